@@ -1,0 +1,257 @@
+/*
+ * loops.c: the small vocabulary the kernels are written in.
+ *
+ * Kernels are emitted straight through the LLVM-C builder; these helpers keep
+ * that readable: i64 arithmetic with nsw flags (so SCEV can reason about
+ * indices and the loop vectorizer sees simple strides), float helpers with
+ * the right fast-math flags (fmuladd so FMAs form; reassociation only where a
+ * reduction is meant to be vectorized), counted loops with a phi induction
+ * variable, if/else, and scalar variables as entry-block allocas that SROA
+ * turns into SSA values at -O1 and above.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_internal.h"
+
+LLVMValueRef be_i64(BeCtx *c, int64_t v) {
+  return LLVMConstInt(c->t_i64, (unsigned long long)v, 1);
+}
+LLVMValueRef be_i32(BeCtx *c, int32_t v) {
+  return LLVMConstInt(c->t_i32, (unsigned long long)(int64_t)v, 1);
+}
+LLVMValueRef be_f32(BeCtx *c, float v) { return LLVMConstReal(c->t_f32, v); }
+
+LLVMValueRef be_add(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildNSWAdd(c->b, a, b, "");
+}
+LLVMValueRef be_sub(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildNSWSub(c->b, a, b, "");
+}
+LLVMValueRef be_mul(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildNSWMul(c->b, a, b, "");
+}
+LLVMValueRef be_sdiv(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSDiv(c->b, a, b, "");
+}
+LLVMValueRef be_srem(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSRem(c->b, a, b, "");
+}
+LLVMValueRef be_smin(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  LLVMValueRef lt = LLVMBuildICmp(c->b, LLVMIntSLT, a, b, "");
+  return LLVMBuildSelect(c->b, lt, a, b, "");
+}
+LLVMValueRef be_smax(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  LLVMValueRef gt = LLVMBuildICmp(c->b, LLVMIntSGT, a, b, "");
+  return LLVMBuildSelect(c->b, gt, a, b, "");
+}
+LLVMValueRef be_addk(BeCtx *c, LLVMValueRef a, int64_t k) {
+  return k == 0 ? a : be_add(c, a, be_i64(c, k));
+}
+LLVMValueRef be_mulk(BeCtx *c, LLVMValueRef a, int64_t k) {
+  return k == 1 ? a : be_mul(c, a, be_i64(c, k));
+}
+
+/* ------------------------------------------------------------------- floats */
+
+static LLVMValueRef with_fmf(LLVMValueRef v, LLVMFastMathFlags f) {
+  if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v))
+    LLVMSetFastMathFlags(v, f);
+  return v;
+}
+
+LLVMValueRef be_fadd(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFAdd(c->b, a, b, "");
+}
+LLVMValueRef be_fadd_r(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return with_fmf(LLVMBuildFAdd(c->b, a, b, ""),
+                  LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+}
+LLVMValueRef be_fmul(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return with_fmf(LLVMBuildFMul(c->b, a, b, ""), LLVMFastMathAllowContract);
+}
+LLVMValueRef be_fsub(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFSub(c->b, a, b, "");
+}
+LLVMValueRef be_fdiv(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFDiv(c->b, a, b, "");
+}
+
+static LLVMValueRef intrinsic(BeCtx *c, const char *name, int nargs,
+                              LLVMValueRef *args) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef ty = LLVMTypeOf(args[0]);
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, &ty, 1);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, &ty, 1);
+  return LLVMBuildCall2(c->b, fty, fn, args, (unsigned)nargs, "");
+}
+
+LLVMValueRef be_fmuladd(BeCtx *c, LLVMValueRef a, LLVMValueRef b,
+                        LLVMValueRef acc) {
+  LLVMValueRef args[3] = {a, b, acc};
+  return intrinsic(c, "llvm.fmuladd", 3, args);
+}
+
+LLVMValueRef be_fcall1(BeCtx *c, const char *name, LLVMValueRef x) {
+  return intrinsic(c, name, 1, &x);
+}
+LLVMValueRef be_fcall2(BeCtx *c, const char *name, LLVMValueRef x,
+                       LLVMValueRef y) {
+  LLVMValueRef args[2] = {x, y};
+  return intrinsic(c, name, 2, args);
+}
+
+LLVMValueRef be_fmax_nan(BeCtx *c, LLVMValueRef m, LLVMValueRef x) {
+  /* "unordered or greater": a NaN input wins, as in PyTorch's max pooling. */
+  LLVMValueRef take = LLVMBuildFCmp(c->b, LLVMRealUGT, x, m, "");
+  return LLVMBuildSelect(c->b, take, x, m, "");
+}
+
+LLVMValueRef be_fmax_r(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
+  LLVMValueRef gt = with_fmf(LLVMBuildFCmp(c->b, LLVMRealOGT, a, b, ""),
+                             LLVMFastMathNoNaNs | LLVMFastMathNoSignedZeros);
+  return with_fmf(LLVMBuildSelect(c->b, gt, a, b, ""),
+                  LLVMFastMathNoNaNs | LLVMFastMathNoSignedZeros);
+}
+
+LLVMValueRef be_relu(BeCtx *c, LLVMValueRef x) {
+  /* x < 0 ? 0 : x keeps NaN, like torch.relu. */
+  LLVMValueRef neg = LLVMBuildFCmp(c->b, LLVMRealOLT, x, be_f32(c, 0), "");
+  return LLVMBuildSelect(c->b, neg, be_f32(c, 0), x, "");
+}
+
+LLVMValueRef be_sitofp(BeCtx *c, LLVMValueRef i) {
+  return LLVMBuildSIToFP(c->b, i, c->t_f32, "");
+}
+
+/* --------------------------------------------------------------- addressing */
+
+LLVMValueRef be_fptr(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
+  return LLVMBuildInBoundsGEP2(c->b, c->t_f32, base, &idx, 1, "");
+}
+
+LLVMValueRef be_ld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
+  LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_f32, be_fptr(c, base, idx), "");
+  LLVMSetAlignment(v, 4);
+  return v;
+}
+
+void be_st(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v) {
+  LLVMValueRef s = LLVMBuildStore(c->b, v, be_fptr(c, base, idx));
+  LLVMSetAlignment(s, 4);
+}
+
+LLVMValueRef be_table_i64(BeCtx *c, const char *name, const int64_t *v, int n) {
+  LLVMValueRef *el = malloc(sizeof(LLVMValueRef) * (size_t)n);
+  for (int i = 0; i < n; i++)
+    el[i] = be_i64(c, v[i]);
+  LLVMValueRef init = LLVMConstArray2(c->t_i64, el, (uint64_t)n);
+  free(el);
+  LLVMValueRef g = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
+  LLVMSetInitializer(g, init);
+  LLVMSetGlobalConstant(g, 1);
+  LLVMSetLinkage(g, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+  return g;
+}
+
+LLVMValueRef be_ld_i64(BeCtx *c, LLVMValueRef table, LLVMValueRef idx) {
+  LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_i64, table, &idx, 1, "");
+  return LLVMBuildLoad2(c->b, c->t_i64, p, "");
+}
+
+LLVMValueRef be_var(BeCtx *c, LLVMTypeRef t, const char *name) {
+  LLVMBuilderRef eb = LLVMCreateBuilderInContext(c->ctx);
+  LLVMValueRef first = LLVMGetFirstInstruction(c->entry);
+  if (first)
+    LLVMPositionBuilderBefore(eb, first);
+  else
+    LLVMPositionBuilderAtEnd(eb, c->entry);
+  LLVMValueRef v = LLVMBuildAlloca(eb, t, name);
+  LLVMDisposeBuilder(eb);
+  return v;
+}
+
+/* -------------------------------------------------------------------- loops */
+
+void be_for(BeCtx *c, BeLoop *l, LLVMValueRef lo, LLVMValueRef hi,
+            const char *name) {
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+  l->header = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+  l->body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
+  l->exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
+  LLVMBuildBr(c->b, l->header);
+  LLVMPositionBuilderAtEnd(c->b, l->header);
+  l->iv = LLVMBuildPhi(c->b, c->t_i64, name);
+  LLVMAddIncoming(l->iv, &lo, &pre, 1);
+  LLVMValueRef more = LLVMBuildICmp(c->b, LLVMIntSLT, l->iv, hi, "");
+  LLVMBuildCondBr(c->b, more, l->body, l->exit);
+  LLVMPositionBuilderAtEnd(c->b, l->body);
+}
+
+void be_for_end(BeCtx *c, BeLoop *l) {
+  LLVMValueRef next = be_add(c, l->iv, be_i64(c, 1));
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+  LLVMBuildBr(c->b, l->header);
+  LLVMAddIncoming(l->iv, &next, &latch, 1);
+  /* Keep blocks in source order: the exit after everything of the body. */
+  LLVMMoveBasicBlockAfter(l->exit, latch);
+  LLVMPositionBuilderAtEnd(c->b, l->exit);
+}
+
+void be_if(BeCtx *c, BeIf *f, LLVMValueRef cond) {
+  f->then_bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "then");
+  f->else_bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "else");
+  f->end_bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "endif");
+  f->has_else = false;
+  LLVMBuildCondBr(c->b, cond, f->then_bb, f->else_bb);
+  LLVMPositionBuilderAtEnd(c->b, f->then_bb);
+}
+
+void be_else(BeCtx *c, BeIf *f) {
+  LLVMBuildBr(c->b, f->end_bb);
+  LLVMMoveBasicBlockAfter(f->else_bb, LLVMGetInsertBlock(c->b));
+  LLVMPositionBuilderAtEnd(c->b, f->else_bb);
+  f->has_else = true;
+}
+
+void be_endif(BeCtx *c, BeIf *f) {
+  LLVMBuildBr(c->b, f->end_bb);
+  if (!f->has_else) {
+    LLVMMoveBasicBlockAfter(f->else_bb, LLVMGetInsertBlock(c->b));
+    LLVMPositionBuilderAtEnd(c->b, f->else_bb);
+    LLVMBuildBr(c->b, f->end_bb);
+  }
+  LLVMMoveBasicBlockAfter(f->end_bb, LLVMGetInsertBlock(c->b));
+  LLVMPositionBuilderAtEnd(c->b, f->end_bb);
+}
+
+/* ---------------------------------------------------------------- functions */
+
+void be_add_enum_attr(BeCtx *c, LLVMValueRef fn, unsigned idx,
+                      const char *name) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+}
+
+static void add_str_attr(BeCtx *c, LLVMValueRef fn, const char *k,
+                         const char *v) {
+  LLVMAddAttributeAtIndex(
+      fn, LLVMAttributeFunctionIndex,
+      LLVMCreateStringAttribute(c->ctx, k, (unsigned)strlen(k), v,
+                                (unsigned)strlen(v)));
+}
+
+void be_func_attrs(BeCtx *c, LLVMValueRef fn) {
+  be_add_enum_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind");
+  if (c->cpu && *c->cpu)
+    add_str_attr(c, fn, "target-cpu", c->cpu);
+  if (c->features && *c->features)
+    add_str_attr(c, fn, "target-features", c->features);
+}
+
+void be_func_begin(BeCtx *c, LLVMValueRef fn) {
+  c->fn = fn;
+  c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+  LLVMPositionBuilderAtEnd(c->b, c->entry);
+}

@@ -1,0 +1,375 @@
+/*
+ * main.c: the cnncc command.
+ *
+ *   spec.yaml -frontend-> Graph -weights-> -passes-> -backend-> .so
+ *
+ * The driver only parses flags and calls each stage's entry point in turn;
+ * the stages report user errors through one Diag. Exit status: 0 success,
+ * 1 user error (spec, weights, flags), 2 internal error.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "passes/passes.h"
+
+#define EXIT_USER 1
+#define EXIT_INTERNAL 2
+
+static const char usage[] =
+    "usage: cnncc SPEC.yaml [-o OUT] [options]\n"
+    "\n"
+    "Compiles a network spec into a shared object exporting the cnn.h ABI.\n"
+    "\n"
+    "options:\n"
+    "  -o FILE              output file (default: SPEC's base name + .so/.ll/.s/.o/.ir)\n"
+    "  --weights FILE       safetensors weights, names as in PyTorch's state_dict()\n"
+    "                       (default: deterministic initialization, see docs/spec.md)\n"
+    "  --seed N             seed of the deterministic initialization (default 0)\n"
+    "  --external-weights   write the packed weights beside the output (OUT.weights)\n"
+    "                       instead of embedding them; cnn_create(path) maps them\n"
+    "  -O0 | -O1 | -O2 | -O3  optimization level (default -O2); -O0 runs no passes\n"
+    "  --passes=a,b,c       run exactly these passes (see --list-passes)\n"
+    "  --list-passes        list the passes and exit\n"
+    "  --print-after=PASS   print the IR after PASS (or 'all') to stderr\n"
+    "  --emit=KIND          so (default) | obj | asm | llvm | ir (IR text) | dot (Graphviz;\n"
+    "                       after the passes, or as written with -O0)\n"
+    "  --target-cpu=CPU     LLVM CPU name (default: this host's), e.g. x86-64-v3\n"
+    "  --target-features=F  LLVM feature string (default: the host's when no CPU given)\n"
+    "  --summary            print a per-layer table (shapes, params, MACs) and exit\n"
+    "  --stats              print what each pass did\n"
+    "  -v                   verbose: show the steps and the link command\n"
+    "  --help, --version\n"
+    "\n"
+    "exit status: 0 success, 1 error in the input or flags, 2 internal error\n";
+
+typedef struct {
+  const char *spec, *output, *weights;
+  uint64_t seed;
+  bool external_weights, summary, stats, verbose;
+  int opt;
+  const char *passes, *print_after, *target_cpu, *target_features;
+  EmitKind emit;
+  bool emit_ir, emit_dot;
+} Options;
+
+static bool starts(const char *s, const char *p, const char **rest) {
+  size_t n = strlen(p);
+  if (strncmp(s, p, n) != 0)
+    return false;
+  *rest = s + n;
+  return true;
+}
+
+/* Returns 0 to go on, or an exit code + 1 (so 1 = exit 0). */
+static int parse_args(int argc, char **argv, Options *o, Diag *d) {
+  o->opt = 2;
+  o->emit = EMIT_SO;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage, stdout);
+      return 1;
+    } else if (strcmp(a, "--version") == 0) {
+      printf("cnncc %s (LLVM %s)\n", CNNCC_VERSION, backend_llvm_version());
+      return 1;
+    } else if (strcmp(a, "--list-passes") == 0) {
+      for (int k = 0; k < passes_count; k++)
+        printf("%-16s -O%d  %s\n", passes_all[k].name, passes_all[k].min_opt,
+               passes_all[k].summary);
+      return 1;
+    } else if (strcmp(a, "-o") == 0 || strcmp(a, "--weights") == 0 ||
+               strcmp(a, "--seed") == 0) {
+      if (i + 1 >= argc) {
+        diag_plain(d, DIAG_ERROR, "option '%s' needs a value", a);
+        return EXIT_USER + 1;
+      }
+      const char *val = argv[++i];
+      if (a[1] == 'o')
+        o->output = val;
+      else if (a[2] == 'w')
+        o->weights = val;
+      else {
+        char *end;
+        errno = 0;
+        o->seed = strtoull(val, &end, 0);
+        if (errno || *end || !*val) {
+          diag_plain(d, DIAG_ERROR, "--seed expects an unsigned integer, got '%s'", val);
+          return EXIT_USER + 1;
+        }
+      }
+    } else if (starts(a, "--weights=", &v)) {
+      o->weights = v;
+    } else if (strcmp(a, "--external-weights") == 0) {
+      o->external_weights = true;
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+      o->opt = a[2] - '0';
+    } else if (starts(a, "--passes=", &v)) {
+      o->passes = v;
+    } else if (starts(a, "--print-after=", &v)) {
+      o->print_after = v;
+    } else if (starts(a, "--emit=", &v)) {
+      static const char *const kinds[] = {"ir", "llvm", "asm", "obj", "so", "dot"};
+      int k = 0;
+      while (k < 6 && strcmp(v, kinds[k]) != 0)
+        k++;
+      if (k == 6) {
+        const char *s = diag_suggest(v, kinds, 6);
+        diag_plain(d, DIAG_ERROR, "unknown --emit kind '%s' (ir, dot, llvm, asm, obj or so)%s%s%s",
+                   v, s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
+        return EXIT_USER + 1;
+      }
+      o->emit_ir = k == 0;
+      o->emit_dot = k == 5;
+      o->emit = k == 1 ? EMIT_LLVM : k == 2 ? EMIT_ASM : k == 3 ? EMIT_OBJ : EMIT_SO;
+    } else if (starts(a, "--target-cpu=", &v)) {
+      o->target_cpu = v;
+    } else if (starts(a, "--target-features=", &v)) {
+      o->target_features = v;
+    } else if (strcmp(a, "--summary") == 0) {
+      o->summary = true;
+    } else if (strcmp(a, "--stats") == 0) {
+      o->stats = true;
+    } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+      o->verbose = true;
+    } else if (a[0] == '-' && a[1]) {
+      static const char *const known[] = {
+          "--help", "--version", "--weights", "--seed", "--external-weights",
+          "--passes", "--print-after", "--emit", "--target-cpu",
+          "--target-features", "--summary", "--stats", "--list-passes", "-o", "-O2"};
+      const char *s = diag_suggest(a, known, (int)(sizeof known / sizeof *known));
+      diag_plain(d, DIAG_ERROR, "unknown option '%s'%s%s%s (see --help)", a,
+                 s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
+      return EXIT_USER + 1;
+    } else if (!o->spec) {
+      o->spec = a;
+    } else {
+      diag_plain(d, DIAG_ERROR, "more than one spec file given ('%s' and '%s')", o->spec, a);
+      return EXIT_USER + 1;
+    }
+  }
+  if (!o->spec) {
+    diag_plain(d, DIAG_ERROR, "no spec file given (usage: cnncc SPEC.yaml -o OUT.so; see --help)");
+    return EXIT_USER + 1;
+  }
+  return 0;
+}
+
+/* "net" from "dir/net.yaml", plus ext. */
+static char *default_output(const char *spec, const char *ext) {
+  const char *base = strrchr(spec, '/');
+  base = base ? base + 1 : spec;
+  size_t n = strlen(base);
+  const char *dot = strrchr(base, '.');
+  if (dot && dot != base)
+    n = (size_t)(dot - base);
+  char *out = malloc(n + strlen(ext) + 1);
+  memcpy(out, base, n);
+  strcpy(out + n, ext);
+  return out;
+}
+
+/* The runtime library: $CNNCC_RUNTIME, next to an installed cnncc
+   (BIN/../lib/cnncc/libcnnrt.a), the configured install path, or the build
+   tree this cnncc was built in. */
+static const char *find_runtime(char *buf, size_t n) {
+  const char *env = getenv("CNNCC_RUNTIME");
+  if (env && *env)
+    return env;
+  char exe[PATH_MAX];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len > 0) {
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+      *slash = 0;
+      snprintf(buf, n, "%s/../lib/cnncc/libcnnrt.a", exe);
+      if (access(buf, R_OK) == 0)
+        return buf;
+      snprintf(buf, n, "%s/libcnnrt.a", exe);
+      if (access(buf, R_OK) == 0)
+        return buf;
+    }
+  }
+  if (access(CNNCC_RUNTIME_INSTALL_PATH, R_OK) == 0)
+    return CNNCC_RUNTIME_INSTALL_PATH;
+  return CNNCC_RUNTIME_BUILD_PATH;
+}
+
+static void human_bytes(int64_t b, char *buf, size_t n) {
+  if (b >= 10 * 1024 * 1024)
+    snprintf(buf, n, "%.1f MB", (double)b / (1024.0 * 1024.0));
+  else if (b >= 10 * 1024)
+    snprintf(buf, n, "%.1f KB", (double)b / 1024.0);
+  else
+    snprintf(buf, n, "%lld B", (long long)b);
+}
+
+static void print_summary(const Graph *g, FILE *out) {
+  char shp[64], bytes[32];
+  fprintf(out, "%-36s %-18s %-16s %14s %16s %12s\n", "layer", "op", "output",
+          "params", "MACs", "activations");
+  uint64_t tp = 0, tm = 0;
+  int64_t ta = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *n = GRAPH_NODE(g, i);
+    if (n->dead)
+      continue;
+    uint64_t p = 0;
+    for (int k = 0; k < n->nparams; k++)
+      if (n->params[k] && n->params[k]->trainable)
+        p += (uint64_t)param_numel(n->params[k]);
+    uint64_t m = ir_node_macs(n);
+    int64_t a = shape_numel(&n->shape) * 4;
+    tp += p;
+    tm += m;
+    ta += a;
+    human_bytes(a, bytes, sizeof bytes);
+    fprintf(out, "%-36s %-18s %-16s %14llu %16llu %12s\n", n->name, ir_ops[n->op].name,
+            shape_str(&n->shape, shp, sizeof shp), (unsigned long long)p,
+            (unsigned long long)m, bytes);
+  }
+  human_bytes(ta, bytes, sizeof bytes);
+  fprintf(out, "%-36s %-18s %-16s %14llu %16llu %12s\n", "total", "", "",
+          (unsigned long long)tp, (unsigned long long)tm, bytes);
+  fprintf(out, "parameters: %llu (%.2f M)   MACs: %llu (%.3f G)   activations: %s per sample\n",
+          (unsigned long long)tp, (double)tp / 1e6, (unsigned long long)tm,
+          (double)tm / 1e9, bytes);
+}
+
+static bool split_passes(const char *list, PassOptions *po, Diag *d) {
+  static const char *names[64];
+  int n = 0;
+  char *copy = strdup(list);
+  bool ok = true;
+  for (char *save, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    const PassInfo *p = passes_lookup(t);
+    if (!p) {
+      const char *cands[64];
+      for (int i = 0; i < passes_count && i < 64; i++)
+        cands[i] = passes_all[i].name;
+      const char *s = diag_suggest(t, cands, passes_count);
+      diag_plain(d, DIAG_ERROR, "unknown pass '%s'%s%s%s (see --list-passes)", t,
+                 s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
+      ok = false;
+    } else if (n < 64) {
+      names[n++] = p->name;
+    }
+  }
+  free(copy);
+  po->only = names;
+  po->nonly = n;
+  return ok;
+}
+
+int main(int argc, char **argv) {
+  Diag *d = diag_new(stderr, isatty(2));
+  Options o = {0};
+  int rc = parse_args(argc, argv, &o, d);
+  if (rc) {
+    diag_free(d);
+    return rc - 1;
+  }
+  PassOptions po = {.opt_level = o.opt, .print_after = o.print_after, .print_out = stderr};
+  if (o.passes && !split_passes(o.passes, &po, d)) {
+    diag_free(d);
+    return EXIT_USER;
+  }
+  if (o.print_after && strcmp(o.print_after, "all") != 0 && !passes_lookup(o.print_after)) {
+    diag_plain(d, DIAG_ERROR, "--print-after: unknown pass '%s' (see --list-passes)", o.print_after);
+    diag_free(d);
+    return EXIT_USER;
+  }
+
+  Graph *g = spec_load_file(o.spec, d);
+  if (!g) {
+    diag_free(d);
+    return EXIT_USER;
+  }
+  if (o.summary) {
+    print_summary(g, stdout);
+    ir_graph_free(g);
+    diag_free(d);
+    return 0;
+  }
+  if (o.weights) {
+    if (!weights_load(g, o.weights, d)) {
+      ir_graph_free(g);
+      diag_free(d);
+      return EXIT_USER;
+    }
+  } else {
+    weights_init_deterministic(g, o.seed);
+    diag_plain(d, DIAG_NOTE,
+               "no --weights given: using the deterministic initialization (seed %llu)",
+               (unsigned long long)o.seed);
+  }
+  if (o.verbose)
+    fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name,
+            g->nodes.len, (unsigned long long)g->num_params_orig,
+            (double)ir_graph_macs(g) / 1e9);
+
+  po.verify = o.verbose;
+  passes_run(g, &po);
+  if (o.stats)
+    for (int i = 0; i < g->stats.len; i++) {
+      PassStat *s = g->stats.items[i];
+      fprintf(stderr, "%s: %s\n", s->pass, s->text);
+    }
+
+  static const char *const exts[] = {[EMIT_LLVM] = ".ll", [EMIT_ASM] = ".s",
+                                     [EMIT_OBJ] = ".o", [EMIT_SO] = ".so"};
+  char *defout = NULL;
+  if (!o.output)
+    o.output = defout =
+        default_output(o.spec, o.emit_ir ? ".ir" : o.emit_dot ? ".dot" : exts[o.emit]);
+
+  if (o.emit_ir || o.emit_dot) {
+    FILE *f = strcmp(o.output, "-") == 0 ? stdout : fopen(o.output, "w");
+    if (!f) {
+      diag_plain(d, DIAG_ERROR, "cannot write '%s': %s", o.output, strerror(errno));
+      rc = EXIT_USER;
+    } else {
+      if (o.emit_dot)
+        ir_print_dot(g, f);
+      else
+        ir_print(g, f);
+      if (f != stdout && fclose(f) != 0) {
+        diag_plain(d, DIAG_ERROR, "cannot write '%s': %s", o.output, strerror(errno));
+        remove(o.output);
+        rc = EXIT_USER;
+      }
+    }
+  } else {
+    char rtbuf[PATH_MAX], ident[256];
+    char *cpu = o.target_cpu ? NULL : backend_host_cpu();
+    snprintf(ident, sizeof ident, "cnncc %s (LLVM %s) -O%d cpu=%s", CNNCC_VERSION,
+             backend_llvm_version(), o.opt, o.target_cpu ? o.target_cpu : cpu);
+    free(cpu);
+    const char *cc = getenv("CC");
+    BackendOptions bo = {
+        .output = o.output,
+        .emit = o.emit,
+        .opt_level = o.opt,
+        .target_cpu = o.target_cpu,
+        .target_features = o.target_features,
+        .external_weights = o.external_weights,
+        .runtime_lib = find_runtime(rtbuf, sizeof rtbuf),
+        .cc = cc && *cc ? cc : "cc",
+        .compiler_ident = ident,
+        .verbose = o.verbose,
+    };
+    rc = backend_compile(g, &bo, d);
+  }
+  free(defout);
+  ir_graph_free(g);
+  diag_free(d);
+  return rc;
+}

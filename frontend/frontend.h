@@ -1,0 +1,96 @@
+/*
+ * frontend.h: spec files and weights into the graph IR; the map of frontend/.
+ *
+ *   frontend/diag.c         clang-style diagnostics (file:line:col, caret, notes)
+ *   frontend/spec.c         YAML spec -> AST with source positions (libyaml)
+ *   frontend/expr.c         the small expression language of block parameters
+ *   frontend/lower.c        AST -> Graph: blocks, repetition, names, shapes
+ *   frontend/safetensors.c  safetensors reader (header JSON via jansson)
+ *   frontend/weights.c      binding tensors to parameters; deterministic init
+ *
+ * User errors go through a Diag and make the entry point return NULL/false;
+ * nothing here calls exit().
+ */
+#ifndef CNNCC_FRONTEND_H
+#define CNNCC_FRONTEND_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../ir/ir.h"
+
+/* ------------------------------------------------------------------ diag.c */
+
+typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
+
+typedef struct Diag Diag;
+/* Diagnostics are written to `out` (stderr in the driver, a memstream in
+   tests). color: use ANSI colours. */
+Diag *diag_new(FILE *out, bool color);
+void diag_free(Diag *d);
+/* Remember a file's text so diagnostics can quote its lines (copied). */
+void diag_add_source(Diag *d, const char *file, const char *text, size_t len);
+/* Report at loc; span = length of the underlined token (>= 1). A loc with
+   line 0 prints "file: error: ..." without a caret. */
+void diag_report(Diag *d, DiagLevel level, SrcLoc loc, int span,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span,
+                  const char *fmt, va_list ap);
+/* Error without a location: "cnncc: error: ..." */
+void diag_plain(Diag *d, DiagLevel level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int diag_error_count(const Diag *d);
+/* The closest candidate by edit distance if it is close enough to be a
+   plausible misspelling, else NULL. */
+const char *diag_suggest(const char *word, const char *const *candidates,
+                         int n);
+
+/* ---------------------------------------------------------- spec + lower */
+
+/* Parse and lower a spec file into a graph with inferred shapes and
+   parameters created (data NULL). NULL on error (reported through d). */
+Graph *spec_load_file(const char *path, Diag *d);
+/* Same from a string; `name` is used as the file name in diagnostics and for
+   resolving includes relative to the current directory. */
+Graph *spec_load_string(const char *name, const char *text, Diag *d);
+
+/* ------------------------------------------------------------ safetensors */
+
+typedef enum { ST_F32, ST_F64, ST_F16, ST_BF16, ST_OTHER } StDtype;
+
+typedef struct {
+  const char *name;
+  StDtype dtype;
+  const char *dtype_name; /* as in the header, e.g. "F32" */
+  int rank;
+  int64_t shape[8];
+  const unsigned char *data; /* points into the mapped file */
+  uint64_t nbytes;
+} StTensor;
+
+typedef struct StFile StFile;
+/* Open and validate (header length in bounds, JSON well-formed, offsets
+   inside the data area, no overlaps, sizes consistent with dtype and shape,
+   no duplicate names). NULL on error with a message in err. */
+StFile *st_open(const char *path, char *err, size_t errlen);
+void st_close(StFile *f);
+int st_count(const StFile *f);
+const StTensor *st_tensor(const StFile *f, int i);
+const StTensor *st_find(const StFile *f, const char *name);
+/* Convert to float32 into dst (numel floats). */
+void st_to_f32(const StTensor *t, float *dst);
+
+/* ---------------------------------------------------------------- weights */
+
+/* Bind every parameter of g from the file; every missing, unexpected and
+   mis-shaped tensor is reported (all of them, not just the first). Tensors
+   named "*.num_batches_tracked" are ignored. */
+bool weights_load(Graph *g, const char *path, Diag *d);
+/* Fill every parameter deterministically from `seed` (documented in
+   docs/spec.md): conv/linear weights and biases uniform in +-1/sqrt(fan_in)
+   (PyTorch's default bounds), BN weight 1, bias 0, mean 0, var 1. The values
+   of one parameter depend only on the seed and its name. */
+void weights_init_deterministic(Graph *g, uint64_t seed);
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * spec_internal.h: the spec frontend's internal map (spec.c, expr.c, lower.c).
+ *
+ *   YAML text --spec.c--> YNode tree --spec.c--> AST (Spec, Block, Layer)
+ *             --spec.c check--> keys, ops, blocks validated
+ *             --lower.c--> Graph (expr.c evaluates values on the way)
+ *
+ * The YNode tree is libyaml's document with every node's 1-based line:col.
+ * The AST keeps YNodes for every value, because values are only evaluated
+ * during lowering (they may be expressions over block parameters), and a
+ * value's diagnostics point at its YNode.
+ *
+ * All of this lives in one temporary Arena (SpecCtx.tmp) freed when loading
+ * ends; only the Graph survives.
+ */
+#ifndef CNNCC_SPEC_INTERNAL_H
+#define CNNCC_SPEC_INTERNAL_H
+
+#include "frontend.h"
+
+/* ------------------------------------------------------------ YAML tree */
+
+typedef enum { Y_SCALAR, Y_SEQ, Y_MAP } YKind;
+typedef struct ExprNode ExprNode;
+typedef struct YNode YNode;
+struct YNode {
+  YKind kind;
+  SrcLoc loc;
+  int span;          /* columns to underline */
+  const char *str;   /* scalar text (NUL-terminated) */
+  size_t len;
+  bool quoted;       /* scalar written in quotes or as a block scalar */
+  int text_col;      /* column of the scalar's first character of text when
+                        offsets into it map to columns (one line, no escapes
+                        before); 0 if they do not */
+  YNode **items;     /* sequence items, or mapping values */
+  YNode **keys;      /* mapping keys */
+  int n;
+  /* expression cache (expr.c) */
+  ExprNode *expr;
+  bool expr_done, expr_bad;
+};
+
+/* The value of mapping key `key`, or NULL. */
+YNode *spec_map_get(const YNode *map, const char *key);
+
+/* ----------------------------------------------------------------- values */
+
+typedef enum { V_NULL, V_INT, V_FLOAT, V_BOOL, V_STR, V_LIST, V_MAP } VKind;
+typedef struct Value Value;
+struct Value {
+  VKind kind;
+  int64_t i;
+  double f;
+  bool b;
+  const char *s;
+  Value *items;
+  int n;
+};
+
+/* Parameters in scope of an expression: a chain of bindings. A binding with
+   `poisoned` set stands for a value that could not be computed (an error was
+   already reported); using it fails silently. */
+typedef struct Env Env;
+struct Env {
+  const Env *up;
+  const char *name;
+  Value v;
+  bool poisoned;
+};
+
+/* ---------------------------------------------------------------- the AST */
+
+typedef struct SpecOp SpecOp;
+typedef struct Block Block;
+typedef struct Layer Layer;
+
+typedef enum { LK_OP, LK_BLOCK, LK_GROUP } LayerKind;
+
+/* A key: value pair of a layer that is not one of the common keys: an op's
+   attribute or a block's argument. */
+typedef struct {
+  const char *key;
+  YNode *knode, *val;
+} Arg;
+
+struct Layer {
+  LayerKind kind;
+  YNode *node;          /* the layer's mapping */
+  bool invalid;         /* an error was reported by the checker */
+  YNode *name;          /* NULL: unnamed */
+  YNode *what;          /* value of op/block */
+  const SpecOp *op;     /* LK_OP */
+  Block *block;         /* LK_BLOCK (resolved by the checker) */
+  Layer **layers;       /* LK_GROUP */
+  int nlayers;
+  YNode *in, *if_, *repeat, *repeat_name, *repeat_from, *at, *numbered;
+  Arg *args;
+  int nargs;
+};
+
+struct Block {
+  const char *name;
+  YNode *node, *key;
+  Arg *params;          /* name + default (val; a null scalar: required) */
+  int nparams;
+  Layer **layers;
+  int nlayers;
+  YNode *numbered;
+  bool invalid;
+};
+
+typedef struct {
+  const char *name;
+  YNode *node;          /* the key */
+  YNode *shape;
+} SpecInput;
+
+typedef struct {
+  const char *name;
+  YNode *name_node;
+  SpecInput *inputs;
+  int ninputs;
+  YNode *outputs;       /* sequence (or scalar) of references; NULL: default */
+  Block **blocks;
+  int nblocks;
+  Layer **layers;
+  int nlayers;
+} Spec;
+
+/* Attribute kinds of spec ops (lower.c converts values by kind). */
+typedef enum {
+  AK_INT,      /* positive int */
+  AK_PAIR,     /* int or [h, w] */
+  AK_PAD,      /* int, [h, w] or [top, left, bottom, right] */
+  AK_BOOL,
+  AK_FLOAT,
+  AK_AXIS,     /* must be 1 */
+} AttrKind;
+
+typedef struct {
+  const char *key;
+  AttrKind kind;
+  bool required;
+} AttrSpec;
+
+#define SPEC_MAX_ATTRS 8
+struct SpecOp {
+  const char *name; /* in the spec */
+  Op op;
+  AttrSpec attrs[SPEC_MAX_ATTRS];
+};
+
+/* The op table of the spec language; NULL-named entry ends it. */
+extern const SpecOp spec_ops[];
+const SpecOp *spec_op_find(const char *name);
+
+/* ----------------------------------------------------- the shared context */
+
+struct Frame;
+typedef struct {
+  Diag *diag;
+  Arena *tmp;            /* AST, values, scopes: freed at the end */
+  Graph *g;              /* being built; file names live in its arena */
+  struct Frame *frame;   /* innermost frame being lowered (notes) */
+  struct Frame *pending; /* frame of the last error, its context notes not
+                            printed yet (they follow the error's own notes) */
+  PtrVec seen;           /* reported "file:line:col:msg" keys (dedupe) */
+  int nodes;             /* nodes created (budget) */
+  bool stop;             /* too many errors: stop early */
+  bool quiet;            /* the last error was a repeat: drop its notes */
+  bool abort;            /* a fatal error (runaway recursion): stop lowering */
+} SpecCtx;
+
+#define SPEC_MAX_ERRORS 50
+#define SPEC_MAX_DEPTH 64       /* nested block instances */
+#define SPEC_MAX_NODES 1000000  /* nodes in one network */
+#define SPEC_MAX_REPEAT 100000
+
+/* Report an error at a location (deduplicated; followed by notes naming the
+   block instances being lowered). Returns false, for `return spec_error(...)`. */
+bool spec_error(SpecCtx *c, SrcLoc loc, int span, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Error at a YNode. */
+bool spec_error_at(SpecCtx *c, const YNode *y, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void spec_note(SpecCtx *c, SrcLoc loc, int span, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* "did you mean 'x'?" note after an error, if a candidate is close. */
+void spec_hint(SpecCtx *c, SrcLoc loc, const char *word,
+               const char *const *cands, int n);
+
+/* --------------------------------------------------------------- expr.c */
+
+/* The value of a YAML node in env: a literal scalar (int, float, bool, null,
+   string), an expression (a scalar with '$'), a list of values, or V_MAP for
+   a mapping. false on error (reported, or silent when it uses a poisoned
+   binding). */
+bool expr_value(SpecCtx *c, YNode *y, const Env *env, Value *out);
+Env *expr_bind(Arena *a, const Env *up, const char *name, Value v);
+Env *expr_bind_poisoned(Arena *a, const Env *up, const char *name);
+/* "integer 3", "string 'three'", "a list", ... for messages. */
+const char *expr_describe(Arena *a, const Value *v);
+/* A plain scalar's literal value (no expressions). */
+Value expr_literal(const YNode *y);
+
+/* -------------------------------------------------------------- lower.c */
+
+/* Lower a checked spec into c->g. false if any error was reported. */
+bool lower_spec(SpecCtx *c, Spec *s);
+/* Print the notes naming the block instances around the last error (the
+   frames in c->pending), if not printed yet. Called before the next error,
+   when a frame ends, and when loading ends. */
+void lower_context_notes(SpecCtx *c);
+
+#endif

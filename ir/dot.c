@@ -1,0 +1,100 @@
+/*
+ * dot.c: the graph as Graphviz source, for `cnncc --emit=dot`.
+ *
+ * One box per kernel. A node whose epilogue absorbed a residual add or a
+ * ReLU shows them in its label ("conv2d + add + relu"), so a fused ResNet
+ * bottleneck reads as three boxes instead of eight. Views (flatten,
+ * dropout) are dashed ellipses; inputs and outputs are ovals. An edge into
+ * a concat is labelled with the channel range it fills, so concat slices are
+ * visible; a residual edge is dashed. Nodes are grouped into clusters by
+ * the first component of their name (an Inception module, a ResNet stage).
+ */
+#include <string.h>
+
+#include "ir.h"
+
+static void label(const Node *n, FILE *o) {
+  char buf[96];
+  fprintf(o, "%s\\n%s", n->name, ir_ops[n->op].name);
+  if (n->op == OP_CONV2D)
+    fprintf(o, " %lldx%lld/%lld%s", (long long)n->attr.kernel[0], (long long)n->attr.kernel[1],
+            (long long)n->attr.stride[0], n->attr.groups > 1 ? " grouped" : "");
+  if (n->epi.residual >= 0)
+    fputs(" + add", o);
+  if (n->epi.act == ACT_RELU)
+    fputs(" + relu", o);
+  fprintf(o, "\\n%s", shape_str(&n->shape, buf, sizeof buf));
+}
+
+static size_t prefix_len(const char *name) {
+  const char *dot = strchr(name, '.');
+  return dot ? (size_t)(dot - name) : 0;
+}
+
+void ir_print_dot(const Graph *g, FILE *o) {
+  fprintf(o, "digraph \"%s\" {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
+             "fillcolor=\"#eef3fb\", fontname=\"Helvetica\", fontsize=10];\n"
+             "  edge [fontname=\"Helvetica\", fontsize=9];\n", g->name);
+  /* Clusters by name prefix, in order of first appearance. */
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *n = GRAPH_NODE(g, i);
+    if (n->dead)
+      continue;
+    size_t pl = prefix_len(n->name);
+    bool first = true;
+    for (int j = 0; j < i && pl; j++) {
+      const Node *m = GRAPH_NODE(g, j);
+      if (!m->dead && prefix_len(m->name) == pl && strncmp(m->name, n->name, pl) == 0)
+        first = false;
+    }
+    if (pl && !first)
+      continue;
+    if (pl)
+      fprintf(o, "  subgraph \"cluster_%.*s\" {\n    label=\"%.*s\"; style=dashed; color=\"#999999\";\n",
+              (int)pl, n->name, (int)pl, n->name);
+    for (int j = i; j < g->nodes.len; j++) {
+      const Node *m = GRAPH_NODE(g, j);
+      if (m->dead)
+        continue;
+      bool member = pl ? prefix_len(m->name) == pl && strncmp(m->name, n->name, pl) == 0 : j == i;
+      if (!member)
+        continue;
+      fprintf(o, "%s  n%d [label=\"", pl ? "  " : "", m->id);
+      label(m, o);
+      fputc('"', o);
+      if (m->op == OP_INPUT)
+        fputs(", shape=oval, fillcolor=\"#d9ead3\"", o);
+      else if (ir_ops[m->op].flags & OPF_VIEW)
+        fputs(", shape=ellipse, style=dashed", o);
+      else if (m->op == OP_CONCAT)
+        fputs(", fillcolor=\"#fff2cc\"", o);
+      else if (m->epi.residual >= 0 || m->epi.act != ACT_NONE)
+        fputs(", fillcolor=\"#d0e0f5\"", o);
+      fputs("];\n", o);
+    }
+    if (pl)
+      fputs("  }\n", o);
+  }
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *n = GRAPH_NODE(g, i);
+    if (n->dead)
+      continue;
+    int64_t c0 = 0;
+    for (int k = 0; k < n->nin; k++) {
+      fprintf(o, "  n%d -> n%d", n->in[k]->id, n->id);
+      if (n->op == OP_CONCAT) {
+        int64_t c1 = c0 + n->in[k]->shape.d[0];
+        fprintf(o, " [label=\"ch %lld..%lld\"]", (long long)c0, (long long)c1 - 1);
+        c0 = c1;
+      } else if (k == n->epi.residual) {
+        fputs(" [style=dashed, label=\"residual\"]", o);
+      }
+      fputs(";\n", o);
+    }
+  }
+  for (int i = 0; i < g->noutputs; i++) {
+    fprintf(o, "  out%d [label=\"%s\", shape=oval, fillcolor=\"#f4cccc\"];\n", i, g->outputs[i].name);
+    fprintf(o, "  n%d -> out%d;\n", g->outputs[i].node->id, i);
+  }
+  fputs("}\n", o);
+}

@@ -1,0 +1,639 @@
+/*
+ * graph.c: building, checking and measuring the graph.
+ *
+ * Shape inference lives here, one case per op, because it is the IR's own
+ * contract: the frontend calls ir_infer_shape() on every node it creates and
+ * reports the message at the layer's source location; passes that create
+ * nodes call it too. Inference also creates a node's parameters (with the
+ * PyTorch shapes and names) the first time, since their shapes follow from
+ * the input shape. Sizes are checked against overflow: a dimension is at most
+ * IR_MAX_DIM and a tensor at most IR_MAX_NUMEL elements.
+ */
+#include <assert.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+
+#define IR_MAX_DIM ((int64_t)1 << 31)
+#define IR_MAX_NUMEL ((int64_t)1 << 36)
+
+const OpInfo ir_ops[OP_COUNT_] = {
+#define OP(e, name, mn, mx, fl) [OP_##e] = {name, mn, mx, fl},
+#include "ops.def"
+#undef OP
+};
+
+int ir_op_lookup(const char *name) {
+  for (int i = 0; i < OP_COUNT_; i++)
+    if (strcmp(ir_ops[i].name, name) == 0)
+      return i;
+  return -1;
+}
+
+/* ------------------------------------------------------------------ shapes */
+
+int64_t shape_numel(const Shape *s) {
+  int64_t n = 1;
+  for (int i = 0; i < s->rank; i++)
+    n *= s->d[i];
+  return n;
+}
+
+bool shape_eq(const Shape *a, const Shape *b) {
+  if (a->rank != b->rank)
+    return false;
+  for (int i = 0; i < a->rank; i++)
+    if (a->d[i] != b->d[i])
+      return false;
+  return true;
+}
+
+char *shape_str(const Shape *s, char *buf, size_t n) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int i = 0; i < s->rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, i ? "x%lld" : "%lld", (long long)s->d[i]);
+  if (s->rank == 0)
+    snprintf(buf, n, "scalar");
+  return buf;
+}
+
+int64_t param_numel(const Param *p) {
+  int64_t n = 1;
+  for (int i = 0; i < p->rank; i++)
+    n *= p->dims[i];
+  return n;
+}
+
+/* ---------------------------------------------------------------- building */
+
+Graph *ir_graph_new(const char *name) {
+  Arena *a = arena_new();
+  Graph *g = arena_alloc(a, sizeof *g);
+  g->arena = a;
+  g->name = arena_strdup(a, name ? name : "net");
+  return g;
+}
+
+void ir_graph_free(Graph *g) {
+  if (g)
+    arena_free(g->arena);
+}
+
+Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin,
+                  SrcLoc loc) {
+  assert(op >= 0 && op < OP_COUNT_);
+  Node *n = arena_alloc(g->arena, sizeof *n);
+  n->id = g->next_id++;
+  n->op = op;
+  n->name = name ? arena_strdup(g->arena, name) : arena_printf(g->arena, "%s%d", ir_ops[op].name, n->id);
+  n->nin = nin;
+  n->in = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nin > 0 ? nin : 1));
+  for (int i = 0; i < nin; i++)
+    n->in[i] = in[i];
+  Attrs *a = &n->attr;
+  a->stride[0] = a->stride[1] = 1;
+  a->dilation[0] = a->dilation[1] = 1;
+  a->groups = 1;
+  a->has_bias = true;
+  a->eps = 1e-5f;
+  a->count_include_pad = true;
+  a->out_hw[0] = a->out_hw[1] = 1;
+  a->alpha = 1e-4f;
+  a->beta = 0.75f;
+  a->k = 1.0f;
+  a->scale = 1.0f;
+  a->p = 0.5f;
+  n->epi.residual = -1;
+  n->loc = loc;
+  if (!n->loc.file)
+    n->loc.file = "<builtin>";
+  n->order = g->nodes.len;
+  ptrvec_push(g->arena, &g->nodes, n);
+  return n;
+}
+
+Param *ir_param_new(Graph *g, Node *n, int slot, const char *name, int rank,
+                    const int64_t *dims, bool trainable) {
+  assert(slot >= 0 && slot < IR_MAX_PARAMS && rank <= IR_MAX_RANK);
+  Param *p = arena_alloc(g->arena, sizeof *p);
+  p->name = arena_strdup(g->arena, name);
+  p->rank = rank;
+  for (int i = 0; i < rank; i++)
+    p->dims[i] = dims[i];
+  p->trainable = trainable;
+  p->loc = n->loc;
+  p->blob_offset = -1;
+  n->params[slot] = p;
+  if (slot >= n->nparams)
+    n->nparams = slot + 1;
+  ptrvec_push(g->arena, &g->params, p);
+  return p;
+}
+
+/* ---------------------------------------------------------- shape inference */
+
+#define FAIL(...)                                                              \
+  do {                                                                         \
+    snprintf(err, errlen, __VA_ARGS__);                                        \
+    return false;                                                              \
+  } while (0)
+
+static bool mul_ok(int64_t a, int64_t b, int64_t *out) {
+  return !__builtin_mul_overflow(a, b, out) && *out <= IR_MAX_NUMEL;
+}
+
+static bool check_shape(const Shape *s, const char *what, char *err,
+                        size_t errlen) {
+  int64_t n = 1;
+  for (int i = 0; i < s->rank; i++) {
+    if (s->d[i] <= 0)
+      FAIL("%s has a non-positive dimension (%lld)", what, (long long)s->d[i]);
+    if (s->d[i] >= IR_MAX_DIM)
+      FAIL("%s dimension %lld is too large (limit %lld)", what,
+           (long long)s->d[i], (long long)IR_MAX_DIM - 1);
+    if (!mul_ok(n, s->d[i], &n))
+      FAIL("%s has too many elements (limit 2^36)", what);
+  }
+  return true;
+}
+
+/* Output size of a sliding window along one axis, PyTorch's formula for conv
+   and pooling (ceil_mode: the last window must start inside the input or the
+   leading padding). Returns <= 0 if the window does not fit. */
+static int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t p0,
+                          int64_t p1, int64_t d, bool ceil_mode) {
+  int64_t span = in + p0 + p1 - d * (k - 1) - 1;
+  if (span < 0)
+    return 0;
+  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (out - 1) * s >= in + p0)
+    out--;
+  return out;
+}
+
+static bool need_rank3(const Node *n, char *err, size_t errlen) {
+  const Shape *s = &n->in[0]->shape;
+  if (s->rank != 3)
+    FAIL("%s needs a [C, H, W] input, but '%s' has rank %d", ir_ops[n->op].name,
+         n->in[0]->name, s->rank);
+  return true;
+}
+
+static bool window_attrs_ok(const Node *n, bool pool, char *err, size_t errlen) {
+  const Attrs *a = &n->attr;
+  const char *op = ir_ops[n->op].name;
+  for (int i = 0; i < 2; i++) {
+    if (a->kernel[i] <= 0 || a->kernel[i] >= IR_MAX_DIM)
+      FAIL("%s: kernel size must be positive, got %lld", op, (long long)a->kernel[i]);
+    if (a->stride[i] <= 0 || a->stride[i] >= IR_MAX_DIM)
+      FAIL("%s: stride must be positive, got %lld", op, (long long)a->stride[i]);
+    if (a->dilation[i] <= 0 || a->dilation[i] >= IR_MAX_DIM)
+      FAIL("%s: dilation must be positive, got %lld", op, (long long)a->dilation[i]);
+  }
+  for (int i = 0; i < 4; i++)
+    if (a->pad[i] < 0 || a->pad[i] >= IR_MAX_DIM)
+      FAIL("%s: padding must be non-negative, got %lld", op, (long long)a->pad[i]);
+  if (pool) {
+    /* PyTorch: pad should be at most half of the effective kernel size. */
+    for (int i = 0; i < 4; i++) {
+      int ax = i % 2 == 0 ? 0 : 1;
+      int64_t eff = a->dilation[ax] * (a->kernel[ax] - 1) + 1;
+      if (a->pad[i] * 2 > eff)
+        FAIL("%s: padding %lld is more than half the kernel size %lld", op,
+             (long long)a->pad[i], (long long)eff);
+    }
+  }
+  return true;
+}
+
+static bool infer_window(Node *n, bool pool, char *err, size_t errlen) {
+  if (!need_rank3(n, err, errlen) || !window_attrs_ok(n, pool, err, errlen))
+    return false;
+  const Shape *in = &n->in[0]->shape;
+  const Attrs *a = &n->attr;
+  int64_t oh = window_out(in->d[1], a->kernel[0], a->stride[0], a->pad[0],
+                          a->pad[2], a->dilation[0], pool && a->ceil_mode);
+  int64_t ow = window_out(in->d[2], a->kernel[1], a->stride[1], a->pad[1],
+                          a->pad[3], a->dilation[1], pool && a->ceil_mode);
+  if (oh <= 0 || ow <= 0)
+    FAIL("%s: a %lldx%lld window (dilation %lldx%lld) does not fit the %lldx%lld "
+         "input of '%s' with padding %lld,%lld,%lld,%lld",
+         ir_ops[n->op].name, (long long)a->kernel[0], (long long)a->kernel[1],
+         (long long)a->dilation[0], (long long)a->dilation[1], (long long)in->d[1],
+         (long long)in->d[2], n->in[0]->name, (long long)a->pad[0],
+         (long long)a->pad[1], (long long)a->pad[2], (long long)a->pad[3]);
+  n->shape.rank = 3;
+  n->shape.d[1] = oh;
+  n->shape.d[2] = ow;
+  return true;
+}
+
+static Param *mkparam(Graph *g, Node *n, int slot, const char *suffix, int rank,
+                      const int64_t *dims, bool trainable) {
+  char *name = arena_printf(g->arena, "%s.%s", n->name, suffix);
+  return ir_param_new(g, n, slot, name, rank, dims, trainable);
+}
+
+/* Checks existing params of a node against the expected shape (passes may
+   have created them). */
+static bool param_shape_ok(const Node *n, int slot, int rank, const int64_t *dims,
+                           char *err, size_t errlen) {
+  const Param *p = n->params[slot];
+  if (!p)
+    FAIL("%s '%s': parameter slot %d missing", ir_ops[n->op].name, n->name, slot);
+  bool ok = p->rank == rank;
+  for (int i = 0; ok && i < rank; i++)
+    ok = p->dims[i] == dims[i];
+  if (!ok)
+    FAIL("%s '%s': parameter '%s' has the wrong shape", ir_ops[n->op].name,
+         n->name, p->name);
+  return true;
+}
+
+bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
+  const OpInfo *oi = &ir_ops[n->op];
+  if (n->nin < oi->min_inputs || (oi->max_inputs >= 0 && n->nin > oi->max_inputs)) {
+    if (oi->max_inputs < 0)
+      FAIL("%s takes at least %d inputs, got %d", oi->name, oi->min_inputs, n->nin);
+    if (oi->min_inputs == oi->max_inputs)
+      FAIL("%s takes %d input%s, got %d", oi->name, oi->min_inputs,
+           oi->min_inputs == 1 ? "" : "s", n->nin);
+    FAIL("%s takes %d to %d inputs, got %d", oi->name, oi->min_inputs,
+         oi->max_inputs, n->nin);
+  }
+  for (int i = 0; i < n->nin; i++)
+    assert(n->in[i] && n->in[i]->shape.rank > 0);
+  const Shape *in0 = n->nin ? &n->in[0]->shape : NULL;
+  Attrs *a = &n->attr;
+  bool create = n->nparams == 0;
+  char b0[64], b1[64];
+
+  switch (n->op) {
+  case OP_INPUT:
+    if (n->shape.rank != 1 && n->shape.rank != 3)
+      FAIL("input '%s' must have shape [C, H, W] or [F], got rank %d", n->name,
+           n->shape.rank);
+    return check_shape(&n->shape, "input", err, errlen);
+
+  case OP_CONV2D: {
+    if (!need_rank3(n, err, errlen))
+      return false;
+    int64_t c = in0->d[0], oc = a->out_channels, gr = a->groups;
+    if (oc <= 0 || oc >= IR_MAX_DIM)
+      FAIL("conv2d: output channels must be positive, got %lld", (long long)oc);
+    if (gr <= 0 || gr >= IR_MAX_DIM)
+      FAIL("conv2d: groups must be positive, got %lld", (long long)gr);
+    if (c % gr)
+      FAIL("conv2d: %lld input channels (from '%s') are not divisible by groups=%lld",
+           (long long)c, n->in[0]->name, (long long)gr);
+    if (oc % gr)
+      FAIL("conv2d: %lld output channels are not divisible by groups=%lld",
+           (long long)oc, (long long)gr);
+    if (!infer_window(n, false, err, errlen))
+      return false;
+    n->shape.d[0] = oc;
+    int64_t wd[4] = {oc, c / gr, a->kernel[0], a->kernel[1]}, wn;
+    if (!mul_ok(oc, c / gr, &wn) || !mul_ok(wn, a->kernel[0], &wn) ||
+        !mul_ok(wn, a->kernel[1], &wn))
+      FAIL("conv2d: the weight tensor would be too large");
+    if (create) {
+      mkparam(g, n, P_WEIGHT, "weight", 4, wd, true);
+      if (a->has_bias)
+        mkparam(g, n, P_BIAS, "bias", 1, &oc, true);
+    } else if (!param_shape_ok(n, P_WEIGHT, 4, wd, err, errlen) ||
+               (a->has_bias && !param_shape_ok(n, P_BIAS, 1, &oc, err, errlen))) {
+      return false;
+    }
+    break;
+  }
+
+  case OP_BATCHNORM:
+  case OP_SCALESHIFT: {
+    n->shape = *in0;
+    int64_t c = in0->d[0];
+    if (n->op == OP_BATCHNORM && !(a->eps > 0))
+      FAIL("batchnorm: eps must be positive");
+    if (create && n->op == OP_BATCHNORM) {
+      mkparam(g, n, P_WEIGHT, "weight", 1, &c, true);
+      mkparam(g, n, P_BIAS, "bias", 1, &c, true);
+      mkparam(g, n, P_MEAN, "running_mean", 1, &c, false);
+      mkparam(g, n, P_VAR, "running_var", 1, &c, false);
+    } else if (create) {
+      mkparam(g, n, P_SCALE, "scale", 1, &c, false);
+      mkparam(g, n, P_SHIFT, "shift", 1, &c, false);
+    } else {
+      for (int i = 0; i < n->nparams; i++)
+        if (!param_shape_ok(n, i, 1, &c, err, errlen))
+          return false;
+    }
+    break;
+  }
+
+  case OP_RELU:
+  case OP_DROPOUT:
+  case OP_SCALE:
+    n->shape = *in0;
+    break;
+
+  case OP_SOFTMAX:
+    if (a->axis != 0)
+      FAIL("softmax: only the channel/feature axis (1) is supported");
+    n->shape = *in0;
+    break;
+
+  case OP_MAXPOOL:
+  case OP_AVGPOOL:
+    if (n->op == OP_AVGPOOL && (a->dilation[0] != 1 || a->dilation[1] != 1))
+      FAIL("avgpool: dilation is not supported");
+    if (!infer_window(n, true, err, errlen))
+      return false;
+    n->shape.d[0] = in0->d[0];
+    break;
+
+  case OP_ADAPTIVE_AVGPOOL:
+    if (!need_rank3(n, err, errlen))
+      return false;
+    for (int i = 0; i < 2; i++)
+      if (a->out_hw[i] <= 0 || a->out_hw[i] >= IR_MAX_DIM)
+        FAIL("adaptive_avgpool: output size must be positive, got %lld",
+             (long long)a->out_hw[i]);
+    n->shape.rank = 3;
+    n->shape.d[0] = in0->d[0];
+    n->shape.d[1] = a->out_hw[0];
+    n->shape.d[2] = a->out_hw[1];
+    break;
+
+  case OP_LRN:
+    if (a->lrn_size <= 0 || a->lrn_size >= IR_MAX_DIM)
+      FAIL("lrn: size must be positive, got %lld", (long long)a->lrn_size);
+    n->shape = *in0;
+    break;
+
+  case OP_LINEAR: {
+    int64_t in_f = shape_numel(in0), out_f = a->out_features, wn;
+    if (out_f <= 0 || out_f >= IR_MAX_DIM)
+      FAIL("linear: output features must be positive, got %lld", (long long)out_f);
+    if (!mul_ok(in_f, out_f, &wn))
+      FAIL("linear: the weight tensor (%lld x %lld) would be too large",
+           (long long)out_f, (long long)in_f);
+    n->shape.rank = 1;
+    n->shape.d[0] = out_f;
+    int64_t wd[2] = {out_f, in_f};
+    if (create) {
+      mkparam(g, n, P_WEIGHT, "weight", 2, wd, true);
+      if (a->has_bias)
+        mkparam(g, n, P_BIAS, "bias", 1, &out_f, true);
+    } else if (!param_shape_ok(n, P_WEIGHT, 2, wd, err, errlen) ||
+               (a->has_bias && !param_shape_ok(n, P_BIAS, 1, &out_f, err, errlen))) {
+      return false;
+    }
+    break;
+  }
+
+  case OP_FLATTEN:
+    n->shape.rank = 1;
+    n->shape.d[0] = shape_numel(in0);
+    break;
+
+  case OP_CONCAT: {
+    if (a->axis != 0)
+      FAIL("concat: only the channel axis (1) is supported");
+    n->shape = *in0;
+    int64_t c = 0;
+    for (int i = 0; i < n->nin; i++) {
+      const Shape *s = &n->in[i]->shape;
+      bool same = s->rank == in0->rank;
+      for (int k = 1; same && k < s->rank; k++)
+        same = s->d[k] == in0->d[k];
+      if (!same)
+        FAIL("concat: input '%s' has shape %s but '%s' has %s (all but the "
+             "channel dimension must match)",
+             n->in[i]->name, shape_str(s, b0, sizeof b0), n->in[0]->name,
+             shape_str(in0, b1, sizeof b1));
+      if (__builtin_add_overflow(c, s->d[0], &c))
+        FAIL("concat: too many channels");
+    }
+    n->shape.d[0] = c;
+    break;
+  }
+
+  case OP_ADD:
+  case OP_MEAN:
+    for (int i = 1; i < n->nin; i++)
+      if (!shape_eq(&n->in[i]->shape, in0))
+        FAIL("%s: input '%s' has shape %s but '%s' has %s", oi->name,
+             n->in[i]->name, shape_str(&n->in[i]->shape, b0, sizeof b0),
+             n->in[0]->name, shape_str(in0, b1, sizeof b1));
+    n->shape = *in0;
+    break;
+
+  case OP_COUNT_:
+    assert(0);
+  }
+  return check_shape(&n->shape, "the output", err, errlen);
+}
+
+/* ---------------------------------------------------------------- verifier */
+
+int ir_verify(const Graph *g, FILE *out) {
+  int bad = 0;
+#define BAD(...)                                                               \
+  do {                                                                         \
+    bad++;                                                                     \
+    if (out) {                                                                 \
+      fprintf(out, "ir_verify: " __VA_ARGS__);                                 \
+      fputc('\n', out);                                                        \
+    }                                                                          \
+  } while (0)
+  int n = g->nodes.len;
+  int maxid = g->next_id;
+  char *seen = calloc((size_t)maxid + 1, 1);
+  for (int i = 0; i < n; i++) {
+    const Node *x = GRAPH_NODE(g, i);
+    if (x->dead)
+      continue;
+    if (x->id < 0 || x->id >= maxid)
+      BAD("node '%s' has id %d out of range", x->name, x->id);
+    const OpInfo *oi = &ir_ops[x->op];
+    /* A fused residual is one input more than the op itself takes. */
+    int extra = x->epi.residual >= 0 ? 1 : 0;
+    if (x->nin < oi->min_inputs || (oi->max_inputs >= 0 && x->nin > oi->max_inputs + extra))
+      BAD("node '%s' (%s) has %d inputs", x->name, oi->name, x->nin);
+    for (int k = 0; k < x->nin; k++) {
+      const Node *y = x->in[k];
+      if (!y)
+        BAD("node '%s' input %d is NULL", x->name, k);
+      else if (y->dead)
+        BAD("node '%s' reads dead node '%s'", x->name, y->name);
+      else if (y->id >= 0 && y->id < maxid && !seen[y->id])
+        BAD("node '%s' reads '%s' before it is computed", x->name, y->name);
+    }
+    if (x->shape.rank != 1 && x->shape.rank != 3)
+      BAD("node '%s' has rank %d", x->name, x->shape.rank);
+    if ((oi->flags & OPF_WEIGHTS) && x->nparams == 0)
+      BAD("node '%s' (%s) has no parameters", x->name, oi->name);
+    for (int k = 0; k < x->nparams; k++)
+      if (x->params[k] && !x->params[k]->data)
+        BAD("parameter '%s' has no data", x->params[k]->name);
+    if (x->epi.residual >= 0) {
+      if (x->epi.residual >= x->nin)
+        BAD("node '%s' epilogue residual index %d out of range", x->name, x->epi.residual);
+      else if (!shape_eq(&x->in[x->epi.residual]->shape, &x->shape))
+        BAD("node '%s' residual input has another shape", x->name);
+    }
+    for (int k = 0; k < i; k++) {
+      const Node *y = GRAPH_NODE(g, k);
+      if (!y->dead && strcmp(y->name, x->name) == 0) {
+        BAD("two nodes are named '%s'", x->name);
+        break;
+      }
+    }
+    if (x->id >= 0 && x->id < maxid)
+      seen[x->id] = 1;
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    if (!g->outputs[i].node || g->outputs[i].node->dead)
+      BAD("output '%s' is missing or dead", g->outputs[i].name);
+  for (int i = 0; i < g->ninputs; i++)
+    if (!g->inputs[i].node || g->inputs[i].node->op != OP_INPUT)
+      BAD("input '%s' is not an input node", g->inputs[i].name);
+  free(seen);
+  return bad;
+#undef BAD
+}
+
+/* ------------------------------------------------------------ rewriting */
+
+void ir_count_users(const Graph *g, int *counts) {
+  memset(counts, 0, sizeof(int) * (size_t)g->next_id);
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *x = GRAPH_NODE(g, i);
+    if (x->dead)
+      continue;
+    for (int k = 0; k < x->nin; k++)
+      counts[x->in[k]->id]++;
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    counts[g->outputs[i].node->id]++;
+}
+
+void ir_replace_uses(Graph *g, Node *from, Node *to) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    if (x->dead || x == to)
+      continue;
+    for (int k = 0; k < x->nin; k++)
+      if (x->in[k] == from)
+        x->in[k] = to;
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    if (g->outputs[i].node == from)
+      g->outputs[i].node = to;
+}
+
+void ir_compact(Graph *g) {
+  int j = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    if (!x->dead) {
+      x->order = j;
+      g->nodes.items[j++] = x;
+    }
+  }
+  g->nodes.len = j;
+}
+
+void ir_toposort(Graph *g) {
+  /* Kahn's algorithm, always taking the earliest ready node in the current
+     order, so an already valid order is kept as it is. */
+  ir_compact(g);
+  int n = g->nodes.len;
+  int *pending = calloc((size_t)n, sizeof(int));
+  char *done = calloc((size_t)g->next_id, 1);
+  char *placed = calloc((size_t)n, 1);
+  void **sorted = malloc(sizeof(void *) * (size_t)(n ? n : 1));
+  for (int i = 0; i < n; i++)
+    pending[i] = GRAPH_NODE(g, i)->nin;
+  int m = 0;
+  while (m < n) {
+    int pick = -1;
+    for (int i = 0; i < n && pick < 0; i++) {
+      if (placed[i])
+        continue;
+      Node *x = GRAPH_NODE(g, i);
+      bool ready = true;
+      for (int k = 0; k < x->nin && ready; k++)
+        ready = done[x->in[k]->id];
+      if (ready)
+        pick = i;
+    }
+    assert(pick >= 0 && "ir_toposort: the graph has a cycle");
+    placed[pick] = 1;
+    Node *x = GRAPH_NODE(g, pick);
+    done[x->id] = 1;
+    sorted[m++] = x;
+  }
+  for (int i = 0; i < n; i++) {
+    g->nodes.items[i] = sorted[i];
+    GRAPH_NODE(g, i)->order = i;
+  }
+  free(pending);
+  free(done);
+  free(placed);
+  free(sorted);
+}
+
+/* ---------------------------------------------------------------- counting */
+
+uint64_t ir_node_macs(const Node *n) {
+  if (n->dead)
+    return 0;
+  switch (n->op) {
+  case OP_CONV2D: {
+    const Shape *s = &n->shape;
+    int64_t cin = n->in[0]->shape.d[0] / n->attr.groups;
+    return (uint64_t)(s->d[0] * s->d[1] * s->d[2]) *
+           (uint64_t)(cin * n->attr.kernel[0] * n->attr.kernel[1]);
+  }
+  case OP_LINEAR:
+    return (uint64_t)shape_numel(&n->in[0]->shape) * (uint64_t)n->attr.out_features;
+  default:
+    return 0;
+  }
+}
+
+uint64_t ir_graph_macs(const Graph *g) {
+  uint64_t t = 0;
+  for (int i = 0; i < g->nodes.len; i++)
+    t += ir_node_macs(GRAPH_NODE(g, i));
+  return t;
+}
+
+uint64_t ir_graph_param_count(const Graph *g, bool trainable_only) {
+  uint64_t t = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *x = GRAPH_NODE(g, i);
+    if (x->dead)
+      continue;
+    for (int k = 0; k < x->nparams; k++)
+      if (x->params[k] && (!trainable_only || x->params[k]->trainable))
+        t += (uint64_t)param_numel(x->params[k]);
+  }
+  return t;
+}
+
+void ir_stat(Graph *g, const char *pass, const char *fmt, ...) {
+  PassStat *s = arena_alloc(g->arena, sizeof *s);
+  s->pass = pass;
+  va_list ap;
+  va_start(ap, fmt);
+  char buf[512];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  s->text = arena_strdup(g->arena, buf);
+  ptrvec_push(g->arena, &g->stats, s);
+}

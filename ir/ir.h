@@ -1,0 +1,292 @@
+/*
+ * ir.h: cnncc's graph IR, the map of the ir/ layer.
+ *
+ * A network is a Graph of Nodes. As in ggml, the node is also the tensor it
+ * produces: op, inputs, attributes, parameters, the inferred per-sample shape,
+ * the source location it came from and, after memory planning, where it lives.
+ *
+ * Shapes are per sample (the batch dimension is implicit and handled by the
+ * runtime): rank 3 is [C, H, W], rank 1 is [F]. Layout is NCHW unless a pass
+ * says otherwise (Node.layout).
+ *
+ * Nodes are kept in g->nodes in a valid execution order (every input before
+ * its users). Passes that rewrite the graph keep that order or call
+ * ir_toposort(). Dead nodes are marked, not freed (all memory is in g->arena);
+ * ir_compact() drops them.
+ *
+ * Files:
+ *   ir/ops.def   the op table (X-macro)
+ *   ir/arena.c   arena allocator, string helpers
+ *   ir/graph.c   construction, shape inference, verifier, counters
+ *   ir/print.c   stable textual printer (the format pass tests diff)
+ *   ir/dot.c     Graphviz output (cnncc --emit=dot)
+ */
+#ifndef CNNCC_IR_H
+#define CNNCC_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---------------------------------------------------------------- arena.c */
+
+typedef struct Arena Arena;
+Arena *arena_new(void);
+void arena_free(Arena *a);
+void *arena_alloc(Arena *a, size_t n);          /* zeroed, 16-byte aligned */
+void *arena_alloc_aligned(Arena *a, size_t n, size_t align);
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Growable array of pointers, memory from an arena. */
+typedef struct {
+  void **items;
+  int len, cap;
+} PtrVec;
+void ptrvec_push(Arena *a, PtrVec *v, void *p);
+
+/* ------------------------------------------------------------- the op table */
+
+enum {
+  OPF_WEIGHTS = 1 << 0,
+  OPF_VIEW = 1 << 1,
+  OPF_ELTWISE = 1 << 2,
+  OPF_LINEAR = 1 << 3,
+  OPF_SOURCE = 1 << 4,
+};
+
+typedef enum {
+#define OP(e, name, mn, mx, fl) OP_##e,
+#include "ops.def"
+#undef OP
+  OP_COUNT_
+} Op;
+
+typedef struct {
+  const char *name;
+  int min_inputs, max_inputs; /* max -1: unbounded */
+  unsigned flags;
+} OpInfo;
+
+extern const OpInfo ir_ops[OP_COUNT_];
+/* Op by its spec name, or -1. */
+int ir_op_lookup(const char *name);
+
+/* ------------------------------------------------------------------ tensors */
+
+typedef struct {
+  const char *file; /* never NULL once set; "<builtin>" for synthesized */
+  int line, col;    /* 1-based; 0 if unknown */
+} SrcLoc;
+
+#define IR_MAX_RANK 4
+typedef struct {
+  int rank;                  /* 1 ([F]) or 3 ([C,H,W]) per sample */
+  int64_t d[IR_MAX_RANK];
+} Shape;
+
+int64_t shape_numel(const Shape *s);
+bool shape_eq(const Shape *a, const Shape *b);
+/* "3x224x224" into buf; returns buf. */
+char *shape_str(const Shape *s, char *buf, size_t n);
+
+typedef enum {
+  LAYOUT_NCHW = 0, /* plain per-sample [C][H][W] */
+  LAYOUT_NCHW16C,  /* [C/16][H][W][16], reserved for the fast kernels */
+} Layout;
+
+/*
+ * A parameter tensor (weights, bias, BN statistics). `name` is the full
+ * hierarchical name as in a PyTorch state_dict ("layer1.0.conv1.weight").
+ * `data` holds rank/dims floats once weights are bound (frontend/weights.c).
+ * `trainable` is false for BN running statistics (PyTorch buffers), which
+ * cnn_info.num_params does not count.
+ */
+typedef struct {
+  const char *name;
+  int rank;
+  int64_t dims[IR_MAX_RANK];
+  float *data;
+  bool trainable;
+  SrcLoc loc;
+  int64_t blob_offset; /* byte offset in the packed weight blob (backend) */
+} Param;
+
+int64_t param_numel(const Param *p);
+
+/* Parameter slots, by op (index into Node.params). */
+enum { P_WEIGHT = 0, P_BIAS = 1, P_MEAN = 2, P_VAR = 3 };
+/* SCALESHIFT: params[0] = per-channel scale, params[1] = per-channel shift. */
+enum { P_SCALE = 0, P_SHIFT = 1 };
+#define IR_MAX_PARAMS 4
+
+/*
+ * Attributes. One struct for all ops; each op uses the fields listed here.
+ * 2-vectors are [h, w]; pad is [top, left, bottom, right].
+ *   CONV2D:   out_channels, kernel, stride, pad, dilation, groups, has_bias
+ *   BATCHNORM: eps
+ *   MAXPOOL:  kernel, stride, pad, dilation, ceil_mode
+ *   AVGPOOL:  kernel, stride, pad, ceil_mode, count_include_pad
+ *   ADAPTIVE_AVGPOOL: out_hw
+ *   LRN:      lrn_size, alpha, beta, k   (PyTorch LocalResponseNorm)
+ *   LINEAR:   out_features, has_bias     (input of any rank, flattened)
+ *   CONCAT:   axis (0 = channels, the only one supported)
+ *   SCALE:    scale (y = scale * x)
+ *   SOFTMAX:  axis (0 = channels/features)
+ *   DROPOUT:  p (ignored at inference)
+ */
+typedef struct {
+  int64_t out_channels;
+  int64_t kernel[2], stride[2], pad[4], dilation[2];
+  int64_t groups;
+  bool has_bias;
+  float eps;
+  bool ceil_mode, count_include_pad;
+  int64_t out_hw[2];
+  int64_t lrn_size;
+  float alpha, beta, k;
+  int64_t out_features;
+  int axis;
+  float scale;
+  float p;
+} Attrs;
+
+/*
+ * Fused epilogue of a producing kernel (set by passes/fuse_*.c; the backend
+ * applies it on the accumulators before the store):
+ *   y = act( conv(x) [+ in[residual]] ), in that order.
+ * residual is an index into Node.in (or -1); act is ACT_NONE or ACT_RELU.
+ */
+typedef enum { ACT_NONE = 0, ACT_RELU } Act;
+typedef struct {
+  int residual; /* -1: none */
+  Act act;
+} Epilogue;
+
+/*
+ * Where a tensor lives at run time (set by passes/plan_memory.c, read by the
+ * backend).
+ *   MEM_NONE   not planned yet
+ *   MEM_INPUT  the host's input buffer number `index`
+ *   MEM_ARENA  arena + offset (bytes, 64-aligned)
+ *   MEM_ALIAS  inside another tensor: alias_of's storage + offset bytes
+ *              (views, concat slices)
+ */
+typedef enum { MEM_NONE = 0, MEM_INPUT, MEM_ARENA, MEM_ALIAS } MemKind;
+typedef struct {
+  MemKind kind;
+  int index;           /* MEM_INPUT */
+  int64_t offset;      /* MEM_ARENA, MEM_ALIAS: bytes */
+  struct Node *alias_of;
+} Mem;
+
+typedef struct Node Node;
+struct Node {
+  int id;          /* unique, stable across passes (printer uses it) */
+  Op op;
+  const char *name; /* hierarchical, e.g. "layer1.0.conv1"; unique */
+  Node **in;
+  int nin;
+  Attrs attr;
+  Param *params[IR_MAX_PARAMS];
+  int nparams;
+  Epilogue epi;
+  Shape shape; /* inferred output shape per sample */
+  Layout layout;
+  Mem mem;
+  SrcLoc loc;
+  bool dead; /* removed by a pass; dropped by ir_compact() */
+  int order; /* position in g->nodes after ir_compact/toposort */
+};
+
+/* Graph inputs and outputs as the host ABI sees them. */
+typedef struct {
+  const char *name;
+  Node *node;
+} GraphIO;
+
+typedef struct {
+  const char *pass;
+  char *text; /* "merged 27 sibling 1x1 convs into 9" */
+} PassStat;
+
+typedef struct Graph {
+  Arena *arena;
+  const char *name;     /* network name from the spec */
+  const char *spec_file;
+  PtrVec nodes;         /* Node*, execution order */
+  PtrVec params;        /* Param*, in definition order */
+  GraphIO *inputs, *outputs;
+  int ninputs, noutputs;
+  int next_id;
+  uint64_t num_params_orig; /* trainable parameter count before any folding */
+  int64_t arena_bytes;      /* set by memory planning */
+  int64_t naive_bytes, lower_bound_bytes;
+  PtrVec stats;             /* PassStat* */
+} Graph;
+
+#define GRAPH_NODE(g, i) ((Node *)(g)->nodes.items[i])
+#define GRAPH_PARAM(g, i) ((Param *)(g)->params.items[i])
+
+/* ---------------------------------------------------------------- graph.c */
+
+Graph *ir_graph_new(const char *name);
+void ir_graph_free(Graph *g);
+
+/* A new node appended to g->nodes, attrs defaulted (stride 1, dilation 1,
+   groups 1, eps 1e-5, epi.residual -1, ...); inputs copied. */
+Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin,
+                  SrcLoc loc);
+/* A parameter owned by node n in slot `slot`, shape given, data NULL. */
+Param *ir_param_new(Graph *g, Node *n, int slot, const char *name, int rank,
+                    const int64_t *dims, bool trainable);
+
+/* Infer n->shape from its inputs and attributes, creating/shaping its params
+   if n->nparams == 0 (the input channels come from the input's shape).
+   On a user-facing error returns false and writes a message (no location,
+   no trailing newline) into err. */
+bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen);
+
+/* Structural checks (arity, order, shapes consistent with attributes, names
+   unique, params present with data). Returns the number of problems, each
+   printed to `out` if non-NULL. Passes call it in debug builds. */
+int ir_verify(const Graph *g, FILE *out);
+
+/* Users of each node: fills counts[id] (array of g->next_id ints). */
+void ir_count_users(const Graph *g, int *counts);
+/* Replace every use of `from` by `to` (inputs and graph outputs). */
+void ir_replace_uses(Graph *g, Node *from, Node *to);
+/* Drop dead nodes and renumber Node.order. */
+void ir_compact(Graph *g);
+/* Stable topological sort (keeps the current order where it is valid). */
+void ir_toposort(Graph *g);
+
+/* Multiply-accumulates per sample of one node / the whole graph (conv and
+   linear; others count 0, as torchinfo and the REFERENCE table do). */
+uint64_t ir_node_macs(const Node *n);
+uint64_t ir_graph_macs(const Graph *g);
+/* Parameters currently held by the graph (after folding), and trainable
+   parameters as PyTorch counts them. */
+uint64_t ir_graph_param_count(const Graph *g, bool trainable_only);
+
+/* Record a statistic line for `cnncc --stats`. */
+void ir_stat(Graph *g, const char *pass, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---------------------------------------------------------------- print.c */
+
+/* The stable textual form: one line per live node, e.g.
+ *   %5 conv2d "layer1.0.conv1" (%4) out=64 k=1x1 s=1x1 p=0,0,0,0 bias=0 -> 64x56x56
+ * Deterministic: no pointers, no floats beyond %g of attributes. */
+void ir_print(const Graph *g, FILE *out);
+
+/* ------------------------------------------------------------------ dot.c */
+
+/* Graphviz source of the graph: fused kernels as one box, concat slices as
+   labelled edges, clusters by the first component of the names. */
+void ir_print_dot(const Graph *g, FILE *out);
+
+#endif

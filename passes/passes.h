@@ -1,0 +1,53 @@
+/*
+ * passes.h: the optimization passes; the map of passes/.
+ *
+ * Every pass is one file with one entry point of the same signature,
+ * void pass_NAME(Graph *g), a contract comment and an opening paragraph.
+ * The pipeline is the plain list in passes/pipeline.c.
+ */
+#ifndef CNNCC_PASSES_H
+#define CNNCC_PASSES_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../ir/ir.h"
+
+typedef void (*PassFn)(Graph *g);
+
+typedef struct {
+  const char *name;     /* as on the command line: "fuse-bn", "plan-memory" */
+  PassFn fn;
+  int min_opt;          /* runs by default at -O<min_opt> and above */
+  const char *summary;  /* one line for --help */
+} PassInfo;
+
+extern const PassInfo passes_all[];
+extern const int passes_count;
+const PassInfo *passes_lookup(const char *name);
+
+typedef struct {
+  int opt_level;
+  const char *const *only; /* --passes=a,b,c: exactly these, in table order; NULL: by opt level */
+  int nonly;
+  const char *print_after; /* pass name, "all", or NULL */
+  FILE *print_out;
+  bool verify;             /* run ir_verify after every pass (abort on failure) */
+} PassOptions;
+
+/* Runs the pipeline. Memory planning always runs last (naive at -O0). */
+void passes_run(Graph *g, const PassOptions *o);
+
+/* ------------------------------------------------------------------ passes */
+
+/* fuse_bn.c: BN folded into conv/linear weights, or turned into SCALESHIFT. */
+void pass_fuse_bn(Graph *g);
+/* fuse_epilogue.c: residual add and ReLU into the producer's epilogue. */
+void pass_fuse_epilogue(Graph *g);
+/* plan_memory.c: assigns Node.mem for every node; sets g->arena_bytes,
+   naive_bytes, lower_bound_bytes. */
+void pass_plan_memory(Graph *g);
+/* The -O0 variant: every tensor its own slot (no reuse). */
+void pass_plan_memory_naive(Graph *g);
+
+#endif

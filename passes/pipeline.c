@@ -1,0 +1,75 @@
+/*
+ * pipeline.c: the list of passes and the order they run in.
+ *
+ * A plain table, as QBE's driver keeps a plain list of calls: each pass has
+ * a name (for --passes and --print-after), the lowest optimization level at
+ * which it runs by default, and a one-line summary for --help. Memory
+ * planning is not optional (the backend needs addresses): it always runs
+ * last, in its naive form at -O0 unless named explicitly.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes.h"
+
+const PassInfo passes_all[] = {
+    {"fuse-bn", pass_fuse_bn, 1,
+     "fold batchnorm into the preceding conv/linear; others become scale-shifts"},
+    {"fuse-epilogue", pass_fuse_epilogue, 1,
+     "fuse residual adds and relus into the producing kernel's epilogue"},
+    {"plan-memory", pass_plan_memory, 1,
+     "place activations in one arena by liveness, greedy by size, in place where possible"},
+};
+const int passes_count = (int)(sizeof passes_all / sizeof passes_all[0]);
+
+const PassInfo *passes_lookup(const char *name) {
+  for (int i = 0; i < passes_count; i++)
+    if (strcmp(passes_all[i].name, name) == 0)
+      return &passes_all[i];
+  return NULL;
+}
+
+static bool selected(const PassInfo *p, const PassOptions *o) {
+  if (o->only) {
+    for (int i = 0; i < o->nonly; i++)
+      if (strcmp(o->only[i], p->name) == 0)
+        return true;
+    return false;
+  }
+  return o->opt_level >= p->min_opt;
+}
+
+static void after(Graph *g, const char *name, const PassOptions *o) {
+  if (o->verify) {
+    int bad = ir_verify(g, stderr);
+    if (bad) {
+      fprintf(stderr, "cnncc: internal error: IR invalid after pass '%s'\n", name);
+      abort();
+    }
+  }
+  if (o->print_after && (strcmp(o->print_after, "all") == 0 ||
+                         strcmp(o->print_after, name) == 0)) {
+    FILE *out = o->print_out ? o->print_out : stdout;
+    fprintf(out, "; after %s\n", name);
+    ir_print(g, out);
+  }
+}
+
+void passes_run(Graph *g, const PassOptions *o) {
+  bool planned = false;
+  for (int i = 0; i < passes_count; i++) {
+    const PassInfo *p = &passes_all[i];
+    if (!selected(p, o))
+      continue;
+    p->fn(g);
+    ir_compact(g);
+    if (p->fn == pass_plan_memory)
+      planned = true;
+    after(g, p->name, o);
+  }
+  if (!planned) {
+    pass_plan_memory_naive(g);
+    after(g, "plan-memory", o);
+  }
+}

@@ -1,0 +1,258 @@
+/*
+ * plan_memory.c: where every activation lives, in one arena.
+ *
+ * contract: requires shapes and a valid execution order (g->nodes); keeps
+ * any MEM_ALIAS a previous pass set (concat slices); sets Node.mem of every
+ * live node, g->arena_bytes, g->naive_bytes and g->lower_bound_bytes.
+ *
+ * The idea. A *buffer* is a tensor that owns storage: every node that is not
+ * a graph input and not an alias of another (views such as flatten, slices
+ * written straight into a concat). A buffer is live from the step that
+ * writes it to the last step that reads it or any alias of it; graph outputs
+ * stay live to the end, since the forward function copies them out last.
+ * Elementwise ops (relu, add, scale, ...) whose input buffer dies at that
+ * very step write in place: the output joins the input's buffer.
+ *
+ * Placement is greedy by size, as TFLite's arena planner does: buffers in
+ * decreasing size, each at the lowest-waste gap among the offsets not used
+ * by a buffer live at an overlapping time (best fit, ties to the lower
+ * offset), 64-byte aligned. The lower bound is the largest total of buffers
+ * live at one step of the order; the naive size is the sum of all buffers.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes.h"
+
+typedef struct {
+  Node *root;       /* the node that owns the storage */
+  int64_t bytes;    /* 64-aligned */
+  int first, last;  /* live steps, inclusive */
+  int64_t offset;   /* -1 until placed */
+  int merged_into;  /* -1, or the buffer this one was folded into (in place) */
+} Buf;
+
+static int64_t align64(int64_t x) { return (x + 63) & ~(int64_t)63; }
+
+/* The node whose storage n uses, following aliases. */
+static Node *storage_root(Node *n) {
+  while (n->mem.kind == MEM_ALIAS)
+    n = n->mem.alias_of;
+  return n;
+}
+
+typedef struct {
+  Buf *bufs;
+  int nbufs;
+  int *buf_of; /* node id -> buffer index, -1 for inputs */
+} Plan;
+
+static int find(Plan *p, int b) {
+  while (p->bufs[b].merged_into >= 0)
+    b = p->bufs[b].merged_into;
+  return b;
+}
+
+/* Assign aliases for views and collect buffers with their live ranges. */
+static void collect(Graph *g, Plan *p, bool in_place) {
+  int nn = g->nodes.len;
+  p->bufs = calloc((size_t)nn + 1, sizeof(Buf));
+  p->buf_of = malloc(sizeof(int) * (size_t)g->next_id);
+  for (int i = 0; i < g->next_id; i++)
+    p->buf_of[i] = -1;
+  for (int i = 0; i < g->ninputs; i++) {
+    Node *x = g->inputs[i].node;
+    x->mem = (Mem){.kind = MEM_INPUT, .index = i};
+  }
+  for (int i = 0; i < nn; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    if (x->op == OP_INPUT)
+      continue;
+    if (ir_ops[x->op].flags & OPF_VIEW)
+      x->mem = (Mem){.kind = MEM_ALIAS, .alias_of = x->in[0], .offset = 0};
+  }
+  /* Buffers for every storage root, in order. */
+  for (int i = 0; i < nn; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    if (x->op == OP_INPUT || x->mem.kind == MEM_ALIAS)
+      continue;
+    Buf *b = &p->bufs[p->nbufs];
+    b->root = x;
+    b->bytes = align64(shape_numel(&x->shape) * (int64_t)sizeof(float));
+    b->first = b->last = i;
+    b->offset = -1;
+    b->merged_into = -1;
+    p->buf_of[x->id] = p->nbufs++;
+  }
+  /* Aliases share their root's buffer; a write into an alias (a concat
+     slice) makes the buffer live from that step on. */
+  for (int i = 0; i < nn; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    if (x->mem.kind != MEM_ALIAS)
+      continue;
+    Node *r = storage_root(x);
+    p->buf_of[x->id] = r->mem.kind == MEM_INPUT ? -1 : p->buf_of[r->id];
+    int b = p->buf_of[x->id];
+    if (b >= 0 && !(ir_ops[x->op].flags & OPF_VIEW) && i < p->bufs[b].first)
+      p->bufs[b].first = i;
+  }
+  /* Uses extend the live range; in-place ops merge buffers. */
+  for (int i = 0; i < nn; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    for (int k = 0; k < x->nin; k++) {
+      int b = p->buf_of[x->in[k]->id];
+      if (b >= 0) {
+        b = find(p, b);
+        if (p->bufs[b].last < i)
+          p->bufs[b].last = i;
+      }
+    }
+    if (!in_place || !(ir_ops[x->op].flags & OPF_ELTWISE) || x->mem.kind == MEM_ALIAS)
+      continue;
+    int ob = p->buf_of[x->id];
+    if (ob < 0 || p->bufs[ob].root != x)
+      continue;
+    for (int k = 0; k < x->nin; k++) {
+      int ib = p->buf_of[x->in[k]->id];
+      if (ib < 0)
+        continue;
+      ib = find(p, ib);
+      /* The input's storage must be exactly the input tensor (not a slice
+         of something larger) and must die here. */
+      if (storage_root(x->in[k]) != x->in[k] && p->bufs[ib].bytes != p->bufs[ob].bytes)
+        continue;
+      if (p->bufs[ib].bytes != p->bufs[ob].bytes || p->bufs[ib].last != i)
+        continue;
+      bool read_later = false;
+      for (int j = i + 1; j < nn && !read_later; j++) {
+        Node *y = GRAPH_NODE(g, j);
+        for (int q = 0; q < y->nin; q++) {
+          int yb = p->buf_of[y->in[q]->id];
+          if (yb >= 0 && find(p, yb) == ib)
+            read_later = true;
+        }
+      }
+      bool is_output = false;
+      for (int q = 0; q < g->noutputs; q++) {
+        int yb = p->buf_of[g->outputs[q].node->id];
+        if (yb >= 0 && find(p, yb) == ib)
+          is_output = true;
+      }
+      if (read_later || is_output)
+        continue;
+      p->bufs[ob].merged_into = ib;
+      x->mem = (Mem){.kind = MEM_ALIAS, .alias_of = p->bufs[ib].root, .offset = 0};
+      p->buf_of[x->id] = ib;
+      break;
+    }
+  }
+  for (int q = 0; q < g->noutputs; q++) {
+    int b = p->buf_of[g->outputs[q].node->id];
+    if (b >= 0)
+      p->bufs[find(p, b)].last = nn;
+  }
+  /* Aliases made before merging must point at the surviving root. */
+  for (int b = 0; b < p->nbufs; b++)
+    if (p->bufs[b].merged_into < 0 && p->bufs[b].last < p->bufs[b].first)
+      p->bufs[b].last = p->bufs[b].first;
+}
+
+static int cmp_size_desc(const void *a, const void *b) {
+  const Buf *x = *(Buf *const *)a, *y = *(Buf *const *)b;
+  if (x->bytes != y->bytes)
+    return x->bytes < y->bytes ? 1 : -1;
+  return x->first - y->first;
+}
+
+static bool overlaps_in_time(const Buf *a, const Buf *b) {
+  return a->first <= b->last && b->first <= a->last;
+}
+
+static int cmp_offset(const void *a, const void *b) {
+  const Buf *x = *(Buf *const *)a, *y = *(Buf *const *)b;
+  return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static void finish(Graph *g, Plan *p) {
+  int64_t naive = 0, top = 0;
+  for (int b = 0; b < p->nbufs; b++) {
+    Buf *x = &p->bufs[b];
+    naive += x->bytes;
+    if (x->merged_into >= 0)
+      continue;
+    x->root->mem = (Mem){.kind = MEM_ARENA, .offset = x->offset};
+    if (x->offset + x->bytes > top)
+      top = x->offset + x->bytes;
+  }
+  /* Lower bound: the most bytes live at one step. */
+  int nn = g->nodes.len;
+  int64_t lb = 0;
+  for (int s = 0; s <= nn; s++) {
+    int64_t live = 0;
+    for (int b = 0; b < p->nbufs; b++)
+      if (p->bufs[b].merged_into < 0 && p->bufs[b].first <= s && s <= p->bufs[b].last)
+        live += p->bufs[b].bytes;
+    if (live > lb)
+      lb = live;
+  }
+  g->arena_bytes = top;
+  g->naive_bytes = naive;
+  g->lower_bound_bytes = lb;
+  free(p->bufs);
+  free(p->buf_of);
+}
+
+void pass_plan_memory(Graph *g) {
+  Plan p = {0};
+  collect(g, &p, true);
+  Buf **order = malloc(sizeof(Buf *) * (size_t)(p.nbufs + 1));
+  Buf **placed = malloc(sizeof(Buf *) * (size_t)(p.nbufs + 1));
+  int n = 0, np = 0;
+  for (int b = 0; b < p.nbufs; b++)
+    if (p.bufs[b].merged_into < 0)
+      order[n++] = &p.bufs[b];
+  qsort(order, (size_t)n, sizeof *order, cmp_size_desc);
+  Buf **conf = malloc(sizeof(Buf *) * (size_t)(p.nbufs + 1));
+  for (int i = 0; i < n; i++) {
+    Buf *x = order[i];
+    int nc = 0;
+    for (int j = 0; j < np; j++)
+      if (overlaps_in_time(placed[j], x))
+        conf[nc++] = placed[j];
+    qsort(conf, (size_t)nc, sizeof *conf, cmp_offset);
+    /* Best fit among the gaps between conflicting buffers; else the end. */
+    int64_t best = -1, best_waste = INT64_MAX, cur = 0;
+    for (int j = 0; j < nc; j++) {
+      int64_t gap = conf[j]->offset - cur;
+      if (gap >= x->bytes && gap - x->bytes < best_waste) {
+        best = cur;
+        best_waste = gap - x->bytes;
+      }
+      if (conf[j]->offset + conf[j]->bytes > cur)
+        cur = conf[j]->offset + conf[j]->bytes;
+    }
+    x->offset = best >= 0 ? best : cur;
+    placed[np++] = x;
+  }
+  free(conf);
+  free(order);
+  free(placed);
+  finish(g, &p);
+  ir_stat(g, "plan-memory", "naive %lld bytes, planned %lld bytes, lower bound %lld bytes",
+          (long long)g->naive_bytes, (long long)g->arena_bytes,
+          (long long)g->lower_bound_bytes);
+}
+
+void pass_plan_memory_naive(Graph *g) {
+  Plan p = {0};
+  collect(g, &p, false);
+  int64_t off = 0;
+  for (int b = 0; b < p.nbufs; b++) {
+    p.bufs[b].offset = off;
+    off += p.bufs[b].bytes;
+  }
+  finish(g, &p);
+  ir_stat(g, "plan-memory", "naive layout: %lld bytes (no reuse at -O0)",
+          (long long)g->arena_bytes);
+}

@@ -1,0 +1,77 @@
+/*
+ * cnnrt.h: the contract between the code cnncc generates and the runtime
+ * (libcnnrt.a) linked into every .so. Not installed; hosts use cnn.h only.
+ *
+ * The generated object defines (hidden visibility):
+ *   cnnrt_info          the cnn_info returned by cnn_get_info()
+ *   cnnrt_blob          the embedded weight blob (CnnrtBlobHeader first),
+ *                       64-byte aligned, or absent (cnnrt_blob_size == 0)
+ *                       when weights were written beside the .so
+ *   cnnrt_blob_size     its size in bytes
+ *   cnnrt_build_id      identifies spec + weight layout; a blob whose header
+ *                       carries another id is refused by cnn_create
+ *   cnnrt_forward       runs one sample
+ *
+ * The runtime defines cnnrt_parallel_for, which the generated forward
+ * function calls once per kernel launch.
+ */
+#ifndef CNNRT_H
+#define CNNRT_H
+
+#include <stdint.h>
+
+#include "cnn.h"
+
+/* Everything shared between the generated object and the runtime stays
+   inside the .so: hidden, so references bind locally (no GOT, no PLT) and
+   nothing but the cnn_* functions is exported. */
+#define CNNRT_HIDDEN __attribute__((visibility("hidden")))
+
+/* A generated kernel: ptrs holds its tensors' addresses in the order the
+   backend chose (output first, then inputs, then parameters); it computes
+   work items [lo, hi) of its iteration space. */
+typedef void (*cnnrt_kernel_fn)(void *const *ptrs, int64_t lo, int64_t hi);
+
+typedef struct cnnrt_ctx cnnrt_ctx;
+
+/* Runs fn over [0, n), split across the model's threads in contiguous
+   chunks; returns when all are done. n <= 0 is a no-op. */
+CNNRT_HIDDEN void cnnrt_parallel_for(cnnrt_ctx *ctx, cnnrt_kernel_fn fn,
+                                     void *const *ptrs, int64_t n);
+
+#define CNNRT_BLOB_MAGIC "CNNCCWB1" /* 8 bytes */
+#define CNNRT_BUILD_ID_LEN 32       /* hex digits, NUL-padded to 40 */
+
+/* The weight blob: this header, padding to 64 bytes, then the packed data.
+   All offsets the generated code uses are relative to the start of data. */
+typedef struct {
+  char magic[8];                     /* CNNRT_BLOB_MAGIC */
+  uint64_t data_bytes;               /* bytes after the 64-byte header */
+  char build_id[40];                 /* NUL-terminated hex */
+  uint64_t reserved;
+} CnnrtBlobHeader;
+_Static_assert(sizeof(CnnrtBlobHeader) == 64, "blob header is 64 bytes");
+
+extern CNNRT_HIDDEN const cnn_info cnnrt_info;
+extern CNNRT_HIDDEN const unsigned char cnnrt_blob[];
+extern CNNRT_HIDDEN const uint64_t cnnrt_blob_size;
+extern CNNRT_HIDDEN const char cnnrt_build_id[];
+
+/* One sample: weights = blob data (after the header), arena = arena_bytes of
+   scratch, 64-byte aligned; inputs/outputs point at this sample's slice. */
+CNNRT_HIDDEN void cnnrt_forward(cnnrt_ctx *ctx, const float *weights,
+                                float *arena, const float *const *inputs,
+                                float *const *outputs);
+
+/* ------------------------------------------------- runtime internals
+   (threads.c, used by runtime.c). A cnnrt_ctx is a model's thread pool:
+   nthreads - 1 workers plus the calling thread. */
+CNNRT_HIDDEN cnnrt_ctx *cnnrt_pool_create(int nthreads);
+CNNRT_HIDDEN void cnnrt_pool_destroy(cnnrt_ctx *ctx);
+CNNRT_HIDDEN int cnnrt_pool_threads(const cnnrt_ctx *ctx);
+/* Threads to use by default: $CNN_NUM_THREADS if set and valid, else one
+   per online core. */
+CNNRT_HIDDEN int cnnrt_default_threads(void);
+CNNRT_HIDDEN int cnnrt_cores(void);
+
+#endif

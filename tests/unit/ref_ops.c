@@ -1,0 +1,246 @@
+/*
+ * ref_ops.c: the reference ops (see ref_ops.h). Deliberately naive: every
+ * output element is computed on its own from the definition, accumulating
+ * in double, with explicit bounds checks instead of precomputed ranges.
+ */
+#include "ref_ops.h"
+
+#include <math.h>
+#include <string.h>
+
+int64_t ref_window_out(int64_t in, int64_t k, int64_t stride, int64_t pad0,
+                       int64_t pad1, int64_t dil, bool ceil_mode) {
+  /* torch: div_rtn(in + pl + pr - dil*(k-1) - 1 + (ceil ? s-1 : 0), s) + 1,
+     then in ceil mode drop a last window that starts in the right padding. */
+  int64_t num = in + pad0 + pad1 - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  int64_t q = num / stride;
+  if ((num % stride != 0) && ((num < 0) != (stride < 0)))
+    q--; /* round toward -inf */
+  int64_t out = q + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad0)
+    out--;
+  return out;
+}
+
+void ref_conv2d(const float *x, int64_t C, int64_t H, int64_t W, const float *w,
+                const float *b, int64_t OC, const int64_t k[2],
+                const int64_t s[2], const int64_t pad[4], const int64_t d[2],
+                int64_t groups, float *y, int64_t *OH, int64_t *OW) {
+  int64_t oh_n = ref_window_out(H, k[0], s[0], pad[0], pad[2], d[0], false);
+  int64_t ow_n = ref_window_out(W, k[1], s[1], pad[1], pad[3], d[1], false);
+  *OH = oh_n;
+  *OW = ow_n;
+  int64_t icg = C / groups, ocg = OC / groups;
+  for (int64_t oc = 0; oc < OC; oc++) {
+    int64_t g = oc / ocg;
+    for (int64_t oh = 0; oh < oh_n; oh++)
+      for (int64_t ow = 0; ow < ow_n; ow++) {
+        double acc = b ? b[oc] : 0.0;
+        for (int64_t ic = 0; ic < icg; ic++)
+          for (int64_t i = 0; i < k[0]; i++)
+            for (int64_t j = 0; j < k[1]; j++) {
+              int64_t ih = oh * s[0] - pad[0] + i * d[0];
+              int64_t iw = ow * s[1] - pad[1] + j * d[1];
+              if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                continue;
+              double xv = x[((g * icg + ic) * H + ih) * W + iw];
+              double wv = w[((oc * icg + ic) * k[0] + i) * k[1] + j];
+              acc += xv * wv;
+            }
+        y[(oc * oh_n + oh) * ow_n + ow] = (float)acc;
+      }
+  }
+}
+
+void ref_batchnorm(const float *x, int64_t C, int64_t HW, const float *w,
+                   const float *b, const float *mean, const float *var,
+                   float eps, float *y) {
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t i = 0; i < HW; i++)
+      y[c * HW + i] = (float)(((double)x[c * HW + i] - mean[c]) /
+                                  sqrt((double)var[c] + eps) * w[c] + b[c]);
+}
+
+void ref_scaleshift(const float *x, int64_t C, int64_t HW, const float *scale,
+                    const float *shift, float *y) {
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t i = 0; i < HW; i++)
+      y[c * HW + i] = (float)((double)x[c * HW + i] * scale[c] + shift[c]);
+}
+
+void ref_relu(const float *x, int64_t n, float *y) {
+  for (int64_t i = 0; i < n; i++)
+    y[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+
+void ref_maxpool(const float *x, int64_t C, int64_t H, int64_t W,
+                 const int64_t k[2], const int64_t s[2], const int64_t pad[4],
+                 const int64_t d[2], bool ceil_mode, float *y, int64_t *OH,
+                 int64_t *OW) {
+  int64_t oh_n = ref_window_out(H, k[0], s[0], pad[0], pad[2], d[0], ceil_mode);
+  int64_t ow_n = ref_window_out(W, k[1], s[1], pad[1], pad[3], d[1], ceil_mode);
+  *OH = oh_n;
+  *OW = ow_n;
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t oh = 0; oh < oh_n; oh++)
+      for (int64_t ow = 0; ow < ow_n; ow++) {
+        float m = -INFINITY;
+        for (int64_t i = 0; i < k[0]; i++)
+          for (int64_t j = 0; j < k[1]; j++) {
+            int64_t ih = oh * s[0] - pad[0] + i * d[0];
+            int64_t iw = ow * s[1] - pad[1] + j * d[1];
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+              continue; /* padding is -inf */
+            float v = x[(c * H + ih) * W + iw];
+            if (v > m)
+              m = v;
+          }
+        y[(c * oh_n + oh) * ow_n + ow] = m;
+      }
+}
+
+void ref_avgpool(const float *x, int64_t C, int64_t H, int64_t W,
+                 const int64_t k[2], const int64_t s[2], const int64_t pad[4],
+                 bool ceil_mode, bool count_include_pad, float *y, int64_t *OH,
+                 int64_t *OW) {
+  int64_t oh_n = ref_window_out(H, k[0], s[0], pad[0], pad[2], 1, ceil_mode);
+  int64_t ow_n = ref_window_out(W, k[1], s[1], pad[1], pad[3], 1, ceil_mode);
+  *OH = oh_n;
+  *OW = ow_n;
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t oh = 0; oh < oh_n; oh++)
+      for (int64_t ow = 0; ow < ow_n; ow++) {
+        /* torch cpu_avg_pool: clip to input + padding for the
+           count_include_pad divisor, then to the input. */
+        int64_t h0 = oh * s[0] - pad[0], w0 = ow * s[1] - pad[1];
+        int64_t h1 = h0 + k[0], w1 = w0 + k[1];
+        if (h1 > H + pad[2])
+          h1 = H + pad[2];
+        if (w1 > W + pad[3])
+          w1 = W + pad[3];
+        int64_t pool = (h1 - h0) * (w1 - w0);
+        if (h0 < 0)
+          h0 = 0;
+        if (w0 < 0)
+          w0 = 0;
+        if (h1 > H)
+          h1 = H;
+        if (w1 > W)
+          w1 = W;
+        float *o = &y[(c * oh_n + oh) * ow_n + ow];
+        if (h0 >= h1 || w0 >= w1) {
+          *o = 0;
+          continue;
+        }
+        double sum = 0;
+        for (int64_t ih = h0; ih < h1; ih++)
+          for (int64_t iw = w0; iw < w1; iw++)
+            sum += x[(c * H + ih) * W + iw];
+        int64_t div = count_include_pad ? pool : (h1 - h0) * (w1 - w0);
+        *o = (float)(sum / (double)div);
+      }
+}
+
+void ref_adaptive_avgpool(const float *x, int64_t C, int64_t H, int64_t W,
+                          int64_t OH, int64_t OW, float *y) {
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t oh = 0; oh < OH; oh++)
+      for (int64_t ow = 0; ow < OW; ow++) {
+        int64_t h0 = (int64_t)floor((double)(oh * H) / OH);
+        int64_t h1 = (int64_t)ceil((double)((oh + 1) * H) / OH);
+        int64_t w0 = (int64_t)floor((double)(ow * W) / OW);
+        int64_t w1 = (int64_t)ceil((double)((ow + 1) * W) / OW);
+        double sum = 0;
+        for (int64_t ih = h0; ih < h1; ih++)
+          for (int64_t iw = w0; iw < w1; iw++)
+            sum += x[(c * H + ih) * W + iw];
+        y[(c * OH + oh) * OW + ow] = (float)(sum / (double)((h1 - h0) * (w1 - w0)));
+      }
+}
+
+void ref_lrn(const float *x, int64_t C, int64_t HW, int64_t size, float alpha,
+             float beta, float k, float *y) {
+  /* torch.nn.functional.local_response_norm: x^2 zero-padded by size/2 in
+     front and (size-1)/2 behind along C, averaged over windows of `size`
+     (avg_pool with count_include_pad), then (avg * alpha + k)^beta. */
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t i = 0; i < HW; i++) {
+      double sum = 0;
+      for (int64_t j = 0; j < size; j++) {
+        int64_t cc = c - size / 2 + j;
+        if (cc < 0 || cc >= C)
+          continue;
+        double v = x[cc * HW + i];
+        sum += v * v;
+      }
+      double div = pow(sum / (double)size * alpha + k, beta);
+      y[c * HW + i] = (float)(x[c * HW + i] / div);
+    }
+}
+
+void ref_linear(const float *x, int64_t in, const float *w, const float *b,
+                int64_t out, float *y) {
+  for (int64_t o = 0; o < out; o++) {
+    double acc = b ? b[o] : 0.0;
+    for (int64_t i = 0; i < in; i++)
+      acc += (double)w[o * in + i] * x[i];
+    y[o] = (float)acc;
+  }
+}
+
+void ref_concat(const float *const *xs, const int64_t *c, int n, int64_t HW,
+                float *y) {
+  int64_t off = 0;
+  for (int i = 0; i < n; i++) {
+    memcpy(y + off * HW, xs[i], sizeof(float) * (size_t)(c[i] * HW));
+    off += c[i];
+  }
+}
+
+void ref_add(const float *const *xs, int n, int64_t numel, float *y) {
+  for (int64_t i = 0; i < numel; i++) {
+    double s = 0;
+    for (int k = 0; k < n; k++)
+      s += xs[k][i];
+    y[i] = (float)s;
+  }
+}
+
+void ref_mean(const float *const *xs, int n, int64_t numel, float *y) {
+  for (int64_t i = 0; i < numel; i++) {
+    double s = 0;
+    for (int k = 0; k < n; k++)
+      s += xs[k][i];
+    y[i] = (float)(s / n);
+  }
+}
+
+void ref_scale(const float *x, int64_t n, float s, float *y) {
+  for (int64_t i = 0; i < n; i++)
+    y[i] = x[i] * s;
+}
+
+void ref_softmax(const float *x, int64_t C, int64_t HW, float *y) {
+  for (int64_t p = 0; p < HW; p++) {
+    double m = -INFINITY;
+    for (int64_t c = 0; c < C; c++)
+      if (x[c * HW + p] > m)
+        m = x[c * HW + p];
+    double sum = 0;
+    for (int64_t c = 0; c < C; c++)
+      sum += exp(x[c * HW + p] - m);
+    for (int64_t c = 0; c < C; c++)
+      y[c * HW + p] = (float)(exp(x[c * HW + p] - m) / sum);
+  }
+}
+
+void ref_epilogue(float *y, const float *res, int64_t n, bool relu) {
+  for (int64_t i = 0; i < n; i++) {
+    float v = y[i];
+    if (res)
+      v += res[i];
+    if (relu && v < 0)
+      v = 0;
+    y[i] = v;
+  }
+}

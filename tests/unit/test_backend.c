@@ -1,0 +1,1114 @@
+/*
+ * test_backend.c: the backend and runtime against the reference ops.
+ *
+ * Each test builds a small graph with the IR API, fills its parameters with
+ * random values, plans memory with a tiny local planner (every tensor its
+ * own arena slot; inputs MEM_INPUT; views MEM_ALIAS offset 0; tests may
+ * pre-set aliases to exercise in-place ops and concat slices), compiles it
+ * to a .so in a temporary directory, dlopens it, runs it through the public
+ * ABI and compares every graph output with ref_ops.c:
+ *     max |ours - ref| <= 1e-5 * max |ref| + 1e-6 (tolerance scaled per test
+ *     where a long reduction is involved).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "runtime/cnn.h"
+
+/* The unit-test CMake builds one source file per test executable. */
+#include "ref_ops.c"
+
+/* ------------------------------------------------------------ graph helpers */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (float)((rng_state >> 40) * (1.0 / 16777216.0) * 2.0 - 1.0);
+}
+
+static Node *input3(Graph *g, const char *name, int64_t c, int64_t h, int64_t w) {
+  Node *n = ir_node_new(g, OP_INPUT, name, NULL, 0, (SrcLoc){0});
+  n->shape.rank = 3;
+  n->shape.d[0] = c, n->shape.d[1] = h, n->shape.d[2] = w;
+  GraphIO *io = arena_alloc(g->arena, sizeof *io * (size_t)(g->ninputs + 1));
+  if (g->ninputs)
+    memcpy(io, g->inputs, sizeof *io * (size_t)g->ninputs);
+  io[g->ninputs].name = n->name;
+  io[g->ninputs].node = n;
+  g->inputs = io;
+  g->ninputs++;
+  return n;
+}
+
+static Node *input1(Graph *g, const char *name, int64_t f) {
+  Node *n = input3(g, name, f, 1, 1);
+  n->shape.rank = 1;
+  return n;
+}
+
+static void output(Graph *g, Node *n) {
+  GraphIO *io = arena_alloc(g->arena, sizeof *io * (size_t)(g->noutputs + 1));
+  if (g->noutputs)
+    memcpy(io, g->outputs, sizeof *io * (size_t)g->noutputs);
+  io[g->noutputs].name = n->name;
+  io[g->noutputs].node = n;
+  g->outputs = io;
+  g->noutputs++;
+}
+
+static Node *op(Graph *g, Op o, Node *const *in, int nin) {
+  return ir_node_new(g, o, NULL, in, nin, (SrcLoc){0});
+}
+static Node *op1(Graph *g, Op o, Node *in) { return op(g, o, &in, 1); }
+
+/* Shape inference, then random parameters (variances positive). */
+static Node *fin(Graph *g, Node *n) {
+  char err[256];
+  cr_assert(ir_infer_shape(g, n, err, sizeof err), "infer %s: %s", n->name, err);
+  for (int k = 0; k < n->nparams; k++) {
+    Param *p = n->params[k];
+    if (!p)
+      continue;
+    int64_t cnt = param_numel(p);
+    p->data = arena_alloc(g->arena, sizeof(float) * (size_t)cnt);
+    for (int64_t i = 0; i < cnt; i++) {
+      float v = frand();
+      if (n->op == OP_BATCHNORM && k == P_VAR)
+        v = 0.5f + fabsf(v);
+      p->data[i] = v;
+    }
+  }
+  return n;
+}
+
+static void add_residual(Graph *g, Node *n, Node *r) {
+  Node **in = arena_alloc(g->arena, sizeof(Node *) * (size_t)(n->nin + 1));
+  memcpy(in, n->in, sizeof(Node *) * (size_t)n->nin);
+  in[n->nin] = r;
+  n->in = in;
+  n->epi.residual = n->nin++;
+}
+
+/* The local planner: see the top of the file. Nodes whose mem a test has
+   already set are left alone. */
+static void plan(Graph *g) {
+  int64_t off = g->arena_bytes;
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *n = GRAPH_NODE(g, i);
+    if (n->mem.kind != MEM_NONE)
+      continue;
+    if (n->op == OP_INPUT) {
+      for (int k = 0; k < g->ninputs; k++)
+        if (g->inputs[k].node == n)
+          n->mem = (Mem){.kind = MEM_INPUT, .index = k};
+    } else if (ir_ops[n->op].flags & OPF_VIEW) {
+      n->mem = (Mem){.kind = MEM_ALIAS, .alias_of = n->in[0]};
+    } else {
+      n->mem = (Mem){.kind = MEM_ARENA, .offset = off};
+      off += (shape_numel(&n->shape) * 4 + 63) & ~(int64_t)63;
+    }
+  }
+  g->arena_bytes = off;
+  g->num_params_orig = ir_graph_param_count(g, true);
+}
+
+/* ------------------------------------------------------------ reference run */
+
+static float *ref_node(const Node *n, float **vals) {
+  int64_t N = shape_numel(&n->shape);
+  float *y = calloc((size_t)N, sizeof(float));
+  const float *x = n->nin ? vals[n->in[0]->id] : NULL;
+  const Shape *is = n->nin ? &n->in[0]->shape : NULL;
+  const Attrs *a = &n->attr;
+#define PD(k) (n->nparams > (k) && n->params[k] ? n->params[k]->data : NULL)
+  int64_t C = is ? is->d[0] : 0;
+  int64_t HW = is ? shape_numel(is) / C : 0;
+  int64_t oh = 0, ow = 0;
+  switch (n->op) {
+  case OP_CONV2D:
+    ref_conv2d(x, C, is->d[1], is->d[2], PD(P_WEIGHT), PD(P_BIAS), a->out_channels,
+               a->kernel, a->stride, a->pad, a->dilation, a->groups, y, &oh, &ow);
+    cr_assert(oh == n->shape.d[1] && ow == n->shape.d[2], "conv shape");
+    break;
+  case OP_BATCHNORM:
+    ref_batchnorm(x, C, HW, PD(P_WEIGHT), PD(P_BIAS), PD(P_MEAN), PD(P_VAR), a->eps, y);
+    break;
+  case OP_SCALESHIFT:
+    ref_scaleshift(x, C, HW, PD(P_SCALE), PD(P_SHIFT), y);
+    break;
+  case OP_RELU:
+    ref_relu(x, N, y);
+    break;
+  case OP_MAXPOOL:
+    ref_maxpool(x, C, is->d[1], is->d[2], a->kernel, a->stride, a->pad, a->dilation,
+                a->ceil_mode, y, &oh, &ow);
+    cr_assert(oh == n->shape.d[1] && ow == n->shape.d[2],
+              "maxpool shape: ref %lldx%lld, IR %lldx%lld", (long long)oh,
+              (long long)ow, (long long)n->shape.d[1], (long long)n->shape.d[2]);
+    break;
+  case OP_AVGPOOL:
+    ref_avgpool(x, C, is->d[1], is->d[2], a->kernel, a->stride, a->pad, a->ceil_mode,
+                a->count_include_pad, y, &oh, &ow);
+    cr_assert(oh == n->shape.d[1] && ow == n->shape.d[2],
+              "avgpool shape: ref %lldx%lld, IR %lldx%lld", (long long)oh,
+              (long long)ow, (long long)n->shape.d[1], (long long)n->shape.d[2]);
+    break;
+  case OP_ADAPTIVE_AVGPOOL:
+    ref_adaptive_avgpool(x, C, is->d[1], is->d[2], a->out_hw[0], a->out_hw[1], y);
+    break;
+  case OP_LRN:
+    ref_lrn(x, C, HW, a->lrn_size, a->alpha, a->beta, a->k, y);
+    break;
+  case OP_LINEAR:
+    ref_linear(x, shape_numel(is), PD(P_WEIGHT), PD(P_BIAS), a->out_features, y);
+    break;
+  case OP_FLATTEN:
+  case OP_DROPOUT:
+    memcpy(y, x, sizeof(float) * (size_t)N);
+    break;
+  case OP_CONCAT: {
+    const float *xs[16];
+    int64_t cs[16];
+    for (int i = 0; i < n->nin; i++) {
+      xs[i] = vals[n->in[i]->id];
+      cs[i] = n->in[i]->shape.d[0];
+    }
+    ref_concat(xs, cs, n->nin, HW, y);
+    break;
+  }
+  case OP_ADD:
+  case OP_MEAN: {
+    const float *xs[16];
+    int nin = n->epi.residual >= 0 ? n->nin - 1 : n->nin;
+    for (int i = 0; i < nin; i++)
+      xs[i] = vals[n->in[i]->id];
+    (n->op == OP_ADD ? ref_add : ref_mean)(xs, nin, N, y);
+    break;
+  }
+  case OP_SCALE:
+    ref_scale(x, N, a->scale, y);
+    break;
+  case OP_SOFTMAX:
+    ref_softmax(x, C, HW, y);
+    break;
+  default:
+    cr_assert_fail("no reference for %s", ir_ops[n->op].name);
+  }
+#undef PD
+  if (n->epi.residual >= 0 || n->epi.act == ACT_RELU)
+    ref_epilogue(y, n->epi.residual >= 0 ? vals[n->in[n->epi.residual]->id] : NULL, N,
+                 n->epi.act == ACT_RELU);
+  return y;
+}
+
+/* Reference outputs of one sample (caller frees each). */
+static void ref_run(Graph *g, const float *const *inputs, float **outs) {
+  float **vals = calloc((size_t)g->next_id, sizeof *vals);
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *n = GRAPH_NODE(g, i);
+    if (n->dead)
+      continue;
+    if (n->op == OP_INPUT) {
+      int64_t N = shape_numel(&n->shape);
+      vals[n->id] = malloc(sizeof(float) * (size_t)N);
+      for (int k = 0; k < g->ninputs; k++)
+        if (g->inputs[k].node == n)
+          memcpy(vals[n->id], inputs[k], sizeof(float) * (size_t)N);
+    } else {
+      vals[n->id] = ref_node(n, vals);
+    }
+  }
+  for (int i = 0; i < g->noutputs; i++) {
+    int64_t N = shape_numel(&g->outputs[i].node->shape);
+    outs[i] = malloc(sizeof(float) * (size_t)N);
+    memcpy(outs[i], vals[g->outputs[i].node->id], sizeof(float) * (size_t)N);
+  }
+  for (int i = 0; i < g->next_id; i++)
+    free(vals[i]);
+  free(vals);
+}
+
+/* -------------------------------------------------------- compile and load */
+
+typedef struct {
+  char dir[64];
+  char so[128];
+  void *h;
+  const cnn_info *(*info)(void);
+  cnn_model *(*create)(const char *, char *, size_t);
+  int (*run)(cnn_model *, int64_t, const float *const *, float *const *);
+  int (*threads)(cnn_model *, int);
+  const char *(*last_error)(const cnn_model *);
+  void (*destroy)(cnn_model *);
+} Lib;
+
+static void tmpdir_new(Lib *l) {
+  snprintf(l->dir, sizeof l->dir, "/tmp/cnncc-be-XXXXXX");
+  cr_assert(mkdtemp(l->dir), "mkdtemp");
+  snprintf(l->so, sizeof l->so, "%s/net.so", l->dir);
+}
+
+static void tmpdir_remove(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  char p[512];
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    unlink(p);
+  }
+  closedir(d);
+  rmdir(dir);
+}
+
+static BackendOptions opts_for(const char *out) {
+  BackendOptions o = {0};
+  o.output = out;
+  o.emit = EMIT_SO;
+  o.opt_level = 2;
+  o.runtime_lib = CNNCC_RUNTIME_LIB;
+  o.cc = "cc";
+  o.compiler_ident = "cnncc test";
+  return o;
+}
+
+static int compile(Graph *g, const BackendOptions *o) {
+  Diag *d = diag_new(stderr, false);
+  int rc = backend_compile(g, o, d);
+  diag_free(d);
+  return rc;
+}
+
+static void lib_open(Lib *l, const char *path) {
+  l->h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  cr_assert(l->h, "dlopen %s: %s", path, dlerror());
+  *(void **)&l->info = dlsym(l->h, "cnn_get_info");
+  *(void **)&l->create = dlsym(l->h, "cnn_create");
+  *(void **)&l->run = dlsym(l->h, "cnn_run");
+  *(void **)&l->threads = dlsym(l->h, "cnn_set_num_threads");
+  *(void **)&l->last_error = dlsym(l->h, "cnn_last_error");
+  *(void **)&l->destroy = dlsym(l->h, "cnn_destroy");
+  cr_assert(l->info && l->create && l->run && l->threads && l->last_error && l->destroy);
+}
+
+static void lib_build(Lib *l, Graph *g) {
+  tmpdir_new(l);
+  plan(g);
+  BackendOptions o = opts_for(l->so);
+  cr_assert_eq(compile(g, &o), 0, "backend_compile failed");
+  lib_open(l, l->so);
+}
+
+static void lib_close(Lib *l) {
+  if (l->h)
+    dlclose(l->h);
+  l->h = NULL;
+  tmpdir_remove(l->dir);
+}
+
+/* Random inputs for `batch` samples. */
+static float **make_inputs(Graph *g, int64_t batch) {
+  float **in = calloc((size_t)g->ninputs, sizeof *in);
+  for (int i = 0; i < g->ninputs; i++) {
+    int64_t N = shape_numel(&g->inputs[i].node->shape) * batch;
+    in[i] = malloc(sizeof(float) * (size_t)N);
+    for (int64_t k = 0; k < N; k++)
+      in[i][k] = frand();
+  }
+  return in;
+}
+
+static float **make_outputs(Graph *g, int64_t batch) {
+  float **out = calloc((size_t)g->noutputs, sizeof *out);
+  for (int i = 0; i < g->noutputs; i++) {
+    int64_t N = shape_numel(&g->outputs[i].node->shape) * batch;
+    out[i] = malloc(sizeof(float) * (size_t)N);
+    for (int64_t k = 0; k < N; k++)
+      out[i][k] = NAN;
+  }
+  return out;
+}
+
+static void free_bufs(float **b, int n) {
+  for (int i = 0; i < n; i++)
+    free(b[i]);
+  free(b);
+}
+
+/* Compares every output of every sample with the reference. */
+static void compare(Graph *g, int64_t batch, float **in, float **out, double rtol) {
+  for (int64_t s = 0; s < batch; s++) {
+    const float *ins[16];
+    float *refs[16];
+    for (int i = 0; i < g->ninputs; i++)
+      ins[i] = in[i] + s * shape_numel(&g->inputs[i].node->shape);
+    ref_run(g, ins, refs);
+    for (int i = 0; i < g->noutputs; i++) {
+      int64_t N = shape_numel(&g->outputs[i].node->shape);
+      const float *o = out[i] + s * N;
+      double maxref = 0, maxdiff = 0;
+      int64_t at = 0;
+      for (int64_t k = 0; k < N; k++) {
+        double d = fabs((double)o[k] - refs[i][k]);
+        if (!(d <= maxdiff)) { /* catches NaN */
+          maxdiff = isnan(d) ? INFINITY : d;
+          at = k;
+        }
+        if (fabs(refs[i][k]) > maxref)
+          maxref = fabs(refs[i][k]);
+      }
+      cr_assert(maxdiff <= rtol * maxref + 1e-6,
+                "output '%s' sample %lld: max |diff| %g at %lld (ours %g, ref %g), "
+                "max |ref| %g",
+                g->outputs[i].name, (long long)s, maxdiff, (long long)at,
+                (double)o[at], (double)refs[i][at], maxref);
+      free(refs[i]);
+    }
+  }
+}
+
+/* The whole round trip: plan, compile, load, run, compare. */
+static void check_graph_opts(Graph *g, int64_t batch, int nthreads, double rtol) {
+  Lib l = {0};
+  lib_build(&l, g);
+  char err[256];
+  cnn_model *m = l.create(NULL, err, sizeof err);
+  cr_assert(m, "cnn_create: %s", err);
+  cr_assert_eq(l.threads(m, nthreads), 0);
+  float **in = make_inputs(g, batch), **out = make_outputs(g, batch);
+  int rc = l.run(m, batch, (const float *const *)in, out);
+  cr_assert_eq(rc, 0, "cnn_run: %s", l.last_error(m));
+  compare(g, batch, in, out, rtol);
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+static void check_graph(Graph *g) { check_graph_opts(g, 1, 1, 1e-5); }
+
+/* ------------------------------------------------------------------- conv2d */
+
+Test(backend, conv2d_with_bias_and_same_padding_matches_reference) {
+  Graph *g = ir_graph_new("conv");
+  Node *x = input3(g, "image", 3, 11, 13);
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = 8;
+  c->attr.kernel[0] = c->attr.kernel[1] = 3;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = 1;
+  fin(g, c);
+  output(g, c);
+  check_graph(g);
+}
+
+Test(backend, conv2d_with_groups_stride_asymmetric_padding_and_dilation_matches_reference) {
+  Graph *g = ir_graph_new("conv");
+  Node *x = input3(g, "image", 6, 17, 15);
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = 9;
+  c->attr.groups = 3;
+  c->attr.kernel[0] = 3, c->attr.kernel[1] = 2;
+  c->attr.stride[0] = 2, c->attr.stride[1] = 3;
+  c->attr.pad[0] = 2, c->attr.pad[1] = 0, c->attr.pad[2] = 1, c->attr.pad[3] = 3;
+  c->attr.dilation[0] = 2, c->attr.dilation[1] = 3;
+  fin(g, c);
+  output(g, c);
+  check_graph(g);
+}
+
+Test(backend, depthwise_conv2d_with_stride_two_matches_reference) {
+  Graph *g = ir_graph_new("dw");
+  Node *x = input3(g, "image", 8, 14, 14);
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = 8;
+  c->attr.groups = 8;
+  c->attr.kernel[0] = c->attr.kernel[1] = 3;
+  c->attr.stride[0] = c->attr.stride[1] = 2;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = 1;
+  fin(g, c);
+  output(g, c);
+  check_graph(g);
+}
+
+Test(backend, conv2d_without_bias_with_residual_and_relu_epilogue_matches_reference) {
+  Graph *g = ir_graph_new("res");
+  Node *x = input3(g, "image", 4, 9, 9);
+  Node *r = input3(g, "shortcut", 6, 9, 9);
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = 6;
+  c->attr.has_bias = false;
+  c->attr.kernel[0] = c->attr.kernel[1] = 3;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = 1;
+  fin(g, c);
+  add_residual(g, c, r);
+  c->epi.act = ACT_RELU;
+  output(g, c);
+  check_graph(g);
+}
+
+Test(backend, large_first_layer_conv_with_7x7_kernel_matches_reference) {
+  Graph *g = ir_graph_new("stem");
+  Node *x = input3(g, "image", 3, 40, 40);
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = 16;
+  c->attr.kernel[0] = c->attr.kernel[1] = 7;
+  c->attr.stride[0] = c->attr.stride[1] = 2;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = 3;
+  fin(g, c);
+  output(g, c);
+  check_graph(g);
+}
+
+/* ------------------------------------------------------- per-channel affine */
+
+Test(backend, batchnorm_and_scaleshift_match_reference) {
+  Graph *g = ir_graph_new("bn");
+  Node *x = input3(g, "image", 5, 7, 6);
+  Node *b = fin(g, op1(g, OP_BATCHNORM, x));
+  b->attr.eps = 1e-3f;
+  Node *s = fin(g, op1(g, OP_SCALESHIFT, b));
+  s->epi.act = ACT_RELU;
+  output(g, b);
+  output(g, s);
+  check_graph(g);
+}
+
+Test(backend, batchnorm_on_a_feature_vector_matches_reference) {
+  Graph *g = ir_graph_new("bn1d");
+  Node *x = input1(g, "features", 37);
+  Node *b = fin(g, op1(g, OP_BATCHNORM, x));
+  output(g, b);
+  check_graph(g);
+}
+
+/* -------------------------------------------------------------- elementwise */
+
+Test(backend, relu_scale_add_and_mean_of_three_inputs_match_reference) {
+  Graph *g = ir_graph_new("elt");
+  Node *a = input3(g, "a", 3, 50, 61); /* > one 4096-element chunk */
+  Node *b = input3(g, "b", 3, 50, 61);
+  Node *c = input3(g, "c", 3, 50, 61);
+  Node *r = fin(g, op1(g, OP_RELU, a));
+  Node *s = op1(g, OP_SCALE, b);
+  s->attr.scale = 0.37f;
+  fin(g, s);
+  Node *abc[3] = {r, s, c};
+  Node *add = fin(g, op(g, OP_ADD, abc, 3));
+  Node *mean = fin(g, op(g, OP_MEAN, abc, 3));
+  mean->epi.act = ACT_RELU;
+  output(g, add);
+  output(g, mean);
+  check_graph_opts(g, 1, 2, 1e-5);
+}
+
+Test(backend, relu_running_in_place_matches_reference) {
+  Graph *g = ir_graph_new("inplace");
+  Node *x = input3(g, "x", 4, 10, 10);
+  Node *s = op1(g, OP_SCALE, x);
+  s->attr.scale = -2.0f;
+  fin(g, s);
+  Node *r = fin(g, op1(g, OP_RELU, s));
+  Node *r2 = fin(g, op1(g, OP_SCALE, r));
+  /* relu writes over its input; a second elementwise op too. */
+  s->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  r->mem = (Mem){.kind = MEM_ALIAS, .alias_of = s};
+  r2->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  g->arena_bytes = 4 * 10 * 10 * 4;
+  output(g, r2);
+  check_graph(g);
+}
+
+/* ------------------------------------------------------------------ pooling */
+
+static Node *pool(Graph *g, Op o, Node *x, int k, int s, int p, bool ceil_mode,
+                  bool cip) {
+  Node *n = op1(g, o, x);
+  n->attr.kernel[0] = n->attr.kernel[1] = k;
+  n->attr.stride[0] = n->attr.stride[1] = s;
+  for (int i = 0; i < 4; i++)
+    n->attr.pad[i] = p;
+  n->attr.ceil_mode = ceil_mode;
+  n->attr.count_include_pad = cip;
+  return fin(g, n);
+}
+
+Test(backend, maxpool_with_ceil_mode_padding_and_dilation_matches_reference) {
+  Graph *g = ir_graph_new("maxpool");
+  Node *x = input3(g, "x", 3, 14, 13);
+  output(g, pool(g, OP_MAXPOOL, x, 3, 2, 0, true, true));  /* AlexNet/GoogLeNet style */
+  output(g, pool(g, OP_MAXPOOL, x, 3, 2, 1, true, true));  /* last window would start in padding */
+  output(g, pool(g, OP_MAXPOOL, x, 2, 2, 0, false, true));
+  Node *d = op1(g, OP_MAXPOOL, x);
+  d->attr.kernel[0] = 3, d->attr.kernel[1] = 2;
+  d->attr.stride[0] = 1, d->attr.stride[1] = 2;
+  d->attr.pad[0] = 2, d->attr.pad[1] = 1, d->attr.pad[2] = 1, d->attr.pad[3] = 0;
+  d->attr.dilation[0] = 2, d->attr.dilation[1] = 2;
+  d->attr.ceil_mode = true;
+  output(g, fin(g, d));
+  check_graph(g);
+}
+
+Test(backend, avgpool_with_ceil_mode_and_count_include_pad_both_ways_matches_reference) {
+  Graph *g = ir_graph_new("avgpool");
+  Node *x = input3(g, "x", 4, 15, 16);
+  output(g, pool(g, OP_AVGPOOL, x, 3, 2, 1, true, true));
+  output(g, pool(g, OP_AVGPOOL, x, 3, 2, 1, true, false));
+  output(g, pool(g, OP_AVGPOOL, x, 3, 2, 1, false, true));
+  output(g, pool(g, OP_AVGPOOL, x, 3, 2, 1, false, false));
+  output(g, pool(g, OP_AVGPOOL, x, 2, 2, 0, true, true));
+  output(g, pool(g, OP_AVGPOOL, x, 3, 1, 1, false, false)); /* Inception's branch pool */
+  check_graph(g);
+}
+
+Test(backend, adaptive_avgpool_with_non_divisible_sizes_matches_reference) {
+  Graph *g = ir_graph_new("apool");
+  Node *x = input3(g, "x", 3, 10, 7);
+  Node *a = op1(g, OP_ADAPTIVE_AVGPOOL, x);
+  a->attr.out_hw[0] = 4, a->attr.out_hw[1] = 3;
+  output(g, fin(g, a));
+  Node *b = op1(g, OP_ADAPTIVE_AVGPOOL, x);
+  b->attr.out_hw[0] = 1, b->attr.out_hw[1] = 1; /* global pooling */
+  output(g, fin(g, b));
+  Node *c = op1(g, OP_ADAPTIVE_AVGPOOL, x);
+  c->attr.out_hw[0] = 13, c->attr.out_hw[1] = 9; /* larger than the input */
+  output(g, fin(g, c));
+  check_graph(g);
+}
+
+/* ---------------------------------------------------------------- lrn, fc */
+
+Test(backend, local_response_norm_matches_reference) {
+  Graph *g = ir_graph_new("lrn");
+  Node *x = input3(g, "x", 9, 5, 6);
+  Node *a = op1(g, OP_LRN, x);
+  a->attr.lrn_size = 5, a->attr.alpha = 1e-2f, a->attr.beta = 0.75f, a->attr.k = 2.0f;
+  output(g, fin(g, a));
+  Node *b = op1(g, OP_LRN, x);
+  b->attr.lrn_size = 4, b->attr.alpha = 0.3f, b->attr.beta = 0.5f, b->attr.k = 1.0f;
+  output(g, fin(g, b));
+  check_graph(g);
+}
+
+Test(backend, linear_on_a_rank3_input_flattens_it_and_matches_reference) {
+  Graph *g = ir_graph_new("fc");
+  Node *x = input3(g, "x", 8, 5, 7);
+  Node *a = op1(g, OP_LINEAR, x);
+  a->attr.out_features = 33;
+  output(g, fin(g, a));
+  Node *f = fin(g, op1(g, OP_FLATTEN, x));
+  Node *b = op1(g, OP_LINEAR, f);
+  b->attr.out_features = 10;
+  b->attr.has_bias = false;
+  fin(g, b);
+  b->epi.act = ACT_RELU;
+  output(g, b);
+  check_graph(g);
+}
+
+/* ------------------------------------------------------ concat and softmax */
+
+Test(backend, concat_of_three_inputs_along_channels_matches_reference) {
+  Graph *g = ir_graph_new("cat");
+  Node *a = input3(g, "a", 2, 5, 5), *b = input3(g, "b", 3, 5, 5),
+       *c = input3(g, "c", 1, 5, 5);
+  Node *ra = fin(g, op1(g, OP_RELU, a));
+  Node *abc[3] = {ra, b, c};
+  output(g, fin(g, op(g, OP_CONCAT, abc, 3)));
+  check_graph_opts(g, 1, 2, 1e-5);
+}
+
+Test(backend, concat_whose_inputs_already_live_in_their_slices_matches_reference) {
+  Graph *g = ir_graph_new("cat_elim");
+  Node *x = input3(g, "x", 3, 6, 6);
+  Node *a = op1(g, OP_CONV2D, x);
+  a->attr.out_channels = 4;
+  a->attr.kernel[0] = a->attr.kernel[1] = 1;
+  fin(g, a);
+  Node *b = op1(g, OP_CONV2D, x);
+  b->attr.out_channels = 5;
+  b->attr.kernel[0] = b->attr.kernel[1] = 3;
+  for (int i = 0; i < 4; i++)
+    b->attr.pad[i] = 1;
+  fin(g, b);
+  Node *ab[2] = {a, b};
+  Node *cat = fin(g, op(g, OP_CONCAT, ab, 2));
+  cat->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  a->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 0};
+  b->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 4 * 36 * 4};
+  g->arena_bytes = 9 * 36 * 4 + 64;
+  output(g, cat);
+  check_graph(g);
+}
+
+Test(backend, softmax_over_features_and_over_channels_matches_reference) {
+  Graph *g = ir_graph_new("softmax");
+  Node *f = input1(g, "logits", 1000);
+  Node *s = op1(g, OP_SCALE, f);
+  s->attr.scale = 30.0f; /* large values: needs the max subtraction */
+  output(g, fin(g, op1(g, OP_SOFTMAX, fin(g, s))));
+  Node *x = input3(g, "x", 7, 3, 4);
+  output(g, fin(g, op1(g, OP_SOFTMAX, x)));
+  check_graph(g);
+}
+
+/* -------------------------------------------------------------- small nets */
+
+/* conv-bn-relu, maxpool, a residual block, avgpool, flatten, dropout, fc,
+   softmax: most ops in one forward pass. */
+static Graph *small_net(void) {
+  Graph *g = ir_graph_new("smallnet");
+  Node *x = input3(g, "image", 3, 32, 32);
+  Node *c1 = op1(g, OP_CONV2D, x);
+  c1->attr.out_channels = 16;
+  c1->attr.kernel[0] = c1->attr.kernel[1] = 3;
+  for (int i = 0; i < 4; i++)
+    c1->attr.pad[i] = 1;
+  fin(g, c1);
+  Node *bn = fin(g, op1(g, OP_BATCHNORM, c1));
+  Node *r1 = fin(g, op1(g, OP_RELU, bn));
+  Node *mp = pool(g, OP_MAXPOOL, r1, 3, 2, 1, false, true);
+  Node *c2 = op1(g, OP_CONV2D, mp);
+  c2->attr.out_channels = 16;
+  c2->attr.kernel[0] = c2->attr.kernel[1] = 3;
+  for (int i = 0; i < 4; i++)
+    c2->attr.pad[i] = 1;
+  fin(g, c2);
+  add_residual(g, c2, mp);
+  c2->epi.act = ACT_RELU;
+  Node *ap = op1(g, OP_ADAPTIVE_AVGPOOL, c2);
+  ap->attr.out_hw[0] = ap->attr.out_hw[1] = 2;
+  fin(g, ap);
+  Node *fl = fin(g, op1(g, OP_FLATTEN, ap));
+  Node *dr = fin(g, op1(g, OP_DROPOUT, fl));
+  Node *fc = op1(g, OP_LINEAR, dr);
+  fc->attr.out_features = 10;
+  fin(g, fc);
+  Node *sm = fin(g, op1(g, OP_SOFTMAX, fc));
+  output(g, sm);
+  output(g, fc);
+  return g;
+}
+
+Test(backend, small_net_with_batch_of_three_matches_reference_per_sample) {
+  check_graph_opts(small_net(), 3, 1, 1e-5);
+}
+
+/* Builds g with options o (output set here), runs 2 samples, compares. */
+static void check_with_options(Graph *g, BackendOptions o) {
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  o.output = l.so;
+  cr_assert_eq(compile(g, &o), 0);
+  lib_open(&l, l.so);
+  char err[256];
+  cnn_model *m = l.create(NULL, err, sizeof err);
+  cr_assert(m, "%s", err);
+  float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
+  cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0);
+  compare(g, 2, in, out, 1e-5);
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+Test(backend, small_net_compiled_at_O0_matches_reference) {
+  BackendOptions o = opts_for(NULL);
+  o.opt_level = 0;
+  check_with_options(small_net(), o);
+}
+
+Test(backend, small_net_compiled_at_O3_for_a_portable_cpu_matches_reference) {
+  BackendOptions o = opts_for(NULL);
+  o.opt_level = 3;
+  o.target_cpu = "x86-64";
+  check_with_options(small_net(), o);
+}
+
+Test(backend, one_and_two_threads_give_identical_results) {
+  Graph *g = small_net();
+  Lib l = {0};
+  lib_build(&l, g);
+  char err[256];
+  cnn_model *m = l.create(NULL, err, sizeof err);
+  cr_assert(m, "%s", err);
+  float **in = make_inputs(g, 2), **o1 = make_outputs(g, 2), **o2 = make_outputs(g, 2);
+  cr_assert_eq(l.threads(m, 1), 0);
+  cr_assert_eq(l.run(m, 2, (const float *const *)in, o1), 0);
+  cr_assert_eq(l.threads(m, 2), 0);
+  for (int rep = 0; rep < 20; rep++)
+    cr_assert_eq(l.run(m, 2, (const float *const *)in, o2), 0);
+  for (int i = 0; i < g->noutputs; i++)
+    cr_assert(memcmp(o1[i], o2[i], sizeof(float) * 2 *
+                                       (size_t)shape_numel(&g->outputs[i].node->shape)) == 0,
+              "output %d differs between 1 and 2 threads", i);
+  cr_assert_eq(l.threads(m, 0), 0);
+  cr_assert_eq(l.run(m, 2, (const float *const *)in, o2), 0);
+  free_bufs(in, g->ninputs);
+  free_bufs(o1, g->noutputs);
+  free_bufs(o2, g->noutputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+Test(backend, info_describes_the_network) {
+  Graph *g = small_net();
+  Lib l = {0};
+  lib_build(&l, g);
+  const cnn_info *info = l.info();
+  cr_assert_eq(info->abi_version, CNN_ABI_VERSION);
+  cr_assert_str_eq(info->name, "smallnet");
+  cr_assert_str_eq(info->compiler, "cnncc test");
+  cr_assert_eq(info->num_inputs, 1);
+  cr_assert_eq(info->num_outputs, 2);
+  cr_assert_str_eq(info->inputs[0].name, "image");
+  cr_assert_eq(info->inputs[0].rank, 4);
+  cr_assert(info->inputs[0].dims[0] == 1 && info->inputs[0].dims[1] == 3 &&
+            info->inputs[0].dims[2] == 32 && info->inputs[0].dims[3] == 32);
+  cr_assert_eq(info->outputs[0].rank, 2);
+  cr_assert(info->outputs[0].dims[0] == 1 && info->outputs[0].dims[1] == 10);
+  cr_assert_eq(info->num_params, ir_graph_param_count(g, true));
+  cr_assert_eq(info->macs, ir_graph_macs(g));
+  cr_assert_eq(info->arena_bytes, (uint64_t)g->arena_bytes);
+  uint64_t wb = 0;
+  for (int i = 0; i < g->params.len; i++)
+    wb += (uint64_t)(param_numel(GRAPH_PARAM(g, i)) * 4 + 63) / 64 * 64;
+  cr_assert_eq(info->weight_bytes, wb);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+/* ------------------------------------------------------------ the .so file */
+
+static char *run_cmd(const char *cmd) {
+  FILE *p = popen(cmd, "r");
+  cr_assert(p, "popen %s", cmd);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  char line[1024];
+  while (fgets(line, sizeof line, p))
+    fputs(line, m);
+  fclose(m);
+  pclose(p);
+  return buf;
+}
+
+Test(backend, shared_object_exports_only_the_six_abi_functions_and_needs_only_libc) {
+  Graph *g = small_net();
+  Lib l = {0};
+  lib_build(&l, g);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s'", l.so);
+  char *out = run_cmd(cmd);
+  static const char *want[] = {"cnn_get_info", "cnn_create", "cnn_run",
+                               "cnn_set_num_threads", "cnn_last_error", "cnn_destroy"};
+  int found = 0, lines = 0;
+  for (char *s = strtok(out, "\n"); s; s = strtok(NULL, "\n")) {
+    const char *name = strrchr(s, ' ');
+    name = name ? name + 1 : s;
+    bool ok = false;
+    for (int i = 0; i < 6; i++)
+      if (!strcmp(name, want[i]))
+        ok = true;
+    cr_expect(ok, "unexpected exported symbol: %s", s);
+    found += ok;
+    lines++;
+  }
+  cr_assert_eq(found, 6, "exports:\n%d lines, %d ABI functions", lines, found);
+  free(out);
+  snprintf(cmd, sizeof cmd, "ldd '%s'", l.so);
+  out = run_cmd(cmd);
+  for (char *s = strtok(out, "\n"); s; s = strtok(NULL, "\n"))
+    cr_expect(strstr(s, "linux-vdso") || strstr(s, "libc.so") || strstr(s, "libm.so") ||
+                  strstr(s, "libpthread.so") || strstr(s, "ld-linux"),
+              "unexpected dependency: %s", s);
+  free(out);
+  /* The stack is not executable. */
+  snprintf(cmd, sizeof cmd, "readelf -lW '%s' | grep GNU_STACK", l.so);
+  out = run_cmd(cmd);
+  cr_expect(strstr(out, "RW ") && !strstr(out, "RWE"), "GNU_STACK: %s", out);
+  free(out);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+Test(backend, cnn_run_with_null_pointers_or_batch_zero_returns_an_error) {
+  Graph *g = small_net();
+  Lib l = {0};
+  lib_build(&l, g);
+  cnn_model *m = l.create(NULL, NULL, 0);
+  cr_assert(m);
+  float **in = make_inputs(g, 1), **out = make_outputs(g, 1);
+  cr_assert_eq(l.run(m, 0, (const float *const *)in, out), CNN_EINVAL);
+  cr_assert(strstr(l.last_error(m), "batch"), "%s", l.last_error(m));
+  cr_assert_eq(l.run(m, -3, (const float *const *)in, out), CNN_EINVAL);
+  cr_assert_eq(l.run(m, 1, NULL, out), CNN_EINVAL);
+  cr_assert_eq(l.run(m, 1, (const float *const *)in, NULL), CNN_EINVAL);
+  float *nul[2] = {NULL, NULL};
+  cr_assert_eq(l.run(m, 1, (const float *const *)in, nul), CNN_EINVAL);
+  cr_assert(strstr(l.last_error(m), "outputs[0]"), "%s", l.last_error(m));
+  cr_assert_eq(l.run(NULL, 1, (const float *const *)in, out), CNN_ESTATE);
+  cr_assert_eq(l.threads(m, -1), CNN_EINVAL);
+  cr_assert_eq(l.threads(NULL, 1), CNN_ESTATE);
+  cr_assert_eq(l.run(m, 1, (const float *const *)in, out), CNN_OK);
+  cr_assert_str_eq(l.last_error(m), "");
+  cr_assert(l.last_error(NULL) && *l.last_error(NULL));
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  l.destroy(NULL);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+/* ---------------------------------------------------------- weight blobs */
+
+Test(backend, external_weights_load_from_the_blob_and_match_reference) {
+  Graph *g = small_net();
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  BackendOptions o = opts_for(l.so);
+  o.external_weights = true;
+  cr_assert_eq(compile(g, &o), 0);
+  char wpath[160];
+  snprintf(wpath, sizeof wpath, "%s.weights", l.so);
+  cr_assert(access(wpath, R_OK) == 0, "no %s", wpath);
+  lib_open(&l, l.so);
+  char err[256];
+  cr_assert_null(l.create(NULL, err, sizeof err), "create without a blob must fail");
+  cr_assert(strstr(err, "external weights"), "%s", err);
+  cnn_model *m = l.create(wpath, err, sizeof err);
+  cr_assert(m, "%s", err);
+  float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
+  cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0);
+  compare(g, 2, in, out, 1e-5);
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  cr_assert_null(l.create("/nonexistent/file.weights", err, sizeof err));
+  cr_assert(strstr(err, "/nonexistent/file.weights"), "%s", err);
+  /* A truncated copy is refused. */
+  char trunc[200];
+  snprintf(trunc, sizeof trunc, "%s/trunc.weights", l.dir);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "head -c 100 '%s' > '%s'", wpath, trunc);
+  cr_assert_eq(system(cmd), 0);
+  cr_assert_null(l.create(trunc, err, sizeof err));
+  cr_assert(strstr(err, "truncated"), "%s", err);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+Test(backend, weights_blob_of_another_network_is_refused) {
+  /* Two graphs: the second differs in one layer's width. */
+  Graph *g1 = small_net();
+  Graph *g2 = ir_graph_new("smallnet");
+  Node *x = input3(g2, "image", 3, 32, 32);
+  Node *c = op1(g2, OP_CONV2D, x);
+  c->attr.out_channels = 8;
+  c->attr.kernel[0] = c->attr.kernel[1] = 3;
+  fin(g2, c);
+  output(g2, c);
+
+  Lib l1 = {0}, l2 = {0};
+  tmpdir_new(&l1);
+  tmpdir_new(&l2);
+  plan(g1);
+  plan(g2);
+  BackendOptions o1 = opts_for(l1.so), o2 = opts_for(l2.so);
+  o1.external_weights = o2.external_weights = true;
+  cr_assert_eq(compile(g1, &o1), 0);
+  cr_assert_eq(compile(g2, &o2), 0);
+  lib_open(&l1, l1.so);
+  char w2[160], err[512];
+  snprintf(w2, sizeof w2, "%s.weights", l2.so);
+  cr_assert_null(l1.create(w2, err, sizeof err));
+  cr_assert(strstr(err, "another network or build"), "%s", err);
+  /* Recompiling the same graph gives the same build id: its blob loads. */
+  Lib l3 = {0};
+  tmpdir_new(&l3);
+  BackendOptions o3 = opts_for(l3.so);
+  o3.external_weights = true;
+  cr_assert_eq(compile(g1, &o3), 0);
+  char w3[160];
+  snprintf(w3, sizeof w3, "%s.weights", l3.so);
+  cnn_model *m = l1.create(w3, err, sizeof err);
+  cr_assert(m, "%s", err);
+  l1.destroy(m);
+  lib_close(&l1);
+  lib_close(&l2);
+  lib_close(&l3);
+  ir_graph_free(g1);
+  ir_graph_free(g2);
+}
+
+/* ------------------------------------------------------------ error paths */
+
+Test(backend, missing_output_directory_is_a_user_error_and_writes_nothing) {
+  Graph *g = small_net();
+  plan(g);
+  BackendOptions o = opts_for("/tmp/cnncc-no-such-dir-for-sure/net.so");
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  Diag *d = diag_new(f, false);
+  cr_assert_eq(backend_compile(g, &o, d), 1);
+  diag_free(d);
+  fclose(f);
+  cr_assert(strstr(text, "does not exist"), "%s", text);
+  free(text);
+  ir_graph_free(g);
+}
+
+Test(backend, unplanned_graph_is_an_internal_error) {
+  Graph *g = small_net();
+  Lib l = {0};
+  tmpdir_new(&l);
+  BackendOptions o = opts_for(l.so);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  Diag *d = diag_new(f, false);
+  cr_assert_eq(backend_compile(g, &o, d), 2);
+  diag_free(d);
+  fclose(f);
+  cr_assert(strstr(text, "no planned storage"), "%s", text);
+  free(text);
+  cr_assert(access(l.so, F_OK) != 0, "a failed compile left %s", l.so);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+Test(backend, failed_link_reports_the_linker_and_leaves_no_output) {
+  Graph *g = small_net();
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  BackendOptions o = opts_for(l.so);
+  o.runtime_lib = "/dev/null"; /* exists, but is no library */
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  Diag *d = diag_new(f, false);
+  cr_assert_eq(backend_compile(g, &o, d), 1);
+  diag_free(d);
+  fclose(f);
+  cr_assert(strstr(text, "linking"), "%s", text);
+  free(text);
+  DIR *dir = opendir(l.dir);
+  struct dirent *e;
+  int files = 0;
+  while ((e = readdir(dir)))
+    files += e->d_name[0] != '.';
+  closedir(dir);
+  cr_assert_eq(files, 0, "temporary files left behind in %s", l.dir);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+Test(backend, llvm_ir_assembly_and_object_can_be_emitted) {
+  Graph *g = small_net();
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  static const struct {
+    EmitKind k;
+    const char *name, *needle;
+  } kinds[] = {{EMIT_LLVM, "net.ll", "define hidden void @cnnrt_forward"},
+               {EMIT_ASM, "net.s", "cnnrt_forward:"},
+               {EMIT_OBJ, "net.o", NULL}};
+  for (int i = 0; i < 3; i++) {
+    char path[200];
+    snprintf(path, sizeof path, "%s/%s", l.dir, kinds[i].name);
+    BackendOptions o = opts_for(path);
+    o.emit = kinds[i].k;
+    cr_assert_eq(compile(g, &o), 0, "%s", kinds[i].name);
+    struct stat st;
+    cr_assert(stat(path, &st) == 0 && st.st_size > 0, "%s", path);
+    if (kinds[i].needle) {
+      char cmd[512];
+      snprintf(cmd, sizeof cmd, "grep -c '%s' '%s'", kinds[i].needle, path);
+      char *out = run_cmd(cmd);
+      cr_assert(atoi(out) > 0, "%s lacks %s", path, kinds[i].needle);
+      free(out);
+    }
+  }
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+/* ------------------------------------------------------------ measurements */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Not a pass/fail speed test: prints compile time and GFLOP/s of a ResNet
+   3x3 layer (64 -> 64 channels at 56x56) so regressions are visible. */
+Test(backend, a_resnet_3x3_conv_compiles_and_runs_at_a_measured_speed) {
+  Graph *g = ir_graph_new("conv3x3");
+  Node *x = input3(g, "x", 64, 56, 56);
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = 64;
+  c->attr.kernel[0] = c->attr.kernel[1] = 3;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = 1;
+  fin(g, c);
+  c->epi.act = ACT_RELU;
+  output(g, c);
+  Lib l = {0};
+  double t0 = now_s();
+  lib_build(&l, g);
+  double tc = now_s() - t0;
+  cnn_model *m = l.create(NULL, NULL, 0);
+  cr_assert(m);
+  float **in = make_inputs(g, 1), **out = make_outputs(g, 1);
+  double flops = 2.0 * (double)ir_graph_macs(g);
+  for (int th = 1; th <= 2; th++) {
+    l.threads(m, th);
+    l.run(m, 1, (const float *const *)in, out);
+    double best = 1e9;
+    for (int r = 0; r < 5; r++) {
+      double t = now_s();
+      l.run(m, 1, (const float *const *)in, out);
+      t = now_s() - t;
+      if (t < best)
+        best = t;
+    }
+    fprintf(stderr, "[measure] conv 64->64 3x3 56x56: compile %.0f ms, %d thread%s: "
+                    "%.2f ms, %.1f GFLOP/s\n",
+            tc * 1e3, th, th > 1 ? "s" : "", best * 1e3, flops / best / 1e9);
+  }
+  compare(g, 1, in, out, 1e-5);
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything cnncc needs to build, test and compare with PyTorch,
+# from Debian 12's packages. Skips apt-get when all are already installed.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config
+      llvm-19-dev libyaml-dev libjansson-dev libcriterion-dev
+      python3 python3-numpy python3-torch python3-torchvision)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
