@@ -939,7 +939,7 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
       P->position++;
   }
   Node *x = in;
-  bool any = false;
+  bool any = false, failed = false;
   if (sb)
     sb->busy = true;
   for (int64_t k = 0; k < count && !c->stop && !c->abort; k++) {
@@ -948,7 +948,7 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
     if (L->if_) {
       bool en;
       if (!eval_cond(lw, L->if_, e, &en)) {
-        x = NULL;
+        failed = true;
         break;
       }
       if (!en)
@@ -963,7 +963,7 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
     }
     if (iname && strchr(iname, '.')) {
       spec_error_at(c, L->repeat_name, "a name cannot contain '.' ('%s')", iname);
-      x = NULL;
+      failed = true;
       break;
     }
     Scope *target = S ? S : P;
@@ -972,11 +972,13 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
     x = instantiate(lw, f, L, e, idx, target, iname, x);
     any = true;
   }
+  if (failed)
+    x = NULL;
   if (sb) {
     sb->busy = false;
-    sb->node = any ? x : in;
+    sb->node = any || failed ? x : in;
   }
-  return any ? x : cur;
+  return any || failed ? x : cur;
 }
 
 /* ------------------------------------------------------------------ lists */
@@ -1076,6 +1078,7 @@ bool lower_spec(SpecCtx *c, Spec *s) {
   }
   Frame f = {.scope = top, .input = inputs_ok ? first : NULL, .layers = s->layers,
              .nlayers = s->nlayers};
+  f.env = bind_in_channels(&lw, NULL, f.input);
   Node *last = lower_layers(&lw, &f);
   c->frame = NULL;
   if (c->stop || c->abort)

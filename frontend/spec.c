@@ -541,6 +541,10 @@ static Layer *build_layer(Builder *b, YNode *y) {
       L->invalid = true;
     }
   }
+  if (L->numbered && !L->name && !L->repeat_name)
+    spec_error_at(c, map_key(y, "numbered"), "'numbered' needs a named layer (an "
+                                             "unnamed block or group joins the "
+                                             "enclosing scope)");
   if (blk) {
     L->kind = LK_BLOCK;
     L->what = blk;

@@ -1121,6 +1121,29 @@ Test(errors, hostile_yaml_does_not_crash) {
   done(&r);
 }
 
+Test(errors, numbered_on_an_unnamed_layer_is_an_error) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n"
+                          "  - {numbered: true, layers: [{op: relu}]}\n",
+                      &r);
+  cr_assert_str_eq(d, "t.yaml:5:6: error: 'numbered' needs a named layer (an unnamed "
+                      "block or group joins the enclosing scope)\n"
+                      "    5 |   - {numbered: true, layers: [{op: relu}]}\n"
+                      "      |      ^~~~~~~~\n");
+  done(&r);
+}
+
+Test(spec, in_at_the_top_level_is_the_first_inputs_channels) {
+  Loaded r;
+  Graph *g = ok(HDR "layers:\n"
+                    "  - {name: c, op: conv2d, out: \"$in * 2\", kernel: 1}\n"
+                    "  - {name: g, layers: [{name: d, op: conv2d, out: \"$in + 1\", kernel: 1}]}\n",
+                &r);
+  shape_is(node(g, "c"), "6x8x8");
+  shape_is(node(g, "g.d"), "7x8x8");
+  done(&r);
+}
+
 Test(errors, too_many_errors_stop_the_report) {
   Loaded r;
   char *text = malloc(100000);
