@@ -114,6 +114,9 @@ typedef enum {
   BE_OVERLAP,      /* concat into its own slices: no noalias at all */
 } BeAlias;
 
+/* Most pointers one kernel takes (output + inputs + parameters). */
+#define BE_MAX_KERNEL_PTRS 256
+
 /* One kernel launch: the function and the number of work items. The
    pointers passed are: output, inputs in Node.in order, then parameters
    (Node.params[0..nparams), NULL slots passed as NULL). */

@@ -523,7 +523,7 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
     Node *n = GRAPH_NODE(g, i);
     if (!is_kernel_node(n))
       continue;
-    LLVMValueRef vals[64];
+    LLVMValueRef vals[BE_MAX_KERNEL_PTRS];
     int np = 0;
     vals[np++] = tensor_addr(c, g, n, arena, in_ptrs, st);
     for (int k = 0; k < n->nin; k++)
@@ -626,6 +626,22 @@ static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* LLVM's default handler exits the process on an error diagnostic (e.g. a
+   bad inline-asm .incbin); record the first one instead and fail cleanly,
+   removing temporary files. */
+typedef struct {
+  char msg[1024];
+} LlvmDiag;
+
+static void llvm_diag_handler(LLVMDiagnosticInfoRef di, void *arg) {
+  LlvmDiag *ld = arg;
+  if (LLVMGetDiagInfoSeverity(di) != LLVMDSError || ld->msg[0])
+    return;
+  char *text = LLVMGetDiagInfoDescription(di);
+  snprintf(ld->msg, sizeof ld->msg, "%s", text ? text : "LLVM error");
+  LLVMDisposeMessage(text);
 }
 
 /* ------------------------------------------------------------ entry point */
@@ -731,6 +747,8 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
     }
     BeCtx c = {0};
     c.ctx = LLVMContextCreate();
+    LlvmDiag llvm_diag = {{0}};
+    LLVMContextSetDiagnosticHandler(c.ctx, llvm_diag_handler, &llvm_diag);
     c.mod = LLVMModuleCreateWithNameInContext(g->name ? g->name : "net", c.ctx);
     c.b = LLVMCreateBuilderInContext(c.ctx);
     c.t_void = LLVMVoidTypeInContext(c.ctx);
@@ -817,6 +835,10 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
         }
         break;
       }
+    }
+    if (ok && llvm_diag.msg[0]) {
+      fail(&st, 2, "LLVM: %s", llvm_diag.msg);
+      ok = false;
     }
     double t_emit = now_ms();
     if (o->verbose)

@@ -41,7 +41,7 @@
 #include "backend_internal.h"
 
 #define BE_CHUNK 4096 /* elements per work item of the elementwise ops */
-#define BE_MAX_PTRS 64
+#define BE_MAX_PTRS BE_MAX_KERNEL_PTRS
 
 /* The values an emitter works with inside the kernel body. */
 typedef struct {

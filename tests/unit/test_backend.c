@@ -478,6 +478,21 @@ Test(backend, large_first_layer_conv_with_7x7_kernel_matches_reference) {
   check_graph(g);
 }
 
+Test(backend, pointwise_conv2d_on_a_small_plane_with_residual_matches_reference) {
+  Graph *g = ir_graph_new("pw");
+  Node *x = input3(g, "x", 32, 7, 7);
+  Node *r = input3(g, "r", 24, 7, 7);
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = 24;
+  c->attr.groups = 2;
+  c->attr.kernel[0] = c->attr.kernel[1] = 1;
+  fin(g, c);
+  add_residual(g, c, r);
+  c->epi.act = ACT_RELU;
+  output(g, c);
+  check_graph_opts(g, 2, 2, 1e-5);
+}
+
 /* ------------------------------------------------------- per-channel affine */
 
 Test(backend, batchnorm_and_scaleshift_match_reference) {
