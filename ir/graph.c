@@ -336,6 +336,7 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
   case OP_RELU:
   case OP_DROPOUT:
   case OP_SCALE:
+  case OP_REORDER:
     n->shape = *in0;
     break;
 
@@ -391,6 +392,17 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
                (a->has_bias && !param_shape_ok(n, P_BIAS, 1, &out_f, err, errlen))) {
       return false;
     }
+    break;
+  }
+
+  case OP_SLICE: {
+    int64_t c = n->shape.d[0], b0 = a->slice_begin;
+    if (in0->rank != 3 || b0 < 0 || c <= 0 || b0 + c > in0->d[0])
+      FAIL("slice: channels [%lld, %lld) are not inside '%s' (%lld channels)",
+           (long long)b0, (long long)(b0 + c), n->in[0]->name, (long long)in0->d[0]);
+    n->shape.rank = 3;
+    n->shape.d[1] = in0->d[1];
+    n->shape.d[2] = in0->d[2];
     break;
   }
 

@@ -113,6 +113,7 @@ typedef struct {
   bool trainable;
   SrcLoc loc;
   int64_t blob_offset; /* byte offset in the packed weight blob (backend) */
+  bool packed;         /* data already in a kernel's packed order (backend) */
 } Param;
 
 int64_t param_numel(const Param *p);
@@ -137,6 +138,8 @@ enum { P_SCALE = 0, P_SHIFT = 1 };
  *   SCALE:    scale (y = scale * x)
  *   SOFTMAX:  axis (0 = channels/features)
  *   DROPOUT:  p (ignored at inference)
+ *   SLICE:    slice_begin (first channel); the shape's d[0] is the count.
+ *             Created by passes only (fold-1x1), never by a spec.
  */
 typedef struct {
   int64_t out_channels;
@@ -152,6 +155,7 @@ typedef struct {
   int axis;
   float scale;
   float p;
+  int64_t slice_begin;
 } Attrs;
 
 /*
@@ -174,6 +178,8 @@ typedef struct {
  *   MEM_ARENA  arena + offset (bytes, 64-aligned)
  *   MEM_ALIAS  inside another tensor: alias_of's storage + offset bytes
  *              (views, concat slices)
+ * A split node (below) has no storage of its own (MEM_NONE); its SLICE
+ * users each have theirs.
  */
 typedef enum { MEM_NONE = 0, MEM_INPUT, MEM_ARENA, MEM_ALIAS } MemKind;
 typedef struct {
@@ -181,6 +187,8 @@ typedef struct {
   int index;           /* MEM_INPUT */
   int64_t offset;      /* MEM_ARENA, MEM_ALIAS: bytes */
   struct Node *alias_of;
+  bool fixed;          /* placed by a pass before planning (concat-elim);
+                          the planner keeps it */
 } Mem;
 
 typedef struct Node Node;
@@ -198,6 +206,15 @@ struct Node {
   Layout layout;
   Mem mem;
   SrcLoc loc;
+  /* split: the node's output is only ever read through its SLICE users,
+     which partition its channels in order; each slice has storage of its
+     own (planned separately, possibly inside a concat) and the kernel writes
+     every channel range straight to its slice's address. Set by fold-1x1.
+     In the blocked layout every slice is padded to 16 channels on its own
+     (a split conv's output channels are the slices' blocks in order).
+     elided: the node needs no kernel because its inputs were already
+     written in place (a concat whose producers write into their slices). */
+  bool split, elided;
   bool dead; /* removed by a pass; dropped by ir_compact() */
   int order; /* position in g->nodes after ir_compact/toposort */
 };

@@ -79,6 +79,10 @@ static void print_attrs(const Node *n, FILE *o) {
   case OP_SCALE:
     fprintf(o, " factor=%g", (double)a->scale);
     break;
+  case OP_SLICE:
+    fprintf(o, " ch=%lld..%lld", (long long)a->slice_begin,
+            (long long)(a->slice_begin + n->shape.d[0] - 1));
+    break;
   default:
     break;
   }
@@ -120,6 +124,10 @@ void ir_print(const Graph *g, FILE *o) {
       fprintf(o, " +res(%%%d)", n->in[n->epi.residual]->id);
     if (n->epi.act == ACT_RELU)
       fputs(" +relu", o);
+    if (n->split)
+      fputs(" split", o);
+    if (n->elided)
+      fputs(" elided", o);
     if (n->layout == LAYOUT_NCHW16C)
       fputs(" layout=nchw16c", o);
     fprintf(o, " -> %s", shape_str(&n->shape, buf, sizeof buf));

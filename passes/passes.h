@@ -44,6 +44,14 @@ void passes_run(Graph *g, const PassOptions *o);
 void pass_fuse_bn(Graph *g);
 /* fuse_epilogue.c: residual add and ReLU into the producer's epilogue. */
 void pass_fuse_epilogue(Graph *g);
+/* fold_linear.c: scale/scale-shift folded into an adjacent conv/linear. */
+void pass_fold_linear(Graph *g);
+/* fold_1x1.c: sibling 1x1 convs merged into one split conv + slices. */
+void pass_fold_1x1(Graph *g);
+/* layout.c: NCHW16c where the kernels support it, reorders where needed. */
+void pass_layout(Graph *g);
+/* concat_elim.c: concat inputs placed in their slices; concats elided. */
+void pass_concat_elim(Graph *g);
 /* plan_memory.c: assigns Node.mem for every node; sets g->arena_bytes,
    naive_bytes, lower_bound_bytes. */
 void pass_plan_memory(Graph *g);

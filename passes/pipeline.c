@@ -16,8 +16,16 @@
 const PassInfo passes_all[] = {
     {"fuse-bn", pass_fuse_bn, 1,
      "fold batchnorm into the preceding conv/linear; others become scale-shifts"},
+    {"fold-linear", pass_fold_linear, 1,
+     "fold scale / scale-shift ops into the adjacent conv or linear layer"},
     {"fuse-epilogue", pass_fuse_epilogue, 1,
      "fuse residual adds and relus into the producing kernel's epilogue"},
+    {"fold-1x1", pass_fold_1x1, 3,
+     "merge sibling 1x1 convs reading one tensor into one split conv"},
+    {"layout", pass_layout, 1,
+     "put activations in the channel-blocked layout (NCHW16c) the fast kernels use"},
+    {"concat-elim", pass_concat_elim, 3,
+     "let producers write straight into their slice of a concat"},
     {"plan-memory", pass_plan_memory, 1,
      "place activations in one arena by liveness, greedy by size, in place where possible"},
 };

@@ -2,8 +2,9 @@
  * plan_memory.c: where every activation lives, in one arena.
  *
  * contract: requires shapes and a valid execution order (g->nodes); keeps
- * any MEM_ALIAS a previous pass set (concat slices); sets Node.mem of every
- * live node, g->arena_bytes, g->naive_bytes and g->lower_bound_bytes.
+ * any Mem a previous pass fixed (concat slices); sets Node.mem of every
+ * live node (split producers keep MEM_NONE: their slices own storage),
+ * g->arena_bytes, g->naive_bytes and g->lower_bound_bytes.
  *
  * The idea. A *buffer* is a tensor that owns storage: every node that is not
  * a graph input and not an alias of another (views such as flatten, slices
@@ -54,6 +55,22 @@ static int find(Plan *p, int b) {
   return b;
 }
 
+/* A SLICE of a split producer is not a view: it owns storage the producer
+   writes at its own step. */
+static bool is_split_slice(const Node *x) {
+  return x->op == OP_SLICE && x->in[0]->split;
+}
+
+/* The step at which x's kernel writes x's storage, or -1 for nodes that
+   write nothing (views, elided concats, split producers themselves). */
+static int write_step(const Node *x) {
+  if (is_split_slice(x))
+    return x->in[0]->order;
+  if ((ir_ops[x->op].flags & OPF_VIEW) || x->elided || x->split || x->op == OP_INPUT)
+    return -1;
+  return x->order;
+}
+
 /* Assign aliases for views and collect buffers with their live ranges. */
 static void collect(Graph *g, Plan *p, bool in_place) {
   int nn = g->nodes.len;
@@ -61,26 +78,37 @@ static void collect(Graph *g, Plan *p, bool in_place) {
   p->buf_of = malloc(sizeof(int) * (size_t)g->next_id);
   for (int i = 0; i < g->next_id; i++)
     p->buf_of[i] = -1;
+  /* Start from scratch, keeping only what earlier passes fixed. */
+  for (int i = 0; i < nn; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    x->order = i;
+    if (!x->mem.fixed)
+      x->mem = (Mem){0};
+  }
   for (int i = 0; i < g->ninputs; i++) {
     Node *x = g->inputs[i].node;
     x->mem = (Mem){.kind = MEM_INPUT, .index = i};
   }
   for (int i = 0; i < nn; i++) {
     Node *x = GRAPH_NODE(g, i);
-    if (x->op == OP_INPUT)
+    if (x->op == OP_INPUT || x->mem.fixed || !(ir_ops[x->op].flags & OPF_VIEW) ||
+        is_split_slice(x))
       continue;
-    if (ir_ops[x->op].flags & OPF_VIEW)
-      x->mem = (Mem){.kind = MEM_ALIAS, .alias_of = x->in[0], .offset = 0};
+    int64_t off = 0;
+    if (x->op == OP_SLICE)
+      off = x->attr.slice_begin * x->shape.d[1] * x->shape.d[2] * (int64_t)sizeof(float);
+    x->mem = (Mem){.kind = MEM_ALIAS, .alias_of = x->in[0], .offset = off};
   }
   /* Buffers for every storage root, in order. */
   for (int i = 0; i < nn; i++) {
     Node *x = GRAPH_NODE(g, i);
-    if (x->op == OP_INPUT || x->mem.kind == MEM_ALIAS)
+    if (x->op == OP_INPUT || x->mem.kind == MEM_ALIAS || x->split)
       continue;
     Buf *b = &p->bufs[p->nbufs];
     b->root = x;
     b->bytes = align64(shape_numel(&x->shape) * (int64_t)sizeof(float));
-    b->first = b->last = i;
+    int w = write_step(x);
+    b->first = b->last = w >= 0 ? w : i;
     b->offset = -1;
     b->merged_into = -1;
     p->buf_of[x->id] = p->nbufs++;
@@ -93,13 +121,15 @@ static void collect(Graph *g, Plan *p, bool in_place) {
       continue;
     Node *r = storage_root(x);
     p->buf_of[x->id] = r->mem.kind == MEM_INPUT ? -1 : p->buf_of[r->id];
-    int b = p->buf_of[x->id];
-    if (b >= 0 && !(ir_ops[x->op].flags & OPF_VIEW) && i < p->bufs[b].first)
-      p->bufs[b].first = i;
+    int b = p->buf_of[x->id], w = write_step(x);
+    if (b >= 0 && w >= 0 && w < p->bufs[b].first)
+      p->bufs[b].first = w;
   }
   /* Uses extend the live range; in-place ops merge buffers. */
   for (int i = 0; i < nn; i++) {
     Node *x = GRAPH_NODE(g, i);
+    if (is_split_slice(x))
+      continue; /* not a read of the producer: the producer writes it */
     for (int k = 0; k < x->nin; k++) {
       int b = p->buf_of[x->in[k]->id];
       if (b >= 0) {
@@ -118,9 +148,9 @@ static void collect(Graph *g, Plan *p, bool in_place) {
       if (ib < 0)
         continue;
       ib = find(p, ib);
-      /* The input's storage must be exactly the input tensor (not a slice
-         of something larger) and must die here. */
-      if (storage_root(x->in[k]) != x->in[k] && p->bufs[ib].bytes != p->bufs[ob].bytes)
+      /* The input's storage must be exactly the input tensor (same size,
+         same start) and must die here. */
+      if (storage_root(x->in[k]) != x->in[k] || p->bufs[ib].root != x->in[k])
         continue;
       if (p->bufs[ib].bytes != p->bufs[ob].bytes || p->bufs[ib].last != i)
         continue;
@@ -152,7 +182,6 @@ static void collect(Graph *g, Plan *p, bool in_place) {
     if (b >= 0)
       p->bufs[find(p, b)].last = nn;
   }
-  /* Aliases made before merging must point at the surviving root. */
   for (int b = 0; b < p->nbufs; b++)
     if (p->bufs[b].merged_into < 0 && p->bufs[b].last < p->bufs[b].first)
       p->bufs[b].last = p->bufs[b].first;
