@@ -14,10 +14,12 @@
  * Elementwise ops (relu, add, scale, ...) whose input buffer dies at that
  * very step write in place: the output joins the input's buffer.
  *
- * Placement is greedy by size, as TFLite's arena planner does: buffers in
- * decreasing size, each at the lowest-waste gap among the offsets not used
- * by a buffer live at an overlapping time (best fit, ties to the lower
- * offset), 64-byte aligned. The lower bound is the largest total of buffers
+ * Placement is greedy, as TFLite's arena planner does: buffers one by one,
+ * each at the lowest-waste gap among the offsets not used by a buffer live
+ * at an overlapping time (best fit, ties to the lower offset; or first
+ * fit), 64-byte aligned. The order matters and no single one is best on
+ * every graph, so the planner tries several (by size, by size x lifetime,
+ * by lifetime, by first use; best and first fit) and keeps the smallest. The lower bound is the largest total of buffers
  * live at one step of the order; the naive size is the sum of all buffers.
  */
 #include <assert.h>
@@ -187,8 +189,25 @@ static void collect(Graph *g, Plan *p, bool in_place) {
       p->bufs[b].last = p->bufs[b].first;
 }
 
-static int cmp_size_desc(const void *a, const void *b) {
+/* Placement orders tried; the smallest arena wins. Greedy by size is
+   TFLite's default; the others win on some graphs (long-lived concat
+   buffers in DenseNet, many mid-sized branches in Inception-v4). */
+typedef enum { BY_SIZE, BY_AREA, BY_LIFETIME, BY_FIRST, ORDER_COUNT } PlaceOrder;
+
+static int64_t area(const Buf *b) { return b->bytes * (int64_t)(b->last - b->first + 1); }
+
+static int cmp_place(const void *a, const void *b, void *ctx) {
   const Buf *x = *(Buf *const *)a, *y = *(Buf *const *)b;
+  int64_t kx = 0, ky = 0;
+  switch (*(const PlaceOrder *)ctx) {
+  case BY_SIZE: kx = x->bytes, ky = y->bytes; break;
+  case BY_AREA: kx = area(x), ky = area(y); break;
+  case BY_LIFETIME: kx = x->last - x->first, ky = y->last - y->first; break;
+  case BY_FIRST: kx = -x->first, ky = -y->first; break;
+  case ORDER_COUNT: break;
+  }
+  if (kx != ky)
+    return kx < ky ? 1 : -1;
   if (x->bytes != y->bytes)
     return x->bytes < y->bytes ? 1 : -1;
   return x->first - y->first;
@@ -203,6 +222,54 @@ static int cmp_offset(const void *a, const void *b) {
   return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+/* Places `order` (n buffers) one by one: each at the best-fitting gap
+   between the buffers already placed that overlap it in time (or, with
+   first_fit, at the lowest gap that fits); returns the arena size. */
+static int64_t place(Buf **order, int n, bool first_fit, Buf **placed, Buf **conf) {
+  int np = 0;
+  int64_t top = 0;
+  for (int i = 0; i < n; i++) {
+    Buf *x = order[i];
+    int nc = 0;
+    for (int j = 0; j < np; j++)
+      if (overlaps_in_time(placed[j], x))
+        conf[nc++] = placed[j];
+    qsort(conf, (size_t)nc, sizeof *conf, cmp_offset);
+    int64_t best = -1, best_waste = INT64_MAX, cur = 0;
+    for (int j = 0; j < nc; j++) {
+      int64_t gap = conf[j]->offset - cur;
+      if (gap >= x->bytes && gap - x->bytes < best_waste) {
+        best = cur;
+        best_waste = gap - x->bytes;
+        if (first_fit)
+          break;
+      }
+      if (conf[j]->offset + conf[j]->bytes > cur)
+        cur = conf[j]->offset + conf[j]->bytes;
+    }
+    x->offset = best >= 0 ? best : cur;
+    if (x->offset + x->bytes > top)
+      top = x->offset + x->bytes;
+    placed[np++] = x;
+  }
+  return top;
+}
+
+/* The most bytes live at one step of the order: no placement can do
+   better. */
+static int64_t lower_bound(const Plan *p, int nsteps) {
+  int64_t lb = 0;
+  for (int s = 0; s <= nsteps; s++) {
+    int64_t live = 0;
+    for (int b = 0; b < p->nbufs; b++)
+      if (p->bufs[b].merged_into < 0 && p->bufs[b].first <= s && s <= p->bufs[b].last)
+        live += p->bufs[b].bytes;
+    if (live > lb)
+      lb = live;
+  }
+  return lb;
+}
+
 static void finish(Graph *g, Plan *p) {
   int64_t naive = 0, top = 0;
   for (int b = 0; b < p->nbufs; b++) {
@@ -214,17 +281,7 @@ static void finish(Graph *g, Plan *p) {
     if (x->offset + x->bytes > top)
       top = x->offset + x->bytes;
   }
-  /* Lower bound: the most bytes live at one step. */
-  int nn = g->nodes.len;
-  int64_t lb = 0;
-  for (int s = 0; s <= nn; s++) {
-    int64_t live = 0;
-    for (int b = 0; b < p->nbufs; b++)
-      if (p->bufs[b].merged_into < 0 && p->bufs[b].first <= s && s <= p->bufs[b].last)
-        live += p->bufs[b].bytes;
-    if (live > lb)
-      lb = live;
-  }
+  int64_t lb = lower_bound(p, g->nodes.len);
   g->arena_bytes = top;
   g->naive_bytes = naive;
   g->lower_bound_bytes = lb;
@@ -232,41 +289,128 @@ static void finish(Graph *g, Plan *p) {
   free(p->buf_of);
 }
 
+/* Exact search: places buffers in time order under `cap` bytes, trying for
+   each the ends of every gap that fits (low ends first), backtracking on
+   failure; gives up after `*budget` placements. Finds the packings greedy
+   orders miss, such as a pre-activation ResNet chain, whose blocks must
+   alternate between the bottom and the top of the arena. */
+static bool place_exact(Buf **order, int i, int n, int64_t cap, long *budget, Buf **conf) {
+  if (i == n)
+    return true;
+  if (--*budget < 0)
+    return false;
+  Buf *x = order[i];
+  int nc = 0;
+  for (int j = 0; j < i; j++)
+    if (overlaps_in_time(order[j], x))
+      conf[nc++] = order[j];
+  qsort(conf, (size_t)nc, sizeof *conf, cmp_offset);
+  int64_t cand[2 * 64 + 2];
+  int ncand = 0;
+  int64_t cur = 0;
+  for (int j = 0; j <= nc && ncand < 2 * 64; j++) {
+    int64_t end = j < nc ? conf[j]->offset : cap;
+    if (end - cur >= x->bytes) {
+      cand[ncand++] = cur;
+      if (end - x->bytes != cur)
+        cand[ncand++] = end - x->bytes;
+    }
+    if (j < nc && conf[j]->offset + conf[j]->bytes > cur)
+      cur = conf[j]->offset + conf[j]->bytes;
+  }
+  /* conf is reused by the recursion: candidates were copied out. */
+  for (int k = 0; k < ncand; k++) {
+    x->offset = cand[k];
+    if (place_exact(order, i + 1, n, cap, budget, conf + nc))
+      return true;
+    if (*budget < 0)
+      return false;
+  }
+  return false;
+}
+
+static int cmp_first(const void *a, const void *b) {
+  const Buf *x = *(Buf *const *)a, *y = *(Buf *const *)b;
+  if (x->first != y->first)
+    return x->first - y->first;
+  return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
+}
+
 void pass_plan_memory(Graph *g) {
   Plan p = {0};
   collect(g, &p, true);
-  Buf **order = malloc(sizeof(Buf *) * (size_t)(p.nbufs + 1));
-  Buf **placed = malloc(sizeof(Buf *) * (size_t)(p.nbufs + 1));
-  int n = 0, np = 0;
+  size_t cap = (size_t)p.nbufs + 1;
+  Buf **order = malloc(sizeof(Buf *) * cap), **placed = malloc(sizeof(Buf *) * cap);
+  Buf **conf = malloc(sizeof(Buf *) * cap);
+  int64_t *best_off = malloc(sizeof(int64_t) * cap);
+  int n = 0;
   for (int b = 0; b < p.nbufs; b++)
     if (p.bufs[b].merged_into < 0)
       order[n++] = &p.bufs[b];
-  qsort(order, (size_t)n, sizeof *order, cmp_size_desc);
-  Buf **conf = malloc(sizeof(Buf *) * (size_t)(p.nbufs + 1));
-  for (int i = 0; i < n; i++) {
-    Buf *x = order[i];
-    int nc = 0;
-    for (int j = 0; j < np; j++)
-      if (overlaps_in_time(placed[j], x))
-        conf[nc++] = placed[j];
-    qsort(conf, (size_t)nc, sizeof *conf, cmp_offset);
-    /* Best fit among the gaps between conflicting buffers; else the end. */
-    int64_t best = -1, best_waste = INT64_MAX, cur = 0;
-    for (int j = 0; j < nc; j++) {
-      int64_t gap = conf[j]->offset - cur;
-      if (gap >= x->bytes && gap - x->bytes < best_waste) {
-        best = cur;
-        best_waste = gap - x->bytes;
+  int64_t best = INT64_MAX;
+  Buf **best_order = malloc(sizeof(Buf *) * cap);
+  bool best_ff = false;
+  for (int o = 0; o < ORDER_COUNT; o++) {
+    PlaceOrder key = (PlaceOrder)o;
+    qsort_r(order, (size_t)n, sizeof *order, cmp_place, &key);
+    for (int ff = 0; ff < 2; ff++) {
+      int64_t top = place(order, n, ff, placed, conf);
+      if (top < best) {
+        best = top;
+        best_ff = ff;
+        memcpy(best_order, order, sizeof(Buf *) * (size_t)n);
+        for (int b = 0; b < p.nbufs; b++)
+          best_off[b] = p.bufs[b].offset;
       }
-      if (conf[j]->offset + conf[j]->bytes > cur)
-        cur = conf[j]->offset + conf[j]->bytes;
     }
-    x->offset = best >= 0 ? best : cur;
-    placed[np++] = x;
   }
+  /* Hill climbing from the best order while above the lower bound: swap
+     two buffers (a fixed-seed xorshift, so plans are reproducible), keep
+     the swap if the arena does not grow. Bounded work: ~2e8 pair checks. */
+  int64_t lb = lower_bound(&p, g->nodes.len);
+  uint64_t rng = 0x9E3779B97F4A7C15ull;
+  long budget = n > 0 ? (long)(2e8 / ((double)n * n)) : 0;
+  if (budget > 4000)
+    budget = 4000;
+  for (long it = 0; it < budget && best > lb && n > 1; it++) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    int i = (int)(rng % (uint64_t)n), j = (int)((rng >> 32) % (uint64_t)n);
+    if (i == j)
+      continue;
+    memcpy(order, best_order, sizeof(Buf *) * (size_t)n);
+    Buf *t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+    int64_t top = place(order, n, best_ff, placed, conf);
+    if (top <= best) {
+      best = top;
+      memcpy(best_order, order, sizeof(Buf *) * (size_t)n);
+      for (int b = 0; b < p.nbufs; b++)
+        best_off[b] = p.bufs[b].offset;
+    }
+  }
+  free(best_order);
+  /* Still above the bound: search for a packing at the bound itself. Each
+     recursion level keeps its conflict list on one shared stack (level i
+     holds at most i entries). */
+  size_t stack_len = (size_t)n * (size_t)(n + 1) / 2 + 1;
+  if (best > lb && n > 0 && stack_len <= ((size_t)1 << 25)) {
+    Buf **conf_stack = malloc(sizeof(Buf *) * stack_len);
+    qsort(order, (size_t)n, sizeof *order, cmp_first);
+    long budget = 200000;
+    if (place_exact(order, 0, n, lb, &budget, conf_stack)) {
+      best = lb;
+      for (int b = 0; b < p.nbufs; b++)
+        best_off[b] = p.bufs[b].offset;
+    }
+    free(conf_stack);
+  }
+  for (int b = 0; b < p.nbufs; b++)
+    p.bufs[b].offset = best_off[b];
   free(conf);
   free(order);
   free(placed);
+  free(best_off);
   finish(g, &p);
   ir_stat(g, "plan-memory", "naive %lld bytes, planned %lld bytes, lower bound %lld bytes",
           (long long)g->naive_bytes, (long long)g->arena_bytes,
