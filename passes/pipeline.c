@@ -22,8 +22,6 @@ const PassInfo passes_all[] = {
      "fuse residual adds and relus into the producing kernel's epilogue"},
     {"fold-1x1", pass_fold_1x1, 3,
      "merge sibling 1x1 convs reading one tensor into one split conv"},
-    {"layout", pass_layout, 1,
-     "put activations in the channel-blocked layout (NCHW16c) the fast kernels use"},
     {"concat-elim", pass_concat_elim, 3,
      "let producers write straight into their slice of a concat"},
     {"plan-memory", pass_plan_memory, 1,
