@@ -3,27 +3,32 @@
 
     /usr/bin/python3 tests/e2e/make_ref.py NETWORK OUTDIR [--force]
 
-NETWORK is one of the zoo specs mirrored here (lenet5, alexnet, vgg16,
-resnet50, googlenet). The script builds the torchvision model (or the LeNet-5
-module of lenet5.py) in eval mode with seeded random weights, makes every
+NETWORK is one of the zoo specs (examples/NETWORK.yaml) listed in NETWORKS
+below. The script builds the torchvision model (or the PyTorch module of
+lenet5.py or zoo_models.py, written from the paper) in eval mode with seeded random weights, makes every
 BatchNorm non-trivial (running_mean ~ N(0, 0.1), running_var ~ U(0.5, 1.5),
 weight ~ U(0.5, 1.5), bias ~ N(0, 0.1)), draws every conv/linear weight
 He-normal (std sqrt(2/fan_in), so the signal neither vanishes nor explodes
 and the output really depends on the input: torchvision's GoogLeNet init,
 std 0.01, would leave little but the classifier's bias) and every bias
-U(-0.1, 0.1), then writes into OUTDIR:
+U(-0.1, 0.1) (in residual networks -- torchvision's BasicBlock and
+Bottleneck, the pre-activation and stochastic-depth units of zoo_models.py --
+the last layer of each residual branch is then scaled by 0.25, so that the
+output of 50 stacked units stays moderate and every unit counts), then
+writes into OUTDIR:
 
     weights.safetensors    the state_dict, float32, num_batches_tracked dropped
     input_b1.bin           seeded input for batch 1 (raw LE float32; see make_input)
     output_b1.bin          PyTorch's output for it
-    input_b3.bin, output_b3.bin   the same for batch 3
+    input_bN.bin, output_bN.bin   the same for the network's other batch size
     manifest.json          network, parameter count, shapes, file names
 
 Every file is written under a private temporary name and renamed into
 place, and manifest.json last, so its presence means the directory is
 complete (even if two runs race); the script then does nothing unless --force is given. The
 parameter count (model.parameters(), as cnn_info.num_params counts) is
-printed and checked against REFERENCE.md.
+printed and checked against NETWORKS (REFERENCE.md's figures for the
+torchvision models). `make_ref.py --list` prints the network names.
 
 No internet and no pretrained downloads are needed; safetensors is written
 by hand (there is no safetensors package): an 8-byte little-endian header
@@ -31,37 +36,97 @@ length, the JSON header padded with spaces to a multiple of 8, the data.
 """
 
 import argparse
+import collections
 import json
 import os
 import struct
 import sys
 
-import torch
-import torchvision
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lenet5 import LeNet5  # noqa: E402
 
-# name -> (constructor, per-sample input shape, parameter count per REFERENCE.md)
+# torch, torchvision and the model modules are imported by load_torch(), only
+# when data has to be made: checking that it is up to date (what every ctest
+# run does) then takes milliseconds instead of seconds.
+torch = torchvision = TV = zoo = LeNet5 = None
+
+
+def load_torch():
+    global torch, torchvision, TV, zoo, LeNet5
+    import torch as _torch
+    import torchvision as _torchvision
+    import zoo_models as _zoo
+    from lenet5 import LeNet5 as _LeNet5
+    torch, torchvision, TV, zoo, LeNet5 = _torch, _torchvision, _torchvision.models, _zoo, _LeNet5
+
+# name -> Net(constructor, per-sample input shape, parameter count, batch
+# sizes, output name). The count is model.parameters() of the module, as
+# cnn_info.num_params counts it: for torchvision models the figure of
+# REFERENCE.md, for the zoo_models.py modules ours (the papers' figures are
+# beside them). The output name is the spec's last layer, which the compiled
+# .so reports. The five original networks keep batches 1 and 3; the others
+# run 1 and 2 (kernels are slow: ~0.15-0.3 s per GMAC and sample today).
+# Bumped whenever the weights or inputs drawn change: older data is redone.
+REF_VERSION = 2
+
+Net = collections.namedtuple("Net", "ctor shape params batches output")
+IMAGENET = [3, 224, 224]
+CIFAR = [3, 32, 32]
+
 NETWORKS = {
-    "lenet5": (lambda: LeNet5(), [1, 32, 32], 61_706),
-    "alexnet": (lambda: torchvision.models.alexnet(), [3, 224, 224], 61_100_840),
-    "vgg16": (lambda: torchvision.models.vgg16(), [3, 224, 224], 138_357_544),
-    "resnet50": (lambda: torchvision.models.resnet50(), [3, 224, 224], 25_557_032),
-    "googlenet": (
-        lambda: torchvision.models.googlenet(
-            aux_logits=False, transform_input=False, init_weights=True),
-        [3, 224, 224], 6_624_904),
+    # the original five
+    "lenet5": Net(lambda: LeNet5(), [1, 32, 32], 61_706, (1, 3), "output"),
+    "alexnet": Net(lambda: TV.alexnet(), IMAGENET, 61_100_840, (1, 3), "classifier.6"),
+    "vgg16": Net(lambda: TV.vgg16(), IMAGENET, 138_357_544, (1, 3), "classifier.6"),
+    "resnet50": Net(lambda: TV.resnet50(), IMAGENET, 25_557_032, (1, 3), "fc"),
+    "googlenet": Net(lambda: TV.googlenet(aux_logits=False, transform_input=False,
+                                          init_weights=True),
+                     IMAGENET, 6_624_904, (1, 3), "fc"),
+    # torchvision models (counts: REFERENCE.md)
+    "vgg19": Net(lambda: TV.vgg19(), IMAGENET, 143_667_240, (1, 2), "classifier.6"),
+    "resnet18": Net(lambda: TV.resnet18(), IMAGENET, 11_689_512, (1, 2), "fc"),
+    "resnet34": Net(lambda: TV.resnet34(), IMAGENET, 21_797_672, (1, 2), "fc"),
+    "resnet101": Net(lambda: TV.resnet101(), IMAGENET, 44_549_160, (1, 2), "fc"),
+    "resnet152": Net(lambda: TV.resnet152(), IMAGENET, 60_192_808, (1, 2), "fc"),
+    "resnext50_32x4d": Net(lambda: TV.resnext50_32x4d(), IMAGENET, 25_028_904, (1, 2), "fc"),
+    "wide_resnet50_2": Net(lambda: TV.wide_resnet50_2(), IMAGENET, 68_883_240, (1, 2), "fc"),
+    "densenet121": Net(lambda: TV.densenet121(), IMAGENET, 7_978_856, (1, 2), "classifier"),
+    "densenet201": Net(lambda: TV.densenet201(), IMAGENET, 20_013_928, (1, 2), "classifier"),
+    "squeezenet1_0": Net(lambda: TV.squeezenet1_0(), IMAGENET, 1_248_424, (1, 2), "flatten"),
+    "squeezenet1_1": Net(lambda: TV.squeezenet1_1(), IMAGENET, 1_235_496, (1, 2), "flatten"),
+    # from the papers (tests/e2e/zoo_models.py); paper's figure in the comment
+    # paper: "60 million"
+    "alexnet_lecture": Net(lambda: zoo.AlexNetLecture(), [3, 227, 227], 60_965_224,
+                           (1, 2), "fc8"),
+    # no figure for the lecture's variant (512/1024/512 filters)
+    "zfnet": Net(lambda: zoo.ZFNet(), IMAGENET, 107_627_624, (1, 2), "fc8"),
+    # paper / implementations: 42.7M
+    "inception_v4": Net(lambda: zoo.InceptionV4(), [3, 299, 299], 42_679_816,
+                        (1, 2), "last_linear"),
+    # no figure for 18 layers in the paper
+    "preact_resnet18": Net(lambda: zoo.PreActResNetImageNet((2, 2, 2, 2)), IMAGENET,
+                           11_687_720, (1, 2), "fc"),
+    # paper: 1.7M (CIFAR-10)
+    "preact_resnet164": Net(lambda: zoo.PreActResNetCifar(18, (16, 32, 64), True), CIFAR,
+                            1_703_258, (1, 2), "fc"),
+    # paper: 36.5M (CIFAR-10)
+    "wrn28_10": Net(lambda: zoo.PreActResNetCifar(4, (160, 320, 640), False), CIFAR,
+                    36_479_194, (1, 2), "fc"),
+    # paper: 1.7M (CIFAR-10 ResNet-110)
+    "stochastic_depth": Net(lambda: zoo.StochasticDepthResNet(18, 0.5), CIFAR, 1_727_962,
+                            (1, 2), "fc"),
+    # paper: 38.6M (20 layers) / 22.9M (40 layers) with other widths; see the spec
+    "fractalnet": Net(lambda: zoo.FractalNet(4, (64, 128, 256, 512, 512)), CIFAR,
+                      76_106_634, (1, 2), "fc"),
+    # paper: none; ~0.97M is the usual figure for this definition
+    "nin": Net(lambda: zoo.NiN(), CIFAR, 966_986, (1, 2), "flatten"),
 }
-
-BATCHES = (1, 3)
 
 
 def build(name):
     """The model in eval mode with seeded, non-trivial weights."""
     torch.manual_seed(0)
-    ctor, shape, expected = NETWORKS[name]
-    model = ctor().eval()
+    net = NETWORKS[name]
+    model = net.ctor().eval()
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for m in model.modules():
@@ -75,7 +140,19 @@ def build(name):
                 m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen)
                 if m.bias is not None:
                     m.bias.uniform_(-0.1, 0.1, generator=gen)
-    return model, shape, expected
+        # Deep residual nets add up ~50 unit-variance branches: damp the last
+        # layer of each residual branch (as zero-init-residual schemes do, but
+        # not to zero) so that the output stays O(1) and every unit counts.
+        for m in model.modules():
+            if isinstance(m, torchvision.models.resnet.BasicBlock):
+                m.bn2.weight.mul_(0.25)
+            elif isinstance(m, torchvision.models.resnet.Bottleneck):
+                m.bn3.weight.mul_(0.25)
+            elif isinstance(m, zoo.PreActUnit):
+                (m.conv3 if m.bottleneck else m.conv2).weight.mul_(0.25)
+            elif isinstance(m, zoo.StochasticDepthUnit):
+                m.bn2.weight.mul_(0.25)
+    return model, net
 
 
 def make_input(batch, shape):
@@ -124,7 +201,23 @@ def write_f32(path, t):
     os.replace(tmp, path)
 
 
+def up_to_date(manifest_path, name):
+    """True when manifest_path exists and was written by this version of the
+    script for name's current batch sizes (older manifests lack output_name)."""
+    try:
+        with open(manifest_path) as f:
+            m = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (m.get("ref_version") == REF_VERSION and
+            m.get("output_name") == NETWORKS[name].output and
+            sorted(c["batch"] for c in m.get("cases", [])) == sorted(NETWORKS[name].batches))
+
+
 def main():
+    if sys.argv[1:] == ["--list"]:
+        print("\n".join(NETWORKS))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("network", choices=sorted(NETWORKS))
     ap.add_argument("outdir")
@@ -132,15 +225,17 @@ def main():
     args = ap.parse_args()
 
     manifest_path = os.path.join(args.outdir, "manifest.json")
-    if os.path.exists(manifest_path) and not args.force:
+    if up_to_date(manifest_path, args.network) and not args.force:
         print(f"{args.network}: reference data present in {args.outdir}")
         return 0
     os.makedirs(args.outdir, exist_ok=True)
+    load_torch()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
-    model, shape, expected = build(args.network)
+    model, net = build(args.network)
+    shape, expected = net.shape, net.params
     nparams = sum(p.numel() for p in model.parameters())
-    print(f"{args.network}: {nparams:,} parameters (REFERENCE.md: {expected:,})")
+    print(f"{args.network}: {nparams:,} parameters (expected: {expected:,})")
     if nparams != expected:
         print(f"{args.network}: parameter count mismatch", file=sys.stderr)
         return 1
@@ -152,7 +247,7 @@ def main():
     cases = []
     torch.manual_seed(1234)
     with torch.no_grad():
-        for batch in BATCHES:
+        for batch in net.batches:
             x = make_input(batch, shape)
             y = model(x)
             write_f32(os.path.join(args.outdir, f"input_b{batch}.bin"), x)
@@ -167,9 +262,12 @@ def main():
 
     manifest = {
         "network": args.network,
+        "ref_version": REF_VERSION,
         "num_params": nparams,
         "num_tensors": len(state),
         "weights": "weights.safetensors",
+        "input_name": "image",
+        "output_name": net.output,
         "input_shape": shape,
         "output_shape": list(y.shape[1:]),
         "torch": torch.__version__,
