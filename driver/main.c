@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
+#include "progress.h"
 
 #define EXIT_USER 1
 #define EXIT_INTERNAL 2
@@ -46,6 +48,8 @@ static const char usage[] =
     "  --summary            print a per-layer table (shapes, params, MACs) and exit\n"
     "  --stats              print what each pass did\n"
     "  -v                   verbose: show the steps and the link command\n"
+    "  -q, --quiet          no progress line (shown on a terminal during long steps)\n"
+    "                       and no notes; errors and warnings are still printed\n"
     "  --help, --version\n"
     "\n"
     "exit status: 0 success, 1 error in the input or flags, 2 internal error\n";
@@ -53,7 +57,7 @@ static const char usage[] =
 typedef struct {
   const char *spec, *output, *weights;
   uint64_t seed;
-  bool external_weights, summary, stats, verbose;
+  bool external_weights, summary, stats, verbose, quiet;
   int opt;
   const char *passes, *print_after, *target_cpu, *target_features;
   EmitKind emit;
@@ -111,6 +115,9 @@ static int parse_args(int argc, char **argv, Options *o, Diag *d) {
       o->external_weights = true;
     } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
       o->opt = a[2] - '0';
+    } else if (a[0] == '-' && a[1] == 'O') {
+      diag_plain(d, DIAG_ERROR, "unknown optimization level '%s': use -O0, -O1, -O2 or -O3", a);
+      return EXIT_USER + 1;
     } else if (starts(a, "--passes=", &v)) {
       o->passes = v;
     } else if (starts(a, "--print-after=", &v)) {
@@ -139,11 +146,14 @@ static int parse_args(int argc, char **argv, Options *o, Diag *d) {
       o->stats = true;
     } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
       o->verbose = true;
+    } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+      o->quiet = true;
     } else if (a[0] == '-' && a[1]) {
       static const char *const known[] = {
           "--help", "--version", "--weights", "--seed", "--external-weights",
           "--passes", "--print-after", "--emit", "--target-cpu",
-          "--target-features", "--summary", "--stats", "--list-passes", "-o", "-O2"};
+          "--target-features", "--summary", "--stats", "--list-passes", "-o", "-O2",
+          "--quiet"};
       const char *s = diag_suggest(a, known, (int)(sizeof known / sizeof *known));
       diag_plain(d, DIAG_ERROR, "unknown option '%s'%s%s%s (see --help)", a,
                  s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
@@ -190,17 +200,54 @@ static const char *find_runtime(char *buf, size_t n) {
     char *slash = strrchr(exe, '/');
     if (slash) {
       *slash = 0;
-      snprintf(buf, n, "%s/../lib/cnncc/libcnnrt.a", exe);
-      if (access(buf, R_OK) == 0)
+      int len1 = snprintf(buf, n, "%s/../lib/cnncc/libcnnrt.a", exe);
+      if (len1 > 0 && (size_t)len1 < n && access(buf, R_OK) == 0)
         return buf;
-      snprintf(buf, n, "%s/libcnnrt.a", exe);
-      if (access(buf, R_OK) == 0)
+      int len2 = snprintf(buf, n, "%s/libcnnrt.a", exe);
+      if (len2 > 0 && (size_t)len2 < n && access(buf, R_OK) == 0)
         return buf;
     }
   }
   if (access(CNNCC_RUNTIME_INSTALL_PATH, R_OK) == 0)
     return CNNCC_RUNTIME_INSTALL_PATH;
   return CNNCC_RUNTIME_BUILD_PATH;
+}
+
+/* The directory an output goes to must exist and be writable. */
+static bool output_dir_ok(const char *path, Diag *d) {
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    diag_plain(d, DIAG_ERROR, "cannot write '%s': directory '%s' does not exist", path, dir);
+    return false;
+  }
+  if (access(dir, W_OK) != 0) {
+    diag_plain(d, DIAG_ERROR, "cannot write '%s': directory '%s' is not writable", path, dir);
+    return false;
+  }
+  return true;
+}
+
+/* Kernel launches per sample: every live node but inputs, views, elided
+   concats and the slices of split convs (written by their producer). */
+static int count_kernels(const Graph *g, int *convs) {
+  int k = 0;
+  *convs = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *n = GRAPH_NODE(g, i);
+    if (n->dead || n->op == OP_INPUT || (ir_ops[n->op].flags & OPF_VIEW) || n->elided)
+      continue;
+    k++;
+    *convs += n->op == OP_CONV2D;
+  }
+  return k;
 }
 
 static void human_bytes(int64_t b, char *buf, size_t n) {
@@ -270,7 +317,8 @@ static bool split_passes(const char *list, PassOptions *po, Diag *d) {
 }
 
 int main(int argc, char **argv) {
-  Diag *d = diag_new(stderr, isatty(2));
+  Progress *prog = progress_init(); /* erases its line at exit */
+  Diag *d = diag_new(progress_stream(prog), isatty(2));
   Options o = {0};
   int rc = parse_args(argc, argv, &o, d);
   if (rc) {
@@ -283,12 +331,36 @@ int main(int argc, char **argv) {
     return EXIT_USER;
   }
   if (o.print_after && strcmp(o.print_after, "all") != 0 && !passes_lookup(o.print_after)) {
-    diag_plain(d, DIAG_ERROR, "--print-after: unknown pass '%s' (see --list-passes)", o.print_after);
+    const char *cands[64];
+    int nc = 0;
+    for (int i = 0; i < passes_count && nc < 64; i++)
+      cands[nc++] = passes_all[i].name;
+    const char *s = diag_suggest(o.print_after, cands, nc);
+    diag_plain(d, DIAG_ERROR, "--print-after: unknown pass '%s'%s%s%s (see --list-passes)",
+               o.print_after, s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
     diag_free(d);
     return EXIT_USER;
   }
 
+  /* The output's directory is checked before any work, with one message
+     for every output kind. */
+  static const char *const exts[] = {[EMIT_LLVM] = ".ll", [EMIT_ASM] = ".s",
+                                     [EMIT_OBJ] = ".o", [EMIT_SO] = ".so"};
+  char *defout = NULL;
+  if (!o.output)
+    o.output = defout =
+        default_output(o.spec, o.emit_ir ? ".ir" : o.emit_dot ? ".dot" : exts[o.emit]);
+  if (strcmp(o.output, "-") != 0 && !output_dir_ok(o.output, d)) {
+    free(defout);
+    diag_free(d);
+    return EXIT_USER;
+  }
+
+  if (o.quiet || o.verbose || o.print_after)
+    progress_disable(prog);
+  progress_step(prog, "reading %s", o.spec);
   Graph *g = spec_load_file(o.spec, d);
+  progress_done(prog);
   if (!g) {
     diag_free(d);
     return EXIT_USER;
@@ -300,16 +372,20 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (o.weights) {
-    if (!weights_load(g, o.weights, d)) {
+    progress_step(prog, "reading weights %s", o.weights);
+    bool ok = weights_load(g, o.weights, d);
+    progress_done(prog);
+    if (!ok) {
       ir_graph_free(g);
       diag_free(d);
       return EXIT_USER;
     }
   } else {
     weights_init_deterministic(g, o.seed);
-    diag_plain(d, DIAG_NOTE,
-               "no --weights given: using the deterministic initialization (seed %llu)",
-               (unsigned long long)o.seed);
+    if (!o.quiet)
+      diag_plain(d, DIAG_NOTE,
+                 "no --weights given: using the deterministic initialization (seed %llu)",
+                 (unsigned long long)o.seed);
   }
   if (o.verbose)
     fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name,
@@ -317,19 +393,19 @@ int main(int argc, char **argv) {
             (double)ir_graph_macs(g) / 1e9);
 
   po.verify = o.verbose;
+  progress_step(prog, "optimizing (-O%d)", o.opt);
+  int convs0, kernels0 = count_kernels(g, &convs0);
   passes_run(g, &po);
-  if (o.stats)
+  progress_done(prog);
+  if (o.stats) {
     for (int i = 0; i < g->stats.len; i++) {
       PassStat *s = g->stats.items[i];
       fprintf(stderr, "%s: %s\n", s->pass, s->text);
     }
-
-  static const char *const exts[] = {[EMIT_LLVM] = ".ll", [EMIT_ASM] = ".s",
-                                     [EMIT_OBJ] = ".o", [EMIT_SO] = ".so"};
-  char *defout = NULL;
-  if (!o.output)
-    o.output = defout =
-        default_output(o.spec, o.emit_ir ? ".ir" : o.emit_dot ? ".dot" : exts[o.emit]);
+    int convs1, kernels1 = count_kernels(g, &convs1);
+    fprintf(stderr, "kernels: %d launched per sample (%d convs); as written: %d (%d convs)\n",
+            kernels1, convs1, kernels0, convs0);
+  }
 
   if (o.emit_ir || o.emit_dot) {
     FILE *f = strcmp(o.output, "-") == 0 ? stdout : fopen(o.output, "w");
@@ -366,7 +442,9 @@ int main(int argc, char **argv) {
         .compiler_ident = ident,
         .verbose = o.verbose,
     };
+    progress_step(prog, "generating code and linking %s", o.output);
     rc = backend_compile(g, &bo, d);
+    progress_done(prog);
   }
   free(defout);
   ir_graph_free(g);

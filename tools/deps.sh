@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs everything cnncc needs to build, test and compare with PyTorch,
+# Installs everything cnncc needs to build, test and compare with PyTorch
+# (plus scikit-learn for the digits demo and Graphviz to draw graphs),
 # from Debian 12's packages. Skips apt-get when all are already installed.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       llvm-19-dev libyaml-dev libjansson-dev libcriterion-dev
-      python3 python3-numpy python3-torch python3-torchvision)
+      python3 python3-numpy python3-torch python3-torchvision
+      python3-sklearn graphviz
+      clang-19 libclang-rt-19-dev valgrind)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

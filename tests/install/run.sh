@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix and uses it as a user would:
+#   tests/install/run.sh BUILD_DIR SOURCE_DIR WORK_DIR
+# 1. cmake --install BUILD_DIR --prefix WORK_DIR/prefix
+# 2. the installed cnncc compiles a spec (finding its runtime beside it)
+# 3. examples/cmake-consumer is configured with -DCMAKE_PREFIX_PATH=prefix,
+#    built (cnncc_add_model compiles LeNet-5) and run
+# 4. pkg-config --cflags cnncc (PKG_CONFIG_PATH=prefix/lib/pkgconfig) points
+#    at prefix/include, and a host compiles with just those flags
+set -euo pipefail
+build=$(realpath "$1") src=$(realpath "$2") work=$3
+rm -rf "$work"
+mkdir -p "$work"
+work=$(realpath "$work")
+prefix=$work/prefix
+step() { echo "install-test: $*"; }
+
+step "cmake --install into $prefix"
+cmake --install "$build" --prefix "$prefix" >"$work/install.log"
+for f in bin/cnncc include/cnn.h lib/cnncc/libcnnrt.a lib/cmake/cnncc/cnnccConfig.cmake \
+         lib/cmake/cnncc/cnnccConfigVersion.cmake lib/pkgconfig/cnncc.pc; do
+  [ -e "$prefix/$f" ] || { echo "install-test: $f was not installed"; exit 1; }
+done
+
+step "the installed cnncc compiles lenet5.yaml"
+env -u CNNCC_RUNTIME "$prefix/bin/cnncc" "$src/examples/lenet5.yaml" -o "$work/lenet5.so" -q
+
+step "examples/cmake-consumer against the prefix"
+cmake -S "$src/examples/cmake-consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
+  >"$work/consumer-configure.log"
+cmake --build "$work/consumer" >"$work/consumer-build.log"
+out=$("$work/consumer/classify")
+echo "  $out"
+case $out in lenet5:*) ;; *) echo "install-test: unexpected output from classify"; exit 1;; esac
+
+step "pkg-config --cflags cnncc"
+cflags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags cnncc | xargs)
+libs=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --libs cnncc)
+echo "  cflags: $cflags   libs: $libs"
+[ "$(realpath -m "${cflags#-I}")" = "$prefix/include" ] ||
+  { echo "install-test: expected -I$prefix/include"; exit 1; }
+cc $cflags "$src/examples/host.c" -o "$work/host" $libs -lm
+"$work/host" "$work/lenet5.so" --runs 1 >"$work/host.log"
+step "ok"
