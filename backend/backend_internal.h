@@ -25,6 +25,8 @@ typedef struct BeCtx {
   LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr;
   LLVMTypeRef t_kernel; /* void(ptr, i64, i64): cnnrt_kernel_fn */
   const char *cpu, *features;
+  bool avx512; /* the target has 32 zmm registers (register tile sizes) */
+  LLVMTypeRef t_v16; /* <16 x float> */
 
   /* The function being emitted (set by be_func_begin). */
   LLVMValueRef fn;
@@ -77,6 +79,16 @@ void be_st(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
 LLVMValueRef be_table_i64(BeCtx *c, const char *name, const int64_t *v, int n);
 LLVMValueRef be_ld_i64(BeCtx *c, LLVMValueRef table, LLVMValueRef idx);
 
+/* <16 x float> helpers: a splat, loads and stores (align 64 when the
+   address is known to be 64-byte aligned, else 4), a scalar load broadcast
+   to all lanes, fma, relu, NaN-propagating max, horizontal ops none. */
+LLVMValueRef be_vsplat(BeCtx *c, LLVMValueRef scalar);
+LLVMValueRef be_vld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, unsigned align);
+void be_vst(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, unsigned align);
+LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef be_vfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
+LLVMValueRef be_vrelu(BeCtx *c, LLVMValueRef x);
+
 /* A scalar variable (alloca in the entry block; mem2reg promotes it). */
 LLVMValueRef be_var(BeCtx *c, LLVMTypeRef t, const char *name);
 
@@ -119,16 +131,54 @@ typedef enum {
 
 /* One kernel launch: the function and the number of work items. The
    pointers passed are: output, inputs in Node.in order, then parameters
-   (Node.params[0..nparams), NULL slots passed as NULL). */
+   (Node.params[0..nparams), NULL slots passed as NULL), then for a split
+   node the address of each SLICE user in channel order (the output pointer
+   is then NULL). */
 typedef struct {
   LLVMValueRef fn;
   int64_t work;
 } BeKernel;
 
+/* The values an emitter works with inside the kernel body. */
+typedef struct {
+  const Node *n;
+  LLVMValueRef out;
+  LLVMValueRef *in;  /* n->nin */
+  LLVMValueRef *par; /* n->nparams, NULL for an absent slot */
+  LLVMValueRef res;  /* residual input of the epilogue, or NULL */
+  LLVMValueRef lo, hi;
+  /* Split output: nseg segments, segment s holds channels
+     [seg_begin[s], seg_begin[s] + seg_count[s]) at address seg[s]. */
+  int nseg;
+  LLVMValueRef *seg;
+  const int64_t *seg_begin, *seg_count;
+} KArgs;
+
+/* The SLICE users of a split node, in channel order (malloc'd array of
+   *n nodes; NULL and 0 for a node that is not split). */
+Node **be_split_slices(const Graph *g, const Node *n, int *count);
+
+/* blocked.c: kernels on the NCHW16c layout (and the weight packing they
+   rely on). Work items as documented there. */
+int64_t be_work_conv_blocked(const BeCtx *c, const Node *n);
+void be_emit_conv_blocked(BeCtx *c, KArgs *k);
+int64_t be_work_blocks_rows(const Node *n); /* (C/16) * OH */
+int64_t be_work_blocks(const Node *n);      /* C/16 */
+void be_emit_pool_blocked(BeCtx *c, KArgs *k);
+void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
+void be_emit_affine_blocked(BeCtx *c, KArgs *k);
+void be_emit_concat_blocked(BeCtx *c, KArgs *k);
+int64_t be_work_reorder(const Node *n);
+void be_emit_reorder(BeCtx *c, KArgs *k);
+/* The weight w of node n in the packed order its kernel reads (malloc'd),
+   or NULL when n reads its weights as PyTorch lays them out. The IR keeps
+   the original data; packing happens as the blob is written. */
+float *be_packed_weights(const Node *n, const Param *w);
+
 /* Emits (or reuses) the kernel of n. On an unsupported op/layout writes
    a message into err and returns false (an internal error). */
-bool be_kernel_for(BeCtx *c, const Node *n, BeAlias alias, int inplace,
-                   BeKernel *k, char *err, size_t errlen);
+bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias,
+                   int inplace, BeKernel *k, char *err, size_t errlen);
 void be_kernel_cache_free(BeCtx *c);
 
 /* ----------------------------------------------------------------- target.c */
@@ -138,6 +188,9 @@ void be_kernel_cache_free(BeCtx *c);
 LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu,
                                        char **features, char *err,
                                        size_t errlen);
+/* Whether the target has AVX-512F (features first; else by CPU name). Only
+   tile sizes depend on it: the kernels are correct on any target. */
+bool be_target_has_avx512(const char *cpu, const char *features);
 /* Runs the optimization pipeline for o->opt_level. */
 bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level,
                  char *err, size_t errlen);

@@ -149,6 +149,13 @@ static bool overlaps(const Loc *a, const Loc *b) {
 static bool alias_mode(const Graph *g, const Node *n, BeAlias *mode,
                        int *inplace, Status *st) {
   Loc o, in;
+  if (n->split) {
+    /* Each slice has storage of its own, live across this step, so none
+       overlaps the input (the planner keeps the input live here too). */
+    *mode = BE_DISJOINT;
+    *inplace = -1;
+    return true;
+  }
   if (!resolve(g, n, &o, st))
     return false;
   if (o.space != 0) {
@@ -187,7 +194,33 @@ static bool alias_mode(const Graph *g, const Node *n, BeAlias *mode,
 /* ----------------------------------------------------------------- the blob */
 
 static bool is_kernel_node(const Node *n) {
-  return !n->dead && !(ir_ops[n->op].flags & (OPF_VIEW | OPF_SOURCE));
+  return !n->dead && !n->elided && !(ir_ops[n->op].flags & (OPF_VIEW | OPF_SOURCE));
+}
+
+static int cmp_slice_begin(const void *a, const void *b) {
+  const Node *x = *(Node *const *)a, *y = *(Node *const *)b;
+  return x->attr.slice_begin < y->attr.slice_begin ? -1 : x->attr.slice_begin > y->attr.slice_begin;
+}
+
+Node **be_split_slices(const Graph *g, const Node *n, int *count) {
+  *count = 0;
+  if (!n->split)
+    return NULL;
+  Node **v = NULL;
+  int cap = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *s = GRAPH_NODE(g, i);
+    if (s->dead || s->op != OP_SLICE || s->in[0] != n)
+      continue;
+    if (*count == cap) {
+      cap = cap ? 2 * cap : 8;
+      v = realloc(v, sizeof *v * (size_t)cap);
+    }
+    v[(*count)++] = s;
+  }
+  if (*count)
+    qsort(v, (size_t)*count, sizeof *v, cmp_slice_begin);
+  return v;
 }
 
 /* Assigns blob offsets to every parameter a live node uses; returns the
@@ -268,8 +301,13 @@ static bool write_blob(Graph *g, const char *path, int64_t data_bytes,
         if (p->blob_offset != pos) /* unused, or already written */
           continue;
         size_t bytes = (size_t)param_numel(p) * 4;
-        if (fwrite(p->data, 1, bytes, f) != bytes)
+        /* In the kernel's packed order if its user wants that. */
+        float *packed = NULL;
+        for (int j = 0; j < g->nodes.len && !packed; j++)
+          packed = be_packed_weights(GRAPH_NODE(g, j), p);
+        if (fwrite(packed ? packed : p->data, 1, bytes, f) != bytes)
           ok = false;
+        free(packed);
         size_t pad = (64 - bytes % 64) % 64;
         fwrite(zeros, 1, pad, f);
         pos += (int64_t)(bytes + pad);
@@ -473,9 +511,9 @@ static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n,
 }
 
 static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
-  LLVMTypeRef pf_args[4] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64};
-  LLVMTypeRef pf_ty = LLVMFunctionType(c->t_void, pf_args, 4, 0);
-  LLVMValueRef pf = LLVMAddFunction(c->mod, "cnnrt_parallel_for", pf_ty);
+  LLVMTypeRef pf_args[5] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i32};
+  LLVMTypeRef pf_ty = LLVMFunctionType(c->t_void, pf_args, 5, 0);
+  LLVMValueRef pf = LLVMAddFunction(c->mod, "cnnrt_launch", pf_ty);
   LLVMSetVisibility(pf, LLVMHiddenVisibility);
   be_add_enum_attr(c, pf, LLVMAttributeFunctionIndex, "nounwind");
 
@@ -496,14 +534,16 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
     BeAlias mode;
     int inplace;
     if (!alias_mode(g, n, &mode, &inplace, st) ||
-        !be_kernel_for(c, n, mode, inplace, &ks[i], err, sizeof err)) {
+        !be_kernel_for(c, g, n, mode, inplace, &ks[i], err, sizeof err)) {
       if (st->rc == 0)
         fail(st, 2, "%s", err);
       free(ks);
       return false;
     }
-    if (1 + n->nin + n->nparams > maxp)
-      maxp = 1 + n->nin + n->nparams;
+    int nseg = 0;
+    free(be_split_slices(g, n, &nseg));
+    if (1 + n->nin + n->nparams + nseg > maxp)
+      maxp = 1 + n->nin + n->nparams + nseg;
   }
 
   be_func_attrs(c, fw);
@@ -519,13 +559,35 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
     in_ptrs[i] = LLVMBuildLoad2(c->b, c->t_ptr, p, "input");
   }
   bool ok = true;
+  int nlayers = 0;
+  LLVMValueRef *lnames = calloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lnames);
+  LLVMValueRef *lflops = calloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lflops);
   for (int i = 0; i < n_nodes && ok; i++) {
     Node *n = GRAPH_NODE(g, i);
     if (!is_kernel_node(n))
       continue;
+    {
+      char *nm = NULL;
+      size_t nlen = 0;
+      FILE *f = open_memstream(&nm, &nlen);
+      fprintf(f, "%s\t%s%s", n->name, ir_ops[n->op].name,
+              n->layout == LAYOUT_NCHW16C ? "/16c" : "");
+      fclose(f);
+      char gname[64];
+      snprintf(gname, sizeof gname, "cnnrt.layer.%d", nlayers);
+      LLVMValueRef init = LLVMConstStringInContext(c->ctx, nm, (unsigned)strlen(nm), 0);
+      LLVMValueRef gs = LLVMAddGlobal(c->mod, LLVMTypeOf(init), gname);
+      LLVMSetInitializer(gs, init);
+      LLVMSetGlobalConstant(gs, 1);
+      LLVMSetLinkage(gs, LLVMPrivateLinkage);
+      free(nm);
+      lnames[nlayers] = gs;
+      lflops[nlayers] = be_i64(c, 2 * (int64_t)ir_node_macs(n));
+    }
+    int layer = nlayers++;
     LLVMValueRef vals[BE_MAX_KERNEL_PTRS];
     int np = 0;
-    vals[np++] = tensor_addr(c, g, n, arena, in_ptrs, st);
+    vals[np++] = n->split ? LLVMConstNull(c->t_ptr) : tensor_addr(c, g, n, arena, in_ptrs, st);
     for (int k = 0; k < n->nin; k++)
       vals[np++] = tensor_addr(c, g, n->in[k], arena, in_ptrs, st);
     for (int k = 0; k < n->nparams; k++) {
@@ -538,6 +600,11 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
       vals[np++] = p->blob_offset ? LLVMBuildInBoundsGEP2(c->b, c->t_i8, weights, &off, 1, "")
                                   : weights;
     }
+    int nseg = 0;
+    Node **segs = be_split_slices(g, n, &nseg);
+    for (int s = 0; s < nseg; s++)
+      vals[np++] = tensor_addr(c, g, segs[s], arena, in_ptrs, st);
+    free(segs);
     for (int k = 0; k < np; k++) {
       if (!vals[k]) {
         ok = false;
@@ -549,8 +616,8 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
     }
     if (!ok)
       break;
-    LLVMValueRef args[4] = {ctx, ks[i].fn, ptrs, be_i64(c, ks[i].work)};
-    LLVMBuildCall2(c->b, pf_ty, pf, args, 4, "");
+    LLVMValueRef args[5] = {ctx, ks[i].fn, ptrs, be_i64(c, ks[i].work), be_i32(c, layer)};
+    LLVMBuildCall2(c->b, pf_ty, pf, args, 5, "");
   }
   for (int i = 0; i < g->noutputs && ok; i++) {
     const Node *n = g->outputs[i].node;
@@ -565,6 +632,12 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
     LLVMBuildMemCpy(c->b, dst, 4, src, 4, be_i64(c, shape_numel(&n->shape) * 4));
   }
   LLVMBuildRetVoid(c->b);
+  hidden_const(c, "cnnrt_num_layers", be_i32(c, nlayers));
+  LLVMValueRef ln = LLVMConstArray2(c->t_ptr, lnames, (uint64_t)nlayers);
+  hidden_const(c, "cnnrt_layer_names", ln);
+  hidden_const(c, "cnnrt_layer_flops", LLVMConstArray2(c->t_i64, lflops, (uint64_t)nlayers));
+  free(lnames);
+  free(lflops);
   free(in_ptrs);
   free(ks);
   return ok;
@@ -663,7 +736,7 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
   for (int i = 0; i < g->nodes.len; i++) {
     Node *n = GRAPH_NODE(g, i);
     Loc l;
-    if (!n->dead && !resolve(g, n, &l, &st))
+    if (!n->dead && !n->split && !resolve(g, n, &l, &st))
       return st.rc;
   }
   for (int i = 0; i < g->noutputs; i++)
@@ -762,6 +835,8 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
     c.t_kernel = LLVMFunctionType(c.t_void, kargs, 3, 0);
     c.cpu = cpu;
     c.features = features;
+    c.t_v16 = LLVMVectorType(c.t_f32, 16);
+    c.avx512 = be_target_has_avx512(cpu, features);
     char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(c.mod, triple);
     LLVMDisposeMessage(triple);

@@ -43,16 +43,6 @@
 #define BE_CHUNK 4096 /* elements per work item of the elementwise ops */
 #define BE_MAX_PTRS BE_MAX_KERNEL_PTRS
 
-/* The values an emitter works with inside the kernel body. */
-typedef struct {
-  const Node *n;
-  LLVMValueRef out;
-  LLVMValueRef *in;  /* n->nin */
-  LLVMValueRef *par; /* n->nparams, NULL for an absent slot */
-  LLVMValueRef res;  /* residual input of the epilogue, or NULL */
-  LLVMValueRef lo, hi;
-} KArgs;
-
 typedef int64_t (*WorkFn)(const Node *n);
 typedef void (*EmitFn)(BeCtx *c, KArgs *k);
 
@@ -116,14 +106,19 @@ static bool has_epi(const Node *n) {
 }
 
 /* The epilogue over out[start, start + len), in place. */
-static void epi_range(BeCtx *c, KArgs *k, LLVMValueRef start, int64_t len) {
+static void epi_range_at(BeCtx *c, KArgs *k, LLVMValueRef out, LLVMValueRef start,
+                         int64_t len) {
   if (!has_epi(k->n))
     return;
   BeLoop l;
   be_for(c, &l, be_i64(c, 0), be_i64(c, len), "epi");
   LLVMValueRef idx = be_add(c, start, l.iv);
-  be_st(c, k->out, idx, epi_value(c, k, be_ld(c, k->out, idx), idx));
+  be_st(c, out, idx, epi_value(c, k, be_ld(c, out, idx), idx));
   be_for_end(c, &l);
+}
+
+static void epi_range(BeCtx *c, KArgs *k, LLVMValueRef start, int64_t len) {
+  epi_range_at(c, k, k->out, start, len);
 }
 
 /* out[start + i] = v for i in [0, len) */
@@ -177,8 +172,17 @@ static void emit_conv2d(BeCtx *c, KArgs *k) {
   be_for(c, &it, k->lo, k->hi, "row");
   LLVMValueRef oc = be_sdiv(c, it.iv, be_i64(c, OH));
   LLVMValueRef oh = be_sub(c, it.iv, be_mulk(c, oc, OH));
-  LLVMValueRef yrow = be_mulk(c, it.iv, OW); /* (oc*OH + oh) * OW */
-  fill_range(c, k->out, yrow, OW, bias ? be_ld(c, bias, oc) : be_f32(c, 0));
+  /* The output row: in the node's tensor, or (split) in the slice that
+     holds channel oc. */
+  LLVMValueRef ybase = k->out, ocl = oc;
+  for (int s = 0; s < k->nseg; s++) {
+    LLVMValueRef in_seg = LLVMBuildICmp(c->b, LLVMIntSGE, oc, be_i64(c, k->seg_begin[s]), "");
+    ybase = s == 0 ? k->seg[0] : LLVMBuildSelect(c->b, in_seg, k->seg[s], ybase, "");
+    ocl = s == 0 ? be_addk(c, oc, -k->seg_begin[0])
+                 : LLVMBuildSelect(c->b, in_seg, be_addk(c, oc, -k->seg_begin[s]), ocl, "");
+  }
+  LLVMValueRef yrow = be_mulk(c, be_add(c, be_mulk(c, ocl, OH), oh), OW);
+  fill_range(c, ybase, yrow, OW, bias ? be_ld(c, bias, oc) : be_f32(c, 0));
 
   LLVMValueRef icbase = be_mulk(c, be_sdiv(c, oc, be_i64(c, OCg)), ICg);
   LLVMValueRef wbase = be_mulk(c, oc, ICg * KH * KW);
@@ -205,7 +209,7 @@ static void emit_conv2d(BeCtx *c, KArgs *k) {
     be_for(c, &ow, be_ld_i64(c, tlo, kw.iv), be_ld_i64(c, thi, kw.iv), "ow");
     LLVMValueRef yi = be_add(c, yrow, ow.iv);
     LLVMValueRef xv = be_ld(c, x, be_add(c, xb, be_mulk(c, ow.iv, a->stride[1])));
-    be_st(c, k->out, yi, be_fmuladd(c, wv, xv, be_ld(c, k->out, yi)));
+    be_st(c, ybase, yi, be_fmuladd(c, wv, xv, be_ld(c, ybase, yi)));
     be_for_end(c, &ow);
     be_for_end(c, &kw);
   }
@@ -213,7 +217,7 @@ static void emit_conv2d(BeCtx *c, KArgs *k) {
   be_for_end(c, &kh);
   be_for_end(c, &ic);
 
-  epi_range(c, k, yrow, OW);
+  epi_range_at(c, k, ybase, yrow, OW);
   be_for_end(c, &it);
 }
 
@@ -618,6 +622,21 @@ static const KernelImpl impls[] = {
     {OP_LINEAR, LAYOUT_NCHW, work_features, emit_linear, true},
     {OP_CONCAT, LAYOUT_NCHW, work_channels, emit_concat, false},
     {OP_SOFTMAX, LAYOUT_NCHW, work_positions, emit_softmax, false},
+    {OP_REORDER, LAYOUT_NCHW, be_work_reorder, be_emit_reorder, false},
+    /* The channel-blocked layout (blocked.c); elementwise ops do not care. */
+    {OP_CONV2D, LAYOUT_NCHW16C, NULL /* be_work_conv_blocked */, be_emit_conv_blocked, true},
+    {OP_MAXPOOL, LAYOUT_NCHW16C, be_work_blocks_rows, be_emit_pool_blocked, true},
+    {OP_AVGPOOL, LAYOUT_NCHW16C, be_work_blocks_rows, be_emit_pool_blocked, true},
+    {OP_ADAPTIVE_AVGPOOL, LAYOUT_NCHW16C, be_work_blocks_rows,
+     be_emit_adaptive_avgpool_blocked, true},
+    {OP_BATCHNORM, LAYOUT_NCHW16C, be_work_blocks, be_emit_affine_blocked, true},
+    {OP_SCALESHIFT, LAYOUT_NCHW16C, be_work_blocks, be_emit_affine_blocked, true},
+    {OP_RELU, LAYOUT_NCHW16C, work_chunks, emit_eltwise, true},
+    {OP_SCALE, LAYOUT_NCHW16C, work_chunks, emit_eltwise, true},
+    {OP_ADD, LAYOUT_NCHW16C, work_chunks, emit_eltwise, true},
+    {OP_MEAN, LAYOUT_NCHW16C, work_chunks, emit_eltwise, true},
+    {OP_CONCAT, LAYOUT_NCHW16C, be_work_blocks, be_emit_concat_blocked, false},
+    {OP_REORDER, LAYOUT_NCHW16C, be_work_reorder, be_emit_reorder, false},
 };
 
 static const KernelImpl *find_impl(const Node *n) {
@@ -644,7 +663,8 @@ static void shape_key(FILE *f, const Shape *s) {
 
 /* Everything the generated code of n depends on: not its name, not its
    tensors' addresses (those come through ptrs). */
-static char *kernel_key(const Node *n, BeAlias alias, int inplace) {
+static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs,
+                        int nseg) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
@@ -653,9 +673,12 @@ static char *kernel_key(const Node *n, BeAlias alias, int inplace) {
           (int)alias, inplace);
   shape_key(f, &n->shape);
   for (int i = 0; i < n->nin; i++) {
-    fprintf(f, " in");
+    fprintf(f, " in%d", (int)n->in[i]->layout);
     shape_key(f, &n->in[i]->shape);
   }
+  for (int i = 0; i < nseg; i++)
+    fprintf(f, " seg%lld+%lld", (long long)segs[i]->attr.slice_begin,
+            (long long)segs[i]->shape.d[0]);
   fprintf(f, " p");
   for (int i = 0; i < n->nparams; i++)
     fprintf(f, "%d", n->params[i] != NULL);
@@ -689,8 +712,9 @@ void be_kernel_cache_free(BeCtx *c) {
 /* ------------------------------------------------------------- kernel build */
 
 static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl,
-                                 BeAlias alias, int inplace) {
-  int np = 1 + n->nin + n->nparams;
+                                 BeAlias alias, int inplace, Node **segs, int nseg) {
+  int nfix = 1 + n->nin + n->nparams;
+  int np = nfix + nseg;
   char name[256];
   snprintf(name, sizeof name, "%s.%s", ir_ops[n->op].name, n->name);
 
@@ -707,7 +731,7 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
   be_func_attrs(c, body);
   be_add_enum_attr(c, body, LLVMAttributeFunctionIndex, "alwaysinline");
   for (int i = 0; i < np; i++) {
-    bool is_param = i > n->nin;
+    bool is_param = i > n->nin && i < nfix;
     bool is_out = i == 0, is_in = i >= 1 && i <= n->nin;
     bool noalias = is_param || (alias == BE_DISJOINT) ||
                    (alias == BE_INPLACE && is_in && i - 1 != inplace);
@@ -719,9 +743,16 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
     (void)is_out;
   }
 
-  LLVMValueRef in[BE_MAX_PTRS], par[IR_MAX_PARAMS];
+  LLVMValueRef in[BE_MAX_PTRS], par[IR_MAX_PARAMS], seg[BE_MAX_PTRS];
+  int64_t seg_begin[BE_MAX_PTRS], seg_count[BE_MAX_PTRS];
   be_func_begin(c, body);
-  KArgs k = {.n = n, .in = in, .par = par};
+  KArgs k = {.n = n, .in = in, .par = par, .nseg = nseg, .seg = seg,
+             .seg_begin = seg_begin, .seg_count = seg_count};
+  for (int s = 0; s < nseg; s++) {
+    seg[s] = LLVMGetParam(body, (unsigned)(nfix + s));
+    seg_begin[s] = segs[s]->attr.slice_begin;
+    seg_count[s] = segs[s]->shape.d[0];
+  }
   k.out = LLVMGetParam(body, 0);
   for (int i = 0; i < n->nin; i++)
     in[i] = LLVMGetParam(body, (unsigned)(1 + i));
@@ -754,8 +785,8 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
   return fn;
 }
 
-bool be_kernel_for(BeCtx *c, const Node *n, BeAlias alias, int inplace,
-                   BeKernel *out, char *err, size_t errlen) {
+bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias,
+                   int inplace, BeKernel *out, char *err, size_t errlen) {
   const KernelImpl *impl = find_impl(n);
   if (!impl) {
     snprintf(err, errlen, "no kernel for op '%s' in layout %d (node '%s')",
@@ -772,28 +803,40 @@ bool be_kernel_for(BeCtx *c, const Node *n, BeAlias alias, int inplace,
              n->name, n->epi.residual);
     return false;
   }
-  if (1 + n->nin + n->nparams > BE_MAX_PTRS) {
+  int nseg = 0;
+  Node **segs = be_split_slices(g, n, &nseg);
+  if (n->split && (nseg == 0 || n->op != OP_CONV2D || n->epi.residual >= 0)) {
+    snprintf(err, errlen, "node '%s': a split %s must be a conv with slices and no residual",
+             n->name, ir_ops[n->op].name);
+    free(segs);
+    return false;
+  }
+  if (1 + n->nin + n->nparams + nseg > BE_MAX_PTRS) {
+    free(segs);
     snprintf(err, errlen, "node '%s' has too many inputs (%d)", n->name, n->nin);
     return false;
   }
   if (n->op == OP_CONV2D || n->op == OP_LINEAR) {
     if (!n->params[P_WEIGHT] || (n->attr.has_bias != (n->nparams > P_BIAS && n->params[P_BIAS]))) {
       snprintf(err, errlen, "node '%s': parameters do not match has_bias", n->name);
+      free(segs);
       return false;
     }
   }
-  char *key = kernel_key(n, alias, inplace);
+  char *key = kernel_key(n, alias, inplace, segs, nseg);
   for (BeKernelCache *e = c->cache; e; e = e->next)
     if (strcmp(e->key, key) == 0) {
       free(key);
+      free(segs);
       *out = e->k;
       c->nshared++;
       return true;
     }
   BeKernelCache *e = calloc(1, sizeof *e);
   e->key = key;
-  e->k.fn = build_kernel(c, n, impl, alias, inplace);
-  e->k.work = impl->work(n);
+  e->k.fn = build_kernel(c, n, impl, alias, inplace, segs, nseg);
+  free(segs);
+  e->k.work = impl->work ? impl->work(n) : be_work_conv_blocked(c, n);
   e->next = c->cache;
   c->cache = e;
   c->nkernels++;

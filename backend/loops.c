@@ -160,6 +160,48 @@ LLVMValueRef be_ld_i64(BeCtx *c, LLVMValueRef table, LLVMValueRef idx) {
   return LLVMBuildLoad2(c->b, c->t_i64, p, "");
 }
 
+/* ------------------------------------------------------------------ vectors */
+
+LLVMValueRef be_vsplat(BeCtx *c, LLVMValueRef scalar) {
+  if (LLVMIsAConstant(scalar) && !LLVMIsAInstruction(scalar)) {
+    LLVMValueRef el[16];
+    for (int i = 0; i < 16; i++)
+      el[i] = scalar;
+    return LLVMConstVector(el, 16);
+  }
+  LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(c->t_v16), scalar,
+                                          be_i32(c, 0), "");
+  LLVMValueRef zero = LLVMConstNull(LLVMVectorType(c->t_i32, 16));
+  return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(c->t_v16), zero, "");
+}
+
+LLVMValueRef be_vld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, unsigned align) {
+  LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, be_fptr(c, base, idx), "");
+  LLVMSetAlignment(v, align);
+  return v;
+}
+
+void be_vst(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v,
+            unsigned align) {
+  LLVMValueRef s = LLVMBuildStore(c->b, v, be_fptr(c, base, idx));
+  LLVMSetAlignment(s, align);
+}
+
+LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
+  return be_vsplat(c, be_ld(c, base, idx));
+}
+
+LLVMValueRef be_vfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
+  LLVMValueRef args[3] = {a, b, acc};
+  return intrinsic(c, "llvm.fma", 3, args);
+}
+
+LLVMValueRef be_vrelu(BeCtx *c, LLVMValueRef x) {
+  LLVMValueRef zero = LLVMConstNull(c->t_v16);
+  LLVMValueRef neg = LLVMBuildFCmp(c->b, LLVMRealOLT, x, zero, "");
+  return LLVMBuildSelect(c->b, neg, zero, x, "");
+}
+
 LLVMValueRef be_var(BeCtx *c, LLVMTypeRef t, const char *name) {
   LLVMBuilderRef eb = LLVMCreateBuilderInContext(c->ctx);
   LLVMValueRef first = LLVMGetFirstInstruction(c->entry);

@@ -91,6 +91,22 @@ LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu,
   return tm;
 }
 
+bool be_target_has_avx512(const char *cpu, const char *features) {
+  if (features && strstr(features, "+avx512f"))
+    return true;
+  if (features && strstr(features, "-avx512f"))
+    return false;
+  static const char *const wide[] = {"skylake-avx512", "cascadelake", "cooperlake",
+                                     "cannonlake", "icelake", "tigerlake", "rocketlake",
+                                     "sapphirerapids", "emeraldrapids", "graniterapids",
+                                     "alderlake-avx512", "znver4", "znver5", "x86-64-v4",
+                                     "diamondrapids", "knl", "knm"};
+  for (size_t i = 0; cpu && i < sizeof wide / sizeof wide[0]; i++)
+    if (strncmp(cpu, wide[i], strlen(wide[i])) == 0)
+      return true;
+  return false;
+}
+
 bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level,
                  char *err, size_t errlen) {
   char pipeline[32];

@@ -113,7 +113,6 @@ typedef struct {
   bool trainable;
   SrcLoc loc;
   int64_t blob_offset; /* byte offset in the packed weight blob (backend) */
-  bool packed;         /* data already in a kernel's packed order (backend) */
 } Param;
 
 int64_t param_numel(const Param *p);
@@ -210,8 +209,8 @@ struct Node {
      which partition its channels in order; each slice has storage of its
      own (planned separately, possibly inside a concat) and the kernel writes
      every channel range straight to its slice's address. Set by fold-1x1.
-     In the blocked layout every slice is padded to 16 channels on its own
-     (a split conv's output channels are the slices' blocks in order).
+     The layout pass blocks a split conv (NCHW16c) only when every slice
+     starts and ends on a 16-channel block; otherwise it stays NCHW.
      elided: the node needs no kernel because its inputs were already
      written in place (a concat whose producers write into their slices). */
   bool split, elided;

@@ -18,8 +18,8 @@
  * Siblings: CONV2D nodes reading the same tensor as their only input, with
  * kernel 1x1, no padding, one group, the same stride and activation, no
  * residual, the same layout, and not graph outputs. Slices need not start
- * on a 16-channel block: each slice has storage of its own, which the
- * blocked layout pads to 16 channels by itself.
+ * on a 16-channel block: each has storage of its own (the layout pass keeps
+ * such a conv in NCHW).
  */
 #include <stdlib.h>
 #include <string.h>

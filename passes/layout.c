@@ -106,8 +106,8 @@ static Layout choose(const Graph *g, const Node *n) {
 
 /* Does input k of n accept any layout? */
 static bool any_layout_input(const Node *n, int k) {
-  if (n->op == OP_CONV2D && k == 0)
-    return true;
+  if (n->op == OP_CONV2D && k == 0 && n->layout == LAYOUT_NCHW16C)
+    return true; /* the blocked conv broadcasts inputs from either layout */
   if (n->op == OP_SLICE && n->in[0]->split)
     return true; /* not a read: the producer writes the slice */
   return false;

@@ -39,6 +39,18 @@ typedef struct cnnrt_ctx cnnrt_ctx;
 CNNRT_HIDDEN void cnnrt_parallel_for(cnnrt_ctx *ctx, cnnrt_kernel_fn fn,
                                      void *const *ptrs, int64_t n);
 
+/* cnnrt_parallel_for for layer number `layer` of the tables below: the
+   same, timed when the model profiles (CNN_PROFILE=1 in the environment at
+   cnn_create: a per-layer table of ms and GFLOP/s goes to stderr when the
+   model is destroyed or its thread count changes). */
+CNNRT_HIDDEN void cnnrt_launch(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *const *ptrs,
+                               int64_t n, int32_t layer);
+
+/* One entry per kernel launch of cnnrt_forward, in order (generated). */
+extern CNNRT_HIDDEN const int32_t cnnrt_num_layers;
+extern CNNRT_HIDDEN const char *const cnnrt_layer_names[]; /* "name\top" */
+extern CNNRT_HIDDEN const int64_t cnnrt_layer_flops[];    /* per sample */
+
 #define CNNRT_BLOB_MAGIC "CNNCCWB1" /* 8 bytes */
 #define CNNRT_BUILD_ID_LEN 32       /* hex digits, NUL-padded to 40 */
 

@@ -25,7 +25,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cnnrt.h"
@@ -40,6 +43,9 @@ typedef struct {
 
 struct cnnrt_ctx {
   int nthreads; /* including the caller */
+  double *prof_ms;      /* per layer, NULL unless profiling */
+  double *prof_min;     /* fastest call per layer (a busy machine's noise) */
+  int64_t *prof_calls;
   pthread_t *threads;
   Worker *workers;
   pthread_mutex_t mu;
@@ -142,6 +148,58 @@ void cnnrt_parallel_for(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs,
   pthread_mutex_unlock(&c->mu);
 }
 
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void cnnrt_launch(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n,
+                  int32_t layer) {
+  if (!c || !c->prof_ms || layer < 0 || layer >= cnnrt_num_layers) {
+    cnnrt_parallel_for(c, fn, ptrs, n);
+    return;
+  }
+  double t0 = now_ms();
+  cnnrt_parallel_for(c, fn, ptrs, n);
+  double dt = now_ms() - t0;
+  c->prof_ms[layer] += dt;
+  if (c->prof_calls[layer] == 0 || dt < c->prof_min[layer])
+    c->prof_min[layer] = dt;
+  c->prof_calls[layer]++;
+}
+
+static void print_profile(const cnnrt_ctx *c) {
+  int nl = cnnrt_num_layers;
+  int64_t runs = 0;
+  for (int i = 0; i < nl; i++)
+    if (c->prof_calls[i] > runs)
+      runs = c->prof_calls[i];
+  if (runs == 0)
+    return;
+  double total = 0, tmin = 0, tflop = 0;
+  fprintf(stderr, "cnn profile: %s, %d thread%s, %lld sample run%s (ms per sample)\n",
+          cnnrt_info.name, c->nthreads, c->nthreads == 1 ? "" : "s", (long long)runs,
+          runs == 1 ? "" : "s");
+  fprintf(stderr, "%4s  %-44s %-22s %9s %6s %9s %9s\n", "#", "layer", "op", "ms(mean)", "%",
+          "ms(min)", "GFLOP/s");
+  for (int i = 0; i < nl; i++) {
+    total += c->prof_ms[i] / (double)runs;
+    tmin += c->prof_min[i];
+  }
+  for (int i = 0; i < nl; i++) {
+    const char *nm = cnnrt_layer_names[i], *tab = strchr(nm, '\t');
+    int nlen = tab ? (int)(tab - nm) : (int)strlen(nm);
+    double ms = c->prof_ms[i] / (double)runs, mn = c->prof_min[i];
+    double gf = mn > 0 ? (double)cnnrt_layer_flops[i] / (mn * 1e6) : 0;
+    tflop += (double)cnnrt_layer_flops[i];
+    fprintf(stderr, "%4d  %-44.*s %-22s %9.3f %6.1f %9.3f %9.1f\n", i, nlen > 44 ? 44 : nlen,
+            nm, tab ? tab + 1 : "", ms, total > 0 ? 100 * ms / total : 0, mn, gf);
+  }
+  fprintf(stderr, "      %-44s %-22s %9.3f %6s %9.3f %9.1f\n", "total", "", total, "", tmin,
+          tmin > 0 ? tflop / (tmin * 1e6) : 0);
+}
+
 int cnnrt_cores(void) {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) {
@@ -192,6 +250,20 @@ cnnrt_ctx *cnnrt_pool_create(int nthreads) {
   atomic_init(&c->done, 0);
   atomic_init(&c->stop, false);
   c->nthreads = 1;
+  const char *prof = getenv("CNN_PROFILE");
+  if (prof && *prof && strcmp(prof, "0") != 0 && cnnrt_num_layers > 0) {
+    c->prof_ms = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_ms);
+    c->prof_calls = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_calls);
+    c->prof_min = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_min);
+    if (!c->prof_ms || !c->prof_calls || !c->prof_min) {
+      free(c->prof_ms);
+      free(c->prof_calls);
+      free(c->prof_min);
+      c->prof_min = NULL;
+      c->prof_ms = NULL;
+      c->prof_calls = NULL;
+    }
+  }
 
   sigset_t all, old;
   sigfillset(&all);
@@ -210,6 +282,12 @@ cnnrt_ctx *cnnrt_pool_create(int nthreads) {
 void cnnrt_pool_destroy(cnnrt_ctx *c) {
   if (!c)
     return;
+  if (c->prof_ms) {
+    print_profile(c);
+    free(c->prof_ms);
+    free(c->prof_calls);
+    free(c->prof_min);
+  }
   pthread_mutex_lock(&c->mu);
   atomic_store_explicit(&c->stop, true, memory_order_release);
   atomic_fetch_add_explicit(&c->gen, 1, memory_order_release);

@@ -1,0 +1,607 @@
+/*
+ * blocked.c: kernels on the channel-blocked layout NCHW16c.
+ *
+ * A blocked tensor [C][H][W] is stored as [C/16][H][W][16]: the 16 channels
+ * of one pixel are one <16 x float> vector (passes/layout.c only blocks
+ * tensors whose channel count is a multiple of 16, so there is no padding).
+ *
+ * Convolution (the time of a CNN) is a direct convolution with a register
+ * tile of OCB output-channel blocks x T output pixels of one row: OCB*T
+ * vector accumulators. Weights are packed at compile time, as the blob is
+ * written (be_packed_weights), as [oc/16][ic/BI][kh][kw][BI][16 oc], BI = 16
+ * for a blocked input and 1 for an NCHW one (the first layer reads the image directly). For every
+ * input-channel block, kh, kw (unrolled) and input channel of the block
+ * (unrolled), the tile loads OCB weight vectors and, per pixel, broadcasts
+ * one input float into OCB fmas. The epilogue (bias, residual, ReLU) runs on
+ * the accumulators before the one store.
+ *
+ * Borders: along a row, pixels whose taps are all inside the input are
+ * computed by a loop of full tiles without any check; the few tiles at the
+ * left and right edges have constant positions, so the taps that fall into
+ * the padding are simply not emitted. Along the height, the valid kh range
+ * of each output row comes from a constant table.
+ *
+ * A 1x1 stride-1 unpadded conv (a GEMM) sees its H*W pixels as one long
+ * row, cut into rows of up to 8 tiles so that both threads get work.
+ *
+ * Work items (the runtime splits them in contiguous chunks):
+ *   conv2d            (oc group of OCB blocks) x (output row)
+ *   pooling           (channel block) x (output row)
+ *   affine, concat    channel block
+ *   reorder           channel block
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_internal.h"
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+/* act(v + res[idx]) on a vector (idx a float index, 64-byte aligned). */
+static LLVMValueRef vepi(BeCtx *c, KArgs *k, LLVMValueRef v, LLVMValueRef idx) {
+  if (k->res)
+    v = be_fadd(c, v, be_vld(c, k->res, idx, 64));
+  if (k->n->epi.act == ACT_RELU)
+    v = be_vrelu(c, v);
+  return v;
+}
+
+/* ------------------------------------------------------------- conv plan */
+
+typedef struct {
+  int64_t IC, IH, IW, OC, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw, G, ICg, OCg;
+  int BI;         /* 16: blocked input; 1: NCHW input */
+  bool pw;        /* pointwise: pixels flattened into rows of R */
+  int64_t NB;     /* output blocks */
+  int OCB, T;     /* register tile: blocks x pixels */
+  int64_t NG;     /* tile groups of OCB blocks */
+  int64_t R, RL, NR; /* row length, last row's length, rows */
+} ConvPlan;
+
+static bool env_flag(const char *name, int *v) {
+  const char *s = getenv(name);
+  if (!s || !*s)
+    return false;
+  *v = atoi(s);
+  return true;
+}
+
+static void conv_plan(const Node *n, bool avx512, ConvPlan *p) {
+  const Attrs *a = &n->attr;
+  const Shape *is = &n->in[0]->shape;
+  memset(p, 0, sizeof *p);
+  p->IC = is->d[0], p->IH = is->d[1], p->IW = is->d[2];
+  p->OC = n->shape.d[0], p->OH = n->shape.d[1], p->OW = n->shape.d[2];
+  p->KH = a->kernel[0], p->KW = a->kernel[1];
+  p->sh = a->stride[0], p->sw = a->stride[1];
+  p->pt = a->pad[0], p->pl = a->pad[1];
+  p->dh = a->dilation[0], p->dw = a->dilation[1];
+  p->G = a->groups, p->ICg = p->IC / p->G, p->OCg = p->OC / p->G;
+  p->BI = n->in[0]->layout == LAYOUT_NCHW16C ? 16 : 1;
+  p->pw = p->KH == 1 && p->KW == 1 && p->sh == 1 && p->sw == 1 && !a->pad[0] && !a->pad[1] &&
+          !a->pad[2] && !a->pad[3];
+  p->NB = p->OC / 16;
+  int64_t gb = p->OCg / 16; /* blocks per group: a tile stays in one group */
+  /* Register budget: OCB*T accumulators + OCB weights (the broadcast is a
+     memory operand of the fma) within 32 zmm; with 16-register AVX2 a
+     16-float vector takes two ymm registers. */
+  static const int ocbs[] = {2, 3, 4, 1};
+  static const int tmax512[] = {12, 8, 6, 24};
+  int tune_t = 0, tune_ocb = 0;
+  env_flag("CNNCC_TILE_T", &tune_t);
+  env_flag("CNNCC_TILE_OCB", &tune_ocb);
+  int Tmax = 6;
+  for (int i = 0; i < 4; i++) {
+    int ocb = ocbs[i];
+    if (!avx512 && ocb > 1)
+      continue;
+    if (tune_ocb && ocb != tune_ocb)
+      continue;
+    if (p->NB % ocb || gb % ocb)
+      continue;
+    p->OCB = ocb;
+    Tmax = avx512 ? tmax512[i] : 6;
+    break;
+  }
+  if (tune_t > 0)
+    Tmax = tune_t;
+  p->NG = p->NB / p->OCB;
+  if (p->pw) {
+    int64_t P = p->OH * p->OW, R = (int64_t)Tmax * 8;
+    if (P <= R + R / 2) {
+      p->R = p->RL = P;
+      p->NR = 1;
+    } else {
+      p->R = R;
+      p->NR = cdiv(P, R);
+      p->RL = P - (p->NR - 1) * R;
+    }
+  } else {
+    p->R = p->RL = p->OW;
+    p->NR = p->OH;
+  }
+  /* Balance the tiles of a row: T = ceil(W / ceil(W / Tmax)). */
+  int64_t W = p->R;
+  p->T = (int)cdiv(W, cdiv(W, Tmax));
+  if (p->pw && p->NR > 1)
+    p->T = Tmax;
+}
+
+int64_t be_work_conv_blocked(const BeCtx *c, const Node *n) {
+  ConvPlan p;
+  conv_plan(n, c->avx512, &p);
+  return p.NG * p.NR;
+}
+
+/* Everything one row of tiles needs. */
+typedef struct {
+  ConvPlan *p;
+  KArgs *k;
+  LLVMValueRef og, row;        /* tile group, (virtual) row */
+  LLVMValueRef kh0, kh1;       /* valid kh range of this row (non-pw) */
+  LLVMValueRef xgrp;           /* input index of the group's first channel plane */
+  LLVMValueRef wob[4];         /* weight index of each block's first element */
+  LLVMValueRef obase[4];       /* output pointer of each block (split aware) */
+  LLVMValueRef oblk[4];        /* block index within that pointer's tensor */
+  LLVMValueRef bias[4];        /* bias vector or zero */
+  LLVMValueRef acc[4][32];     /* allocas */
+} RowCtx;
+
+/* Is input column (ow*sw - pl + kw*dw) inside the image? */
+static bool col_valid(const ConvPlan *p, int64_t ow, int64_t kw) {
+  if (p->pw)
+    return true; /* flattened pixels, no padding */
+  int64_t iw = ow * p->sw - p->pl + kw * p->dw;
+  return iw >= 0 && iw < p->IW;
+}
+
+/* One tile: w pixels from ow0 (a value; ow0c >= 0 when it is a constant, and
+   then taps outside the image are skipped). */
+static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w) {
+  ConvPlan *p = r->p;
+  KArgs *k = r->k;
+  LLVMValueRef x = k->in[0], W = k->par[P_WEIGHT];
+  int OCB = p->OCB;
+  for (int j = 0; j < OCB; j++)
+    for (int q = 0; q < w; q++)
+      LLVMBuildStore(c->b, r->bias[j], r->acc[j][q]);
+
+  int64_t NICB = p->ICg / p->BI;
+  int64_t XH = p->pw ? 1 : p->IH, XW = p->pw ? p->IH * p->IW : p->IW;
+  BeLoop icb;
+  be_for(c, &icb, be_i64(c, 0), be_i64(c, NICB), "icb");
+  /* Index of input channel block icb (its first channel for NCHW). */
+  LLVMValueRef xplane = be_add(c, r->xgrp, be_mulk(c, icb.iv, XH * XW * p->BI));
+  LLVMValueRef wicb[4];
+  for (int j = 0; j < OCB; j++)
+    wicb[j] = be_add(c, r->wob[j], be_mulk(c, icb.iv, p->KH * p->KW * p->BI * 16));
+  BeLoop kh;
+  LLVMValueRef khv;
+  if (p->pw) {
+    khv = be_i64(c, 0);
+  } else {
+    be_for(c, &kh, r->kh0, r->kh1, "kh");
+    khv = kh.iv;
+  }
+  LLVMValueRef xrow = xplane, wkh[4];
+  if (!p->pw) {
+    LLVMValueRef ih = be_add(c, be_addk(c, be_mulk(c, r->row, p->sh), -p->pt),
+                             be_mulk(c, khv, p->dh));
+    xrow = be_add(c, xplane, be_mulk(c, ih, XW * (p->BI == 16 ? 16 : 1)));
+  }
+  for (int j = 0; j < OCB; j++)
+    wkh[j] = be_add(c, wicb[j], be_mulk(c, khv, p->KW * p->BI * 16));
+  /* Pixel column base: (ow0*sw - pl) in input columns; a pointwise row is
+     a run of the flattened pixels. */
+  LLVMValueRef colbase = p->pw ? be_add(c, be_mulk(c, r->row, p->R), ow0)
+                               : be_addk(c, be_mulk(c, ow0, p->sw), -p->pl);
+  int64_t pixstride = p->BI == 16 ? 16 : 1;
+  LLVMValueRef xcol = be_add(c, xrow, be_mulk(c, colbase, pixstride));
+  /* The innermost step is the register tile itself: OCB weight loads, a
+     broadcast per pixel, OCB*T fmas; the 16 input channels of a block are
+     a loop around it (not unrolled: a small body keeps the scheduler from
+     hoisting loads until the accumulators spill, and compile time low). */
+  LLVMValueRef accv[4][32];
+  for (int64_t kw = 0; kw < p->KW; kw++) {
+    bool any = false;
+    for (int q = 0; q < w; q++)
+      any |= ow0c < 0 || col_valid(p, ow0c + q, kw);
+    if (!any)
+      continue;
+    BeLoop ic;
+    LLVMValueRef ici = be_i64(c, 0);
+    if (p->BI > 1) {
+      be_for(c, &ic, be_i64(c, 0), be_i64(c, p->BI), "ici");
+      ici = ic.iv;
+    }
+    for (int j = 0; j < OCB; j++)
+      for (int q = 0; q < w; q++)
+        accv[j][q] = LLVMBuildLoad2(c->b, c->t_v16, r->acc[j][q], "");
+    LLVMValueRef wv[4];
+    for (int j = 0; j < OCB; j++)
+      wv[j] = be_vld(c, W, be_add(c, be_addk(c, wkh[j], kw * p->BI * 16), be_mulk(c, ici, 16)), 64);
+    LLVMValueRef xk = be_add(c, xcol, ici);
+    for (int q = 0; q < w; q++) {
+      if (ow0c >= 0 && !col_valid(p, ow0c + q, kw))
+        continue;
+      int64_t off = (q * p->sw + kw * p->dw) * pixstride;
+      LLVMValueRef xb = be_vbcast(c, x, be_addk(c, xk, off));
+      for (int j = 0; j < OCB; j++)
+        accv[j][q] = be_vfma(c, wv[j], xb, accv[j][q]);
+    }
+    for (int j = 0; j < OCB; j++)
+      for (int q = 0; q < w; q++)
+        LLVMBuildStore(c->b, accv[j][q], r->acc[j][q]);
+    if (p->BI > 1)
+      be_for_end(c, &ic);
+  }
+  if (!p->pw)
+    be_for_end(c, &kh);
+  be_for_end(c, &icb);
+
+  /* Epilogue and store: out[(blk*OH*OW + pix)*16]. */
+  LLVMValueRef pix0 = p->pw ? be_add(c, be_mulk(c, r->row, p->R), ow0)
+                            : be_add(c, be_mulk(c, r->row, p->OW), ow0);
+  for (int j = 0; j < OCB; j++) {
+    LLVMValueRef obase = be_mulk(c, be_add(c, be_mulk(c, r->oblk[j], p->OH * p->OW), pix0), 16);
+    LLVMValueRef rbase = NULL;
+    if (k->res) {
+      LLVMValueRef ob = be_addk(c, be_mulk(c, r->og, OCB), j);
+      rbase = be_mulk(c, be_add(c, be_mulk(c, ob, p->OH * p->OW), pix0), 16);
+    }
+    for (int q = 0; q < w; q++) {
+      LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, r->acc[j][q], "");
+      if (k->res)
+        v = be_fadd(c, v, be_vld(c, k->res, be_addk(c, rbase, q * 16), 64));
+      if (k->n->epi.act == ACT_RELU)
+        v = be_vrelu(c, v);
+      be_vst(c, r->obase[j], be_addk(c, obase, q * 16), v, 64);
+    }
+  }
+}
+
+/* A row of W pixels: constant edge tiles, a loop of interior tiles. */
+static void emit_row(BeCtx *c, RowCtx *r, int64_t W) {
+  ConvPlan *p = r->p;
+  int64_t T = p->T, owA = 0, owB = W - 1;
+  if (!p->pw) {
+    owA = cdiv(p->pl, p->sw);
+    owB = floordiv(p->IW - 1 + p->pl - (p->KW - 1) * p->dw, p->sw);
+    if (owB > W - 1)
+      owB = W - 1;
+  }
+  int64_t pos = 0;
+  while (pos < W) {
+    if (pos >= owA && pos + T - 1 <= owB) {
+      int64_t m = (owB + 1 - pos) / T;
+      if (m == 1) {
+        emit_tile(c, r, be_i64(c, pos), -1, (int)T);
+      } else {
+        BeLoop t;
+        be_for(c, &t, be_i64(c, 0), be_i64(c, m), "tile");
+        emit_tile(c, r, be_addk(c, be_mulk(c, t.iv, T), pos), -1, (int)T);
+        be_for_end(c, &t);
+      }
+      pos += m * T;
+    } else {
+      int64_t w = W - pos < T ? W - pos : T;
+      emit_tile(c, r, be_i64(c, pos), pos, (int)w);
+      pos += w;
+    }
+  }
+}
+
+void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  ConvPlan P;
+  conv_plan(n, c->avx512, &P);
+  ConvPlan *p = &P;
+  RowCtx r = {.p = p, .k = k};
+  for (int j = 0; j < p->OCB; j++)
+    for (int q = 0; q < p->T; q++)
+      r.acc[j][q] = be_var(c, c->t_v16, "acc");
+
+  LLVMValueRef tkh0 = NULL, tkh1 = NULL;
+  if (!p->pw) {
+    int64_t *t = malloc(sizeof(int64_t) * 2 * (size_t)p->OH);
+    for (int64_t oh = 0; oh < p->OH; oh++) {
+      int64_t lo = 0, hi = 0;
+      for (int64_t kh = 0; kh < p->KH; kh++) {
+        int64_t ih = oh * p->sh - p->pt + kh * p->dh;
+        if (ih >= 0 && ih < p->IH) {
+          if (hi == 0)
+            lo = kh;
+          hi = kh + 1;
+        }
+      }
+      t[oh] = lo;
+      t[p->OH + oh] = hi < lo ? lo : hi;
+    }
+    tkh0 = be_table_i64(c, "conv16.kh0", t, (int)p->OH);
+    tkh1 = be_table_i64(c, "conv16.kh1", t + p->OH, (int)p->OH);
+    free(t);
+  }
+
+  LLVMValueRef bias = n->nparams > P_BIAS ? k->par[P_BIAS] : NULL;
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "item");
+  r.og = be_sdiv(c, it.iv, be_i64(c, p->NR));
+  r.row = be_sub(c, it.iv, be_mulk(c, r.og, p->NR));
+  if (!p->pw) {
+    r.kh0 = be_ld_i64(c, tkh0, r.row);
+    r.kh1 = be_ld_i64(c, tkh1, r.row);
+  }
+  /* The tile's group: all its blocks are in one conv group. */
+  LLVMValueRef ob0 = be_mulk(c, r.og, p->OCB);
+  LLVMValueRef grp = be_sdiv(c, ob0, be_i64(c, p->OCg / 16));
+  int64_t plane = p->IH * p->IW;
+  r.xgrp = be_mulk(c, grp, p->ICg * plane); /* same in both layouts (ICg%16==0 if blocked) */
+  for (int j = 0; j < p->OCB; j++) {
+    LLVMValueRef ob = be_addk(c, ob0, j);
+    r.wob[j] = be_mulk(c, ob, p->ICg * p->KH * p->KW * 16);
+    r.bias[j] = bias ? be_vld(c, bias, be_mulk(c, ob, 16), 64) : LLVMConstNull(c->t_v16);
+    LLVMValueRef base = k->out, blk = ob;
+    for (int s = 0; s < k->nseg; s++) {
+      LLVMValueRef in_seg =
+          LLVMBuildICmp(c->b, LLVMIntSGE, ob, be_i64(c, k->seg_begin[s] / 16), "");
+      LLVMValueRef lb = be_addk(c, ob, -k->seg_begin[s] / 16);
+      base = s == 0 ? k->seg[0] : LLVMBuildSelect(c->b, in_seg, k->seg[s], base, "");
+      blk = s == 0 ? lb : LLVMBuildSelect(c->b, in_seg, lb, blk, "");
+    }
+    r.obase[j] = base;
+    r.oblk[j] = blk;
+  }
+  if (p->pw && p->NR > 1 && p->RL != p->R) {
+    BeIf last;
+    be_if(c, &last, LLVMBuildICmp(c->b, LLVMIntEQ, r.row, be_i64(c, p->NR - 1), ""));
+    emit_row(c, &r, p->RL);
+    be_else(c, &last);
+    emit_row(c, &r, p->R);
+    be_endif(c, &last);
+  } else {
+    emit_row(c, &r, p->R);
+  }
+  be_for_end(c, &it);
+}
+
+/* ----------------------------------------------------------- weight packing */
+
+float *be_packed_weights(const Node *n, const Param *w) {
+  if (n->dead || n->op != OP_CONV2D || n->layout != LAYOUT_NCHW16C || !w ||
+      w != n->params[P_WEIGHT] || !w->data)
+    return NULL;
+  int64_t OC = n->shape.d[0], ICg = n->in[0]->shape.d[0] / n->attr.groups;
+  int64_t KH = n->attr.kernel[0], KW = n->attr.kernel[1];
+  int64_t BI = n->in[0]->layout == LAYOUT_NCHW16C ? 16 : 1, NICB = ICg / BI;
+  int64_t total = OC * ICg * KH * KW;
+  if (total != param_numel(w))
+    return NULL;
+  float *dst = malloc((size_t)total * sizeof(float));
+  if (!dst)
+    return NULL;
+  const float *src = w->data;
+  for (int64_t ob = 0; ob < OC / 16; ob++)
+    for (int64_t icb = 0; icb < NICB; icb++)
+      for (int64_t kh = 0; kh < KH; kh++)
+        for (int64_t kw = 0; kw < KW; kw++)
+          for (int64_t ici = 0; ici < BI; ici++)
+            for (int64_t l = 0; l < 16; l++) {
+              int64_t d = ((((ob * NICB + icb) * KH + kh) * KW + kw) * BI + ici) * 16 + l;
+              int64_t s = (((ob * 16 + l) * ICg + icb * BI + ici) * KH + kh) * KW + kw;
+              dst[d] = src[s];
+            }
+  return dst;
+}
+
+/* ------------------------------------------------------------------ pooling */
+
+int64_t be_work_blocks_rows(const Node *n) { return n->shape.d[0] / 16 * n->shape.d[1]; }
+int64_t be_work_blocks(const Node *n) { return n->shape.d[0] / 16; }
+
+/* Max and average pooling, one output row of one channel block per item. */
+void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  const Attrs *a = &n->attr;
+  const Shape *is = &n->in[0]->shape;
+  int64_t IH = is->d[1], IW = is->d[2];
+  int64_t OH = n->shape.d[1], OW = n->shape.d[2];
+  int64_t KH = a->kernel[0], KW = a->kernel[1];
+  int64_t sh = a->stride[0], sw = a->stride[1];
+  int64_t pt = a->pad[0], pl = a->pad[1], pb = a->pad[2], pr = a->pad[3];
+  int64_t dh = a->dilation[0], dw = a->dilation[1];
+  bool isavg = n->op == OP_AVGPOOL, cip = a->count_include_pad;
+  LLVMValueRef tdiv = NULL;
+  if (isavg) {
+    int64_t *wdiv = malloc(sizeof(int64_t) * (size_t)OW);
+    for (int64_t ow = 0; ow < OW; ow++) {
+      int64_t w0 = ow * sw - pl, w1 = w0 + KW;
+      if (w1 > IW + pr)
+        w1 = IW + pr;
+      int64_t pool = w1 - w0;
+      if (w0 < 0)
+        w0 = 0;
+      if (w1 > IW)
+        w1 = IW;
+      wdiv[ow] = cip ? pool : w1 - w0;
+    }
+    tdiv = be_table_i64(c, "pool16.wdiv", wdiv, (int)OW);
+    free(wdiv);
+  }
+  LLVMValueRef acc = be_var(c, c->t_v16, "acc");
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "row");
+  LLVMValueRef cb = be_sdiv(c, it.iv, be_i64(c, OH));
+  LLVMValueRef oh = be_sub(c, it.iv, be_mulk(c, cb, OH));
+  LLVMValueRef xplane = be_mulk(c, cb, IH * IW * 16);
+  LLVMValueRef h0 = be_addk(c, be_mulk(c, oh, sh), -pt);
+  LLVMValueRef hdiv = NULL;
+  if (isavg) {
+    LLVMValueRef h1 = be_smin(c, be_addk(c, h0, KH), be_i64(c, IH + pb));
+    hdiv = cip ? be_sub(c, h1, h0)
+               : be_sub(c, be_smin(c, h1, be_i64(c, IH)), be_smax(c, h0, be_i64(c, 0)));
+  }
+  BeLoop ow;
+  be_for(c, &ow, be_i64(c, 0), be_i64(c, OW), "ow");
+  LLVMBuildStore(c->b, be_vsplat(c, be_f32(c, isavg ? 0.0f : -INFINITY)), acc);
+  LLVMValueRef w0 = be_addk(c, be_mulk(c, ow.iv, sw), -pl);
+  BeLoop kh;
+  be_for(c, &kh, be_i64(c, 0), be_i64(c, KH), "kh");
+  LLVMValueRef ih = be_add(c, h0, be_mulk(c, kh.iv, dh));
+  BeIf inh;
+  be_if(c, &inh, LLVMBuildICmp(c->b, LLVMIntULT, ih, be_i64(c, IH), ""));
+  {
+    BeLoop kw;
+    be_for(c, &kw, be_i64(c, 0), be_i64(c, KW), "kw");
+    LLVMValueRef iw = be_add(c, w0, be_mulk(c, kw.iv, dw));
+    BeIf inw;
+    be_if(c, &inw, LLVMBuildICmp(c->b, LLVMIntULT, iw, be_i64(c, IW), ""));
+    LLVMValueRef xi = be_mulk(c, be_add(c, be_add(c, xplane, be_mulk(c, ih, IW * 16)),
+                                        be_mulk(c, iw, 16)), 1);
+    LLVMValueRef xv = be_vld(c, k->in[0], xi, 64);
+    LLVMValueRef cur = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
+    LLVMBuildStore(c->b, isavg ? be_fadd(c, cur, xv) : be_fmax_nan(c, cur, xv), acc);
+    be_endif(c, &inw);
+    be_for_end(c, &kw);
+  }
+  be_endif(c, &inh);
+  be_for_end(c, &kh);
+  LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
+  if (isavg) {
+    LLVMValueRef d = be_smax(c, be_mul(c, hdiv, be_ld_i64(c, tdiv, ow.iv)), be_i64(c, 1));
+    v = be_fdiv(c, v, be_vsplat(c, be_sitofp(c, d)));
+  }
+  LLVMValueRef yi = be_mulk(c, be_add(c, be_mulk(c, it.iv, OW), ow.iv), 16);
+  be_vst(c, k->out, yi, vepi(c, k, v, yi), 64);
+  be_for_end(c, &ow);
+  be_for_end(c, &it);
+}
+
+void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  const Shape *is = &n->in[0]->shape;
+  int64_t IH = is->d[1], IW = is->d[2];
+  int64_t OH = n->shape.d[1], OW = n->shape.d[2];
+  int64_t *ws = malloc(sizeof(int64_t) * 2 * (size_t)OW), *we = ws + OW;
+  for (int64_t i = 0; i < OW; i++) {
+    ws[i] = i * IW / OW;
+    we[i] = ((i + 1) * IW + OW - 1) / OW;
+  }
+  LLVMValueRef tws = be_table_i64(c, "apool16.ws", ws, (int)OW);
+  LLVMValueRef twe = be_table_i64(c, "apool16.we", we, (int)OW);
+  free(ws);
+  LLVMValueRef acc = be_var(c, c->t_v16, "acc");
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "row");
+  LLVMValueRef cb = be_sdiv(c, it.iv, be_i64(c, OH));
+  LLVMValueRef oh = be_sub(c, it.iv, be_mulk(c, cb, OH));
+  LLVMValueRef xplane = be_mulk(c, cb, IH * IW * 16);
+  LLVMValueRef h0 = be_sdiv(c, be_mulk(c, oh, IH), be_i64(c, OH));
+  LLVMValueRef h1 = be_sdiv(c, be_addk(c, be_mulk(c, oh, IH), IH + OH - 1), be_i64(c, OH));
+  BeLoop ow;
+  be_for(c, &ow, be_i64(c, 0), be_i64(c, OW), "ow");
+  LLVMValueRef w0 = be_ld_i64(c, tws, ow.iv), w1 = be_ld_i64(c, twe, ow.iv);
+  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  BeLoop ih;
+  be_for(c, &ih, h0, h1, "ih");
+  LLVMValueRef xrow = be_add(c, xplane, be_mulk(c, ih.iv, IW * 16));
+  BeLoop iw;
+  be_for(c, &iw, w0, w1, "iw");
+  LLVMValueRef cur = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
+  LLVMBuildStore(c->b, be_fadd(c, cur, be_vld(c, k->in[0], be_add(c, xrow, be_mulk(c, iw.iv, 16)), 64)),
+                 acc);
+  be_for_end(c, &iw);
+  be_for_end(c, &ih);
+  LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
+  LLVMValueRef v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), be_vsplat(c, be_sitofp(c, cnt)));
+  LLVMValueRef yi = be_mulk(c, be_add(c, be_mulk(c, it.iv, OW), ow.iv), 16);
+  be_vst(c, k->out, yi, vepi(c, k, v, yi), 64);
+  be_for_end(c, &ow);
+  be_for_end(c, &it);
+}
+
+/* ------------------------------------------------------ batchnorm, scale-shift */
+
+void be_emit_affine_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t HW = n->shape.d[1] * n->shape.d[2];
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "cb");
+  LLVMValueRef pi = be_mulk(c, it.iv, 16);
+  LLVMValueRef s, t;
+  if (n->op == OP_BATCHNORM) {
+    LLVMValueRef var = be_vld(c, k->par[P_VAR], pi, 64);
+    LLVMValueRef rstd = be_fdiv(c, be_vsplat(c, be_f32(c, 1.0f)),
+                                be_fcall1(c, "llvm.sqrt", be_fadd(c, var, be_vsplat(c, be_f32(c, n->attr.eps)))));
+    s = be_fmul(c, be_vld(c, k->par[P_WEIGHT], pi, 64), rstd);
+    t = be_fsub(c, be_vld(c, k->par[P_BIAS], pi, 64),
+                be_fmul(c, be_vld(c, k->par[P_MEAN], pi, 64), s));
+  } else {
+    s = be_vld(c, k->par[P_SCALE], pi, 64);
+    t = be_vld(c, k->par[P_SHIFT], pi, 64);
+  }
+  LLVMValueRef base = be_mulk(c, it.iv, HW * 16);
+  BeLoop i;
+  be_for(c, &i, be_i64(c, 0), be_i64(c, HW), "p");
+  LLVMValueRef idx = be_add(c, base, be_mulk(c, i.iv, 16));
+  LLVMValueRef v = be_vfma(c, be_vld(c, k->in[0], idx, 64), s, t);
+  be_vst(c, k->out, idx, vepi(c, k, v, idx), 64);
+  be_for_end(c, &i);
+  be_for_end(c, &it);
+}
+
+/* ------------------------------------------------------------------- concat */
+
+/* As the NCHW concat, in units of 16-channel blocks (each contiguous). */
+void be_emit_concat_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t U = n->shape.d[1] * n->shape.d[2] * 16;
+  int64_t off = 0;
+  for (int i = 0; i < n->nin; i++) {
+    int64_t Bi = n->in[i]->shape.d[0] / 16;
+    LLVMValueRef a = be_smax(c, k->lo, be_i64(c, off));
+    LLVMValueRef b = be_smin(c, k->hi, be_i64(c, off + Bi));
+    LLVMValueRef dst = be_fptr(c, k->out, be_mulk(c, a, U));
+    LLVMValueRef src = be_fptr(c, k->in[i], be_mulk(c, be_addk(c, a, -off), U));
+    LLVMValueRef go = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""),
+                                   LLVMBuildICmp(c->b, LLVMIntNE, dst, src, ""), "");
+    BeIf f;
+    be_if(c, &f, go);
+    LLVMBuildMemMove(c->b, dst, 64, src, 64, be_mulk(c, be_sub(c, b, a), U * 4));
+    be_endif(c, &f);
+    off += Bi;
+  }
+}
+
+/* ------------------------------------------------------------------ reorder */
+
+int64_t be_work_reorder(const Node *n) { return n->shape.d[0] / 16; }
+
+void be_emit_reorder(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t HW = n->shape.d[1] * n->shape.d[2];
+  bool to_blocked = n->layout == LAYOUT_NCHW16C;
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "cb");
+  LLVMValueRef bbase = be_mulk(c, it.iv, HW * 16); /* both: block cb starts here */
+  BeLoop p;
+  be_for(c, &p, be_i64(c, 0), be_i64(c, HW), "p");
+  LLVMValueRef bi = be_add(c, bbase, be_mulk(c, p.iv, 16));
+  LLVMValueRef pi = be_add(c, bbase, p.iv); /* channel cb*16 + l at pi + l*HW */
+  if (to_blocked) {
+    LLVMValueRef v = LLVMGetPoison(c->t_v16);
+    for (int l = 0; l < 16; l++)
+      v = LLVMBuildInsertElement(c->b, v, be_ld(c, k->in[0], be_addk(c, pi, l * HW)),
+                                 be_i32(c, l), "");
+    be_vst(c, k->out, bi, v, 64);
+  } else {
+    LLVMValueRef v = be_vld(c, k->in[0], bi, 64);
+    for (int l = 0; l < 16; l++)
+      be_st(c, k->out, be_addk(c, pi, l * HW),
+            LLVMBuildExtractElement(c->b, v, be_i32(c, l), ""));
+  }
+  be_for_end(c, &p);
+  be_for_end(c, &it);
+}
