@@ -74,6 +74,9 @@ typedef struct StFile StFile;
    inside the data area, no overlaps, sizes consistent with dtype and shape,
    no duplicate names). NULL on error with a message in err. */
 StFile *st_open(const char *path, char *err, size_t errlen);
+/* The same checks on a file already in memory (e.g. a fuzzer's input).
+   The bytes are not copied: they must outlive the StFile. */
+StFile *st_open_mem(const void *bytes, size_t size, char *err, size_t errlen);
 void st_close(StFile *f);
 int st_count(const StFile *f);
 const StTensor *st_tensor(const StFile *f, int i);

@@ -709,6 +709,20 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
     n->dead = true;
     return NULL;
   }
+  /* Each tensor is below 2^36 values, but weights are allocated (and
+     packed into the .so) whole: bound their sum, so an absurd width is an
+     error here rather than an allocation failure later. */
+  for (int i = 0; i < n->nparams; i++)
+    if (n->params[i])
+      c->param_elems += param_numel(n->params[i]);
+  if (c->param_elems > SPEC_MAX_PARAM_ELEMS) {
+    spec_error(c, layer_loc(L), 1,
+               "the network has more than 2^32 parameter values (16 GiB of "
+               "float32) at this layer (%lld)", (long long)c->param_elems);
+    c->abort = true;
+    n->dead = true;
+    return NULL;
+  }
   b->node = n;
   return n;
 }

@@ -48,7 +48,8 @@
 #define ST_MAX_RANK 8
 
 struct StFile {
-  void *map;       /* whole file, read-only; NULL for an empty mapping */
+  void *map;       /* whole file, read-only; NULL for an empty mapping or
+                      when the bytes belong to the caller (st_open_mem) */
   size_t size;     /* file size in bytes */
   StTensor *tensors; /* in header order */
   int count;
@@ -336,6 +337,46 @@ static bool parse_header(StFile *f, json_t *root, const unsigned char *data,
   return true;
 }
 
+/* Validates the whole file (`size` >= 8 bytes at `bytes`) into f. Returns f,
+   or NULL with a message in err (the caller closes f). */
+static StFile *st_parse(StFile *f, const unsigned char *bytes, uint64_t size,
+                        char *err, size_t errlen) {
+  uint64_t hlen = read_le64(bytes);
+  if (hlen > size - 8) {
+    fail(err, errlen,
+         "header length %llu runs past the end of the file (%llu bytes); "
+         "not a safetensors file, or truncated",
+         (unsigned long long)hlen, (unsigned long long)size);
+    return NULL;
+  }
+  if (hlen > ST_MAX_HEADER) {
+    fail(err, errlen, "header length %llu is absurd (limit %llu bytes)",
+         (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
+    return NULL;
+  }
+  if (hlen < 2) {
+    fail(err, errlen, "header length %llu is too small for a JSON object",
+         (unsigned long long)hlen);
+    return NULL;
+  }
+
+  json_error_t jerr;
+  json_t *root = json_loadb((const char *)bytes + 8, (size_t)hlen,
+                            JSON_REJECT_DUPLICATES, &jerr);
+  if (!root) {
+    if (json_error_code(&jerr) == json_error_duplicate_key)
+      fail(err, errlen, "header: duplicate tensor name: %s", jerr.text);
+    else
+      fail(err, errlen, "header is not valid JSON: %s (header line %d, column %d)",
+           jerr.text, jerr.line, jerr.column);
+    return NULL;
+  }
+  bool ok = parse_header(f, root, bytes + 8 + hlen, size - 8 - hlen, err,
+                         errlen);
+  json_decref(root);
+  return ok ? f : NULL;
+}
+
 StFile *st_open(const char *path, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -378,50 +419,30 @@ StFile *st_open(const char *path, char *err, size_t errlen) {
     st_close(f);
     return NULL;
   }
-  const unsigned char *bytes = f->map;
+  StFile *r = st_parse(f, f->map, size, err, errlen);
+  if (!r)
+    st_close(f);
+  return r;
+}
 
-  uint64_t hlen = read_le64(bytes);
-  if (hlen > size - 8) {
+StFile *st_open_mem(const void *bytes, size_t size, char *err, size_t errlen) {
+  if (size < 8) {
     fail(err, errlen,
-         "header length %llu runs past the end of the file (%llu bytes); "
-         "not a safetensors file, or truncated",
-         (unsigned long long)hlen, (unsigned long long)size);
-    st_close(f);
+         "file is %zu bytes, too short for the 8-byte header length of a "
+         "safetensors file",
+         size);
     return NULL;
   }
-  if (hlen > ST_MAX_HEADER) {
-    fail(err, errlen, "header length %llu is absurd (limit %llu bytes)",
-         (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
-    st_close(f);
+  StFile *f = calloc(1, sizeof *f);
+  if (!f) {
+    fail(err, errlen, "out of memory");
     return NULL;
   }
-  if (hlen < 2) {
-    fail(err, errlen, "header length %llu is too small for a JSON object",
-         (unsigned long long)hlen);
+  f->size = size;
+  StFile *r = st_parse(f, bytes, size, err, errlen);
+  if (!r)
     st_close(f);
-    return NULL;
-  }
-
-  json_error_t jerr;
-  json_t *root = json_loadb((const char *)bytes + 8, (size_t)hlen,
-                            JSON_REJECT_DUPLICATES, &jerr);
-  if (!root) {
-    if (json_error_code(&jerr) == json_error_duplicate_key)
-      fail(err, errlen, "header: duplicate tensor name: %s", jerr.text);
-    else
-      fail(err, errlen, "header is not valid JSON: %s (header line %d, column %d)",
-           jerr.text, jerr.line, jerr.column);
-    st_close(f);
-    return NULL;
-  }
-  bool ok = parse_header(f, root, bytes + 8 + hlen, size - 8 - hlen, err,
-                         errlen);
-  json_decref(root);
-  if (!ok) {
-    st_close(f);
-    return NULL;
-  }
-  return f;
+  return r;
 }
 
 int st_count(const StFile *f) { return f->count; }

@@ -39,6 +39,9 @@
 #define YAML_MAX_DEPTH 200
 #define SPEC_MAX_AST 100000 /* layers built, bounds alias expansion */
 #define SPEC_MAX_INCLUDE_DEPTH 16
+#define SPEC_MAX_FILE ((size_t)16 << 20) /* bytes of one spec file: the zoo's
+                                            largest is 7 KB; `include:
+                                            /dev/zero` must stop early */
 
 /* ------------------------------------------------------------- the op table */
 
@@ -667,7 +670,7 @@ static char *read_file(const char *path, size_t *len, int *err) {
     if (feof(f))
       break;
     if (n + 1 >= cap) {
-      if (cap > ((size_t)1 << 30)) {
+      if (cap >= SPEC_MAX_FILE) {
         *err = EFBIG;
         free(buf);
         fclose(f);
@@ -763,7 +766,9 @@ static void load_text(Builder *b, const char *file, const char *text, size_t len
                                      "'cnncc', 'include' and 'blocks')");
   YNode *ver = spec_map_get(root, "cnncc");
   if (ver) {
-    Value v = expr_literal(ver);
+    Value v = {0}; /* expr_literal reads a scalar's text: maps have none */
+    if (ver->kind == Y_SCALAR)
+      v = expr_literal(ver);
     if (ver->kind != Y_SCALAR || v.kind != V_INT)
       spec_error_at(c, ver, "expected the language version (1) for 'cnncc', got %s",
                     describe_node(c, ver));

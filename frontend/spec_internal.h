@@ -167,6 +167,7 @@ typedef struct {
                             printed yet (they follow the error's own notes) */
   PtrVec seen;           /* reported "file:line:col:msg" keys (dedupe) */
   int nodes;             /* nodes created (budget) */
+  int64_t param_elems;   /* parameter values created (budget) */
   bool stop;             /* too many errors: stop early */
   bool quiet;            /* the last error was a repeat: drop its notes */
   bool abort;            /* a fatal error (runaway recursion): stop lowering */
@@ -176,6 +177,7 @@ typedef struct {
 #define SPEC_MAX_DEPTH 64       /* nested block instances */
 #define SPEC_MAX_NODES 1000000  /* nodes in one network */
 #define SPEC_MAX_REPEAT 100000
+#define SPEC_MAX_PARAM_ELEMS ((int64_t)1 << 32) /* 16 GiB of float32 weights */
 
 /* Report an error at a location (deduplicated; followed by notes naming the
    block instances being lowered). Returns false, for `return spec_error(...)`. */

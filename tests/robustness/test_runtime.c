@@ -1,0 +1,531 @@
+/*
+ * test_runtime.c: the cnn.h ABI under abuse, through dlopen as a host uses
+ * it (the runtime and backend are tested only through their public ABI).
+ *
+ * Models (compiled at build time from the specs in tests/robustness, see
+ * CMakeLists.txt): tiny (two inputs, two outputs, every kind of kernel),
+ * tiny_ext (the same, weights in tiny_ext.so.weights), other and other_ext
+ * (a different network).
+ *
+ * Leaks are checked three ways: file descriptors, threads and mappings of
+ * the process before and after 1000 cycles (every build), LeakSanitizer
+ * when the tests are built with CNNCC_SANITIZE, and valgrind on leak_host
+ * (ctest valgrind_runtime).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/cnn.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define HAVE_LSAN 1
+#endif
+
+#define MODEL(name) RB_MODELS "/" name
+
+typedef struct {
+  void *h;
+  const cnn_info *info;
+  cnn_model *(*create)(const char *, char *, size_t);
+  int (*run)(cnn_model *, int64_t, const float *const *, float *const *);
+  int (*threads)(cnn_model *, int);
+  const char *(*last_error)(const cnn_model *);
+  void (*destroy)(cnn_model *);
+} Lib;
+
+static Lib lib_open(const char *path) {
+  Lib l = {0};
+  l.h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  cr_assert(l.h, "dlopen %s: %s", path, dlerror());
+  const cnn_info *(*info)(void);
+  *(void **)&info = dlsym(l.h, "cnn_get_info");
+  *(void **)&l.create = dlsym(l.h, "cnn_create");
+  *(void **)&l.run = dlsym(l.h, "cnn_run");
+  *(void **)&l.threads = dlsym(l.h, "cnn_set_num_threads");
+  *(void **)&l.last_error = dlsym(l.h, "cnn_last_error");
+  *(void **)&l.destroy = dlsym(l.h, "cnn_destroy");
+  cr_assert(info && l.create && l.run && l.threads && l.last_error && l.destroy);
+  l.info = info();
+  cr_assert_eq(l.info->abi_version, CNN_ABI_VERSION);
+  return l;
+}
+
+static void lib_close(Lib *l) {
+  dlclose(l->h);
+  l->h = NULL;
+}
+
+static int64_t numel(const cnn_tensor_desc *t) {
+  int64_t n = 1;
+  for (int i = 1; i < t->rank; i++)
+    n *= t->dims[i];
+  return n;
+}
+
+/* Input and output buffers for `batch` samples; inputs pseudo-random,
+   outputs NaN. */
+typedef struct {
+  int64_t batch;
+  int nin, nout;
+  float *in[8], *out[8];
+  int64_t out_n[8];
+} Bufs;
+
+static Bufs bufs_new(const cnn_info *info, int64_t batch, uint32_t seed) {
+  Bufs b = {.batch = batch, .nin = info->num_inputs, .nout = info->num_outputs};
+  cr_assert(b.nin <= 8 && b.nout <= 8);
+  for (int i = 0; i < b.nin; i++) {
+    int64_t n = numel(&info->inputs[i]) * batch;
+    b.in[i] = malloc(sizeof(float) * (size_t)n);
+    for (int64_t k = 0; k < n; k++) {
+      seed = seed * 1664525u + 1013904223u;
+      b.in[i][k] = (float)(seed >> 8) / (float)(1 << 24) * 2.0f - 1.0f;
+    }
+  }
+  for (int i = 0; i < b.nout; i++) {
+    b.out_n[i] = numel(&info->outputs[i]) * batch;
+    b.out[i] = malloc(sizeof(float) * (size_t)b.out_n[i]);
+    for (int64_t k = 0; k < b.out_n[i]; k++)
+      b.out[i][k] = NAN;
+  }
+  return b;
+}
+
+static void bufs_free(Bufs *b) {
+  for (int i = 0; i < b->nin; i++)
+    free(b->in[i]);
+  for (int i = 0; i < b->nout; i++)
+    free(b->out[i]);
+}
+
+static int run(const Lib *l, cnn_model *m, Bufs *b) {
+  return l->run(m, b->batch, (const float *const *)b->in, b->out);
+}
+
+/* Copies of the outputs, to compare runs. */
+static float *snapshot(const Bufs *b) {
+  int64_t total = 0;
+  for (int i = 0; i < b->nout; i++)
+    total += b->out_n[i];
+  float *s = malloc(sizeof(float) * (size_t)total), *p = s;
+  for (int i = 0; i < b->nout; i++) {
+    memcpy(p, b->out[i], sizeof(float) * (size_t)b->out_n[i]);
+    p += b->out_n[i];
+  }
+  return s;
+}
+
+static int64_t snapshot_len(const Bufs *b) {
+  int64_t total = 0;
+  for (int i = 0; i < b->nout; i++)
+    total += b->out_n[i];
+  return total;
+}
+
+static cnn_model *create_ok(const Lib *l, const char *weights) {
+  char err[512];
+  cnn_model *m = l->create(weights, err, sizeof err);
+  cr_assert(m, "cnn_create(%s): %s", weights ? weights : "NULL", err);
+  return m;
+}
+
+/* ------------------------------------------------------ failed models */
+
+Test(runtime, every_call_on_a_model_that_failed_to_load_returns_an_error) {
+  Lib l = lib_open(MODEL("tiny_ext.so"));
+  char err[512];
+  cnn_model *m = l.create("/nonexistent/dir/tiny.weights", err, sizeof err);
+  cr_assert_null(m);
+  cr_assert(strstr(err, "/nonexistent/dir/tiny.weights"), "%s", err);
+  /* the failed model (NULL) is refused by every call, with a message */
+  Bufs b = bufs_new(l.info, 1, 1);
+  cr_assert_eq(run(&l, m, &b), CNN_ESTATE);
+  cr_assert_eq(l.threads(m, 2), CNN_ESTATE);
+  cr_assert(strstr(l.last_error(m), "cnn_create failed"), "%s", l.last_error(m));
+  l.destroy(m);
+  /* an external-weights model without its blob fails the same way */
+  cr_assert_null(l.create(NULL, err, sizeof err));
+  cr_assert(strstr(err, "external weights"), "%s", err);
+  bufs_free(&b);
+  lib_close(&l);
+}
+
+Test(runtime, cnn_create_writes_errors_only_within_the_given_buffer) {
+  Lib l = lib_open(MODEL("tiny_ext.so"));
+  cr_assert_null(l.create("/nonexistent.weights", NULL, 0));
+  cr_assert_null(l.create("/nonexistent.weights", NULL, 100));
+  char one[1] = {'x'};
+  cr_assert_null(l.create("/nonexistent.weights", one, 1));
+  cr_assert_eq(one[0], 0);
+  char small[16];
+  memset(small, '#', sizeof small);
+  cr_assert_null(l.create("/nonexistent.weights", small, 8));
+  cr_assert_eq(strlen(small), 7, "not terminated within 8 bytes");
+  for (int i = 8; i < 16; i++)
+    cr_assert_eq(small[i], '#', "byte %d past the buffer was written", i);
+  lib_close(&l);
+}
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+  FILE *f = fopen(path, "wb");
+  cr_assert(f, "%s", path);
+  if (n)
+    cr_assert_eq(fwrite(p, 1, n, f), n);
+  fclose(f);
+}
+
+static unsigned char *read_all(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "%s", path);
+  fseek(f, 0, SEEK_END);
+  *n = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *p = malloc(*n + 1);
+  cr_assert_eq(fread(p, 1, *n, f), *n);
+  fclose(f);
+  return p;
+}
+
+Test(runtime, corrupt_or_foreign_weight_files_are_refused_with_a_message) {
+  Lib l = lib_open(MODEL("tiny_ext.so"));
+  char dir[] = "/tmp/cnncc-rt-XXXXXX", path[256], err[512];
+  cr_assert(mkdtemp(dir));
+  size_t n;
+  unsigned char *blob = read_all(MODEL("tiny_ext.so.weights"), &n);
+  cr_assert_gt(n, 64);
+  struct {
+    const char *what, *expect;
+    const void *bytes;
+    size_t len;
+  } cases[] = {
+      {"empty", "too small", "", 0},
+      {"garbage", "too small", "garbage", 7},
+      {"bad magic", "bad magic", NULL, 0}, /* the blob with its magic flipped */
+      {"truncated", "truncated", blob, n - 1},
+      {"trailing byte", "trailing data", NULL, 0},
+  };
+  unsigned char *flipped = malloc(n + 1);
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    snprintf(path, sizeof path, "%s/case%zu.weights", dir, i);
+    if (!strcmp(cases[i].what, "bad magic")) {
+      memcpy(flipped, blob, n);
+      flipped[0] ^= 0xff;
+      write_bytes(path, flipped, n);
+    } else if (!strcmp(cases[i].what, "trailing byte")) {
+      memcpy(flipped, blob, n);
+      flipped[n] = 0;
+      write_bytes(path, flipped, n + 1);
+    } else {
+      write_bytes(path, cases[i].bytes, cases[i].len);
+    }
+    err[0] = 0;
+    cr_expect_null(l.create(path, err, sizeof err), "%s accepted", cases[i].what);
+    cr_expect(strstr(err, cases[i].expect), "%s: '%s' lacks '%s'", cases[i].what, err,
+              cases[i].expect);
+    unlink(path);
+  }
+  /* not regular files */
+  cr_assert_null(l.create(dir, err, sizeof err));
+  cr_expect(strstr(err, "not a regular file"), "%s", err);
+  cr_assert_null(l.create("/dev/zero", err, sizeof err));
+  cr_expect(strstr(err, "not a regular file"), "%s", err);
+  /* a blob made for another spec (cnncc --external-weights of other.yaml) */
+  cr_assert_null(l.create(MODEL("other_ext.so.weights"), err, sizeof err));
+  cr_expect(strstr(err, "another network"), "%s", err);
+  /* and the right one still loads */
+  cnn_model *m = create_ok(&l, MODEL("tiny_ext.so.weights"));
+  l.destroy(m);
+  free(flipped);
+  free(blob);
+  rmdir(dir);
+  lib_close(&l);
+}
+
+/* -------------------------------------------------------- bad arguments */
+
+Test(runtime, cnn_run_refuses_bad_arguments_with_a_message_and_then_works) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  cnn_model *m = create_ok(&l, NULL);
+  Bufs b = bufs_new(l.info, 2, 7);
+  const float *const *in = (const float *const *)b.in;
+  const int64_t batches[] = {0, -1, INT64_MIN};
+  for (int i = 0; i < 3; i++) {
+    cr_assert_eq(l.run(m, batches[i], in, b.out), CNN_EINVAL);
+    cr_assert(strstr(l.last_error(m), "batch"), "%s", l.last_error(m));
+  }
+  cr_assert_eq(l.run(m, 2, NULL, b.out), CNN_EINVAL);
+  cr_assert(strstr(l.last_error(m), "inputs"), "%s", l.last_error(m));
+  cr_assert_eq(l.run(m, 2, in, NULL), CNN_EINVAL);
+  cr_assert(strstr(l.last_error(m), "outputs"), "%s", l.last_error(m));
+  const float *in_hole[2] = {b.in[0], NULL};
+  cr_assert_eq(l.run(m, 2, in_hole, b.out), CNN_EINVAL);
+  cr_assert(strstr(l.last_error(m), "inputs[1] ('extra')"), "%s", l.last_error(m));
+  float *out_hole[2] = {b.out[0], NULL};
+  cr_assert_eq(l.run(m, 2, in, out_hole), CNN_EINVAL);
+  cr_assert(strstr(l.last_error(m), "outputs[1] ('side')"), "%s", l.last_error(m));
+  cr_assert_eq(l.threads(m, -1), CNN_EINVAL);
+  cr_assert_eq(l.threads(m, 1025), CNN_EINVAL);
+  cr_assert(strstr(l.last_error(m), "1025"), "%s", l.last_error(m));
+  /* nothing was written, and the model still works */
+  for (int i = 0; i < b.nout; i++)
+    for (int64_t k = 0; k < b.out_n[i]; k++)
+      cr_assert(isnan(b.out[i][k]), "a refused cnn_run wrote outputs[%d][%lld]", i,
+                (long long)k);
+  cr_assert_eq(l.threads(m, 0), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK, "%s", l.last_error(m));
+  cr_assert_str_eq(l.last_error(m), "");
+  for (int64_t k = 0; k < b.out_n[0]; k++)
+    cr_assert(isfinite(b.out[0][k]));
+  bufs_free(&b);
+  l.destroy(m);
+  lib_close(&l);
+}
+
+/* ----------------------------------------------------------------- leaks */
+
+static int count_dir(const char *path) {
+  DIR *d = opendir(path);
+  cr_assert(d, "%s", path);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+static int count_lines(const char *path) {
+  FILE *f = fopen(path, "r");
+  cr_assert(f);
+  int n = 0, c;
+  while ((c = fgetc(f)) != EOF)
+    n += c == '\n';
+  fclose(f);
+  return n;
+}
+
+static long rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+      break;
+  fclose(f);
+  return kb;
+}
+
+typedef struct {
+  int fds, threads, maps;
+  long rss;
+} Usage;
+
+static Usage usage(void) {
+  return (Usage){count_dir("/proc/self/fd"), count_dir("/proc/self/task"),
+                 count_lines("/proc/self/maps"), rss_kb()};
+}
+
+static void cycles(Lib *l, const char *weights, int n, Bufs *b) {
+  for (int c = 0; c < n; c++) {
+    cnn_model *m = create_ok(l, weights);
+    cr_assert_eq(l->threads(m, 1 + c % 2), CNN_OK);
+    cr_assert_eq(run(l, m, b), CNN_OK, "%s", l->last_error(m));
+    cr_assert_eq(l->run(m, 0, (const float *const *)b->in, b->out), CNN_EINVAL);
+    l->destroy(m);
+  }
+  char err[128];
+  cr_assert_null(l->create("/nonexistent.weights", err, sizeof err));
+}
+
+Test(runtime, a_thousand_create_run_destroy_cycles_leak_nothing) {
+  Lib emb = lib_open(MODEL("tiny.so")), ext = lib_open(MODEL("tiny_ext.so"));
+  Bufs b = bufs_new(emb.info, 2, 3);
+  /* warm up: the first cycles map code pages and let malloc settle */
+  cycles(&emb, NULL, 5, &b);
+  cycles(&ext, MODEL("tiny_ext.so.weights"), 5, &b);
+  Usage before = usage();
+  for (int i = 0; i < 10; i++) {
+    cycles(&emb, NULL, 50, &b);
+    cycles(&ext, MODEL("tiny_ext.so.weights"), 50, &b);
+  }
+  Usage after = usage();
+  cr_expect_eq(after.fds, before.fds, "file descriptors: %d before, %d after", before.fds,
+               after.fds);
+  cr_expect_eq(after.threads, before.threads, "threads: %d before, %d after",
+               before.threads, after.threads);
+  bufs_free(&b);
+  lib_close(&emb);
+  lib_close(&ext);
+#ifdef HAVE_LSAN
+  /* ASan's allocator keeps freed memory in quarantine and maps as it
+     pleases: mappings and RSS say nothing here, LeakSanitizer does. */
+  cr_expect_eq(__lsan_do_recoverable_leak_check(), 0, "LeakSanitizer found leaks (see stderr)");
+#else
+  cr_expect_eq(after.maps, before.maps, "mappings: %d before, %d after", before.maps,
+               after.maps);
+  cr_expect_lt(after.rss - before.rss, 8 * 1024, "RSS grew by %ld KB", after.rss - before.rss);
+#endif
+}
+
+/* ------------------------------------------------- determinism, threads */
+
+Test(runtime, the_same_input_gives_the_same_output_bits_on_every_run) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  cnn_model *m = create_ok(&l, NULL);
+  Bufs b = bufs_new(l.info, 3, 11);
+  int64_t n = snapshot_len(&b);
+  for (int threads = 1; threads <= 2; threads++) {
+    cr_assert_eq(l.threads(m, threads), CNN_OK);
+    cr_assert_eq(run(&l, m, &b), CNN_OK);
+    float *first = snapshot(&b);
+    for (int r = 0; r < 50; r++) {
+      cr_assert_eq(run(&l, m, &b), CNN_OK);
+      float *again = snapshot(&b);
+      cr_assert_eq(memcmp(first, again, sizeof(float) * (size_t)n), 0,
+                   "run %d with %d thread(s) differs from the first", r, threads);
+      free(again);
+    }
+    free(first);
+  }
+  /* a fresh model gives the same bits too */
+  float *before = snapshot(&b);
+  l.destroy(m);
+  m = create_ok(&l, NULL);
+  cr_assert_eq(l.threads(m, 2), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  float *fresh = snapshot(&b);
+  cr_assert_eq(memcmp(before, fresh, sizeof(float) * (size_t)n), 0);
+  free(before);
+  free(fresh);
+  bufs_free(&b);
+  l.destroy(m);
+  lib_close(&l);
+}
+
+Test(runtime, one_and_two_threads_agree_and_a_batch_equals_its_samples) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  cnn_model *m = create_ok(&l, NULL);
+  Bufs b = bufs_new(l.info, 4, 5);
+  cr_assert_eq(l.threads(m, 1), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  float *one = snapshot(&b);
+  cr_assert_eq(l.threads(m, 2), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  float *two = snapshot(&b);
+  int64_t n = snapshot_len(&b);
+  for (int64_t k = 0; k < n; k++)
+    cr_assert(fabsf(one[k] - two[k]) <= 1e-5f * (1.0f + fabsf(one[k])),
+              "value %lld: %.9g with 1 thread, %.9g with 2", (long long)k, (double)one[k],
+              (double)two[k]);
+  /* sample s of the batch of 4, run alone */
+  for (int s = 0; s < 4; s++) {
+    const float *in1[2];
+    float *out1[2];
+    for (int i = 0; i < b.nin; i++)
+      in1[i] = b.in[i] + s * numel(&l.info->inputs[i]);
+    for (int i = 0; i < b.nout; i++)
+      out1[i] = malloc(sizeof(float) * (size_t)numel(&l.info->outputs[i]));
+    cr_assert_eq(l.run(m, 1, in1, out1), CNN_OK);
+    for (int i = 0; i < b.nout; i++) {
+      int64_t on = numel(&l.info->outputs[i]);
+      cr_assert_eq(memcmp(out1[i], b.out[i] + s * on, sizeof(float) * (size_t)on), 0,
+                   "output %d of sample %d alone differs from it in the batch", i, s);
+      free(out1[i]);
+    }
+  }
+  free(one);
+  free(two);
+  bufs_free(&b);
+  l.destroy(m);
+  lib_close(&l);
+}
+
+typedef struct {
+  const Lib *l;
+  const char *weights;
+  int threads, runs;
+  const float *expect;
+  int64_t n;
+  int mismatches, errors;
+} Job;
+
+static void *job_main(void *arg) {
+  Job *j = arg;
+  char err[256];
+  cnn_model *m = j->l->create(j->weights, err, sizeof err);
+  if (!m) {
+    j->errors++;
+    return NULL;
+  }
+  if (j->l->threads(m, j->threads) != CNN_OK)
+    j->errors++;
+  Bufs b = bufs_new(j->l->info, 2, 99);
+  for (int r = 0; r < j->runs; r++) {
+    if (run(j->l, m, &b) != CNN_OK) {
+      j->errors++;
+      continue;
+    }
+    float *s = snapshot(&b);
+    j->mismatches += memcmp(s, j->expect, sizeof(float) * (size_t)j->n) != 0;
+    free(s);
+  }
+  bufs_free(&b);
+  j->l->destroy(m);
+  return NULL;
+}
+
+/* The reference outputs of a model on the jobs' input, run alone. */
+static float *reference(const Lib *l, const char *weights, int threads, int64_t *n) {
+  cnn_model *m = create_ok(l, weights);
+  cr_assert_eq(l->threads(m, threads), CNN_OK);
+  Bufs b = bufs_new(l->info, 2, 99);
+  cr_assert_eq(run(l, m, &b), CNN_OK);
+  float *s = snapshot(&b);
+  *n = snapshot_len(&b);
+  bufs_free(&b);
+  l->destroy(m);
+  return s;
+}
+
+static void two_jobs(Job *a, Job *b) {
+  pthread_t ta, tb;
+  cr_assert_eq(pthread_create(&ta, NULL, job_main, a), 0);
+  cr_assert_eq(pthread_create(&tb, NULL, job_main, b), 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  cr_assert_eq(a->errors + b->errors, 0, "cnn_create/cnn_run failed in a thread");
+  cr_assert_eq(a->mismatches, 0, "%d of %d runs of the first model differ", a->mismatches,
+               a->runs);
+  cr_assert_eq(b->mismatches, 0, "%d of %d runs of the second model differ", b->mismatches,
+               b->runs);
+}
+
+Test(runtime, two_models_in_two_threads_give_the_results_of_one_at_a_time) {
+  Lib tiny = lib_open(MODEL("tiny.so")), other = lib_open(MODEL("other_ext.so"));
+  int64_t nt, no;
+  for (int threads = 1; threads <= 2; threads++) {
+    float *rt = reference(&tiny, NULL, threads, &nt);
+    float *ro = reference(&other, MODEL("other_ext.so.weights"), threads, &no);
+    /* two different networks */
+    Job a = {&tiny, NULL, threads, 100, rt, nt, 0, 0};
+    Job b = {&other, MODEL("other_ext.so.weights"), threads, 100, ro, no, 0, 0};
+    two_jobs(&a, &b);
+    /* two instances of the same network */
+    Job c = {&tiny, NULL, threads, 100, rt, nt, 0, 0};
+    Job d = {&tiny, NULL, threads, 100, rt, nt, 0, 0};
+    two_jobs(&c, &d);
+    free(rt);
+    free(ro);
+  }
+  lib_close(&tiny);
+  lib_close(&other);
+}
