@@ -173,16 +173,14 @@ static int parse_args(int argc, char **argv, Options *o, Diag *d) {
 }
 
 /* "net" from "dir/net.yaml", plus ext. */
-static char *default_output(const char *spec, const char *ext) {
+static const char *default_output(const char *spec, const char *ext, char *out, size_t n) {
   const char *base = strrchr(spec, '/');
   base = base ? base + 1 : spec;
-  size_t n = strlen(base);
+  size_t len = strlen(base);
   const char *dot = strrchr(base, '.');
   if (dot && dot != base)
-    n = (size_t)(dot - base);
-  char *out = malloc(n + strlen(ext) + 1);
-  memcpy(out, base, n);
-  strcpy(out + n, ext);
+    len = (size_t)(dot - base);
+  snprintf(out, n, "%.*s%s", (int)len, base, ext);
   return out;
 }
 
@@ -346,12 +344,11 @@ int main(int argc, char **argv) {
      for every output kind. */
   static const char *const exts[] = {[EMIT_LLVM] = ".ll", [EMIT_ASM] = ".s",
                                      [EMIT_OBJ] = ".o", [EMIT_SO] = ".so"};
-  char *defout = NULL;
+  char defout[PATH_MAX];
   if (!o.output)
-    o.output = defout =
-        default_output(o.spec, o.emit_ir ? ".ir" : o.emit_dot ? ".dot" : exts[o.emit]);
+    o.output = default_output(o.spec, o.emit_ir ? ".ir" : o.emit_dot ? ".dot" : exts[o.emit],
+                              defout, sizeof defout);
   if (strcmp(o.output, "-") != 0 && !output_dir_ok(o.output, d)) {
-    free(defout);
     diag_free(d);
     return EXIT_USER;
   }
@@ -446,7 +443,6 @@ int main(int argc, char **argv) {
     rc = backend_compile(g, &bo, d);
     progress_done(prog);
   }
-  free(defout);
   ir_graph_free(g);
   diag_free(d);
   return rc;
