@@ -60,6 +60,68 @@ static void init_llvm(void) {
   LLVMInitializeNativeAsmParser();
 }
 
+/* A CPU name or feature string given by the user is checked before use:
+   LLVM only warns about an unknown CPU and may then abort deep inside code
+   generation ("64-bit code requested on a subtarget that doesn't support
+   it"). LLVM-C has no query for valid names, so a child process emits an
+   empty function with the target machine, its stderr captured; a warning
+   or a failure there is reported as a user error. */
+static bool probe_target(LLVMTargetRef t, const char *triple, const char *cpu,
+                         const char *features, const BackendOptions *o, char *err,
+                         size_t errlen) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    return true; /* cannot check: let code generation try */
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return true;
+  }
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(t, triple, cpu, features,
+                                                      LLVMCodeGenLevelNone, LLVMRelocPIC,
+                                                      LLVMCodeModelDefault);
+    if (!tm)
+      _exit(3);
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
+    LLVMValueRef fn = LLVMAddFunction(
+        m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), NULL, 0, 0));
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+    LLVMBuildRetVoid(b);
+    char *msg = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    _exit(LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, &buf) ? 3 : 0);
+  }
+  close(fds[1]);
+  char text[1024];
+  size_t len = 0;
+  ssize_t k;
+  while ((k = read(fds[0], text + len, sizeof text - 1 - len)) > 0)
+    len += (size_t)k;
+  text[len] = 0;
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strstr(text, "not a recognized");
+  if (!ok) {
+    char *nl = strchr(text, '\n');
+    if (nl)
+      *nl = 0;
+    snprintf(err, errlen, "--target-cpu=%s%s%s cannot be used for this target%s%s",
+             o->target_cpu ? o->target_cpu : "(host)",
+             o->target_features ? " --target-features=" : "",
+             o->target_features ? o->target_features : "", text[0] ? ": LLVM says: " : "",
+             text);
+  }
+  return ok;
+}
+
 LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu,
                                        char **features, char *err,
                                        size_t errlen) {
@@ -83,6 +145,11 @@ LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu,
                             : o->opt_level == 1 ? LLVMCodeGenLevelLess
                             : o->opt_level == 2 ? LLVMCodeGenLevelDefault
                                                 : LLVMCodeGenLevelAggressive;
+  if ((o->target_cpu || o->target_features) &&
+      !probe_target(t, triple, *cpu, *features, o, err, errlen)) {
+    LLVMDisposeMessage(triple);
+    return NULL;
+  }
   LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
       t, triple, *cpu, *features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
   LLVMDisposeMessage(triple);

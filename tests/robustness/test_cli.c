@@ -368,12 +368,13 @@ Test(cli, bad_flags_exit_1) {
   fails(NULL, "", "no spec file given", "net.yaml");
 }
 
-/* Disabled: cnncc --target-cpu=no-such-cpu prints LLVM's "not a recognized
-   processor" warnings and then aborts ("LLVM ERROR: 64-bit code requested
-   on a subtarget that doesn't support it!", exit 134). The backend owns the
-   fix (validate the CPU name before creating the target machine); enable
-   this test with it. */
-Test(cli, an_unknown_target_cpu_exits_1, .disabled = true) {
+/* LLVM only warns about an unknown CPU or feature and may abort later in
+   code generation; the backend probes the target first and reports a user
+   error (it once died with "64-bit code requested on a subtarget that
+   doesn't support it!", exit 134). */
+Test(cli, an_unknown_target_cpu_or_feature_exits_1) {
   put("net.yaml", good);
   fails(NULL, "net.yaml --target-cpu=no-such-cpu -o out.so", "no-such-cpu", "net.yaml");
+  fails(NULL, "net.yaml --target-cpu=x86-64 --target-features=+bogus -o out.so",
+        "is not a recognized feature", "net.yaml");
 }
