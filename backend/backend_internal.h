@@ -185,6 +185,11 @@ void be_kernel_cache_free(BeCtx *c);
 
 /* Creates the target machine for o (host CPU unless overridden); sets *cpu
    and *features (malloc'd). NULL + message on failure. */
+/* kernels.c: adaptive-pool column bins [floor(i*L/n), ceil((i+1)*L/n)) as
+   two constant i64 tables. */
+void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts,
+                      LLVMValueRef *ends);
+
 LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu,
                                        char **features, char *err,
                                        size_t errlen);

@@ -484,14 +484,8 @@ void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k) {
   const Shape *is = &n->in[0]->shape;
   int64_t IH = is->d[1], IW = is->d[2];
   int64_t OH = n->shape.d[1], OW = n->shape.d[2];
-  int64_t *ws = malloc(sizeof(int64_t) * 2 * (size_t)OW), *we = ws + OW;
-  for (int64_t i = 0; i < OW; i++) {
-    ws[i] = i * IW / OW;
-    we[i] = ((i + 1) * IW + OW - 1) / OW;
-  }
-  LLVMValueRef tws = be_table_i64(c, "apool16.ws", ws, (int)OW);
-  LLVMValueRef twe = be_table_i64(c, "apool16.we", we, (int)OW);
-  free(ws);
+  LLVMValueRef tws, twe;
+  be_adaptive_bins(c, IW, OW, &tws, &twe);
   LLVMValueRef acc = be_var(c, c->t_v16, "acc");
   BeLoop it;
   be_for(c, &it, k->lo, k->hi, "row");

@@ -355,21 +355,28 @@ static void emit_avgpool(BeCtx *c, KArgs *k) {
 }
 
 /* Adaptive average pooling: bin i of n over a length L is
-   [floor(i*L/n), ceil((i+1)*L/n)). */
+   [floor(i*L/n), ceil((i+1)*L/n)). The column bins as two constant tables
+   (starts, ends), shared by the NCHW and the blocked kernel. */
+void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts,
+                      LLVMValueRef *ends) {
+  int64_t *ws = malloc(sizeof(int64_t) * 2 * (size_t)n), *we = ws + n;
+  for (int64_t i = 0; i < n; i++) {
+    ws[i] = i * L / n;
+    we[i] = ((i + 1) * L + n - 1) / n;
+  }
+  *starts = be_table_i64(c, "apool.ws", ws, (int)n);
+  *ends = be_table_i64(c, "apool.we", we, (int)n);
+  free(ws);
+}
+
 static void emit_adaptive_avgpool(BeCtx *c, KArgs *k) {
   const Node *n = k->n;
   const Shape *is = &n->in[0]->shape;
   int64_t IH = is->d[1], IW = is->d[2];
   int64_t OH = n->shape.d[1], OW = n->shape.d[2];
 
-  int64_t *ws = malloc(sizeof(int64_t) * 2 * (size_t)OW), *we = ws + OW;
-  for (int64_t i = 0; i < OW; i++) {
-    ws[i] = i * IW / OW;
-    we[i] = ((i + 1) * IW + OW - 1) / OW;
-  }
-  LLVMValueRef tws = be_table_i64(c, "apool.ws", ws, (int)OW);
-  LLVMValueRef twe = be_table_i64(c, "apool.we", we, (int)OW);
-  free(ws);
+  LLVMValueRef tws, twe;
+  be_adaptive_bins(c, IW, OW, &tws, &twe);
 
   LLVMValueRef sum = be_var(c, c->t_f32, "sum");
   BeLoop it;
