@@ -528,10 +528,19 @@ static Layer *build_layer(Builder *b, YNode *y) {
       }
     }
     for (int j = 0; j < SPEC_MAX_ATTRS && L->op->attrs[j].key; j++) {
-      if (L->op->attrs[j].required && !spec_map_get(y, L->op->attrs[j].key)) {
-        spec_error_at(c, op, "op '%s' needs '%s'", L->op->name, L->op->attrs[j].key);
-        L->invalid = true;
+      const char *need = L->op->attrs[j].key;
+      if (!L->op->attrs[j].required || spec_map_get(y, need))
+        continue;
+      L->invalid = true;
+      /* A misspelling of it was already reported with "did you mean": a
+         second error for the same mistake would only be noise. */
+      bool misspelled = false;
+      for (int i = 0; i < L->nargs && !misspelled; i++) {
+        const char *best = diag_suggest(L->args[i].key, cands, nc);
+        misspelled = best && strcmp(best, need) == 0 && strcmp(L->args[i].key, need) != 0;
       }
+      if (!misspelled)
+        spec_error_at(c, op, "op '%s' needs '%s'", L->op->name, need);
     }
     return L;
   }
