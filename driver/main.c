@@ -289,6 +289,17 @@ static void print_summary(const Graph *g, FILE *out) {
           (double)tm / 1e9, bytes);
 }
 
+/* "PREFIXunknown pass 'NAME'; did you mean 'X'? (see --list-passes)" */
+static void unknown_pass(Diag *d, const char *prefix, const char *name) {
+  const char *cands[64];
+  int nc = 0;
+  for (int i = 0; i < passes_count && nc < 64; i++)
+    cands[nc++] = passes_all[i].name;
+  const char *s = diag_suggest(name, cands, nc);
+  diag_plain(d, DIAG_ERROR, "%sunknown pass '%s'%s%s%s (see --list-passes)", prefix, name,
+             s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
+}
+
 static bool split_passes(const char *list, PassOptions *po, Diag *d) {
   static const char *names[64];
   int n = 0;
@@ -297,12 +308,7 @@ static bool split_passes(const char *list, PassOptions *po, Diag *d) {
   for (char *save, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
     const PassInfo *p = passes_lookup(t);
     if (!p) {
-      const char *cands[64];
-      for (int i = 0; i < passes_count && i < 64; i++)
-        cands[i] = passes_all[i].name;
-      const char *s = diag_suggest(t, cands, passes_count);
-      diag_plain(d, DIAG_ERROR, "unknown pass '%s'%s%s%s (see --list-passes)", t,
-                 s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
+      unknown_pass(d, "", t);
       ok = false;
     } else if (n < 64) {
       names[n++] = p->name;
@@ -329,13 +335,7 @@ int main(int argc, char **argv) {
     return EXIT_USER;
   }
   if (o.print_after && strcmp(o.print_after, "all") != 0 && !passes_lookup(o.print_after)) {
-    const char *cands[64];
-    int nc = 0;
-    for (int i = 0; i < passes_count && nc < 64; i++)
-      cands[nc++] = passes_all[i].name;
-    const char *s = diag_suggest(o.print_after, cands, nc);
-    diag_plain(d, DIAG_ERROR, "--print-after: unknown pass '%s'%s%s%s (see --list-passes)",
-               o.print_after, s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
+    unknown_pass(d, "--print-after: ", o.print_after);
     diag_free(d);
     return EXIT_USER;
   }

@@ -520,6 +520,13 @@ int ir_verify(const Graph *g, FILE *out) {
 
 /* ------------------------------------------------------------ rewriting */
 
+bool ir_is_graph_output(const Graph *g, const Node *n) {
+  for (int i = 0; i < g->noutputs; i++)
+    if (g->outputs[i].node == n)
+      return true;
+  return false;
+}
+
 void ir_count_users(const Graph *g, int *counts) {
   memset(counts, 0, sizeof(int) * (size_t)g->next_id);
   for (int i = 0; i < g->nodes.len; i++) {

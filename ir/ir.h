@@ -271,6 +271,8 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen);
    printed to `out` if non-NULL. Passes call it in debug builds. */
 int ir_verify(const Graph *g, FILE *out);
 
+/* Whether n is one of the graph's outputs (its value must stay visible). */
+bool ir_is_graph_output(const Graph *g, const Node *n);
 /* Users of each node: fills counts[id] (array of g->next_id ints). */
 void ir_count_users(const Graph *g, int *counts);
 /* Replace every use of `from` by `to` (inputs and graph outputs). */

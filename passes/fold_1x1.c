@@ -26,19 +26,12 @@
 
 #include "passes.h"
 
-static bool is_graph_output(const Graph *g, const Node *n) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (g->outputs[i].node == n)
-      return true;
-  return false;
-}
-
 static bool candidate(const Graph *g, const Node *c) {
   const Attrs *a = &c->attr;
   return !c->dead && c->op == OP_CONV2D && c->nin == 1 && !c->split && a->kernel[0] == 1 &&
          a->kernel[1] == 1 && a->groups == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] &&
          !a->pad[3] && c->epi.residual < 0 &&
-         !is_graph_output(g, c);
+         !ir_is_graph_output(g, c);
 }
 
 static bool same_kind(const Node *a, const Node *b) {

@@ -25,13 +25,6 @@
 
 #include "passes.h"
 
-static bool is_graph_output(const Graph *g, const Node *n) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (g->outputs[i].node == n)
-      return true;
-  return false;
-}
-
 static int64_t out_channels(const Node *p) {
   return p->op == OP_CONV2D ? p->attr.out_channels : p->attr.out_features;
 }
@@ -50,7 +43,7 @@ static float *ensure_bias(Graph *g, Node *p) {
 static bool fold_forward(Graph *g, Node *x, const int *users) {
   Node *p = x->in[0];
   if ((p->op != OP_CONV2D && p->op != OP_LINEAR) || users[p->id] != 1 ||
-      is_graph_output(g, p) || p->epi.residual >= 0 || p->epi.act != ACT_NONE ||
+      ir_is_graph_output(g, p) || p->epi.residual >= 0 || p->epi.act != ACT_NONE ||
       x->epi.act != ACT_NONE || p->layout != x->layout)
     return false;
   Param *w = p->params[P_WEIGHT];
@@ -70,7 +63,7 @@ static bool fold_forward(Graph *g, Node *x, const int *users) {
 
 static bool fold_backward(Graph *g, Node *x, const int *users) {
   if (x->op != OP_SCALESHIFT || x->epi.act != ACT_NONE || users[x->id] != 1 ||
-      is_graph_output(g, x))
+      ir_is_graph_output(g, x))
     return false;
   /* The single reader must be a conv without padding reading x as its
      (only) data input. */

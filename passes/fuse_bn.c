@@ -23,13 +23,6 @@
 
 #include "passes.h"
 
-static bool is_graph_output(const Graph *g, const Node *n) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (g->outputs[i].node == n)
-      return true;
-  return false;
-}
-
 void pass_fuse_bn(Graph *g) {
   int *users = malloc(sizeof(int) * (size_t)g->next_id);
   ir_count_users(g, users);
@@ -49,7 +42,7 @@ void pass_fuse_bn(Graph *g) {
     }
     Node *p = b->in[0];
     bool foldable = (p->op == OP_CONV2D || p->op == OP_LINEAR) && users[p->id] == 1 &&
-                    !is_graph_output(g, p) && p->epi.residual < 0 && p->epi.act == ACT_NONE &&
+                    !ir_is_graph_output(g, p) && p->epi.residual < 0 && p->epi.act == ACT_NONE &&
                     p->layout == b->layout &&
                     (p->op == OP_CONV2D ? p->attr.out_channels : p->attr.out_features) == c;
     if (foldable) {

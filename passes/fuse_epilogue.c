@@ -23,16 +23,9 @@
 
 #include "passes.h"
 
-static bool is_graph_output(const Graph *g, const Node *n) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (g->outputs[i].node == n)
-      return true;
-  return false;
-}
-
 static bool can_take_residual(const Graph *g, const Node *n, const int *users) {
   return (n->op == OP_CONV2D || n->op == OP_LINEAR) && users[n->id] == 1 &&
-         n->epi.residual < 0 && n->epi.act == ACT_NONE && !is_graph_output(g, n);
+         n->epi.residual < 0 && n->epi.act == ACT_NONE && !ir_is_graph_output(g, n);
 }
 
 static int fuse_residuals(Graph *g, int *users) {
@@ -71,7 +64,7 @@ static int fuse_relus(Graph *g, int *users) {
     Node *p = r->in[0];
     bool ok = p->op == OP_CONV2D || p->op == OP_LINEAR || p->op == OP_SCALESHIFT ||
               p->op == OP_BATCHNORM || p->op == OP_ADD || p->op == OP_MEAN;
-    if (!ok || users[p->id] != 1 || p->epi.act != ACT_NONE || is_graph_output(g, p))
+    if (!ok || users[p->id] != 1 || p->epi.act != ACT_NONE || ir_is_graph_output(g, p))
       continue;
     p->epi.act = ACT_RELU;
     ir_replace_uses(g, r, p);
