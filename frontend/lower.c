@@ -26,8 +26,9 @@
  * bound, and whatever uses a poisoned node quietly becomes poisoned too, so
  * each mistake is reported once and independent mistakes are all reported.
  * Values are range-checked before they reach the IR (every integer attribute
- * is below 2^31), and ir_infer_shape() checks shapes without overflow; its
- * message is reported at the layer.
+ * is below 2^31), and ir_infer_shape_at() checks shapes without overflow;
+ * its error is reported at the token it is about (an item of `in:`, an
+ * attribute's value) or, when that token is implicit, at the layer's op.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,7 @@ typedef struct Frame {
   int nlayers, cur;
   const Block *block; /* block instance being lowered, for notes */
   const Layer *inst;
-  const char *inst_name;
+  const char *inst_name; /* full name; NULL: unnamed (spliced into scope) */
   int depth;          /* block instances */
   int nesting;        /* groups and block instances */
 } Frame;
@@ -173,14 +174,21 @@ static Binding *bind(Lower *lw, Scope *s, const char *name, Node *node, SrcLoc l
 
 static void instance_note(SpecCtx *c, const Frame *f, int between) {
   const YNode *at = f->inst->what ? f->inst->what : f->inst->node;
-  const char *name = f->inst_name && *f->inst_name ? f->inst_name : "(unnamed)";
+  char inst[512];
+  if (f->inst_name)
+    snprintf(inst, sizeof inst, "in block '%s' instantiated as '%s'", f->block->name,
+             f->inst_name);
+  else if (*f->scope->prefix) /* its layers join the enclosing scope */
+    snprintf(inst, sizeof inst, "in an unnamed instance of block '%s' in '%s'",
+             f->block->name, f->scope->prefix);
+  else
+    snprintf(inst, sizeof inst, "in an unnamed instance of block '%s'", f->block->name);
   if (between)
     diag_report(c->diag, DIAG_NOTE, at->loc, at->span,
-                "in block '%s' instantiated as '%s' (through %d more instances)",
-                f->block->name, name, between);
+                "%s (through %d more instance%s)", inst, between,
+                between == 1 ? "" : "s");
   else
-    diag_report(c->diag, DIAG_NOTE, at->loc, at->span,
-                "in block '%s' instantiated as '%s'", f->block->name, name);
+    diag_report(c->diag, DIAG_NOTE, at->loc, at->span, "%s", inst);
 }
 
 /* Notes for the innermost two block instances and the outermost one. */
@@ -624,6 +632,92 @@ static bool set_attrs(Lower *lw, Frame *f, Layer *L, Attrs *a) {
   return ok;
 }
 
+/* ------------------------------------------------------- shape errors */
+
+/* How shape messages name a layer's inputs: as the user wrote them in `in:`
+   ("'layer1'" for `in: layer1`, whose output node may be 'layer1.1.relu'),
+   and an implicit input by where it comes from. */
+static const char *const *input_names(Lower *lw, const Frame *f, const Layer *L,
+                                      Node **ins, int nin, const Node *cur) {
+  const char **names = arena_alloc(lw->a, sizeof(char *) * (size_t)(nin ? nin : 1));
+  if (!L->in) {
+    const char *where = cur != f->input ? "the previous layer "
+                        : f->block      ? "the block's input "
+                        : f->up         ? "the group's input "
+                                        : ""; /* a network input: its name says it */
+    names[0] = arena_printf(lw->a, "%s'%s'", where, cur->name);
+    return names;
+  }
+  for (int i = 0; i < nin; i++) {
+    const YNode *y = item_at(L->in, i);
+    if (y->kind == Y_SCALAR && !strchr(y->str, '$'))
+      names[i] = arena_printf(lw->a, "'%s'", y->str);
+    else
+      names[i] = arena_printf(lw->a, "'%s'", ins[i]->name);
+  }
+  return names;
+}
+
+/* The value of op attribute `key` as written in L, or NULL (defaulted). */
+static const YNode *attr_value(const Layer *L, const char *key) {
+  for (int i = 0; key && i < L->nargs; i++)
+    if (!strcmp(L->args[i].key, key))
+      return L->args[i].val;
+  return NULL;
+}
+
+/* The token a shape error is about: an item of `in:`, an attribute's value
+   (the item at fault of a list), or else the layer's op. */
+static const YNode *shape_error_token(const Layer *L, const IrShapeError *e) {
+  switch (e->at) {
+  case IR_AT_INPUT:
+    if (L->in)
+      return item_at(L->in, e->index);
+    break;
+  case IR_AT_INPUTS:
+    if (L->in)
+      return L->in;
+    break;
+  case IR_AT_ATTR: {
+    const YNode *v = attr_value(L, e->attr);
+    if (!v)
+      break;
+    if (v->kind == Y_SEQ && e->index >= 0) {
+      int i = !strcmp(e->attr, "pad") && v->n == 2 ? e->index % 2 : e->index;
+      if (i < v->n)
+        return v->items[i];
+    }
+    return v;
+  }
+  case IR_AT_NODE:
+    break;
+  }
+  return L->what;
+}
+
+static void report_shape_error(Lower *lw, const Layer *L, const IrShapeError *e,
+                               const Node *cur) {
+  SpecCtx *c = lw->c;
+  const YNode *at = shape_error_token(L, e);
+  /* the IR names its op ("adaptive_avgpool"); say what the spec said
+     ("global_avgpool") */
+  const char *irname = ir_ops[L->op->op].name;
+  size_t k = strlen(irname);
+  if (strcmp(irname, L->op->name) && !strncmp(e->msg, irname, k) && e->msg[k] == ' ')
+    spec_error_at(c, at, "%s%s", L->op->name, e->msg + k);
+  else
+    spec_error_at(c, at, "%s", e->msg);
+  if (e->note[0])
+    spec_note(c, at->loc, 0, "%s", e->note);
+  if (!L->in && (e->at == IR_AT_INPUT || e->at == IR_AT_INPUTS)) {
+    if (e->at == IR_AT_INPUTS)
+      spec_note(c, at->loc, 0, "without 'in:', a layer's one input is the previous "
+                               "layer's output; list its inputs with 'in: [a, b]'");
+    else if (cur && cur->loc.line > 0 && cur->op != OP_INPUT)
+      spec_note(c, cur->loc, 1, "'%s' is defined here", cur->name);
+  }
+}
+
 /* op layer := { op: NAME, name?, in?, if?, ATTRIBUTE* } */
 static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   SpecCtx *c = lw->c;
@@ -703,9 +797,9 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   Epilogue epi = n->epi;
   n->attr = attrs;
   n->epi = epi;
-  char err[512];
-  if (!ir_infer_shape(lw->g, n, err, sizeof err)) {
-    spec_error(c, layer_loc(L), 1, "%s", err);
+  IrShapeError e;
+  if (!ir_infer_shape_at(lw->g, n, input_names(lw, f, L, ins, nin, cur), &e)) {
+    report_shape_error(lw, L, &e, cur);
     n->dead = true;
     return NULL;
   }
@@ -823,7 +917,7 @@ static Node *instantiate(Lower *lw, Frame *f, Layer *L, const Env *env, int64_t 
   Frame nf = {
       .up = f, .scope = C, .input = input, .env = inner, .layers = layers,
       .nlayers = nlayers, .block = B, .inst = L,
-      .inst_name = iname ? C->prefix : f->scope->prefix,
+      .inst_name = iname ? C->prefix : NULL,
       .depth = f->depth + (B ? 1 : 0), .nesting = f->nesting + 1,
   };
   if (b)

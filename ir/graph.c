@@ -2,10 +2,11 @@
  * graph.c: building, checking and measuring the graph.
  *
  * Shape inference lives here, one case per op, because it is the IR's own
- * contract: the frontend calls ir_infer_shape() on every node it creates and
- * reports the message at the layer's source location; passes that create
- * nodes call it too. Inference also creates a node's parameters (with the
- * PyTorch shapes and names) the first time, since their shapes follow from
+ * contract: the frontend calls ir_infer_shape_at() on every node it creates,
+ * which says which input or attribute is at fault so the error can point at
+ * that token of the spec; passes that create nodes call ir_infer_shape() too.
+ * Inference also creates a node's parameters (with the PyTorch shapes and
+ * names) the first time, since their shapes follow from
  * the input shape. Sizes are checked against overflow: a dimension is at most
  * IR_MAX_DIM and a tensor at most IR_MAX_NUMEL elements.
  */
@@ -136,28 +137,80 @@ Param *ir_param_new(Graph *g, Node *n, int slot, const char *name, int rank,
 
 /* ---------------------------------------------------------- shape inference */
 
-#define FAIL(...)                                                              \
-  do {                                                                         \
-    snprintf(err, errlen, __VA_ARGS__);                                        \
-    return false;                                                              \
-  } while (0)
+/* The state of one inference: the node, how to name its inputs, and where
+   the error goes. */
+typedef struct {
+  Graph *g;
+  Node *n;
+  const char *const *names;
+  IrShapeError *e;
+} Inf;
+
+static bool fail(Inf *x, IrErrAt at, int index, const char *attr, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
+static bool fail(Inf *x, IrErrAt at, int index, const char *attr, const char *fmt,
+                 ...) {
+  x->e->at = at;
+  x->e->index = index;
+  x->e->attr = attr;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(x->e->msg, sizeof x->e->msg, fmt, ap);
+  va_end(ap);
+  return false;
+}
+
+static void note(Inf *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(Inf *x, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(x->e->note, sizeof x->e->note, fmt, ap);
+  va_end(ap);
+}
+
+#define FAIL(...) return fail(x, IR_AT_NODE, -1, NULL, __VA_ARGS__)
+#define FAIL_IN(i, ...) return fail(x, IR_AT_INPUT, i, NULL, __VA_ARGS__)
+#define FAIL_ATTR(key, item, ...) return fail(x, IR_AT_ATTR, item, key, __VA_ARGS__)
+#define LL(v) ((long long)(v))
+
+/* How messages name input i: "'conv3'", or the caller's words. */
+static const char *iname(Inf *x, int i) {
+  if (x->names && x->names[i])
+    return x->names[i];
+  return arena_printf(x->g->arena, "'%s'", x->n->in[i]->name);
+}
+
+/* "64x16x16", or "a vector of 10 values" */
+static const char *sdesc(const Shape *s, char *buf, size_t n) {
+  if (s->rank == 1)
+    snprintf(buf, n, "a vector of %lld values", LL(s->d[0]));
+  else
+    shape_str(s, buf, n);
+  return buf;
+}
 
 static bool mul_ok(int64_t a, int64_t b, int64_t *out) {
   return !__builtin_mul_overflow(a, b, out) && *out <= IR_MAX_NUMEL;
 }
 
-static bool check_shape(const Shape *s, const char *what, char *err,
-                        size_t errlen) {
+/* A shape's dimensions are positive and below 2^31, its size below 2^36;
+   the error is about attribute `key` if it sets the size (NULL: the node). */
+static bool check_shape(Inf *x, const Shape *s, const char *what, const char *key) {
   int64_t n = 1;
+  char b[64];
+  IrErrAt at = key ? IR_AT_ATTR : IR_AT_NODE;
   for (int i = 0; i < s->rank; i++) {
     if (s->d[i] <= 0)
-      FAIL("%s has a non-positive dimension (%lld)", what, (long long)s->d[i]);
+      return fail(x, at, -1, key, "%s has a non-positive dimension (%lld)", what,
+                  LL(s->d[i]));
     if (s->d[i] >= IR_MAX_DIM)
-      FAIL("%s dimension %lld is too large (limit %lld)", what,
-           (long long)s->d[i], (long long)IR_MAX_DIM - 1);
-    if (!mul_ok(n, s->d[i], &n))
-      FAIL("%s has too many elements (limit 2^36)", what);
+      return fail(x, at, -1, key, "%s dimension %lld is too large (the limit is "
+                                  "2^31-1)", what, LL(s->d[i]));
   }
+  for (int i = 0; i < s->rank; i++)
+    if (!mul_ok(n, s->d[i], &n))
+      return fail(x, at, -1, key, "%s (%s) has too many elements (the limit is 2^36)",
+                  what, shape_str(s, b, sizeof b));
   return true;
 }
 
@@ -175,60 +228,83 @@ static int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t p0,
   return out;
 }
 
-static bool need_rank3(const Node *n, char *err, size_t errlen) {
+static bool need_rank3(Inf *x) {
+  const Node *n = x->n;
   const Shape *s = &n->in[0]->shape;
   if (s->rank != 3)
-    FAIL("%s needs a [C, H, W] input, but '%s' has rank %d", ir_ops[n->op].name,
-         n->in[0]->name, s->rank);
+    FAIL_IN(0, "%s needs a [C, H, W] input, but %s is a vector of %lld values",
+            ir_ops[n->op].name, iname(x, 0), LL(s->d[0]));
   return true;
 }
 
-static bool window_attrs_ok(const Node *n, bool pool, char *err, size_t errlen) {
-  const Attrs *a = &n->attr;
-  const char *op = ir_ops[n->op].name;
+static bool window_attrs_ok(Inf *x, bool pool) {
+  const Attrs *a = &x->n->attr;
   for (int i = 0; i < 2; i++) {
     if (a->kernel[i] <= 0 || a->kernel[i] >= IR_MAX_DIM)
-      FAIL("%s: kernel size must be positive, got %lld", op, (long long)a->kernel[i]);
+      FAIL_ATTR("kernel", i, "the kernel size must be positive, got %lld", LL(a->kernel[i]));
     if (a->stride[i] <= 0 || a->stride[i] >= IR_MAX_DIM)
-      FAIL("%s: stride must be positive, got %lld", op, (long long)a->stride[i]);
+      FAIL_ATTR("stride", i, "the stride must be positive, got %lld", LL(a->stride[i]));
     if (a->dilation[i] <= 0 || a->dilation[i] >= IR_MAX_DIM)
-      FAIL("%s: dilation must be positive, got %lld", op, (long long)a->dilation[i]);
+      FAIL_ATTR("dilation", i, "the dilation must be positive, got %lld",
+                LL(a->dilation[i]));
   }
   for (int i = 0; i < 4; i++)
     if (a->pad[i] < 0 || a->pad[i] >= IR_MAX_DIM)
-      FAIL("%s: padding must be non-negative, got %lld", op, (long long)a->pad[i]);
+      FAIL_ATTR("pad", i, "the padding must be non-negative, got %lld", LL(a->pad[i]));
   if (pool) {
     /* PyTorch: pad should be at most half of the effective kernel size. */
     for (int i = 0; i < 4; i++) {
-      int ax = i % 2 == 0 ? 0 : 1;
+      int ax = i % 2;
       int64_t eff = a->dilation[ax] * (a->kernel[ax] - 1) + 1;
-      if (a->pad[i] * 2 > eff)
-        FAIL("%s: padding %lld is more than half the kernel size %lld", op,
-             (long long)a->pad[i], (long long)eff);
+      if (a->pad[i] * 2 > eff) {
+        note(x, "%s pads with at most half the kernel size on each side, as "
+                "PyTorch does", ir_ops[x->n->op].name);
+        FAIL_ATTR("pad", i, "padding %lld is more than half the kernel %s %lld",
+                  LL(a->pad[i]), ax ? "width" : "height", LL(eff));
+      }
     }
   }
   return true;
 }
 
-static bool infer_window(Node *n, bool pool, char *err, size_t errlen) {
-  if (!need_rank3(n, err, errlen) || !window_attrs_ok(n, pool, err, errlen))
+static bool infer_window(Inf *x, bool pool) {
+  if (!need_rank3(x) || !window_attrs_ok(x, pool))
     return false;
+  Node *n = x->n;
   const Shape *in = &n->in[0]->shape;
   const Attrs *a = &n->attr;
-  int64_t oh = window_out(in->d[1], a->kernel[0], a->stride[0], a->pad[0],
-                          a->pad[2], a->dilation[0], pool && a->ceil_mode);
-  int64_t ow = window_out(in->d[2], a->kernel[1], a->stride[1], a->pad[1],
-                          a->pad[3], a->dilation[1], pool && a->ceil_mode);
-  if (oh <= 0 || ow <= 0)
-    FAIL("%s: a %lldx%lld window (dilation %lldx%lld) does not fit the %lldx%lld "
-         "input of '%s' with padding %lld,%lld,%lld,%lld",
-         ir_ops[n->op].name, (long long)a->kernel[0], (long long)a->kernel[1],
-         (long long)a->dilation[0], (long long)a->dilation[1], (long long)in->d[1],
-         (long long)in->d[2], n->in[0]->name, (long long)a->pad[0],
-         (long long)a->pad[1], (long long)a->pad[2], (long long)a->pad[3]);
+  int64_t o[2];
+  for (int ax = 0; ax < 2; ax++)
+    o[ax] = window_out(in->d[1 + ax], a->kernel[ax], a->stride[ax], a->pad[ax],
+                       a->pad[ax + 2], a->dilation[ax], pool && a->ceil_mode);
+  for (int ax = 0; ax < 2; ax++) {
+    if (o[ax] > 0)
+      continue;
+    int64_t eff[2], padded[2];
+    bool dilated = a->dilation[0] > 1 || a->dilation[1] > 1;
+    for (int k = 0; k < 2; k++) {
+      eff[k] = a->dilation[k] * (a->kernel[k] - 1) + 1;
+      padded[k] = in->d[1 + k] + a->pad[k] + a->pad[k + 2];
+    }
+    char kern[96], pads[64] = "";
+    if (dilated)
+      snprintf(kern, sizeof kern, "%lldx%lld kernel dilated to %lldx%lld",
+               LL(a->kernel[0]), LL(a->kernel[1]), LL(eff[0]), LL(eff[1]));
+    else
+      snprintf(kern, sizeof kern, "%lldx%lld kernel", LL(a->kernel[0]),
+               LL(a->kernel[1]));
+    if (padded[0] != in->d[1] || padded[1] != in->d[2])
+      snprintf(pads, sizeof pads, ", even padded to %lldx%lld", LL(padded[0]),
+               LL(padded[1]));
+    /* the dilation is at fault if the kernel alone would fit */
+    const char *key = a->dilation[ax] > 1 && a->kernel[ax] <= padded[ax] ? "dilation"
+                                                                        : "kernel";
+    FAIL_ATTR(key, ax, "the %s does not fit the %lldx%lld input from %s%s", kern,
+              LL(in->d[1]), LL(in->d[2]), iname(x, 0), pads);
+  }
   n->shape.rank = 3;
-  n->shape.d[1] = oh;
-  n->shape.d[2] = ow;
+  n->shape.d[1] = o[0];
+  n->shape.d[2] = o[1];
   return true;
 }
 
@@ -238,32 +314,74 @@ static Param *mkparam(Graph *g, Node *n, int slot, const char *suffix, int rank,
   return ir_param_new(g, n, slot, name, rank, dims, trainable);
 }
 
+static char *dims_str(int rank, const int64_t *dims, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "[");
+  for (int i = 0; i < rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", LL(dims[i]));
+  if (k < n)
+    snprintf(buf + k, n - k, "]");
+  return buf;
+}
+
 /* Checks existing params of a node against the expected shape (passes may
    have created them). */
-static bool param_shape_ok(const Node *n, int slot, int rank, const int64_t *dims,
-                           char *err, size_t errlen) {
+static bool param_shape_ok(Inf *x, int slot, int rank, const int64_t *dims) {
+  const Node *n = x->n;
   const Param *p = n->params[slot];
   if (!p)
-    FAIL("%s '%s': parameter slot %d missing", ir_ops[n->op].name, n->name, slot);
+    FAIL("%s '%s': parameter slot %d is missing", ir_ops[n->op].name, n->name, slot);
   bool ok = p->rank == rank;
   for (int i = 0; ok && i < rank; i++)
     ok = p->dims[i] == dims[i];
+  char b0[128], b1[128];
   if (!ok)
-    FAIL("%s '%s': parameter '%s' has the wrong shape", ir_ops[n->op].name,
-         n->name, p->name);
+    FAIL("%s '%s': expected shape %s for parameter '%s', got %s", ir_ops[n->op].name,
+         n->name, dims_str(rank, dims, b0, sizeof b0), p->name,
+         dims_str(p->rank, p->dims, b1, sizeof b1));
   return true;
 }
 
-bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
+/* add and mean: every input has the shape of the first. */
+static bool same_shapes(Inf *x) {
+  const Node *n = x->n;
+  const Shape *s0 = &n->in[0]->shape;
+  char b0[64], b1[64];
+  for (int i = 1; i < n->nin; i++) {
+    const Shape *s = &n->in[i]->shape;
+    if (shape_eq(s, s0))
+      continue;
+    note(x, "%s combines its inputs element by element: they must have the "
+            "same shape", ir_ops[n->op].name);
+    bool hw_same = s->rank == 3 && s0->rank == 3 && s->d[1] == s0->d[1] &&
+                   s->d[2] == s0->d[2];
+    if (s->rank == 3 && hw_same)
+      FAIL_IN(i, "expected %lld channels from %s to match %s, got %lld", LL(s0->d[0]),
+              iname(x, i), iname(x, 0), LL(s->d[0]));
+    if (s->rank == 3 && s0->rank == 3 && s->d[0] == s0->d[0])
+      FAIL_IN(i, "%s is %lldx%lld but %s is %lldx%lld", iname(x, i), LL(s->d[1]),
+              LL(s->d[2]), iname(x, 0), LL(s0->d[1]), LL(s0->d[2]));
+    if (s->rank == 1 && s0->rank == 1)
+      FAIL_IN(i, "expected %lld features from %s to match %s, got %lld", LL(s0->d[0]),
+              iname(x, i), iname(x, 0), LL(s->d[0]));
+    FAIL_IN(i, "%s is %s but %s is %s", iname(x, i), sdesc(s, b0, sizeof b0),
+            iname(x, 0), sdesc(s0, b1, sizeof b1));
+  }
+  return true;
+}
+
+static bool infer(Inf *x) {
+  Graph *g = x->g;
+  Node *n = x->n;
   const OpInfo *oi = &ir_ops[n->op];
   if (n->nin < oi->min_inputs || (oi->max_inputs >= 0 && n->nin > oi->max_inputs)) {
     if (oi->max_inputs < 0)
-      FAIL("%s takes at least %d inputs, got %d", oi->name, oi->min_inputs, n->nin);
+      return fail(x, IR_AT_INPUTS, -1, NULL, "%s takes at least %d inputs, got %d",
+                  oi->name, oi->min_inputs, n->nin);
     if (oi->min_inputs == oi->max_inputs)
-      FAIL("%s takes %d input%s, got %d", oi->name, oi->min_inputs,
-           oi->min_inputs == 1 ? "" : "s", n->nin);
-    FAIL("%s takes %d to %d inputs, got %d", oi->name, oi->min_inputs,
-         oi->max_inputs, n->nin);
+      return fail(x, IR_AT_INPUTS, -1, NULL, "%s takes %d input%s, got %d", oi->name,
+                  oi->min_inputs, oi->min_inputs == 1 ? "" : "s", n->nin);
+    return fail(x, IR_AT_INPUTS, -1, NULL, "%s takes %d to %d inputs, got %d",
+                oi->name, oi->min_inputs, oi->max_inputs, n->nin);
   }
   for (int i = 0; i < n->nin; i++)
     assert(n->in[i] && n->in[i]->shape.rank > 0);
@@ -277,35 +395,45 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
     if (n->shape.rank != 1 && n->shape.rank != 3)
       FAIL("input '%s' must have shape [C, H, W] or [F], got rank %d", n->name,
            n->shape.rank);
-    return check_shape(&n->shape, "input", err, errlen);
+    return check_shape(x, &n->shape, arena_printf(g->arena, "input '%s'", n->name),
+                       NULL);
 
   case OP_CONV2D: {
-    if (!need_rank3(n, err, errlen))
+    if (!need_rank3(x))
       return false;
     int64_t c = in0->d[0], oc = a->out_channels, gr = a->groups;
     if (oc <= 0 || oc >= IR_MAX_DIM)
-      FAIL("conv2d: output channels must be positive, got %lld", (long long)oc);
+      FAIL_ATTR("out", -1, "the number of output channels must be positive, got %lld",
+                LL(oc));
     if (gr <= 0 || gr >= IR_MAX_DIM)
-      FAIL("conv2d: groups must be positive, got %lld", (long long)gr);
-    if (c % gr)
-      FAIL("conv2d: %lld input channels (from '%s') are not divisible by groups=%lld",
-           (long long)c, n->in[0]->name, (long long)gr);
-    if (oc % gr)
-      FAIL("conv2d: %lld output channels are not divisible by groups=%lld",
-           (long long)oc, (long long)gr);
-    if (!infer_window(n, false, err, errlen))
+      FAIL_ATTR("groups", -1, "groups must be positive, got %lld", LL(gr));
+    if (c % gr) {
+      note(x, "groups must divide both the input channels (%lld) and 'out' (%lld)",
+           LL(c), LL(oc));
+      FAIL_ATTR("groups", -1, "cannot split the %lld input channels from %s into "
+                              "%lld groups", LL(c), iname(x, 0), LL(gr));
+    }
+    if (oc % gr) {
+      note(x, "groups must divide both the input channels (%lld) and 'out' (%lld)",
+           LL(c), LL(oc));
+      FAIL_ATTR("groups", -1, "cannot split the %lld output channels ('out') into "
+                              "%lld groups", LL(oc), LL(gr));
+    }
+    if (!infer_window(x, false))
       return false;
     n->shape.d[0] = oc;
     int64_t wd[4] = {oc, c / gr, a->kernel[0], a->kernel[1]}, wn;
     if (!mul_ok(oc, c / gr, &wn) || !mul_ok(wn, a->kernel[0], &wn) ||
         !mul_ok(wn, a->kernel[1], &wn))
-      FAIL("conv2d: the weight tensor would be too large");
+      FAIL_ATTR("out", -1, "the weight tensor [%lld, %lld, %lld, %lld] would be too "
+                           "large (more than 2^36 values)",
+                LL(wd[0]), LL(wd[1]), LL(wd[2]), LL(wd[3]));
     if (create) {
       mkparam(g, n, P_WEIGHT, "weight", 4, wd, true);
       if (a->has_bias)
         mkparam(g, n, P_BIAS, "bias", 1, &oc, true);
-    } else if (!param_shape_ok(n, P_WEIGHT, 4, wd, err, errlen) ||
-               (a->has_bias && !param_shape_ok(n, P_BIAS, 1, &oc, err, errlen))) {
+    } else if (!param_shape_ok(x, P_WEIGHT, 4, wd) ||
+               (a->has_bias && !param_shape_ok(x, P_BIAS, 1, &oc))) {
       return false;
     }
     break;
@@ -316,7 +444,7 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
     n->shape = *in0;
     int64_t c = in0->d[0];
     if (n->op == OP_BATCHNORM && !(a->eps > 0))
-      FAIL("batchnorm: eps must be positive");
+      FAIL_ATTR("eps", -1, "eps must be positive");
     if (create && n->op == OP_BATCHNORM) {
       mkparam(g, n, P_WEIGHT, "weight", 1, &c, true);
       mkparam(g, n, P_BIAS, "bias", 1, &c, true);
@@ -327,7 +455,7 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
       mkparam(g, n, P_SHIFT, "shift", 1, &c, false);
     } else {
       for (int i = 0; i < n->nparams; i++)
-        if (!param_shape_ok(n, i, 1, &c, err, errlen))
+        if (!param_shape_ok(x, i, 1, &c))
           return false;
     }
     break;
@@ -342,26 +470,26 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
 
   case OP_SOFTMAX:
     if (a->axis != 0)
-      FAIL("softmax: only the channel/feature axis (1) is supported");
+      FAIL_ATTR("axis", -1, "softmax: only the channel/feature axis (1) is supported");
     n->shape = *in0;
     break;
 
   case OP_MAXPOOL:
   case OP_AVGPOOL:
     if (n->op == OP_AVGPOOL && (a->dilation[0] != 1 || a->dilation[1] != 1))
-      FAIL("avgpool: dilation is not supported");
-    if (!infer_window(n, true, err, errlen))
+      FAIL_ATTR("dilation", -1, "avgpool does not support dilation");
+    if (!infer_window(x, true))
       return false;
     n->shape.d[0] = in0->d[0];
     break;
 
   case OP_ADAPTIVE_AVGPOOL:
-    if (!need_rank3(n, err, errlen))
+    if (!need_rank3(x))
       return false;
     for (int i = 0; i < 2; i++)
       if (a->out_hw[i] <= 0 || a->out_hw[i] >= IR_MAX_DIM)
-        FAIL("adaptive_avgpool: output size must be positive, got %lld",
-             (long long)a->out_hw[i]);
+        FAIL_ATTR("out", i, "the output size must be positive, got %lld",
+                  LL(a->out_hw[i]));
     n->shape.rank = 3;
     n->shape.d[0] = in0->d[0];
     n->shape.d[1] = a->out_hw[0];
@@ -370,17 +498,21 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
 
   case OP_LRN:
     if (a->lrn_size <= 0 || a->lrn_size >= IR_MAX_DIM)
-      FAIL("lrn: size must be positive, got %lld", (long long)a->lrn_size);
+      FAIL_ATTR("size", -1, "the window size must be positive, got %lld",
+                LL(a->lrn_size));
     n->shape = *in0;
     break;
 
   case OP_LINEAR: {
     int64_t in_f = shape_numel(in0), out_f = a->out_features, wn;
     if (out_f <= 0 || out_f >= IR_MAX_DIM)
-      FAIL("linear: output features must be positive, got %lld", (long long)out_f);
+      FAIL_ATTR("out", -1, "the number of output features must be positive, got %lld",
+                LL(out_f));
     if (!mul_ok(in_f, out_f, &wn))
-      FAIL("linear: the weight tensor (%lld x %lld) would be too large",
-           (long long)out_f, (long long)in_f);
+      FAIL_ATTR("out", -1, "the weight tensor [%lld, %lld] (%lld outputs, %lld input "
+                           "features from %s) would be too large (more than 2^36 "
+                           "values)",
+                LL(out_f), LL(in_f), LL(out_f), LL(in_f), iname(x, 0));
     n->shape.rank = 1;
     n->shape.d[0] = out_f;
     int64_t wd[2] = {out_f, in_f};
@@ -388,18 +520,18 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
       mkparam(g, n, P_WEIGHT, "weight", 2, wd, true);
       if (a->has_bias)
         mkparam(g, n, P_BIAS, "bias", 1, &out_f, true);
-    } else if (!param_shape_ok(n, P_WEIGHT, 2, wd, err, errlen) ||
-               (a->has_bias && !param_shape_ok(n, P_BIAS, 1, &out_f, err, errlen))) {
+    } else if (!param_shape_ok(x, P_WEIGHT, 2, wd) ||
+               (a->has_bias && !param_shape_ok(x, P_BIAS, 1, &out_f))) {
       return false;
     }
     break;
   }
 
   case OP_SLICE: {
-    int64_t c = n->shape.d[0], b0 = a->slice_begin;
-    if (in0->rank != 3 || b0 < 0 || c <= 0 || b0 + c > in0->d[0])
-      FAIL("slice: channels [%lld, %lld) are not inside '%s' (%lld channels)",
-           (long long)b0, (long long)(b0 + c), n->in[0]->name, (long long)in0->d[0]);
+    int64_t c = n->shape.d[0], first = a->slice_begin;
+    if (in0->rank != 3 || first < 0 || c <= 0 || first + c > in0->d[0])
+      FAIL_IN(0, "slice: channels [%lld, %lld) are not inside %s (%lld channels)",
+              LL(first), LL(first + c), iname(x, 0), LL(in0->d[0]));
     n->shape.rank = 3;
     n->shape.d[1] = in0->d[1];
     n->shape.d[2] = in0->d[2];
@@ -413,19 +545,24 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
 
   case OP_CONCAT: {
     if (a->axis != 0)
-      FAIL("concat: only the channel axis (1) is supported");
+      FAIL_ATTR("axis", -1, "concat: only the channel axis (1) is supported");
     n->shape = *in0;
     int64_t c = 0;
     for (int i = 0; i < n->nin; i++) {
       const Shape *s = &n->in[i]->shape;
-      bool same = s->rank == in0->rank;
-      for (int k = 1; same && k < s->rank; k++)
-        same = s->d[k] == in0->d[k];
-      if (!same)
-        FAIL("concat: input '%s' has shape %s but '%s' has %s (all but the "
-             "channel dimension must match)",
-             n->in[i]->name, shape_str(s, b0, sizeof b0), n->in[0]->name,
-             shape_str(in0, b1, sizeof b1));
+      if (s->rank != in0->rank)
+        FAIL_IN(i, "concat inputs must all be [C, H, W] maps or all vectors: %s is "
+                   "%s, %s is %s",
+                iname(x, i), sdesc(s, b0, sizeof b0), iname(x, 0),
+                sdesc(in0, b1, sizeof b1));
+      if (s->rank == 3 && (s->d[1] != in0->d[1] || s->d[2] != in0->d[2])) {
+        note(x, "concat joins its inputs along the channels; the other "
+                "dimensions must match");
+        FAIL_IN(i, "concat inputs must agree in height and width: %s is %lldx%lld, "
+                   "%s is %lldx%lld",
+                iname(x, i), LL(s->d[1]), LL(s->d[2]), iname(x, 0), LL(in0->d[1]),
+                LL(in0->d[2]));
+      }
       if (__builtin_add_overflow(c, s->d[0], &c))
         FAIL("concat: too many channels");
     }
@@ -435,18 +572,39 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
 
   case OP_ADD:
   case OP_MEAN:
-    for (int i = 1; i < n->nin; i++)
-      if (!shape_eq(&n->in[i]->shape, in0))
-        FAIL("%s: input '%s' has shape %s but '%s' has %s", oi->name,
-             n->in[i]->name, shape_str(&n->in[i]->shape, b0, sizeof b0),
-             n->in[0]->name, shape_str(in0, b1, sizeof b1));
+    if (!same_shapes(x))
+      return false;
     n->shape = *in0;
     break;
 
   case OP_COUNT_:
     assert(0);
   }
-  return check_shape(&n->shape, "the output", err, errlen);
+  /* conv2d, linear and adaptive_avgpool have their output size from 'out' */
+  bool sized = n->op == OP_CONV2D || n->op == OP_LINEAR || n->op == OP_ADAPTIVE_AVGPOOL;
+  return check_shape(x, &n->shape, "the output", sized ? "out" : NULL);
+}
+
+#undef FAIL
+#undef FAIL_IN
+#undef FAIL_ATTR
+#undef LL
+
+bool ir_infer_shape_at(Graph *g, Node *n, const char *const *in_names,
+                       IrShapeError *e) {
+  memset(e, 0, sizeof *e);
+  e->at = IR_AT_NODE;
+  e->index = -1;
+  Inf x = {g, n, in_names, e};
+  return infer(&x);
+}
+
+bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
+  IrShapeError e;
+  if (ir_infer_shape_at(g, n, NULL, &e))
+    return true;
+  snprintf(err, errlen, "%s", e.msg);
+  return false;
 }
 
 /* ---------------------------------------------------------------- verifier */

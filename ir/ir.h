@@ -266,6 +266,32 @@ Param *ir_param_new(Graph *g, Node *n, int slot, const char *name, int rank,
    no trailing newline) into err. */
 bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen);
 
+/* Where a shape-inference error lies, so the frontend can point at the
+   offending token of the spec. */
+typedef enum {
+  IR_AT_NODE,   /* the node as a whole */
+  IR_AT_INPUT,  /* input `index` (into n->in) */
+  IR_AT_INPUTS, /* the number of inputs (the `in:` list) */
+  IR_AT_ATTR,   /* attribute `attr`, named by its spec key ("kernel",
+                   "stride", "pad", "dilation", "groups", "out", "axis",
+                   "size", "eps"); `index` is the list item at fault (the
+                   axis of a [h, w] pair, the side of a 4-value pad) or -1 */
+} IrErrAt;
+
+typedef struct {
+  IrErrAt at;
+  int index;
+  const char *attr;
+  char msg[512];  /* no location, no trailing newline */
+  char note[256]; /* a hint to show after it, or "" */
+} IrShapeError;
+
+/* ir_infer_shape with a structured error. in_names (optional, one per
+   input) is how messages name each input, e.g. "'conv3'" or "the previous
+   layer 'conv3'"; NULL: "'<node name>'". */
+bool ir_infer_shape_at(Graph *g, Node *n, const char *const *in_names,
+                       IrShapeError *e);
+
 /* Structural checks (arity, order, shapes consistent with attributes, names
    unique, params present with data). Returns the number of problems, each
    printed to `out` if non-NULL. Passes call it in debug builds. */

@@ -931,7 +931,8 @@ Test(errors, non_positive_channels_and_absurd_sizes_are_errors) {
   HAS(d, "t.yaml:3:17: error: dimension 2147483648 is too large (the limit is 2^31-1)\n");
   HAS(d, "t.yaml:3:37: error: a dimension must be positive, got 0\n");
   HAS(d, "t.yaml:3:50: error: expected the shape of input 'c' as [C, H, W] or [F], got a list of 2\n");
-  HAS(d, "t.yaml:3:61: error: input has too many elements (limit 2^36)\n");
+  HAS(d, "t.yaml:3:61: error: input 'd' (3x300000x300000) has too many elements (the limit "
+         "is 2^36)\n");
   HAS(d, "t.yaml:5:32: error: 'out' must be at least 1, got 0\n");
   HAS(d, "t.yaml:6:32: error: 'out' must be at least 1, got -5\n");
   HAS(d, "t.yaml:7:32: error: 'out' is too large (9223372036854775807; the limit is 2^31-1)\n");
@@ -939,20 +940,51 @@ Test(errors, non_positive_channels_and_absurd_sizes_are_errors) {
   done(&r);
 }
 
-Test(errors, shape_mismatches_are_reported_at_the_layer_with_the_irs_message) {
+Test(errors, shape_mismatches_point_at_the_offending_token) {
   Loaded r;
   const char *d = bad(HDR "layers:\n"
                           "  - {name: conv2, op: conv2d, out: 64, kernel: 1}\n"
                           "  - {name: s, op: add, in: [conv2, input]}\n"
                           "  - {name: c, op: conv2d, out: 4, kernel: 9, in: image}\n"
-                          "  - {name: g, op: conv2d, out: 4, kernel: 1, groups: 2, in: image}\n",
+                          "  - {name: g, op: conv2d, out: 4, kernel: 1, groups: 2, in: image}\n"
+                          "  - {op: flatten, in: image}\n"
+                          "  - {op: maxpool, kernel: 2}\n"
+                          "  - {name: p, op: maxpool, kernel: [2, 3], pad: [1, 2], in: image}\n",
                       &r);
-  HAS(d, "t.yaml:6:5: error: add: input 'image' has shape 3x8x8 but 'conv2' has 64x8x8\n"
+  /* the second input, named as written ('input', not 'image') */
+  HAS(d, "t.yaml:6:36: error: expected 64 channels from 'input' to match 'conv2', got 3\n"
          "    6 |   - {name: s, op: add, in: [conv2, input]}\n"
-         "      |     ^\n");
-  HAS(d, "t.yaml:7:5: error: conv2d: a 9x9 window");
-  HAS(d, "t.yaml:8:5: error: conv2d: 3 input channels (from 'image') are not divisible by groups=2\n");
-  cr_assert_eq(count_errors(d), 3, "%s", d);
+         "      |                                    ^~~~~\n"
+         "t.yaml:6:36: note: add combines its inputs element by element: they must have "
+         "the same shape\n");
+  HAS(d, "t.yaml:7:43: error: the 9x9 kernel does not fit the 8x8 input from 'image'\n");
+  HAS(d, "t.yaml:8:54: error: cannot split the 3 input channels from 'image' into 2 groups\n");
+  /* an implicit input: the op, and where the input comes from */
+  HAS(d, "t.yaml:10:10: error: maxpool needs a [C, H, W] input, but the previous layer "
+         "'flatten1' is a vector of 192 values\n"
+         "   10 |   - {op: maxpool, kernel: 2}\n"
+         "      |          ^~~~~~~\n"
+         "t.yaml:9:5: note: 'flatten1' is defined here\n");
+  /* the item of a list at fault: pad [1, 2] is [h, w], the width's 2 */
+  HAS(d, "t.yaml:11:53: error: padding 2 is more than half the kernel width 3\n");
+  cr_assert_eq(count_errors(d), 5, "%s", d);
+  done(&r);
+}
+
+Test(errors, an_unnamed_block_instance_is_called_so_in_notes) {
+  Loaded r;
+  const char *d = bad(HDR "blocks:\n"
+                          "  b:\n"
+                          "    layers: [{name: c, op: conv2d, out: 4, kernel: 1, groups: 2}]\n"
+                          "layers:\n"
+                          "  - {block: b}\n"
+                          "  - {name: r, op: relu, in: image}\n"
+                          "  - name: g\n"
+                          "    layers: [{block: b}]\n",
+                      &r);
+  HAS(d, "t.yaml:8:13: note: in an unnamed instance of block 'b'\n");
+  HAS(d, "t.yaml:11:22: note: in an unnamed instance of block 'b' in 'g'\n");
+  cr_assert(!strstr(d, "(unnamed)"), "%s", d);
   done(&r);
 }
 

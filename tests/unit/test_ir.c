@@ -101,7 +101,12 @@ Test(shapes, grouped_conv_with_indivisible_channels_is_an_error) {
   c->attr.groups = 4;
   char err[256];
   cr_assert_not(ir_infer_shape(g, c, err, sizeof err));
-  cr_assert(strstr(err, "6 input channels") && strstr(err, "groups=4"), "%s", err);
+  cr_assert_str_eq(err, "cannot split the 6 input channels from 'image' into 4 groups");
+  IrShapeError e;
+  cr_assert_not(ir_infer_shape_at(g, c, NULL, &e));
+  cr_assert_eq(e.at, IR_AT_ATTR);
+  cr_assert_str_eq(e.attr, "groups");
+  cr_assert_str_eq(e.note, "groups must divide both the input channels (6) and 'out' (8)");
   ir_graph_free(g);
 }
 
@@ -113,7 +118,26 @@ Test(shapes, kernel_larger_than_input_is_an_error) {
   c->attr.kernel[0] = c->attr.kernel[1] = 7;
   char err[256];
   cr_assert_not(ir_infer_shape(g, c, err, sizeof err));
-  cr_assert(strstr(err, "does not fit"), "%s", err);
+  cr_assert_str_eq(err, "the 7x7 kernel does not fit the 4x4 input from 'image'");
+  /* the error is about the kernel's height (item 0 of [h, w]) */
+  IrShapeError e;
+  cr_assert_not(ir_infer_shape_at(g, c, NULL, &e));
+  cr_assert_eq(e.at, IR_AT_ATTR);
+  cr_assert_str_eq(e.attr, "kernel");
+  cr_assert_eq(e.index, 0);
+  /* a dilation that makes a fitting kernel too wide is the dilation's fault */
+  c->attr.kernel[0] = c->attr.kernel[1] = 3;
+  c->attr.dilation[1] = 2;
+  c->attr.pad[1] = c->attr.pad[3] = 1;
+  infer_ok(g, c);
+  c->attr.dilation[1] = 4;
+  const char *names[1] = {"the previous layer 'image'"};
+  cr_assert_not(ir_infer_shape_at(g, c, names, &e));
+  cr_assert_eq(e.at, IR_AT_ATTR);
+  cr_assert_str_eq(e.attr, "dilation");
+  cr_assert_eq(e.index, 1);
+  cr_assert_str_eq(e.msg, "the 3x3 kernel dilated to 3x9 does not fit the 4x4 input from "
+                          "the previous layer 'image', even padded to 4x6");
   ir_graph_free(g);
 }
 
@@ -143,7 +167,37 @@ Test(shapes, add_of_different_shapes_names_both_inputs) {
   Node *a = ir_node_new(g, OP_ADD, "sum", ins, 2, here);
   char err[256];
   cr_assert_not(ir_infer_shape(g, a, err, sizeof err));
-  cr_assert_str_eq(err, "add: input 'image' has shape 64x8x8 but 'conv2' has 32x8x8");
+  cr_assert_str_eq(err, "expected 32 channels from 'image' to match 'conv2', got 64");
+  IrShapeError e;
+  cr_assert_not(ir_infer_shape_at(g, a, NULL, &e));
+  cr_assert_eq(e.at, IR_AT_INPUT);
+  cr_assert_eq(e.index, 1);
+  /* other height and width: both sizes; other rank: both shapes */
+  Node *p = node1(g, OP_MAXPOOL, "pool", c);
+  p->attr.kernel[0] = p->attr.kernel[1] = p->attr.stride[0] = p->attr.stride[1] = 2;
+  infer_ok(g, p);
+  Node *c2 = node1(g, OP_CONV2D, "conv3", x);
+  c2->attr.out_channels = 32;
+  c2->attr.kernel[0] = c2->attr.kernel[1] = 1;
+  infer_ok(g, c2);
+  Node *ins2[3] = {c2, c, p};
+  Node *m = ir_node_new(g, OP_MEAN, "avg", ins2, 3, here);
+  cr_assert_not(ir_infer_shape_at(g, m, NULL, &e));
+  cr_assert_eq(e.index, 2);
+  cr_assert_str_eq(e.msg, "'pool' is 4x4 but 'conv3' is 8x8");
+  Node *f = node1(g, OP_FLATTEN, "flat", x);
+  infer_ok(g, f);
+  Node *ins3[2] = {c, f};
+  Node *cat = ir_node_new(g, OP_CONCAT, "cat", ins3, 2, here);
+  cr_assert_not(ir_infer_shape_at(g, cat, NULL, &e));
+  cr_assert_eq(e.index, 1);
+  cr_assert_str_eq(e.msg, "concat inputs must all be [C, H, W] maps or all vectors: 'flat' "
+                          "is a vector of 4096 values, 'conv2' is 32x8x8");
+  Node *ins4[2] = {c, p};
+  Node *cat2 = ir_node_new(g, OP_CONCAT, "cat2", ins4, 2, here);
+  cr_assert_not(ir_infer_shape_at(g, cat2, NULL, &e));
+  cr_assert_str_eq(e.msg, "concat inputs must agree in height and width: 'pool' is 4x4, "
+                          "'conv2' is 8x8");
   ir_graph_free(g);
 }
 
