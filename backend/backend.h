@@ -15,6 +15,7 @@
 
 #include "../frontend/frontend.h"
 #include "../ir/ir.h"
+#include "../ir/progress.h"
 
 typedef enum {
   EMIT_LLVM, /* textual LLVM IR (.ll) */
@@ -34,6 +35,12 @@ typedef struct {
   const char *cc;              /* C compiler driver for the final link */
   const char *compiler_ident;  /* string for cnn_info.compiler */
   bool verbose;
+  int winograd;                /* 1: 3x3 stride-1 convs that qualify use Winograd
+                                  F(4x4,3x3) / F(2x2,3x3) (backend/winograd.c);
+                                  0: off (the direct kernels everywhere) */
+  /* Reports the steps (packing weights, generating kernels, LLVM
+     optimization, machine code, linking) as they go; NULL: silent. */
+  const ProgressHook *progress;
 } BackendOptions;
 
 /* 0 on success; 1 after a user-facing error (reported through d); 2 on an

@@ -175,6 +175,28 @@ void be_emit_reorder(BeCtx *c, KArgs *k);
    the original data; packing happens as the blob is written. */
 float *be_packed_weights(const Node *n, const Param *w);
 
+/* grouped.c: grouped/depthwise convs on NCHW16c whose groups have Cg < 16
+   input and output channels, Cg dividing 16 (be_conv_grouped_blocked says
+   whether n is one; passes/layout.c applies the same rule). Work items:
+   (output block) x (output row). Its weights are packed by
+   be_packed_weights_grouped (called from be_packed_weights). */
+bool be_conv_grouped_blocked(const Node *n);
+int64_t be_work_conv_grouped(const Node *n);
+void be_emit_conv_grouped(BeCtx *c, KArgs *k);
+float *be_packed_weights_grouped(const Node *n, const Param *w);
+
+/* winograd.c: 3x3 stride-1 convs on NCHW16c by Winograd F(m x m, 3x3).
+   be_winograd_configure sets the mode for one compilation (before the
+   blob is laid out); be_winograd_use says whether n takes that path; its
+   weight's blob slot then holds be_winograd_numel floats (0: not such a
+   weight), written by be_winograd_weights (malloc'd). */
+void be_winograd_configure(const BackendOptions *o);
+bool be_winograd_use(const Node *n);
+int64_t be_winograd_numel(const Node *n, const Param *w);
+float *be_winograd_weights(const Node *n, const Param *w);
+int64_t be_work_conv_winograd(const BeCtx *c, const Node *n);
+void be_emit_conv_winograd(BeCtx *c, KArgs *k);
+
 /* Emits (or reuses) the kernel of n. On an unsupported op/layout writes
    a message into err and returns false (an internal error). */
 bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias,

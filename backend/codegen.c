@@ -18,7 +18,9 @@
  *   - the constant globals the runtime reads: cnnrt_info (laid out as
  *     cnn_info), cnnrt_blob_size, cnnrt_build_id.
  * Then target.c optimizes and emits it, and for a shared object links it
- * with the runtime.
+ * with the runtime. Each step is reported to BackendOptions.progress
+ * (ir/progress.h) as it goes: the bytes of the blob written, the layers
+ * whose kernel exists, and LLVM's steps as busy (LLVM reports no progress).
  *
  * The build id hashes what makes a blob fit a .so: the IR text, each packed
  * parameter's name, shape and offset, and the cnncc version, but not the
@@ -223,6 +225,17 @@ Node **be_split_slices(const Graph *g, const Node *n, int *count) {
   return v;
 }
 
+/* Floats of p in the blob: its own, or more when a Winograd conv stores
+   it transformed (winograd.c). */
+static int64_t blob_numel(Graph *g, const Param *p) {
+  for (int j = 0; j < g->nodes.len; j++) {
+    int64_t k = be_winograd_numel(GRAPH_NODE(g, j), p);
+    if (k)
+      return k;
+  }
+  return param_numel(p);
+}
+
 /* Assigns blob offsets to every parameter a live node uses; returns the
    data size in bytes, or -1. */
 static int64_t layout_blob(Graph *g, Status *st) {
@@ -246,7 +259,7 @@ static int64_t layout_blob(Graph *g, Status *st) {
         ok = false;                                                            \
       }                                                                        \
       (p)->blob_offset = off;                                                  \
-      off += (param_numel(p) * 4 + 63) & ~(int64_t)63;                         \
+      off += (blob_numel(g, p) * 4 + 63) & ~(int64_t)63;                       \
     }                                                                          \
   } while (0)
   for (int i = 0; i < g->params.len; i++)
@@ -262,9 +275,25 @@ static int64_t layout_blob(Graph *g, Status *st) {
   return ok ? off : -1;
 }
 
+/* fwrite in pieces of at most 8 MB, reporting "packing weights": pos of
+   total blob bytes were written before this buffer. */
+static bool write_reporting(FILE *f, const void *buf, size_t n, int64_t pos, int64_t total,
+                            const ProgressHook *prog) {
+  const char *s = buf;
+  for (size_t k = 0; k < n;) {
+    size_t m = n - k < ((size_t)8 << 20) ? n - k : (size_t)8 << 20;
+    if (fwrite(s + k, 1, m, f) != m)
+      return false;
+    k += m;
+    progress_report(prog, "packing weights", (double)(pos + (int64_t)k), (double)total, "B");
+  }
+  return true;
+}
+
 /* Writes header + data to path. */
 static bool write_blob(Graph *g, const char *path, int64_t data_bytes,
-                       const char *build_id, Status *st) {
+                       const char *build_id, Status *st, const ProgressHook *prog) {
+  progress_report(prog, "packing weights", 0, (double)data_bytes, "B");
   FILE *f = fopen(path, "wb");
   if (!f) {
     fail(st, 1, "cannot write '%s': %s", path, strerror(errno));
@@ -300,12 +329,12 @@ static bool write_blob(Graph *g, const char *path, int64_t data_bytes,
         Param *p = ps[k];
         if (p->blob_offset != pos) /* unused, or already written */
           continue;
-        size_t bytes = (size_t)param_numel(p) * 4;
+        size_t bytes = (size_t)blob_numel(g, p) * 4;
         /* In the kernel's packed order if its user wants that. */
         float *packed = NULL;
         for (int j = 0; j < g->nodes.len && !packed; j++)
           packed = be_packed_weights(GRAPH_NODE(g, j), p);
-        if (fwrite(packed ? packed : p->data, 1, bytes, f) != bytes)
+        if (!write_reporting(f, packed ? packed : p->data, bytes, pos, data_bytes, prog))
           ok = false;
         free(packed);
         size_t pad = (64 - bytes % 64) % 64;
@@ -324,6 +353,7 @@ static bool write_blob(Graph *g, const char *path, int64_t data_bytes,
     fail(st, 1, "cannot write '%s': %s", path, strerror(errno));
     return false;
   }
+  progress_report(prog, "packing weights", (double)data_bytes, (double)data_bytes, "B");
   return true;
 }
 
@@ -510,7 +540,7 @@ static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n,
   return LLVMBuildInBoundsGEP2(c->b, c->t_i8, base, &off, 1, "");
 }
 
-static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
+static bool emit_forward(BeCtx *c, Graph *g, Status *st, const ProgressHook *prog) {
   LLVMTypeRef pf_args[5] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i32};
   LLVMTypeRef pf_ty = LLVMFunctionType(c->t_void, pf_args, 5, 0);
   LLVMValueRef pf = LLVMAddFunction(c->mod, "cnnrt_launch", pf_ty);
@@ -527,6 +557,10 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
   BeKernel *ks = calloc((size_t)(n_nodes ? n_nodes : 1), sizeof *ks);
   int maxp = 1;
   char err[512];
+  int nk = 0, k_done = 0;
+  for (int i = 0; i < n_nodes; i++)
+    nk += is_kernel_node(GRAPH_NODE(g, i));
+  progress_report(prog, "generating kernels", 0, nk, "layers");
   for (int i = 0; i < n_nodes; i++) {
     Node *n = GRAPH_NODE(g, i);
     if (!is_kernel_node(n))
@@ -544,6 +578,7 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st) {
     free(be_split_slices(g, n, &nseg));
     if (1 + n->nin + n->nparams + nseg > maxp)
       maxp = 1 + n->nin + n->nparams + nseg;
+    progress_report(prog, "generating kernels", ++k_done, nk, "layers");
   }
 
   be_func_attrs(c, fw);
@@ -746,6 +781,7 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
     }
 
   /* Weights. */
+  be_winograd_configure(o);
   int64_t data_bytes = layout_blob(g, &st);
   if (data_bytes < 0)
     return st.rc;
@@ -783,7 +819,7 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
     weights_tmp = temp_beside(weights_final, &st);
     if (!weights_tmp)
       goto done;
-    if (!write_blob(g, weights_tmp, data_bytes, build_id, &st))
+    if (!write_blob(g, weights_tmp, data_bytes, build_id, &st, o->progress))
       goto done;
     if (embed) {
       char *copy = strdup(weights_final), *copy2 = strdup(weights_final);
@@ -804,7 +840,7 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
       blob_published = true;
     }
   } else {
-    if (!write_blob(g, blob_path, data_bytes, build_id, &st))
+    if (!write_blob(g, blob_path, data_bytes, build_id, &st, o->progress))
       goto done;
     incbin = blob_path;
   }
@@ -844,7 +880,7 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
     LLVMSetModuleDataLayout(c.mod, td);
     LLVMDisposeTargetData(td);
 
-    bool ok = emit_forward(&c, g, &st);
+    bool ok = emit_forward(&c, g, &st, o->progress);
     double t_ir = now_ms();
     if (ok) {
       emit_info(&c, g, o, data_bytes, embed ? sizeof(CnnrtBlobHeader) + (uint64_t)data_bytes : 0,
@@ -859,11 +895,22 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
       }
       LLVMDisposeMessage(msg);
     }
+    if (ok && o->progress) { /* LLVM reports no progress: a busy step */
+      int nfn = 0;
+      for (LLVMValueRef fn = LLVMGetFirstFunction(c.mod); fn; fn = LLVMGetNextFunction(fn))
+        nfn += !LLVMIsDeclaration(fn);
+      char what[96];
+      snprintf(what, sizeof what, "optimizing with LLVM (-O%d, %d functions)", o->opt_level, nfn);
+      progress_report(o->progress, what, 0, -1, NULL);
+    }
     if (ok && !be_optimize(c.mod, tm, o->opt_level, err, sizeof err)) {
       fail(&st, 2, "%s", err);
       ok = false;
     }
     double t_opt = now_ms();
+    if (ok)
+      progress_report(o->progress, o->emit == EMIT_LLVM ? "writing LLVM IR" : "generating machine code",
+                      0, -1, NULL);
     if (ok) {
       switch (o->emit) {
       case EMIT_LLVM:
@@ -904,6 +951,7 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
           ok = false;
           break;
         }
+        progress_report(o->progress, "linking", 0, -1, NULL);
         if (!be_link_shared(o, obj_path, out_tmp, err, sizeof err)) {
           fail(&st, 1, "linking '%s' failed:\n%s", o->output, err);
           ok = false;

@@ -647,6 +647,10 @@ static const KernelImpl impls[] = {
 };
 
 static const KernelImpl *find_impl(const Node *n) {
+  static const KernelImpl grouped = {OP_CONV2D, LAYOUT_NCHW16C, be_work_conv_grouped,
+                                     be_emit_conv_grouped, true};
+  if (be_conv_grouped_blocked(n)) /* small groups (grouped.c) */
+    return &grouped;
   for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++)
     if (impls[i].op == n->op && impls[i].layout == n->layout)
       return &impls[i];
@@ -841,9 +845,15 @@ bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias,
     }
   BeKernelCache *e = calloc(1, sizeof *e);
   e->key = key;
+  if (be_winograd_use(n)) { /* 3x3 stride 1 (winograd.c) */
+    static const KernelImpl wino = {OP_CONV2D, LAYOUT_NCHW16C, NULL, be_emit_conv_winograd, true};
+    impl = &wino;
+  }
   e->k.fn = build_kernel(c, n, impl, alias, inplace, segs, nseg);
   free(segs);
-  e->k.work = impl->work ? impl->work(n) : be_work_conv_blocked(c, n);
+  e->k.work = impl->work              ? impl->work(n)
+              : be_winograd_use(n) ? be_work_conv_winograd(c, n)
+                                      : be_work_conv_blocked(c, n);
   e->next = c->cache;
   c->cache = e;
   c->nkernels++;

@@ -45,11 +45,15 @@ static const char usage[] =
     "                       after the passes, or as written with -O0)\n"
     "  --target-cpu=CPU     LLVM CPU name (default: this host's), e.g. x86-64-v3\n"
     "  --target-features=F  LLVM feature string (default: the host's when no CPU given)\n"
+    "  --winograd=on|off    Winograd F(4x4,3x3) for large 3x3 stride-1 convs (default:\n"
+    "                       on at -O2/-O3, off at -O0/-O1); error <= 1e-3 * max|output|\n"
     "  --summary            print a per-layer table (shapes, params, MACs) and exit\n"
     "  --stats              print what each pass did\n"
     "  -v                   verbose: show the steps and the link command\n"
     "  -q, --quiet          no progress line (shown on a terminal during long steps)\n"
     "                       and no notes; errors and warnings are still printed\n"
+    "  --progress=WHEN      the progress line: auto (default: when stderr is a\n"
+    "                       terminal), always (also into a pipe or file), never\n"
     "  --help, --version\n"
     "\n"
     "exit status: 0 success, 1 error in the input or flags, 2 internal error\n";
@@ -58,7 +62,9 @@ typedef struct {
   const char *spec, *output, *weights;
   uint64_t seed;
   bool external_weights, summary, stats, verbose, quiet;
+  const char *progress; /* --progress=WHEN; NULL: $CNNCC_PROGRESS, else auto */
   int opt;
+  int winograd; /* -1: by -O level; 0 off; 1 on */
   const char *passes, *print_after, *target_cpu, *target_features;
   EmitKind emit;
   bool emit_ir, emit_dot;
@@ -75,6 +81,7 @@ static bool starts(const char *s, const char *p, const char **rest) {
 /* Returns 0 to go on, or an exit code + 1 (so 1 = exit 0). */
 static int parse_args(int argc, char **argv, Options *o, Diag *d) {
   o->opt = 2;
+  o->winograd = -1;
   o->emit = EMIT_SO;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -140,6 +147,18 @@ static int parse_args(int argc, char **argv, Options *o, Diag *d) {
       o->target_cpu = v;
     } else if (starts(a, "--target-features=", &v)) {
       o->target_features = v;
+    } else if (starts(a, "--winograd=", &v)) {
+      if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+        diag_plain(d, DIAG_ERROR, "--winograd expects 'on' or 'off', got '%s'", v);
+        return EXIT_USER + 1;
+      }
+      o->winograd = strcmp(v, "on") == 0;
+    } else if (starts(a, "--progress=", &v)) {
+      if (strcmp(v, "auto") && strcmp(v, "always") && strcmp(v, "never")) {
+        diag_plain(d, DIAG_ERROR, "--progress expects 'auto', 'always' or 'never', got '%s'", v);
+        return EXIT_USER + 1;
+      }
+      o->progress = v;
     } else if (strcmp(a, "--summary") == 0) {
       o->summary = true;
     } else if (strcmp(a, "--stats") == 0) {
@@ -152,8 +171,9 @@ static int parse_args(int argc, char **argv, Options *o, Diag *d) {
       static const char *const known[] = {
           "--help", "--version", "--weights", "--seed", "--external-weights",
           "--passes", "--print-after", "--emit", "--target-cpu",
-          "--target-features", "--summary", "--stats", "--list-passes", "-o", "-O2",
-          "--quiet"};
+          "--target-features", "--winograd=on", "--winograd=off", "--summary", "--stats",
+          "--list-passes", "-o", "-O2",
+          "--quiet", "--progress=always"};
       const char *s = diag_suggest(a, known, (int)(sizeof known / sizeof *known));
       diag_plain(d, DIAG_ERROR, "unknown option '%s'%s%s%s (see --help)", a,
                  s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
@@ -353,8 +373,20 @@ int main(int argc, char **argv) {
     return EXIT_USER;
   }
 
-  if (o.quiet || o.verbose || o.print_after)
+  /* The progress line: --progress=WHEN, else $CNNCC_PROGRESS (always or 1,
+     never or 0, auto); -q, -v and --print-after turn it off whatever WHEN. */
+  const char *when = o.progress ? o.progress : getenv("CNNCC_PROGRESS");
+  if (when && (strcmp(when, "always") == 0 || strcmp(when, "1") == 0))
+    progress_force(prog);
+  if (o.quiet || o.verbose || o.print_after ||
+      (when && (strcmp(when, "never") == 0 || strcmp(when, "0") == 0)))
     progress_disable(prog);
+  /* The steps, for "[i/n]": spec, weights, passes, then the backend's
+     (backend/codegen.c): packing weights, generating kernels, optimizing
+     with LLVM, machine code or LLVM IR, and linking for a .so. */
+  progress_plan(prog, o.summary ? 1
+                                : 2 + (o.weights != NULL) +
+                                      (o.emit_ir || o.emit_dot ? 0 : 4 + (o.emit == EMIT_SO)));
   progress_step(prog, "reading %s", o.spec);
   Graph *g = spec_load_file(o.spec, d);
   progress_done(prog);
@@ -370,7 +402,7 @@ int main(int argc, char **argv) {
   }
   if (o.weights) {
     progress_step(prog, "reading weights %s", o.weights);
-    bool ok = weights_load(g, o.weights, d);
+    bool ok = weights_load_progress(g, o.weights, d, progress_hook(prog));
     progress_done(prog);
     if (!ok) {
       ir_graph_free(g);
@@ -390,7 +422,7 @@ int main(int argc, char **argv) {
             (double)ir_graph_macs(g) / 1e9);
 
   po.verify = o.verbose;
-  progress_step(prog, "optimizing (-O%d)", o.opt);
+  progress_step(prog, "running the passes (-O%d)", o.opt);
   int convs0, kernels0 = count_kernels(g, &convs0);
   passes_run(g, &po);
   progress_done(prog);
@@ -438,9 +470,10 @@ int main(int argc, char **argv) {
         .cc = cc && *cc ? cc : "cc",
         .compiler_ident = ident,
         .verbose = o.verbose,
+        .progress = progress_hook(prog),
+        .winograd = o.winograd >= 0 ? o.winograd : o.opt >= 2,
     };
-    progress_step(prog, "generating code and linking %s", o.output);
-    rc = backend_compile(g, &bo, d);
+    rc = backend_compile(g, &bo, d); /* its steps come through bo.progress */
     progress_done(prog);
   }
   ir_graph_free(g);

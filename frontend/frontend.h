@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "../ir/ir.h"
+#include "../ir/progress.h"
 
 /* ------------------------------------------------------------------ diag.c */
 
@@ -83,6 +84,9 @@ const StTensor *st_tensor(const StFile *f, int i);
 const StTensor *st_find(const StFile *f, const char *name);
 /* Convert to float32 into dst (numel floats). */
 void st_to_f32(const StTensor *t, float *dst);
+/* Convert elements [first, first + n) into dst[0, n): a large tensor in
+   pieces (weights_load reports its progress between them). */
+void st_to_f32_range(const StTensor *t, float *dst, uint64_t first, uint64_t n);
 
 /* ---------------------------------------------------------------- weights */
 
@@ -90,6 +94,9 @@ void st_to_f32(const StTensor *t, float *dst);
    mis-shaped tensor is reported (all of them, not just the first). Tensors
    named "*.num_batches_tracked" are ignored. */
 bool weights_load(Graph *g, const char *path, Diag *d);
+/* The same, reporting "reading weights" to `progress` (bytes converted out
+   of the parameters' total) as it copies; NULL: silent. */
+bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHook *progress);
 /* Fill every parameter deterministically from `seed` (documented in
    docs/spec.md): conv/linear weights and biases uniform in +-1/sqrt(fan_in)
    (PyTorch's default bounds), BN weight 1, bias 0, mean 0, var 1. The values

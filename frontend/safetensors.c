@@ -15,17 +15,18 @@
  *
  * The file is mmap()ed read-only and StTensor.data points into the mapping, so
  * opening a 500 MB VGG-16 costs no copy; st_to_f32() converts when the caller
- * binds a parameter. Everything in the header is validated before anything is
- * returned, because the header is untrusted input: a short file, a header
- * length past the end of the file, malformed JSON, a non-object root, missing
- * or mistyped fields, unknown dtypes, negative or overflowing shapes, offsets
- * outside the data area, a byte range that does not match dtype x shape,
- * duplicate names and overlapping byte ranges are all errors, and the message
- * names the tensor at fault. Known dtypes that cnncc cannot convert (I64, U8,
- * BOOL, ...) are accepted here as ST_OTHER; the caller decides (weights_load
- * reports them against the parameter that wanted them). Gaps between tensors
- * and trailing bytes are tolerated: they are harmless, and no data is read
- * from them.
+ * binds a parameter (st_to_f32_range() a piece of it, so that weights_load can
+ * report its progress while the file is read). Everything in the header is
+ * validated before anything is returned, because the header is untrusted
+ * input: a short file, a header length past the end of the file, malformed
+ * JSON, a non-object root, missing or mistyped fields, unknown dtypes,
+ * negative or overflowing shapes, offsets outside the data area, a byte range
+ * that does not match dtype x shape, duplicate names and overlapping byte
+ * ranges are all errors, and the message names the tensor at fault. Known
+ * dtypes that cnncc cannot convert (I64, U8, BOOL, ...) are accepted here as
+ * ST_OTHER; the caller decides (weights_load reports them against the
+ * parameter that wanted them). Gaps between tensors and trailing bytes are
+ * tolerated: they are harmless, and no data is read from them.
  *
  * Messages written to `err` do not repeat the file name: callers report them
  * at the file (diag_report with a line-0 location).
@@ -380,12 +381,12 @@ static StFile *st_parse(StFile *f, const unsigned char *bytes, uint64_t size,
 StFile *st_open(const char *path, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    fail(err, errlen, "cannot open: %s", strerror(errno));
+    fail(err, errlen, "cannot open the weights file: %s", strerror(errno));
     return NULL;
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    fail(err, errlen, "cannot stat: %s", strerror(errno));
+    fail(err, errlen, "cannot read the weights file: %s", strerror(errno));
     close(fd);
     return NULL;
   }
@@ -415,7 +416,7 @@ StFile *st_open(const char *path, char *err, size_t errlen) {
   close(fd);
   if (f->map == MAP_FAILED) {
     f->map = NULL;
-    fail(err, errlen, "cannot map: %s", strerror(errno));
+    fail(err, errlen, "cannot map the weights file: %s", strerror(errno));
     st_close(f);
     return NULL;
   }
@@ -496,15 +497,19 @@ static float half_to_float(uint16_t h) {
   return f;
 }
 
-void st_to_f32(const StTensor *t, float *dst) {
-  const unsigned char *p = t->data;
+/* Bytes per element of a convertible dtype. */
+static int st_itemsize(StDtype d) { return d == ST_F64 ? 8 : d == ST_F32 ? 4 : 2; }
+
+void st_to_f32_range(const StTensor *t, float *dst, uint64_t first, uint64_t n) {
+  if (t->dtype == ST_OTHER)
+    abort(); /* the caller checks the dtype first; converting is a bug */
+  const unsigned char *p = t->data + first * (uint64_t)st_itemsize(t->dtype);
   switch (t->dtype) {
   case ST_F32: {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(dst, p, t->nbytes);
+    memcpy(dst, p, n * 4);
     break;
 #endif
-    uint64_t n = t->nbytes / 4;
     for (uint64_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
                    (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
@@ -513,7 +518,6 @@ void st_to_f32(const StTensor *t, float *dst) {
     break;
   }
   case ST_F64: {
-    uint64_t n = t->nbytes / 8;
     for (uint64_t i = 0; i < n; i++) {
       uint64_t b = read_le64(p + 8 * i);
       double d;
@@ -523,13 +527,11 @@ void st_to_f32(const StTensor *t, float *dst) {
     break;
   }
   case ST_F16: {
-    uint64_t n = t->nbytes / 2;
     for (uint64_t i = 0; i < n; i++)
       dst[i] = half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
     break;
   }
   case ST_BF16: {
-    uint64_t n = t->nbytes / 2;
     for (uint64_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16;
       memcpy(&dst[i], &b, 4);
@@ -537,7 +539,12 @@ void st_to_f32(const StTensor *t, float *dst) {
     break;
   }
   case ST_OTHER:
-    /* The caller checks the dtype first; converting is a bug. */
     abort();
   }
+}
+
+void st_to_f32(const StTensor *t, float *dst) {
+  if (t->dtype == ST_OTHER)
+    abort(); /* the caller checks the dtype first; converting is a bug */
+  st_to_f32_range(t, dst, 0, t->nbytes / (uint64_t)st_itemsize(t->dtype));
 }

@@ -8,7 +8,8 @@
  *   - missing:     a parameter with no tensor of that name
  *   - unexpected:  a tensor no parameter wants (except "*.num_batches_tracked",
  *                  the BatchNorm counter PyTorch keeps in its state_dict)
- *   - mis-shaped:  both shapes are shown; shapes must match exactly (a linear
+ *   - mis-shaped:  both shapes are shown, with the layer that owns the
+ *                  parameter; shapes must match exactly (a linear
  *                  weight is [out, in], as nn.Linear stores it; a transposed
  *                  one gets a hint)
  *   - bad dtype:   anything but F32, F64, F16 and BF16 (converted to float32)
@@ -44,17 +45,66 @@ static bool ends_with(const char *s, const char *suffix) {
   return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* "64x3x7x7" (or "scalar" for rank 0) into buf. */
+/* "[64, 3, 7, 7]", as torch.Size prints it ("[]" for a scalar), into buf. */
 static char *dims_str(int rank, const int64_t *dims, char *buf, size_t n) {
-  if (rank == 0) {
-    snprintf(buf, n, "scalar");
-    return buf;
-  }
-  size_t k = 0;
-  buf[0] = 0;
+  size_t k = (size_t)snprintf(buf, n, "[");
   for (int i = 0; i < rank && k < n; i++)
-    k += snprintf(buf + k, n - k, "%s%lld", i ? "x" : "", (long long)dims[i]);
+    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
+  if (k < n)
+    snprintf(buf + k, n - k, "]");
   return buf;
+}
+
+/* The layer that owns p, or NULL. */
+static const Node *owner(const Graph *g, const Param *p) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *x = GRAPH_NODE(g, i);
+    for (int k = 0; k < x->nparams; k++)
+      if (x->params[k] == p)
+        return x;
+  }
+  return NULL;
+}
+
+/* " (conv2d 'conv1')": the layer that owns p, for messages ("" if none). */
+static const char *owner_str(const Graph *g, const Param *p, char *buf, size_t n) {
+  const Node *x = owner(g, p);
+  buf[0] = 0;
+  if (x)
+    snprintf(buf, n, " (%s '%s')", ir_ops[x->op].name, x->name);
+  return buf;
+}
+
+/* A conv or linear weight that differs only in its input size: say where the
+   spec's input size comes from (the fix is often upstream of the layer, a
+   missing pooling or a wrong input shape). */
+static void note_input_size(Diag *d, SrcLoc at, const Graph *g, const Param *p,
+                            const StTensor *t) {
+  const Node *x = owner(g, p);
+  if (!x || x->nin < 1 || x->params[P_WEIGHT] != p || t->rank != p->rank ||
+      t->shape[0] != p->dims[0] || t->shape[1] == p->dims[1])
+    return;
+  for (int k = 2; k < p->rank; k++)
+    if (t->shape[k] != p->dims[k])
+      return;
+  const Node *in = x->in[0];
+  char s[64], how[96] = "";
+  if (in->op == OP_FLATTEN && in->nin == 1)
+    snprintf(how, sizeof how, " (%s flattened)", shape_str(&in->in[0]->shape, s, sizeof s));
+  else if (in->shape.rank == 3)
+    snprintf(how, sizeof how, " (%s)", shape_str(&in->shape, s, sizeof s));
+  if (x->op == OP_LINEAR && p->rank == 2)
+    diag_report(d, DIAG_NOTE, at, 1,
+                "linear '%s' gets %lld input feature%s from '%s'%s; the file's "
+                "weight takes %lld",
+                x->name, (long long)p->dims[1], p->dims[1] == 1 ? "" : "s", in->name,
+                how, (long long)t->shape[1]);
+  else if (x->op == OP_CONV2D && p->rank == 4 && x->attr.groups == 1)
+    diag_report(d, DIAG_NOTE, at, 1,
+                "conv2d '%s' gets %lld input channel%s from '%s'; the file's weight "
+                "takes %lld",
+                x->name, (long long)p->dims[1], p->dims[1] == 1 ? "" : "s", in->name,
+                (long long)t->shape[1]);
 }
 
 static int cmp_param_name(const void *a, const void *b) {
@@ -98,6 +148,10 @@ static void note_defined_here(Diag *d, const Param *p) {
 /* --------------------------------------------------------- weights_load */
 
 bool weights_load(Graph *g, const char *path, Diag *d) {
+  return weights_load_progress(g, path, d, NULL);
+}
+
+bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHook *progress) {
   SrcLoc at = {path, 0, 0};
   char err[512];
   StFile *f = st_open(path, err, sizeof err);
@@ -115,24 +169,24 @@ bool weights_load(Graph *g, const char *path, Diag *d) {
   }
 
   int missing = 0, unexpected = 0, misshaped = 0, baddtype = 0;
-  char a[128], b[128];
+  char a[128], b[128], o[160];
 
   /* Parameters, in definition order (the order the user reads the spec in). */
   for (int i = 0; i < np; i++) {
     Param *p = GRAPH_PARAM(g, i);
     const StTensor *t = st_find(f, p->name);
     if (!t) {
-      diag_report(d, DIAG_ERROR, at, 1, "missing tensor '%s' (%s)", p->name,
-                  dims_str(p->rank, p->dims, a, sizeof a));
+      diag_report(d, DIAG_ERROR, at, 1, "missing tensor '%s' of shape %s%s", p->name,
+                  dims_str(p->rank, p->dims, a, sizeof a), owner_str(g, p, o, sizeof o));
       note_defined_here(d, p);
       missing++;
       continue;
     }
     if (t->dtype == ST_OTHER) {
       diag_report(d, DIAG_ERROR, at, 1,
-                  "tensor '%s' has dtype %s; cnncc reads F32, F64, F16 and "
+                  "tensor '%s'%s has dtype %s; cnncc reads F32, F64, F16 and "
                   "BF16",
-                  p->name, t->dtype_name);
+                  p->name, owner_str(g, p, o, sizeof o), t->dtype_name);
       note_defined_here(d, p);
       baddtype++;
     }
@@ -141,21 +195,23 @@ bool weights_load(Graph *g, const char *path, Diag *d) {
       same = t->shape[k] == p->dims[k];
     if (!same) {
       diag_report(d, DIAG_ERROR, at, 1,
-                  "tensor '%s' has shape %s, but the spec needs %s", p->name,
-                  dims_str(t->rank, t->shape, a, sizeof a),
-                  dims_str(p->rank, p->dims, b, sizeof b));
+                  "expected shape %s for '%s'%s, got %s",
+                  dims_str(p->rank, p->dims, b, sizeof b), p->name,
+                  owner_str(g, p, o, sizeof o), dims_str(t->rank, t->shape, a, sizeof a));
       if (p->rank == 2 && t->rank == 2 && t->shape[0] == p->dims[1] &&
           t->shape[1] == p->dims[0])
         diag_report(d, DIAG_NOTE, at, 1,
                     "it looks transposed: a linear weight is [out, in], as "
                     "nn.Linear stores it");
+      else
+        note_input_size(d, at, g, p, t);
       note_defined_here(d, p);
       misshaped++;
     }
   }
 
   /* Tensors nobody asked for, in file order. */
-  const char **names = malloc((np ? np : 1) * sizeof *names);
+  const char **names = malloc((size_t)(np > 0 ? np : 1) * sizeof *names);
   for (int i = 0; names && i < np; i++)
     names[i] = GRAPH_PARAM(g, i)->name;
   for (int i = 0; i < st_count(f); i++) {
@@ -164,10 +220,9 @@ bool weights_load(Graph *g, const char *path, Diag *d) {
         find_param(sorted, np, t->name))
       continue;
     diag_report(d, DIAG_ERROR, at, 1,
-                "unexpected tensor '%s' (%s, %s): the spec has no parameter "
-                "of that name",
-                t->name, dims_str(t->rank, t->shape, a, sizeof a),
-                t->dtype_name);
+                "unexpected tensor '%s' (%s, shape %s): the spec has no "
+                "parameter of that name",
+                t->name, t->dtype_name, dims_str(t->rank, t->shape, a, sizeof a));
     const char *hint = names ? diag_suggest(t->name, names, np) : NULL;
     if (hint)
       diag_report(d, DIAG_NOTE, at, 1, "did you mean '%s'?", hint);
@@ -181,18 +236,19 @@ bool weights_load(Graph *g, const char *path, Diag *d) {
     char sum[256];
     int k = 0;
     sum[0] = 0;
-#define PART(n, what)                                                          \
+#define PART(n, fmt)                                                           \
   if (n)                                                                       \
-    k += snprintf(sum + k, sizeof sum - k, "%s%d %s", k ? ", " : "", n, what);
-    PART(missing, "missing")
-    PART(unexpected, "unexpected")
-    PART(misshaped, "mis-shaped")
-    PART(baddtype, "with an unsupported dtype")
+    k += snprintf(sum + k, sizeof sum - k, "%s%d " fmt, k ? ", " : "", n,      \
+                  n == 1 ? "" : "s");
+    PART(missing, "missing tensor%s")
+    PART(unexpected, "unexpected tensor%s")
+    PART(misshaped, "mis-shaped tensor%s")
+    PART(baddtype, "tensor%s with an unsupported dtype")
 #undef PART
+    int nt = st_count(f);
     diag_report(d, DIAG_NOTE, at, 1,
-                "%s tensor(s); the spec defines %d parameters, the file has "
-                "%d tensors",
-                sum, np, st_count(f));
+                "%s; the spec defines %d parameter%s, the file has %d tensor%s",
+                sum, np, np == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
     if (np > 0 && missing == np && st_count(f) > 0)
       diag_report(d, DIAG_NOTE, at, 1,
                   "no tensor in the file has a parameter's name: are these "
@@ -201,13 +257,27 @@ bool weights_load(Graph *g, const char *path, Diag *d) {
     return false;
   }
 
+  /* Copy (the file is mapped: this is where it is read), in pieces of
+     4 MB of file so the progress display moves on a 500 MB file. */
+  double total = 0, done = 0;
+  for (int i = 0; i < np; i++)
+    total += (double)st_find(f, GRAPH_PARAM(g, i)->name)->nbytes;
+  progress_report(progress, "reading weights", 0, total, "B");
   for (int i = 0; i < np; i++) {
     Param *p = GRAPH_PARAM(g, i);
     const StTensor *t = st_find(f, p->name);
     int64_t n = param_numel(p);
     p->data = arena_alloc_aligned(g->arena, (size_t)(n ? n : 1) * 4, 64);
-    st_to_f32(t, p->data);
+    uint64_t item = n ? t->nbytes / (uint64_t)n : 4;
+    uint64_t chunk = ((uint64_t)4 << 20) / item;
+    for (uint64_t k = 0; k < (uint64_t)n; k += chunk) {
+      uint64_t m = (uint64_t)n - k < chunk ? (uint64_t)n - k : chunk;
+      st_to_f32_range(t, p->data + k, k, m);
+      done += (double)(m * item);
+      progress_report(progress, "reading weights", done, total, "B");
+    }
   }
+  progress_report(progress, "reading weights", total, total, "B");
   st_close(f);
   return true;
 }

@@ -20,7 +20,10 @@
  *                each group) are multiples of 16, and, if split, every
  *                slice starts and ends on a block. It reads its input in
  *                either layout (a scalar broadcast per input channel), so
- *                the first layer reads the NCHW image directly.
+ *                the first layer reads the NCHW image directly. Also a
+ *                grouped conv with Cg = 1, 2, 4 or 8 input and output
+ *                channels per group (depthwise, ResNeXt) and 16-multiple
+ *                channel counts: backend/grouped.c; its input is blocked.
  *   pooling, scale-shift, batchnorm, relu, scale, add, mean, concat,
  *   dropout      when the output is a multiple of 16 channels and the
  *                (first, for add/mean/concat any) input is blocked: they
@@ -47,13 +50,29 @@ static bool compatible(const Node *x, Layout L) {
   return x->shape.d[1] * x->shape.d[2] == 1 && x->shape.d[0] % 16 == 0;
 }
 
+/* A grouped conv whose groups have Cg < 16 input and output channels, Cg
+   dividing 16, with 16-multiple channel counts: backend/grouped.c keeps it
+   blocked (be_conv_grouped_blocked is the same rule) and reads its input
+   blocked only, as output block b's groups read exactly input block b. */
+static bool small_groups(const Node *n) {
+  const Attrs *a = &n->attr;
+  if (n->op != OP_CONV2D || a->groups <= 1 || n->in[0]->shape.rank != 3 || !c16(n) ||
+      !c16(n->in[0]))
+    return false;
+  int64_t IC = n->in[0]->shape.d[0], OC = n->shape.d[0];
+  if (IC % a->groups || OC % a->groups)
+    return false;
+  int64_t icg = IC / a->groups, ocg = OC / a->groups;
+  return icg == ocg && icg < 16 && 16 % icg == 0;
+}
+
 static bool conv_blockable(const Graph *g, const Node *n) {
   const Attrs *a = &n->attr;
   if (!c16(n) || n->in[0]->shape.rank != 3)
     return false;
   if (a->groups > 1) {
     int64_t icg = n->in[0]->shape.d[0] / a->groups, ocg = n->shape.d[0] / a->groups;
-    if (icg % 16 || ocg % 16)
+    if ((icg % 16 || ocg % 16) && !small_groups(n))
       return false;
   }
   if (n->split)
@@ -106,7 +125,7 @@ static Layout choose(const Graph *g, const Node *n) {
 
 /* Does input k of n accept any layout? */
 static bool any_layout_input(const Node *n, int k) {
-  if (n->op == OP_CONV2D && k == 0 && n->layout == LAYOUT_NCHW16C)
+  if (n->op == OP_CONV2D && k == 0 && n->layout == LAYOUT_NCHW16C && !small_groups(n))
     return true; /* the blocked conv broadcasts inputs from either layout */
   if (n->op == OP_SLICE && n->in[0]->split)
     return true; /* not a read: the producer writes the slice */

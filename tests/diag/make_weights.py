@@ -56,9 +56,17 @@ def main():
         # conv.weight for 2 input channels
         "misshaped": build([("conv.weight", "F32", [4, 2, 3, 3])] +
                            f32(["conv.bias", "fc.weight", "fc.bias"])),
+        # fc.weight for 512 input features (the spec's fc gets 256)
+        "fc_inputs": build(f32(["conv.weight", "conv.bias", "fc.bias"]) +
+                           [("fc.weight", "F32", [3, 512])]),
         # an integer tensor
         "dtype": build([("conv.weight", "I64", [4, 1, 3, 3])] +
                        f32(["conv.bias", "fc.weight", "fc.bias"])),
+        # several defects at once: conv.bias absent, fc.weight transposed,
+        # two tensors of another network
+        "several": build(f32(["conv.weight", "fc.bias"]) +
+                         [("fc.weight", "F32", [256, 3]),
+                          ("head.weight", "F32", [3, 3]), ("head.bias", "F32", [3])]),
         # the data area cut short
         "truncated": build(f32(all4))[:-100],
         # header length beyond the end of the file

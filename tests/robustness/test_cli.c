@@ -211,7 +211,7 @@ Test(cli, absurd_sizes_exit_1_without_overflow) {
   bad_spec("cnncc: 1\nname: t\ninputs: {image: [3, 300000, 300000]}\nlayers: [{op: relu}]\n",
            "too many elements");
   bad_spec(HDR "layers:\n  - {name: c, op: conv2d, out: 4, kernel: 9}\n",
-           "a 9x9 window (dilation 1x1) does not fit the 8x8 input");
+           "the 9x9 kernel does not fit the 8x8 input");
   bad_spec(HDR "layers:\n  - {name: c, op: conv2d, out: 4, kernel: 3, dilation: 1000000}\n",
            "does not fit");
   bad_spec(HDR "layers:\n  - {op: maxpool, kernel: 2, stride: 0}\n", "'stride' must be at least 1");

@@ -1225,8 +1225,9 @@ Test(blocked, convs_for_x86_64_v3_without_avx512_match_reference) {
   check_blocked(blocked_convs(), 2, 2, "x86-64-v3");
 }
 
-/* Long pointwise convs (rows of tiles, a short last row), 7-wide rows and a
-   grouped conv with 32 channels per group. */
+/* Long pointwise convs (rows of tiles, a short last row), 7-wide rows, a
+   pointwise conv on a 7x7 plane (one row of 49 pixels: tiles of 13 and a
+   last one of 10) and a grouped conv with 32 channels per group. */
 static Graph *blocked_gemm(void) {
   Graph *g = ir_graph_new("blocked_gemm");
   Node *x = input3(g, "x", 32, 31, 17);
@@ -1242,15 +1243,16 @@ static Graph *blocked_gemm(void) {
   Node *y = input3(g, "y", 32, 7, 7);
   Node *e = conv(g, y, 64, 3, 3, 1, 1);
   Node *f = conv(g, e, 64, 3, 3, 1, 1);
+  Node *h = conv(g, f, 96, 1, 1, 1, 0);
   output(g, d);
-  output(g, f);
+  output(g, h);
   return g;
 }
 
 Test(blocked, pointwise_grouped_and_7_wide_convs_match_reference) {
   Graph *g = blocked_gemm();
   pass_layout(g);
-  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 6);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 7);
   ir_graph_free(g);
   check_blocked(blocked_gemm(), 2, 2, NULL);
 }
@@ -1370,4 +1372,287 @@ Test(blocked, split_conv_writes_its_slices_into_an_elided_concat) {
     lib_close(&l);
     ir_graph_free(g);
   }
+}
+
+/* ------------------------------------------------ grouped convs (grouped.c)
+   Grouped convs whose groups have Cg = 1, 2, 4 or 8 input and output
+   channels stay blocked (backend/grouped.c): ResNeXt's groups of 4 and 8,
+   depthwise convs, stride 2, padding, dilation, wide kernels, bias,
+   residual + ReLU epilogue, and one fed from the NCHW image (a reorder to
+   blocked in front). Tolerance: 1e-5 of max |ref| as for the other convs
+   (each output sums at most Cg*KH*KW = 72 products). */
+
+static Node *gconv(Graph *g, Node *x, int64_t oc, int64_t kh, int64_t kw, int64_t s,
+                   int64_t p, int64_t groups) {
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = oc, c->attr.groups = groups;
+  c->attr.kernel[0] = kh, c->attr.kernel[1] = kw;
+  c->attr.stride[0] = c->attr.stride[1] = s;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = p;
+  return fin(g, c);
+}
+
+static Graph *grouped_convs(void) {
+  Graph *g = ir_graph_new("grouped_convs");
+  Node *x = input3(g, "x", 32, 19, 23);
+  Node *g0 = gconv(g, x, 32, 3, 3, 1, 1, 8); /* Cg 4 on the NCHW input: reorder */
+  Node *a = conv(g, g0, 64, 1, 1, 1, 0);
+  Node *g1 = gconv(g, a, 64, 3, 3, 1, 1, 16); /* Cg 4, ReLU */
+  g1->epi.act = ACT_RELU;
+  Node *sc = conv(g, a, 64, 1, 1, 2, 0);      /* 64x10x12 */
+  Node *g2 = gconv(g, g1, 64, 3, 3, 2, 1, 8); /* Cg 8, stride 2: 64x10x12 */
+  add_residual(g, g2, sc);
+  g2->epi.act = ACT_RELU;
+  Node *d1 = gconv(g, g2, 64, 3, 3, 1, 1, 64); /* depthwise */
+  Node *d2 = gconv(g, d1, 64, 5, 5, 2, 2, 64); /* depthwise 5x5 stride 2 */
+  Node *g3 = gconv(g, g2, 64, 3, 5, 1, 2, 32); /* Cg 2, 3x5, dilation 2 */
+  g3->attr.dilation[1] = 2;
+  g3->attr.pad[0] = g3->attr.pad[2] = 1;
+  g3->attr.pad[1] = 3, g3->attr.pad[3] = 4;
+  char err[128];
+  cr_assert(ir_infer_shape(g, g3, err, sizeof err), "%s", err);
+  Node *g4 = gconv(g, g0, 32, 1, 1, 1, 0, 4); /* Cg 8, 1x1 */
+  /* Rows wider than a tile: a loop of interior tiles. */
+  Node *y = input3(g, "y", 16, 6, 101);
+  Node *b = conv(g, y, 16, 1, 1, 1, 0);
+  Node *w1 = gconv(g, b, 16, 3, 3, 1, 1, 4);  /* Cg 4 */
+  Node *w2 = gconv(g, w1, 16, 3, 3, 2, 1, 2); /* Cg 8, stride 2 */
+  output(g, d2);
+  output(g, g3);
+  output(g, g4);
+  output(g, w2);
+  return g;
+}
+
+Test(grouped, small_group_and_depthwise_convs_stay_blocked_and_match_reference) {
+  Graph *g = grouped_convs();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 12);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_REORDER), 1, "input x, once");
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW, OP_REORDER), 4, "the four outputs");
+  ir_graph_free(g);
+  check_blocked(grouped_convs(), 1, 1, NULL);
+}
+
+Test(grouped, convs_batch_of_three_on_two_threads_match_reference) {
+  check_blocked(grouped_convs(), 3, 2, NULL);
+}
+
+Test(grouped, convs_for_x86_64_v3_without_avx512_match_reference) {
+  check_blocked(grouped_convs(), 2, 2, "x86-64-v3");
+}
+
+/* Groups the kernel does not take stay NCHW: 3 channels per group, and
+   4 input but 8 output channels per group. */
+Test(grouped, other_group_shapes_stay_nchw_and_match_reference) {
+  for (int v = 0; v < 2; v++) {
+    Graph *g = ir_graph_new("grouped_nchw");
+    Node *x = input3(g, "x", 48, 9, 11);
+    Node *c = gconv(g, x, v ? 96 : 48, 3, 3, 1, 1, v ? 12 : 16);
+    output(g, c);
+    pass_layout(g);
+    cr_assert_eq(c->layout, LAYOUT_NCHW);
+    ir_graph_free(g);
+  }
+  Graph *g = ir_graph_new("grouped_nchw");
+  Node *x = input3(g, "x", 48, 9, 11);
+  output(g, gconv(g, x, 96, 3, 3, 1, 1, 12));
+  check_blocked(g, 1, 1, NULL);
+}
+
+/* A split grouped conv writing two slices into an elided concat. */
+Test(grouped, split_grouped_conv_writes_its_slices_into_an_elided_concat) {
+  Graph *g = ir_graph_new("gsplit");
+  Node *x = input3(g, "x", 16, 9, 7);
+  Node *a = conv(g, x, 48, 3, 3, 1, 1);
+  Node *s = gconv(g, a, 48, 3, 3, 1, 1, 12);
+  s->split = true;
+  s->epi.act = ACT_RELU;
+  Node *sl[2];
+  int64_t begin[2] = {0, 16}, cnt[2] = {16, 32};
+  for (int i = 0; i < 2; i++) {
+    sl[i] = op1(g, OP_SLICE, s);
+    sl[i]->attr.slice_begin = begin[i];
+    sl[i]->shape = (Shape){3, {cnt[i], 9, 7}};
+  }
+  Node *other = conv(g, a, 16, 1, 1, 1, 0);
+  Node *in3[3] = {sl[1], other, sl[0]};
+  Node *cat = fin(g, op(g, OP_CONCAT, in3, 3));
+  output(g, other);
+  output(g, cat);
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(s->layout, LAYOUT_NCHW16C);
+  cr_assert_eq(cat->layout, LAYOUT_NCHW16C);
+  int64_t plane = 9 * 7 * 4;
+  cat->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  sl[1]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 0};
+  other->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 32 * plane};
+  sl[0]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 48 * plane};
+  cat->elided = true;
+  g->arena_bytes = (64 * plane + 63) & ~(int64_t)63;
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  BackendOptions o = opts_for(l.so);
+  cr_assert_eq(compile(g, &o), 0);
+  lib_open(&l, l.so);
+  cnn_model *m = l.create(NULL, NULL, 0);
+  cr_assert(m);
+  cr_assert_eq(l.threads(m, 2), 0);
+  float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
+  cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0);
+  compare(g, 2, in, out, 1e-5);
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+/* ------------------------------------------------- Winograd (winograd.c)
+
+   3x3 stride-1 convs on the blocked layout with BackendOptions.winograd
+   set: F(4x4,3x3) from 28x28 outputs, F(2x2,3x3) below, for >= 64 input
+   channels (CNNCC_WINOGRAD_MIN_IC / _MIN_HW lower that here, and
+   CNNCC_WINOGRAD_M forces one m). The bound the docs state is
+   1e-3 * max|ref|; these random-data layers stay within 1e-4. The
+   transformed weights are larger than the 3x3 ones, which shows in
+   cnn_info.weight_bytes: that is how the tests see the path was taken.
+   The graph inputs go through a 1x1 conv first: a conv on a graph input
+   reads it as NCHW (the first-layer kernel). */
+
+static Node *blocked_input(Graph *g, const char *name, int64_t c, int64_t h, int64_t w) {
+  return conv(g, input3(g, name, c, h, w), c, 1, 1, 1, 0);
+}
+
+/* extra: how many more floats the transformed weights take (0: none may). */
+static void check_wino(Graph *g, int64_t batch, int threads, const char *cpu, int64_t extra) {
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(ir_verify(g, stderr), 0);
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  BackendOptions o = opts_for(l.so);
+  o.target_cpu = cpu;
+  o.winograd = 1;
+  cr_assert_eq(compile(g, &o), 0);
+  lib_open(&l, l.so);
+  const cnn_info *info = l.info();
+  uint64_t param_bytes = 0;
+  for (int i = 0; i < g->params.len; i++)
+    param_bytes += (uint64_t)param_numel(GRAPH_PARAM(g, i)) * 4;
+  uint64_t pad = 64 * (uint64_t)g->params.len;
+  cr_assert_geq(info->weight_bytes, param_bytes + 4 * (uint64_t)extra, "Winograd path not taken? %llu %llu", (unsigned long long)info->weight_bytes, (unsigned long long)param_bytes);
+  cr_assert_leq(info->weight_bytes, param_bytes + 4 * (uint64_t)extra + pad, "Winograd path taken?");
+  char err[256];
+  cnn_model *m = l.create(NULL, err, sizeof err);
+  cr_assert(m, "%s", err);
+  cr_assert_eq(l.threads(m, threads), 0);
+  float **in = make_inputs(g, batch), **out = make_outputs(g, batch);
+  cr_assert_eq(l.run(m, batch, (const float *const *)in, out), 0, "%s", l.last_error(m));
+  compare(g, batch, in, out, 1e-4);
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+/* F(4x4): odd 29x31 plane (partial tiles at the bottom and right), 48
+   output channels (3 blocks: one block per tile group), residual + ReLU;
+   then an unpadded conv with bias only (27x29 output: F(2x2)). */
+static Graph *wino_f4(void) {
+  Graph *g = ir_graph_new("wino_f4");
+  Node *x = blocked_input(g, "x", 64, 29, 31);
+  Node *r = blocked_input(g, "r", 48, 29, 31);
+  Node *a = conv(g, x, 48, 3, 3, 1, 1);
+  add_residual(g, a, r);
+  a->epi.act = ACT_RELU;
+  Node *b = conv(g, x, 64, 3, 3, 1, 0);
+  output(g, a);
+  output(g, b);
+  return g;
+}
+
+Test(winograd, f4x4_with_partial_tiles_residual_relu_and_no_padding_matches_reference) {
+  check_wino(wino_f4(), 1, 1, NULL, 27 * 64 * 48 + 7 * 64 * 64);
+}
+
+Test(winograd, f4x4_batch_of_two_on_two_threads_matches_reference) {
+  check_wino(wino_f4(), 2, 2, NULL, 27 * 64 * 48 + 7 * 64 * 64);
+}
+
+Test(winograd, f4x4_for_x86_64_v3_without_avx512_matches_reference) {
+  check_wino(wino_f4(), 1, 2, "x86-64-v3", 27 * 64 * 48 + 7 * 64 * 64);
+}
+
+/* F(2x2): 512 -> 32 channels on 14x14 (the late ResNet/VGG stages), and
+   64 -> 64 on an odd 17x15 plane. */
+static Graph *wino_f2(void) {
+  Graph *g = ir_graph_new("wino_f2");
+  Node *x = blocked_input(g, "x", 512, 14, 14);
+  Node *a = conv(g, x, 32, 3, 3, 1, 1);
+  Node *y = blocked_input(g, "y", 64, 17, 15);
+  Node *b = conv(g, y, 64, 3, 3, 1, 1);
+  b->epi.act = ACT_RELU;
+  output(g, a);
+  output(g, b);
+  return g;
+}
+
+Test(winograd, f2x2_with_512_channels_and_odd_planes_matches_reference) {
+  check_wino(wino_f2(), 1, 2, NULL, 7 * (512 * 32 + 64 * 64));
+}
+
+/* 32 channels, each m forced on a small odd plane (CNNCC_WINOGRAD_* are
+   read per compilation): a chain of two Winograd convs, residual + ReLU. */
+static Graph *wino_small(void) {
+  Graph *g = ir_graph_new("wino_small");
+  Node *x = blocked_input(g, "x", 32, 9, 11);
+  Node *a = conv(g, x, 32, 3, 3, 1, 1);
+  Node *b = conv(g, a, 32, 3, 3, 1, 1);
+  add_residual(g, b, x);
+  b->epi.act = ACT_RELU;
+  output(g, b);
+  return g;
+}
+
+Test(winograd, forced_f2x2_and_f4x4_on_16_channels_match_reference) {
+  setenv("CNNCC_WINOGRAD_MIN_IC", "32", 1);
+  setenv("CNNCC_WINOGRAD_MIN_HW", "1", 1);
+  setenv("CNNCC_WINOGRAD_M", "2", 1);
+  check_wino(wino_small(), 2, 2, NULL, 7 * (32 * 32 * 2));
+  setenv("CNNCC_WINOGRAD_M", "4", 1);
+  check_wino(wino_small(), 1, 1, NULL, 27 * (32 * 32 * 2));
+  unsetenv("CNNCC_WINOGRAD_M");
+  unsetenv("CNNCC_WINOGRAD_MIN_IC");
+  unsetenv("CNNCC_WINOGRAD_MIN_HW");
+}
+
+/* The cost rule keeps small layers on the direct kernel: 32 input
+   channels, and a 7x7 plane. */
+Test(winograd, small_layers_stay_direct) {
+  Graph *g = ir_graph_new("wino_none");
+  Node *x = blocked_input(g, "x", 32, 30, 30);
+  output(g, conv(g, x, 64, 3, 3, 1, 1));
+  Node *y = blocked_input(g, "y", 128, 7, 7);
+  output(g, conv(g, y, 64, 3, 3, 1, 1));
+  check_wino(g, 1, 1, NULL, 0);
+}
+
+/* Tight scratch budgets (one input block per V buffer, so M accumulates
+   over several runs of channels; one tile group per item) and chunks of
+   several register tiles, as the tuning variables allow. */
+Test(winograd, small_buffers_and_multi_tile_chunks_match_reference) {
+  setenv("CNNCC_WINOGRAD_VKB", "16", 1);
+  setenv("CNNCC_WINOGRAD_MKB", "1", 1);
+  setenv("CNNCC_WINOGRAD_NS", "3", 1);
+  check_wino(wino_f4(), 1, 2, NULL, 27 * 64 * 48 + 7 * 64 * 64);
+  check_wino(wino_f2(), 1, 1, NULL, 7 * (512 * 32 + 64 * 64));
+  unsetenv("CNNCC_WINOGRAD_VKB");
+  unsetenv("CNNCC_WINOGRAD_MKB");
+  unsetenv("CNNCC_WINOGRAD_NS");
 }

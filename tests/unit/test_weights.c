@@ -196,11 +196,13 @@ Test(weights, reports_every_missing_unexpected_misshaped_and_bad_dtype_tensor) {
   cr_expect_not(weights_load(g, path, diag));
   const char *text = diagnostics();
   cr_expect_eq(diag_error_count(diag), 6, "errors:\n%s", text);
-  EXPECT_DIAG("missing tensor 'conv1.bias' (4)");
-  EXPECT_DIAG("tensor 'fc.weight' has shape 256x10, but the spec needs 10x256");
+  EXPECT_DIAG("missing tensor 'conv1.bias' of shape [4] (conv2d 'conv1')");
+  EXPECT_DIAG("expected shape [10, 256] for 'fc.weight' (linear 'fc'), got [256, 10]");
   EXPECT_DIAG("transposed");
-  EXPECT_DIAG("tensor 'conv1.weight' has shape 2x6x3x3, but the spec needs 4x3x3x3");
-  EXPECT_DIAG("tensor 'bn1.running_var' has dtype I64");
+  EXPECT_DIAG("expected shape [4, 3, 3, 3] for 'conv1.weight' (conv2d 'conv1'), got [2, 6, 3, 3]");
+  EXPECT_DIAG("tensor 'bn1.running_var' (batchnorm 'bn1') has dtype I64");
+  EXPECT_DIAG("1 missing tensor, 2 unexpected tensors, 2 mis-shaped tensors, 1 tensor with "
+              "an unsupported dtype; the spec defines 8 parameters, the file has 9 tensors");
   EXPECT_DIAG("unexpected tensor 'fc.wieght'");
   EXPECT_DIAG("did you mean 'fc.weight'?");
   EXPECT_DIAG("unexpected tensor 'classifier.bias'");

@@ -1,0 +1,293 @@
+/*
+ * grouped.c: grouped and depthwise convolution on the blocked layout NCHW16c
+ * when a group has fewer than 16 channels (ResNeXt's 32 groups of 4 and 8
+ * channels, depthwise convs).
+ *
+ * Applies when every group has as many input as output channels, Cg, and Cg
+ * divides 16 (1, 2, 4, 8); then output block ob (channels ob*16 .. +15)
+ * holds 16/Cg whole groups whose input channels are exactly input block ob,
+ * lane for lane. passes/layout.c blocks such a conv (and gives it a blocked
+ * input); be_conv_grouped_blocked() is the test both sides use.
+ *
+ * Arithmetic. Output lane l (group l/Cg, channel m = l%Cg within the group)
+ * sums over the Cg input channels of its group; written as Cg "rotations"
+ * r = 0..Cg-1, lane l takes input lane rot_r(l) = (l/Cg)*Cg + (m+r)%Cg of
+ * the same pixel's input vector, times the packed weight
+ *   wp[ob][kh][kw][r][l] = W[ob*16+l][(m+r)%Cg][kh][kw].
+ * Rotation 0 is the identity (the depthwise conv has only it); the others
+ * are constant shufflevector masks (an in-lane vpermilps for Cg <= 4, a
+ * vpermps for Cg = 8).
+ *
+ * Register tile: T output pixels of one output row of one block, T vector
+ * accumulators. For every valid kh (a loop, range from a constant table as
+ * in blocked.c), every rotation r (unrolled) loads the KW weight vectors of
+ * (kh, r) and walks the input columns the tile touches: each input vector
+ * is loaded and rotated once and fed to every (pixel, kw) that reads it
+ * (KW/stride fmas per shuffle). Borders as in blocked.c: interior tiles are
+ * a loop without checks; the tiles at the row ends have constant positions
+ * and the taps in the padding are not emitted. The epilogue (bias, residual
+ * add, ReLU) runs on the accumulators before the one store; a split output
+ * (slices on block boundaries) is written segment by segment.
+ *
+ * Volatile input loads: the same input vector is read once per rotation;
+ * plain loads would be merged by GVN and all T+2 input vectors of a tile
+ * kept live across the rotations next to the T accumulators, which spills
+ * (190 GFLOP/s at stage 1 of ResNeXt-50). Marked volatile, every load
+ * stays where it is emitted (still folded into the vpermps/fma as a memory
+ * operand) and the tile runs without spills (224 GFLOP/s).
+ *
+ * Work item: (output block) x (output row), item = ob * OH + oh.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_internal.h"
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+bool be_conv_grouped_blocked(const Node *n) {
+  if (n->op != OP_CONV2D || n->layout != LAYOUT_NCHW16C || n->attr.groups <= 1 ||
+      n->shape.rank != 3 || n->in[0]->shape.rank != 3)
+    return false;
+  int64_t IC = n->in[0]->shape.d[0], OC = n->shape.d[0], G = n->attr.groups;
+  if (IC % G || OC % G || IC % 16 || OC % 16)
+    return false;
+  int64_t icg = IC / G, ocg = OC / G;
+  return icg == ocg && icg < 16 && 16 % icg == 0;
+}
+
+typedef struct {
+  int64_t C, IH, IW, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw, Cg, NB;
+  int T;
+} GPlan;
+
+static void gplan(const Node *n, bool avx512, GPlan *p) {
+  const Attrs *a = &n->attr;
+  const Shape *is = &n->in[0]->shape;
+  memset(p, 0, sizeof *p);
+  p->C = n->shape.d[0], p->IH = is->d[1], p->IW = is->d[2];
+  p->OH = n->shape.d[1], p->OW = n->shape.d[2];
+  p->KH = a->kernel[0], p->KW = a->kernel[1];
+  p->sh = a->stride[0], p->sw = a->stride[1];
+  p->pt = a->pad[0], p->pl = a->pad[1];
+  p->dh = a->dilation[0], p->dw = a->dilation[1];
+  p->Cg = p->C / a->groups;
+  p->NB = p->C / 16;
+  /* T accumulators + KW weights + a rotated input + a shuffle index.
+     Measured on znver5 (ResNeXt-50): stride 1 rows of 56 and 28 run best
+     in tiles of 19 and 14 (T = 24: 224 GFLOP/s; 10: 210, 7: 190, 28: 200);
+     a stride-2 row of 28 in tiles of 7 (125 GFLOP/s; 14: 110). */
+  int64_t Tmax = (p->sw > 1 ? 8 : 24) - (p->KW > 3 ? p->KW - 3 : 0);
+  if (Tmax < 4)
+    Tmax = 4;
+  if (!avx512)
+    Tmax = 4; /* 16 ymm registers, two per 16-float vector */
+  const char *s = getenv("CNNCC_GROUPED_T");
+  if (s && atoi(s) > 0)
+    Tmax = atoi(s) < 64 ? atoi(s) : 64; /* GRow.acc */
+  p->T = (int)cdiv(p->OW, cdiv(p->OW, Tmax));
+}
+
+int64_t be_work_conv_grouped(const Node *n) {
+  GPlan p;
+  gplan(n, true, &p); /* T does not change the work items */
+  return p.NB * p.OH;
+}
+
+typedef struct {
+  GPlan *p;
+  KArgs *k;
+  LLVMValueRef oh, kh0, kh1;
+  LLVMValueRef xblk;  /* input index of block ob's first element */
+  LLVMValueRef wob;   /* weight index of block ob */
+  LLVMValueRef obase, oblk, rblk; /* output pointer, block in it, residual block */
+  LLVMValueRef bias;
+  LLVMValueRef mask[16]; /* rotation r's shuffle mask (NULL: identity) */
+  LLVMValueRef acc[64];
+} GRow;
+
+static bool gcol_valid(const GPlan *p, int64_t ow, int64_t kw) {
+  int64_t iw = ow * p->sw - p->pl + kw * p->dw;
+  return iw >= 0 && iw < p->IW;
+}
+
+/* One tile of w pixels from ow0 (ow0c >= 0: a constant, taps in the
+   padding skipped). */
+static void emit_gtile(BeCtx *c, GRow *r, LLVMValueRef ow0, int64_t ow0c, int w) {
+  GPlan *p = r->p;
+  KArgs *k = r->k;
+  LLVMValueRef x = k->in[0], W = k->par[P_WEIGHT];
+  for (int q = 0; q < w; q++)
+    LLVMBuildStore(c->b, r->bias, r->acc[q]);
+
+  BeLoop kh;
+  be_for(c, &kh, r->kh0, r->kh1, "kh");
+  LLVMValueRef ih = be_add(c, be_addk(c, be_mulk(c, r->oh, p->sh), -p->pt),
+                           be_mulk(c, kh.iv, p->dh));
+  LLVMValueRef colbase = be_addk(c, be_mulk(c, ow0, p->sw), -p->pl);
+  LLVMValueRef xcol = be_add(c, be_add(c, r->xblk, be_mulk(c, ih, p->IW * 16)),
+                             be_mulk(c, colbase, 16));
+  LLVMValueRef wkh = be_add(c, r->wob, be_mulk(c, kh.iv, p->KW * p->Cg * 16));
+  LLVMValueRef accv[64];
+  for (int q = 0; q < w; q++)
+    accv[q] = LLVMBuildLoad2(c->b, c->t_v16, r->acc[q], "");
+  int64_t nrel = (int64_t)(w - 1) * p->sw + (p->KW - 1) * p->dw + 1;
+  LLVMValueRef *wv = malloc(sizeof *wv * (size_t)p->KW);
+  for (int64_t rot = 0; rot < p->Cg; rot++) {
+    memset(wv, 0, sizeof *wv * (size_t)p->KW);
+    for (int64_t rel = 0; rel < nrel; rel++) {
+      LLVMValueRef pv = NULL;
+      for (int64_t kw = 0; kw < p->KW; kw++) {
+        int64_t d = rel - kw * p->dw;
+        if (d < 0 || d % p->sw)
+          continue;
+        int64_t q = d / p->sw;
+        if (q >= w || (ow0c >= 0 && !gcol_valid(p, ow0c + q, kw)))
+          continue;
+        if (!pv) {
+          pv = be_vld(c, x, be_addk(c, xcol, rel * 16), 64);
+          LLVMSetVolatile(pv, 1); /* see "Volatile input loads" above */
+          if (r->mask[rot])
+            pv = LLVMBuildShuffleVector(c->b, pv, LLVMGetPoison(c->t_v16), r->mask[rot], "");
+        }
+        if (!wv[kw])
+          wv[kw] = be_vld(c, W, be_addk(c, wkh, (kw * p->Cg + rot) * 16), 64);
+        accv[q] = be_vfma(c, wv[kw], pv, accv[q]);
+      }
+    }
+  }
+  free(wv);
+  for (int q = 0; q < w; q++)
+    LLVMBuildStore(c->b, accv[q], r->acc[q]);
+  be_for_end(c, &kh);
+
+  LLVMValueRef pix0 = be_add(c, be_mulk(c, r->oh, p->OW), ow0);
+  LLVMValueRef obase = be_mulk(c, be_add(c, be_mulk(c, r->oblk, p->OH * p->OW), pix0), 16);
+  LLVMValueRef rbase = NULL;
+  if (k->res)
+    rbase = be_mulk(c, be_add(c, be_mulk(c, r->rblk, p->OH * p->OW), pix0), 16);
+  for (int q = 0; q < w; q++) {
+    LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, r->acc[q], "");
+    if (k->res)
+      v = be_fadd(c, v, be_vld(c, k->res, be_addk(c, rbase, q * 16), 64));
+    if (k->n->epi.act == ACT_RELU)
+      v = be_vrelu(c, v);
+    be_vst(c, r->obase, be_addk(c, obase, q * 16), v, 64);
+  }
+}
+
+/* A row: constant edge tiles, a loop of unchecked interior tiles. */
+static void emit_grow(BeCtx *c, GRow *r) {
+  GPlan *p = r->p;
+  int64_t T = p->T, W = p->OW;
+  int64_t owA = cdiv(p->pl, p->sw);
+  int64_t owB = floordiv(p->IW - 1 + p->pl - (p->KW - 1) * p->dw, p->sw);
+  if (owB > W - 1)
+    owB = W - 1;
+  int64_t pos = 0;
+  while (pos < W) {
+    if (pos >= owA && pos + T - 1 <= owB) {
+      int64_t m = (owB + 1 - pos) / T;
+      if (m == 1) {
+        emit_gtile(c, r, be_i64(c, pos), -1, (int)T);
+      } else {
+        BeLoop t;
+        be_for(c, &t, be_i64(c, 0), be_i64(c, m), "tile");
+        emit_gtile(c, r, be_addk(c, be_mulk(c, t.iv, T), pos), -1, (int)T);
+        be_for_end(c, &t);
+      }
+      pos += m * T;
+    } else {
+      int64_t w = W - pos < T ? W - pos : T;
+      emit_gtile(c, r, be_i64(c, pos), pos, (int)w);
+      pos += w;
+    }
+  }
+}
+
+void be_emit_conv_grouped(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  GPlan P;
+  gplan(n, c->avx512, &P);
+  GPlan *p = &P;
+  GRow r = {.p = p, .k = k};
+  for (int q = 0; q < p->T; q++)
+    r.acc[q] = be_var(c, c->t_v16, "acc");
+  for (int64_t rot = 0; rot < p->Cg; rot++) {
+    if (rot == 0) {
+      r.mask[rot] = NULL;
+      continue;
+    }
+    LLVMValueRef m[16];
+    for (int l = 0; l < 16; l++)
+      m[l] = be_i32(c, (int32_t)((l / p->Cg) * p->Cg + (l % p->Cg + rot) % p->Cg));
+    r.mask[rot] = LLVMConstVector(m, 16);
+  }
+
+  int64_t *t = malloc(sizeof(int64_t) * 2 * (size_t)p->OH);
+  for (int64_t oh = 0; oh < p->OH; oh++) {
+    int64_t lo = 0, hi = 0;
+    for (int64_t kh = 0; kh < p->KH; kh++) {
+      int64_t ih = oh * p->sh - p->pt + kh * p->dh;
+      if (ih >= 0 && ih < p->IH) {
+        if (hi == 0)
+          lo = kh;
+        hi = kh + 1;
+      }
+    }
+    t[oh] = lo;
+    t[p->OH + oh] = hi < lo ? lo : hi;
+  }
+  LLVMValueRef tkh0 = be_table_i64(c, "convg.kh0", t, (int)p->OH);
+  LLVMValueRef tkh1 = be_table_i64(c, "convg.kh1", t + p->OH, (int)p->OH);
+  free(t);
+
+  LLVMValueRef bias = n->nparams > P_BIAS ? k->par[P_BIAS] : NULL;
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "item");
+  LLVMValueRef ob = be_sdiv(c, it.iv, be_i64(c, p->OH));
+  r.oh = be_sub(c, it.iv, be_mulk(c, ob, p->OH));
+  r.kh0 = be_ld_i64(c, tkh0, r.oh);
+  r.kh1 = be_ld_i64(c, tkh1, r.oh);
+  r.xblk = be_mulk(c, ob, p->IH * p->IW * 16);
+  r.wob = be_mulk(c, ob, p->KH * p->KW * p->Cg * 16);
+  r.bias = bias ? be_vld(c, bias, be_mulk(c, ob, 16), 64) : LLVMConstNull(c->t_v16);
+  r.rblk = ob;
+  LLVMValueRef base = k->out, blk = ob;
+  for (int s = 0; s < k->nseg; s++) {
+    LLVMValueRef in_seg = LLVMBuildICmp(c->b, LLVMIntSGE, ob, be_i64(c, k->seg_begin[s] / 16), "");
+    LLVMValueRef lb = be_addk(c, ob, -k->seg_begin[s] / 16);
+    base = s == 0 ? k->seg[0] : LLVMBuildSelect(c->b, in_seg, k->seg[s], base, "");
+    blk = s == 0 ? lb : LLVMBuildSelect(c->b, in_seg, lb, blk, "");
+  }
+  r.obase = base;
+  r.oblk = blk;
+  emit_grow(c, &r);
+  be_for_end(c, &it);
+}
+
+/* [ob][kh][kw][rot][16]: lane l of rotation rot is input channel
+   (l%Cg + rot)%Cg of output channel ob*16+l's group. */
+float *be_packed_weights_grouped(const Node *n, const Param *w) {
+  int64_t OC = n->shape.d[0], Cg = OC / n->attr.groups;
+  int64_t KH = n->attr.kernel[0], KW = n->attr.kernel[1];
+  int64_t total = OC * Cg * KH * KW;
+  if (total != param_numel(w))
+    return NULL;
+  float *dst = malloc((size_t)total * sizeof(float));
+  if (!dst)
+    return NULL;
+  const float *src = w->data;
+  for (int64_t ob = 0; ob < OC / 16; ob++)
+    for (int64_t kh = 0; kh < KH; kh++)
+      for (int64_t kw = 0; kw < KW; kw++)
+        for (int64_t rot = 0; rot < Cg; rot++)
+          for (int64_t l = 0; l < 16; l++) {
+            int64_t oc = ob * 16 + l, j = (l % Cg + rot) % Cg;
+            int64_t d = (((ob * KH + kh) * KW + kw) * Cg + rot) * 16 + l;
+            dst[d] = src[((oc * Cg + j) * KH + kh) * KW + kw];
+          }
+  return dst;
+}

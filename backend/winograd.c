@@ -1,0 +1,574 @@
+/*
+ * winograd.c: 3x3 stride-1 convolutions on NCHW16c by Winograd's minimal
+ * filtering, F(m x m, 3 x 3): m = 4 (6x6 transform points, 4x fewer
+ * multiplies than direct) on planes of 28x28 and more, m = 2 (4x4 points,
+ * 2.25x fewer) below. Taken only with BackendOptions.winograd (cnncc
+ * --winograd=on, the default at -O2 and -O3).
+ *
+ * Weights are transformed at compile time, as the blob is written
+ * (be_winograd_weights, in double precision): U = G g G^T per (output,
+ * input channel), stored as [oc/16][point][ic][16 oc]; the blob slot of such
+ * a weight holds A*A/9 times the 3x3 weights (be_winograd_numel, which
+ * codegen.c's blob layout asks).
+ *
+ * The output tiles (m x m pixels each) are numbered row-major and cut into
+ * chunks of TC tiles (T = 7 by default; CNNCC_WINOGRAD_NS register tiles
+ * per chunk, 1 by default: more cuts the rereading of the transformed
+ * weights of 512-channel layers by ~10% but leaves less room for channels). A work item is (NGI groups of OCB output blocks) x
+ * (chunk), groups outermost as in blocked.c so that consecutive items reuse
+ * the groups' transformed weights from L2. For each chunk, for each run of
+ * CB input blocks of 16 channels:
+ *   - input transform V = B^T d B of the T tiles into a stack buffer
+ *     V[block][point][tile][16] (border tiles read zeros for the padding),
+ *     once for all NGI groups;
+ *   - per group, per transform point, a register-tiled GEMM step: OCB
+ *     weight vectors x T broadcast inputs into OCB*T accumulators over the
+ *     CB*16 channels, added into M[group][point][block][tile][16] (stack).
+ * Then, per group, block and tile, the output transform Y = A^T M A, the
+ * bias, the fused residual add and ReLU, and the store (clipped at the
+ * bottom and right edges). CB and NGI are as large as fit 256 KB (V) and
+ * 64 KB (M): a kernel uses at most 320 KB of stack (the runtime allocates
+ * nothing; glibc's default thread stack is 8 MB). Measured: accumulating
+ * over all input channels in registers (a large V) matters most, then
+ * sharing the input transform between a few groups (NGI).
+ *
+ * Which convs: be_winograd_use (3x3, stride 1, dilation 1, one group,
+ * blocked input and output, no split output, >= 64 input and >= 32 output
+ * channels, output plane >= 14x14). Measured error and speed:
+ * docs/performance.md, "Winograd". CNNCC_WINOGRAD_{M,T,NS,VKB,MKB,MIN_IC,
+ * MIN_HW} override the choices (experiments and tests only).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_internal.h"
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* ------------------------------------------------------------ the matrices */
+
+/* F(2x2, 3x3): A = 4. */
+static const double BT2[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double AT2[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+
+/* F(4x4, 3x3): A = 6, points 0, 1, -1, 2, -2, inf. */
+static const double BT4[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0},
+                                 {0, 4, -4, -1, 1, 0}, {0, -2, -1, 2, 1, 0},
+                                 {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+static const double G4[6][3] = {{1.0 / 4, 0, 0},
+                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                {0, 0, 1}};
+static const double AT4[4][6] = {{1, 1, 1, 1, 1, 0},
+                                 {0, 1, -1, 2, -2, 0},
+                                 {0, 1, 1, 4, 4, 0},
+                                 {0, 1, -1, 8, -8, 1}};
+
+static double bt(int m, int i, int j) { return m == 2 ? BT2[i][j] : BT4[i][j]; }
+static double gm(int m, int i, int j) { return m == 2 ? G2[i][j] : G4[i][j]; }
+static double at(int m, int i, int j) { return m == 2 ? AT2[i][j] : AT4[i][j]; }
+
+/* ------------------------------------------------------------ the decision */
+
+static int wino_mode;  /* 0: off, 1: on */
+static int wino_force; /* CNNCC_WINOGRAD_M=2|4: that m for every layer (experiments) */
+
+void be_winograd_configure(const BackendOptions *o) {
+  wino_mode = o && o->winograd;
+  wino_force = 0;
+  const char *s = getenv("CNNCC_WINOGRAD_M");
+  if (s && *s)
+    wino_force = atoi(s) == 2 || atoi(s) == 4 ? atoi(s) : 0;
+}
+
+/* The tile size m when n runs as Winograd, else 0. */
+static int wino_m(const Node *n) {
+  if (!wino_mode || n->dead || n->op != OP_CONV2D || n->split)
+    return 0;
+  const Attrs *a = &n->attr;
+  if (n->layout != LAYOUT_NCHW16C || n->in[0]->layout != LAYOUT_NCHW16C)
+    return 0;
+  if (a->kernel[0] != 3 || a->kernel[1] != 3 || a->stride[0] != 1 || a->stride[1] != 1 ||
+      a->dilation[0] != 1 || a->dilation[1] != 1 || a->groups != 1)
+    return 0;
+  const Shape *is = &n->in[0]->shape;
+  int64_t IC = is->d[0], OC = n->shape.d[0], OH = n->shape.d[1], OW = n->shape.d[2];
+  if (IC % 16 || OC % 16 || a->pad[0] > 2 || a->pad[1] > 2)
+    return 0;
+  /* Cost rule (docs/performance.md, "Winograd"): enough input channels for
+     the transforms to amortize, and enough pixels to fill the tiles. */
+  int min_ic = 64, min_hw = 14;
+  const char *s = getenv("CNNCC_WINOGRAD_MIN_IC");
+  if (s && *s)
+    min_ic = atoi(s);
+  s = getenv("CNNCC_WINOGRAD_MIN_HW");
+  if (s && *s)
+    min_hw = atoi(s);
+  if (IC < min_ic || OC < 32 || OH < min_hw || OW < min_hw)
+    return 0;
+  if (wino_force)
+    return wino_force;
+  /* F(4x4) where 4x4 tiles cover the plane with little waste; F(2x2)
+     below (14x14: 16 tiles of 4x4 would compute 256 pixels for 196). */
+  return OH >= 28 && OW >= 28 ? 4 : 2;
+}
+
+bool be_winograd_use(const Node *n) { return wino_m(n) != 0; }
+
+int64_t be_winograd_numel(const Node *n, const Param *w) {
+  int m = wino_m(n);
+  if (!m || w != n->params[P_WEIGHT] || !w)
+    return 0;
+  int64_t A = m + 2;
+  return n->shape.d[0] * n->in[0]->shape.d[0] * A * A;
+}
+
+float *be_winograd_weights(const Node *n, const Param *w) {
+  int m = wino_m(n);
+  if (!m || !w || w != n->params[P_WEIGHT] || !w->data)
+    return NULL;
+  int64_t OC = n->shape.d[0], IC = n->in[0]->shape.d[0];
+  if (param_numel(w) != OC * IC * 9)
+    return NULL;
+  int A = m + 2, A2 = A * A;
+  float *dst = malloc((size_t)(OC * IC * A2) * sizeof(float));
+  if (!dst)
+    return NULL;
+  for (int64_t oc = 0; oc < OC; oc++)
+    for (int64_t ic = 0; ic < IC; ic++) {
+      const float *g = w->data + (oc * IC + ic) * 9;
+      double t[6][3], u[6][6];
+      for (int i = 0; i < A; i++)
+        for (int j = 0; j < 3; j++) {
+          t[i][j] = 0;
+          for (int k = 0; k < 3; k++)
+            t[i][j] += gm(m, i, k) * g[k * 3 + j];
+        }
+      for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
+          u[i][j] = 0;
+          for (int k = 0; k < 3; k++)
+            u[i][j] += t[i][k] * gm(m, j, k);
+        }
+      int64_t ob = oc / 16, l = oc % 16;
+      for (int p = 0; p < A2; p++)
+        dst[((ob * A2 + p) * IC + ic) * 16 + l] = (float)u[p / A][p % A];
+    }
+  return dst;
+}
+
+/* ------------------------------------------------------------------ plan */
+
+typedef struct {
+  int m, A, A2;
+  int64_t IC, IH, IW, OC, OH, OW, pt, pl, NB, NICB;
+  int OCB, T;           /* register tile: OCB blocks x T tiles */
+  int64_t TC;           /* tiles per chunk (a multiple of T but for the last) */
+  int64_t NG, NTR, NTW; /* tile groups, rows and columns of tiles */
+  int64_t NCH, TL;      /* chunks of T tiles (row-major order), last one's size */
+  int64_t CB;           /* input blocks transformed together (a divisor of NICB) */
+  int64_t NGI;          /* tile groups per work item, sharing one input transform */
+} WPlan;
+
+static void wplan(const BeCtx *c, const Node *n, WPlan *p) {
+  memset(p, 0, sizeof *p);
+  p->m = wino_m(n);
+  p->A = p->m + 2, p->A2 = p->A * p->A;
+  const Shape *is = &n->in[0]->shape;
+  p->IC = is->d[0], p->IH = is->d[1], p->IW = is->d[2];
+  p->OC = n->shape.d[0], p->OH = n->shape.d[1], p->OW = n->shape.d[2];
+  p->pt = n->attr.pad[0], p->pl = n->attr.pad[1];
+  p->NB = p->OC / 16, p->NICB = p->IC / 16;
+  int ocb = 1, tmax = 6;
+  if (c->avx512) {
+    /* 14 accumulators: with V and M from the stack buffers below, smaller
+       tiles measured faster than 24 (12 tiles x 2 blocks); the inputs and
+       weights are reread less, and the buffers stay nearer in cache. */
+    if (p->NB % 2 == 0)
+      ocb = 2, tmax = 7;
+    else
+      ocb = 1, tmax = 14;
+  }
+  const char *s = getenv("CNNCC_WINOGRAD_T");
+  if (s && *s && atoi(s) > 0)
+    tmax = atoi(s);
+  p->OCB = ocb;
+  p->NG = p->NB / ocb;
+  p->NTR = cdiv(p->OH, p->m);
+  p->NTW = cdiv(p->OW, p->m);
+  int64_t nt = p->NTR * p->NTW;
+  p->T = (int)cdiv(nt, cdiv(nt, tmax));
+  /* Register tiles per chunk: each chunk rereads the groups' transformed
+     weights, so many tiles per chunk when the weights are large. */
+  int64_t ns = 1;
+  s = getenv("CNNCC_WINOGRAD_NS");
+  if (s && *s && atoi(s) > 0)
+    ns = atoi(s);
+  p->TC = p->T * ns;
+  if (p->TC > nt)
+    p->TC = nt;
+  p->NCH = cdiv(nt, p->TC);
+  p->TL = nt - (p->NCH - 1) * p->TC;
+  /* As many input blocks per V buffer as fit the budget: the accumulators
+     then run over CB*16 channels between two trips through M. */
+  int64_t budget = 256 * 1024;
+  s = getenv("CNNCC_WINOGRAD_VKB");
+  if (s && *s && atoi(s) > 0)
+    budget = (int64_t)atoi(s) * 1024;
+  p->CB = 1;
+  for (int64_t cb = 1; cb <= p->NICB; cb++)
+    if (p->NICB % cb == 0 && cb * p->A2 * p->TC * 64 <= budget)
+      p->CB = cb;
+  /* As many tile groups per item as their M buffers fit in the budget. */
+  budget = 64 * 1024;
+  s = getenv("CNNCC_WINOGRAD_MKB");
+  if (s && *s && atoi(s) > 0)
+    budget = (int64_t)atoi(s) * 1024;
+  p->NGI = 1;
+  for (int64_t g = 1; g <= p->NG; g++)
+    if (p->NG % g == 0 && g * p->A2 * p->OCB * p->TC * 64 <= budget)
+      p->NGI = g;
+}
+
+int64_t be_work_conv_winograd(const BeCtx *c, const Node *n) {
+  WPlan p;
+  wplan(c, n, &p);
+  return p.NG / p.NGI * p.NCH;
+}
+
+/* ------------------------------------------------------------- emission */
+
+/* out[i] = sum_j mat(i, j) * in[j] for a small constant matrix (zeros
+   skipped, +-1 as adds). */
+typedef double (*MatFn)(int m, int i, int j);
+static LLVMValueRef lincomb(BeCtx *c, MatFn f, int m, int i, LLVMValueRef *in, int nin,
+                            bool transpose) {
+  LLVMValueRef acc = NULL;
+  for (int j = 0; j < nin; j++) {
+    double w = transpose ? f(m, j, i) : f(m, i, j);
+    if (w == 0)
+      continue;
+    LLVMValueRef term = in[j];
+    if (w == 1 || w == -1) {
+      if (!acc)
+        acc = w == 1 ? term : LLVMBuildFNeg(c->b, term, "");
+      else
+        acc = w == 1 ? be_fadd(c, acc, term) : be_fsub(c, acc, term);
+      continue;
+    }
+    LLVMValueRef k = be_vsplat(c, be_f32(c, (float)w));
+    acc = acc ? be_vfma(c, k, term, acc) : be_fmul(c, k, term);
+  }
+  return acc ? acc : LLVMConstNull(c->t_v16);
+}
+
+static LLVMValueRef vk(BeCtx *c, float k) { return be_vsplat(c, be_f32(c, k)); }
+
+/* out = B^T in (A values) for F(4x4): the usual factored form, 14 ops. */
+static void bt4(BeCtx *c, LLVMValueRef *d, LLVMValueRef *o) {
+  o[0] = be_vfma(c, vk(c, 4), d[0], be_vfma(c, vk(c, -5), d[2], d[4]));
+  o[1] = be_vfma(c, vk(c, -4), be_fadd(c, d[1], d[2]), be_fadd(c, d[3], d[4]));
+  o[2] = be_vfma(c, vk(c, 4), be_fsub(c, d[1], d[2]), be_fsub(c, d[4], d[3]));
+  LLVMValueRef f = be_fsub(c, d[4], d[2]), h = be_fsub(c, d[3], d[1]);
+  o[3] = be_vfma(c, vk(c, 2), h, f);
+  o[4] = be_vfma(c, vk(c, -2), h, f);
+  o[5] = be_vfma(c, vk(c, 4), d[1], be_vfma(c, vk(c, -5), d[3], d[5]));
+}
+
+/* out = A^T in (m values from A) for F(4x4), 10 ops. */
+static void at4(BeCtx *c, LLVMValueRef *d, LLVMValueRef *o) {
+  LLVMValueRef s12 = be_fadd(c, d[1], d[2]), d12 = be_fsub(c, d[1], d[2]);
+  LLVMValueRef s34 = be_fadd(c, d[3], d[4]), d34 = be_fsub(c, d[3], d[4]);
+  o[0] = be_fadd(c, be_fadd(c, d[0], s12), s34);
+  o[1] = be_vfma(c, vk(c, 2), d34, d12);
+  o[2] = be_vfma(c, vk(c, 4), s34, s12);
+  o[3] = be_fadd(c, be_vfma(c, vk(c, 8), d34, d12), d[5]);
+}
+
+typedef struct {
+  WPlan *p;
+  KArgs *k;
+  LLVMValueRef V, M;          /* stack scratch */
+  LLVMValueRef og;            /* the item's first tile group */
+  LLVMValueRef bias;          /* bias pointer or NULL */
+  LLVMValueRef acc[4][32];
+} WCtx;
+
+static double bt_f(int m, int i, int j) { return bt(m, i, j); }
+static double at_f(int m, int i, int j) { return at(m, i, j); }
+
+/* V[(pt*T + q)*16] = (B^T d B)[pt] for the tile at input (ih0, iw0). */
+static void input_transform(BeCtx *c, WCtx *w, LLVMValueRef xplane, LLVMValueRef ih0,
+                            LLVMValueRef iw0, LLVMValueRef q, LLVMValueRef voff, bool checked) {
+  WPlan *p = w->p;
+  int A = p->A, m = p->m;
+  LLVMValueRef d[6][6], t[6][6];
+  for (int i = 0; i < A; i++)
+    for (int j = 0; j < A; j++) {
+      LLVMValueRef ih = be_addk(c, ih0, i), iw = be_addk(c, iw0, j);
+      if (!checked) {
+        LLVMValueRef idx = be_add(c, xplane, be_mulk(c, be_add(c, be_mulk(c, ih, p->IW), iw), 16));
+        d[i][j] = be_vld(c, w->k->in[0], idx, 64);
+      } else {
+        LLVMValueRef okh = LLVMBuildICmp(c->b, LLVMIntULT, ih, be_i64(c, p->IH), "");
+        LLVMValueRef okw = LLVMBuildICmp(c->b, LLVMIntULT, iw, be_i64(c, p->IW), "");
+        LLVMValueRef ok = LLVMBuildAnd(c->b, okh, okw, "");
+        LLVMValueRef ihc = be_smin(c, be_smax(c, ih, be_i64(c, 0)), be_i64(c, p->IH - 1));
+        LLVMValueRef iwc = be_smin(c, be_smax(c, iw, be_i64(c, 0)), be_i64(c, p->IW - 1));
+        LLVMValueRef idx = be_add(c, xplane, be_mulk(c, be_add(c, be_mulk(c, ihc, p->IW), iwc), 16));
+        LLVMValueRef v = be_vld(c, w->k->in[0], idx, 64);
+        d[i][j] = LLVMBuildSelect(c->b, ok, v, LLVMConstNull(c->t_v16), "");
+      }
+    }
+  /* t = B^T d (combine rows), V = t B (combine columns). */
+  for (int j = 0; j < A; j++) {
+    LLVMValueRef col[6], out[6];
+    for (int i = 0; i < A; i++)
+      col[i] = d[i][j];
+    if (m == 4)
+      bt4(c, col, out);
+    for (int i = 0; i < A; i++)
+      t[i][j] = m == 4 ? out[i] : lincomb(c, bt_f, m, i, col, A, false);
+  }
+  for (int i = 0; i < A; i++) {
+    LLVMValueRef row[6];
+    if (m == 4)
+      bt4(c, t[i], row);
+    for (int j = 0; j < A; j++) {
+      LLVMValueRef v = m == 4 ? row[j] : lincomb(c, bt_f, m, j, t[i], A, false);
+      LLVMValueRef idx = be_mulk(c, be_addk(c, q, (int64_t)(i * A + j) * p->TC), 16);
+      be_vst(c, w->V, be_add(c, voff, idx), v, 64);
+    }
+  }
+}
+
+/* Row and column of tile t0 + q (row-major). */
+static void tile_pos(BeCtx *c, WPlan *p, LLVMValueRef t0, LLVMValueRef q, LLVMValueRef *tr,
+                     LLVMValueRef *tc) {
+  LLVMValueRef t = be_add(c, t0, q);
+  *tr = be_sdiv(c, t, be_i64(c, p->NTW));
+  *tc = be_sub(c, t, be_mulk(c, *tr, p->NTW));
+}
+
+/* M[.., q0 + q] += sum over the CB*16 channels of run icc of U x V at
+   transform point pt, for the nt tiles q0.. (one register tile). */
+static void gemm_tile(BeCtx *c, WCtx *w, LLVMValueRef icc, LLVMValueRef pt, LLVMValueRef *ob,
+                      LLVMValueRef mbase, LLVMValueRef q0, int nt) {
+  WPlan *p = w->p;
+  int A2 = p->A2, OCB = p->OCB;
+  int64_t TC = p->TC;
+  LLVMValueRef U = w->k->par[P_WEIGHT];
+  LLVMValueRef mb = be_add(c, mbase, be_mulk(c, q0, 16));
+  bool one = p->CB == p->NICB; /* one run of channels: M is written once */
+  for (int j = 0; j < OCB; j++)
+    for (int q = 0; q < nt; q++)
+      LLVMBuildStore(c->b,
+                     one ? LLVMConstNull(c->t_v16)
+                         : be_vld(c, w->M, be_addk(c, mb, (j * TC + q) * 16), 64),
+                     w->acc[j][q]);
+  BeLoop cb;
+  be_for(c, &cb, be_i64(c, 0), be_i64(c, p->CB), "gcb");
+  LLVMValueRef icb = be_add(c, be_mulk(c, icc, p->CB), cb.iv);
+  LLVMValueRef ubase[4];
+  for (int j = 0; j < OCB; j++)
+    ubase[j] = be_mulk(c, be_add(c, be_mulk(c, be_add(c, be_mulk(c, ob[j], A2), pt), p->IC),
+                                 be_mulk(c, icb, 16)),
+                       16);
+  LLVMValueRef vbase = be_add(c, be_mulk(c, be_add(c, be_mulk(c, cb.iv, A2), pt), TC * 16),
+                              be_mulk(c, q0, 16));
+  BeLoop ic;
+  be_for(c, &ic, be_i64(c, 0), be_i64(c, 16), "ici");
+  LLVMValueRef accv[4][32], wv[4];
+  for (int j = 0; j < OCB; j++)
+    for (int q = 0; q < nt; q++)
+      accv[j][q] = LLVMBuildLoad2(c->b, c->t_v16, w->acc[j][q], "");
+  for (int j = 0; j < OCB; j++)
+    wv[j] = be_vld(c, U, be_add(c, ubase[j], be_mulk(c, ic.iv, 16)), 64);
+  LLVMValueRef vi = be_add(c, vbase, ic.iv);
+  for (int q = 0; q < nt; q++) {
+    LLVMValueRef xb = be_vbcast(c, w->V, be_addk(c, vi, q * 16));
+    for (int j = 0; j < OCB; j++)
+      accv[j][q] = be_vfma(c, wv[j], xb, accv[j][q]);
+  }
+  for (int j = 0; j < OCB; j++)
+    for (int q = 0; q < nt; q++)
+      LLVMBuildStore(c->b, accv[j][q], w->acc[j][q]);
+  be_for_end(c, &ic);
+  be_for_end(c, &cb);
+  for (int j = 0; j < OCB; j++)
+    for (int q = 0; q < nt; q++)
+      be_vst(c, w->M, be_addk(c, mb, (j * TC + q) * 16),
+             LLVMBuildLoad2(c->b, c->t_v16, w->acc[j][q], ""), 64);
+}
+
+/* One chunk of nt tiles starting at tile t0. */
+static void emit_chunk(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt) {
+  WPlan *p = w->p;
+  KArgs *k = w->k;
+  int A = p->A, A2 = p->A2, m = p->m, OCB = p->OCB, T = p->T;
+  int64_t TC = p->TC;
+
+  int64_t MG = (int64_t)A2 * OCB * TC * 16; /* floats of M per tile group */
+  /* M = 0 (unless one run of channels writes it whole) */
+  if (p->CB != p->NICB) {
+    BeLoop z;
+    be_for(c, &z, be_i64(c, 0), be_i64(c, p->NGI * MG / 16), "mz");
+    be_vst(c, w->M, be_mulk(c, z.iv, 16), LLVMConstNull(c->t_v16), 64);
+    be_for_end(c, &z);
+  }
+  BeLoop icc;
+  be_for(c, &icc, be_i64(c, 0), be_i64(c, p->NICB / p->CB), "icc");
+  /* Input transform of the nt tiles, CB input blocks. */
+  {
+    BeLoop cb, q;
+    be_for(c, &cb, be_i64(c, 0), be_i64(c, p->CB), "vcb");
+    LLVMValueRef icb = be_add(c, be_mulk(c, icc.iv, p->CB), cb.iv);
+    LLVMValueRef xplane = be_mulk(c, icb, p->IH * p->IW * 16);
+    LLVMValueRef voff = be_mulk(c, cb.iv, (int64_t)A2 * TC * 16);
+    be_for(c, &q, be_i64(c, 0), be_i64(c, nt), "vt");
+    LLVMValueRef tr, tc;
+    tile_pos(c, p, t0, q.iv, &tr, &tc);
+    LLVMValueRef ih0 = be_addk(c, be_mulk(c, tr, m), -p->pt);
+    LLVMValueRef iw0 = be_addk(c, be_mulk(c, tc, m), -p->pl);
+    LLVMValueRef in1 = LLVMBuildAnd(
+        c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih0, be_i64(c, 0), ""),
+        LLVMBuildICmp(c->b, LLVMIntSLE, ih0, be_i64(c, p->IH - A), ""), "");
+    LLVMValueRef in2 = LLVMBuildAnd(
+        c->b, LLVMBuildICmp(c->b, LLVMIntSGE, iw0, be_i64(c, 0), ""),
+        LLVMBuildICmp(c->b, LLVMIntSLE, iw0, be_i64(c, p->IW - A), ""), "");
+    BeIf f;
+    be_if(c, &f, LLVMBuildAnd(c->b, in1, in2, ""));
+    input_transform(c, w, xplane, ih0, iw0, q.iv, voff, false);
+    be_else(c, &f);
+    input_transform(c, w, xplane, ih0, iw0, q.iv, voff, true);
+    be_endif(c, &f);
+    be_for_end(c, &q);
+    be_for_end(c, &cb);
+  }
+  /* Per tile group, a GEMM per transform point over the CB*16 channels. */
+  BeLoop gi;
+  be_for(c, &gi, be_i64(c, 0), be_i64(c, p->NGI), "ogi");
+  LLVMValueRef ob[4];
+  for (int j = 0; j < OCB; j++)
+    ob[j] = be_addk(c, be_mulk(c, be_add(c, w->og, gi.iv), OCB), j);
+  BeLoop pt;
+  be_for(c, &pt, be_i64(c, 0), be_i64(c, A2), "pt");
+  LLVMValueRef mbase = be_add(c, be_mulk(c, gi.iv, MG), be_mulk(c, pt.iv, (int64_t)OCB * TC * 16));
+  /* The chunk's tiles in register tiles of T (the last one smaller). */
+  int nfull = nt / T, rem = nt % T;
+  if (nfull == 1) {
+    gemm_tile(c, w, icc.iv, pt.iv, ob, mbase, be_i64(c, 0), T);
+  } else if (nfull > 1) {
+    BeLoop st;
+    be_for(c, &st, be_i64(c, 0), be_i64(c, nfull), "sub");
+    gemm_tile(c, w, icc.iv, pt.iv, ob, mbase, be_mulk(c, st.iv, T), T);
+    be_for_end(c, &st);
+  }
+  if (rem)
+    gemm_tile(c, w, icc.iv, pt.iv, ob, mbase, be_i64(c, (int64_t)nfull * T), rem);
+  be_for_end(c, &pt);
+  be_for_end(c, &gi);
+  be_for_end(c, &icc);
+
+  /* Output transform, epilogue, store. */
+  BeLoop go;
+  be_for(c, &go, be_i64(c, 0), be_i64(c, p->NGI), "ogo");
+  LLVMValueRef mo = be_mulk(c, go.iv, MG);
+  for (int j = 0; j < OCB; j++) {
+    LLVMValueRef obj = be_addk(c, be_mulk(c, be_add(c, w->og, go.iv), OCB), j);
+    LLVMValueRef biasv = w->bias ? be_vld(c, w->bias, be_mulk(c, obj, 16), 64)
+                                 : LLVMConstNull(c->t_v16);
+    BeLoop q;
+    be_for(c, &q, be_i64(c, 0), be_i64(c, nt), "ot");
+    LLVMValueRef Mv[6][6], t[4][6];
+    for (int i = 0; i < A; i++)
+      for (int x = 0; x < A; x++)
+        Mv[i][x] = be_vld(c, w->M, be_add(c, mo, be_mulk(c, be_add(c, be_i64(c, ((int64_t)(i * A + x) * OCB + j) * TC), q.iv), 16)), 64);
+    for (int x = 0; x < A; x++) {
+      LLVMValueRef col[6], out[4];
+      for (int i = 0; i < A; i++)
+        col[i] = Mv[i][x];
+      if (m == 4)
+        at4(c, col, out);
+      for (int y = 0; y < m; y++)
+        t[y][x] = m == 4 ? out[y] : lincomb(c, at_f, m, y, col, A, false);
+    }
+    LLVMValueRef tr, tc;
+    tile_pos(c, p, t0, q.iv, &tr, &tc);
+    LLVMValueRef oh0 = be_mulk(c, tr, m);
+    LLVMValueRef ow0 = be_mulk(c, tc, m);
+    LLVMValueRef oplane = be_mulk(c, obj, p->OH * p->OW * 16);
+    for (int y = 0; y < m; y++) {
+      LLVMValueRef oh = be_addk(c, oh0, y);
+      BeIf fy;
+      bool cy = p->OH % m != 0;
+      if (cy)
+        be_if(c, &fy, LLVMBuildICmp(c->b, LLVMIntSLT, oh, be_i64(c, p->OH), ""));
+      LLVMValueRef row[4];
+      if (m == 4)
+        at4(c, t[y], row);
+      for (int x = 0; x < m; x++) {
+        LLVMValueRef v = m == 4 ? row[x] : lincomb(c, at_f, m, x, t[y], A, false);
+        v = be_fadd(c, v, biasv);
+        LLVMValueRef ow = be_addk(c, ow0, x);
+        BeIf fx;
+        bool cx = p->OW % m != 0 && x > 0;
+        if (cx)
+          be_if(c, &fx, LLVMBuildICmp(c->b, LLVMIntSLT, ow, be_i64(c, p->OW), ""));
+        LLVMValueRef idx = be_add(c, oplane, be_mulk(c, be_add(c, be_mulk(c, oh, p->OW), ow), 16));
+        if (k->res)
+          v = be_fadd(c, v, be_vld(c, k->res, idx, 64));
+        if (k->n->epi.act == ACT_RELU)
+          v = be_vrelu(c, v);
+        be_vst(c, k->out, idx, v, 64);
+        if (cx)
+          be_endif(c, &fx);
+      }
+      if (cy)
+        be_endif(c, &fy);
+    }
+    be_for_end(c, &q);
+  }
+  be_for_end(c, &go);
+}
+
+void be_emit_conv_winograd(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  WPlan P;
+  wplan(c, n, &P);
+  WPlan *p = &P;
+  WCtx w = {.p = p, .k = k};
+  LLVMTypeRef vt = LLVMArrayType2(c->t_f32, (uint64_t)p->CB * p->A2 * p->TC * 16);
+  LLVMTypeRef mt = LLVMArrayType2(c->t_f32, (uint64_t)p->NGI * p->A2 * p->OCB * p->TC * 16);
+  w.V = be_var(c, vt, "wino.V");
+  LLVMSetAlignment(w.V, 64);
+  w.M = be_var(c, mt, "wino.M");
+  LLVMSetAlignment(w.M, 64);
+  for (int j = 0; j < p->OCB; j++)
+    for (int q = 0; q < p->T; q++)
+      w.acc[j][q] = be_var(c, c->t_v16, "acc");
+  w.bias = n->nparams > P_BIAS ? k->par[P_BIAS] : NULL;
+
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "item");
+  LLVMValueRef ogb = be_sdiv(c, it.iv, be_i64(c, p->NCH));
+  LLVMValueRef ch = be_sub(c, it.iv, be_mulk(c, ogb, p->NCH));
+  LLVMValueRef t0 = be_mulk(c, ch, p->TC);
+  w.og = be_mulk(c, ogb, p->NGI);
+  if (p->TL != p->TC) {
+    BeIf last;
+    be_if(c, &last, LLVMBuildICmp(c->b, LLVMIntEQ, ch, be_i64(c, p->NCH - 1), ""));
+    emit_chunk(c, &w, t0, (int)p->TL);
+    be_else(c, &last);
+    emit_chunk(c, &w, t0, (int)p->TC);
+    be_endif(c, &last);
+  } else {
+    emit_chunk(c, &w, t0, (int)p->TC);
+  }
+  be_for_end(c, &it);
+}
