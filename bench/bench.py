@@ -3,11 +3,13 @@
 
 Run through bench/run.sh (see bench/README.md):
 
-    bench/run.sh [--quick] [--smoke] [--nets a,b] [--threads 1,2] [--runs 20]
-                 [--rounds 4] [--warmup 3] [--engines cnncc,ort,pytorch]
+    bench/run.sh [--quick] [--smoke] [--nets a,b] [--threads 1,2] [--batch 1,8]
+                 [--runs 20] [--rounds 4] [--warmup 3] [--engines cnncc,ort,pytorch]
                  [--json FILE] [--regen]
 
-For each network (examples/NET.yaml) and thread count, at batch 1:
+For each network (examples/NET.yaml), thread count and batch size (default 1;
+at batch N > 1 every time is per image: the call's time / N, and ORT, whose
+ONNX export has a fixed batch of 1, is n/a):
   1. prepare.py makes the shared data once (seeded weights as safetensors,
      the ONNX export of the same model, one input, PyTorch's eager output);
   2. cnncc compiles the spec with --weights (wall time and peak RSS of the
@@ -323,8 +325,8 @@ def bench_net(net, args, tools, peak, ort_skip, py):
     ref = read_f32(os.path.join(d, manifest["output"])) if have_prep else None
 
     rows = []
-    for nt in args.threads:
-        row = dict(base, threads=nt, compile=compile_info, engines={})
+    for nt, nb in [(t, b) for b in args.batch for t in args.threads]:
+        row = dict(base, threads=nt, batch=nb, compile=compile_info, engines={})
         runners, ours = {}, 0.0
         if args.wait_quiet > 0:
             wait_quiet(args.wait_quiet)
@@ -334,11 +336,14 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                 if e in peer:
                     row["engines"][e] = {"skip": peer[e]}
                     continue
-                out = os.path.join(d, f"out-{e}-t{nt}.bin")
+                if e == "ort" and nb > 1:
+                    row["engines"][e] = {"skip": "n/a (batch-1 ONNX export)"}
+                    continue
+                out = os.path.join(d, f"out-{e}-t{nt}-b{nb}.bin")
                 if os.path.exists(out):
                     os.unlink(out)
                 common = ["--threads", str(nt), "--warmup", str(args.warmup), "--serve",
-                          "--output", out]
+                          "--output", out] + (["--batch", str(nb)] if nb > 1 else [])
                 if e == "cnncc":
                     cmd = [tools["bench_host"], so] + common
                     if have_prep:
@@ -349,16 +354,17 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                            os.path.join(d, manifest["input"])] + common
                 else:
                     cmd = [py, os.path.join(HERE, "torch_bench.py"), net, d] + common
-                log(f"[{net} t={nt}] starting {LABEL[e]} ...")
+                tag = f"t={nt}" + (f" b={nb}" if nb > 1 else "")
+                log(f"[{net} {tag}] starting {LABEL[e]} ...")
                 env = dict(os.environ, BENCH_ORT_DIR=args.ort_dir)
-                eng = Engine(e, cmd, os.path.join(logs, f"{net}-t{nt}-{e}.log"), env)
+                eng = Engine(e, cmd, os.path.join(logs, f"{net}-t{nt}-b{nb}-{e}.log"), env)
                 try:
                     eng.ready()
                     runners[e] = eng
                 except BenchError as ex:
                     eng.kill()
                     row["engines"][e] = {"error": str(ex)}
-                    notes.append(f"{net} t={nt}: {LABEL[e]} did not start: {ex}")
+                    notes.append(f"{net} {tag}: {LABEL[e]} did not start: {ex}")
                 row["engines"].setdefault(e, {})["out"] = out
             per = max(1, math.ceil(args.runs / args.rounds))
             rounds = max(1, math.ceil(args.runs / per))
@@ -371,9 +377,9 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                     except BenchError as ex:
                         runners.pop(e).kill()
                         row["engines"][e]["error"] = str(ex)
-                        notes.append(f"{net} t={nt}: {LABEL[e]} failed: {ex}")
+                        notes.append(f"{net} t={nt} b={nb}: {LABEL[e]} failed: {ex}")
                     time.sleep(SETTLE_S)
-                log(f"[{net} t={nt}] round {r + 1}/{rounds}: "
+                log(f"[{net} t={nt} b={nb}] round {r + 1}/{rounds}: "
                     + ", ".join(f"{LABEL[e]} {median(x.times):.2f} ms"
                                 for e, x in runners.items() if x.times))
         finally:
@@ -419,14 +425,14 @@ def ms_of(rec):
 
 
 def table(rows):
-    head = ["network", "thr", "cnncc ms", "ORT ms", "PyTorch ms", "cnncc/ORT", "cnncc/PyT",
+    head = ["network", "thr", "batch", "cnncc ms", "ORT ms", "PyTorch ms", "cnncc/ORT", "cnncc/PyT",
             "cnncc GFLOP/s", "cnncc %pk", "ORT %pk", "PyT %pk", "cnncc err",
             "compile s", "compile MB", "RSS MB cnncc/ORT/PyT", "other CPU"]
     out = []
     for row in rows:
         pk = row.get("peak_gflops")
         if "na" in row:
-            out.append([row["net"], "", row["na"]] + [""] * (len(head) - 3))
+            out.append([row["net"], "", "", row["na"]] + [""] * (len(head) - 4))
             continue
         eng = row["engines"]
         c, o, p = (eng.get(e) for e in ENGINES)
@@ -448,7 +454,8 @@ def table(rows):
         rss = "/".join(f"{(r or {}).get('max_rss_kb') / 1024:.0f}"
                        if (r or {}).get("max_rss_kb") and "skip" not in (r or {}) else "-"
                        for r in (c, o, p))
-        out.append([row["net"], str(row["threads"]), fmt_ms(c), fmt_ms(o), fmt_ms(p),
+        out.append([row["net"], str(row["threads"]), str(row.get("batch", 1)),
+                    fmt_ms(c), fmt_ms(o), fmt_ms(p),
                     ratio(cm, om), ratio(cm, pm),
                     f"{gf(cm):.1f}" if gf(cm) else "-", pct(cm), pct(om), pct(pm),
                     f"{err:.1e}" if err is not None else "-",
@@ -476,6 +483,7 @@ def parse_args(argv):
                          "with PyTorch (for ctest)")
     ap.add_argument("--nets", help="comma-separated networks (default: all %d)" % len(NETS))
     ap.add_argument("--threads", help="comma-separated thread counts (1,2; --smoke: 1)")
+    ap.add_argument("--batch", help="comma-separated batch sizes (1); times are per image")
     ap.add_argument("--runs", type=int, default=20, help="timed runs per engine, at least (20)")
     ap.add_argument("--rounds", type=int, default=4,
                     help="round-robin rounds the runs are split into (4)")
@@ -503,9 +511,11 @@ def parse_args(argv):
         args.peak_seconds, args.peak_trials = 0.1, 6
     args.nets = (args.nets or ",".join(NETS)).split(",")
     args.threads = [int(t) for t in (args.threads or "1,2").split(",")]
+    args.batch = [int(b) for b in (args.batch or "1").split(",")]
     args.engines = args.engines.split(",")
     bad = [e for e in args.engines if e not in ENGINES]
-    if bad or args.runs < 1 or args.rounds < 1 or args.warmup < 1 or min(args.threads) < 1:
+    if bad or args.runs < 1 or args.rounds < 1 or args.warmup < 1 or min(args.threads) < 1 \
+            or min(args.batch) < 1:
         ap.error(f"bad arguments (unknown engines: {bad})" if bad else "bad counts")
     args.build = os.path.abspath(os.environ.get("CNNCC_BUILD", os.path.join(ROOT, "build")))
     args.cnncc = os.path.join(args.build, "cnncc")
@@ -575,7 +585,7 @@ def main(argv):
         + f" ({next(iter(peak.values()))['isa']}; best of {args.peak_trials} trials at the start"
         + " and at the end: " + ", ".join(f"{p.get('start_gflops', 0):.0f}/{p.get('end_gflops', 0):.0f}"
                                         for p in peak.values()) + ")")
-    print(f"batch 1, median of {max(1, math.ceil(args.runs / args.rounds)) * args.rounds}"
+    print(f"batch {','.join(map(str, args.batch))} (ms per image), median of {max(1, math.ceil(args.runs / args.rounds)) * args.rounds}"
           f" runs per engine in {args.rounds} interleaved rounds after {args.warmup} warm-up"
           f" runs; ratios > 1: cnncc slower")
     for row in rows:
@@ -590,9 +600,10 @@ def main(argv):
         for e, rec in (row.get("engines") or {}).items():
             err = rec.get("rel_err")
             if err is not None and e != "pytorch" and err > 1e-3:
-                print(f"note: {row['net']} t={row['threads']}: {LABEL[e]} output differs "
+                print(f"note: {row['net']} t={row['threads']} b={row.get('batch', 1)}: "
+                      f"{LABEL[e]} output differs "
                       f"from PyTorch's eager output: max rel err {err:.2e}")
-    noisy = [f"{r['net']} t={r['threads']}" for r in rows if r.get("other_cpu", 0) > 0.15]
+    noisy = [f"{r['net']} t={r['threads']} b={r.get('batch', 1)}" for r in rows if r.get("other_cpu", 0) > 0.15]
     if noisy:
         print("note: other processes used more than 15% of the CPUs during "
               + ("every row" if len(noisy) == sum("threads" in r for r in rows)

@@ -1,8 +1,8 @@
 /*
  * bench_host.c: times cnn_run of a model compiled by cnncc.
  *
- *   bench_host MODEL.so [--threads N] [--runs N] [--warmup N] [--input FILE]
- *                       [--output FILE] [--weights BLOB] [--serve]
+ *   bench_host MODEL.so [--threads N] [--batch N] [--runs N] [--warmup N]
+ *                       [--input FILE] [--output FILE] [--weights BLOB] [--serve]
  *
  * dlopen()s the model (only runtime/cnn.h is used), creates it, sets the
  * thread count (cnn_set_num_threads), reads the batch-1 input (raw float32
@@ -18,7 +18,13 @@
  *
  * bench/ort_bench.js and bench/torch_bench.py speak the same protocol. Each
  * run is timed alone with CLOCK_MONOTONIC around cnn_run; the host does no
- * other work between runs. Exit status: 0, or 1 with a message on stderr.
+ * other work between runs.
+ *
+ * --batch N (default 1) runs N copies of the input in one cnn_run; every
+ * time reported is then per image (the cnn_run time / N), and the first
+ * warm-up checks that all N outputs are bit-identical to the first (a
+ * sample's result must not depend on its place in the batch).
+ * Exit status: 0, or 1 with a message on stderr.
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -46,6 +52,7 @@ typedef struct {
   destroy_fn destroy;
   cnn_model *model;
   float **ins, **outs;
+  int64_t batch;
 } host;
 
 static double now_ms(void) {
@@ -97,8 +104,8 @@ static void json_string(const char *s) {
 static void timed_runs(host *h, int n, double *ms) {
   for (int r = 0; r < n; r++) {
     double t0 = now_ms();
-    int rc = h->run(h->model, 1, (const float *const *)h->ins, h->outs);
-    ms[r] = now_ms() - t0;
+    int rc = h->run(h->model, h->batch, (const float *const *)h->ins, h->outs);
+    ms[r] = (now_ms() - t0) / (double)h->batch;
     if (rc != 0)
       die("cnn_run failed: %s", h->last_error(h->model));
   }
@@ -112,11 +119,13 @@ static long max_rss_kb(void) {
 
 int main(int argc, char **argv) {
   const char *path = NULL, *input = NULL, *output = NULL, *weights = NULL;
-  int threads = 1, runs = 20, warmup = 3, serve = 0;
+  int threads = 1, runs = 20, warmup = 3, serve = 0, batch = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--threads") == 0 && v)
       threads = atoi(v), i++;
+    else if (strcmp(a, "--batch") == 0 && v)
+      batch = atoi(v), i++;
     else if (strcmp(a, "--runs") == 0 && v)
       runs = atoi(v), i++;
     else if (strcmp(a, "--warmup") == 0 && v)
@@ -134,9 +143,9 @@ int main(int argc, char **argv) {
     else
       path = NULL, i = argc;
   }
-  if (!path || runs < 1 || warmup < 1 || threads < 0) {
-    fprintf(stderr, "usage: bench_host MODEL.so [--threads N] [--runs N] [--warmup N] "
-                    "[--input FILE] [--output FILE] [--weights BLOB] [--serve]\n");
+  if (!path || runs < 1 || warmup < 1 || threads < 0 || batch < 1) {
+    fprintf(stderr, "usage: bench_host MODEL.so [--threads N] [--batch N] [--runs N] "
+                    "[--warmup N] [--input FILE] [--output FILE] [--weights BLOB] [--serve]\n");
     return 1;
   }
   char abspath[4096];
@@ -165,11 +174,14 @@ int main(int argc, char **argv) {
   if (h.set_threads(h.model, threads) != 0)
     die("cnn_set_num_threads: %s", h.last_error(h.model));
 
+  h.batch = batch;
   h.ins = calloc((size_t)info->num_inputs, sizeof *h.ins);
   h.outs = calloc((size_t)info->num_outputs, sizeof *h.outs);
   for (int i = 0; i < info->num_inputs; i++) {
     int64_t n = numel(&info->inputs[i]);
-    h.ins[i] = malloc(sizeof(float) * (size_t)n);
+    h.ins[i] = malloc(sizeof(float) * (size_t)(n * batch));
+    if (!h.ins[i])
+      die("out of memory for a batch of %s", argv[1]);
     if (input && i == 0) {
       FILE *f = fopen(input, "rb");
       if (!f || fread(h.ins[i], sizeof(float), (size_t)n, f) != (size_t)n)
@@ -182,15 +194,26 @@ int main(int argc, char **argv) {
         h.ins[i][k] = (float)((s >> 8) & 0xffff) / 65536.0f * 2.0f - 1.0f;
       }
     }
+    for (int b = 1; b < batch; b++)
+      memcpy(h.ins[i] + b * n, h.ins[i], sizeof(float) * (size_t)n);
   }
-  for (int i = 0; i < info->num_outputs; i++)
-    h.outs[i] = calloc((size_t)numel(&info->outputs[i]), sizeof(float));
+  for (int i = 0; i < info->num_outputs; i++) {
+    h.outs[i] = calloc((size_t)(numel(&info->outputs[i]) * batch), sizeof(float));
+    if (!h.outs[i])
+      die("out of memory for a batch of %s", argv[1]);
+  }
   t_load = now_ms() - t_load;
 
   int cap = runs > warmup ? runs : warmup;
   double *ms = malloc(sizeof(double) * (size_t)cap);
   timed_runs(&h, warmup, ms);
   double first_ms = ms[0];
+  for (int i = 0; i < info->num_outputs; i++) {
+    int64_t n = numel(&info->outputs[i]);
+    for (int b = 1; b < batch; b++)
+      if (memcmp(h.outs[i], h.outs[i] + b * n, sizeof(float) * (size_t)n) != 0)
+        die("output differs between samples of a batch (%s)", info->outputs[i].name);
+  }
   if (output) {
     int64_t n = numel(&info->outputs[0]);
     FILE *f = fopen(output, "wb");
@@ -205,9 +228,9 @@ int main(int argc, char **argv) {
   json_string(info->name);
   printf(", \"compiler\": ");
   json_string(info->compiler);
-  printf(", \"threads\": %d, \"macs\": %llu, \"num_params\": %llu, \"weight_bytes\": %llu, "
+  printf(", \"threads\": %d, \"batch\": %d, \"macs\": %llu, \"num_params\": %llu, \"weight_bytes\": %llu, "
          "\"arena_bytes\": %llu, \"load_ms\": %.3f, \"first_run_ms\": %.3f, \"warmup\": %d",
-         threads, (unsigned long long)info->macs, (unsigned long long)info->num_params,
+         threads, batch, (unsigned long long)info->macs, (unsigned long long)info->num_params,
          (unsigned long long)info->weight_bytes, (unsigned long long)info->arena_bytes, t_load,
          first_ms, warmup);
   if (!serve) {

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """PyTorch engine of the benchmark (Debian python3-torch 1.13, /usr/bin/python3).
 
-    /usr/bin/python3 bench/torch_bench.py NETWORK PREPDIR [--threads N] [--runs N]
-                     [--warmup N] [--output FILE] [--serve]
+    /usr/bin/python3 bench/torch_bench.py NETWORK PREPDIR [--threads N] [--batch N]
+                     [--runs N] [--warmup N] [--output FILE] [--serve]
 
 Loads the model of NETWORK with the weights PREPDIR/weights.safetensors (see
 prepare.py), sets torch.set_num_threads(N) and one inter-op thread, and makes
@@ -10,7 +10,8 @@ the fast inference form: torch.jit.optimize_for_inference(torch.jit.freeze(
 torch.jit.trace(model, x))) (oneDNN/MKLDNN where it applies). Runs under
 torch.inference_mode() on PREPDIR/input.bin, --warmup untimed runs (default 3;
 the profiling executor specializes the graph during the first runs), then
-speaks bench_host.c's protocol: "BENCH result {...}" without --serve, or
+speaks bench_host.c's protocol (--batch N: N copies of the input per call,
+times per image, the first image's output written): "BENCH result {...}" without --serve, or
 "BENCH ready {...}" and answers "run K" / "quit" lines with "BENCH times ...".
 """
 
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("network")
     ap.add_argument("prepdir")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--output")
@@ -47,6 +49,8 @@ def main():
                                       os.path.join(args.prepdir, manifest["weights"]))
     x = torch.from_file(os.path.join(args.prepdir, manifest["input"]), size=1 * _numel(shape),
                         dtype=torch.float32).reshape(1, *shape)
+    if args.batch > 1:
+        x = x.expand(args.batch, *shape).contiguous()
     with torch.no_grad():
         fast = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, x)))
     load_ms = (time.perf_counter() - t_load) * 1e3
@@ -57,16 +61,16 @@ def main():
             for _ in range(n):
                 t0 = time.perf_counter()
                 out = fast(x)
-                ms.append((time.perf_counter() - t0) * 1e3)
+                ms.append((time.perf_counter() - t0) * 1e3 / args.batch)
         return out, ms
 
     y, ms = timed(args.warmup)
     if args.output:
-        y.detach().contiguous().numpy().astype("<f4").tofile(args.output)
+        y[:1].detach().contiguous().numpy().astype("<f4").tofile(args.output)
 
     info = {"engine": "pytorch", "model": args.network,
             "compiler": f"torch {torch.__version__} jit.freeze+optimize_for_inference",
-            "threads": args.threads, "load_ms": load_ms, "first_run_ms": ms[0],
+            "threads": args.threads, "batch": args.batch, "load_ms": load_ms, "first_run_ms": ms[0],
             "warmup": args.warmup}
     if not args.serve:
         _, ms = timed(args.runs)

@@ -35,7 +35,8 @@ typedef void (*cnnrt_kernel_fn)(void *const *ptrs, int64_t lo, int64_t hi);
 typedef struct cnnrt_ctx cnnrt_ctx;
 
 /* Runs fn over [0, n), split across the model's threads in contiguous
-   chunks; returns when all are done. n <= 0 is a no-op. */
+   chunks; returns when all are done. n <= 0 is a no-op. The chunks do not
+   depend on the thread count (up to 8 threads), so neither do results. */
 CNNRT_HIDDEN void cnnrt_parallel_for(cnnrt_ctx *ctx, cnnrt_kernel_fn fn,
                                      void *const *ptrs, int64_t n);
 
@@ -81,6 +82,14 @@ CNNRT_HIDDEN void cnnrt_forward(cnnrt_ctx *ctx, const float *weights,
 CNNRT_HIDDEN cnnrt_ctx *cnnrt_pool_create(int nthreads);
 CNNRT_HIDDEN void cnnrt_pool_destroy(cnnrt_ctx *ctx);
 CNNRT_HIDDEN int cnnrt_pool_threads(const cnnrt_ctx *ctx);
+/* Nonzero when the pool profiles (CNN_PROFILE): cnn_run then keeps every
+   launch on the pool, so that each layer is timed. */
+CNNRT_HIDDEN int cnnrt_pool_profiling(const cnnrt_ctx *ctx);
+/* A context without threads that splits every launch into the same chunks
+   as `pool` and runs them in order on the calling thread (one lane of a
+   sample-parallel batch: the same bits as a run on the pool). */
+CNNRT_HIDDEN cnnrt_ctx *cnnrt_serial_create(const cnnrt_ctx *pool);
+CNNRT_HIDDEN void cnnrt_serial_destroy(cnnrt_ctx *ctx);
 /* Threads to use by default: $CNN_NUM_THREADS if set and valid, else one
    per online core. */
 CNNRT_HIDDEN int cnnrt_default_threads(void);

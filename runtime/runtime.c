@@ -14,7 +14,18 @@
  * and layout it was packed for.
  *
  * cnn_run walks the batch one sample at a time, pointing the forward
- * function at that sample's slice of each input and output.
+ * function at that sample's slice of each input and output. With T > 1
+ * threads and a batch of at least T samples, whole samples go to threads
+ * instead: each thread runs its share of the batch one sample at a time
+ * on its own arena (lane), with no synchronization inside a forward pass;
+ * the batch % T samples left over then run one by one on all threads.
+ * The extra T - 1 arenas are allocated with the pool (cnn_create,
+ * cnn_set_num_threads) and only touched by batched runs. A lane runs its
+ * kernels through a serial context that splits every launch into the same
+ * chunks as the pool (threads.c), so a sample gives the same bits in a lane
+ * as alone on all threads. CNN_BATCH_PARALLEL=0 in the environment at
+ * cnn_create (or cnn_set_num_threads) turns sample parallelism off; so does
+ * CNN_PROFILE (the per-layer times are the pool's).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +50,17 @@ struct cnn_model {
   cnnrt_ctx *pool;
   const float **in_ptrs;
   float **out_ptrs;
+  /* Lanes for sample parallelism: lane 0 is arena/in_ptrs/out_ptrs above,
+     lanes 1..nlanes-1 have their own (nlanes = 1: no sample parallelism). */
+  int nlanes;
+  cnnrt_ctx **lane_ctx; /* serial contexts */
+  float **lane_arena;
+  const float ***lane_in;
+  float ***lane_out;
+  /* The batch being run in parallel (read by the lane kernel). */
+  int64_t par_batch;
+  const float *const *par_inputs;
+  float *const *par_outputs;
   int64_t *in_numel, *out_numel;
   char err[512];
 };
@@ -134,9 +156,79 @@ static int map_weights(cnn_model *m, const char *path, char *err, size_t len) {
   return 0;
 }
 
+static void free_lanes(cnn_model *m) {
+  for (int l = 0; l < m->nlanes && m->lane_ctx; l++)
+    cnnrt_serial_destroy(m->lane_ctx[l]);
+  for (int l = 1; l < m->nlanes; l++) {
+    free(m->lane_arena[l]);
+    free(m->lane_in[l]);
+    free(m->lane_out[l]);
+  }
+  free(m->lane_ctx);
+  free(m->lane_arena);
+  free(m->lane_in);
+  free(m->lane_out);
+  m->lane_ctx = NULL;
+  m->lane_arena = NULL;
+  m->lane_in = NULL;
+  m->lane_out = NULL;
+  m->nlanes = 1;
+}
+
+static size_t arena_size(void) {
+  size_t arena = ((size_t)cnnrt_info.arena_bytes + 63) & ~(size_t)63;
+  return arena ? arena : 64;
+}
+
+/* One lane per pool thread. Best effort: without memory, batches simply
+   run sample by sample on all threads. Untouched, the extra arenas cost
+   address space only. */
+static void make_lanes(cnn_model *m) {
+  free_lanes(m);
+  int t = cnnrt_pool_threads(m->pool);
+  const char *env = getenv("CNN_BATCH_PARALLEL");
+  if (t < 2 || (env && strcmp(env, "0") == 0))
+    return;
+  size_t ni = (size_t)(cnnrt_info.num_inputs > 0 ? cnnrt_info.num_inputs : 1);
+  size_t no = (size_t)(cnnrt_info.num_outputs > 0 ? cnnrt_info.num_outputs : 1);
+  m->lane_ctx = calloc((size_t)t, sizeof *m->lane_ctx);
+  m->lane_arena = calloc((size_t)t, sizeof *m->lane_arena);
+  m->lane_in = calloc((size_t)t, sizeof *m->lane_in);
+  m->lane_out = calloc((size_t)t, sizeof *m->lane_out);
+  if (!m->lane_ctx || !m->lane_arena || !m->lane_in || !m->lane_out) {
+    free_lanes(m);
+    return;
+  }
+  m->nlanes = 1; /* so that free_lanes frees lane 0's context on failure */
+  m->lane_ctx[0] = cnnrt_serial_create(m->pool);
+  if (!m->lane_ctx[0]) {
+    free_lanes(m);
+    return;
+  }
+  m->lane_arena[0] = m->arena;
+  m->lane_in[0] = m->in_ptrs;
+  m->lane_out[0] = m->out_ptrs;
+  for (int l = 1; l < t; l++) {
+    void *a = NULL;
+    m->nlanes = l + 1; /* so that free_lanes frees lane l on failure */
+    if (posix_memalign(&a, 64, arena_size()) != 0)
+      a = NULL;
+    m->lane_arena[l] = a;
+    m->lane_in[l] = calloc(ni, sizeof **m->lane_in);
+    m->lane_out[l] = calloc(no, sizeof **m->lane_out);
+    m->lane_ctx[l] = cnnrt_serial_create(m->pool);
+    if (!a || !m->lane_in[l] || !m->lane_out[l] || !m->lane_ctx[l]) {
+      free_lanes(m);
+      return;
+    }
+  }
+  m->nlanes = t;
+}
+
 CNN_EXPORT void cnn_destroy(cnn_model *m) {
   if (!m)
     return;
+  free_lanes(m);
   cnnrt_pool_destroy(m->pool);
   if (m->map)
     munmap(m->map, m->map_len);
@@ -175,9 +267,7 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err,
   }
   m->weights = (const float *)(m->blob + sizeof(CnnrtBlobHeader));
 
-  size_t arena = ((size_t)info->arena_bytes + 63) & ~(size_t)63;
-  if (arena == 0)
-    arena = 64;
+  size_t arena = arena_size();
   void *a = NULL;
   if (posix_memalign(&a, 64, arena) != 0) {
     set_err(err, err_len, "cannot allocate the %zu-byte activation arena", arena);
@@ -198,16 +288,40 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err,
     m->in_numel[i] = desc_numel(&info->inputs[i]);
   for (int i = 0; i < info->num_outputs; i++)
     m->out_numel[i] = desc_numel(&info->outputs[i]);
+  m->nlanes = 1;
   m->pool = cnnrt_pool_create(cnnrt_default_threads());
   if (!m->pool) {
     set_err(err, err_len, "cannot create the thread pool");
     goto fail;
   }
+  make_lanes(m);
   return m;
 
 fail:
   cnn_destroy(m);
   return NULL;
+}
+
+/* Sample s of the batch with the given arena and pointer arrays. */
+static void run_sample(cnn_model *m, cnnrt_ctx *pool, float *arena, const float **in_ptrs,
+                       float **out_ptrs, int64_t s, const float *const *inputs,
+                       float *const *outputs) {
+  for (int i = 0; i < cnnrt_info.num_inputs; i++)
+    in_ptrs[i] = inputs[i] + s * m->in_numel[i];
+  for (int i = 0; i < cnnrt_info.num_outputs; i++)
+    out_ptrs[i] = outputs[i] + s * m->out_numel[i];
+  cnnrt_forward(pool, m->weights, arena, in_ptrs, out_ptrs);
+}
+
+/* The sample-parallel kernel: items are lanes; each runs its samples on
+   one thread, through a serial context that splits every kernel launch
+   into the same chunks as the pool (the same bits as a sample run alone). */
+static void run_lanes(void *const *ptrs, int64_t lo, int64_t hi) {
+  cnn_model *m = ptrs[0];
+  for (int64_t l = lo; l < hi; l++)
+    for (int64_t s = l; s < m->par_batch; s += m->nlanes)
+      run_sample(m, m->lane_ctx[l], m->lane_arena[l], m->lane_in[l], m->lane_out[l], s, m->par_inputs,
+                 m->par_outputs);
 }
 
 CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
@@ -238,13 +352,20 @@ CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
       return CNN_EINVAL;
     }
   m->err[0] = 0;
-  for (int64_t s = 0; s < batch; s++) {
-    for (int i = 0; i < info->num_inputs; i++)
-      m->in_ptrs[i] = inputs[i] + s * m->in_numel[i];
-    for (int i = 0; i < info->num_outputs; i++)
-      m->out_ptrs[i] = outputs[i] + s * m->out_numel[i];
-    cnnrt_forward(m->pool, m->weights, m->arena, m->in_ptrs, m->out_ptrs);
+  int64_t s = 0;
+  int T = m->nlanes;
+  if (T > 1 && batch >= T && !cnnrt_pool_profiling(m->pool)) {
+    /* batch / T samples per lane, lane l taking samples l, l + T, ...;
+       work item l of this launch is lane l. */
+    m->par_batch = batch - batch % T;
+    m->par_inputs = inputs;
+    m->par_outputs = outputs;
+    void *ptrs[1] = {m};
+    cnnrt_parallel_for(m->pool, run_lanes, ptrs, T);
+    s = m->par_batch;
   }
+  for (; s < batch; s++)
+    run_sample(m, m->pool, m->arena, m->in_ptrs, m->out_ptrs, s, inputs, outputs);
   return CNN_OK;
 }
 
@@ -267,6 +388,7 @@ CNN_EXPORT int cnn_set_num_threads(cnn_model *m, int n) {
   }
   cnnrt_pool_destroy(m->pool);
   m->pool = p;
+  make_lanes(m);
   return CNN_OK;
 }
 

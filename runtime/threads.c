@@ -3,14 +3,29 @@
  *
  * Each model owns one pool (no global state): nthreads - 1 worker threads
  * plus the calling thread, which always takes part. A launch splits [0, n)
- * into nthreads static contiguous chunks (chunk i = [n*i/T, n*(i+1)/T)),
- * publishes the job by bumping a generation counter, and then every thread,
- * the caller first, claims chunks from an atomic counter until none is left;
- * the caller waits for the last one to finish. The layers of a CNN are
- * regular, so equal chunks balance well; claiming (rather than chunk i
- * belonging to thread i) only matters on a busy machine, where a worker
- * that is not scheduled in time no longer holds everyone up. The chunk
- * boundaries never change, so results are identical for any schedule.
+ * into C = max(CNNRT_CHUNKS, nthreads) contiguous chunks (chunk i =
+ * [n*i/C, n*(i+1)/C), empty when n < C), publishes the job by bumping a
+ * generation counter, and then every thread, the caller first, claims
+ * chunks until none is left; the caller waits for the last one to finish.
+ * Thread j (the caller is 0) owns chunks [C*j/T, C*(j+1)/T): it claims
+ * those first, in order, from its own counter, then helps the others by
+ * claiming from theirs. When the threads keep pace, each runs exactly its
+ * own contiguous share, the same part of every layer (rows that the next
+ * layer reads stay in that core's cache: the two cores of this machine
+ * exchange data slowly); when one falls behind, the other takes over its
+ * remaining chunks. With one thread (or a serial context, used for
+ * sample parallelism) the same chunks run in order on the caller.
+ *
+ * The chunks do not depend on the thread count (up to CNNRT_CHUNKS
+ * threads): a kernel whose result depends on how its items are split (a
+ * reduction the vectorizer reorders differently in a short range) still
+ * gives the same bits with 1 or 2 threads, and a sample computed by one
+ * thread of a batch the same bits as alone on all threads. Several
+ * chunks per thread rather than one also balance: a thread that is slowed
+ * down (a core shared with another process, a late wake-up, items of
+ * unequal cost) delays the launch by one small chunk, not by its whole
+ * share, while each chunk stays a contiguous run of items (the rows of one
+ * output-channel group, which share their weights).
  *
  * Waiting is a brief spin (kernels follow each other within microseconds
  * during a forward pass) and then a condition-variable sleep, so idle pools
@@ -35,31 +50,55 @@
 
 #define CNNRT_MAX_THREADS 1024
 #define CNNRT_SPIN 20000 /* pause iterations before sleeping (~0.1-1 ms) */
+#define CNNRT_CHUNKS 8   /* chunks per launch (more with more threads) */
+
+/* Thread j's chunks are [C*j/T, C*(j+1)/T): it runs them first, in
+   order, then takes what is left of the others' (from their front). Each
+   counter on its own cache line. */
+typedef struct {
+  _Alignas(64) atomic_int v;
+} ClaimCounter;
 
 typedef struct {
   cnnrt_ctx *ctx;
   int index;
+  double lag_ms; /* profiling: launch to this worker's first claim, or -1 */
 } Worker;
 
 struct cnnrt_ctx {
   int nthreads; /* including the caller */
   double *prof_ms;      /* per layer, NULL unless profiling */
   double *prof_min;     /* fastest call per layer (a busy machine's noise) */
+  double *prof_wait;    /* caller's wait for the other threads after its own chunks */
+  double *prof_lag;     /* launch to the first worker's first claim (mean of workers) */
   int64_t *prof_calls;
+  double t_launch;      /* profiling: when the current job was published */
   pthread_t *threads;
   Worker *workers;
   pthread_mutex_t mu;
   pthread_cond_t wake, done_cv;
-  /* The current job. fn/ptrs/n are written before `next` is reset
-     (release) and read after a chunk is claimed from it (acquire). */
+  /* The current job. fn/ptrs/n are written before the claim counters
+     are reset (release) and read after a chunk is claimed (acquire). */
   cnnrt_kernel_fn fn;
   void *const *ptrs;
   int64_t n;
-  atomic_int next;              /* next unclaimed chunk */
-  atomic_int done;              /* chunks finished */
-  atomic_uint_fast64_t gen;     /* bumped per launch: wakes the workers */
+  int nchunks; /* C, constant: a late worker may compare a stale claim with it */
+  /* Each counter on its own cache line: claiming a chunk then does not
+     take the line holding the job (read by every claimant) from the
+     other cores. */
+  ClaimCounter *next; /* per thread: its next unclaimed chunk */
+  _Alignas(64) atomic_int done; /* chunks finished */
+  _Alignas(64) atomic_uint_fast64_t gen; /* bumped per launch: wakes the workers */
   atomic_bool stop;
 };
+
+/* Zeroed, and aligned as its cache-line members require. */
+static cnnrt_ctx *ctx_alloc(void) {
+  cnnrt_ctx *c = aligned_alloc(_Alignof(cnnrt_ctx), sizeof *c);
+  if (c)
+    memset(c, 0, sizeof *c);
+  return c;
+}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -69,16 +108,36 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+static double now_ms(void);
+
+static int chunks_for(int nthreads) {
+  return nthreads > CNNRT_CHUNKS ? nthreads : CNNRT_CHUNKS;
+}
+
+/* All chunks, in order, on the calling thread. */
+static void run_serial(int nchunks, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n) {
+  for (int i = 0; i < nchunks; i++) {
+    int64_t lo = n * i / nchunks, hi = n * (i + 1) / nchunks;
+    if (lo < hi)
+      fn(ptrs, lo, hi);
+  }
+}
+
 /* Claims and runs chunks until none is left. Chunk i is always the same
    range, whoever runs it, so results do not depend on the schedule; a
    worker that wakes late (descheduled on a busy machine) simply finds
    the work done by the others. */
-static void run_chunks(cnnrt_ctx *c) {
-  int t = c->nthreads;
-  for (;;) {
-    int i = atomic_fetch_add_explicit(&c->next, 1, memory_order_acq_rel);
-    if (i >= t)
-      return;
+static void run_chunks(cnnrt_ctx *c, Worker *w) {
+  int t = c->nchunks, T = c->nthreads, self = w ? w->index : 0;
+  for (int k = 0; k < T;) {
+    int j = (self + k) % T, end = (int)((int64_t)t * (j + 1) / T);
+    int i = atomic_fetch_add_explicit(&c->next[j].v, 1, memory_order_acq_rel);
+    if (i >= end) {
+      k++; /* thread j's chunks are all taken: help the next one */
+      continue;
+    }
+    if (w && c->prof_ms && w->lag_ms < 0)
+      w->lag_ms = now_ms() - c->t_launch;
     int64_t n = c->n;
     int64_t lo = n * i / t, hi = n * (i + 1) / t;
     if (lo < hi)
@@ -110,17 +169,23 @@ static void *worker_main(void *arg) {
     seen = g;
     if (atomic_load_explicit(&c->stop, memory_order_acquire))
       return NULL;
-    run_chunks(c);
+    run_chunks(c, w);
   }
 }
 
-void cnnrt_parallel_for(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs,
-                        int64_t n) {
+/* *wait_ms (profiling only): the caller's wait for the others. */
+static void parallel_for(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n,
+                         double *wait_ms) {
   if (n <= 0)
     return;
   if (!c || c->nthreads <= 1 || n == 1) {
-    fn(ptrs, 0, n);
+    run_serial(c ? c->nchunks : CNNRT_CHUNKS, fn, ptrs, n);
     return;
+  }
+  if (wait_ms) {
+    for (int i = 1; i < c->nthreads; i++)
+      c->workers[i].lag_ms = -1;
+    c->t_launch = now_ms();
   }
   /* The previous launch has fully finished (done == nthreads), so no
      thread holds a chunk: the job can be replaced. */
@@ -128,24 +193,34 @@ void cnnrt_parallel_for(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs,
   c->ptrs = ptrs;
   c->n = n;
   atomic_store_explicit(&c->done, 0, memory_order_relaxed);
-  atomic_store_explicit(&c->next, 0, memory_order_release);
+  for (int j = 0; j < c->nthreads; j++)
+    atomic_store_explicit(&c->next[j].v, (int)((int64_t)c->nchunks * j / c->nthreads),
+                          memory_order_release);
   pthread_mutex_lock(&c->mu);
   atomic_fetch_add_explicit(&c->gen, 1, memory_order_release);
   pthread_cond_broadcast(&c->wake);
   pthread_mutex_unlock(&c->mu);
 
-  run_chunks(c);
+  run_chunks(c, NULL);
 
-  int t = c->nthreads;
+  int t = c->nchunks;
+  double t0 = wait_ms ? now_ms() : 0;
   for (int s = 0; s < CNNRT_SPIN; s++) {
     if (atomic_load_explicit(&c->done, memory_order_acquire) == t)
-      return;
+      goto out;
     cpu_relax();
   }
   pthread_mutex_lock(&c->mu);
   while (atomic_load_explicit(&c->done, memory_order_acquire) != t)
     pthread_cond_wait(&c->done_cv, &c->mu);
   pthread_mutex_unlock(&c->mu);
+out:
+  if (wait_ms)
+    *wait_ms = now_ms() - t0;
+}
+
+void cnnrt_parallel_for(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n) {
+  parallel_for(c, fn, ptrs, n, NULL);
 }
 
 static double now_ms(void) {
@@ -160,10 +235,19 @@ void cnnrt_launch(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n
     cnnrt_parallel_for(c, fn, ptrs, n);
     return;
   }
-  double t0 = now_ms();
-  cnnrt_parallel_for(c, fn, ptrs, n);
+  double t0 = now_ms(), wait = 0;
+  parallel_for(c, fn, ptrs, n, &wait);
   double dt = now_ms() - t0;
   c->prof_ms[layer] += dt;
+  c->prof_wait[layer] += wait;
+  if (c->nthreads > 1 && n > 1) {
+    double lag = 0;
+    int nw = 0;
+    for (int i = 1; i < c->nthreads; i++)
+      if (c->workers[i].lag_ms >= 0)
+        lag += c->workers[i].lag_ms, nw++;
+    c->prof_lag[layer] += nw ? lag / nw : dt; /* no claim: the caller did it all */
+  }
   if (c->prof_calls[layer] == 0 || dt < c->prof_min[layer])
     c->prof_min[layer] = dt;
   c->prof_calls[layer]++;
@@ -177,12 +261,12 @@ static void print_profile(const cnnrt_ctx *c) {
       runs = c->prof_calls[i];
   if (runs == 0)
     return;
-  double total = 0, tmin = 0, tflop = 0;
+  double total = 0, tmin = 0, tflop = 0, twait = 0, tlag = 0;
   fprintf(stderr, "cnn profile: %s, %d thread%s, %lld sample run%s (ms per sample)\n",
           cnnrt_info.name, c->nthreads, c->nthreads == 1 ? "" : "s", (long long)runs,
           runs == 1 ? "" : "s");
-  fprintf(stderr, "%4s  %-44s %-22s %9s %6s %9s %9s\n", "#", "layer", "op", "ms(mean)", "%",
-          "ms(min)", "GFLOP/s");
+  fprintf(stderr, "%4s  %-44s %-22s %9s %6s %9s %9s %8s %8s\n", "#", "layer", "op", "ms(mean)",
+          "%", "ms(min)", "GFLOP/s", "wait", "lag");
   for (int i = 0; i < nl; i++) {
     total += c->prof_ms[i] / (double)runs;
     tmin += c->prof_min[i];
@@ -193,11 +277,17 @@ static void print_profile(const cnnrt_ctx *c) {
     double ms = c->prof_ms[i] / (double)runs, mn = c->prof_min[i];
     double gf = mn > 0 ? (double)cnnrt_layer_flops[i] / (mn * 1e6) : 0;
     tflop += (double)cnnrt_layer_flops[i];
-    fprintf(stderr, "%4d  %-44.*s %-22s %9.3f %6.1f %9.3f %9.1f\n", i, nlen > 44 ? 44 : nlen,
-            nm, tab ? tab + 1 : "", ms, total > 0 ? 100 * ms / total : 0, mn, gf);
+    double wt = c->prof_wait[i] / (double)runs, lg = c->prof_lag[i] / (double)runs;
+    twait += wt, tlag += lg;
+    fprintf(stderr, "%4d  %-44.*s %-22s %9.3f %6.1f %9.3f %9.1f %8.3f %8.3f\n", i,
+            nlen > 44 ? 44 : nlen, nm, tab ? tab + 1 : "", ms, total > 0 ? 100 * ms / total : 0,
+            mn, gf, wt, lg);
   }
-  fprintf(stderr, "      %-44s %-22s %9.3f %6s %9.3f %9.1f\n", "total", "", total, "", tmin,
-          tmin > 0 ? tflop / (tmin * 1e6) : 0);
+  fprintf(stderr, "      %-44s %-22s %9.3f %6s %9.3f %9.1f %8.3f %8.3f\n", "total", "", total, "",
+          tmin, tmin > 0 ? tflop / (tmin * 1e6) : 0, twait, tlag);
+  if (c->nthreads > 1)
+    fprintf(stderr, "(wait: mean ms the calling thread waited for the others after its own "
+                    "chunks; lag: mean ms from a launch to a worker's first chunk)\n");
 }
 
 int cnnrt_cores(void) {
@@ -226,39 +316,61 @@ int cnnrt_default_threads(void) {
 
 int cnnrt_pool_threads(const cnnrt_ctx *c) { return c ? c->nthreads : 1; }
 
+int cnnrt_pool_profiling(const cnnrt_ctx *c) { return c && c->prof_ms; }
+
+cnnrt_ctx *cnnrt_serial_create(const cnnrt_ctx *pool) {
+  cnnrt_ctx *c = ctx_alloc();
+  if (!c)
+    return NULL;
+  c->nthreads = 1;
+  c->nchunks = pool ? pool->nchunks : chunks_for(1);
+  return c;
+}
+
+void cnnrt_serial_destroy(cnnrt_ctx *c) { free(c); }
+
 cnnrt_ctx *cnnrt_pool_create(int nthreads) {
   if (nthreads < 1)
     nthreads = 1;
   if (nthreads > CNNRT_MAX_THREADS)
     nthreads = CNNRT_MAX_THREADS;
-  cnnrt_ctx *c = calloc(1, sizeof *c);
+  cnnrt_ctx *c = ctx_alloc();
   if (!c)
     return NULL;
   c->threads = calloc((size_t)nthreads, sizeof *c->threads);
   c->workers = calloc((size_t)nthreads, sizeof *c->workers);
-  if (!c->threads || !c->workers) {
+  c->next = aligned_alloc(_Alignof(ClaimCounter), (size_t)nthreads * sizeof *c->next);
+  if (!c->threads || !c->workers || !c->next) {
     free(c->threads);
     free(c->workers);
+    free(c->next);
     free(c);
     return NULL;
   }
+  for (int j = 0; j < nthreads; j++)
+    atomic_init(&c->next[j].v, 1 << 30); /* nothing to claim before a launch */
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->wake, NULL);
   pthread_cond_init(&c->done_cv, NULL);
   atomic_init(&c->gen, 0);
-  atomic_init(&c->next, 0);
   atomic_init(&c->done, 0);
   atomic_init(&c->stop, false);
   c->nthreads = 1;
+  c->nchunks = chunks_for(1);
   const char *prof = getenv("CNN_PROFILE");
   if (prof && *prof && strcmp(prof, "0") != 0 && cnnrt_num_layers > 0) {
     c->prof_ms = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_ms);
     c->prof_calls = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_calls);
     c->prof_min = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_min);
-    if (!c->prof_ms || !c->prof_calls || !c->prof_min) {
+    c->prof_wait = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_wait);
+    c->prof_lag = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_lag);
+    if (!c->prof_ms || !c->prof_calls || !c->prof_min || !c->prof_wait || !c->prof_lag) {
       free(c->prof_ms);
       free(c->prof_calls);
       free(c->prof_min);
+      free(c->prof_wait);
+      free(c->prof_lag);
+      c->prof_wait = c->prof_lag = NULL;
       c->prof_min = NULL;
       c->prof_ms = NULL;
       c->prof_calls = NULL;
@@ -275,6 +387,7 @@ cnnrt_ctx *cnnrt_pool_create(int nthreads) {
       break; /* run with the threads we got */
     c->nthreads = i + 1;
   }
+  c->nchunks = chunks_for(c->nthreads);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return c;
 }
@@ -287,6 +400,8 @@ void cnnrt_pool_destroy(cnnrt_ctx *c) {
     free(c->prof_ms);
     free(c->prof_calls);
     free(c->prof_min);
+    free(c->prof_wait);
+    free(c->prof_lag);
   }
   pthread_mutex_lock(&c->mu);
   atomic_store_explicit(&c->stop, true, memory_order_release);
@@ -300,5 +415,6 @@ void cnnrt_pool_destroy(cnnrt_ctx *c) {
   pthread_mutex_destroy(&c->mu);
   free(c->threads);
   free(c->workers);
+  free(c->next);
   free(c);
 }
