@@ -12,7 +12,11 @@
  *
  *   conv2d, maxpool, avgpool,        one output row of one channel
  *   adaptive_avgpool                 (item = c * OH + oh); a pointwise
- *                                    conv: one channel plane
+ *                                    conv: one channel plane, or, when it
+ *                                    is ungrouped, unsplit and reads an
+ *                                    NCHW input, (tile of output channels)
+ *                                    x (chunk of pixels) of the register-
+ *                                    tiled GEMM of gemm1x1.c
  *   batchnorm, scaleshift, lrn,      one channel plane
  *   concat
  *   linear                           one output feature
@@ -646,7 +650,18 @@ static const KernelImpl impls[] = {
     {OP_REORDER, LAYOUT_NCHW16C, be_work_reorder, be_emit_reorder, false},
 };
 
+/* gemm1x1.c: a 1x1 stride-1 unpadded ungrouped conv, NCHW in and out (not
+   split) as a register-tiled GEMM. Work items: (tile of output channels) x
+   (chunk of pixels), counted by be_work_conv_gemm1x1. */
+bool be_conv_gemm1x1(const Node *n);
+int64_t be_work_conv_gemm1x1(const BeCtx *c, const Node *n);
+void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k);
+
 static const KernelImpl *find_impl(const Node *n) {
+  static const KernelImpl gemm1x1 = {OP_CONV2D, LAYOUT_NCHW, NULL /* be_work_conv_gemm1x1 */,
+                                     be_emit_conv_gemm1x1, true};
+  if (be_conv_gemm1x1(n))
+    return &gemm1x1;
   static const KernelImpl grouped = {OP_CONV2D, LAYOUT_NCHW16C, be_work_conv_grouped,
                                      be_emit_conv_grouped, true};
   if (be_conv_grouped_blocked(n)) /* small groups (grouped.c) */
@@ -852,6 +867,7 @@ bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias,
   e->k.fn = build_kernel(c, n, impl, alias, inplace, segs, nseg);
   free(segs);
   e->k.work = impl->work              ? impl->work(n)
+              : be_conv_gemm1x1(n) ? be_work_conv_gemm1x1(c, n)
               : be_winograd_use(n) ? be_work_conv_winograd(c, n)
                                       : be_work_conv_blocked(c, n);
   e->next = c->cache;
