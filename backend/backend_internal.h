@@ -164,6 +164,14 @@ int64_t be_work_conv_blocked(const BeCtx *c, const Node *n);
 void be_emit_conv_blocked(BeCtx *c, KArgs *k);
 int64_t be_work_blocks_rows(const Node *n); /* (C/16) * OH */
 int64_t be_work_blocks(const Node *n);      /* C/16 */
+/* The row walker of the direct convs (blocked.c, grouped.c): tiles of up
+   to T pixels over a row of W; interior tiles [owA, owB] in a loop with
+   ow0c = -1, edge tiles at constant positions ow0c. */
+typedef void (*BeTileFn)(BeCtx *c, void *ctx, LLVMValueRef ow0, int64_t ow0c, int w);
+void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB,
+                       BeTileFn tile, void *ctx);
+void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw,
+                      int64_t *owA, int64_t *owB);
 void be_emit_pool_blocked(BeCtx *c, KArgs *k);
 void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
 void be_emit_affine_blocked(BeCtx *c, KArgs *k);

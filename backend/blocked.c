@@ -292,35 +292,54 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
   }
 }
 
-/* A row of W pixels: constant edge tiles, a loop of interior tiles. */
-static void emit_row(BeCtx *c, RowCtx *r, int64_t W) {
-  ConvPlan *p = r->p;
-  int64_t T = p->T, owA = 0, owB = W - 1;
-  if (!p->pw) {
-    owA = cdiv(p->pl, p->sw);
-    owB = floordiv(p->IW - 1 + p->pl - (p->KW - 1) * p->dw, p->sw);
-    if (owB > W - 1)
-      owB = W - 1;
-  }
+/* A row of W output pixels cut into tiles of up to T: pixels [owA, owB]
+   have every tap inside the input, so whole tiles there run in one loop with
+   a variable start (ow0c = -1); the rest are tiles at constant positions
+   (ow0c = their first pixel), where the emitter drops the padded taps.
+   Shared with grouped.c. */
+void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB,
+                       BeTileFn tile, void *ctx) {
+  if (owB > W - 1)
+    owB = W - 1;
   int64_t pos = 0;
   while (pos < W) {
     if (pos >= owA && pos + T - 1 <= owB) {
       int64_t m = (owB + 1 - pos) / T;
       if (m == 1) {
-        emit_tile(c, r, be_i64(c, pos), -1, (int)T);
+        tile(c, ctx, be_i64(c, pos), -1, (int)T);
       } else {
         BeLoop t;
         be_for(c, &t, be_i64(c, 0), be_i64(c, m), "tile");
-        emit_tile(c, r, be_addk(c, be_mulk(c, t.iv, T), pos), -1, (int)T);
+        tile(c, ctx, be_addk(c, be_mulk(c, t.iv, T), pos), -1, (int)T);
         be_for_end(c, &t);
       }
       pos += m * T;
     } else {
       int64_t w = W - pos < T ? W - pos : T;
-      emit_tile(c, r, be_i64(c, pos), pos, (int)w);
+      tile(c, ctx, be_i64(c, pos), pos, (int)w);
       pos += w;
     }
   }
+}
+
+/* The first and last output column whose taps all fall inside the input. */
+void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw,
+                      int64_t *owA, int64_t *owB) {
+  *owA = cdiv(pl, sw);
+  *owB = floordiv(IW - 1 + pl - (KW - 1) * dw, sw);
+}
+
+static void tile_cb(BeCtx *c, void *r, LLVMValueRef ow0, int64_t ow0c, int w) {
+  emit_tile(c, r, ow0, ow0c, w);
+}
+
+/* A row of W pixels (flattened pixels of a pointwise conv have no border). */
+static void emit_row(BeCtx *c, RowCtx *r, int64_t W) {
+  ConvPlan *p = r->p;
+  int64_t owA = 0, owB = W - 1;
+  if (!p->pw)
+    be_interior_cols(p->IW, p->KW, p->sw, p->pl, p->dw, &owA, &owB);
+  be_emit_row_tiles(c, W, p->T, owA, owB, tile_cb, r);
 }
 
 void be_emit_conv_blocked(BeCtx *c, KArgs *k) {

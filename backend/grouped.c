@@ -45,7 +45,6 @@
 #include "backend_internal.h"
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-static int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 bool be_conv_grouped_blocked(const Node *n) {
   if (n->op != OP_CONV2D || n->layout != LAYOUT_NCHW16C || n->attr.groups <= 1 ||
@@ -178,33 +177,16 @@ static void emit_gtile(BeCtx *c, GRow *r, LLVMValueRef ow0, int64_t ow0c, int w)
   }
 }
 
+static void gtile_cb(BeCtx *c, void *r, LLVMValueRef ow0, int64_t ow0c, int w) {
+  emit_gtile(c, r, ow0, ow0c, w);
+}
+
 /* A row: constant edge tiles, a loop of unchecked interior tiles. */
 static void emit_grow(BeCtx *c, GRow *r) {
   GPlan *p = r->p;
-  int64_t T = p->T, W = p->OW;
-  int64_t owA = cdiv(p->pl, p->sw);
-  int64_t owB = floordiv(p->IW - 1 + p->pl - (p->KW - 1) * p->dw, p->sw);
-  if (owB > W - 1)
-    owB = W - 1;
-  int64_t pos = 0;
-  while (pos < W) {
-    if (pos >= owA && pos + T - 1 <= owB) {
-      int64_t m = (owB + 1 - pos) / T;
-      if (m == 1) {
-        emit_gtile(c, r, be_i64(c, pos), -1, (int)T);
-      } else {
-        BeLoop t;
-        be_for(c, &t, be_i64(c, 0), be_i64(c, m), "tile");
-        emit_gtile(c, r, be_addk(c, be_mulk(c, t.iv, T), pos), -1, (int)T);
-        be_for_end(c, &t);
-      }
-      pos += m * T;
-    } else {
-      int64_t w = W - pos < T ? W - pos : T;
-      emit_gtile(c, r, be_i64(c, pos), pos, (int)w);
-      pos += w;
-    }
-  }
+  int64_t owA, owB;
+  be_interior_cols(p->IW, p->KW, p->sw, p->pl, p->dw, &owA, &owB);
+  be_emit_row_tiles(c, p->OW, p->T, owA, owB, gtile_cb, r);
 }
 
 void be_emit_conv_grouped(BeCtx *c, KArgs *k) {
