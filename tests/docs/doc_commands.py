@@ -58,6 +58,9 @@ REDUCED = {
         [(f"bench/run.sh {BENCH_SMALL} --threads 1 --batch 1,8", BENCH_ROW)],
     "bench/run.sh --quick":
         [(f"bench/run.sh --quick {BENCH_SMALL}", BENCH_ROW)],
+    "CNNCC_BUILD=$PWD/build bench/run.sh --threads 1,2 --wait-quiet 120":
+        [(f"CNNCC_BUILD=$PWD/build bench/run.sh {BENCH_SMALL} --threads 1,2 --wait-quiet 1",
+          BENCH_ROW)],
     "CNNCC_BUILD=$PWD/build bench/run.sh":
         [(f"CNNCC_BUILD=$PWD/build bench/run.sh {BENCH_SMALL} --threads 1", BENCH_ROW)],
     "ctest --test-dir build -L e2e -j2":
