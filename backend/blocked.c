@@ -96,6 +96,7 @@ static void conv_plan(const Node *n, bool avx512, ConvPlan *p) {
   env_flag("CNNCC_TILE_T", &tune_t);
   env_flag("CNNCC_TILE_OCB", &tune_ocb);
   int Tmax = 6;
+retry:
   for (int i = 0; i < 4; i++) {
     int ocb = ocbs[i];
     if (!avx512 && ocb > 1)
@@ -116,8 +117,12 @@ static void conv_plan(const Node *n, bool avx512, ConvPlan *p) {
       Tmax = 14;
     break;
   }
+  if (!p->OCB) { /* CNNCC_TILE_OCB does not divide this layer's blocks */
+    tune_ocb = 0;
+    goto retry;
+  }
   if (tune_t > 0)
-    Tmax = tune_t;
+    Tmax = tune_t < 32 ? tune_t : 32; /* RowCtx.acc holds 32 per block */
   p->NG = p->NB / p->OCB;
   if (p->pw) {
     int64_t P = p->OH * p->OW, R = (int64_t)Tmax * 8;
