@@ -61,6 +61,7 @@ typedef struct {
   int64_t NG;     /* tile groups of OCB blocks */
   int64_t R, RL, NR; /* row length, last row's length, rows */
   bool rowmajor;      /* work items row-major (row, group) instead of (group, row) */
+  int64_t prefetch;   /* weight prefetch distance in floats, 0: none */
 } ConvPlan;
 
 static bool env_flag(const char *name, int *v) {
@@ -124,6 +125,15 @@ retry:
   if (tune_t > 0)
     Tmax = tune_t < 32 ? tune_t : 32; /* RowCtx.acc holds 32 per block */
   p->NG = p->NB / p->OCB;
+  /* Weights stream once per tile group (a late-stage layer's 9 MB come
+     from memory): prefetch 4 KB ahead of the weight loads. Measured,
+     one thread, A/B in one session: GoogLeNet 12.8 -> 11.4 ms (fastest of
+     30), ResNet-50's layer4.0.conv2 1.45-1.53 -> 1.30-1.33 ms.
+     CNNCC_PREFETCH=floats overrides, 0 turns it off. */
+  p->prefetch = 1024;
+  int pf;
+  if (env_flag("CNNCC_PREFETCH", &pf))
+    p->prefetch = pf > 0 ? pf : 0;
   if (p->pw) {
     int64_t P = p->OH * p->OW, R = (int64_t)Tmax * 8;
     if (P <= R + R / 2) {
@@ -183,6 +193,16 @@ typedef struct {
   LLVMValueRef bias[4];        /* bias vector or zero */
   LLVMValueRef acc[4][32];     /* allocas */
 } RowCtx;
+
+/* A prefetch of base[idx] into all cache levels (llvm.prefetch, read). */
+static void prefetch(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
+  unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
+  LLVMTypeRef tys[] = {c->t_ptr};
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 1);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 1);
+  LLVMValueRef args[] = {be_fptr(c, base, idx), be_i32(c, 0), be_i32(c, 3), be_i32(c, 1)};
+  LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+}
 
 /* Is input column (ow*sw - pl + kw*dw) inside the image? */
 static bool col_valid(const ConvPlan *p, int64_t ow, int64_t kw) {
@@ -257,6 +277,10 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
     LLVMValueRef wv[4];
     for (int j = 0; j < OCB; j++)
       wv[j] = be_vld(c, W, be_add(c, be_addk(c, wkh[j], kw * p->BI * 16), be_mulk(c, ici, 16)), 64);
+    if (p->prefetch)
+      for (int j = 0; j < OCB; j++)
+        prefetch(c, W, be_add(c, be_addk(c, wkh[j], kw * p->BI * 16 + p->prefetch),
+                              be_mulk(c, ici, 16)));
     LLVMValueRef xk = be_add(c, xcol, ici);
     for (int q = 0; q < w; q++) {
       if (ow0c >= 0 && !col_valid(p, ow0c + q, kw))
