@@ -162,8 +162,8 @@ Node **be_split_slices(const Graph *g, const Node *n, int *count);
    rely on). Work items as documented there. */
 int64_t be_work_conv_blocked(const BeCtx *c, const Node *n);
 void be_emit_conv_blocked(BeCtx *c, KArgs *k);
-int64_t be_work_blocks_rows(const Node *n); /* (C/16) * OH */
-int64_t be_work_blocks(const Node *n);      /* C/16 */
+int64_t be_work_blocks_rows(const BeCtx *c, const Node *n); /* (C/16) * OH */
+int64_t be_work_blocks(const BeCtx *c, const Node *n);      /* C/16 */
 /* The row walker of the direct convs (blocked.c, grouped.c): tiles of up
    to T pixels over a row of W; interior tiles [owA, owB] in a loop with
    ow0c = -1, edge tiles at constant positions ow0c. */
@@ -176,7 +176,7 @@ void be_emit_pool_blocked(BeCtx *c, KArgs *k);
 void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
 void be_emit_affine_blocked(BeCtx *c, KArgs *k);
 void be_emit_concat_blocked(BeCtx *c, KArgs *k);
-int64_t be_work_reorder(const Node *n);
+int64_t be_work_reorder(const BeCtx *c, const Node *n);
 void be_emit_reorder(BeCtx *c, KArgs *k);
 /* The weight w of node n in the packed order its kernel reads (malloc'd),
    or NULL when n reads its weights as PyTorch lays them out. The IR keeps
@@ -189,7 +189,7 @@ float *be_packed_weights(const Node *n, const Param *w);
    (output block) x (output row). Its weights are packed by
    be_packed_weights_grouped (called from be_packed_weights). */
 bool be_conv_grouped_blocked(const Node *n);
-int64_t be_work_conv_grouped(const Node *n);
+int64_t be_work_conv_grouped(const BeCtx *c, const Node *n);
 void be_emit_conv_grouped(BeCtx *c, KArgs *k);
 float *be_packed_weights_grouped(const Node *n, const Param *w);
 
@@ -204,6 +204,13 @@ int64_t be_winograd_numel(const Node *n, const Param *w);
 float *be_winograd_weights(const Node *n, const Param *w);
 int64_t be_work_conv_winograd(const BeCtx *c, const Node *n);
 void be_emit_conv_winograd(BeCtx *c, KArgs *k);
+
+/* gemm1x1.c: a 1x1 stride-1 unpadded ungrouped conv, NCHW in and out (not
+   split) as a register-tiled GEMM. Work items: (tile of output channels) x
+   (chunk of pixels). */
+bool be_conv_gemm1x1(const Node *n);
+int64_t be_work_conv_gemm1x1(const BeCtx *c, const Node *n);
+void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k);
 
 /* Emits (or reuses) the kernel of n. On an unsupported op/layout writes
    a message into err and returns false (an internal error). */

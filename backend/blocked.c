@@ -484,8 +484,8 @@ float *be_packed_weights(const Node *n, const Param *w) {
 
 /* ------------------------------------------------------------------ pooling */
 
-int64_t be_work_blocks_rows(const Node *n) { return n->shape.d[0] / 16 * n->shape.d[1]; }
-int64_t be_work_blocks(const Node *n) { return n->shape.d[0] / 16; }
+int64_t be_work_blocks_rows(const BeCtx *c, const Node *n) { return n->shape.d[0] / 16 * n->shape.d[1]; }
+int64_t be_work_blocks(const BeCtx *c, const Node *n) { return n->shape.d[0] / 16; }
 
 /* Max and average pooling, one output row of one channel block per item. */
 void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
@@ -657,7 +657,7 @@ void be_emit_concat_blocked(BeCtx *c, KArgs *k) {
 
 /* ------------------------------------------------------------------ reorder */
 
-int64_t be_work_reorder(const Node *n) { return n->shape.d[0] / 16; }
+int64_t be_work_reorder(const BeCtx *c, const Node *n) { return n->shape.d[0] / 16; }
 
 void be_emit_reorder(BeCtx *c, KArgs *k) {
   const Node *n = k->n;

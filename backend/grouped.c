@@ -89,9 +89,9 @@ static void gplan(const Node *n, bool avx512, GPlan *p) {
   p->T = (int)cdiv(p->OW, cdiv(p->OW, Tmax));
 }
 
-int64_t be_work_conv_grouped(const Node *n) {
+int64_t be_work_conv_grouped(const BeCtx *c, const Node *n) {
   GPlan p;
-  gplan(n, true, &p); /* T does not change the work items */
+  gplan(n, c->avx512, &p);
   return p.NB * p.OH;
 }
 

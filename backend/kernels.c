@@ -47,7 +47,9 @@
 #define BE_CHUNK 4096 /* elements per work item of the elementwise ops */
 #define BE_MAX_PTRS BE_MAX_KERNEL_PTRS
 
-typedef int64_t (*WorkFn)(const Node *n);
+/* Work items of n's kernel (the tile plans of some conv kernels depend on
+   the target). */
+typedef int64_t (*WorkFn)(const BeCtx *c, const Node *n);
 typedef void (*EmitFn)(BeCtx *c, KArgs *k);
 
 typedef struct {
@@ -136,7 +138,7 @@ static void fill_range(BeCtx *c, LLVMValueRef base, LLVMValueRef start,
 
 /* ------------------------------------------------------------------- conv2d */
 
-static int64_t work_rows(const Node *n) { return n->shape.d[0] * n->shape.d[1]; }
+static int64_t work_rows(const BeCtx *c, const Node *n) { return n->shape.d[0] * n->shape.d[1]; }
 
 /* A 1x1, stride-1, unpadded convolution sees each channel plane as one
    long row: y[oc][p] += w[oc][ic] * x[ic][p] over all H*W pixels, which
@@ -147,8 +149,8 @@ static bool conv_is_pointwise(const Node *n) {
          a->stride[1] == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] && !a->pad[3];
 }
 
-static int64_t work_conv(const Node *n) {
-  return conv_is_pointwise(n) ? n->shape.d[0] : work_rows(n);
+static int64_t work_conv(const BeCtx *c, const Node *n) {
+  return conv_is_pointwise(n) ? n->shape.d[0] : work_rows(c, n);
 }
 
 static void emit_conv2d(BeCtx *c, KArgs *k) {
@@ -414,7 +416,7 @@ static void emit_adaptive_avgpool(BeCtx *c, KArgs *k) {
 
 /* ------------------------------------------------------- per-channel affine */
 
-static int64_t work_channels(const Node *n) { return chw(&n->shape, 0); }
+static int64_t work_channels(const BeCtx *c, const Node *n) { return chw(&n->shape, 0); }
 
 /* y = x * s[c] + t[c] over channel planes; batchnorm derives s and t from
    its statistics (once per channel per call: negligible). */
@@ -448,7 +450,7 @@ static void emit_affine(BeCtx *c, KArgs *k) {
 
 /* -------------------------------------------------------------- elementwise */
 
-static int64_t work_chunks(const Node *n) {
+static int64_t work_chunks(const BeCtx *c, const Node *n) {
   return (shape_numel(&n->shape) + BE_CHUNK - 1) / BE_CHUNK;
 }
 
@@ -522,7 +524,7 @@ static void emit_lrn(BeCtx *c, KArgs *k) {
 
 /* ------------------------------------------------------------------- linear */
 
-static int64_t work_features(const Node *n) { return n->shape.d[0]; }
+static int64_t work_features(const BeCtx *c, const Node *n) { return n->shape.d[0]; }
 
 /* A GEMV: each work item is one output feature, a dot product of one weight
    row with the input, so the weights stream through once. */
@@ -578,7 +580,7 @@ static void emit_concat(BeCtx *c, KArgs *k) {
 
 /* ------------------------------------------------------------------ softmax */
 
-static int64_t work_positions(const Node *n) {
+static int64_t work_positions(const BeCtx *c, const Node *n) {
   return shape_numel(&n->shape) / chw(&n->shape, 0);
 }
 
@@ -635,7 +637,7 @@ static const KernelImpl impls[] = {
     {OP_SOFTMAX, LAYOUT_NCHW, work_positions, emit_softmax, false},
     {OP_REORDER, LAYOUT_NCHW, be_work_reorder, be_emit_reorder, false},
     /* The channel-blocked layout (blocked.c); elementwise ops do not care. */
-    {OP_CONV2D, LAYOUT_NCHW16C, NULL /* be_work_conv_blocked */, be_emit_conv_blocked, true},
+    {OP_CONV2D, LAYOUT_NCHW16C, be_work_conv_blocked, be_emit_conv_blocked, true},
     {OP_MAXPOOL, LAYOUT_NCHW16C, be_work_blocks_rows, be_emit_pool_blocked, true},
     {OP_AVGPOOL, LAYOUT_NCHW16C, be_work_blocks_rows, be_emit_pool_blocked, true},
     {OP_ADAPTIVE_AVGPOOL, LAYOUT_NCHW16C, be_work_blocks_rows,
@@ -650,22 +652,27 @@ static const KernelImpl impls[] = {
     {OP_REORDER, LAYOUT_NCHW16C, be_work_reorder, be_emit_reorder, false},
 };
 
-/* gemm1x1.c: a 1x1 stride-1 unpadded ungrouped conv, NCHW in and out (not
-   split) as a register-tiled GEMM. Work items: (tile of output channels) x
-   (chunk of pixels), counted by be_work_conv_gemm1x1. */
-bool be_conv_gemm1x1(const Node *n);
-int64_t be_work_conv_gemm1x1(const BeCtx *c, const Node *n);
-void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k);
+/* The special conv kernels, each for the convs its predicate accepts;
+   every other conv takes the generic kernel of its layout (impls). */
+static const struct {
+  bool (*accepts)(const Node *n);
+  KernelImpl impl;
+} conv_impls[] = {
+    /* 1x1 stride 1, NCHW in and out: a register-tiled GEMM (gemm1x1.c) */
+    {be_conv_gemm1x1, {OP_CONV2D, LAYOUT_NCHW, be_work_conv_gemm1x1, be_emit_conv_gemm1x1, true}},
+    /* groups of 1-8 channels on NCHW16c (grouped.c) */
+    {be_conv_grouped_blocked,
+     {OP_CONV2D, LAYOUT_NCHW16C, be_work_conv_grouped, be_emit_conv_grouped, true}},
+    /* 3x3 stride 1 by Winograd, when enabled (winograd.c) */
+    {be_winograd_use,
+     {OP_CONV2D, LAYOUT_NCHW16C, be_work_conv_winograd, be_emit_conv_winograd, true}},
+};
 
 static const KernelImpl *find_impl(const Node *n) {
-  static const KernelImpl gemm1x1 = {OP_CONV2D, LAYOUT_NCHW, NULL /* be_work_conv_gemm1x1 */,
-                                     be_emit_conv_gemm1x1, true};
-  if (be_conv_gemm1x1(n))
-    return &gemm1x1;
-  static const KernelImpl grouped = {OP_CONV2D, LAYOUT_NCHW16C, be_work_conv_grouped,
-                                     be_emit_conv_grouped, true};
-  if (be_conv_grouped_blocked(n)) /* small groups (grouped.c) */
-    return &grouped;
+  if (n->op == OP_CONV2D)
+    for (size_t i = 0; i < sizeof conv_impls / sizeof conv_impls[0]; i++)
+      if (conv_impls[i].accepts(n))
+        return &conv_impls[i].impl;
   for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++)
     if (impls[i].op == n->op && impls[i].layout == n->layout)
       return &impls[i];
@@ -860,16 +867,9 @@ bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias,
     }
   BeKernelCache *e = calloc(1, sizeof *e);
   e->key = key;
-  if (be_winograd_use(n)) { /* 3x3 stride 1 (winograd.c) */
-    static const KernelImpl wino = {OP_CONV2D, LAYOUT_NCHW16C, NULL, be_emit_conv_winograd, true};
-    impl = &wino;
-  }
   e->k.fn = build_kernel(c, n, impl, alias, inplace, segs, nseg);
   free(segs);
-  e->k.work = impl->work              ? impl->work(n)
-              : be_conv_gemm1x1(n) ? be_work_conv_gemm1x1(c, n)
-              : be_winograd_use(n) ? be_work_conv_winograd(c, n)
-                                      : be_work_conv_blocked(c, n);
+  e->k.work = impl->work(c, n);
   e->next = c->cache;
   c->cache = e;
   c->nkernels++;
