@@ -39,6 +39,9 @@ typedef struct BeCtx {
 
 /* ------------------------------------------------------------------ loops.c */
 
+/* ceil(a / b) for a >= 0, b > 0 (tile counts). */
+static inline int64_t be_cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 LLVMValueRef be_i64(BeCtx *c, int64_t v);
 LLVMValueRef be_i32(BeCtx *c, int32_t v);
 LLVMValueRef be_f32(BeCtx *c, float v);
@@ -65,6 +68,10 @@ LLVMValueRef be_fmax_nan(BeCtx *c, LLVMValueRef m, LLVMValueRef x); /* x>m or Na
 LLVMValueRef be_fmax_r(BeCtx *c, LLVMValueRef a, LLVMValueRef b);   /* reduction max */
 LLVMValueRef be_relu(BeCtx *c, LLVMValueRef x);                     /* x<0 ? 0 : x */
 LLVMValueRef be_sitofp(BeCtx *c, LLVMValueRef i);
+/* A call of the LLVM intrinsic `name` instantiated for the overload types
+   tys[0..ntys) (e.g. "llvm.masked.load" with {<16 x float>, ptr}). */
+LLVMValueRef be_intrinsic(BeCtx *c, const char *name, LLVMTypeRef *tys, int ntys,
+                          LLVMValueRef *args, int nargs);
 /* Unary float intrinsic by name: "llvm.exp", "llvm.sqrt"; binary "llvm.pow". */
 LLVMValueRef be_fcall1(BeCtx *c, const char *intrinsic, LLVMValueRef x);
 LLVMValueRef be_fcall2(BeCtx *c, const char *intrinsic, LLVMValueRef x,
@@ -170,6 +177,11 @@ int64_t be_work_blocks(const BeCtx *c, const Node *n);      /* C/16 */
 typedef void (*BeTileFn)(BeCtx *c, void *ctx, LLVMValueRef ow0, int64_t ow0c, int w);
 void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB,
                        BeTileFn tile, void *ctx);
+/* Per output row oh, the kernel rows [kh0[oh], kh1[oh]) whose input row
+   oh*sh - pt + kh*dh lies inside [0, IH): two constant tables
+   NAME.kh0 / NAME.kh1 (the height border of the direct convs). */
+void be_kh_tables(BeCtx *c, const char *name, int64_t IH, int64_t OH, int64_t KH,
+                  int64_t sh, int64_t pt, int64_t dh, LLVMValueRef *kh0, LLVMValueRef *kh1);
 void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw,
                       int64_t *owA, int64_t *owB);
 void be_emit_pool_blocked(BeCtx *c, KArgs *k);

@@ -38,7 +38,6 @@
 
 #include "backend_internal.h"
 
-static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 /* act(v + res[idx]) on a vector (idx a float index, 64-byte aligned). */
@@ -141,7 +140,7 @@ retry:
       p->NR = 1;
     } else {
       p->R = R;
-      p->NR = cdiv(P, R);
+      p->NR = be_cdiv(P, R);
       p->RL = P - (p->NR - 1) * R;
     }
   } else {
@@ -150,7 +149,7 @@ retry:
   }
   /* Balance the tiles of a row: T = ceil(W / ceil(W / Tmax)). */
   int64_t W = p->R;
-  p->T = (int)cdiv(W, cdiv(W, Tmax));
+  p->T = (int)be_cdiv(W, be_cdiv(W, Tmax));
   if (p->pw && p->NR > 1)
     p->T = Tmax;
   /* Work item order. Group-major (a group's rows in a row) reads the
@@ -196,12 +195,9 @@ typedef struct {
 
 /* A prefetch of base[idx] into all cache levels (llvm.prefetch, read). */
 static void prefetch(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
-  unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
   LLVMTypeRef tys[] = {c->t_ptr};
-  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 1);
-  LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 1);
   LLVMValueRef args[] = {be_fptr(c, base, idx), be_i32(c, 0), be_i32(c, 3), be_i32(c, 1)};
-  LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+  be_intrinsic(c, "llvm.prefetch", tys, 1, args, 4);
 }
 
 /* Is input column (ow*sw - pl + kw*dw) inside the image? */
@@ -354,8 +350,32 @@ void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB,
 /* The first and last output column whose taps all fall inside the input. */
 void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw,
                       int64_t *owA, int64_t *owB) {
-  *owA = cdiv(pl, sw);
+  *owA = be_cdiv(pl, sw);
   *owB = floordiv(IW - 1 + pl - (KW - 1) * dw, sw);
+}
+
+void be_kh_tables(BeCtx *c, const char *name, int64_t IH, int64_t OH, int64_t KH,
+                  int64_t sh, int64_t pt, int64_t dh, LLVMValueRef *kh0, LLVMValueRef *kh1) {
+  int64_t *t = malloc(sizeof(int64_t) * 2 * (size_t)OH);
+  for (int64_t oh = 0; oh < OH; oh++) {
+    int64_t lo = 0, hi = 0;
+    for (int64_t kh = 0; kh < KH; kh++) {
+      int64_t ih = oh * sh - pt + kh * dh;
+      if (ih >= 0 && ih < IH) {
+        if (hi == 0)
+          lo = kh;
+        hi = kh + 1;
+      }
+    }
+    t[oh] = lo;
+    t[OH + oh] = hi < lo ? lo : hi;
+  }
+  char nm[64];
+  snprintf(nm, sizeof nm, "%s.kh0", name);
+  *kh0 = be_table_i64(c, nm, t, (int)OH);
+  snprintf(nm, sizeof nm, "%s.kh1", name);
+  *kh1 = be_table_i64(c, nm, t + OH, (int)OH);
+  free(t);
 }
 
 static void tile_cb(BeCtx *c, void *r, LLVMValueRef ow0, int64_t ow0c, int w) {
@@ -382,25 +402,8 @@ void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
       r.acc[j][q] = be_var(c, c->t_v16, "acc");
 
   LLVMValueRef tkh0 = NULL, tkh1 = NULL;
-  if (!p->pw) {
-    int64_t *t = malloc(sizeof(int64_t) * 2 * (size_t)p->OH);
-    for (int64_t oh = 0; oh < p->OH; oh++) {
-      int64_t lo = 0, hi = 0;
-      for (int64_t kh = 0; kh < p->KH; kh++) {
-        int64_t ih = oh * p->sh - p->pt + kh * p->dh;
-        if (ih >= 0 && ih < p->IH) {
-          if (hi == 0)
-            lo = kh;
-          hi = kh + 1;
-        }
-      }
-      t[oh] = lo;
-      t[p->OH + oh] = hi < lo ? lo : hi;
-    }
-    tkh0 = be_table_i64(c, "conv16.kh0", t, (int)p->OH);
-    tkh1 = be_table_i64(c, "conv16.kh1", t + p->OH, (int)p->OH);
-    free(t);
-  }
+  if (!p->pw)
+    be_kh_tables(c, "conv16", p->IH, p->OH, p->KH, p->sh, p->pt, p->dh, &tkh0, &tkh1);
 
   LLVMValueRef bias = n->nparams > P_BIAS ? k->par[P_BIAS] : NULL;
   BeLoop it;

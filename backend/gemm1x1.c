@@ -76,13 +76,10 @@ static LLVMValueRef lane_mask(BeCtx *c, int m) {
 static LLVMValueRef masked_ld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, int m) {
   if (m == 16)
     return be_vld(c, base, idx, 4);
-  unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
   LLVMTypeRef tys[2] = {c->t_v16, c->t_ptr};
-  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
-  LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
   LLVMValueRef args[4] = {be_fptr(c, base, idx), be_i32(c, 4), lane_mask(c, m),
                           LLVMConstNull(c->t_v16)};
-  return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+  return be_intrinsic(c, "llvm.masked.load", tys, 2, args, 4);
 }
 
 static void masked_st(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v,
@@ -91,12 +88,9 @@ static void masked_st(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRe
     be_vst(c, base, idx, v, 4);
     return;
   }
-  unsigned id = LLVMLookupIntrinsicID("llvm.masked.store", 17);
   LLVMTypeRef tys[2] = {c->t_v16, c->t_ptr};
-  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
-  LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
   LLVMValueRef args[4] = {v, be_fptr(c, base, idx), be_i32(c, 4), lane_mask(c, m)};
-  LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+  be_intrinsic(c, "llvm.masked.store", tys, 2, args, 4);
 }
 
 /* One tile of mr rows from oc0 and npix pixels from p0 (both constant

@@ -44,7 +44,6 @@
 
 #include "backend_internal.h"
 
-static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 bool be_conv_grouped_blocked(const Node *n) {
   if (n->op != OP_CONV2D || n->layout != LAYOUT_NCHW16C || n->attr.groups <= 1 ||
@@ -86,7 +85,7 @@ static void gplan(const Node *n, bool avx512, GPlan *p) {
   const char *s = getenv("CNNCC_GROUPED_T");
   if (s && atoi(s) > 0)
     Tmax = atoi(s) < 64 ? atoi(s) : 64; /* GRow.acc */
-  p->T = (int)cdiv(p->OW, cdiv(p->OW, Tmax));
+  p->T = (int)be_cdiv(p->OW, be_cdiv(p->OW, Tmax));
 }
 
 int64_t be_work_conv_grouped(const BeCtx *c, const Node *n) {
@@ -208,23 +207,8 @@ void be_emit_conv_grouped(BeCtx *c, KArgs *k) {
     r.mask[rot] = LLVMConstVector(m, 16);
   }
 
-  int64_t *t = malloc(sizeof(int64_t) * 2 * (size_t)p->OH);
-  for (int64_t oh = 0; oh < p->OH; oh++) {
-    int64_t lo = 0, hi = 0;
-    for (int64_t kh = 0; kh < p->KH; kh++) {
-      int64_t ih = oh * p->sh - p->pt + kh * p->dh;
-      if (ih >= 0 && ih < p->IH) {
-        if (hi == 0)
-          lo = kh;
-        hi = kh + 1;
-      }
-    }
-    t[oh] = lo;
-    t[p->OH + oh] = hi < lo ? lo : hi;
-  }
-  LLVMValueRef tkh0 = be_table_i64(c, "convg.kh0", t, (int)p->OH);
-  LLVMValueRef tkh1 = be_table_i64(c, "convg.kh1", t + p->OH, (int)p->OH);
-  free(t);
+  LLVMValueRef tkh0, tkh1;
+  be_kh_tables(c, "convg", p->IH, p->OH, p->KH, p->sh, p->pt, p->dh, &tkh0, &tkh1);
 
   LLVMValueRef bias = n->nparams > P_BIAS ? k->par[P_BIAS] : NULL;
   BeLoop it;

@@ -77,13 +77,19 @@ LLVMValueRef be_fdiv(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildFDiv(c->b, a, b, "");
 }
 
+LLVMValueRef be_intrinsic(BeCtx *c, const char *name, LLVMTypeRef *tys, int ntys,
+                          LLVMValueRef *args, int nargs) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, tys, (size_t)ntys);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, (size_t)ntys);
+  return LLVMBuildCall2(c->b, fty, fn, args, (unsigned)nargs, "");
+}
+
+/* A float intrinsic overloaded on the type of its first argument. */
 static LLVMValueRef intrinsic(BeCtx *c, const char *name, int nargs,
                               LLVMValueRef *args) {
-  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
   LLVMTypeRef ty = LLVMTypeOf(args[0]);
-  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, &ty, 1);
-  LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, &ty, 1);
-  return LLVMBuildCall2(c->b, fty, fn, args, (unsigned)nargs, "");
+  return be_intrinsic(c, name, &ty, 1, args, nargs);
 }
 
 LLVMValueRef be_fmuladd(BeCtx *c, LLVMValueRef a, LLVMValueRef b,

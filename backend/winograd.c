@@ -45,7 +45,6 @@
 
 #include "backend_internal.h"
 
-static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* ------------------------------------------------------------ the matrices */
 
@@ -199,10 +198,10 @@ static void wplan(const BeCtx *c, const Node *n, WPlan *p) {
     tmax = atoi(s);
   p->OCB = ocb;
   p->NG = p->NB / ocb;
-  p->NTR = cdiv(p->OH, p->m);
-  p->NTW = cdiv(p->OW, p->m);
+  p->NTR = be_cdiv(p->OH, p->m);
+  p->NTW = be_cdiv(p->OW, p->m);
   int64_t nt = p->NTR * p->NTW;
-  p->T = (int)cdiv(nt, cdiv(nt, tmax));
+  p->T = (int)be_cdiv(nt, be_cdiv(nt, tmax));
   /* Register tiles per chunk: each chunk rereads the groups' transformed
      weights, so many tiles per chunk when the weights are large. */
   int64_t ns = 1;
@@ -212,7 +211,7 @@ static void wplan(const BeCtx *c, const Node *n, WPlan *p) {
   p->TC = p->T * ns;
   if (p->TC > nt)
     p->TC = nt;
-  p->NCH = cdiv(nt, p->TC);
+  p->NCH = be_cdiv(nt, p->TC);
   p->TL = nt - (p->NCH - 1) * p->TC;
   /* As many input blocks per V buffer as fit the budget: the accumulators
      then run over CB*16 channels between two trips through M. */
