@@ -161,6 +161,12 @@ typedef struct {
   const int64_t *seg_begin, *seg_count;
 } KArgs;
 
+/* Where output channel (unit 1) or channel block (unit 16) idx is written:
+   *base = k->out and *local = idx, or for a split node the segment that
+   holds it and idx relative to the segment's start. */
+void be_split_out(BeCtx *c, KArgs *k, LLVMValueRef idx, int64_t unit, LLVMValueRef *base,
+                  LLVMValueRef *local);
+
 /* The SLICE users of a split node, in channel order (malloc'd array of
    *n nodes; NULL and 0 for a node that is not split). */
 Node **be_split_slices(const Graph *g, const Node *n, int *count);

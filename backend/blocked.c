@@ -428,16 +428,7 @@ void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
     LLVMValueRef ob = be_addk(c, ob0, j);
     r.wob[j] = be_mulk(c, ob, p->ICg * p->KH * p->KW * 16);
     r.bias[j] = bias ? be_vld(c, bias, be_mulk(c, ob, 16), 64) : LLVMConstNull(c->t_v16);
-    LLVMValueRef base = k->out, blk = ob;
-    for (int s = 0; s < k->nseg; s++) {
-      LLVMValueRef in_seg =
-          LLVMBuildICmp(c->b, LLVMIntSGE, ob, be_i64(c, k->seg_begin[s] / 16), "");
-      LLVMValueRef lb = be_addk(c, ob, -k->seg_begin[s] / 16);
-      base = s == 0 ? k->seg[0] : LLVMBuildSelect(c->b, in_seg, k->seg[s], base, "");
-      blk = s == 0 ? lb : LLVMBuildSelect(c->b, in_seg, lb, blk, "");
-    }
-    r.obase[j] = base;
-    r.oblk[j] = blk;
+    be_split_out(c, k, ob, 16, &r.obase[j], &r.oblk[j]);
   }
   if (p->pw && p->NR > 1 && p->RL != p->R) {
     BeIf last;

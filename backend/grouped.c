@@ -221,15 +221,7 @@ void be_emit_conv_grouped(BeCtx *c, KArgs *k) {
   r.wob = be_mulk(c, ob, p->KH * p->KW * p->Cg * 16);
   r.bias = bias ? be_vld(c, bias, be_mulk(c, ob, 16), 64) : LLVMConstNull(c->t_v16);
   r.rblk = ob;
-  LLVMValueRef base = k->out, blk = ob;
-  for (int s = 0; s < k->nseg; s++) {
-    LLVMValueRef in_seg = LLVMBuildICmp(c->b, LLVMIntSGE, ob, be_i64(c, k->seg_begin[s] / 16), "");
-    LLVMValueRef lb = be_addk(c, ob, -k->seg_begin[s] / 16);
-    base = s == 0 ? k->seg[0] : LLVMBuildSelect(c->b, in_seg, k->seg[s], base, "");
-    blk = s == 0 ? lb : LLVMBuildSelect(c->b, in_seg, lb, blk, "");
-  }
-  r.obase = base;
-  r.oblk = blk;
+  be_split_out(c, k, ob, 16, &r.obase, &r.oblk);
   emit_grow(c, &r);
   be_for_end(c, &it);
 }

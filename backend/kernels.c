@@ -138,6 +138,19 @@ static void fill_range(BeCtx *c, LLVMValueRef base, LLVMValueRef start,
 
 /* ------------------------------------------------------------------- conv2d */
 
+void be_split_out(BeCtx *c, KArgs *k, LLVMValueRef idx, int64_t unit, LLVMValueRef *base,
+                  LLVMValueRef *local) {
+  *base = k->out;
+  *local = idx;
+  for (int s = 0; s < k->nseg; s++) {
+    int64_t first = k->seg_begin[s] / unit;
+    LLVMValueRef in_seg = LLVMBuildICmp(c->b, LLVMIntSGE, idx, be_i64(c, first), "");
+    LLVMValueRef l = be_addk(c, idx, -first);
+    *base = s == 0 ? k->seg[0] : LLVMBuildSelect(c->b, in_seg, k->seg[s], *base, "");
+    *local = s == 0 ? l : LLVMBuildSelect(c->b, in_seg, l, *local, "");
+  }
+}
+
 static int64_t work_rows(const BeCtx *c, const Node *n) { return n->shape.d[0] * n->shape.d[1]; }
 
 /* A 1x1, stride-1, unpadded convolution sees each channel plane as one
@@ -180,13 +193,8 @@ static void emit_conv2d(BeCtx *c, KArgs *k) {
   LLVMValueRef oh = be_sub(c, it.iv, be_mulk(c, oc, OH));
   /* The output row: in the node's tensor, or (split) in the slice that
      holds channel oc. */
-  LLVMValueRef ybase = k->out, ocl = oc;
-  for (int s = 0; s < k->nseg; s++) {
-    LLVMValueRef in_seg = LLVMBuildICmp(c->b, LLVMIntSGE, oc, be_i64(c, k->seg_begin[s]), "");
-    ybase = s == 0 ? k->seg[0] : LLVMBuildSelect(c->b, in_seg, k->seg[s], ybase, "");
-    ocl = s == 0 ? be_addk(c, oc, -k->seg_begin[0])
-                 : LLVMBuildSelect(c->b, in_seg, be_addk(c, oc, -k->seg_begin[s]), ocl, "");
-  }
+  LLVMValueRef ybase, ocl;
+  be_split_out(c, k, oc, 1, &ybase, &ocl);
   LLVMValueRef yrow = be_mulk(c, be_add(c, be_mulk(c, ocl, OH), oh), OW);
   fill_range(c, ybase, yrow, OW, bias ? be_ld(c, bias, oc) : be_f32(c, 0));
 
