@@ -25,7 +25,7 @@ typedef enum {
 } EmitKind;
 
 typedef struct {
-  const char *output;          /* final file; written atomically */
+  const char *output; /* final file; written atomically */
   EmitKind emit;
   int opt_level;               /* 0..3 */
   const char *target_cpu;      /* NULL: the host's */
@@ -35,9 +35,9 @@ typedef struct {
   const char *cc;              /* C compiler driver for the final link */
   const char *compiler_ident;  /* string for cnn_info.compiler */
   bool verbose;
-  int winograd;                /* 1: 3x3 stride-1 convs that qualify use Winograd
-                                  F(4x4,3x3) / F(2x2,3x3) (backend/winograd.c);
-                                  0: off (the direct kernels everywhere) */
+  int winograd; /* 1: 3x3 stride-1 convs that qualify use Winograd
+                   F(4x4,3x3) / F(2x2,3x3) (backend/winograd.c);
+                   0: off (the direct kernels everywhere) */
   /* Reports the steps (packing weights, generating kernels, LLVM
      optimization, machine code, linking) as they go; NULL: silent. */
   const ProgressHook *progress;

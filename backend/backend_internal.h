@@ -25,7 +25,7 @@ typedef struct BeCtx {
   LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr;
   LLVMTypeRef t_kernel; /* void(ptr, i64, i64): cnnrt_kernel_fn */
   const char *cpu, *features;
-  bool avx512; /* the target has 32 zmm registers (register tile sizes) */
+  bool avx512;       /* the target has 32 zmm registers (register tile sizes) */
   LLVMTypeRef t_v16; /* <16 x float> */
 
   /* The function being emitted (set by be_func_begin). */
@@ -63,7 +63,7 @@ LLVMValueRef be_fmul(BeCtx *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef be_fdiv(BeCtx *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef be_fsub(BeCtx *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef be_fmuladd(BeCtx *c, LLVMValueRef a, LLVMValueRef b,
-                        LLVMValueRef acc); /* a*b+acc, fusable */
+                        LLVMValueRef acc);                          /* a*b+acc, fusable */
 LLVMValueRef be_fmax_nan(BeCtx *c, LLVMValueRef m, LLVMValueRef x); /* x>m or NaN ? x : m */
 LLVMValueRef be_fmax_r(BeCtx *c, LLVMValueRef a, LLVMValueRef b);   /* reduction max */
 LLVMValueRef be_relu(BeCtx *c, LLVMValueRef x);                     /* x<0 ? 0 : x */
@@ -74,8 +74,7 @@ LLVMValueRef be_intrinsic(BeCtx *c, const char *name, LLVMTypeRef *tys, int ntys
                           LLVMValueRef *args, int nargs);
 /* Unary float intrinsic by name: "llvm.exp", "llvm.sqrt"; binary "llvm.pow". */
 LLVMValueRef be_fcall1(BeCtx *c, const char *intrinsic, LLVMValueRef x);
-LLVMValueRef be_fcall2(BeCtx *c, const char *intrinsic, LLVMValueRef x,
-                       LLVMValueRef y);
+LLVMValueRef be_fcall2(BeCtx *c, const char *intrinsic, LLVMValueRef x, LLVMValueRef y);
 
 /* Addressing: float pointer + element index; loads and stores of f32/i64. */
 LLVMValueRef be_fptr(BeCtx *c, LLVMValueRef base, LLVMValueRef idx);
@@ -105,8 +104,7 @@ typedef struct {
   LLVMBasicBlockRef header, body, exit;
   LLVMValueRef iv;
 } BeLoop;
-void be_for(BeCtx *c, BeLoop *l, LLVMValueRef lo, LLVMValueRef hi,
-            const char *name);
+void be_for(BeCtx *c, BeLoop *l, LLVMValueRef lo, LLVMValueRef hi, const char *name);
 void be_for_end(BeCtx *c, BeLoop *l);
 
 /* if (cond) { ... } with an optional else. */
@@ -128,9 +126,9 @@ void be_add_enum_attr(BeCtx *c, LLVMValueRef fn, unsigned idx, const char *name)
 
 /* How a node's pointers may alias (decided by codegen from Node.mem). */
 typedef enum {
-  BE_DISJOINT,     /* output shares storage with no input: all noalias */
-  BE_INPLACE,      /* elementwise, output == input `inplace` exactly */
-  BE_OVERLAP,      /* concat into its own slices: no noalias at all */
+  BE_DISJOINT, /* output shares storage with no input: all noalias */
+  BE_INPLACE,  /* elementwise, output == input `inplace` exactly */
+  BE_OVERLAP,  /* concat into its own slices: no noalias at all */
 } BeAlias;
 
 /* Most pointers one kernel takes (output + inputs + parameters). */
@@ -168,7 +166,7 @@ void be_split_out(BeCtx *c, KArgs *k, LLVMValueRef idx, int64_t unit, LLVMValueR
                   LLVMValueRef *local);
 
 /* The SLICE users of a split node, in channel order (malloc'd array of
-   *n nodes; NULL and 0 for a node that is not split). */
+ *n nodes; NULL and 0 for a node that is not split). */
 Node **be_split_slices(const Graph *g, const Node *n, int *count);
 
 /* blocked.c: kernels on the NCHW16c layout (and the weight packing they
@@ -181,15 +179,15 @@ int64_t be_work_blocks(const BeCtx *c, const Node *n);      /* C/16 */
    to T pixels over a row of W; interior tiles [owA, owB] in a loop with
    ow0c = -1, edge tiles at constant positions ow0c. */
 typedef void (*BeTileFn)(BeCtx *c, void *ctx, LLVMValueRef ow0, int64_t ow0c, int w);
-void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB,
-                       BeTileFn tile, void *ctx);
+void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB, BeTileFn tile,
+                       void *ctx);
 /* Per output row oh, the kernel rows [kh0[oh], kh1[oh]) whose input row
    oh*sh - pt + kh*dh lies inside [0, IH): two constant tables
    NAME.kh0 / NAME.kh1 (the height border of the direct convs). */
-void be_kh_tables(BeCtx *c, const char *name, int64_t IH, int64_t OH, int64_t KH,
-                  int64_t sh, int64_t pt, int64_t dh, LLVMValueRef *kh0, LLVMValueRef *kh1);
-void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw,
-                      int64_t *owA, int64_t *owB);
+void be_kh_tables(BeCtx *c, const char *name, int64_t IH, int64_t OH, int64_t KH, int64_t sh,
+                  int64_t pt, int64_t dh, LLVMValueRef *kh0, LLVMValueRef *kh1);
+void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw, int64_t *owA,
+                      int64_t *owB);
 void be_emit_pool_blocked(BeCtx *c, KArgs *k);
 void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
 void be_emit_affine_blocked(BeCtx *c, KArgs *k);
@@ -232,8 +230,8 @@ void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k);
 
 /* Emits (or reuses) the kernel of n. On an unsupported op/layout writes
    a message into err and returns false (an internal error). */
-bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias,
-                   int inplace, BeKernel *k, char *err, size_t errlen);
+bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias, int inplace, BeKernel *k,
+                   char *err, size_t errlen);
 void be_kernel_cache_free(BeCtx *c);
 
 /* ----------------------------------------------------------------- target.c */
@@ -242,24 +240,21 @@ void be_kernel_cache_free(BeCtx *c);
    and *features (malloc'd). NULL + message on failure. */
 /* kernels.c: adaptive-pool column bins [floor(i*L/n), ceil((i+1)*L/n)) as
    two constant i64 tables. */
-void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts,
-                      LLVMValueRef *ends);
+void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts, LLVMValueRef *ends);
 
-LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu,
-                                       char **features, char *err,
-                                       size_t errlen);
+LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu, char **features,
+                                       char *err, size_t errlen);
 /* Whether the target has AVX-512F (features first; else by CPU name). Only
    tile sizes depend on it: the kernels are correct on any target. */
 bool be_target_has_avx512(const char *cpu, const char *features);
 /* Runs the optimization pipeline for o->opt_level. */
-bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level,
-                 char *err, size_t errlen);
+bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
 /* Emits an object or assembly file. */
-bool be_emit_file(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *path,
-                  bool assembly, char *err, size_t errlen);
+bool be_emit_file(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *path, bool assembly,
+                  char *err, size_t errlen);
 /* cc -shared -o out obj runtime -lm -lpthread ...; linker output on failure
    is copied into err. */
-bool be_link_shared(const BackendOptions *o, const char *obj, const char *out,
-                    char *err, size_t errlen);
+bool be_link_shared(const BackendOptions *o, const char *obj, const char *out, char *err,
+                    size_t errlen);
 
 #endif

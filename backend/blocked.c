@@ -53,14 +53,14 @@ static LLVMValueRef vepi(BeCtx *c, KArgs *k, LLVMValueRef v, LLVMValueRef idx) {
 
 typedef struct {
   int64_t IC, IH, IW, OC, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw, G, ICg, OCg;
-  int BI;         /* 16: blocked input; 1: NCHW input */
-  bool pw;        /* pointwise: pixels flattened into rows of R */
-  int64_t NB;     /* output blocks */
-  int OCB, T;     /* register tile: blocks x pixels */
-  int64_t NG;     /* tile groups of OCB blocks */
+  int BI;            /* 16: blocked input; 1: NCHW input */
+  bool pw;           /* pointwise: pixels flattened into rows of R */
+  int64_t NB;        /* output blocks */
+  int OCB, T;        /* register tile: blocks x pixels */
+  int64_t NG;        /* tile groups of OCB blocks */
   int64_t R, RL, NR; /* row length, last row's length, rows */
-  bool rowmajor;      /* work items row-major (row, group) instead of (group, row) */
-  int64_t prefetch;   /* weight prefetch distance in floats, 0: none */
+  bool rowmajor;     /* work items row-major (row, group) instead of (group, row) */
+  int64_t prefetch;  /* weight prefetch distance in floats, 0: none */
 } ConvPlan;
 
 static bool env_flag(const char *name, int *v) {
@@ -183,14 +183,14 @@ int64_t be_work_conv_blocked(const BeCtx *c, const Node *n) {
 typedef struct {
   ConvPlan *p;
   KArgs *k;
-  LLVMValueRef og, row;        /* tile group, (virtual) row */
-  LLVMValueRef kh0, kh1;       /* valid kh range of this row (non-pw) */
-  LLVMValueRef xgrp;           /* input index of the group's first channel plane */
-  LLVMValueRef wob[4];         /* weight index of each block's first element */
-  LLVMValueRef obase[4];       /* output pointer of each block (split aware) */
-  LLVMValueRef oblk[4];        /* block index within that pointer's tensor */
-  LLVMValueRef bias[4];        /* bias vector or zero */
-  LLVMValueRef acc[4][32];     /* allocas */
+  LLVMValueRef og, row;    /* tile group, (virtual) row */
+  LLVMValueRef kh0, kh1;   /* valid kh range of this row (non-pw) */
+  LLVMValueRef xgrp;       /* input index of the group's first channel plane */
+  LLVMValueRef wob[4];     /* weight index of each block's first element */
+  LLVMValueRef obase[4];   /* output pointer of each block (split aware) */
+  LLVMValueRef oblk[4];    /* block index within that pointer's tensor */
+  LLVMValueRef bias[4];    /* bias vector or zero */
+  LLVMValueRef acc[4][32]; /* allocas */
 } RowCtx;
 
 /* A prefetch of base[idx] into all cache levels (llvm.prefetch, read). */
@@ -238,16 +238,16 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
   }
   LLVMValueRef xrow = xplane, wkh[4];
   if (!p->pw) {
-    LLVMValueRef ih = be_add(c, be_addk(c, be_mulk(c, r->row, p->sh), -p->pt),
-                             be_mulk(c, khv, p->dh));
+    LLVMValueRef ih =
+        be_add(c, be_addk(c, be_mulk(c, r->row, p->sh), -p->pt), be_mulk(c, khv, p->dh));
     xrow = be_add(c, xplane, be_mulk(c, ih, XW * (p->BI == 16 ? 16 : 1)));
   }
   for (int j = 0; j < OCB; j++)
     wkh[j] = be_add(c, wicb[j], be_mulk(c, khv, p->KW * p->BI * 16));
   /* Pixel column base: (ow0*sw - pl) in input columns; a pointwise row is
      a run of the flattened pixels. */
-  LLVMValueRef colbase = p->pw ? be_add(c, be_mulk(c, r->row, p->R), ow0)
-                               : be_addk(c, be_mulk(c, ow0, p->sw), -p->pl);
+  LLVMValueRef colbase =
+      p->pw ? be_add(c, be_mulk(c, r->row, p->R), ow0) : be_addk(c, be_mulk(c, ow0, p->sw), -p->pl);
   int64_t pixstride = p->BI == 16 ? 16 : 1;
   LLVMValueRef xcol = be_add(c, xrow, be_mulk(c, colbase, pixstride));
   /* The innermost step is the register tile itself: OCB weight loads, a
@@ -275,8 +275,8 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
       wv[j] = be_vld(c, W, be_add(c, be_addk(c, wkh[j], kw * p->BI * 16), be_mulk(c, ici, 16)), 64);
     if (p->prefetch)
       for (int j = 0; j < OCB; j++)
-        prefetch(c, W, be_add(c, be_addk(c, wkh[j], kw * p->BI * 16 + p->prefetch),
-                              be_mulk(c, ici, 16)));
+        prefetch(c, W,
+                 be_add(c, be_addk(c, wkh[j], kw * p->BI * 16 + p->prefetch), be_mulk(c, ici, 16)));
     LLVMValueRef xk = be_add(c, xcol, ici);
     for (int q = 0; q < w; q++) {
       if (ow0c >= 0 && !col_valid(p, ow0c + q, kw))
@@ -297,8 +297,8 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
   be_for_end(c, &icb);
 
   /* Epilogue and store: out[(blk*OH*OW + pix)*16]. */
-  LLVMValueRef pix0 = p->pw ? be_add(c, be_mulk(c, r->row, p->R), ow0)
-                            : be_add(c, be_mulk(c, r->row, p->OW), ow0);
+  LLVMValueRef pix0 =
+      p->pw ? be_add(c, be_mulk(c, r->row, p->R), ow0) : be_add(c, be_mulk(c, r->row, p->OW), ow0);
   for (int j = 0; j < OCB; j++) {
     LLVMValueRef obase = be_mulk(c, be_add(c, be_mulk(c, r->oblk[j], p->OH * p->OW), pix0), 16);
     LLVMValueRef rbase = NULL;
@@ -322,8 +322,8 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
    a variable start (ow0c = -1); the rest are tiles at constant positions
    (ow0c = their first pixel), where the emitter drops the padded taps.
    Shared with grouped.c. */
-void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB,
-                       BeTileFn tile, void *ctx) {
+void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB, BeTileFn tile,
+                       void *ctx) {
   if (owB > W - 1)
     owB = W - 1;
   int64_t pos = 0;
@@ -348,14 +348,14 @@ void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB,
 }
 
 /* The first and last output column whose taps all fall inside the input. */
-void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw,
-                      int64_t *owA, int64_t *owB) {
+void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw, int64_t *owA,
+                      int64_t *owB) {
   *owA = be_cdiv(pl, sw);
   *owB = floordiv(IW - 1 + pl - (KW - 1) * dw, sw);
 }
 
-void be_kh_tables(BeCtx *c, const char *name, int64_t IH, int64_t OH, int64_t KH,
-                  int64_t sh, int64_t pt, int64_t dh, LLVMValueRef *kh0, LLVMValueRef *kh1) {
+void be_kh_tables(BeCtx *c, const char *name, int64_t IH, int64_t OH, int64_t KH, int64_t sh,
+                  int64_t pt, int64_t dh, LLVMValueRef *kh0, LLVMValueRef *kh1) {
   int64_t *t = malloc(sizeof(int64_t) * 2 * (size_t)OH);
   for (int64_t oh = 0; oh < OH; oh++) {
     int64_t lo = 0, hi = 0;
@@ -478,7 +478,9 @@ float *be_packed_weights(const Node *n, const Param *w) {
 
 /* ------------------------------------------------------------------ pooling */
 
-int64_t be_work_blocks_rows(const BeCtx *c, const Node *n) { return n->shape.d[0] / 16 * n->shape.d[1]; }
+int64_t be_work_blocks_rows(const BeCtx *c, const Node *n) {
+  return n->shape.d[0] / 16 * n->shape.d[1];
+}
 int64_t be_work_blocks(const BeCtx *c, const Node *n) { return n->shape.d[0] / 16; }
 
 /* Max and average pooling, one output row of one channel block per item. */
@@ -538,8 +540,8 @@ void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
     LLVMValueRef iw = be_add(c, w0, be_mulk(c, kw.iv, dw));
     BeIf inw;
     be_if(c, &inw, LLVMBuildICmp(c->b, LLVMIntULT, iw, be_i64(c, IW), ""));
-    LLVMValueRef xi = be_mulk(c, be_add(c, be_add(c, xplane, be_mulk(c, ih, IW * 16)),
-                                        be_mulk(c, iw, 16)), 1);
+    LLVMValueRef xi =
+        be_mulk(c, be_add(c, be_add(c, xplane, be_mulk(c, ih, IW * 16)), be_mulk(c, iw, 16)), 1);
     LLVMValueRef xv = be_vld(c, k->in[0], xi, 64);
     LLVMValueRef cur = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
     LLVMBuildStore(c->b, isavg ? be_fadd(c, cur, xv) : be_fmax_nan(c, cur, xv), acc);
@@ -584,12 +586,13 @@ void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k) {
   BeLoop iw;
   be_for(c, &iw, w0, w1, "iw");
   LLVMValueRef cur = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
-  LLVMBuildStore(c->b, be_fadd(c, cur, be_vld(c, k->in[0], be_add(c, xrow, be_mulk(c, iw.iv, 16)), 64)),
-                 acc);
+  LLVMBuildStore(
+      c->b, be_fadd(c, cur, be_vld(c, k->in[0], be_add(c, xrow, be_mulk(c, iw.iv, 16)), 64)), acc);
   be_for_end(c, &iw);
   be_for_end(c, &ih);
   LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
-  LLVMValueRef v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), be_vsplat(c, be_sitofp(c, cnt)));
+  LLVMValueRef v =
+      be_fdiv(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), be_vsplat(c, be_sitofp(c, cnt)));
   LLVMValueRef yi = be_mulk(c, be_add(c, be_mulk(c, it.iv, OW), ow.iv), 16);
   be_vst(c, k->out, yi, vepi(c, k, v, yi), 64);
   be_for_end(c, &ow);
@@ -607,8 +610,9 @@ void be_emit_affine_blocked(BeCtx *c, KArgs *k) {
   LLVMValueRef s, t;
   if (n->op == OP_BATCHNORM) {
     LLVMValueRef var = be_vld(c, k->par[P_VAR], pi, 64);
-    LLVMValueRef rstd = be_fdiv(c, be_vsplat(c, be_f32(c, 1.0f)),
-                                be_fcall1(c, "llvm.sqrt", be_fadd(c, var, be_vsplat(c, be_f32(c, n->attr.eps)))));
+    LLVMValueRef rstd =
+        be_fdiv(c, be_vsplat(c, be_f32(c, 1.0f)),
+                be_fcall1(c, "llvm.sqrt", be_fadd(c, var, be_vsplat(c, be_f32(c, n->attr.eps)))));
     s = be_fmul(c, be_vld(c, k->par[P_WEIGHT], pi, 64), rstd);
     t = be_fsub(c, be_vld(c, k->par[P_BIAS], pi, 64),
                 be_fmul(c, be_vld(c, k->par[P_MEAN], pi, 64), s));
@@ -667,14 +671,13 @@ void be_emit_reorder(BeCtx *c, KArgs *k) {
   if (to_blocked) {
     LLVMValueRef v = LLVMGetPoison(c->t_v16);
     for (int l = 0; l < 16; l++)
-      v = LLVMBuildInsertElement(c->b, v, be_ld(c, k->in[0], be_addk(c, pi, l * HW)),
-                                 be_i32(c, l), "");
+      v = LLVMBuildInsertElement(c->b, v, be_ld(c, k->in[0], be_addk(c, pi, l * HW)), be_i32(c, l),
+                                 "");
     be_vst(c, k->out, bi, v, 64);
   } else {
     LLVMValueRef v = be_vld(c, k->in[0], bi, 64);
     for (int l = 0; l < 16; l++)
-      be_st(c, k->out, be_addk(c, pi, l * HW),
-            LLVMBuildExtractElement(c->b, v, be_i32(c, l), ""));
+      be_st(c, k->out, be_addk(c, pi, l * HW), LLVMBuildExtractElement(c->b, v, be_i32(c, l), ""));
   }
   be_for_end(c, &p);
   be_for_end(c, &it);

@@ -57,8 +57,7 @@ typedef struct {
   int rc; /* 0, 1 (user), 2 (internal) */
 } Status;
 
-__attribute__((format(printf, 3, 4))) static void fail(Status *st, int rc,
-                                                      const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void fail(Status *st, int rc, const char *fmt, ...) {
   char buf[4096];
   va_list ap;
   va_start(ap, fmt);
@@ -111,8 +110,7 @@ static bool resolve(const Graph *g, const Node *n, Loc *l, Status *st) {
       return false;
     case MEM_INPUT:
       if (m->mem.index < 0 || m->mem.index >= g->ninputs) {
-        fail(st, 2, "memory plan: node '%s' is input %d of %d", m->name,
-             m->mem.index, g->ninputs);
+        fail(st, 2, "memory plan: node '%s' is input %d of %d", m->name, m->mem.index, g->ninputs);
         return false;
       }
       l->space = 1 + m->mem.index;
@@ -124,9 +122,8 @@ static bool resolve(const Graph *g, const Node *n, Loc *l, Status *st) {
       l->off = off + m->mem.offset;
       l->bytes = shape_numel(&n->shape) * 4;
       if (l->off < 0 || l->off + l->bytes > g->arena_bytes) {
-        fail(st, 2, "memory plan: '%s' [%lld, +%lld) is outside the %lld-byte arena",
-             n->name, (long long)l->off, (long long)l->bytes,
-             (long long)g->arena_bytes);
+        fail(st, 2, "memory plan: '%s' [%lld, +%lld) is outside the %lld-byte arena", n->name,
+             (long long)l->off, (long long)l->bytes, (long long)g->arena_bytes);
         return false;
       }
       return true;
@@ -143,13 +140,11 @@ static bool resolve(const Graph *g, const Node *n, Loc *l, Status *st) {
 }
 
 static bool overlaps(const Loc *a, const Loc *b) {
-  return a->space == b->space && a->off < b->off + b->bytes &&
-         b->off < a->off + a->bytes;
+  return a->space == b->space && a->off < b->off + b->bytes && b->off < a->off + a->bytes;
 }
 
 /* How the output of n may alias its inputs (kernels.c's noalias rules). */
-static bool alias_mode(const Graph *g, const Node *n, BeAlias *mode,
-                       int *inplace, Status *st) {
+static bool alias_mode(const Graph *g, const Node *n, BeAlias *mode, int *inplace, Status *st) {
   Loc o, in;
   if (n->split) {
     /* Each slice has storage of its own, live across this step, so none
@@ -180,8 +175,9 @@ static bool alias_mode(const Graph *g, const Node *n, BeAlias *mode,
       if (*inplace < 0)
         *inplace = i;
     } else {
-      fail(st, 2, "memory plan: the output of '%s' overlaps its input '%s' "
-                  "(only elementwise ops may run in place)",
+      fail(st, 2,
+           "memory plan: the output of '%s' overlaps its input '%s' "
+           "(only elementwise ops may run in place)",
            n->name, n->in[i]->name);
       return false;
     }
@@ -251,16 +247,16 @@ static int64_t layout_blob(Graph *g, Status *st) {
   }
   int64_t off = 0;
   bool ok = true;
-#define PLACE(p)                                                               \
-  do {                                                                         \
-    if ((p)->blob_offset == -2) {                                              \
-      if (!(p)->data) {                                                        \
-        fail(st, 2, "parameter '%s' has no data (weights not bound)", (p)->name); \
-        ok = false;                                                            \
-      }                                                                        \
-      (p)->blob_offset = off;                                                  \
-      off += (blob_numel(g, p) * 4 + 63) & ~(int64_t)63;                       \
-    }                                                                          \
+#define PLACE(p)                                                                                   \
+  do {                                                                                             \
+    if ((p)->blob_offset == -2) {                                                                  \
+      if (!(p)->data) {                                                                            \
+        fail(st, 2, "parameter '%s' has no data (weights not bound)", (p)->name);                  \
+        ok = false;                                                                                \
+      }                                                                                            \
+      (p)->blob_offset = off;                                                                      \
+      off += (blob_numel(g, p) * 4 + 63) & ~(int64_t)63;                                           \
+    }                                                                                              \
   } while (0)
   for (int i = 0; i < g->params.len; i++)
     PLACE(GRAPH_PARAM(g, i));
@@ -291,8 +287,8 @@ static bool write_reporting(FILE *f, const void *buf, size_t n, int64_t pos, int
 }
 
 /* Writes header + data to path. */
-static bool write_blob(Graph *g, const char *path, int64_t data_bytes,
-                       const char *build_id, Status *st, const ProgressHook *prog) {
+static bool write_blob(Graph *g, const char *path, int64_t data_bytes, const char *build_id,
+                       Status *st, const ProgressHook *prog) {
   progress_report(prog, "packing weights", 0, (double)data_bytes, "B");
   FILE *f = fopen(path, "wb");
   if (!f) {
@@ -344,8 +340,7 @@ static bool write_blob(Graph *g, const char *path, int64_t data_bytes,
     }
   }
   if (pos != data_bytes && ok) {
-    fail(st, 2, "blob layout mismatch (%lld vs %lld bytes)", (long long)pos,
-         (long long)data_bytes);
+    fail(st, 2, "blob layout mismatch (%lld vs %lld bytes)", (long long)pos, (long long)data_bytes);
     fclose(f);
     return false;
   }
@@ -372,9 +367,9 @@ static void compute_build_id(Graph *g, char out[CNNRT_BUILD_ID_LEN + 1]) {
       continue;
     char buf[128];
     hash_str(&h, p->name);
-    snprintf(buf, sizeof buf, "%d:%lld,%lld,%lld,%lld@%lld", p->rank,
-             (long long)p->dims[0], (long long)p->dims[1], (long long)p->dims[2],
-             (long long)p->dims[3], (long long)p->blob_offset);
+    snprintf(buf, sizeof buf, "%d:%lld,%lld,%lld,%lld@%lld", p->rank, (long long)p->dims[0],
+             (long long)p->dims[1], (long long)p->dims[2], (long long)p->dims[3],
+             (long long)p->blob_offset);
     hash_str(&h, buf);
   }
   hash_str(&h, "cnncc " CNNCC_VERSION " blob v1");
@@ -402,8 +397,8 @@ static LLVMValueRef hidden_const(BeCtx *c, const char *name, LLVMValueRef init) 
   return g;
 }
 
-static LLVMValueRef tensor_descs(BeCtx *c, LLVMTypeRef desc_ty,
-                                 const GraphIO *io, int n, const char *name) {
+static LLVMValueRef tensor_descs(BeCtx *c, LLVMTypeRef desc_ty, const GraphIO *io, int n,
+                                 const char *name) {
   LLVMValueRef *el = calloc((size_t)(n ? n : 1), sizeof *el);
   for (int i = 0; i < n; i++) {
     const Shape *s = &io[i].node->shape;
@@ -434,9 +429,8 @@ static LLVMValueRef tensor_descs(BeCtx *c, LLVMTypeRef desc_ty,
   return g;
 }
 
-static void emit_info(BeCtx *c, Graph *g, const BackendOptions *o,
-                      int64_t weight_bytes, uint64_t blob_size,
-                      const char *build_id) {
+static void emit_info(BeCtx *c, Graph *g, const BackendOptions *o, int64_t weight_bytes,
+                      uint64_t blob_size, const char *build_id) {
   /* cnn_tensor_desc { ptr name; i32 rank; [8 x i64] dims } and cnn_info,
      with the target's natural alignment exactly as the C compiler lays them
      out. */
@@ -477,14 +471,13 @@ static char *blob_asm(const char *blob_path, uint64_t size) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
-  fprintf(f,
-          ".pushsection .rodata.cnnrt_blob,\"a\",@progbits\n"
-          ".p2align 6\n"
-          ".globl cnnrt_blob\n"
-          ".hidden cnnrt_blob\n"
-          ".type cnnrt_blob,@object\n"
-          "cnnrt_blob:\n"
-          ".incbin \"");
+  fprintf(f, ".pushsection .rodata.cnnrt_blob,\"a\",@progbits\n"
+             ".p2align 6\n"
+             ".globl cnnrt_blob\n"
+             ".hidden cnnrt_blob\n"
+             ".type cnnrt_blob,@object\n"
+             "cnnrt_blob:\n"
+             ".incbin \"");
   for (const char *p = blob_path; *p; p++) {
     if (*p == '"' || *p == '\\')
       fputc('\\', f);
@@ -515,8 +508,7 @@ static void emit_blob_symbol(BeCtx *c, const char *blob_path, uint64_t size) {
 
 /* Textual assembly output would expand the .incbin into hundreds of MB of
    .byte lines: there the directive is appended to the .s instead. */
-static bool append_blob_asm(const char *path, const char *blob_path,
-                            uint64_t size) {
+static bool append_blob_asm(const char *path, const char *blob_path, uint64_t size) {
   FILE *f = fopen(path, "a");
   if (!f)
     return false;
@@ -527,9 +519,8 @@ static bool append_blob_asm(const char *path, const char *blob_path,
 }
 
 /* The address of node n's tensor inside cnnrt_forward. */
-static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n,
-                                LLVMValueRef arena, LLVMValueRef *in_ptrs,
-                                Status *st) {
+static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n, LLVMValueRef arena,
+                                LLVMValueRef *in_ptrs, Status *st) {
   Loc l;
   if (!resolve(g, n, &l, st))
     return NULL;
@@ -548,8 +539,8 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st, const ProgressHook *pro
   be_add_enum_attr(c, pf, LLVMAttributeFunctionIndex, "nounwind");
 
   LLVMTypeRef fw_args[5] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr};
-  LLVMValueRef fw = LLVMAddFunction(c->mod, "cnnrt_forward",
-                                    LLVMFunctionType(c->t_void, fw_args, 5, 0));
+  LLVMValueRef fw =
+      LLVMAddFunction(c->mod, "cnnrt_forward", LLVMFunctionType(c->t_void, fw_args, 5, 0));
   LLVMSetVisibility(fw, LLVMHiddenVisibility);
 
   /* Kernels first (each moves the builder into its own function). */
@@ -632,8 +623,8 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st, const ProgressHook *pro
         continue;
       }
       LLVMValueRef off = be_i64(c, p->blob_offset);
-      vals[np++] = p->blob_offset ? LLVMBuildInBoundsGEP2(c->b, c->t_i8, weights, &off, 1, "")
-                                  : weights;
+      vals[np++] =
+          p->blob_offset ? LLVMBuildInBoundsGEP2(c->b, c->t_i8, weights, &off, 1, "") : weights;
     }
     int nseg = 0;
     Node **segs = be_split_slices(g, n, &nseg);
@@ -646,8 +637,7 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st, const ProgressHook *pro
         break;
       }
       LLVMValueRef idx = be_i64(c, k);
-      LLVMBuildStore(c->b, vals[k],
-                     LLVMBuildInBoundsGEP2(c->b, c->t_ptr, ptrs, &idx, 1, ""));
+      LLVMBuildStore(c->b, vals[k], LLVMBuildInBoundsGEP2(c->b, c->t_ptr, ptrs, &idx, 1, ""));
     }
     if (!ok)
       break;
@@ -886,8 +876,7 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
       emit_info(&c, g, o, data_bytes, embed ? sizeof(CnnrtBlobHeader) + (uint64_t)data_bytes : 0,
                 build_id);
       if (!(embed && o->emit == EMIT_ASM))
-        emit_blob_symbol(&c, embed ? incbin : NULL,
-                         sizeof(CnnrtBlobHeader) + (uint64_t)data_bytes);
+        emit_blob_symbol(&c, embed ? incbin : NULL, sizeof(CnnrtBlobHeader) + (uint64_t)data_bytes);
       char *msg = NULL;
       if (LLVMVerifyModule(c.mod, LLVMReturnStatusAction, &msg)) {
         fail(&st, 2, "generated LLVM module does not verify: %s", msg ? msg : "");
@@ -909,8 +898,9 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
     }
     double t_opt = now_ms();
     if (ok)
-      progress_report(o->progress, o->emit == EMIT_LLVM ? "writing LLVM IR" : "generating machine code",
-                      0, -1, NULL);
+      progress_report(o->progress,
+                      o->emit == EMIT_LLVM ? "writing LLVM IR" : "generating machine code", 0, -1,
+                      NULL);
     if (ok) {
       switch (o->emit) {
       case EMIT_LLVM:

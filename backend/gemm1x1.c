@@ -49,13 +49,11 @@ static void plan_of(bool avx512, const Node *n, GemmPlan *p) {
 
 bool be_conv_gemm1x1(const Node *n) {
   const Attrs *a = &n->attr;
-  return n->op == OP_CONV2D && n->layout == LAYOUT_NCHW && !n->split &&
-         n->nin >= 1 && n->in[0]->layout == LAYOUT_NCHW &&
-         n->in[0]->shape.rank == 3 && n->shape.rank == 3 && a->groups == 1 &&
-         a->kernel[0] == 1 && a->kernel[1] == 1 && a->stride[0] == 1 &&
-         a->stride[1] == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] &&
-         !a->pad[3] && n->shape.d[1] == n->in[0]->shape.d[1] &&
-         n->shape.d[2] == n->in[0]->shape.d[2];
+  return n->op == OP_CONV2D && n->layout == LAYOUT_NCHW && !n->split && n->nin >= 1 &&
+         n->in[0]->layout == LAYOUT_NCHW && n->in[0]->shape.rank == 3 && n->shape.rank == 3 &&
+         a->groups == 1 && a->kernel[0] == 1 && a->kernel[1] == 1 && a->stride[0] == 1 &&
+         a->stride[1] == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] && !a->pad[3] &&
+         n->shape.d[1] == n->in[0]->shape.d[1] && n->shape.d[2] == n->in[0]->shape.d[2];
 }
 
 int64_t be_work_conv_gemm1x1(const BeCtx *c, const Node *n) {
@@ -82,8 +80,7 @@ static LLVMValueRef masked_ld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, int
   return be_intrinsic(c, "llvm.masked.load", tys, 2, args, 4);
 }
 
-static void masked_st(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v,
-                      int m) {
+static void masked_st(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int m) {
   if (m == 16) {
     be_vst(c, base, idx, v, 4);
     return;
@@ -95,8 +92,8 @@ static void masked_st(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRe
 
 /* One tile of mr rows from oc0 and npix pixels from p0 (both constant
    shapes; oc0 and p0 are values). */
-static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][4],
-                      int mr, int npix, LLVMValueRef oc0, LLVMValueRef p0) {
+static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][4], int mr,
+                      int npix, LLVMValueRef oc0, LLVMValueRef p0) {
   const Node *n = k->n;
   LLVMValueRef x = k->in[0], w = k->par[P_WEIGHT];
   LLVMValueRef bias = n->nparams > P_BIAS ? k->par[P_BIAS] : NULL;
@@ -104,8 +101,7 @@ static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][
   int mlast = npix - (nv - 1) * 16; /* lanes of the last vector */
 
   for (int r = 0; r < mr; r++) {
-    LLVMValueRef init = bias ? be_vbcast(c, bias, be_addk(c, oc0, r))
-                             : LLVMConstNull(c->t_v16);
+    LLVMValueRef init = bias ? be_vbcast(c, bias, be_addk(c, oc0, r)) : LLVMConstNull(c->t_v16);
     for (int v = 0; v < nv; v++)
       LLVMBuildStore(c->b, init, acc[r][v]);
   }

@@ -44,7 +44,6 @@
 
 #include "backend_internal.h"
 
-
 bool be_conv_grouped_blocked(const Node *n) {
   if (n->op != OP_CONV2D || n->layout != LAYOUT_NCHW16C || n->attr.groups <= 1 ||
       n->shape.rank != 3 || n->in[0]->shape.rank != 3)
@@ -98,8 +97,8 @@ typedef struct {
   GPlan *p;
   KArgs *k;
   LLVMValueRef oh, kh0, kh1;
-  LLVMValueRef xblk;  /* input index of block ob's first element */
-  LLVMValueRef wob;   /* weight index of block ob */
+  LLVMValueRef xblk;              /* input index of block ob's first element */
+  LLVMValueRef wob;               /* weight index of block ob */
   LLVMValueRef obase, oblk, rblk; /* output pointer, block in it, residual block */
   LLVMValueRef bias;
   LLVMValueRef mask[16]; /* rotation r's shuffle mask (NULL: identity) */
@@ -122,11 +121,11 @@ static void emit_gtile(BeCtx *c, GRow *r, LLVMValueRef ow0, int64_t ow0c, int w)
 
   BeLoop kh;
   be_for(c, &kh, r->kh0, r->kh1, "kh");
-  LLVMValueRef ih = be_add(c, be_addk(c, be_mulk(c, r->oh, p->sh), -p->pt),
-                           be_mulk(c, kh.iv, p->dh));
+  LLVMValueRef ih =
+      be_add(c, be_addk(c, be_mulk(c, r->oh, p->sh), -p->pt), be_mulk(c, kh.iv, p->dh));
   LLVMValueRef colbase = be_addk(c, be_mulk(c, ow0, p->sw), -p->pl);
-  LLVMValueRef xcol = be_add(c, be_add(c, r->xblk, be_mulk(c, ih, p->IW * 16)),
-                             be_mulk(c, colbase, 16));
+  LLVMValueRef xcol =
+      be_add(c, be_add(c, r->xblk, be_mulk(c, ih, p->IW * 16)), be_mulk(c, colbase, 16));
   LLVMValueRef wkh = be_add(c, r->wob, be_mulk(c, kh.iv, p->KW * p->Cg * 16));
   LLVMValueRef accv[64];
   for (int q = 0; q < w; q++)

@@ -74,14 +74,12 @@ static int64_t ceil_div(int64_t a, int64_t b) {
   return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
 
-static int64_t floor_div(int64_t a, int64_t b) {
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
+static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 /* For a sliding window along W: the output columns ow for which the input
    column ow*stride - pad + kw*dil is inside [0, in). */
-static void valid_cols(int64_t in, int64_t out, int64_t k, int64_t stride,
-                       int64_t pad, int64_t dil, int64_t *lo, int64_t *hi) {
+static void valid_cols(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad, int64_t dil,
+                       int64_t *lo, int64_t *hi) {
   for (int64_t kw = 0; kw < k; kw++) {
     int64_t off = kw * dil - pad;
     int64_t a = ceil_div(-off, stride);
@@ -98,8 +96,7 @@ static void valid_cols(int64_t in, int64_t out, int64_t k, int64_t stride,
 }
 
 /* y = act(v + res[idx]): the fused epilogue on one value. */
-static LLVMValueRef epi_value(BeCtx *c, KArgs *k, LLVMValueRef v,
-                              LLVMValueRef idx) {
+static LLVMValueRef epi_value(BeCtx *c, KArgs *k, LLVMValueRef v, LLVMValueRef idx) {
   if (k->res)
     v = be_fadd(c, v, be_ld(c, k->res, idx));
   if (k->n->epi.act == ACT_RELU)
@@ -107,13 +104,10 @@ static LLVMValueRef epi_value(BeCtx *c, KArgs *k, LLVMValueRef v,
   return v;
 }
 
-static bool has_epi(const Node *n) {
-  return n->epi.residual >= 0 || n->epi.act != ACT_NONE;
-}
+static bool has_epi(const Node *n) { return n->epi.residual >= 0 || n->epi.act != ACT_NONE; }
 
 /* The epilogue over out[start, start + len), in place. */
-static void epi_range_at(BeCtx *c, KArgs *k, LLVMValueRef out, LLVMValueRef start,
-                         int64_t len) {
+static void epi_range_at(BeCtx *c, KArgs *k, LLVMValueRef out, LLVMValueRef start, int64_t len) {
   if (!has_epi(k->n))
     return;
   BeLoop l;
@@ -128,8 +122,8 @@ static void epi_range(BeCtx *c, KArgs *k, LLVMValueRef start, int64_t len) {
 }
 
 /* out[start + i] = v for i in [0, len) */
-static void fill_range(BeCtx *c, LLVMValueRef base, LLVMValueRef start,
-                       int64_t len, LLVMValueRef v) {
+static void fill_range(BeCtx *c, LLVMValueRef base, LLVMValueRef start, int64_t len,
+                       LLVMValueRef v) {
   BeLoop l;
   be_for(c, &l, be_i64(c, 0), be_i64(c, len), "fill");
   be_st(c, base, be_add(c, start, l.iv), v);
@@ -158,8 +152,8 @@ static int64_t work_rows(const BeCtx *c, const Node *n) { return n->shape.d[0] *
    keeps 7x7 and 14x14 layers vectorizing well. */
 static bool conv_is_pointwise(const Node *n) {
   const Attrs *a = &n->attr;
-  return a->kernel[0] == 1 && a->kernel[1] == 1 && a->stride[0] == 1 &&
-         a->stride[1] == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] && !a->pad[3];
+  return a->kernel[0] == 1 && a->kernel[1] == 1 && a->stride[0] == 1 && a->stride[1] == 1 &&
+         !a->pad[0] && !a->pad[1] && !a->pad[2] && !a->pad[3];
 }
 
 static int64_t work_conv(const BeCtx *c, const Node *n) {
@@ -217,8 +211,7 @@ static void emit_conv2d(BeCtx *c, KArgs *k) {
     BeLoop kw;
     be_for(c, &kw, be_i64(c, 0), be_i64(c, KW), "kw");
     LLVMValueRef wv = be_ld(c, w, be_add(c, wrow, kw.iv));
-    LLVMValueRef xb = be_addk(c, be_add(c, xrow, be_mulk(c, kw.iv, a->dilation[1])),
-                              -a->pad[1]);
+    LLVMValueRef xb = be_addk(c, be_add(c, xrow, be_mulk(c, kw.iv, a->dilation[1])), -a->pad[1]);
     BeLoop ow;
     be_for(c, &ow, be_ld_i64(c, tlo, kw.iv), be_ld_i64(c, thi, kw.iv), "ow");
     LLVMValueRef yi = be_add(c, yrow, ow.iv);
@@ -268,8 +261,7 @@ static void emit_maxpool(BeCtx *c, KArgs *k) {
     LLVMValueRef xrow = be_add(c, xplane, be_mulk(c, ih, IW));
     BeLoop kw;
     be_for(c, &kw, be_i64(c, 0), be_i64(c, KW), "kw");
-    LLVMValueRef xb = be_addk(c, be_add(c, xrow, be_mulk(c, kw.iv, a->dilation[1])),
-                              -a->pad[1]);
+    LLVMValueRef xb = be_addk(c, be_add(c, xrow, be_mulk(c, kw.iv, a->dilation[1])), -a->pad[1]);
     BeLoop ow;
     be_for(c, &ow, be_ld_i64(c, tlo, kw.iv), be_ld_i64(c, thi, kw.iv), "ow");
     LLVMValueRef yi = be_add(c, yrow, ow.iv);
@@ -371,8 +363,7 @@ static void emit_avgpool(BeCtx *c, KArgs *k) {
 /* Adaptive average pooling: bin i of n over a length L is
    [floor(i*L/n), ceil((i+1)*L/n)). The column bins as two constant tables
    (starts, ends), shared by the NCHW and the blocked kernel. */
-void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts,
-                      LLVMValueRef *ends) {
+void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts, LLVMValueRef *ends) {
   int64_t *ws = malloc(sizeof(int64_t) * 2 * (size_t)n), *we = ws + n;
   for (int64_t i = 0; i < n; i++) {
     ws[i] = i * L / n;
@@ -437,11 +428,9 @@ static void emit_affine(BeCtx *c, KArgs *k) {
   if (n->op == OP_BATCHNORM) {
     LLVMValueRef var = be_ld(c, k->par[P_VAR], it.iv);
     LLVMValueRef rstd = be_fdiv(c, be_f32(c, 1),
-                                be_fcall1(c, "llvm.sqrt",
-                                          be_fadd(c, var, be_f32(c, n->attr.eps))));
+                                be_fcall1(c, "llvm.sqrt", be_fadd(c, var, be_f32(c, n->attr.eps))));
     s = be_fmul(c, be_ld(c, k->par[P_WEIGHT], it.iv), rstd);
-    t = be_fsub(c, be_ld(c, k->par[P_BIAS], it.iv),
-                be_fmul(c, be_ld(c, k->par[P_MEAN], it.iv), s));
+    t = be_fsub(c, be_ld(c, k->par[P_BIAS], it.iv), be_fmul(c, be_ld(c, k->par[P_MEAN], it.iv), s));
   } else {
     s = be_ld(c, k->par[P_SCALE], it.iv);
     t = be_ld(c, k->par[P_SHIFT], it.iv);
@@ -521,8 +510,8 @@ static void emit_lrn(BeCtx *c, KArgs *k) {
   BeLoop j;
   be_for(c, &j, be_i64(c, 0), be_i64(c, HW), "j");
   LLVMValueRef yi2 = be_add(c, base, j.iv);
-  LLVMValueRef d = be_fmuladd(c, be_ld(c, k->out, yi2),
-                              be_f32(c, a->alpha / (float)size), be_f32(c, a->k));
+  LLVMValueRef d =
+      be_fmuladd(c, be_ld(c, k->out, yi2), be_f32(c, a->alpha / (float)size), be_f32(c, a->k));
   d = be_fcall2(c, "llvm.pow", d, be_f32(c, a->beta));
   LLVMValueRef v = be_fdiv(c, be_ld(c, k->in[0], yi2), d);
   be_st(c, k->out, yi2, epi_value(c, k, v, yi2));
@@ -547,8 +536,8 @@ static void emit_linear(BeCtx *c, KArgs *k) {
   LLVMValueRef wrow = be_mulk(c, it.iv, K);
   BeLoop i;
   be_for(c, &i, be_i64(c, 0), be_i64(c, K), "k");
-  LLVMValueRef p = be_fmul(c, be_ld(c, k->par[P_WEIGHT], be_add(c, wrow, i.iv)),
-                           be_ld(c, k->in[0], i.iv));
+  LLVMValueRef p =
+      be_fmul(c, be_ld(c, k->par[P_WEIGHT], be_add(c, wrow, i.iv)), be_ld(c, k->in[0], i.iv));
   LLVMBuildStore(c->b, be_fadd_r(c, LLVMBuildLoad2(c->b, c->t_f32, acc, ""), p), acc);
   be_for_end(c, &i);
   LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_f32, acc, "");
@@ -574,9 +563,8 @@ static void emit_concat(BeCtx *c, KArgs *k) {
     LLVMValueRef b = be_smin(c, k->hi, be_i64(c, off + Ci));
     LLVMValueRef dst = be_fptr(c, k->out, be_mulk(c, a, HW));
     LLVMValueRef src = be_fptr(c, k->in[i], be_mulk(c, be_addk(c, a, -off), HW));
-    LLVMValueRef go = LLVMBuildAnd(
-        c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""),
-        LLVMBuildICmp(c->b, LLVMIntNE, dst, src, ""), "");
+    LLVMValueRef go = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""),
+                                   LLVMBuildICmp(c->b, LLVMIntNE, dst, src, ""), "");
     BeIf f;
     be_if(c, &f, go);
     LLVMValueRef bytes = be_mulk(c, be_sub(c, b, a), HW * 4);
@@ -606,8 +594,8 @@ static void emit_softmax(BeCtx *c, KArgs *k) {
   BeLoop i;
   be_for(c, &i, be_i64(c, 0), be_i64(c, C), "c");
   LLVMValueRef idx = be_add(c, it.iv, be_mulk(c, i.iv, HW));
-  LLVMBuildStore(c->b, be_fmax_r(c, LLVMBuildLoad2(c->b, c->t_f32, mx, ""),
-                                 be_ld(c, k->in[0], idx)), mx);
+  LLVMBuildStore(c->b,
+                 be_fmax_r(c, LLVMBuildLoad2(c->b, c->t_f32, mx, ""), be_ld(c, k->in[0], idx)), mx);
   be_for_end(c, &i);
   LLVMValueRef m = LLVMBuildLoad2(c->b, c->t_f32, mx, "");
   BeLoop j;
@@ -648,8 +636,8 @@ static const KernelImpl impls[] = {
     {OP_CONV2D, LAYOUT_NCHW16C, be_work_conv_blocked, be_emit_conv_blocked, true},
     {OP_MAXPOOL, LAYOUT_NCHW16C, be_work_blocks_rows, be_emit_pool_blocked, true},
     {OP_AVGPOOL, LAYOUT_NCHW16C, be_work_blocks_rows, be_emit_pool_blocked, true},
-    {OP_ADAPTIVE_AVGPOOL, LAYOUT_NCHW16C, be_work_blocks_rows,
-     be_emit_adaptive_avgpool_blocked, true},
+    {OP_ADAPTIVE_AVGPOOL, LAYOUT_NCHW16C, be_work_blocks_rows, be_emit_adaptive_avgpool_blocked,
+     true},
     {OP_BATCHNORM, LAYOUT_NCHW16C, be_work_blocks, be_emit_affine_blocked, true},
     {OP_SCALESHIFT, LAYOUT_NCHW16C, be_work_blocks, be_emit_affine_blocked, true},
     {OP_RELU, LAYOUT_NCHW16C, work_chunks, emit_eltwise, true},
@@ -704,14 +692,12 @@ static void shape_key(FILE *f, const Shape *s) {
 
 /* Everything the generated code of n depends on: not its name, not its
    tensors' addresses (those come through ptrs). */
-static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs,
-                        int nseg) {
+static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs, int nseg) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   const Attrs *a = &n->attr;
-  fprintf(f, "%s l%d al%d ip%d out", ir_ops[n->op].name, (int)n->layout,
-          (int)alias, inplace);
+  fprintf(f, "%s l%d al%d ip%d out", ir_ops[n->op].name, (int)n->layout, (int)alias, inplace);
   shape_key(f, &n->shape);
   for (int i = 0; i < n->nin; i++) {
     fprintf(f, " in%d", (int)n->in[i]->layout);
@@ -727,16 +713,14 @@ static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs,
           " oc%lld k%lldx%lld s%lldx%lld p%lld,%lld,%lld,%lld d%lldx%lld g%lld "
           "b%d eps%a cm%d cip%d o%lldx%lld lrn%lld %a %a %a of%lld ax%d sc%a "
           "epi%d,%d",
-          (long long)a->out_channels, (long long)a->kernel[0],
-          (long long)a->kernel[1], (long long)a->stride[0],
-          (long long)a->stride[1], (long long)a->pad[0], (long long)a->pad[1],
-          (long long)a->pad[2], (long long)a->pad[3], (long long)a->dilation[0],
-          (long long)a->dilation[1], (long long)a->groups, a->has_bias,
-          (double)a->eps, a->ceil_mode, a->count_include_pad,
-          (long long)a->out_hw[0], (long long)a->out_hw[1],
-          (long long)a->lrn_size, (double)a->alpha, (double)a->beta,
-          (double)a->k, (long long)a->out_features, a->axis, (double)a->scale,
-          n->epi.residual, (int)n->epi.act);
+          (long long)a->out_channels, (long long)a->kernel[0], (long long)a->kernel[1],
+          (long long)a->stride[0], (long long)a->stride[1], (long long)a->pad[0],
+          (long long)a->pad[1], (long long)a->pad[2], (long long)a->pad[3],
+          (long long)a->dilation[0], (long long)a->dilation[1], (long long)a->groups, a->has_bias,
+          (double)a->eps, a->ceil_mode, a->count_include_pad, (long long)a->out_hw[0],
+          (long long)a->out_hw[1], (long long)a->lrn_size, (double)a->alpha, (double)a->beta,
+          (double)a->k, (long long)a->out_features, a->axis, (double)a->scale, n->epi.residual,
+          (int)n->epi.act);
   fclose(f);
   return buf;
 }
@@ -752,8 +736,8 @@ void be_kernel_cache_free(BeCtx *c) {
 
 /* ------------------------------------------------------------- kernel build */
 
-static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl,
-                                 BeAlias alias, int inplace, Node **segs, int nseg) {
+static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl, BeAlias alias,
+                                 int inplace, Node **segs, int nseg) {
   int nfix = 1 + n->nin + n->nparams;
   int np = nfix + nseg;
   char name[256];
@@ -774,8 +758,8 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
   for (int i = 0; i < np; i++) {
     bool is_param = i > n->nin && i < nfix;
     bool is_out = i == 0, is_in = i >= 1 && i <= n->nin;
-    bool noalias = is_param || (alias == BE_DISJOINT) ||
-                   (alias == BE_INPLACE && is_in && i - 1 != inplace);
+    bool noalias =
+        is_param || (alias == BE_DISJOINT) || (alias == BE_INPLACE && is_in && i - 1 != inplace);
     if (noalias)
       be_add_enum_attr(c, body, (unsigned)i + 1, "noalias");
     if (is_param || (is_in && alias != BE_OVERLAP && !(alias == BE_INPLACE && i - 1 == inplace)))
@@ -787,8 +771,13 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
   LLVMValueRef in[BE_MAX_PTRS], par[IR_MAX_PARAMS], seg[BE_MAX_PTRS];
   int64_t seg_begin[BE_MAX_PTRS], seg_count[BE_MAX_PTRS];
   be_func_begin(c, body);
-  KArgs k = {.n = n, .in = in, .par = par, .nseg = nseg, .seg = seg,
-             .seg_begin = seg_begin, .seg_count = seg_count};
+  KArgs k = {.n = n,
+             .in = in,
+             .par = par,
+             .nseg = nseg,
+             .seg = seg,
+             .seg_begin = seg_begin,
+             .seg_count = seg_count};
   for (int s = 0; s < nseg; s++) {
     seg[s] = LLVMGetParam(body, (unsigned)(nfix + s));
     seg_begin[s] = segs[s]->attr.slice_begin;
@@ -826,22 +815,22 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
   return fn;
 }
 
-bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias,
-                   int inplace, BeKernel *out, char *err, size_t errlen) {
+bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias, int inplace,
+                   BeKernel *out, char *err, size_t errlen) {
   const KernelImpl *impl = find_impl(n);
   if (!impl) {
-    snprintf(err, errlen, "no kernel for op '%s' in layout %d (node '%s')",
-             ir_ops[n->op].name, (int)n->layout, n->name);
+    snprintf(err, errlen, "no kernel for op '%s' in layout %d (node '%s')", ir_ops[n->op].name,
+             (int)n->layout, n->name);
     return false;
   }
   if (has_epi(n) && !impl->epilogue) {
-    snprintf(err, errlen, "op '%s' (node '%s') cannot apply a fused epilogue",
-             ir_ops[n->op].name, n->name);
+    snprintf(err, errlen, "op '%s' (node '%s') cannot apply a fused epilogue", ir_ops[n->op].name,
+             n->name);
     return false;
   }
   if (n->epi.residual >= n->nin) {
-    snprintf(err, errlen, "node '%s': epilogue residual %d is not an input",
-             n->name, n->epi.residual);
+    snprintf(err, errlen, "node '%s': epilogue residual %d is not an input", n->name,
+             n->epi.residual);
     return false;
   }
   int nseg = 0;

@@ -86,14 +86,12 @@ LLVMValueRef be_intrinsic(BeCtx *c, const char *name, LLVMTypeRef *tys, int ntys
 }
 
 /* A float intrinsic overloaded on the type of its first argument. */
-static LLVMValueRef intrinsic(BeCtx *c, const char *name, int nargs,
-                              LLVMValueRef *args) {
+static LLVMValueRef intrinsic(BeCtx *c, const char *name, int nargs, LLVMValueRef *args) {
   LLVMTypeRef ty = LLVMTypeOf(args[0]);
   return be_intrinsic(c, name, &ty, 1, args, nargs);
 }
 
-LLVMValueRef be_fmuladd(BeCtx *c, LLVMValueRef a, LLVMValueRef b,
-                        LLVMValueRef acc) {
+LLVMValueRef be_fmuladd(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
   LLVMValueRef args[3] = {a, b, acc};
   return intrinsic(c, "llvm.fmuladd", 3, args);
 }
@@ -101,8 +99,7 @@ LLVMValueRef be_fmuladd(BeCtx *c, LLVMValueRef a, LLVMValueRef b,
 LLVMValueRef be_fcall1(BeCtx *c, const char *name, LLVMValueRef x) {
   return intrinsic(c, name, 1, &x);
 }
-LLVMValueRef be_fcall2(BeCtx *c, const char *name, LLVMValueRef x,
-                       LLVMValueRef y) {
+LLVMValueRef be_fcall2(BeCtx *c, const char *name, LLVMValueRef x, LLVMValueRef y) {
   LLVMValueRef args[2] = {x, y};
   return intrinsic(c, name, 2, args);
 }
@@ -126,9 +123,7 @@ LLVMValueRef be_relu(BeCtx *c, LLVMValueRef x) {
   return LLVMBuildSelect(c->b, neg, be_f32(c, 0), x, "");
 }
 
-LLVMValueRef be_sitofp(BeCtx *c, LLVMValueRef i) {
-  return LLVMBuildSIToFP(c->b, i, c->t_f32, "");
-}
+LLVMValueRef be_sitofp(BeCtx *c, LLVMValueRef i) { return LLVMBuildSIToFP(c->b, i, c->t_f32, ""); }
 
 /* --------------------------------------------------------------- addressing */
 
@@ -175,8 +170,7 @@ LLVMValueRef be_vsplat(BeCtx *c, LLVMValueRef scalar) {
       el[i] = scalar;
     return LLVMConstVector(el, 16);
   }
-  LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(c->t_v16), scalar,
-                                          be_i32(c, 0), "");
+  LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(c->t_v16), scalar, be_i32(c, 0), "");
   LLVMValueRef zero = LLVMConstNull(LLVMVectorType(c->t_i32, 16));
   return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(c->t_v16), zero, "");
 }
@@ -187,8 +181,7 @@ LLVMValueRef be_vld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, unsigned alig
   return v;
 }
 
-void be_vst(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v,
-            unsigned align) {
+void be_vst(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, unsigned align) {
   LLVMValueRef s = LLVMBuildStore(c->b, v, be_fptr(c, base, idx));
   LLVMSetAlignment(s, align);
 }
@@ -222,8 +215,7 @@ LLVMValueRef be_var(BeCtx *c, LLVMTypeRef t, const char *name) {
 
 /* -------------------------------------------------------------------- loops */
 
-void be_for(BeCtx *c, BeLoop *l, LLVMValueRef lo, LLVMValueRef hi,
-            const char *name) {
+void be_for(BeCtx *c, BeLoop *l, LLVMValueRef lo, LLVMValueRef hi, const char *name) {
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
   l->header = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
   l->body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
@@ -276,18 +268,15 @@ void be_endif(BeCtx *c, BeIf *f) {
 
 /* ---------------------------------------------------------------- functions */
 
-void be_add_enum_attr(BeCtx *c, LLVMValueRef fn, unsigned idx,
-                      const char *name) {
+void be_add_enum_attr(BeCtx *c, LLVMValueRef fn, unsigned idx, const char *name) {
   unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
   LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(c->ctx, kind, 0));
 }
 
-static void add_str_attr(BeCtx *c, LLVMValueRef fn, const char *k,
-                         const char *v) {
+static void add_str_attr(BeCtx *c, LLVMValueRef fn, const char *k, const char *v) {
   LLVMAddAttributeAtIndex(
       fn, LLVMAttributeFunctionIndex,
-      LLVMCreateStringAttribute(c->ctx, k, (unsigned)strlen(k), v,
-                                (unsigned)strlen(v)));
+      LLVMCreateStringAttribute(c->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
 }
 
 void be_func_attrs(BeCtx *c, LLVMValueRef fn) {

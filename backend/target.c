@@ -66,9 +66,8 @@ static void init_llvm(void) {
    it"). LLVM-C has no query for valid names, so a child process emits an
    empty function with the target machine, its stderr captured; a warning
    or a failure there is reported as a user error. */
-static bool probe_target(LLVMTargetRef t, const char *triple, const char *cpu,
-                         const char *features, const BackendOptions *o, char *err,
-                         size_t errlen) {
+static bool probe_target(LLVMTargetRef t, const char *triple, const char *cpu, const char *features,
+                         const BackendOptions *o, char *err, size_t errlen) {
   int fds[2];
   if (pipe(fds) != 0)
     return true; /* cannot check: let code generation try */
@@ -82,15 +81,14 @@ static bool probe_target(LLVMTargetRef t, const char *triple, const char *cpu,
   if (pid == 0) {
     dup2(fds[1], 2);
     close(fds[0]);
-    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(t, triple, cpu, features,
-                                                      LLVMCodeGenLevelNone, LLVMRelocPIC,
-                                                      LLVMCodeModelDefault);
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
+        t, triple, cpu, features, LLVMCodeGenLevelNone, LLVMRelocPIC, LLVMCodeModelDefault);
     if (!tm)
       _exit(3);
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
-    LLVMValueRef fn = LLVMAddFunction(
-        m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), NULL, 0, 0));
+    LLVMValueRef fn =
+        LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), NULL, 0, 0));
     LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
     LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
     LLVMBuildRetVoid(b);
@@ -116,15 +114,13 @@ static bool probe_target(LLVMTargetRef t, const char *triple, const char *cpu,
     snprintf(err, errlen, "--target-cpu=%s%s%s cannot be used for this target%s%s",
              o->target_cpu ? o->target_cpu : "(host)",
              o->target_features ? " --target-features=" : "",
-             o->target_features ? o->target_features : "", text[0] ? ": LLVM says: " : "",
-             text);
+             o->target_features ? o->target_features : "", text[0] ? ": LLVM says: " : "", text);
   }
   return ok;
 }
 
-LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu,
-                                       char **features, char *err,
-                                       size_t errlen) {
+LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu, char **features,
+                                       char *err, size_t errlen) {
   init_llvm();
   *cpu = o->target_cpu ? strdup(o->target_cpu) : backend_host_cpu();
   if (o->target_features)
@@ -150,8 +146,8 @@ LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu,
     LLVMDisposeMessage(triple);
     return NULL;
   }
-  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
-      t, triple, *cpu, *features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
+  LLVMTargetMachineRef tm =
+      LLVMCreateTargetMachine(t, triple, *cpu, *features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
   LLVMDisposeMessage(triple);
   if (!tm)
     snprintf(err, errlen, "cannot create a target machine for cpu '%s'", *cpu);
@@ -163,19 +159,31 @@ bool be_target_has_avx512(const char *cpu, const char *features) {
     return true;
   if (features && strstr(features, "-avx512f"))
     return false;
-  static const char *const wide[] = {"skylake-avx512", "cascadelake", "cooperlake",
-                                     "cannonlake", "icelake", "tigerlake", "rocketlake",
-                                     "sapphirerapids", "emeraldrapids", "graniterapids",
-                                     "alderlake-avx512", "znver4", "znver5", "x86-64-v4",
-                                     "diamondrapids", "knl", "knm"};
+  static const char *const wide[] = {"skylake-avx512",
+                                     "cascadelake",
+                                     "cooperlake",
+                                     "cannonlake",
+                                     "icelake",
+                                     "tigerlake",
+                                     "rocketlake",
+                                     "sapphirerapids",
+                                     "emeraldrapids",
+                                     "graniterapids",
+                                     "alderlake-avx512",
+                                     "znver4",
+                                     "znver5",
+                                     "x86-64-v4",
+                                     "diamondrapids",
+                                     "knl",
+                                     "knm"};
   for (size_t i = 0; cpu && i < sizeof wide / sizeof wide[0]; i++)
     if (strncmp(cpu, wide[i], strlen(wide[i])) == 0)
       return true;
   return false;
 }
 
-bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level,
-                 char *err, size_t errlen) {
+bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err,
+                 size_t errlen) {
   char pipeline[32];
   if (opt_level < 0)
     opt_level = 0;
@@ -200,13 +208,13 @@ bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level,
   return true;
 }
 
-bool be_emit_file(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *path,
-                  bool assembly, char *err, size_t errlen) {
+bool be_emit_file(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *path, bool assembly,
+                  char *err, size_t errlen) {
   char *msg = NULL;
   /* The C API takes a non-const char*. */
   char *p = strdup(path);
-  LLVMBool bad = LLVMTargetMachineEmitToFile(
-      tm, m, p, assembly ? LLVMAssemblyFile : LLVMObjectFile, &msg);
+  LLVMBool bad =
+      LLVMTargetMachineEmitToFile(tm, m, p, assembly ? LLVMAssemblyFile : LLVMObjectFile, &msg);
   free(p);
   if (bad) {
     snprintf(err, errlen, "LLVM could not emit '%s': %s", path, msg ? msg : "");
@@ -216,26 +224,15 @@ bool be_emit_file(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *path,
   return true;
 }
 
-bool be_link_shared(const BackendOptions *o, const char *obj, const char *out,
-                    char *err, size_t errlen) {
+bool be_link_shared(const BackendOptions *o, const char *obj, const char *out, char *err,
+                    size_t errlen) {
   const char *cc = o->cc && *o->cc ? o->cc : "cc";
-  const char *argv[] = {cc,
-                        "-shared",
-                        "-o",
-                        out,
-                        obj,
+  const char *argv[] = {cc, "-shared", "-o", out, obj,
                         /* the ABI functions are not referenced by obj:
                            take every member of the runtime */
-                        "-Wl,--whole-archive",
-                        o->runtime_lib,
-                        "-Wl,--no-whole-archive",
-                        "-Wl,--as-needed",
-                        "-lm",
-                        "-lpthread",
-                        "-Wl,-z,noexecstack",
-                        "-Wl,-z,relro",
-                        "-Wl,-z,now",
-                        NULL};
+                        "-Wl,--whole-archive", o->runtime_lib, "-Wl,--no-whole-archive",
+                        "-Wl,--as-needed", "-lm", "-lpthread", "-Wl,-z,noexecstack", "-Wl,-z,relro",
+                        "-Wl,-z,now", NULL};
   int pipefd[2];
   if (pipe(pipefd) != 0) {
     snprintf(err, errlen, "pipe: %s", strerror(errno));

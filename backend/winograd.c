@@ -14,10 +14,10 @@
  * The output tiles (m x m pixels each) are numbered row-major and cut into
  * chunks of TC tiles (T = 7 by default; CNNCC_WINOGRAD_NS register tiles
  * per chunk, 1 by default: more cuts the rereading of the transformed
- * weights of 512-channel layers by ~10% but leaves less room for channels). A work item is (NGI groups of OCB output blocks) x
- * (chunk), groups outermost as in blocked.c so that consecutive items reuse
- * the groups' transformed weights from L2. For each chunk, for each run of
- * CB input blocks of 16 channels:
+ * weights of 512-channel layers by ~10% but leaves less room for channels). A work item is (NGI
+ * groups of OCB output blocks) x (chunk), groups outermost as in blocked.c so that consecutive
+ * items reuse the groups' transformed weights from L2. For each chunk, for each run of CB input
+ * blocks of 16 channels:
  *   - input transform V = B^T d B of the T tiles into a stack buffer
  *     V[block][point][tile][16] (border tiles read zeros for the padding),
  *     once for all NGI groups;
@@ -45,9 +45,9 @@
 
 #include "backend_internal.h"
 
-
 /* ------------------------------------------------------------ the matrices */
 
+/* clang-format off */
 /* F(2x2, 3x3): A = 4. */
 static const double BT2[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
 static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
@@ -67,6 +67,7 @@ static const double AT4[4][6] = {{1, 1, 1, 1, 1, 0},
                                  {0, 1, -1, 2, -2, 0},
                                  {0, 1, 1, 4, 4, 0},
                                  {0, 1, -1, 8, -8, 1}};
+/* clang-format on */
 
 static double bt(int m, int i, int j) { return m == 2 ? BT2[i][j] : BT4[i][j]; }
 static double gm(int m, int i, int j) { return m == 2 ? G2[i][j] : G4[i][j]; }
@@ -292,9 +293,9 @@ static void at4(BeCtx *c, LLVMValueRef *d, LLVMValueRef *o) {
 typedef struct {
   WPlan *p;
   KArgs *k;
-  LLVMValueRef V, M;          /* stack scratch */
-  LLVMValueRef og;            /* the item's first tile group */
-  LLVMValueRef bias;          /* bias pointer or NULL */
+  LLVMValueRef V, M; /* stack scratch */
+  LLVMValueRef og;   /* the item's first tile group */
+  LLVMValueRef bias; /* bias pointer or NULL */
   LLVMValueRef acc[4][32];
 } WCtx;
 
@@ -319,7 +320,8 @@ static void input_transform(BeCtx *c, WCtx *w, LLVMValueRef xplane, LLVMValueRef
         LLVMValueRef ok = LLVMBuildAnd(c->b, okh, okw, "");
         LLVMValueRef ihc = be_smin(c, be_smax(c, ih, be_i64(c, 0)), be_i64(c, p->IH - 1));
         LLVMValueRef iwc = be_smin(c, be_smax(c, iw, be_i64(c, 0)), be_i64(c, p->IW - 1));
-        LLVMValueRef idx = be_add(c, xplane, be_mulk(c, be_add(c, be_mulk(c, ihc, p->IW), iwc), 16));
+        LLVMValueRef idx =
+            be_add(c, xplane, be_mulk(c, be_add(c, be_mulk(c, ihc, p->IW), iwc), 16));
         LLVMValueRef v = be_vld(c, w->k->in[0], idx, 64);
         d[i][j] = LLVMBuildSelect(c->b, ok, v, LLVMConstNull(c->t_v16), "");
       }
@@ -375,11 +377,11 @@ static void gemm_tile(BeCtx *c, WCtx *w, LLVMValueRef icc, LLVMValueRef pt, LLVM
   LLVMValueRef icb = be_add(c, be_mulk(c, icc, p->CB), cb.iv);
   LLVMValueRef ubase[4];
   for (int j = 0; j < OCB; j++)
-    ubase[j] = be_mulk(c, be_add(c, be_mulk(c, be_add(c, be_mulk(c, ob[j], A2), pt), p->IC),
-                                 be_mulk(c, icb, 16)),
-                       16);
-  LLVMValueRef vbase = be_add(c, be_mulk(c, be_add(c, be_mulk(c, cb.iv, A2), pt), TC * 16),
-                              be_mulk(c, q0, 16));
+    ubase[j] = be_mulk(
+        c, be_add(c, be_mulk(c, be_add(c, be_mulk(c, ob[j], A2), pt), p->IC), be_mulk(c, icb, 16)),
+        16);
+  LLVMValueRef vbase =
+      be_add(c, be_mulk(c, be_add(c, be_mulk(c, cb.iv, A2), pt), TC * 16), be_mulk(c, q0, 16));
   BeLoop ic;
   be_for(c, &ic, be_i64(c, 0), be_i64(c, 16), "ici");
   LLVMValueRef accv[4][32], wv[4];
@@ -434,12 +436,12 @@ static void emit_chunk(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt) {
     tile_pos(c, p, t0, q.iv, &tr, &tc);
     LLVMValueRef ih0 = be_addk(c, be_mulk(c, tr, m), -p->pt);
     LLVMValueRef iw0 = be_addk(c, be_mulk(c, tc, m), -p->pl);
-    LLVMValueRef in1 = LLVMBuildAnd(
-        c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih0, be_i64(c, 0), ""),
-        LLVMBuildICmp(c->b, LLVMIntSLE, ih0, be_i64(c, p->IH - A), ""), "");
-    LLVMValueRef in2 = LLVMBuildAnd(
-        c->b, LLVMBuildICmp(c->b, LLVMIntSGE, iw0, be_i64(c, 0), ""),
-        LLVMBuildICmp(c->b, LLVMIntSLE, iw0, be_i64(c, p->IW - A), ""), "");
+    LLVMValueRef in1 =
+        LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih0, be_i64(c, 0), ""),
+                     LLVMBuildICmp(c->b, LLVMIntSLE, ih0, be_i64(c, p->IH - A), ""), "");
+    LLVMValueRef in2 =
+        LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, iw0, be_i64(c, 0), ""),
+                     LLVMBuildICmp(c->b, LLVMIntSLE, iw0, be_i64(c, p->IW - A), ""), "");
     BeIf f;
     be_if(c, &f, LLVMBuildAnd(c->b, in1, in2, ""));
     input_transform(c, w, xplane, ih0, iw0, q.iv, voff, false);
@@ -480,14 +482,19 @@ static void emit_chunk(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt) {
   LLVMValueRef mo = be_mulk(c, go.iv, MG);
   for (int j = 0; j < OCB; j++) {
     LLVMValueRef obj = be_addk(c, be_mulk(c, be_add(c, w->og, go.iv), OCB), j);
-    LLVMValueRef biasv = w->bias ? be_vld(c, w->bias, be_mulk(c, obj, 16), 64)
-                                 : LLVMConstNull(c->t_v16);
+    LLVMValueRef biasv =
+        w->bias ? be_vld(c, w->bias, be_mulk(c, obj, 16), 64) : LLVMConstNull(c->t_v16);
     BeLoop q;
     be_for(c, &q, be_i64(c, 0), be_i64(c, nt), "ot");
     LLVMValueRef Mv[6][6], t[4][6];
     for (int i = 0; i < A; i++)
       for (int x = 0; x < A; x++)
-        Mv[i][x] = be_vld(c, w->M, be_add(c, mo, be_mulk(c, be_add(c, be_i64(c, ((int64_t)(i * A + x) * OCB + j) * TC), q.iv), 16)), 64);
+        Mv[i][x] = be_vld(
+            c, w->M,
+            be_add(
+                c, mo,
+                be_mulk(c, be_add(c, be_i64(c, ((int64_t)(i * A + x) * OCB + j) * TC), q.iv), 16)),
+            64);
     for (int x = 0; x < A; x++) {
       LLVMValueRef col[6], out[4];
       for (int i = 0; i < A; i++)

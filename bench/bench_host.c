@@ -228,7 +228,8 @@ int main(int argc, char **argv) {
   json_string(info->name);
   printf(", \"compiler\": ");
   json_string(info->compiler);
-  printf(", \"threads\": %d, \"batch\": %d, \"macs\": %llu, \"num_params\": %llu, \"weight_bytes\": %llu, "
+  printf(", \"threads\": %d, \"batch\": %d, \"macs\": %llu, \"num_params\": %llu, "
+         "\"weight_bytes\": %llu, "
          "\"arena_bytes\": %llu, \"load_ms\": %.3f, \"first_run_ms\": %.3f, \"warmup\": %d",
          threads, batch, (unsigned long long)info->macs, (unsigned long long)info->num_params,
          (unsigned long long)info->weight_bytes, (unsigned long long)info->arena_bytes, t_load,

@@ -47,8 +47,11 @@ __attribute__((target("avx512f"))) static float fma_avx512(uint64_t iters, doubl
   __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
   /* 24 named accumulators (an array tempts the compiler to keep some in
      memory); without -ffast-math it may not reassociate the chains. */
-#define ACC(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) \
+  /* clang-format off */
+#define ACC(X) \
+  X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) \
   X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+/* clang-format on */
 #define DECL(k) __m512 acc##k = _mm512_set1_ps((float)(k) * 1e-3f);
 #define STEP(k) acc##k = _mm512_fmadd_ps(acc##k, a, b);
 #define SUM(k) s = _mm512_add_ps(s, acc##k);
@@ -206,7 +209,8 @@ int main(int argc, char **argv) {
       r[t] = sorted[t] = run_trial(kernel, n, iters);
     qsort(sorted, (size_t)trials, sizeof *sorted, cmp_double);
     printf("{\"threads\": %d, \"isa\": \"%s\", \"gflops\": %.2f, \"median\": %.2f, "
-           "\"trials\": [", n, isa, sorted[trials - 1], sorted[trials / 2]);
+           "\"trials\": [",
+           n, isa, sorted[trials - 1], sorted[trials / 2]);
     for (int t = 0; t < trials; t++)
       printf(t ? ", %.2f" : "%.2f", r[t]);
     printf("]}\n");

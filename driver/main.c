@@ -96,8 +96,7 @@ static int parse_args(int argc, char **argv, Options *o, Diag *d) {
         printf("%-16s -O%d  %s\n", passes_all[k].name, passes_all[k].min_opt,
                passes_all[k].summary);
       return 1;
-    } else if (strcmp(a, "-o") == 0 || strcmp(a, "--weights") == 0 ||
-               strcmp(a, "--seed") == 0) {
+    } else if (strcmp(a, "-o") == 0 || strcmp(a, "--weights") == 0 || strcmp(a, "--seed") == 0) {
       if (i + 1 >= argc) {
         diag_plain(d, DIAG_ERROR, "option '%s' needs a value", a);
         return EXIT_USER + 1;
@@ -168,12 +167,25 @@ static int parse_args(int argc, char **argv, Options *o, Diag *d) {
     } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
       o->quiet = true;
     } else if (a[0] == '-' && a[1]) {
-      static const char *const known[] = {
-          "--help", "--version", "--weights", "--seed", "--external-weights",
-          "--passes", "--print-after", "--emit", "--target-cpu",
-          "--target-features", "--winograd=on", "--winograd=off", "--summary", "--stats",
-          "--list-passes", "-o", "-O2",
-          "--quiet", "--progress=always"};
+      static const char *const known[] = {"--help",
+                                          "--version",
+                                          "--weights",
+                                          "--seed",
+                                          "--external-weights",
+                                          "--passes",
+                                          "--print-after",
+                                          "--emit",
+                                          "--target-cpu",
+                                          "--target-features",
+                                          "--winograd=on",
+                                          "--winograd=off",
+                                          "--summary",
+                                          "--stats",
+                                          "--list-passes",
+                                          "-o",
+                                          "-O2",
+                                          "--quiet",
+                                          "--progress=always"};
       const char *s = diag_suggest(a, known, (int)(sizeof known / sizeof *known));
       diag_plain(d, DIAG_ERROR, "unknown option '%s'%s%s%s (see --help)", a,
                  s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
@@ -279,8 +291,8 @@ static void human_bytes(int64_t b, char *buf, size_t n) {
 
 static void print_summary(const Graph *g, FILE *out) {
   char shp[64], bytes[32];
-  fprintf(out, "%-36s %-18s %-16s %14s %16s %12s\n", "layer", "op", "output",
-          "params", "MACs", "activations");
+  fprintf(out, "%-36s %-18s %-16s %14s %16s %12s\n", "layer", "op", "output", "params", "MACs",
+          "activations");
   uint64_t tp = 0, tm = 0;
   int64_t ta = 0;
   for (int i = 0; i < g->nodes.len; i++) {
@@ -298,15 +310,15 @@ static void print_summary(const Graph *g, FILE *out) {
     ta += a;
     human_bytes(a, bytes, sizeof bytes);
     fprintf(out, "%-36s %-18s %-16s %14llu %16llu %12s\n", n->name, ir_ops[n->op].name,
-            shape_str(&n->shape, shp, sizeof shp), (unsigned long long)p,
-            (unsigned long long)m, bytes);
+            shape_str(&n->shape, shp, sizeof shp), (unsigned long long)p, (unsigned long long)m,
+            bytes);
   }
   human_bytes(ta, bytes, sizeof bytes);
-  fprintf(out, "%-36s %-18s %-16s %14llu %16llu %12s\n", "total", "", "",
-          (unsigned long long)tp, (unsigned long long)tm, bytes);
+  fprintf(out, "%-36s %-18s %-16s %14llu %16llu %12s\n", "total", "", "", (unsigned long long)tp,
+          (unsigned long long)tm, bytes);
   fprintf(out, "parameters: %llu (%.2f M)   MACs: %llu (%.3f G)   activations: %s per sample\n",
-          (unsigned long long)tp, (double)tp / 1e6, (unsigned long long)tm,
-          (double)tm / 1e9, bytes);
+          (unsigned long long)tp, (double)tp / 1e6, (unsigned long long)tm, (double)tm / 1e9,
+          bytes);
 }
 
 /* "PREFIXunknown pass 'NAME'; did you mean 'X'? (see --list-passes)" */
@@ -362,11 +374,14 @@ int main(int argc, char **argv) {
 
   /* The output's directory is checked before any work, with one message
      for every output kind. */
-  static const char *const exts[] = {[EMIT_LLVM] = ".ll", [EMIT_ASM] = ".s",
-                                     [EMIT_OBJ] = ".o", [EMIT_SO] = ".so"};
+  static const char *const exts[] = {
+      [EMIT_LLVM] = ".ll", [EMIT_ASM] = ".s", [EMIT_OBJ] = ".o", [EMIT_SO] = ".so"};
   char defout[PATH_MAX];
   if (!o.output)
-    o.output = default_output(o.spec, o.emit_ir ? ".ir" : o.emit_dot ? ".dot" : exts[o.emit],
+    o.output = default_output(o.spec,
+                              o.emit_ir    ? ".ir"
+                              : o.emit_dot ? ".dot"
+                                           : exts[o.emit],
                               defout, sizeof defout);
   if (strcmp(o.output, "-") != 0 && !output_dir_ok(o.output, d)) {
     diag_free(d);
@@ -417,9 +432,8 @@ int main(int argc, char **argv) {
                  (unsigned long long)o.seed);
   }
   if (o.verbose)
-    fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name,
-            g->nodes.len, (unsigned long long)g->num_params_orig,
-            (double)ir_graph_macs(g) / 1e9);
+    fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name, g->nodes.len,
+            (unsigned long long)g->num_params_orig, (double)ir_graph_macs(g) / 1e9);
 
   po.verify = o.verbose;
   progress_step(prog, "running the passes (-O%d)", o.opt);

@@ -118,8 +118,8 @@ int main(int argc, char **argv) {
     printf("]\n");
   }
   printf("params     %llu\nMACs       %llu (%.3f G)\nweights    %.1f MB\narena      %.1f MB\n",
-         (unsigned long long)info->num_params, (unsigned long long)info->macs,
-         info->macs / 1e9, info->weight_bytes / 1048576.0, info->arena_bytes / 1048576.0);
+         (unsigned long long)info->num_params, (unsigned long long)info->macs, info->macs / 1e9,
+         info->weight_bytes / 1048576.0, info->arena_bytes / 1048576.0);
 
   char err[512];
   cnn_model *m = create(weights, err, sizeof err);
@@ -167,8 +167,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
-  printf("latency    %.3f ms median of %d runs (batch %lld; min %.3f ms)\n", ms[runs / 2],
-         runs, (long long)batch, ms[0]);
+  printf("latency    %.3f ms median of %d runs (batch %lld; min %.3f ms)\n", ms[runs / 2], runs,
+         (long long)batch, ms[0]);
 
   const cnn_tensor_desc *o0 = &info->outputs[0];
   int64_t nc = numel(o0);

@@ -108,8 +108,7 @@ void diag_add_source(Diag *d, const char *file, const char *text, size_t len) {
   s->nlines = 0;
   s->line_start[s->nlines++] = 0;
   for (size_t i = 0; i < len; i++) {
-    if (text[i] == '\n' ||
-        (text[i] == '\r' && (i + 1 >= len || text[i + 1] != '\n'))) {
+    if (text[i] == '\n' || (text[i] == '\r' && (i + 1 >= len || text[i + 1] != '\n'))) {
       if (s->nlines == cap) {
         cap *= 2;
         s->line_start = xrealloc(s->line_start, sizeof(size_t) * (size_t)cap);
@@ -165,8 +164,7 @@ static void quote(Diag *d, const Source *s, int line, int col, int span) {
   fprintf(d->out, "%s\n", c_reset(d));
 }
 
-void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span,
-                  const char *fmt, va_list ap) {
+void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt, va_list ap) {
   count(d, level);
   const char *file = loc.file ? loc.file : "<unknown>";
   if (loc.line > 0)
@@ -183,8 +181,7 @@ void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span,
     quote(d, s, loc.line, loc.col, span);
 }
 
-void diag_report(Diag *d, DiagLevel level, SrcLoc loc, int span,
-                 const char *fmt, ...) {
+void diag_report(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   diag_vreport(d, level, loc, span, fmt, ap);
@@ -193,8 +190,8 @@ void diag_report(Diag *d, DiagLevel level, SrcLoc loc, int span,
 
 void diag_plain(Diag *d, DiagLevel level, const char *fmt, ...) {
   count(d, level);
-  fprintf(d->out, "%scnncc: %s%s:%s%s ", c_bold(d), c_level(d, level),
-          level_name(level), c_reset(d), c_bold(d));
+  fprintf(d->out, "%scnncc: %s%s:%s%s ", c_bold(d), c_level(d, level), level_name(level),
+          c_reset(d), c_bold(d));
   va_list ap;
   va_start(ap, fmt);
   vfprintf(d->out, fmt, ap);
@@ -229,8 +226,7 @@ static int edit_distance(const char *a, const char *b, int limit) {
         v = c[j - 1] + 1;
       if (p[j - 1] + cost < v)
         v = p[j - 1] + cost;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          pp[j - 2] + 1 < v)
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
         v = pp[j - 2] + 1;
       c[j] = v;
       if (v < rowmin)
@@ -250,8 +246,7 @@ static int edit_distance(const char *a, const char *b, int limit) {
   return r;
 }
 
-const char *diag_suggest(const char *word, const char *const *candidates,
-                         int n) {
+const char *diag_suggest(const char *word, const char *const *candidates, int n) {
   if (!word || !*word)
     return NULL;
   int len = (int)strlen(word);

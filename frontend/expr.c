@@ -30,20 +30,41 @@
 /* ----------------------------------------------------------------- trees */
 
 typedef enum {
-  E_INT, E_FLOAT, E_BOOL, E_STR, E_VAR, E_NEG, E_NOT,
-  E_ADD, E_SUB, E_MUL, E_DIV, E_FLOORDIV, E_MOD,
-  E_EQ, E_NE, E_LT, E_LE, E_GT, E_GE, E_AND, E_OR, E_COND, E_MIN, E_MAX,
+  E_INT,
+  E_FLOAT,
+  E_BOOL,
+  E_STR,
+  E_VAR,
+  E_NEG,
+  E_NOT,
+  E_ADD,
+  E_SUB,
+  E_MUL,
+  E_DIV,
+  E_FLOORDIV,
+  E_MOD,
+  E_EQ,
+  E_NE,
+  E_LT,
+  E_LE,
+  E_GT,
+  E_GE,
+  E_AND,
+  E_OR,
+  E_COND,
+  E_MIN,
+  E_MAX,
 } EKind;
 
 struct ExprNode {
   EKind kind;
-  int pos, len;        /* offset and length in the scalar's text */
+  int pos, len; /* offset and length in the scalar's text */
   int64_t i;
   double f;
   bool b;
-  const char *s;       /* E_STR value, E_VAR name */
+  const char *s;        /* E_STR value, E_VAR name */
   ExprNode *a, *b2, *c; /* operands (E_COND: a ? b2 : c) */
-  ExprNode **args;     /* E_MIN/E_MAX */
+  ExprNode **args;      /* E_MIN/E_MAX */
   int nargs;
 };
 
@@ -104,8 +125,7 @@ Value expr_literal(const YNode *y) {
     v.s = s;
     return v;
   }
-  if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-      !strcmp(s, "NULL")) {
+  if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL")) {
     v.kind = V_NULL;
   } else if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
     v.kind = V_BOOL;
@@ -155,13 +175,20 @@ const char *expr_describe(Arena *a, const Value *v) {
 
 static const char *kind_name(VKind k) {
   switch (k) {
-  case V_NULL: return "null";
-  case V_INT: return "integer";
-  case V_FLOAT: return "float";
-  case V_BOOL: return "boolean";
-  case V_STR: return "string";
-  case V_LIST: return "list";
-  case V_MAP: return "mapping";
+  case V_NULL:
+    return "null";
+  case V_INT:
+    return "integer";
+  case V_FLOAT:
+    return "float";
+  case V_BOOL:
+    return "boolean";
+  case V_STR:
+    return "string";
+  case V_LIST:
+    return "list";
+  case V_MAP:
+    return "mapping";
   }
   return "?";
 }
@@ -186,15 +213,14 @@ typedef struct {
   SpecCtx *c;
   const YNode *y;
   const char *s;
-  int p;       /* cursor */
+  int p; /* cursor */
   int depth;
   bool failed;
 } Parser;
 
 static bool perr(Parser *ps, int pos, int len, const char *msg) {
   if (!ps->failed)
-    spec_error(ps->c, loc_at(ps->y, pos), len > 0 ? len : 1,
-               "invalid expression: %s", msg);
+    spec_error(ps->c, loc_at(ps->y, pos), len > 0 ? len : 1, "invalid expression: %s", msg);
   ps->failed = true;
   return false;
 }
@@ -307,16 +333,14 @@ static ExprNode *parse_primary(Parser *ps) {
     while (isalnum((unsigned char)s[q]) || s[q] == '_')
       q++;
     int n = q - start;
-    if ((n == 4 && !strncmp(s + start, "true", 4)) ||
-        (n == 5 && !strncmp(s + start, "false", 5))) {
+    if ((n == 4 && !strncmp(s + start, "true", 4)) || (n == 5 && !strncmp(s + start, "false", 5))) {
       ExprNode *e = mk(ps, E_BOOL, start);
       e->b = n == 4;
       e->len = n;
       ps->p = q;
       return e;
     }
-    if ((n == 3 && !strncmp(s + start, "min", 3)) ||
-        (n == 3 && !strncmp(s + start, "max", 3))) {
+    if ((n == 3 && !strncmp(s + start, "min", 3)) || (n == 3 && !strncmp(s + start, "max", 3))) {
       ExprNode *e = mk(ps, s[start + 1] == 'i' ? E_MIN : E_MAX, start);
       e->len = n;
       ps->p = q;
@@ -341,13 +365,13 @@ static ExprNode *parse_primary(Parser *ps) {
     perr(ps, start, n,
          arena_printf(ps->c->tmp,
                       "unknown name '%s' (parameters are written '$%s', "
-                      "strings in quotes)", word, word));
+                      "strings in quotes)",
+                      word, word));
     return NULL;
   }
   if (!ch)
     return perr(ps, start, 1, "unexpected end of expression"), NULL;
-  return perr(ps, start, 1,
-              arena_printf(ps->c->tmp, "unexpected character '%c'", ch)), NULL;
+  return perr(ps, start, 1, arena_printf(ps->c->tmp, "unexpected character '%c'", ch)), NULL;
 }
 
 /* unary := ('-' | '+' | 'not') unary | primary */
@@ -379,8 +403,7 @@ static ExprNode *parse_unary(Parser *ps) {
   return e;
 }
 
-static ExprNode *binary(Parser *ps, EKind k, int pos, int len, ExprNode *a,
-                        ExprNode *b) {
+static ExprNode *binary(Parser *ps, EKind k, int pos, int len, ExprNode *a, ExprNode *b) {
   ExprNode *e = mk(ps, k, pos);
   e->len = len;
   e->a = a;
@@ -442,8 +465,10 @@ static ExprNode *parse_cmp(Parser *ps) {
     return NULL;
   skip_ws(ps);
   int pos = ps->p;
-  static const struct { const char *t; EKind k; } ops[] = {
-      {"==", E_EQ}, {"!=", E_NE}, {"<=", E_LE}, {">=", E_GE}, {"<", E_LT}, {">", E_GT}};
+  static const struct {
+    const char *t;
+    EKind k;
+  } ops[] = {{"==", E_EQ}, {"!=", E_NE}, {"<=", E_LE}, {">=", E_GE}, {"<", E_LT}, {">", E_GT}};
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
     if (accept(ps, ops[i].t)) {
       ExprNode *r = parse_add(ps);
@@ -526,8 +551,7 @@ static ExprNode *parse_scalar(SpecCtx *c, YNode *y) {
     skip_ws(&ps);
     if (ps.s[ps.p]) {
       perr(&ps, ps.p, 1,
-           arena_printf(c->tmp, "unexpected '%c' after the end of the expression",
-                        ps.s[ps.p]));
+           arena_printf(c->tmp, "unexpected '%c' after the end of the expression", ps.s[ps.p]));
       e = NULL;
     }
   }
@@ -544,8 +568,7 @@ typedef struct {
   const Env *env;
 } Eval;
 
-static bool eerr(Eval *ev, const ExprNode *e, const char *fmt, const char *a,
-                 const char *b) {
+static bool eerr(Eval *ev, const ExprNode *e, const char *fmt, const char *a, const char *b) {
   char msg[512];
   snprintf(msg, sizeof msg, fmt, a ? a : "", b ? b : "");
   spec_error(ev->c, loc_at(ev->y, e->pos), e->len, "%s", msg);
@@ -571,9 +594,8 @@ static bool overflow(Eval *ev, const ExprNode *e) {
   return eerr(ev, e, "integer overflow in expression", NULL, NULL);
 }
 
-static bool arith(Eval *ev, const ExprNode *e, const Value *a, const Value *b,
-                  Value *out) {
-  static const char *names[] = {[E_ADD] = "+", [E_SUB] = "-", [E_MUL] = "*",
+static bool arith(Eval *ev, const ExprNode *e, const Value *a, const Value *b, Value *out) {
+  static const char *names[] = {[E_ADD] = "+", [E_SUB] = "-",       [E_MUL] = "*",
                                 [E_DIV] = "/", [E_FLOORDIV] = "//", [E_MOD] = "%"};
   if (e->kind == E_ADD && a->kind == V_STR && b->kind == V_STR) {
     out->kind = V_STR;
@@ -586,8 +608,7 @@ static bool arith(Eval *ev, const ExprNode *e, const Value *a, const Value *b,
     return eerr(ev, e, m, kind_name(a->kind), kind_name(b->kind));
   }
   memset(out, 0, sizeof *out);
-  if ((e->kind == E_DIV || e->kind == E_FLOORDIV || e->kind == E_MOD) &&
-      as_f(b) == 0)
+  if ((e->kind == E_DIV || e->kind == E_FLOORDIV || e->kind == E_MOD) && as_f(b) == 0)
     return eerr(ev, e, "division by zero", NULL, NULL);
   if (a->kind == V_INT && b->kind == V_INT) {
     int64_t x = a->i, y = b->i, r = 0;
@@ -636,13 +657,26 @@ static bool arith(Eval *ev, const ExprNode *e, const Value *a, const Value *b,
   }
   double x = as_f(a), y = as_f(b), r = 0;
   switch (e->kind) {
-  case E_ADD: r = x + y; break;
-  case E_SUB: r = x - y; break;
-  case E_MUL: r = x * y; break;
-  case E_DIV: r = x / y; break;
-  case E_FLOORDIV: r = floor(x / y); break;
-  case E_MOD: r = x - floor(x / y) * y; break;
-  default: break;
+  case E_ADD:
+    r = x + y;
+    break;
+  case E_SUB:
+    r = x - y;
+    break;
+  case E_MUL:
+    r = x * y;
+    break;
+  case E_DIV:
+    r = x / y;
+    break;
+  case E_FLOORDIV:
+    r = floor(x / y);
+    break;
+  case E_MOD:
+    r = x - floor(x / y) * y;
+    break;
+  default:
+    break;
   }
   if (!isfinite(r))
     return eerr(ev, e, "the result is not a finite number", NULL, NULL);
@@ -651,8 +685,7 @@ static bool arith(Eval *ev, const ExprNode *e, const Value *a, const Value *b,
   return true;
 }
 
-static bool compare(Eval *ev, const ExprNode *e, const Value *a, const Value *b,
-                    Value *out) {
+static bool compare(Eval *ev, const ExprNode *e, const Value *a, const Value *b, Value *out) {
   int cmp;
   bool ordered = true;
   if (is_num(a) && is_num(b)) {
@@ -669,21 +702,33 @@ static bool compare(Eval *ev, const ExprNode *e, const Value *a, const Value *b,
     cmp = 0;
     ordered = false;
   } else {
-    return eerr(ev, e, "cannot compare %s with %s", kind_name(a->kind),
-                kind_name(b->kind));
+    return eerr(ev, e, "cannot compare %s with %s", kind_name(a->kind), kind_name(b->kind));
   }
   if (!ordered && e->kind != E_EQ && e->kind != E_NE)
     return eerr(ev, e, "cannot order %ss", kind_name(a->kind), NULL);
   memset(out, 0, sizeof *out);
   out->kind = V_BOOL;
   switch (e->kind) {
-  case E_EQ: out->b = cmp == 0; break;
-  case E_NE: out->b = cmp != 0; break;
-  case E_LT: out->b = cmp < 0; break;
-  case E_LE: out->b = cmp <= 0; break;
-  case E_GT: out->b = cmp > 0; break;
-  case E_GE: out->b = cmp >= 0; break;
-  default: break;
+  case E_EQ:
+    out->b = cmp == 0;
+    break;
+  case E_NE:
+    out->b = cmp != 0;
+    break;
+  case E_LT:
+    out->b = cmp < 0;
+    break;
+  case E_LE:
+    out->b = cmp <= 0;
+    break;
+  case E_GT:
+    out->b = cmp > 0;
+    break;
+  case E_GE:
+    out->b = cmp >= 0;
+    break;
+  default:
+    break;
   }
   return true;
 }
@@ -777,8 +822,8 @@ static bool eval(Eval *ev, const ExprNode *e, Value *out) {
       if (!eval(ev, e->args[i], &v))
         return false;
       if (!is_num(&v))
-        return eerr(ev, e->args[i], "min/max need numbers, got %s",
-                    expr_describe(ev->c->tmp, &v), NULL);
+        return eerr(ev, e->args[i], "min/max need numbers, got %s", expr_describe(ev->c->tmp, &v),
+                    NULL);
       bool better = i == 0;
       if (!better) {
         bool lt = (v.kind == V_INT && best.kind == V_INT) ? v.i < best.i : as_f(&v) < as_f(&best);
@@ -791,8 +836,18 @@ static bool eval(Eval *ev, const ExprNode *e, Value *out) {
     *out = best;
     return true;
   }
-  case E_EQ: case E_NE: case E_LT: case E_LE: case E_GT: case E_GE:
-  case E_ADD: case E_SUB: case E_MUL: case E_DIV: case E_FLOORDIV: case E_MOD: {
+  case E_EQ:
+  case E_NE:
+  case E_LT:
+  case E_LE:
+  case E_GT:
+  case E_GE:
+  case E_ADD:
+  case E_SUB:
+  case E_MUL:
+  case E_DIV:
+  case E_FLOORDIV:
+  case E_MOD: {
     Value a, b;
     if (!eval(ev, e->a, &a) || !eval(ev, e->b2, &b))
       return false;

@@ -34,18 +34,16 @@ void diag_free(Diag *d);
 void diag_add_source(Diag *d, const char *file, const char *text, size_t len);
 /* Report at loc; span = length of the underlined token (>= 1). A loc with
    line 0 prints "file: error: ..." without a caret. */
-void diag_report(Diag *d, DiagLevel level, SrcLoc loc, int span,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span,
-                  const char *fmt, va_list ap);
+void diag_report(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt, va_list ap);
 /* Error without a location: "cnncc: error: ..." */
 void diag_plain(Diag *d, DiagLevel level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int diag_error_count(const Diag *d);
 /* The closest candidate by edit distance if it is close enough to be a
    plausible misspelling, else NULL. */
-const char *diag_suggest(const char *word, const char *const *candidates,
-                         int n);
+const char *diag_suggest(const char *word, const char *const *candidates, int n);
 
 /* ---------------------------------------------------------- spec + lower */
 

@@ -94,17 +94,17 @@ typedef struct {
   SrcLoc loc;
   int span;
   bool disabled;
-  bool busy;    /* its own layers are being lowered */
+  bool busy; /* its own layers are being lowered */
 } Binding;
 
 struct Scope {
   const char *prefix; /* full name, "" at the top */
   bool numbered;
   int64_t position;
-  Table names;        /* name -> Binding */
-  PtrVec order;       /* Binding*, for hints */
-  Table reserved;     /* literal names of layers still to come */
-  int autoc[32];      /* per spec op: last automatic number */
+  Table names;    /* name -> Binding */
+  PtrVec order;   /* Binding*, for hints */
+  Table reserved; /* literal names of layers still to come */
+  int autoc[32];  /* per spec op: last automatic number */
 };
 
 typedef struct Frame {
@@ -117,8 +117,8 @@ typedef struct Frame {
   const Block *block; /* block instance being lowered, for notes */
   const Layer *inst;
   const char *inst_name; /* full name; NULL: unnamed (spliced into scope) */
-  int depth;          /* block instances */
-  int nesting;        /* groups and block instances */
+  int depth;             /* block instances */
+  int nesting;           /* groups and block instances */
 } Frame;
 
 typedef struct {
@@ -144,13 +144,10 @@ static const char *full_name(Lower *lw, const Scope *s, const char *local) {
   return arena_printf(lw->a, "%s.%s", s->prefix, local);
 }
 
-static Binding *scope_find(const Scope *s, const char *name) {
-  return table_get(&s->names, name);
-}
+static Binding *scope_find(const Scope *s, const char *name) { return table_get(&s->names, name); }
 
 /* Bind `name` in s; a duplicate is an error at `loc`. */
-static Binding *bind(Lower *lw, Scope *s, const char *name, Node *node, SrcLoc loc,
-                     int span) {
+static Binding *bind(Lower *lw, Scope *s, const char *name, Node *node, SrcLoc loc, int span) {
   Binding *old = scope_find(s, name);
   if (old) {
     if (*s->prefix)
@@ -176,17 +173,15 @@ static void instance_note(SpecCtx *c, const Frame *f, int between) {
   const YNode *at = f->inst->what ? f->inst->what : f->inst->node;
   char inst[512];
   if (f->inst_name)
-    snprintf(inst, sizeof inst, "in block '%s' instantiated as '%s'", f->block->name,
-             f->inst_name);
+    snprintf(inst, sizeof inst, "in block '%s' instantiated as '%s'", f->block->name, f->inst_name);
   else if (*f->scope->prefix) /* its layers join the enclosing scope */
-    snprintf(inst, sizeof inst, "in an unnamed instance of block '%s' in '%s'",
-             f->block->name, f->scope->prefix);
+    snprintf(inst, sizeof inst, "in an unnamed instance of block '%s' in '%s'", f->block->name,
+             f->scope->prefix);
   else
     snprintf(inst, sizeof inst, "in an unnamed instance of block '%s'", f->block->name);
   if (between)
-    diag_report(c->diag, DIAG_NOTE, at->loc, at->span,
-                "%s (through %d more instance%s)", inst, between,
-                between == 1 ? "" : "s");
+    diag_report(c->diag, DIAG_NOTE, at->loc, at->span, "%s (through %d more instance%s)", inst,
+                between, between == 1 ? "" : "s");
   else
     diag_report(c->diag, DIAG_NOTE, at->loc, at->span, "%s", inst);
 }
@@ -214,36 +209,31 @@ void lower_context_notes(SpecCtx *c) {
 
 /* ------------------------------------------------------------ value helpers */
 
-static const char *describe(Lower *lw, const Value *v) {
-  return expr_describe(lw->a, v);
-}
+static const char *describe(Lower *lw, const Value *v) { return expr_describe(lw->a, v); }
 
 /* The YNode for list item i of y, or y itself. */
 static const YNode *item_at(const YNode *y, int i) {
   return y->kind == Y_SEQ && i < y->n ? y->items[i] : y;
 }
 
-static bool want_int(Lower *lw, const YNode *at, const Value *v, const char *key,
-                     int64_t min, int64_t *out) {
+static bool want_int(Lower *lw, const YNode *at, const Value *v, const char *key, int64_t min,
+                     int64_t *out) {
   if (v->kind != V_INT)
-    return spec_error_at(lw->c, at, "expected an integer for '%s', got %s", key,
-                         describe(lw, v));
+    return spec_error_at(lw->c, at, "expected an integer for '%s', got %s", key, describe(lw, v));
   if (v->i < min) {
     if (min == 0)
-      return spec_error_at(lw->c, at, "'%s' cannot be negative, got %lld", key,
-                           (long long)v->i);
-    return spec_error_at(lw->c, at, "'%s' must be at least %lld, got %lld", key,
-                         (long long)min, (long long)v->i);
+      return spec_error_at(lw->c, at, "'%s' cannot be negative, got %lld", key, (long long)v->i);
+    return spec_error_at(lw->c, at, "'%s' must be at least %lld, got %lld", key, (long long)min,
+                         (long long)v->i);
   }
   if (v->i >= LIMIT_31)
-    return spec_error_at(lw->c, at, "'%s' is too large (%lld; the limit is 2^31-1)",
-                         key, (long long)v->i);
+    return spec_error_at(lw->c, at, "'%s' is too large (%lld; the limit is 2^31-1)", key,
+                         (long long)v->i);
   *out = v->i;
   return true;
 }
 
-static bool want_bool(Lower *lw, const YNode *at, const Value *v, const char *key,
-                      bool *out) {
+static bool want_bool(Lower *lw, const YNode *at, const Value *v, const char *key, bool *out) {
   if (v->kind != V_BOOL)
     return spec_error_at(lw->c, at, "expected true or false for '%s', got %s", key,
                          describe(lw, v));
@@ -251,16 +241,14 @@ static bool want_bool(Lower *lw, const YNode *at, const Value *v, const char *ke
   return true;
 }
 
-static bool want_float(Lower *lw, const YNode *at, const Value *v, const char *key,
-                       float *out) {
+static bool want_float(Lower *lw, const YNode *at, const Value *v, const char *key, float *out) {
   double x;
   if (v->kind == V_INT)
     x = (double)v->i;
   else if (v->kind == V_FLOAT)
     x = v->f;
   else
-    return spec_error_at(lw->c, at, "expected a number for '%s', got %s", key,
-                         describe(lw, v));
+    return spec_error_at(lw->c, at, "expected a number for '%s', got %s", key, describe(lw, v));
   if (!(x > -1e30 && x < 1e30))
     return spec_error_at(lw->c, at, "'%s' is out of range (%g)", key, x);
   *out = (float)x;
@@ -268,8 +256,8 @@ static bool want_float(Lower *lw, const YNode *at, const Value *v, const char *k
 }
 
 /* int or [h, w] (AK_PAIR) */
-static bool want_pair(Lower *lw, const YNode *y, const Value *v, const char *key,
-                      int64_t min, int64_t out[2]) {
+static bool want_pair(Lower *lw, const YNode *y, const Value *v, const char *key, int64_t min,
+                      int64_t out[2]) {
   if (v->kind == V_INT) {
     if (!want_int(lw, y, v, key, min, &out[0]))
       return false;
@@ -277,11 +265,10 @@ static bool want_pair(Lower *lw, const YNode *y, const Value *v, const char *key
     return true;
   }
   if (v->kind != V_LIST)
-    return spec_error_at(lw->c, y, "expected an integer for '%s', got %s", key,
-                         describe(lw, v));
+    return spec_error_at(lw->c, y, "expected an integer for '%s', got %s", key, describe(lw, v));
   if (v->n != 2)
-    return spec_error_at(lw->c, y, "expected an integer or [h, w] for '%s', got %s",
-                         key, describe(lw, v));
+    return spec_error_at(lw->c, y, "expected an integer or [h, w] for '%s', got %s", key,
+                         describe(lw, v));
   for (int i = 0; i < 2; i++)
     if (!want_int(lw, item_at(y, i), &v->items[i], key, min, &out[i]))
       return false;
@@ -297,8 +284,10 @@ static bool want_pad(Lower *lw, const YNode *y, const Value *v, int64_t out[4]) 
     return true;
   }
   if (v->kind != V_LIST || (v->n != 2 && v->n != 4))
-    return spec_error_at(lw->c, y, "expected an integer, [h, w] or [top, left, "
-                                   "bottom, right] for 'pad', got %s", describe(lw, v));
+    return spec_error_at(lw->c, y,
+                         "expected an integer, [h, w] or [top, left, "
+                         "bottom, right] for 'pad', got %s",
+                         describe(lw, v));
   int64_t p[4];
   for (int i = 0; i < v->n; i++)
     if (!want_int(lw, item_at(y, i), &v->items[i], "pad", 0, &p[i]))
@@ -329,8 +318,10 @@ static const char *name_value(Lower *lw, YNode *y, const Env *env) {
   if (strchr(s, '.'))
     return spec_error_at(lw->c, y, "a name cannot contain '.' ('%s')", s), NULL;
   if (!strcmp(s, "input"))
-    return spec_error_at(lw->c, y, "'input' is reserved for a scope's input and "
-                                   "cannot name a layer"), NULL;
+    return spec_error_at(lw->c, y,
+                         "'input' is reserved for a scope's input and "
+                         "cannot name a layer"),
+           NULL;
   return s;
 }
 
@@ -360,8 +351,7 @@ static int later_layer(const Frame *f, const char *name, int from) {
   return -1;
 }
 
-static void scope_hint(Lower *lw, const Scope *s, const Frame *f, SrcLoc loc,
-                       const char *word) {
+static void scope_hint(Lower *lw, const Scope *s, const Frame *f, SrcLoc loc, const char *word) {
   PtrVec names = {0};
   if (f) {
     ptrvec_push(lw->a, &names, (void *)"input");
@@ -378,8 +368,7 @@ static void scope_hint(Lower *lw, const Scope *s, const Frame *f, SrcLoc loc,
 
 /* Resolve the reference text `ref` written at y. *ok false: reported error.
    Returns the node (NULL and *ok true: poisoned). */
-static Node *resolve_text(Lower *lw, Frame *f, const YNode *y, const char *ref,
-                          bool *ok) {
+static Node *resolve_text(Lower *lw, Frame *f, const YNode *y, const char *ref, bool *ok) {
   *ok = false;
   char *path = arena_strdup(lw->a, ref);
   char *dot = strchr(path, '.');
@@ -403,15 +392,19 @@ static Node *resolve_text(Lower *lw, Frame *f, const YNode *y, const char *ref,
     for (Frame *x = f; x; x = x->up) {
       if (x->cur < x->nlayers && later_layer(x, first, x->cur) == x->cur) {
         if (x == f)
-          return spec_error_at(lw->c, y, "layer '%s' cannot use its own output", first),
-                 NULL;
-        return spec_error_at(lw->c, y, "'%s' is the group or block this layer is in; "
-                                       "it cannot use its own output", first), NULL;
+          return spec_error_at(lw->c, y, "layer '%s' cannot use its own output", first), NULL;
+        return spec_error_at(lw->c, y,
+                             "'%s' is the group or block this layer is in; "
+                             "it cannot use its own output",
+                             first),
+               NULL;
       }
       int i = later_layer(x, first, x->cur + 1);
       if (i >= 0) {
-        spec_error_at(lw->c, y, "'%s' refers to a later layer; a layer can only "
-                                "use the outputs of earlier ones", first);
+        spec_error_at(lw->c, y,
+                      "'%s' refers to a later layer; a layer can only "
+                      "use the outputs of earlier ones",
+                      first);
         const YNode *n = x->layers[i]->name;
         spec_note(lw->c, n->loc, n->span, "'%s' is defined here", first);
         return NULL;
@@ -422,8 +415,11 @@ static Node *resolve_text(Lower *lw, Frame *f, const YNode *y, const char *ref,
     return NULL;
   }
   if (b->busy)
-    return spec_error_at(lw->c, y, "'%s' is the group or block this layer is in; "
-                                   "it cannot use its own output", first), NULL;
+    return spec_error_at(lw->c, y,
+                         "'%s' is the group or block this layer is in; "
+                         "it cannot use its own output",
+                         first),
+           NULL;
   node = b->node;
   char *rest = dot ? dot + 1 : NULL;
   const char *sofar = first;
@@ -436,8 +432,8 @@ static Node *resolve_text(Lower *lw, Frame *f, const YNode *y, const char *ref,
       return NULL;
     }
     if (!b->child)
-      return spec_error_at(lw->c, y, "'%s' is a single layer; it has no layer '%s'",
-                           sofar, rest), NULL;
+      return spec_error_at(lw->c, y, "'%s' is a single layer; it has no layer '%s'", sofar, rest),
+             NULL;
     Binding *nb = scope_find(b->child, rest);
     if (!nb) {
       spec_error_at(lw->c, y, "'%s' has no layer '%s'", sofar, rest);
@@ -458,7 +454,8 @@ static Node *resolve_ref(Lower *lw, Frame *f, const Env *env, YNode *y, bool *ok
   *ok = false;
   if (y->kind != Y_SCALAR)
     return spec_error_at(lw->c, y, "expected a layer name, got %s",
-                         y->kind == Y_MAP ? "a mapping" : "a list"), NULL;
+                         y->kind == Y_MAP ? "a mapping" : "a list"),
+           NULL;
   Value v;
   if (!expr_value(lw->c, y, env, &v))
     return NULL;
@@ -468,15 +465,13 @@ static Node *resolve_ref(Lower *lw, Frame *f, const Env *env, YNode *y, bool *ok
   else if (v.kind == V_INT && v.i >= 0)
     s = arena_printf(lw->a, "%lld", (long long)v.i);
   else
-    return spec_error_at(lw->c, y, "expected a layer name, got %s", describe(lw, &v)),
-           NULL;
+    return spec_error_at(lw->c, y, "expected a layer name, got %s", describe(lw, &v)), NULL;
   return resolve_text(lw, f, y, s, ok);
 }
 
 /* in := ref | [ref, ...]. Fills *out (arena array); false on any error or
    poisoned input (errors reported). */
-static bool resolve_inputs(Lower *lw, Frame *f, const Env *env, YNode *in,
-                           Node ***out, int *n) {
+static bool resolve_inputs(Lower *lw, Frame *f, const Env *env, YNode *in, Node ***out, int *n) {
   YNode *one[1] = {in};
   YNode **items = in->kind == Y_SEQ ? in->items : one;
   int cnt = in->kind == Y_SEQ ? in->n : 1;
@@ -613,8 +608,7 @@ static bool set_attrs(Lower *lw, Frame *f, Layer *L, Attrs *a) {
     }
     case AK_AXIS:
       if (v.kind != V_INT)
-        r = spec_error_at(lw->c, y, "expected an integer for 'axis', got %s",
-                          describe(lw, &v));
+        r = spec_error_at(lw->c, y, "expected an integer for 'axis', got %s", describe(lw, &v));
       else if (v.i != 1)
         r = spec_error_at(lw->c, y, "only axis 1 (channels) is supported, got %lld",
                           (long long)v.i);
@@ -637,8 +631,8 @@ static bool set_attrs(Lower *lw, Frame *f, Layer *L, Attrs *a) {
 /* How shape messages name a layer's inputs: as the user wrote them in `in:`
    ("'layer1'" for `in: layer1`, whose output node may be 'layer1.1.relu'),
    and an implicit input by where it comes from. */
-static const char *const *input_names(Lower *lw, const Frame *f, const Layer *L,
-                                      Node **ins, int nin, const Node *cur) {
+static const char *const *input_names(Lower *lw, const Frame *f, const Layer *L, Node **ins,
+                                      int nin, const Node *cur) {
   const char **names = arena_alloc(lw->a, sizeof(char *) * (size_t)(nin ? nin : 1));
   if (!L->in) {
     const char *where = cur != f->input ? "the previous layer "
@@ -695,8 +689,7 @@ static const YNode *shape_error_token(const Layer *L, const IrShapeError *e) {
   return L->what;
 }
 
-static void report_shape_error(Lower *lw, const Layer *L, const IrShapeError *e,
-                               const Node *cur) {
+static void report_shape_error(Lower *lw, const Layer *L, const IrShapeError *e, const Node *cur) {
   SpecCtx *c = lw->c;
   const YNode *at = shape_error_token(L, e);
   /* the IR names its op ("adaptive_avgpool"); say what the spec said
@@ -711,8 +704,9 @@ static void report_shape_error(Lower *lw, const Layer *L, const IrShapeError *e,
     spec_note(c, at->loc, 0, "%s", e->note);
   if (!L->in && (e->at == IR_AT_INPUT || e->at == IR_AT_INPUTS)) {
     if (e->at == IR_AT_INPUTS)
-      spec_note(c, at->loc, 0, "without 'in:', a layer's one input is the previous "
-                               "layer's output; list its inputs with 'in: [a, b]'");
+      spec_note(c, at->loc, 0,
+                "without 'in:', a layer's one input is the previous "
+                "layer's output; list its inputs with 'in: [a, b]'");
     else if (cur && cur->loc.line > 0 && cur->op != OP_INPUT)
       spec_note(c, cur->loc, 1, "'%s' is defined here", cur->name);
   }
@@ -739,8 +733,8 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
     if (L->name) {
       const char *local = name_value(lw, L->name, f->env);
       if (local) {
-        Binding *b = bind(lw, f->scope, local, inputs_ok ? ins[0] : NULL,
-                          L->name->loc, L->name->span);
+        Binding *b =
+            bind(lw, f->scope, local, inputs_ok ? ins[0] : NULL, L->name->loc, L->name->span);
         if (b)
           b->disabled = true;
       }
@@ -752,8 +746,7 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   const char *local = take_name(lw, f, L, &bad_name);
   bool owns = ir_ops[L->op->op].flags & OPF_WEIGHTS;
   if (!local && !bad_name && owns) {
-    spec_error_at(c, L->what, "a '%s' layer owns parameters and needs a name",
-                  L->op->name);
+    spec_error_at(c, L->what, "a '%s' layer owns parameters and needs a name", L->op->name);
     spec_note(c, L->what->loc, 0, "add 'name: ...', or put it in a 'numbered' scope");
     return NULL;
   }
@@ -812,7 +805,8 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   if (c->param_elems > SPEC_MAX_PARAM_ELEMS) {
     spec_error(c, layer_loc(L), 1,
                "the network has more than 2^32 parameter values (16 GiB of "
-               "float32) at this layer (%lld)", (long long)c->param_elems);
+               "float32) at this layer (%lld)",
+               (long long)c->param_elems);
     c->abort = true;
     n->dead = true;
     return NULL;
@@ -844,8 +838,8 @@ static const YNode *block_arg(const Layer *L, const char *param) {
 /* One instance of a block or group: its layers in scope `target` under
    `iname` (NULL: spliced into target). `env` is the caller's (with $index
    when repeated), idx the instance index or -1. */
-static Node *instantiate(Lower *lw, Frame *f, Layer *L, const Env *env, int64_t idx,
-                         Scope *target, const char *iname, Node *input) {
+static Node *instantiate(Lower *lw, Frame *f, Layer *L, const Env *env, int64_t idx, Scope *target,
+                         const char *iname, Node *input) {
   SpecCtx *c = lw->c;
   const Block *B = L->kind == LK_BLOCK ? L->block : NULL;
   if (f->nesting + 1 > MAX_NESTING) {
@@ -853,8 +847,10 @@ static Node *instantiate(Lower *lw, Frame *f, Layer *L, const Env *env, int64_t 
     return NULL;
   }
   if (B && f->depth + 1 > SPEC_MAX_DEPTH) {
-    spec_error_at(c, L->what, "block recursion is too deep (more than %d nested "
-                              "block instances)", SPEC_MAX_DEPTH);
+    spec_error_at(c, L->what,
+                  "block recursion is too deep (more than %d nested "
+                  "block instances)",
+                  SPEC_MAX_DEPTH);
     spec_note(c, L->what->loc, 0, "a recursive block needs an 'if:' that stops it");
     c->abort = true; /* every enclosing instance would fail the same way */
     return NULL;
@@ -897,8 +893,7 @@ static Node *instantiate(Lower *lw, Frame *f, Layer *L, const Env *env, int64_t 
       if (given) {
         ok = expr_value(c, (YNode *)given, env, &v);
       } else if (p->val->kind == Y_SCALAR && expr_literal(p->val).kind == V_NULL) {
-        spec_error_at(c, L->what, "block '%s' needs a value for parameter '%s'",
-                      B->name, p->key);
+        spec_error_at(c, L->what, "block '%s' needs a value for parameter '%s'", B->name, p->key);
         spec_note(c, p->knode->loc, p->knode->span, "'%s' has no default", p->key);
         ok = false;
       } else {
@@ -915,10 +910,17 @@ static Node *instantiate(Lower *lw, Frame *f, Layer *L, const Env *env, int64_t 
     nlayers = L->nlayers;
   }
   Frame nf = {
-      .up = f, .scope = C, .input = input, .env = inner, .layers = layers,
-      .nlayers = nlayers, .block = B, .inst = L,
+      .up = f,
+      .scope = C,
+      .input = input,
+      .env = inner,
+      .layers = layers,
+      .nlayers = nlayers,
+      .block = B,
+      .inst = L,
       .inst_name = iname ? C->prefix : NULL,
-      .depth = f->depth + (B ? 1 : 0), .nesting = f->nesting + 1,
+      .depth = f->depth + (B ? 1 : 0),
+      .nesting = f->nesting + 1,
   };
   if (b)
     b->busy = true;
@@ -931,17 +933,16 @@ static Node *instantiate(Lower *lw, Frame *f, Layer *L, const Env *env, int64_t 
 }
 
 /* An integer of a repeat key. */
-static bool repeat_int(Lower *lw, YNode *y, const Env *env, const char *key,
-                       int64_t min, int64_t max, int64_t *out) {
+static bool repeat_int(Lower *lw, YNode *y, const Env *env, const char *key, int64_t min,
+                       int64_t max, int64_t *out) {
   Value v;
   if (!expr_value(lw->c, y, env, &v))
     return false;
   if (v.kind != V_INT)
-    return spec_error_at(lw->c, y, "expected an integer for '%s', got %s", key,
-                         describe(lw, &v));
+    return spec_error_at(lw->c, y, "expected an integer for '%s', got %s", key, describe(lw, &v));
   if (v.i < min)
-    return spec_error_at(lw->c, y, "'%s' must be at least %lld, got %lld", key,
-                         (long long)min, (long long)v.i);
+    return spec_error_at(lw->c, y, "'%s' must be at least %lld, got %lld", key, (long long)min,
+                         (long long)v.i);
   if (v.i > max)
     return spec_error_at(lw->c, y, "'%s' is too large (%lld; the limit is %lld)", key,
                          (long long)v.i, (long long)max);
@@ -969,8 +970,9 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
         return NULL;
       }
       if (v.kind != V_STR || !strstr(v.s, "{}")) {
-        spec_error_at(c, L->repeat_name, "'repeat_name' needs a '{}' where the "
-                                         "index goes, e.g. 'denselayer{}'");
+        spec_error_at(c, L->repeat_name,
+                      "'repeat_name' needs a '{}' where the "
+                      "index goes, e.g. 'denselayer{}'");
         bind_poisoned(lw, f, L);
         return NULL;
       }
@@ -980,8 +982,9 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
       for (int i = 0; i < L->at->n; i++) {
         Value k = expr_literal(L->at->keys[i]);
         if (k.kind == V_INT && (k.i < from || k.i >= from + count)) {
-          spec_error_at(c, L->at->keys[i], "'at' index %lld is out of range "
-                                           "(the instances are %lld to %lld)",
+          spec_error_at(c, L->at->keys[i],
+                        "'at' index %lld is out of range "
+                        "(the instances are %lld to %lld)",
                         (long long)k.i, (long long)from, (long long)(from + count - 1));
           bind_poisoned(lw, f, L);
           return NULL;
@@ -995,8 +998,10 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
   bool inputs_ok = cur != NULL;
   if (L->in) {
     if (L->in->kind == Y_SEQ && L->in->n != 1) {
-      spec_error_at(c, L->in, "a block or group takes one input (it is 'input' "
-                              "inside), got %d", L->in->n);
+      spec_error_at(c, L->in,
+                    "a block or group takes one input (it is 'input' "
+                    "inside), got %d",
+                    L->in->n);
       bind_poisoned(lw, f, L);
       return NULL;
     }
@@ -1134,21 +1139,26 @@ static Node *lower_input(Lower *lw, Scope *top, const SpecInput *in) {
   if (!expr_value(c, in->shape, NULL, &v))
     return NULL;
   if (v.kind != V_LIST || (v.n != 1 && v.n != 3))
-    return spec_error_at(c, in->shape, "expected the shape of input '%s' as [C, H, W] "
-                                       "or [F], got %s", in->name, describe(lw, &v)),
+    return spec_error_at(c, in->shape,
+                         "expected the shape of input '%s' as [C, H, W] "
+                         "or [F], got %s",
+                         in->name, describe(lw, &v)),
            NULL;
   Shape s = {.rank = v.n};
   for (int i = 0; i < v.n; i++) {
     const YNode *at = item_at(in->shape, i);
     if (v.items[i].kind != V_INT)
       return spec_error_at(c, at, "expected an integer dimension, got %s",
-                           describe(lw, &v.items[i])), NULL;
+                           describe(lw, &v.items[i])),
+             NULL;
     if (v.items[i].i <= 0)
       return spec_error_at(c, at, "a dimension must be positive, got %lld",
-                           (long long)v.items[i].i), NULL;
+                           (long long)v.items[i].i),
+             NULL;
     if (v.items[i].i >= LIMIT_31)
       return spec_error_at(c, at, "dimension %lld is too large (the limit is 2^31-1)",
-                           (long long)v.items[i].i), NULL;
+                           (long long)v.items[i].i),
+             NULL;
     s.d[i] = v.items[i].i;
   }
   Binding *b = bind(lw, top, in->name, NULL, in->node->loc, in->node->span);
@@ -1184,8 +1194,8 @@ bool lower_spec(SpecCtx *c, Spec *s) {
     if (i == 0)
       first = n;
   }
-  Frame f = {.scope = top, .input = inputs_ok ? first : NULL, .layers = s->layers,
-             .nlayers = s->nlayers};
+  Frame f = {
+      .scope = top, .input = inputs_ok ? first : NULL, .layers = s->layers, .nlayers = s->nlayers};
   f.env = bind_in_channels(&lw, NULL, f.input);
   Node *last = lower_layers(&lw, &f);
   c->frame = NULL;
@@ -1207,8 +1217,7 @@ bool lower_spec(SpecCtx *c, Spec *s) {
       bool ok;
       Node *x = resolve_ref(&lw, &f, NULL, items[i], &ok);
       g->outputs[i].node = x;
-      g->outputs[i].name = arena_strdup(g->arena, items[i]->kind == Y_SCALAR
-                                                      ? items[i]->str : "?");
+      g->outputs[i].name = arena_strdup(g->arena, items[i]->kind == Y_SCALAR ? items[i]->str : "?");
     }
   } else if (last) {
     g->noutputs = 1;

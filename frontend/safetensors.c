@@ -49,12 +49,12 @@
 #define ST_MAX_RANK 8
 
 struct StFile {
-  void *map;       /* whole file, read-only; NULL for an empty mapping or
-                      when the bytes belong to the caller (st_open_mem) */
-  size_t size;     /* file size in bytes */
+  void *map;         /* whole file, read-only; NULL for an empty mapping or
+                        when the bytes belong to the caller (st_open_mem) */
+  size_t size;       /* file size in bytes */
   StTensor *tensors; /* in header order */
   int count;
-  int *by_name;    /* indices into tensors, sorted by name (for st_find) */
+  int *by_name; /* indices into tensors, sorted by name (for st_find) */
 };
 
 /* ------------------------------------------------------------ dtypes */
@@ -67,12 +67,10 @@ typedef struct {
 
 /* Every dtype the safetensors format defines. Only the first four convert. */
 static const DtypeInfo dtypes[] = {
-    {"F32", ST_F32, 4},       {"F64", ST_F64, 8},     {"F16", ST_F16, 2},
-    {"BF16", ST_BF16, 2},     {"I8", ST_OTHER, 1},    {"U8", ST_OTHER, 1},
-    {"I16", ST_OTHER, 2},     {"U16", ST_OTHER, 2},   {"I32", ST_OTHER, 4},
-    {"U32", ST_OTHER, 4},     {"I64", ST_OTHER, 8},   {"U64", ST_OTHER, 8},
-    {"BOOL", ST_OTHER, 1},    {"F8_E4M3", ST_OTHER, 1},
-    {"F8_E5M2", ST_OTHER, 1},
+    {"F32", ST_F32, 4},    {"F64", ST_F64, 8},       {"F16", ST_F16, 2},       {"BF16", ST_BF16, 2},
+    {"I8", ST_OTHER, 1},   {"U8", ST_OTHER, 1},      {"I16", ST_OTHER, 2},     {"U16", ST_OTHER, 2},
+    {"I32", ST_OTHER, 4},  {"U32", ST_OTHER, 4},     {"I64", ST_OTHER, 8},     {"U64", ST_OTHER, 8},
+    {"BOOL", ST_OTHER, 1}, {"F8_E4M3", ST_OTHER, 1}, {"F8_E5M2", ST_OTHER, 1},
 };
 
 static const DtypeInfo *dtype_lookup(const char *name) {
@@ -134,9 +132,8 @@ static int cmp_by_offset(const void *a, const void *b) {
 
 /* Validate one header entry and fill t (name not set). `data` is the start of
    the data area, `data_size` its length. */
-static bool parse_entry(const char *name, json_t *entry,
-                        const unsigned char *data, uint64_t data_size,
-                        StTensor *t, char *err, size_t errlen) {
+static bool parse_entry(const char *name, json_t *entry, const unsigned char *data,
+                        uint64_t data_size, StTensor *t, char *err, size_t errlen) {
   if (!json_is_object(entry)) {
     fail(err, errlen, "tensor '%s': header entry is not an object", name);
     return false;
@@ -144,8 +141,7 @@ static bool parse_entry(const char *name, json_t *entry,
   const char *key;
   json_t *val;
   json_object_foreach(entry, key, val) {
-    if (strcmp(key, "dtype") && strcmp(key, "shape") &&
-        strcmp(key, "data_offsets")) {
+    if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets")) {
       fail(err, errlen,
            "tensor '%s': unknown key '%s' (expected dtype, shape, "
            "data_offsets)",
@@ -159,7 +155,9 @@ static bool parse_entry(const char *name, json_t *entry,
   json_t *jo = json_object_get(entry, "data_offsets");
   if (!jd || !js || !jo) {
     fail(err, errlen, "tensor '%s': missing '%s'", name,
-         !jd ? "dtype" : !js ? "shape" : "data_offsets");
+         !jd   ? "dtype"
+         : !js ? "shape"
+               : "data_offsets");
     return false;
   }
 
@@ -169,8 +167,7 @@ static bool parse_entry(const char *name, json_t *entry,
   }
   const DtypeInfo *di = dtype_lookup(json_string_value(jd));
   if (!di) {
-    fail(err, errlen, "tensor '%s': unknown dtype '%s'", name,
-         json_string_value(jd));
+    fail(err, errlen, "tensor '%s': unknown dtype '%s'", name, json_string_value(jd));
     return false;
   }
   t->dtype = di->dtype;
@@ -182,8 +179,7 @@ static bool parse_entry(const char *name, json_t *entry,
   }
   size_t rank = json_array_size(js);
   if (rank > ST_MAX_RANK) {
-    fail(err, errlen, "tensor '%s': rank %zu is more than %d", name, rank,
-         ST_MAX_RANK);
+    fail(err, errlen, "tensor '%s': rank %zu is more than %d", name, rank, ST_MAX_RANK);
     return false;
   }
   t->rank = (int)rank;
@@ -196,32 +192,28 @@ static bool parse_entry(const char *name, json_t *entry,
     }
     json_int_t v = json_integer_value(d);
     if (v < 0) {
-      fail(err, errlen, "tensor '%s': shape[%zu] is negative (%lld)", name, i,
-           (long long)v);
+      fail(err, errlen, "tensor '%s': shape[%zu] is negative (%lld)", name, i, (long long)v);
       return false;
     }
     t->shape[i] = v;
     if (v != 0 && numel > (UINT64_MAX / 8) / (uint64_t)v) {
-      fail(err, errlen, "tensor '%s': shape overflows (too many elements)",
-           name);
+      fail(err, errlen, "tensor '%s': shape overflows (too many elements)", name);
       return false;
     }
     numel *= (uint64_t)v;
   }
   uint64_t want = numel * (uint64_t)di->itemsize;
 
-  if (!json_is_array(jo) || json_array_size(jo) != 2 ||
-      !json_is_integer(json_array_get(jo, 0)) ||
+  if (!json_is_array(jo) || json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
       !json_is_integer(json_array_get(jo, 1))) {
-    fail(err, errlen,
-         "tensor '%s': 'data_offsets' must be a list of two integers", name);
+    fail(err, errlen, "tensor '%s': 'data_offsets' must be a list of two integers", name);
     return false;
   }
   json_int_t b = json_integer_value(json_array_get(jo, 0));
   json_int_t e = json_integer_value(json_array_get(jo, 1));
   if (b < 0 || e < 0 || b > e) {
-    fail(err, errlen, "tensor '%s': bad data_offsets [%lld, %lld]", name,
-         (long long)b, (long long)e);
+    fail(err, errlen, "tensor '%s': bad data_offsets [%lld, %lld]", name, (long long)b,
+         (long long)e);
     return false;
   }
   if ((uint64_t)e > data_size) {
@@ -235,14 +227,13 @@ static bool parse_entry(const char *name, json_t *entry,
     char sh[160];
     int n = snprintf(sh, sizeof sh, "[");
     for (int i = 0; i < t->rank && n < (int)sizeof sh - 24; i++)
-      n += snprintf(sh + n, sizeof sh - n, "%s%lld", i ? ", " : "",
-                    (long long)t->shape[i]);
+      n += snprintf(sh + n, sizeof sh - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
     snprintf(sh + n, sizeof sh - n, "]");
     fail(err, errlen,
          "tensor '%s': data_offsets [%lld, %lld] hold %lld bytes, but %s %s "
          "needs %llu",
-         name, (long long)b, (long long)e, (long long)(e - b), t->dtype_name,
-         sh, (unsigned long long)want);
+         name, (long long)b, (long long)e, (long long)(e - b), t->dtype_name, sh,
+         (unsigned long long)want);
     return false;
   }
   t->data = data + b;
@@ -267,8 +258,8 @@ static bool check_metadata(json_t *meta, char *err, size_t errlen) {
 }
 
 /* Header (already parsed) -> f->tensors, then the cross-tensor checks. */
-static bool parse_header(StFile *f, json_t *root, const unsigned char *data,
-                         uint64_t data_size, char *err, size_t errlen) {
+static bool parse_header(StFile *f, json_t *root, const unsigned char *data, uint64_t data_size,
+                         char *err, size_t errlen) {
   if (!json_is_object(root)) {
     fail(err, errlen, "header is not a JSON object");
     return false;
@@ -323,12 +314,9 @@ static bool parse_header(StFile *f, json_t *root, const unsigned char *data,
     if (t->nbytes == 0)
       continue;
     if (prev && t->data < prev->data + prev->nbytes) {
-      fail(err, errlen,
-           "tensors '%s' [%lld, %lld] and '%s' [%lld, %lld] overlap",
-           prev->name, (long long)(prev->data - data),
-           (long long)(prev->data - data + prev->nbytes), t->name,
-           (long long)(t->data - data),
-           (long long)(t->data - data + t->nbytes));
+      fail(err, errlen, "tensors '%s' [%lld, %lld] and '%s' [%lld, %lld] overlap", prev->name,
+           (long long)(prev->data - data), (long long)(prev->data - data + prev->nbytes), t->name,
+           (long long)(t->data - data), (long long)(t->data - data + t->nbytes));
       free(refs);
       return false;
     }
@@ -340,8 +328,8 @@ static bool parse_header(StFile *f, json_t *root, const unsigned char *data,
 
 /* Validates the whole file (`size` >= 8 bytes at `bytes`) into f. Returns f,
    or NULL with a message in err (the caller closes f). */
-static StFile *st_parse(StFile *f, const unsigned char *bytes, uint64_t size,
-                        char *err, size_t errlen) {
+static StFile *st_parse(StFile *f, const unsigned char *bytes, uint64_t size, char *err,
+                        size_t errlen) {
   uint64_t hlen = read_le64(bytes);
   if (hlen > size - 8) {
     fail(err, errlen,
@@ -351,8 +339,8 @@ static StFile *st_parse(StFile *f, const unsigned char *bytes, uint64_t size,
     return NULL;
   }
   if (hlen > ST_MAX_HEADER) {
-    fail(err, errlen, "header length %llu is absurd (limit %llu bytes)",
-         (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
+    fail(err, errlen, "header length %llu is absurd (limit %llu bytes)", (unsigned long long)hlen,
+         (unsigned long long)ST_MAX_HEADER);
     return NULL;
   }
   if (hlen < 2) {
@@ -362,18 +350,16 @@ static StFile *st_parse(StFile *f, const unsigned char *bytes, uint64_t size,
   }
 
   json_error_t jerr;
-  json_t *root = json_loadb((const char *)bytes + 8, (size_t)hlen,
-                            JSON_REJECT_DUPLICATES, &jerr);
+  json_t *root = json_loadb((const char *)bytes + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
     if (json_error_code(&jerr) == json_error_duplicate_key)
       fail(err, errlen, "header: duplicate tensor name: %s", jerr.text);
     else
-      fail(err, errlen, "header is not valid JSON: %s (header line %d, column %d)",
-           jerr.text, jerr.line, jerr.column);
+      fail(err, errlen, "header is not valid JSON: %s (header line %d, column %d)", jerr.text,
+           jerr.line, jerr.column);
     return NULL;
   }
-  bool ok = parse_header(f, root, bytes + 8 + hlen, size - 8 - hlen, err,
-                         errlen);
+  bool ok = parse_header(f, root, bytes + 8 + hlen, size - 8 - hlen, err, errlen);
   json_decref(root);
   return ok ? f : NULL;
 }
@@ -511,8 +497,8 @@ void st_to_f32_range(const StTensor *t, float *dst, uint64_t first, uint64_t n) 
     break;
 #endif
     for (uint64_t i = 0; i < n; i++) {
-      uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
-                   (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+      uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                   (uint32_t)p[4 * i + 3] << 24;
       memcpy(&dst[i], &b, 4);
     }
     break;

@@ -39,29 +39,46 @@
 #define YAML_MAX_DEPTH 200
 #define SPEC_MAX_AST 100000 /* layers built, bounds alias expansion */
 #define SPEC_MAX_INCLUDE_DEPTH 16
-#define SPEC_MAX_FILE ((size_t)16 << 20) /* bytes of one spec file: the zoo's
-                                            largest is 7 KB; `include:
-                                            /dev/zero` must stop early */
+#define SPEC_MAX_FILE                                                                              \
+  ((size_t)16 << 20) /* bytes of one spec file: the zoo's                                          \
+                        largest is 7 KB; `include:                                                 \
+                        /dev/zero` must stop early */
 
 /* ------------------------------------------------------------- the op table */
 
 const SpecOp spec_ops[] = {
-    {"conv2d", OP_CONV2D,
-     {{"out", AK_INT, true}, {"kernel", AK_PAIR, true}, {"stride", AK_PAIR, false},
-      {"pad", AK_PAD, false}, {"dilation", AK_PAIR, false}, {"groups", AK_INT, false},
+    {"conv2d",
+     OP_CONV2D,
+     {{"out", AK_INT, true},
+      {"kernel", AK_PAIR, true},
+      {"stride", AK_PAIR, false},
+      {"pad", AK_PAD, false},
+      {"dilation", AK_PAIR, false},
+      {"groups", AK_INT, false},
       {"bias", AK_BOOL, false}}},
     {"batchnorm", OP_BATCHNORM, {{"eps", AK_FLOAT, false}}},
     {"relu", OP_RELU, {{0}}},
-    {"maxpool", OP_MAXPOOL,
-     {{"kernel", AK_PAIR, true}, {"stride", AK_PAIR, false}, {"pad", AK_PAD, false},
-      {"dilation", AK_PAIR, false}, {"ceil_mode", AK_BOOL, false}}},
-    {"avgpool", OP_AVGPOOL,
-     {{"kernel", AK_PAIR, true}, {"stride", AK_PAIR, false}, {"pad", AK_PAD, false},
-      {"ceil_mode", AK_BOOL, false}, {"count_include_pad", AK_BOOL, false}}},
+    {"maxpool",
+     OP_MAXPOOL,
+     {{"kernel", AK_PAIR, true},
+      {"stride", AK_PAIR, false},
+      {"pad", AK_PAD, false},
+      {"dilation", AK_PAIR, false},
+      {"ceil_mode", AK_BOOL, false}}},
+    {"avgpool",
+     OP_AVGPOOL,
+     {{"kernel", AK_PAIR, true},
+      {"stride", AK_PAIR, false},
+      {"pad", AK_PAD, false},
+      {"ceil_mode", AK_BOOL, false},
+      {"count_include_pad", AK_BOOL, false}}},
     {"adaptive_avgpool", OP_ADAPTIVE_AVGPOOL, {{"out", AK_PAIR, true}}},
     {"global_avgpool", OP_ADAPTIVE_AVGPOOL, {{0}}},
-    {"lrn", OP_LRN,
-     {{"size", AK_INT, true}, {"alpha", AK_FLOAT, false}, {"beta", AK_FLOAT, false},
+    {"lrn",
+     OP_LRN,
+     {{"size", AK_INT, true},
+      {"alpha", AK_FLOAT, false},
+      {"beta", AK_FLOAT, false},
       {"k", AK_FLOAT, false}}},
     {"linear", OP_LINEAR, {{"out", AK_INT, true}, {"bias", AK_BOOL, false}}},
     {"flatten", OP_FLATTEN, {{0}}},
@@ -81,17 +98,16 @@ const SpecOp *spec_op_find(const char *name) {
   return NULL;
 }
 
-static const char *const layer_keys[] = {
-    "name", "in", "if", "repeat", "repeat_name", "repeat_from", "at", "numbered",
-    "op", "block", "layers"};
+static const char *const layer_keys[] = {"name",        "in",          "if",    "repeat",
+                                         "repeat_name", "repeat_from", "at",    "numbered",
+                                         "op",          "block",       "layers"};
 #define NLAYER_KEYS ((int)(sizeof layer_keys / sizeof layer_keys[0]))
 
 /* ------------------------------------------------------------ diagnostics */
 
 /* set when the last error was a repeat: its notes are dropped too */
 static bool suppressed(SpecCtx *c, SrcLoc loc, const char *msg) {
-  char *key = arena_printf(c->tmp, "%s:%d:%d:%s", loc.file ? loc.file : "", loc.line,
-                           loc.col, msg);
+  char *key = arena_printf(c->tmp, "%s:%d:%d:%s", loc.file ? loc.file : "", loc.line, loc.col, msg);
   for (int i = 0; i < c->seen.len; i++)
     if (strcmp(c->seen.items[i], key) == 0)
       return true;
@@ -140,8 +156,7 @@ void spec_note(SpecCtx *c, SrcLoc loc, int span, const char *fmt, ...) {
   va_end(ap);
 }
 
-void spec_hint(SpecCtx *c, SrcLoc loc, const char *word,
-               const char *const *cands, int n) {
+void spec_hint(SpecCtx *c, SrcLoc loc, const char *word, const char *const *cands, int n) {
   const char *best = diag_suggest(word, cands, n);
   if (best)
     spec_note(c, loc, 0, "did you mean '%s'?", best);
@@ -203,8 +218,7 @@ static YNode *convert(Conv *cv, int index, int depth) {
       y->span = w > 0 ? w : 1;
       if (st == YAML_PLAIN_SCALAR_STYLE)
         y->text_col = y->loc.col;
-      else if (st == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
-               st == YAML_DOUBLE_QUOTED_SCALAR_STYLE)
+      else if (st == YAML_SINGLE_QUOTED_SCALAR_STYLE || st == YAML_DOUBLE_QUOTED_SCALAR_STYLE)
         y->text_col = y->loc.col + 1;
     }
     break;
@@ -273,8 +287,7 @@ static YNode *load_yaml(SpecCtx *c, const char *file, const char *text, size_t l
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
   if (!yaml_parser_load(&parser, &doc)) {
     SrcLoc at = mark_loc(file, parser.problem_mark);
-    spec_error(c, at, 1, "invalid YAML: %s",
-               parser.problem ? parser.problem : "parse error");
+    spec_error(c, at, 1, "invalid YAML: %s", parser.problem ? parser.problem : "parse error");
     if (parser.context)
       spec_note(c, mark_loc(file, parser.context_mark), 1, "%s", parser.context);
     yaml_parser_delete(&parser);
@@ -334,7 +347,7 @@ typedef struct {
   SpecCtx *c;
   Spec *spec;
   PtrVec blocks;
-  PtrVec files;     /* real paths read (include once) */
+  PtrVec files; /* real paths read (include once) */
   int ast_count;
   bool too_big;
 } Builder;
@@ -350,8 +363,8 @@ static const char *describe_node(SpecCtx *c, const YNode *y) {
 
 /* Report every key of `map` not in `allowed` ("unknown key 'x' <ctx>"), with
    a hint among the allowed ones. */
-static bool check_keys(SpecCtx *c, const YNode *map, const char *const *allowed,
-                       int n, const char *ctx) {
+static bool check_keys(SpecCtx *c, const YNode *map, const char *const *allowed, int n,
+                       const char *ctx) {
   bool ok = true;
   for (int i = 0; i < map->n; i++) {
     const YNode *k = map->keys[i];
@@ -388,19 +401,19 @@ static bool check_name_literal(SpecCtx *c, const YNode *y) {
   if (strchr(y->str, '.'))
     return spec_error_at(c, y, "a name cannot contain '.' ('%s')", y->str);
   if (strcmp(y->str, "input") == 0)
-    return spec_error_at(c, y, "'input' is reserved for a scope's input and "
-                               "cannot name a layer");
+    return spec_error_at(c, y,
+                         "'input' is reserved for a scope's input and "
+                         "cannot name a layer");
   return true;
 }
 
 static Layer *build_layer(Builder *b, YNode *y);
 
 /* layers := '[' layer* ']' */
-static bool build_layers(Builder *b, YNode *seq, Layer ***out, int *n,
-                         const char *what) {
+static bool build_layers(Builder *b, YNode *seq, Layer ***out, int *n, const char *what) {
   if (seq->kind != Y_SEQ)
-    return spec_error_at(b->c, seq, "expected a list of layers for '%s', got %s",
-                         what, describe_node(b->c, seq));
+    return spec_error_at(b->c, seq, "expected a list of layers for '%s', got %s", what,
+                         describe_node(b->c, seq));
   if (seq->n == 0)
     return spec_error_at(b->c, seq, "'%s' needs at least one layer", what);
   *out = arena_alloc(b->c->tmp, sizeof(Layer *) * (size_t)seq->n);
@@ -422,15 +435,19 @@ static Layer *build_layer(Builder *b, YNode *y) {
   L->node = y;
   if (++b->ast_count > SPEC_MAX_AST) {
     if (!b->too_big)
-      spec_error_at(c, y, "the spec is too large (more than %d layers after "
-                          "expanding YAML aliases)", SPEC_MAX_AST);
+      spec_error_at(c, y,
+                    "the spec is too large (more than %d layers after "
+                    "expanding YAML aliases)",
+                    SPEC_MAX_AST);
     b->too_big = true;
     L->invalid = true;
     return L;
   }
   if (y->kind != Y_MAP) {
-    spec_error_at(c, y, "expected a layer (a mapping with 'op', 'block' or "
-                        "'layers'), got %s", describe_node(c, y));
+    spec_error_at(c, y,
+                  "expected a layer (a mapping with 'op', 'block' or "
+                  "'layers'), got %s",
+                  describe_node(c, y));
     L->invalid = true;
     return L;
   }
@@ -500,13 +517,12 @@ static Layer *build_layer(Builder *b, YNode *y) {
       L->invalid = true;
       return L;
     }
-    static const char *const block_only[] = {"repeat", "repeat_name", "repeat_from",
-                                             "at", "numbered"};
+    static const char *const block_only[] = {"repeat", "repeat_name", "repeat_from", "at",
+                                             "numbered"};
     for (int i = 0; i < 5; i++) {
       YNode *k = map_key(y, block_only[i]);
       if (k) {
-        spec_error_at(c, k, "'%s' is only allowed on a 'block' or 'layers' layer",
-                      block_only[i]);
+        spec_error_at(c, k, "'%s' is only allowed on a 'block' or 'layers' layer", block_only[i]);
       }
     }
     /* attributes: known to this op, required ones present */
@@ -521,8 +537,8 @@ static Layer *build_layer(Builder *b, YNode *y) {
       for (int j = 0; j < SPEC_MAX_ATTRS && L->op->attrs[j].key && !found; j++)
         found = strcmp(L->op->attrs[j].key, L->args[i].key) == 0;
       if (!found) {
-        spec_error_at(c, L->args[i].knode, "unknown key '%s' for op '%s'",
-                      L->args[i].key, L->op->name);
+        spec_error_at(c, L->args[i].knode, "unknown key '%s' for op '%s'", L->args[i].key,
+                      L->op->name);
         spec_hint(c, L->args[i].knode->loc, L->args[i].key, cands, nc);
         /* not fatal: lowering goes on without it and finds other errors */
       }
@@ -554,9 +570,10 @@ static Layer *build_layer(Builder *b, YNode *y) {
     }
   }
   if (L->numbered && !L->name && !L->repeat_name)
-    spec_error_at(c, map_key(y, "numbered"), "'numbered' needs a named layer (an "
-                                             "unnamed block or group joins the "
-                                             "enclosing scope)");
+    spec_error_at(c, map_key(y, "numbered"),
+                  "'numbered' needs a named layer (an "
+                  "unnamed block or group joins the "
+                  "enclosing scope)");
   if (blk) {
     L->kind = LK_BLOCK;
     L->what = blk;
@@ -569,13 +586,13 @@ static Layer *build_layer(Builder *b, YNode *y) {
   L->kind = LK_GROUP;
   L->what = map_key(y, "layers");
   for (int i = 0; i < L->nargs; i++) {
-    spec_error_at(c, L->args[i].knode, "unknown key '%s' in a group of layers",
-                  L->args[i].key);
+    spec_error_at(c, L->args[i].knode, "unknown key '%s' in a group of layers", L->args[i].key);
     spec_hint(c, L->args[i].knode->loc, L->args[i].key, layer_keys, NLAYER_KEYS);
   }
   if (L->at) {
-    spec_error_at(c, map_key(y, "at"), "'at' overrides block parameters and is "
-                                       "only allowed with 'block'");
+    spec_error_at(c, map_key(y, "at"),
+                  "'at' overrides block parameters and is "
+                  "only allowed with 'block'");
     L->invalid = true;
   }
   build_layers(b, grp, &L->layers, &L->nlayers, "layers");
@@ -611,8 +628,7 @@ static void build_block(Builder *b, YNode *key, YNode *y) {
   }
   ptrvec_push(c->tmp, &b->blocks, B);
   if (y->kind != Y_MAP) {
-    spec_error_at(c, y, "expected a block (a mapping with 'layers'), got %s",
-                  describe_node(c, y));
+    spec_error_at(c, y, "expected a block (a mapping with 'layers'), got %s", describe_node(c, y));
     B->invalid = true;
     return;
   }
@@ -621,8 +637,10 @@ static void build_block(Builder *b, YNode *key, YNode *y) {
   YNode *params = spec_map_get(y, "params");
   if (params) {
     if (params->kind != Y_MAP) {
-      spec_error_at(c, params, "expected a mapping of parameters and their "
-                               "defaults, got %s", describe_node(c, params));
+      spec_error_at(c, params,
+                    "expected a mapping of parameters and their "
+                    "defaults, got %s",
+                    describe_node(c, params));
       B->invalid = true;
     } else {
       B->params = arena_alloc(c->tmp, sizeof(Arg) * (size_t)(params->n ? params->n : 1));
@@ -707,8 +725,8 @@ static char *dir_of(Arena *a, const char *path) {
   return arena_strndup(a, path, (size_t)(slash - path));
 }
 
-static void load_text(Builder *b, const char *file, const char *text, size_t len,
-                      const char *dir, bool main, int depth);
+static void load_text(Builder *b, const char *file, const char *text, size_t len, const char *dir,
+                      bool main, int depth);
 
 /* include := path | [path, ...]   (relative to the including file) */
 static void load_includes(Builder *b, YNode *inc, const char *dir, int depth) {
@@ -753,26 +771,29 @@ static void load_includes(Builder *b, YNode *inc, const char *dir, int depth) {
  *           outputs?: [ref, ...], include?: [path, ...], blocks?: { NAME: block },
  *           layers: [layer, ...] }
  * An included file has only cnncc?, include? and blocks. */
-static void load_text(Builder *b, const char *file, const char *text, size_t len,
-                      const char *dir, bool main, int depth) {
+static void load_text(Builder *b, const char *file, const char *text, size_t len, const char *dir,
+                      bool main, int depth) {
   SpecCtx *c = b->c;
   diag_add_source(c->diag, file, text, len);
   YNode *root = load_yaml(c, file, text, len);
   if (!root)
     return;
   if (root->kind != Y_MAP) {
-    spec_error_at(c, root, "a spec is a mapping of 'cnncc', 'name', 'inputs', "
-                           "'layers', ...; got %s", describe_node(c, root));
+    spec_error_at(c, root,
+                  "a spec is a mapping of 'cnncc', 'name', 'inputs', "
+                  "'layers', ...; got %s",
+                  describe_node(c, root));
     return;
   }
-  static const char *const main_keys[] = {"cnncc", "name", "inputs", "outputs",
+  static const char *const main_keys[] = {"cnncc",   "name",   "inputs", "outputs",
                                           "include", "blocks", "layers"};
   static const char *const inc_keys[] = {"cnncc", "include", "blocks"};
   if (main)
     check_keys(c, root, main_keys, 7, "at the top level");
   else
-    check_keys(c, root, inc_keys, 3, "in an included file (it may only have "
-                                     "'cnncc', 'include' and 'blocks')");
+    check_keys(c, root, inc_keys, 3,
+               "in an included file (it may only have "
+               "'cnncc', 'include' and 'blocks')");
   YNode *ver = spec_map_get(root, "cnncc");
   if (ver) {
     Value v = {0}; /* expr_literal reads a scalar's text: maps have none */
@@ -782,8 +803,10 @@ static void load_text(Builder *b, const char *file, const char *text, size_t len
       spec_error_at(c, ver, "expected the language version (1) for 'cnncc', got %s",
                     describe_node(c, ver));
     else if (v.i != 1)
-      spec_error_at(c, ver, "unsupported spec language version %lld (this cnncc "
-                            "reads version 1)", (long long)v.i);
+      spec_error_at(c, ver,
+                    "unsupported spec language version %lld (this cnncc "
+                    "reads version 1)",
+                    (long long)v.i);
   } else if (main) {
     spec_error(c, root->loc, 1, "missing 'cnncc: 1' (the spec language version)");
   }
@@ -793,8 +816,7 @@ static void load_text(Builder *b, const char *file, const char *text, size_t len
   YNode *blocks = spec_map_get(root, "blocks");
   if (blocks) {
     if (blocks->kind != Y_MAP)
-      spec_error_at(c, blocks, "expected a mapping of blocks, got %s",
-                    describe_node(c, blocks));
+      spec_error_at(c, blocks, "expected a mapping of blocks, got %s", describe_node(c, blocks));
     else
       for (int i = 0; i < blocks->n; i++)
         build_block(b, blocks->keys[i], blocks->items[i]);
@@ -930,8 +952,7 @@ static void check_layers(Builder *b, Layer **layers, int n) {
 
 /* ------------------------------------------------------------ entry points */
 
-static Graph *load(const char *file, const char *text, size_t len, const char *dir,
-                   Diag *d) {
+static Graph *load(const char *file, const char *text, size_t len, const char *dir, Diag *d) {
   SpecCtx c = {0};
   c.diag = d;
   c.tmp = arena_new();
@@ -975,8 +996,7 @@ Graph *spec_load_file(const char *path, Diag *d) {
   int err = 0;
   char *text = read_file(path, &len, &err);
   if (!text) {
-    diag_report(d, DIAG_ERROR, (SrcLoc){path, 0, 0}, 0, "cannot read the spec: %s",
-                strerror(err));
+    diag_report(d, DIAG_ERROR, (SrcLoc){path, 0, 0}, 0, "cannot read the spec: %s", strerror(err));
     return NULL;
   }
   Arena *a = arena_new();

@@ -26,15 +26,15 @@ typedef struct YNode YNode;
 struct YNode {
   YKind kind;
   SrcLoc loc;
-  int span;          /* columns to underline */
-  const char *str;   /* scalar text (NUL-terminated) */
+  int span;        /* columns to underline */
+  const char *str; /* scalar text (NUL-terminated) */
   size_t len;
-  bool quoted;       /* scalar written in quotes or as a block scalar */
-  int text_col;      /* column of the scalar's first character of text when
-                        offsets into it map to columns (one line, no escapes
-                        before); 0 if they do not */
-  YNode **items;     /* sequence items, or mapping values */
-  YNode **keys;      /* mapping keys */
+  bool quoted;   /* scalar written in quotes or as a block scalar */
+  int text_col;  /* column of the scalar's first character of text when
+                    offsets into it map to columns (one line, no escapes
+                    before); 0 if they do not */
+  YNode **items; /* sequence items, or mapping values */
+  YNode **keys;  /* mapping keys */
   int n;
   /* expression cache (expr.c) */
   ExprNode *expr;
@@ -86,13 +86,13 @@ typedef struct {
 
 struct Layer {
   LayerKind kind;
-  YNode *node;          /* the layer's mapping */
-  bool invalid;         /* an error was reported by the checker */
-  YNode *name;          /* NULL: unnamed */
-  YNode *what;          /* value of op/block */
-  const SpecOp *op;     /* LK_OP */
-  Block *block;         /* LK_BLOCK (resolved by the checker) */
-  Layer **layers;       /* LK_GROUP */
+  YNode *node;      /* the layer's mapping */
+  bool invalid;     /* an error was reported by the checker */
+  YNode *name;      /* NULL: unnamed */
+  YNode *what;      /* value of op/block */
+  const SpecOp *op; /* LK_OP */
+  Block *block;     /* LK_BLOCK (resolved by the checker) */
+  Layer **layers;   /* LK_GROUP */
   int nlayers;
   YNode *in, *if_, *repeat, *repeat_name, *repeat_from, *at, *numbered;
   Arg *args;
@@ -102,7 +102,7 @@ struct Layer {
 struct Block {
   const char *name;
   YNode *node, *key;
-  Arg *params;          /* name + default (val; a null scalar: required) */
+  Arg *params; /* name + default (val; a null scalar: required) */
   int nparams;
   Layer **layers;
   int nlayers;
@@ -112,7 +112,7 @@ struct Block {
 
 typedef struct {
   const char *name;
-  YNode *node;          /* the key */
+  YNode *node; /* the key */
   YNode *shape;
 } SpecInput;
 
@@ -121,7 +121,7 @@ typedef struct {
   YNode *name_node;
   SpecInput *inputs;
   int ninputs;
-  YNode *outputs;       /* sequence (or scalar) of references; NULL: default */
+  YNode *outputs; /* sequence (or scalar) of references; NULL: default */
   Block **blocks;
   int nblocks;
   Layer **layers;
@@ -130,12 +130,12 @@ typedef struct {
 
 /* Attribute kinds of spec ops (lower.c converts values by kind). */
 typedef enum {
-  AK_INT,      /* positive int */
-  AK_PAIR,     /* int or [h, w] */
-  AK_PAD,      /* int, [h, w] or [top, left, bottom, right] */
+  AK_INT,  /* positive int */
+  AK_PAIR, /* int or [h, w] */
+  AK_PAD,  /* int, [h, w] or [top, left, bottom, right] */
   AK_BOOL,
   AK_FLOAT,
-  AK_AXIS,     /* must be 1 */
+  AK_AXIS, /* must be 1 */
 } AttrKind;
 
 typedef struct {
@@ -174,8 +174,8 @@ typedef struct {
 } SpecCtx;
 
 #define SPEC_MAX_ERRORS 50
-#define SPEC_MAX_DEPTH 64       /* nested block instances */
-#define SPEC_MAX_NODES 1000000  /* nodes in one network */
+#define SPEC_MAX_DEPTH 64      /* nested block instances */
+#define SPEC_MAX_NODES 1000000 /* nodes in one network */
 #define SPEC_MAX_REPEAT 100000
 #define SPEC_MAX_PARAM_ELEMS ((int64_t)1 << 32) /* 16 GiB of float32 weights */
 
@@ -189,8 +189,7 @@ bool spec_error_at(SpecCtx *c, const YNode *y, const char *fmt, ...)
 void spec_note(SpecCtx *c, SrcLoc loc, int span, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* "did you mean 'x'?" note after an error, if a candidate is close. */
-void spec_hint(SpecCtx *c, SrcLoc loc, const char *word,
-               const char *const *cands, int n);
+void spec_hint(SpecCtx *c, SrcLoc loc, const char *word, const char *const *cands, int n);
 
 /* --------------------------------------------------------------- expr.c */
 

@@ -78,8 +78,7 @@ static const char *owner_str(const Graph *g, const Param *p, char *buf, size_t n
 /* A conv or linear weight that differs only in its input size: say where the
    spec's input size comes from (the fix is often upstream of the layer, a
    missing pooling or a wrong input shape). */
-static void note_input_size(Diag *d, SrcLoc at, const Graph *g, const Param *p,
-                            const StTensor *t) {
+static void note_input_size(Diag *d, SrcLoc at, const Graph *g, const Param *p, const StTensor *t) {
   const Node *x = owner(g, p);
   if (!x || x->nin < 1 || x->params[P_WEIGHT] != p || t->rank != p->rank ||
       t->shape[0] != p->dims[0] || t->shape[1] == p->dims[1])
@@ -97,8 +96,8 @@ static void note_input_size(Diag *d, SrcLoc at, const Graph *g, const Param *p,
     diag_report(d, DIAG_NOTE, at, 1,
                 "linear '%s' gets %lld input feature%s from '%s'%s; the file's "
                 "weight takes %lld",
-                x->name, (long long)p->dims[1], p->dims[1] == 1 ? "" : "s", in->name,
-                how, (long long)t->shape[1]);
+                x->name, (long long)p->dims[1], p->dims[1] == 1 ? "" : "s", in->name, how,
+                (long long)t->shape[1]);
   else if (x->op == OP_CONV2D && p->rank == 4 && x->attr.groups == 1)
     diag_report(d, DIAG_NOTE, at, 1,
                 "conv2d '%s' gets %lld input channel%s from '%s'; the file's weight "
@@ -141,8 +140,7 @@ static Param *find_param(Param **sorted, int n, const char *name) {
 /* A note at the spec line that defined p, if known. */
 static void note_defined_here(Diag *d, const Param *p) {
   if (p->loc.file && p->loc.line > 0)
-    diag_report(d, DIAG_NOTE, p->loc, 1, "parameter '%s' is defined here",
-                p->name);
+    diag_report(d, DIAG_NOTE, p->loc, 1, "parameter '%s' is defined here", p->name);
 }
 
 /* --------------------------------------------------------- weights_load */
@@ -194,12 +192,10 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
     for (int k = 0; same && k < p->rank; k++)
       same = t->shape[k] == p->dims[k];
     if (!same) {
-      diag_report(d, DIAG_ERROR, at, 1,
-                  "expected shape %s for '%s'%s, got %s",
-                  dims_str(p->rank, p->dims, b, sizeof b), p->name,
-                  owner_str(g, p, o, sizeof o), dims_str(t->rank, t->shape, a, sizeof a));
-      if (p->rank == 2 && t->rank == 2 && t->shape[0] == p->dims[1] &&
-          t->shape[1] == p->dims[0])
+      diag_report(d, DIAG_ERROR, at, 1, "expected shape %s for '%s'%s, got %s",
+                  dims_str(p->rank, p->dims, b, sizeof b), p->name, owner_str(g, p, o, sizeof o),
+                  dims_str(t->rank, t->shape, a, sizeof a));
+      if (p->rank == 2 && t->rank == 2 && t->shape[0] == p->dims[1] && t->shape[1] == p->dims[0])
         diag_report(d, DIAG_NOTE, at, 1,
                     "it looks transposed: a linear weight is [out, in], as "
                     "nn.Linear stores it");
@@ -216,8 +212,7 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
     names[i] = GRAPH_PARAM(g, i)->name;
   for (int i = 0; i < st_count(f); i++) {
     const StTensor *t = st_tensor(f, i);
-    if (ends_with(t->name, ".num_batches_tracked") ||
-        find_param(sorted, np, t->name))
+    if (ends_with(t->name, ".num_batches_tracked") || find_param(sorted, np, t->name))
       continue;
     diag_report(d, DIAG_ERROR, at, 1,
                 "unexpected tensor '%s' (%s, shape %s): the spec has no "
@@ -236,10 +231,9 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
     char sum[256];
     int k = 0;
     sum[0] = 0;
-#define PART(n, fmt)                                                           \
-  if (n)                                                                       \
-    k += snprintf(sum + k, sizeof sum - k, "%s%d " fmt, k ? ", " : "", n,      \
-                  n == 1 ? "" : "s");
+#define PART(n, fmt)                                                                               \
+  if (n)                                                                                           \
+    k += snprintf(sum + k, sizeof sum - k, "%s%d " fmt, k ? ", " : "", n, n == 1 ? "" : "s");
     PART(missing, "missing tensor%s")
     PART(unexpected, "unexpected tensor%s")
     PART(misshaped, "mis-shaped tensor%s")
@@ -247,8 +241,8 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
 #undef PART
     int nt = st_count(f);
     diag_report(d, DIAG_NOTE, at, 1,
-                "%s; the spec defines %d parameter%s, the file has %d tensor%s",
-                sum, np, np == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
+                "%s; the spec defines %d parameter%s, the file has %d tensor%s", sum, np,
+                np == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
     if (np > 0 && missing == np && st_count(f) > 0)
       diag_report(d, DIAG_NOTE, at, 1,
                   "no tensor in the file has a parameter's name: are these "

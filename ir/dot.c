@@ -66,9 +66,11 @@ static void node_line(const Node *m, size_t strip, const char *indent, FILE *o) 
 }
 
 void ir_print_dot(const Graph *g, FILE *o) {
-  fprintf(o, "digraph \"%s\" {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
-             "fillcolor=\"#eef3fb\", fontname=\"Helvetica\", fontsize=10];\n"
-             "  edge [fontname=\"Helvetica\", fontsize=9];\n", g->name);
+  fprintf(o,
+          "digraph \"%s\" {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
+          "fillcolor=\"#eef3fb\", fontname=\"Helvetica\", fontsize=10];\n"
+          "  edge [fontname=\"Helvetica\", fontsize=9];\n",
+          g->name);
   fputs("  graph [fontname=\"Helvetica\", fontsize=11];\n", o);
   /* Clusters by name prefix, in order of first appearance; a prefix shared
      by one node only is no cluster. */
@@ -93,7 +95,8 @@ void ir_print_dot(const Graph *g, FILE *o) {
       node_line(n, 0, "  ", o);
       continue;
     }
-    fprintf(o, "  subgraph \"cluster_%.*s\" {\n    label=\"%.*s\"; style=dashed; color=\"#999999\";\n",
+    fprintf(o,
+            "  subgraph \"cluster_%.*s\" {\n    label=\"%.*s\"; style=dashed; color=\"#999999\";\n",
             (int)pl, n->name, (int)pl, n->name);
     for (int j = i; j < g->nodes.len; j++) {
       const Node *m = GRAPH_NODE(g, j);
@@ -120,7 +123,8 @@ void ir_print_dot(const Graph *g, FILE *o) {
     }
   }
   for (int i = 0; i < g->noutputs; i++) {
-    fprintf(o, "  out%d [label=\"%s\", shape=oval, fillcolor=\"#f4cccc\"];\n", i, g->outputs[i].name);
+    fprintf(o, "  out%d [label=\"%s\", shape=oval, fillcolor=\"#f4cccc\"];\n", i,
+            g->outputs[i].name);
     fprintf(o, "  n%d -> out%d;\n", g->outputs[i].node->id, i);
   }
   fputs("}\n", o);

@@ -84,13 +84,13 @@ void ir_graph_free(Graph *g) {
     arena_free(g->arena);
 }
 
-Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin,
-                  SrcLoc loc) {
+Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, SrcLoc loc) {
   assert(op >= 0 && op < OP_COUNT_);
   Node *n = arena_alloc(g->arena, sizeof *n);
   n->id = g->next_id++;
   n->op = op;
-  n->name = name ? arena_strdup(g->arena, name) : arena_printf(g->arena, "%s%d", ir_ops[op].name, n->id);
+  n->name =
+      name ? arena_strdup(g->arena, name) : arena_printf(g->arena, "%s%d", ir_ops[op].name, n->id);
   n->nin = nin;
   n->in = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nin > 0 ? nin : 1));
   for (int i = 0; i < nin; i++)
@@ -117,8 +117,8 @@ Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin,
   return n;
 }
 
-Param *ir_param_new(Graph *g, Node *n, int slot, const char *name, int rank,
-                    const int64_t *dims, bool trainable) {
+Param *ir_param_new(Graph *g, Node *n, int slot, const char *name, int rank, const int64_t *dims,
+                    bool trainable) {
   assert(slot >= 0 && slot < IR_MAX_PARAMS && rank <= IR_MAX_RANK);
   Param *p = arena_alloc(g->arena, sizeof *p);
   p->name = arena_strdup(g->arena, name);
@@ -146,10 +146,9 @@ typedef struct {
   IrShapeError *e;
 } Inf;
 
-static bool fail(Inf *x, IrErrAt at, int index, const char *attr, const char *fmt,
-                 ...) __attribute__((format(printf, 5, 6)));
-static bool fail(Inf *x, IrErrAt at, int index, const char *attr, const char *fmt,
-                 ...) {
+static bool fail(Inf *x, IrErrAt at, int index, const char *attr, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static bool fail(Inf *x, IrErrAt at, int index, const char *attr, const char *fmt, ...) {
   x->e->at = at;
   x->e->index = index;
   x->e->attr = attr;
@@ -201,24 +200,25 @@ static bool check_shape(Inf *x, const Shape *s, const char *what, const char *ke
   IrErrAt at = key ? IR_AT_ATTR : IR_AT_NODE;
   for (int i = 0; i < s->rank; i++) {
     if (s->d[i] <= 0)
-      return fail(x, at, -1, key, "%s has a non-positive dimension (%lld)", what,
-                  LL(s->d[i]));
+      return fail(x, at, -1, key, "%s has a non-positive dimension (%lld)", what, LL(s->d[i]));
     if (s->d[i] >= IR_MAX_DIM)
-      return fail(x, at, -1, key, "%s dimension %lld is too large (the limit is "
-                                  "2^31-1)", what, LL(s->d[i]));
+      return fail(x, at, -1, key,
+                  "%s dimension %lld is too large (the limit is "
+                  "2^31-1)",
+                  what, LL(s->d[i]));
   }
   for (int i = 0; i < s->rank; i++)
     if (!mul_ok(n, s->d[i], &n))
-      return fail(x, at, -1, key, "%s (%s) has too many elements (the limit is 2^36)",
-                  what, shape_str(s, b, sizeof b));
+      return fail(x, at, -1, key, "%s (%s) has too many elements (the limit is 2^36)", what,
+                  shape_str(s, b, sizeof b));
   return true;
 }
 
 /* Output size of a sliding window along one axis, PyTorch's formula for conv
    and pooling (ceil_mode: the last window must start inside the input or the
    leading padding). Returns <= 0 if the window does not fit. */
-static int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t p0,
-                          int64_t p1, int64_t d, bool ceil_mode) {
+static int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1, int64_t d,
+                          bool ceil_mode) {
   int64_t span = in + p0 + p1 - d * (k - 1) - 1;
   if (span < 0)
     return 0;
@@ -232,8 +232,8 @@ static bool need_rank3(Inf *x) {
   const Node *n = x->n;
   const Shape *s = &n->in[0]->shape;
   if (s->rank != 3)
-    FAIL_IN(0, "%s needs a [C, H, W] input, but %s is a vector of %lld values",
-            ir_ops[n->op].name, iname(x, 0), LL(s->d[0]));
+    FAIL_IN(0, "%s needs a [C, H, W] input, but %s is a vector of %lld values", ir_ops[n->op].name,
+            iname(x, 0), LL(s->d[0]));
   return true;
 }
 
@@ -245,8 +245,7 @@ static bool window_attrs_ok(Inf *x, bool pool) {
     if (a->stride[i] <= 0 || a->stride[i] >= IR_MAX_DIM)
       FAIL_ATTR("stride", i, "the stride must be positive, got %lld", LL(a->stride[i]));
     if (a->dilation[i] <= 0 || a->dilation[i] >= IR_MAX_DIM)
-      FAIL_ATTR("dilation", i, "the dilation must be positive, got %lld",
-                LL(a->dilation[i]));
+      FAIL_ATTR("dilation", i, "the dilation must be positive, got %lld", LL(a->dilation[i]));
   }
   for (int i = 0; i < 4; i++)
     if (a->pad[i] < 0 || a->pad[i] >= IR_MAX_DIM)
@@ -257,10 +256,12 @@ static bool window_attrs_ok(Inf *x, bool pool) {
       int ax = i % 2;
       int64_t eff = a->dilation[ax] * (a->kernel[ax] - 1) + 1;
       if (a->pad[i] * 2 > eff) {
-        note(x, "%s pads with at most half the kernel size on each side, as "
-                "PyTorch does", ir_ops[x->n->op].name);
-        FAIL_ATTR("pad", i, "padding %lld is more than half the kernel %s %lld",
-                  LL(a->pad[i]), ax ? "width" : "height", LL(eff));
+        note(x,
+             "%s pads with at most half the kernel size on each side, as "
+             "PyTorch does",
+             ir_ops[x->n->op].name);
+        FAIL_ATTR("pad", i, "padding %lld is more than half the kernel %s %lld", LL(a->pad[i]),
+                  ax ? "width" : "height", LL(eff));
       }
     }
   }
@@ -275,8 +276,8 @@ static bool infer_window(Inf *x, bool pool) {
   const Attrs *a = &n->attr;
   int64_t o[2];
   for (int ax = 0; ax < 2; ax++)
-    o[ax] = window_out(in->d[1 + ax], a->kernel[ax], a->stride[ax], a->pad[ax],
-                       a->pad[ax + 2], a->dilation[ax], pool && a->ceil_mode);
+    o[ax] = window_out(in->d[1 + ax], a->kernel[ax], a->stride[ax], a->pad[ax], a->pad[ax + 2],
+                       a->dilation[ax], pool && a->ceil_mode);
   for (int ax = 0; ax < 2; ax++) {
     if (o[ax] > 0)
       continue;
@@ -288,19 +289,16 @@ static bool infer_window(Inf *x, bool pool) {
     }
     char kern[96], pads[64] = "";
     if (dilated)
-      snprintf(kern, sizeof kern, "%lldx%lld kernel dilated to %lldx%lld",
-               LL(a->kernel[0]), LL(a->kernel[1]), LL(eff[0]), LL(eff[1]));
+      snprintf(kern, sizeof kern, "%lldx%lld kernel dilated to %lldx%lld", LL(a->kernel[0]),
+               LL(a->kernel[1]), LL(eff[0]), LL(eff[1]));
     else
-      snprintf(kern, sizeof kern, "%lldx%lld kernel", LL(a->kernel[0]),
-               LL(a->kernel[1]));
+      snprintf(kern, sizeof kern, "%lldx%lld kernel", LL(a->kernel[0]), LL(a->kernel[1]));
     if (padded[0] != in->d[1] || padded[1] != in->d[2])
-      snprintf(pads, sizeof pads, ", even padded to %lldx%lld", LL(padded[0]),
-               LL(padded[1]));
+      snprintf(pads, sizeof pads, ", even padded to %lldx%lld", LL(padded[0]), LL(padded[1]));
     /* the dilation is at fault if the kernel alone would fit */
-    const char *key = a->dilation[ax] > 1 && a->kernel[ax] <= padded[ax] ? "dilation"
-                                                                        : "kernel";
-    FAIL_ATTR(key, ax, "the %s does not fit the %lldx%lld input from %s%s", kern,
-              LL(in->d[1]), LL(in->d[2]), iname(x, 0), pads);
+    const char *key = a->dilation[ax] > 1 && a->kernel[ax] <= padded[ax] ? "dilation" : "kernel";
+    FAIL_ATTR(key, ax, "the %s does not fit the %lldx%lld input from %s%s", kern, LL(in->d[1]),
+              LL(in->d[2]), iname(x, 0), pads);
   }
   n->shape.rank = 3;
   n->shape.d[1] = o[0];
@@ -335,9 +333,8 @@ static bool param_shape_ok(Inf *x, int slot, int rank, const int64_t *dims) {
     ok = p->dims[i] == dims[i];
   char b0[128], b1[128];
   if (!ok)
-    FAIL("%s '%s': expected shape %s for parameter '%s', got %s", ir_ops[n->op].name,
-         n->name, dims_str(rank, dims, b0, sizeof b0), p->name,
-         dims_str(p->rank, p->dims, b1, sizeof b1));
+    FAIL("%s '%s': expected shape %s for parameter '%s', got %s", ir_ops[n->op].name, n->name,
+         dims_str(rank, dims, b0, sizeof b0), p->name, dims_str(p->rank, p->dims, b1, sizeof b1));
   return true;
 }
 
@@ -350,21 +347,22 @@ static bool same_shapes(Inf *x) {
     const Shape *s = &n->in[i]->shape;
     if (shape_eq(s, s0))
       continue;
-    note(x, "%s combines its inputs element by element: they must have the "
-            "same shape", ir_ops[n->op].name);
-    bool hw_same = s->rank == 3 && s0->rank == 3 && s->d[1] == s0->d[1] &&
-                   s->d[2] == s0->d[2];
+    note(x,
+         "%s combines its inputs element by element: they must have the "
+         "same shape",
+         ir_ops[n->op].name);
+    bool hw_same = s->rank == 3 && s0->rank == 3 && s->d[1] == s0->d[1] && s->d[2] == s0->d[2];
     if (s->rank == 3 && hw_same)
-      FAIL_IN(i, "expected %lld channels from %s to match %s, got %lld", LL(s0->d[0]),
-              iname(x, i), iname(x, 0), LL(s->d[0]));
+      FAIL_IN(i, "expected %lld channels from %s to match %s, got %lld", LL(s0->d[0]), iname(x, i),
+              iname(x, 0), LL(s->d[0]));
     if (s->rank == 3 && s0->rank == 3 && s->d[0] == s0->d[0])
-      FAIL_IN(i, "%s is %lldx%lld but %s is %lldx%lld", iname(x, i), LL(s->d[1]),
-              LL(s->d[2]), iname(x, 0), LL(s0->d[1]), LL(s0->d[2]));
+      FAIL_IN(i, "%s is %lldx%lld but %s is %lldx%lld", iname(x, i), LL(s->d[1]), LL(s->d[2]),
+              iname(x, 0), LL(s0->d[1]), LL(s0->d[2]));
     if (s->rank == 1 && s0->rank == 1)
-      FAIL_IN(i, "expected %lld features from %s to match %s, got %lld", LL(s0->d[0]),
-              iname(x, i), iname(x, 0), LL(s->d[0]));
-    FAIL_IN(i, "%s is %s but %s is %s", iname(x, i), sdesc(s, b0, sizeof b0),
-            iname(x, 0), sdesc(s0, b1, sizeof b1));
+      FAIL_IN(i, "expected %lld features from %s to match %s, got %lld", LL(s0->d[0]), iname(x, i),
+              iname(x, 0), LL(s->d[0]));
+    FAIL_IN(i, "%s is %s but %s is %s", iname(x, i), sdesc(s, b0, sizeof b0), iname(x, 0),
+            sdesc(s0, b1, sizeof b1));
   }
   return true;
 }
@@ -375,13 +373,13 @@ static bool infer(Inf *x) {
   const OpInfo *oi = &ir_ops[n->op];
   if (n->nin < oi->min_inputs || (oi->max_inputs >= 0 && n->nin > oi->max_inputs)) {
     if (oi->max_inputs < 0)
-      return fail(x, IR_AT_INPUTS, -1, NULL, "%s takes at least %d inputs, got %d",
-                  oi->name, oi->min_inputs, n->nin);
+      return fail(x, IR_AT_INPUTS, -1, NULL, "%s takes at least %d inputs, got %d", oi->name,
+                  oi->min_inputs, n->nin);
     if (oi->min_inputs == oi->max_inputs)
       return fail(x, IR_AT_INPUTS, -1, NULL, "%s takes %d input%s, got %d", oi->name,
                   oi->min_inputs, oi->min_inputs == 1 ? "" : "s", n->nin);
-    return fail(x, IR_AT_INPUTS, -1, NULL, "%s takes %d to %d inputs, got %d",
-                oi->name, oi->min_inputs, oi->max_inputs, n->nin);
+    return fail(x, IR_AT_INPUTS, -1, NULL, "%s takes %d to %d inputs, got %d", oi->name,
+                oi->min_inputs, oi->max_inputs, n->nin);
   }
   for (int i = 0; i < n->nin; i++)
     assert(n->in[i] && n->in[i]->shape.rank > 0);
@@ -393,31 +391,30 @@ static bool infer(Inf *x) {
   switch (n->op) {
   case OP_INPUT:
     if (n->shape.rank != 1 && n->shape.rank != 3)
-      FAIL("input '%s' must have shape [C, H, W] or [F], got rank %d", n->name,
-           n->shape.rank);
-    return check_shape(x, &n->shape, arena_printf(g->arena, "input '%s'", n->name),
-                       NULL);
+      FAIL("input '%s' must have shape [C, H, W] or [F], got rank %d", n->name, n->shape.rank);
+    return check_shape(x, &n->shape, arena_printf(g->arena, "input '%s'", n->name), NULL);
 
   case OP_CONV2D: {
     if (!need_rank3(x))
       return false;
     int64_t c = in0->d[0], oc = a->out_channels, gr = a->groups;
     if (oc <= 0 || oc >= IR_MAX_DIM)
-      FAIL_ATTR("out", -1, "the number of output channels must be positive, got %lld",
-                LL(oc));
+      FAIL_ATTR("out", -1, "the number of output channels must be positive, got %lld", LL(oc));
     if (gr <= 0 || gr >= IR_MAX_DIM)
       FAIL_ATTR("groups", -1, "groups must be positive, got %lld", LL(gr));
     if (c % gr) {
-      note(x, "groups must divide both the input channels (%lld) and 'out' (%lld)",
-           LL(c), LL(oc));
-      FAIL_ATTR("groups", -1, "cannot split the %lld input channels from %s into "
-                              "%lld groups", LL(c), iname(x, 0), LL(gr));
+      note(x, "groups must divide both the input channels (%lld) and 'out' (%lld)", LL(c), LL(oc));
+      FAIL_ATTR("groups", -1,
+                "cannot split the %lld input channels from %s into "
+                "%lld groups",
+                LL(c), iname(x, 0), LL(gr));
     }
     if (oc % gr) {
-      note(x, "groups must divide both the input channels (%lld) and 'out' (%lld)",
-           LL(c), LL(oc));
-      FAIL_ATTR("groups", -1, "cannot split the %lld output channels ('out') into "
-                              "%lld groups", LL(oc), LL(gr));
+      note(x, "groups must divide both the input channels (%lld) and 'out' (%lld)", LL(c), LL(oc));
+      FAIL_ATTR("groups", -1,
+                "cannot split the %lld output channels ('out') into "
+                "%lld groups",
+                LL(oc), LL(gr));
     }
     if (!infer_window(x, false))
       return false;
@@ -425,8 +422,9 @@ static bool infer(Inf *x) {
     int64_t wd[4] = {oc, c / gr, a->kernel[0], a->kernel[1]}, wn;
     if (!mul_ok(oc, c / gr, &wn) || !mul_ok(wn, a->kernel[0], &wn) ||
         !mul_ok(wn, a->kernel[1], &wn))
-      FAIL_ATTR("out", -1, "the weight tensor [%lld, %lld, %lld, %lld] would be too "
-                           "large (more than 2^36 values)",
+      FAIL_ATTR("out", -1,
+                "the weight tensor [%lld, %lld, %lld, %lld] would be too "
+                "large (more than 2^36 values)",
                 LL(wd[0]), LL(wd[1]), LL(wd[2]), LL(wd[3]));
     if (create) {
       mkparam(g, n, P_WEIGHT, "weight", 4, wd, true);
@@ -488,8 +486,7 @@ static bool infer(Inf *x) {
       return false;
     for (int i = 0; i < 2; i++)
       if (a->out_hw[i] <= 0 || a->out_hw[i] >= IR_MAX_DIM)
-        FAIL_ATTR("out", i, "the output size must be positive, got %lld",
-                  LL(a->out_hw[i]));
+        FAIL_ATTR("out", i, "the output size must be positive, got %lld", LL(a->out_hw[i]));
     n->shape.rank = 3;
     n->shape.d[0] = in0->d[0];
     n->shape.d[1] = a->out_hw[0];
@@ -498,20 +495,19 @@ static bool infer(Inf *x) {
 
   case OP_LRN:
     if (a->lrn_size <= 0 || a->lrn_size >= IR_MAX_DIM)
-      FAIL_ATTR("size", -1, "the window size must be positive, got %lld",
-                LL(a->lrn_size));
+      FAIL_ATTR("size", -1, "the window size must be positive, got %lld", LL(a->lrn_size));
     n->shape = *in0;
     break;
 
   case OP_LINEAR: {
     int64_t in_f = shape_numel(in0), out_f = a->out_features, wn;
     if (out_f <= 0 || out_f >= IR_MAX_DIM)
-      FAIL_ATTR("out", -1, "the number of output features must be positive, got %lld",
-                LL(out_f));
+      FAIL_ATTR("out", -1, "the number of output features must be positive, got %lld", LL(out_f));
     if (!mul_ok(in_f, out_f, &wn))
-      FAIL_ATTR("out", -1, "the weight tensor [%lld, %lld] (%lld outputs, %lld input "
-                           "features from %s) would be too large (more than 2^36 "
-                           "values)",
+      FAIL_ATTR("out", -1,
+                "the weight tensor [%lld, %lld] (%lld outputs, %lld input "
+                "features from %s) would be too large (more than 2^36 "
+                "values)",
                 LL(out_f), LL(in_f), LL(out_f), LL(in_f), iname(x, 0));
     n->shape.rank = 1;
     n->shape.d[0] = out_f;
@@ -530,8 +526,8 @@ static bool infer(Inf *x) {
   case OP_SLICE: {
     int64_t c = n->shape.d[0], first = a->slice_begin;
     if (in0->rank != 3 || first < 0 || c <= 0 || first + c > in0->d[0])
-      FAIL_IN(0, "slice: channels [%lld, %lld) are not inside %s (%lld channels)",
-              LL(first), LL(first + c), iname(x, 0), LL(in0->d[0]));
+      FAIL_IN(0, "slice: channels [%lld, %lld) are not inside %s (%lld channels)", LL(first),
+              LL(first + c), iname(x, 0), LL(in0->d[0]));
     n->shape.rank = 3;
     n->shape.d[1] = in0->d[1];
     n->shape.d[2] = in0->d[2];
@@ -551,17 +547,17 @@ static bool infer(Inf *x) {
     for (int i = 0; i < n->nin; i++) {
       const Shape *s = &n->in[i]->shape;
       if (s->rank != in0->rank)
-        FAIL_IN(i, "concat inputs must all be [C, H, W] maps or all vectors: %s is "
-                   "%s, %s is %s",
-                iname(x, i), sdesc(s, b0, sizeof b0), iname(x, 0),
-                sdesc(in0, b1, sizeof b1));
+        FAIL_IN(i,
+                "concat inputs must all be [C, H, W] maps or all vectors: %s is "
+                "%s, %s is %s",
+                iname(x, i), sdesc(s, b0, sizeof b0), iname(x, 0), sdesc(in0, b1, sizeof b1));
       if (s->rank == 3 && (s->d[1] != in0->d[1] || s->d[2] != in0->d[2])) {
         note(x, "concat joins its inputs along the channels; the other "
                 "dimensions must match");
-        FAIL_IN(i, "concat inputs must agree in height and width: %s is %lldx%lld, "
-                   "%s is %lldx%lld",
-                iname(x, i), LL(s->d[1]), LL(s->d[2]), iname(x, 0), LL(in0->d[1]),
-                LL(in0->d[2]));
+        FAIL_IN(i,
+                "concat inputs must agree in height and width: %s is %lldx%lld, "
+                "%s is %lldx%lld",
+                iname(x, i), LL(s->d[1]), LL(s->d[2]), iname(x, 0), LL(in0->d[1]), LL(in0->d[2]));
       }
       if (__builtin_add_overflow(c, s->d[0], &c))
         FAIL("concat: too many channels");
@@ -590,8 +586,7 @@ static bool infer(Inf *x) {
 #undef FAIL_ATTR
 #undef LL
 
-bool ir_infer_shape_at(Graph *g, Node *n, const char *const *in_names,
-                       IrShapeError *e) {
+bool ir_infer_shape_at(Graph *g, Node *n, const char *const *in_names, IrShapeError *e) {
   memset(e, 0, sizeof *e);
   e->at = IR_AT_NODE;
   e->index = -1;
@@ -611,13 +606,13 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
 
 int ir_verify(const Graph *g, FILE *out) {
   int bad = 0;
-#define BAD(...)                                                               \
-  do {                                                                         \
-    bad++;                                                                     \
-    if (out) {                                                                 \
-      fprintf(out, "ir_verify: " __VA_ARGS__);                                 \
-      fputc('\n', out);                                                        \
-    }                                                                          \
+#define BAD(...)                                                                                   \
+  do {                                                                                             \
+    bad++;                                                                                         \
+    if (out) {                                                                                     \
+      fprintf(out, "ir_verify: " __VA_ARGS__);                                                     \
+      fputc('\n', out);                                                                            \
+    }                                                                                              \
   } while (0)
   int n = g->nodes.len;
   int maxid = g->next_id;

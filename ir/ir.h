@@ -34,12 +34,11 @@
 typedef struct Arena Arena;
 Arena *arena_new(void);
 void arena_free(Arena *a);
-void *arena_alloc(Arena *a, size_t n);          /* zeroed, 16-byte aligned */
+void *arena_alloc(Arena *a, size_t n); /* zeroed, 16-byte aligned */
 void *arena_alloc_aligned(Arena *a, size_t n, size_t align);
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
-char *arena_printf(Arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Growable array of pointers, memory from an arena. */
 typedef struct {
@@ -84,7 +83,7 @@ typedef struct {
 
 #define IR_MAX_RANK 4
 typedef struct {
-  int rank;                  /* 1 ([F]) or 3 ([C,H,W]) per sample */
+  int rank; /* 1 ([F]) or 3 ([C,H,W]) per sample */
   int64_t d[IR_MAX_RANK];
 } Shape;
 
@@ -183,16 +182,16 @@ typedef struct {
 typedef enum { MEM_NONE = 0, MEM_INPUT, MEM_ARENA, MEM_ALIAS } MemKind;
 typedef struct {
   MemKind kind;
-  int index;           /* MEM_INPUT */
-  int64_t offset;      /* MEM_ARENA, MEM_ALIAS: bytes */
+  int index;      /* MEM_INPUT */
+  int64_t offset; /* MEM_ARENA, MEM_ALIAS: bytes */
   struct Node *alias_of;
-  bool fixed;          /* placed by a pass before planning (concat-elim);
-                          the planner keeps it */
+  bool fixed; /* placed by a pass before planning (concat-elim);
+                 the planner keeps it */
 } Mem;
 
 typedef struct Node Node;
 struct Node {
-  int id;          /* unique, stable across passes (printer uses it) */
+  int id; /* unique, stable across passes (printer uses it) */
   Op op;
   const char *name; /* hierarchical, e.g. "layer1.0.conv1"; unique */
   Node **in;
@@ -231,17 +230,17 @@ typedef struct {
 
 typedef struct Graph {
   Arena *arena;
-  const char *name;     /* network name from the spec */
+  const char *name; /* network name from the spec */
   const char *spec_file;
-  PtrVec nodes;         /* Node*, execution order */
-  PtrVec params;        /* Param*, in definition order */
+  PtrVec nodes;  /* Node*, execution order */
+  PtrVec params; /* Param*, in definition order */
   GraphIO *inputs, *outputs;
   int ninputs, noutputs;
   int next_id;
   uint64_t num_params_orig; /* trainable parameter count before any folding */
   int64_t arena_bytes;      /* set by memory planning */
   int64_t naive_bytes, lower_bound_bytes;
-  PtrVec stats;             /* PassStat* */
+  PtrVec stats; /* PassStat* */
 } Graph;
 
 #define GRAPH_NODE(g, i) ((Node *)(g)->nodes.items[i])
@@ -254,11 +253,10 @@ void ir_graph_free(Graph *g);
 
 /* A new node appended to g->nodes, attrs defaulted (stride 1, dilation 1,
    groups 1, eps 1e-5, epi.residual -1, ...); inputs copied. */
-Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin,
-                  SrcLoc loc);
+Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, SrcLoc loc);
 /* A parameter owned by node n in slot `slot`, shape given, data NULL. */
-Param *ir_param_new(Graph *g, Node *n, int slot, const char *name, int rank,
-                    const int64_t *dims, bool trainable);
+Param *ir_param_new(Graph *g, Node *n, int slot, const char *name, int rank, const int64_t *dims,
+                    bool trainable);
 
 /* Infer n->shape from its inputs and attributes, creating/shaping its params
    if n->nparams == 0 (the input channels come from the input's shape).
@@ -289,8 +287,7 @@ typedef struct {
 /* ir_infer_shape with a structured error. in_names (optional, one per
    input) is how messages name each input, e.g. "'conv3'" or "the previous
    layer 'conv3'"; NULL: "'<node name>'". */
-bool ir_infer_shape_at(Graph *g, Node *n, const char *const *in_names,
-                       IrShapeError *e);
+bool ir_infer_shape_at(Graph *g, Node *n, const char *const *in_names, IrShapeError *e);
 
 /* Structural checks (arity, order, shapes consistent with attributes, names
    unique, params present with data). Returns the number of problems, each

@@ -8,9 +8,8 @@
  *
  *   graph "tiny" {
  *     %0 input "image" -> 3x32x32
- *     %1 conv2d "conv" (%0) out=16 k=3x3 s=1x1 p=1,1,1,1 d=1x1 g=1 bias [weight 16x3x3x3, bias 16] -> 16x32x32
- *     %2 relu "relu2" (%1) -> 16x32x32
- *     output "relu2" = %2
+ *     %1 conv2d "conv" (%0) out=16 k=3x3 s=1x1 p=1,1,1,1 d=1x1 g=1 bias [weight 16x3x3x3, bias 16]
+ * -> 16x32x32 %2 relu "relu2" (%1) -> 16x32x32 output "relu2" = %2
  *   }
  *
  * Epilogues print as "+res(%k)" and "+relu"; planned memory as "@arena:OFF",
@@ -55,10 +54,9 @@ static void print_attrs(const Node *n, FILE *o) {
     break;
   case OP_MAXPOOL:
   case OP_AVGPOOL:
-    fprintf(o, " k=%lldx%lld s=%lldx%lld p=%lld,%lld,%lld,%lld",
-            (long long)a->kernel[0], (long long)a->kernel[1], (long long)a->stride[0],
-            (long long)a->stride[1], (long long)a->pad[0], (long long)a->pad[1],
-            (long long)a->pad[2], (long long)a->pad[3]);
+    fprintf(o, " k=%lldx%lld s=%lldx%lld p=%lld,%lld,%lld,%lld", (long long)a->kernel[0],
+            (long long)a->kernel[1], (long long)a->stride[0], (long long)a->stride[1],
+            (long long)a->pad[0], (long long)a->pad[1], (long long)a->pad[2], (long long)a->pad[3]);
     if (n->op == OP_MAXPOOL && (a->dilation[0] != 1 || a->dilation[1] != 1))
       fprintf(o, " d=%lldx%lld", (long long)a->dilation[0], (long long)a->dilation[1]);
     if (a->ceil_mode)
@@ -70,8 +68,8 @@ static void print_attrs(const Node *n, FILE *o) {
     fprintf(o, " out=%lldx%lld", (long long)a->out_hw[0], (long long)a->out_hw[1]);
     break;
   case OP_LRN:
-    fprintf(o, " size=%lld alpha=%g beta=%g k=%g", (long long)a->lrn_size,
-            (double)a->alpha, (double)a->beta, (double)a->k);
+    fprintf(o, " size=%lld alpha=%g beta=%g k=%g", (long long)a->lrn_size, (double)a->alpha,
+            (double)a->beta, (double)a->k);
     break;
   case OP_LINEAR:
     fprintf(o, " out=%lld%s", (long long)a->out_features, a->has_bias ? " bias" : "");

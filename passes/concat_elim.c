@@ -59,8 +59,10 @@ void pass_concat_elim(Graph *g) {
       Node *x = c->in[k];
       inputs++;
       if (placeable(g, c, x, at, concat_users)) {
-        x->mem = (Mem){.kind = MEM_ALIAS, .alias_of = c,
-                       .offset = at * plane * (int64_t)sizeof(float), .fixed = true};
+        x->mem = (Mem){.kind = MEM_ALIAS,
+                       .alias_of = c,
+                       .offset = at * plane * (int64_t)sizeof(float),
+                       .fixed = true};
         placed++;
       } else {
         all = false;

@@ -30,8 +30,7 @@ static bool candidate(const Graph *g, const Node *c) {
   const Attrs *a = &c->attr;
   return !c->dead && c->op == OP_CONV2D && c->nin == 1 && !c->split && a->kernel[0] == 1 &&
          a->kernel[1] == 1 && a->groups == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] &&
-         !a->pad[3] && c->epi.residual < 0 &&
-         !ir_is_graph_output(g, c);
+         !a->pad[3] && c->epi.residual < 0 && !ir_is_graph_output(g, c);
 }
 
 static bool same_kind(const Node *a, const Node *b) {

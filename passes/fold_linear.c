@@ -42,9 +42,9 @@ static float *ensure_bias(Graph *g, Node *p) {
 
 static bool fold_forward(Graph *g, Node *x, const int *users) {
   Node *p = x->in[0];
-  if ((p->op != OP_CONV2D && p->op != OP_LINEAR) || users[p->id] != 1 ||
-      ir_is_graph_output(g, p) || p->epi.residual >= 0 || p->epi.act != ACT_NONE ||
-      x->epi.act != ACT_NONE || p->layout != x->layout)
+  if ((p->op != OP_CONV2D && p->op != OP_LINEAR) || users[p->id] != 1 || ir_is_graph_output(g, p) ||
+      p->epi.residual >= 0 || p->epi.act != ACT_NONE || x->epi.act != ACT_NONE ||
+      p->layout != x->layout)
     return false;
   Param *w = p->params[P_WEIGHT];
   int64_t c = out_channels(p), per = param_numel(w) / c;
@@ -120,6 +120,8 @@ void pass_fold_linear(Graph *g) {
   }
   free(users);
   if (fwd || bwd)
-    ir_stat(g, "fold-linear", "folded %d scale/scale-shift ops into the conv before them "
-            "and %d into the conv after them", fwd, bwd);
+    ir_stat(g, "fold-linear",
+            "folded %d scale/scale-shift ops into the conv before them "
+            "and %d into the conv after them",
+            fwd, bwd);
 }

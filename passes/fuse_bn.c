@@ -52,8 +52,8 @@ void pass_fuse_bn(Graph *g) {
         for (int64_t k = 0; k < per; k++)
           w->data[oc * per + k] = (float)((double)w->data[oc * per + k] * s[oc]);
       if (!p->attr.has_bias) {
-        Param *bias = ir_param_new(g, p, P_BIAS, arena_printf(g->arena, "%s.bias", p->name), 1,
-                                   &c, false);
+        Param *bias =
+            ir_param_new(g, p, P_BIAS, arena_printf(g->arena, "%s.bias", p->name), 1, &c, false);
         bias->data = arena_alloc_aligned(g->arena, sizeof(float) * (size_t)c, 64);
         p->attr.has_bias = true;
       }
@@ -69,8 +69,10 @@ void pass_fuse_bn(Graph *g) {
       b->nparams = 0;
       for (int k = 0; k < IR_MAX_PARAMS; k++)
         b->params[k] = NULL;
-      Param *ps = ir_param_new(g, b, P_SCALE, arena_printf(g->arena, "%s.scale", b->name), 1, &c, false);
-      Param *pt = ir_param_new(g, b, P_SHIFT, arena_printf(g->arena, "%s.shift", b->name), 1, &c, false);
+      Param *ps =
+          ir_param_new(g, b, P_SCALE, arena_printf(g->arena, "%s.scale", b->name), 1, &c, false);
+      Param *pt =
+          ir_param_new(g, b, P_SHIFT, arena_printf(g->arena, "%s.shift", b->name), 1, &c, false);
       ps->data = arena_alloc_aligned(g->arena, sizeof(float) * (size_t)c, 64);
       pt->data = arena_alloc_aligned(g->arena, sizeof(float) * (size_t)c, 64);
       for (int64_t k = 0; k < c; k++) {
@@ -84,6 +86,8 @@ void pass_fuse_bn(Graph *g) {
   }
   free(users);
   if (total)
-    ir_stat(g, "fuse-bn", "folded %d of %d batchnorms into the preceding conv/linear; "
-            "%d became per-channel scale-shifts", folded, total, scaleshift);
+    ir_stat(g, "fuse-bn",
+            "folded %d of %d batchnorms into the preceding conv/linear; "
+            "%d became per-channel scale-shifts",
+            folded, total, scaleshift);
 }

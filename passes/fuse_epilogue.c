@@ -24,8 +24,8 @@
 #include "passes.h"
 
 static bool can_take_residual(const Graph *g, const Node *n, const int *users) {
-  return (n->op == OP_CONV2D || n->op == OP_LINEAR) && users[n->id] == 1 &&
-         n->epi.residual < 0 && n->epi.act == ACT_NONE && !ir_is_graph_output(g, n);
+  return (n->op == OP_CONV2D || n->op == OP_LINEAR) && users[n->id] == 1 && n->epi.residual < 0 &&
+         n->epi.act == ACT_NONE && !ir_is_graph_output(g, n);
 }
 
 static int fuse_residuals(Graph *g, int *users) {
@@ -86,6 +86,6 @@ void pass_fuse_epilogue(Graph *g) {
   ir_compact(g);
   free(users);
   if (res || relu)
-    ir_stat(g, "fuse-epilogue", "fused %d residual adds and %d relus into their producers",
-            res, relu);
+    ir_stat(g, "fuse-epilogue", "fused %d residual adds and %d relus into their producers", res,
+            relu);
 }

@@ -39,9 +39,7 @@
 
 #include "passes.h"
 
-static bool c16(const Node *x) {
-  return x->shape.rank == 3 && x->shape.d[0] % 16 == 0;
-}
+static bool c16(const Node *x) { return x->shape.rank == 3 && x->shape.d[0] % 16 == 0; }
 
 /* Is x usable by a consumer that wants layout L? */
 static bool compatible(const Node *x, Layout L) {
@@ -142,8 +140,8 @@ static Node *reorder_of(Graph *g, Node *x, Layout L, Reorder **cache, int *n, in
   for (int i = 0; i < *n; i++)
     if ((*cache)[i].from == x && (*cache)[i].to == L)
       return (*cache)[i].r;
-  char *name = arena_printf(g->arena, "%s.%s", x->name,
-                            L == LAYOUT_NCHW16C ? "to_nchw16c" : "to_nchw");
+  char *name =
+      arena_printf(g->arena, "%s.%s", x->name, L == LAYOUT_NCHW16C ? "to_nchw16c" : "to_nchw");
   Node *r = ir_node_new(g, OP_REORDER, name, &x, 1, x->loc);
   r->shape = x->shape;
   r->layout = L;

@@ -16,10 +16,10 @@
 typedef void (*PassFn)(Graph *g);
 
 typedef struct {
-  const char *name;     /* as on the command line: "fuse-bn", "plan-memory" */
+  const char *name; /* as on the command line: "fuse-bn", "plan-memory" */
   PassFn fn;
-  int min_opt;          /* runs by default at -O<min_opt> and above */
-  const char *summary;  /* one line for --help */
+  int min_opt;         /* runs by default at -O<min_opt> and above */
+  const char *summary; /* one line for --help */
 } PassInfo;
 
 extern const PassInfo passes_all[];
@@ -32,7 +32,7 @@ typedef struct {
   int nonly;
   const char *print_after; /* pass name, "all", or NULL */
   FILE *print_out;
-  bool verify;             /* run ir_verify after every pass (abort on failure) */
+  bool verify; /* run ir_verify after every pass (abort on failure) */
 } PassOptions;
 
 /* Runs the pipeline. Memory planning always runs last (naive at -O0). */

@@ -56,8 +56,7 @@ static void after(Graph *g, const char *name, const PassOptions *o) {
       abort();
     }
   }
-  if (o->print_after && (strcmp(o->print_after, "all") == 0 ||
-                         strcmp(o->print_after, name) == 0)) {
+  if (o->print_after && (strcmp(o->print_after, "all") == 0 || strcmp(o->print_after, name) == 0)) {
     FILE *out = o->print_out ? o->print_out : stdout;
     fprintf(out, "; after %s\n", name);
     ir_print(g, out);

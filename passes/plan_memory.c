@@ -23,8 +23,8 @@
  * at an overlapping time (best fit, ties to the lower offset; or first
  * fit), 64-byte aligned. The order matters and no single one is best on
  * every graph, so the planner tries several (by size, by size x lifetime,
- * by lifetime, by first use; best and first fit) and keeps the smallest. The lower bound is the largest total of buffers
- * live at one step of the order; the naive size is the sum of all buffers.
+ * by lifetime, by first use; best and first fit) and keeps the smallest. The lower bound is the
+ * largest total of buffers live at one step of the order; the naive size is the sum of all buffers.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -33,11 +33,11 @@
 #include "passes.h"
 
 typedef struct {
-  Node *root;       /* the node that owns the storage */
-  int64_t bytes;    /* 64-aligned */
-  int first, last;  /* live steps, inclusive */
-  int64_t offset;   /* -1 until placed */
-  int merged_into;  /* -1, or the buffer this one was folded into (in place) */
+  Node *root;      /* the node that owns the storage */
+  int64_t bytes;   /* 64-aligned */
+  int first, last; /* live steps, inclusive */
+  int64_t offset;  /* -1 until placed */
+  int merged_into; /* -1, or the buffer this one was folded into (in place) */
 } Buf;
 
 static int64_t align64(int64_t x) { return (x + 63) & ~(int64_t)63; }
@@ -63,9 +63,7 @@ static int find(Plan *p, int b) {
 
 /* A SLICE of a split producer is not a view: it owns storage the producer
    writes at its own step. */
-static bool is_split_slice(const Node *x) {
-  return x->op == OP_SLICE && x->in[0]->split;
-}
+static bool is_split_slice(const Node *x) { return x->op == OP_SLICE && x->in[0]->split; }
 
 /* The step at which x's kernel writes x's storage, or -1 for nodes that
    write nothing (views, elided concats, split producers themselves). */
@@ -97,8 +95,7 @@ static void collect(Graph *g, Plan *p, bool in_place) {
   }
   for (int i = 0; i < nn; i++) {
     Node *x = GRAPH_NODE(g, i);
-    if (x->op == OP_INPUT || x->mem.fixed || !(ir_ops[x->op].flags & OPF_VIEW) ||
-        is_split_slice(x))
+    if (x->op == OP_INPUT || x->mem.fixed || !(ir_ops[x->op].flags & OPF_VIEW) || is_split_slice(x))
       continue;
     int64_t off = 0;
     if (x->op == OP_SLICE)
@@ -204,11 +201,20 @@ static int cmp_place(const void *a, const void *b, void *ctx) {
   const Buf *x = *(Buf *const *)a, *y = *(Buf *const *)b;
   int64_t kx = 0, ky = 0;
   switch (*(const PlaceOrder *)ctx) {
-  case BY_SIZE: kx = x->bytes, ky = y->bytes; break;
-  case BY_AREA: kx = area(x), ky = area(y); break;
-  case BY_LIFETIME: kx = x->last - x->first, ky = y->last - y->first; break;
-  case BY_FIRST: kx = -x->first, ky = -y->first; break;
-  case ORDER_COUNT: break;
+  case BY_SIZE:
+    kx = x->bytes, ky = y->bytes;
+    break;
+  case BY_AREA:
+    kx = area(x), ky = area(y);
+    break;
+  case BY_LIFETIME:
+    kx = x->last - x->first, ky = y->last - y->first;
+    break;
+  case BY_FIRST:
+    kx = -x->first, ky = -y->first;
+    break;
+  case ORDER_COUNT:
+    break;
   }
   if (kx != ky)
     return kx < ky ? 1 : -1;
@@ -504,8 +510,7 @@ void pass_plan_memory(Graph *g) {
   free(best_off);
   finish(g, &p);
   ir_stat(g, "plan-memory", "naive %lld bytes, planned %lld bytes, lower bound %lld bytes",
-          (long long)g->naive_bytes, (long long)g->arena_bytes,
-          (long long)g->lower_bound_bytes);
+          (long long)g->naive_bytes, (long long)g->arena_bytes, (long long)g->lower_bound_bytes);
 }
 
 void pass_plan_memory_naive(Graph *g) {

@@ -44,9 +44,9 @@ typedef struct {
 /* Error codes returned by cnn_run and cnn_set_num_threads. */
 enum {
   CNN_OK = 0,
-  CNN_EINVAL = 1,  /* NULL pointer, batch <= 0, bad thread count */
-  CNN_ENOMEM = 2,  /* could not allocate (only at create or batch growth) */
-  CNN_ESTATE = 3,  /* model is NULL or failed to load */
+  CNN_EINVAL = 1, /* NULL pointer, batch <= 0, bad thread count */
+  CNN_ENOMEM = 2, /* could not allocate (only at create or batch growth) */
+  CNN_ESTATE = 3, /* model is NULL or failed to load */
 };
 
 const cnn_info *cnn_get_info(void);
@@ -57,8 +57,7 @@ cnn_model *cnn_create(const char *weights_path, char *err, size_t err_len);
 
 /* inputs[i]: batch x dims of inputs[i], float32, contiguous NCHW.
    outputs[i]: batch x dims of outputs[i]. Returns 0 or a CNN_E* code. */
-int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
-            float *const *outputs);
+int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs, float *const *outputs);
 
 int cnn_set_num_threads(cnn_model *m, int n); /* 0 = one per core */
 const char *cnn_last_error(const cnn_model *m);

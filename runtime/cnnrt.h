@@ -37,20 +37,20 @@ typedef struct cnnrt_ctx cnnrt_ctx;
 /* Runs fn over [0, n), split across the model's threads in contiguous
    chunks; returns when all are done. n <= 0 is a no-op. The chunks do not
    depend on the thread count (up to 8 threads), so neither do results. */
-CNNRT_HIDDEN void cnnrt_parallel_for(cnnrt_ctx *ctx, cnnrt_kernel_fn fn,
-                                     void *const *ptrs, int64_t n);
+CNNRT_HIDDEN void cnnrt_parallel_for(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *const *ptrs,
+                                     int64_t n);
 
 /* cnnrt_parallel_for for layer number `layer` of the tables below: the
    same, timed when the model profiles (CNN_PROFILE=1 in the environment at
    cnn_create: a per-layer table of ms and GFLOP/s goes to stderr when the
    model is destroyed or its thread count changes). */
-CNNRT_HIDDEN void cnnrt_launch(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *const *ptrs,
-                               int64_t n, int32_t layer);
+CNNRT_HIDDEN void cnnrt_launch(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n,
+                               int32_t layer);
 
 /* One entry per kernel launch of cnnrt_forward, in order (generated). */
 extern CNNRT_HIDDEN const int32_t cnnrt_num_layers;
 extern CNNRT_HIDDEN const char *const cnnrt_layer_names[]; /* "name\top" */
-extern CNNRT_HIDDEN const int64_t cnnrt_layer_flops[];    /* per sample */
+extern CNNRT_HIDDEN const int64_t cnnrt_layer_flops[];     /* per sample */
 
 #define CNNRT_BLOB_MAGIC "CNNCCWB1" /* 8 bytes */
 #define CNNRT_BUILD_ID_LEN 32       /* hex digits, NUL-padded to 40 */
@@ -58,9 +58,9 @@ extern CNNRT_HIDDEN const int64_t cnnrt_layer_flops[];    /* per sample */
 /* The weight blob: this header, padding to 64 bytes, then the packed data.
    All offsets the generated code uses are relative to the start of data. */
 typedef struct {
-  char magic[8];                     /* CNNRT_BLOB_MAGIC */
-  uint64_t data_bytes;               /* bytes after the 64-byte header */
-  char build_id[40];                 /* NUL-terminated hex */
+  char magic[8];       /* CNNRT_BLOB_MAGIC */
+  uint64_t data_bytes; /* bytes after the 64-byte header */
+  char build_id[40];   /* NUL-terminated hex */
   uint64_t reserved;
 } CnnrtBlobHeader;
 _Static_assert(sizeof(CnnrtBlobHeader) == 64, "blob header is 64 bytes");
@@ -72,9 +72,8 @@ extern CNNRT_HIDDEN const char cnnrt_build_id[];
 
 /* One sample: weights = blob data (after the header), arena = arena_bytes of
    scratch, 64-byte aligned; inputs/outputs point at this sample's slice. */
-CNNRT_HIDDEN void cnnrt_forward(cnnrt_ctx *ctx, const float *weights,
-                                float *arena, const float *const *inputs,
-                                float *const *outputs);
+CNNRT_HIDDEN void cnnrt_forward(cnnrt_ctx *ctx, const float *weights, float *arena,
+                                const float *const *inputs, float *const *outputs);
 
 /* ------------------------------------------------- runtime internals
    (threads.c, used by runtime.c). A cnnrt_ctx is a model's thread pool:

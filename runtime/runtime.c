@@ -86,12 +86,12 @@ static int64_t desc_numel(const cnn_tensor_desc *d) {
 CNN_EXPORT const cnn_info *cnn_get_info(void) { return &cnnrt_info; }
 
 /* Checks a blob (header + data of `size` bytes); what names it in errors. */
-static int check_blob(const unsigned char *blob, uint64_t size, const char *what,
-                      char *err, size_t len) {
+static int check_blob(const unsigned char *blob, uint64_t size, const char *what, char *err,
+                      size_t len) {
   CnnrtBlobHeader h;
   if (size < sizeof h) {
-    set_err(err, len, "%s is too small to be a cnncc weights blob (%llu bytes)",
-            what, (unsigned long long)size);
+    set_err(err, len, "%s is too small to be a cnncc weights blob (%llu bytes)", what,
+            (unsigned long long)size);
     return -1;
   }
   memcpy(&h, blob, sizeof h);
@@ -108,15 +108,15 @@ static int check_blob(const unsigned char *blob, uint64_t size, const char *what
     return -1;
   }
   if (h.data_bytes != size - sizeof h) {
-    set_err(err, len, "%s is truncated or has trailing data (%llu data bytes "
-            "announced, %llu present)", what, (unsigned long long)h.data_bytes,
-            (unsigned long long)(size - sizeof h));
+    set_err(err, len,
+            "%s is truncated or has trailing data (%llu data bytes "
+            "announced, %llu present)",
+            what, (unsigned long long)h.data_bytes, (unsigned long long)(size - sizeof h));
     return -1;
   }
   if (h.data_bytes != cnnrt_info.weight_bytes) {
-    set_err(err, len, "%s holds %llu bytes of weights, the model needs %llu",
-            what, (unsigned long long)h.data_bytes,
-            (unsigned long long)cnnrt_info.weight_bytes);
+    set_err(err, len, "%s holds %llu bytes of weights, the model needs %llu", what,
+            (unsigned long long)h.data_bytes, (unsigned long long)cnnrt_info.weight_bytes);
     return -1;
   }
   return 0;
@@ -135,8 +135,10 @@ static int map_weights(cnn_model *m, const char *path, char *err, size_t len) {
     return -1;
   }
   if ((uint64_t)st.st_size < sizeof(CnnrtBlobHeader)) {
-    set_err(err, len, "weights '%s' is too small to be a cnncc weights blob "
-            "(%lld bytes)", path, (long long)st.st_size);
+    set_err(err, len,
+            "weights '%s' is too small to be a cnncc weights blob "
+            "(%lld bytes)",
+            path, (long long)st.st_size);
     close(fd);
     return -1;
   }
@@ -240,8 +242,7 @@ CNN_EXPORT void cnn_destroy(cnn_model *m) {
   free(m);
 }
 
-CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err,
-                                 size_t err_len) {
+CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err_len) {
   const cnn_info *info = &cnnrt_info;
   if (err && err_len)
     err[0] = 0;
@@ -257,11 +258,11 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err,
     if (cnnrt_blob_size == 0) {
       set_err(err, err_len,
               "model '%s' was compiled with external weights: pass the path "
-              "of its .weights file to cnn_create", info->name);
+              "of its .weights file to cnn_create",
+              info->name);
       goto fail;
     }
-    if (check_blob(cnnrt_blob, cnnrt_blob_size, "the embedded weights", err,
-                   err_len) != 0)
+    if (check_blob(cnnrt_blob, cnnrt_blob_size, "the embedded weights", err, err_len) != 0)
       goto fail;
     m->blob = cnnrt_blob;
   }
@@ -320,8 +321,8 @@ static void run_lanes(void *const *ptrs, int64_t lo, int64_t hi) {
   cnn_model *m = ptrs[0];
   for (int64_t l = lo; l < hi; l++)
     for (int64_t s = l; s < m->par_batch; s += m->nlanes)
-      run_sample(m, m->lane_ctx[l], m->lane_arena[l], m->lane_in[l], m->lane_out[l], s, m->par_inputs,
-                 m->par_outputs);
+      run_sample(m, m->lane_ctx[l], m->lane_arena[l], m->lane_in[l], m->lane_out[l], s,
+                 m->par_inputs, m->par_outputs);
 }
 
 CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
@@ -330,19 +331,16 @@ CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
     return CNN_ESTATE;
   const cnn_info *info = &cnnrt_info;
   if (batch < 1) {
-    set_err(m->err, sizeof m->err, "cnn_run: batch must be at least 1, got %lld",
-            (long long)batch);
+    set_err(m->err, sizeof m->err, "cnn_run: batch must be at least 1, got %lld", (long long)batch);
     return CNN_EINVAL;
   }
   if ((info->num_inputs > 0 && !inputs) || (info->num_outputs > 0 && !outputs)) {
-    set_err(m->err, sizeof m->err, "cnn_run: %s array is NULL",
-            !inputs ? "inputs" : "outputs");
+    set_err(m->err, sizeof m->err, "cnn_run: %s array is NULL", !inputs ? "inputs" : "outputs");
     return CNN_EINVAL;
   }
   for (int i = 0; i < info->num_inputs; i++)
     if (!inputs[i]) {
-      set_err(m->err, sizeof m->err, "cnn_run: inputs[%d] ('%s') is NULL", i,
-              info->inputs[i].name);
+      set_err(m->err, sizeof m->err, "cnn_run: inputs[%d] ('%s') is NULL", i, info->inputs[i].name);
       return CNN_EINVAL;
     }
   for (int i = 0; i < info->num_outputs; i++)

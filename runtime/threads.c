@@ -66,13 +66,13 @@ typedef struct {
 } Worker;
 
 struct cnnrt_ctx {
-  int nthreads; /* including the caller */
-  double *prof_ms;      /* per layer, NULL unless profiling */
-  double *prof_min;     /* fastest call per layer (a busy machine's noise) */
-  double *prof_wait;    /* caller's wait for the other threads after its own chunks */
-  double *prof_lag;     /* launch to the first worker's first claim (mean of workers) */
+  int nthreads;      /* including the caller */
+  double *prof_ms;   /* per layer, NULL unless profiling */
+  double *prof_min;  /* fastest call per layer (a busy machine's noise) */
+  double *prof_wait; /* caller's wait for the other threads after its own chunks */
+  double *prof_lag;  /* launch to the first worker's first claim (mean of workers) */
   int64_t *prof_calls;
-  double t_launch;      /* profiling: when the current job was published */
+  double t_launch; /* profiling: when the current job was published */
   pthread_t *threads;
   Worker *workers;
   pthread_mutex_t mu;
@@ -86,8 +86,8 @@ struct cnnrt_ctx {
   /* Each counter on its own cache line: claiming a chunk then does not
      take the line holding the job (read by every claimant) from the
      other cores. */
-  ClaimCounter *next; /* per thread: its next unclaimed chunk */
-  _Alignas(64) atomic_int done; /* chunks finished */
+  ClaimCounter *next;                    /* per thread: its next unclaimed chunk */
+  _Alignas(64) atomic_int done;          /* chunks finished */
   _Alignas(64) atomic_uint_fast64_t gen; /* bumped per launch: wakes the workers */
   atomic_bool stop;
 };
@@ -110,9 +110,7 @@ static inline void cpu_relax(void) {
 
 static double now_ms(void);
 
-static int chunks_for(int nthreads) {
-  return nthreads > CNNRT_CHUNKS ? nthreads : CNNRT_CHUNKS;
-}
+static int chunks_for(int nthreads) { return nthreads > CNNRT_CHUNKS ? nthreads : CNNRT_CHUNKS; }
 
 /* All chunks, in order, on the calling thread. */
 static void run_serial(int nchunks, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n) {
@@ -229,8 +227,7 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-void cnnrt_launch(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n,
-                  int32_t layer) {
+void cnnrt_launch(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n, int32_t layer) {
   if (!c || !c->prof_ms || layer < 0 || layer >= cnnrt_num_layers) {
     cnnrt_parallel_for(c, fn, ptrs, n);
     return;
@@ -265,8 +262,8 @@ static void print_profile(const cnnrt_ctx *c) {
   fprintf(stderr, "cnn profile: %s, %d thread%s, %lld sample run%s (ms per sample)\n",
           cnnrt_info.name, c->nthreads, c->nthreads == 1 ? "" : "s", (long long)runs,
           runs == 1 ? "" : "s");
-  fprintf(stderr, "%4s  %-44s %-22s %9s %6s %9s %9s %8s %8s\n", "#", "layer", "op", "ms(mean)",
-          "%", "ms(min)", "GFLOP/s", "wait", "lag");
+  fprintf(stderr, "%4s  %-44s %-22s %9s %6s %9s %9s %8s %8s\n", "#", "layer", "op", "ms(mean)", "%",
+          "ms(min)", "GFLOP/s", "wait", "lag");
   for (int i = 0; i < nl; i++) {
     total += c->prof_ms[i] / (double)runs;
     tmin += c->prof_min[i];
@@ -280,8 +277,8 @@ static void print_profile(const cnnrt_ctx *c) {
     double wt = c->prof_wait[i] / (double)runs, lg = c->prof_lag[i] / (double)runs;
     twait += wt, tlag += lg;
     fprintf(stderr, "%4d  %-44.*s %-22s %9.3f %6.1f %9.3f %9.1f %8.3f %8.3f\n", i,
-            nlen > 44 ? 44 : nlen, nm, tab ? tab + 1 : "", ms, total > 0 ? 100 * ms / total : 0,
-            mn, gf, wt, lg);
+            nlen > 44 ? 44 : nlen, nm, tab ? tab + 1 : "", ms, total > 0 ? 100 * ms / total : 0, mn,
+            gf, wt, lg);
   }
   fprintf(stderr, "      %-44s %-22s %9.3f %6s %9.3f %9.1f %8.3f %8.3f\n", "total", "", total, "",
           tmin, tmin > 0 ? tflop / (tmin * 1e6) : 0, twait, tlag);

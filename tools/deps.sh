@@ -7,7 +7,7 @@ PKGS=(build-essential cmake pkg-config
       llvm-19-dev libyaml-dev libjansson-dev libcriterion-dev
       python3 python3-numpy python3-torch python3-torchvision
       python3-sklearn graphviz
-      clang-19 libclang-rt-19-dev valgrind)
+      clang-19 libclang-rt-19-dev clang-format-19 valgrind)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

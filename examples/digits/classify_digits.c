@@ -40,8 +40,7 @@ static void *read_file(const char *dir, const char *name, size_t *len, int optio
   FILE *f = fopen(path, "rb");
   if (!f) {
     if (!optional)
-      fprintf(stderr,
-              "cnn_digits: cannot open %s (run examples/digits/train_digits.py first)\n",
+      fprintf(stderr, "cnn_digits: cannot open %s (run examples/digits/train_digits.py first)\n",
               path);
     return NULL;
   }
@@ -101,8 +100,8 @@ static void picture_row(const uint8_t *d8, const float *img, int row, char *out)
 
 /* Draws the digits idx[0..n) side by side, 20 columns each, with their
    labels: 4 fit in 80 columns. */
-static void draw(const int *idx, int n, const uint8_t *d8, const float *images,
-                 const int *pred, const int32_t *label) {
+static void draw(const int *idx, int n, const uint8_t *d8, const float *images, const int *pred,
+                 const int32_t *label) {
   char cell[64];
   for (int k = 0; k < n; k++) {
     snprintf(cell, sizeof cell, "  #%d", idx[k]);
@@ -116,8 +115,8 @@ static void draw(const int *idx, int n, const uint8_t *d8, const float *images,
         continue;
       }
       char row[17];
-      picture_row(d8 ? d8 + (size_t)idx[k] * 64 : NULL, images + (size_t)idx[k] * SIDE * SIDE,
-                  r, row);
+      picture_row(d8 ? d8 + (size_t)idx[k] * 64 : NULL, images + (size_t)idx[k] * SIDE * SIDE, r,
+                  row);
       printf("  |%s|", row);
     }
     putchar('\n');
@@ -147,7 +146,8 @@ int main(int argc, char **argv) {
     else if (a[0] != '-' && !have_dir)
       dir = a, have_dir = 1;
     else {
-      fprintf(stderr, "usage: cnn_digits MODEL.so [DATA_DIR] [--show N] [--batch N] [--threads N]\n");
+      fprintf(stderr,
+              "usage: cnn_digits MODEL.so [DATA_DIR] [--show N] [--batch N] [--threads N]\n");
       return 1;
     }
   }

@@ -85,8 +85,8 @@ static void reference_dir(const char *net, char *dir, size_t n) {
   join(manifest, sizeof manifest, dir, "manifest.json");
   if (exists(manifest) && manifest_current(manifest))
     return;
-  snprintf(cmd, sizeof cmd, "'%s' '%s/tests/e2e/make_ref.py' %s '%s'",
-           CNNCC_PYTHON, CNNCC_SOURCE_DIR, net, dir);
+  snprintf(cmd, sizeof cmd, "'%s' '%s/tests/e2e/make_ref.py' %s '%s'", CNNCC_PYTHON,
+           CNNCC_SOURCE_DIR, net, dir);
   cr_log_info("generating reference data: %s", cmd);
   cr_assert_eq(system(cmd), 0, "make_ref.py failed: %s", cmd);
   cr_assert(exists(manifest), "make_ref.py wrote no %s", manifest);
@@ -114,8 +114,7 @@ static const char *compile(const char *net, const char *weights, char *tmpdir) {
   /* CNNCC_E2E_FLAGS: extra cnncc options (e.g. --passes=... to bisect a
      pass, -O0), appended unquoted */
   const char *flags = getenv("CNNCC_E2E_FLAGS");
-  snprintf(cmd, sizeof cmd,
-           "'%s' '%s/examples/%s.yaml' --weights '%s' -o '%s' %s > '%s' 2>&1",
+  snprintf(cmd, sizeof cmd, "'%s' '%s/examples/%s.yaml' --weights '%s' -o '%s' %s > '%s' 2>&1",
            CNNCC_EXE, CNNCC_SOURCE_DIR, net, weights, so, flags ? flags : "", log);
   int rc = system(cmd);
   if (rc != 0) {
@@ -143,20 +142,19 @@ static void *sym(void *h, const char *name) {
   return p;
 }
 
-static void check_desc(const cnn_tensor_desc *d, const char *name,
-                       json_t *shape, const char *what) {
+static void check_desc(const cnn_tensor_desc *d, const char *name, json_t *shape,
+                       const char *what) {
   cr_expect_str_eq(d->name, name, "%s name", what);
   cr_assert_eq(d->rank, 1 + (int)json_array_size(shape), "%s rank", what);
   cr_expect_eq(d->dims[0], 1, "%s batch dim", what);
   for (size_t i = 0; i < json_array_size(shape); i++)
-    cr_expect_eq(d->dims[i + 1], json_integer_value(json_array_get(shape, i)),
-                 "%s dims[%zu]", what, i + 1);
+    cr_expect_eq(d->dims[i + 1], json_integer_value(json_array_get(shape, i)), "%s dims[%zu]", what,
+                 i + 1);
 }
 
 /* Runs one batch of one case; returns true when within tolerance. */
-static bool run_batch(const char *net, run_fn run, last_error_fn last_error,
-                      cnn_model *m, const char *dir, json_t *cas,
-                      size_t in_n, size_t out_n) {
+static bool run_batch(const char *net, run_fn run, last_error_fn last_error, cnn_model *m,
+                      const char *dir, json_t *cas, size_t in_n, size_t out_n) {
   char path[1024];
   int batch = (int)json_integer_value(json_object_get(cas, "batch"));
   join(path, sizeof path, dir, json_string_value(json_object_get(cas, "input")));
@@ -173,8 +171,7 @@ static bool run_batch(const char *net, run_fn run, last_error_fn last_error,
   double t0 = now_s();
   int rc = run(m, batch, ins, outs);
   double secs = now_s() - t0;
-  cr_expect_eq(rc, CNN_OK, "%s batch %d: cnn_run returned %d: %s", net, batch, rc,
-               last_error(m));
+  cr_expect_eq(rc, CNN_OK, "%s batch %d: cnn_run returned %d: %s", net, batch, rc, last_error(m));
 
   double max_err = 0, max_ref = 0;
   size_t worst = 0;
@@ -190,13 +187,12 @@ static bool run_batch(const char *net, run_fn run, last_error_fn last_error,
   printf("e2e %-16s batch %d: max|ours - ref| = %.3g, max|ref| = %.6g, "
          "ratio %.3g (tolerance %g) %s; run %.3f s; worst at [%zu][%zu]: "
          "ours %.7g ref %.7g\n",
-         net, batch, max_err, max_ref, max_err / max_ref, TOLERANCE,
-         ok ? "PASS" : "FAIL", secs, worst / out_n, worst % out_n, y[worst],
-         ref[worst]);
+         net, batch, max_err, max_ref, max_err / max_ref, TOLERANCE, ok ? "PASS" : "FAIL", secs,
+         worst / out_n, worst % out_n, y[worst], ref[worst]);
   fflush(stdout);
   cr_expect(max_err <= TOLERANCE * max_ref,
-            "%s batch %d: max|ours - ref| = %g > %g * max|ref| = %g", net, batch,
-            max_err, TOLERANCE, TOLERANCE * max_ref);
+            "%s batch %d: max|ours - ref| = %g > %g * max|ref| = %g", net, batch, max_err,
+            TOLERANCE, TOLERANCE * max_ref);
   free(x);
   free(ref);
   free(y);
@@ -224,8 +220,7 @@ static void run_network(const char *net) {
   char tmpdir[] = "/tmp/cnncc-e2e-XXXXXX";
   cr_assert_not_null(mkdtemp(tmpdir));
   char weights[1100];
-  join(weights, sizeof weights, dir,
-       json_string_value(json_object_get(man, "weights")));
+  join(weights, sizeof weights, dir, json_string_value(json_object_get(man, "weights")));
   double t0 = now_s();
   const char *so = compile(net, weights, tmpdir);
   printf("e2e %-16s compile: %.2f s\n", net, now_s() - t0);
@@ -243,12 +238,10 @@ static void run_network(const char *net) {
   cr_assert_not_null(info);
   cr_expect_eq(info->abi_version, CNN_ABI_VERSION);
   cr_expect_str_eq(info->name, net);
-  cr_expect_eq(info->num_params, want_params,
-               "num_params %llu, PyTorch counts %llu",
-               (unsigned long long)info->num_params,
-               (unsigned long long)want_params);
-  printf("e2e %-16s params: ours %llu, PyTorch %llu\n", net,
-         (unsigned long long)info->num_params, (unsigned long long)want_params);
+  cr_expect_eq(info->num_params, want_params, "num_params %llu, PyTorch counts %llu",
+               (unsigned long long)info->num_params, (unsigned long long)want_params);
+  printf("e2e %-16s params: ours %llu, PyTorch %llu\n", net, (unsigned long long)info->num_params,
+         (unsigned long long)want_params);
   cr_assert_eq(info->num_inputs, 1);
   cr_assert_eq(info->num_outputs, 1);
   check_desc(&info->inputs[0], in_name, in_shape, "input");
@@ -265,8 +258,7 @@ static void run_network(const char *net) {
   cr_assert_not_null(m, "cnn_create: %s", err);
   json_t *c;
   size_t i;
-  json_array_foreach(cases, i, c)
-    run_batch(net, run, last_error, m, dir, c, in_n, out_n);
+  json_array_foreach(cases, i, c) run_batch(net, run, last_error, m, dir, c, in_n, out_n);
 
   destroy(m);
   dlclose(h);
@@ -279,7 +271,7 @@ static void run_network(const char *net) {
 
 /* One suite per network (ctest: test_e2e --filter=NET/'*'); the list must
    match make_ref.py's NETWORKS and tests/e2e/CMakeLists.txt. */
-#define E2E(net) \
+#define E2E(net)                                                                                   \
   Test(net, matches_pytorch, .timeout = 1800) { run_network(#net); }
 E2E(lenet5)
 E2E(alexnet)
@@ -317,8 +309,8 @@ typedef struct {
 /* Parses `cnncc --summary SPEC` rows "layer op output params MACs act". */
 static int summary_rows(const char *spec, SummaryRow *rows, int max) {
   char cmd[2048], line[1024];
-  snprintf(cmd, sizeof cmd, "'%s' --summary '%s/examples/%s' 2>&1", CNNCC_EXE,
-           CNNCC_SOURCE_DIR, spec);
+  snprintf(cmd, sizeof cmd, "'%s' --summary '%s/examples/%s' 2>&1", CNNCC_EXE, CNNCC_SOURCE_DIR,
+           spec);
   FILE *p = popen(cmd, "r");
   cr_assert_not_null(p, "popen %s", cmd);
   int n = 0;
@@ -347,13 +339,11 @@ Test(summary, alexnet_lecture_conv1_and_pool1) {
   const SummaryRow *conv1 = find_row(rows, n, "conv1");
   cr_expect_str_eq(conv1->op, "conv2d");
   cr_expect_str_eq(conv1->output, "96x55x55");
-  cr_expect_eq(conv1->params, 34944, "CONV1: (11*11*3)*96 + 96 = 34,944, got %lld",
-               conv1->params);
+  cr_expect_eq(conv1->params, 34944, "CONV1: (11*11*3)*96 + 96 = 34,944, got %lld", conv1->params);
   const SummaryRow *pool1 = find_row(rows, n, "pool1");
   cr_expect_str_eq(pool1->op, "maxpool");
   cr_expect_str_eq(pool1->output, "96x27x27");
   cr_expect_eq(pool1->params, 0);
   printf("e2e summary alexnet_lecture: conv1 %s %s %lld params, pool1 %s %s %lld params\n",
-         conv1->op, conv1->output, conv1->params, pool1->op, pool1->output,
-         pool1->params);
+         conv1->op, conv1->output, conv1->params, pool1->op, pool1->output, pool1->params);
 }

@@ -18,13 +18,13 @@
 
 #include "cnn.h"
 
-#define LOAD(h, var, name)                                                     \
-  do {                                                                         \
-    *(void **)&var = dlsym(h, name);                                           \
-    if (!var) {                                                                \
-      fprintf(stderr, "leak_host: %s missing\n", name);                       \
-      return 1;                                                                \
-    }                                                                          \
+#define LOAD(h, var, name)                                                                         \
+  do {                                                                                             \
+    *(void **)&var = dlsym(h, name);                                                               \
+    if (!var) {                                                                                    \
+      fprintf(stderr, "leak_host: %s missing\n", name);                                            \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
 
 static int64_t numel(const cnn_tensor_desc *t) {
@@ -79,16 +79,14 @@ int main(int argc, char **argv) {
       fprintf(stderr, "leak_host: cnn_create: %s\n", err);
       return 1;
     }
-    if (threads(m, 1 + c % 2) != CNN_OK ||
-        run(m, batch, (const float *const *)in, out) != CNN_OK) {
+    if (threads(m, 1 + c % 2) != CNN_OK || run(m, batch, (const float *const *)in, out) != CNN_OK) {
       fprintf(stderr, "leak_host: cycle %d: %s\n", c, last_error(m));
       bad = 1;
     }
     for (int i = 0; i < info->num_outputs && !bad; i++)
       for (int64_t k = 0; k < numel(&info->outputs[i]) * batch; k++)
         if (!isfinite(out[i][k])) {
-          fprintf(stderr, "leak_host: output %d[%lld] is %g\n", i, (long long)k,
-                  (double)out[i][k]);
+          fprintf(stderr, "leak_host: output %d[%lld] is %g\n", i, (long long)k, (double)out[i][k]);
           bad = 1;
           break;
         }

@@ -70,8 +70,7 @@ static Result cnncc(const char *env, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(args, sizeof args, fmt, ap);
   va_end(ap);
-  snprintf(cmd, sizeof cmd, "cd '%s' && %s '%s' %s 2>&1", dir, env ? env : "", CNNCC_EXE,
-           args);
+  snprintf(cmd, sizeof cmd, "cd '%s' && %s '%s' %s 2>&1", dir, env ? env : "", CNNCC_EXE, args);
   FILE *p = popen(cmd, "r");
   cr_assert(p);
   Result r = {0};
@@ -139,7 +138,9 @@ Test(cli, malformed_yaml_and_files_that_are_not_specs_exit_1) {
   /* found by fuzz_spec: a mapping for the version (was: NULL dereference) */
   bad_spec("cnncc: {version: 1}\nname: t\ninputs: {x: [3]}\nlayers: [{op: relu}]\n",
            "expected the language version (1) for 'cnncc', got a mapping");
-  bad_spec("\x7f" "ELF\x02\x01\x01\x00\x00\x00garbage\xff\xfe\n", "error:");
+  bad_spec("\x7f"
+           "ELF\x02\x01\x01\x00\x00\x00garbage\xff\xfe\n",
+           "error:");
   /* a NUL byte inside the text */
   FILE *f = fopen(at("nul.yaml"), "wb");
   fwrite(HDR "layers: [{op: relu}]\n\0\0\0\n", 1, sizeof HDR + 24, f);
@@ -175,8 +176,9 @@ Test(cli, cycles_and_self_references_in_blocks_exit_1) {
                "layers:\n  - {name: x, block: b}\n",
            "it cannot use its own output");
   /* mutual recursion without a guard */
-  bad_spec(HDR "blocks:\n  a: {layers: [{name: i, block: b}]}\n  b: {layers: [{name: j, block: a}]}\n"
-               "layers:\n  - {name: x, block: a}\n",
+  bad_spec(HDR
+           "blocks:\n  a: {layers: [{name: i, block: b}]}\n  b: {layers: [{name: j, block: a}]}\n"
+           "layers:\n  - {name: x, block: a}\n",
            "block recursion is too deep");
   /* a file including itself is read once: its blocks are defined once */
   put("self.yaml", HDR "include: self.yaml\nlayers: [{op: relu}]\n");
@@ -193,7 +195,8 @@ Test(cli, cycles_and_self_references_in_blocks_exit_1) {
 }
 
 Test(cli, an_include_of_a_device_or_a_directory_exits_1) {
-  bad_spec(HDR "include: /dev/zero\nlayers: [{op: relu}]\n", "cannot read '/dev/zero': File too large");
+  bad_spec(HDR "include: /dev/zero\nlayers: [{op: relu}]\n",
+           "cannot read '/dev/zero': File too large");
   bad_spec(HDR "include: /tmp\nlayers: [{op: relu}]\n", "cannot read '/tmp'");
 }
 
@@ -215,12 +218,14 @@ Test(cli, absurd_sizes_exit_1_without_overflow) {
   bad_spec(HDR "layers:\n  - {name: c, op: conv2d, out: 4, kernel: 3, dilation: 1000000}\n",
            "does not fit");
   bad_spec(HDR "layers:\n  - {op: maxpool, kernel: 2, stride: 0}\n", "'stride' must be at least 1");
-  bad_spec(HDR "layers:\n  - {op: maxpool, kernel: 2, pad: -1}\n", "'pad' cannot be negative, got -1");
+  bad_spec(HDR "layers:\n  - {op: maxpool, kernel: 2, pad: -1}\n",
+           "'pad' cannot be negative, got -1");
   bad_spec(HDR "layers:\n  - {name: c, op: conv2d, out: 4, kernel: 1, groups: 0}\n",
            "'groups' must be at least 1");
   /* each weight tensor is small enough, their sum is not (was: abort, out
      of memory, in the deterministic initialization) */
-  bad_spec("cnncc: 1\nname: t\ninputs: {x: [32]}\nlayers:\n  - {name: fc, op: linear, out: 2147483647}\n",
+  bad_spec("cnncc: 1\nname: t\ninputs: {x: [32]}\nlayers:\n  - {name: fc, op: linear, out: "
+           "2147483647}\n",
            "more than 2^32 parameter values");
   bad_spec(HDR "layers:\n  - {name: fc, op: linear, out: \"$in * 9223372036854775807\"}\n",
            "integer overflow in expression");
@@ -355,7 +360,11 @@ Test(cli, a_failed_compile_leaves_no_partial_output_and_keeps_the_old_one) {
   char magic[4] = {0};
   cr_assert_eq(fread(magic, 1, 4, f), 4);
   fclose(f);
-  cr_expect_eq(memcmp(magic, "\x7f" "ELF", 4), 0);
+  cr_expect_eq(memcmp(magic,
+                      "\x7f"
+                      "ELF",
+                      4),
+               0);
 }
 
 Test(cli, bad_flags_exit_1) {

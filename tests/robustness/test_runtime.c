@@ -207,11 +207,9 @@ Test(runtime, corrupt_or_foreign_weight_files_are_refused_with_a_message) {
     const void *bytes;
     size_t len;
   } cases[] = {
-      {"empty", "too small", "", 0},
-      {"garbage", "too small", "garbage", 7},
+      {"empty", "too small", "", 0},           {"garbage", "too small", "garbage", 7},
       {"bad magic", "bad magic", NULL, 0}, /* the blob with its magic flipped */
-      {"truncated", "truncated", blob, n - 1},
-      {"trailing byte", "trailing data", NULL, 0},
+      {"truncated", "truncated", blob, n - 1}, {"trailing byte", "trailing data", NULL, 0},
   };
   unsigned char *flipped = malloc(n + 1);
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -278,8 +276,7 @@ Test(runtime, cnn_run_refuses_bad_arguments_with_a_message_and_then_works) {
   /* nothing was written, and the model still works */
   for (int i = 0; i < b.nout; i++)
     for (int64_t k = 0; k < b.out_n[i]; k++)
-      cr_assert(isnan(b.out[i][k]), "a refused cnn_run wrote outputs[%d][%lld]", i,
-                (long long)k);
+      cr_assert(isnan(b.out[i][k]), "a refused cnn_run wrote outputs[%d][%lld]", i, (long long)k);
   cr_assert_eq(l.threads(m, 0), CNN_OK);
   cr_assert_eq(run(&l, m, &b), CNN_OK, "%s", l.last_error(m));
   cr_assert_str_eq(l.last_error(m), "");
@@ -360,8 +357,8 @@ Test(runtime, a_thousand_create_run_destroy_cycles_leak_nothing) {
   Usage after = usage();
   cr_expect_eq(after.fds, before.fds, "file descriptors: %d before, %d after", before.fds,
                after.fds);
-  cr_expect_eq(after.threads, before.threads, "threads: %d before, %d after",
-               before.threads, after.threads);
+  cr_expect_eq(after.threads, before.threads, "threads: %d before, %d after", before.threads,
+               after.threads);
   bufs_free(&b);
   lib_close(&emb);
   lib_close(&ext);
@@ -370,8 +367,7 @@ Test(runtime, a_thousand_create_run_destroy_cycles_leak_nothing) {
      pleases: mappings and RSS say nothing here, LeakSanitizer does. */
   cr_expect_eq(__lsan_do_recoverable_leak_check(), 0, "LeakSanitizer found leaks (see stderr)");
 #else
-  cr_expect_eq(after.maps, before.maps, "mappings: %d before, %d after", before.maps,
-               after.maps);
+  cr_expect_eq(after.maps, before.maps, "mappings: %d before, %d after", before.maps, after.maps);
   cr_expect_lt(after.rss - before.rss, 8 * 1024, "RSS grew by %ld KB", after.rss - before.rss);
 #endif
 }
@@ -505,8 +501,7 @@ static void two_jobs(Job *a, Job *b) {
   pthread_join(ta, NULL);
   pthread_join(tb, NULL);
   cr_assert_eq(a->errors + b->errors, 0, "cnn_create/cnn_run failed in a thread");
-  cr_assert_eq(a->mismatches, 0, "%d of %d runs of the first model differ", a->mismatches,
-               a->runs);
+  cr_assert_eq(a->mismatches, 0, "%d of %d runs of the first model differ", a->mismatches, a->runs);
   cr_assert_eq(b->mismatches, 0, "%d of %d runs of the second model differ", b->mismatches,
                b->runs);
 }

@@ -8,8 +8,8 @@
 #include <math.h>
 #include <string.h>
 
-int64_t ref_window_out(int64_t in, int64_t k, int64_t stride, int64_t pad0,
-                       int64_t pad1, int64_t dil, bool ceil_mode) {
+int64_t ref_window_out(int64_t in, int64_t k, int64_t stride, int64_t pad0, int64_t pad1,
+                       int64_t dil, bool ceil_mode) {
   /* torch: div_rtn(in + pl + pr - dil*(k-1) - 1 + (ceil ? s-1 : 0), s) + 1,
      then in ceil mode drop a last window that starts in the right padding. */
   int64_t num = in + pad0 + pad1 - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
@@ -22,10 +22,9 @@ int64_t ref_window_out(int64_t in, int64_t k, int64_t stride, int64_t pad0,
   return out;
 }
 
-void ref_conv2d(const float *x, int64_t C, int64_t H, int64_t W, const float *w,
-                const float *b, int64_t OC, const int64_t k[2],
-                const int64_t s[2], const int64_t pad[4], const int64_t d[2],
-                int64_t groups, float *y, int64_t *OH, int64_t *OW) {
+void ref_conv2d(const float *x, int64_t C, int64_t H, int64_t W, const float *w, const float *b,
+                int64_t OC, const int64_t k[2], const int64_t s[2], const int64_t pad[4],
+                const int64_t d[2], int64_t groups, float *y, int64_t *OH, int64_t *OW) {
   int64_t oh_n = ref_window_out(H, k[0], s[0], pad[0], pad[2], d[0], false);
   int64_t ow_n = ref_window_out(W, k[1], s[1], pad[1], pad[3], d[1], false);
   *OH = oh_n;
@@ -52,17 +51,16 @@ void ref_conv2d(const float *x, int64_t C, int64_t H, int64_t W, const float *w,
   }
 }
 
-void ref_batchnorm(const float *x, int64_t C, int64_t HW, const float *w,
-                   const float *b, const float *mean, const float *var,
-                   float eps, float *y) {
+void ref_batchnorm(const float *x, int64_t C, int64_t HW, const float *w, const float *b,
+                   const float *mean, const float *var, float eps, float *y) {
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < HW; i++)
-      y[c * HW + i] = (float)(((double)x[c * HW + i] - mean[c]) /
-                                  sqrt((double)var[c] + eps) * w[c] + b[c]);
+      y[c * HW + i] =
+          (float)(((double)x[c * HW + i] - mean[c]) / sqrt((double)var[c] + eps) * w[c] + b[c]);
 }
 
-void ref_scaleshift(const float *x, int64_t C, int64_t HW, const float *scale,
-                    const float *shift, float *y) {
+void ref_scaleshift(const float *x, int64_t C, int64_t HW, const float *scale, const float *shift,
+                    float *y) {
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < HW; i++)
       y[c * HW + i] = (float)((double)x[c * HW + i] * scale[c] + shift[c]);
@@ -73,10 +71,9 @@ void ref_relu(const float *x, int64_t n, float *y) {
     y[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
-void ref_maxpool(const float *x, int64_t C, int64_t H, int64_t W,
-                 const int64_t k[2], const int64_t s[2], const int64_t pad[4],
-                 const int64_t d[2], bool ceil_mode, float *y, int64_t *OH,
-                 int64_t *OW) {
+void ref_maxpool(const float *x, int64_t C, int64_t H, int64_t W, const int64_t k[2],
+                 const int64_t s[2], const int64_t pad[4], const int64_t d[2], bool ceil_mode,
+                 float *y, int64_t *OH, int64_t *OW) {
   int64_t oh_n = ref_window_out(H, k[0], s[0], pad[0], pad[2], d[0], ceil_mode);
   int64_t ow_n = ref_window_out(W, k[1], s[1], pad[1], pad[3], d[1], ceil_mode);
   *OH = oh_n;
@@ -99,10 +96,9 @@ void ref_maxpool(const float *x, int64_t C, int64_t H, int64_t W,
       }
 }
 
-void ref_avgpool(const float *x, int64_t C, int64_t H, int64_t W,
-                 const int64_t k[2], const int64_t s[2], const int64_t pad[4],
-                 bool ceil_mode, bool count_include_pad, float *y, int64_t *OH,
-                 int64_t *OW) {
+void ref_avgpool(const float *x, int64_t C, int64_t H, int64_t W, const int64_t k[2],
+                 const int64_t s[2], const int64_t pad[4], bool ceil_mode, bool count_include_pad,
+                 float *y, int64_t *OH, int64_t *OW) {
   int64_t oh_n = ref_window_out(H, k[0], s[0], pad[0], pad[2], 1, ceil_mode);
   int64_t ow_n = ref_window_out(W, k[1], s[1], pad[1], pad[3], 1, ceil_mode);
   *OH = oh_n;
@@ -141,8 +137,8 @@ void ref_avgpool(const float *x, int64_t C, int64_t H, int64_t W,
       }
 }
 
-void ref_adaptive_avgpool(const float *x, int64_t C, int64_t H, int64_t W,
-                          int64_t OH, int64_t OW, float *y) {
+void ref_adaptive_avgpool(const float *x, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                          float *y) {
   for (int64_t c = 0; c < C; c++)
     for (int64_t oh = 0; oh < OH; oh++)
       for (int64_t ow = 0; ow < OW; ow++) {
@@ -158,8 +154,8 @@ void ref_adaptive_avgpool(const float *x, int64_t C, int64_t H, int64_t W,
       }
 }
 
-void ref_lrn(const float *x, int64_t C, int64_t HW, int64_t size, float alpha,
-             float beta, float k, float *y) {
+void ref_lrn(const float *x, int64_t C, int64_t HW, int64_t size, float alpha, float beta, float k,
+             float *y) {
   /* torch.nn.functional.local_response_norm: x^2 zero-padded by size/2 in
      front and (size-1)/2 behind along C, averaged over windows of `size`
      (avg_pool with count_include_pad), then (avg * alpha + k)^beta. */
@@ -178,8 +174,7 @@ void ref_lrn(const float *x, int64_t C, int64_t HW, int64_t size, float alpha,
     }
 }
 
-void ref_linear(const float *x, int64_t in, const float *w, const float *b,
-                int64_t out, float *y) {
+void ref_linear(const float *x, int64_t in, const float *w, const float *b, int64_t out, float *y) {
   for (int64_t o = 0; o < out; o++) {
     double acc = b ? b[o] : 0.0;
     for (int64_t i = 0; i < in; i++)
@@ -188,8 +183,7 @@ void ref_linear(const float *x, int64_t in, const float *w, const float *b,
   }
 }
 
-void ref_concat(const float *const *xs, const int64_t *c, int n, int64_t HW,
-                float *y) {
+void ref_concat(const float *const *xs, const int64_t *c, int n, int64_t HW, float *y) {
   int64_t off = 0;
   for (int i = 0; i < n; i++) {
     memcpy(y + off * HW, xs[i], sizeof(float) * (size_t)(c[i] * HW));

@@ -15,40 +15,34 @@
 #include <stdint.h>
 
 /* PyTorch's pooling_output_shape (conv: ceil_mode false). */
-int64_t ref_window_out(int64_t in, int64_t k, int64_t stride, int64_t pad0,
-                       int64_t pad1, int64_t dil, bool ceil_mode);
+int64_t ref_window_out(int64_t in, int64_t k, int64_t stride, int64_t pad0, int64_t pad1,
+                       int64_t dil, bool ceil_mode);
 
 /* pad = {top, left, bottom, right}; b may be NULL. */
-void ref_conv2d(const float *x, int64_t C, int64_t H, int64_t W, const float *w,
-                const float *b, int64_t OC, const int64_t k[2],
-                const int64_t s[2], const int64_t pad[4], const int64_t d[2],
-                int64_t groups, float *y, int64_t *OH, int64_t *OW);
+void ref_conv2d(const float *x, int64_t C, int64_t H, int64_t W, const float *w, const float *b,
+                int64_t OC, const int64_t k[2], const int64_t s[2], const int64_t pad[4],
+                const int64_t d[2], int64_t groups, float *y, int64_t *OH, int64_t *OW);
 
-void ref_batchnorm(const float *x, int64_t C, int64_t HW, const float *w,
-                   const float *b, const float *mean, const float *var,
-                   float eps, float *y);
-void ref_scaleshift(const float *x, int64_t C, int64_t HW, const float *scale,
-                    const float *shift, float *y);
+void ref_batchnorm(const float *x, int64_t C, int64_t HW, const float *w, const float *b,
+                   const float *mean, const float *var, float eps, float *y);
+void ref_scaleshift(const float *x, int64_t C, int64_t HW, const float *scale, const float *shift,
+                    float *y);
 void ref_relu(const float *x, int64_t n, float *y);
 
-void ref_maxpool(const float *x, int64_t C, int64_t H, int64_t W,
-                 const int64_t k[2], const int64_t s[2], const int64_t pad[4],
-                 const int64_t d[2], bool ceil_mode, float *y, int64_t *OH,
-                 int64_t *OW);
-void ref_avgpool(const float *x, int64_t C, int64_t H, int64_t W,
-                 const int64_t k[2], const int64_t s[2], const int64_t pad[4],
-                 bool ceil_mode, bool count_include_pad, float *y, int64_t *OH,
-                 int64_t *OW);
-void ref_adaptive_avgpool(const float *x, int64_t C, int64_t H, int64_t W,
-                          int64_t OH, int64_t OW, float *y);
-void ref_lrn(const float *x, int64_t C, int64_t HW, int64_t size, float alpha,
-             float beta, float k, float *y);
+void ref_maxpool(const float *x, int64_t C, int64_t H, int64_t W, const int64_t k[2],
+                 const int64_t s[2], const int64_t pad[4], const int64_t d[2], bool ceil_mode,
+                 float *y, int64_t *OH, int64_t *OW);
+void ref_avgpool(const float *x, int64_t C, int64_t H, int64_t W, const int64_t k[2],
+                 const int64_t s[2], const int64_t pad[4], bool ceil_mode, bool count_include_pad,
+                 float *y, int64_t *OH, int64_t *OW);
+void ref_adaptive_avgpool(const float *x, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                          float *y);
+void ref_lrn(const float *x, int64_t C, int64_t HW, int64_t size, float alpha, float beta, float k,
+             float *y);
 /* w: [out][in]; b may be NULL. */
-void ref_linear(const float *x, int64_t in, const float *w, const float *b,
-                int64_t out, float *y);
+void ref_linear(const float *x, int64_t in, const float *w, const float *b, int64_t out, float *y);
 /* Concatenates n tensors of c[i] channels of HW each. */
-void ref_concat(const float *const *xs, const int64_t *c, int n, int64_t HW,
-                float *y);
+void ref_concat(const float *const *xs, const int64_t *c, int n, int64_t HW, float *y);
 void ref_add(const float *const *xs, int n, int64_t numel, float *y);
 void ref_mean(const float *const *xs, int n, int64_t numel, float *y);
 void ref_scale(const float *x, int64_t n, float s, float *y);

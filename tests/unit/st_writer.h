@@ -40,8 +40,7 @@ static inline void st_put_le64(unsigned char *p, uint64_t v) {
 }
 
 /* Length prefix + header text as given + data_len zero bytes. */
-static inline void st_write_header(const char *path, const char *header,
-                                   size_t data_len) {
+static inline void st_write_header(const char *path, const char *header, size_t data_len) {
   size_t h = strlen(header);
   unsigned char *buf = calloc(1, 8 + h + data_len);
   st_put_le64(buf, h);
@@ -51,8 +50,7 @@ static inline void st_write_header(const char *path, const char *header,
 }
 
 /* A well-formed file; metadata is a JSON object text or NULL. */
-static inline void st_write(const char *path, const TestTensor *t, int n,
-                            const char *metadata) {
+static inline void st_write(const char *path, const TestTensor *t, int n, const char *metadata) {
   size_t cap = 4096 + 256 * (size_t)n, len = 0, off = 0;
   char *hdr = malloc(cap);
   len += snprintf(hdr + len, cap - len, "{");
@@ -62,10 +60,8 @@ static inline void st_write(const char *path, const TestTensor *t, int n,
     len += snprintf(hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[",
                     (i || metadata) ? "," : "", t[i].name, t[i].dtype);
     for (int k = 0; k < t[i].rank; k++)
-      len += snprintf(hdr + len, cap - len, "%s%lld", k ? "," : "",
-                      (long long)t[i].shape[k]);
-    len += snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off,
-                    off + t[i].nbytes);
+      len += snprintf(hdr + len, cap - len, "%s%lld", k ? "," : "", (long long)t[i].shape[k]);
+    len += snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off, off + t[i].nbytes);
     off += t[i].nbytes;
   }
   len += snprintf(hdr + len, cap - len, "}");

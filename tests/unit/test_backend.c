@@ -138,8 +138,8 @@ static float *ref_node(const Node *n, float **vals) {
   int64_t oh = 0, ow = 0;
   switch (n->op) {
   case OP_CONV2D:
-    ref_conv2d(x, C, is->d[1], is->d[2], PD(P_WEIGHT), PD(P_BIAS), a->out_channels,
-               a->kernel, a->stride, a->pad, a->dilation, a->groups, y, &oh, &ow);
+    ref_conv2d(x, C, is->d[1], is->d[2], PD(P_WEIGHT), PD(P_BIAS), a->out_channels, a->kernel,
+               a->stride, a->pad, a->dilation, a->groups, y, &oh, &ow);
     cr_assert(oh == n->shape.d[1] && ow == n->shape.d[2], "conv shape");
     break;
   case OP_BATCHNORM:
@@ -152,18 +152,18 @@ static float *ref_node(const Node *n, float **vals) {
     ref_relu(x, N, y);
     break;
   case OP_MAXPOOL:
-    ref_maxpool(x, C, is->d[1], is->d[2], a->kernel, a->stride, a->pad, a->dilation,
-                a->ceil_mode, y, &oh, &ow);
+    ref_maxpool(x, C, is->d[1], is->d[2], a->kernel, a->stride, a->pad, a->dilation, a->ceil_mode,
+                y, &oh, &ow);
     cr_assert(oh == n->shape.d[1] && ow == n->shape.d[2],
-              "maxpool shape: ref %lldx%lld, IR %lldx%lld", (long long)oh,
-              (long long)ow, (long long)n->shape.d[1], (long long)n->shape.d[2]);
+              "maxpool shape: ref %lldx%lld, IR %lldx%lld", (long long)oh, (long long)ow,
+              (long long)n->shape.d[1], (long long)n->shape.d[2]);
     break;
   case OP_AVGPOOL:
     ref_avgpool(x, C, is->d[1], is->d[2], a->kernel, a->stride, a->pad, a->ceil_mode,
                 a->count_include_pad, y, &oh, &ow);
     cr_assert(oh == n->shape.d[1] && ow == n->shape.d[2],
-              "avgpool shape: ref %lldx%lld, IR %lldx%lld", (long long)oh,
-              (long long)ow, (long long)n->shape.d[1], (long long)n->shape.d[2]);
+              "avgpool shape: ref %lldx%lld, IR %lldx%lld", (long long)oh, (long long)ow,
+              (long long)n->shape.d[1], (long long)n->shape.d[2]);
     break;
   case OP_ADAPTIVE_AVGPOOL:
     ref_adaptive_avgpool(x, C, is->d[1], is->d[2], a->out_hw[0], a->out_hw[1], y);
@@ -379,8 +379,8 @@ static void compare(Graph *g, int64_t batch, float **in, float **out, double rto
       cr_assert(maxdiff <= rtol * maxref + 1e-6,
                 "output '%s' sample %lld: max |diff| %g at %lld (ours %g, ref %g), "
                 "max |ref| %g",
-                g->outputs[i].name, (long long)s, maxdiff, (long long)at,
-                (double)o[at], (double)refs[i][at], maxref);
+                g->outputs[i].name, (long long)s, maxdiff, (long long)at, (double)o[at],
+                (double)refs[i][at], maxref);
       free(refs[i]);
     }
   }
@@ -559,8 +559,7 @@ Test(backend, relu_running_in_place_matches_reference) {
 
 /* ------------------------------------------------------------------ pooling */
 
-static Node *pool(Graph *g, Op o, Node *x, int k, int s, int p, bool ceil_mode,
-                  bool cip) {
+static Node *pool(Graph *g, Op o, Node *x, int k, int s, int p, bool ceil_mode, bool cip) {
   Node *n = op1(g, o, x);
   n->attr.kernel[0] = n->attr.kernel[1] = k;
   n->attr.stride[0] = n->attr.stride[1] = s;
@@ -574,8 +573,8 @@ static Node *pool(Graph *g, Op o, Node *x, int k, int s, int p, bool ceil_mode,
 Test(backend, maxpool_with_ceil_mode_padding_and_dilation_matches_reference) {
   Graph *g = ir_graph_new("maxpool");
   Node *x = input3(g, "x", 3, 14, 13);
-  output(g, pool(g, OP_MAXPOOL, x, 3, 2, 0, true, true));  /* AlexNet/GoogLeNet style */
-  output(g, pool(g, OP_MAXPOOL, x, 3, 2, 1, true, true));  /* last window would start in padding */
+  output(g, pool(g, OP_MAXPOOL, x, 3, 2, 0, true, true)); /* AlexNet/GoogLeNet style */
+  output(g, pool(g, OP_MAXPOOL, x, 3, 2, 1, true, true)); /* last window would start in padding */
   output(g, pool(g, OP_MAXPOOL, x, 2, 2, 0, false, true));
   Node *d = op1(g, OP_MAXPOOL, x);
   d->attr.kernel[0] = 3, d->attr.kernel[1] = 2;
@@ -648,8 +647,7 @@ Test(backend, linear_on_a_rank3_input_flattens_it_and_matches_reference) {
 
 Test(backend, concat_of_three_inputs_along_channels_matches_reference) {
   Graph *g = ir_graph_new("cat");
-  Node *a = input3(g, "a", 2, 5, 5), *b = input3(g, "b", 3, 5, 5),
-       *c = input3(g, "c", 1, 5, 5);
+  Node *a = input3(g, "a", 2, 5, 5), *b = input3(g, "b", 3, 5, 5), *c = input3(g, "c", 1, 5, 5);
   Node *ra = fin(g, op1(g, OP_RELU, a));
   Node *abc[3] = {ra, b, c};
   output(g, fin(g, op(g, OP_CONCAT, abc, 3)));
@@ -780,8 +778,8 @@ Test(backend, one_and_two_threads_give_identical_results) {
   for (int rep = 0; rep < 20; rep++)
     cr_assert_eq(l.run(m, 2, (const float *const *)in, o2), 0);
   for (int i = 0; i < g->noutputs; i++)
-    cr_assert(memcmp(o1[i], o2[i], sizeof(float) * 2 *
-                                       (size_t)shape_numel(&g->outputs[i].node->shape)) == 0,
+    cr_assert(memcmp(o1[i], o2[i],
+                     sizeof(float) * 2 * (size_t)shape_numel(&g->outputs[i].node->shape)) == 0,
               "output %d differs between 1 and 2 threads", i);
   cr_assert_eq(l.threads(m, 0), 0);
   cr_assert_eq(l.run(m, 2, (const float *const *)in, o2), 0);
@@ -843,7 +841,7 @@ Test(backend, shared_object_exports_only_the_six_abi_functions_and_needs_only_li
   char cmd[512];
   snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s'", l.so);
   char *out = run_cmd(cmd);
-  static const char *want[] = {"cnn_get_info", "cnn_create", "cnn_run",
+  static const char *want[] = {"cnn_get_info",        "cnn_create",     "cnn_run",
                                "cnn_set_num_threads", "cnn_last_error", "cnn_destroy"};
   int found = 0, lines = 0;
   for (char *s = strtok(out, "\n"); s; s = strtok(NULL, "\n")) {
@@ -1123,8 +1121,9 @@ Test(backend, a_resnet_3x3_conv_compiles_and_runs_at_a_measured_speed) {
       if (t < best)
         best = t;
     }
-    fprintf(stderr, "[measure] conv 64->64 3x3 56x56: compile %.0f ms, %d thread%s: "
-                    "%.2f ms, %.1f GFLOP/s\n",
+    fprintf(stderr,
+            "[measure] conv 64->64 3x3 56x56: compile %.0f ms, %d thread%s: "
+            "%.2f ms, %.1f GFLOP/s\n",
             tc * 1e3, th, th > 1 ? "s" : "", best * 1e3, flops / best / 1e9);
   }
   compare(g, 1, in, out, 1e-5);
@@ -1141,8 +1140,7 @@ Test(backend, a_resnet_3x3_conv_compiles_and_runs_at_a_measured_speed) {
    elementwise ops, reorders) before the local planner, so the kernels of
    backend/blocked.c are compared with the same plain C reference. */
 
-static Node *conv(Graph *g, Node *x, int64_t oc, int64_t kh, int64_t kw, int64_t s,
-                  int64_t p) {
+static Node *conv(Graph *g, Node *x, int64_t oc, int64_t kh, int64_t kw, int64_t s, int64_t p) {
   Node *c = op1(g, OP_CONV2D, x);
   c->attr.out_channels = oc;
   c->attr.kernel[0] = kh, c->attr.kernel[1] = kw;
@@ -1382,8 +1380,8 @@ Test(blocked, split_conv_writes_its_slices_into_an_elided_concat) {
    blocked in front). Tolerance: 1e-5 of max |ref| as for the other convs
    (each output sums at most Cg*KH*KW = 72 products). */
 
-static Node *gconv(Graph *g, Node *x, int64_t oc, int64_t kh, int64_t kw, int64_t s,
-                   int64_t p, int64_t groups) {
+static Node *gconv(Graph *g, Node *x, int64_t oc, int64_t kh, int64_t kw, int64_t s, int64_t p,
+                   int64_t groups) {
   Node *c = op1(g, OP_CONV2D, x);
   c->attr.out_channels = oc, c->attr.groups = groups;
   c->attr.kernel[0] = kh, c->attr.kernel[1] = kw;
@@ -1545,8 +1543,11 @@ static void check_wino(Graph *g, int64_t batch, int threads, const char *cpu, in
   for (int i = 0; i < g->params.len; i++)
     param_bytes += (uint64_t)param_numel(GRAPH_PARAM(g, i)) * 4;
   uint64_t pad = 64 * (uint64_t)g->params.len;
-  cr_assert_geq(info->weight_bytes, param_bytes + 4 * (uint64_t)extra, "Winograd path not taken? %llu %llu", (unsigned long long)info->weight_bytes, (unsigned long long)param_bytes);
-  cr_assert_leq(info->weight_bytes, param_bytes + 4 * (uint64_t)extra + pad, "Winograd path taken?");
+  cr_assert_geq(info->weight_bytes, param_bytes + 4 * (uint64_t)extra,
+                "Winograd path not taken? %llu %llu", (unsigned long long)info->weight_bytes,
+                (unsigned long long)param_bytes);
+  cr_assert_leq(info->weight_bytes, param_bytes + 4 * (uint64_t)extra + pad,
+                "Winograd path taken?");
   char err[256];
   cnn_model *m = l.create(NULL, err, sizeof err);
   cr_assert(m, "%s", err);

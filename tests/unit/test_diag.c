@@ -37,8 +37,8 @@ Test(diag, an_error_quotes_its_line_with_a_caret_under_the_span) {
   cap_open(&c, false);
   const char *src = "layers:\n  - name: c\n      strid: 2\n";
   diag_add_source(c.d, "net.yaml", src, strlen(src));
-  diag_report(c.d, DIAG_ERROR, (SrcLoc){"net.yaml", 3, 7}, 5,
-              "unknown key '%s' for op '%s'", "strid", "conv2d");
+  diag_report(c.d, DIAG_ERROR, (SrcLoc){"net.yaml", 3, 7}, 5, "unknown key '%s' for op '%s'",
+              "strid", "conv2d");
   diag_report(c.d, DIAG_NOTE, (SrcLoc){"net.yaml", 3, 7}, 0, "did you mean '%s'?", "stride");
   cr_assert_str_eq(cap_text(&c), "net.yaml:3:7: error: unknown key 'strid' for op 'conv2d'\n"
                                  "    3 |       strid: 2\n"
@@ -67,7 +67,8 @@ Test(diag, a_span_past_the_end_of_the_line_is_clipped_and_tabs_are_kept) {
 Test(diag, locations_without_a_line_or_a_known_file_print_no_quote) {
   Cap c;
   cap_open(&c, false);
-  diag_report(c.d, DIAG_ERROR, (SrcLoc){"w.safetensors", 0, 0}, 1, "missing tensor '%s'", "fc.bias");
+  diag_report(c.d, DIAG_ERROR, (SrcLoc){"w.safetensors", 0, 0}, 1, "missing tensor '%s'",
+              "fc.bias");
   diag_report(c.d, DIAG_ERROR, (SrcLoc){"other.yaml", 4, 2}, 1, "x");
   diag_plain(c.d, DIAG_ERROR, "no input files");
   cr_assert_str_eq(cap_text(&c), "w.safetensors: error: missing tensor 'fc.bias'\n"

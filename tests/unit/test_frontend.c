@@ -95,8 +95,7 @@ static void shape_is(const Node *n, const char *want) {
   cr_assert_str_eq(shape_str(&n->shape, buf, sizeof buf), want, "shape of %s", n->name);
 }
 
-static void dims_are(const Param *p, int rank, int64_t d0, int64_t d1, int64_t d2,
-                     int64_t d3) {
+static void dims_are(const Param *p, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
   int64_t want[4] = {d0, d1, d2, d3};
   cr_assert_eq(p->rank, rank, "rank of %s", p->name);
   for (int i = 0; i < rank; i++)
@@ -138,13 +137,23 @@ Test(spec, the_documented_example_builds_the_documented_parameters) {
   cr_assert_eq(g->noutputs, 1);
   cr_assert_str_eq(g->outputs[0].name, "fc");
   cr_assert_eq(g->outputs[0].node, node(g, "fc"));
-  const char *names[] = {
-      "stem.conv.weight",     "stem.bn.weight",          "stem.bn.bias",
-      "stem.bn.running_mean", "stem.bn.running_var",     "stage.0.conv.weight",
-      "stage.0.bn.weight",    "stage.0.bn.bias",         "stage.0.bn.running_mean",
-      "stage.0.bn.running_var", "stage.1.conv.weight",   "stage.1.bn.weight",
-      "stage.1.bn.bias",      "stage.1.bn.running_mean", "stage.1.bn.running_var",
-      "fc.weight",            "fc.bias"};
+  const char *names[] = {"stem.conv.weight",
+                         "stem.bn.weight",
+                         "stem.bn.bias",
+                         "stem.bn.running_mean",
+                         "stem.bn.running_var",
+                         "stage.0.conv.weight",
+                         "stage.0.bn.weight",
+                         "stage.0.bn.bias",
+                         "stage.0.bn.running_mean",
+                         "stage.0.bn.running_var",
+                         "stage.1.conv.weight",
+                         "stage.1.bn.weight",
+                         "stage.1.bn.bias",
+                         "stage.1.bn.running_mean",
+                         "stage.1.bn.running_var",
+                         "fc.weight",
+                         "fc.bias"};
   cr_assert_eq(g->params.len, 17);
   for (int i = 0; i < 17; i++)
     cr_assert_str_eq(GRAPH_PARAM(g, i)->name, names[i]);
@@ -179,7 +188,8 @@ static const char *resnet50 =
     "      - {name: conv1, op: conv2d, out: $planes, kernel: 1, bias: false}\n"
     "      - {name: bn1, op: batchnorm}\n"
     "      - {op: relu}\n"
-    "      - {name: conv2, op: conv2d, out: $planes, kernel: 3, stride: $stride, pad: 1, bias: false}\n"
+    "      - {name: conv2, op: conv2d, out: $planes, kernel: 3, stride: $stride, pad: 1, bias: "
+    "false}\n"
     "      - {name: bn2, op: batchnorm}\n"
     "      - {op: relu}\n"
     "      - {name: conv3, op: conv2d, out: \"$planes * 4\", kernel: 1, bias: false}\n"
@@ -232,42 +242,41 @@ Test(zoo, resnet50_has_torchvisions_parameter_count_and_names) {
   done(&r);
 }
 
-static const char *vgg16 =
-    "cnncc: 1\n"
-    "name: vgg16\n"
-    "inputs: {image: [3, 224, 224]}\n"
-    "blocks:\n"
-    "  conv_relu:\n"
-    "    params: {out: 64}\n"
-    "    layers:\n"
-    "      - {op: conv2d, out: $out, kernel: 3, pad: 1}\n"
-    "      - {op: relu}\n"
-    "  stage:\n"
-    "    params: {out: 64, convs: 2}\n"
-    "    layers:\n"
-    "      - {block: conv_relu, repeat: $convs, out: $out}\n"
-    "      - {op: maxpool, kernel: 2}\n"
-    "layers:\n"
-    "  - name: features\n"
-    "    numbered: true\n"
-    "    layers:\n"
-    "      - {block: stage, out: 64, convs: 2}\n"
-    "      - {block: stage, out: 128, convs: 2}\n"
-    "      - {block: stage, out: 256, convs: 3}\n"
-    "      - {block: stage, out: 512, convs: 3}\n"
-    "      - {block: stage, out: 512, convs: 3}\n"
-    "  - {name: avgpool, op: adaptive_avgpool, out: 7}\n"
-    "  - {op: flatten}\n"
-    "  - name: classifier\n"
-    "    numbered: true\n"
-    "    layers:\n"
-    "      - {op: linear, out: 4096}\n"
-    "      - {op: relu}\n"
-    "      - {op: dropout}\n"
-    "      - {op: linear, out: 4096}\n"
-    "      - {op: relu}\n"
-    "      - {op: dropout}\n"
-    "      - {op: linear, out: 1000}\n";
+static const char *vgg16 = "cnncc: 1\n"
+                           "name: vgg16\n"
+                           "inputs: {image: [3, 224, 224]}\n"
+                           "blocks:\n"
+                           "  conv_relu:\n"
+                           "    params: {out: 64}\n"
+                           "    layers:\n"
+                           "      - {op: conv2d, out: $out, kernel: 3, pad: 1}\n"
+                           "      - {op: relu}\n"
+                           "  stage:\n"
+                           "    params: {out: 64, convs: 2}\n"
+                           "    layers:\n"
+                           "      - {block: conv_relu, repeat: $convs, out: $out}\n"
+                           "      - {op: maxpool, kernel: 2}\n"
+                           "layers:\n"
+                           "  - name: features\n"
+                           "    numbered: true\n"
+                           "    layers:\n"
+                           "      - {block: stage, out: 64, convs: 2}\n"
+                           "      - {block: stage, out: 128, convs: 2}\n"
+                           "      - {block: stage, out: 256, convs: 3}\n"
+                           "      - {block: stage, out: 512, convs: 3}\n"
+                           "      - {block: stage, out: 512, convs: 3}\n"
+                           "  - {name: avgpool, op: adaptive_avgpool, out: 7}\n"
+                           "  - {op: flatten}\n"
+                           "  - name: classifier\n"
+                           "    numbered: true\n"
+                           "    layers:\n"
+                           "      - {op: linear, out: 4096}\n"
+                           "      - {op: relu}\n"
+                           "      - {op: dropout}\n"
+                           "      - {op: linear, out: 4096}\n"
+                           "      - {op: relu}\n"
+                           "      - {op: dropout}\n"
+                           "      - {op: linear, out: 1000}\n";
 
 Test(zoo, vgg16_numbers_spliced_stage_blocks_like_nn_sequential) {
   Loaded r;
@@ -386,17 +395,18 @@ Test(spec, references_look_outward_and_input_is_the_scopes_input) {
 
 Test(spec, repeat_name_and_repeat_from_name_instances_like_densenet) {
   Loaded r;
-  Graph *g = ok(HDR "blocks:\n"
-                    "  dense_layer:\n"
-                    "    params: {growth: 4}\n"
-                    "    layers:\n"
-                    "      - {name: norm1, op: batchnorm}\n"
-                    "      - {name: conv1, op: conv2d, out: $growth, kernel: 3, pad: 1, bias: false}\n"
-                    "      - {op: concat, in: [input, conv1]}\n"
-                    "layers:\n"
-                    "  - {name: denseblock1, block: dense_layer, repeat: 3, repeat_from: 1,\n"
-                    "     repeat_name: \"denselayer{}\", growth: \"$index * 2\"}\n",
-                &r);
+  Graph *g =
+      ok(HDR "blocks:\n"
+             "  dense_layer:\n"
+             "    params: {growth: 4}\n"
+             "    layers:\n"
+             "      - {name: norm1, op: batchnorm}\n"
+             "      - {name: conv1, op: conv2d, out: $growth, kernel: 3, pad: 1, bias: false}\n"
+             "      - {op: concat, in: [input, conv1]}\n"
+             "layers:\n"
+             "  - {name: denseblock1, block: dense_layer, repeat: 3, repeat_from: 1,\n"
+             "     repeat_name: \"denselayer{}\", growth: \"$index * 2\"}\n",
+         &r);
   dims_are(param(g, "denseblock1.denselayer1.conv1.weight"), 4, 2, 3, 3, 3);
   dims_are(param(g, "denseblock1.denselayer2.norm1.weight"), 1, 5, 0, 0, 0);
   dims_are(param(g, "denseblock1.denselayer3.conv1.weight"), 4, 6, 9, 3, 3);
@@ -470,11 +480,12 @@ Test(spec, block_params_see_earlier_params_and_in_is_the_input_channels) {
 
 Test(spec, a_parameter_with_a_null_default_is_required) {
   Loaded r;
-  Graph *g = ok(HDR "blocks:\n"
-                    "  b: {params: {out: ~}, layers: [{name: c, op: conv2d, out: $out, kernel: 1}]}\n"
-                    "layers:\n"
-                    "  - {name: x, block: b, out: 7}\n",
-                &r);
+  Graph *g =
+      ok(HDR "blocks:\n"
+             "  b: {params: {out: ~}, layers: [{name: c, op: conv2d, out: $out, kernel: 1}]}\n"
+             "layers:\n"
+             "  - {name: x, block: b, out: 7}\n",
+         &r);
   shape_is(node(g, "x.c"), "7x8x8");
   done(&r);
 }
@@ -482,17 +493,19 @@ Test(spec, a_parameter_with_a_null_default_is_required) {
 Test(spec, a_recursive_block_stops_at_its_if_guard) {
   /* FractalNet-style: fractal(d) = mean(conv, fractal(d-1) twice) */
   Loaded r;
-  Graph *g = ok(HDR "blocks:\n"
-                    "  fractal:\n"
-                    "    params: {depth: 1}\n"
-                    "    layers:\n"
-                    "      - {name: short, op: conv2d, out: 3, kernel: 3, pad: 1}\n"
-                    "      - {name: deep1, block: fractal, in: input, depth: \"$depth - 1\", if: \"$depth > 1\"}\n"
-                    "      - {name: deep2, block: fractal, depth: \"$depth - 1\", if: \"$depth > 1\"}\n"
-                    "      - {name: join, op: mean, in: [short, deep2], if: \"$depth > 1\"}\n"
-                    "layers:\n"
-                    "  - {name: f, block: fractal, depth: 3}\n",
-                &r);
+  Graph *g =
+      ok(HDR "blocks:\n"
+             "  fractal:\n"
+             "    params: {depth: 1}\n"
+             "    layers:\n"
+             "      - {name: short, op: conv2d, out: 3, kernel: 3, pad: 1}\n"
+             "      - {name: deep1, block: fractal, in: input, depth: \"$depth - 1\", if: \"$depth "
+             "> 1\"}\n"
+             "      - {name: deep2, block: fractal, depth: \"$depth - 1\", if: \"$depth > 1\"}\n"
+             "      - {name: join, op: mean, in: [short, deep2], if: \"$depth > 1\"}\n"
+             "layers:\n"
+             "  - {name: f, block: fractal, depth: 3}\n",
+         &r);
   cr_assert(has_node(g, "f.short"));
   cr_assert(has_node(g, "f.deep1.deep2.short"));
   cr_assert(has_node(g, "f.deep2.deep1.short"));
@@ -533,21 +546,24 @@ Test(spec, a_numbered_scope_numbers_unnamed_layers_and_counts_named_ones) {
 
 Test(spec, expressions_compute_with_ints_floats_and_booleans) {
   Loaded r;
-  Graph *g = ok(HDR "blocks:\n"
-                    "  b:\n"
-                    "    params: {a: 7, f: 0.5, yes: true, s: abc}\n"
-                    "    layers:\n"
-                    "      - {name: c1, op: conv2d, kernel: 1, out: \"($a + 1) * 2 - 3 // 2\"}\n"
-                    "      - {name: c2, op: conv2d, kernel: 1, out: \"$a % 4 + -(-2)\"}\n"
-                    "      - {name: c3, op: conv2d, kernel: 1, out: \"min($a, 5, 9) + max(1, 2)\"}\n"
-                    "      - {name: c4, op: conv2d, kernel: 1, out: \"$a / 7 + 8 / 4\"}\n"
-                    "      - {name: c5, op: conv2d, kernel: 1, out: \"not $yes or $f < 1 and $s == 'abc' ? 11 : 12\"}\n"
-                    "      - {name: c6, op: conv2d, kernel: 1, out: \"-7 // 2 + 10 + $a - $a\", bias: \"$a >= 7\"}\n"
-                    "      - {name: sc, op: scale, factor: \"$f * 3\"}\n"
-                    "      - {name: dr, op: dropout, p: \"$f / 2\"}\n"
-                    "layers:\n"
-                    "  - {name: x, block: b}\n",
-                &r);
+  Graph *g =
+      ok(HDR "blocks:\n"
+             "  b:\n"
+             "    params: {a: 7, f: 0.5, yes: true, s: abc}\n"
+             "    layers:\n"
+             "      - {name: c1, op: conv2d, kernel: 1, out: \"($a + 1) * 2 - 3 // 2\"}\n"
+             "      - {name: c2, op: conv2d, kernel: 1, out: \"$a % 4 + -(-2)\"}\n"
+             "      - {name: c3, op: conv2d, kernel: 1, out: \"min($a, 5, 9) + max(1, 2)\"}\n"
+             "      - {name: c4, op: conv2d, kernel: 1, out: \"$a / 7 + 8 / 4\"}\n"
+             "      - {name: c5, op: conv2d, kernel: 1, out: \"not $yes or $f < 1 and $s == 'abc' "
+             "? 11 : 12\"}\n"
+             "      - {name: c6, op: conv2d, kernel: 1, out: \"-7 // 2 + 10 + $a - $a\", bias: "
+             "\"$a >= 7\"}\n"
+             "      - {name: sc, op: scale, factor: \"$f * 3\"}\n"
+             "      - {name: dr, op: dropout, p: \"$f / 2\"}\n"
+             "layers:\n"
+             "  - {name: x, block: b}\n",
+         &r);
   shape_is(node(g, "x.c1"), "15x8x8");
   shape_is(node(g, "x.c2"), "5x8x8");
   shape_is(node(g, "x.c3"), "7x8x8");
@@ -562,18 +578,19 @@ Test(spec, expressions_compute_with_ints_floats_and_booleans) {
 
 Test(spec, op_attributes_map_onto_the_ir) {
   Loaded r;
-  Graph *g = ok("cnncc: 1\nname: t\ninputs: {image: [4, 16, 16]}\n"
-                "layers:\n"
-                "  - {name: c, op: conv2d, out: 8, kernel: [3, 1], stride: [2, 1], pad: [1, 0],\n"
-                "     dilation: 2, groups: 2, bias: false}\n"
-                "  - {name: a, op: conv2d, out: 8, kernel: 2, pad: [0, 0, 1, 1], in: image}\n"
-                "  - {name: mp, op: maxpool, kernel: 3, stride: 2, pad: 1, ceil_mode: true, in: image}\n"
-                "  - {name: ap, op: avgpool, kernel: 2, count_include_pad: false, in: image}\n"
-                "  - {name: ad, op: adaptive_avgpool, out: [2, 3], in: image}\n"
-                "  - {name: n, op: lrn, size: 5, alpha: 0.0001, beta: 0.75, k: 2, in: image}\n"
-                "  - {name: bn, op: batchnorm, eps: 0.001}\n"
-                "  - {name: fc, op: linear, out: 3, bias: false}\n",
-                &r);
+  Graph *g =
+      ok("cnncc: 1\nname: t\ninputs: {image: [4, 16, 16]}\n"
+         "layers:\n"
+         "  - {name: c, op: conv2d, out: 8, kernel: [3, 1], stride: [2, 1], pad: [1, 0],\n"
+         "     dilation: 2, groups: 2, bias: false}\n"
+         "  - {name: a, op: conv2d, out: 8, kernel: 2, pad: [0, 0, 1, 1], in: image}\n"
+         "  - {name: mp, op: maxpool, kernel: 3, stride: 2, pad: 1, ceil_mode: true, in: image}\n"
+         "  - {name: ap, op: avgpool, kernel: 2, count_include_pad: false, in: image}\n"
+         "  - {name: ad, op: adaptive_avgpool, out: [2, 3], in: image}\n"
+         "  - {name: n, op: lrn, size: 5, alpha: 0.0001, beta: 0.75, k: 2, in: image}\n"
+         "  - {name: bn, op: batchnorm, eps: 0.001}\n"
+         "  - {name: fc, op: linear, out: 3, bias: false}\n",
+         &r);
   Node *c = node(g, "c");
   cr_assert_eq(c->attr.kernel[0], 3);
   cr_assert_eq(c->attr.kernel[1], 1);
@@ -635,7 +652,9 @@ Test(spec, include_adds_the_blocks_of_another_file) {
   cr_assert_eq(mkdir(sub, 0700), 0);
   snprintf(path, sizeof path, "%s/lib/blocks.yaml", dir);
   FILE *f = fopen(path, "w");
-  fputs("cnncc: 1\ninclude: more.yaml\nblocks:\n  cbr: {layers: [{name: conv, op: conv2d, out: 2, kernel: 1}, {block: act}]}\n", f);
+  fputs("cnncc: 1\ninclude: more.yaml\nblocks:\n  cbr: {layers: [{name: conv, op: conv2d, out: 2, "
+        "kernel: 1}, {block: act}]}\n",
+        f);
   fclose(f);
   snprintf(path, sizeof path, "%s/lib/more.yaml", dir);
   f = fopen(path, "w");
@@ -866,14 +885,15 @@ Test(errors, unknown_ops_and_blocks_get_suggestions) {
 
 Test(errors, an_undeclared_block_parameter_is_an_error) {
   Loaded r;
-  const char *d = bad(HDR "blocks:\n"
-                          "  b:\n"
-                          "    params: {planes: 4, stride: 1}\n"
-                          "    layers: [{name: c, op: conv2d, out: $planes, kernel: 1, stride: $stride}]\n"
-                          "layers:\n"
-                          "  - {name: x, block: b, strides: 2}\n"
-                          "  - {name: y, block: b, repeat: 2, at: {1: {plane: 3}}}\n",
-                      &r);
+  const char *d =
+      bad(HDR "blocks:\n"
+              "  b:\n"
+              "    params: {planes: 4, stride: 1}\n"
+              "    layers: [{name: c, op: conv2d, out: $planes, kernel: 1, stride: $stride}]\n"
+              "layers:\n"
+              "  - {name: x, block: b, strides: 2}\n"
+              "  - {name: y, block: b, repeat: 2, at: {1: {plane: 3}}}\n",
+          &r);
   HAS(d, "t.yaml:9:25: error: block 'b' has no parameter 'strides'\n");
   HAS(d, "t.yaml:9:25: note: did you mean 'stride'?\n");
   HAS(d, "t.yaml:10:45: error: block 'b' has no parameter 'plane'\n");
@@ -892,13 +912,14 @@ Test(errors, an_unknown_parameter_in_an_expression_names_the_instance) {
                           "  - {name: x, block: b}\n"
                           "  - {name: y, block: b}\n",
                       &r);
-  cr_assert_str_eq(d, "t.yaml:7:42: error: unknown parameter '$plane'\n"
-                      "    7 |     layers: [{name: c, op: conv2d, out: \"$plane * 2\", kernel: 1}]\n"
-                      "      |                                          ^~~~~~\n"
-                      "t.yaml:7:42: note: did you mean '$planes'?\n"
-                      "t.yaml:9:22: note: in block 'b' instantiated as 'x'\n"
-                      "    9 |   - {name: x, block: b}\n"
-                      "      |                      ^\n");
+  cr_assert_str_eq(d,
+                   "t.yaml:7:42: error: unknown parameter '$plane'\n"
+                   "    7 |     layers: [{name: c, op: conv2d, out: \"$plane * 2\", kernel: 1}]\n"
+                   "      |                                          ^~~~~~\n"
+                   "t.yaml:7:42: note: did you mean '$planes'?\n"
+                   "t.yaml:9:22: note: in block 'b' instantiated as 'x'\n"
+                   "    9 |   - {name: x, block: b}\n"
+                   "      |                      ^\n");
   done(&r);
 }
 
@@ -920,17 +941,19 @@ Test(errors, repeat_must_be_at_least_one) {
 
 Test(errors, non_positive_channels_and_absurd_sizes_are_errors) {
   Loaded r;
-  const char *d = bad("cnncc: 1\nname: t\n"
-                      "inputs: {a: [3, 2147483648, 2], b: [0, 4, 4], c: [3, 4], d: [3, 300000, 300000]}\n"
-                      "layers:\n"
-                      "  - {name: x, op: conv2d, out: 0, kernel: 1}\n"
-                      "  - {name: y, op: conv2d, out: -5, kernel: 1}\n"
-                      "  - {name: z, op: linear, out: 9223372036854775807}\n"
-                      "  - {name: w, op: linear, out: 99999999999999999999}\n",
-                      &r);
+  const char *d =
+      bad("cnncc: 1\nname: t\n"
+          "inputs: {a: [3, 2147483648, 2], b: [0, 4, 4], c: [3, 4], d: [3, 300000, 300000]}\n"
+          "layers:\n"
+          "  - {name: x, op: conv2d, out: 0, kernel: 1}\n"
+          "  - {name: y, op: conv2d, out: -5, kernel: 1}\n"
+          "  - {name: z, op: linear, out: 9223372036854775807}\n"
+          "  - {name: w, op: linear, out: 99999999999999999999}\n",
+          &r);
   HAS(d, "t.yaml:3:17: error: dimension 2147483648 is too large (the limit is 2^31-1)\n");
   HAS(d, "t.yaml:3:37: error: a dimension must be positive, got 0\n");
-  HAS(d, "t.yaml:3:50: error: expected the shape of input 'c' as [C, H, W] or [F], got a list of 2\n");
+  HAS(d,
+      "t.yaml:3:50: error: expected the shape of input 'c' as [C, H, W] or [F], got a list of 2\n");
   HAS(d, "t.yaml:3:61: error: input 'd' (3x300000x300000) has too many elements (the limit "
          "is 2^36)\n");
   HAS(d, "t.yaml:5:32: error: 'out' must be at least 1, got 0\n");
@@ -1049,11 +1072,12 @@ Test(errors, unbounded_recursion_stops_at_depth_64) {
 
 Test(errors, a_required_block_parameter_must_be_given) {
   Loaded r;
-  const char *d = bad(HDR "blocks:\n"
-                          "  b: {params: {out: ~}, layers: [{name: c, op: conv2d, out: $out, kernel: 1}]}\n"
-                          "layers:\n"
-                          "  - {name: x, block: b}\n",
-                      &r);
+  const char *d =
+      bad(HDR "blocks:\n"
+              "  b: {params: {out: ~}, layers: [{name: c, op: conv2d, out: $out, kernel: 1}]}\n"
+              "layers:\n"
+              "  - {name: x, block: b}\n",
+          &r);
   HAS(d, "t.yaml:7:22: error: block 'b' needs a value for parameter 'out'\n");
   HAS(d, "t.yaml:5:16: note: 'out' has no default\n");
   cr_assert_eq(count_errors(d), 1, "%s", d);
@@ -1062,24 +1086,27 @@ Test(errors, a_required_block_parameter_must_be_given) {
 
 Test(errors, expression_errors_point_into_the_expression) {
   Loaded r;
-  const char *d = bad(HDR "blocks:\n"
-                          "  b:\n"
-                          "    params: {a: 4}\n"
-                          "    layers:\n"
-                          "      - {name: c1, op: conv2d, kernel: 1, out: \"$a / 0\"}\n"
-                          "      - {name: c2, op: conv2d, kernel: 1, out: \"$a * * 2\", in: input}\n"
-                          "      - {name: c3, op: conv2d, kernel: 1, out: \"9223372036854775807 + $a\", in: input}\n"
-                          "      - {name: c4, op: conv2d, kernel: 1, out: \"$a + 'x'\", in: input}\n"
-                          "      - {name: c5, op: conv2d, kernel: 1, out: \"a + $a\", in: input}\n"
-                          "      - {name: c6, op: relu, if: \"$a\", in: input}\n"
-                          "layers:\n"
-                          "  - {name: x, block: b}\n",
-                      &r);
+  const char *d = bad(
+      HDR
+      "blocks:\n"
+      "  b:\n"
+      "    params: {a: 4}\n"
+      "    layers:\n"
+      "      - {name: c1, op: conv2d, kernel: 1, out: \"$a / 0\"}\n"
+      "      - {name: c2, op: conv2d, kernel: 1, out: \"$a * * 2\", in: input}\n"
+      "      - {name: c3, op: conv2d, kernel: 1, out: \"9223372036854775807 + $a\", in: input}\n"
+      "      - {name: c4, op: conv2d, kernel: 1, out: \"$a + 'x'\", in: input}\n"
+      "      - {name: c5, op: conv2d, kernel: 1, out: \"a + $a\", in: input}\n"
+      "      - {name: c6, op: relu, if: \"$a\", in: input}\n"
+      "layers:\n"
+      "  - {name: x, block: b}\n",
+      &r);
   HAS(d, "t.yaml:8:52: error: division by zero\n");
   HAS(d, "t.yaml:9:54: error: invalid expression: unexpected character '*'\n");
   HAS(d, "t.yaml:10:69: error: integer overflow in expression\n");
   HAS(d, "t.yaml:11:52: error: '+' needs numbers, got integer and string\n");
-  HAS(d, "t.yaml:12:49: error: invalid expression: unknown name 'a' (parameters are written '$a', strings in quotes)\n");
+  HAS(d, "t.yaml:12:49: error: invalid expression: unknown name 'a' (parameters are written '$a', "
+         "strings in quotes)\n");
   HAS(d, "t.yaml:13:34: error: expected true or false for 'if', got integer 4\n");
   cr_assert_eq(count_errors(d), 6, "%s", d);
   done(&r);
@@ -1100,7 +1127,8 @@ Test(errors, at_indexes_outside_the_repeat_are_errors) {
 Test(errors, a_missing_include_file_is_reported_at_the_include) {
   Loaded r;
   const char *d = bad(HDR "include: [/nonexistent/cnncc/blocks.yaml]\nlayers: [{op: relu}]\n", &r);
-  HAS(d, "t.yaml:4:11: error: cannot read '/nonexistent/cnncc/blocks.yaml': No such file or directory\n");
+  HAS(d, "t.yaml:4:11: error: cannot read '/nonexistent/cnncc/blocks.yaml': No such file or "
+         "directory\n");
   done(&r);
 }
 

@@ -217,14 +217,13 @@ Test(printer, prints_a_stable_line_per_node) {
   FILE *f = open_memstream(&buf, &len);
   ir_print(g, f);
   fclose(f);
-  cr_assert_str_eq(buf,
-                   "graph \"tiny\" {\n"
-                   "  %0 input \"image\" -> 3x8x8\n"
-                   "  %1 conv2d \"conv\" (%0) out=4 k=3x3 s=1x1 p=1,1,1,1 d=1x1 g=1 bias "
-                   "[weight 4x3x3x3, bias 4] -> 4x8x8\n"
-                   "  %2 relu \"act\" (%1) -> 4x8x8\n"
-                   "  output \"act\" = %2\n"
-                   "}\n");
+  cr_assert_str_eq(buf, "graph \"tiny\" {\n"
+                        "  %0 input \"image\" -> 3x8x8\n"
+                        "  %1 conv2d \"conv\" (%0) out=4 k=3x3 s=1x1 p=1,1,1,1 d=1x1 g=1 bias "
+                        "[weight 4x3x3x3, bias 4] -> 4x8x8\n"
+                        "  %2 relu \"act\" (%1) -> 4x8x8\n"
+                        "  output \"act\" = %2\n"
+                        "}\n");
   free(buf);
   ir_graph_free(g);
 }

@@ -119,8 +119,8 @@ ParameterizedTest(Case *c, golden, pass_output_matches_expected_ir) {
     cr_assert_eq(ir_verify(g, stderr), 0, "%s: IR invalid after %s", c->path, t);
   }
   char actual_path[2100], expected_path[2100];
-  snprintf(expected_path, sizeof expected_path, "%.*s.expected",
-           (int)(strlen(c->path) - 5), c->path);
+  snprintf(expected_path, sizeof expected_path, "%.*s.expected", (int)(strlen(c->path) - 5),
+           c->path);
   snprintf(actual_path, sizeof actual_path, "%s/golden_%d.actual", P_tmpdir, (int)getpid());
   FILE *af = fopen(actual_path, "w");
   ir_print(g, af);
@@ -144,8 +144,7 @@ ParameterizedTest(Case *c, golden, pass_output_matches_expected_ir) {
     diff[n] = 0;
     pclose(p);
     remove(actual_path);
-    cr_assert_fail("%s: IR after '%s' differs from the expected text:\n%s", c->path, c->dir,
-                   diff);
+    cr_assert_fail("%s: IR after '%s' differs from the expected text:\n%s", c->path, c->dir, diff);
   }
   remove(actual_path);
   free(actual);

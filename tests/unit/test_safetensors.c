@@ -29,8 +29,8 @@ static const char *open_fails(const char *path) {
   return err;
 }
 
-static void header_fails_with(const char *header, size_t data_len,
-                              const char *needle1, const char *needle2) {
+static void header_fails_with(const char *header, size_t data_len, const char *needle1,
+                              const char *needle2) {
   char *p = st_tmpfile("bad.safetensors");
   st_write_header(p, header, data_len);
   const char *msg = open_fails(p);
@@ -160,16 +160,14 @@ Test(safetensors, refuses_duplicate_tensor_names_and_names_the_duplicate) {
 }
 
 Test(safetensors, refuses_an_unknown_dtype_and_names_the_tensor) {
-  header_fails_with(
-      "{\"conv.weight\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-      4, "'conv.weight'", "unknown dtype 'F33'");
+  header_fails_with("{\"conv.weight\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+                    "'conv.weight'", "unknown dtype 'F33'");
 }
 
 Test(safetensors, accepts_a_known_dtype_it_cannot_convert_as_other) {
   char *p = st_tmpfile("i64.safetensors");
   st_write_header(
-      p, "{\"bn.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[0,8]}}",
-      8);
+      p, "{\"bn.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[0,8]}}", 8);
   StFile *f = st_open(p, err, sizeof err);
   cr_assert_not_null(f, "st_open failed: %s", err);
   const StTensor *t = st_find(f, "bn.num_batches_tracked");
@@ -182,13 +180,13 @@ Test(safetensors, accepts_a_known_dtype_it_cannot_convert_as_other) {
 }
 
 Test(safetensors, refuses_a_dtype_that_is_not_a_string) {
-  header_fails_with("{\"x\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-                    "'x'", "dtype");
+  header_fails_with("{\"x\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "'x'",
+                    "dtype");
 }
 
 Test(safetensors, refuses_an_entry_missing_its_offsets) {
-  header_fails_with("{\"fc.weight\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4,
-                    "'fc.weight'", "missing 'data_offsets'");
+  header_fails_with("{\"fc.weight\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "'fc.weight'",
+                    "missing 'data_offsets'");
 }
 
 Test(safetensors, refuses_an_entry_that_is_not_an_object) {
@@ -196,9 +194,8 @@ Test(safetensors, refuses_an_entry_that_is_not_an_object) {
 }
 
 Test(safetensors, refuses_a_negative_dimension) {
-  header_fails_with(
-      "{\"conv.weight\":{\"dtype\":\"F32\",\"shape\":[2,-1],\"data_offsets\":[0,0]}}",
-      0, "'conv.weight'", "negative");
+  header_fails_with("{\"conv.weight\":{\"dtype\":\"F32\",\"shape\":[2,-1],\"data_offsets\":[0,0]}}",
+                    0, "'conv.weight'", "negative");
 }
 
 Test(safetensors, refuses_a_shape_whose_element_count_overflows) {
@@ -208,27 +205,23 @@ Test(safetensors, refuses_a_shape_whose_element_count_overflows) {
 }
 
 Test(safetensors, refuses_a_shape_that_is_not_a_list_of_integers) {
-  header_fails_with(
-      "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,\"3\"],\"data_offsets\":[0,24]}}", 24,
-      "'w'", "shape[1]");
+  header_fails_with("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,\"3\"],\"data_offsets\":[0,24]}}", 24,
+                    "'w'", "shape[1]");
 }
 
 Test(safetensors, refuses_offsets_outside_the_data_area) {
-  header_fails_with(
-      "{\"fc.bias\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}", 20,
-      "'fc.bias'", "past the end of the data area");
+  header_fails_with("{\"fc.bias\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}", 20,
+                    "'fc.bias'", "past the end of the data area");
 }
 
 Test(safetensors, refuses_offsets_in_the_wrong_order) {
-  header_fails_with(
-      "{\"fc.bias\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 20,
-      "'fc.bias'", "bad data_offsets");
+  header_fails_with("{\"fc.bias\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 20,
+                    "'fc.bias'", "bad data_offsets");
 }
 
 Test(safetensors, refuses_a_byte_range_that_does_not_match_dtype_and_shape) {
-  header_fails_with(
-      "{\"fc.weight\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,24]}}",
-      24, "'fc.weight'", "needs 12");
+  header_fails_with("{\"fc.weight\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,24]}}",
+                    24, "'fc.weight'", "needs 12");
 }
 
 Test(safetensors, refuses_overlapping_tensors_and_names_both) {
@@ -250,24 +243,14 @@ Test(safetensors, accepts_empty_tensors_at_any_offset) {
 }
 
 Test(safetensors, refuses_metadata_that_is_not_string_to_string) {
-  header_fails_with("{\"__metadata__\":{\"format\":1}}", 0, "__metadata__",
-                    "'format'");
+  header_fails_with("{\"__metadata__\":{\"format\":1}}", 0, "__metadata__", "'format'");
 }
 
 Test(safetensors, converts_f16_exactly_including_subnormals_and_infinities) {
-  const uint16_t h[] = {0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001,
-                        0x03FF, 0x0400, 0x7C00, 0xFC00, 0x8000, 0x3555};
-  const float want[] = {1.0f,
-                        -2.0f,
-                        0.5f,
-                        65504.0f,
-                        0x1p-24f,
-                        1023 * 0x1p-24f,
-                        0x1p-14f,
-                        INFINITY,
-                        -INFINITY,
-                        -0.0f,
-                        0x1.554p-2f};
+  const uint16_t h[] = {0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001, 0x03FF,
+                        0x0400, 0x7C00, 0xFC00, 0x8000, 0x3555};
+  const float want[] = {1.0f,     -2.0f,    0.5f,      65504.0f, 0x1p-24f,   1023 * 0x1p-24f,
+                        0x1p-14f, INFINITY, -INFINITY, -0.0f,    0x1.554p-2f};
   size_t n = sizeof h / sizeof h[0];
   TestTensor ts[] = {{"h", "F16", 1, {(int64_t)n}, h, sizeof h},
                      {"nan", "F16", 1, {1}, &(uint16_t){0x7E00}, 2}};
@@ -278,8 +261,7 @@ Test(safetensors, converts_f16_exactly_including_subnormals_and_infinities) {
   float out[16];
   st_to_f32(st_find(f, "h"), out);
   for (size_t i = 0; i < n; i++)
-    cr_expect(memcmp(&out[i], &want[i], 4) == 0, "f16 %#06x -> %a, want %a",
-              h[i], out[i], want[i]);
+    cr_expect(memcmp(&out[i], &want[i], 4) == 0, "f16 %#06x -> %a, want %a", h[i], out[i], want[i]);
   st_to_f32(st_find(f, "nan"), out);
   cr_expect(isnan(out[0]));
   st_close(f);
@@ -297,8 +279,8 @@ Test(safetensors, converts_bf16_exactly) {
   float out[8];
   st_to_f32(st_find(f, "b"), out);
   for (size_t i = 0; i < n; i++)
-    cr_expect(memcmp(&out[i], &want[i], 4) == 0, "bf16 %#06x -> %a, want %a",
-              h[i], out[i], want[i]);
+    cr_expect(memcmp(&out[i], &want[i], 4) == 0, "bf16 %#06x -> %a, want %a", h[i], out[i],
+              want[i]);
   st_close(f);
 }
 
@@ -315,7 +297,6 @@ Test(safetensors, converts_f64_by_rounding_to_nearest_float) {
   float out[8];
   st_to_f32(st_find(f, "d"), out);
   for (size_t i = 0; i < n; i++)
-    cr_expect(memcmp(&out[i], &want[i], 4) == 0, "f64 %a -> %a, want %a", d[i],
-              out[i], want[i]);
+    cr_expect(memcmp(&out[i], &want[i], 4) == 0, "f64 %a -> %a, want %a", d[i], out[i], want[i]);
   st_close(f);
 }

@@ -22,8 +22,7 @@ static size_t diag_len;
 static FILE *diag_out;
 
 static Node *add(Op op, const char *name, Node *in) {
-  Node *n = ir_node_new(g, op, name, in ? &in : NULL, in ? 1 : 0,
-                        (SrcLoc){"net.yaml", 7, 5});
+  Node *n = ir_node_new(g, op, name, in ? &in : NULL, in ? 1 : 0, (SrcLoc){"net.yaml", 7, 5});
   return n;
 }
 
@@ -72,9 +71,8 @@ static const char *diagnostics(void) {
   return diag_text ? diag_text : "";
 }
 
-#define EXPECT_DIAG(needle)                                                    \
-  cr_expect(strstr(diagnostics(), needle), "diagnostics lack '%s':\n%s",       \
-            needle, diagnostics())
+#define EXPECT_DIAG(needle)                                                                        \
+  cr_expect(strstr(diagnostics(), needle), "diagnostics lack '%s':\n%s", needle, diagnostics())
 
 /* Values of parameter i: 100*i + k, so every element is distinguishable. */
 static float *values(int i, int64_t n) {
@@ -90,8 +88,7 @@ static int full_set(TestTensor *ts, float **bufs) {
     Param *p = GRAPH_PARAM(g, i);
     int64_t n = param_numel(p);
     bufs[i] = values(i, n);
-    ts[i] = (TestTensor){p->name, "F32", p->rank, {0}, bufs[i],
-                         (size_t)n * sizeof(float)};
+    ts[i] = (TestTensor){p->name, "F32", p->rank, {0}, bufs[i], (size_t)n * sizeof(float)};
     for (int k = 0; k < p->rank; k++)
       ts[i].shape[k] = p->dims[k];
   }
@@ -112,15 +109,13 @@ Test(weights, binds_every_parameter_from_a_complete_file) {
   int n = full_set(ts, bufs);
   char *path = st_tmpfile("w.safetensors");
   st_write(path, ts, n, NULL);
-  cr_assert(weights_load(g, path, diag), "weights_load failed:\n%s",
-            diagnostics());
+  cr_assert(weights_load(g, path, diag), "weights_load failed:\n%s", diagnostics());
   cr_expect_eq(diag_error_count(diag), 0);
   for (int i = 0; i < g->params.len; i++) {
     Param *p = GRAPH_PARAM(g, i);
     cr_assert_not_null(p->data, "%s not bound", p->name);
     cr_expect_eq((uintptr_t)p->data % 64, 0, "%s not 64-byte aligned", p->name);
-    cr_expect(memcmp(p->data, bufs[i], param_numel(p) * 4) == 0, "%s differs",
-              p->name);
+    cr_expect(memcmp(p->data, bufs[i], param_numel(p) * 4) == 0, "%s differs", p->name);
   }
   for (int i = 0; i < n; i++)
     free(bufs[i]);
@@ -150,8 +145,7 @@ Test(weights, ignores_num_batches_tracked_and_converts_other_float_types) {
   ts[n++] = (TestTensor){"bn1.num_batches_tracked", "I64", 0, {0}, &counter, 8};
   char *path = st_tmpfile("w.safetensors");
   st_write(path, ts, n, NULL);
-  cr_assert(weights_load(g, path, diag), "weights_load failed:\n%s",
-            diagnostics());
+  cr_assert(weights_load(g, path, diag), "weights_load failed:\n%s", diagnostics());
   Param *b = param("bn1.bias");
   cr_expect_eq(b->data[0], 1.0f);
   cr_expect_eq(b->data[1], -2.0f);
@@ -206,7 +200,7 @@ Test(weights, reports_every_missing_unexpected_misshaped_and_bad_dtype_tensor) {
   EXPECT_DIAG("unexpected tensor 'fc.wieght'");
   EXPECT_DIAG("did you mean 'fc.weight'?");
   EXPECT_DIAG("unexpected tensor 'classifier.bias'");
-  EXPECT_DIAG(path); /* reported at the weights file */
+  EXPECT_DIAG(path);           /* reported at the weights file */
   EXPECT_DIAG("net.yaml:7:5"); /* the parameter's definition, as a note */
   for (int i = 0; i < g->params.len; i++)
     free(bufs[i]);
@@ -228,22 +222,20 @@ Test(weights, initializes_conv_and_linear_uniformly_within_pytorch_bounds) {
   struct {
     const char *name;
     double fan_in;
-  } cases[] = {{"conv1.weight", 27}, {"conv1.bias", 27},
-               {"fc.weight", 256},   {"fc.bias", 256}};
+  } cases[] = {{"conv1.weight", 27}, {"conv1.bias", 27}, {"fc.weight", 256}, {"fc.bias", 256}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     Param *p = param(cases[c].name);
     cr_assert_not_null(p->data);
     double bound = 1.0 / sqrt(cases[c].fan_in), lo = 1, hi = -1;
     int64_t n = param_numel(p);
     for (int64_t i = 0; i < n; i++) {
-      cr_assert(fabs(p->data[i]) <= bound, "%s[%lld] = %g beyond %g", p->name,
-                (long long)i, p->data[i], bound);
+      cr_assert(fabs(p->data[i]) <= bound, "%s[%lld] = %g beyond %g", p->name, (long long)i,
+                p->data[i], bound);
       lo = fmin(lo, p->data[i] / bound);
       hi = fmax(hi, p->data[i] / bound);
     }
     if (n >= 100) /* spread over the whole range, not a constant */
-      cr_expect(lo < -0.9 && hi > 0.9, "%s spans [%g, %g] of its bound",
-                p->name, lo, hi);
+      cr_expect(lo < -0.9 && hi > 0.9, "%s spans [%g, %g] of its bound", p->name, lo, hi);
     else
       cr_expect(hi > lo, "%s is constant", p->name);
   }
@@ -251,8 +243,7 @@ Test(weights, initializes_conv_and_linear_uniformly_within_pytorch_bounds) {
 
 Test(weights, initializes_batchnorm_to_the_identity) {
   weights_init_deterministic(g, 42);
-  const char *names[] = {"bn1.weight", "bn1.bias", "bn1.running_mean",
-                         "bn1.running_var"};
+  const char *names[] = {"bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"};
   const float want[] = {1, 0, 0, 1};
   for (int k = 0; k < 4; k++) {
     Param *p = param(names[k]);
@@ -304,6 +295,6 @@ Test(weights, initial_values_follow_the_documented_algorithm_exactly) {
   weights_init_deterministic(g, 3);
   const float conv_w[3] = {0x1.0eeb3cp-3f, 0x1.2a51aep-6f, -0x1.68103cp-3f};
   for (int i = 0; i < 3; i++)
-    cr_expect_eq(param("conv1.weight")->data[i], conv_w[i],
-                 "conv1.weight[%d] = %a", i, param("conv1.weight")->data[i]);
+    cr_expect_eq(param("conv1.weight")->data[i], conv_w[i], "conv1.weight[%d] = %a", i,
+                 param("conv1.weight")->data[i]);
 }
