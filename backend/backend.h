@@ -13,9 +13,9 @@
 
 #include <stdbool.h>
 
-#include "../frontend/frontend.h"
+#include "../support/diag.h"
 #include "../ir/ir.h"
-#include "../ir/progress.h"
+#include "../support/progress.h"
 
 typedef enum {
   EMIT_LLVM, /* textual LLVM IR (.ll) */

@@ -19,7 +19,7 @@
  *     cnn_info), cnnrt_blob_size, cnnrt_build_id.
  * Then target.c optimizes and emits it, and for a shared object links it
  * with the runtime. Each step is reported to BackendOptions.progress
- * (ir/progress.h) as it goes: the bytes of the blob written, the layers
+ * (support/progress.h) as it goes: the bytes of the blob written, the layers
  * whose kernel exists, and LLVM's steps as busy (LLVM reports no progress).
  *
  * The build id hashes what makes a blob fit a .so: the IR text, each packed
@@ -669,19 +669,6 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st, const ProgressHook *pro
 }
 
 /* ------------------------------------------------------------------- files */
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  if (vasprintf(&s, fmt, ap) < 0)
-    s = NULL;
-  va_end(ap);
-  if (!s)
-    abort();
-  return s;
-}
 
 /* A fresh temporary name beside `final` (same directory, so rename is
    atomic); the file is created empty. */

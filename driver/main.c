@@ -435,7 +435,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name, g->nodes.len,
             (unsigned long long)g->num_params_orig, (double)ir_graph_macs(g) / 1e9);
 
-  po.verify = o.verbose;
+  po.verify = true; /* ir_verify after every pass: cheap, and a broken pass stops here */
   progress_step(prog, "running the passes (-O%d)", o.opt);
   int convs0, kernels0 = count_kernels(g, &convs0);
   passes_run(g, &po);

@@ -15,7 +15,7 @@
  * even when stderr is not a terminal, from the first moment of every step:
  * that is how the display is tested.
  *
- * The stages report how far they are through a ProgressHook (ir/progress.h),
+ * The stages report how far they are through a ProgressHook (support/progress.h),
  * which needs nothing from this header; progress_hook() makes one that
  * feeds this display. A report with a new `what` starts a new step, unless
  * the driver has just started one with progress_step() (the stage's first
@@ -31,7 +31,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "../ir/progress.h"
+#include "../support/progress.h"
 
 typedef struct Progress Progress;
 

@@ -1,7 +1,6 @@
 /*
  * frontend.h: spec files and weights into the graph IR; the map of frontend/.
  *
- *   frontend/diag.c         clang-style diagnostics (file:line:col, caret, notes)
  *   frontend/spec.c         YAML spec -> AST with source positions (libyaml)
  *   frontend/expr.c         the small expression language of block parameters
  *   frontend/lower.c        AST -> Graph: blocks, repetition, names, shapes
@@ -19,31 +18,8 @@
 #include <stdio.h>
 
 #include "../ir/ir.h"
-#include "../ir/progress.h"
-
-/* ------------------------------------------------------------------ diag.c */
-
-typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
-
-typedef struct Diag Diag;
-/* Diagnostics are written to `out` (stderr in the driver, a memstream in
-   tests). color: use ANSI colours. */
-Diag *diag_new(FILE *out, bool color);
-void diag_free(Diag *d);
-/* Remember a file's text so diagnostics can quote its lines (copied). */
-void diag_add_source(Diag *d, const char *file, const char *text, size_t len);
-/* Report at loc; span = length of the underlined token (>= 1). A loc with
-   line 0 prints "file: error: ..." without a caret. */
-void diag_report(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt, va_list ap);
-/* Error without a location: "cnncc: error: ..." */
-void diag_plain(Diag *d, DiagLevel level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-int diag_error_count(const Diag *d);
-/* The closest candidate by edit distance if it is close enough to be a
-   plausible misspelling, else NULL. */
-const char *diag_suggest(const char *word, const char *const *candidates, int n);
+#include "../support/diag.h"
+#include "../support/progress.h"
 
 /* ---------------------------------------------------------- spec + lower */
 

@@ -487,8 +487,8 @@ static float half_to_float(uint16_t h) {
 static int st_itemsize(StDtype d) { return d == ST_F64 ? 8 : d == ST_F32 ? 4 : 2; }
 
 void st_to_f32_range(const StTensor *t, float *dst, uint64_t first, uint64_t n) {
-  if (t->dtype == ST_OTHER)
-    abort(); /* the caller checks the dtype first; converting is a bug */
+  CHECK(t->dtype != ST_OTHER, "st_to_f32 of a %s tensor: the caller checks the dtype",
+        t->dtype_name);
   const unsigned char *p = t->data + first * (uint64_t)st_itemsize(t->dtype);
   switch (t->dtype) {
   case ST_F32: {
@@ -525,12 +525,12 @@ void st_to_f32_range(const StTensor *t, float *dst, uint64_t first, uint64_t n) 
     break;
   }
   case ST_OTHER:
-    abort();
+    break;
   }
 }
 
 void st_to_f32(const StTensor *t, float *dst) {
-  if (t->dtype == ST_OTHER)
-    abort(); /* the caller checks the dtype first; converting is a bug */
+  CHECK(t->dtype != ST_OTHER, "st_to_f32 of a %s tensor: the caller checks the dtype",
+        t->dtype_name);
   st_to_f32_range(t, dst, 0, t->nbytes / (uint64_t)st_itemsize(t->dtype));
 }

@@ -5,7 +5,6 @@
  * larger than a quarter of the block size get a block of their own, so
  * hundreds of MB of weights do not waste space.
  */
-#include <assert.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,15 +23,6 @@ struct Arena {
   Block *head;
   size_t next_size;
 };
-
-static void *xcalloc(size_t n, size_t sz) {
-  void *p = calloc(n, sz);
-  if (!p) {
-    fprintf(stderr, "cnncc: out of memory (%zu bytes)\n", n * sz);
-    abort();
-  }
-  return p;
-}
 
 Arena *arena_new(void) {
   Arena *a = xcalloc(1, sizeof *a);
@@ -57,7 +47,7 @@ static Block *new_block(size_t size) {
 }
 
 void *arena_alloc_aligned(Arena *a, size_t n, size_t align) {
-  assert(align && (align & (align - 1)) == 0 && align <= 64);
+  CHECK(align && (align & (align - 1)) == 0 && align <= 64, "align %zu", align);
   if (n == 0)
     n = 1;
   if (n > a->next_size / 4) {

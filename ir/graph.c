@@ -10,7 +10,6 @@
  * the input shape. Sizes are checked against overflow: a dimension is at most
  * IR_MAX_DIM and a tensor at most IR_MAX_NUMEL elements.
  */
-#include <assert.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -85,7 +84,7 @@ void ir_graph_free(Graph *g) {
 }
 
 Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, SrcLoc loc) {
-  assert(op >= 0 && op < OP_COUNT_);
+  CHECK(op >= 0 && op < OP_COUNT_, "op %d", (int)op);
   Node *n = arena_alloc(g->arena, sizeof *n);
   n->id = g->next_id++;
   n->op = op;
@@ -119,7 +118,7 @@ Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, S
 
 Param *ir_param_new(Graph *g, Node *n, int slot, const char *name, int rank, const int64_t *dims,
                     bool trainable) {
-  assert(slot >= 0 && slot < IR_MAX_PARAMS && rank <= IR_MAX_RANK);
+  CHECK(slot >= 0 && slot < IR_MAX_PARAMS && rank <= IR_MAX_RANK, "slot %d rank %d", slot, rank);
   Param *p = arena_alloc(g->arena, sizeof *p);
   p->name = arena_strdup(g->arena, name);
   p->rank = rank;
@@ -382,7 +381,7 @@ static bool infer(Inf *x) {
                 oi->min_inputs, oi->max_inputs, n->nin);
   }
   for (int i = 0; i < n->nin; i++)
-    assert(n->in[i] && n->in[i]->shape.rank > 0);
+    CHECK(n->in[i] && n->in[i]->shape.rank > 0, "input %d of '%s' has no shape", i, n->name);
   const Shape *in0 = n->nin ? &n->in[0]->shape : NULL;
   Attrs *a = &n->attr;
   bool create = n->nparams == 0;
@@ -574,7 +573,7 @@ static bool infer(Inf *x) {
     break;
 
   case OP_COUNT_:
-    assert(0);
+    CHECK(0, "OP_COUNT_ is not an op");
   }
   /* conv2d, linear and adaptive_avgpool have their output size from 'out' */
   bool sized = n->op == OP_CONV2D || n->op == OP_LINEAR || n->op == OP_ADAPTIVE_AVGPOOL;
@@ -603,6 +602,10 @@ bool ir_infer_shape(Graph *g, Node *n, char *err, size_t errlen) {
 }
 
 /* ---------------------------------------------------------------- verifier */
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 int ir_verify(const Graph *g, FILE *out) {
   int bad = 0;
@@ -650,16 +653,21 @@ int ir_verify(const Graph *g, FILE *out) {
       else if (!shape_eq(&x->in[x->epi.residual]->shape, &x->shape))
         BAD("node '%s' residual input has another shape", x->name);
     }
-    for (int k = 0; k < i; k++) {
-      const Node *y = GRAPH_NODE(g, k);
-      if (!y->dead && strcmp(y->name, x->name) == 0) {
-        BAD("two nodes are named '%s'", x->name);
-        break;
-      }
-    }
     if (x->id >= 0 && x->id < maxid)
       seen[x->id] = 1;
   }
+  /* Unique names: sorted, neighbours compared (the check runs after every
+     pass, so it must stay cheap on large graphs). */
+  const char **names = calloc((size_t)n + 1, sizeof *names);
+  int nn = 0;
+  for (int i = 0; i < n; i++)
+    if (!GRAPH_NODE(g, i)->dead)
+      names[nn++] = GRAPH_NODE(g, i)->name;
+  qsort(names, (size_t)nn, sizeof *names, cmp_name);
+  for (int i = 1; i < nn; i++)
+    if (strcmp(names[i - 1], names[i]) == 0 && (i < 2 || strcmp(names[i - 2], names[i]) != 0))
+      BAD("two nodes are named '%s'", names[i]);
+  free(names);
   for (int i = 0; i < g->noutputs; i++)
     if (!g->outputs[i].node || g->outputs[i].node->dead)
       BAD("output '%s' is missing or dead", g->outputs[i].name);
@@ -743,7 +751,7 @@ void ir_toposort(Graph *g) {
       if (ready)
         pick = i;
     }
-    assert(pick >= 0 && "ir_toposort: the graph has a cycle");
+    CHECK(pick >= 0, "ir_toposort: the graph has a cycle");
     placed[pick] = 1;
     Node *x = GRAPH_NODE(g, pick);
     done[x->id] = 1;

@@ -29,6 +29,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../support/check.h"
+#include "../support/diag.h"
+
 /* ---------------------------------------------------------------- arena.c */
 
 typedef struct Arena Arena;
@@ -75,11 +78,6 @@ extern const OpInfo ir_ops[OP_COUNT_];
 int ir_op_lookup(const char *name);
 
 /* ------------------------------------------------------------------ tensors */
-
-typedef struct {
-  const char *file; /* never NULL once set; "<builtin>" for synthesized */
-  int line, col;    /* 1-based; 0 if unknown */
-} SrcLoc;
 
 #define IR_MAX_RANK 4
 typedef struct {
@@ -291,7 +289,7 @@ bool ir_infer_shape_at(Graph *g, Node *n, const char *const *in_names, IrShapeEr
 
 /* Structural checks (arity, order, shapes consistent with attributes, names
    unique, params present with data). Returns the number of problems, each
-   printed to `out` if non-NULL. Passes call it in debug builds. */
+   printed to `out` if non-NULL. The driver runs it after every pass. */
 int ir_verify(const Graph *g, FILE *out);
 
 /* Whether n is one of the graph's outputs (its value must stay visible). */

@@ -32,7 +32,7 @@ typedef struct {
   int nonly;
   const char *print_after; /* pass name, "all", or NULL */
   FILE *print_out;
-  bool verify; /* run ir_verify after every pass (abort on failure) */
+  bool verify; /* run ir_verify after every pass; a problem is an internal error (exit 2) */
 } PassOptions;
 
 /* Runs the pipeline. Memory planning always runs last (naive at -O0). */

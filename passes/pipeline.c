@@ -7,7 +7,6 @@
  * planning is not optional (the backend needs addresses): it always runs
  * last, in its naive form at -O0 unless named explicitly.
  */
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,10 +50,7 @@ static bool selected(const PassInfo *p, const PassOptions *o) {
 static void after(Graph *g, const char *name, const PassOptions *o) {
   if (o->verify) {
     int bad = ir_verify(g, stderr);
-    if (bad) {
-      fprintf(stderr, "cnncc: internal error: IR invalid after pass '%s'\n", name);
-      abort();
-    }
+    CHECK(bad == 0, "IR invalid after pass '%s': %d problems", name, bad);
   }
   if (o->print_after && (strcmp(o->print_after, "all") == 0 || strcmp(o->print_after, name) == 0)) {
     FILE *out = o->print_out ? o->print_out : stdout;

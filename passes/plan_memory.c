@@ -26,7 +26,6 @@
  * by lifetime, by first use; best and first fit) and keeps the smallest. The lower bound is the
  * largest total of buffers live at one step of the order; the naive size is the sum of all buffers.
  */
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cf=${CLANG_FORMAT:-clang-format-19}
 command -v "$cf" >/dev/null || { echo "format: $cf not found (tools/deps.sh installs it)" >&2; exit 1; }
-mapfile -t files < <(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 if [ "${1:-}" = "--check" ]; then
   bad=0
   for f in "${files[@]}"; do

@@ -27,7 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frontend.h"
+#include "check.h"
+#include "diag.h"
 
 typedef struct {
   char *file;
@@ -44,15 +45,6 @@ struct Diag {
   Source *src;
   int nsrc, capsrc;
 };
-
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) {
-    fprintf(stderr, "cnncc: out of memory\n");
-    abort();
-  }
-  return q;
-}
 
 Diag *diag_new(FILE *out, bool color) {
   Diag *d = xrealloc(NULL, sizeof *d);

@@ -20,8 +20,8 @@
  * (the display throttles its redraws) but a stage should not make more than
  * a few thousand of them.
  */
-#ifndef CNNCC_IR_PROGRESS_H
-#define CNNCC_IR_PROGRESS_H
+#ifndef CNNCC_SUPPORT_PROGRESS_H
+#define CNNCC_SUPPORT_PROGRESS_H
 
 typedef struct ProgressHook {
   void (*fn)(void *ctx, const char *what, double done, double total, const char *unit);

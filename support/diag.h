@@ -1,0 +1,47 @@
+/*
+ * diag.h: clang-style diagnostics (file:line:col, the source line, a caret,
+ * notes), the ground floor every stage reports user errors through.
+ *
+ * The support/ room holds what every stage uses and nothing stage-specific:
+ *   support/diag.h, diag.c   diagnostics (this header)
+ *   support/progress.h       how a long step reports how far it is
+ *   support/check.h, check.c always-on internal checks (exit 2)
+ * It depends on nothing but libc; ir/, frontend/, passes/, backend/ and the
+ * driver include it, never the other way round.
+ */
+#ifndef CNNCC_SUPPORT_DIAG_H
+#define CNNCC_SUPPORT_DIAG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* A position in a source file (spec, model), for diagnostics. */
+typedef struct {
+  const char *file; /* never NULL once set; "<builtin>" for synthesized */
+  int line, col;    /* 1-based; 0 if unknown */
+} SrcLoc;
+
+typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
+
+typedef struct Diag Diag;
+/* Diagnostics are written to `out` (stderr in the driver, a memstream in
+   tests). color: use ANSI colours. */
+Diag *diag_new(FILE *out, bool color);
+void diag_free(Diag *d);
+/* Remember a file's text so diagnostics can quote its lines (copied). */
+void diag_add_source(Diag *d, const char *file, const char *text, size_t len);
+/* Report at loc; span = length of the underlined token (>= 1). A loc with
+   line 0 prints "file: error: ..." without a caret. */
+void diag_report(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt, va_list ap);
+/* Error without a location: "cnncc: error: ..." */
+void diag_plain(Diag *d, DiagLevel level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int diag_error_count(const Diag *d);
+/* The closest candidate by edit distance if it is close enough to be a
+   plausible misspelling, else NULL. */
+const char *diag_suggest(const char *word, const char *const *candidates, int n);
+
+#endif
