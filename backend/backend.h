@@ -12,6 +12,8 @@
 #define CNNCC_BACKEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #include "../support/diag.h"
 #include "../ir/ir.h"
@@ -24,6 +26,41 @@ typedef enum {
   EMIT_SO,   /* the shared object (default) */
 } EmitKind;
 
+/*
+ * Tuning: every value besides the IR, the target and -O that changes the
+ * generated code (backend/tuning.c has the table of keys, defaults, ranges
+ * and help). The driver fills it once: tuning_defaults, then tuning_set for
+ * each --tune KEY=VALUE; the backend only reads it. 0 means "auto" where
+ * the key's help says so.
+ */
+typedef struct {
+  bool winograd;       /* --winograd: 3x3 stride-1 convs that qualify use Winograd
+                          F(4x4,3x3) / F(2x2,3x3) (backend/winograd.c) */
+  int conv_tile;       /* conv.tile: pixels per register tile of the direct conv */
+  int conv_ocb;        /* conv.ocb: output blocks per register tile */
+  int conv_prefetch;   /* conv.prefetch: weight prefetch distance (floats), 0: none */
+  int conv_order;      /* conv.order: 0 group-major, 1 row-major, 2/3 the cheaper */
+  int grouped_tile;    /* grouped.tile: pixels per tile of the small-group conv */
+  int winograd_m;      /* winograd.m: 0 by plane size, else 2 or 4 for every layer */
+  int winograd_min_ic; /* winograd.min_ic */
+  int winograd_min_hw; /* winograd.min_hw */
+  int winograd_tile;   /* winograd.tile: transform tiles per register tile */
+  int winograd_chunk;  /* winograd.chunk: register tiles per chunk */
+  int winograd_v_kb;   /* winograd.v_kb: stack budget of V (KB) */
+  int winograd_m_kb;   /* winograd.m_kb: stack budget of M (KB) */
+} Tuning;
+
+/* Every key at its default (winograd off). */
+void tuning_defaults(Tuning *t);
+/* Applies "KEY=VALUE"; false with a message on an unknown key or a value
+   out of range. */
+bool tuning_set(Tuning *t, const char *assignment, char *err, size_t errlen);
+/* The keys whose value is not the default, "conv.tile=8,winograd.m=2", or
+   "" (malloc'd; cnn_info.compiler carries it). */
+char *tuning_describe(const Tuning *t);
+/* One line per key: name, default, help (cnncc --help, --tune=help). */
+void tuning_print_help(FILE *out);
+
 typedef struct {
   const char *output; /* final file; written atomically */
   EmitKind emit;
@@ -33,11 +70,10 @@ typedef struct {
   bool external_weights;       /* write OUTPUT.weights beside the .so */
   const char *runtime_lib;     /* path of libcnnrt.a */
   const char *cc;              /* C compiler driver for the final link */
+  const char *tmpdir;          /* where the work directory goes; NULL: /tmp */
   const char *compiler_ident;  /* string for cnn_info.compiler */
   bool verbose;
-  int winograd; /* 1: 3x3 stride-1 convs that qualify use Winograd
-                   F(4x4,3x3) / F(2x2,3x3) (backend/winograd.c);
-                   0: off (the direct kernels everywhere) */
+  Tuning tune;
   /* Reports the steps (packing weights, generating kernels, LLVM
      optimization, machine code, linking) as they go; NULL: silent. */
   const ProgressHook *progress;

@@ -2,12 +2,33 @@
  * backend_internal.h: what the files of backend/ share; the map of the
  * backend's insides (backend.h is its public face).
  *
- * One LLVM module per network. codegen.c drives: it packs the weights,
- * resolves every tensor to an address expression, asks kernels.c for one
- * kernel function per node (identical ones are shared through a key), emits
- * cnnrt_forward and the info globals, then hands the module to target.c.
- * loops.c is the small vocabulary of LLVM IR building (constants, counted
- * loops, ifs, typed loads and stores) the kernels are written in.
+ * One LLVM module per network. The files, each calling only files listed
+ * after it (tools/check_layers.py checks that no two files of a folder call
+ * each other, directly or in a cycle):
+ *
+ *   codegen.c   backend_compile, step by step (see its opening comment);
+ *               the forward function and the info globals
+ *   blob.c      the packed weights: layout by the kernel decisions, the
+ *               blob file, the build id
+ *   kernels.c   THE kernel table: one decision per node (kernel, work
+ *               split, weight packing, blob size) and the kernel cache
+ *   nchw.c      the generic kernel of every op on the NCHW layout
+ *   blocked.c   kernels on NCHW16c: the register-tiled direct conv, pools,
+ *               affine, concat, reorder
+ *   grouped.c   grouped/depthwise convs with small groups on NCHW16c
+ *   winograd.c  3x3 stride-1 convs by Winograd F(4x4,3x3) / F(2x2,3x3)
+ *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
+ *   tiles.c     the geometry the kernels share: row tiles, border tables,
+ *               pool divisors, split outputs
+ *   loops.c     the vocabulary of LLVM IR building: constants, counted
+ *               loops, ifs, typed and vector loads and stores, intrinsics
+ *   target.c    target machine, optimization, asm/obj emission, the link
+ *   tuning.c    the --tune keys (Tuning, backend.h)
+ *
+ * Adding a kernel: write its accepts/work/emit (and pack, if it reads its
+ * weight in an order of its own) in a kernel file, declare them here, and
+ * add one row to kernels.c's table, before the generic row of its op and
+ * layout. Nothing else decides which kernel a node gets.
  */
 #ifndef CNNCC_BACKEND_INTERNAL_H
 #define CNNCC_BACKEND_INTERNAL_H
@@ -15,7 +36,21 @@
 #include <llvm-c/Core.h>
 #include <llvm-c/TargetMachine.h>
 
+#include "../runtime/cnnrt.h"
 #include "backend.h"
+
+/* The machine the code is for, as the kernel plans need it. */
+typedef struct {
+  const char *cpu, *features;
+  bool avx512; /* 32 zmm registers: the register tile sizes (all kernels
+                  are correct on any x86-64 target) */
+} BeTarget;
+
+/* What a kernel decision and plan depend on besides the node itself. */
+typedef struct {
+  BeTarget target;
+  const Tuning *tune;
+} BeConfig;
 
 /* Everything an emitter needs about the module being built. */
 typedef struct BeCtx {
@@ -24,9 +59,8 @@ typedef struct BeCtx {
   LLVMBuilderRef b;
   LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr;
   LLVMTypeRef t_kernel; /* void(ptr, i64, i64): cnnrt_kernel_fn */
-  const char *cpu, *features;
-  bool avx512;       /* the target has 32 zmm registers (register tile sizes) */
-  LLVMTypeRef t_v16; /* <16 x float> */
+  LLVMTypeRef t_v16;    /* <16 x float> */
+  const BeConfig *cfg;  /* target and tuning */
 
   /* The function being emitted (set by be_func_begin). */
   LLVMValueRef fn;
@@ -122,7 +156,7 @@ void be_func_begin(BeCtx *c, LLVMValueRef fn);
 void be_func_attrs(BeCtx *c, LLVMValueRef fn);
 void be_add_enum_attr(BeCtx *c, LLVMValueRef fn, unsigned idx, const char *name);
 
-/* ---------------------------------------------------------------- kernels.c */
+/* ------------------------------------------------------- kernel arguments */
 
 /* How a node's pointers may alias (decided by codegen from Node.mem). */
 typedef enum {
@@ -131,20 +165,15 @@ typedef enum {
   BE_OVERLAP,  /* concat into its own slices: no noalias at all */
 } BeAlias;
 
-/* Most pointers one kernel takes (output + inputs + parameters). */
+/* Most pointers one kernel takes (output + inputs + parameters + slices). */
 #define BE_MAX_KERNEL_PTRS 256
 
-/* One kernel launch: the function and the number of work items. The
-   pointers passed are: output, inputs in Node.in order, then parameters
-   (Node.params[0..nparams), NULL slots passed as NULL), then for a split
-   node the address of each SLICE user in channel order (the output pointer
-   is then NULL). */
-typedef struct {
-  LLVMValueRef fn;
-  int64_t work;
-} BeKernel;
-
-/* The values an emitter works with inside the kernel body. */
+/* The values an emitter works with inside the kernel body: the pointers
+   (output, inputs in Node.in order, parameters by slot, NULL for an absent
+   one), the residual input of the epilogue (or NULL), the range [lo, hi) of
+   work items, and for a split node the slices: nseg segments, segment s
+   holds channels [seg_begin[s], seg_begin[s] + seg_count[s]) at address
+   seg[s] (the output pointer is then NULL). */
 typedef struct {
   const Node *n;
   LLVMValueRef out;
@@ -152,102 +181,177 @@ typedef struct {
   LLVMValueRef *par; /* n->nparams, NULL for an absent slot */
   LLVMValueRef res;  /* residual input of the epilogue, or NULL */
   LLVMValueRef lo, hi;
-  /* Split output: nseg segments, segment s holds channels
-     [seg_begin[s], seg_begin[s] + seg_count[s]) at address seg[s]. */
   int nseg;
   LLVMValueRef *seg;
   const int64_t *seg_begin, *seg_count;
 } KArgs;
+
+/* ------------------------------------------------------------------ tiles.c */
 
 /* Where output channel (unit 1) or channel block (unit 16) idx is written:
    *base = k->out and *local = idx, or for a split node the segment that
    holds it and idx relative to the segment's start. */
 void be_split_out(BeCtx *c, KArgs *k, LLVMValueRef idx, int64_t unit, LLVMValueRef *base,
                   LLVMValueRef *local);
-
-/* The SLICE users of a split node, in channel order (malloc'd array of
- *n nodes; NULL and 0 for a node that is not split). */
-Node **be_split_slices(const Graph *g, const Node *n, int *count);
-
-/* blocked.c: kernels on the NCHW16c layout (and the weight packing they
-   rely on). Work items as documented there. */
-int64_t be_work_conv_blocked(const BeCtx *c, const Node *n);
-void be_emit_conv_blocked(BeCtx *c, KArgs *k);
-int64_t be_work_blocks_rows(const BeCtx *c, const Node *n); /* (C/16) * OH */
-int64_t be_work_blocks(const BeCtx *c, const Node *n);      /* C/16 */
 /* The row walker of the direct convs (blocked.c, grouped.c): tiles of up
    to T pixels over a row of W; interior tiles [owA, owB] in a loop with
    ow0c = -1, edge tiles at constant positions ow0c. */
 typedef void (*BeTileFn)(BeCtx *c, void *ctx, LLVMValueRef ow0, int64_t ow0c, int w);
 void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB, BeTileFn tile,
                        void *ctx);
+/* The first and last output column whose taps all fall inside the input. */
+void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw, int64_t *owA,
+                      int64_t *owB);
 /* Per output row oh, the kernel rows [kh0[oh], kh1[oh]) whose input row
    oh*sh - pt + kh*dh lies inside [0, IH): two constant tables
    NAME.kh0 / NAME.kh1 (the height border of the direct convs). */
 void be_kh_tables(BeCtx *c, const char *name, int64_t IH, int64_t OH, int64_t KH, int64_t sh,
                   int64_t pt, int64_t dh, LLVMValueRef *kh0, LLVMValueRef *kh1);
-void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw, int64_t *owA,
-                      int64_t *owB);
+/* Average pooling's divisor per output column (xmalloc'd, OW entries). */
+int64_t *be_pool_col_divisors(int64_t IW, int64_t OW, int64_t KW, int64_t sw, int64_t pl,
+                              int64_t pr, bool count_include_pad);
+/* Adaptive-pool column bins [floor(i*L/n), ceil((i+1)*L/n)) as two
+   constant i64 tables. */
+void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts, LLVMValueRef *ends);
+
+/* -------------------------------------------------------------- the kernels */
+
+/* A kernel's parts (one row of kernels.c's table):
+   accepts    whether it runs node n (NULL: every node of its op and layout)
+   work       the number of work items of n's launch
+   emit       the body, on KArgs
+   pack       n's weight (P_WEIGHT) in the order the kernel reads it
+              (xmalloc'd floats); NULL: as PyTorch lays it out
+   packed_numel  the floats pack writes; NULL: the weight's own count */
+typedef bool (*AcceptFn)(const BeConfig *cf, const Node *n);
+typedef int64_t (*WorkFn)(const BeConfig *cf, const Node *n);
+typedef void (*EmitFn)(BeCtx *c, KArgs *k);
+typedef float *(*PackFn)(const BeConfig *cf, const Node *n);
+typedef int64_t (*PackedNumelFn)(const BeConfig *cf, const Node *n);
+
+typedef struct KernelImpl {
+  const char *name; /* "direct16", "winograd", ... */
+  Op op;
+  Layout layout;
+  AcceptFn accepts;
+  WorkFn work;
+  EmitFn emit;
+  bool epilogue; /* applies Node.epi */
+  PackedNumelFn packed_numel;
+  PackFn pack;
+} KernelImpl;
+
+/* nchw.c: one kernel per op on NCHW; the work items are documented there. */
+bool be_has_epilogue(const Node *n);
+int64_t be_work_nchw_conv(const BeConfig *cf, const Node *n);
+int64_t be_work_nchw_rows(const BeConfig *cf, const Node *n);
+int64_t be_work_nchw_channels(const BeConfig *cf, const Node *n);
+int64_t be_work_nchw_features(const BeConfig *cf, const Node *n);
+int64_t be_work_nchw_positions(const BeConfig *cf, const Node *n);
+int64_t be_work_chunks(const BeConfig *cf, const Node *n); /* eltwise, any layout */
+void be_emit_nchw_conv(BeCtx *c, KArgs *k);
+void be_emit_nchw_maxpool(BeCtx *c, KArgs *k);
+void be_emit_nchw_avgpool(BeCtx *c, KArgs *k);
+void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k);
+void be_emit_nchw_affine(BeCtx *c, KArgs *k);
+void be_emit_eltwise(BeCtx *c, KArgs *k); /* any layout */
+void be_emit_nchw_lrn(BeCtx *c, KArgs *k);
+void be_emit_nchw_linear(BeCtx *c, KArgs *k);
+void be_emit_nchw_concat(BeCtx *c, KArgs *k);
+void be_emit_nchw_softmax(BeCtx *c, KArgs *k);
+
+/* blocked.c: kernels on NCHW16c. */
+int64_t be_work_conv_blocked(const BeConfig *cf, const Node *n);
+void be_emit_conv_blocked(BeCtx *c, KArgs *k);
+float *be_pack_conv_blocked(const BeConfig *cf, const Node *n);
+int64_t be_work_blocks_rows(const BeConfig *cf, const Node *n); /* (C/16) * OH */
+int64_t be_work_blocks(const BeConfig *cf, const Node *n);      /* C/16 */
 void be_emit_pool_blocked(BeCtx *c, KArgs *k);
 void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
 void be_emit_affine_blocked(BeCtx *c, KArgs *k);
 void be_emit_concat_blocked(BeCtx *c, KArgs *k);
-int64_t be_work_reorder(const BeCtx *c, const Node *n);
+int64_t be_work_reorder(const BeConfig *cf, const Node *n);
 void be_emit_reorder(BeCtx *c, KArgs *k);
-/* The weight w of node n in the packed order its kernel reads (malloc'd),
-   or NULL when n reads its weights as PyTorch lays them out. The IR keeps
-   the original data; packing happens as the blob is written. */
-float *be_packed_weights(const Node *n, const Param *w);
 
-/* grouped.c: grouped/depthwise convs on NCHW16c whose groups have Cg < 16
-   input and output channels, Cg dividing 16 (be_conv_grouped_blocked says
-   whether n is one; passes/layout.c applies the same rule). Work items:
-   (output block) x (output row). Its weights are packed by
-   be_packed_weights_grouped (called from be_packed_weights). */
-bool be_conv_grouped_blocked(const Node *n);
-int64_t be_work_conv_grouped(const BeCtx *c, const Node *n);
+/* grouped.c: grouped/depthwise convs on NCHW16c under the small-groups
+   rule (ir_conv_small_groups). */
+bool be_conv_grouped_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_conv_grouped(const BeConfig *cf, const Node *n);
 void be_emit_conv_grouped(BeCtx *c, KArgs *k);
-float *be_packed_weights_grouped(const Node *n, const Param *w);
+float *be_pack_conv_grouped(const BeConfig *cf, const Node *n);
 
-/* winograd.c: 3x3 stride-1 convs on NCHW16c by Winograd F(m x m, 3x3).
-   be_winograd_configure sets the mode for one compilation (before the
-   blob is laid out); be_winograd_use says whether n takes that path; its
-   weight's blob slot then holds be_winograd_numel floats (0: not such a
-   weight), written by be_winograd_weights (malloc'd). */
-void be_winograd_configure(const BackendOptions *o);
-bool be_winograd_use(const Node *n);
-int64_t be_winograd_numel(const Node *n, const Param *w);
-float *be_winograd_weights(const Node *n, const Param *w);
-int64_t be_work_conv_winograd(const BeCtx *c, const Node *n);
+/* winograd.c: 3x3 stride-1 convs on NCHW16c when Tuning.winograd is on. */
+bool be_conv_winograd_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_conv_winograd(const BeConfig *cf, const Node *n);
 void be_emit_conv_winograd(BeCtx *c, KArgs *k);
+int64_t be_packed_numel_winograd(const BeConfig *cf, const Node *n);
+float *be_pack_conv_winograd(const BeConfig *cf, const Node *n);
 
 /* gemm1x1.c: a 1x1 stride-1 unpadded ungrouped conv, NCHW in and out (not
-   split) as a register-tiled GEMM. Work items: (tile of output channels) x
-   (chunk of pixels). */
-bool be_conv_gemm1x1(const Node *n);
-int64_t be_work_conv_gemm1x1(const BeCtx *c, const Node *n);
+   split), as a register-tiled GEMM. */
+bool be_conv_gemm1x1_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_conv_gemm1x1(const BeConfig *cf, const Node *n);
 void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k);
 
-/* Emits (or reuses) the kernel of n. On an unsupported op/layout writes
-   a message into err and returns false (an internal error). */
-bool be_kernel_for(BeCtx *c, const Graph *g, const Node *n, BeAlias alias, int inplace, BeKernel *k,
-                   char *err, size_t errlen);
+/* ---------------------------------------------------------------- kernels.c */
+
+/* The decision for one node: its kernel (NULL: the node has none: dead,
+   elided, a view or an input) and its number of work items. */
+typedef struct {
+  const KernelImpl *impl;
+  int64_t work;
+} BeChoice;
+
+/* Whether n runs a kernel at all (live, not elided, not a view or input). */
+bool be_is_kernel_node(const Node *n);
+/* Decides every node's kernel, choice[n->id] for each node of g (an array
+   of g->next_id entries). false with a message (an internal error) when a
+   node has no kernel or its kernel cannot run it as the passes left it. */
+bool be_choose_kernels(const BeConfig *cf, const Graph *g, BeChoice *choice, char *err,
+                       size_t errlen);
+/* The kernel function of n by its decision, emitted or shared. */
+LLVMValueRef be_kernel_for(BeCtx *c, const Graph *g, const Node *n, const BeChoice *ch,
+                           BeAlias alias, int inplace);
 void be_kernel_cache_free(BeCtx *c);
+
+/* ------------------------------------------------------------------- blob.c */
+
+/* One parameter in the blob: read first by `owner`, stored packed by
+   `packer` (NULL: as PyTorch lays it out), numel floats at byte `offset`
+   of the data (64-byte aligned). */
+typedef struct {
+  Param *p;
+  const Node *owner;
+  const KernelImpl *packer;
+  int64_t numel, offset;
+} BlobEntry;
+
+typedef struct {
+  BlobEntry *e;
+  int n;
+  int64_t data_bytes; /* after the header */
+} BlobLayout;
+
+/* Lays out every parameter a kernel reads (sets Param.blob_offset); false
+   with a message if one has no data. */
+bool be_blob_layout(const BeConfig *cf, const Graph *g, const BeChoice *choice, BlobLayout *bl,
+                    char *err, size_t errlen);
+/* Writes the header and the packed data to path, reporting progress. */
+bool be_blob_write(const BeConfig *cf, const BlobLayout *bl, const char *path, const char *build_id,
+                   const ProgressHook *prog, char *err, size_t errlen);
+void be_blob_free(BlobLayout *bl);
+/* The build id (hex, CNNRT_BUILD_ID_LEN characters) of g once laid out. */
+void be_build_id(const Graph *g, char out[CNNRT_BUILD_ID_LEN + 1]);
 
 /* ----------------------------------------------------------------- target.c */
 
 /* Creates the target machine for o (host CPU unless overridden); sets *cpu
    and *features (malloc'd). NULL + message on failure. */
-/* kernels.c: adaptive-pool column bins [floor(i*L/n), ceil((i+1)*L/n)) as
-   two constant i64 tables. */
-void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts, LLVMValueRef *ends);
-
 LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu, char **features,
                                        char *err, size_t errlen);
-/* Whether the target has AVX-512F (features first; else by CPU name). Only
-   tile sizes depend on it: the kernels are correct on any target. */
+/* Whether the target has AVX-512F (features first; else by CPU name). */
 bool be_target_has_avx512(const char *cpu, const char *features);
-/* Runs the optimization pipeline for o->opt_level. */
+/* Runs the optimization pipeline for opt_level. */
 bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
 /* Emits an object or assembly file. */
 bool be_emit_file(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *path, bool assembly,

@@ -8,8 +8,9 @@
  * Convolution (the time of a CNN) is a direct convolution with a register
  * tile of OCB output-channel blocks x T output pixels of one row: OCB*T
  * vector accumulators. Weights are packed at compile time, as the blob is
- * written (be_packed_weights), as [oc/16][ic/BI][kh][kw][BI][16 oc], BI = 16
- * for a blocked input and 1 for an NCHW one (the first layer reads the image directly). For every
+ * written (be_pack_conv_blocked), as [oc/16][ic/BI][kh][kw][BI][16 oc],
+ * BI = 16 for a blocked input and 1 for an NCHW one (the first layer reads
+ * the image directly). For every
  * input-channel block, kh, kw (unrolled) and input channel of the block
  * (unrolled), the tile loads OCB weight vectors and, per pixel, broadcasts
  * one input float into OCB fmas. The epilogue (bias, residual, ReLU) runs on
@@ -38,8 +39,6 @@
 
 #include "backend_internal.h"
 
-static int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
 /* act(v + res[idx]) on a vector (idx a float index, 64-byte aligned). */
 static LLVMValueRef vepi(BeCtx *c, KArgs *k, LLVMValueRef v, LLVMValueRef idx) {
   if (k->res)
@@ -63,15 +62,8 @@ typedef struct {
   int64_t prefetch;  /* weight prefetch distance in floats, 0: none */
 } ConvPlan;
 
-static bool env_flag(const char *name, int *v) {
-  const char *s = getenv(name);
-  if (!s || !*s)
-    return false;
-  *v = atoi(s);
-  return true;
-}
-
-static void conv_plan(const Node *n, bool avx512, ConvPlan *p) {
+static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
+  bool avx512 = cf->target.avx512;
   const Attrs *a = &n->attr;
   const Shape *is = &n->in[0]->shape;
   memset(p, 0, sizeof *p);
@@ -92,9 +84,7 @@ static void conv_plan(const Node *n, bool avx512, ConvPlan *p) {
      16-float vector takes two ymm registers. */
   static const int ocbs[] = {2, 3, 4, 1};
   static const int tmax512[] = {12, 8, 6, 24};
-  int tune_t = 0, tune_ocb = 0;
-  env_flag("CNNCC_TILE_T", &tune_t);
-  env_flag("CNNCC_TILE_OCB", &tune_ocb);
+  int tune_t = cf->tune->conv_tile, tune_ocb = cf->tune->conv_ocb;
   int Tmax = 6;
 retry:
   for (int i = 0; i < 4; i++) {
@@ -117,7 +107,7 @@ retry:
       Tmax = 14;
     break;
   }
-  if (!p->OCB) { /* CNNCC_TILE_OCB does not divide this layer's blocks */
+  if (!p->OCB) { /* conv.ocb does not divide this layer's blocks */
     tune_ocb = 0;
     goto retry;
   }
@@ -128,11 +118,8 @@ retry:
      from memory): prefetch 4 KB ahead of the weight loads. Measured,
      one thread, A/B in one session: GoogLeNet 12.8 -> 11.4 ms (fastest of
      30), ResNet-50's layer4.0.conv2 1.45-1.53 -> 1.30-1.33 ms.
-     CNNCC_PREFETCH=floats overrides, 0 turns it off. */
-  p->prefetch = 1024;
-  int pf;
-  if (env_flag("CNNCC_PREFETCH", &pf))
-    p->prefetch = pf > 0 ? pf : 0;
+     --tune conv.prefetch=FLOATS (default 1024) overrides, 0 turns it off. */
+  p->prefetch = cf->tune->conv_prefetch;
   if (p->pw) {
     int64_t P = p->OH * p->OW, R = (int64_t)Tmax * 8;
     if (P <= R + R / 2) {
@@ -161,11 +148,10 @@ retry:
      which the next layer's items of the same rows then find in its cache.
      Measured (ResNet-50, all 1x1 stride-1 convs row-major): sum of the
      per-layer fastest times 21.4-23.2 -> 20.6 ms with 2 threads, 34.8-37.9
-     -> 32.7-33.5 ms with one. $CNNCC_CONV_ORDER: 0 group-major, 1
+     -> 32.7-33.5 ms with one. --tune conv.order: 0 group-major, 1
      row-major, 2 (default) the cheaper for 1x1 stride-1 convs, 3 the
      cheaper for every conv. */
-  int order = 2;
-  env_flag("CNNCC_CONV_ORDER", &order);
+  int order = cf->tune->conv_order;
   double in_g = (double)p->ICg * p->IH * p->IW * 4, in_all = (double)p->IC * p->IH * p->IW * 4;
   double w_all = (double)p->OC * p->ICg * p->KH * p->KW * 4;
   bool cheaper = in_all + (double)p->NR * w_all < (double)p->NG * in_g + w_all;
@@ -173,9 +159,9 @@ retry:
                 (order == 1 || (order == 2 && p->pw && cheaper) || (order == 3 && cheaper));
 }
 
-int64_t be_work_conv_blocked(const BeCtx *c, const Node *n) {
+int64_t be_work_conv_blocked(const BeConfig *cf, const Node *n) {
   ConvPlan p;
-  conv_plan(n, c->avx512, &p);
+  conv_plan(cf, n, &p);
   return p.NG * p.NR;
 }
 
@@ -317,67 +303,6 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
   }
 }
 
-/* A row of W output pixels cut into tiles of up to T: pixels [owA, owB]
-   have every tap inside the input, so whole tiles there run in one loop with
-   a variable start (ow0c = -1); the rest are tiles at constant positions
-   (ow0c = their first pixel), where the emitter drops the padded taps.
-   Shared with grouped.c. */
-void be_emit_row_tiles(BeCtx *c, int64_t W, int64_t T, int64_t owA, int64_t owB, BeTileFn tile,
-                       void *ctx) {
-  if (owB > W - 1)
-    owB = W - 1;
-  int64_t pos = 0;
-  while (pos < W) {
-    if (pos >= owA && pos + T - 1 <= owB) {
-      int64_t m = (owB + 1 - pos) / T;
-      if (m == 1) {
-        tile(c, ctx, be_i64(c, pos), -1, (int)T);
-      } else {
-        BeLoop t;
-        be_for(c, &t, be_i64(c, 0), be_i64(c, m), "tile");
-        tile(c, ctx, be_addk(c, be_mulk(c, t.iv, T), pos), -1, (int)T);
-        be_for_end(c, &t);
-      }
-      pos += m * T;
-    } else {
-      int64_t w = W - pos < T ? W - pos : T;
-      tile(c, ctx, be_i64(c, pos), pos, (int)w);
-      pos += w;
-    }
-  }
-}
-
-/* The first and last output column whose taps all fall inside the input. */
-void be_interior_cols(int64_t IW, int64_t KW, int64_t sw, int64_t pl, int64_t dw, int64_t *owA,
-                      int64_t *owB) {
-  *owA = be_cdiv(pl, sw);
-  *owB = floordiv(IW - 1 + pl - (KW - 1) * dw, sw);
-}
-
-void be_kh_tables(BeCtx *c, const char *name, int64_t IH, int64_t OH, int64_t KH, int64_t sh,
-                  int64_t pt, int64_t dh, LLVMValueRef *kh0, LLVMValueRef *kh1) {
-  int64_t *t = malloc(sizeof(int64_t) * 2 * (size_t)OH);
-  for (int64_t oh = 0; oh < OH; oh++) {
-    int64_t lo = 0, hi = 0;
-    for (int64_t kh = 0; kh < KH; kh++) {
-      int64_t ih = oh * sh - pt + kh * dh;
-      if (ih >= 0 && ih < IH) {
-        if (hi == 0)
-          lo = kh;
-        hi = kh + 1;
-      }
-    }
-    t[oh] = lo;
-    t[OH + oh] = hi < lo ? lo : hi;
-  }
-  char nm[64];
-  snprintf(nm, sizeof nm, "%s.kh0", name);
-  *kh0 = be_table_i64(c, nm, t, (int)OH);
-  snprintf(nm, sizeof nm, "%s.kh1", name);
-  *kh1 = be_table_i64(c, nm, t + OH, (int)OH);
-  free(t);
-}
-
 static void tile_cb(BeCtx *c, void *r, LLVMValueRef ow0, int64_t ow0c, int w) {
   emit_tile(c, r, ow0, ow0c, w);
 }
@@ -394,7 +319,7 @@ static void emit_row(BeCtx *c, RowCtx *r, int64_t W) {
 void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
   const Node *n = k->n;
   ConvPlan P;
-  conv_plan(n, c->avx512, &P);
+  conv_plan(c->cfg, n, &P);
   ConvPlan *p = &P;
   RowCtx r = {.p = p, .k = k};
   for (int j = 0; j < p->OCB; j++)
@@ -445,23 +370,14 @@ void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
 
 /* ----------------------------------------------------------- weight packing */
 
-float *be_packed_weights(const Node *n, const Param *w) {
-  if (be_winograd_use(n))
-    return be_winograd_weights(n, w); /* winograd.c */
-  if (n->dead || n->op != OP_CONV2D || n->layout != LAYOUT_NCHW16C || !w ||
-      w != n->params[P_WEIGHT] || !w->data)
-    return NULL;
-  if (be_conv_grouped_blocked(n))
-    return be_packed_weights_grouped(n, w); /* grouped.c */
+float *be_pack_conv_blocked(const BeConfig *cf, const Node *n) {
+  const Param *w = n->params[P_WEIGHT];
   int64_t OC = n->shape.d[0], ICg = n->in[0]->shape.d[0] / n->attr.groups;
   int64_t KH = n->attr.kernel[0], KW = n->attr.kernel[1];
   int64_t BI = n->in[0]->layout == LAYOUT_NCHW16C ? 16 : 1, NICB = ICg / BI;
   int64_t total = OC * ICg * KH * KW;
-  if (total != param_numel(w))
-    return NULL;
-  float *dst = malloc((size_t)total * sizeof(float));
-  if (!dst)
-    return NULL;
+  CHECK(total == param_numel(w), "weight '%s' of '%s'", w->name, n->name);
+  float *dst = xmalloc((size_t)total * sizeof(float));
   const float *src = w->data;
   for (int64_t ob = 0; ob < OC / 16; ob++)
     for (int64_t icb = 0; icb < NICB; icb++)
@@ -478,10 +394,10 @@ float *be_packed_weights(const Node *n, const Param *w) {
 
 /* ------------------------------------------------------------------ pooling */
 
-int64_t be_work_blocks_rows(const BeCtx *c, const Node *n) {
+int64_t be_work_blocks_rows(const BeConfig *cf, const Node *n) {
   return n->shape.d[0] / 16 * n->shape.d[1];
 }
-int64_t be_work_blocks(const BeCtx *c, const Node *n) { return n->shape.d[0] / 16; }
+int64_t be_work_blocks(const BeConfig *cf, const Node *n) { return n->shape.d[0] / 16; }
 
 /* Max and average pooling, one output row of one channel block per item. */
 void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
@@ -497,18 +413,7 @@ void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
   bool isavg = n->op == OP_AVGPOOL, cip = a->count_include_pad;
   LLVMValueRef tdiv = NULL;
   if (isavg) {
-    int64_t *wdiv = malloc(sizeof(int64_t) * (size_t)OW);
-    for (int64_t ow = 0; ow < OW; ow++) {
-      int64_t w0 = ow * sw - pl, w1 = w0 + KW;
-      if (w1 > IW + pr)
-        w1 = IW + pr;
-      int64_t pool = w1 - w0;
-      if (w0 < 0)
-        w0 = 0;
-      if (w1 > IW)
-        w1 = IW;
-      wdiv[ow] = cip ? pool : w1 - w0;
-    }
+    int64_t *wdiv = be_pool_col_divisors(IW, OW, KW, sw, pl, pr, cip);
     tdiv = be_table_i64(c, "pool16.wdiv", wdiv, (int)OW);
     free(wdiv);
   }
@@ -655,7 +560,7 @@ void be_emit_concat_blocked(BeCtx *c, KArgs *k) {
 
 /* ------------------------------------------------------------------ reorder */
 
-int64_t be_work_reorder(const BeCtx *c, const Node *n) { return n->shape.d[0] / 16; }
+int64_t be_work_reorder(const BeConfig *cf, const Node *n) { return n->shape.d[0] / 16; }
 
 void be_emit_reorder(BeCtx *c, KArgs *k) {
   const Node *n = k->n;

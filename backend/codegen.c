@@ -1,34 +1,39 @@
 /*
- * codegen.c: backend_compile, the driver of the backend.
+ * codegen.c: backend_compile, the driver of the backend, and the module's
+ * own code: the forward function and the globals the runtime reads.
  *
- * For one planned graph it builds one LLVM module:
- *   - the weight blob: every parameter a live node uses, in g->params order,
- *     64-byte aligned after a CnnrtBlobHeader; Param.blob_offset is set to
- *     its byte offset in the data. The blob is a file: embedded through
- *     module-level `.incbin` into .rodata as the hidden symbol cnnrt_blob,
- *     or written beside the output as OUTPUT.weights (external weights;
- *     cnnrt_blob_size is then 0);
- *   - one kernel per node (kernels.c), shared between identical nodes;
- *   - cnnrt_forward(ctx, weights, arena, inputs, outputs): per node, in
- *     g->nodes order, a stack array of the node's pointers (output, inputs,
- *     parameters) and a call cnnrt_parallel_for(ctx, kernel, ptrs, work);
- *     then the graph outputs are copied out. Tensor addresses come from
- *     Node.mem: MEM_INPUT -> inputs[index], MEM_ARENA -> arena + offset,
- *     MEM_ALIAS -> the aliased tensor's address + offset;
- *   - the constant globals the runtime reads: cnnrt_info (laid out as
- *     cnn_info), cnnrt_blob_size, cnnrt_build_id.
- * Then target.c optimizes and emits it, and for a shared object links it
- * with the runtime. Each step is reported to BackendOptions.progress
- * (support/progress.h) as it goes: the bytes of the blob written, the layers
- * whose kernel exists, and LLVM's steps as busy (LLVM reports no progress).
- *
- * The build id hashes what makes a blob fit a .so: the IR text, each packed
- * parameter's name, shape and offset, and the cnncc version, but not the
- * weight values, so a blob of retrained weights for the same spec loads.
- *
- * Files are produced atomically: everything is written into a private
- * temporary directory or to temporaries beside the output, and renamed into
- * place only when all steps have succeeded.
+ * backend_compile runs one planned graph through these steps, each a
+ * function below:
+ *   1. preflight      the output's directory, the runtime library, every
+ *                     tensor's planned storage;
+ *   2. target         the LLVM target machine and the target description
+ *                     (BeTarget) the kernel plans read;
+ *   3. kernels        one decision per node (kernels.c: be_choose_kernels);
+ *   4. weights        the blob laid out and written (blob.c) where it goes:
+ *                     a private work directory when it is embedded through
+ *                     module-level `.incbin` (the hidden symbol cnnrt_blob
+ *                     in .rodata), or beside the output (OUTPUT.weights for
+ *                     --external-weights; OUTPUT.blob for .ll/.s, which
+ *                     name it by absolute path);
+ *   5. module         the LLVM context and module;
+ *   6. emission       one kernel per node, shared between identical nodes
+ *                     (kernels.c); cnnrt_forward(ctx, weights, arena,
+ *                     inputs, outputs), which per node fills a stack array
+ *                     of the node's pointers (output, inputs, parameters,
+ *                     slices) and calls cnnrt_launch(ctx, kernel, ptrs,
+ *                     work, layer), then copies the graph outputs out; the
+ *                     constant globals cnnrt_info (laid out as cnn_info),
+ *                     cnnrt_blob_size, cnnrt_build_id and the layer table
+ *                     of the profiler; then LLVMVerifyModule;
+ *   7. optimization   LLVM's default<On> pipeline (target.c);
+ *   8. output         .ll, .s, .o, or a .so linked with the runtime;
+ *   9. publish        everything renamed into place at once, or, on any
+ *                     failure, every file this run made removed.
+ * Tensor addresses come from Node.mem: MEM_INPUT -> inputs[index],
+ * MEM_ARENA -> arena + offset, MEM_ALIAS -> the aliased tensor's address +
+ * offset. Each step is reported to BackendOptions.progress
+ * (support/progress.h): the bytes of the blob written, the layers whose
+ * kernel exists, and LLVM's steps as busy (LLVM reports no progress).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,22 +75,6 @@ __attribute__((format(printf, 3, 4))) static void fail(Status *st, int rc, const
   if (st->rc == 0)
     st->rc = rc;
 }
-
-/* ---------------------------------------------------------------- build id */
-
-typedef struct {
-  uint64_t a, b;
-} Hash128;
-
-static void hash_bytes(Hash128 *h, const void *p, size_t n) {
-  const unsigned char *s = p;
-  for (size_t i = 0; i < n; i++) {
-    h->a = (h->a ^ s[i]) * 0x100000001b3ull;
-    h->b = (h->b ^ (unsigned char)(s[i] + 0x9d)) * 0x100000001b3ull;
-  }
-}
-
-static void hash_str(Hash128 *h, const char *s) { hash_bytes(h, s, strlen(s) + 1); }
 
 /* ------------------------------------------------------------ memory plan */
 
@@ -187,194 +176,6 @@ static bool alias_mode(const Graph *g, const Node *n, BeAlias *mode, int *inplac
   if (*mode != BE_INPLACE)
     *inplace = -1;
   return true;
-}
-
-/* ----------------------------------------------------------------- the blob */
-
-static bool is_kernel_node(const Node *n) {
-  return !n->dead && !n->elided && !(ir_ops[n->op].flags & (OPF_VIEW | OPF_SOURCE));
-}
-
-static int cmp_slice_begin(const void *a, const void *b) {
-  const Node *x = *(Node *const *)a, *y = *(Node *const *)b;
-  return x->attr.slice_begin < y->attr.slice_begin ? -1 : x->attr.slice_begin > y->attr.slice_begin;
-}
-
-Node **be_split_slices(const Graph *g, const Node *n, int *count) {
-  *count = 0;
-  if (!n->split)
-    return NULL;
-  Node **v = NULL;
-  int cap = 0;
-  for (int i = 0; i < g->nodes.len; i++) {
-    Node *s = GRAPH_NODE(g, i);
-    if (s->dead || s->op != OP_SLICE || s->in[0] != n)
-      continue;
-    if (*count == cap) {
-      cap = cap ? 2 * cap : 8;
-      v = realloc(v, sizeof *v * (size_t)cap);
-    }
-    v[(*count)++] = s;
-  }
-  if (*count)
-    qsort(v, (size_t)*count, sizeof *v, cmp_slice_begin);
-  return v;
-}
-
-/* Floats of p in the blob: its own, or more when a Winograd conv stores
-   it transformed (winograd.c). */
-static int64_t blob_numel(Graph *g, const Param *p) {
-  for (int j = 0; j < g->nodes.len; j++) {
-    int64_t k = be_winograd_numel(GRAPH_NODE(g, j), p);
-    if (k)
-      return k;
-  }
-  return param_numel(p);
-}
-
-/* Assigns blob offsets to every parameter a live node uses; returns the
-   data size in bytes, or -1. */
-static int64_t layout_blob(Graph *g, Status *st) {
-  for (int i = 0; i < g->params.len; i++)
-    GRAPH_PARAM(g, i)->blob_offset = -1;
-  for (int i = 0; i < g->nodes.len; i++) {
-    Node *n = GRAPH_NODE(g, i);
-    if (!is_kernel_node(n))
-      continue;
-    for (int k = 0; k < n->nparams; k++)
-      if (n->params[k])
-        n->params[k]->blob_offset = -2; /* used, not placed yet */
-  }
-  int64_t off = 0;
-  bool ok = true;
-#define PLACE(p)                                                                                   \
-  do {                                                                                             \
-    if ((p)->blob_offset == -2) {                                                                  \
-      if (!(p)->data) {                                                                            \
-        fail(st, 2, "parameter '%s' has no data (weights not bound)", (p)->name);                  \
-        ok = false;                                                                                \
-      }                                                                                            \
-      (p)->blob_offset = off;                                                                      \
-      off += (blob_numel(g, p) * 4 + 63) & ~(int64_t)63;                                           \
-    }                                                                                              \
-  } while (0)
-  for (int i = 0; i < g->params.len; i++)
-    PLACE(GRAPH_PARAM(g, i));
-  for (int i = 0; i < g->nodes.len; i++) {
-    Node *n = GRAPH_NODE(g, i);
-    if (is_kernel_node(n))
-      for (int k = 0; k < n->nparams; k++)
-        if (n->params[k])
-          PLACE(n->params[k]);
-  }
-#undef PLACE
-  return ok ? off : -1;
-}
-
-/* fwrite in pieces of at most 8 MB, reporting "packing weights": pos of
-   total blob bytes were written before this buffer. */
-static bool write_reporting(FILE *f, const void *buf, size_t n, int64_t pos, int64_t total,
-                            const ProgressHook *prog) {
-  const char *s = buf;
-  for (size_t k = 0; k < n;) {
-    size_t m = n - k < ((size_t)8 << 20) ? n - k : (size_t)8 << 20;
-    if (fwrite(s + k, 1, m, f) != m)
-      return false;
-    k += m;
-    progress_report(prog, "packing weights", (double)(pos + (int64_t)k), (double)total, "B");
-  }
-  return true;
-}
-
-/* Writes header + data to path. */
-static bool write_blob(Graph *g, const char *path, int64_t data_bytes, const char *build_id,
-                       Status *st, const ProgressHook *prog) {
-  progress_report(prog, "packing weights", 0, (double)data_bytes, "B");
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    fail(st, 1, "cannot write '%s': %s", path, strerror(errno));
-    return false;
-  }
-  CnnrtBlobHeader h;
-  memset(&h, 0, sizeof h);
-  memcpy(h.magic, CNNRT_BLOB_MAGIC, 8);
-  h.data_bytes = (uint64_t)data_bytes;
-  snprintf(h.build_id, sizeof h.build_id, "%s", build_id);
-  fwrite(&h, sizeof h, 1, f);
-  /* Parameters in offset order: walk g->params then stragglers, the same
-     order layout_blob used, padding each to 64 bytes. */
-  static const unsigned char zeros[64];
-  int64_t pos = 0;
-  bool ok = true;
-  for (int pass = 0; pass < 2 && ok; pass++) {
-    int count = pass == 0 ? g->params.len : g->nodes.len;
-    for (int i = 0; i < count && ok; i++) {
-      Param *ps[IR_MAX_PARAMS];
-      int np = 0;
-      if (pass == 0) {
-        ps[np++] = GRAPH_PARAM(g, i);
-      } else {
-        Node *n = GRAPH_NODE(g, i);
-        if (!is_kernel_node(n))
-          continue;
-        for (int k = 0; k < n->nparams; k++)
-          if (n->params[k])
-            ps[np++] = n->params[k];
-      }
-      for (int k = 0; k < np; k++) {
-        Param *p = ps[k];
-        if (p->blob_offset != pos) /* unused, or already written */
-          continue;
-        size_t bytes = (size_t)blob_numel(g, p) * 4;
-        /* In the kernel's packed order if its user wants that. */
-        float *packed = NULL;
-        for (int j = 0; j < g->nodes.len && !packed; j++)
-          packed = be_packed_weights(GRAPH_NODE(g, j), p);
-        if (!write_reporting(f, packed ? packed : p->data, bytes, pos, data_bytes, prog))
-          ok = false;
-        free(packed);
-        size_t pad = (64 - bytes % 64) % 64;
-        fwrite(zeros, 1, pad, f);
-        pos += (int64_t)(bytes + pad);
-      }
-    }
-  }
-  if (pos != data_bytes && ok) {
-    fail(st, 2, "blob layout mismatch (%lld vs %lld bytes)", (long long)pos, (long long)data_bytes);
-    fclose(f);
-    return false;
-  }
-  if (fclose(f) != 0 || !ok) {
-    fail(st, 1, "cannot write '%s': %s", path, strerror(errno));
-    return false;
-  }
-  progress_report(prog, "packing weights", (double)data_bytes, (double)data_bytes, "B");
-  return true;
-}
-
-static void compute_build_id(Graph *g, char out[CNNRT_BUILD_ID_LEN + 1]) {
-  Hash128 h = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  ir_print(g, f);
-  fclose(f);
-  hash_bytes(&h, text, len);
-  free(text);
-  for (int i = 0; i < g->params.len; i++) {
-    Param *p = GRAPH_PARAM(g, i);
-    if (p->blob_offset < 0)
-      continue;
-    char buf[128];
-    hash_str(&h, p->name);
-    snprintf(buf, sizeof buf, "%d:%lld,%lld,%lld,%lld@%lld", p->rank, (long long)p->dims[0],
-             (long long)p->dims[1], (long long)p->dims[2], (long long)p->dims[3],
-             (long long)p->blob_offset);
-    hash_str(&h, buf);
-  }
-  hash_str(&h, "cnncc " CNNCC_VERSION " blob v1");
-  snprintf(out, CNNRT_BUILD_ID_LEN + 1, "%016llx%016llx", (unsigned long long)h.a,
-           (unsigned long long)h.b);
 }
 
 /* -------------------------------------------------------------- the module */
@@ -531,7 +332,86 @@ static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n, LLVMVal
   return LLVMBuildInBoundsGEP2(c->b, c->t_i8, base, &off, 1, "");
 }
 
-static bool emit_forward(BeCtx *c, Graph *g, Status *st, const ProgressHook *prog) {
+/* The layer table of the profiler: "name\top[/16c]" of layer number
+   `layer`, as a private constant string. */
+static LLVMValueRef layer_name(BeCtx *c, const Node *n, int layer) {
+  char *nm =
+      xasprintf("%s\t%s%s", n->name, ir_ops[n->op].name, n->layout == LAYOUT_NCHW16C ? "/16c" : "");
+  char gname[64];
+  snprintf(gname, sizeof gname, "cnnrt.layer.%d", layer);
+  LLVMValueRef init = LLVMConstStringInContext(c->ctx, nm, (unsigned)strlen(nm), 0);
+  LLVMValueRef gs = LLVMAddGlobal(c->mod, LLVMTypeOf(init), gname);
+  LLVMSetInitializer(gs, init);
+  LLVMSetGlobalConstant(gs, 1);
+  LLVMSetLinkage(gs, LLVMPrivateLinkage);
+  free(nm);
+  return gs;
+}
+
+/* The pointers node n's kernel takes (output, inputs, parameters, slices)
+   stored into the ptrs array; false if an address cannot be resolved. */
+static bool store_kernel_ptrs(BeCtx *c, const Graph *g, const Node *n, LLVMValueRef ptrs,
+                              LLVMValueRef weights, LLVMValueRef arena, LLVMValueRef *in_ptrs,
+                              Status *st) {
+  LLVMValueRef vals[BE_MAX_KERNEL_PTRS];
+  int np = 0;
+  vals[np++] = n->split ? LLVMConstNull(c->t_ptr) : tensor_addr(c, g, n, arena, in_ptrs, st);
+  for (int k = 0; k < n->nin; k++)
+    vals[np++] = tensor_addr(c, g, n->in[k], arena, in_ptrs, st);
+  for (int k = 0; k < n->nparams; k++) {
+    const Param *p = n->params[k];
+    if (!p) {
+      vals[np++] = LLVMConstNull(c->t_ptr);
+      continue;
+    }
+    LLVMValueRef off = be_i64(c, p->blob_offset);
+    vals[np++] =
+        p->blob_offset ? LLVMBuildInBoundsGEP2(c->b, c->t_i8, weights, &off, 1, "") : weights;
+  }
+  int nseg = 0;
+  Node **segs = ir_split_slices(g, n, &nseg);
+  for (int s = 0; s < nseg; s++)
+    vals[np++] = tensor_addr(c, g, segs[s], arena, in_ptrs, st);
+  free(segs);
+  for (int k = 0; k < np; k++) {
+    if (!vals[k])
+      return false;
+    LLVMValueRef idx = be_i64(c, k);
+    LLVMBuildStore(c->b, vals[k], LLVMBuildInBoundsGEP2(c->b, c->t_ptr, ptrs, &idx, 1, ""));
+  }
+  return true;
+}
+
+/* The kernel of every node (each moves the builder into its own function);
+   fns[node id]. The most pointers one launch takes go to *maxp. */
+static bool emit_kernels(BeCtx *c, Graph *g, const BeChoice *choice, LLVMValueRef *fns, int *maxp,
+                         Status *st, const ProgressHook *prog) {
+  int nk = 0, k_done = 0;
+  for (int i = 0; i < g->nodes.len; i++)
+    nk += choice[GRAPH_NODE(g, i)->id].impl != NULL;
+  progress_report(prog, "generating kernels", 0, nk, "layers");
+  *maxp = 1;
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *n = GRAPH_NODE(g, i);
+    const BeChoice *ch = &choice[n->id];
+    if (!ch->impl)
+      continue;
+    BeAlias mode;
+    int inplace;
+    if (!alias_mode(g, n, &mode, &inplace, st))
+      return false;
+    fns[n->id] = be_kernel_for(c, g, n, ch, mode, inplace);
+    int nseg = 0;
+    free(ir_split_slices(g, n, &nseg));
+    if (1 + n->nin + n->nparams + nseg > *maxp)
+      *maxp = 1 + n->nin + n->nparams + nseg;
+    progress_report(prog, "generating kernels", ++k_done, nk, "layers");
+  }
+  return true;
+}
+
+static bool emit_forward(BeCtx *c, Graph *g, const BeChoice *choice, Status *st,
+                         const ProgressHook *prog) {
   LLVMTypeRef pf_args[5] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i32};
   LLVMTypeRef pf_ty = LLVMFunctionType(c->t_void, pf_args, 5, 0);
   LLVMValueRef pf = LLVMAddFunction(c->mod, "cnnrt_launch", pf_ty);
@@ -543,33 +423,11 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st, const ProgressHook *pro
       LLVMAddFunction(c->mod, "cnnrt_forward", LLVMFunctionType(c->t_void, fw_args, 5, 0));
   LLVMSetVisibility(fw, LLVMHiddenVisibility);
 
-  /* Kernels first (each moves the builder into its own function). */
-  int n_nodes = g->nodes.len;
-  BeKernel *ks = calloc((size_t)(n_nodes ? n_nodes : 1), sizeof *ks);
-  int maxp = 1;
-  char err[512];
-  int nk = 0, k_done = 0;
-  for (int i = 0; i < n_nodes; i++)
-    nk += is_kernel_node(GRAPH_NODE(g, i));
-  progress_report(prog, "generating kernels", 0, nk, "layers");
-  for (int i = 0; i < n_nodes; i++) {
-    Node *n = GRAPH_NODE(g, i);
-    if (!is_kernel_node(n))
-      continue;
-    BeAlias mode;
-    int inplace;
-    if (!alias_mode(g, n, &mode, &inplace, st) ||
-        !be_kernel_for(c, g, n, mode, inplace, &ks[i], err, sizeof err)) {
-      if (st->rc == 0)
-        fail(st, 2, "%s", err);
-      free(ks);
-      return false;
-    }
-    int nseg = 0;
-    free(be_split_slices(g, n, &nseg));
-    if (1 + n->nin + n->nparams + nseg > maxp)
-      maxp = 1 + n->nin + n->nparams + nseg;
-    progress_report(prog, "generating kernels", ++k_done, nk, "layers");
+  LLVMValueRef *fns = xcalloc((size_t)g->next_id + 1, sizeof *fns);
+  int maxp;
+  if (!emit_kernels(c, g, choice, fns, &maxp, st, prog)) {
+    free(fns);
+    return false;
   }
 
   be_func_attrs(c, fw);
@@ -578,70 +436,27 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st, const ProgressHook *pro
   LLVMValueRef arena = LLVMGetParam(fw, 2), inputs = LLVMGetParam(fw, 3);
   LLVMValueRef outputs = LLVMGetParam(fw, 4);
   LLVMValueRef ptrs = LLVMBuildAlloca(c->b, LLVMArrayType2(c->t_ptr, (uint64_t)maxp), "ptrs");
-  LLVMValueRef *in_ptrs = calloc((size_t)(g->ninputs ? g->ninputs : 1), sizeof *in_ptrs);
+  LLVMValueRef *in_ptrs = xcalloc((size_t)(g->ninputs ? g->ninputs : 1), sizeof *in_ptrs);
   for (int i = 0; i < g->ninputs; i++) {
     LLVMValueRef idx = be_i64(c, i);
     LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_ptr, inputs, &idx, 1, "");
     in_ptrs[i] = LLVMBuildLoad2(c->b, c->t_ptr, p, "input");
   }
   bool ok = true;
-  int nlayers = 0;
-  LLVMValueRef *lnames = calloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lnames);
-  LLVMValueRef *lflops = calloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lflops);
+  int nlayers = 0, n_nodes = g->nodes.len;
+  LLVMValueRef *lnames = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lnames);
+  LLVMValueRef *lflops = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lflops);
   for (int i = 0; i < n_nodes && ok; i++) {
     Node *n = GRAPH_NODE(g, i);
-    if (!is_kernel_node(n))
+    if (!choice[n->id].impl)
       continue;
-    {
-      char *nm = NULL;
-      size_t nlen = 0;
-      FILE *f = open_memstream(&nm, &nlen);
-      fprintf(f, "%s\t%s%s", n->name, ir_ops[n->op].name,
-              n->layout == LAYOUT_NCHW16C ? "/16c" : "");
-      fclose(f);
-      char gname[64];
-      snprintf(gname, sizeof gname, "cnnrt.layer.%d", nlayers);
-      LLVMValueRef init = LLVMConstStringInContext(c->ctx, nm, (unsigned)strlen(nm), 0);
-      LLVMValueRef gs = LLVMAddGlobal(c->mod, LLVMTypeOf(init), gname);
-      LLVMSetInitializer(gs, init);
-      LLVMSetGlobalConstant(gs, 1);
-      LLVMSetLinkage(gs, LLVMPrivateLinkage);
-      free(nm);
-      lnames[nlayers] = gs;
-      lflops[nlayers] = be_i64(c, 2 * (int64_t)ir_node_macs(n));
-    }
+    lnames[nlayers] = layer_name(c, n, nlayers);
+    lflops[nlayers] = be_i64(c, 2 * (int64_t)ir_node_macs(n));
     int layer = nlayers++;
-    LLVMValueRef vals[BE_MAX_KERNEL_PTRS];
-    int np = 0;
-    vals[np++] = n->split ? LLVMConstNull(c->t_ptr) : tensor_addr(c, g, n, arena, in_ptrs, st);
-    for (int k = 0; k < n->nin; k++)
-      vals[np++] = tensor_addr(c, g, n->in[k], arena, in_ptrs, st);
-    for (int k = 0; k < n->nparams; k++) {
-      const Param *p = n->params[k];
-      if (!p) {
-        vals[np++] = LLVMConstNull(c->t_ptr);
-        continue;
-      }
-      LLVMValueRef off = be_i64(c, p->blob_offset);
-      vals[np++] =
-          p->blob_offset ? LLVMBuildInBoundsGEP2(c->b, c->t_i8, weights, &off, 1, "") : weights;
-    }
-    int nseg = 0;
-    Node **segs = be_split_slices(g, n, &nseg);
-    for (int s = 0; s < nseg; s++)
-      vals[np++] = tensor_addr(c, g, segs[s], arena, in_ptrs, st);
-    free(segs);
-    for (int k = 0; k < np; k++) {
-      if (!vals[k]) {
-        ok = false;
-        break;
-      }
-      LLVMValueRef idx = be_i64(c, k);
-      LLVMBuildStore(c->b, vals[k], LLVMBuildInBoundsGEP2(c->b, c->t_ptr, ptrs, &idx, 1, ""));
-    }
+    ok = store_kernel_ptrs(c, g, n, ptrs, weights, arena, in_ptrs, st);
     if (!ok)
       break;
-    LLVMValueRef args[5] = {ctx, ks[i].fn, ptrs, be_i64(c, ks[i].work), be_i32(c, layer)};
+    LLVMValueRef args[5] = {ctx, fns[n->id], ptrs, be_i64(c, choice[n->id].work), be_i32(c, layer)};
     LLVMBuildCall2(c->b, pf_ty, pf, args, 5, "");
   }
   for (int i = 0; i < g->noutputs && ok; i++) {
@@ -664,7 +479,7 @@ static bool emit_forward(BeCtx *c, Graph *g, Status *st, const ProgressHook *pro
   free(lnames);
   free(lflops);
   free(in_ptrs);
-  free(ks);
+  free(fns);
   return ok;
 }
 
@@ -731,265 +546,355 @@ static void llvm_diag_handler(LLVMDiagnosticInfoRef di, void *arg) {
 
 /* ------------------------------------------------------------ entry point */
 
-int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
-  Status st = {d, 0};
-  double t0 = now_ms();
+/* Everything one compilation makes, so that each step is a function and a
+   failure anywhere can undo what was made. */
+typedef struct {
+  Graph *g;
+  const BackendOptions *o;
+  Status st;
+  double t0, t_ir, t_opt;
+  /* step 2 */
+  LLVMTargetMachineRef tm;
+  char *cpu, *features;
+  BeConfig cf;
+  /* step 3 */
+  BeChoice *choice; /* by node id */
+  /* step 4 */
+  BlobLayout blob;
+  char build_id[CNNRT_BUILD_ID_LEN + 1];
+  char *workdir, *blob_path, *obj_path;
+  char *weights_final, *weights_tmp, *incbin_abs;
+  const char *incbin;  /* the blob file the module's .incbin names */
+  bool embed;          /* weights inside the .so */
+  bool blob_published; /* weights_final exists, made by this run */
+  /* step 5 */
+  BeCtx c;
+  LlvmDiag llvm_diag;
+  bool have_module;
+  /* step 8 */
+  char *out_tmp;
+} Compile;
+
+static uint64_t blob_file_bytes(const Compile *cp) {
+  return sizeof(CnnrtBlobHeader) + (uint64_t)cp->blob.data_bytes;
+}
+
+/* 1. Can this run succeed at all? Every tensor resolves to storage. */
+static bool preflight(Compile *cp) {
+  const BackendOptions *o = cp->o;
+  Graph *g = cp->g;
   if (!o || !o->output) {
-    fail(&st, 2, "backend_compile: no output file");
-    return st.rc;
+    fail(&cp->st, 2, "backend_compile: no output file");
+    return false;
   }
-  if (!output_dir_ok(o->output, &st))
-    return st.rc;
+  if (!output_dir_ok(o->output, &cp->st))
+    return false;
   if (o->emit == EMIT_SO && (!o->runtime_lib || access(o->runtime_lib, R_OK) != 0)) {
-    fail(&st, 1, "runtime library '%s' not found (is cnncc installed correctly?)",
+    fail(&cp->st, 1, "runtime library '%s' not found (is cnncc installed correctly?)",
          o->runtime_lib ? o->runtime_lib : "(none)");
-    return st.rc;
+    return false;
   }
   for (int i = 0; i < g->nodes.len; i++) {
     Node *n = GRAPH_NODE(g, i);
     Loc l;
-    if (!n->dead && !n->split && !resolve(g, n, &l, &st))
-      return st.rc;
+    if (!n->dead && !n->split && !resolve(g, n, &l, &cp->st))
+      return false;
   }
   for (int i = 0; i < g->noutputs; i++)
     if (!g->outputs[i].node || g->outputs[i].node->dead) {
-      fail(&st, 2, "graph output %d is missing", i);
-      return st.rc;
+      fail(&cp->st, 2, "graph output %d is missing", i);
+      return false;
     }
+  return true;
+}
 
-  /* Weights. */
-  be_winograd_configure(o);
-  int64_t data_bytes = layout_blob(g, &st);
-  if (data_bytes < 0)
-    return st.rc;
-  char build_id[CNNRT_BUILD_ID_LEN + 1];
-  compute_build_id(g, build_id);
+/* 2. The target machine, and what the kernel plans need to know of it. */
+static bool setup_target(Compile *cp) {
+  char err[2048];
+  cp->tm = be_target_machine(cp->o, &cp->cpu, &cp->features, err, sizeof err);
+  if (!cp->tm) {
+    fail(&cp->st, 1, "%s", err);
+    return false;
+  }
+  cp->cf.target.cpu = cp->cpu;
+  cp->cf.target.features = cp->features;
+  cp->cf.target.avx512 = be_target_has_avx512(cp->cpu, cp->features);
+  cp->cf.tune = &cp->o->tune;
+  return true;
+}
 
-  char tmpl[] = "/tmp/cnncc.XXXXXX";
-  const char *tmpdir_env = getenv("TMPDIR");
-  char *workdir = xasprintf("%s/cnncc.XXXXXX", tmpdir_env && *tmpdir_env ? tmpdir_env : "/tmp");
-  if (!mkdtemp(workdir)) {
-    free(workdir);
-    workdir = strdup(tmpl);
-    if (!mkdtemp(workdir)) {
-      fail(&st, 1, "cannot create a temporary directory: %s", strerror(errno));
-      free(workdir);
-      return st.rc;
+/* 3. One kernel decision per node. */
+static bool choose_kernels(Compile *cp) {
+  char err[512];
+  cp->choice = xcalloc((size_t)cp->g->next_id + 1, sizeof *cp->choice);
+  if (!be_choose_kernels(&cp->cf, cp->g, cp->choice, err, sizeof err)) {
+    fail(&cp->st, 2, "%s", err);
+    return false;
+  }
+  return true;
+}
+
+static bool write_blob_to(Compile *cp, const char *path) {
+  char err[1024];
+  if (be_blob_write(&cp->cf, &cp->blob, path, cp->build_id, cp->o->progress, err, sizeof err))
+    return true;
+  fail(&cp->st, 1, "%s", err);
+  return false;
+}
+
+/* 4. The weights: laid out, then written where the output needs them. The
+   work directory holds the embedded blob and the object file. */
+static bool place_weights(Compile *cp) {
+  const BackendOptions *o = cp->o;
+  char err[512];
+  if (!be_blob_layout(&cp->cf, cp->g, cp->choice, &cp->blob, err, sizeof err)) {
+    fail(&cp->st, 2, "%s", err);
+    return false;
+  }
+  be_build_id(cp->g, cp->build_id);
+
+  cp->workdir = xasprintf("%s/cnncc.XXXXXX", o->tmpdir && *o->tmpdir ? o->tmpdir : "/tmp");
+  if (!mkdtemp(cp->workdir)) {
+    free(cp->workdir);
+    cp->workdir = xstrdup("/tmp/cnncc.XXXXXX");
+    if (!mkdtemp(cp->workdir)) {
+      fail(&cp->st, 1, "cannot create a temporary directory: %s", strerror(errno));
+      free(cp->workdir);
+      cp->workdir = NULL;
+      return false;
     }
   }
-  char *blob_path = xasprintf("%s/weights.bin", workdir);
-  char *obj_path = xasprintf("%s/net.o", workdir);
-  char *out_tmp = NULL, *weights_final = NULL, *weights_tmp = NULL;
-  char *incbin_abs = NULL;
-  bool blob_published = false;
+  cp->blob_path = xasprintf("%s/weights.bin", cp->workdir);
+  cp->obj_path = xasprintf("%s/net.o", cp->workdir);
 
-  /* Where the blob goes: embedded from the work dir; beside the output for
-     external weights; and also beside the output for .ll/.s, which name it
-     by absolute path in their .incbin so they can still be assembled. */
-  bool embed = !o->external_weights;
-  const char *incbin = NULL;
+  /* Embedded from the work dir; beside the output for external weights;
+     and also beside the output for .ll/.s, which name it by absolute path
+     in their .incbin so they can still be assembled. */
+  cp->embed = !o->external_weights;
   if (o->external_weights)
-    weights_final = xasprintf("%s.weights", o->output);
+    cp->weights_final = xasprintf("%s.weights", o->output);
   else if (o->emit == EMIT_LLVM || o->emit == EMIT_ASM)
-    weights_final = xasprintf("%s.blob", o->output);
-  if (weights_final) {
-    weights_tmp = temp_beside(weights_final, &st);
-    if (!weights_tmp)
-      goto done;
-    if (!write_blob(g, weights_tmp, data_bytes, build_id, &st, o->progress))
-      goto done;
-    if (embed) {
-      char *copy = strdup(weights_final), *copy2 = strdup(weights_final);
-      char *dir = realpath(dirname(copy), NULL);
-      incbin_abs = xasprintf("%s/%s", dir ? dir : ".", basename(copy2));
-      free(dir);
-      free(copy);
-      free(copy2);
-      incbin = incbin_abs;
-      /* Publish the blob now: the .ll/.s name its final path (it is
-         removed again on failure). */
-      if (rename(weights_tmp, weights_final) != 0) {
-        fail(&st, 1, "cannot write '%s': %s", weights_final, strerror(errno));
-        goto done;
-      }
-      free(weights_tmp);
-      weights_tmp = NULL;
-      blob_published = true;
-    }
-  } else {
-    if (!write_blob(g, blob_path, data_bytes, build_id, &st, o->progress))
-      goto done;
-    incbin = blob_path;
+    cp->weights_final = xasprintf("%s.blob", o->output);
+  if (!cp->weights_final) {
+    cp->incbin = cp->blob_path;
+    return write_blob_to(cp, cp->blob_path);
   }
+  cp->weights_tmp = temp_beside(cp->weights_final, &cp->st);
+  if (!cp->weights_tmp || !write_blob_to(cp, cp->weights_tmp))
+    return false;
+  if (!cp->embed)
+    return true; /* published with the output */
+  char *copy = xstrdup(cp->weights_final), *copy2 = xstrdup(cp->weights_final);
+  char *dir = realpath(dirname(copy), NULL);
+  cp->incbin_abs = xasprintf("%s/%s", dir ? dir : ".", basename(copy2));
+  free(dir);
+  free(copy);
+  free(copy2);
+  cp->incbin = cp->incbin_abs;
+  /* Publish the blob now: the .ll/.s name its final path (it is removed
+     again on failure). */
+  if (rename(cp->weights_tmp, cp->weights_final) != 0) {
+    fail(&cp->st, 1, "cannot write '%s': %s", cp->weights_final, strerror(errno));
+    return false;
+  }
+  free(cp->weights_tmp);
+  cp->weights_tmp = NULL;
+  cp->blob_published = true;
+  return true;
+}
 
-  /* Target and module. */
-  {
-    char err[2048];
-    char *cpu = NULL, *features = NULL;
-    LLVMTargetMachineRef tm = be_target_machine(o, &cpu, &features, err, sizeof err);
-    if (!tm) {
-      fail(&st, 1, "%s", err);
-      goto done;
-    }
-    BeCtx c = {0};
-    c.ctx = LLVMContextCreate();
-    LlvmDiag llvm_diag = {{0}};
-    LLVMContextSetDiagnosticHandler(c.ctx, llvm_diag_handler, &llvm_diag);
-    c.mod = LLVMModuleCreateWithNameInContext(g->name ? g->name : "net", c.ctx);
-    c.b = LLVMCreateBuilderInContext(c.ctx);
-    c.t_void = LLVMVoidTypeInContext(c.ctx);
-    c.t_i1 = LLVMInt1TypeInContext(c.ctx);
-    c.t_i8 = LLVMInt8TypeInContext(c.ctx);
-    c.t_i32 = LLVMInt32TypeInContext(c.ctx);
-    c.t_i64 = LLVMInt64TypeInContext(c.ctx);
-    c.t_f32 = LLVMFloatTypeInContext(c.ctx);
-    c.t_ptr = LLVMPointerTypeInContext(c.ctx, 0);
-    LLVMTypeRef kargs[3] = {c.t_ptr, c.t_i64, c.t_i64};
-    c.t_kernel = LLVMFunctionType(c.t_void, kargs, 3, 0);
-    c.cpu = cpu;
-    c.features = features;
-    c.t_v16 = LLVMVectorType(c.t_f32, 16);
-    c.avx512 = be_target_has_avx512(cpu, features);
-    char *triple = LLVMGetTargetMachineTriple(tm);
-    LLVMSetTarget(c.mod, triple);
-    LLVMDisposeMessage(triple);
-    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
-    LLVMSetModuleDataLayout(c.mod, td);
-    LLVMDisposeTargetData(td);
+/* 5. The LLVM context and module, with the target's triple and layout. */
+static void setup_module(Compile *cp) {
+  BeCtx *c = &cp->c;
+  c->ctx = LLVMContextCreate();
+  LLVMContextSetDiagnosticHandler(c->ctx, llvm_diag_handler, &cp->llvm_diag);
+  c->mod = LLVMModuleCreateWithNameInContext(cp->g->name ? cp->g->name : "net", c->ctx);
+  c->b = LLVMCreateBuilderInContext(c->ctx);
+  c->t_void = LLVMVoidTypeInContext(c->ctx);
+  c->t_i1 = LLVMInt1TypeInContext(c->ctx);
+  c->t_i8 = LLVMInt8TypeInContext(c->ctx);
+  c->t_i32 = LLVMInt32TypeInContext(c->ctx);
+  c->t_i64 = LLVMInt64TypeInContext(c->ctx);
+  c->t_f32 = LLVMFloatTypeInContext(c->ctx);
+  c->t_ptr = LLVMPointerTypeInContext(c->ctx, 0);
+  LLVMTypeRef kargs[3] = {c->t_ptr, c->t_i64, c->t_i64};
+  c->t_kernel = LLVMFunctionType(c->t_void, kargs, 3, 0);
+  c->t_v16 = LLVMVectorType(c->t_f32, 16);
+  c->cfg = &cp->cf;
+  char *triple = LLVMGetTargetMachineTriple(cp->tm);
+  LLVMSetTarget(c->mod, triple);
+  LLVMDisposeMessage(triple);
+  LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cp->tm);
+  LLVMSetModuleDataLayout(c->mod, td);
+  LLVMDisposeTargetData(td);
+  cp->have_module = true;
+}
 
-    bool ok = emit_forward(&c, g, &st, o->progress);
-    double t_ir = now_ms();
-    if (ok) {
-      emit_info(&c, g, o, data_bytes, embed ? sizeof(CnnrtBlobHeader) + (uint64_t)data_bytes : 0,
-                build_id);
-      if (!(embed && o->emit == EMIT_ASM))
-        emit_blob_symbol(&c, embed ? incbin : NULL, sizeof(CnnrtBlobHeader) + (uint64_t)data_bytes);
-      char *msg = NULL;
-      if (LLVMVerifyModule(c.mod, LLVMReturnStatusAction, &msg)) {
-        fail(&st, 2, "generated LLVM module does not verify: %s", msg ? msg : "");
-        ok = false;
-      }
-      LLVMDisposeMessage(msg);
+/* 6. Kernels, the forward function, the info globals, the blob symbol;
+   then the module must verify. */
+static bool emit_module(Compile *cp) {
+  BeCtx *c = &cp->c;
+  const BackendOptions *o = cp->o;
+  bool ok = emit_forward(c, cp->g, cp->choice, &cp->st, o->progress);
+  cp->t_ir = now_ms();
+  if (!ok)
+    return false;
+  emit_info(c, cp->g, o, cp->blob.data_bytes, cp->embed ? blob_file_bytes(cp) : 0, cp->build_id);
+  if (!(cp->embed && o->emit == EMIT_ASM))
+    emit_blob_symbol(c, cp->embed ? cp->incbin : NULL, blob_file_bytes(cp));
+  char *msg = NULL;
+  if (LLVMVerifyModule(c->mod, LLVMReturnStatusAction, &msg)) {
+    fail(&cp->st, 2, "generated LLVM module does not verify: %s", msg ? msg : "");
+    ok = false;
+  }
+  LLVMDisposeMessage(msg);
+  return ok;
+}
+
+/* 7. LLVM's optimization pipeline (a busy step: LLVM reports no progress). */
+static bool optimize(Compile *cp) {
+  const BackendOptions *o = cp->o;
+  if (o->progress) {
+    int nfn = 0;
+    for (LLVMValueRef fn = LLVMGetFirstFunction(cp->c.mod); fn; fn = LLVMGetNextFunction(fn))
+      nfn += !LLVMIsDeclaration(fn);
+    char what[96];
+    snprintf(what, sizeof what, "optimizing with LLVM (-O%d, %d functions)", o->opt_level, nfn);
+    progress_report(o->progress, what, 0, -1, NULL);
+  }
+  char err[2048];
+  bool ok = be_optimize(cp->c.mod, cp->tm, o->opt_level, err, sizeof err);
+  if (!ok)
+    fail(&cp->st, 2, "%s", err);
+  cp->t_opt = now_ms();
+  return ok;
+}
+
+/* 8. The requested output, into a temporary beside the final name. */
+static bool write_output(Compile *cp) {
+  const BackendOptions *o = cp->o;
+  LLVMModuleRef mod = cp->c.mod;
+  char err[2048];
+  progress_report(o->progress, o->emit == EMIT_LLVM ? "writing LLVM IR" : "generating machine code",
+                  0, -1, NULL);
+  if (o->emit == EMIT_SO) {
+    if (!be_emit_file(mod, cp->tm, cp->obj_path, false, err, sizeof err)) {
+      fail(&cp->st, 2, "%s", err);
+      return false;
     }
-    if (ok && o->progress) { /* LLVM reports no progress: a busy step */
-      int nfn = 0;
-      for (LLVMValueRef fn = LLVMGetFirstFunction(c.mod); fn; fn = LLVMGetNextFunction(fn))
-        nfn += !LLVMIsDeclaration(fn);
-      char what[96];
-      snprintf(what, sizeof what, "optimizing with LLVM (-O%d, %d functions)", o->opt_level, nfn);
-      progress_report(o->progress, what, 0, -1, NULL);
+  }
+  cp->out_tmp = temp_beside(o->output, &cp->st);
+  if (!cp->out_tmp)
+    return false;
+  switch (o->emit) {
+  case EMIT_LLVM: {
+    char *msg = NULL;
+    bool ok = !LLVMPrintModuleToFile(mod, cp->out_tmp, &msg);
+    if (!ok)
+      fail(&cp->st, 1, "cannot write '%s': %s", o->output, msg ? msg : "");
+    LLVMDisposeMessage(msg);
+    return ok;
+  }
+  case EMIT_ASM:
+  case EMIT_OBJ:
+    if (!be_emit_file(mod, cp->tm, cp->out_tmp, o->emit == EMIT_ASM, err, sizeof err)) {
+      fail(&cp->st, 2, "%s", err);
+      return false;
     }
-    if (ok && !be_optimize(c.mod, tm, o->opt_level, err, sizeof err)) {
-      fail(&st, 2, "%s", err);
+    if (o->emit == EMIT_ASM && cp->embed &&
+        !append_blob_asm(cp->out_tmp, cp->incbin, blob_file_bytes(cp))) {
+      fail(&cp->st, 1, "cannot write '%s': %s", o->output, strerror(errno));
+      return false;
+    }
+    return true;
+  case EMIT_SO:
+    progress_report(o->progress, "linking", 0, -1, NULL);
+    if (!be_link_shared(o, cp->obj_path, cp->out_tmp, err, sizeof err)) {
+      fail(&cp->st, 1, "linking '%s' failed:\n%s", o->output, err);
+      return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+/* 9. Publish: the weights first (a .so without its blob is useless), then
+   the output; undo the weights if the second rename fails. */
+static void publish(Compile *cp) {
+  const BackendOptions *o = cp->o;
+  if (cp->weights_tmp) {
+    if (rename(cp->weights_tmp, cp->weights_final) != 0) {
+      fail(&cp->st, 1, "cannot write '%s': %s", cp->weights_final, strerror(errno));
+      return;
+    }
+    free(cp->weights_tmp);
+    cp->weights_tmp = NULL;
+  }
+  if (rename(cp->out_tmp, o->output) != 0) {
+    fail(&cp->st, 1, "cannot write '%s': %s", o->output, strerror(errno));
+    if (cp->weights_final)
+      unlink(cp->weights_final);
+  }
+}
+
+/* Frees everything; on failure removes every file this run made. */
+static void finish(Compile *cp) {
+  bool failed = cp->st.rc != 0;
+  if (cp->have_module) {
+    be_kernel_cache_free(&cp->c);
+    LLVMDisposeBuilder(cp->c.b);
+    LLVMDisposeModule(cp->c.mod);
+    LLVMContextDispose(cp->c.ctx);
+  }
+  if (cp->tm)
+    LLVMDisposeTargetMachine(cp->tm);
+  if (failed && cp->out_tmp)
+    unlink(cp->out_tmp);
+  if (failed && cp->blob_published)
+    unlink(cp->weights_final);
+  if (cp->weights_tmp)
+    unlink(cp->weights_tmp);
+  if (cp->workdir) {
+    unlink(cp->blob_path);
+    unlink(cp->obj_path);
+    rmdir(cp->workdir);
+  }
+  free(cp->out_tmp);
+  free(cp->weights_tmp);
+  free(cp->weights_final);
+  free(cp->incbin_abs);
+  free(cp->blob_path);
+  free(cp->obj_path);
+  free(cp->workdir);
+  free(cp->cpu);
+  free(cp->features);
+  free(cp->choice);
+  be_blob_free(&cp->blob);
+}
+
+int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
+  Compile cp = {.g = g, .o = o, .st = {d, 0}, .t0 = now_ms()};
+  bool ok = preflight(&cp) && setup_target(&cp) && choose_kernels(&cp) && place_weights(&cp);
+  if (ok) {
+    setup_module(&cp);
+    ok = emit_module(&cp) && optimize(&cp) && write_output(&cp);
+    if (ok && cp.llvm_diag.msg[0]) {
+      fail(&cp.st, 2, "LLVM: %s", cp.llvm_diag.msg);
       ok = false;
     }
-    double t_opt = now_ms();
-    if (ok)
-      progress_report(o->progress,
-                      o->emit == EMIT_LLVM ? "writing LLVM IR" : "generating machine code", 0, -1,
-                      NULL);
-    if (ok) {
-      switch (o->emit) {
-      case EMIT_LLVM:
-        out_tmp = temp_beside(o->output, &st);
-        if (out_tmp) {
-          char *msg = NULL;
-          if (LLVMPrintModuleToFile(c.mod, out_tmp, &msg)) {
-            fail(&st, 1, "cannot write '%s': %s", o->output, msg ? msg : "");
-            ok = false;
-          }
-          LLVMDisposeMessage(msg);
-        } else {
-          ok = false;
-        }
-        break;
-      case EMIT_ASM:
-      case EMIT_OBJ:
-        out_tmp = temp_beside(o->output, &st);
-        if (!out_tmp || !be_emit_file(c.mod, tm, out_tmp, o->emit == EMIT_ASM, err, sizeof err)) {
-          if (out_tmp)
-            fail(&st, 2, "%s", err);
-          ok = false;
-        } else if (o->emit == EMIT_ASM && embed &&
-                   !append_blob_asm(out_tmp, incbin,
-                                    sizeof(CnnrtBlobHeader) + (uint64_t)data_bytes)) {
-          fail(&st, 1, "cannot write '%s': %s", o->output, strerror(errno));
-          ok = false;
-        }
-        break;
-      case EMIT_SO:
-        if (!be_emit_file(c.mod, tm, obj_path, false, err, sizeof err)) {
-          fail(&st, 2, "%s", err);
-          ok = false;
-          break;
-        }
-        out_tmp = temp_beside(o->output, &st);
-        if (!out_tmp) {
-          ok = false;
-          break;
-        }
-        progress_report(o->progress, "linking", 0, -1, NULL);
-        if (!be_link_shared(o, obj_path, out_tmp, err, sizeof err)) {
-          fail(&st, 1, "linking '%s' failed:\n%s", o->output, err);
-          ok = false;
-        }
-        break;
-      }
-    }
-    if (ok && llvm_diag.msg[0]) {
-      fail(&st, 2, "LLVM: %s", llvm_diag.msg);
-      ok = false;
-    }
-    double t_emit = now_ms();
     if (o->verbose)
       fprintf(stderr,
               "cnncc: backend: %d kernels (%d shared), %lld weight bytes; ir %.0f ms, "
               "opt %.0f ms, emit+link %.0f ms\n",
-              c.nkernels, c.nshared, (long long)data_bytes, t_ir - t0, t_opt - t_ir,
-              t_emit - t_opt);
-    be_kernel_cache_free(&c);
-    LLVMDisposeBuilder(c.b);
-    LLVMDisposeModule(c.mod);
-    LLVMContextDispose(c.ctx);
-    LLVMDisposeTargetMachine(tm);
-    free(cpu);
-    free(features);
-    if (!ok && st.rc == 0)
-      st.rc = 2;
+              cp.c.nkernels, cp.c.nshared, (long long)cp.blob.data_bytes, cp.t_ir - cp.t0,
+              cp.t_opt - cp.t_ir, now_ms() - cp.t_opt);
   }
-
-  /* Publish: the weights first (a .so without its blob is useless), then
-     the output; undo the weights if the second rename fails. */
-  if (st.rc == 0 && weights_tmp && rename(weights_tmp, weights_final) != 0) {
-    fail(&st, 1, "cannot write '%s': %s", weights_final, strerror(errno));
-  } else if (st.rc == 0) {
-    free(weights_tmp);
-    weights_tmp = NULL;
-  }
-  if (st.rc == 0 && rename(out_tmp, o->output) != 0) {
-    fail(&st, 1, "cannot write '%s': %s", o->output, strerror(errno));
-    if (weights_final)
-      unlink(weights_final);
-  }
-
-done:
-  if (st.rc != 0 && out_tmp)
-    unlink(out_tmp);
-  if (st.rc != 0 && blob_published)
-    unlink(weights_final);
-  if (weights_tmp)
-    unlink(weights_tmp);
-  unlink(blob_path);
-  unlink(obj_path);
-  rmdir(workdir);
-  free(out_tmp);
-  free(weights_tmp);
-  free(weights_final);
-  free(incbin_abs);
-  free(blob_path);
-  free(obj_path);
-  free(workdir);
-  if (o->verbose && st.rc == 0)
-    fprintf(stderr, "cnncc: backend: wrote %s in %.0f ms\n", o->output, now_ms() - t0);
-  return st.rc;
+  if (!ok && cp.st.rc == 0)
+    cp.st.rc = 2;
+  if (cp.st.rc == 0)
+    publish(&cp);
+  finish(&cp);
+  if (o && o->verbose && cp.st.rc == 0)
+    fprintf(stderr, "cnncc: backend: wrote %s in %.0f ms\n", o->output, now_ms() - cp.t0);
+  return cp.st.rc;
 }

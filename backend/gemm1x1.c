@@ -31,7 +31,8 @@ typedef struct {
   int64_t NT, NPC; /* oc tiles, pixel chunks */
 } GemmPlan;
 
-static void plan_of(bool avx512, const Node *n, GemmPlan *p) {
+static void plan_of(const BeConfig *cf, const Node *n, GemmPlan *p) {
+  bool avx512 = cf->target.avx512;
   const Shape *is = &n->in[0]->shape;
   p->OC = n->shape.d[0];
   p->IC = is->d[0];
@@ -47,7 +48,7 @@ static void plan_of(bool avx512, const Node *n, GemmPlan *p) {
   p->NPC = (p->P + cw - 1) / cw;
 }
 
-bool be_conv_gemm1x1(const Node *n) {
+bool be_conv_gemm1x1_accepts(const BeConfig *cf, const Node *n) {
   const Attrs *a = &n->attr;
   return n->op == OP_CONV2D && n->layout == LAYOUT_NCHW && !n->split && n->nin >= 1 &&
          n->in[0]->layout == LAYOUT_NCHW && n->in[0]->shape.rank == 3 && n->shape.rank == 3 &&
@@ -56,9 +57,9 @@ bool be_conv_gemm1x1(const Node *n) {
          n->shape.d[1] == n->in[0]->shape.d[1] && n->shape.d[2] == n->in[0]->shape.d[2];
 }
 
-int64_t be_work_conv_gemm1x1(const BeCtx *c, const Node *n) {
+int64_t be_work_conv_gemm1x1(const BeConfig *cf, const Node *n) {
   GemmPlan p;
-  plan_of(c->avx512, n, &p);
+  plan_of(cf, n, &p);
   return p.NT * p.NPC;
 }
 
@@ -140,7 +141,7 @@ static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][
 
 void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k) {
   GemmPlan p;
-  plan_of(c->avx512, k->n, &p);
+  plan_of(c->cfg, k->n, &p);
   int64_t cw = (int64_t)p.NV * 16;
   int mr_tail = (int)(p.OC - (p.NT - 1) * p.MR);
   int np_tail = (int)(p.P - (p.NPC - 1) * cw);

@@ -7,7 +7,7 @@
  * divides 16 (1, 2, 4, 8); then output block ob (channels ob*16 .. +15)
  * holds 16/Cg whole groups whose input channels are exactly input block ob,
  * lane for lane. passes/layout.c blocks such a conv (and gives it a blocked
- * input); be_conv_grouped_blocked() is the test both sides use.
+ * input); ir_conv_small_groups (ir/graph.c) is the rule both sides use.
  *
  * Arithmetic. Output lane l (group l/Cg, channel m = l%Cg within the group)
  * sums over the Cg input channels of its group; written as Cg "rotations"
@@ -44,15 +44,8 @@
 
 #include "backend_internal.h"
 
-bool be_conv_grouped_blocked(const Node *n) {
-  if (n->op != OP_CONV2D || n->layout != LAYOUT_NCHW16C || n->attr.groups <= 1 ||
-      n->shape.rank != 3 || n->in[0]->shape.rank != 3)
-    return false;
-  int64_t IC = n->in[0]->shape.d[0], OC = n->shape.d[0], G = n->attr.groups;
-  if (IC % G || OC % G || IC % 16 || OC % 16)
-    return false;
-  int64_t icg = IC / G, ocg = OC / G;
-  return icg == ocg && icg < 16 && 16 % icg == 0;
+bool be_conv_grouped_accepts(const BeConfig *cf, const Node *n) {
+  return n->layout == LAYOUT_NCHW16C && ir_conv_small_groups(n, 16);
 }
 
 typedef struct {
@@ -60,7 +53,8 @@ typedef struct {
   int T;
 } GPlan;
 
-static void gplan(const Node *n, bool avx512, GPlan *p) {
+static void gplan(const BeConfig *cf, const Node *n, GPlan *p) {
+  bool avx512 = cf->target.avx512;
   const Attrs *a = &n->attr;
   const Shape *is = &n->in[0]->shape;
   memset(p, 0, sizeof *p);
@@ -81,15 +75,14 @@ static void gplan(const Node *n, bool avx512, GPlan *p) {
     Tmax = 4;
   if (!avx512)
     Tmax = 4; /* 16 ymm registers, two per 16-float vector */
-  const char *s = getenv("CNNCC_GROUPED_T");
-  if (s && atoi(s) > 0)
-    Tmax = atoi(s) < 64 ? atoi(s) : 64; /* GRow.acc */
+  if (cf->tune->grouped_tile > 0)
+    Tmax = cf->tune->grouped_tile; /* at most 64: GRow.acc */
   p->T = (int)be_cdiv(p->OW, be_cdiv(p->OW, Tmax));
 }
 
-int64_t be_work_conv_grouped(const BeCtx *c, const Node *n) {
+int64_t be_work_conv_grouped(const BeConfig *cf, const Node *n) {
   GPlan p;
-  gplan(n, c->avx512, &p);
+  gplan(cf, n, &p);
   return p.NB * p.OH;
 }
 
@@ -190,7 +183,7 @@ static void emit_grow(BeCtx *c, GRow *r) {
 void be_emit_conv_grouped(BeCtx *c, KArgs *k) {
   const Node *n = k->n;
   GPlan P;
-  gplan(n, c->avx512, &P);
+  gplan(c->cfg, n, &P);
   GPlan *p = &P;
   GRow r = {.p = p, .k = k};
   for (int q = 0; q < p->T; q++)
@@ -227,15 +220,13 @@ void be_emit_conv_grouped(BeCtx *c, KArgs *k) {
 
 /* [ob][kh][kw][rot][16]: lane l of rotation rot is input channel
    (l%Cg + rot)%Cg of output channel ob*16+l's group. */
-float *be_packed_weights_grouped(const Node *n, const Param *w) {
+float *be_pack_conv_grouped(const BeConfig *cf, const Node *n) {
+  const Param *w = n->params[P_WEIGHT];
   int64_t OC = n->shape.d[0], Cg = OC / n->attr.groups;
   int64_t KH = n->attr.kernel[0], KW = n->attr.kernel[1];
   int64_t total = OC * Cg * KH * KW;
-  if (total != param_numel(w))
-    return NULL;
-  float *dst = malloc((size_t)total * sizeof(float));
-  if (!dst)
-    return NULL;
+  CHECK(total == param_numel(w), "weight '%s' of '%s'", w->name, n->name);
+  float *dst = xmalloc((size_t)total * sizeof(float));
   const float *src = w->data;
   for (int64_t ob = 0; ob < OC / 16; ob++)
     for (int64_t kh = 0; kh < KH; kh++)

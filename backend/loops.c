@@ -281,10 +281,10 @@ static void add_str_attr(BeCtx *c, LLVMValueRef fn, const char *k, const char *v
 
 void be_func_attrs(BeCtx *c, LLVMValueRef fn) {
   be_add_enum_attr(c, fn, LLVMAttributeFunctionIndex, "nounwind");
-  if (c->cpu && *c->cpu)
-    add_str_attr(c, fn, "target-cpu", c->cpu);
-  if (c->features && *c->features)
-    add_str_attr(c, fn, "target-features", c->features);
+  if (c->cfg->target.cpu && *c->cfg->target.cpu)
+    add_str_attr(c, fn, "target-cpu", c->cfg->target.cpu);
+  if (c->cfg->target.features && *c->cfg->target.features)
+    add_str_attr(c, fn, "target-features", c->cfg->target.features);
 }
 
 void be_func_begin(BeCtx *c, LLVMValueRef fn) {

@@ -2,21 +2,21 @@
  * winograd.c: 3x3 stride-1 convolutions on NCHW16c by Winograd's minimal
  * filtering, F(m x m, 3 x 3): m = 4 (6x6 transform points, 4x fewer
  * multiplies than direct) on planes of 28x28 and more, m = 2 (4x4 points,
- * 2.25x fewer) below. Taken only with BackendOptions.winograd (cnncc
- * --winograd=on, the default at -O2 and -O3).
+ * 2.25x fewer) below. Taken only with Tuning.winograd (cnncc --winograd=on,
+ * the default at -O2 and -O3).
  *
  * Weights are transformed at compile time, as the blob is written
- * (be_winograd_weights, in double precision): U = G g G^T per (output,
+ * (be_pack_conv_winograd, in double precision): U = G g G^T per (output,
  * input channel), stored as [oc/16][point][ic][16 oc]; the blob slot of such
- * a weight holds A*A/9 times the 3x3 weights (be_winograd_numel, which
- * codegen.c's blob layout asks).
+ * a weight holds A*A/9 times the 3x3 weights (be_packed_numel_winograd).
  *
  * The output tiles (m x m pixels each) are numbered row-major and cut into
- * chunks of TC tiles (T = 7 by default; CNNCC_WINOGRAD_NS register tiles
- * per chunk, 1 by default: more cuts the rereading of the transformed
- * weights of 512-channel layers by ~10% but leaves less room for channels). A work item is (NGI
- * groups of OCB output blocks) x (chunk), groups outermost as in blocked.c so that consecutive
- * items reuse the groups' transformed weights from L2. For each chunk, for each run of CB input
+ * chunks of TC tiles (T = 7 by default; --tune winograd.chunk register
+ * tiles per chunk, 1 by default: more cuts the rereading of the transformed
+ * weights of 512-channel layers by ~10% but leaves less room for channels).
+ * A work item is (NGI groups of OCB output blocks) x (chunk), groups
+ * outermost as in blocked.c so that consecutive items reuse the groups'
+ * transformed weights from L2. For each chunk, for each run of CB input
  * blocks of 16 channels:
  *   - input transform V = B^T d B of the T tiles into a stack buffer
  *     V[block][point][tile][16] (border tiles read zeros for the padding),
@@ -32,11 +32,11 @@
  * over all input channels in registers (a large V) matters most, then
  * sharing the input transform between a few groups (NGI).
  *
- * Which convs: be_winograd_use (3x3, stride 1, dilation 1, one group,
- * blocked input and output, no split output, >= 64 input and >= 32 output
- * channels, output plane >= 14x14). Measured error and speed:
- * docs/performance.md, "Winograd". CNNCC_WINOGRAD_{M,T,NS,VKB,MKB,MIN_IC,
- * MIN_HW} override the choices (experiments and tests only).
+ * Which convs: be_conv_winograd_accepts (3x3, stride 1, dilation 1, one
+ * group, blocked input and output, no split output, >= 64 input and >= 32
+ * output channels, output plane >= 14x14). Measured error and speed:
+ * docs/performance.md, "Winograd". The winograd.* keys of --tune override
+ * the choices (backend/tuning.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -75,20 +75,10 @@ static double at(int m, int i, int j) { return m == 2 ? AT2[i][j] : AT4[i][j]; }
 
 /* ------------------------------------------------------------ the decision */
 
-static int wino_mode;  /* 0: off, 1: on */
-static int wino_force; /* CNNCC_WINOGRAD_M=2|4: that m for every layer (experiments) */
-
-void be_winograd_configure(const BackendOptions *o) {
-  wino_mode = o && o->winograd;
-  wino_force = 0;
-  const char *s = getenv("CNNCC_WINOGRAD_M");
-  if (s && *s)
-    wino_force = atoi(s) == 2 || atoi(s) == 4 ? atoi(s) : 0;
-}
-
 /* The tile size m when n runs as Winograd, else 0. */
-static int wino_m(const Node *n) {
-  if (!wino_mode || n->dead || n->op != OP_CONV2D || n->split)
+static int wino_m(const BeConfig *cf, const Node *n) {
+  const Tuning *tu = cf->tune;
+  if (!tu->winograd || n->dead || n->op != OP_CONV2D || n->split)
     return 0;
   const Attrs *a = &n->attr;
   if (n->layout != LAYOUT_NCHW16C || n->in[0]->layout != LAYOUT_NCHW16C)
@@ -102,43 +92,32 @@ static int wino_m(const Node *n) {
     return 0;
   /* Cost rule (docs/performance.md, "Winograd"): enough input channels for
      the transforms to amortize, and enough pixels to fill the tiles. */
-  int min_ic = 64, min_hw = 14;
-  const char *s = getenv("CNNCC_WINOGRAD_MIN_IC");
-  if (s && *s)
-    min_ic = atoi(s);
-  s = getenv("CNNCC_WINOGRAD_MIN_HW");
-  if (s && *s)
-    min_hw = atoi(s);
+  int min_ic = tu->winograd_min_ic, min_hw = tu->winograd_min_hw;
   if (IC < min_ic || OC < 32 || OH < min_hw || OW < min_hw)
     return 0;
-  if (wino_force)
-    return wino_force;
+  if (tu->winograd_m)
+    return tu->winograd_m;
   /* F(4x4) where 4x4 tiles cover the plane with little waste; F(2x2)
      below (14x14: 16 tiles of 4x4 would compute 256 pixels for 196). */
   return OH >= 28 && OW >= 28 ? 4 : 2;
 }
 
-bool be_winograd_use(const Node *n) { return wino_m(n) != 0; }
+bool be_conv_winograd_accepts(const BeConfig *cf, const Node *n) { return wino_m(cf, n) != 0; }
 
-int64_t be_winograd_numel(const Node *n, const Param *w) {
-  int m = wino_m(n);
-  if (!m || w != n->params[P_WEIGHT] || !w)
-    return 0;
+int64_t be_packed_numel_winograd(const BeConfig *cf, const Node *n) {
+  int m = wino_m(cf, n);
+  CHECK(m, "'%s' is no Winograd conv", n->name);
   int64_t A = m + 2;
   return n->shape.d[0] * n->in[0]->shape.d[0] * A * A;
 }
 
-float *be_winograd_weights(const Node *n, const Param *w) {
-  int m = wino_m(n);
-  if (!m || !w || w != n->params[P_WEIGHT] || !w->data)
-    return NULL;
+float *be_pack_conv_winograd(const BeConfig *cf, const Node *n) {
+  const Param *w = n->params[P_WEIGHT];
+  int m = wino_m(cf, n);
   int64_t OC = n->shape.d[0], IC = n->in[0]->shape.d[0];
-  if (param_numel(w) != OC * IC * 9)
-    return NULL;
+  CHECK(m && param_numel(w) == OC * IC * 9, "weight '%s' of '%s'", w->name, n->name);
   int A = m + 2, A2 = A * A;
-  float *dst = malloc((size_t)(OC * IC * A2) * sizeof(float));
-  if (!dst)
-    return NULL;
+  float *dst = xmalloc((size_t)(OC * IC * A2) * sizeof(float));
   for (int64_t oc = 0; oc < OC; oc++)
     for (int64_t ic = 0; ic < IC; ic++) {
       const float *g = w->data + (oc * IC + ic) * 9;
@@ -175,9 +154,10 @@ typedef struct {
   int64_t NGI;          /* tile groups per work item, sharing one input transform */
 } WPlan;
 
-static void wplan(const BeCtx *c, const Node *n, WPlan *p) {
+static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
+  const Tuning *tu = cf->tune;
   memset(p, 0, sizeof *p);
-  p->m = wino_m(n);
+  p->m = wino_m(cf, n);
   p->A = p->m + 2, p->A2 = p->A * p->A;
   const Shape *is = &n->in[0]->shape;
   p->IC = is->d[0], p->IH = is->d[1], p->IW = is->d[2];
@@ -185,7 +165,7 @@ static void wplan(const BeCtx *c, const Node *n, WPlan *p) {
   p->pt = n->attr.pad[0], p->pl = n->attr.pad[1];
   p->NB = p->OC / 16, p->NICB = p->IC / 16;
   int ocb = 1, tmax = 6;
-  if (c->avx512) {
+  if (cf->target.avx512) {
     /* 14 accumulators: with V and M from the stack buffers below, smaller
        tiles measured faster than 24 (12 tiles x 2 blocks); the inputs and
        weights are reread less, and the buffers stay nearer in cache. */
@@ -194,9 +174,8 @@ static void wplan(const BeCtx *c, const Node *n, WPlan *p) {
     else
       ocb = 1, tmax = 14;
   }
-  const char *s = getenv("CNNCC_WINOGRAD_T");
-  if (s && *s && atoi(s) > 0)
-    tmax = atoi(s);
+  if (tu->winograd_tile > 0)
+    tmax = tu->winograd_tile;
   p->OCB = ocb;
   p->NG = p->NB / ocb;
   p->NTR = be_cdiv(p->OH, p->m);
@@ -205,10 +184,7 @@ static void wplan(const BeCtx *c, const Node *n, WPlan *p) {
   p->T = (int)be_cdiv(nt, be_cdiv(nt, tmax));
   /* Register tiles per chunk: each chunk rereads the groups' transformed
      weights, so many tiles per chunk when the weights are large. */
-  int64_t ns = 1;
-  s = getenv("CNNCC_WINOGRAD_NS");
-  if (s && *s && atoi(s) > 0)
-    ns = atoi(s);
+  int64_t ns = tu->winograd_chunk;
   p->TC = p->T * ns;
   if (p->TC > nt)
     p->TC = nt;
@@ -216,28 +192,22 @@ static void wplan(const BeCtx *c, const Node *n, WPlan *p) {
   p->TL = nt - (p->NCH - 1) * p->TC;
   /* As many input blocks per V buffer as fit the budget: the accumulators
      then run over CB*16 channels between two trips through M. */
-  int64_t budget = 256 * 1024;
-  s = getenv("CNNCC_WINOGRAD_VKB");
-  if (s && *s && atoi(s) > 0)
-    budget = (int64_t)atoi(s) * 1024;
+  int64_t budget = (int64_t)tu->winograd_v_kb * 1024;
   p->CB = 1;
   for (int64_t cb = 1; cb <= p->NICB; cb++)
     if (p->NICB % cb == 0 && cb * p->A2 * p->TC * 64 <= budget)
       p->CB = cb;
   /* As many tile groups per item as their M buffers fit in the budget. */
-  budget = 64 * 1024;
-  s = getenv("CNNCC_WINOGRAD_MKB");
-  if (s && *s && atoi(s) > 0)
-    budget = (int64_t)atoi(s) * 1024;
+  budget = (int64_t)tu->winograd_m_kb * 1024;
   p->NGI = 1;
   for (int64_t g = 1; g <= p->NG; g++)
     if (p->NG % g == 0 && g * p->A2 * p->OCB * p->TC * 64 <= budget)
       p->NGI = g;
 }
 
-int64_t be_work_conv_winograd(const BeCtx *c, const Node *n) {
+int64_t be_work_conv_winograd(const BeConfig *cf, const Node *n) {
   WPlan p;
-  wplan(c, n, &p);
+  wplan(cf, n, &p);
   return p.NG / p.NGI * p.NCH;
 }
 
@@ -546,7 +516,7 @@ static void emit_chunk(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt) {
 void be_emit_conv_winograd(BeCtx *c, KArgs *k) {
   const Node *n = k->n;
   WPlan P;
-  wplan(c, n, &P);
+  wplan(c->cfg, n, &P);
   WPlan *p = &P;
   WCtx w = {.p = p, .k = k};
   LLVMTypeRef vt = LLVMArrayType2(c->t_f32, (uint64_t)p->CB * p->A2 * p->TC * 16);

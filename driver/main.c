@@ -47,6 +47,8 @@ static const char usage[] =
     "  --target-features=F  LLVM feature string (default: the host's when no CPU given)\n"
     "  --winograd=on|off    Winograd F(4x4,3x3) for large 3x3 stride-1 convs (default:\n"
     "                       on at -O2/-O3, off at -O0/-O1); error <= 1e-3 * max|output|\n"
+    "  --tune KEY=VALUE     set a kernel tuning value (repeatable; the keys are below);\n"
+    "                       values other than the defaults are named in cnn_info.compiler\n"
     "  --summary            print a per-layer table (shapes, params, MACs) and exit\n"
     "  --stats              print what each pass did\n"
     "  -v                   verbose: show the steps and the link command\n"
@@ -65,6 +67,7 @@ typedef struct {
   const char *progress; /* --progress=WHEN; NULL: $CNNCC_PROGRESS, else auto */
   int opt;
   int winograd; /* -1: by -O level; 0 off; 1 on */
+  Tuning tune;  /* --tune KEY=VALUE, over the defaults */
   const char *passes, *print_after, *target_cpu, *target_features;
   EmitKind emit;
   bool emit_ir, emit_dot;
@@ -83,11 +86,32 @@ static int parse_args(int argc, char **argv, Options *o, Diag *d) {
   o->opt = 2;
   o->winograd = -1;
   o->emit = EMIT_SO;
+  tuning_defaults(&o->tune);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       fputs(usage, stdout);
+      fputs("\ntuning keys (--tune KEY=VALUE), with their defaults:\n", stdout);
+      tuning_print_help(stdout);
       return 1;
+    } else if (strcmp(a, "--tune") == 0 || starts(a, "--tune=", &v)) {
+      if (strcmp(a, "--tune") == 0) {
+        if (i + 1 >= argc) {
+          diag_plain(d, DIAG_ERROR, "option '--tune' needs a value (KEY=VALUE, or help)");
+          return EXIT_USER + 1;
+        }
+        v = argv[++i];
+      }
+      if (strcmp(v, "help") == 0) {
+        printf("tuning keys (--tune KEY=VALUE), with their defaults:\n");
+        tuning_print_help(stdout);
+        return 1;
+      }
+      char err[256];
+      if (!tuning_set(&o->tune, v, err, sizeof err)) {
+        diag_plain(d, DIAG_ERROR, "%s", err);
+        return EXIT_USER + 1;
+      }
     } else if (strcmp(a, "--version") == 0) {
       printf("cnncc %s (LLVM %s)\n", CNNCC_VERSION, backend_llvm_version());
       return 1;
@@ -179,6 +203,7 @@ static int parse_args(int argc, char **argv, Options *o, Diag *d) {
                                           "--target-features",
                                           "--winograd=on",
                                           "--winograd=off",
+                                          "--tune",
                                           "--summary",
                                           "--stats",
                                           "--list-passes",
@@ -352,6 +377,24 @@ static bool split_passes(const char *list, PassOptions *po, Diag *d) {
   return ok;
 }
 
+/* cnn_info.compiler: "cnncc VERSION (LLVM X) -On cpu=CPU", then whatever
+   else changed the generated code: a --winograd other than the -O level's
+   default and the --tune values other than the defaults (malloc'd). */
+static char *compiler_ident(const Options *o) {
+  char *cpu = o->target_cpu ? NULL : backend_host_cpu();
+  char *tune = tuning_describe(&o->tune);
+  bool wino_default = o->winograd < 0 || o->winograd == (o->opt >= 2);
+  char *s = xasprintf("cnncc %s (LLVM %s) -O%d cpu=%s%s%s%s", CNNCC_VERSION, backend_llvm_version(),
+                      o->opt, o->target_cpu ? o->target_cpu : cpu,
+                      wino_default  ? ""
+                      : o->winograd ? " winograd=on"
+                                    : " winograd=off",
+                      *tune ? " tune=" : "", tune);
+  free(tune);
+  free(cpu);
+  return s;
+}
+
 int main(int argc, char **argv) {
   Progress *prog = progress_init(); /* erases its line at exit */
   Diag *d = diag_new(progress_stream(prog), isatty(2));
@@ -467,11 +510,9 @@ int main(int argc, char **argv) {
       }
     }
   } else {
-    char rtbuf[PATH_MAX], ident[256];
-    char *cpu = o.target_cpu ? NULL : backend_host_cpu();
-    snprintf(ident, sizeof ident, "cnncc %s (LLVM %s) -O%d cpu=%s", CNNCC_VERSION,
-             backend_llvm_version(), o.opt, o.target_cpu ? o.target_cpu : cpu);
-    free(cpu);
+    char rtbuf[PATH_MAX];
+    o.tune.winograd = o.winograd >= 0 ? o.winograd : o.opt >= 2;
+    char *ident = compiler_ident(&o);
     const char *cc = getenv("CC");
     BackendOptions bo = {
         .output = o.output,
@@ -482,13 +523,15 @@ int main(int argc, char **argv) {
         .external_weights = o.external_weights,
         .runtime_lib = find_runtime(rtbuf, sizeof rtbuf),
         .cc = cc && *cc ? cc : "cc",
+        .tmpdir = getenv("TMPDIR"),
         .compiler_ident = ident,
         .verbose = o.verbose,
         .progress = progress_hook(prog),
-        .winograd = o.winograd >= 0 ? o.winograd : o.opt >= 2,
+        .tune = o.tune,
     };
     rc = backend_compile(g, &bo, d); /* its steps come through bo.progress */
     progress_done(prog);
+    free(ident);
   }
   ir_graph_free(g);
   diag_free(d);

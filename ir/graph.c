@@ -688,6 +688,43 @@ bool ir_is_graph_output(const Graph *g, const Node *n) {
   return false;
 }
 
+static int cmp_slice_begin(const void *a, const void *b) {
+  const Node *x = *(Node *const *)a, *y = *(Node *const *)b;
+  return x->attr.slice_begin < y->attr.slice_begin ? -1 : x->attr.slice_begin > y->attr.slice_begin;
+}
+
+Node **ir_split_slices(const Graph *g, const Node *n, int *count) {
+  *count = 0;
+  if (!n->split)
+    return NULL;
+  Node **v = NULL;
+  int cap = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *s = GRAPH_NODE(g, i);
+    if (s->dead || s->op != OP_SLICE || s->in[0] != n)
+      continue;
+    if (*count == cap) {
+      cap = cap ? 2 * cap : 8;
+      v = xrealloc(v, sizeof *v * (size_t)cap);
+    }
+    v[(*count)++] = s;
+  }
+  if (*count)
+    qsort(v, (size_t)*count, sizeof *v, cmp_slice_begin);
+  return v;
+}
+
+bool ir_conv_small_groups(const Node *n, int block) {
+  const Attrs *a = &n->attr;
+  if (n->op != OP_CONV2D || a->groups <= 1 || n->shape.rank != 3 || n->in[0]->shape.rank != 3)
+    return false;
+  int64_t IC = n->in[0]->shape.d[0], OC = n->shape.d[0], G = a->groups;
+  if (IC % G || OC % G || IC % block || OC % block)
+    return false;
+  int64_t icg = IC / G, ocg = OC / G;
+  return icg == ocg && icg < block && block % icg == 0;
+}
+
 void ir_count_users(const Graph *g, int *counts) {
   memset(counts, 0, sizeof(int) * (size_t)g->next_id);
   for (int i = 0; i < g->nodes.len; i++) {

@@ -98,7 +98,7 @@ typedef enum {
 /*
  * A parameter tensor (weights, bias, BN statistics). `name` is the full
  * hierarchical name as in a PyTorch state_dict ("layer1.0.conv1.weight").
- * `data` holds rank/dims floats once weights are bound (frontend/weights.c).
+ * `data` holds rank/dims floats once weights are bound (the weights reader).
  * `trainable` is false for BN running statistics (PyTorch buffers), which
  * cnn_info.num_params does not count.
  */
@@ -294,6 +294,17 @@ int ir_verify(const Graph *g, FILE *out);
 
 /* Whether n is one of the graph's outputs (its value must stay visible). */
 bool ir_is_graph_output(const Graph *g, const Node *n);
+/* The SLICE users of a split node (Node.split), in channel order: a
+   malloc'd array of *count nodes, or NULL and 0 for a node that is not
+   split. */
+Node **ir_split_slices(const Graph *g, const Node *n, int *count);
+/* The "small groups" rule: a grouped conv whose groups have Cg input and
+   as many output channels, Cg < block and Cg dividing block, with channel
+   counts that are multiples of block. Then output block b (block channels)
+   holds block/Cg whole groups whose inputs are exactly input block b, lane
+   for lane, and the conv runs on the blocked layout (passes/layout.c keeps
+   it blocked, backend/grouped.c computes it). */
+bool ir_conv_small_groups(const Node *n, int block);
 /* Users of each node: fills counts[id] (array of g->next_id ints). */
 void ir_count_users(const Graph *g, int *counts);
 /* Replace every use of `from` by `to` (inputs and graph outputs). */

@@ -48,39 +48,22 @@ static bool compatible(const Node *x, Layout L) {
   return x->shape.d[1] * x->shape.d[2] == 1 && x->shape.d[0] % 16 == 0;
 }
 
-/* A grouped conv whose groups have Cg < 16 input and output channels, Cg
-   dividing 16, with 16-multiple channel counts: backend/grouped.c keeps it
-   blocked (be_conv_grouped_blocked is the same rule) and reads its input
-   blocked only, as output block b's groups read exactly input block b. */
-static bool small_groups(const Node *n) {
-  const Attrs *a = &n->attr;
-  if (n->op != OP_CONV2D || a->groups <= 1 || n->in[0]->shape.rank != 3 || !c16(n) ||
-      !c16(n->in[0]))
-    return false;
-  int64_t IC = n->in[0]->shape.d[0], OC = n->shape.d[0];
-  if (IC % a->groups || OC % a->groups)
-    return false;
-  int64_t icg = IC / a->groups, ocg = OC / a->groups;
-  return icg == ocg && icg < 16 && 16 % icg == 0;
-}
-
 static bool conv_blockable(const Graph *g, const Node *n) {
   const Attrs *a = &n->attr;
   if (!c16(n) || n->in[0]->shape.rank != 3)
     return false;
   if (a->groups > 1) {
     int64_t icg = n->in[0]->shape.d[0] / a->groups, ocg = n->shape.d[0] / a->groups;
-    if ((icg % 16 || ocg % 16) && !small_groups(n))
+    if ((icg % 16 || ocg % 16) && !ir_conv_small_groups(n, 16))
       return false;
   }
-  if (n->split)
-    for (int i = 0; i < g->nodes.len; i++) {
-      const Node *s = GRAPH_NODE(g, i);
-      if (!s->dead && s->op == OP_SLICE && s->in[0] == n &&
-          (s->attr.slice_begin % 16 || s->shape.d[0] % 16))
-        return false;
-    }
-  return true;
+  int nseg = 0;
+  Node **segs = ir_split_slices(g, n, &nseg);
+  bool aligned = true;
+  for (int i = 0; i < nseg; i++)
+    aligned &= segs[i]->attr.slice_begin % 16 == 0 && segs[i]->shape.d[0] % 16 == 0;
+  free(segs);
+  return aligned;
 }
 
 static Layout choose(const Graph *g, const Node *n) {
@@ -123,7 +106,7 @@ static Layout choose(const Graph *g, const Node *n) {
 
 /* Does input k of n accept any layout? */
 static bool any_layout_input(const Node *n, int k) {
-  if (n->op == OP_CONV2D && k == 0 && n->layout == LAYOUT_NCHW16C && !small_groups(n))
+  if (n->op == OP_CONV2D && k == 0 && n->layout == LAYOUT_NCHW16C && !ir_conv_small_groups(n, 16))
     return true; /* the blocked conv broadcasts inputs from either layout */
   if (n->op == OP_SLICE && n->in[0]->split)
     return true; /* not a read: the producer writes the slice */

@@ -288,6 +288,7 @@ static BackendOptions opts_for(const char *out) {
   o.runtime_lib = CNNCC_RUNTIME_LIB;
   o.cc = "cc";
   o.compiler_ident = "cnncc test";
+  tuning_defaults(&o.tune);
   return o;
 }
 
@@ -1511,10 +1512,10 @@ Test(grouped, split_grouped_conv_writes_its_slices_into_an_elided_concat) {
 
 /* ------------------------------------------------- Winograd (winograd.c)
 
-   3x3 stride-1 convs on the blocked layout with BackendOptions.winograd
-   set: F(4x4,3x3) from 28x28 outputs, F(2x2,3x3) below, for >= 64 input
-   channels (CNNCC_WINOGRAD_MIN_IC / _MIN_HW lower that here, and
-   CNNCC_WINOGRAD_M forces one m). The bound the docs state is
+   3x3 stride-1 convs on the blocked layout with Tuning.winograd set:
+   F(4x4,3x3) from 28x28 outputs, F(2x2,3x3) below, for >= 64 input
+   channels (the tuning keys winograd.min_ic / min_hw lower that here, and
+   winograd.m forces one m). The bound the docs state is
    1e-3 * max|ref|; these random-data layers stay within 1e-4. The
    transformed weights are larger than the 3x3 ones, which shows in
    cnn_info.weight_bytes: that is how the tests see the path was taken.
@@ -1526,7 +1527,9 @@ static Node *blocked_input(Graph *g, const char *name, int64_t c, int64_t h, int
 }
 
 /* extra: how many more floats the transformed weights take (0: none may). */
-static void check_wino(Graph *g, int64_t batch, int threads, const char *cpu, int64_t extra) {
+/* tune: "KEY=VALUE,..." (--tune values) or NULL. */
+static void check_wino(Graph *g, int64_t batch, int threads, const char *cpu, int64_t extra,
+                       const char *tune) {
   pass_layout(g);
   ir_compact(g);
   cr_assert_eq(ir_verify(g, stderr), 0);
@@ -1535,7 +1538,11 @@ static void check_wino(Graph *g, int64_t batch, int threads, const char *cpu, in
   plan(g);
   BackendOptions o = opts_for(l.so);
   o.target_cpu = cpu;
-  o.winograd = 1;
+  o.tune.winograd = true;
+  char *list = strdup(tune ? tune : ""), *save = NULL, terr[256];
+  for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+    cr_assert(tuning_set(&o.tune, t, terr, sizeof terr), "%s", terr);
+  free(list);
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
   const cnn_info *info = l.info();
@@ -1579,15 +1586,15 @@ static Graph *wino_f4(void) {
 }
 
 Test(winograd, f4x4_with_partial_tiles_residual_relu_and_no_padding_matches_reference) {
-  check_wino(wino_f4(), 1, 1, NULL, 27 * 64 * 48 + 7 * 64 * 64);
+  check_wino(wino_f4(), 1, 1, NULL, 27 * 64 * 48 + 7 * 64 * 64, NULL);
 }
 
 Test(winograd, f4x4_batch_of_two_on_two_threads_matches_reference) {
-  check_wino(wino_f4(), 2, 2, NULL, 27 * 64 * 48 + 7 * 64 * 64);
+  check_wino(wino_f4(), 2, 2, NULL, 27 * 64 * 48 + 7 * 64 * 64, NULL);
 }
 
 Test(winograd, f4x4_for_x86_64_v3_without_avx512_matches_reference) {
-  check_wino(wino_f4(), 1, 2, "x86-64-v3", 27 * 64 * 48 + 7 * 64 * 64);
+  check_wino(wino_f4(), 1, 2, "x86-64-v3", 27 * 64 * 48 + 7 * 64 * 64, NULL);
 }
 
 /* F(2x2): 512 -> 32 channels on 14x14 (the late ResNet/VGG stages), and
@@ -1605,7 +1612,7 @@ static Graph *wino_f2(void) {
 }
 
 Test(winograd, f2x2_with_512_channels_and_odd_planes_matches_reference) {
-  check_wino(wino_f2(), 1, 2, NULL, 7 * (512 * 32 + 64 * 64));
+  check_wino(wino_f2(), 1, 2, NULL, 7 * (512 * 32 + 64 * 64), NULL);
 }
 
 /* 32 channels, each m forced on a small odd plane (CNNCC_WINOGRAD_* are
@@ -1622,15 +1629,10 @@ static Graph *wino_small(void) {
 }
 
 Test(winograd, forced_f2x2_and_f4x4_on_16_channels_match_reference) {
-  setenv("CNNCC_WINOGRAD_MIN_IC", "32", 1);
-  setenv("CNNCC_WINOGRAD_MIN_HW", "1", 1);
-  setenv("CNNCC_WINOGRAD_M", "2", 1);
-  check_wino(wino_small(), 2, 2, NULL, 7 * (32 * 32 * 2));
-  setenv("CNNCC_WINOGRAD_M", "4", 1);
-  check_wino(wino_small(), 1, 1, NULL, 27 * (32 * 32 * 2));
-  unsetenv("CNNCC_WINOGRAD_M");
-  unsetenv("CNNCC_WINOGRAD_MIN_IC");
-  unsetenv("CNNCC_WINOGRAD_MIN_HW");
+  check_wino(wino_small(), 2, 2, NULL, 7 * (32 * 32 * 2),
+             "winograd.min_ic=32,winograd.min_hw=1,winograd.m=2");
+  check_wino(wino_small(), 1, 1, NULL, 27 * (32 * 32 * 2),
+             "winograd.min_ic=32,winograd.min_hw=1,winograd.m=4");
 }
 
 /* The cost rule keeps small layers on the direct kernel: 32 input
@@ -1641,21 +1643,16 @@ Test(winograd, small_layers_stay_direct) {
   output(g, conv(g, x, 64, 3, 3, 1, 1));
   Node *y = blocked_input(g, "y", 128, 7, 7);
   output(g, conv(g, y, 64, 3, 3, 1, 1));
-  check_wino(g, 1, 1, NULL, 0);
+  check_wino(g, 1, 1, NULL, 0, NULL);
 }
 
 /* Tight scratch budgets (one input block per V buffer, so M accumulates
    over several runs of channels; one tile group per item) and chunks of
    several register tiles, as the tuning variables allow. */
 Test(winograd, small_buffers_and_multi_tile_chunks_match_reference) {
-  setenv("CNNCC_WINOGRAD_VKB", "16", 1);
-  setenv("CNNCC_WINOGRAD_MKB", "1", 1);
-  setenv("CNNCC_WINOGRAD_NS", "3", 1);
-  check_wino(wino_f4(), 1, 2, NULL, 27 * 64 * 48 + 7 * 64 * 64);
-  check_wino(wino_f2(), 1, 1, NULL, 7 * (512 * 32 + 64 * 64));
-  unsetenv("CNNCC_WINOGRAD_VKB");
-  unsetenv("CNNCC_WINOGRAD_MKB");
-  unsetenv("CNNCC_WINOGRAD_NS");
+  const char *tight = "winograd.v_kb=16,winograd.m_kb=1,winograd.chunk=3";
+  check_wino(wino_f4(), 1, 2, NULL, 27 * 64 * 48 + 7 * 64 * 64, tight);
+  check_wino(wino_f2(), 1, 1, NULL, 7 * (512 * 32 + 64 * 64), tight);
 }
 
 /* ------------------------------------------------------ NCHW 1x1 conv GEMM */
