@@ -82,33 +82,6 @@ bool be_blob_layout(const BeConfig *cf, const Graph *g, const BeChoice *choice, 
       bl->data_bytes += align64(e->numel * 4);
     }
   }
-  /* TEMPORARY (the next commit drops it): the order of the old layout,
-     g->params first, to prove the emitted code unchanged. */
-  {
-    int64_t *rank = xcalloc((size_t)bl->n + 1, sizeof *rank);
-    for (int e = 0; e < bl->n; e++) {
-      rank[e] = (int64_t)g->params.len + e;
-      for (int i = 0; i < g->params.len; i++)
-        if (GRAPH_PARAM(g, i) == bl->e[e].p)
-          rank[e] = i;
-    }
-    for (int a = 1; a < bl->n; a++)
-      for (int b = a; b > 0 && rank[b - 1] > rank[b]; b--) {
-        BlobEntry t = bl->e[b];
-        bl->e[b] = bl->e[b - 1];
-        bl->e[b - 1] = t;
-        int64_t r = rank[b];
-        rank[b] = rank[b - 1];
-        rank[b - 1] = r;
-      }
-    free(rank);
-    int64_t off = 0;
-    for (int e = 0; e < bl->n; e++) {
-      bl->e[e].offset = off;
-      bl->e[e].p->blob_offset = off;
-      off += align64(bl->e[e].numel * 4);
-    }
-  }
   return true;
 }
 
