@@ -23,13 +23,19 @@
  * cnn_set_num_threads) and only touched by batched runs. A lane runs its
  * kernels through a serial context that splits every launch into the same
  * chunks as the pool (threads.c), so a sample gives the same bits in a lane
- * as alone on all threads. CNN_BATCH_PARALLEL=0 in the environment at
- * cnn_create (or cnn_set_num_threads) turns sample parallelism off; so does
- * CNN_PROFILE (the per-layer times are the pool's).
+ * as alone on all threads. CNN_BATCH_PARALLEL=0 turns sample parallelism
+ * off; so does profiling (the per-layer times are the pool's).
+ *
+ * The environment (CNN_NUM_THREADS, CNN_PROFILE, CNN_BATCH_PARALLEL) is
+ * read in one place, settings_from_env, once per cnn_create: it gives the
+ * model's initial settings, and nothing else in the runtime calls getenv.
+ * A value that is not one of those documented in docs/abi.md is ignored
+ * (the default holds).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +47,16 @@
 
 #define CNN_EXPORT __attribute__((visibility("default")))
 
+/* What a host may change on a model: initially from the environment at
+   cnn_create, then through the cnn_set_* functions. */
+typedef struct {
+  int threads;         /* 0 = one per core */
+  bool profile;        /* per-layer times on stderr */
+  bool batch_parallel; /* whole samples per thread in batches */
+} Settings;
+
 struct cnn_model {
+  Settings settings;
   const unsigned char *blob; /* header + data */
   void *map;                 /* mmap'd weights file, or NULL */
   size_t map_len;
@@ -64,6 +79,37 @@ struct cnn_model {
   int64_t *in_numel, *out_numel;
   char err[512];
 };
+
+/* "1"/"on": 1, "0"/"off": 0, anything else: -1. */
+static int parse_switch(const char *s) {
+  if (!strcmp(s, "1") || !strcmp(s, "on"))
+    return 1;
+  if (!strcmp(s, "0") || !strcmp(s, "off"))
+    return 0;
+  return -1;
+}
+
+/* The environment's settings, read once per cnn_create; an unset variable
+   or a value that is not valid leaves the default. */
+static Settings settings_from_env(void) {
+  Settings st = {.threads = 0, .profile = false, .batch_parallel = true};
+  const char *s = getenv("CNN_NUM_THREADS");
+  if (s && *s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end == 0 && v >= 0 && v <= CNNRT_MAX_THREADS)
+      st.threads = (int)v;
+  }
+  s = getenv("CNN_PROFILE");
+  int on = s ? parse_switch(s) : -1;
+  if (on >= 0)
+    st.profile = on;
+  s = getenv("CNN_BATCH_PARALLEL");
+  on = s ? parse_switch(s) : -1;
+  if (on >= 0)
+    st.batch_parallel = on;
+  return st;
+}
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -182,14 +228,13 @@ static size_t arena_size(void) {
   return arena ? arena : 64;
 }
 
-/* One lane per pool thread. Best effort: without memory, batches simply
-   run sample by sample on all threads. Untouched, the extra arenas cost
-   address space only. */
+/* One lane per pool thread, if the settings ask for sample parallelism.
+   Best effort: without memory, batches simply run sample by sample on all
+   threads. Untouched, the extra arenas cost address space only. */
 static void make_lanes(cnn_model *m) {
   free_lanes(m);
   int t = cnnrt_pool_threads(m->pool);
-  const char *env = getenv("CNN_BATCH_PARALLEL");
-  if (t < 2 || (env && strcmp(env, "0") == 0))
+  if (t < 2 || !m->settings.batch_parallel)
     return;
   size_t ni = (size_t)(cnnrt_info.num_inputs > 0 ? cnnrt_info.num_inputs : 1);
   size_t no = (size_t)(cnnrt_info.num_outputs > 0 ? cnnrt_info.num_outputs : 1);
@@ -290,9 +335,14 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err
   for (int i = 0; i < info->num_outputs; i++)
     m->out_numel[i] = desc_numel(&info->outputs[i]);
   m->nlanes = 1;
-  m->pool = cnnrt_pool_create(cnnrt_default_threads());
+  m->settings = settings_from_env();
+  m->pool = cnnrt_pool_create(m->settings.threads ? m->settings.threads : cnnrt_cores());
   if (!m->pool) {
     set_err(err, err_len, "cannot create the thread pool");
+    goto fail;
+  }
+  if (m->settings.profile && cnnrt_pool_set_profiling(m->pool, 1) != 0) {
+    set_err(err, err_len, "cannot allocate the profile counters");
     goto fail;
   }
   make_lanes(m);
@@ -370,23 +420,27 @@ CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
 CNN_EXPORT int cnn_set_num_threads(cnn_model *m, int n) {
   if (!m)
     return CNN_ESTATE;
-  if (n < 0 || n > 1024) {
+  if (n < 0 || n > CNNRT_MAX_THREADS) {
     set_err(m->err, sizeof m->err,
             "cnn_set_num_threads: %d threads (use 0 for one per core, or 1..1024)", n);
     return CNN_EINVAL;
   }
-  if (n == 0)
-    n = cnnrt_cores();
-  if (n == cnnrt_pool_threads(m->pool))
-    return CNN_OK;
-  cnnrt_ctx *p = cnnrt_pool_create(n);
-  if (!p) {
-    set_err(m->err, sizeof m->err, "cnn_set_num_threads: out of memory");
-    return CNN_ENOMEM;
+  int t = n ? n : cnnrt_cores();
+  if (t != cnnrt_pool_threads(m->pool)) {
+    cnnrt_ctx *p = cnnrt_pool_create(t);
+    if (p && m->settings.profile && cnnrt_pool_set_profiling(p, 1) != 0) {
+      cnnrt_pool_destroy(p);
+      p = NULL;
+    }
+    if (!p) {
+      set_err(m->err, sizeof m->err, "cnn_set_num_threads: out of memory");
+      return CNN_ENOMEM;
+    }
+    cnnrt_pool_destroy(m->pool); /* prints its profile */
+    m->pool = p;
+    make_lanes(m);
   }
-  cnnrt_pool_destroy(m->pool);
-  m->pool = p;
-  make_lanes(m);
+  m->settings.threads = n;
   return CNN_OK;
 }
 
