@@ -2,8 +2,8 @@
  * runtime.c: the host ABI (cnn.h) on top of the generated code (cnnrt.h).
  *
  * Linked into every .so cnncc emits; depends on libc, libm and libpthread
- * only, and exports nothing but the six cnn_* functions (the library is
- * built with hidden visibility; those are marked default).
+ * only, and exports nothing but the cnn_* functions of cnn.h (the library
+ * is built with hidden visibility; those are marked CNN_EXPORT).
  *
  * A cnn_model holds everything one model instance needs at run time, all
  * allocated by cnn_create so cnn_run never allocates: the weights (the blob
@@ -24,11 +24,13 @@
  * kernels through a serial context that splits every launch into the same
  * chunks as the pool (threads.c), so a sample gives the same bits in a lane
  * as alone on all threads. CNN_BATCH_PARALLEL=0 turns sample parallelism
- * off; so does profiling (the per-layer times are the pool's).
+ * off (or cnn_set_batch_parallel); so does profiling (the per-layer times
+ * are the pool's).
  *
  * The environment (CNN_NUM_THREADS, CNN_PROFILE, CNN_BATCH_PARALLEL) is
  * read in one place, settings_from_env, once per cnn_create: it gives the
- * model's initial settings, and nothing else in the runtime calls getenv.
+ * model's initial settings, which the cnn_set_* functions change later;
+ * nothing else in the runtime calls getenv.
  * A value that is not one of those documented in docs/abi.md is ignored
  * (the default holds).
  */
@@ -51,7 +53,7 @@
    cnn_create, then through the cnn_set_* functions. */
 typedef struct {
   int threads;         /* 0 = one per core */
-  bool profile;        /* per-layer times on stderr */
+  int profile;         /* a profile_mode: 1 = per-layer times on stderr */
   bool batch_parallel; /* whole samples per thread in batches */
 } Settings;
 
@@ -89,10 +91,14 @@ static int parse_switch(const char *s) {
   return -1;
 }
 
+/* The profile modes: NULL, "0", "off": 0; "1", "on": 1; else -1. Later
+   modes (a trace file, say) get their own numbers here. */
+static int profile_mode(const char *mode) { return mode ? parse_switch(mode) : 0; }
+
 /* The environment's settings, read once per cnn_create; an unset variable
    or a value that is not valid leaves the default. */
 static Settings settings_from_env(void) {
-  Settings st = {.threads = 0, .profile = false, .batch_parallel = true};
+  Settings st = {.threads = 0, .profile = 0, .batch_parallel = true};
   const char *s = getenv("CNN_NUM_THREADS");
   if (s && *s) {
     char *end;
@@ -101,7 +107,7 @@ static Settings settings_from_env(void) {
       st.threads = (int)v;
   }
   s = getenv("CNN_PROFILE");
-  int on = s ? parse_switch(s) : -1;
+  int on = s ? profile_mode(s) : -1;
   if (on >= 0)
     st.profile = on;
   s = getenv("CNN_BATCH_PARALLEL");
@@ -229,13 +235,13 @@ static size_t arena_size(void) {
 }
 
 /* One lane per pool thread, if the settings ask for sample parallelism.
-   Best effort: without memory, batches simply run sample by sample on all
-   threads. Untouched, the extra arenas cost address space only. */
-static void make_lanes(cnn_model *m) {
+   Without memory (-1), batches simply run sample by sample on all threads.
+   Untouched, the extra arenas cost address space only. */
+static int make_lanes(cnn_model *m) {
   free_lanes(m);
   int t = cnnrt_pool_threads(m->pool);
   if (t < 2 || !m->settings.batch_parallel)
-    return;
+    return 0;
   size_t ni = (size_t)(cnnrt_info.num_inputs > 0 ? cnnrt_info.num_inputs : 1);
   size_t no = (size_t)(cnnrt_info.num_outputs > 0 ? cnnrt_info.num_outputs : 1);
   m->lane_ctx = calloc((size_t)t, sizeof *m->lane_ctx);
@@ -244,13 +250,13 @@ static void make_lanes(cnn_model *m) {
   m->lane_out = calloc((size_t)t, sizeof *m->lane_out);
   if (!m->lane_ctx || !m->lane_arena || !m->lane_in || !m->lane_out) {
     free_lanes(m);
-    return;
+    return -1;
   }
   m->nlanes = 1; /* so that free_lanes frees lane 0's context on failure */
   m->lane_ctx[0] = cnnrt_serial_create(m->pool);
   if (!m->lane_ctx[0]) {
     free_lanes(m);
-    return;
+    return -1;
   }
   m->lane_arena[0] = m->arena;
   m->lane_in[0] = m->in_ptrs;
@@ -266,10 +272,11 @@ static void make_lanes(cnn_model *m) {
     m->lane_ctx[l] = cnnrt_serial_create(m->pool);
     if (!a || !m->lane_in[l] || !m->lane_out[l] || !m->lane_ctx[l]) {
       free_lanes(m);
-      return;
+      return -1;
     }
   }
   m->nlanes = t;
+  return 0;
 }
 
 CNN_EXPORT void cnn_destroy(cnn_model *m) {
@@ -441,6 +448,40 @@ CNN_EXPORT int cnn_set_num_threads(cnn_model *m, int n) {
     make_lanes(m);
   }
   m->settings.threads = n;
+  return CNN_OK;
+}
+
+CNN_EXPORT int cnn_set_profile(cnn_model *m, const char *mode) {
+  if (!m)
+    return CNN_ESTATE;
+  int on = profile_mode(mode);
+  if (on < 0) {
+    set_err(m->err, sizeof m->err,
+            "cnn_set_profile: unknown mode '%s' (use \"on\" or \"1\", \"off\" or \"0\")", mode);
+    return CNN_EINVAL;
+  }
+  if (cnnrt_pool_set_profiling(m->pool, on) != 0) {
+    set_err(m->err, sizeof m->err, "cnn_set_profile: out of memory for the profile counters");
+    return CNN_ENOMEM;
+  }
+  m->settings.profile = on;
+  return CNN_OK;
+}
+
+CNN_EXPORT int cnn_set_batch_parallel(cnn_model *m, int on) {
+  if (!m)
+    return CNN_ESTATE;
+  if (on != 0 && on != 1) {
+    set_err(m->err, sizeof m->err, "cnn_set_batch_parallel: %d (use 1 for on, 0 for off)", on);
+    return CNN_EINVAL;
+  }
+  m->settings.batch_parallel = on;
+  if (make_lanes(m) != 0) {
+    set_err(m->err, sizeof m->err,
+            "cnn_set_batch_parallel: out of memory for the per-thread arenas "
+            "(batches run sample by sample)");
+    return CNN_ENOMEM;
+  }
   return CNN_OK;
 }
 
