@@ -53,95 +53,109 @@ static void *sym(void *h, const char *name) {
   return p;
 }
 
-int main(int argc, char **argv) {
-  const char *path = NULL, *input = NULL, *weights = NULL, *output = NULL;
-  int64_t batch = 1;
-  int threads = -1, runs = 10;
+/* The command line. */
+typedef struct {
+  const char *path, *input, *weights, *output;
+  int64_t batch;
+  int threads, runs; /* threads -1: the model's default */
+} options;
+
+/* The model's functions, found by name in the .so. */
+typedef struct {
+  void *h;
+  const cnn_info *info;
+  create_fn create;
+  run_fn run;
+  threads_fn set_threads;
+  last_error_fn last_error;
+  destroy_fn destroy;
+} model_api;
+
+static int usage(void) {
+  fprintf(stderr, "usage: cnn_host MODEL.so [--input FILE] [--batch N] [--threads N] "
+                  "[--runs N] [--weights BLOB] [--output FILE]\n");
+  return 1;
+}
+
+/* 0, or 1 after printing the usage. */
+static int parse_args(int argc, char **argv, options *o) {
+  *o = (options){.batch = 1, .threads = -1, .runs = 10};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--input") == 0 && v)
-      input = v, i++;
+      o->input = v, i++;
     else if (strcmp(a, "--weights") == 0 && v)
-      weights = v, i++;
+      o->weights = v, i++;
     else if (strcmp(a, "--output") == 0 && v)
-      output = v, i++;
+      o->output = v, i++;
     else if (strcmp(a, "--batch") == 0 && v)
-      batch = atoll(v), i++;
+      o->batch = atoll(v), i++;
     else if (strcmp(a, "--threads") == 0 && v)
-      threads = atoi(v), i++;
+      o->threads = atoi(v), i++;
     else if (strcmp(a, "--runs") == 0 && v)
-      runs = atoi(v), i++;
-    else if (a[0] != '-' && !path)
-      path = a;
-    else {
-      fprintf(stderr, "usage: cnn_host MODEL.so [--input FILE] [--batch N] [--threads N] "
-                      "[--runs N] [--weights BLOB] [--output FILE]\n");
-      return 1;
-    }
+      o->runs = atoi(v), i++;
+    else if (a[0] != '-' && !o->path)
+      o->path = a;
+    else
+      return usage();
   }
-  if (!path || batch < 1 || runs < 1) {
-    fprintf(stderr, "usage: cnn_host MODEL.so [--input FILE] [--batch N] [--threads N] "
-                    "[--runs N] [--weights BLOB] [--output FILE]\n");
-    return 1;
-  }
+  if (!o->path || o->batch < 1 || o->runs < 1)
+    return usage();
+  return 0;
+}
+
+/* dlopen()s the .so and finds the functions; 0 or 1 with a message. */
+static int load(const char *path, model_api *api) {
   char abspath[4096];
   if (!strchr(path, '/'))
     snprintf(abspath, sizeof abspath, "./%s", path), path = abspath;
-  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
+  api->h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!api->h) {
     fprintf(stderr, "cnn_host: %s\n", dlerror());
     return 1;
   }
-  get_info_fn get_info = (get_info_fn)sym(h, "cnn_get_info");
-  create_fn create = (create_fn)sym(h, "cnn_create");
-  run_fn run = (run_fn)sym(h, "cnn_run");
-  threads_fn set_threads = (threads_fn)sym(h, "cnn_set_num_threads");
-  last_error_fn last_error = (last_error_fn)sym(h, "cnn_last_error");
-  destroy_fn destroy = (destroy_fn)sym(h, "cnn_destroy");
+  get_info_fn get_info = (get_info_fn)sym(api->h, "cnn_get_info");
+  api->create = (create_fn)sym(api->h, "cnn_create");
+  api->run = (run_fn)sym(api->h, "cnn_run");
+  api->set_threads = (threads_fn)sym(api->h, "cnn_set_num_threads");
+  api->last_error = (last_error_fn)sym(api->h, "cnn_last_error");
+  api->destroy = (destroy_fn)sym(api->h, "cnn_destroy");
+  api->info = get_info();
+  return 0;
+}
 
-  const cnn_info *info = get_info();
+static void print_tensor(const char *kind, int i, const cnn_tensor_desc *t) {
+  printf("%s %d   %s [", kind, i, t->name);
+  for (int k = 0; k < t->rank; k++)
+    printf(k ? ", %lld" : "%lld", (long long)t->dims[k]);
+  printf("]\n");
+}
+
+static void print_info(const cnn_info *info) {
   printf("model      %s (ABI %u)\n", info->name, info->abi_version);
   printf("compiler   %s\n", info->compiler);
-  for (int i = 0; i < info->num_inputs; i++) {
-    const cnn_tensor_desc *t = &info->inputs[i];
-    printf("input  %d   %s [", i, t->name);
-    for (int k = 0; k < t->rank; k++)
-      printf(k ? ", %lld" : "%lld", (long long)t->dims[k]);
-    printf("]\n");
-  }
-  for (int i = 0; i < info->num_outputs; i++) {
-    const cnn_tensor_desc *t = &info->outputs[i];
-    printf("output %d   %s [", i, t->name);
-    for (int k = 0; k < t->rank; k++)
-      printf(k ? ", %lld" : "%lld", (long long)t->dims[k]);
-    printf("]\n");
-  }
+  for (int i = 0; i < info->num_inputs; i++)
+    print_tensor("input ", i, &info->inputs[i]);
+  for (int i = 0; i < info->num_outputs; i++)
+    print_tensor("output", i, &info->outputs[i]);
   printf("params     %llu\nMACs       %llu (%.3f G)\nweights    %.1f MB\narena      %.1f MB\n",
          (unsigned long long)info->num_params, (unsigned long long)info->macs, info->macs / 1e9,
          info->weight_bytes / 1048576.0, info->arena_bytes / 1048576.0);
+}
 
-  char err[512];
-  cnn_model *m = create(weights, err, sizeof err);
-  if (!m) {
-    fprintf(stderr, "cnn_host: cnn_create: %s\n", err);
-    return 1;
-  }
-  if (threads >= 0 && set_threads(m, threads) != 0) {
-    fprintf(stderr, "cnn_host: cnn_set_num_threads: %s\n", last_error(m));
-    return 1;
-  }
-
+/* Input 0 from --input (raw float32), the others (or all) pseudo-random;
+   NULL after a message if the file is short. */
+static float **make_inputs(const cnn_info *info, const options *o) {
   float **ins = calloc((size_t)info->num_inputs, sizeof *ins);
-  float **outs = calloc((size_t)info->num_outputs, sizeof *outs);
   for (int i = 0; i < info->num_inputs; i++) {
-    int64_t n = numel(&info->inputs[i]) * batch;
+    int64_t n = numel(&info->inputs[i]) * o->batch;
     ins[i] = malloc(sizeof(float) * (size_t)n);
-    if (input && i == 0) {
-      FILE *f = fopen(input, "rb");
+    if (o->input && i == 0) {
+      FILE *f = fopen(o->input, "rb");
       if (!f || fread(ins[i], sizeof(float), (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "cnn_host: cannot read %lld floats from %s\n", (long long)n, input);
-        return 1;
+        fprintf(stderr, "cnn_host: cannot read %lld floats from %s\n", (long long)n, o->input);
+        return NULL;
       }
       fclose(f);
     } else {
@@ -152,35 +166,43 @@ int main(int argc, char **argv) {
       }
     }
   }
-  for (int i = 0; i < info->num_outputs; i++)
-    outs[i] = calloc((size_t)(numel(&info->outputs[i]) * batch), sizeof(float));
+  return ins;
+}
 
-  double *ms = malloc(sizeof(double) * (size_t)runs);
-  int rc = run(m, batch, (const float *const *)ins, outs); /* warm-up */
-  for (int r = 0; rc == 0 && r < runs; r++) {
+/* A warm-up run, then --runs timed ones; prints the latency. 0, or 1
+   after a message. */
+static int time_runs(const model_api *api, cnn_model *m, const options *o, float **ins,
+                     float **outs) {
+  double *ms = malloc(sizeof(double) * (size_t)o->runs);
+  int rc = api->run(m, o->batch, (const float *const *)ins, outs); /* warm-up */
+  for (int r = 0; rc == 0 && r < o->runs; r++) {
     double t0 = now_ms();
-    rc = run(m, batch, (const float *const *)ins, outs);
+    rc = api->run(m, o->batch, (const float *const *)ins, outs);
     ms[r] = now_ms() - t0;
   }
   if (rc != 0) {
-    fprintf(stderr, "cnn_host: cnn_run failed (%d): %s\n", rc, last_error(m));
+    fprintf(stderr, "cnn_host: cnn_run failed (%d): %s\n", rc, api->last_error(m));
     return 1;
   }
-  qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
-  printf("latency    %.3f ms median of %d runs (batch %lld; min %.3f ms)\n", ms[runs / 2], runs,
-         (long long)batch, ms[0]);
+  qsort(ms, (size_t)o->runs, sizeof *ms, cmp_double);
+  printf("latency    %.3f ms median of %d runs (batch %lld; min %.3f ms)\n", ms[o->runs / 2],
+         o->runs, (long long)o->batch, ms[0]);
+  free(ms);
+  return 0;
+}
 
-  const cnn_tensor_desc *o0 = &info->outputs[0];
-  int64_t nc = numel(o0);
-  const float *y = outs[0];
+/* The 5 best classes of sample 0 of the output t, with their softmax
+   probabilities. */
+static void print_top5(const cnn_tensor_desc *t, const float *y) {
+  int64_t nc = numel(t);
   double mx = -INFINITY, sum = 0;
   for (int64_t k = 0; k < nc; k++)
     mx = y[k] > mx ? y[k] : mx;
   for (int64_t k = 0; k < nc; k++)
     sum += exp(y[k] - mx);
-  printf("top-5 of %s (sample 0):\n", o0->name);
-  char *taken = calloc((size_t)nc, 1);
-  for (int t = 0; t < 5 && t < nc; t++) {
+  printf("top-5 of %s (sample 0):\n", t->name);
+  char *taken = calloc(nc > 0 ? (size_t)nc : 1, 1);
+  for (int r = 0; r < 5 && r < nc; r++) {
     int64_t best = -1;
     for (int64_t k = 0; k < nc; k++)
       if (!taken[k] && (best < 0 || y[k] > y[best]))
@@ -189,23 +211,58 @@ int main(int argc, char **argv) {
     printf("  class %5lld  score %10.5f  p %.4f\n", (long long)best, y[best],
            exp(y[best] - mx) / sum);
   }
-  if (output) {
-    FILE *f = fopen(output, "wb");
-    if (!f || fwrite(outs[0], sizeof(float), (size_t)(nc * batch), f) != (size_t)(nc * batch)) {
-      fprintf(stderr, "cnn_host: cannot write %s\n", output);
-      return 1;
-    }
-    fclose(f);
-  }
   free(taken);
-  free(ms);
+}
+
+/* All samples of output 0 to --output (raw float32); 0, or 1 after a
+   message. */
+static int write_output(const char *path, const float *y, int64_t n) {
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(y, sizeof(float), (size_t)n, f) != (size_t)n) {
+    fprintf(stderr, "cnn_host: cannot write %s\n", path);
+    return 1;
+  }
+  fclose(f);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  options o;
+  model_api api;
+  if (parse_args(argc, argv, &o) != 0 || load(o.path, &api) != 0)
+    return 1;
+  const cnn_info *info = api.info;
+  print_info(info);
+
+  char err[512];
+  cnn_model *m = api.create(o.weights, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "cnn_host: cnn_create: %s\n", err);
+    return 1;
+  }
+  if (o.threads >= 0 && api.set_threads(m, o.threads) != 0) {
+    fprintf(stderr, "cnn_host: cnn_set_num_threads: %s\n", api.last_error(m));
+    return 1;
+  }
+  float **ins = make_inputs(info, &o);
+  if (!ins)
+    return 1;
+  float **outs = calloc((size_t)info->num_outputs, sizeof *outs);
+  for (int i = 0; i < info->num_outputs; i++)
+    outs[i] = calloc((size_t)(numel(&info->outputs[i]) * o.batch), sizeof(float));
+  if (time_runs(&api, m, &o, ins, outs) != 0)
+    return 1;
+  print_top5(&info->outputs[0], outs[0]);
+  if (o.output && write_output(o.output, outs[0], numel(&info->outputs[0]) * o.batch) != 0)
+    return 1;
+
   for (int i = 0; i < info->num_inputs; i++)
     free(ins[i]);
   for (int i = 0; i < info->num_outputs; i++)
     free(outs[i]);
   free(ins);
   free(outs);
-  destroy(m);
-  dlclose(h);
+  api.destroy(m);
+  dlclose(api.h);
   return 0;
 }

@@ -41,11 +41,11 @@ typedef struct {
   const char *compiler;  /* e.g. "cnncc 0.1 (LLVM 19.1.7) -O2 cpu=..." */
 } cnn_info;
 
-/* Error codes returned by cnn_run and cnn_set_num_threads. */
+/* Error codes returned by cnn_run and the cnn_set_* functions. */
 enum {
   CNN_OK = 0,
-  CNN_EINVAL = 1, /* NULL pointer, batch <= 0, bad thread count */
-  CNN_ENOMEM = 2, /* could not allocate (only at create or batch growth) */
+  CNN_EINVAL = 1, /* NULL pointer, batch <= 0, bad thread count or setting */
+  CNN_ENOMEM = 2, /* could not allocate (only in cnn_create or a cnn_set_* call) */
   CNN_ESTATE = 3, /* model is NULL or failed to load */
 };
 
@@ -60,6 +60,19 @@ cnn_model *cnn_create(const char *weights_path, char *err, size_t err_len);
 int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs, float *const *outputs);
 
 int cnn_set_num_threads(cnn_model *m, int n); /* 0 = one per core */
+
+/* mode "on" or "1": time every layer; a per-layer table goes to stderr when
+   profiling stops ("off", "0" or NULL; cnn_set_num_threads with another
+   count; cnn_destroy). Another mode is refused (CNN_EINVAL). */
+int cnn_set_profile(cnn_model *m, const char *mode);
+
+/* on 1 (the default): with T > 1 threads, a batch of at least T samples
+   runs whole samples per thread; 0: every sample on all threads. */
+int cnn_set_batch_parallel(cnn_model *m, int on);
+
+/* The defaults of the cnn_set_* functions come from CNN_NUM_THREADS,
+   CNN_PROFILE and CNN_BATCH_PARALLEL, read once by cnn_create. */
+
 const char *cnn_last_error(const cnn_model *m);
 void cnn_destroy(cnn_model *m);
 

@@ -41,9 +41,10 @@ CNNRT_HIDDEN void cnnrt_parallel_for(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *c
                                      int64_t n);
 
 /* cnnrt_parallel_for for layer number `layer` of the tables below: the
-   same, timed when the model profiles (CNN_PROFILE=1 in the environment at
+   same, timed when the model profiles (cnn_set_profile, or CNN_PROFILE at
    cnn_create: a per-layer table of ms and GFLOP/s goes to stderr when the
-   model is destroyed or its thread count changes). */
+   profile ends: profiling turned off, the thread count changed or the
+   model destroyed). */
 CNNRT_HIDDEN void cnnrt_launch(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n,
                                int32_t layer);
 
@@ -77,21 +78,26 @@ CNNRT_HIDDEN void cnnrt_forward(cnnrt_ctx *ctx, const float *weights, float *are
 
 /* ------------------------------------------------- runtime internals
    (threads.c, used by runtime.c). A cnnrt_ctx is a model's thread pool:
-   nthreads - 1 workers plus the calling thread. */
+   nthreads - 1 workers plus the calling thread. Nothing here reads the
+   environment: runtime.c reads it once, at cnn_create. */
+#define CNNRT_MAX_THREADS 1024
 CNNRT_HIDDEN cnnrt_ctx *cnnrt_pool_create(int nthreads);
+/* Prints the profile (if the pool profiles) and stops the threads. */
 CNNRT_HIDDEN void cnnrt_pool_destroy(cnnrt_ctx *ctx);
 CNNRT_HIDDEN int cnnrt_pool_threads(const cnnrt_ctx *ctx);
-/* Nonzero when the pool profiles (CNN_PROFILE): cnn_run then keeps every
-   launch on the pool, so that each layer is timed. */
+/* on: allocates zeroed per-layer counters (kept if already there); -1 if
+   out of memory. Off: prints the table gathered so far to stderr and frees
+   the counters. Only between launches, never inside cnn_run. */
+CNNRT_HIDDEN int cnnrt_pool_set_profiling(cnnrt_ctx *ctx, int on);
+/* Nonzero when the pool profiles: cnn_run then keeps every launch on the
+   pool, so that each layer is timed. */
 CNNRT_HIDDEN int cnnrt_pool_profiling(const cnnrt_ctx *ctx);
 /* A context without threads that splits every launch into the same chunks
    as `pool` and runs them in order on the calling thread (one lane of a
    sample-parallel batch: the same bits as a run on the pool). */
 CNNRT_HIDDEN cnnrt_ctx *cnnrt_serial_create(const cnnrt_ctx *pool);
 CNNRT_HIDDEN void cnnrt_serial_destroy(cnnrt_ctx *ctx);
-/* Threads to use by default: $CNN_NUM_THREADS if set and valid, else one
-   per online core. */
-CNNRT_HIDDEN int cnnrt_default_threads(void);
+/* The cores this process may run on (one thread per core). */
 CNNRT_HIDDEN int cnnrt_cores(void);
 
 #endif

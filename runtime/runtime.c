@@ -2,8 +2,8 @@
  * runtime.c: the host ABI (cnn.h) on top of the generated code (cnnrt.h).
  *
  * Linked into every .so cnncc emits; depends on libc, libm and libpthread
- * only, and exports nothing but the six cnn_* functions (the library is
- * built with hidden visibility; those are marked default).
+ * only, and exports nothing but the cnn_* functions of cnn.h (the library
+ * is built with hidden visibility; those are marked CNN_EXPORT).
  *
  * A cnn_model holds everything one model instance needs at run time, all
  * allocated by cnn_create so cnn_run never allocates: the weights (the blob
@@ -23,13 +23,21 @@
  * cnn_set_num_threads) and only touched by batched runs. A lane runs its
  * kernels through a serial context that splits every launch into the same
  * chunks as the pool (threads.c), so a sample gives the same bits in a lane
- * as alone on all threads. CNN_BATCH_PARALLEL=0 in the environment at
- * cnn_create (or cnn_set_num_threads) turns sample parallelism off; so does
- * CNN_PROFILE (the per-layer times are the pool's).
+ * as alone on all threads. CNN_BATCH_PARALLEL=0 turns sample parallelism
+ * off (or cnn_set_batch_parallel); so does profiling (the per-layer times
+ * are the pool's).
+ *
+ * The environment (CNN_NUM_THREADS, CNN_PROFILE, CNN_BATCH_PARALLEL) is
+ * read in one place, settings_from_env, once per cnn_create: it gives the
+ * model's initial settings, which the cnn_set_* functions change later;
+ * nothing else in the runtime calls getenv.
+ * A value that is not one of those documented in docs/abi.md is ignored
+ * (the default holds).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +49,16 @@
 
 #define CNN_EXPORT __attribute__((visibility("default")))
 
+/* What a host may change on a model: initially from the environment at
+   cnn_create, then through the cnn_set_* functions. */
+typedef struct {
+  int threads;         /* 0 = one per core */
+  int profile;         /* a profile_mode: 1 = per-layer times on stderr */
+  bool batch_parallel; /* whole samples per thread in batches */
+} Settings;
+
 struct cnn_model {
+  Settings settings;
   const unsigned char *blob; /* header + data */
   void *map;                 /* mmap'd weights file, or NULL */
   size_t map_len;
@@ -64,6 +81,41 @@ struct cnn_model {
   int64_t *in_numel, *out_numel;
   char err[512];
 };
+
+/* "1"/"on": 1, "0"/"off": 0, anything else: -1. */
+static int parse_switch(const char *s) {
+  if (!strcmp(s, "1") || !strcmp(s, "on"))
+    return 1;
+  if (!strcmp(s, "0") || !strcmp(s, "off"))
+    return 0;
+  return -1;
+}
+
+/* The profile modes: NULL, "0", "off": 0; "1", "on": 1; else -1. Later
+   modes (a trace file, say) get their own numbers here. */
+static int profile_mode(const char *mode) { return mode ? parse_switch(mode) : 0; }
+
+/* The environment's settings, read once per cnn_create; an unset variable
+   or a value that is not valid leaves the default. */
+static Settings settings_from_env(void) {
+  Settings st = {.threads = 0, .profile = 0, .batch_parallel = true};
+  const char *s = getenv("CNN_NUM_THREADS");
+  if (s && *s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end == 0 && v >= 0 && v <= CNNRT_MAX_THREADS)
+      st.threads = (int)v;
+  }
+  s = getenv("CNN_PROFILE");
+  int on = s ? profile_mode(s) : -1;
+  if (on >= 0)
+    st.profile = on;
+  s = getenv("CNN_BATCH_PARALLEL");
+  on = s ? parse_switch(s) : -1;
+  if (on >= 0)
+    st.batch_parallel = on;
+  return st;
+}
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -182,15 +234,14 @@ static size_t arena_size(void) {
   return arena ? arena : 64;
 }
 
-/* One lane per pool thread. Best effort: without memory, batches simply
-   run sample by sample on all threads. Untouched, the extra arenas cost
-   address space only. */
-static void make_lanes(cnn_model *m) {
+/* One lane per pool thread, if the settings ask for sample parallelism.
+   Without memory (-1), batches simply run sample by sample on all threads.
+   Untouched, the extra arenas cost address space only. */
+static int make_lanes(cnn_model *m) {
   free_lanes(m);
   int t = cnnrt_pool_threads(m->pool);
-  const char *env = getenv("CNN_BATCH_PARALLEL");
-  if (t < 2 || (env && strcmp(env, "0") == 0))
-    return;
+  if (t < 2 || !m->settings.batch_parallel)
+    return 0;
   size_t ni = (size_t)(cnnrt_info.num_inputs > 0 ? cnnrt_info.num_inputs : 1);
   size_t no = (size_t)(cnnrt_info.num_outputs > 0 ? cnnrt_info.num_outputs : 1);
   m->lane_ctx = calloc((size_t)t, sizeof *m->lane_ctx);
@@ -199,13 +250,13 @@ static void make_lanes(cnn_model *m) {
   m->lane_out = calloc((size_t)t, sizeof *m->lane_out);
   if (!m->lane_ctx || !m->lane_arena || !m->lane_in || !m->lane_out) {
     free_lanes(m);
-    return;
+    return -1;
   }
   m->nlanes = 1; /* so that free_lanes frees lane 0's context on failure */
   m->lane_ctx[0] = cnnrt_serial_create(m->pool);
   if (!m->lane_ctx[0]) {
     free_lanes(m);
-    return;
+    return -1;
   }
   m->lane_arena[0] = m->arena;
   m->lane_in[0] = m->in_ptrs;
@@ -221,10 +272,11 @@ static void make_lanes(cnn_model *m) {
     m->lane_ctx[l] = cnnrt_serial_create(m->pool);
     if (!a || !m->lane_in[l] || !m->lane_out[l] || !m->lane_ctx[l]) {
       free_lanes(m);
-      return;
+      return -1;
     }
   }
   m->nlanes = t;
+  return 0;
 }
 
 CNN_EXPORT void cnn_destroy(cnn_model *m) {
@@ -290,9 +342,14 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err
   for (int i = 0; i < info->num_outputs; i++)
     m->out_numel[i] = desc_numel(&info->outputs[i]);
   m->nlanes = 1;
-  m->pool = cnnrt_pool_create(cnnrt_default_threads());
+  m->settings = settings_from_env();
+  m->pool = cnnrt_pool_create(m->settings.threads ? m->settings.threads : cnnrt_cores());
   if (!m->pool) {
     set_err(err, err_len, "cannot create the thread pool");
+    goto fail;
+  }
+  if (m->settings.profile && cnnrt_pool_set_profiling(m->pool, 1) != 0) {
+    set_err(err, err_len, "cannot allocate the profile counters");
     goto fail;
   }
   make_lanes(m);
@@ -370,23 +427,61 @@ CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
 CNN_EXPORT int cnn_set_num_threads(cnn_model *m, int n) {
   if (!m)
     return CNN_ESTATE;
-  if (n < 0 || n > 1024) {
+  if (n < 0 || n > CNNRT_MAX_THREADS) {
     set_err(m->err, sizeof m->err,
             "cnn_set_num_threads: %d threads (use 0 for one per core, or 1..1024)", n);
     return CNN_EINVAL;
   }
-  if (n == 0)
-    n = cnnrt_cores();
-  if (n == cnnrt_pool_threads(m->pool))
-    return CNN_OK;
-  cnnrt_ctx *p = cnnrt_pool_create(n);
-  if (!p) {
-    set_err(m->err, sizeof m->err, "cnn_set_num_threads: out of memory");
+  int t = n ? n : cnnrt_cores();
+  if (t != cnnrt_pool_threads(m->pool)) {
+    cnnrt_ctx *p = cnnrt_pool_create(t);
+    if (p && m->settings.profile && cnnrt_pool_set_profiling(p, 1) != 0) {
+      cnnrt_pool_destroy(p);
+      p = NULL;
+    }
+    if (!p) {
+      set_err(m->err, sizeof m->err, "cnn_set_num_threads: out of memory");
+      return CNN_ENOMEM;
+    }
+    cnnrt_pool_destroy(m->pool); /* prints its profile */
+    m->pool = p;
+    make_lanes(m);
+  }
+  m->settings.threads = n;
+  return CNN_OK;
+}
+
+CNN_EXPORT int cnn_set_profile(cnn_model *m, const char *mode) {
+  if (!m)
+    return CNN_ESTATE;
+  int on = profile_mode(mode);
+  if (on < 0) {
+    set_err(m->err, sizeof m->err,
+            "cnn_set_profile: unknown mode '%s' (use \"on\" or \"1\", \"off\" or \"0\")", mode);
+    return CNN_EINVAL;
+  }
+  if (cnnrt_pool_set_profiling(m->pool, on) != 0) {
+    set_err(m->err, sizeof m->err, "cnn_set_profile: out of memory for the profile counters");
     return CNN_ENOMEM;
   }
-  cnnrt_pool_destroy(m->pool);
-  m->pool = p;
-  make_lanes(m);
+  m->settings.profile = on;
+  return CNN_OK;
+}
+
+CNN_EXPORT int cnn_set_batch_parallel(cnn_model *m, int on) {
+  if (!m)
+    return CNN_ESTATE;
+  if (on != 0 && on != 1) {
+    set_err(m->err, sizeof m->err, "cnn_set_batch_parallel: %d (use 1 for on, 0 for off)", on);
+    return CNN_EINVAL;
+  }
+  m->settings.batch_parallel = on;
+  if (make_lanes(m) != 0) {
+    set_err(m->err, sizeof m->err,
+            "cnn_set_batch_parallel: out of memory for the per-thread arenas "
+            "(batches run sample by sample)");
+    return CNN_ENOMEM;
+  }
   return CNN_OK;
 }
 

@@ -48,7 +48,6 @@
 
 #include "cnnrt.h"
 
-#define CNNRT_MAX_THREADS 1024
 #define CNNRT_SPIN 20000 /* pause iterations before sleeping (~0.1-1 ms) */
 #define CNNRT_CHUNKS 8   /* chunks per launch (more with more threads) */
 
@@ -298,22 +297,46 @@ int cnnrt_cores(void) {
   return n > 0 ? (int)(n > CNNRT_MAX_THREADS ? CNNRT_MAX_THREADS : n) : 1;
 }
 
-int cnnrt_default_threads(void) {
-  const char *s = getenv("CNN_NUM_THREADS");
-  if (s && *s) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end == 0 && v >= 1 && v <= CNNRT_MAX_THREADS)
-      return (int)v;
-    if (*end == 0 && v == 0)
-      return cnnrt_cores();
-  }
-  return cnnrt_cores();
-}
-
 int cnnrt_pool_threads(const cnnrt_ctx *c) { return c ? c->nthreads : 1; }
 
 int cnnrt_pool_profiling(const cnnrt_ctx *c) { return c && c->prof_ms; }
+
+static void free_profile(cnnrt_ctx *c) {
+  free(c->prof_ms);
+  free(c->prof_calls);
+  free(c->prof_min);
+  free(c->prof_wait);
+  free(c->prof_lag);
+  c->prof_ms = c->prof_min = c->prof_wait = c->prof_lag = NULL;
+  c->prof_calls = NULL;
+}
+
+/* The pool is idle (no launch in flight) whenever this is called: the
+   workers read prof_ms only while running a chunk, after the release that
+   publishes the next launch, so they see the new counters. */
+int cnnrt_pool_set_profiling(cnnrt_ctx *c, int on) {
+  if (!c)
+    return 0;
+  if (!on) {
+    if (c->prof_ms)
+      print_profile(c);
+    free_profile(c);
+    return 0;
+  }
+  if (c->prof_ms || cnnrt_num_layers <= 0)
+    return 0;
+  size_t n = (size_t)cnnrt_num_layers;
+  c->prof_ms = calloc(n, sizeof *c->prof_ms);
+  c->prof_calls = calloc(n, sizeof *c->prof_calls);
+  c->prof_min = calloc(n, sizeof *c->prof_min);
+  c->prof_wait = calloc(n, sizeof *c->prof_wait);
+  c->prof_lag = calloc(n, sizeof *c->prof_lag);
+  if (!c->prof_ms || !c->prof_calls || !c->prof_min || !c->prof_wait || !c->prof_lag) {
+    free_profile(c);
+    return -1;
+  }
+  return 0;
+}
 
 cnnrt_ctx *cnnrt_serial_create(const cnnrt_ctx *pool) {
   cnnrt_ctx *c = ctx_alloc();
@@ -354,25 +377,6 @@ cnnrt_ctx *cnnrt_pool_create(int nthreads) {
   atomic_init(&c->stop, false);
   c->nthreads = 1;
   c->nchunks = chunks_for(1);
-  const char *prof = getenv("CNN_PROFILE");
-  if (prof && *prof && strcmp(prof, "0") != 0 && cnnrt_num_layers > 0) {
-    c->prof_ms = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_ms);
-    c->prof_calls = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_calls);
-    c->prof_min = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_min);
-    c->prof_wait = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_wait);
-    c->prof_lag = calloc((size_t)cnnrt_num_layers, sizeof *c->prof_lag);
-    if (!c->prof_ms || !c->prof_calls || !c->prof_min || !c->prof_wait || !c->prof_lag) {
-      free(c->prof_ms);
-      free(c->prof_calls);
-      free(c->prof_min);
-      free(c->prof_wait);
-      free(c->prof_lag);
-      c->prof_wait = c->prof_lag = NULL;
-      c->prof_min = NULL;
-      c->prof_ms = NULL;
-      c->prof_calls = NULL;
-    }
-  }
 
   sigset_t all, old;
   sigfillset(&all);
@@ -392,14 +396,7 @@ cnnrt_ctx *cnnrt_pool_create(int nthreads) {
 void cnnrt_pool_destroy(cnnrt_ctx *c) {
   if (!c)
     return;
-  if (c->prof_ms) {
-    print_profile(c);
-    free(c->prof_ms);
-    free(c->prof_calls);
-    free(c->prof_min);
-    free(c->prof_wait);
-    free(c->prof_lag);
-  }
+  cnnrt_pool_set_profiling(c, 0);
   pthread_mutex_lock(&c->mu);
   atomic_store_explicit(&c->stop, true, memory_order_release);
   atomic_fetch_add_explicit(&c->gen, 1, memory_order_release);

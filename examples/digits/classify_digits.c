@@ -130,33 +130,67 @@ static void draw(const int *idx, int n, const uint8_t *d8, const float *images, 
   printf("\n\n");
 }
 
-int main(int argc, char **argv) {
-  const char *model_path = NULL, *dir = "out/digits";
-  int show = 4, threads = -1, have_dir = 0, batch = 0;
+/* The command line. */
+typedef struct {
+  const char *model_path, *dir;
+  int show, threads, batch; /* threads -1: the model's default; batch 0: all */
+} options;
+
+/* The model's functions, found by name in the .so. */
+typedef struct {
+  const cnn_info *info;
+  create_fn create;
+  run_fn run;
+  threads_fn set_threads;
+  last_error_fn last_error;
+  destroy_fn destroy;
+} model_api;
+
+/* The held-out set; torch_pred and d8 may be NULL. */
+typedef struct {
+  int n;
+  float *images; /* n x 32 x 32 */
+  int32_t *labels, *torch_pred;
+  uint8_t *d8; /* n x 8 x 8 */
+} digits;
+
+/* The predictions, scored against the labels and PyTorch's. */
+typedef struct {
+  int *pred;
+  int right, agree, first_wrong, first_disagree; /* first_*: -1 if none */
+} results;
+
+static int usage(void) {
+  fprintf(stderr, "usage: cnn_digits MODEL.so [DATA_DIR] [--show N] [--batch N] [--threads N]\n");
+  return 1;
+}
+
+/* 0, or 1 after printing the usage. */
+static int parse_args(int argc, char **argv, options *o) {
+  *o = (options){.dir = "out/digits", .show = 4, .threads = -1};
+  int have_dir = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--show") == 0 && v)
-      show = atoi(v), i++;
+      o->show = atoi(v), i++;
     else if (strcmp(a, "--batch") == 0 && v)
-      batch = atoi(v), i++;
+      o->batch = atoi(v), i++;
     else if (strcmp(a, "--threads") == 0 && v)
-      threads = atoi(v), i++;
-    else if (a[0] != '-' && !model_path)
-      model_path = a;
+      o->threads = atoi(v), i++;
+    else if (a[0] != '-' && !o->model_path)
+      o->model_path = a;
     else if (a[0] != '-' && !have_dir)
-      dir = a, have_dir = 1;
-    else {
-      fprintf(stderr,
-              "usage: cnn_digits MODEL.so [DATA_DIR] [--show N] [--batch N] [--threads N]\n");
-      return 1;
-    }
+      o->dir = a, have_dir = 1;
+    else
+      return usage();
   }
-  if (!model_path) {
-    fprintf(stderr, "usage: cnn_digits MODEL.so [DATA_DIR] [--show N] [--batch N] [--threads N]\n");
-    return 1;
-  }
+  return o->model_path ? 0 : usage();
+}
 
-  /* The model. dlopen needs a slash to look at a relative path. */
+/* dlopen()s the model and checks that it is a 1x32x32 -> 10 classifier;
+   0, or 1 after a message. dlopen needs a slash to look at a relative
+   path. */
+static int load_model(const char *model_path, model_api *api) {
   char so[4096];
   snprintf(so, sizeof so, "%s%s", strchr(model_path, '/') ? "" : "./", model_path);
   void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
@@ -164,112 +198,152 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cnn_digits: %s\n", dlerror());
     return 1;
   }
-  const cnn_info *info = ((get_info_fn)sym(h, "cnn_get_info"))();
-  create_fn create = (create_fn)sym(h, "cnn_create");
-  run_fn run = (run_fn)sym(h, "cnn_run");
-  threads_fn set_threads = (threads_fn)sym(h, "cnn_set_num_threads");
-  last_error_fn last_error = (last_error_fn)sym(h, "cnn_last_error");
-  destroy_fn destroy = (destroy_fn)sym(h, "cnn_destroy");
-  const cnn_tensor_desc *in = &info->inputs[0], *out = &info->outputs[0];
-  if (info->num_inputs != 1 || in->rank != 4 || in->dims[1] != 1 || in->dims[2] != SIDE ||
+  api->info = ((get_info_fn)sym(h, "cnn_get_info"))();
+  api->create = (create_fn)sym(h, "cnn_create");
+  api->run = (run_fn)sym(h, "cnn_run");
+  api->set_threads = (threads_fn)sym(h, "cnn_set_num_threads");
+  api->last_error = (last_error_fn)sym(h, "cnn_last_error");
+  api->destroy = (destroy_fn)sym(h, "cnn_destroy");
+  const cnn_tensor_desc *in = &api->info->inputs[0], *out = &api->info->outputs[0];
+  if (api->info->num_inputs != 1 || in->rank != 4 || in->dims[1] != 1 || in->dims[2] != SIDE ||
       in->dims[3] != SIDE || out->rank != 2 || out->dims[1] != 10) {
     fprintf(stderr, "cnn_digits: %s is not a 1x32x32 -> 10 classifier (see examples/lenet5.yaml)\n",
             model_path);
     return 1;
   }
+  return 0;
+}
 
-  /* The held-out set. */
+/* Reads the held-out set from dir; 0, or 1 after a message. A PyTorch
+   prediction file or a file of scans of the wrong size is left out. */
+static int load_digits(const char *dir, digits *d) {
   size_t nimg_bytes = 0, nlab_bytes = 0, npred_bytes = 0, n8_bytes = 0;
-  float *images = read_file(dir, "test_images.f32", &nimg_bytes, 0);
-  int32_t *labels = read_file(dir, "test_labels.i32", &nlab_bytes, 0);
-  if (!images || !labels)
+  d->images = read_file(dir, "test_images.f32", &nimg_bytes, 0);
+  d->labels = read_file(dir, "test_labels.i32", &nlab_bytes, 0);
+  if (!d->images || !d->labels)
     return 1;
-  int32_t *torch_pred = read_file(dir, "torch_pred.i32", &npred_bytes, 1);
-  uint8_t *d8 = read_file(dir, "test_digits8.u8", &n8_bytes, 1);
-  int n = (int)(nlab_bytes / sizeof *labels);
-  if (n == 0 || nimg_bytes != (size_t)n * SIDE * SIDE * sizeof(float)) {
-    fprintf(stderr, "cnn_digits: %s: %zu bytes of images for %d labels\n", dir, nimg_bytes, n);
+  d->torch_pred = read_file(dir, "torch_pred.i32", &npred_bytes, 1);
+  d->d8 = read_file(dir, "test_digits8.u8", &n8_bytes, 1);
+  d->n = (int)(nlab_bytes / sizeof *d->labels);
+  if (d->n == 0 || nimg_bytes != (size_t)d->n * SIDE * SIDE * sizeof(float)) {
+    fprintf(stderr, "cnn_digits: %s: %zu bytes of images for %d labels\n", dir, nimg_bytes, d->n);
     return 1;
   }
-  if (torch_pred && npred_bytes != nlab_bytes) {
+  if (d->torch_pred && npred_bytes != nlab_bytes) {
     fprintf(stderr, "cnn_digits: %s/torch_pred.i32 has the wrong size; ignored\n", dir);
-    free(torch_pred);
-    torch_pred = NULL;
+    free(d->torch_pred);
+    d->torch_pred = NULL;
   }
-  if (d8 && n8_bytes != (size_t)n * 64) {
-    free(d8);
-    d8 = NULL;
+  if (d->d8 && n8_bytes != (size_t)d->n * 64) {
+    free(d->d8);
+    d->d8 = NULL;
   }
+  return 0;
+}
 
-  /* Classify all of them in one batch. */
-  char err[256];
-  cnn_model *m = create(NULL, err, sizeof err);
-  if (!m) {
-    fprintf(stderr, "cnn_digits: cnn_create: %s\n", err);
-    return 1;
-  }
-  if (threads >= 0)
-    set_threads(m, threads);
-  float *scores = malloc((size_t)n * 10 * sizeof *scores);
+/* The scores of all digits, --batch at a time (all in one batch by
+   default), into scores (n x 10); the time taken in *ms. 0, or 1 after a
+   message. */
+static int classify(const model_api *api, cnn_model *m, const digits *d, int batch, float *scores,
+                    double *ms) {
   double t0 = now_ms();
-  if (batch <= 0 || batch > n)
-    batch = n;
-  for (int i = 0; i < n; i += batch) {
-    int b = n - i < batch ? n - i : batch;
-    const float *x = images + (size_t)i * SIDE * SIDE;
-    if (run(m, b, (const float *const[]){x}, (float *const[]){scores + (size_t)i * 10}) != CNN_OK) {
-      fprintf(stderr, "cnn_digits: cnn_run: %s\n", last_error(m));
+  if (batch <= 0 || batch > d->n)
+    batch = d->n;
+  for (int i = 0; i < d->n; i += batch) {
+    int b = d->n - i < batch ? d->n - i : batch;
+    const float *x = d->images + (size_t)i * SIDE * SIDE;
+    if (api->run(m, b, (const float *const[]){x}, (float *const[]){scores + (size_t)i * 10}) !=
+        CNN_OK) {
+      fprintf(stderr, "cnn_digits: cnn_run: %s\n", api->last_error(m));
       return 1;
     }
   }
-  double ms = now_ms() - t0;
-  int *pred = malloc((size_t)n * sizeof *pred);
-  int right = 0, agree = 0, first_wrong = -1, first_disagree = -1;
-  for (int i = 0; i < n; i++) {
+  *ms = now_ms() - t0;
+  return 0;
+}
+
+/* The best class of each digit, counted against the labels and PyTorch. */
+static results score(const digits *d, const float *scores) {
+  results r = {
+      .pred = malloc((size_t)d->n * sizeof *r.pred), .first_wrong = -1, .first_disagree = -1};
+  for (int i = 0; i < d->n; i++) {
     int best = 0;
     for (int c = 1; c < 10; c++)
       if (scores[i * 10 + c] > scores[i * 10 + best])
         best = c;
-    pred[i] = best;
-    right += best == labels[i];
-    if (best != labels[i] && first_wrong < 0)
-      first_wrong = i;
-    if (torch_pred) {
-      agree += best == torch_pred[i];
-      if (best != torch_pred[i] && first_disagree < 0)
-        first_disagree = i;
+    r.pred[i] = best;
+    r.right += best == d->labels[i];
+    if (best != d->labels[i] && r.first_wrong < 0)
+      r.first_wrong = i;
+    if (d->torch_pred) {
+      r.agree += best == d->torch_pred[i];
+      if (best != d->torch_pred[i] && r.first_disagree < 0)
+        r.first_disagree = i;
     }
   }
+  return r;
+}
 
-  printf("%s (%s): %d held-out digits in %.1f ms\n\n", info->name, model_path, n, ms);
+/* The first --show digits and the first mistake as pictures, the
+   accuracy and the comparison with PyTorch; 0, or 1 if a prediction
+   differs from PyTorch's. */
+static int report(const options *o, const char *name, const digits *d, const results *r,
+                  double ms) {
+  int n = d->n;
+  printf("%s (%s): %d held-out digits in %.1f ms\n\n", name, o->model_path, n, ms);
   int idx[4];
-  for (int s = 0; s < show && s < n; s += 4) {
+  for (int s = 0; s < o->show && s < n; s += 4) {
     int k = 0;
-    for (; k < 4 && s + k < show && s + k < n; k++)
+    for (; k < 4 && s + k < o->show && s + k < n; k++)
       idx[k] = s + k;
-    draw(idx, k, d8, images, pred, labels);
+    draw(idx, k, d->d8, d->images, r->pred, d->labels);
   }
-  if (show > 0 && first_wrong >= show) {
+  if (o->show > 0 && r->first_wrong >= o->show) {
     printf("the first mistake:\n");
-    draw(&first_wrong, 1, d8, images, pred, labels);
+    draw(&r->first_wrong, 1, d->d8, d->images, r->pred, d->labels);
   }
-  printf("accuracy: %d/%d = %.2f%%\n", right, n, 100.0 * right / n);
-  int rc = 0;
-  if (torch_pred) {
-    if (agree == n) {
-      printf("same prediction as PyTorch on all %d digits\n", n);
-    } else {
-      printf("DIFFERENT from PyTorch on %d of %d digits (first: #%d, cnncc %d, PyTorch %d)\n",
-             n - agree, n, first_disagree, pred[first_disagree], torch_pred[first_disagree]);
-      rc = 1;
-    }
+  printf("accuracy: %d/%d = %.2f%%\n", r->right, n, 100.0 * r->right / n);
+  if (!d->torch_pred)
+    return 0;
+  if (r->agree == n) {
+    printf("same prediction as PyTorch on all %d digits\n", n);
+    return 0;
   }
-  destroy(m);
+  int f = r->first_disagree;
+  printf("DIFFERENT from PyTorch on %d of %d digits (first: #%d, cnncc %d, PyTorch %d)\n",
+         n - r->agree, n, f, r->pred[f], d->torch_pred[f]);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  options o;
+  model_api api;
+  digits d = {0};
+  if (parse_args(argc, argv, &o) != 0 || load_model(o.model_path, &api) != 0 ||
+      load_digits(o.dir, &d) != 0)
+    return 1;
+
+  char err[256];
+  cnn_model *m = api.create(NULL, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "cnn_digits: cnn_create: %s\n", err);
+    return 1;
+  }
+  if (o.threads >= 0)
+    api.set_threads(m, o.threads);
+  float *scores = malloc((size_t)d.n * 10 * sizeof *scores);
+  double ms;
+  if (classify(&api, m, &d, o.batch, scores, &ms) != 0)
+    return 1;
+  results r = score(&d, scores);
+  int rc = report(&o, api.info->name, &d, &r, ms);
+
+  api.destroy(m);
   free(scores);
-  free(pred);
-  free(images);
-  free(labels);
-  free(torch_pred);
-  free(d8);
+  free(r.pred);
+  free(d.images);
+  free(d.labels);
+  free(d.torch_pred);
+  free(d.d8);
   return rc;
 }

@@ -4,9 +4,11 @@
  *   leak_host MODEL.so [N] [WEIGHTS]
  *
  * Uses only runtime/cnn.h through dlopen, like any host. Each cycle creates
- * a model (embedded weights, or WEIGHTS mapped), sets 1 or 2 threads, runs
- * a batch of 2, checks the outputs are finite, and destroys it; then a
- * failed create and bad cnn_run calls. Run under valgrind (ctest
+ * a model (embedded weights, or WEIGHTS mapped), sets 1 or 2 threads and
+ * sample parallelism on or off, turns profiling on (and off again, but in
+ * the first cycle, whose table goes to stderr), runs a batch of 2, checks
+ * the outputs are finite, makes bad cnn_run and cnn_set_* calls, and
+ * destroys it; then a failed create. Run under valgrind (ctest
  * valgrind_runtime), every byte the runtime allocates must be freed, every
  * read initialized and in bounds. Exit 0 on success, 1 on a wrong result.
  */
@@ -50,12 +52,16 @@ int main(int argc, char **argv) {
   cnn_model *(*create)(const char *, char *, size_t);
   int (*run)(cnn_model *, int64_t, const float *const *, float *const *);
   int (*threads)(cnn_model *, int);
+  int (*profile)(cnn_model *, const char *);
+  int (*batch_parallel)(cnn_model *, int);
   const char *(*last_error)(const cnn_model *);
   void (*destroy)(cnn_model *);
   LOAD(h, info_fn, "cnn_get_info");
   LOAD(h, create, "cnn_create");
   LOAD(h, run, "cnn_run");
   LOAD(h, threads, "cnn_set_num_threads");
+  LOAD(h, profile, "cnn_set_profile");
+  LOAD(h, batch_parallel, "cnn_set_batch_parallel");
   LOAD(h, last_error, "cnn_last_error");
   LOAD(h, destroy, "cnn_destroy");
 
@@ -79,7 +85,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "leak_host: cnn_create: %s\n", err);
       return 1;
     }
-    if (threads(m, 1 + c % 2) != CNN_OK || run(m, batch, (const float *const *)in, out) != CNN_OK) {
+    if (threads(m, 1 + c % 2) != CNN_OK || batch_parallel(m, c / 2 % 2) != CNN_OK ||
+        profile(m, "on") != CNN_OK || profile(m, c == 0 ? "on" : "off") != CNN_OK ||
+        run(m, batch, (const float *const *)in, out) != CNN_OK) {
       fprintf(stderr, "leak_host: cycle %d: %s\n", c, last_error(m));
       bad = 1;
     }
@@ -92,7 +100,8 @@ int main(int argc, char **argv) {
         }
     /* the error paths must not leak either */
     if (run(m, 0, (const float *const *)in, out) != CNN_EINVAL ||
-        run(m, batch, NULL, out) != CNN_EINVAL || threads(m, -1) != CNN_EINVAL)
+        run(m, batch, NULL, out) != CNN_EINVAL || threads(m, -1) != CNN_EINVAL ||
+        profile(m, "sometimes") != CNN_EINVAL || batch_parallel(m, 2) != CNN_EINVAL)
       bad = 1;
     destroy(m);
   }

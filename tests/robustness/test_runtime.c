@@ -38,6 +38,8 @@ typedef struct {
   cnn_model *(*create)(const char *, char *, size_t);
   int (*run)(cnn_model *, int64_t, const float *const *, float *const *);
   int (*threads)(cnn_model *, int);
+  int (*profile)(cnn_model *, const char *);
+  int (*batch_parallel)(cnn_model *, int);
   const char *(*last_error)(const cnn_model *);
   void (*destroy)(cnn_model *);
 } Lib;
@@ -51,9 +53,12 @@ static Lib lib_open(const char *path) {
   *(void **)&l.create = dlsym(l.h, "cnn_create");
   *(void **)&l.run = dlsym(l.h, "cnn_run");
   *(void **)&l.threads = dlsym(l.h, "cnn_set_num_threads");
+  *(void **)&l.profile = dlsym(l.h, "cnn_set_profile");
+  *(void **)&l.batch_parallel = dlsym(l.h, "cnn_set_batch_parallel");
   *(void **)&l.last_error = dlsym(l.h, "cnn_last_error");
   *(void **)&l.destroy = dlsym(l.h, "cnn_destroy");
-  cr_assert(info && l.create && l.run && l.threads && l.last_error && l.destroy);
+  cr_assert(info && l.create && l.run && l.threads && l.profile && l.batch_parallel &&
+            l.last_error && l.destroy);
   l.info = info();
   cr_assert_eq(l.info->abi_version, CNN_ABI_VERSION);
   return l;
@@ -150,6 +155,8 @@ Test(runtime, every_call_on_a_model_that_failed_to_load_returns_an_error) {
   Bufs b = bufs_new(l.info, 1, 1);
   cr_assert_eq(run(&l, m, &b), CNN_ESTATE);
   cr_assert_eq(l.threads(m, 2), CNN_ESTATE);
+  cr_assert_eq(l.profile(m, "on"), CNN_ESTATE);
+  cr_assert_eq(l.batch_parallel(m, 1), CNN_ESTATE);
   cr_assert(strstr(l.last_error(m), "cnn_create failed"), "%s", l.last_error(m));
   l.destroy(m);
   /* an external-weights model without its blob fails the same way */
@@ -525,4 +532,237 @@ Test(runtime, two_models_in_two_threads_give_the_results_of_one_at_a_time) {
   }
   lib_close(&tiny);
   lib_close(&other);
+}
+
+/* ----------------------------------------------------------- environment */
+
+/* stderr (fd 2) goes to a temporary file from stderr_begin to stderr_end,
+   which returns what was written (to free). */
+typedef struct {
+  FILE *file;
+  int saved_fd;
+} Capture;
+
+static Capture stderr_begin(void) {
+  fflush(stderr);
+  Capture c = {tmpfile(), dup(2)};
+  cr_assert(c.file && c.saved_fd >= 0);
+  cr_assert_geq(dup2(fileno(c.file), 2), 0);
+  return c;
+}
+
+static char *stderr_end(Capture *c) {
+  fflush(stderr);
+  dup2(c->saved_fd, 2);
+  close(c->saved_fd);
+  fseek(c->file, 0, SEEK_END);
+  long n = ftell(c->file);
+  rewind(c->file);
+  char *s = calloc((size_t)n + 1, 1);
+  cr_assert_eq(fread(s, 1, (size_t)n, c->file), (size_t)n);
+  fclose(c->file);
+  return s;
+}
+
+static int count_str(const char *s, const char *sub) {
+  int n = 0;
+  for (const char *p = strstr(s, sub); p; p = strstr(p + 1, sub))
+    n++;
+  return n;
+}
+
+static void clear_env(void) {
+  unsetenv("CNN_NUM_THREADS");
+  unsetenv("CNN_PROFILE");
+  unsetenv("CNN_BATCH_PARALLEL");
+}
+
+/* The threads of this process while a model made with CNN_NUM_THREADS=value
+   lives. */
+static int threads_with_env(const Lib *l, const char *value) {
+  setenv("CNN_NUM_THREADS", value, 1);
+  cnn_model *m = create_ok(l, NULL);
+  unsetenv("CNN_NUM_THREADS");
+  int n = count_dir("/proc/self/task");
+  l->destroy(m);
+  return n;
+}
+
+/* What a model made with CNN_PROFILE=value writes on stderr while it runs a
+   batch and is destroyed. */
+static char *stderr_with_profile_env(const Lib *l, const char *value) {
+  setenv("CNN_PROFILE", value, 1);
+  cnn_model *m = create_ok(l, NULL);
+  unsetenv("CNN_PROFILE");
+  Bufs b = bufs_new(l->info, 2, 17);
+  Capture c = stderr_begin();
+  cr_assert_eq(run(l, m, &b), CNN_OK, "%s", l->last_error(m));
+  l->destroy(m);
+  bufs_free(&b);
+  return stderr_end(&c);
+}
+
+Test(runtime, the_environment_is_read_at_cnn_create_and_bad_values_are_ignored) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  clear_env();
+  int base = count_dir("/proc/self/task");
+  cr_expect_eq(threads_with_env(&l, "1"), base, "CNN_NUM_THREADS=1 started threads");
+  cr_expect_eq(threads_with_env(&l, "2"), base + 1, "CNN_NUM_THREADS=2: not one worker");
+  int per_core = threads_with_env(&l, "0");
+  const char *bad_threads[] = {"", "abc", "2x", "-1", "1025"};
+  for (size_t i = 0; i < sizeof bad_threads / sizeof *bad_threads; i++)
+    cr_expect_eq(threads_with_env(&l, bad_threads[i]), per_core,
+                 "CNN_NUM_THREADS='%s' is not ignored (one thread per core)", bad_threads[i]);
+  const char *on[] = {"1", "on"}, *off[] = {"0", "off", "", "yes", "2", "ON"};
+  for (size_t i = 0; i < sizeof on / sizeof *on; i++) {
+    char *err = stderr_with_profile_env(&l, on[i]);
+    cr_expect_eq(count_str(err, "cnn profile: tiny,"), 1, "CNN_PROFILE=%s: '%s'", on[i], err);
+    free(err);
+  }
+  for (size_t i = 0; i < sizeof off / sizeof *off; i++) {
+    char *err = stderr_with_profile_env(&l, off[i]);
+    cr_expect_str_empty(err, "CNN_PROFILE='%s' profiles: '%s'", off[i], err);
+    free(err);
+  }
+  lib_close(&l);
+}
+
+/* CNN_BATCH_PARALLEL changes no result (a sample gives the same bits in a
+   lane as on all threads), so it is only flipped here, not observed. */
+Test(runtime, changing_the_environment_after_cnn_create_changes_nothing) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  Bufs b = bufs_new(l.info, 4, 19);
+  clear_env();
+  /* made without profiling: setting CNN_PROFILE later, even before the
+     thread pool is remade, does not turn it on */
+  setenv("CNN_NUM_THREADS", "2", 1);
+  cnn_model *m = create_ok(&l, NULL);
+  int threads = count_dir("/proc/self/task");
+  setenv("CNN_PROFILE", "1", 1);
+  setenv("CNN_NUM_THREADS", "1", 1);
+  setenv("CNN_BATCH_PARALLEL", "0", 1);
+  Capture c = stderr_begin();
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_expect_eq(count_dir("/proc/self/task"), threads);
+  cr_assert_eq(l.threads(m, 1), CNN_OK);
+  cr_assert_eq(l.threads(m, 2), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  l.destroy(m);
+  char *err = stderr_end(&c);
+  cr_expect_str_empty(err, "CNN_PROFILE set after cnn_create profiles: '%s'", err);
+  free(err);
+  /* made with profiling: unsetting CNN_PROFILE later does not stop it;
+     each pool prints its table (2 threads, then 1) */
+  clear_env();
+  setenv("CNN_NUM_THREADS", "2", 1);
+  setenv("CNN_PROFILE", "1", 1);
+  setenv("CNN_BATCH_PARALLEL", "0", 1);
+  m = create_ok(&l, NULL);
+  clear_env();
+  setenv("CNN_PROFILE", "0", 1);
+  c = stderr_begin();
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.threads(m, 1), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  l.destroy(m);
+  err = stderr_end(&c);
+  cr_expect_eq(count_str(err, "cnn profile: tiny, 2 threads, 4 sample runs"), 1, "'%s'", err);
+  cr_expect_eq(count_str(err, "cnn profile: tiny, 1 thread, 4 sample runs"), 1, "'%s'", err);
+  free(err);
+  clear_env();
+  bufs_free(&b);
+  lib_close(&l);
+}
+
+/* ---------------------------------------------- the settings through the API */
+
+Test(runtime, cnn_set_profile_and_cnn_set_batch_parallel_refuse_bad_arguments_and_then_work) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  clear_env();
+  cnn_model *m = create_ok(&l, NULL);
+  cr_assert_eq(l.threads(m, 2), CNN_OK);
+  Bufs b = bufs_new(l.info, 4, 23);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  float *expect = snapshot(&b);
+  int64_t n = snapshot_len(&b);
+  Capture c = stderr_begin();
+  const char *bad_modes[] = {"", "yes", "ON", "2", "trace", "on "};
+  for (size_t i = 0; i < sizeof bad_modes / sizeof *bad_modes; i++) {
+    cr_expect_eq(l.profile(m, bad_modes[i]), CNN_EINVAL, "mode '%s' accepted", bad_modes[i]);
+    char want[64];
+    snprintf(want, sizeof want, "cnn_set_profile: unknown mode '%s'", bad_modes[i]);
+    cr_expect(strstr(l.last_error(m), want), "%s", l.last_error(m));
+  }
+  const int bad_on[] = {-1, 2, 100};
+  for (size_t i = 0; i < sizeof bad_on / sizeof *bad_on; i++) {
+    cr_expect_eq(l.batch_parallel(m, bad_on[i]), CNN_EINVAL, "on = %d accepted", bad_on[i]);
+    cr_expect(strstr(l.last_error(m), "cnn_set_batch_parallel"), "%s", l.last_error(m));
+  }
+  /* every accepted value, in every order, gives the same bits */
+  const char *modes[] = {"on", "off", "1", "0", NULL, "on", "on", "off", "off"};
+  for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+    cr_assert_eq(l.profile(m, modes[i]), CNN_OK, "mode %s: %s", modes[i] ? modes[i] : "NULL",
+                 l.last_error(m));
+    for (int on = 0; on <= 1; on++) {
+      cr_assert_eq(l.batch_parallel(m, on), CNN_OK, "%s", l.last_error(m));
+      cr_assert_eq(l.batch_parallel(m, on), CNN_OK, "%s", l.last_error(m));
+      cr_assert_eq(run(&l, m, &b), CNN_OK, "%s", l.last_error(m));
+      float *got = snapshot(&b);
+      cr_assert_eq(memcmp(got, expect, sizeof(float) * (size_t)n), 0,
+                   "profile %s, batch parallel %d: other bits", modes[i] ? modes[i] : "NULL", on);
+      free(got);
+    }
+  }
+  l.destroy(m);
+  free(stderr_end(&c));
+  free(expect);
+  bufs_free(&b);
+  lib_close(&l);
+}
+
+Test(runtime, cnn_set_profile_prints_the_per_layer_table_when_profiling_stops) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  clear_env();
+  cnn_model *m = create_ok(&l, NULL);
+  cr_assert_eq(l.threads(m, 2), CNN_OK);
+  Bufs b = bufs_new(l.info, 3, 29);
+  Capture c = stderr_begin();
+  cr_assert_eq(run(&l, m, &b), CNN_OK); /* not profiled */
+  cr_assert_eq(l.profile(m, "on"), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.profile(m, "on"), CNN_OK); /* already on: goes on counting */
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.profile(m, "off"), CNN_OK); /* prints the 6 samples */
+  char *err = stderr_end(&c);
+  cr_expect_eq(count_str(err, "cnn profile: tiny, 2 threads, 6 sample runs (ms per sample)\n"), 1,
+               "'%s'", err);
+  cr_expect(strstr(err, "ms(mean)") && strstr(err, "GFLOP/s") && strstr(err, "total"), "'%s'", err);
+  /* one row per layer, named as in the spec */
+  cr_expect(strstr(err, " conv1 ") && strstr(err, " prob "), "'%s'", err);
+  free(err);
+  /* on again: a fresh count, printed by cnn_set_num_threads (the pool's
+     table) and by cnn_destroy; off again: nothing */
+  c = stderr_begin();
+  cr_assert_eq(l.profile(m, "1"), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.threads(m, 1), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  l.destroy(m);
+  m = create_ok(&l, NULL);
+  cr_assert_eq(l.threads(m, 1), CNN_OK);
+  cr_assert_eq(l.profile(m, "on"), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.profile(m, NULL), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.profile(m, "0"), CNN_OK);
+  l.destroy(m);
+  err = stderr_end(&c);
+  cr_expect_eq(count_str(err, "cnn profile: tiny, 2 threads, 3 sample runs"), 1, "'%s'", err);
+  cr_expect_eq(count_str(err, "cnn profile: tiny, 1 thread, 6 sample runs"), 1, "'%s'", err);
+  cr_expect_eq(count_str(err, "cnn profile: tiny, 1 thread, 3 sample runs"), 1, "'%s'", err);
+  cr_expect_eq(count_str(err, "cnn profile: tiny,"), 3, "'%s'", err);
+  free(err);
+  bufs_free(&b);
+  lib_close(&l);
 }
