@@ -7,6 +7,7 @@
  * (backend_harness.h, check_blocked).
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 
 #include "backend_harness.h"
 #include "passes/passes.h"
@@ -50,6 +51,43 @@ Test(blocked, convs_batch_of_three_on_two_threads_match_reference) {
 
 Test(blocked, convs_for_x86_64_v3_without_avx512_match_reference) {
   check_blocked(blocked_convs(), 2, 2, "x86-64-v3");
+}
+
+/* A ResNet 3x3 layer at full size (64 -> 64 channels at 56x56, ReLU) on the
+   blocked kernel, as -O1 and above compile it: one thread, then two, each
+   run into fresh NaN-filled outputs. Speed is measured by bench/, not by a
+   unit test on a shared machine. */
+Test(blocked, a_resnet_3x3_conv_at_56x56_matches_reference_on_one_and_two_threads) {
+  Graph *g = ir_graph_new("conv3x3");
+  Node *x = input3(g, "x", 64, 56, 56);
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = 64;
+  c->attr.kernel[0] = c->attr.kernel[1] = 3;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = 1;
+  fin(g, c);
+  c->epi.act = ACT_RELU;
+  output(g, c);
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(ir_verify(g, stderr), 0);
+  cr_assert_eq(c->layout, LAYOUT_NCHW16C);
+  Lib l = {0};
+  lib_build(&l, g);
+  cnn_model *m = l.create(NULL, NULL, 0);
+  cr_assert(m);
+  float **in = make_inputs(g, 1);
+  for (int th = 1; th <= 2; th++) {
+    float **out = make_outputs(g, 1);
+    cr_assert_eq(l.threads(m, th), 0);
+    cr_assert_eq(l.run(m, 1, (const float *const *)in, out), 0, "%s", l.last_error(m));
+    compare(g, 1, in, out, 1e-5);
+    free_bufs(out, g->noutputs);
+  }
+  free_bufs(in, g->ninputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
 }
 
 /* Long pointwise convs (rows of tiles, a short last row), 7-wide rows, a
