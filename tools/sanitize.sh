@@ -32,7 +32,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNNCC_SANITIZE=ON >/dev/null
 specs=("$src"/examples/*.yaml)
 if [ "$quick" = 1 ]; then
-  quick_tests=(test_cli test_runtime fuzz_replay_spec fuzz_replay_safetensors
+  quick_tests=(test_cli test_runtime test_abi fuzz_replay_spec fuzz_replay_safetensors
                test_frontend test_safetensors test_weights)
   cmake --build "$dir" -j"$(nproc)" --target cnncc cnnrt robustness_models "${quick_tests[@]}" >/dev/null
   ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" \

@@ -1,6 +1,6 @@
 /*
  * test_memory_plan.c: the memory plan of every zoo network (examples/ *.yaml)
- * after all passes (-O3), checked two ways:
+ * after all passes (-O3, ir_verify after each as in the driver), checked two ways:
  *   - the planned arena is within 5% of the lower bound (the most bytes
  *     live at one step of the chosen order);
  *   - no two values that are live at the same time share a byte, with
@@ -79,7 +79,7 @@ ParameterizedTest(Net *net, memory_plan, every_zoo_network) {
   Graph *g = spec_load_file(net->path, d);
   cr_assert(g, "%s does not load", net->path);
   weights_init_deterministic(g, 0);
-  PassOptions po = {.opt_level = 3};
+  PassOptions po = {.opt_level = 3, .verify = true}; /* as the driver: a broken pass fails here */
   passes_run(g, &po);
 
   cr_assert_leq((double)g->arena_bytes, 1.05 * (double)g->lower_bound_bytes,

@@ -9,6 +9,11 @@
  * initialization (seed 0). A failing case prints `diff -u expected actual`.
  * The expected files are written and reviewed by hand: they state what a
  * pass must do (and, for negative cases, what it must leave alone).
+ *
+ * Criterion runs a parameterized test with no parameters zero times and
+ * passes, so golden/the_case_directory_exists_and_holds_cases fails the run
+ * when the directory is missing or holds no case; CNNCC_GOLDEN_DIR points
+ * the runner at another directory (golden_runner/ uses it to check that).
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -16,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "frontend/frontend.h"
@@ -41,35 +48,62 @@ static char *cr_strdup(const char *s) {
   return p;
 }
 
-ParameterizedTestParameters(golden, pass_output_matches_expected_ir) {
-  const char *root = CNNCC_SOURCE_DIR "/tests/passes";
-  Case *cases = cr_malloc(sizeof(Case) * 512);
-  size_t n = 0;
+#define MAX_CASES 512
+
+static const char *golden_dir(void) {
+  const char *dir = getenv("CNNCC_GOLDEN_DIR");
+  return dir && *dir ? dir : CNNCC_SOURCE_DIR "/tests/passes";
+}
+
+/* Finds root/<pass>/<case>.yaml: fills the first `cap` into cases (NULL
+   when cap is 0) and returns how many there are, or -1 when root cannot
+   be opened. */
+static long find_cases(const char *root, Case *cases, size_t cap) {
   DIR *d = opendir(root);
+  if (!d)
+    return -1;
+  long n = 0;
   struct dirent *e;
-  while (d && (e = readdir(d))) {
+  while ((e = readdir(d))) {
     if (e->d_name[0] == '.')
       continue;
     char sub[1024];
     snprintf(sub, sizeof sub, "%s/%s", root, e->d_name);
     DIR *sd = opendir(sub);
     struct dirent *f;
-    while (sd && (f = readdir(sd)) && n < 512) {
+    while (sd && (f = readdir(sd))) {
       size_t len = strlen(f->d_name);
       if (len < 6 || strcmp(f->d_name + len - 5, ".yaml") != 0)
         continue;
-      char path[2048];
-      snprintf(path, sizeof path, "%s/%s", sub, f->d_name);
-      cases[n].dir = cr_strdup(e->d_name);
-      cases[n].path = cr_strdup(path);
+      if ((size_t)n < cap) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", sub, f->d_name);
+        cases[n].dir = cr_strdup(e->d_name);
+        cases[n].path = cr_strdup(path);
+      }
       n++;
     }
     if (sd)
       closedir(sd);
   }
-  if (d)
-    closedir(d);
-  return cr_make_param_array(Case, cases, n, free_cases);
+  closedir(d);
+  return n;
+}
+
+Test(golden, the_case_directory_exists_and_holds_cases) {
+  const char *root = golden_dir();
+  long n = find_cases(root, NULL, 0);
+  cr_assert_geq(n, 0, "the golden pass cases: cannot open the directory %s", root);
+  cr_assert_gt(n, 0, "the golden pass cases: no <pass>/<case>.yaml in %s", root);
+  cr_assert_leq(n, MAX_CASES, "the golden pass cases: %ld in %s, only the first %d run", n, root,
+                MAX_CASES);
+}
+
+ParameterizedTestParameters(golden, pass_output_matches_expected_ir) {
+  Case *cases = cr_malloc(sizeof(Case) * MAX_CASES);
+  long n = find_cases(golden_dir(), cases, MAX_CASES);
+  size_t got = n < 0 ? 0 : n > MAX_CASES ? MAX_CASES : (size_t)n;
+  return cr_make_param_array(Case, cases, got, free_cases);
 }
 
 static char *read_all(const char *path) {
@@ -154,4 +188,48 @@ ParameterizedTest(Case *c, golden, pass_output_matches_expected_ir) {
   diag_free(d);
   fclose(df);
   free(diags);
+}
+
+/* ------------------------------------------------- the runner, run on itself */
+
+/* Runs this executable's golden tests on the cases in dir; returns its exit
+   status and its output in *out (caller frees). In a clean environment:
+   Criterion tells its workers apart through the environment (BoxFort's
+   BXFI_MAP), and a child that inherited it would take itself for one. */
+static int run_golden_on(const char *dir, char **out) {
+  char self[1024];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  cr_assert(n > 0, "readlink /proc/self/exe");
+  self[n] = 0;
+  char cmd[2400];
+  snprintf(cmd, sizeof cmd, "env -i CNNCC_GOLDEN_DIR='%s' '%s' --filter='golden/*' -j1 2>&1", dir,
+           self);
+  FILE *p = popen(cmd, "r");
+  cr_assert(p, "popen %s", cmd);
+  size_t len;
+  FILE *m = open_memstream(out, &len);
+  char line[1024];
+  while (fgets(line, sizeof line, p))
+    fputs(line, m);
+  fclose(m);
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(golden_runner, fails_with_a_message_when_the_case_directory_is_missing_or_empty) {
+  char *out;
+  cr_assert_neq(run_golden_on("/nonexistent/cnncc-golden", &out), 0, "%s", out);
+  cr_assert(strstr(out, "cannot open the directory /nonexistent/cnncc-golden"), "%s", out);
+  free(out);
+  /* a pass directory, but no case in it */
+  char dir[] = "/tmp/cnncc-golden-XXXXXX", sub[64];
+  cr_assert(mkdtemp(dir));
+  snprintf(sub, sizeof sub, "%s/fuse-bn", dir);
+  cr_assert_eq(mkdir(sub, 0700), 0);
+  int rc = run_golden_on(dir, &out);
+  rmdir(sub);
+  rmdir(dir);
+  cr_assert_neq(rc, 0, "%s", out);
+  cr_assert(strstr(out, "no <pass>/<case>.yaml in"), "%s", out);
+  free(out);
 }

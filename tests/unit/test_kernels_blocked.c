@@ -1,0 +1,240 @@
+/*
+ * test_kernels_blocked.c: the blocked layout (NCHW16c, backend/blocked.c).
+ *
+ * These graphs go through passes/layout.c (blocked convs, pools, affine and
+ * elementwise ops, reorders) before the local planner, so the kernels of
+ * backend/blocked.c are compared with the same plain C reference
+ * (backend_harness.h, check_blocked).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "backend_harness.h"
+#include "passes/passes.h"
+
+/* First layer on the NCHW image (3 channels, 7x7 stride 2), 3x3 convs with
+   16, 48 (3 blocks: odd tile groups) and 32 channels on odd sizes, a
+   strided 1x1 and a 1x1 with a residual and ReLU: borders, remainders. */
+static Graph *blocked_convs(void) {
+  Graph *g = ir_graph_new("blocked_convs");
+  Node *x = input3(g, "image", 3, 29, 23);
+  Node *c1 = conv(g, x, 32, 7, 7, 2, 3);  /* 32x15x12 */
+  Node *c2 = conv(g, c1, 48, 3, 3, 1, 1); /* 48x15x12 */
+  Node *c3 = conv(g, c2, 16, 1, 1, 2, 0); /* 16x8x6 */
+  Node *c4 = conv(g, c3, 32, 3, 3, 1, 1); /* 32x8x6 */
+  Node *sc = conv(g, c1, 32, 1, 1, 2, 0); /* 32x8x6 */
+  Node *c5 = conv(g, c4, 32, 1, 1, 1, 0);
+  add_residual(g, c5, sc);
+  c5->epi.act = ACT_RELU;
+  Node *c6 = conv(g, c2, 16, 3, 5, 2, 2); /* kernel 3x5: taps outside both edges */
+  c6->attr.dilation[1] = 2;
+  c6->attr.pad[1] = c6->attr.pad[3] = 3;
+  char err[128];
+  cr_assert(ir_infer_shape(g, c6, err, sizeof err), "%s", err);
+  output(g, c5);
+  output(g, c6);
+  return g;
+}
+
+Test(blocked, convs_with_borders_strides_dilation_residual_match_reference) {
+  Graph *g = blocked_convs();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 7);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW, OP_REORDER), 2, "both outputs back to NCHW");
+  ir_graph_free(g);
+  check_blocked(blocked_convs(), 1, 1, NULL);
+}
+
+Test(blocked, convs_batch_of_three_on_two_threads_match_reference) {
+  check_blocked(blocked_convs(), 3, 2, NULL);
+}
+
+Test(blocked, convs_for_x86_64_v3_without_avx512_match_reference) {
+  check_blocked(blocked_convs(), 2, 2, "x86-64-v3");
+}
+
+/* A ResNet 3x3 layer at full size (64 -> 64 channels at 56x56, ReLU) on the
+   blocked kernel, as -O1 and above compile it: one thread, then two, each
+   run into fresh NaN-filled outputs. Speed is measured by bench/, not by a
+   unit test on a shared machine. */
+Test(blocked, a_resnet_3x3_conv_at_56x56_matches_reference_on_one_and_two_threads) {
+  Graph *g = ir_graph_new("conv3x3");
+  Node *x = input3(g, "x", 64, 56, 56);
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = 64;
+  c->attr.kernel[0] = c->attr.kernel[1] = 3;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = 1;
+  fin(g, c);
+  c->epi.act = ACT_RELU;
+  output(g, c);
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(ir_verify(g, stderr), 0);
+  cr_assert_eq(c->layout, LAYOUT_NCHW16C);
+  Lib l = {0};
+  lib_build(&l, g);
+  cnn_model *m = l.create(NULL, NULL, 0);
+  cr_assert(m);
+  float **in = make_inputs(g, 1);
+  for (int th = 1; th <= 2; th++) {
+    float **out = make_outputs(g, 1);
+    cr_assert_eq(l.threads(m, th), 0);
+    cr_assert_eq(l.run(m, 1, (const float *const *)in, out), 0, "%s", l.last_error(m));
+    compare(g, 1, in, out, 1e-5);
+    free_bufs(out, g->noutputs);
+  }
+  free_bufs(in, g->ninputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+/* Long pointwise convs (rows of tiles, a short last row), 7-wide rows, a
+   pointwise conv on a 7x7 plane (one row of 49 pixels: tiles of 13 and a
+   last one of 10) and a grouped conv with 32 channels per group. */
+static Graph *blocked_gemm(void) {
+  Graph *g = ir_graph_new("blocked_gemm");
+  Node *x = input3(g, "x", 32, 31, 17);
+  Node *a = conv(g, x, 64, 1, 1, 1, 0);
+  Node *b = conv(g, a, 16, 1, 1, 1, 0);
+  Node *c = conv(g, b, 64, 3, 3, 2, 1); /* 64x16x9 */
+  Node *d = op1(g, OP_CONV2D, c);
+  d->attr.out_channels = 64, d->attr.groups = 2;
+  d->attr.kernel[0] = d->attr.kernel[1] = 3;
+  for (int i = 0; i < 4; i++)
+    d->attr.pad[i] = 1;
+  fin(g, d);
+  Node *y = input3(g, "y", 32, 7, 7);
+  Node *e = conv(g, y, 64, 3, 3, 1, 1);
+  Node *f = conv(g, e, 64, 3, 3, 1, 1);
+  Node *h = conv(g, f, 96, 1, 1, 1, 0);
+  output(g, d);
+  output(g, h);
+  return g;
+}
+
+Test(blocked, pointwise_grouped_and_7_wide_convs_match_reference) {
+  Graph *g = blocked_gemm();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 7);
+  ir_graph_free(g);
+  check_blocked(blocked_gemm(), 2, 2, NULL);
+}
+
+/* Everything after a blocked conv stays blocked: pools, affine ops,
+   elementwise ops, concat; a flatten for a linear and the outputs get a
+   reorder; a 1x1-pixel tensor needs none. */
+static Graph *blocked_ops(void) {
+  Graph *g = ir_graph_new("blocked_ops");
+  Node *x = input3(g, "x", 16, 13, 12);
+  Node *c = conv(g, x, 32, 3, 3, 1, 1);
+  Node *mp = op1(g, OP_MAXPOOL, c);
+  mp->attr.kernel[0] = mp->attr.kernel[1] = 3;
+  mp->attr.stride[0] = mp->attr.stride[1] = 2;
+  mp->attr.pad[0] = mp->attr.pad[1] = mp->attr.pad[2] = mp->attr.pad[3] = 1;
+  mp->attr.ceil_mode = true;
+  fin(g, mp);
+  Node *ap = op1(g, OP_AVGPOOL, c);
+  ap->attr.kernel[0] = ap->attr.kernel[1] = 3;
+  ap->attr.stride[0] = ap->attr.stride[1] = 2;
+  ap->attr.pad[0] = ap->attr.pad[1] = ap->attr.pad[2] = ap->attr.pad[3] = 1;
+  ap->attr.ceil_mode = true;
+  ap->attr.count_include_pad = false;
+  fin(g, ap);
+  Node *bn = fin(g, op1(g, OP_BATCHNORM, mp));
+  Node *ss = fin(g, op1(g, OP_SCALESHIFT, ap));
+  ss->epi.act = ACT_RELU;
+  Node *two[2] = {bn, ss};
+  Node *sum = fin(g, op(g, OP_ADD, two, 2));
+  Node *mean = fin(g, op(g, OP_MEAN, two, 2));
+  Node *cat2[2] = {sum, mean};
+  Node *cat = fin(g, op(g, OP_CONCAT, cat2, 2));
+  Node *r = fin(g, op1(g, OP_RELU, cat));
+  Node *gp = op1(g, OP_ADAPTIVE_AVGPOOL, r);
+  gp->attr.out_hw[0] = 3, gp->attr.out_hw[1] = 2;
+  fin(g, gp);
+  Node *fl = fin(g, op1(g, OP_FLATTEN, gp));
+  Node *fc = op1(g, OP_LINEAR, fl);
+  fc->attr.out_features = 10;
+  fin(g, fc);
+  Node *g1 = op1(g, OP_ADAPTIVE_AVGPOOL, r);
+  fin(g, g1);
+  Node *fl1 = fin(g, op1(g, OP_FLATTEN, g1));
+  Node *fc1 = op1(g, OP_LINEAR, fl1);
+  fc1->attr.out_features = 5;
+  fin(g, fc1);
+  output(g, fc);
+  output(g, fc1);
+  output(g, cat);
+  return g;
+}
+
+Test(blocked, pools_affine_eltwise_concat_and_reorders_match_reference) {
+  Graph *g = blocked_ops();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_MAXPOOL), 1);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONCAT), 1);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_ADAPTIVE_AVGPOOL), 2);
+  /* to NCHW: before the 3x2 pool's flatten and for the concat output; the
+     1x1 pool's output is the same bytes in both layouts. */
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW, OP_REORDER), 2);
+  ir_graph_free(g);
+  check_blocked(blocked_ops(), 2, 2, NULL);
+}
+
+/* A split 1x1 conv writing its two channel ranges into two slices placed
+   in a concat that needs no kernel (fold-1x1 + concat-elim, by hand). */
+Test(blocked, split_conv_writes_its_slices_into_an_elided_concat) {
+  for (int blocked = 0; blocked < 2; blocked++) {
+    Graph *g = ir_graph_new("split");
+    Node *x = input3(g, "x", 16, 9, 7);
+    Node *a = conv(g, x, 32, 3, 3, 1, 1);
+    Node *s = conv(g, a, 48, 1, 1, 1, 0);
+    s->split = true;
+    s->epi.act = ACT_RELU;
+    Node *sl[2];
+    int64_t begin[2] = {0, 16}, cnt[2] = {16, 32};
+    for (int i = 0; i < 2; i++) {
+      sl[i] = op1(g, OP_SLICE, s);
+      sl[i]->attr.slice_begin = begin[i];
+      sl[i]->shape = (Shape){3, {cnt[i], 9, 7}};
+    }
+    Node *other = conv(g, a, 16, 1, 1, 1, 0);
+    Node *in3[3] = {sl[1], other, sl[0]};
+    Node *cat = fin(g, op(g, OP_CONCAT, in3, 3));
+    output(g, other);
+    output(g, cat);
+    if (blocked) {
+      pass_layout(g);
+      ir_compact(g);
+      cr_assert_eq(s->layout, LAYOUT_NCHW16C);
+      cr_assert_eq(cat->layout, LAYOUT_NCHW16C);
+    }
+    /* cat at 0: [sl1 (32) | other (16) | sl0 (16)], then the rest. */
+    int64_t plane = 9 * 7 * 4;
+    cat->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+    sl[1]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 0};
+    other->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 32 * plane};
+    sl[0]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 48 * plane};
+    cat->elided = true;
+    g->arena_bytes = (64 * plane + 63) & ~(int64_t)63;
+    Lib l = {0};
+    tmpdir_new(&l);
+    plan(g);
+    BackendOptions o = opts_for(l.so);
+    cr_assert_eq(compile(g, &o), 0);
+    lib_open(&l, l.so);
+    cnn_model *m = l.create(NULL, NULL, 0);
+    cr_assert(m);
+    cr_assert_eq(l.threads(m, 2), 0);
+    float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
+    cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0);
+    compare(g, 2, in, out, 1e-5);
+    free_bufs(in, g->ninputs);
+    free_bufs(out, g->noutputs);
+    l.destroy(m);
+    lib_close(&l);
+    ir_graph_free(g);
+  }
+}

@@ -1,0 +1,144 @@
+/*
+ * test_kernels_grouped.c: grouped convs on the blocked layout
+ * (backend/grouped.c).
+ *
+ * Grouped convs whose groups have Cg = 1, 2, 4 or 8 input and output
+ * channels stay blocked: ResNeXt's groups of 4 and 8, depthwise convs,
+ * stride 2, padding, dilation, wide kernels, bias, residual + ReLU
+ * epilogue, and one fed from the NCHW image (a reorder to blocked in
+ * front). Tolerance: 1e-5 of max |ref| as for the other convs (each output
+ * sums at most Cg*KH*KW = 72 products).
+ */
+#include <criterion/criterion.h>
+
+#include "backend_harness.h"
+#include "passes/passes.h"
+
+static Node *gconv(Graph *g, Node *x, int64_t oc, int64_t kh, int64_t kw, int64_t s, int64_t p,
+                   int64_t groups) {
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = oc, c->attr.groups = groups;
+  c->attr.kernel[0] = kh, c->attr.kernel[1] = kw;
+  c->attr.stride[0] = c->attr.stride[1] = s;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = p;
+  return fin(g, c);
+}
+
+static Graph *grouped_convs(void) {
+  Graph *g = ir_graph_new("grouped_convs");
+  Node *x = input3(g, "x", 32, 19, 23);
+  Node *g0 = gconv(g, x, 32, 3, 3, 1, 1, 8); /* Cg 4 on the NCHW input: reorder */
+  Node *a = conv(g, g0, 64, 1, 1, 1, 0);
+  Node *g1 = gconv(g, a, 64, 3, 3, 1, 1, 16); /* Cg 4, ReLU */
+  g1->epi.act = ACT_RELU;
+  Node *sc = conv(g, a, 64, 1, 1, 2, 0);      /* 64x10x12 */
+  Node *g2 = gconv(g, g1, 64, 3, 3, 2, 1, 8); /* Cg 8, stride 2: 64x10x12 */
+  add_residual(g, g2, sc);
+  g2->epi.act = ACT_RELU;
+  Node *d1 = gconv(g, g2, 64, 3, 3, 1, 1, 64); /* depthwise */
+  Node *d2 = gconv(g, d1, 64, 5, 5, 2, 2, 64); /* depthwise 5x5 stride 2 */
+  Node *g3 = gconv(g, g2, 64, 3, 5, 1, 2, 32); /* Cg 2, 3x5, dilation 2 */
+  g3->attr.dilation[1] = 2;
+  g3->attr.pad[0] = g3->attr.pad[2] = 1;
+  g3->attr.pad[1] = 3, g3->attr.pad[3] = 4;
+  char err[128];
+  cr_assert(ir_infer_shape(g, g3, err, sizeof err), "%s", err);
+  Node *g4 = gconv(g, g0, 32, 1, 1, 1, 0, 4); /* Cg 8, 1x1 */
+  /* Rows wider than a tile: a loop of interior tiles. */
+  Node *y = input3(g, "y", 16, 6, 101);
+  Node *b = conv(g, y, 16, 1, 1, 1, 0);
+  Node *w1 = gconv(g, b, 16, 3, 3, 1, 1, 4);  /* Cg 4 */
+  Node *w2 = gconv(g, w1, 16, 3, 3, 2, 1, 2); /* Cg 8, stride 2 */
+  output(g, d2);
+  output(g, g3);
+  output(g, g4);
+  output(g, w2);
+  return g;
+}
+
+Test(grouped, small_group_and_depthwise_convs_stay_blocked_and_match_reference) {
+  Graph *g = grouped_convs();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 12);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_REORDER), 1, "input x, once");
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW, OP_REORDER), 4, "the four outputs");
+  ir_graph_free(g);
+  check_blocked(grouped_convs(), 1, 1, NULL);
+}
+
+Test(grouped, convs_batch_of_three_on_two_threads_match_reference) {
+  check_blocked(grouped_convs(), 3, 2, NULL);
+}
+
+Test(grouped, convs_for_x86_64_v3_without_avx512_match_reference) {
+  check_blocked(grouped_convs(), 2, 2, "x86-64-v3");
+}
+
+/* Groups the kernel does not take stay NCHW: 3 channels per group, and
+   4 input but 8 output channels per group. */
+Test(grouped, other_group_shapes_stay_nchw_and_match_reference) {
+  for (int v = 0; v < 2; v++) {
+    Graph *g = ir_graph_new("grouped_nchw");
+    Node *x = input3(g, "x", 48, 9, 11);
+    Node *c = gconv(g, x, v ? 96 : 48, 3, 3, 1, 1, v ? 12 : 16);
+    output(g, c);
+    pass_layout(g);
+    cr_assert_eq(c->layout, LAYOUT_NCHW);
+    ir_graph_free(g);
+  }
+  Graph *g = ir_graph_new("grouped_nchw");
+  Node *x = input3(g, "x", 48, 9, 11);
+  output(g, gconv(g, x, 96, 3, 3, 1, 1, 12));
+  check_blocked(g, 1, 1, NULL);
+}
+
+/* A split grouped conv writing two slices into an elided concat. */
+Test(grouped, split_grouped_conv_writes_its_slices_into_an_elided_concat) {
+  Graph *g = ir_graph_new("gsplit");
+  Node *x = input3(g, "x", 16, 9, 7);
+  Node *a = conv(g, x, 48, 3, 3, 1, 1);
+  Node *s = gconv(g, a, 48, 3, 3, 1, 1, 12);
+  s->split = true;
+  s->epi.act = ACT_RELU;
+  Node *sl[2];
+  int64_t begin[2] = {0, 16}, cnt[2] = {16, 32};
+  for (int i = 0; i < 2; i++) {
+    sl[i] = op1(g, OP_SLICE, s);
+    sl[i]->attr.slice_begin = begin[i];
+    sl[i]->shape = (Shape){3, {cnt[i], 9, 7}};
+  }
+  Node *other = conv(g, a, 16, 1, 1, 1, 0);
+  Node *in3[3] = {sl[1], other, sl[0]};
+  Node *cat = fin(g, op(g, OP_CONCAT, in3, 3));
+  output(g, other);
+  output(g, cat);
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(s->layout, LAYOUT_NCHW16C);
+  cr_assert_eq(cat->layout, LAYOUT_NCHW16C);
+  int64_t plane = 9 * 7 * 4;
+  cat->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  sl[1]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 0};
+  other->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 32 * plane};
+  sl[0]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 48 * plane};
+  cat->elided = true;
+  g->arena_bytes = (64 * plane + 63) & ~(int64_t)63;
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  BackendOptions o = opts_for(l.so);
+  cr_assert_eq(compile(g, &o), 0);
+  lib_open(&l, l.so);
+  cnn_model *m = l.create(NULL, NULL, 0);
+  cr_assert(m);
+  cr_assert_eq(l.threads(m, 2), 0);
+  float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
+  cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0);
+  compare(g, 2, in, out, 1e-5);
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}
