@@ -378,50 +378,44 @@ static void gemm_tile(BeCtx *c, WCtx *w, LLVMValueRef icc, LLVMValueRef pt, LLVM
 }
 
 /* One chunk of nt tiles starting at tile t0. */
-static void emit_chunk(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt) {
+/* The input transform of a chunk's nt tiles, for the CB input blocks of
+   run icc, into V. */
+static void chunk_inputs(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt, LLVMValueRef icc) {
   WPlan *p = w->p;
-  KArgs *k = w->k;
-  int A = p->A, A2 = p->A2, m = p->m, OCB = p->OCB, T = p->T;
+  int A = p->A, A2 = p->A2, m = p->m;
   int64_t TC = p->TC;
+  BeLoop cb, q;
+  be_for(c, &cb, be_i64(c, 0), be_i64(c, p->CB), "vcb");
+  LLVMValueRef icb = be_add(c, be_mulk(c, icc, p->CB), cb.iv);
+  LLVMValueRef xplane = be_mulk(c, icb, p->IH * p->IW * 16);
+  LLVMValueRef voff = be_mulk(c, cb.iv, (int64_t)A2 * TC * 16);
+  be_for(c, &q, be_i64(c, 0), be_i64(c, nt), "vt");
+  LLVMValueRef tr, tc;
+  tile_pos(c, p, t0, q.iv, &tr, &tc);
+  LLVMValueRef ih0 = be_addk(c, be_mulk(c, tr, m), -p->pt);
+  LLVMValueRef iw0 = be_addk(c, be_mulk(c, tc, m), -p->pl);
+  LLVMValueRef in1 =
+      LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih0, be_i64(c, 0), ""),
+                   LLVMBuildICmp(c->b, LLVMIntSLE, ih0, be_i64(c, p->IH - A), ""), "");
+  LLVMValueRef in2 =
+      LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, iw0, be_i64(c, 0), ""),
+                   LLVMBuildICmp(c->b, LLVMIntSLE, iw0, be_i64(c, p->IW - A), ""), "");
+  BeIf f;
+  be_if(c, &f, LLVMBuildAnd(c->b, in1, in2, ""));
+  input_transform(c, w, xplane, ih0, iw0, q.iv, voff, false);
+  be_else(c, &f);
+  input_transform(c, w, xplane, ih0, iw0, q.iv, voff, true);
+  be_endif(c, &f);
+  be_for_end(c, &q);
+  be_for_end(c, &cb);
+}
 
-  int64_t MG = (int64_t)A2 * OCB * TC * 16; /* floats of M per tile group */
-  /* M = 0 (unless one run of channels writes it whole) */
-  if (p->CB != p->NICB) {
-    BeLoop z;
-    be_for(c, &z, be_i64(c, 0), be_i64(c, p->NGI * MG / 16), "mz");
-    be_vst(c, w->M, be_mulk(c, z.iv, 16), LLVMConstNull(c->t_v16), 64);
-    be_for_end(c, &z);
-  }
-  BeLoop icc;
-  be_for(c, &icc, be_i64(c, 0), be_i64(c, p->NICB / p->CB), "icc");
-  /* Input transform of the nt tiles, CB input blocks. */
-  {
-    BeLoop cb, q;
-    be_for(c, &cb, be_i64(c, 0), be_i64(c, p->CB), "vcb");
-    LLVMValueRef icb = be_add(c, be_mulk(c, icc.iv, p->CB), cb.iv);
-    LLVMValueRef xplane = be_mulk(c, icb, p->IH * p->IW * 16);
-    LLVMValueRef voff = be_mulk(c, cb.iv, (int64_t)A2 * TC * 16);
-    be_for(c, &q, be_i64(c, 0), be_i64(c, nt), "vt");
-    LLVMValueRef tr, tc;
-    tile_pos(c, p, t0, q.iv, &tr, &tc);
-    LLVMValueRef ih0 = be_addk(c, be_mulk(c, tr, m), -p->pt);
-    LLVMValueRef iw0 = be_addk(c, be_mulk(c, tc, m), -p->pl);
-    LLVMValueRef in1 =
-        LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih0, be_i64(c, 0), ""),
-                     LLVMBuildICmp(c->b, LLVMIntSLE, ih0, be_i64(c, p->IH - A), ""), "");
-    LLVMValueRef in2 =
-        LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, iw0, be_i64(c, 0), ""),
-                     LLVMBuildICmp(c->b, LLVMIntSLE, iw0, be_i64(c, p->IW - A), ""), "");
-    BeIf f;
-    be_if(c, &f, LLVMBuildAnd(c->b, in1, in2, ""));
-    input_transform(c, w, xplane, ih0, iw0, q.iv, voff, false);
-    be_else(c, &f);
-    input_transform(c, w, xplane, ih0, iw0, q.iv, voff, true);
-    be_endif(c, &f);
-    be_for_end(c, &q);
-    be_for_end(c, &cb);
-  }
-  /* Per tile group, a GEMM per transform point over the CB*16 channels. */
+/* Per tile group, a GEMM per transform point over the CB*16 channels of
+   run icc, added into M (MG floats per group). */
+static void chunk_gemms(BeCtx *c, WCtx *w, int nt, LLVMValueRef icc, int64_t MG) {
+  WPlan *p = w->p;
+  int A2 = p->A2, OCB = p->OCB, T = p->T;
+  int64_t TC = p->TC;
   BeLoop gi;
   be_for(c, &gi, be_i64(c, 0), be_i64(c, p->NGI), "ogi");
   LLVMValueRef ob[4];
@@ -433,20 +427,26 @@ static void emit_chunk(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt) {
   /* The chunk's tiles in register tiles of T (the last one smaller). */
   int nfull = nt / T, rem = nt % T;
   if (nfull == 1) {
-    gemm_tile(c, w, icc.iv, pt.iv, ob, mbase, be_i64(c, 0), T);
+    gemm_tile(c, w, icc, pt.iv, ob, mbase, be_i64(c, 0), T);
   } else if (nfull > 1) {
     BeLoop st;
     be_for(c, &st, be_i64(c, 0), be_i64(c, nfull), "sub");
-    gemm_tile(c, w, icc.iv, pt.iv, ob, mbase, be_mulk(c, st.iv, T), T);
+    gemm_tile(c, w, icc, pt.iv, ob, mbase, be_mulk(c, st.iv, T), T);
     be_for_end(c, &st);
   }
   if (rem)
-    gemm_tile(c, w, icc.iv, pt.iv, ob, mbase, be_i64(c, (int64_t)nfull * T), rem);
+    gemm_tile(c, w, icc, pt.iv, ob, mbase, be_i64(c, (int64_t)nfull * T), rem);
   be_for_end(c, &pt);
   be_for_end(c, &gi);
-  be_for_end(c, &icc);
+}
 
-  /* Output transform, epilogue, store. */
+/* The output transform of a chunk's nt tiles from M, the epilogue and the
+   store (clipped at the bottom and right edges). */
+static void chunk_outputs(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt, int64_t MG) {
+  WPlan *p = w->p;
+  KArgs *k = w->k;
+  int A = p->A, m = p->m, OCB = p->OCB;
+  int64_t TC = p->TC;
   BeLoop go;
   be_for(c, &go, be_i64(c, 0), be_i64(c, p->NGI), "ogo");
   LLVMValueRef mo = be_mulk(c, go.iv, MG);
@@ -511,6 +511,24 @@ static void emit_chunk(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt) {
     be_for_end(c, &q);
   }
   be_for_end(c, &go);
+}
+
+static void emit_chunk(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt) {
+  WPlan *p = w->p;
+  int64_t MG = (int64_t)p->A2 * p->OCB * p->TC * 16; /* floats of M per tile group */
+  /* M = 0 (unless one run of channels writes it whole) */
+  if (p->CB != p->NICB) {
+    BeLoop z;
+    be_for(c, &z, be_i64(c, 0), be_i64(c, p->NGI * MG / 16), "mz");
+    be_vst(c, w->M, be_mulk(c, z.iv, 16), LLVMConstNull(c->t_v16), 64);
+    be_for_end(c, &z);
+  }
+  BeLoop icc;
+  be_for(c, &icc, be_i64(c, 0), be_i64(c, p->NICB / p->CB), "icc");
+  chunk_inputs(c, w, t0, nt, icc.iv);
+  chunk_gemms(c, w, nt, icc.iv, MG);
+  be_for_end(c, &icc);
+  chunk_outputs(c, w, t0, nt, MG);
 }
 
 void be_emit_conv_winograd(BeCtx *c, KArgs *k) {

@@ -1,0 +1,71 @@
+/*
+ * driver.h: the cnncc command; the map of driver/.
+ *
+ *   driver/main.c      main: the stages in order (frontend, weights, passes,
+ *                      backend), each one call, one exit status
+ *   driver/options.c   the command line: the option table, --help, parsing
+ *                      into Options (every flag's checks and messages)
+ *   driver/report.c    what the driver prints itself: --summary, --stats,
+ *                      --emit=ir/dot
+ *   driver/progress.c  the one-line status display (progress.h)
+ *
+ * The driver is the only place that reads the command line and the
+ * environment for the compiler (CC, CNNCC_RUNTIME, TMPDIR, CNNCC_PROGRESS):
+ * the stages get everything through their options structs.
+ */
+#ifndef CNNCC_DRIVER_H
+#define CNNCC_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "backend/backend.h"
+#include "ir/ir.h"
+#include "passes/passes.h"
+
+#define EXIT_USER 1
+#define EXIT_INTERNAL 2
+
+/* Everything the command line says. */
+typedef struct {
+  const char *spec, *output, *weights;
+  uint64_t seed;
+  bool external_weights, summary, stats, verbose, quiet;
+  const char *progress; /* --progress=WHEN; NULL: $CNNCC_PROGRESS, else auto */
+  int opt;
+  int winograd; /* -1: by -O level; 0 off; 1 on */
+  Tuning tune;  /* --tune KEY=VALUE, over the defaults */
+  const char *passes, *print_after, *target_cpu, *target_features;
+  EmitKind emit;
+  bool emit_ir, emit_dot;
+} Options;
+
+/* ---------------------------------------------------------------- options.c */
+
+/* Parses argv into o (defaults first). Returns 0 to go on, or an exit code
+   + 1 (1: exit 0 after --help and the like; 2: a user error, reported). */
+int options_parse(int argc, char **argv, Options *o, Diag *d);
+/* --passes=a,b,c into po (names checked); --print-after's pass checked. */
+bool options_passes(const Options *o, PassOptions *po, Diag *d);
+/* The output file name when -o is not given: SPEC's base name + the
+   extension of the output kind (into buf). */
+const char *options_default_output(const Options *o, char *buf, size_t n);
+/* cnn_info.compiler: "cnncc VERSION (LLVM X) -On cpu=CPU" and whatever else
+   changed the generated code (malloc'd). */
+char *options_compiler_ident(const Options *o);
+
+/* ----------------------------------------------------------------- report.c */
+
+/* Kernel launches per sample (*convs of them convolutions). */
+int report_count_kernels(const Graph *g, int *convs);
+/* --summary: the per-layer table and totals. */
+void report_summary(const Graph *g, FILE *out);
+/* --stats: what each pass did, and kernels before/after (kernels0, convs0
+   counted before the passes). */
+void report_stats(const Graph *g, int kernels0, int convs0, FILE *out);
+/* --emit=ir or dot to path ("-": stdout); false (reported) if it cannot be
+   written. */
+bool report_write_graph(const Graph *g, bool dot, const char *path, Diag *d);
+
+#endif
