@@ -493,8 +493,8 @@ void pass_plan_memory(Graph *g) {
   if (best > lb && n > 0 && stack_len <= ((size_t)1 << 25)) {
     Buf **conf_stack = malloc(sizeof(Buf *) * stack_len);
     qsort(order, (size_t)n, sizeof *order, cmp_first);
-    long budget = 200000;
-    if (place_exact(order, 0, n, lb, &budget, conf_stack)) {
+    long tries = 200000;
+    if (place_exact(order, 0, n, lb, &tries, conf_stack)) {
       best = lb;
       for (int b = 0; b < p.nbufs; b++)
         best_off[b] = p.bufs[b].offset;

@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh
-tools/build.sh
+tools/build.sh -DCNNCC_WERROR=ON   # CI is warning-free
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"

@@ -113,6 +113,9 @@ static void same_from_a_file(const uint8_t *data, size_t size, bool mem_ok) {
 }
 #endif
 
+/* libFuzzer's entry point (it declares it itself). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[512];
   err[0] = 0;

@@ -40,6 +40,10 @@
 
 static FILE *sink;
 
+/* libFuzzer's entry points (it declares them itself). */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
