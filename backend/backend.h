@@ -1,12 +1,23 @@
 /*
- * backend.h: graph IR -> LLVM module (LLVM-C API) -> object -> shared object.
- * The map of backend/.
+ * backend.h: graph IR -> LLVM module (LLVM-C API) -> object -> shared object;
+ * the public face of backend/ (what the driver and the tests call).
  *
- *   backend/codegen.c   module, forward function, info globals, the blob
- *   backend/kernels.c   one specialized kernel function per op instance
- *   backend/loops.c     small helpers to build counted loops in LLVM IR
- *   backend/target.c    target machine (host CPU by default), optimization,
- *                       emission of asm/obj, final link with the runtime
+ *   backend/codegen.c   backend_compile step by step; cnnrt_forward and the
+ *                       info globals
+ *   backend/blob.c      the packed weights: layout, file, build id
+ *   backend/kernels.c   the kernel table: one decision per node; the cache
+ *   backend/nchw.c      the generic kernel of every op on NCHW
+ *   backend/blocked.c   NCHW16c kernels: register-tiled direct conv, pools,
+ *                       affine, concat, reorder
+ *   backend/grouped.c   small-group and depthwise convs on NCHW16c
+ *   backend/winograd.c  3x3 stride-1 convs by Winograd F(4x4) / F(2x2)
+ *   backend/gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
+ *   backend/tiles.c     geometry the kernels share (row tiles, borders)
+ *   backend/loops.c     the vocabulary of LLVM IR building
+ *   backend/target.c    target machine, optimization, emission, link
+ *   backend/tuning.c    the --tune keys (Tuning, below)
+ *
+ * backend_internal.h is the map of the insides (which file calls which).
  */
 #ifndef CNNCC_BACKEND_H
 #define CNNCC_BACKEND_H

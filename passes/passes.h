@@ -3,7 +3,19 @@
  *
  * Every pass is one file with one entry point of the same signature,
  * void pass_NAME(Graph *g), a contract comment and an opening paragraph.
- * The pipeline is the plain list in passes/pipeline.c.
+ * The pipeline is the plain list in passes/pipeline.c:
+ *
+ *   passes/pipeline.c       the list, the order, --passes and --print-after
+ *   passes/fuse_bn.c        batchnorm folded into conv/linear, else scale-shift
+ *   passes/fold_linear.c    scale / scale-shift folded into a neighbouring layer
+ *   passes/fuse_epilogue.c  residual adds and ReLUs into the producer's epilogue
+ *   passes/fold_1x1.c       sibling 1x1 convs merged into one split conv
+ *   passes/layout.c         NCHW16c where the kernels support it, reorders
+ *   passes/concat_elim.c    producers write into their slice of a concat
+ *   passes/plan_memory.c    every tensor placed in one arena by liveness
+ *
+ * A new pass: a file here with its contract, a line below, a row in
+ * pipeline.c, golden cases in tests/passes/NAME/ (docs/design.md).
  */
 #ifndef CNNCC_PASSES_H
 #define CNNCC_PASSES_H

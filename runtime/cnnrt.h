@@ -1,6 +1,15 @@
 /*
  * cnnrt.h: the contract between the code cnncc generates and the runtime
  * (libcnnrt.a) linked into every .so. Not installed; hosts use cnn.h only.
+ * The map of runtime/:
+ *
+ *   runtime/cnn.h      the host ABI, the only public header (installed)
+ *   runtime/cnnrt.h    this contract: what the generated object defines and
+ *                      what the runtime offers it (backend/ includes it too)
+ *   runtime/runtime.c  the cnn_* functions: create (weights embedded or
+ *                      mapped, arena, settings read once), run, destroy
+ *   runtime/threads.c  the thread pool behind cnnrt_parallel_for and
+ *                      cnnrt_launch, and the per-layer profiler
  *
  * The generated object defines (hidden visibility):
  *   cnnrt_info          the cnn_info returned by cnn_get_info()
@@ -12,8 +21,8 @@
  *                       carries another id is refused by cnn_create
  *   cnnrt_forward       runs one sample
  *
- * The runtime defines cnnrt_parallel_for, which the generated forward
- * function calls once per kernel launch.
+ * The runtime defines cnnrt_launch, which the generated forward function
+ * calls once per kernel launch (cnnrt_parallel_for plus the profiler).
  */
 #ifndef CNNRT_H
 #define CNNRT_H
