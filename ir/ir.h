@@ -98,7 +98,7 @@ typedef enum {
 /*
  * A parameter tensor (weights, bias, BN statistics). `name` is the full
  * hierarchical name as in a PyTorch state_dict ("layer1.0.conv1.weight").
- * `data` holds rank/dims floats once weights are bound (frontend/weights.c).
+ * `data` holds rank/dims floats once weights are bound (frontend/weights/weights.c).
  * `trainable` is false for BN running statistics (PyTorch buffers), which
  * cnn_info.num_params does not count.
  */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every op, op attribute, layer key and top-level key that frontend/spec.c
+# Every op, op attribute, layer key and top-level key that frontend/spec/spec.c
 # accepts must be documented (as `code`) in docs/spec.md.
-#   tests/diag/check_spec_docs.sh frontend/spec.c docs/spec.md
+#   tests/diag/check_spec_docs.sh frontend/spec/spec.c docs/spec.md
 set -euo pipefail
 src=$1 doc=$2
 # ops:        {"conv2d", OP_CONV2D, ...      attributes: {"out", AK_INT, true}

@@ -36,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frontend.h"
+#include "weights_internal.h"
 
 /* --------------------------------------------------------------- helpers */
 

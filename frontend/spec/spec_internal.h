@@ -16,7 +16,7 @@
 #ifndef CNNCC_SPEC_INTERNAL_H
 #define CNNCC_SPEC_INTERNAL_H
 
-#include "frontend.h"
+#include "../frontend.h"
 
 /* ------------------------------------------------------------ YAML tree */
 
