@@ -6,10 +6,15 @@
  * and this header declares the entry points the driver calls.
  *
  *   frontend/spec/      the YAML spec language (spec_internal.h)
- *     spec.c            YAML spec -> AST with source positions (libyaml);
- *                       the entry points spec_load_file, spec_load_string
- *     expr.c            the small expression language of block parameters
+ *     load.c            the entry points: the spec and its includes through
+ *                       the steps below
+ *     yaml.c            YAML text -> YNode tree with line:col (libyaml)
+ *     parse.c           YNode tree -> AST (every key checked)
+ *     check.c           block instances resolved against their blocks
  *     lower.c           AST -> Graph: blocks, repetition, names, shapes
+ *     expr.c            the small expression language of block parameters
+ *     ops.c             the op table of the language, with attributes
+ *     errors.c          spec_error: repeats dropped, at most 50 errors
  *   frontend/weights/   parameter values (weights_internal.h)
  *     safetensors.c     safetensors reader (header JSON via jansson)
  *     weights.c         binding tensors to parameters; deterministic init

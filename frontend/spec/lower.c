@@ -124,7 +124,13 @@ typedef struct Frame {
 typedef struct {
   SpecCtx *c;
   Graph *g;
-  Arena *a; /* c->tmp */
+  Arena *a;            /* c->tmp */
+  Frame *frame;        /* innermost frame being lowered */
+  Frame *pending;      /* frame of the last error, its context notes not
+                          printed yet (they follow the error's own notes) */
+  int nodes;           /* nodes created (budget) */
+  int64_t param_elems; /* parameter values created (budget) */
+  bool abort;          /* a fatal error (runaway recursion): stop lowering */
 } Lower;
 
 static Scope *scope_new(Lower *lw, const Scope *parent, const char *name) {
@@ -186,10 +192,13 @@ static void instance_note(SpecCtx *c, const Frame *f, int between) {
     diag_report(c->diag, DIAG_NOTE, at->loc, at->span, "%s", inst);
 }
 
-/* Notes for the innermost two block instances and the outermost one. */
-void lower_context_notes(SpecCtx *c) {
-  Frame *from = c->pending;
-  c->pending = NULL;
+/* The notes owed to the last error: the innermost two block instances
+   around it and the outermost one. Printed before the next error (the
+   Diag's hook, before_error), when a frame ends and when lowering ends. */
+static void context_notes(Lower *lw) {
+  SpecCtx *c = lw->c;
+  Frame *from = lw->pending;
+  lw->pending = NULL;
   int total = 0;
   const Frame *outer = NULL;
   for (Frame *f = from; f; f = f->up)
@@ -205,6 +214,15 @@ void lower_context_notes(SpecCtx *c) {
     }
   if (total > shown)
     instance_note(c, outer, total - shown - 1);
+}
+
+/* The Diag's hook while lowering: an error is about to be printed. The
+   notes owed to the previous one come first; this one's are owed from now
+   on, to the frame being lowered. */
+static void before_error(void *ctx) {
+  Lower *lw = ctx;
+  context_notes(lw);
+  lw->pending = lw->frame;
 }
 
 /* ------------------------------------------------------------ value helpers */
@@ -780,9 +798,9 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   if (!attrs_ok || !inputs_ok)
     return NULL;
 
-  if (++c->nodes > SPEC_MAX_NODES) {
+  if (++lw->nodes > SPEC_MAX_NODES) {
     spec_error_at(c, L->what, "the network has more than %d layers", SPEC_MAX_NODES);
-    c->abort = true;
+    lw->abort = true;
     return NULL;
   }
   const char *full = full_name(lw, f->scope, local);
@@ -801,13 +819,13 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
      error here rather than an allocation failure later. */
   for (int i = 0; i < n->nparams; i++)
     if (n->params[i])
-      c->param_elems += param_numel(n->params[i]);
-  if (c->param_elems > SPEC_MAX_PARAM_ELEMS) {
+      lw->param_elems += param_numel(n->params[i]);
+  if (lw->param_elems > SPEC_MAX_PARAM_ELEMS) {
     spec_error(c, layer_loc(L), 1,
                "the network has more than 2^32 parameter values (16 GiB of "
                "float32) at this layer (%lld)",
-               (long long)c->param_elems);
-    c->abort = true;
+               (long long)lw->param_elems);
+    lw->abort = true;
     n->dead = true;
     return NULL;
   }
@@ -823,7 +841,7 @@ static const YNode *at_override(const Layer *L, int64_t idx, const char *param) 
   for (int i = 0; i < L->at->n; i++) {
     Value k = expr_literal(L->at->keys[i]);
     if (k.kind == V_INT && k.i == idx)
-      return spec_map_get(L->at->items[i], param);
+      return ynode_get(L->at->items[i], param);
   }
   return NULL;
 }
@@ -852,7 +870,7 @@ static Node *instantiate(Lower *lw, Frame *f, Layer *L, const Env *env, int64_t 
                   "block instances)",
                   SPEC_MAX_DEPTH);
     spec_note(c, L->what->loc, 0, "a recursive block needs an 'if:' that stops it");
-    c->abort = true; /* every enclosing instance would fail the same way */
+    lw->abort = true; /* every enclosing instance would fail the same way */
     return NULL;
   }
   Scope *C = target;
@@ -1055,7 +1073,7 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
   bool any = false, failed = false;
   if (sb)
     sb->busy = true;
-  for (int64_t k = 0; k < count && !c->stop && !c->abort; k++) {
+  for (int64_t k = 0; k < count && !c->stop && !lw->abort; k++) {
     int64_t idx = from + k;
     Env *e = expr_bind(lw->a, f->env, "index", (Value){.kind = V_INT, .i = idx});
     if (L->if_) {
@@ -1112,21 +1130,21 @@ static Node *lower_layer(Lower *lw, Frame *f, Layer *L, Node *cur) {
    frame's input if none is). */
 static Node *lower_layers(Lower *lw, Frame *f) {
   SpecCtx *c = lw->c;
-  Frame *saved = c->frame;
-  c->frame = f;
+  Frame *saved = lw->frame;
+  lw->frame = f;
   for (int i = 0; i < f->nlayers; i++) {
     YNode *n = f->layers[i]->name;
     if (n && n->kind == Y_SCALAR && !strchr(n->str, '$'))
       table_put(lw->a, &f->scope->reserved, n->str, (void *)n);
   }
   Node *cur = f->input;
-  for (int i = 0; i < f->nlayers && !c->stop && !c->abort; i++) {
+  for (int i = 0; i < f->nlayers && !c->stop && !lw->abort; i++) {
     f->cur = i;
     cur = lower_layer(lw, f, f->layers[i], cur);
   }
   f->cur = f->nlayers;
-  lower_context_notes(c); /* before this frame goes away */
-  c->frame = saved;
+  context_notes(lw); /* before this frame goes away */
+  lw->frame = saved;
   return cur;
 }
 
@@ -1164,7 +1182,7 @@ static Node *lower_input(Lower *lw, Scope *top, const SpecInput *in) {
   Binding *b = bind(lw, top, in->name, NULL, in->node->loc, in->node->span);
   if (!b)
     return NULL;
-  c->nodes++;
+  lw->nodes++;
   Node *n = ir_node_new(lw->g, OP_INPUT, in->name, NULL, 0, in->node->loc);
   n->shape = s;
   char err[512];
@@ -1176,17 +1194,17 @@ static Node *lower_input(Lower *lw, Scope *top, const SpecInput *in) {
   return n;
 }
 
-bool lower_spec(SpecCtx *c, Spec *s) {
-  Lower lw = {c, c->g, c->tmp};
+static bool lower_network(Lower *lw, Spec *s) {
+  SpecCtx *c = lw->c;
   Graph *g = c->g;
   int errors0 = diag_error_count(c->diag);
-  Scope *top = scope_new(&lw, NULL, NULL);
+  Scope *top = scope_new(lw, NULL, NULL);
   g->ninputs = s->ninputs;
   g->inputs = arena_alloc(g->arena, sizeof(GraphIO) * (size_t)s->ninputs);
   Node *first = NULL;
   bool inputs_ok = true;
   for (int i = 0; i < s->ninputs; i++) {
-    Node *n = lower_input(&lw, top, &s->inputs[i]);
+    Node *n = lower_input(lw, top, &s->inputs[i]);
     if (!n)
       inputs_ok = false;
     g->inputs[i].name = arena_strdup(g->arena, s->inputs[i].name);
@@ -1196,10 +1214,9 @@ bool lower_spec(SpecCtx *c, Spec *s) {
   }
   Frame f = {
       .scope = top, .input = inputs_ok ? first : NULL, .layers = s->layers, .nlayers = s->nlayers};
-  f.env = bind_in_channels(&lw, NULL, f.input);
-  Node *last = lower_layers(&lw, &f);
-  c->frame = NULL;
-  if (c->stop || c->abort)
+  f.env = bind_in_channels(lw, NULL, f.input);
+  Node *last = lower_layers(lw, &f);
+  if (c->stop || lw->abort)
     return false;
 
   /* outputs := ref | [ref, ...]; default: the last layer */
@@ -1215,7 +1232,7 @@ bool lower_spec(SpecCtx *c, Spec *s) {
     g->outputs = arena_alloc(g->arena, sizeof(GraphIO) * (size_t)n);
     for (int i = 0; i < n; i++) {
       bool ok;
-      Node *x = resolve_ref(&lw, &f, NULL, items[i], &ok);
+      Node *x = resolve_ref(lw, &f, NULL, items[i], &ok);
       g->outputs[i].node = x;
       g->outputs[i].name = arena_strdup(g->arena, items[i]->kind == Y_SCALAR ? items[i]->str : "?");
     }
@@ -1233,4 +1250,13 @@ bool lower_spec(SpecCtx *c, Spec *s) {
   /* nodes marked dead after a failed inference never survive an error, so
      a successful graph has none */
   return true;
+}
+
+bool lower_spec(SpecCtx *c, Spec *s) {
+  Lower lw = {.c = c, .g = c->g, .a = c->tmp};
+  DiagHook outer = diag_set_hook(c->diag, (DiagHook){before_error, &lw});
+  bool ok = lower_network(&lw, s);
+  context_notes(&lw);
+  diag_set_hook(c->diag, outer);
+  return ok;
 }

@@ -1,9 +1,27 @@
 /*
- * spec_internal.h: the spec frontend's internal map (spec.c, expr.c, lower.c).
+ * spec_internal.h: the spec language's room, its internal map.
  *
- *   YAML text --spec.c--> YNode tree --spec.c--> AST (Spec, Block, Layer)
- *             --spec.c check--> keys, ops, blocks validated
- *             --lower.c--> Graph (expr.c evaluates values on the way)
+ *   frontend/spec/load.c    the entry points (frontend.h): files, includes,
+ *                           then parse, check, lower; SPEC_MAX_ERRORS
+ *   frontend/spec/yaml.c    YAML text -> YNode tree with line:col (libyaml)
+ *   frontend/spec/parse.c   YNode tree of one file -> AST (Spec, Block, Layer)
+ *   frontend/spec/check.c   block instances resolved once every block is known
+ *   frontend/spec/lower.c   AST -> Graph: blocks, repetition, names, shapes
+ *   frontend/spec/expr.c    values of YAML scalars; the expression language
+ *   frontend/spec/ops.c     the op table of the language, attributes included
+ *   frontend/spec/errors.c  spec_error and its notes: repeats dropped, a cap
+ *
+ *   text --yaml.c--> YNode tree --parse.c--> AST --check.c--> checked AST
+ *        --lower.c--> Graph (expr.c evaluates values on the way)
+ *
+ * Calls between the files go one way, so they form no cycle:
+ *   load   -> parse, check, lower     (the steps, in order)
+ *   check  -> parse                   (the layer keys)
+ *   parse, check, lower -> yaml, ops, expr, errors
+ *   yaml, expr -> errors -> support/diag
+ * The notes lower.c owes to an error (the block instances around it) are
+ * printed from the Diag's hook (diag_set_hook), so errors.c, which every
+ * file calls, calls no file back.
  *
  * The YNode tree is libyaml's document with every node's 1-based line:col.
  * The AST keeps YNodes for every value, because values are only evaluated
@@ -40,9 +58,6 @@ struct YNode {
   ExprNode *expr;
   bool expr_done, expr_bad;
 };
-
-/* The value of mapping key `key`, or NULL. */
-YNode *spec_map_get(const YNode *map, const char *key);
 
 /* ----------------------------------------------------------------- values */
 
@@ -122,8 +137,7 @@ typedef struct {
   SpecInput *inputs;
   int ninputs;
   YNode *outputs; /* sequence (or scalar) of references; NULL: default */
-  Block **blocks;
-  int nblocks;
+  PtrVec blocks;  /* Block*, of this file and the files it includes */
   Layer **layers;
   int nlayers;
 } Spec;
@@ -151,26 +165,15 @@ struct SpecOp {
   AttrSpec attrs[SPEC_MAX_ATTRS];
 };
 
-/* The op table of the spec language; NULL-named entry ends it. */
-extern const SpecOp spec_ops[];
-const SpecOp *spec_op_find(const char *name);
-
 /* ----------------------------------------------------- the shared context */
 
-struct Frame;
 typedef struct {
   Diag *diag;
-  Arena *tmp;            /* AST, values, scopes: freed at the end */
-  Graph *g;              /* being built; file names live in its arena */
-  struct Frame *frame;   /* innermost frame being lowered (notes) */
-  struct Frame *pending; /* frame of the last error, its context notes not
-                            printed yet (they follow the error's own notes) */
-  PtrVec seen;           /* reported "file:line:col:msg" keys (dedupe) */
-  int nodes;             /* nodes created (budget) */
-  int64_t param_elems;   /* parameter values created (budget) */
-  bool stop;             /* too many errors: stop early */
-  bool quiet;            /* the last error was a repeat: drop its notes */
-  bool abort;            /* a fatal error (runaway recursion): stop lowering */
+  Arena *tmp;  /* AST, values, scopes: freed at the end */
+  Graph *g;    /* being built; file names live in its arena */
+  PtrVec seen; /* reported "file:line:col:msg" keys (dedupe) */
+  bool stop;   /* too many errors: stop early */
+  bool quiet;  /* the last error was a repeat: drop its notes */
 } SpecCtx;
 
 #define SPEC_MAX_ERRORS 50
@@ -179,17 +182,29 @@ typedef struct {
 #define SPEC_MAX_REPEAT 100000
 #define SPEC_MAX_PARAM_ELEMS ((int64_t)1 << 32) /* 16 GiB of float32 weights */
 
-/* Report an error at a location (deduplicated; followed by notes naming the
-   block instances being lowered). Returns false, for `return spec_error(...)`. */
+/* ------------------------------------------------------------- errors.c */
+
+/* Report an error at a location (exact repeats dropped, at most
+   SPEC_MAX_ERRORS). Returns false, for `return spec_error(...)`. */
 bool spec_error(SpecCtx *c, SrcLoc loc, int span, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Error at a YNode. */
 bool spec_error_at(SpecCtx *c, const YNode *y, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A note after an error; dropped with its error when that was a repeat. */
 void spec_note(SpecCtx *c, SrcLoc loc, int span, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* "did you mean 'x'?" note after an error, if a candidate is close. */
 void spec_hint(SpecCtx *c, SrcLoc loc, const char *word, const char *const *cands, int n);
+
+/* --------------------------------------------------------------- yaml.c */
+
+/* The tree of a file's text; NULL after reporting an error. */
+YNode *ynode_parse(SpecCtx *c, const char *file, const char *text, size_t len);
+/* The value of mapping key `key`, or NULL. */
+YNode *ynode_get(const YNode *map, const char *key);
+/* The key node itself, or NULL (map must be a mapping). */
+YNode *ynode_key(const YNode *map, const char *key);
 
 /* --------------------------------------------------------------- expr.c */
 
@@ -202,16 +217,52 @@ Env *expr_bind(Arena *a, const Env *up, const char *name, Value v);
 Env *expr_bind_poisoned(Arena *a, const Env *up, const char *name);
 /* "integer 3", "string 'three'", "a list", ... for messages. */
 const char *expr_describe(Arena *a, const Value *v);
+/* The same for a node as written: "a mapping", "a list", or its literal. */
+const char *expr_describe_node(Arena *a, const YNode *y);
 /* A plain scalar's literal value (no expressions). */
 Value expr_literal(const YNode *y);
+
+/* ---------------------------------------------------------------- ops.c */
+
+/* The op table of the spec language; NULL-named entry ends it. */
+extern const SpecOp spec_ops[];
+const SpecOp *spec_op_find(const char *name);
+
+/* -------------------------------------------------------------- parse.c */
+
+/* The keys every layer may have, besides an op's attributes or a block's
+   arguments. */
+#define PARSE_NLAYER_KEYS 11
+extern const char *const parse_layer_keys[];
+
+/* The AST being built from a spec and the files it includes. */
+typedef struct {
+  SpecCtx *c;
+  Spec *spec;
+  int ast_count; /* layers built (bounds YAML alias expansion) */
+  bool too_big;
+} SpecBuilder;
+/* A file's tree, checked for the top-level keys of a main or an included
+   file and for the language version; NULL when nothing more can be read
+   from it (reported). */
+YNode *parse_root(SpecBuilder *b, const char *file, const char *text, size_t len, bool main);
+/* A file's blocks and, for the main file, the network: name, inputs,
+   outputs, layers. */
+void parse_body(SpecBuilder *b, YNode *root, bool main);
+
+/* -------------------------------------------------------------- check.c */
+
+/* Resolve every block instance of s and match its arguments and `at:`
+   overrides against the block's parameters; failures mark layers invalid. */
+void check_spec(SpecCtx *c, Spec *s);
 
 /* -------------------------------------------------------------- lower.c */
 
 /* Lower a checked spec into c->g. false if any error was reported. */
 bool lower_spec(SpecCtx *c, Spec *s);
-/* Print the notes naming the block instances around the last error (the
-   frames in c->pending), if not printed yet. Called before the next error,
-   when a frame ends, and when loading ends. */
-void lower_context_notes(SpecCtx *c);
+
+/* --------------------------------------------------------------- load.c */
+
+/* The entry points spec_load_file and spec_load_string: frontend/frontend.h. */
 
 #endif
