@@ -26,13 +26,6 @@ const OpInfo ir_ops[OP_COUNT_] = {
 #undef OP
 };
 
-int ir_op_lookup(const char *name) {
-  for (int i = 0; i < OP_COUNT_; i++)
-    if (strcmp(ir_ops[i].name, name) == 0)
-      return i;
-  return -1;
-}
-
 /* ------------------------------------------------------------------ shapes */
 
 int64_t shape_numel(const Shape *s) {

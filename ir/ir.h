@@ -74,8 +74,6 @@ typedef struct {
 } OpInfo;
 
 extern const OpInfo ir_ops[OP_COUNT_];
-/* Op by its spec name, or -1. */
-int ir_op_lookup(const char *name);
 
 /* ------------------------------------------------------------------ tensors */
 
