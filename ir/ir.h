@@ -58,6 +58,7 @@ enum {
   OPF_ELTWISE = 1 << 2,
   OPF_LINEAR = 1 << 3,
   OPF_SOURCE = 1 << 4,
+  OPF_NOSPEC = 1 << 5,
 };
 
 typedef enum {

@@ -104,7 +104,7 @@ struct Scope {
   Table names;    /* name -> Binding */
   PtrVec order;   /* Binding*, for hints */
   Table reserved; /* literal names of layers still to come */
-  int autoc[32];  /* per spec op: last automatic number */
+  Table autoc;    /* spec op name -> int *: its last automatic number */
 };
 
 typedef struct Frame {
@@ -294,9 +294,9 @@ static bool want_pair(Lower *lw, const YNode *y, const Value *v, const char *key
 }
 
 /* int, [h, w] or [top, left, bottom, right] (AK_PAD) */
-static bool want_pad(Lower *lw, const YNode *y, const Value *v, int64_t out[4]) {
+static bool want_pad(Lower *lw, const YNode *y, const Value *v, const char *key, int64_t out[4]) {
   if (v->kind == V_INT) {
-    if (!want_int(lw, y, v, "pad", 0, &out[0]))
+    if (!want_int(lw, y, v, key, 0, &out[0]))
       return false;
     out[1] = out[2] = out[3] = out[0];
     return true;
@@ -304,11 +304,11 @@ static bool want_pad(Lower *lw, const YNode *y, const Value *v, int64_t out[4]) 
   if (v->kind != V_LIST || (v->n != 2 && v->n != 4))
     return spec_error_at(lw->c, y,
                          "expected an integer, [h, w] or [top, left, "
-                         "bottom, right] for 'pad', got %s",
-                         describe(lw, v));
+                         "bottom, right] for '%s', got %s",
+                         key, describe(lw, v));
   int64_t p[4];
   for (int i = 0; i < v->n; i++)
-    if (!want_int(lw, item_at(y, i), &v->items[i], "pad", 0, &p[i]))
+    if (!want_int(lw, item_at(y, i), &v->items[i], key, 0, &p[i]))
       return false;
   if (v->n == 2) {
     out[0] = out[2] = p[0];
@@ -529,10 +529,16 @@ static const char *take_name(Lower *lw, Frame *f, Layer *L, bool *failed) {
   return local;
 }
 
+/* "relu3": the spec op's name and the next number free in s. */
 static const char *auto_name(Lower *lw, Scope *s, const SpecOp *op) {
-  int k = (int)(op - spec_ops);
+  const char *base = spec_op_name(op);
+  int *last = table_get(&s->autoc, base);
+  if (!last) {
+    last = arena_alloc(lw->a, sizeof *last);
+    table_put(lw->a, &s->autoc, base, last);
+  }
   for (;;) {
-    const char *n = arena_printf(lw->a, "%s%d", op->name, ++s->autoc[k]);
+    const char *n = arena_printf(lw->a, "%s%d", base, ++*last);
     if (!scope_find(s, n) && !table_get(&s->reserved, n))
       return n;
   }
@@ -547,100 +553,75 @@ static void bind_poisoned(Lower *lw, Frame *f, Layer *L) {
 
 static SrcLoc layer_loc(const Layer *L) { return L->node->loc; }
 
-/* Convert the attributes of an op layer into n->attr. */
+/* The further rule of a float attribute (AttrSpec.rule). */
+static bool check_rule(Lower *lw, const AttrSpec *as, const YNode *y, float x) {
+  switch (as->rule) {
+  case AR_POSITIVE:
+    if (!(x > 0))
+      return spec_error_at(lw->c, y, "'%s' must be positive", as->key);
+    return true;
+  case AR_PROBABILITY:
+    if (!(x >= 0 && x < 1))
+      return spec_error_at(lw->c, y, "'%s' must be in [0, 1), got %g", as->key, (double)x);
+    return true;
+  case AR_NONE:
+  case AR_KERNEL_IF_ABSENT:
+    return true;
+  }
+  return true;
+}
+
+/* Convert the value of attribute `as` by its kind into its field of a. */
+static bool set_attr(Lower *lw, const AttrSpec *as, const YNode *y, const Value *v, Attrs *a) {
+  void *field = (char *)a + as->field;
+  switch (as->kind) {
+  case AK_INT:
+    return want_int(lw, y, v, as->key, 1, field);
+  case AK_PAIR:
+    return want_pair(lw, y, v, as->key, 1, field);
+  case AK_PAD:
+    return want_pad(lw, y, v, as->key, field);
+  case AK_BOOL:
+    return want_bool(lw, y, v, as->key, field);
+  case AK_FLOAT:
+    return want_float(lw, y, v, as->key, field) && check_rule(lw, as, y, *(float *)field);
+  case AK_AXIS:
+    *(int *)field = 0; /* the IR counts per-sample dims */
+    if (v->kind != V_INT)
+      return spec_error_at(lw->c, y, "expected an integer for '%s', got %s", as->key,
+                           describe(lw, v));
+    if (v->i != 1)
+      return spec_error_at(lw->c, y, "only axis 1 (channels) is supported, got %lld",
+                           (long long)v->i);
+    return true;
+  }
+  CHECK(false, "attribute kind %d", (int)as->kind);
+  return false;
+}
+
+/* Convert the attributes of an op layer into a, each by its row of the op's
+   table (frontend/spec/ops.c), then the defaults that depend on other
+   attributes and what an alias's name implies. */
 static bool set_attrs(Lower *lw, Frame *f, Layer *L, Attrs *a) {
   const SpecOp *op = L->op;
-  bool ok = true, stride_given = false;
+  bool ok = true, given[SPEC_MAX_ATTRS] = {false};
   for (int i = 0; i < L->nargs; i++) {
-    const Arg *arg = &L->args[i];
-    const AttrSpec *as = NULL;
-    for (int j = 0; j < SPEC_MAX_ATTRS && op->attrs[j].key; j++)
-      if (!strcmp(op->attrs[j].key, arg->key))
-        as = &op->attrs[j];
+    const AttrSpec *as = spec_op_attr(op, L->args[i].key);
     if (!as)
       continue; /* reported by the checker */
     Value v;
-    if (!expr_value(lw->c, arg->val, f->env, &v)) {
+    if (!expr_value(lw->c, L->args[i].val, f->env, &v)) {
       ok = false;
       continue;
     }
-    const char *k = arg->key;
-    const YNode *y = arg->val;
-    bool r = true;
-    switch (as->kind) {
-    case AK_INT: {
-      int64_t x = 0;
-      r = want_int(lw, y, &v, k, 1, &x);
-      if (!strcmp(k, "out"))
-        (op->op == OP_LINEAR ? (a->out_features = x) : (a->out_channels = x));
-      else if (!strcmp(k, "groups"))
-        a->groups = x;
-      else if (!strcmp(k, "size"))
-        a->lrn_size = x;
-      break;
-    }
-    case AK_PAIR:
-      if (!strcmp(k, "kernel"))
-        r = want_pair(lw, y, &v, k, 1, a->kernel);
-      else if (!strcmp(k, "stride"))
-        r = want_pair(lw, y, &v, k, 1, a->stride), stride_given = true;
-      else if (!strcmp(k, "dilation"))
-        r = want_pair(lw, y, &v, k, 1, a->dilation);
-      else if (!strcmp(k, "out"))
-        r = want_pair(lw, y, &v, k, 1, a->out_hw);
-      break;
-    case AK_PAD:
-      r = want_pad(lw, y, &v, a->pad);
-      break;
-    case AK_BOOL:
-      if (!strcmp(k, "bias"))
-        r = want_bool(lw, y, &v, k, &a->has_bias);
-      else if (!strcmp(k, "ceil_mode"))
-        r = want_bool(lw, y, &v, k, &a->ceil_mode);
-      else if (!strcmp(k, "count_include_pad"))
-        r = want_bool(lw, y, &v, k, &a->count_include_pad);
-      break;
-    case AK_FLOAT: {
-      float x = 0;
-      r = want_float(lw, y, &v, k, &x);
-      if (!r)
-        break;
-      if (!strcmp(k, "eps")) {
-        if (!(x > 0))
-          r = spec_error_at(lw->c, y, "'eps' must be positive");
-        a->eps = x;
-      } else if (!strcmp(k, "p")) {
-        if (!(x >= 0 && x < 1))
-          r = spec_error_at(lw->c, y, "'p' must be in [0, 1), got %g", (double)x);
-        a->p = x;
-      } else if (!strcmp(k, "alpha")) {
-        a->alpha = x;
-      } else if (!strcmp(k, "beta")) {
-        a->beta = x;
-      } else if (!strcmp(k, "k")) {
-        a->k = x;
-      } else if (!strcmp(k, "factor")) {
-        a->scale = x;
-      }
-      break;
-    }
-    case AK_AXIS:
-      if (v.kind != V_INT)
-        r = spec_error_at(lw->c, y, "expected an integer for 'axis', got %s", describe(lw, &v));
-      else if (v.i != 1)
-        r = spec_error_at(lw->c, y, "only axis 1 (channels) is supported, got %lld",
-                          (long long)v.i);
-      a->axis = 0; /* the IR counts per-sample dims */
-      break;
-    }
-    ok = r && ok;
+    given[as - op->attrs] = true;
+    ok = set_attr(lw, as, L->args[i].val, &v, a) && ok;
   }
-  if ((op->op == OP_MAXPOOL || op->op == OP_AVGPOOL) && !stride_given) {
-    a->stride[0] = a->kernel[0];
-    a->stride[1] = a->kernel[1];
-  }
-  if (!strcmp(op->name, "global_avgpool"))
-    a->out_hw[0] = a->out_hw[1] = 1;
+  for (int j = 0; j < SPEC_MAX_ATTRS && op->attrs[j].key; j++)
+    if (op->attrs[j].rule == AR_KERNEL_IF_ABSENT && !given[j])
+      memcpy((char *)a + op->attrs[j].field, a->kernel, sizeof a->kernel);
+  if (op->implied)
+    op->implied(a);
   return ok;
 }
 
@@ -712,10 +693,10 @@ static void report_shape_error(Lower *lw, const Layer *L, const IrShapeError *e,
   const YNode *at = shape_error_token(L, e);
   /* the IR names its op ("adaptive_avgpool"); say what the spec said
      ("global_avgpool") */
-  const char *irname = ir_ops[L->op->op].name;
+  const char *irname = ir_ops[L->op->op].name, *name = spec_op_name(L->op);
   size_t k = strlen(irname);
-  if (strcmp(irname, L->op->name) && !strncmp(e->msg, irname, k) && e->msg[k] == ' ')
-    spec_error_at(c, at, "%s%s", L->op->name, e->msg + k);
+  if (strcmp(irname, name) && !strncmp(e->msg, irname, k) && e->msg[k] == ' ')
+    spec_error_at(c, at, "%s%s", name, e->msg + k);
   else
     spec_error_at(c, at, "%s", e->msg);
   if (e->note[0])
@@ -764,7 +745,7 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   const char *local = take_name(lw, f, L, &bad_name);
   bool owns = ir_ops[L->op->op].flags & OPF_WEIGHTS;
   if (!local && !bad_name && owns) {
-    spec_error_at(c, L->what, "a '%s' layer owns parameters and needs a name", L->op->name);
+    spec_error_at(c, L->what, "a '%s' layer owns parameters and needs a name", spec_op_name(L->op));
     spec_note(c, L->what->loc, 0, "add 'name: ...', or put it in a 'numbered' scope");
     return NULL;
   }

@@ -1,58 +1,150 @@
 /*
  * ops.c: the ops of the spec language and their attributes.
+ *
+ * The spec language offers every op of ir/ops.def that is not OPF_NOSPEC,
+ * under its IR name (ir_ops[op].name): the names are not repeated here.
+ * What this file adds is one row per op, its attributes: for each, the key
+ * in the spec, the kind of value it takes (lower.c converts by kind), whether
+ * it is required, the Attrs field the value goes to (by offsetof, checked
+ * against the field's type at compile time) and any further rule on the
+ * value. Lowering is driven by these rows: it converts each value by its
+ * kind into its field, with no code for any one key.
+ *
+ * An alias is another name for an op with some attributes fixed by the
+ * name; aliases are listed explicitly (global_avgpool is adaptive_avgpool
+ * with out 1x1).
+ *
+ * Lists of names (the "did you mean" of an unknown op) take the ops in
+ * ops.def order, each followed by its aliases.
  */
 #include <string.h>
 
 #include "spec_internal.h"
 
-const SpecOp spec_ops[] = {
-    {"conv2d",
-     OP_CONV2D,
-     {{"out", AK_INT, true},
-      {"kernel", AK_PAIR, true},
-      {"stride", AK_PAIR, false},
-      {"pad", AK_PAD, false},
-      {"dilation", AK_PAIR, false},
-      {"groups", AK_INT, false},
-      {"bias", AK_BOOL, false}}},
-    {"batchnorm", OP_BATCHNORM, {{"eps", AK_FLOAT, false}}},
-    {"relu", OP_RELU, {{0}}},
-    {"maxpool",
-     OP_MAXPOOL,
-     {{"kernel", AK_PAIR, true},
-      {"stride", AK_PAIR, false},
-      {"pad", AK_PAD, false},
-      {"dilation", AK_PAIR, false},
-      {"ceil_mode", AK_BOOL, false}}},
-    {"avgpool",
-     OP_AVGPOOL,
-     {{"kernel", AK_PAIR, true},
-      {"stride", AK_PAIR, false},
-      {"pad", AK_PAD, false},
-      {"ceil_mode", AK_BOOL, false},
-      {"count_include_pad", AK_BOOL, false}}},
-    {"adaptive_avgpool", OP_ADAPTIVE_AVGPOOL, {{"out", AK_PAIR, true}}},
-    {"global_avgpool", OP_ADAPTIVE_AVGPOOL, {{0}}},
-    {"lrn",
-     OP_LRN,
-     {{"size", AK_INT, true},
-      {"alpha", AK_FLOAT, false},
-      {"beta", AK_FLOAT, false},
-      {"k", AK_FLOAT, false}}},
-    {"linear", OP_LINEAR, {{"out", AK_INT, true}, {"bias", AK_BOOL, false}}},
-    {"flatten", OP_FLATTEN, {{0}}},
-    {"dropout", OP_DROPOUT, {{"p", AK_FLOAT, false}}},
-    {"concat", OP_CONCAT, {{"axis", AK_AXIS, false}}},
-    {"add", OP_ADD, {{0}}},
-    {"mean", OP_MEAN, {{0}}},
-    {"scale", OP_SCALE, {{"factor", AK_FLOAT, true}}},
-    {"softmax", OP_SOFTMAX, {{"axis", AK_AXIS, false}}},
-    {NULL, 0, {{0}}},
+/* The offset of Attrs field `f`, which must have type T: a compile error
+   otherwise, so a row cannot send a value into a field of another type. */
+#define FIELD(f, T) _Generic(&((Attrs *)0)->f, T *: offsetof(Attrs, f))
+typedef int64_t Pair[2];
+typedef int64_t Pad[4];
+
+#define REQUIRED true
+#define OPTIONAL false
+/* One attribute row per kind, with the field type the kind writes. */
+#define ATTR_INT(key, req, f) {key, AK_INT, req, FIELD(f, int64_t), AR_NONE}
+#define ATTR_PAIR(key, req, f) {key, AK_PAIR, req, FIELD(f, Pair), AR_NONE}
+#define ATTR_PAD(key, f) {key, AK_PAD, OPTIONAL, FIELD(f, Pad), AR_NONE}
+#define ATTR_BOOL(key, f) {key, AK_BOOL, OPTIONAL, FIELD(f, bool), AR_NONE}
+#define ATTR_FLOAT(key, req, f, rule) {key, AK_FLOAT, req, FIELD(f, float), rule}
+#define ATTR_AXIS(key, f) {key, AK_AXIS, OPTIONAL, FIELD(f, int), AR_NONE}
+/* A pool's stride: when not given, the kernel's. */
+#define ATTR_POOL_STRIDE(key, f) {key, AK_PAIR, OPTIONAL, FIELD(f, Pair), AR_KERNEL_IF_ABSENT}
+
+/* One row per op of the spec language, indexed by Op (a row's .op is its
+   index); an OPF_NOSPEC op has none. */
+static const SpecOp rows[OP_COUNT_] = {
+    [OP_CONV2D] = {OP_CONV2D,
+                   NULL,
+                   {
+                       ATTR_INT("out", REQUIRED, out_channels),
+                       ATTR_PAIR("kernel", REQUIRED, kernel),
+                       ATTR_PAIR("stride", OPTIONAL, stride),
+                       ATTR_PAD("pad", pad),
+                       ATTR_PAIR("dilation", OPTIONAL, dilation),
+                       ATTR_INT("groups", OPTIONAL, groups),
+                       ATTR_BOOL("bias", has_bias),
+                   }},
+    [OP_BATCHNORM] = {OP_BATCHNORM, NULL, {ATTR_FLOAT("eps", OPTIONAL, eps, AR_POSITIVE)}},
+    [OP_RELU] = {OP_RELU},
+    [OP_MAXPOOL] = {OP_MAXPOOL,
+                    NULL,
+                    {
+                        ATTR_PAIR("kernel", REQUIRED, kernel),
+                        ATTR_POOL_STRIDE("stride", stride),
+                        ATTR_PAD("pad", pad),
+                        ATTR_PAIR("dilation", OPTIONAL, dilation),
+                        ATTR_BOOL("ceil_mode", ceil_mode),
+                    }},
+    [OP_AVGPOOL] = {OP_AVGPOOL,
+                    NULL,
+                    {
+                        ATTR_PAIR("kernel", REQUIRED, kernel),
+                        ATTR_POOL_STRIDE("stride", stride),
+                        ATTR_PAD("pad", pad),
+                        ATTR_BOOL("ceil_mode", ceil_mode),
+                        ATTR_BOOL("count_include_pad", count_include_pad),
+                    }},
+    [OP_ADAPTIVE_AVGPOOL] = {OP_ADAPTIVE_AVGPOOL, NULL, {ATTR_PAIR("out", REQUIRED, out_hw)}},
+    [OP_LRN] = {OP_LRN,
+                NULL,
+                {
+                    ATTR_INT("size", REQUIRED, lrn_size),
+                    ATTR_FLOAT("alpha", OPTIONAL, alpha, AR_NONE),
+                    ATTR_FLOAT("beta", OPTIONAL, beta, AR_NONE),
+                    ATTR_FLOAT("k", OPTIONAL, k, AR_NONE),
+                }},
+    [OP_LINEAR] = {OP_LINEAR,
+                   NULL,
+                   {
+                       ATTR_INT("out", REQUIRED, out_features),
+                       ATTR_BOOL("bias", has_bias),
+                   }},
+    [OP_FLATTEN] = {OP_FLATTEN},
+    [OP_DROPOUT] = {OP_DROPOUT, NULL, {ATTR_FLOAT("p", OPTIONAL, p, AR_PROBABILITY)}},
+    [OP_CONCAT] = {OP_CONCAT, NULL, {ATTR_AXIS("axis", axis)}},
+    [OP_ADD] = {OP_ADD},
+    [OP_MEAN] = {OP_MEAN},
+    [OP_SCALE] = {OP_SCALE, NULL, {ATTR_FLOAT("factor", REQUIRED, scale, AR_NONE)}},
+    [OP_SOFTMAX] = {OP_SOFTMAX, NULL, {ATTR_AXIS("axis", axis)}},
 };
 
+/* global_avgpool: PyTorch's AdaptiveAvgPool2d(1), the head of most nets */
+static void out_1x1(Attrs *a) { a->out_hw[0] = a->out_hw[1] = 1; }
+
+/* Other names for ops, each with the attributes its name implies. */
+static const SpecOp aliases[] = {
+    {OP_ADAPTIVE_AVGPOOL, "global_avgpool", {{0}}, out_1x1},
+};
+#define NALIASES ((int)(sizeof aliases / sizeof aliases[0]))
+
+/* The row of op o, which the spec language offers. */
+static const SpecOp *row(Op o) {
+  CHECK(rows[o].op == o,
+        "op '%s' of ir/ops.def has no row in frontend/spec/ops.c (or is it OPF_NOSPEC?)",
+        ir_ops[o].name);
+  return &rows[o];
+}
+
+static bool offered(Op o) { return !(ir_ops[o].flags & OPF_NOSPEC); }
+
 const SpecOp *spec_op_find(const char *name) {
-  for (const SpecOp *o = spec_ops; o->name; o++)
-    if (strcmp(o->name, name) == 0)
-      return o;
+  for (int o = 0; o < OP_COUNT_; o++)
+    if (offered(o) && strcmp(ir_ops[o].name, name) == 0)
+      return row(o);
+  for (int i = 0; i < NALIASES; i++)
+    if (strcmp(aliases[i].alias, name) == 0)
+      return &aliases[i];
   return NULL;
+}
+
+const char *spec_op_name(const SpecOp *op) { return op->alias ? op->alias : ir_ops[op->op].name; }
+
+const AttrSpec *spec_op_attr(const SpecOp *op, const char *key) {
+  for (int j = 0; j < SPEC_MAX_ATTRS && op->attrs[j].key; j++)
+    if (strcmp(op->attrs[j].key, key) == 0)
+      return &op->attrs[j];
+  return NULL;
+}
+
+int spec_op_names(Arena *a, const char ***names) {
+  *names = arena_alloc(a, sizeof(char *) * (OP_COUNT_ + NALIASES));
+  int n = 0;
+  for (int o = 0; o < OP_COUNT_; o++) {
+    if (!offered(o))
+      continue;
+    (*names)[n++] = spec_op_name(row(o));
+    for (int i = 0; i < NALIASES; i++)
+      if (aliases[i].op == (Op)o)
+        (*names)[n++] = aliases[i].alias;
+  }
+  return n;
 }

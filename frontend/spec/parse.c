@@ -172,10 +172,8 @@ static Layer *build_layer(SpecBuilder *b, YNode *y) {
     L->op = spec_op_find(op->str);
     if (!L->op) {
       spec_error_at(c, op, "unknown op '%s'", op->str);
-      const char *names[32];
-      int n = 0;
-      for (const SpecOp *o = spec_ops; o->name && n < 32; o++)
-        names[n++] = o->name;
+      const char **names;
+      int n = spec_op_names(c->tmp, &names);
       spec_hint(c, op->loc, op->str, names, n);
       L->invalid = true;
       return L;
@@ -196,12 +194,9 @@ static Layer *build_layer(SpecBuilder *b, YNode *y) {
     for (int j = 0; j < PARSE_NLAYER_KEYS; j++)
       cands[nc++] = parse_layer_keys[j];
     for (int i = 0; i < L->nargs; i++) {
-      bool found = false;
-      for (int j = 0; j < SPEC_MAX_ATTRS && L->op->attrs[j].key && !found; j++)
-        found = strcmp(L->op->attrs[j].key, L->args[i].key) == 0;
-      if (!found) {
+      if (!spec_op_attr(L->op, L->args[i].key)) {
         spec_error_at(c, L->args[i].knode, "unknown key '%s' for op '%s'", L->args[i].key,
-                      L->op->name);
+                      spec_op_name(L->op));
         spec_hint(c, L->args[i].knode->loc, L->args[i].key, cands, nc);
         /* not fatal: lowering goes on without it and finds other errors */
       }
@@ -219,7 +214,7 @@ static Layer *build_layer(SpecBuilder *b, YNode *y) {
         misspelled = best && strcmp(best, need) == 0 && strcmp(L->args[i].key, need) != 0;
       }
       if (!misspelled)
-        spec_error_at(c, op, "op '%s' needs '%s'", L->op->name, need);
+        spec_error_at(c, op, "op '%s' needs '%s'", spec_op_name(L->op), need);
     }
     return L;
   }

@@ -144,25 +144,39 @@ typedef struct {
 
 /* Attribute kinds of spec ops (lower.c converts values by kind). */
 typedef enum {
-  AK_INT,  /* positive int */
-  AK_PAIR, /* int or [h, w] */
-  AK_PAD,  /* int, [h, w] or [top, left, bottom, right] */
-  AK_BOOL,
+  AK_INT,  /* positive int: an int64_t field */
+  AK_PAIR, /* int or [h, w]: an int64_t[2] field */
+  AK_PAD,  /* int, [h, w] or [top, left, bottom, right]: int64_t[4] */
+  AK_BOOL, /* a bool field */
   AK_FLOAT,
-  AK_AXIS, /* must be 1 */
+  AK_AXIS, /* must be 1: an int field, set to 0 (the IR's channels) */
 } AttrKind;
 
+/* What an attribute's value must also satisfy, beyond its kind. */
+typedef enum {
+  AR_NONE,
+  AR_POSITIVE,         /* AK_FLOAT > 0 */
+  AR_PROBABILITY,      /* AK_FLOAT in [0, 1) */
+  AR_KERNEL_IF_ABSENT, /* AK_PAIR: not given, it is the kernel (a pool's stride) */
+} AttrRule;
+
+/* An attribute of a spec op, and where lowering puts its value. */
 typedef struct {
   const char *key;
   AttrKind kind;
   bool required;
+  size_t field; /* offsetof(Attrs, ...), of the type the kind writes */
+  AttrRule rule;
 } AttrSpec;
 
 #define SPEC_MAX_ATTRS 8
+/* An op as the spec language names it: an IR op under its IR name, or an
+   alias of one. */
 struct SpecOp {
-  const char *name; /* in the spec */
   Op op;
-  AttrSpec attrs[SPEC_MAX_ATTRS];
+  const char *alias;              /* NULL: the op's IR name, ir_ops[op].name */
+  AttrSpec attrs[SPEC_MAX_ATTRS]; /* a NULL key ends them */
+  void (*implied)(Attrs *a);      /* an alias: sets what its name fixes */
 };
 
 /* ----------------------------------------------------- the shared context */
@@ -224,9 +238,15 @@ Value expr_literal(const YNode *y);
 
 /* ---------------------------------------------------------------- ops.c */
 
-/* The op table of the spec language; NULL-named entry ends it. */
-extern const SpecOp spec_ops[];
+/* The spec op called `name`, or NULL. */
 const SpecOp *spec_op_find(const char *name);
+/* Its name in the spec (aliases keep theirs). */
+const char *spec_op_name(const SpecOp *op);
+/* Its attribute `key`, or NULL. */
+const AttrSpec *spec_op_attr(const SpecOp *op, const char *key);
+/* Every op name of the spec language, in ops.def order, each op followed by
+   its aliases (for "did you mean"): an array in `a` and its length. */
+int spec_op_names(Arena *a, const char ***names);
 
 /* -------------------------------------------------------------- parse.c */
 
