@@ -949,96 +949,95 @@ static bool repeat_int(Lower *lw, YNode *y, const Env *env, const char *key, int
   return true;
 }
 
-/* block or group layer := { block: NAME | layers: [...], name?, in?, if?,
- *   repeat?, repeat_name?, repeat_from?, at?, numbered?, ARGUMENT* } */
-static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
+/* How a layer repeats: `count` instances numbered from `from`, named by
+   `fmt` (repeat_name, with "{}" where the index goes) or, when NULL, by
+   index if the layer has a name. */
+typedef struct {
+  int64_t count, from;
+  const char *fmt;
+} Repeat;
+
+/* The repeat keys of L, evaluated and checked (the `at` indexes too).
+   false: reported. */
+static bool eval_repeat(Lower *lw, Frame *f, Layer *L, Repeat *r) {
   SpecCtx *c = lw->c;
-  int64_t count = 1, from = 0;
-  const char *fmt = NULL;
-  if (L->repeat) {
-    if (!repeat_int(lw, L->repeat, f->env, "repeat", 1, SPEC_MAX_REPEAT, &count) ||
-        (L->repeat_from &&
-         !repeat_int(lw, L->repeat_from, f->env, "repeat_from", 0, LIMIT_31 - 1, &from))) {
-      bind_poisoned(lw, f, L);
-      return NULL;
-    }
-    if (L->repeat_name) {
-      Value v;
-      if (!expr_value(c, L->repeat_name, f->env, &v)) {
-        bind_poisoned(lw, f, L);
-        return NULL;
-      }
-      if (v.kind != V_STR || !strstr(v.s, "{}")) {
-        spec_error_at(c, L->repeat_name,
-                      "'repeat_name' needs a '{}' where the "
-                      "index goes, e.g. 'denselayer{}'");
-        bind_poisoned(lw, f, L);
-        return NULL;
-      }
-      fmt = v.s;
-    }
-    if (L->at && L->at->kind == Y_MAP) {
-      for (int i = 0; i < L->at->n; i++) {
-        Value k = expr_literal(L->at->keys[i]);
-        if (k.kind == V_INT && (k.i < from || k.i >= from + count)) {
-          spec_error_at(c, L->at->keys[i],
-                        "'at' index %lld is out of range "
-                        "(the instances are %lld to %lld)",
-                        (long long)k.i, (long long)from, (long long)(from + count - 1));
-          bind_poisoned(lw, f, L);
-          return NULL;
-        }
-      }
+  if (!repeat_int(lw, L->repeat, f->env, "repeat", 1, SPEC_MAX_REPEAT, &r->count) ||
+      (L->repeat_from &&
+       !repeat_int(lw, L->repeat_from, f->env, "repeat_from", 0, LIMIT_31 - 1, &r->from)))
+    return false;
+  if (L->repeat_name) {
+    Value v;
+    if (!expr_value(c, L->repeat_name, f->env, &v))
+      return false;
+    if (v.kind != V_STR || !strstr(v.s, "{}"))
+      return spec_error_at(c, L->repeat_name,
+                           "'repeat_name' needs a '{}' where the "
+                           "index goes, e.g. 'denselayer{}'");
+    r->fmt = v.s;
+  }
+  if (L->at && L->at->kind == Y_MAP) {
+    for (int i = 0; i < L->at->n; i++) {
+      Value k = expr_literal(L->at->keys[i]);
+      if (k.kind == V_INT && (k.i < r->from || k.i >= r->from + r->count))
+        return spec_error_at(c, L->at->keys[i],
+                             "'at' index %lld is out of range "
+                             "(the instances are %lld to %lld)",
+                             (long long)k.i, (long long)r->from,
+                             (long long)(r->from + r->count - 1));
     }
   }
+  return true;
+}
 
+/* The one input of a block or group into *in: its `in:` or the previous
+   layer's output (NULL: poisoned, the body is still lowered for its own
+   errors). false: more than one input (reported). */
+static bool compound_input(Lower *lw, Frame *f, Layer *L, Node *cur, Node **in) {
   Node **ins = &cur;
   int nin = 1;
   bool inputs_ok = cur != NULL;
   if (L->in) {
-    if (L->in->kind == Y_SEQ && L->in->n != 1) {
-      spec_error_at(c, L->in,
-                    "a block or group takes one input (it is 'input' "
-                    "inside), got %d",
-                    L->in->n);
-      bind_poisoned(lw, f, L);
-      return NULL;
-    }
+    if (L->in->kind == Y_SEQ && L->in->n != 1)
+      return spec_error_at(lw->c, L->in,
+                           "a block or group takes one input (it is 'input' "
+                           "inside), got %d",
+                           L->in->n);
     inputs_ok = resolve_inputs(lw, f, f->env, L->in, &ins, &nin);
   }
-  Node *in = inputs_ok ? ins[0] : NULL;
+  *in = inputs_ok ? ins[0] : NULL;
+  return true;
+}
 
-  const char *local = NULL;
-  if (L->name) {
-    local = name_value(lw, L->name, f->env);
-    if (!local) {
-      bind_poisoned(lw, f, L);
-      return NULL;
-    }
-  }
+/* A block or group without `repeat`: one instance named `local` (NULL:
+   spliced into the scope), unless its `if:` is false. */
+static Node *lower_once(Lower *lw, Frame *f, Layer *L, Node *cur, Node *in, const char *local) {
   Scope *P = f->scope;
-
-  if (!L->repeat) {
-    bool enabled = true;
-    if (L->if_ && !eval_cond(lw, L->if_, f->env, &enabled)) {
-      bind_poisoned(lw, f, L);
-      return NULL;
-    }
-    if (!enabled) {
-      if (local) {
-        Binding *b = bind(lw, P, local, in, L->name->loc, L->name->span);
-        if (b)
-          b->disabled = true;
-      }
-      return cur;
-    }
-    if (local && P->numbered)
-      P->position++;
-    /* with a poisoned input the body is still walked for its own errors */
-    return instantiate(lw, f, L, f->env, -1, P, local, in);
+  bool enabled = true;
+  if (L->if_ && !eval_cond(lw, L->if_, f->env, &enabled)) {
+    bind_poisoned(lw, f, L);
+    return NULL;
   }
+  if (!enabled) {
+    if (local) {
+      Binding *b = bind(lw, P, local, in, L->name->loc, L->name->span);
+      if (b)
+        b->disabled = true;
+    }
+    return cur;
+  }
+  if (local && P->numbered)
+    P->position++;
+  /* with a poisoned input the body is still walked for its own errors */
+  return instantiate(lw, f, L, f->env, -1, P, local, in);
+}
 
-  /* repeated */
+/* A repeated block or group: instances one after another, each with its
+   $index and its own `if:`, in a scope `local` (NULL: in the enclosing
+   scope, named by repeat_name, or spliced). */
+static Node *lower_repeated(Lower *lw, Frame *f, Layer *L, Node *cur, Node *in, const char *local,
+                            const Repeat *r) {
+  SpecCtx *c = lw->c;
+  Scope *P = f->scope;
   Scope *S = NULL;
   Binding *sb = NULL;
   if (local) {
@@ -1054,8 +1053,8 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
   bool any = false, failed = false;
   if (sb)
     sb->busy = true;
-  for (int64_t k = 0; k < count && !c->stop && !lw->abort; k++) {
-    int64_t idx = from + k;
+  for (int64_t k = 0; k < r->count && !c->stop && !lw->abort; k++) {
+    int64_t idx = r->from + k;
     Env *e = expr_bind(lw->a, f->env, "index", (Value){.kind = V_INT, .i = idx});
     if (L->if_) {
       bool en;
@@ -1067,9 +1066,9 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
         continue;
     }
     const char *iname = NULL;
-    if (fmt) {
-      const char *p = strstr(fmt, "{}");
-      iname = arena_printf(lw->a, "%.*s%lld%s", (int)(p - fmt), fmt, (long long)idx, p + 2);
+    if (r->fmt) {
+      const char *p = strstr(r->fmt, "{}");
+      iname = arena_printf(lw->a, "%.*s%lld%s", (int)(p - r->fmt), r->fmt, (long long)idx, p + 2);
     } else if (local) {
       iname = arena_printf(lw->a, "%lld", (long long)idx);
     }
@@ -1091,6 +1090,22 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
     sb->node = any || failed ? x : in;
   }
   return any || failed ? x : cur;
+}
+
+/* block or group layer := { block: NAME | layers: [...], name?, in?, if?,
+ *   repeat?, repeat_name?, repeat_from?, at?, numbered?, ARGUMENT* } */
+static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
+  Repeat r = {.count = 1};
+  Node *in = NULL;
+  const char *local = NULL;
+  if ((L->repeat && !eval_repeat(lw, f, L, &r)) || !compound_input(lw, f, L, cur, &in) ||
+      (L->name && !(local = name_value(lw, L->name, f->env)))) {
+    bind_poisoned(lw, f, L);
+    return NULL;
+  }
+  if (!L->repeat)
+    return lower_once(lw, f, L, cur, in, local);
+  return lower_repeated(lw, f, L, cur, in, local, &r);
 }
 
 /* ------------------------------------------------------------------ lists */

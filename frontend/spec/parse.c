@@ -90,13 +90,10 @@ static bool build_layers(SpecBuilder *b, YNode *seq, Layer ***out, int *n, const
   return ok;
 }
 
-/* layer := { (op: NAME | block: NAME | layers: [layer...]),
- *            name?, in?, if?, repeat?, repeat_name?, repeat_from?, at?,
- *            numbered?, ATTRIBUTE-or-ARGUMENT* } */
-static Layer *build_layer(SpecBuilder *b, YNode *y) {
+/* Whether y can be a layer: within the bound on layers, a mapping, with
+   exactly one of 'op', 'block' and 'layers' (reported if not). */
+static bool check_layer_form(SpecBuilder *b, YNode *y, YNode *op, YNode *blk, YNode *grp) {
   SpecCtx *c = b->c;
-  Layer *L = arena_alloc(c->tmp, sizeof *L);
-  L->node = y;
   if (++b->ast_count > SPEC_MAX_AST) {
     if (!b->too_big)
       spec_error_at(c, y,
@@ -104,34 +101,32 @@ static Layer *build_layer(SpecBuilder *b, YNode *y) {
                     "expanding YAML aliases)",
                     SPEC_MAX_AST);
     b->too_big = true;
-    L->invalid = true;
-    return L;
+    return false;
   }
-  if (y->kind != Y_MAP) {
-    spec_error_at(c, y,
-                  "expected a layer (a mapping with 'op', 'block' or "
-                  "'layers'), got %s",
-                  expr_describe_node(c->tmp, y));
-    L->invalid = true;
-    return L;
-  }
-  YNode *op = ynode_get(y, "op"), *blk = ynode_get(y, "block"), *grp = ynode_get(y, "layers");
+  if (y->kind != Y_MAP)
+    return spec_error_at(c, y,
+                         "expected a layer (a mapping with 'op', 'block' or "
+                         "'layers'), got %s",
+                         expr_describe_node(c->tmp, y));
   int kinds = !!op + !!blk + !!grp;
   if (kinds == 0) {
     spec_error(c, y->loc, 1, "a layer needs one of 'op', 'block' or 'layers'");
     /* still name the unknown keys, that is likely the problem */
     check_keys(c, y, parse_layer_keys, PARSE_NLAYER_KEYS, "in a layer");
-    L->invalid = true;
-    return L;
+    return false;
   }
   if (kinds > 1) {
     const char *second = grp ? "layers" : "block";
     const char *first = op ? "op" : "block";
     YNode *k = ynode_key(y, second);
-    spec_error_at(c, k, "a layer cannot have both '%s' and '%s'", first, second);
-    L->invalid = true;
-    return L;
+    return spec_error_at(c, k, "a layer cannot have both '%s' and '%s'", first, second);
   }
+  return true;
+}
+
+/* The common keys of layer y into L; the others, an op's attributes or a
+   block's arguments, into L->args. */
+static void read_layer_keys(SpecCtx *c, Layer *L, YNode *y) {
   L->name = ynode_get(y, "name");
   L->in = ynode_get(y, "in");
   L->if_ = ynode_get(y, "if");
@@ -160,65 +155,75 @@ static Layer *build_layer(SpecBuilder *b, YNode *y) {
   L->args = arena_alloc(c->tmp, sizeof(Arg) * (size_t)(args.len ? args.len : 1));
   for (int i = 0; i < args.len; i++)
     L->args[i] = *(Arg *)args.items[i];
+}
 
-  if (op) {
-    L->kind = LK_OP;
-    L->what = op;
-    if (op->kind != Y_SCALAR || op->quoted || strchr(op->str, '$')) {
-      spec_error_at(c, op, "expected an op name, got %s", expr_describe_node(c->tmp, op));
-      L->invalid = true;
-      return L;
+/* Every argument of an op layer must be an attribute of its op (an unknown
+   one is reported, not fatal: lowering goes on without it and finds other
+   errors), and every required attribute must be given. */
+static void check_op_attrs(SpecCtx *c, Layer *L, const YNode *y, const YNode *op) {
+  const char *cands[SPEC_MAX_ATTRS + PARSE_NLAYER_KEYS];
+  int nc = 0;
+  for (int j = 0; j < SPEC_MAX_ATTRS && L->op->attrs[j].key; j++)
+    cands[nc++] = L->op->attrs[j].key;
+  for (int j = 0; j < PARSE_NLAYER_KEYS; j++)
+    cands[nc++] = parse_layer_keys[j];
+  for (int i = 0; i < L->nargs; i++) {
+    if (!spec_op_attr(L->op, L->args[i].key)) {
+      spec_error_at(c, L->args[i].knode, "unknown key '%s' for op '%s'", L->args[i].key,
+                    spec_op_name(L->op));
+      spec_hint(c, L->args[i].knode->loc, L->args[i].key, cands, nc);
     }
-    L->op = spec_op_find(op->str);
-    if (!L->op) {
-      spec_error_at(c, op, "unknown op '%s'", op->str);
-      const char **names;
-      int n = spec_op_names(c->tmp, &names);
-      spec_hint(c, op->loc, op->str, names, n);
-      L->invalid = true;
-      return L;
-    }
-    static const char *const block_only[] = {"repeat", "repeat_name", "repeat_from", "at",
-                                             "numbered"};
-    for (int i = 0; i < 5; i++) {
-      YNode *k = ynode_key(y, block_only[i]);
-      if (k) {
-        spec_error_at(c, k, "'%s' is only allowed on a 'block' or 'layers' layer", block_only[i]);
-      }
-    }
-    /* attributes: known to this op, required ones present */
-    const char *cands[SPEC_MAX_ATTRS + PARSE_NLAYER_KEYS];
-    int nc = 0;
-    for (int j = 0; j < SPEC_MAX_ATTRS && L->op->attrs[j].key; j++)
-      cands[nc++] = L->op->attrs[j].key;
-    for (int j = 0; j < PARSE_NLAYER_KEYS; j++)
-      cands[nc++] = parse_layer_keys[j];
-    for (int i = 0; i < L->nargs; i++) {
-      if (!spec_op_attr(L->op, L->args[i].key)) {
-        spec_error_at(c, L->args[i].knode, "unknown key '%s' for op '%s'", L->args[i].key,
-                      spec_op_name(L->op));
-        spec_hint(c, L->args[i].knode->loc, L->args[i].key, cands, nc);
-        /* not fatal: lowering goes on without it and finds other errors */
-      }
-    }
-    for (int j = 0; j < SPEC_MAX_ATTRS && L->op->attrs[j].key; j++) {
-      const char *need = L->op->attrs[j].key;
-      if (!L->op->attrs[j].required || ynode_get(y, need))
-        continue;
-      L->invalid = true;
-      /* A misspelling of it was already reported with "did you mean": a
-         second error for the same mistake would only be noise. */
-      bool misspelled = false;
-      for (int i = 0; i < L->nargs && !misspelled; i++) {
-        const char *best = diag_suggest(L->args[i].key, cands, nc);
-        misspelled = best && strcmp(best, need) == 0 && strcmp(L->args[i].key, need) != 0;
-      }
-      if (!misspelled)
-        spec_error_at(c, op, "op '%s' needs '%s'", spec_op_name(L->op), need);
-    }
-    return L;
   }
+  for (int j = 0; j < SPEC_MAX_ATTRS && L->op->attrs[j].key; j++) {
+    const char *need = L->op->attrs[j].key;
+    if (!L->op->attrs[j].required || ynode_get(y, need))
+      continue;
+    L->invalid = true;
+    /* A misspelling of it was already reported with "did you mean": a
+       second error for the same mistake would only be noise. */
+    bool misspelled = false;
+    for (int i = 0; i < L->nargs && !misspelled; i++) {
+      const char *best = diag_suggest(L->args[i].key, cands, nc);
+      misspelled = best && strcmp(best, need) == 0 && strcmp(L->args[i].key, need) != 0;
+    }
+    if (!misspelled)
+      spec_error_at(c, op, "op '%s' needs '%s'", spec_op_name(L->op), need);
+  }
+}
 
+/* op layer := { op: NAME, name?, in?, if?, ATTRIBUTE* } */
+static void build_op_layer(SpecCtx *c, Layer *L, YNode *y, YNode *op) {
+  L->kind = LK_OP;
+  L->what = op;
+  if (op->kind != Y_SCALAR || op->quoted || strchr(op->str, '$')) {
+    spec_error_at(c, op, "expected an op name, got %s", expr_describe_node(c->tmp, op));
+    L->invalid = true;
+    return;
+  }
+  L->op = spec_op_find(op->str);
+  if (!L->op) {
+    spec_error_at(c, op, "unknown op '%s'", op->str);
+    const char **names;
+    int n = spec_op_names(c->tmp, &names);
+    spec_hint(c, op->loc, op->str, names, n);
+    L->invalid = true;
+    return;
+  }
+  static const char *const block_only[] = {"repeat", "repeat_name", "repeat_from", "at",
+                                           "numbered"};
+  for (int i = 0; i < 5; i++) {
+    YNode *k = ynode_key(y, block_only[i]);
+    if (k) {
+      spec_error_at(c, k, "'%s' is only allowed on a 'block' or 'layers' layer", block_only[i]);
+    }
+  }
+  check_op_attrs(c, L, y, op);
+}
+
+/* block or group layer := { block: NAME | layers: [layer...], name?, in?,
+ *   if?, repeat?, repeat_name?, repeat_from?, at?, numbered?, ARGUMENT* } */
+static void build_compound_layer(SpecBuilder *b, Layer *L, YNode *y, YNode *blk, YNode *grp) {
+  SpecCtx *c = b->c;
   static const char *const repeat_only[] = {"repeat_name", "repeat_from", "at"};
   for (int i = 0; i < 3; i++) {
     YNode *k = ynode_key(y, repeat_only[i]);
@@ -239,7 +244,7 @@ static Layer *build_layer(SpecBuilder *b, YNode *y) {
       spec_error_at(c, blk, "expected a block name, got %s", expr_describe_node(c->tmp, blk));
       L->invalid = true;
     }
-    return L; /* arguments are checked once every block is known */
+    return; /* arguments are checked once every block is known */
   }
   L->kind = LK_GROUP;
   L->what = ynode_key(y, "layers");
@@ -256,6 +261,24 @@ static Layer *build_layer(SpecBuilder *b, YNode *y) {
   build_layers(b, grp, &L->layers, &L->nlayers, "layers");
   if (!L->layers)
     L->invalid = true; /* not a list; bad children are marked one by one */
+}
+
+/* layer := { (op: NAME | block: NAME | layers: [layer...]),
+ *            name?, in?, if?, repeat?, repeat_name?, repeat_from?, at?,
+ *            numbered?, ATTRIBUTE-or-ARGUMENT* } */
+static Layer *build_layer(SpecBuilder *b, YNode *y) {
+  Layer *L = arena_alloc(b->c->tmp, sizeof *L);
+  L->node = y;
+  YNode *op = ynode_get(y, "op"), *blk = ynode_get(y, "block"), *grp = ynode_get(y, "layers");
+  if (!check_layer_form(b, y, op, blk, grp)) {
+    L->invalid = true;
+    return L;
+  }
+  read_layer_keys(b->c, L, y);
+  if (op)
+    build_op_layer(b->c, L, y, op);
+  else
+    build_compound_layer(b, L, y, blk, grp);
   return L;
 }
 
