@@ -43,13 +43,8 @@ static char *read_file(const char *path, size_t *len, int *err) {
     return NULL;
   }
   size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
+  char *buf = xmalloc(cap);
   for (;;) {
-    if (!buf) {
-      fclose(f);
-      *err = ENOMEM;
-      return NULL;
-    }
     n += fread(buf + n, 1, cap - n - 1, f);
     if (ferror(f)) {
       *err = errno ? errno : EIO;
@@ -67,10 +62,7 @@ static char *read_file(const char *path, size_t *len, int *err) {
         return NULL;
       }
       cap *= 2;
-      char *nb = realloc(buf, cap);
-      if (!nb)
-        free(buf);
-      buf = nb;
+      buf = xrealloc(buf, cap);
     }
   }
   fclose(f);
