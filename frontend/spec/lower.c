@@ -29,6 +29,15 @@
  * is below 2^31), and ir_infer_shape_at() checks shapes without overflow;
  * its error is reported at the token it is about (an item of `in:`, an
  * attribute's value) or, when that token is implicit, at the layer's op.
+ *
+ * Context. An error inside a block instance is followed by its own notes,
+ * then by notes naming the instances around it ("in block 'bottleneck'
+ * instantiated as 'layer1.0'"). Those are owed until the next error is
+ * printed or the frame ends: while lowering, the Diag's hook (before_error)
+ * prints them before the next error, so errors.c need not know about frames.
+ *
+ * Attributes are converted by the op's table (frontend/spec/ops.c): each
+ * value by its kind into its Attrs field, then its rule.
  */
 #include <stdlib.h>
 #include <string.h>
