@@ -42,59 +42,60 @@ typedef int64_t Pad[4];
 /* One row per op of the spec language, indexed by Op (a row's .op is its
    index); an OPF_NOSPEC op has none. */
 static const SpecOp rows[OP_COUNT_] = {
-    [OP_CONV2D] = {OP_CONV2D,
-                   NULL,
-                   {
-                       ATTR_INT("out", REQUIRED, out_channels),
-                       ATTR_PAIR("kernel", REQUIRED, kernel),
-                       ATTR_PAIR("stride", OPTIONAL, stride),
-                       ATTR_PAD("pad", pad),
-                       ATTR_PAIR("dilation", OPTIONAL, dilation),
-                       ATTR_INT("groups", OPTIONAL, groups),
-                       ATTR_BOOL("bias", has_bias),
-                   }},
-    [OP_BATCHNORM] = {OP_BATCHNORM, NULL, {ATTR_FLOAT("eps", OPTIONAL, eps, AR_POSITIVE)}},
-    [OP_RELU] = {OP_RELU},
-    [OP_MAXPOOL] = {OP_MAXPOOL,
-                    NULL,
+    [OP_CONV2D] = {.op = OP_CONV2D,
+                   .attrs =
+                       {
+                           ATTR_INT("out", REQUIRED, out_channels),
+                           ATTR_PAIR("kernel", REQUIRED, kernel),
+                           ATTR_PAIR("stride", OPTIONAL, stride),
+                           ATTR_PAD("pad", pad),
+                           ATTR_PAIR("dilation", OPTIONAL, dilation),
+                           ATTR_INT("groups", OPTIONAL, groups),
+                           ATTR_BOOL("bias", has_bias),
+                       }},
+    [OP_BATCHNORM] = {.op = OP_BATCHNORM, .attrs = {ATTR_FLOAT("eps", OPTIONAL, eps, AR_POSITIVE)}},
+    [OP_RELU] = {.op = OP_RELU},
+    [OP_MAXPOOL] = {.op = OP_MAXPOOL,
+                    .attrs =
+                        {
+                            ATTR_PAIR("kernel", REQUIRED, kernel),
+                            ATTR_POOL_STRIDE("stride", stride),
+                            ATTR_PAD("pad", pad),
+                            ATTR_PAIR("dilation", OPTIONAL, dilation),
+                            ATTR_BOOL("ceil_mode", ceil_mode),
+                        }},
+    [OP_AVGPOOL] = {.op = OP_AVGPOOL,
+                    .attrs =
+                        {
+                            ATTR_PAIR("kernel", REQUIRED, kernel),
+                            ATTR_POOL_STRIDE("stride", stride),
+                            ATTR_PAD("pad", pad),
+                            ATTR_BOOL("ceil_mode", ceil_mode),
+                            ATTR_BOOL("count_include_pad", count_include_pad),
+                        }},
+    [OP_ADAPTIVE_AVGPOOL] = {.op = OP_ADAPTIVE_AVGPOOL,
+                             .attrs = {ATTR_PAIR("out", REQUIRED, out_hw)}},
+    [OP_LRN] = {.op = OP_LRN,
+                .attrs =
                     {
-                        ATTR_PAIR("kernel", REQUIRED, kernel),
-                        ATTR_POOL_STRIDE("stride", stride),
-                        ATTR_PAD("pad", pad),
-                        ATTR_PAIR("dilation", OPTIONAL, dilation),
-                        ATTR_BOOL("ceil_mode", ceil_mode),
+                        ATTR_INT("size", REQUIRED, lrn_size),
+                        ATTR_FLOAT("alpha", OPTIONAL, alpha, AR_NONE),
+                        ATTR_FLOAT("beta", OPTIONAL, beta, AR_NONE),
+                        ATTR_FLOAT("k", OPTIONAL, k, AR_NONE),
                     }},
-    [OP_AVGPOOL] = {OP_AVGPOOL,
-                    NULL,
-                    {
-                        ATTR_PAIR("kernel", REQUIRED, kernel),
-                        ATTR_POOL_STRIDE("stride", stride),
-                        ATTR_PAD("pad", pad),
-                        ATTR_BOOL("ceil_mode", ceil_mode),
-                        ATTR_BOOL("count_include_pad", count_include_pad),
-                    }},
-    [OP_ADAPTIVE_AVGPOOL] = {OP_ADAPTIVE_AVGPOOL, NULL, {ATTR_PAIR("out", REQUIRED, out_hw)}},
-    [OP_LRN] = {OP_LRN,
-                NULL,
-                {
-                    ATTR_INT("size", REQUIRED, lrn_size),
-                    ATTR_FLOAT("alpha", OPTIONAL, alpha, AR_NONE),
-                    ATTR_FLOAT("beta", OPTIONAL, beta, AR_NONE),
-                    ATTR_FLOAT("k", OPTIONAL, k, AR_NONE),
-                }},
-    [OP_LINEAR] = {OP_LINEAR,
-                   NULL,
-                   {
-                       ATTR_INT("out", REQUIRED, out_features),
-                       ATTR_BOOL("bias", has_bias),
-                   }},
-    [OP_FLATTEN] = {OP_FLATTEN},
-    [OP_DROPOUT] = {OP_DROPOUT, NULL, {ATTR_FLOAT("p", OPTIONAL, p, AR_PROBABILITY)}},
-    [OP_CONCAT] = {OP_CONCAT, NULL, {ATTR_AXIS("axis", axis)}},
-    [OP_ADD] = {OP_ADD},
-    [OP_MEAN] = {OP_MEAN},
-    [OP_SCALE] = {OP_SCALE, NULL, {ATTR_FLOAT("factor", REQUIRED, scale, AR_NONE)}},
-    [OP_SOFTMAX] = {OP_SOFTMAX, NULL, {ATTR_AXIS("axis", axis)}},
+    [OP_LINEAR] = {.op = OP_LINEAR,
+                   .attrs =
+                       {
+                           ATTR_INT("out", REQUIRED, out_features),
+                           ATTR_BOOL("bias", has_bias),
+                       }},
+    [OP_FLATTEN] = {.op = OP_FLATTEN},
+    [OP_DROPOUT] = {.op = OP_DROPOUT, .attrs = {ATTR_FLOAT("p", OPTIONAL, p, AR_PROBABILITY)}},
+    [OP_CONCAT] = {.op = OP_CONCAT, .attrs = {ATTR_AXIS("axis", axis)}},
+    [OP_ADD] = {.op = OP_ADD},
+    [OP_MEAN] = {.op = OP_MEAN},
+    [OP_SCALE] = {.op = OP_SCALE, .attrs = {ATTR_FLOAT("factor", REQUIRED, scale, AR_NONE)}},
+    [OP_SOFTMAX] = {.op = OP_SOFTMAX, .attrs = {ATTR_AXIS("axis", axis)}},
 };
 
 /* global_avgpool: PyTorch's AdaptiveAvgPool2d(1), the head of most nets */
@@ -102,7 +103,7 @@ static void out_1x1(Attrs *a) { a->out_hw[0] = a->out_hw[1] = 1; }
 
 /* Other names for ops, each with the attributes its name implies. */
 static const SpecOp aliases[] = {
-    {OP_ADAPTIVE_AVGPOOL, "global_avgpool", {{0}}, out_1x1},
+    {.op = OP_ADAPTIVE_AVGPOOL, .alias = "global_avgpool", .implied = out_1x1},
 };
 #define NALIASES ((int)(sizeof aliases / sizeof aliases[0]))
 

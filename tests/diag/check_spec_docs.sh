@@ -6,9 +6,9 @@ set -euo pipefail
 room=$1 opsdef=$2 doc=$3
 src=("$room"/*.c)
 # ops: every OP(ENUM, "name", ...) of ops.def not marked OPF_NOSPEC, and the
-# aliases of frontend/spec/ops.c: {OP_ADAPTIVE_AVGPOOL, "global_avgpool", ...
+# aliases of frontend/spec/ops.c: {.op = OP_..., .alias = "global_avgpool", ...
 ops=$(grep -E '^OP\(' "$opsdef" | grep -v OPF_NOSPEC | cut -d'"' -f2)
-aliases=$(cat "${src[@]}" | grep -oE '\{OP_[A-Z_0-9]+, "[a-z_0-9]+"' | cut -d'"' -f2)
+aliases=$(cat "${src[@]}" | grep -oE '\.alias = "[a-z_0-9]+"' | cut -d'"' -f2)
 # attributes: ATTR_INT("out", ...), ATTR_PAIR("kernel", ...), ...
 attrs=$(cat "${src[@]}" | grep -oE 'ATTR_[A-Z_]+\("[a-z_0-9]+"' | cut -d'"' -f2)
 # the key lists: parse_layer_keys[] and main_keys[] (their initializers)
