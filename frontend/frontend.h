@@ -1,9 +1,10 @@
 /*
  * frontend.h: spec files and weights into the graph IR; the map of frontend/.
  *
- * frontend/ has one room per input language, each with an internal header
- * that is the map of its files; every room produces the same IR (ir/ir.h),
- * and this header declares the entry points the driver calls.
+ * frontend/ has one room per kind of input, each with an internal header
+ * that is the map of its files and calls no other room; every room produces
+ * the same IR (ir/ir.h), and this header declares the entry points the
+ * driver calls.
  *
  *   frontend/spec/      the YAML spec language (spec_internal.h)
  *     load.c            the entry points: the spec and its includes through
@@ -20,7 +21,8 @@
  *     weights.c         binding tensors to parameters; deterministic init
  *
  * User errors go through a Diag and make the entry point return NULL/false;
- * nothing here calls exit().
+ * nothing here calls exit() (only running out of memory ends the process,
+ * in the x-allocators of support/check.h).
  */
 #ifndef CNNCC_FRONTEND_H
 #define CNNCC_FRONTEND_H
