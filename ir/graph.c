@@ -26,13 +26,6 @@ const OpInfo ir_ops[OP_COUNT_] = {
 #undef OP
 };
 
-int ir_op_lookup(const char *name) {
-  for (int i = 0; i < OP_COUNT_; i++)
-    if (strcmp(ir_ops[i].name, name) == 0)
-      return i;
-  return -1;
-}
-
 /* ------------------------------------------------------------------ shapes */
 
 int64_t shape_numel(const Shape *s) {
@@ -619,7 +612,7 @@ int ir_verify(const Graph *g, FILE *out) {
   } while (0)
   int n = g->nodes.len;
   int maxid = g->next_id;
-  char *seen = calloc((size_t)maxid + 1, 1);
+  char *seen = xcalloc((size_t)maxid + 1, 1);
   for (int i = 0; i < n; i++) {
     const Node *x = GRAPH_NODE(g, i);
     if (x->dead)
@@ -658,7 +651,7 @@ int ir_verify(const Graph *g, FILE *out) {
   }
   /* Unique names: sorted, neighbours compared (the check runs after every
      pass, so it must stay cheap on large graphs). */
-  const char **names = calloc((size_t)n + 1, sizeof *names);
+  const char **names = xcalloc((size_t)n + 1, sizeof *names);
   int nn = 0;
   for (int i = 0; i < n; i++)
     if (!GRAPH_NODE(g, i)->dead)
@@ -769,10 +762,10 @@ void ir_toposort(Graph *g) {
      order, so an already valid order is kept as it is. */
   ir_compact(g);
   int n = g->nodes.len;
-  int *pending = calloc((size_t)n, sizeof(int));
-  char *done = calloc((size_t)g->next_id, 1);
-  char *placed = calloc((size_t)n, 1);
-  void **sorted = malloc(sizeof(void *) * (size_t)(n ? n : 1));
+  int *pending = xcalloc((size_t)n, sizeof(int));
+  char *done = xcalloc((size_t)g->next_id, 1);
+  char *placed = xcalloc((size_t)n, 1);
+  void **sorted = xmalloc(sizeof(void *) * (size_t)(n ? n : 1));
   for (int i = 0; i < n; i++)
     pending[i] = GRAPH_NODE(g, i)->nin;
   int m = 0;

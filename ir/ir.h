@@ -58,6 +58,7 @@ enum {
   OPF_ELTWISE = 1 << 2,
   OPF_LINEAR = 1 << 3,
   OPF_SOURCE = 1 << 4,
+  OPF_NOSPEC = 1 << 5,
 };
 
 typedef enum {
@@ -74,8 +75,6 @@ typedef struct {
 } OpInfo;
 
 extern const OpInfo ir_ops[OP_COUNT_];
-/* Op by its spec name, or -1. */
-int ir_op_lookup(const char *name);
 
 /* ------------------------------------------------------------------ tensors */
 

@@ -20,6 +20,10 @@
  * (Levenshtein plus transposition of neighbours), so "strdie" is one edit
  * from "stride".
  *
+ * A stage may install a hook (diag_set_hook) that runs before each error or
+ * warning is printed; notes never trigger it, so the notes the hook prints
+ * do not call it again.
+ *
  * All state lives in the Diag object: no globals.
  */
 #include <stdarg.h>
@@ -44,6 +48,8 @@ struct Diag {
   int errors, warnings;
   Source *src;
   int nsrc, capsrc;
+  DiagHook hook;
+  bool in_hook;
 };
 
 Diag *diag_new(FILE *out, bool color) {
@@ -123,6 +129,21 @@ static const char *level_name(DiagLevel l) {
   return l == DIAG_ERROR ? "error" : l == DIAG_WARNING ? "warning" : "note";
 }
 
+DiagHook diag_set_hook(Diag *d, DiagHook hook) {
+  DiagHook old = d->hook;
+  d->hook = hook;
+  return old;
+}
+
+/* Before an error or a warning: the stage's hook, once. */
+static void run_hook(Diag *d, DiagLevel level) {
+  if (level == DIAG_NOTE || !d->hook.fn || d->in_hook)
+    return;
+  d->in_hook = true;
+  d->hook.fn(d->hook.ctx);
+  d->in_hook = false;
+}
+
 static void count(Diag *d, DiagLevel level) {
   if (level == DIAG_ERROR)
     d->errors++;
@@ -157,6 +178,7 @@ static void quote(Diag *d, const Source *s, int line, int col, int span) {
 }
 
 void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt, va_list ap) {
+  run_hook(d, level);
   count(d, level);
   const char *file = loc.file ? loc.file : "<unknown>";
   if (loc.line > 0)
@@ -181,6 +203,7 @@ void diag_report(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fmt
 }
 
 void diag_plain(Diag *d, DiagLevel level, const char *fmt, ...) {
+  run_hook(d, level);
   count(d, level);
   fprintf(d->out, "%scnncc: %s%s:%s%s ", c_bold(d), c_level(d, level), level_name(level),
           c_reset(d), c_bold(d));

@@ -40,6 +40,19 @@ void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fm
 void diag_plain(Diag *d, DiagLevel level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int diag_error_count(const Diag *d);
+
+/* A function the Diag calls just before it prints an error or a warning
+   (never before a note, nor while the hook itself runs). A stage that owes
+   notes to the error it reported last (the spec lowering names the block
+   instances around it only once their own notes are out) prints them
+   there, so they stay with their error whatever reports the next one. */
+typedef struct {
+  void (*fn)(void *ctx);
+  void *ctx;
+} DiagHook;
+/* Install `hook` ({NULL, NULL}: none); returns the hook it replaces, for the
+   stage to put back when it ends. */
+DiagHook diag_set_hook(Diag *d, DiagHook hook);
 /* The closest candidate by edit distance if it is close enough to be a
    plausible misspelling, else NULL. */
 const char *diag_suggest(const char *word, const char *const *candidates, int n);

@@ -24,7 +24,7 @@
 
 #include <sys/mman.h>
 
-#include "frontend/frontend.h"
+#include "frontend/weights/weights_internal.h"
 
 /* Parameters conv.weight [4,3,1,1], conv.bias [4], bn.{weight,bias,
    running_mean,running_var} [4], fc.weight [2,2], fc.bias [2]. */

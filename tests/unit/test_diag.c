@@ -99,3 +99,45 @@ Test(diag, suggest_finds_misspellings_and_transpositions) {
   cr_assert_null(diag_suggest("", keys, 7));
   cr_assert_null(diag_suggest("stride", keys, 0));
 }
+
+/* A hook that prints the note it owes to the previous error, as the spec
+   lowering does with its "in block ..." notes. */
+typedef struct {
+  Diag *d;
+  int calls;
+  bool owed;
+} Owed;
+
+static void flush_owed(void *ctx) {
+  Owed *o = ctx;
+  o->calls++;
+  if (o->owed)
+    diag_report(o->d, DIAG_NOTE, (SrcLoc){"f", 0, 0}, 0, "owed");
+  o->owed = false;
+}
+
+Test(diag, the_hook_runs_before_each_error_or_warning_but_not_before_notes) {
+  Cap c;
+  cap_open(&c, false);
+  Owed o = {c.d, 0, false};
+  DiagHook old = diag_set_hook(c.d, (DiagHook){flush_owed, &o});
+  cr_assert_null(old.fn);
+  diag_report(c.d, DIAG_ERROR, (SrcLoc){"f", 0, 0}, 1, "first");
+  o.owed = true;
+  diag_report(c.d, DIAG_NOTE, (SrcLoc){"f", 0, 0}, 0, "its own note");
+  diag_report(c.d, DIAG_WARNING, (SrcLoc){"f", 0, 0}, 1, "second");
+  o.owed = true;
+  diag_plain(c.d, DIAG_ERROR, "third");
+  cr_assert_eq(o.calls, 3);
+  cr_assert_str_eq(cap_text(&c), "f: error: first\n"
+                                 "f: note: its own note\n"
+                                 "f: note: owed\n"
+                                 "f: warning: second\n"
+                                 "f: note: owed\n"
+                                 "cnncc: error: third\n");
+  old = diag_set_hook(c.d, old);
+  cr_assert_eq(old.fn, flush_owed);
+  diag_report(c.d, DIAG_ERROR, (SrcLoc){"f", 0, 0}, 1, "fourth");
+  cr_assert_eq(o.calls, 3);
+  cap_close(&c);
+}

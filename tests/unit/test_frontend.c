@@ -1231,3 +1231,34 @@ Test(errors, a_bad_if_in_a_block_is_reported_once_for_all_instances) {
   HAS(d, "note: in block 'b' instantiated as 's.0'\n");
   done(&r);
 }
+
+Test(errors, ops_that_cnncc_makes_itself_are_not_ops_of_the_spec) {
+  /* OPF_NOSPEC in ir/ops.def: graph inputs and the rewrites of passes */
+  const char *internal[] = {"input", "scaleshift", "slice", "reorder"};
+  for (int i = 0; i < 4; i++) {
+    Loaded r;
+    char text[256];
+    snprintf(text, sizeof text, HDR "layers:\n  - {op: %s}\n", internal[i]);
+    const char *d = bad(text, &r);
+    char want[64];
+    snprintf(want, sizeof want, "error: unknown op '%s'\n", internal[i]);
+    HAS(d, want);
+    done(&r);
+  }
+}
+
+Test(spec, an_alias_keeps_its_name_and_sets_what_its_name_implies) {
+  Loaded r;
+  Graph *g = ok(HDR "layers:\n"
+                    "  - {op: global_avgpool}\n"
+                    "  - {op: adaptive_avgpool, out: [2, 2]}\n"
+                    "  - {op: global_avgpool}\n",
+                &r);
+  Node *a = node(g, "global_avgpool1");
+  cr_assert_eq(a->op, OP_ADAPTIVE_AVGPOOL);
+  cr_assert_eq(a->attr.out_hw[0], 1);
+  cr_assert_eq(a->attr.out_hw[1], 1);
+  shape_is(node(g, "adaptive_avgpool1"), "3x2x2");
+  shape_is(node(g, "global_avgpool2"), "3x1x1");
+  done(&r);
+}

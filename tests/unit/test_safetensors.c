@@ -1,5 +1,5 @@
 /*
- * test_safetensors.c: the safetensors reader (frontend/safetensors.c).
+ * test_safetensors.c: the safetensors reader (frontend/weights/safetensors.c).
  *
  * Each test writes a file into a temporary directory, opens it, and checks
  * either the tensors read back or that the error names the offender. The
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "frontend/frontend.h"
+#include "frontend/weights/weights_internal.h"
 #include "st_writer.h"
 
 static char err[512];

@@ -1,6 +1,6 @@
 /*
  * test_weights.c: binding safetensors to graph parameters, and the
- * deterministic initialization (frontend/weights.c).
+ * deterministic initialization (frontend/weights/weights.c).
  *
  * The graph is built with the IR API directly (no spec parser):
  *   image [3,8,8] -> conv1 (4, 3x3, pad 1, bias) -> bn1 -> relu -> fc (10)
@@ -284,7 +284,7 @@ Test(weights, initial_values_depend_only_on_seed_and_name) {
 }
 
 /* Golden values computed by an independent (Python) implementation of the
-   algorithm documented at the top of frontend/weights.c: the documentation
+   algorithm documented at the top of frontend/weights/weights.c: the documentation
    and the code agree, and the values never change silently. */
 Test(weights, initial_values_follow_the_documented_algorithm_exactly) {
   weights_init_deterministic(g, 0);

@@ -173,6 +173,15 @@ const char *expr_describe(Arena *a, const Value *v) {
   return "?";
 }
 
+const char *expr_describe_node(Arena *a, const YNode *y) {
+  if (y->kind == Y_MAP)
+    return "a mapping";
+  if (y->kind == Y_SEQ)
+    return "a list";
+  Value v = expr_literal(y);
+  return expr_describe(a, &v);
+}
+
 static const char *kind_name(VKind k) {
   switch (k) {
   case V_NULL:

@@ -42,7 +42,7 @@
 
 #include <jansson.h>
 
-#include "frontend.h"
+#include "weights_internal.h"
 
 /* The reference implementation refuses headers above 100 MB; so do we. */
 #define ST_MAX_HEADER ((uint64_t)100 << 20)

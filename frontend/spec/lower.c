@@ -29,6 +29,15 @@
  * is below 2^31), and ir_infer_shape_at() checks shapes without overflow;
  * its error is reported at the token it is about (an item of `in:`, an
  * attribute's value) or, when that token is implicit, at the layer's op.
+ *
+ * Context. An error inside a block instance is followed by its own notes,
+ * then by notes naming the instances around it ("in block 'bottleneck'
+ * instantiated as 'layer1.0'"). Those are owed until the next error is
+ * printed or the frame ends: while lowering, the Diag's hook (before_error)
+ * prints them before the next error, so errors.c need not know about frames.
+ *
+ * Attributes are converted by the op's table (frontend/spec/ops.c): each
+ * value by its kind into its Attrs field, then its rule.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +113,7 @@ struct Scope {
   Table names;    /* name -> Binding */
   PtrVec order;   /* Binding*, for hints */
   Table reserved; /* literal names of layers still to come */
-  int autoc[32];  /* per spec op: last automatic number */
+  Table autoc;    /* spec op name -> int *: its last automatic number */
 };
 
 typedef struct Frame {
@@ -124,7 +133,13 @@ typedef struct Frame {
 typedef struct {
   SpecCtx *c;
   Graph *g;
-  Arena *a; /* c->tmp */
+  Arena *a;            /* c->tmp */
+  Frame *frame;        /* innermost frame being lowered */
+  Frame *pending;      /* frame of the last error, its context notes not
+                          printed yet (they follow the error's own notes) */
+  int nodes;           /* nodes created (budget) */
+  int64_t param_elems; /* parameter values created (budget) */
+  bool abort;          /* a fatal error (runaway recursion): stop lowering */
 } Lower;
 
 static Scope *scope_new(Lower *lw, const Scope *parent, const char *name) {
@@ -186,10 +201,13 @@ static void instance_note(SpecCtx *c, const Frame *f, int between) {
     diag_report(c->diag, DIAG_NOTE, at->loc, at->span, "%s", inst);
 }
 
-/* Notes for the innermost two block instances and the outermost one. */
-void lower_context_notes(SpecCtx *c) {
-  Frame *from = c->pending;
-  c->pending = NULL;
+/* The notes owed to the last error: the innermost two block instances
+   around it and the outermost one. Printed before the next error (the
+   Diag's hook, before_error), when a frame ends and when lowering ends. */
+static void context_notes(Lower *lw) {
+  SpecCtx *c = lw->c;
+  Frame *from = lw->pending;
+  lw->pending = NULL;
   int total = 0;
   const Frame *outer = NULL;
   for (Frame *f = from; f; f = f->up)
@@ -205,6 +223,15 @@ void lower_context_notes(SpecCtx *c) {
     }
   if (total > shown)
     instance_note(c, outer, total - shown - 1);
+}
+
+/* The Diag's hook while lowering: an error is about to be printed. The
+   notes owed to the previous one come first; this one's are owed from now
+   on, to the frame being lowered. */
+static void before_error(void *ctx) {
+  Lower *lw = ctx;
+  context_notes(lw);
+  lw->pending = lw->frame;
 }
 
 /* ------------------------------------------------------------ value helpers */
@@ -276,9 +303,9 @@ static bool want_pair(Lower *lw, const YNode *y, const Value *v, const char *key
 }
 
 /* int, [h, w] or [top, left, bottom, right] (AK_PAD) */
-static bool want_pad(Lower *lw, const YNode *y, const Value *v, int64_t out[4]) {
+static bool want_pad(Lower *lw, const YNode *y, const Value *v, const char *key, int64_t out[4]) {
   if (v->kind == V_INT) {
-    if (!want_int(lw, y, v, "pad", 0, &out[0]))
+    if (!want_int(lw, y, v, key, 0, &out[0]))
       return false;
     out[1] = out[2] = out[3] = out[0];
     return true;
@@ -286,11 +313,11 @@ static bool want_pad(Lower *lw, const YNode *y, const Value *v, int64_t out[4]) 
   if (v->kind != V_LIST || (v->n != 2 && v->n != 4))
     return spec_error_at(lw->c, y,
                          "expected an integer, [h, w] or [top, left, "
-                         "bottom, right] for 'pad', got %s",
-                         describe(lw, v));
+                         "bottom, right] for '%s', got %s",
+                         key, describe(lw, v));
   int64_t p[4];
   for (int i = 0; i < v->n; i++)
-    if (!want_int(lw, item_at(y, i), &v->items[i], "pad", 0, &p[i]))
+    if (!want_int(lw, item_at(y, i), &v->items[i], key, 0, &p[i]))
       return false;
   if (v->n == 2) {
     out[0] = out[2] = p[0];
@@ -511,10 +538,16 @@ static const char *take_name(Lower *lw, Frame *f, Layer *L, bool *failed) {
   return local;
 }
 
+/* "relu3": the spec op's name and the next number free in s. */
 static const char *auto_name(Lower *lw, Scope *s, const SpecOp *op) {
-  int k = (int)(op - spec_ops);
+  const char *base = spec_op_name(op);
+  int *last = table_get(&s->autoc, base);
+  if (!last) {
+    last = arena_alloc(lw->a, sizeof *last);
+    table_put(lw->a, &s->autoc, base, last);
+  }
   for (;;) {
-    const char *n = arena_printf(lw->a, "%s%d", op->name, ++s->autoc[k]);
+    const char *n = arena_printf(lw->a, "%s%d", base, ++*last);
     if (!scope_find(s, n) && !table_get(&s->reserved, n))
       return n;
   }
@@ -529,100 +562,75 @@ static void bind_poisoned(Lower *lw, Frame *f, Layer *L) {
 
 static SrcLoc layer_loc(const Layer *L) { return L->node->loc; }
 
-/* Convert the attributes of an op layer into n->attr. */
+/* The further rule of a float attribute (AttrSpec.rule). */
+static bool check_rule(Lower *lw, const AttrSpec *as, const YNode *y, float x) {
+  switch (as->rule) {
+  case AR_POSITIVE:
+    if (!(x > 0))
+      return spec_error_at(lw->c, y, "'%s' must be positive", as->key);
+    return true;
+  case AR_PROBABILITY:
+    if (!(x >= 0 && x < 1))
+      return spec_error_at(lw->c, y, "'%s' must be in [0, 1), got %g", as->key, (double)x);
+    return true;
+  case AR_NONE:
+  case AR_KERNEL_IF_ABSENT:
+    return true;
+  }
+  return true;
+}
+
+/* Convert the value of attribute `as` by its kind into its field of a. */
+static bool set_attr(Lower *lw, const AttrSpec *as, const YNode *y, const Value *v, Attrs *a) {
+  void *field = (char *)a + as->field;
+  switch (as->kind) {
+  case AK_INT:
+    return want_int(lw, y, v, as->key, 1, field);
+  case AK_PAIR:
+    return want_pair(lw, y, v, as->key, 1, field);
+  case AK_PAD:
+    return want_pad(lw, y, v, as->key, field);
+  case AK_BOOL:
+    return want_bool(lw, y, v, as->key, field);
+  case AK_FLOAT:
+    return want_float(lw, y, v, as->key, field) && check_rule(lw, as, y, *(float *)field);
+  case AK_AXIS:
+    *(int *)field = 0; /* the IR counts per-sample dims */
+    if (v->kind != V_INT)
+      return spec_error_at(lw->c, y, "expected an integer for '%s', got %s", as->key,
+                           describe(lw, v));
+    if (v->i != 1)
+      return spec_error_at(lw->c, y, "only axis 1 (channels) is supported, got %lld",
+                           (long long)v->i);
+    return true;
+  }
+  CHECK(false, "attribute kind %d", (int)as->kind);
+  return false;
+}
+
+/* Convert the attributes of an op layer into a, each by its row of the op's
+   table (frontend/spec/ops.c), then the defaults that depend on other
+   attributes and what an alias's name implies. */
 static bool set_attrs(Lower *lw, Frame *f, Layer *L, Attrs *a) {
   const SpecOp *op = L->op;
-  bool ok = true, stride_given = false;
+  bool ok = true, given[SPEC_MAX_ATTRS] = {false};
   for (int i = 0; i < L->nargs; i++) {
-    const Arg *arg = &L->args[i];
-    const AttrSpec *as = NULL;
-    for (int j = 0; j < SPEC_MAX_ATTRS && op->attrs[j].key; j++)
-      if (!strcmp(op->attrs[j].key, arg->key))
-        as = &op->attrs[j];
+    const AttrSpec *as = spec_op_attr(op, L->args[i].key);
     if (!as)
       continue; /* reported by the checker */
     Value v;
-    if (!expr_value(lw->c, arg->val, f->env, &v)) {
+    if (!expr_value(lw->c, L->args[i].val, f->env, &v)) {
       ok = false;
       continue;
     }
-    const char *k = arg->key;
-    const YNode *y = arg->val;
-    bool r = true;
-    switch (as->kind) {
-    case AK_INT: {
-      int64_t x = 0;
-      r = want_int(lw, y, &v, k, 1, &x);
-      if (!strcmp(k, "out"))
-        (op->op == OP_LINEAR ? (a->out_features = x) : (a->out_channels = x));
-      else if (!strcmp(k, "groups"))
-        a->groups = x;
-      else if (!strcmp(k, "size"))
-        a->lrn_size = x;
-      break;
-    }
-    case AK_PAIR:
-      if (!strcmp(k, "kernel"))
-        r = want_pair(lw, y, &v, k, 1, a->kernel);
-      else if (!strcmp(k, "stride"))
-        r = want_pair(lw, y, &v, k, 1, a->stride), stride_given = true;
-      else if (!strcmp(k, "dilation"))
-        r = want_pair(lw, y, &v, k, 1, a->dilation);
-      else if (!strcmp(k, "out"))
-        r = want_pair(lw, y, &v, k, 1, a->out_hw);
-      break;
-    case AK_PAD:
-      r = want_pad(lw, y, &v, a->pad);
-      break;
-    case AK_BOOL:
-      if (!strcmp(k, "bias"))
-        r = want_bool(lw, y, &v, k, &a->has_bias);
-      else if (!strcmp(k, "ceil_mode"))
-        r = want_bool(lw, y, &v, k, &a->ceil_mode);
-      else if (!strcmp(k, "count_include_pad"))
-        r = want_bool(lw, y, &v, k, &a->count_include_pad);
-      break;
-    case AK_FLOAT: {
-      float x = 0;
-      r = want_float(lw, y, &v, k, &x);
-      if (!r)
-        break;
-      if (!strcmp(k, "eps")) {
-        if (!(x > 0))
-          r = spec_error_at(lw->c, y, "'eps' must be positive");
-        a->eps = x;
-      } else if (!strcmp(k, "p")) {
-        if (!(x >= 0 && x < 1))
-          r = spec_error_at(lw->c, y, "'p' must be in [0, 1), got %g", (double)x);
-        a->p = x;
-      } else if (!strcmp(k, "alpha")) {
-        a->alpha = x;
-      } else if (!strcmp(k, "beta")) {
-        a->beta = x;
-      } else if (!strcmp(k, "k")) {
-        a->k = x;
-      } else if (!strcmp(k, "factor")) {
-        a->scale = x;
-      }
-      break;
-    }
-    case AK_AXIS:
-      if (v.kind != V_INT)
-        r = spec_error_at(lw->c, y, "expected an integer for 'axis', got %s", describe(lw, &v));
-      else if (v.i != 1)
-        r = spec_error_at(lw->c, y, "only axis 1 (channels) is supported, got %lld",
-                          (long long)v.i);
-      a->axis = 0; /* the IR counts per-sample dims */
-      break;
-    }
-    ok = r && ok;
+    given[as - op->attrs] = true;
+    ok = set_attr(lw, as, L->args[i].val, &v, a) && ok;
   }
-  if ((op->op == OP_MAXPOOL || op->op == OP_AVGPOOL) && !stride_given) {
-    a->stride[0] = a->kernel[0];
-    a->stride[1] = a->kernel[1];
-  }
-  if (!strcmp(op->name, "global_avgpool"))
-    a->out_hw[0] = a->out_hw[1] = 1;
+  for (int j = 0; j < SPEC_MAX_ATTRS && op->attrs[j].key; j++)
+    if (op->attrs[j].rule == AR_KERNEL_IF_ABSENT && !given[j])
+      memcpy((char *)a + op->attrs[j].field, a->kernel, sizeof a->kernel);
+  if (op->implied)
+    op->implied(a);
   return ok;
 }
 
@@ -694,10 +702,10 @@ static void report_shape_error(Lower *lw, const Layer *L, const IrShapeError *e,
   const YNode *at = shape_error_token(L, e);
   /* the IR names its op ("adaptive_avgpool"); say what the spec said
      ("global_avgpool") */
-  const char *irname = ir_ops[L->op->op].name;
+  const char *irname = ir_ops[L->op->op].name, *name = spec_op_name(L->op);
   size_t k = strlen(irname);
-  if (strcmp(irname, L->op->name) && !strncmp(e->msg, irname, k) && e->msg[k] == ' ')
-    spec_error_at(c, at, "%s%s", L->op->name, e->msg + k);
+  if (strcmp(irname, name) && !strncmp(e->msg, irname, k) && e->msg[k] == ' ')
+    spec_error_at(c, at, "%s%s", name, e->msg + k);
   else
     spec_error_at(c, at, "%s", e->msg);
   if (e->note[0])
@@ -746,7 +754,7 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   const char *local = take_name(lw, f, L, &bad_name);
   bool owns = ir_ops[L->op->op].flags & OPF_WEIGHTS;
   if (!local && !bad_name && owns) {
-    spec_error_at(c, L->what, "a '%s' layer owns parameters and needs a name", L->op->name);
+    spec_error_at(c, L->what, "a '%s' layer owns parameters and needs a name", spec_op_name(L->op));
     spec_note(c, L->what->loc, 0, "add 'name: ...', or put it in a 'numbered' scope");
     return NULL;
   }
@@ -780,9 +788,9 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   if (!attrs_ok || !inputs_ok)
     return NULL;
 
-  if (++c->nodes > SPEC_MAX_NODES) {
+  if (++lw->nodes > SPEC_MAX_NODES) {
     spec_error_at(c, L->what, "the network has more than %d layers", SPEC_MAX_NODES);
-    c->abort = true;
+    lw->abort = true;
     return NULL;
   }
   const char *full = full_name(lw, f->scope, local);
@@ -801,13 +809,13 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
      error here rather than an allocation failure later. */
   for (int i = 0; i < n->nparams; i++)
     if (n->params[i])
-      c->param_elems += param_numel(n->params[i]);
-  if (c->param_elems > SPEC_MAX_PARAM_ELEMS) {
+      lw->param_elems += param_numel(n->params[i]);
+  if (lw->param_elems > SPEC_MAX_PARAM_ELEMS) {
     spec_error(c, layer_loc(L), 1,
                "the network has more than 2^32 parameter values (16 GiB of "
                "float32) at this layer (%lld)",
-               (long long)c->param_elems);
-    c->abort = true;
+               (long long)lw->param_elems);
+    lw->abort = true;
     n->dead = true;
     return NULL;
   }
@@ -823,7 +831,7 @@ static const YNode *at_override(const Layer *L, int64_t idx, const char *param) 
   for (int i = 0; i < L->at->n; i++) {
     Value k = expr_literal(L->at->keys[i]);
     if (k.kind == V_INT && k.i == idx)
-      return spec_map_get(L->at->items[i], param);
+      return ynode_get(L->at->items[i], param);
   }
   return NULL;
 }
@@ -852,7 +860,7 @@ static Node *instantiate(Lower *lw, Frame *f, Layer *L, const Env *env, int64_t 
                   "block instances)",
                   SPEC_MAX_DEPTH);
     spec_note(c, L->what->loc, 0, "a recursive block needs an 'if:' that stops it");
-    c->abort = true; /* every enclosing instance would fail the same way */
+    lw->abort = true; /* every enclosing instance would fail the same way */
     return NULL;
   }
   Scope *C = target;
@@ -950,96 +958,95 @@ static bool repeat_int(Lower *lw, YNode *y, const Env *env, const char *key, int
   return true;
 }
 
-/* block or group layer := { block: NAME | layers: [...], name?, in?, if?,
- *   repeat?, repeat_name?, repeat_from?, at?, numbered?, ARGUMENT* } */
-static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
+/* How a layer repeats: `count` instances numbered from `from`, named by
+   `fmt` (repeat_name, with "{}" where the index goes) or, when NULL, by
+   index if the layer has a name. */
+typedef struct {
+  int64_t count, from;
+  const char *fmt;
+} Repeat;
+
+/* The repeat keys of L, evaluated and checked (the `at` indexes too).
+   false: reported. */
+static bool eval_repeat(Lower *lw, Frame *f, Layer *L, Repeat *r) {
   SpecCtx *c = lw->c;
-  int64_t count = 1, from = 0;
-  const char *fmt = NULL;
-  if (L->repeat) {
-    if (!repeat_int(lw, L->repeat, f->env, "repeat", 1, SPEC_MAX_REPEAT, &count) ||
-        (L->repeat_from &&
-         !repeat_int(lw, L->repeat_from, f->env, "repeat_from", 0, LIMIT_31 - 1, &from))) {
-      bind_poisoned(lw, f, L);
-      return NULL;
-    }
-    if (L->repeat_name) {
-      Value v;
-      if (!expr_value(c, L->repeat_name, f->env, &v)) {
-        bind_poisoned(lw, f, L);
-        return NULL;
-      }
-      if (v.kind != V_STR || !strstr(v.s, "{}")) {
-        spec_error_at(c, L->repeat_name,
-                      "'repeat_name' needs a '{}' where the "
-                      "index goes, e.g. 'denselayer{}'");
-        bind_poisoned(lw, f, L);
-        return NULL;
-      }
-      fmt = v.s;
-    }
-    if (L->at && L->at->kind == Y_MAP) {
-      for (int i = 0; i < L->at->n; i++) {
-        Value k = expr_literal(L->at->keys[i]);
-        if (k.kind == V_INT && (k.i < from || k.i >= from + count)) {
-          spec_error_at(c, L->at->keys[i],
-                        "'at' index %lld is out of range "
-                        "(the instances are %lld to %lld)",
-                        (long long)k.i, (long long)from, (long long)(from + count - 1));
-          bind_poisoned(lw, f, L);
-          return NULL;
-        }
-      }
+  if (!repeat_int(lw, L->repeat, f->env, "repeat", 1, SPEC_MAX_REPEAT, &r->count) ||
+      (L->repeat_from &&
+       !repeat_int(lw, L->repeat_from, f->env, "repeat_from", 0, LIMIT_31 - 1, &r->from)))
+    return false;
+  if (L->repeat_name) {
+    Value v;
+    if (!expr_value(c, L->repeat_name, f->env, &v))
+      return false;
+    if (v.kind != V_STR || !strstr(v.s, "{}"))
+      return spec_error_at(c, L->repeat_name,
+                           "'repeat_name' needs a '{}' where the "
+                           "index goes, e.g. 'denselayer{}'");
+    r->fmt = v.s;
+  }
+  if (L->at && L->at->kind == Y_MAP) {
+    for (int i = 0; i < L->at->n; i++) {
+      Value k = expr_literal(L->at->keys[i]);
+      if (k.kind == V_INT && (k.i < r->from || k.i >= r->from + r->count))
+        return spec_error_at(c, L->at->keys[i],
+                             "'at' index %lld is out of range "
+                             "(the instances are %lld to %lld)",
+                             (long long)k.i, (long long)r->from,
+                             (long long)(r->from + r->count - 1));
     }
   }
+  return true;
+}
 
+/* The one input of a block or group into *in: its `in:` or the previous
+   layer's output (NULL: poisoned, the body is still lowered for its own
+   errors). false: more than one input (reported). */
+static bool compound_input(Lower *lw, Frame *f, Layer *L, Node *cur, Node **in) {
   Node **ins = &cur;
   int nin = 1;
   bool inputs_ok = cur != NULL;
   if (L->in) {
-    if (L->in->kind == Y_SEQ && L->in->n != 1) {
-      spec_error_at(c, L->in,
-                    "a block or group takes one input (it is 'input' "
-                    "inside), got %d",
-                    L->in->n);
-      bind_poisoned(lw, f, L);
-      return NULL;
-    }
+    if (L->in->kind == Y_SEQ && L->in->n != 1)
+      return spec_error_at(lw->c, L->in,
+                           "a block or group takes one input (it is 'input' "
+                           "inside), got %d",
+                           L->in->n);
     inputs_ok = resolve_inputs(lw, f, f->env, L->in, &ins, &nin);
   }
-  Node *in = inputs_ok ? ins[0] : NULL;
+  *in = inputs_ok ? ins[0] : NULL;
+  return true;
+}
 
-  const char *local = NULL;
-  if (L->name) {
-    local = name_value(lw, L->name, f->env);
-    if (!local) {
-      bind_poisoned(lw, f, L);
-      return NULL;
-    }
-  }
+/* A block or group without `repeat`: one instance named `local` (NULL:
+   spliced into the scope), unless its `if:` is false. */
+static Node *lower_once(Lower *lw, Frame *f, Layer *L, Node *cur, Node *in, const char *local) {
   Scope *P = f->scope;
-
-  if (!L->repeat) {
-    bool enabled = true;
-    if (L->if_ && !eval_cond(lw, L->if_, f->env, &enabled)) {
-      bind_poisoned(lw, f, L);
-      return NULL;
-    }
-    if (!enabled) {
-      if (local) {
-        Binding *b = bind(lw, P, local, in, L->name->loc, L->name->span);
-        if (b)
-          b->disabled = true;
-      }
-      return cur;
-    }
-    if (local && P->numbered)
-      P->position++;
-    /* with a poisoned input the body is still walked for its own errors */
-    return instantiate(lw, f, L, f->env, -1, P, local, in);
+  bool enabled = true;
+  if (L->if_ && !eval_cond(lw, L->if_, f->env, &enabled)) {
+    bind_poisoned(lw, f, L);
+    return NULL;
   }
+  if (!enabled) {
+    if (local) {
+      Binding *b = bind(lw, P, local, in, L->name->loc, L->name->span);
+      if (b)
+        b->disabled = true;
+    }
+    return cur;
+  }
+  if (local && P->numbered)
+    P->position++;
+  /* with a poisoned input the body is still walked for its own errors */
+  return instantiate(lw, f, L, f->env, -1, P, local, in);
+}
 
-  /* repeated */
+/* A repeated block or group: instances one after another, each with its
+   $index and its own `if:`, in a scope `local` (NULL: in the enclosing
+   scope, named by repeat_name, or spliced). */
+static Node *lower_repeated(Lower *lw, Frame *f, Layer *L, Node *cur, Node *in, const char *local,
+                            const Repeat *r) {
+  SpecCtx *c = lw->c;
+  Scope *P = f->scope;
   Scope *S = NULL;
   Binding *sb = NULL;
   if (local) {
@@ -1055,11 +1062,11 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
   bool any = false, failed = false;
   if (sb)
     sb->busy = true;
-  for (int64_t k = 0; k < count && !c->stop && !c->abort; k++) {
-    int64_t idx = from + k;
+  for (int64_t k = 0; k < r->count && !c->stop && !lw->abort; k++) {
+    int64_t idx = r->from + k;
     Env *e = expr_bind(lw->a, f->env, "index", (Value){.kind = V_INT, .i = idx});
     if (L->if_) {
-      bool en;
+      bool en = false;
       if (!eval_cond(lw, L->if_, e, &en)) {
         failed = true;
         break;
@@ -1068,9 +1075,9 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
         continue;
     }
     const char *iname = NULL;
-    if (fmt) {
-      const char *p = strstr(fmt, "{}");
-      iname = arena_printf(lw->a, "%.*s%lld%s", (int)(p - fmt), fmt, (long long)idx, p + 2);
+    if (r->fmt) {
+      const char *p = strstr(r->fmt, "{}");
+      iname = arena_printf(lw->a, "%.*s%lld%s", (int)(p - r->fmt), r->fmt, (long long)idx, p + 2);
     } else if (local) {
       iname = arena_printf(lw->a, "%lld", (long long)idx);
     }
@@ -1094,6 +1101,22 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
   return any || failed ? x : cur;
 }
 
+/* block or group layer := { block: NAME | layers: [...], name?, in?, if?,
+ *   repeat?, repeat_name?, repeat_from?, at?, numbered?, ARGUMENT* } */
+static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
+  Repeat r = {.count = 1};
+  Node *in = NULL;
+  const char *local = NULL;
+  if ((L->repeat && !eval_repeat(lw, f, L, &r)) || !compound_input(lw, f, L, cur, &in) ||
+      (L->name && !(local = name_value(lw, L->name, f->env)))) {
+    bind_poisoned(lw, f, L);
+    return NULL;
+  }
+  if (!L->repeat)
+    return lower_once(lw, f, L, cur, in, local);
+  return lower_repeated(lw, f, L, cur, in, local, &r);
+}
+
 /* ------------------------------------------------------------------ lists */
 
 static Node *lower_layer(Lower *lw, Frame *f, Layer *L, Node *cur) {
@@ -1112,21 +1135,21 @@ static Node *lower_layer(Lower *lw, Frame *f, Layer *L, Node *cur) {
    frame's input if none is). */
 static Node *lower_layers(Lower *lw, Frame *f) {
   SpecCtx *c = lw->c;
-  Frame *saved = c->frame;
-  c->frame = f;
+  Frame *saved = lw->frame;
+  lw->frame = f;
   for (int i = 0; i < f->nlayers; i++) {
     YNode *n = f->layers[i]->name;
     if (n && n->kind == Y_SCALAR && !strchr(n->str, '$'))
       table_put(lw->a, &f->scope->reserved, n->str, (void *)n);
   }
   Node *cur = f->input;
-  for (int i = 0; i < f->nlayers && !c->stop && !c->abort; i++) {
+  for (int i = 0; i < f->nlayers && !c->stop && !lw->abort; i++) {
     f->cur = i;
     cur = lower_layer(lw, f, f->layers[i], cur);
   }
   f->cur = f->nlayers;
-  lower_context_notes(c); /* before this frame goes away */
-  c->frame = saved;
+  context_notes(lw); /* before this frame goes away */
+  lw->frame = saved;
   return cur;
 }
 
@@ -1164,7 +1187,7 @@ static Node *lower_input(Lower *lw, Scope *top, const SpecInput *in) {
   Binding *b = bind(lw, top, in->name, NULL, in->node->loc, in->node->span);
   if (!b)
     return NULL;
-  c->nodes++;
+  lw->nodes++;
   Node *n = ir_node_new(lw->g, OP_INPUT, in->name, NULL, 0, in->node->loc);
   n->shape = s;
   char err[512];
@@ -1176,17 +1199,17 @@ static Node *lower_input(Lower *lw, Scope *top, const SpecInput *in) {
   return n;
 }
 
-bool lower_spec(SpecCtx *c, Spec *s) {
-  Lower lw = {c, c->g, c->tmp};
+static bool lower_network(Lower *lw, Spec *s) {
+  SpecCtx *c = lw->c;
   Graph *g = c->g;
   int errors0 = diag_error_count(c->diag);
-  Scope *top = scope_new(&lw, NULL, NULL);
+  Scope *top = scope_new(lw, NULL, NULL);
   g->ninputs = s->ninputs;
   g->inputs = arena_alloc(g->arena, sizeof(GraphIO) * (size_t)s->ninputs);
   Node *first = NULL;
   bool inputs_ok = true;
   for (int i = 0; i < s->ninputs; i++) {
-    Node *n = lower_input(&lw, top, &s->inputs[i]);
+    Node *n = lower_input(lw, top, &s->inputs[i]);
     if (!n)
       inputs_ok = false;
     g->inputs[i].name = arena_strdup(g->arena, s->inputs[i].name);
@@ -1196,10 +1219,9 @@ bool lower_spec(SpecCtx *c, Spec *s) {
   }
   Frame f = {
       .scope = top, .input = inputs_ok ? first : NULL, .layers = s->layers, .nlayers = s->nlayers};
-  f.env = bind_in_channels(&lw, NULL, f.input);
-  Node *last = lower_layers(&lw, &f);
-  c->frame = NULL;
-  if (c->stop || c->abort)
+  f.env = bind_in_channels(lw, NULL, f.input);
+  Node *last = lower_layers(lw, &f);
+  if (c->stop || lw->abort)
     return false;
 
   /* outputs := ref | [ref, ...]; default: the last layer */
@@ -1215,7 +1237,7 @@ bool lower_spec(SpecCtx *c, Spec *s) {
     g->outputs = arena_alloc(g->arena, sizeof(GraphIO) * (size_t)n);
     for (int i = 0; i < n; i++) {
       bool ok;
-      Node *x = resolve_ref(&lw, &f, NULL, items[i], &ok);
+      Node *x = resolve_ref(lw, &f, NULL, items[i], &ok);
       g->outputs[i].node = x;
       g->outputs[i].name = arena_strdup(g->arena, items[i]->kind == Y_SCALAR ? items[i]->str : "?");
     }
@@ -1233,4 +1255,13 @@ bool lower_spec(SpecCtx *c, Spec *s) {
   /* nodes marked dead after a failed inference never survive an error, so
      a successful graph has none */
   return true;
+}
+
+bool lower_spec(SpecCtx *c, Spec *s) {
+  Lower lw = {.c = c, .g = c->g, .a = c->tmp};
+  DiagHook outer = diag_set_hook(c->diag, (DiagHook){before_error, &lw});
+  bool ok = lower_network(&lw, s);
+  context_notes(&lw);
+  diag_set_hook(c->diag, outer);
+  return ok;
 }

@@ -36,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frontend.h"
+#include "weights_internal.h"
 
 /* --------------------------------------------------------------- helpers */
 
@@ -113,9 +113,7 @@ static int cmp_param_name(const void *a, const void *b) {
 /* Params of g sorted by name (malloc'ed; caller frees). */
 static Param **params_by_name(const Graph *g) {
   int n = g->params.len;
-  Param **v = malloc((n ? n : 1) * sizeof *v);
-  if (!v)
-    return NULL;
+  Param **v = xmalloc((n ? n : 1) * sizeof *v);
   for (int i = 0; i < n; i++)
     v[i] = GRAPH_PARAM(g, i);
   qsort(v, n, sizeof *v, cmp_param_name);
@@ -149,35 +147,24 @@ bool weights_load(Graph *g, const char *path, Diag *d) {
   return weights_load_progress(g, path, d, NULL);
 }
 
-bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHook *progress) {
-  SrcLoc at = {path, 0, 0};
-  char err[512];
-  StFile *f = st_open(path, err, sizeof err);
-  if (!f) {
-    diag_report(d, DIAG_ERROR, at, 1, "%s", err);
-    return false;
-  }
+/* What is wrong between the graph's parameters and a file's tensors. */
+typedef struct {
+  int missing, unexpected, misshaped, baddtype;
+} Mismatch;
 
-  int np = g->params.len;
-  Param **sorted = params_by_name(g);
-  if (!sorted) {
-    diag_report(d, DIAG_ERROR, at, 1, "out of memory");
-    st_close(f);
-    return false;
-  }
-
-  int missing = 0, unexpected = 0, misshaped = 0, baddtype = 0;
+/* Every parameter against its tensor, in definition order (the order the
+   user reads the spec in): missing, of a dtype cnncc cannot convert, or
+   mis-shaped. Each is reported (at `at`, the file) and counted. */
+static void check_params(const Graph *g, const StFile *f, Diag *d, SrcLoc at, Mismatch *m) {
   char a[128], b[128], o[160];
-
-  /* Parameters, in definition order (the order the user reads the spec in). */
-  for (int i = 0; i < np; i++) {
+  for (int i = 0; i < g->params.len; i++) {
     Param *p = GRAPH_PARAM(g, i);
     const StTensor *t = st_find(f, p->name);
     if (!t) {
       diag_report(d, DIAG_ERROR, at, 1, "missing tensor '%s' of shape %s%s", p->name,
                   dims_str(p->rank, p->dims, a, sizeof a), owner_str(g, p, o, sizeof o));
       note_defined_here(d, p);
-      missing++;
+      m->missing++;
       continue;
     }
     if (t->dtype == ST_OTHER) {
@@ -186,7 +173,7 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
                   "BF16",
                   p->name, owner_str(g, p, o, sizeof o), t->dtype_name);
       note_defined_here(d, p);
-      baddtype++;
+      m->baddtype++;
     }
     bool same = t->rank == p->rank;
     for (int k = 0; same && k < p->rank; k++)
@@ -202,14 +189,20 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
       else
         note_input_size(d, at, g, p, t);
       note_defined_here(d, p);
-      misshaped++;
+      m->misshaped++;
     }
   }
+}
 
-  /* Tensors nobody asked for, in file order. */
-  const char **names = malloc((size_t)(np > 0 ? np : 1) * sizeof *names);
-  for (int i = 0; names && i < np; i++)
+/* Every tensor of the file that no parameter wants, in file order, with the
+   closest parameter name as a hint: reported and counted. */
+static void check_tensors(const Graph *g, const StFile *f, Diag *d, SrcLoc at, Mismatch *m) {
+  int np = g->params.len;
+  Param **sorted = params_by_name(g);
+  const char **names = xmalloc((size_t)(np > 0 ? np : 1) * sizeof *names);
+  for (int i = 0; i < np; i++)
     names[i] = GRAPH_PARAM(g, i)->name;
+  char a[128];
   for (int i = 0; i < st_count(f); i++) {
     const StTensor *t = st_tensor(f, i);
     if (ends_with(t->name, ".num_batches_tracked") || find_param(sorted, np, t->name))
@@ -218,41 +211,43 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
                 "unexpected tensor '%s' (%s, shape %s): the spec has no "
                 "parameter of that name",
                 t->name, t->dtype_name, dims_str(t->rank, t->shape, a, sizeof a));
-    const char *hint = names ? diag_suggest(t->name, names, np) : NULL;
+    const char *hint = diag_suggest(t->name, names, np);
     if (hint)
       diag_report(d, DIAG_NOTE, at, 1, "did you mean '%s'?", hint);
-    unexpected++;
+    m->unexpected++;
   }
   free(names);
   free(sorted);
+}
 
-  int bad = missing + unexpected + misshaped + baddtype;
-  if (bad) {
-    char sum[256];
-    int k = 0;
-    sum[0] = 0;
+/* The closing note of a mismatch: how many of each problem, how many
+   parameters and tensors, and whether the file is another network's. */
+static void note_mismatch(const Graph *g, const StFile *f, Diag *d, SrcLoc at, const Mismatch *m) {
+  char sum[256];
+  int k = 0;
+  sum[0] = 0;
 #define PART(n, fmt)                                                                               \
   if (n)                                                                                           \
     k += snprintf(sum + k, sizeof sum - k, "%s%d " fmt, k ? ", " : "", n, n == 1 ? "" : "s");
-    PART(missing, "missing tensor%s")
-    PART(unexpected, "unexpected tensor%s")
-    PART(misshaped, "mis-shaped tensor%s")
-    PART(baddtype, "tensor%s with an unsupported dtype")
+  PART(m->missing, "missing tensor%s")
+  PART(m->unexpected, "unexpected tensor%s")
+  PART(m->misshaped, "mis-shaped tensor%s")
+  PART(m->baddtype, "tensor%s with an unsupported dtype")
 #undef PART
-    int nt = st_count(f);
+  int np = g->params.len, nt = st_count(f);
+  diag_report(d, DIAG_NOTE, at, 1, "%s; the spec defines %d parameter%s, the file has %d tensor%s",
+              sum, np, np == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
+  if (np > 0 && m->missing == np && nt > 0)
     diag_report(d, DIAG_NOTE, at, 1,
-                "%s; the spec defines %d parameter%s, the file has %d tensor%s", sum, np,
-                np == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
-    if (np > 0 && missing == np && st_count(f) > 0)
-      diag_report(d, DIAG_NOTE, at, 1,
-                  "no tensor in the file has a parameter's name: are these "
-                  "the weights of another network?");
-    st_close(f);
-    return false;
-  }
+                "no tensor in the file has a parameter's name: are these "
+                "the weights of another network?");
+}
 
-  /* Copy (the file is mapped: this is where it is read), in pieces of
-     4 MB of file so the progress display moves on a 500 MB file. */
+/* Copy every tensor into its parameter as float32 (the file is mapped: this
+   is where it is read), in pieces of 4 MB of file so the progress display
+   moves on a 500 MB file. */
+static void copy_tensors(Graph *g, const StFile *f, const ProgressHook *progress) {
+  int np = g->params.len;
   double total = 0, done = 0;
   for (int i = 0; i < np; i++)
     total += (double)st_find(f, GRAPH_PARAM(g, i)->name)->nbytes;
@@ -272,8 +267,27 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
     }
   }
   progress_report(progress, "reading weights", total, total, "B");
+}
+
+bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHook *progress) {
+  SrcLoc at = {path, 0, 0};
+  char err[512];
+  StFile *f = st_open(path, err, sizeof err);
+  if (!f) {
+    diag_report(d, DIAG_ERROR, at, 1, "%s", err);
+    return false;
+  }
+  /* every problem is reported before anything is copied */
+  Mismatch m = {0};
+  check_params(g, f, d, at, &m);
+  check_tensors(g, f, d, at, &m);
+  bool ok = !m.missing && !m.unexpected && !m.misshaped && !m.baddtype;
+  if (ok)
+    copy_tensors(g, f, progress);
+  else
+    note_mismatch(g, f, d, at, &m);
   st_close(f);
-  return true;
+  return ok;
 }
 
 /* ---------------------------------------- weights_init_deterministic */
@@ -337,13 +351,10 @@ void weights_init_deterministic(Graph *g, uint64_t seed) {
     } else if (ends_with(p->name, ".bias")) {
       /* The layer's weight decides: BN (rank 1) or conv/linear. */
       size_t len = strlen(p->name) - strlen(".bias");
-      char *wname = malloc(len + sizeof ".weight");
-      Param *w = NULL;
-      if (wname && sorted) {
-        memcpy(wname, p->name, len);
-        strcpy(wname + len, ".weight");
-        w = find_param(sorted, np, wname);
-      }
+      char *wname = xmalloc(len + sizeof ".weight");
+      memcpy(wname, p->name, len);
+      strcpy(wname + len, ".weight");
+      Param *w = find_param(sorted, np, wname);
       free(wname);
       if (!w || w->rank == 1)
         fill_const(p, 0.0f);
