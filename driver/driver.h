@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "backend/backend.h"
+#include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
 
@@ -39,6 +40,8 @@ typedef struct {
   const char *passes, *print_after, *target_cpu, *target_features;
   EmitKind emit;
   bool emit_ir, emit_dot;
+  OnnxInputShape shapes[16]; /* --input-shape NAME=CxHxW (ONNX models) */
+  int nshapes;
 } Options;
 
 /* ---------------------------------------------------------------- options.c */

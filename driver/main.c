@@ -87,8 +87,24 @@ static void setup_progress(Progress *prog, const Options *o) {
                                        (o->emit_ir || o->emit_dot ? 0 : 4 + (o->emit == EMIT_SO)));
 }
 
-/* The weights from --weights, or the deterministic initialization. */
-static bool bind_weights(Graph *g, const Options *o, Progress *prog, Diag *d) {
+/* An ONNX model: its weights come with it. */
+static Graph *load_onnx(const Options *o, Diag *d) {
+  if (o->weights) {
+    diag_plain(d, DIAG_ERROR,
+               "'%s' is an ONNX model, which carries its own weights: --weights is "
+               "for specs",
+               o->spec);
+    return NULL;
+  }
+  OnnxOptions oo = {.shapes = o->shapes, .nshapes = o->nshapes};
+  return onnx_load_file(o->spec, &oo, d);
+}
+
+/* The weights from --weights, or the deterministic initialization; an ONNX
+   model's are bound already. */
+static bool bind_weights(Graph *g, const Options *o, bool onnx, Progress *prog, Diag *d) {
+  if (onnx)
+    return true;
   if (!o->weights) {
     weights_init_deterministic(g, o->seed);
     if (!o->quiet)
@@ -132,8 +148,8 @@ static int compile(Graph *g, Options *o, Progress *prog, Diag *d) {
 }
 
 /* Weights, passes, then the output: the graph itself or the backend's. */
-static int run(Graph *g, Options *o, const PassOptions *po, Progress *prog, Diag *d) {
-  if (!bind_weights(g, o, prog, d))
+static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress *prog, Diag *d) {
+  if (!bind_weights(g, o, onnx, prog, d))
     return EXIT_USER;
   if (o->verbose)
     fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name, g->nodes.len,
@@ -169,14 +185,15 @@ int main(int argc, char **argv) {
   }
   setup_progress(prog, &o);
   progress_step(prog, "reading %s", o.spec);
-  Graph *g = spec_load_file(o.spec, d);
+  bool onnx = onnx_file_sniff(o.spec);
+  Graph *g = onnx ? load_onnx(&o, d) : spec_load_file(o.spec, d);
   progress_done(prog);
   if (!g)
     rc = EXIT_USER;
   else if (o.summary)
     report_summary(g, stdout);
   else
-    rc = run(g, &o, &po, prog, d);
+    rc = run(g, &o, onnx, &po, prog, d);
   ir_graph_free(g);
   diag_free(d);
   return rc;

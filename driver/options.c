@@ -123,6 +123,36 @@ static int opt_tune(Options *o, const char *v, Diag *d) {
     return bad(d, "%s%s", err, "");
   return 0;
 }
+/* NAME=CxHxW or NAME=F: an ONNX input's shape per sample. */
+static int opt_input_shape(Options *o, const char *v, Diag *d) {
+  const char *eq = strrchr(v, '=');
+  if (!eq || eq == v)
+    return bad(d, "--input-shape expects NAME=CxHxW or NAME=F, got '%s'%s", v, "");
+  if (o->nshapes == (int)(sizeof o->shapes / sizeof o->shapes[0]))
+    return bad(d, "too many --input-shape options (at most 16)%s%s", "", "");
+  OnnxInputShape *s = &o->shapes[o->nshapes];
+  s->name = strndup(v, (size_t)(eq - v));
+  s->rank = 0;
+  for (const char *p = eq + 1;;) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(p, &end, 10);
+    if (end == p || errno || x <= 0 || x > ((int64_t)1 << 31) || s->rank == 3 ||
+        (*end && *end != 'x'))
+      return bad(d, "--input-shape expects NAME=CxHxW or NAME=F with positive sizes, got '%s'%s", v,
+                 "");
+    s->dims[s->rank++] = x;
+    if (!*end)
+      break;
+    p = end + 1;
+  }
+  if (s->rank == 2)
+    return bad(d, "--input-shape '%s': a per-sample shape is CxHxW (an image) or F (a vector)%s", v,
+               "");
+  o->nshapes++;
+  return 0;
+}
+
 static int opt_summary(Options *o, const char *v, Diag *d) {
   o->summary = true;
   return 0;
@@ -180,6 +210,9 @@ static const OptionDef options[] = {
     {"--tune", NULL, true, " (KEY=VALUE, or help)", opt_tune, "--tune KEY=VALUE",
      "set a kernel tuning value (repeatable; the keys are below);\n"
      "values other than the defaults are named in cnn_info.compiler"},
+    {"--input-shape", NULL, true, NULL, opt_input_shape, "--input-shape N=CxHxW",
+     "an ONNX input's shape per sample, where the model leaves it\n"
+     "symbolic (repeatable; the first dimension is always the batch)"},
     {"--summary", NULL, false, NULL, opt_summary, "--summary",
      "print a per-layer table (shapes, params, MACs) and exit"},
     {"--stats", NULL, false, NULL, opt_stats, "--stats", "print what each pass did"},
@@ -197,9 +230,10 @@ static const OptionDef options[] = {
 #define NOPTIONS ((int)(sizeof options / sizeof options[0]))
 
 static void print_help(void) {
-  printf("usage: cnncc SPEC.yaml [-o OUT] [options]\n"
+  printf("usage: cnncc SPEC.yaml|MODEL.onnx [-o OUT] [options]\n"
          "\n"
-         "Compiles a network spec into a shared object exporting the cnn.h ABI.\n"
+         "Compiles a network spec or an ONNX model into a shared object exporting\n"
+         "the cnn.h ABI. The input's kind is decided by its content.\n"
          "\n"
          "options:\n");
   for (int k = 0; k < NOPTIONS; k++) {

@@ -19,6 +19,13 @@
  *   frontend/weights/   parameter values (weights_internal.h)
  *     safetensors.c     safetensors reader (header JSON via jansson)
  *     weights.c         binding tensors to parameters; deterministic init
+ *   frontend/onnx/      ONNX models, weights included (onnx_internal.h)
+ *     model.c           the file, decoded by protobuf-c; tensors, external data
+ *     values.c          every ONNX value by name: a constant or an IR node
+ *     fold.c            constant folding of the shape arithmetic
+ *     ops.c             the op table: op, opsets, lowering
+ *     lower.c           each supported op into IR nodes
+ *     load.c            the entry points
  *
  * User errors go through a Diag and make the entry point return NULL/false;
  * nothing here calls exit() (only running out of memory ends the process,
@@ -58,5 +65,29 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
    (PyTorch's default bounds), BN weight 1, bias 0, mean 0, var 1. The values
    of one parameter depend only on the seed and its name. */
 void weights_init_deterministic(Graph *g, uint64_t seed);
+
+/* ------------------------------------------------------------ ONNX (onnx/) */
+
+/* A graph input's per-sample shape given on the command line
+   (--input-shape NAME=3x224x224), for inputs whose ONNX shape is symbolic
+   or missing beyond the batch. */
+typedef struct {
+  const char *name;
+  int rank; /* 1 or 3 */
+  int64_t dims[3];
+} OnnxInputShape;
+
+typedef struct {
+  const OnnxInputShape *shapes;
+  int nshapes;
+} OnnxOptions;
+
+/* Whether the file is an ONNX model, by its content: a protobuf ModelProto
+   starts with a field key, and a spec is text. false if it cannot be read
+   (the spec reader then reports that). */
+bool onnx_file_sniff(const char *path);
+/* Reads an ONNX model into a graph with inferred shapes and every parameter
+   bound from the model's initializers. NULL after a reported error. */
+Graph *onnx_load_file(const char *path, const OnnxOptions *o, Diag *d);
 
 #endif

@@ -5,6 +5,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       llvm-19-dev libyaml-dev libjansson-dev libcriterion-dev
+      libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata python3-onnx
       python3 python3-numpy python3-torch python3-torchvision
       python3-sklearn graphviz
       clang-19 libclang-rt-19-dev clang-format-19 valgrind)

@@ -1,0 +1,205 @@
+/*
+ * onnx_internal.h: the ONNX room of the frontend; its map.
+ *
+ *   model.c   the file: read (mmap), decoded by protobuf-c (code generated at
+ *             build time from Debian's onnx.proto), the opset checked;
+ *             TensorProto -> OxConst (raw_data, typed fields, external data
+ *             beside the model, mmapped)
+ *   values.c  the small form the lowering works on: every ONNX value by name,
+ *             either a constant (OxConst, folded) or a tensor computed at run
+ *             time (an IR node); graph inputs and outputs
+ *   fold.c    constant folding of the shape arithmetic exporters emit
+ *             (Shape, Gather, Unsqueeze, Concat, Slice, Cast, ...), with the
+ *             batch size as a symbolic element
+ *   ops.c     the op table: each ONNX op with its opsets and its lowering
+ *   lower.c   the lowering of each supported op into IR nodes
+ *   load.c    onnx_load_file: model -> inputs -> every unsupported op at once
+ *             -> nodes in order (fold or lower) -> outputs
+ *
+ * Call graph (one way only): load -> ops -> lower -> fold -> values -> model.
+ *
+ * An ONNX tensor computed at run time has the batch as its first dimension;
+ * the IR's shapes are per sample, so a [N, C, H, W] tensor is the IR shape
+ * [C, H, W] and [N, F] is [F]. An ONNX axis k of such a tensor is IR axis
+ * k - 1; an op over the batch axis is not supported. Constants (weights,
+ * shape arithmetic) are OxConsts: float32 or int64, any rank; an int64
+ * element may be the symbolic batch size (Shape of a run-time tensor), so
+ * `x.view(x.size(0), -1)` folds to a Reshape to [batch, -1], a flatten.
+ */
+#ifndef CNNCC_ONNX_INTERNAL_H
+#define CNNCC_ONNX_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../frontend.h"
+#include "onnx.pb-c.h"
+
+#define OX_MIN_OPSET 7
+#define OX_MAX_OPSET 17
+#define OX_MAX_RANK 8
+#define OX_MAX_ERRORS 50
+
+/* ------------------------------------------------------------- constants */
+
+typedef enum { OX_F32, OX_I64 } OxDtype;
+
+/* A constant tensor. f or i holds numel values (row-major); batch, if not
+   NULL, marks the i64 elements that stand for the symbolic batch size. */
+typedef struct {
+  OxDtype dtype;
+  int rank;
+  int64_t dims[OX_MAX_RANK];
+  int64_t numel;
+  float *f;
+  int64_t *i;
+  unsigned char *batch;
+} OxConst;
+
+/* ------------------------------------------------------------------ values */
+
+typedef enum {
+  OXV_CONST,  /* known at compile time */
+  OXV_TENSOR, /* computed at run time: an IR node, batch first */
+} OxKind;
+
+typedef struct OxValue {
+  const char *name;
+  OxKind kind;
+  OxConst c;  /* OXV_CONST */
+  Node *node; /* OXV_TENSOR: its IR node (shape per sample) */
+  /* OXV_TENSOR made by a Pad that the next conv or pool absorbs: the
+     padding (top, left, bottom, right) and its value, not yet applied. */
+  bool padded;
+  int64_t pads[4];
+  float pad_value;
+  bool nonneg;                     /* OXV_TENSOR: known >= 0 (a ReLU's output) */
+  const Onnx__NodeProto *producer; /* NULL: graph input or initializer */
+  int uses;                        /* in the uses table only: the count */
+} OxValue;
+
+/* Rank of a run-time tensor with the batch: 4 for [N, C, H, W], 2 for
+   [N, F]. */
+int ox_rank(const OxValue *v);
+
+/* ------------------------------------------------------------------ context */
+
+typedef struct OxModel OxModel;
+
+typedef struct OxCtx {
+  Diag *d;
+  const char *path; /* the model file, for messages */
+  Graph *g;
+  Arena *a; /* the graph's arena: names, constants */
+  OxModel *model;
+  int64_t opset; /* of the default domain */
+  const OnnxOptions *opts;
+  struct OxTable *values;      /* name -> OxValue */
+  struct OxTable *uses;        /* name -> how many nodes and graph outputs read it */
+  struct OxTable *ir_names;    /* IR node names taken */
+  int64_t static_batch;        /* the graph inputs' fixed first dimension, or 0 */
+  const Onnx__NodeProto *node; /* being lowered (messages) */
+  int errors;
+} OxCtx;
+
+/* ---------------------------------------------------------------- model.c */
+
+/* Reads and decodes the file; NULL after a reported error. */
+OxModel *ox_model_read(OxCtx *cx, const char *path);
+void ox_model_free(OxModel *m);
+const Onnx__ModelProto *ox_model_proto(const OxModel *m);
+/* The opset of the default domain ("" or "ai.onnx"); -1 after an error. */
+int64_t ox_model_opset(OxCtx *cx, const OxModel *m);
+/* A TensorProto's value (float32 or int64; other types are an error that
+   names `what`). Data comes from raw_data, the typed fields, or external
+   data relative to the model's folder. */
+bool ox_tensor_const(OxCtx *cx, const Onnx__TensorProto *t, const char *what, OxConst *out);
+
+/* ---------------------------------------------------------------- values.c */
+
+/* "model.onnx: error: node 'NAME' (OP): ..." for the node being lowered,
+   "model.onnx: error: ..." without one. Returns false. */
+bool ox_error(OxCtx *cx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ox_note(OxCtx *cx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A name for messages: the node's name, else its first output. */
+const char *ox_node_label(const Onnx__NodeProto *n);
+
+void ox_values_init(OxCtx *cx);
+void ox_values_free(OxCtx *cx);
+OxValue *ox_value(OxCtx *cx, const char *name);
+/* A new value named `name`; false (reported) if one exists already. */
+OxValue *ox_value_new(OxCtx *cx, const char *name, OxKind kind);
+/* Readers of a value: counted once before lowering (ox_use), read by the
+   lowerings that fold a node into its only reader. */
+void ox_use(OxCtx *cx, const char *name);
+int ox_uses(OxCtx *cx, const char *name);
+/* IR node names: whether one is taken, and taking it. */
+bool ox_name_taken(OxCtx *cx, const char *name);
+void ox_name_claim(OxCtx *cx, const char *name);
+/* Input k of node n, or NULL if absent (optional inputs: "" or past the
+   end); a missing value is reported. */
+OxValue *ox_input(OxCtx *cx, const Onnx__NodeProto *n, int k, bool *ok);
+
+/* Constants: allocate (arena), element access, make. */
+bool ox_const_alloc(OxCtx *cx, OxConst *c, OxDtype dt, int rank, const int64_t *dims);
+double ox_const_get(const OxConst *c, int64_t k);
+/* The constant as int64s (float ones truncated), e.g. an axes or shape
+   input; false (reported) if any element is the batch and !allow_batch. */
+bool ox_const_ints(OxCtx *cx, OxConst *c, bool allow_batch, const char *what);
+
+/* Attributes of the node being lowered. */
+const Onnx__AttributeProto *ox_attr(const Onnx__NodeProto *n, const char *name);
+int64_t ox_attr_int(const Onnx__NodeProto *n, const char *name, int64_t def);
+float ox_attr_float(const Onnx__NodeProto *n, const char *name, float def);
+/* A list of ints into out (at most max); returns the count, def_n (with the
+   defaults already in out) if absent, -1 if longer than max. */
+int ox_attr_ints(const Onnx__NodeProto *n, const char *name, int64_t *out, int max, int def_n);
+/* A string attribute, or def. */
+const char *ox_attr_string(OxCtx *cx, const Onnx__NodeProto *n, const char *name, const char *def);
+
+/* ------------------------------------------------------------------ fold.c */
+
+/* Whether op_type is evaluated at compile time when its inputs are known. */
+bool ox_foldable(const char *op_type);
+/* Evaluates n (every input a constant, but Shape's) into its outputs. */
+bool ox_fold(OxCtx *cx, const Onnx__NodeProto *n);
+
+/* ------------------------------------------------------------------ lower.c */
+
+typedef bool (*OxLowerFn)(OxCtx *cx, const Onnx__NodeProto *n);
+
+/* One lowering per op family; each checks the attributes and inputs of its
+   op at the model's opset and reports what it cannot express. */
+bool ox_lower_conv(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_batchnorm(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_pool(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_global_pool(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_lrn(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_gemm(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_matmul(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_relu(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_clip(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_flatten(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_reshape(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_concat(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_add(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_sum_mean(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_mul_div(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_softmax(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_identity(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_pad(OxCtx *cx, const Onnx__NodeProto *n);
+
+/* ------------------------------------------------------------------- ops.c */
+
+typedef struct {
+  const char *op_type;
+  int since, until; /* opsets of the default domain this row serves */
+  OxLowerFn lower;  /* NULL: folded only (all inputs must be constants) */
+} OxOpInfo;
+
+/* The row of op_type at opset, or NULL. */
+const OxOpInfo *ox_op_find(const char *domain, const char *op_type, int64_t opset);
+/* Whether op_type exists in the table at some opset (for messages). */
+bool ox_op_known(const char *op_type);
+
+#endif
