@@ -243,11 +243,15 @@ static bool window_attrs_ok(Inf *x, bool pool) {
     if (a->pad[i] < 0 || a->pad[i] >= IR_MAX_DIM)
       FAIL_ATTR("pad", i, "the padding must be non-negative, got %lld", LL(a->pad[i]));
   if (pool) {
-    /* PyTorch: pad should be at most half of the effective kernel size. */
+    /* PyTorch: pad should be at most half of the effective kernel size;
+       ONNX: less than the kernel (Graph.pool_pads_below_kernel). */
     for (int i = 0; i < 4; i++) {
       int ax = i % 2;
       int64_t eff = a->dilation[ax] * (a->kernel[ax] - 1) + 1;
-      if (a->pad[i] * 2 > eff) {
+      if (x->g->pool_pads_below_kernel && a->pad[i] >= eff)
+        FAIL_ATTR("pad", i, "padding %lld is not less than the kernel %s %lld", LL(a->pad[i]),
+                  ax ? "width" : "height", LL(eff));
+      if (!x->g->pool_pads_below_kernel && a->pad[i] * 2 > eff) {
         note(x,
              "%s pads with at most half the kernel size on each side, as "
              "PyTorch does",

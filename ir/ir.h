@@ -238,6 +238,10 @@ typedef struct Graph {
   int64_t arena_bytes;      /* set by memory planning */
   int64_t naive_bytes, lower_bound_bytes;
   PtrVec stats; /* PassStat* */
+  /* Pooling may pad each side by up to the kernel size - 1 (every window
+     still holds an input element), as ONNX allows; false: at most half
+     the kernel, PyTorch's rule, which the spec language follows. */
+  bool pool_pads_below_kernel;
 } Graph;
 
 #define GRAPH_NODE(g, i) ((Node *)(g)->nodes.items[i])

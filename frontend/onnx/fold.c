@@ -407,6 +407,15 @@ static bool fold_cast(OxCtx *cx, const Onnx__NodeProto *n) {
   if (!ok)
     return false;
   int64_t to = ox_attr_int(n, "to", 0);
+  if (cx->opset < 6) { /* Cast-1: the type by name */
+    const char *t = ox_attr_string(cx, n, "to", "");
+    to = strcmp(t, "FLOAT") == 0    ? ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
+         : strcmp(t, "DOUBLE") == 0 ? ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
+         : strcmp(t, "INT64") == 0  ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64
+         : strcmp(t, "INT32") == 0  ? ONNX__TENSOR_PROTO__DATA_TYPE__INT32
+         : strcmp(t, "BOOL") == 0   ? ONNX__TENSOR_PROTO__DATA_TYPE__BOOL
+                                    : 0;
+  }
   OxDtype dt;
   if (to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || to == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
     dt = OX_F32;
@@ -543,6 +552,11 @@ static bool fold_eltwise(OxCtx *cx, const Onnx__NodeProto *n) {
     in[k] = cin(cx, n, k, false, &ok);
   if (!ok)
     return false;
+  OxConst legacy;
+  if (nin == 2) { /* opset < 7: broadcast=1 aligns the second at `axis` */
+    legacy = ox_legacy_operand(cx, n, in[0]->rank, in[1]);
+    in[1] = &legacy;
+  }
   int rank = 0;
   for (int k = 0; k < nin; k++)
     rank = in[k]->rank > rank ? in[k]->rank : rank;

@@ -305,6 +305,7 @@ Graph *onnx_load_file(const char *path, const OnnxOptions *o, Diag *d) {
   cx.a = g->arena;
   g->name = net_name(g->arena, path);
   g->spec_file = arena_strdup(g->arena, path);
+  g->pool_pads_below_kernel = true; /* ONNX pools may pad up to kernel - 1 */
   ox_values_init(&cx);
   cx.opset = ox_model_opset(&cx, cx.model);
   bool ok = cx.opset > 0;

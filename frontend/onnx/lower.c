@@ -260,8 +260,8 @@ bool ox_lower_batchnorm(OxCtx *cx, const Onnx__NodeProto *n) {
     return false;
   if (cx->opset < 9 && ox_attr_int(n, "spatial", 1) != 1)
     return ox_error(cx, "spatial=0 (statistics per activation) is not supported");
-  if (ox_attr_int(n, "training_mode", 0) != 0)
-    return ox_error(cx, "training_mode=1: cnncc compiles inference only");
+  if (ox_attr_int(n, "training_mode", 0) != 0 || (cx->opset < 7 && !ox_attr_int(n, "is_test", 0)))
+    return ox_error(cx, "training_mode=1 (or is_test=0): cnncc compiles inference only");
   if (!no_outputs_from(cx, n, 1, "a training statistic"))
     return false;
   Node *bn = new_node(cx, n, OP_BATCHNORM, &x->node, 1, NULL);
@@ -508,7 +508,17 @@ bool ox_lower_flatten(OxCtx *cx, const Onnx__NodeProto *n) {
 bool ox_lower_reshape(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
   OxValue *x = tensor_in(cx, n, 0, 0, &ok);
-  OxConst *s = const_in(cx, n, 1, "shape", false, &ok);
+  OxConst attr_shape, *s = &attr_shape;
+  if (cx->opset < 5) { /* Reshape-1: the shape is an attribute */
+    int64_t d[OX_MAX_RANK];
+    int64_t nd = ox_attr_ints(n, "shape", d, OX_MAX_RANK, 0);
+    if (nd < 0)
+      return ox_error(cx, "'shape' has too many values");
+    ox_const_alloc(cx, s, OX_I64, 1, &nd);
+    memcpy(s->i, d, sizeof(int64_t) * (size_t)nd);
+  } else {
+    s = const_in(cx, n, 1, "shape", false, &ok);
+  }
   if (!ok)
     return false;
   if (!ox_const_ints(cx, s, true, "the shape"))
@@ -581,7 +591,7 @@ bool ox_lower_pad(OxCtx *cx, const Onnx__NodeProto *n) {
   if (strcmp(mode, "constant") != 0)
     return ox_error(cx, "Pad mode '%s': only 'constant' padding folds into a conv or pool", mode);
   if (cx->opset < 11) {
-    if (ox_attr_ints(n, "pads", p, 8, 0) != 8)
+    if (ox_attr_ints(n, cx->opset < 2 ? "paddings" : "pads", p, 8, 0) != 8)
       return ox_error(cx, "'pads' must have 8 values for a 4-D input");
     value = ox_attr_float(n, "value", 0);
   } else {
@@ -742,6 +752,8 @@ bool ox_lower_add(OxCtx *cx, const Onnx__NodeProto *n) {
   OxConst *c;
   if (!tensor_and_const(cx, n, &x, &c, &cfirst, &ok))
     return ok ? nary(cx, n, OP_ADD) : false;
+  OxConst legacy = ox_legacy_operand(cx, n, ox_rank(x), c);
+  c = &legacy;
   bool sub = strcmp(n->op_type, "Sub") == 0;
   if (!broadcast_kind(cx, x, c, &per_channel))
     return ox_error(cx,
@@ -777,6 +789,8 @@ bool ox_lower_mul_div(OxCtx *cx, const Onnx__NodeProto *n) {
   OxConst *c;
   if (!tensor_and_const(cx, n, &x, &c, &cfirst, &ok))
     return ok ? ox_error(cx, "a product of two run-time tensors is not supported yet") : false;
+  OxConst legacy = ox_legacy_operand(cx, n, ox_rank(x), c);
+  c = &legacy;
   bool div = strcmp(n->op_type, "Div") == 0;
   if (div && cfirst)
     return ox_error(cx, "a constant divided by a tensor is not supported");
@@ -790,6 +804,16 @@ bool ox_lower_mul_div(OxCtx *cx, const Onnx__NodeProto *n) {
   Node *s = new_node(cx, n, OP_SCALE, &x->node, 1, NULL);
   double v = ox_const_get(c, 0);
   s->attr.scale = (float)(div ? 1 / v : v);
+  return infer(cx, s) && out_tensor(cx, n, 0, s, NULL);
+}
+
+bool ox_lower_neg(OxCtx *cx, const Onnx__NodeProto *n) {
+  bool ok = true;
+  OxValue *x = tensor_in(cx, n, 0, 0, &ok);
+  if (!ok)
+    return false;
+  Node *s = new_node(cx, n, OP_SCALE, &x->node, 1, NULL);
+  s->attr.scale = -1;
   return infer(cx, s) && out_tensor(cx, n, 0, s, NULL);
 }
 

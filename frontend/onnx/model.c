@@ -196,9 +196,9 @@ int64_t ox_model_opset(OxCtx *cx, const OxModel *m) {
   }
   if (v < OX_MIN_OPSET || v > OX_MAX_OPSET) {
     ox_error(cx,
-             "opset %lld of the default domain is not supported: cnncc reads opsets %d to %d "
+             "opset %lld of the default domain is not supported: cnncc reads opsets up to %d "
              "(torch.onnx.export(..., opset_version=%d))",
-             (long long)v, OX_MIN_OPSET, OX_MAX_OPSET, v > OX_MAX_OPSET ? OX_MAX_OPSET : 13);
+             (long long)v, OX_MAX_OPSET, OX_MAX_OPSET);
     return -1;
   }
   return v;

@@ -35,7 +35,7 @@
 #include "../frontend.h"
 #include "onnx.pb-c.h"
 
-#define OX_MIN_OPSET 7
+#define OX_MIN_OPSET 1
 #define OX_MAX_OPSET 17
 #define OX_MAX_RANK 8
 #define OX_MAX_ERRORS 50
@@ -157,6 +157,12 @@ int ox_attr_ints(const Onnx__NodeProto *n, const char *name, int64_t *out, int m
 /* A string attribute, or def. */
 const char *ox_attr_string(OxCtx *cx, const Onnx__NodeProto *n, const char *name, const char *def);
 
+/* Opsets before 7 broadcast the second operand of Add, Sub, Mul, Div and
+   Gemm's C only with the attribute broadcast=1, aligned at `axis` (not at
+   the end, as numpy and opset 7 do): b with its dims placed so, for an
+   operand of rank_a. A copy; the data are shared. */
+OxConst ox_legacy_operand(OxCtx *cx, const Onnx__NodeProto *n, int rank_a, const OxConst *b);
+
 /* ------------------------------------------------------------------ fold.c */
 
 /* Whether op_type is evaluated at compile time when its inputs are known. */
@@ -186,6 +192,7 @@ bool ox_lower_add(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_sum_mean(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_mul_div(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_softmax(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_neg(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_identity(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_pad(OxCtx *cx, const Onnx__NodeProto *n);
 

@@ -52,7 +52,7 @@ static const OxOpInfo ops[] = {
     {"Cast", ALL, NULL},
     {"ConstantOfShape", 9, OX_MAX_OPSET, NULL},
     {"Transpose", ALL, NULL},
-    {"Neg", ALL, NULL},
+    {"Neg", ALL, ox_lower_neg},
     {"Sqrt", ALL, NULL},
     {"Equal", ALL, NULL},
     {"Where", 9, OX_MAX_OPSET, NULL},

@@ -257,3 +257,18 @@ const char *ox_attr_string(OxCtx *cx, const Onnx__NodeProto *n, const char *name
     return def;
   return arena_strndup(cx->a, (const char *)a->s.data, a->s.len);
 }
+
+OxConst ox_legacy_operand(OxCtx *cx, const Onnx__NodeProto *n, int rank_a, const OxConst *b) {
+  OxConst c = *b;
+  if (cx->opset >= 7 || !ox_attr_int(n, "broadcast", 0) || b->rank >= rank_a)
+    return c;
+  int64_t axis = ox_attr_int(n, "axis", rank_a - b->rank);
+  if (axis < 0)
+    axis += rank_a;
+  if (axis < 0 || axis + b->rank > rank_a)
+    return c;
+  c.rank = rank_a - (int)axis; /* b's dims, then ones to the end */
+  for (int k = 0; k < c.rank; k++)
+    c.dims[k] = k < b->rank ? b->dims[k] : 1;
+  return c;
+}
