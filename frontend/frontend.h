@@ -89,5 +89,9 @@ bool onnx_file_sniff(const char *path);
 /* Reads an ONNX model into a graph with inferred shapes and every parameter
    bound from the model's initializers. NULL after a reported error. */
 Graph *onnx_load_file(const char *path, const OnnxOptions *o, Diag *d);
+/* The same from a model in memory (the bytes are not copied); `name` names
+   it in messages. External data cannot be read this way. */
+Graph *onnx_load_memory(const void *bytes, size_t size, const char *name, const OnnxOptions *o,
+                        Diag *d);
 
 #endif

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes the spec frontend and the safetensors reader with libFuzzer
+# Fuzzes the spec frontend, the safetensors reader and the ONNX frontend with libFuzzer
 # (tests/fuzz/; docs/robustness.md).
 #
-#   tools/fuzz.sh                      60 s per target (what ctest's "fuzz" runs)
+#   tools/fuzz.sh                      60 s per target (ctest's "fuzz" runs 40)
 #   tools/fuzz.sh --time 3600 --jobs 2 the long run: an hour per target, 2 workers
-#   tools/fuzz.sh --time 600 spec      one target only (spec | safetensors)
+#   tools/fuzz.sh --time 600 spec      one target only (spec | safetensors | onnx)
 #   tools/fuzz.sh --build-dir DIR      build directory (default: build-fuzz)
 #
 # Configures DIR with CC=clang-19 -DCNNCC_FUZZ=ON (ASan + UBSan + libFuzzer)
@@ -22,12 +22,12 @@ while [ $# -gt 0 ]; do
     --time) time="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --build-dir) dir="$2"; shift 2 ;;
-    spec|safetensors) targets+=("$1"); shift ;;
+    spec|safetensors|onnx) targets+=("$1"); shift ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "fuzz.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(spec safetensors)
+[ ${#targets[@]} -gt 0 ] || targets=(spec safetensors onnx)
 
 cc=$(command -v clang-19 || true)
 if [ -z "$cc" ] || ! ls /usr/lib/llvm-19/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
@@ -48,6 +48,14 @@ for t in "${targets[@]}"; do
     seeds=("$src/tests/fuzz/seeds/spec" "$src/tests/fuzz/regressions/spec")
     dict="$src/tests/fuzz/spec.dict"
     maxlen=16384
+  elif [ "$t" = onnx ]; then
+    # ONNX's own test models (Debian libonnx-testdata), named by their case
+    for m in /usr/share/libonnx-testdata/data/{node,simple,pytorch-converted,pytorch-operator}/*/model.onnx; do
+      [ -f "$m" ] && cp -n "$m" "$corpus/$(basename "$(dirname "$m")").onnx" 2>/dev/null || true
+    done
+    seeds=("$src/tests/fuzz/regressions/onnx")
+    dict=""
+    maxlen=65536
   else
     seeds=("$src/tests/fuzz/seeds/safetensors" "$src/tests/fuzz/regressions/safetensors")
     dict="$src/tests/fuzz/safetensors.dict"
@@ -56,9 +64,10 @@ for t in "${targets[@]}"; do
   log="$dir/fuzz-$t.log"
   bin="$dir/tests/fuzz/fuzz_$t"
   echo "fuzz.sh: fuzz_$t for ${time}s ($jobs worker(s)); log $log"
-  args=(-max_total_time="$time" -dict="$dict" -max_len="$maxlen" -timeout=20
+  args=(-max_total_time="$time" -max_len="$maxlen" -timeout=20
         -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$dir/artifacts/$t-" "$corpus" "${seeds[@]}")
+  [ -z "$dict" ] || args=(-dict="$dict" "${args[@]}")
   rc=0
   if [ "$jobs" -gt 1 ]; then
     (cd "$dir" && "$bin" -fork="$jobs" -ignore_crashes=0 "${args[@]}") >"$log" 2>&1 || rc=$?

@@ -38,6 +38,21 @@ bool ox_foldable(const char *op_type) {
 
 /* ------------------------------------------------------------------ helpers */
 
+/* A folded constant holds at most 2^24 values, or as many as its largest
+   input (a Transpose or Cast of a weight): shapes, indices and small tables
+   never come near, and a hostile file's ConstantOfShape would exhaust
+   memory. */
+#define OX_MAX_FOLD_ELEMS ((int64_t)1 << 24)
+
+static bool fold_alloc(OxCtx *cx, OxConst *c, OxDtype dt, int rank, const int64_t *dims) {
+  int64_t n = 1;
+  for (int k = 0; k < rank; k++)
+    if (dims[k] < 0 || __builtin_mul_overflow(n, dims[k], &n) || n > cx->fold_limit)
+      return ox_error(cx, "the result would have more values than cnncc folds (at most %lld)",
+                      (long long)cx->fold_limit);
+  return ox_const_alloc(cx, c, dt, rank, dims);
+}
+
 static bool mark(OxCtx *cx, OxConst *c, int64_t k) {
   if (!c->batch)
     c->batch = arena_alloc(cx->a, (size_t)(c->numel ? c->numel : 1));
@@ -52,7 +67,7 @@ static void copy_elem(OxCtx *cx, OxConst *dst, int64_t j, const OxConst *src, in
   if (dst->dtype == OX_F32)
     dst->f[j] = src->dtype == OX_F32 ? src->f[k] : (float)src->i[k];
   else
-    dst->i[j] = src->dtype == OX_I64 ? src->i[k] : (int64_t)src->f[k];
+    dst->i[j] = src->dtype == OX_I64 ? src->i[k] : ox_to_int(src->f[k]);
   if (marked(src, k))
     mark(cx, dst, j);
 }
@@ -92,18 +107,22 @@ static bool fold_constant(OxCtx *cx, const Onnx__NodeProto *n) {
   if ((a = ox_attr(n, "value")) && a->t)
     return ox_tensor_const(cx, a->t, "its 'value'", &c) && out_const(cx, n, 0, &c);
   if ((a = ox_attr(n, "value_float")) && a->has_f) {
-    ox_const_alloc(cx, &c, OX_F32, 0, NULL);
+    if (!fold_alloc(cx, &c, OX_F32, 0, NULL))
+      return false;
     c.f[0] = a->f;
   } else if ((a = ox_attr(n, "value_int")) && a->has_i) {
-    ox_const_alloc(cx, &c, OX_I64, 0, NULL);
+    if (!fold_alloc(cx, &c, OX_I64, 0, NULL))
+      return false;
     c.i[0] = a->i;
   } else if ((a = ox_attr(n, "value_floats"))) {
     int64_t d = (int64_t)a->n_floats;
-    ox_const_alloc(cx, &c, OX_F32, 1, &d);
+    if (!fold_alloc(cx, &c, OX_F32, 1, &d))
+      return false;
     memcpy(c.f, a->floats, sizeof(float) * a->n_floats);
   } else if ((a = ox_attr(n, "value_ints"))) {
     int64_t d = (int64_t)a->n_ints;
-    ox_const_alloc(cx, &c, OX_I64, 1, &d);
+    if (!fold_alloc(cx, &c, OX_I64, 1, &d))
+      return false;
     memcpy(c.i, a->ints, sizeof(int64_t) * a->n_ints);
   } else {
     return ox_error(cx, "a Constant without a dense value (value, value_float(s), value_int(s))");
@@ -138,7 +157,8 @@ static bool fold_shape(OxCtx *cx, const Onnx__NodeProto *n) {
   end = end < start ? start : end > rank ? rank : end;
   int64_t len = end - start;
   OxConst c;
-  ox_const_alloc(cx, &c, OX_I64, 1, &len);
+  if (!fold_alloc(cx, &c, OX_I64, 1, &len))
+    return false;
   for (int64_t k = 0; k < len; k++) {
     c.i[k] = dims[start + k];
     if (bm[start + k])
@@ -173,7 +193,7 @@ static bool fold_gather(OxCtx *cx, const Onnx__NodeProto *n) {
   for (int k = (int)axis + 1; k < data->rank; k++)
     dims[r++] = data->dims[k];
   OxConst c;
-  if (!ox_const_alloc(cx, &c, data->dtype, r, dims))
+  if (!fold_alloc(cx, &c, data->dtype, r, dims))
     return ox_error(cx, "the result is too large");
   int64_t outer = 1, inner = 1, A = data->dims[axis];
   for (int k = 0; k < axis; k++)
@@ -185,7 +205,7 @@ static bool fold_gather(OxCtx *cx, const Onnx__NodeProto *n) {
     for (int64_t q = 0; q < idx->numel; q++) {
       if (marked(idx, q))
         return ox_error(cx, "an index depends on the batch size");
-      int64_t t = (int64_t)ox_const_get(idx, q);
+      int64_t t = ox_to_int(ox_const_get(idx, q));
       if (t < 0)
         t += A;
       if (t < 0 || t >= A)
@@ -305,7 +325,7 @@ static bool fold_concat(OxCtx *cx, const Onnx__NodeProto *n) {
       dt = OX_F32;
   }
   OxConst c;
-  if (!ox_const_alloc(cx, &c, dt, rank, dims))
+  if (!fold_alloc(cx, &c, dt, rank, dims))
     return ox_error(cx, "the result is too large");
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; d++)
@@ -384,7 +404,8 @@ static bool fold_slice(OxCtx *cx, const Onnx__NodeProto *n) {
     step[a] = steps[k];
   }
   OxConst c;
-  ox_const_alloc(cx, &c, x->dtype, x->rank, dims);
+  if (!fold_alloc(cx, &c, x->dtype, x->rank, dims))
+    return false;
   int64_t st[OX_MAX_RANK], idx[OX_MAX_RANK] = {0};
   strides(x, st);
   for (int64_t j = 0; j < c.numel; j++) {
@@ -425,7 +446,8 @@ static bool fold_cast(OxCtx *cx, const Onnx__NodeProto *n) {
   else
     return ox_error(cx, "a cast to type %lld, which cnncc does not fold", (long long)to);
   OxConst c;
-  ox_const_alloc(cx, &c, dt, x->rank, x->dims);
+  if (!fold_alloc(cx, &c, dt, x->rank, x->dims))
+    return false;
   for (int64_t k = 0; k < x->numel; k++) {
     copy_elem(cx, &c, k, x, k);
     if (to == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL)
@@ -446,11 +468,12 @@ static bool fold_constant_of_shape(OxCtx *cx, const Onnx__NodeProto *n) {
     if (!ox_tensor_const(cx, a->t, "its 'value'", &val) || val.numel != 1)
       return ox_error(cx, "its 'value' must hold one element");
   } else {
-    ox_const_alloc(cx, &val, OX_F32, 0, NULL);
+    if (!fold_alloc(cx, &val, OX_F32, 0, NULL))
+      return false;
     val.f[0] = 0;
   }
   OxConst c;
-  if (!ox_const_alloc(cx, &c, val.dtype, (int)sv->c.numel, sv->c.i))
+  if (!fold_alloc(cx, &c, val.dtype, (int)sv->c.numel, sv->c.i))
     return ox_error(cx, "the shape is invalid or too large");
   for (int64_t k = 0; k < c.numel; k++)
     copy_elem(cx, &c, k, &val, 0);
@@ -469,7 +492,7 @@ static bool fold_reshape(OxCtx *cx, const Onnx__NodeProto *n) {
   int neg = -1;
   bool allowzero = ox_attr_int(n, "allowzero", 0) != 0;
   for (int k = 0; k < s->numel; k++) {
-    int64_t d = (int64_t)ox_const_get(s, k);
+    int64_t d = ox_to_int(ox_const_get(s, k));
     if (d == 0 && !allowzero)
       d = k < x->rank ? x->dims[k] : 0;
     if (d == -1) {
@@ -481,13 +504,15 @@ static bool fold_reshape(OxCtx *cx, const Onnx__NodeProto *n) {
       return ox_error(cx, "the target shape has %lld", (long long)d);
     }
     dims[k] = d;
-    known *= d;
+    if (__builtin_mul_overflow(known, d, &known))
+      return ox_error(cx, "the target shape is too large");
   }
   if (neg >= 0)
     dims[neg] = known ? x->numel / known : 0;
   int64_t total = 1;
   for (int k = 0; k < s->numel; k++)
-    total *= dims[k];
+    if (__builtin_mul_overflow(total, dims[k], &total))
+      return ox_error(cx, "the target shape is too large");
   if (total != x->numel)
     return ox_error(cx, "cannot reshape %lld values to the target shape", (long long)x->numel);
   return out_reshaped(cx, n, x, (int)s->numel, dims);
@@ -525,7 +550,8 @@ static bool fold_transpose(OxCtx *cx, const Onnx__NodeProto *n) {
   }
   strides(x, st);
   OxConst c;
-  ox_const_alloc(cx, &c, x->dtype, x->rank, dims);
+  if (!fold_alloc(cx, &c, x->dtype, x->rank, dims))
+    return false;
   for (int64_t j = 0; j < c.numel; j++) {
     int64_t src = 0;
     for (int k = 0; k < x->rank; k++)
@@ -577,7 +603,7 @@ static bool fold_eltwise(OxCtx *cx, const Onnx__NodeProto *n) {
     is_float |= in[k]->dtype == OX_F32;
   bool cmp = strcmp(op, "Equal") == 0;
   OxConst c;
-  if (!ox_const_alloc(cx, &c, is_float && !cmp ? OX_F32 : OX_I64, rank, dims))
+  if (!fold_alloc(cx, &c, is_float && !cmp ? OX_F32 : OX_I64, rank, dims))
     return ox_error(cx, "the result is too large");
   int64_t idx[OX_MAX_RANK] = {0}, st[3][OX_MAX_RANK];
   for (int k = 0; k < nin; k++) {
@@ -617,7 +643,7 @@ static bool fold_eltwise(OxCtx *cx, const Onnx__NodeProto *n) {
       else if (strcmp(op, "Div") == 0) {
         if (!is_float && b == 0)
           return ox_error(cx, "an integer division by zero");
-        r = is_float ? a / b : (double)((int64_t)a / (int64_t)b);
+        r = is_float ? a / b : (double)(ox_to_int(a) / ox_to_int(b));
       } else if (strcmp(op, "Neg") == 0)
         r = -a;
       else
@@ -625,7 +651,7 @@ static bool fold_eltwise(OxCtx *cx, const Onnx__NodeProto *n) {
       if (c.dtype == OX_F32)
         c.f[j] = (float)r;
       else
-        c.i[j] = (int64_t)r;
+        c.i[j] = ox_to_int(r);
     }
     for (int d = rank - 1; d >= 0; d--) {
       if (++idx[d] < dims[d])
@@ -647,22 +673,28 @@ static bool fold_range(OxCtx *cx, const Onnx__NodeProto *n) {
   double a = ox_const_get(s, 0), b = ox_const_get(l, 0), step = ox_const_get(d, 0);
   if (step == 0)
     return ox_error(cx, "Range with a step of 0");
-  int64_t len = (int64_t)ceil((b - a) / step);
+  int64_t len = ox_to_int(ceil((b - a) / step));
   if (len < 0)
     len = 0;
   OxConst c;
-  if (!ox_const_alloc(cx, &c, s->dtype, 1, &len))
+  if (!fold_alloc(cx, &c, s->dtype, 1, &len))
     return ox_error(cx, "the range is too long");
   for (int64_t k = 0; k < len; k++) {
     if (c.dtype == OX_F32)
       c.f[k] = (float)(a + k * step);
     else
-      c.i[k] = (int64_t)(a + k * step);
+      c.i[k] = ox_to_int(a + (double)k * step);
   }
   return out_const(cx, n, 0, &c);
 }
 
 bool ox_fold(OxCtx *cx, const Onnx__NodeProto *n) {
+  cx->fold_limit = OX_MAX_FOLD_ELEMS;
+  for (size_t k = 0; k < n->n_input; k++) {
+    OxValue *v = n->input[k] && *n->input[k] ? ox_value(cx, n->input[k]) : NULL;
+    if (v && v->kind == OXV_CONST && v->c.numel > cx->fold_limit)
+      cx->fold_limit = v->c.numel;
+  }
   static const struct {
     const char *op;
     bool (*fn)(OxCtx *, const Onnx__NodeProto *);

@@ -294,40 +294,50 @@ static bool graph_outputs(OxCtx *cx, const Onnx__GraphProto *gp) {
   return cx->errors == 0;
 }
 
-Graph *onnx_load_file(const char *path, const OnnxOptions *o, Diag *d) {
-  OxCtx cx = {.d = d, .path = path, .opts = o};
-  cx.model = ox_model_read(&cx, path);
-  if (!cx.model)
-    return NULL;
-  const Onnx__GraphProto *gp = ox_model_proto(cx.model)->graph;
+/* The model (read already) into a graph. */
+static Graph *load(OxCtx *cx) {
+  const Onnx__GraphProto *gp = ox_model_proto(cx->model)->graph;
   Graph *g = ir_graph_new(NULL);
-  cx.g = g;
-  cx.a = g->arena;
-  g->name = net_name(g->arena, path);
-  g->spec_file = arena_strdup(g->arena, path);
+  cx->g = g;
+  cx->a = g->arena;
+  g->name = net_name(g->arena, cx->path);
+  g->spec_file = arena_strdup(g->arena, cx->path);
   g->pool_pads_below_kernel = true; /* ONNX pools may pad up to kernel - 1 */
-  ox_values_init(&cx);
-  cx.opset = ox_model_opset(&cx, cx.model);
-  bool ok = cx.opset > 0;
+  ox_values_init(cx);
+  cx->opset = ox_model_opset(cx, cx->model);
+  bool ok = cx->opset > 0;
   if (ok) {
-    count_uses(&cx, gp);
-    ok = initializers(&cx, gp);
-    ok = graph_inputs(&cx, gp) && ok;
-    ok = check_ops(&cx, gp) && ok;
+    count_uses(cx, gp);
+    ok = initializers(cx, gp);
+    ok = graph_inputs(cx, gp) && ok;
+    ok = check_ops(cx, gp) && ok;
   }
-  ok = ok && lower_nodes(&cx, gp) && graph_outputs(&cx, gp);
+  ok = ok && lower_nodes(cx, gp) && graph_outputs(cx, gp);
   if (ok) {
     ir_compact(g);
     g->num_params_orig = ir_graph_param_count(g, true);
   }
-  if (cx.errors > OX_MAX_ERRORS)
-    diag_report(d, DIAG_NOTE, (SrcLoc){path, 0, 0}, 0, "%d more errors not shown",
-                cx.errors - OX_MAX_ERRORS);
-  ox_values_free(&cx);
-  ox_model_free(cx.model);
+  if (cx->errors > OX_MAX_ERRORS)
+    diag_report(cx->d, DIAG_NOTE, (SrcLoc){cx->path, 0, 0}, 0, "%d more errors not shown",
+                cx->errors - OX_MAX_ERRORS);
+  ox_values_free(cx);
+  ox_model_free(cx->model);
   if (!ok) {
     ir_graph_free(g);
     return NULL;
   }
   return g;
+}
+
+Graph *onnx_load_file(const char *path, const OnnxOptions *o, Diag *d) {
+  OxCtx cx = {.d = d, .path = path, .opts = o};
+  cx.model = ox_model_read(&cx, path);
+  return cx.model ? load(&cx) : NULL;
+}
+
+Graph *onnx_load_memory(const void *bytes, size_t size, const char *name, const OnnxOptions *o,
+                        Diag *d) {
+  OxCtx cx = {.d = d, .path = name, .opts = o};
+  cx.model = ox_model_from_memory(&cx, bytes, size);
+  return cx.model ? load(&cx) : NULL;
 }

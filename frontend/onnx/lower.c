@@ -543,8 +543,8 @@ bool ox_lower_reshape(OxCtx *cx, const Onnx__NodeProto *n) {
       d = k < ox_rank(x) ? (x->node->shape.rank == 3 ? x->node->shape.d[k - 1] : 1) : 0;
     if (d == -1)
       rest_neg = true;
-    else
-      rest *= d;
+    else if (d < 0 || __builtin_mul_overflow(rest, d, &rest))
+      return ox_error(cx, "the target shape %s is invalid", dims_text(cx, (int)s->numel, s->i));
   }
   if (!first_batch && s->i[0] == -1 && !rest_neg && rest == per_sample)
     first_batch = true;

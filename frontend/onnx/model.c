@@ -33,7 +33,9 @@
 struct OxModel {
   unsigned char *map;
   size_t size;
-  char *dir; /* the model's folder (realpath), for external data */
+  bool mapped; /* map is ours (mmap of the file), else the caller's bytes */
+  char *dir;   /* the model's folder (realpath), for external data; NULL: a
+                  model in memory, which has no external data */
   Onnx__ModelProto *proto;
 };
 
@@ -109,6 +111,19 @@ static bool read_error(OxCtx *cx, const char *fmt, const char *detail) {
   return false;
 }
 
+/* Decodes the bytes of m (m->map, m->size) into m->proto. */
+static bool decode(OxCtx *cx, OxModel *m) {
+  if (!wire_ok(&onnx__model_proto__descriptor, m->map, m->map + m->size, 0) ||
+      !(m->proto = onnx__model_proto__unpack(NULL, m->size, m->map)))
+    return read_error(cx,
+                      "not a valid ONNX model: the protobuf data is malformed or truncated%s "
+                      "(a file cut short, or not an ONNX model at all)",
+                      "");
+  if (!m->proto->graph)
+    return read_error(cx, "the model has no graph%s", "");
+  return true;
+}
+
 OxModel *ox_model_read(OxCtx *cx, const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -121,26 +136,22 @@ OxModel *ox_model_read(OxCtx *cx, const char *path) {
     close(fd);
     return NULL;
   }
+  if (st.st_size == 0 || st.st_size > INT32_MAX) {
+    close(fd);
+    read_error(cx,
+               st.st_size ? "the model is larger than 2 GB, which protobuf cannot decode%s; "
+                            "export its weights as external data "
+                            "(onnx.save_model(..., save_as_external_data=True))"
+                          : "the file is empty%s",
+               "");
+    return NULL;
+  }
   OxModel *m = xcalloc(1, sizeof *m);
   m->size = (size_t)st.st_size;
-  if (m->size == 0) {
-    read_error(cx, "the file is empty%s", "");
-    close(fd);
-    free(m);
-    return NULL;
-  }
-  if (st.st_size > INT32_MAX) {
-    read_error(cx,
-               "the model is larger than 2 GB, which protobuf cannot decode%s; export its weights "
-               "as external data (onnx.save_model(..., save_as_external_data=True))",
-               "");
-    close(fd);
-    free(m);
-    return NULL;
-  }
   m->map = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+  m->mapped = m->map != MAP_FAILED;
   close(fd);
-  if (m->map == MAP_FAILED) {
+  if (!m->mapped) {
     diag_plain(cx->d, DIAG_ERROR, "cannot map '%s': %s", path, strerror(errno));
     free(m);
     return NULL;
@@ -153,17 +164,22 @@ OxModel *ox_model_read(OxCtx *cx, const char *path) {
   free(copy);
   if (!m->dir)
     m->dir = xstrdup(".");
-  if (!wire_ok(&onnx__model_proto__descriptor, m->map, m->map + m->size, 0) ||
-      !(m->proto = onnx__model_proto__unpack(NULL, m->size, m->map))) {
-    read_error(cx,
-               "not a valid ONNX model: the protobuf data is malformed or truncated%s "
-               "(a file cut short, or not an ONNX model at all)",
-               "");
+  if (!decode(cx, m)) {
     ox_model_free(m);
     return NULL;
   }
-  if (!m->proto->graph) {
-    read_error(cx, "the model has no graph%s", "");
+  return m;
+}
+
+OxModel *ox_model_from_memory(OxCtx *cx, const void *bytes, size_t size) {
+  if (size == 0 || size > INT32_MAX) {
+    read_error(cx, "the model is empty or larger than 2 GB%s", "");
+    return NULL;
+  }
+  OxModel *m = xcalloc(1, sizeof *m);
+  m->map = (unsigned char *)bytes;
+  m->size = size;
+  if (!decode(cx, m)) {
     ox_model_free(m);
     return NULL;
   }
@@ -175,7 +191,7 @@ void ox_model_free(OxModel *m) {
     return;
   if (m->proto)
     onnx__model_proto__free_unpacked(m->proto, NULL);
-  if (m->map && m->map != MAP_FAILED)
+  if (m->mapped)
     munmap(m->map, m->size);
   free(m->dir);
   free(m);
@@ -264,10 +280,11 @@ static void store_raw(OxConst *c, int32_t t, const unsigned char *p, int64_t k) 
   }
 }
 
-/* The external data of t, mapped: checks the location stays inside the
-   model's folder and the range inside the file. */
+/* The external data of t (bytes long), mapped: checks the location stays
+   inside the model's folder and the range inside the file. The data start
+   at *p; munmap(*map, *span) when done (span 0: nothing mapped). */
 static bool external(OxCtx *cx, const Onnx__TensorProto *t, const char *what, int64_t bytes,
-                     OxConst *c) {
+                     const unsigned char **p, void **map_out, size_t *span_out) {
   const char *loc = NULL;
   int64_t offset = 0, length = -1;
   for (size_t i = 0; i < t->n_external_data; i++) {
@@ -284,6 +301,8 @@ static bool external(OxCtx *cx, const Onnx__TensorProto *t, const char *what, in
   }
   if (!loc || !*loc)
     return ox_error(cx, "%s: external data without a location", what);
+  if (!cx->model->dir)
+    return ox_error(cx, "%s: external data, but the model was not read from a file", what);
   if (loc[0] == '/')
     return ox_error(cx,
                     "%s: external data location '%s' is an absolute path; it must be relative "
@@ -326,12 +345,9 @@ static bool external(OxCtx *cx, const Onnx__TensorProto *t, const char *what, in
   close(fd);
   if (span && map == MAP_FAILED)
     return ox_error(cx, "%s: cannot map its external data '%s': %s", what, loc, strerror(errno));
-  const unsigned char *p = (const unsigned char *)map + (offset - start);
-  int sz = item_size(t->data_type);
-  for (int64_t k = 0; k < c->numel; k++)
-    store_raw(c, t->data_type, p + k * sz, k);
-  if (span)
-    munmap(map, span);
+  *p = (const unsigned char *)map + (offset - start);
+  *map_out = map;
+  *span_out = span;
   return true;
 }
 
@@ -344,29 +360,40 @@ bool ox_tensor_const(OxCtx *cx, const Onnx__TensorProto *t, const char *what, Ox
     return ox_error(cx, "%s is stored in segments, which cnncc does not read", what);
   if (t->n_dims > OX_MAX_RANK)
     return ox_error(cx, "%s has rank %zu (at most %d)", what, t->n_dims, OX_MAX_RANK);
-  bool is_float =
-      dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
-  if (!ox_const_alloc(cx, out, is_float ? OX_F32 : OX_I64, (int)t->n_dims, t->dims))
-    return ox_error(cx, "%s has an impossible shape", what);
-  int64_t n = out->numel;
+  int64_t n = 1;
+  for (size_t k = 0; k < t->n_dims; k++)
+    if (t->dims[k] < 0 || __builtin_mul_overflow(n, t->dims[k], &n) || n > ((int64_t)1 << 36))
+      return ox_error(cx, "%s has an impossible shape", what);
   int sz = item_size(dt);
-  if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-    return external(cx, t, what, n * sz, out);
-  if (t->has_raw_data) {
+  /* Where the values are, checked against the shape before anything is
+     allocated for them. */
+  const unsigned char *raw = NULL;
+  void *map = NULL;
+  size_t span = 0;
+  if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+    if (!external(cx, t, what, n * sz, &raw, &map, &span))
+      return false;
+  } else if (t->has_raw_data) {
     if (t->raw_data.len != (size_t)(n * sz))
       return ox_error(cx, "%s: raw_data holds %zu bytes, its shape needs %lld", what,
                       t->raw_data.len, (long long)(n * sz));
-    for (int64_t k = 0; k < n; k++)
-      store_raw(out, dt, t->raw_data.data + k * sz, k);
-    return true;
+    raw = t->raw_data.data;
+  } else {
+    size_t have = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? t->n_float_data
+                  : dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
+                  : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64  ? t->n_int64_data
+                                                                : t->n_int32_data;
+    if (have != (size_t)n)
+      return ox_error(cx, "%s holds %zu values, its shape needs %lld", what, have, (long long)n);
   }
-  size_t have = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? t->n_float_data
-                : dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
-                : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64  ? t->n_int64_data
-                                                              : t->n_int32_data;
-  if (have != (size_t)n)
-    return ox_error(cx, "%s holds %zu values, its shape needs %lld", what, have, (long long)n);
+  bool is_float =
+      dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+  ox_const_alloc(cx, out, is_float ? OX_F32 : OX_I64, (int)t->n_dims, t->dims);
   for (int64_t k = 0; k < n; k++) {
+    if (raw) {
+      store_raw(out, dt, raw + k * sz, k);
+      continue;
+    }
     switch (dt) {
     case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
       out->f[k] = t->float_data[k];
@@ -382,5 +409,7 @@ bool ox_tensor_const(OxCtx *cx, const Onnx__TensorProto *t, const char *what, Ox
       break;
     }
   }
+  if (span)
+    munmap(map, span);
   return true;
 }

@@ -98,6 +98,7 @@ typedef struct OxCtx {
   struct OxTable *uses;        /* name -> how many nodes and graph outputs read it */
   struct OxTable *ir_names;    /* IR node names taken */
   int64_t static_batch;        /* the graph inputs' fixed first dimension, or 0 */
+  int64_t fold_limit;          /* most values one folded constant may hold (fold.c) */
   const Onnx__NodeProto *node; /* being lowered (messages) */
   int errors;
 } OxCtx;
@@ -106,6 +107,8 @@ typedef struct OxCtx {
 
 /* Reads and decodes the file; NULL after a reported error. */
 OxModel *ox_model_read(OxCtx *cx, const char *path);
+/* The same from bytes in memory (not copied: they must outlive the model). */
+OxModel *ox_model_from_memory(OxCtx *cx, const void *bytes, size_t size);
 void ox_model_free(OxModel *m);
 const Onnx__ModelProto *ox_model_proto(const OxModel *m);
 /* The opset of the default domain ("" or "ai.onnx"); -1 after an error. */
@@ -143,6 +146,9 @@ OxValue *ox_input(OxCtx *cx, const Onnx__NodeProto *n, int k, bool *ok);
 /* Constants: allocate (arena), element access, make. */
 bool ox_const_alloc(OxCtx *cx, OxConst *c, OxDtype dt, int rank, const int64_t *dims);
 double ox_const_get(const OxConst *c, int64_t k);
+/* A float as an int64, NaN as 0 and beyond +-2^62 clamped (shape
+   arithmetic on hostile constants must not overflow). */
+int64_t ox_to_int(double v);
 /* The constant as int64s (float ones truncated), e.g. an axes or shape
    input; false (reported) if any element is the batch and !allow_batch. */
 bool ox_const_ints(OxCtx *cx, OxConst *c, bool allow_batch, const char *what);

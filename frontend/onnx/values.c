@@ -201,6 +201,11 @@ bool ox_const_alloc(OxCtx *cx, OxConst *c, OxDtype dt, int rank, const int64_t *
   return true;
 }
 
+int64_t ox_to_int(double v) {
+  const double lim = (double)((int64_t)1 << 62);
+  return v != v ? 0 : v >= lim ? (int64_t)1 << 62 : v <= -lim ? -((int64_t)1 << 62) : (int64_t)v;
+}
+
 double ox_const_get(const OxConst *c, int64_t k) {
   return c->dtype == OX_F32 ? (double)c->f[k] : (double)c->i[k];
 }
@@ -209,7 +214,7 @@ bool ox_const_ints(OxCtx *cx, OxConst *c, bool allow_batch, const char *what) {
   if (c->dtype == OX_F32) {
     int64_t *v = arena_alloc(cx->a, sizeof *v * (size_t)(c->numel ? c->numel : 1));
     for (int64_t k = 0; k < c->numel; k++)
-      v[k] = (int64_t)c->f[k];
+      v[k] = ox_to_int(c->f[k]);
     c->i = v;
     c->f = NULL;
     c->dtype = OX_I64;
