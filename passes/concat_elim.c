@@ -4,7 +4,8 @@
  * contract: requires layouts to be final (runs after the layout pass);
  * fixes Node.mem of the concat's producers to MEM_ALIAS into the concat
  * (kept by plan-memory) and marks concats with every input placed as
- * `elided` (no kernel); changes no node or edge.
+ * `elided` (no kernel); rewrites concats whose first inputs are another
+ * concat's (below), adds no node.
  *
  * A concat along channels of per-sample [C][H][W] tensors puts each input
  * in a contiguous range of the output, so the producer can simply be told
@@ -14,12 +15,22 @@
  * new channels beside the old. In the blocked layout (NCHW16c) a channel
  * range is contiguous only when it starts on a 16-channel block.
  *
+ * Graphs that concatenate all earlier features at every step (torchvision's
+ * DenseNet does `torch.cat(features, 1)`, so an exported model has
+ * concat(x, n1), concat(x, n1, n2), concat(x, n1, n2, n3), ...) are first
+ * rewritten into that chain: a concat whose first inputs are exactly the
+ * inputs of an earlier concat of the same layout reads that concat instead
+ * (the longest such), a concat with the same inputs as an earlier one is
+ * replaced by it, and a concat of one input by that input. Both are the same values; then every
+ * feature is in one concat only and can be placed.
+ *
  * An input is placed when it is produced by a kernel (or is a slice of a
  * split conv), is not a graph input, view or already placed elsewhere,
  * appears once in this concat and in no other concat, and shares the
  * concat's layout. Other inputs are copied by the concat kernel as before.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "passes.h"
 
@@ -39,7 +50,72 @@ static bool placeable(const Graph *g, const Node *cat, const Node *x, int64_t at
   return seen == 1;
 }
 
+/* Whether the inputs p had are the first ones c had (both as written,
+   before any rewriting: orig[node id], norig[node id]). */
+static bool prefix_of(const Node *p, const Node *c, Node ***orig, const int *norig) {
+  if (norig[p->id] > norig[c->id] || p->layout != c->layout)
+    return false;
+  for (int k = 0; k < norig[p->id]; k++)
+    if (orig[p->id][k] != orig[c->id][k])
+      return false;
+  return true;
+}
+
+/* concat(a, b, c) after concat(a, b) reads concat(concat(a, b), c); a
+   repeated concat is replaced by the first, concat(a) by a. Returns the
+   concats rewritten. */
+static int chain_prefixes(Graph *g) {
+  Node ***orig = calloc((size_t)g->next_id, sizeof *orig);
+  int *norig = calloc((size_t)g->next_id, sizeof *norig);
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *c = GRAPH_NODE(g, i);
+    if (c->dead || c->op != OP_CONCAT)
+      continue;
+    orig[c->id] = malloc(sizeof(Node *) * (size_t)c->nin);
+    memcpy(orig[c->id], c->in, sizeof(Node *) * (size_t)c->nin);
+    norig[c->id] = c->nin;
+  }
+  int rewritten = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *c = GRAPH_NODE(g, i);
+    if (c->dead || c->op != OP_CONCAT)
+      continue;
+    if (c->nin == 1 && c->in[0]->layout == c->layout) { /* a copy: read the input */
+      ir_replace_uses(g, c, c->in[0]);
+      c->dead = true;
+      rewritten++;
+      continue;
+    }
+    Node *best = NULL;
+    for (int j = 0; j < i; j++) {
+      Node *p = GRAPH_NODE(g, j);
+      if (!p->dead && p->op == OP_CONCAT && norig[p->id] >= 2 && prefix_of(p, c, orig, norig) &&
+          (!best || norig[p->id] > norig[best->id]))
+        best = p;
+    }
+    if (!best)
+      continue;
+    rewritten++;
+    int np = norig[best->id], nc = norig[c->id];
+    if (np == nc) {
+      ir_replace_uses(g, c, best);
+      c->dead = true;
+      continue;
+    }
+    c->in[0] = best;
+    for (int k = np; k < nc; k++)
+      c->in[k - np + 1] = orig[c->id][k];
+    c->nin = nc - np + 1;
+  }
+  for (int i = 0; i < g->next_id; i++)
+    free(orig[i]);
+  free(orig);
+  free(norig);
+  return rewritten;
+}
+
 void pass_concat_elim(Graph *g) {
+  int chained = chain_prefixes(g);
   int *concat_users = calloc((size_t)g->next_id, sizeof(int));
   for (int i = 0; i < g->nodes.len; i++) {
     Node *c = GRAPH_NODE(g, i);
@@ -78,4 +154,9 @@ void pass_concat_elim(Graph *g) {
   if (concats)
     ir_stat(g, "concat-elim", "%d of %d concat inputs written in place; %d of %d concats elided",
             placed, inputs, elided, concats);
+  if (chained)
+    ir_stat(
+        g, "concat-elim",
+        "%d concats rewritten to read an earlier concat of their first inputs, or their one input",
+        chained);
 }
