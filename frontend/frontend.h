@@ -47,8 +47,9 @@ Graph *spec_load_string(const char *name, const char *text, Diag *d);
 /* --------------------------------------------------------- weights (weights/) */
 
 /* Bind every parameter of g from the file; every missing, unexpected and
-   mis-shaped tensor is reported (all of them, not just the first). Tensors
-   named "*.num_batches_tracked" are ignored. */
+   mis-shaped tensor is counted, and the first DIAG_MAX_ERRORS are reported
+   (not just the first one), then how many more there were. Tensors named
+   "*.num_batches_tracked" are ignored. */
 bool weights_load(Graph *g, const char *path, Diag *d);
 /* The same, reporting "reading weights" to `progress` (bytes converted out
    of the parameters' total) as it copies; NULL: silent. */

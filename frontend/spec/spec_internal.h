@@ -190,7 +190,7 @@ typedef struct {
   bool quiet;  /* the last error was a repeat: drop its notes */
 } SpecCtx;
 
-#define SPEC_MAX_ERRORS 50
+#define SPEC_MAX_ERRORS DIAG_MAX_ERRORS
 #define SPEC_MAX_DEPTH 64      /* nested block instances */
 #define SPEC_MAX_NODES 1000000 /* nodes in one network */
 #define SPEC_MAX_REPEAT 100000

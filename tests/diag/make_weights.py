@@ -67,6 +67,10 @@ def main():
         "several": build(f32(["conv.weight", "fc.bias"]) +
                          [("fc.weight", "F32", [256, 3]),
                           ("head.weight", "F32", [3, 3]), ("head.bias", "F32", [3])]),
+        # another network's file, 60 tensors of names the spec does not
+        # have: more errors than cnncc shows (DIAG_MAX_ERRORS, 50)
+        "many": build(f32(all4) + [("features.%d.weight" % i, "F32", [4])
+                                   for i in range(60)]),
         # the data area cut short
         "truncated": build(f32(all4))[:-100],
         # header length beyond the end of the file

@@ -206,6 +206,49 @@ Test(weights, reports_every_missing_unexpected_misshaped_and_bad_dtype_tensor) {
     free(bufs[i]);
 }
 
+static int count_of(const char *text, const char *needle) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, needle)); p++)
+    n++;
+  return n;
+}
+
+Test(weights, shows_the_first_50_errors_and_says_how_many_more_there_were) {
+  TestTensor ts[80];
+  float *bufs[16];
+  int n = full_set(ts, bufs);
+  float extra[10] = {0};
+  char names[70][32];
+  int m = 0;
+  for (int i = 0; i < n; i++)
+    if (strcmp(ts[i].name, "fc.bias") != 0) /* missing: the first error */
+      ts[m++] = ts[i];
+  for (int i = 0; i < 60; i++) { /* errors 2 to 61 */
+    snprintf(names[i], sizeof names[i], "head.%d.bias", i);
+    ts[m++] = (TestTensor){names[i], "F32", 1, {10}, extra, sizeof extra};
+  }
+  /* error 62, not shown: nor is its hint */
+  ts[m++] = (TestTensor){"fc.bais", "F32", 1, {10}, extra, sizeof extra};
+  char *path = st_tmpfile("many.safetensors");
+  st_write(path, ts, m, NULL);
+
+  cr_expect_not(weights_load(g, path, diag));
+  const char *text = diagnostics();
+  cr_expect_eq(diag_error_count(diag), 50, "errors:\n%s", text);
+  cr_expect_eq(count_of(text, ": error: "), 50, "%s", text);
+  EXPECT_DIAG("missing tensor 'fc.bias' of shape [10] (linear 'fc')");
+  EXPECT_DIAG("unexpected tensor 'head.48.bias'");
+  cr_expect_not(strstr(text, "head.49.bias"), "%s", text);
+  cr_expect_not(strstr(text, "fc.bais"), "%s", text);
+  cr_expect_not(strstr(text, "did you mean"), "%s", text);
+  EXPECT_DIAG("note: 12 more errors not shown (cnncc shows at most 50)\n");
+  /* the counts include the errors not shown */
+  EXPECT_DIAG("note: 1 missing tensor, 61 unexpected tensors; the spec defines 8 parameters, "
+              "the file has 68 tensors\n");
+  for (int i = 0; i < g->params.len; i++)
+    free(bufs[i]);
+}
+
 Test(weights, reports_a_corrupt_file_at_its_path) {
   char *path = st_tmpfile("corrupt.safetensors");
   st_write_raw(path, "\x0a\0\0\0\0\0\0\0{not json}", 18);
