@@ -7,7 +7,9 @@
  * first, so a user converting a checkpoint sees the whole list at once:
  *   - missing:     a parameter with no tensor of that name
  *   - unexpected:  a tensor no parameter wants (except "*.num_batches_tracked",
- *                  the BatchNorm counter PyTorch keeps in its state_dict)
+ *                  the BatchNorm counter PyTorch keeps in its state_dict);
+ *                  "did you mean" names a missing parameter, one of the
+ *                  tensor's shape first, never one that has its tensor
  *   - mis-shaped:  both shapes are shown, with the layer that owns the
  *                  parameter; shapes must match exactly (a linear
  *                  weight is [out, in], as nn.Linear stores it; a transposed
@@ -188,6 +190,13 @@ bool weights_load(Graph *g, const char *path, Diag *d) {
   return weights_load_progress(g, path, d, NULL);
 }
 
+static bool same_shape(const Param *p, const StTensor *t) {
+  bool same = t->rank == p->rank;
+  for (int k = 0; same && k < p->rank; k++)
+    same = t->shape[k] == p->dims[k];
+  return same;
+}
+
 /* Every parameter against its tensor, in definition order (the order the
    user reads the spec in): missing, of a dtype cnncc cannot convert, or
    mis-shaped. Each is reported (at the file) and counted. */
@@ -211,10 +220,7 @@ static void check_params(const Graph *g, const StFile *f, Mismatch *m) {
       note_defined_here(m, p);
       m->baddtype++;
     }
-    bool same = t->rank == p->rank;
-    for (int k = 0; same && k < p->rank; k++)
-      same = t->shape[k] == p->dims[k];
-    if (!same) {
+    if (!same_shape(p, t)) {
       mismatch_error(m, "expected shape %s for '%s'%s, got %s",
                      dims_str(p->rank, p->dims, b, sizeof b), p->name, owner_str(g, p, o, sizeof o),
                      dims_str(t->rank, t->shape, a, sizeof a));
@@ -230,14 +236,52 @@ static void check_params(const Graph *g, const StFile *f, Mismatch *m) {
   }
 }
 
-/* Every tensor of the file that no parameter wants, in file order, with the
-   closest parameter name as a hint: reported and counted. */
+/* The parameters no tensor of f is named after (malloc'ed; caller frees). */
+static int params_missing(const Graph *g, const StFile *f, Param ***out) {
+  *out = xmalloc((size_t)(g->params.len ? g->params.len : 1) * sizeof **out);
+  int n = 0;
+  for (int i = 0; i < g->params.len; i++)
+    if (!st_find(f, GRAPH_PARAM(g, i)->name))
+      (*out)[n++] = GRAPH_PARAM(g, i);
+  return n;
+}
+
+/* "did you mean" for an unexpected tensor t: only a parameter still
+   missing can be the tensor misnamed (one already bound is not), and of
+   those, one of t's shape first; one of another shape is named with it. */
+static void hint_missing(Mismatch *m, Param **missing, int n, const StTensor *t) {
+  const char **same = xmalloc((size_t)(n ? n : 1) * sizeof *same);
+  const char **other = xmalloc((size_t)(n ? n : 1) * sizeof *other);
+  int ns = 0, no = 0;
+  for (int i = 0; i < n; i++) {
+    if (same_shape(missing[i], t))
+      same[ns++] = missing[i]->name;
+    else
+      other[no++] = missing[i]->name;
+  }
+  const char *hint = diag_suggest(t->name, same, ns);
+  if (hint) {
+    mismatch_note(m, m->at, "did you mean '%s'?", hint);
+  } else if ((hint = diag_suggest(t->name, other, no))) {
+    const Param *p = NULL;
+    for (int i = 0; i < n && !p; i++)
+      if (missing[i]->name == hint)
+        p = missing[i];
+    char a[128];
+    mismatch_note(m, m->at, "did you mean '%s'? (its shape in the spec is %s)", hint,
+                  dims_str(p->rank, p->dims, a, sizeof a));
+  }
+  free(same);
+  free(other);
+}
+
+/* Every tensor of the file that no parameter wants, in file order, with a
+   missing parameter as a hint: reported and counted. */
 static void check_tensors(const Graph *g, const StFile *f, Mismatch *m) {
   int np = g->params.len;
   Param **sorted = params_by_name(g);
-  const char **names = xmalloc((size_t)(np > 0 ? np : 1) * sizeof *names);
-  for (int i = 0; i < np; i++)
-    names[i] = GRAPH_PARAM(g, i)->name;
+  Param **missing;
+  int nmissing = params_missing(g, f, &missing);
   char a[128];
   for (int i = 0; i < st_count(f); i++) {
     const StTensor *t = st_tensor(f, i);
@@ -247,12 +291,10 @@ static void check_tensors(const Graph *g, const StFile *f, Mismatch *m) {
                    "unexpected tensor '%s' (%s, shape %s): the spec has no "
                    "parameter of that name",
                    t->name, t->dtype_name, dims_str(t->rank, t->shape, a, sizeof a));
-    const char *hint = diag_suggest(t->name, names, np);
-    if (hint)
-      mismatch_note(m, m->at, "did you mean '%s'?", hint);
+    hint_missing(m, missing, nmissing, t);
     m->unexpected++;
   }
-  free(names);
+  free(missing);
   free(sorted);
 }
 

@@ -51,8 +51,12 @@ def main():
         "good": build(f32(all4)),
         # fc.bias absent
         "missing": build(f32(["conv.weight", "conv.bias", "fc.weight"])),
-        # an extra tensor, close to a real name
+        # an extra tensor, close to the name of a parameter that has its
+        # tensor (so it is no misspelling of it)
         "unexpected": build(f32(all4) + [("fc.biass", "F32", [3])]),
+        # fc.bias misspelled: missing, and an unexpected tensor that is it
+        "misnamed": build(f32(["conv.weight", "conv.bias", "fc.weight"]) +
+                          [("fc.bais", "F32", [3])]),
         # conv.weight for 2 input channels
         "misshaped": build([("conv.weight", "F32", [4, 2, 3, 3])] +
                            f32(["conv.bias", "fc.weight", "fc.bias"])),
