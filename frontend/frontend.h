@@ -15,6 +15,7 @@
  *     lower.c           AST -> Graph: blocks, repetition, names, shapes
  *     expr.c            the small expression language of block parameters
  *     ops.c             the op table of the language, with attributes
+ *     synonyms.c        an unknown op: other frameworks' names, misspellings
  *     errors.c          spec_error: repeats dropped, at most 50 errors
  *   frontend/weights/   parameter values (weights_internal.h)
  *     safetensors.c     safetensors reader (header JSON via jansson)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "frontend/frontend.h"
+#include "frontend/spec/spec_internal.h" /* the synonym table */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -880,6 +881,124 @@ Test(errors, unknown_ops_and_blocks_get_suggestions) {
                       "    8 |   - {name: b, block: botleneck}\n"
                       "      |                      ^~~~~~~~~\n"
                       "t.yaml:8:22: note: did you mean 'bottleneck'?\n");
+  done(&r);
+}
+
+/* The diagnostics of a spec whose one layer is {op: NAME}. */
+static char *unknown_op(const char *name) {
+  Loaded r;
+  char text[256];
+  snprintf(text, sizeof text, HDR "layers:\n  - {op: %s}\n", name);
+  char *d = strdup(bad(text, &r));
+  done(&r);
+  return d;
+}
+
+Test(errors, an_unknown_op_in_another_case_or_from_another_framework_gets_cnnccs_name) {
+  const char *cases[][2] = {
+      {"ReLU", "note: did you mean 'relu'?\n"},
+      {"Conv2d", "note: did you mean 'conv2d'?\n"},
+      {"global_avg_pool", "note: did you mean 'global_avgpool'?\n"},
+      {"MaxPool2d", "note: 'MaxPool2d' is called 'maxpool' in cnncc\n"},
+      {"BatchNorm2d", "note: 'BatchNorm2d' is called 'batchnorm' in cnncc\n"},
+      {"Dense", "note: 'Dense' is called 'linear' in cnncc\n"},
+      {"maxpol", "note: did you mean 'maxpool'?\n"}, /* a misspelling */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *d = unknown_op(cases[i][0]);
+    HAS(d, cases[i][1]);
+    cr_assert(!strstr(d, "ops are"), "%s", d);
+    free(d);
+  }
+}
+
+Test(errors, an_unknown_op_is_no_misspelling_of_another_function) {
+  /* relu6 is clamp 0..6, conv3d another conv, elu another activation: not
+     'relu' or 'conv2d' misspelled */
+  const char *other[] = {"relu6", "conv3d", "elu", "selu", "prelu", "bilinear", "unflatten"};
+  Arena *a = arena_new();
+  for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+    if (synonym_spelling(a, other[i]))
+      continue; /* the language has it now: the next test checks that hint */
+    char *d = unknown_op(other[i]);
+    cr_assert(!strstr(d, "did you mean"), "%s", d);
+    HAS(d, "note: the spec language's ops are conv2d, batchnorm, relu, ");
+    free(d);
+  }
+  arena_free(a);
+}
+
+Test(errors, every_synonym_hint_names_an_op_that_exists_as_it_is_written) {
+  Arena *a = arena_new();
+  int n = 0;
+  for (const char *w; (w = synonym_word(n)); n++) {
+    for (const char *p = w; *p; p++)
+      cr_assert((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'), "'%s' is not normalized", w);
+    for (int j = 0; j < n; j++)
+      cr_assert_str_neq(synonym_word(j), w, "'%s' twice in the table", w);
+    const char *s = synonym_spelling(a, w);
+    if (!s)
+      continue; /* an op still to come, or a function cnncc has not */
+    Loaded r;
+    char text[512];
+    snprintf(text, sizeof text, HDR "layers:\n  - {op: %s}\n", w);
+    r = load(text);
+    if (r.g) { /* the word is an op itself now (a row for an op to come) */
+      done(&r);
+      continue;
+    }
+    if (s[0] == '{') {
+      char want[256];
+      snprintf(want, sizeof want, "note: '%s' is %s in cnncc\n", w, s);
+      HAS(r.diag, want);
+      done(&r);
+      /* and what it says compiles */
+      snprintf(text, sizeof text, HDR "layers:\n  - %s\n", s);
+      ok(text, &r);
+    } else {
+      cr_assert(strstr(r.diag, "did you mean") || strstr(r.diag, "is called"), "%s", r.diag);
+      cr_assert_not_null(spec_op_find(s), "'%s' for '%s'", s, w);
+    }
+    done(&r);
+  }
+  cr_assert_gt(n, 20);
+  arena_free(a);
+}
+
+Test(errors, relu6_is_clamp_once_the_language_has_clamp) {
+  char *d = unknown_op("relu6");
+  const SpecOp *clamp = spec_op_find("clamp");
+  if (clamp && spec_op_attr(clamp, "min") && spec_op_attr(clamp, "max"))
+    HAS(d, "note: 'relu6' is {op: clamp, min: 0, max: 6} in cnncc\n");
+  else
+    cr_assert(!strstr(d, "clamp") && !strstr(d, "did you mean"), "%s", d);
+  free(d);
+}
+
+Test(errors, the_ops_are_listed_once_from_the_op_table) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n  - {op: elu}\n  - {op: swishy}\n", &r);
+  cr_assert_eq(count_errors(d), 2, "%s", d);
+  const char *head = "note: the spec language's ops are ",
+             *tail = " (docs/spec.md describes each)\n";
+  const char *list = strstr(d, head);
+  cr_assert_not_null(list, "%s", d);
+  cr_assert_null(strstr(list + 1, head), "listed twice:\n%s", d);
+  list += strlen(head);
+  const char *end = strstr(list, tail);
+  cr_assert_not_null(end, "%s", d);
+  /* the list, as ", name, ", against the op table */
+  char items[2048];
+  snprintf(items, sizeof items, ", %.*s, ", (int)(end - list), list);
+  for (int o = 0; o < OP_COUNT_; o++) {
+    char item[64];
+    snprintf(item, sizeof item, ", %s, ", ir_ops[o].name);
+    if (ir_ops[o].flags & OPF_NOSPEC)
+      cr_assert_null(strstr(items, item), "'%s' is no op of the spec:\n%s", ir_ops[o].name, d);
+    else
+      cr_assert_not_null(strstr(items, item), "'%s' is not listed:\n%s", ir_ops[o].name, d);
+  }
+  HAS(items, ", global_avgpool, "); /* aliases too */
   done(&r);
 }
 
