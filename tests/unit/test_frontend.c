@@ -358,6 +358,85 @@ Test(spec, a_disabled_layer_is_an_alias_of_its_input) {
   done(&r);
 }
 
+/* torchvision's MobileNetV2 InvertedResidual: conv.0 is the expansion when
+   there is one, else the depthwise conv; the projection follows. */
+static const char *inverted_residual =
+    HDR "blocks:\n"
+        "  conv_bn:\n"
+        "    params: {out: 8, kernel: 1, groups: 1}\n"
+        "    numbered: true\n"
+        "    layers:\n"
+        "      - {op: conv2d, out: $out, kernel: $kernel, pad: $kernel // 2, groups: $groups}\n"
+        "      - {op: batchnorm}\n"
+        "  inverted_residual:\n"
+        "    params: {hidden: 3}\n"
+        "    layers:\n"
+        "      - name: conv\n"
+        "        numbered: true\n"
+        "        layers:\n"
+        "          - {name: 0, block: conv_bn, out: $hidden, if: $hidden != $in}\n"
+        "          - {name: 0, block: conv_bn, out: $hidden, kernel: 3, groups: $hidden,\n"
+        "             if: $hidden == $in}\n"
+        "          - {name: 1, block: conv_bn, out: $hidden, kernel: 3, groups: $hidden,\n"
+        "             if: $hidden != $in}\n"
+        "          - {op: relu, if: false}\n"
+        "          - {op: conv2d, out: 3, kernel: 1, bias: false}\n"
+        "          - {op: batchnorm}\n"
+        "layers:\n"
+        "  - {name: a, block: inverted_residual}\n"
+        "  - {name: b, block: inverted_residual, hidden: 6}\n";
+
+Test(spec, a_disabled_layer_in_a_numbered_scope_takes_neither_a_position_nor_a_name) {
+  Loaded r;
+  Graph *g = ok(inverted_residual, &r);
+  /* a: no expansion, so the depthwise conv is conv.0 */
+  dims_are(param(g, "a.conv.0.0.weight"), 4, 3, 1, 3, 3);
+  dims_are(param(g, "a.conv.1.weight"), 4, 3, 3, 1, 1);
+  shape_is(node(g, "a.conv.2"), "3x8x8");
+  cr_assert(!has_node(g, "a.conv.3"));
+  /* b: expansion conv.0, depthwise conv.1, projection conv.2 and its BN */
+  dims_are(param(g, "b.conv.0.0.weight"), 4, 6, 3, 1, 1);
+  dims_are(param(g, "b.conv.1.0.weight"), 4, 6, 1, 3, 3);
+  dims_are(param(g, "b.conv.2.weight"), 4, 3, 6, 1, 1);
+  shape_is(node(g, "b.conv.3"), "3x8x8");
+  done(&r);
+}
+
+Test(errors, a_name_a_layer_disabled_in_a_numbered_scope_would_have_had_is_unknown) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n"
+                          "  - name: f\n"
+                          "    numbered: true\n"
+                          "    layers:\n"
+                          "      - {name: se, op: relu, if: false}\n"
+                          "      - {op: add, in: [input, se]}\n",
+                      &r);
+  cr_assert_str_eq(d, "t.yaml:9:31: error: unknown layer 'se'\n"
+                      "    9 |       - {op: add, in: [input, se]}\n"
+                      "      |                               ^~\n"
+                      "t.yaml:8:16: note: 'se' is disabled (its 'if:' is false), and in a "
+                      "numbered scope a disabled layer takes no name\n"
+                      "    8 |       - {name: se, op: relu, if: false}\n"
+                      "      |                ^~\n");
+  done(&r);
+}
+
+Test(errors, a_duplicate_of_a_disabled_layers_name_says_it_is_disabled) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n"
+                          "  - {name: a, op: relu, if: false}\n"
+                          "  - {name: a, op: relu}\n",
+                      &r);
+  cr_assert_str_eq(d, "t.yaml:6:12: error: duplicate name 'a'\n"
+                      "    6 |   - {name: a, op: relu}\n"
+                      "      |            ^\n"
+                      "t.yaml:5:12: note: 'a' was first defined here, by a disabled layer (its "
+                      "'if:' is false): the name stands for its input\n"
+                      "    5 |   - {name: a, op: relu, if: false}\n"
+                      "      |            ^\n");
+  done(&r);
+}
+
 Test(spec, groups_open_a_scope_and_dotted_references_reach_inside) {
   Loaded r;
   Graph *g = ok(HDR "layers:\n"
