@@ -109,7 +109,9 @@ typedef struct {
   SrcLoc loc;
   int span;
   bool disabled;
-  bool busy; /* its own layers are being lowered */
+  bool unknown; /* bound for a layer that failed (bind_poisoned): whether it
+                   would take the name is not known, so a duplicate is quiet */
+  bool busy;    /* its own layers are being lowered */
 } Binding;
 
 struct Scope {
@@ -180,6 +182,8 @@ static Binding *binding_new(Lower *lw, const char *name, Node *node, SrcLoc loc,
 /* Bind `name` in s; a duplicate is an error at `loc`. */
 static Binding *bind(Lower *lw, Scope *s, const char *name, Node *node, SrcLoc loc, int span) {
   Binding *old = scope_find(s, name);
+  if (old && old->unknown)
+    return NULL; /* poisoned: the error that made it so is reported */
   if (old) {
     if (*s->prefix)
       spec_error(lw->c, loc, span, "duplicate name '%s' in '%s'", name, s->prefix);
@@ -603,11 +607,18 @@ static const char *auto_name(Lower *lw, Scope *s, const SpecOp *op) {
   }
 }
 
-/* Bind a failed layer's literal name so uses of it stay quiet. */
+/* Bind a failed layer's literal name so uses of it stay quiet. In a
+   numbered scope it counts as enabled, taking a position, so the layers
+   after it keep the names they would have had; since it might as well have
+   been disabled, a later layer of the same name is not a duplicate. */
 static void bind_poisoned(Lower *lw, Frame *f, Layer *L) {
+  if (f->scope->numbered)
+    f->scope->position++;
   if (L->name && L->name->kind == Y_SCALAR && !strchr(L->name->str, '$') &&
-      !scope_find(f->scope, L->name->str))
-    bind(lw, f->scope, L->name->str, NULL, L->name->loc, L->name->span);
+      !scope_find(f->scope, L->name->str)) {
+    Binding *b = bind(lw, f->scope, L->name->str, NULL, L->name->loc, L->name->span);
+    b->unknown = true;
+  }
 }
 
 static SrcLoc layer_loc(const Layer *L) { return L->node->loc; }
@@ -1164,9 +1175,7 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
 
 static Node *lower_layer(Lower *lw, Frame *f, Layer *L, Node *cur) {
   if (L->invalid) {
-    if (f->scope->numbered)
-      f->scope->position++;
-    bind_poisoned(lw, f, L);
+    bind_poisoned(lw, f, L); /* and its position */
     return NULL;
   }
   if (L->kind == LK_OP)

@@ -421,6 +421,27 @@ Test(errors, a_name_a_layer_disabled_in_a_numbered_scope_would_have_had_is_unkno
   done(&r);
 }
 
+Test(errors, a_layer_whose_if_failed_keeps_the_numbering_and_collides_with_nothing) {
+  Loaded r;
+  /* $x is unknown: the ifs fail (reported); '0' counts as enabled, so the
+     relu after it is '1', not a second '0'; 'se' might have been disabled,
+     so a second 'se' is not a duplicate */
+  const char *d = bad(HDR "layers:\n"
+                          "  - name: f\n"
+                          "    numbered: true\n"
+                          "    layers:\n"
+                          "      - {name: 0, op: relu, if: $x}\n"
+                          "      - {op: relu}\n"
+                          "      - {name: se, op: relu, if: $x}\n"
+                          "      - {name: se, op: relu}\n",
+                      &r);
+  cr_assert_eq(count_errors(d), 2, "%s", d);
+  HAS(d, "t.yaml:8:33: error: unknown parameter '$x'\n");
+  HAS(d, "t.yaml:10:34: error: unknown parameter '$x'\n");
+  cr_assert_null(strstr(d, "duplicate"), "%s", d);
+  done(&r);
+}
+
 Test(errors, a_duplicate_of_a_disabled_layers_name_says_it_is_disabled) {
   Loaded r;
   const char *d = bad(HDR "layers:\n"
