@@ -803,6 +803,121 @@ Test(spec, include_adds_the_blocks_of_another_file) {
   cr_assert_eq(system(cmd), 0);
 }
 
+/* ------------------------------------------- the examples of docs/spec.md */
+
+/* The complete specs (```yaml blocks with `cnncc: 1`) of docs/spec.md, in
+   order, each NUL-terminated (malloc'ed). */
+static int doc_examples(char **out, int max) {
+  FILE *f = fopen(CNNCC_SOURCE_DIR "/docs/spec.md", "r");
+  cr_assert_not_null(f, "cannot read docs/spec.md");
+  static char doc[1 << 17];
+  size_t n = fread(doc, 1, sizeof doc - 1, f);
+  fclose(f);
+  doc[n] = 0;
+  int k = 0;
+  for (char *p = doc; (p = strstr(p, "\n```yaml\n"));) {
+    p += strlen("\n```yaml\n");
+    char *end = strstr(p, "\n```\n");
+    cr_assert_not_null(end, "a ```yaml block of docs/spec.md does not end");
+    if (strncmp(p, "cnncc: 1", 8) == 0 && (p[8] == '\n' || p[8] == ' ')) {
+      cr_assert_lt(k, max);
+      out[k++] = strndup(p, (size_t)(end - p) + 1);
+    }
+    p = end;
+  }
+  return k;
+}
+
+/* The example of docs/spec.md whose network is `name` (the caller frees). */
+static char *doc_example(const char *name) {
+  char *ex[32], want[128], *found = NULL;
+  int n = doc_examples(ex, 32);
+  snprintf(want, sizeof want, "\nname: %s\n", name);
+  for (int i = 0; i < n; i++) {
+    if (!found && strstr(ex[i], want))
+      found = ex[i];
+    else
+      free(ex[i]);
+  }
+  cr_assert_not_null(found, "docs/spec.md has no example named '%s'", name);
+  return found;
+}
+
+Test(docs, every_complete_example_of_the_spec_reference_builds) {
+  char *ex[32];
+  int n = doc_examples(ex, 32);
+  cr_assert_geq(n, 4, "found %d examples in docs/spec.md", n);
+  for (int i = 0; i < n; i++) {
+    Loaded r;
+    ok(ex[i], &r);
+    done(&r);
+    free(ex[i]);
+  }
+}
+
+Test(docs, the_numbered_scope_examples_have_the_names_the_text_gives) {
+  Loaded r;
+  char *text = doc_example("inverted_residuals");
+  Graph *g = ok(text, &r);
+  const char *b1[] = {"block1.conv.0.0", "block1.conv.0.1", "block1.conv.0.2", "block1.conv.1",
+                      "block1.conv.2"};
+  const char *b2[] = {"block2.conv.0.0", "block2.conv.0.2", "block2.conv.1.0",
+                      "block2.conv.1.2", "block2.conv.2",   "block2.conv.3"};
+  for (size_t i = 0; i < sizeof b1 / sizeof b1[0]; i++)
+    cr_assert(has_node(g, b1[i]), "%s", b1[i]);
+  for (size_t i = 0; i < sizeof b2 / sizeof b2[0]; i++)
+    cr_assert(has_node(g, b2[i]), "%s", b2[i]);
+  cr_assert_eq(node(g, "block1.conv.0.0")->attr.groups, 16); /* depthwise */
+  cr_assert_eq(node(g, "block2.conv.0.0")->attr.groups, 1);  /* expansion */
+  cr_assert_eq(node(g, "block2.conv.1.0")->attr.groups, 96);
+  cr_assert(!has_node(g, "block1.conv.3") && !has_node(g, "block2.conv.4"));
+  done(&r);
+  free(text);
+
+  text = doc_example("numbered_children");
+  g = ok(text, &r);
+  cr_assert_eq(node(g, "features.0")->op, OP_CONV2D);
+  cr_assert_eq(node(g, "features.1")->op, OP_RELU);
+  cr_assert_eq(node(g, "features.pool")->op, OP_MAXPOOL);
+  cr_assert(!has_node(g, "features.2"));
+  cr_assert_eq(node(g, "features.3.0")->op, OP_CONV2D);
+  Node *add = node(g, "features.4");
+  cr_assert_eq(add->in[0], node(g, "features.pool"));
+  cr_assert_eq(add->in[1], node(g, "features.3.1"));
+  cr_assert_eq(node(g, "features.5")->op, OP_CONV2D);
+  shape_is(node(g, "features.6"), "32x16x16");
+  done(&r);
+  free(text);
+}
+
+Test(docs, input_in_a_spliced_block_is_the_blocks_input) {
+  Loaded r;
+  char *text = doc_example("spliced_input");
+  Graph *g = ok(text, &r);
+  Node *sum = node(g, "sum"), *out = node(g, "out");
+  cr_assert_eq(sum->in[0], node(g, "stem")); /* the block's input */
+  cr_assert_eq(sum->in[1], node(g, "conv"));
+  cr_assert_eq(out->in[0], sum);               /* a name the block defined */
+  cr_assert_eq(out->in[1], g->inputs[0].node); /* the network's input */
+  done(&r);
+  free(text);
+}
+
+Test(spec, a_spliced_block_sees_the_names_before_it_and_its_own_in) {
+  Loaded r;
+  Graph *g = ok(HDR "blocks:\n"
+                    "  b: {layers: [{name: c, op: conv2d, out: \"$in * 2\", kernel: 1, in: pre}]}\n"
+                    "layers:\n"
+                    "  - {name: pre, op: conv2d, out: 5, kernel: 1}\n"
+                    "  - {name: g, in: image, layers: [{op: relu}, {block: b}]}\n",
+                &r);
+  /* $in is the spliced instance's input (g's relu, 3 channels), not the
+     5 channels of its `in:`, and 'pre' is found outward */
+  shape_is(node(g, "g.c"), "6x8x8");
+  cr_assert_eq(node(g, "g.c")->in[0], node(g, "pre"));
+  done(&r);
+}
+
 /* ---------------------------------------------------------------- errors */
 
 Test(errors, misspelled_key_is_an_error_with_a_hint) {
