@@ -897,8 +897,10 @@ Test(docs, input_in_a_spliced_block_is_the_blocks_input) {
   Node *sum = node(g, "sum"), *out = node(g, "out");
   cr_assert_eq(sum->in[0], node(g, "stem")); /* the block's input */
   cr_assert_eq(sum->in[1], node(g, "conv"));
+  shape_is(node(g, "conv"), "8x16x16");        /* $in: the block's input's */
   cr_assert_eq(out->in[0], sum);               /* a name the block defined */
   cr_assert_eq(out->in[1], g->inputs[0].node); /* the network's input */
+  shape_is(out, "11x16x16");
   done(&r);
   free(text);
 }
