@@ -15,6 +15,7 @@
  *     lower.c           AST -> Graph: blocks, repetition, names, shapes
  *     expr.c            the small expression language of block parameters
  *     ops.c             the op table of the language, with attributes
+ *     synonyms.c        an unknown op: other frameworks' names, misspellings
  *     errors.c          spec_error: repeats dropped, at most 50 errors
  *   frontend/weights/   parameter values (weights_internal.h)
  *     safetensors.c     safetensors reader (header JSON via jansson)
@@ -54,8 +55,9 @@ Graph *spec_load_string(const char *name, const char *text, Diag *d);
 /* --------------------------------------------------------- weights (weights/) */
 
 /* Bind every parameter of g from the file; every missing, unexpected and
-   mis-shaped tensor is reported (all of them, not just the first). Tensors
-   named "*.num_batches_tracked" are ignored. */
+   mis-shaped tensor is counted, and the first DIAG_MAX_ERRORS are reported
+   (not just the first one), then how many more there were. Tensors named
+   "*.num_batches_tracked" are ignored. */
 bool weights_load(Graph *g, const char *path, Diag *d);
 /* The same, reporting "reading weights" to `progress` (bytes converted out
    of the parameters' total) as it copies; NULL: silent. */

@@ -40,6 +40,10 @@ void diag_vreport(Diag *d, DiagLevel level, SrcLoc loc, int span, const char *fm
 void diag_plain(Diag *d, DiagLevel level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int diag_error_count(const Diag *d);
+/* How many errors a stage shows before it stops showing them (docs/spec.md,
+   docs/cnncc.1.md): the spec room stops there, the weights room counts the
+   rest and says how many there were. */
+#define DIAG_MAX_ERRORS 50
 
 /* A function the Diag calls just before it prints an error or a warning
    (never before a note, nor while the hook itself runs). A stage that owes

@@ -20,7 +20,13 @@
  * the instances are named in the enclosing scope; with neither they splice.
  *
  * Disabled layers (`if:` false) produce nothing: the chain goes on from the
- * previous layer, and a reference to a disabled layer by name means its input.
+ * previous layer, and a reference to a disabled layer by name means its input
+ * (torchvision's `self.downsample = None`). In a numbered scope, which is an
+ * nn.Sequential, a disabled layer is a module never appended: it takes
+ * neither a position nor a name, so two alternatives may share a name
+ * (`{name: 0, ..., if: $a}`, `{name: 0, ..., if: not $a}`). The scope still
+ * remembers where it was (`disabled`), for the note of an error that uses
+ * the name.
  *
  * Errors. Every failure yields a NULL node, "poisoned": the name is still
  * bound, and whatever uses a poisoned node quietly becomes poisoned too, so
@@ -103,7 +109,9 @@ typedef struct {
   SrcLoc loc;
   int span;
   bool disabled;
-  bool busy; /* its own layers are being lowered */
+  bool unknown; /* bound for a layer that failed (bind_poisoned): whether it
+                   would take the name is not known, so a duplicate is quiet */
+  bool busy;    /* its own layers are being lowered */
 } Binding;
 
 struct Scope {
@@ -111,6 +119,7 @@ struct Scope {
   bool numbered;
   int64_t position;
   Table names;    /* name -> Binding */
+  Table disabled; /* numbered: name -> Binding of a disabled layer (unbound) */
   PtrVec order;   /* Binding*, for hints */
   Table reserved; /* literal names of layers still to come */
   Table autoc;    /* spec op name -> int *: its last automatic number */
@@ -161,25 +170,65 @@ static const char *full_name(Lower *lw, const Scope *s, const char *local) {
 
 static Binding *scope_find(const Scope *s, const char *name) { return table_get(&s->names, name); }
 
-/* Bind `name` in s; a duplicate is an error at `loc`. */
-static Binding *bind(Lower *lw, Scope *s, const char *name, Node *node, SrcLoc loc, int span) {
-  Binding *old = scope_find(s, name);
-  if (old) {
-    if (*s->prefix)
-      spec_error(lw->c, loc, span, "duplicate name '%s' in '%s'", name, s->prefix);
-    else
-      spec_error(lw->c, loc, span, "duplicate name '%s'", name);
-    spec_note(lw->c, old->loc, old->span, "'%s' was first defined here", name);
-    return NULL;
-  }
+static Binding *binding_new(Lower *lw, const char *name, Node *node, SrcLoc loc, int span) {
   Binding *b = arena_alloc(lw->a, sizeof *b);
   b->name = name;
   b->node = node;
   b->loc = loc;
   b->span = span;
+  return b;
+}
+
+/* Bind `name` in s; a duplicate is an error at `loc`. */
+static Binding *bind(Lower *lw, Scope *s, const char *name, Node *node, SrcLoc loc, int span) {
+  Binding *old = scope_find(s, name);
+  if (old && old->unknown)
+    return NULL; /* poisoned: the error that made it so is reported */
+  if (old) {
+    if (*s->prefix)
+      spec_error(lw->c, loc, span, "duplicate name '%s' in '%s'", name, s->prefix);
+    else
+      spec_error(lw->c, loc, span, "duplicate name '%s'", name);
+    if (old->disabled)
+      spec_note(lw->c, old->loc, old->span,
+                "'%s' was first defined here, by a disabled layer (its 'if:' is false): "
+                "the name stands for its input",
+                name);
+    else
+      spec_note(lw->c, old->loc, old->span, "'%s' was first defined here", name);
+    return NULL;
+  }
+  Binding *b = binding_new(lw, name, node, loc, span);
   table_put(lw->a, &s->names, name, b);
   ptrvec_push(lw->a, &s->order, b);
   return b;
+}
+
+/* The name of a disabled layer (`if:` false) whose input is `input`: an
+   alias of its input, except in a numbered scope, where a disabled layer
+   takes no name (it is only remembered, for notes). */
+static void bind_disabled(Lower *lw, Scope *s, const char *name, Node *input, SrcLoc loc,
+                          int span) {
+  if (s->numbered) {
+    if (!table_get(&s->disabled, name))
+      table_put(lw->a, &s->disabled, name, binding_new(lw, name, NULL, loc, span));
+    return;
+  }
+  Binding *b = bind(lw, s, name, input, loc, span);
+  if (b)
+    b->disabled = true;
+}
+
+/* After an error about a name no layer has in s: if a disabled layer of a
+   numbered scope had it, say so. */
+static bool note_disabled(Lower *lw, const Scope *s, const char *name) {
+  const Binding *d = table_get(&s->disabled, name);
+  if (d)
+    spec_note(lw->c, d->loc, d->span,
+              "'%s' is disabled (its 'if:' is false), and in a numbered scope a disabled layer "
+              "takes no name",
+              name);
+  return d != NULL;
 }
 
 /* ------------------------------------------------------------------ notes */
@@ -438,7 +487,11 @@ static Node *resolve_text(Lower *lw, Frame *f, const YNode *y, const char *ref, 
       }
     }
     spec_error_at(lw->c, y, "unknown layer '%s'", first);
-    scope_hint(lw, NULL, f, y->loc, first);
+    bool disabled = false;
+    for (const Frame *x = f; x && !disabled; x = x->up)
+      disabled = note_disabled(lw, x->scope, first);
+    if (!disabled)
+      scope_hint(lw, NULL, f, y->loc, first);
     return NULL;
   }
   if (b->busy)
@@ -464,7 +517,8 @@ static Node *resolve_text(Lower *lw, Frame *f, const YNode *y, const char *ref, 
     Binding *nb = scope_find(b->child, rest);
     if (!nb) {
       spec_error_at(lw->c, y, "'%s' has no layer '%s'", sofar, rest);
-      scope_hint(lw, b->child, NULL, y->loc, rest);
+      if (!note_disabled(lw, b->child, rest))
+        scope_hint(lw, b->child, NULL, y->loc, rest);
       return NULL;
     }
     b = nb;
@@ -553,11 +607,18 @@ static const char *auto_name(Lower *lw, Scope *s, const SpecOp *op) {
   }
 }
 
-/* Bind a failed layer's literal name so uses of it stay quiet. */
+/* Bind a failed layer's literal name so uses of it stay quiet. In a
+   numbered scope it counts as enabled, taking a position, so the layers
+   after it keep the names they would have had; since it might as well have
+   been disabled, a later layer of the same name is not a duplicate. */
 static void bind_poisoned(Lower *lw, Frame *f, Layer *L) {
+  if (f->scope->numbered)
+    f->scope->position++;
   if (L->name && L->name->kind == Y_SCALAR && !strchr(L->name->str, '$') &&
-      !scope_find(f->scope, L->name->str))
-    bind(lw, f->scope, L->name->str, NULL, L->name->loc, L->name->span);
+      !scope_find(f->scope, L->name->str)) {
+    Binding *b = bind(lw, f->scope, L->name->str, NULL, L->name->loc, L->name->span);
+    b->unknown = true;
+  }
 }
 
 static SrcLoc layer_loc(const Layer *L) { return L->node->loc; }
@@ -740,12 +801,8 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
     /* disabled: its name stands for its (first) input; the chain goes on */
     if (L->name) {
       const char *local = name_value(lw, L->name, f->env);
-      if (local) {
-        Binding *b =
-            bind(lw, f->scope, local, inputs_ok ? ins[0] : NULL, L->name->loc, L->name->span);
-        if (b)
-          b->disabled = true;
-      }
+      if (local)
+        bind_disabled(lw, f->scope, local, inputs_ok ? ins[0] : NULL, L->name->loc, L->name->span);
     }
     return cur;
   }
@@ -1027,11 +1084,8 @@ static Node *lower_once(Lower *lw, Frame *f, Layer *L, Node *cur, Node *in, cons
     return NULL;
   }
   if (!enabled) {
-    if (local) {
-      Binding *b = bind(lw, P, local, in, L->name->loc, L->name->span);
-      if (b)
-        b->disabled = true;
-    }
+    if (local)
+      bind_disabled(lw, P, local, in, L->name->loc, L->name->span);
     return cur;
   }
   if (local && P->numbered)
@@ -1121,9 +1175,7 @@ static Node *lower_compound(Lower *lw, Frame *f, Layer *L, Node *cur) {
 
 static Node *lower_layer(Lower *lw, Frame *f, Layer *L, Node *cur) {
   if (L->invalid) {
-    if (f->scope->numbered)
-      f->scope->position++;
-    bind_poisoned(lw, f, L);
+    bind_poisoned(lw, f, L); /* and its position */
     return NULL;
   }
   if (L->kind == LK_OP)

@@ -203,9 +203,7 @@ static void build_op_layer(SpecCtx *c, Layer *L, YNode *y, YNode *op) {
   L->op = spec_op_find(op->str);
   if (!L->op) {
     spec_error_at(c, op, "unknown op '%s'", op->str);
-    const char **names;
-    int n = spec_op_names(c->tmp, &names);
-    spec_hint(c, op->loc, op->str, names, n);
+    synonym_note_unknown_op(c, op);
     L->invalid = true;
     return;
   }

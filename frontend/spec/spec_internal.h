@@ -9,6 +9,8 @@
  *   frontend/spec/lower.c   AST -> Graph: blocks, repetition, names, shapes
  *   frontend/spec/expr.c    values of YAML scalars; the expression language
  *   frontend/spec/ops.c     the op table of the language, attributes included
+ *   frontend/spec/synonyms.c what an unknown op name is: other frameworks'
+ *                           names for ops, misspellings, the list of ops
  *   frontend/spec/errors.c  spec_error and its notes: repeats dropped, a cap
  *
  *   text --yaml.c--> YNode tree --parse.c--> AST --check.c--> checked AST
@@ -17,6 +19,7 @@
  * Calls between the files go one way, so they form no cycle:
  *   load   -> parse, check, lower     (the steps, in order)
  *   check  -> parse                   (the layer keys)
+ *   parse  -> synonyms -> ops, errors (an unknown op's note)
  *   parse, check, lower -> yaml, ops, expr, errors
  *   yaml, expr -> errors -> support/diag
  * The notes lower.c owes to an error (the block instances around it) are
@@ -183,14 +186,15 @@ struct SpecOp {
 
 typedef struct {
   Diag *diag;
-  Arena *tmp;  /* AST, values, scopes: freed at the end */
-  Graph *g;    /* being built; file names live in its arena */
-  PtrVec seen; /* reported "file:line:col:msg" keys (dedupe) */
-  bool stop;   /* too many errors: stop early */
-  bool quiet;  /* the last error was a repeat: drop its notes */
+  Arena *tmp;      /* AST, values, scopes: freed at the end */
+  Graph *g;        /* being built; file names live in its arena */
+  PtrVec seen;     /* reported "file:line:col:msg" keys (dedupe) */
+  bool stop;       /* too many errors: stop early */
+  bool quiet;      /* the last error was a repeat: drop its notes */
+  bool ops_listed; /* an unknown op's note listed the ops (once is enough) */
 } SpecCtx;
 
-#define SPEC_MAX_ERRORS 50
+#define SPEC_MAX_ERRORS DIAG_MAX_ERRORS
 #define SPEC_MAX_DEPTH 64      /* nested block instances */
 #define SPEC_MAX_NODES 1000000 /* nodes in one network */
 #define SPEC_MAX_REPEAT 100000
@@ -247,6 +251,19 @@ const AttrSpec *spec_op_attr(const SpecOp *op, const char *key);
 /* Every op name of the spec language, in ops.def order, each op followed by
    its aliases (for "did you mean"): an array in `a` and its length. */
 int spec_op_names(Arena *a, const char ***names);
+
+/* ----------------------------------------------------------- synonyms.c */
+
+/* The note after "unknown op 'NAME'" at op: the op it is another spelling
+   or another framework's name of, the op it is a misspelling of, or else
+   the list of ops. */
+void synonym_note_unknown_op(SpecCtx *c, const YNode *op);
+/* How cnncc writes a name another framework uses ("relu6" ->
+   "{op: clamp, min: 0, max: 6}", "MaxPool2d" -> "maxpool"), in a; NULL if
+   the name is not in the table or its op (or attribute) does not exist. */
+const char *synonym_spelling(Arena *a, const char *word);
+/* The i-th name of the table, NULL past the end (for tests). */
+const char *synonym_word(int i);
 
 /* -------------------------------------------------------------- parse.c */
 

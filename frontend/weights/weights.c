@@ -7,14 +7,19 @@
  * first, so a user converting a checkpoint sees the whole list at once:
  *   - missing:     a parameter with no tensor of that name
  *   - unexpected:  a tensor no parameter wants (except "*.num_batches_tracked",
- *                  the BatchNorm counter PyTorch keeps in its state_dict)
+ *                  the BatchNorm counter PyTorch keeps in its state_dict);
+ *                  "did you mean" names a missing parameter, one of the
+ *                  tensor's shape first, never one that has its tensor
  *   - mis-shaped:  both shapes are shown, with the layer that owns the
  *                  parameter; shapes must match exactly (a linear
  *                  weight is [out, in], as nn.Linear stores it; a transposed
  *                  one gets a hint)
  *   - bad dtype:   anything but F32, F64, F16 and BF16 (converted to float32)
  * Errors are reported at the weights file (a line-0 location), with a note at
- * the spec line that defined the parameter where that is known.
+ * the spec line that defined the parameter where that is known. Every one is
+ * counted, but only the first DIAG_MAX_ERRORS are shown (the wrong file for
+ * a ResNet-101 has hundreds): the closing notes say how many more there
+ * were, and the counts of each kind include them.
  *
  * weights_init_deterministic: the initialization used without --weights.
  * Each parameter gets its own generator, so its values depend only on the
@@ -33,6 +38,7 @@
  * running_mean 0, running_var 1.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,10 +81,47 @@ static const char *owner_str(const Graph *g, const Param *p, char *buf, size_t n
   return buf;
 }
 
+/* What is wrong between the graph's parameters and a file's tensors, and
+   how much of it is shown: every problem is counted, the errors beyond
+   DIAG_MAX_ERRORS are not shown (`hidden`), nor are their notes. */
+typedef struct {
+  Diag *d;
+  SrcLoc at; /* the weights file */
+  int missing, unexpected, misshaped, baddtype;
+  int hidden;
+  bool quiet; /* the last error was not shown: nor are its notes */
+} Mismatch;
+
+/* An error at the weights file, shown while under the cap. */
+static void mismatch_error(Mismatch *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mismatch_error(Mismatch *m, const char *fmt, ...) {
+  m->quiet = diag_error_count(m->d) >= DIAG_MAX_ERRORS;
+  if (m->quiet) {
+    m->hidden++;
+    return;
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  diag_vreport(m->d, DIAG_ERROR, m->at, 1, fmt, ap);
+  va_end(ap);
+}
+
+/* A note of the last error (at `loc`), shown if it was. */
+static void mismatch_note(Mismatch *m, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void mismatch_note(Mismatch *m, SrcLoc loc, const char *fmt, ...) {
+  if (m->quiet)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  diag_vreport(m->d, DIAG_NOTE, loc, 1, fmt, ap);
+  va_end(ap);
+}
+
 /* A conv or linear weight that differs only in its input size: say where the
    spec's input size comes from (the fix is often upstream of the layer, a
    missing pooling or a wrong input shape). */
-static void note_input_size(Diag *d, SrcLoc at, const Graph *g, const Param *p, const StTensor *t) {
+static void note_input_size(Mismatch *m, const Graph *g, const Param *p, const StTensor *t) {
   const Node *x = owner(g, p);
   if (!x || x->nin < 1 || x->params[P_WEIGHT] != p || t->rank != p->rank ||
       t->shape[0] != p->dims[0] || t->shape[1] == p->dims[1])
@@ -93,17 +136,17 @@ static void note_input_size(Diag *d, SrcLoc at, const Graph *g, const Param *p, 
   else if (in->shape.rank == 3)
     snprintf(how, sizeof how, " (%s)", shape_str(&in->shape, s, sizeof s));
   if (x->op == OP_LINEAR && p->rank == 2)
-    diag_report(d, DIAG_NOTE, at, 1,
-                "linear '%s' gets %lld input feature%s from '%s'%s; the file's "
-                "weight takes %lld",
-                x->name, (long long)p->dims[1], p->dims[1] == 1 ? "" : "s", in->name, how,
-                (long long)t->shape[1]);
+    mismatch_note(m, m->at,
+                  "linear '%s' gets %lld input feature%s from '%s'%s; the file's "
+                  "weight takes %lld",
+                  x->name, (long long)p->dims[1], p->dims[1] == 1 ? "" : "s", in->name, how,
+                  (long long)t->shape[1]);
   else if (x->op == OP_CONV2D && p->rank == 4 && x->attr.groups == 1)
-    diag_report(d, DIAG_NOTE, at, 1,
-                "conv2d '%s' gets %lld input channel%s from '%s'; the file's weight "
-                "takes %lld",
-                x->name, (long long)p->dims[1], p->dims[1] == 1 ? "" : "s", in->name,
-                (long long)t->shape[1]);
+    mismatch_note(m, m->at,
+                  "conv2d '%s' gets %lld input channel%s from '%s'; the file's weight "
+                  "takes %lld",
+                  x->name, (long long)p->dims[1], p->dims[1] == 1 ? "" : "s", in->name,
+                  (long long)t->shape[1]);
 }
 
 static int cmp_param_name(const void *a, const void *b) {
@@ -136,9 +179,9 @@ static Param *find_param(Param **sorted, int n, const char *name) {
 }
 
 /* A note at the spec line that defined p, if known. */
-static void note_defined_here(Diag *d, const Param *p) {
+static void note_defined_here(Mismatch *m, const Param *p) {
   if (p->loc.file && p->loc.line > 0)
-    diag_report(d, DIAG_NOTE, p->loc, 1, "parameter '%s' is defined here", p->name);
+    mismatch_note(m, p->loc, "parameter '%s' is defined here", p->name);
 }
 
 /* --------------------------------------------------------- weights_load */
@@ -147,82 +190,123 @@ bool weights_load(Graph *g, const char *path, Diag *d) {
   return weights_load_progress(g, path, d, NULL);
 }
 
-/* What is wrong between the graph's parameters and a file's tensors. */
-typedef struct {
-  int missing, unexpected, misshaped, baddtype;
-} Mismatch;
+static bool same_shape(const Param *p, const StTensor *t) {
+  bool same = t->rank == p->rank;
+  for (int k = 0; same && k < p->rank; k++)
+    same = t->shape[k] == p->dims[k];
+  return same;
+}
 
 /* Every parameter against its tensor, in definition order (the order the
    user reads the spec in): missing, of a dtype cnncc cannot convert, or
-   mis-shaped. Each is reported (at `at`, the file) and counted. */
-static void check_params(const Graph *g, const StFile *f, Diag *d, SrcLoc at, Mismatch *m) {
+   mis-shaped. Each is reported (at the file) and counted. */
+static void check_params(const Graph *g, const StFile *f, Mismatch *m) {
   char a[128], b[128], o[160];
   for (int i = 0; i < g->params.len; i++) {
     Param *p = GRAPH_PARAM(g, i);
     const StTensor *t = st_find(f, p->name);
     if (!t) {
-      diag_report(d, DIAG_ERROR, at, 1, "missing tensor '%s' of shape %s%s", p->name,
-                  dims_str(p->rank, p->dims, a, sizeof a), owner_str(g, p, o, sizeof o));
-      note_defined_here(d, p);
+      mismatch_error(m, "missing tensor '%s' of shape %s%s", p->name,
+                     dims_str(p->rank, p->dims, a, sizeof a), owner_str(g, p, o, sizeof o));
+      note_defined_here(m, p);
       m->missing++;
       continue;
     }
     if (t->dtype == ST_OTHER) {
-      diag_report(d, DIAG_ERROR, at, 1,
-                  "tensor '%s'%s has dtype %s; cnncc reads F32, F64, F16 and "
-                  "BF16",
-                  p->name, owner_str(g, p, o, sizeof o), t->dtype_name);
-      note_defined_here(d, p);
+      mismatch_error(m,
+                     "tensor '%s'%s has dtype %s; cnncc reads F32, F64, F16 and "
+                     "BF16",
+                     p->name, owner_str(g, p, o, sizeof o), t->dtype_name);
+      note_defined_here(m, p);
       m->baddtype++;
     }
-    bool same = t->rank == p->rank;
-    for (int k = 0; same && k < p->rank; k++)
-      same = t->shape[k] == p->dims[k];
-    if (!same) {
-      diag_report(d, DIAG_ERROR, at, 1, "expected shape %s for '%s'%s, got %s",
-                  dims_str(p->rank, p->dims, b, sizeof b), p->name, owner_str(g, p, o, sizeof o),
-                  dims_str(t->rank, t->shape, a, sizeof a));
+    if (!same_shape(p, t)) {
+      mismatch_error(m, "expected shape %s for '%s'%s, got %s",
+                     dims_str(p->rank, p->dims, b, sizeof b), p->name, owner_str(g, p, o, sizeof o),
+                     dims_str(t->rank, t->shape, a, sizeof a));
       if (p->rank == 2 && t->rank == 2 && t->shape[0] == p->dims[1] && t->shape[1] == p->dims[0])
-        diag_report(d, DIAG_NOTE, at, 1,
-                    "it looks transposed: a linear weight is [out, in], as "
-                    "nn.Linear stores it");
+        mismatch_note(m, m->at,
+                      "it looks transposed: a linear weight is [out, in], as "
+                      "nn.Linear stores it");
       else
-        note_input_size(d, at, g, p, t);
-      note_defined_here(d, p);
+        note_input_size(m, g, p, t);
+      note_defined_here(m, p);
       m->misshaped++;
     }
   }
 }
 
-/* Every tensor of the file that no parameter wants, in file order, with the
-   closest parameter name as a hint: reported and counted. */
-static void check_tensors(const Graph *g, const StFile *f, Diag *d, SrcLoc at, Mismatch *m) {
+/* The parameters no tensor of f is named after (malloc'ed; caller frees). */
+static int params_missing(const Graph *g, const StFile *f, Param ***out) {
+  *out = xmalloc((size_t)(g->params.len ? g->params.len : 1) * sizeof **out);
+  int n = 0;
+  for (int i = 0; i < g->params.len; i++)
+    if (!st_find(f, GRAPH_PARAM(g, i)->name))
+      (*out)[n++] = GRAPH_PARAM(g, i);
+  return n;
+}
+
+/* "did you mean" for an unexpected tensor t: only a parameter still
+   missing can be the tensor misnamed (one already bound is not), and of
+   those, one of t's shape first; one of another shape is named with it. */
+static void hint_missing(Mismatch *m, Param **missing, int n, const StTensor *t) {
+  const char **same = xmalloc((size_t)(n ? n : 1) * sizeof *same);
+  const char **other = xmalloc((size_t)(n ? n : 1) * sizeof *other);
+  int ns = 0, no = 0;
+  for (int i = 0; i < n; i++) {
+    if (same_shape(missing[i], t))
+      same[ns++] = missing[i]->name;
+    else
+      other[no++] = missing[i]->name;
+  }
+  const char *hint = diag_suggest(t->name, same, ns);
+  if (hint) {
+    mismatch_note(m, m->at, "did you mean '%s'?", hint);
+  } else if ((hint = diag_suggest(t->name, other, no))) {
+    const Param *p = NULL;
+    for (int i = 0; i < n && !p; i++)
+      if (missing[i]->name == hint)
+        p = missing[i];
+    char a[128];
+    mismatch_note(m, m->at, "did you mean '%s'? (its shape in the spec is %s)", hint,
+                  dims_str(p->rank, p->dims, a, sizeof a));
+  }
+  free(same);
+  free(other);
+}
+
+/* Every tensor of the file that no parameter wants, in file order, with a
+   missing parameter as a hint: reported and counted. */
+static void check_tensors(const Graph *g, const StFile *f, Mismatch *m) {
   int np = g->params.len;
   Param **sorted = params_by_name(g);
-  const char **names = xmalloc((size_t)(np > 0 ? np : 1) * sizeof *names);
-  for (int i = 0; i < np; i++)
-    names[i] = GRAPH_PARAM(g, i)->name;
+  Param **missing;
+  int nmissing = params_missing(g, f, &missing);
   char a[128];
   for (int i = 0; i < st_count(f); i++) {
     const StTensor *t = st_tensor(f, i);
     if (ends_with(t->name, ".num_batches_tracked") || find_param(sorted, np, t->name))
       continue;
-    diag_report(d, DIAG_ERROR, at, 1,
-                "unexpected tensor '%s' (%s, shape %s): the spec has no "
-                "parameter of that name",
-                t->name, t->dtype_name, dims_str(t->rank, t->shape, a, sizeof a));
-    const char *hint = diag_suggest(t->name, names, np);
-    if (hint)
-      diag_report(d, DIAG_NOTE, at, 1, "did you mean '%s'?", hint);
+    mismatch_error(m,
+                   "unexpected tensor '%s' (%s, shape %s): the spec has no "
+                   "parameter of that name",
+                   t->name, t->dtype_name, dims_str(t->rank, t->shape, a, sizeof a));
+    hint_missing(m, missing, nmissing, t);
     m->unexpected++;
   }
-  free(names);
+  free(missing);
   free(sorted);
 }
 
-/* The closing note of a mismatch: how many of each problem, how many
-   parameters and tensors, and whether the file is another network's. */
-static void note_mismatch(const Graph *g, const StFile *f, Diag *d, SrcLoc at, const Mismatch *m) {
+/* The closing notes of a mismatch: how many errors were not shown, how
+   many of each problem, how many parameters and tensors, and whether the
+   file is another network's. */
+static void note_mismatch(const Graph *g, const StFile *f, const Mismatch *m) {
+  Diag *d = m->d;
+  SrcLoc at = m->at;
+  if (m->hidden)
+    diag_report(d, DIAG_NOTE, at, 1, "%d more error%s not shown (cnncc shows at most %d)",
+                m->hidden, m->hidden == 1 ? "" : "s", DIAG_MAX_ERRORS);
   char sum[256];
   int k = 0;
   sum[0] = 0;
@@ -278,14 +362,14 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
     return false;
   }
   /* every problem is reported before anything is copied */
-  Mismatch m = {0};
-  check_params(g, f, d, at, &m);
-  check_tensors(g, f, d, at, &m);
+  Mismatch m = {.d = d, .at = at};
+  check_params(g, f, &m);
+  check_tensors(g, f, &m);
   bool ok = !m.missing && !m.unexpected && !m.misshaped && !m.baddtype;
   if (ok)
     copy_tensors(g, f, progress);
   else
-    note_mismatch(g, f, d, at, &m);
+    note_mismatch(g, f, &m);
   st_close(f);
   return ok;
 }

@@ -51,8 +51,12 @@ def main():
         "good": build(f32(all4)),
         # fc.bias absent
         "missing": build(f32(["conv.weight", "conv.bias", "fc.weight"])),
-        # an extra tensor, close to a real name
+        # an extra tensor, close to the name of a parameter that has its
+        # tensor (so it is no misspelling of it)
         "unexpected": build(f32(all4) + [("fc.biass", "F32", [3])]),
+        # fc.bias misspelled: missing, and an unexpected tensor that is it
+        "misnamed": build(f32(["conv.weight", "conv.bias", "fc.weight"]) +
+                          [("fc.bais", "F32", [3])]),
         # conv.weight for 2 input channels
         "misshaped": build([("conv.weight", "F32", [4, 2, 3, 3])] +
                            f32(["conv.bias", "fc.weight", "fc.bias"])),
@@ -67,6 +71,10 @@ def main():
         "several": build(f32(["conv.weight", "fc.bias"]) +
                          [("fc.weight", "F32", [256, 3]),
                           ("head.weight", "F32", [3, 3]), ("head.bias", "F32", [3])]),
+        # another network's file, 60 tensors of names the spec does not
+        # have: more errors than cnncc shows (DIAG_MAX_ERRORS, 50)
+        "many": build(f32(all4) + [("features.%d.weight" % i, "F32", [4])
+                                   for i in range(60)]),
         # the data area cut short
         "truncated": build(f32(all4))[:-100],
         # header length beyond the end of the file

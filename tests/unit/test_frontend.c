@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "frontend/frontend.h"
+#include "frontend/spec/spec_internal.h" /* the synonym table */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -354,6 +355,106 @@ Test(spec, a_disabled_layer_is_an_alias_of_its_input) {
   cr_assert_eq(node(g, "b")->in[0], node(g, "a")); /* chain skips it */
   cr_assert_eq(node(g, "s")->in[1], node(g, "a"));
   cr_assert_eq(node(g, "s2")->in[1], g->inputs[0].node);
+  done(&r);
+}
+
+/* torchvision's MobileNetV2 InvertedResidual: conv.0 is the expansion when
+   there is one, else the depthwise conv; the projection follows. */
+static const char *inverted_residual =
+    HDR "blocks:\n"
+        "  conv_bn:\n"
+        "    params: {out: 8, kernel: 1, groups: 1}\n"
+        "    numbered: true\n"
+        "    layers:\n"
+        "      - {op: conv2d, out: $out, kernel: $kernel, pad: $kernel // 2, groups: $groups}\n"
+        "      - {op: batchnorm}\n"
+        "  inverted_residual:\n"
+        "    params: {hidden: 3}\n"
+        "    layers:\n"
+        "      - name: conv\n"
+        "        numbered: true\n"
+        "        layers:\n"
+        "          - {name: 0, block: conv_bn, out: $hidden, if: $hidden != $in}\n"
+        "          - {name: 0, block: conv_bn, out: $hidden, kernel: 3, groups: $hidden,\n"
+        "             if: $hidden == $in}\n"
+        "          - {name: 1, block: conv_bn, out: $hidden, kernel: 3, groups: $hidden,\n"
+        "             if: $hidden != $in}\n"
+        "          - {op: relu, if: false}\n"
+        "          - {op: conv2d, out: 3, kernel: 1, bias: false}\n"
+        "          - {op: batchnorm}\n"
+        "layers:\n"
+        "  - {name: a, block: inverted_residual}\n"
+        "  - {name: b, block: inverted_residual, hidden: 6}\n";
+
+Test(spec, a_disabled_layer_in_a_numbered_scope_takes_neither_a_position_nor_a_name) {
+  Loaded r;
+  Graph *g = ok(inverted_residual, &r);
+  /* a: no expansion, so the depthwise conv is conv.0 */
+  dims_are(param(g, "a.conv.0.0.weight"), 4, 3, 1, 3, 3);
+  dims_are(param(g, "a.conv.1.weight"), 4, 3, 3, 1, 1);
+  shape_is(node(g, "a.conv.2"), "3x8x8");
+  cr_assert(!has_node(g, "a.conv.3"));
+  /* b: expansion conv.0, depthwise conv.1, projection conv.2 and its BN */
+  dims_are(param(g, "b.conv.0.0.weight"), 4, 6, 3, 1, 1);
+  dims_are(param(g, "b.conv.1.0.weight"), 4, 6, 1, 3, 3);
+  dims_are(param(g, "b.conv.2.weight"), 4, 3, 6, 1, 1);
+  shape_is(node(g, "b.conv.3"), "3x8x8");
+  done(&r);
+}
+
+Test(errors, a_name_a_layer_disabled_in_a_numbered_scope_would_have_had_is_unknown) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n"
+                          "  - name: f\n"
+                          "    numbered: true\n"
+                          "    layers:\n"
+                          "      - {name: se, op: relu, if: false}\n"
+                          "      - {op: add, in: [input, se]}\n",
+                      &r);
+  cr_assert_str_eq(d, "t.yaml:9:31: error: unknown layer 'se'\n"
+                      "    9 |       - {op: add, in: [input, se]}\n"
+                      "      |                               ^~\n"
+                      "t.yaml:8:16: note: 'se' is disabled (its 'if:' is false), and in a "
+                      "numbered scope a disabled layer takes no name\n"
+                      "    8 |       - {name: se, op: relu, if: false}\n"
+                      "      |                ^~\n");
+  done(&r);
+}
+
+Test(errors, a_layer_whose_if_failed_keeps_the_numbering_and_collides_with_nothing) {
+  Loaded r;
+  /* $x is unknown: the ifs fail (reported); '0' counts as enabled, so the
+     relu after it is '1', not a second '0'; 'se' might have been disabled,
+     so a second 'se' is not a duplicate */
+  const char *d = bad(HDR "layers:\n"
+                          "  - name: f\n"
+                          "    numbered: true\n"
+                          "    layers:\n"
+                          "      - {name: 0, op: relu, if: $x}\n"
+                          "      - {op: relu}\n"
+                          "      - {name: se, op: relu, if: $x}\n"
+                          "      - {name: se, op: relu}\n",
+                      &r);
+  cr_assert_eq(count_errors(d), 2, "%s", d);
+  HAS(d, "t.yaml:8:33: error: unknown parameter '$x'\n");
+  HAS(d, "t.yaml:10:34: error: unknown parameter '$x'\n");
+  cr_assert_null(strstr(d, "duplicate"), "%s", d);
+  done(&r);
+}
+
+Test(errors, a_duplicate_of_a_disabled_layers_name_says_it_is_disabled) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n"
+                          "  - {name: a, op: relu, if: false}\n"
+                          "  - {name: a, op: relu}\n",
+                      &r);
+  cr_assert_str_eq(d, "t.yaml:6:12: error: duplicate name 'a'\n"
+                      "    6 |   - {name: a, op: relu}\n"
+                      "      |            ^\n"
+                      "t.yaml:5:12: note: 'a' was first defined here, by a disabled layer (its "
+                      "'if:' is false): the name stands for its input\n"
+                      "    5 |   - {name: a, op: relu, if: false}\n"
+                      "      |            ^\n");
   done(&r);
 }
 
@@ -702,6 +803,123 @@ Test(spec, include_adds_the_blocks_of_another_file) {
   cr_assert_eq(system(cmd), 0);
 }
 
+/* ------------------------------------------- the examples of docs/spec.md */
+
+/* The complete specs (```yaml blocks with `cnncc: 1`) of docs/spec.md, in
+   order, each NUL-terminated (malloc'ed). */
+static int doc_examples(char **out, int max) {
+  FILE *f = fopen(CNNCC_SOURCE_DIR "/docs/spec.md", "r");
+  cr_assert_not_null(f, "cannot read docs/spec.md");
+  static char doc[1 << 17];
+  size_t n = fread(doc, 1, sizeof doc - 1, f);
+  fclose(f);
+  doc[n] = 0;
+  int k = 0;
+  for (char *p = doc; (p = strstr(p, "\n```yaml\n"));) {
+    p += strlen("\n```yaml\n");
+    char *end = strstr(p, "\n```\n");
+    cr_assert_not_null(end, "a ```yaml block of docs/spec.md does not end");
+    if (strncmp(p, "cnncc: 1", 8) == 0 && (p[8] == '\n' || p[8] == ' ')) {
+      cr_assert_lt(k, max);
+      out[k++] = strndup(p, (size_t)(end - p) + 1);
+    }
+    p = end;
+  }
+  return k;
+}
+
+/* The example of docs/spec.md whose network is `name` (the caller frees). */
+static char *doc_example(const char *name) {
+  char *ex[32], want[128], *found = NULL;
+  int n = doc_examples(ex, 32);
+  snprintf(want, sizeof want, "\nname: %s\n", name);
+  for (int i = 0; i < n; i++) {
+    if (!found && strstr(ex[i], want))
+      found = ex[i];
+    else
+      free(ex[i]);
+  }
+  cr_assert_not_null(found, "docs/spec.md has no example named '%s'", name);
+  return found;
+}
+
+Test(docs, every_complete_example_of_the_spec_reference_builds) {
+  char *ex[32];
+  int n = doc_examples(ex, 32);
+  cr_assert_geq(n, 4, "found %d examples in docs/spec.md", n);
+  for (int i = 0; i < n; i++) {
+    Loaded r;
+    ok(ex[i], &r);
+    done(&r);
+    free(ex[i]);
+  }
+}
+
+Test(docs, the_numbered_scope_examples_have_the_names_the_text_gives) {
+  Loaded r;
+  char *text = doc_example("inverted_residuals");
+  Graph *g = ok(text, &r);
+  const char *b1[] = {"block1.conv.0.0", "block1.conv.0.1", "block1.conv.0.2", "block1.conv.1",
+                      "block1.conv.2"};
+  const char *b2[] = {"block2.conv.0.0", "block2.conv.0.2", "block2.conv.1.0",
+                      "block2.conv.1.2", "block2.conv.2",   "block2.conv.3"};
+  for (size_t i = 0; i < sizeof b1 / sizeof b1[0]; i++)
+    cr_assert(has_node(g, b1[i]), "%s", b1[i]);
+  for (size_t i = 0; i < sizeof b2 / sizeof b2[0]; i++)
+    cr_assert(has_node(g, b2[i]), "%s", b2[i]);
+  cr_assert_eq(node(g, "block1.conv.0.0")->attr.groups, 16); /* depthwise */
+  cr_assert_eq(node(g, "block2.conv.0.0")->attr.groups, 1);  /* expansion */
+  cr_assert_eq(node(g, "block2.conv.1.0")->attr.groups, 96);
+  cr_assert(!has_node(g, "block1.conv.3") && !has_node(g, "block2.conv.4"));
+  done(&r);
+  free(text);
+
+  text = doc_example("numbered_children");
+  g = ok(text, &r);
+  cr_assert_eq(node(g, "features.0")->op, OP_CONV2D);
+  cr_assert_eq(node(g, "features.1")->op, OP_RELU);
+  cr_assert_eq(node(g, "features.pool")->op, OP_MAXPOOL);
+  cr_assert(!has_node(g, "features.2"));
+  cr_assert_eq(node(g, "features.3.0")->op, OP_CONV2D);
+  Node *add = node(g, "features.4");
+  cr_assert_eq(add->in[0], node(g, "features.pool"));
+  cr_assert_eq(add->in[1], node(g, "features.3.1"));
+  cr_assert_eq(node(g, "features.5")->op, OP_CONV2D);
+  shape_is(node(g, "features.6"), "32x16x16");
+  done(&r);
+  free(text);
+}
+
+Test(docs, input_in_a_spliced_block_is_the_blocks_input) {
+  Loaded r;
+  char *text = doc_example("spliced_input");
+  Graph *g = ok(text, &r);
+  Node *sum = node(g, "sum"), *out = node(g, "out");
+  cr_assert_eq(sum->in[0], node(g, "stem")); /* the block's input */
+  cr_assert_eq(sum->in[1], node(g, "conv"));
+  shape_is(node(g, "conv"), "8x16x16");        /* $in: the block's input's */
+  cr_assert_eq(out->in[0], sum);               /* a name the block defined */
+  cr_assert_eq(out->in[1], g->inputs[0].node); /* the network's input */
+  shape_is(out, "11x16x16");
+  done(&r);
+  free(text);
+}
+
+Test(spec, a_spliced_block_sees_the_names_before_it_and_its_own_in) {
+  Loaded r;
+  Graph *g = ok(HDR "blocks:\n"
+                    "  b: {layers: [{name: c, op: conv2d, out: \"$in * 2\", kernel: 1, in: pre}]}\n"
+                    "layers:\n"
+                    "  - {name: pre, op: conv2d, out: 5, kernel: 1}\n"
+                    "  - {name: g, in: image, layers: [{op: relu}, {block: b}]}\n",
+                &r);
+  /* $in is the spliced instance's input (g's relu, 3 channels), not the
+     5 channels of its `in:`, and 'pre' is found outward */
+  shape_is(node(g, "g.c"), "6x8x8");
+  cr_assert_eq(node(g, "g.c")->in[0], node(g, "pre"));
+  done(&r);
+}
+
 /* ---------------------------------------------------------------- errors */
 
 Test(errors, misspelled_key_is_an_error_with_a_hint) {
@@ -880,6 +1098,124 @@ Test(errors, unknown_ops_and_blocks_get_suggestions) {
                       "    8 |   - {name: b, block: botleneck}\n"
                       "      |                      ^~~~~~~~~\n"
                       "t.yaml:8:22: note: did you mean 'bottleneck'?\n");
+  done(&r);
+}
+
+/* The diagnostics of a spec whose one layer is {op: NAME}. */
+static char *unknown_op(const char *name) {
+  Loaded r;
+  char text[256];
+  snprintf(text, sizeof text, HDR "layers:\n  - {op: %s}\n", name);
+  char *d = strdup(bad(text, &r));
+  done(&r);
+  return d;
+}
+
+Test(errors, an_unknown_op_in_another_case_or_from_another_framework_gets_cnnccs_name) {
+  const char *cases[][2] = {
+      {"ReLU", "note: did you mean 'relu'?\n"},
+      {"Conv2d", "note: did you mean 'conv2d'?\n"},
+      {"global_avg_pool", "note: did you mean 'global_avgpool'?\n"},
+      {"MaxPool2d", "note: 'MaxPool2d' is called 'maxpool' in cnncc\n"},
+      {"BatchNorm2d", "note: 'BatchNorm2d' is called 'batchnorm' in cnncc\n"},
+      {"Dense", "note: 'Dense' is called 'linear' in cnncc\n"},
+      {"maxpol", "note: did you mean 'maxpool'?\n"}, /* a misspelling */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *d = unknown_op(cases[i][0]);
+    HAS(d, cases[i][1]);
+    cr_assert(!strstr(d, "ops are"), "%s", d);
+    free(d);
+  }
+}
+
+Test(errors, an_unknown_op_is_no_misspelling_of_another_function) {
+  /* relu6 is clamp 0..6, conv3d another conv, elu another activation: not
+     'relu' or 'conv2d' misspelled */
+  const char *other[] = {"relu6", "conv3d", "elu", "selu", "prelu", "bilinear", "unflatten"};
+  Arena *a = arena_new();
+  for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+    if (synonym_spelling(a, other[i]))
+      continue; /* the language has it now: the next test checks that hint */
+    char *d = unknown_op(other[i]);
+    cr_assert(!strstr(d, "did you mean"), "%s", d);
+    HAS(d, "note: the spec language's ops are conv2d, batchnorm, relu, ");
+    free(d);
+  }
+  arena_free(a);
+}
+
+Test(errors, every_synonym_hint_names_an_op_that_exists_as_it_is_written) {
+  Arena *a = arena_new();
+  int n = 0;
+  for (const char *w; (w = synonym_word(n)); n++) {
+    for (const char *p = w; *p; p++)
+      cr_assert((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'), "'%s' is not normalized", w);
+    for (int j = 0; j < n; j++)
+      cr_assert_str_neq(synonym_word(j), w, "'%s' twice in the table", w);
+    const char *s = synonym_spelling(a, w);
+    if (!s)
+      continue; /* an op still to come, or a function cnncc has not */
+    Loaded r;
+    char text[512];
+    snprintf(text, sizeof text, HDR "layers:\n  - {op: %s}\n", w);
+    r = load(text);
+    if (r.g) { /* the word is an op itself now (a row for an op to come) */
+      done(&r);
+      continue;
+    }
+    if (s[0] == '{') {
+      char want[256];
+      snprintf(want, sizeof want, "note: '%s' is %s in cnncc\n", w, s);
+      HAS(r.diag, want);
+      done(&r);
+      /* and what it says compiles */
+      snprintf(text, sizeof text, HDR "layers:\n  - %s\n", s);
+      ok(text, &r);
+    } else {
+      cr_assert(strstr(r.diag, "did you mean") || strstr(r.diag, "is called"), "%s", r.diag);
+      cr_assert_not_null(spec_op_find(s), "'%s' for '%s'", s, w);
+    }
+    done(&r);
+  }
+  cr_assert_gt(n, 20);
+  arena_free(a);
+}
+
+Test(errors, relu6_is_clamp_once_the_language_has_clamp) {
+  char *d = unknown_op("relu6");
+  const SpecOp *clamp = spec_op_find("clamp");
+  if (clamp && spec_op_attr(clamp, "min") && spec_op_attr(clamp, "max"))
+    HAS(d, "note: 'relu6' is {op: clamp, min: 0, max: 6} in cnncc\n");
+  else
+    cr_assert(!strstr(d, "clamp") && !strstr(d, "did you mean"), "%s", d);
+  free(d);
+}
+
+Test(errors, the_ops_are_listed_once_from_the_op_table) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n  - {op: elu}\n  - {op: swishy}\n", &r);
+  cr_assert_eq(count_errors(d), 2, "%s", d);
+  const char *head = "note: the spec language's ops are ",
+             *tail = " (docs/spec.md describes each)\n";
+  const char *list = strstr(d, head);
+  cr_assert_not_null(list, "%s", d);
+  cr_assert_null(strstr(list + 1, head), "listed twice:\n%s", d);
+  list += strlen(head);
+  const char *end = strstr(list, tail);
+  cr_assert_not_null(end, "%s", d);
+  /* the list, as ", name, ", against the op table */
+  char items[2048];
+  snprintf(items, sizeof items, ", %.*s, ", (int)(end - list), list);
+  for (int o = 0; o < OP_COUNT_; o++) {
+    char item[64];
+    snprintf(item, sizeof item, ", %s, ", ir_ops[o].name);
+    if (ir_ops[o].flags & OPF_NOSPEC)
+      cr_assert_null(strstr(items, item), "'%s' is no op of the spec:\n%s", ir_ops[o].name, d);
+    else
+      cr_assert_not_null(strstr(items, item), "'%s' is not listed:\n%s", ir_ops[o].name, d);
+  }
+  HAS(items, ", global_avgpool, "); /* aliases too */
   done(&r);
 }
 

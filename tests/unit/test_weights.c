@@ -198,10 +198,89 @@ Test(weights, reports_every_missing_unexpected_misshaped_and_bad_dtype_tensor) {
   EXPECT_DIAG("1 missing tensor, 2 unexpected tensors, 2 mis-shaped tensors, 1 tensor with "
               "an unsupported dtype; the spec defines 8 parameters, the file has 9 tensors");
   EXPECT_DIAG("unexpected tensor 'fc.wieght'");
-  EXPECT_DIAG("did you mean 'fc.weight'?");
+  /* fc.weight has its tensor (mis-shaped): the misnamed tensor is not it */
+  cr_expect_not(strstr(text, "did you mean 'fc.weight'?"), "%s", text);
   EXPECT_DIAG("unexpected tensor 'classifier.bias'");
   EXPECT_DIAG(path);           /* reported at the weights file */
   EXPECT_DIAG("net.yaml:7:5"); /* the parameter's definition, as a note */
+  for (int i = 0; i < g->params.len; i++)
+    free(bufs[i]);
+}
+
+Test(weights, suggests_for_an_unexpected_tensor_only_a_missing_parameter_of_its_shape_first) {
+  TestTensor ts[16];
+  float *bufs[16];
+  int n = full_set(ts, bufs);
+  float extra[10] = {0};
+  int m = 0;
+  for (int i = 0; i < n; i++)
+    if (strcmp(ts[i].name, "bn1.bias") != 0 && strcmp(ts[i].name, "fc.bias") != 0)
+      ts[m++] = ts[i]; /* bn1.bias [4] and fc.bias [10] missing */
+  /* closest by name to bn1.bias, but of fc.bias's shape */
+  ts[m++] = (TestTensor){"fn1.bias", "F32", 1, {10}, extra, 10 * 4};
+  /* close to bn1.weight, which has its tensor: no hint */
+  ts[m++] = (TestTensor){"bn1.weigth", "F32", 1, {4}, extra, 4 * 4};
+  /* no missing parameter of its shape: the closest one, with its shape */
+  ts[m++] = (TestTensor){"fc.bais", "F32", 1, {3}, extra, 3 * 4};
+  char *path = st_tmpfile("renamed.safetensors");
+  st_write(path, ts, m, NULL);
+
+  cr_expect_not(weights_load(g, path, diag));
+  char want[2048];
+  snprintf(want, sizeof want,
+           "%s: error: unexpected tensor 'fn1.bias' (F32, shape [10]): the spec has no "
+           "parameter of that name\n"
+           "%s: note: did you mean 'fc.bias'?\n"
+           "%s: error: unexpected tensor 'bn1.weigth' (F32, shape [4]): the spec has no "
+           "parameter of that name\n"
+           "%s: error: unexpected tensor 'fc.bais' (F32, shape [3]): the spec has no "
+           "parameter of that name\n"
+           "%s: note: did you mean 'fc.bias'? (its shape in the spec is [10])\n",
+           path, path, path, path, path);
+  EXPECT_DIAG(want);
+  for (int i = 0; i < g->params.len; i++)
+    free(bufs[i]);
+}
+
+static int count_of(const char *text, const char *needle) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, needle)); p++)
+    n++;
+  return n;
+}
+
+Test(weights, shows_the_first_50_errors_and_says_how_many_more_there_were) {
+  TestTensor ts[80];
+  float *bufs[16];
+  int n = full_set(ts, bufs);
+  float extra[10] = {0};
+  char names[70][32];
+  int m = 0;
+  for (int i = 0; i < n; i++)
+    if (strcmp(ts[i].name, "fc.bias") != 0) /* missing: the first error */
+      ts[m++] = ts[i];
+  for (int i = 0; i < 60; i++) { /* errors 2 to 61 */
+    snprintf(names[i], sizeof names[i], "head.%d.bias", i);
+    ts[m++] = (TestTensor){names[i], "F32", 1, {10}, extra, sizeof extra};
+  }
+  /* error 62, not shown: nor is its hint */
+  ts[m++] = (TestTensor){"fc.bais", "F32", 1, {10}, extra, sizeof extra};
+  char *path = st_tmpfile("many.safetensors");
+  st_write(path, ts, m, NULL);
+
+  cr_expect_not(weights_load(g, path, diag));
+  const char *text = diagnostics();
+  cr_expect_eq(diag_error_count(diag), 50, "errors:\n%s", text);
+  cr_expect_eq(count_of(text, ": error: "), 50, "%s", text);
+  EXPECT_DIAG("missing tensor 'fc.bias' of shape [10] (linear 'fc')");
+  EXPECT_DIAG("unexpected tensor 'head.48.bias'");
+  cr_expect_not(strstr(text, "head.49.bias"), "%s", text);
+  cr_expect_not(strstr(text, "fc.bais"), "%s", text);
+  cr_expect_not(strstr(text, "did you mean"), "%s", text);
+  EXPECT_DIAG("note: 12 more errors not shown (cnncc shows at most 50)\n");
+  /* the counts include the errors not shown */
+  EXPECT_DIAG("note: 1 missing tensor, 61 unexpected tensors; the spec defines 8 parameters, "
+              "the file has 68 tensors\n");
   for (int i = 0; i < g->params.len; i++)
     free(bufs[i]);
 }
