@@ -60,10 +60,12 @@ static bool is_initializer(const Onnx__GraphProto *gp, const char *name) {
 }
 
 static void count_uses(OxCtx *cx, const Onnx__GraphProto *gp) {
-  for (size_t i = 0; i < gp->n_node; i++)
-    for (size_t k = 0; k < gp->node[i]->n_input; k++)
-      if (gp->node[i]->input[k] && *gp->node[i]->input[k])
-        ox_use(cx, gp->node[i]->input[k]);
+  for (int i = 0; i < cx->nnodes; i++) {
+    const Onnx__NodeProto *n = cx->nodes[i];
+    for (size_t k = 0; n && k < n->n_input; k++)
+      if (n->input[k] && *n->input[k])
+        ox_use(cx, n->input[k]);
+  }
   for (size_t i = 0; i < gp->n_output; i++)
     if (gp->output[i]->name)
       ox_use(cx, gp->output[i]->name);
@@ -195,15 +197,17 @@ static bool graph_inputs(OxCtx *cx, const Onnx__GraphProto *gp) {
 }
 
 /* Every node's op must be in the table: all the others are reported. */
-static bool check_ops(OxCtx *cx, const Onnx__GraphProto *gp) {
+static bool check_ops(OxCtx *cx) {
   int bad = 0;
   const char *seen[64];
   int nseen = 0;
-  for (size_t i = 0; i < gp->n_node; i++) {
-    const Onnx__NodeProto *n = gp->node[i];
+  for (int i = 0; i < cx->nnodes; i++) {
+    const Onnx__NodeProto *n = cx->nodes[i];
+    if (!n)
+      continue;
     if (!n->op_type || !*n->op_type) {
       cx->node = NULL;
-      ox_error(cx, "node %zu has no op_type", i);
+      ox_error(cx, "node %d has no op_type", i);
       bad++;
       continue;
     }
@@ -231,9 +235,9 @@ static bool check_ops(OxCtx *cx, const Onnx__GraphProto *gp) {
     for (int k = 1; k < nseen; k++)
       list = arena_printf(cx->a, "%s, %s", list, seen[k]);
     diag_report(cx->d, DIAG_NOTE, (SrcLoc){cx->path, 0, 0}, 0,
-                "%d node%s of %zu use%s ops cnncc does not read (%s); docs/onnx.md lists the "
+                "%d node%s of %d use%s ops cnncc does not read (%s); docs/onnx.md lists the "
                 "supported ops and opsets",
-                bad, bad == 1 ? "" : "s", gp->n_node, bad == 1 ? "s" : "", list);
+                bad, bad == 1 ? "" : "s", cx->nnodes, bad == 1 ? "s" : "", list);
   }
   return bad == 0;
 }
@@ -252,9 +256,11 @@ static bool all_const(OxCtx *cx, const Onnx__NodeProto *n) {
   return true;
 }
 
-static bool lower_nodes(OxCtx *cx, const Onnx__GraphProto *gp) {
-  for (size_t i = 0; i < gp->n_node && cx->errors < OX_MAX_ERRORS; i++) {
-    const Onnx__NodeProto *n = gp->node[i];
+static bool lower_nodes(OxCtx *cx) {
+  for (int i = 0; i < cx->nnodes && cx->errors < OX_MAX_ERRORS; i++) {
+    const Onnx__NodeProto *n = cx->nodes[i];
+    if (!n)
+      continue;
     cx->node = n;
     const OxOpInfo *op = ox_op_find(n->domain, n->op_type, cx->opset);
     if (all_const(cx, n) && ox_foldable(n->op_type))
@@ -306,13 +312,19 @@ static Graph *load(OxCtx *cx) {
   ox_values_init(cx);
   cx->opset = ox_model_opset(cx, cx->model);
   bool ok = cx->opset > 0;
+  cx->nnodes = (int)gp->n_node;
+  cx->nodes = xcalloc((size_t)(cx->nnodes ? cx->nnodes : 1), sizeof *cx->nodes);
+  for (int i = 0; i < cx->nnodes; i++)
+    cx->nodes[i] = gp->node[i];
   if (ok) {
-    count_uses(cx, gp);
     ok = initializers(cx, gp);
+    if (ok)
+      ox_patterns(cx);
+    count_uses(cx, gp);
     ok = graph_inputs(cx, gp) && ok;
-    ok = check_ops(cx, gp) && ok;
+    ok = check_ops(cx) && ok;
   }
-  ok = ok && lower_nodes(cx, gp) && graph_outputs(cx, gp);
+  ok = ok && lower_nodes(cx) && graph_outputs(cx, gp);
   if (ok) {
     ir_compact(g);
     g->num_params_orig = ir_graph_param_count(g, true);
@@ -321,6 +333,7 @@ static Graph *load(OxCtx *cx) {
     diag_report(cx->d, DIAG_NOTE, (SrcLoc){cx->path, 0, 0}, 0, "%d more errors not shown",
                 cx->errors - OX_MAX_ERRORS);
   ox_values_free(cx);
+  free(cx->nodes);
   ox_model_free(cx->model);
   if (!ok) {
     ir_graph_free(g);

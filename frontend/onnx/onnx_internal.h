@@ -8,6 +8,8 @@
  *   values.c  the small form the lowering works on: every ONNX value by name,
  *             either a constant (OxConst, folded) or a tensor computed at run
  *             time (an IR node); graph inputs and outputs
+ *   patterns.c  subgraphs an exporter writes for one layer (torch's
+ *             LocalResponseNorm), replaced by that layer's op
  *   fold.c    constant folding of the shape arithmetic exporters emit
  *             (Shape, Gather, Unsqueeze, Concat, Slice, Cast, ...), with the
  *             batch size as a symbolic element
@@ -16,7 +18,8 @@
  *   load.c    onnx_load_file: model -> inputs -> every unsupported op at once
  *             -> nodes in order (fold or lower) -> outputs
  *
- * Call graph (one way only): load -> ops -> lower -> fold -> values -> model.
+ * Call graph (one way only): load -> patterns, ops -> lower -> fold -> values
+ * -> model.
  *
  * An ONNX tensor computed at run time has the batch as its first dimension;
  * the IR's shapes are per sample, so a [N, C, H, W] tensor is the IR shape
@@ -94,11 +97,14 @@ typedef struct OxCtx {
   OxModel *model;
   int64_t opset; /* of the default domain */
   const OnnxOptions *opts;
-  struct OxTable *values;      /* name -> OxValue */
-  struct OxTable *uses;        /* name -> how many nodes and graph outputs read it */
-  struct OxTable *ir_names;    /* IR node names taken */
-  int64_t static_batch;        /* the graph inputs' fixed first dimension, or 0 */
-  int64_t fold_limit;          /* most values one folded constant may hold (fold.c) */
+  struct OxTable *values;        /* name -> OxValue */
+  struct OxTable *uses;          /* name -> how many nodes and graph outputs read it */
+  struct OxTable *ir_names;      /* IR node names taken */
+  int64_t static_batch;          /* the graph inputs' fixed first dimension, or 0 */
+  int64_t fold_limit;            /* most values one folded constant may hold (fold.c) */
+  const Onnx__NodeProto **nodes; /* the graph's nodes in order, as patterns.c left
+                                    them (NULL: removed) */
+  int nnodes;
   const Onnx__NodeProto *node; /* being lowered (messages) */
   int errors;
 } OxCtx;
@@ -201,6 +207,11 @@ bool ox_lower_softmax(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_neg(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_identity(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_pad(OxCtx *cx, const Onnx__NodeProto *n);
+
+/* -------------------------------------------------------------- patterns.c */
+
+/* Replaces the known multi-node patterns in cx->nodes; returns how many. */
+int ox_patterns(OxCtx *cx);
 
 /* ------------------------------------------------------------------- ops.c */
 

@@ -27,7 +27,12 @@ For every case:
     |y - ref| <= atol + rtol * |ref|, rtol 1e-3, atol 1e-7 (the suite's own
     tolerance; ONNX's runner uses numpy's assert_allclose with them).
 Prints pass / fail / skip counts and every case's result; exit 1 on any
-failure. --report writes the markdown table docs/onnx.md includes.
+failure. --report writes the markdown table of every case.
+
+docs/onnx.md holds the counts and every skip with its reason between the
+markers <!-- conformance:begin --> and <!-- conformance:end -->: --docs
+FILE fails when that block differs from this run's, --update-docs FILE
+rewrites it.
 """
 import argparse
 import collections
@@ -267,6 +272,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--only", default="")
     ap.add_argument("--report")
+    ap.add_argument("--docs", help="check the block in this file (docs/onnx.md)")
+    ap.add_argument("--update-docs", help="rewrite the block in this file")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     cases = [c for c in case_dirs(a.data) if a.only in c]
@@ -292,7 +299,44 @@ def main():
             f.write("| case | result | reason |\n|---|---|---|\n")
             for name, res, why in results:
                 f.write(f"| `{name}` | {res} | {why.replace('|', '/')} |\n")
-    return 1 if counts["fail"] else 0
+    status = 1 if counts["fail"] else 0
+    block = docs_block(results, counts)
+    for path, update in ((a.docs, False), (a.update_docs, True)):
+        if not path:
+            continue
+        text = open(path).read()
+        b, e = "<!-- conformance:begin -->\n", "<!-- conformance:end -->"
+        if b not in text or e not in text:
+            print(f"conformance: {path} has no conformance block")
+            status = 1
+            continue
+        head, rest = text.split(b, 1)
+        old, tail = rest.split(e, 1)
+        if update:
+            with open(path, "w") as f:
+                f.write(head + b + block + e + tail)
+            print(f"conformance: rewrote the block in {path}")
+        elif old != block:
+            print(f"conformance: the counts or skips in {path} are not this run's; "
+                  f"run conformance.py with --update-docs {path} and review the change")
+            status = 1
+    return status
+
+
+def docs_block(results, counts):
+    """The counts and every skip, grouped by reason, as docs/onnx.md shows them."""
+    by_reason = collections.defaultdict(list)
+    for name, res, why in results:
+        if res == "skip":
+            by_reason[re.sub(r" \(.*", "", why)].append(name.split("/", 1)[1])
+    out = [f"{len(results)} cases: **{counts['pass']} pass, {counts['fail']} fail, "
+           f"{counts['skip']} skip**.", "",
+           "| skipped because | cases | which |", "|---|---|---|"]
+    for why, names in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        out.append(f"| {why} | {len(names)} | {', '.join(sorted(names))} |")
+    passed = sorted(name for name, res, _ in results if res == "pass")
+    out += ["", f"Passed ({len(passed)}): {', '.join(passed)}.", ""]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

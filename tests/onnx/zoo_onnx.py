@@ -75,6 +75,7 @@ def main():
     ap.add_argument("--configs", default="11s,11d,13s,13d,17s,17d")
     ap.add_argument("--rotate", action="store_true")
     ap.add_argument("--batches", default="1,3")
+    ap.add_argument("--update-docs", help="write the results table into this file's zoo block")
     a = ap.parse_args()
     make_ref.load_torch()
     import torch
@@ -84,7 +85,10 @@ def main():
     batches = [int(b) for b in a.batches.split(",")]
     all_nets = list(make_ref.NETWORKS)
     failures = 0
+    rows = []
     for net in a.nets:
+        row = {"net": net, "ok": [], "bad": [], "worst": 0.0, "cmp": ""}
+        rows.append(row)
         model, info = make_ref.build(net)
         torch.manual_seed(1234)
         inputs = {b: make_ref.make_input(b, info.shape) for b in batches}
@@ -105,6 +109,7 @@ def main():
             if r.returncode != 0:
                 print(f"FAIL {tag}: cnncc exit {r.returncode}:\n{r.stderr}")
                 failures += 1
+                row["bad"].append(f"{opset}{'d' if dyn else 's'}")
                 continue
             worst = 0.0
             with cnncc.load(so) as m:
@@ -115,6 +120,8 @@ def main():
                     worst = max(worst, err)
             ok = worst <= TOL
             failures += not ok
+            row["ok" if ok else "bad"].append(f"{opset}{'d' if dyn else 's'}")
+            row["worst"] = max(row["worst"], worst)
             print(f"{'ok  ' if ok else 'FAIL'} {tag}: max|y - ref| / max|ref| = {worst:.2e} "
                   f"(batches {a.batches}; export {t1 - t0:.1f} s, compile {t2 - t1:.1f} s)")
             os.unlink(so)
@@ -132,11 +139,29 @@ def main():
             same = "same" if (s1[0], a1) == (s2[0], a2) else "differ"
             print(f"     {net}: kernels {s1[0]} (spec) / {s2[0]} (onnx), arena {a1} / {a2} "
                   f"bytes: {same}")
+            row["cmp"] = (f"{s1[0]} / {s2[0]}", f"{a1:,} / {a2:,}")
         os.unlink(wts)
         for f in os.listdir(a.work):
             if f.startswith(net + ".opset"):
                 os.unlink(os.path.join(a.work, f))
     print(f"zoo_onnx: {failures} failure(s)")
+    if a.update_docs:
+        lines = [f"Configurations: {a.configs} (opset; d: dynamic batch axis, s: static); "
+                 f"batches {a.batches}; tolerance {TOL:g}·max|ref|.", "",
+                 "| network | configurations that match PyTorch | worst max\\|y − ref\\| / "
+                 "max\\|ref\\| | kernels (spec / onnx) | arena bytes (spec / onnx) |",
+                 "|---|---|---|---|---|"]
+        for r in rows:
+            k, ar = r["cmp"] if r["cmp"] else ("?", "?")
+            got = ", ".join(r["ok"]) + (f"; FAILED: {', '.join(r['bad'])}" if r["bad"] else "")
+            lines.append(f"| {r['net']} | {got} | {r['worst']:.1e} | {k} | {ar} |")
+        block = "\n".join(lines) + "\n"
+        text = open(a.update_docs).read()
+        b, e = "<!-- zoo:begin -->\n", "<!-- zoo:end -->"
+        head, rest = text.split(b, 1)
+        _, tail = rest.split(e, 1)
+        with open(a.update_docs, "w") as f:
+            f.write(head + b + block + e + tail)
     return 1 if failures else 0
 
 
