@@ -211,6 +211,10 @@ def run(src, build, work):
             os.makedirs(os.path.dirname(full), exist_ok=True)
             subprocess.run(["/usr/bin/python3", mk, cnncc,
                             os.path.join(src, "examples", spec + ".yaml"), full], check=True)
+    if not os.path.exists(os.path.join(work, "resnet50.onnx")):  # docs/onnx.md's model
+        subprocess.run(["/usr/bin/python3", os.path.join(src, "examples", "export_onnx.py"),
+                        "resnet50", os.path.join(work, "resnet50.onnx")], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(os.path.join(work, "out", "lenet5-input.f32"), "wb") as f:
         f.write(bytes(2 * 32 * 32 * 4))
 
@@ -230,7 +234,8 @@ def run(src, build, work):
                         print(f"docs_commands: FAIL {where}: synopsis flag {flag} is not in cnncc --help")
                         failed += 1
             continue
-        if not (cmd.startswith("cnncc ") or cmd.startswith("build/cnncc ")):
+        if not cmd.startswith(("cnncc ", "build/cnncc ", "build/cnn_host ",
+                               "/usr/bin/python3 examples/export_onnx.py ")):
             continue
         rc, out = sh(cmd, work, env)
         ran += 1
