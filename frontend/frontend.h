@@ -19,6 +19,7 @@
  *   frontend/weights/   parameter values (weights_internal.h)
  *     safetensors.c     safetensors reader (header JSON via jansson)
  *     weights.c         binding tensors to parameters; deterministic init
+ *     st_write.c        safetensors writer (--emit=spec's weights)
  *
  * User errors go through a Diag and make the entry point return NULL/false;
  * nothing here calls exit() (only running out of memory ends the process,
@@ -34,6 +35,14 @@
 #include "../ir/ir.h"
 #include "../support/diag.h"
 #include "../support/progress.h"
+
+/* A parameter and the name a written spec gives it (spec_write), which is
+   the name its tensor has in the weights written beside that spec
+   (weights_save). */
+typedef struct {
+  const char *name;
+  const Param *param;
+} NamedParam;
 
 /* ------------------------------------------------ the spec language (spec/) */
 
@@ -58,5 +67,12 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
    (PyTorch's default bounds), BN weight 1, bias 0, mean 0, var 1. The values
    of one parameter depend only on the seed and its name. */
 void weights_init_deterministic(Graph *g, uint64_t seed);
+/* Write the values of n parameters (bound: data set) to a safetensors file
+   at `path`, each as an F32 tensor under its NamedParam name, atomically (a
+   temporary file beside it, renamed when complete: on failure nothing is
+   left behind). Reports "writing weights" to `progress` (bytes written;
+   NULL: silent). false on an error (reported). */
+bool weights_save(const char *path, const NamedParam *params, int n, Diag *d,
+                  const ProgressHook *progress);
 
 #endif
