@@ -16,6 +16,7 @@
  *     expr.c            the small expression language of block parameters
  *     ops.c             the op table of the language, with attributes
  *     errors.c          spec_error: repeats dropped, at most 50 errors
+ *     write.c           a graph back into the language (--emit=spec)
  *   frontend/weights/   parameter values (weights_internal.h)
  *     safetensors.c     safetensors reader (header JSON via jansson)
  *     weights.c         binding tensors to parameters; deterministic init
@@ -52,6 +53,19 @@ Graph *spec_load_file(const char *path, Diag *d);
 /* Same from a string; `name` is used as the file name in diagnostics and for
    resolving includes relative to the current directory. */
 Graph *spec_load_string(const char *name, const char *text, Diag *d);
+
+/* Write g, as a frontend made it (before any pass), as a flat spec to `out`:
+   a header (`comment`'s lines as YAML comments, then `cnncc: 1`, the name,
+   the inputs, the outputs when they are not the default), then one layer per
+   line. Layer names are made valid and unique by the rule of docs/spec.md,
+   "Written specs"; attributes are written where they differ from their
+   defaults. *params (in g's arena) gets every parameter of g, in layer order,
+   under the name the written spec gives it (*nparams of them), so that
+   weights saved under those names bind every parameter of the written spec.
+   false if the language cannot express a layer of g (every one reported,
+   naming it); nothing is written then. */
+bool spec_write(const Graph *g, const char *comment, FILE *out, NamedParam **params, int *nparams,
+                Diag *d);
 
 /* --------------------------------------------------------- weights (weights/) */
 

@@ -10,6 +10,7 @@
  *   frontend/spec/expr.c    values of YAML scalars; the expression language
  *   frontend/spec/ops.c     the op table of the language, attributes included
  *   frontend/spec/errors.c  spec_error and its notes: repeats dropped, a cap
+ *   frontend/spec/write.c   a Graph back into a flat spec (--emit=spec)
  *
  *   text --yaml.c--> YNode tree --parse.c--> AST --check.c--> checked AST
  *        --lower.c--> Graph (expr.c evaluates values on the way)
@@ -19,6 +20,7 @@
  *   check  -> parse                   (the layer keys)
  *   parse, check, lower -> yaml, ops, expr, errors
  *   yaml, expr -> errors -> support/diag
+ *   write  -> ops, expr               (the op table; how literals read)
  * The notes lower.c owes to an error (the block instances around it) are
  * printed from the Diag's hook (diag_set_hook), so errors.c, which every
  * file calls, calls no file back.
@@ -280,6 +282,10 @@ void check_spec(SpecCtx *c, Spec *s);
 
 /* Lower a checked spec into c->g. false if any error was reported. */
 bool lower_spec(SpecCtx *c, Spec *s);
+
+/* -------------------------------------------------------------- write.c */
+
+/* The entry point spec_write: frontend/frontend.h. */
 
 /* --------------------------------------------------------------- load.c */
 
