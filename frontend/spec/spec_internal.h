@@ -12,6 +12,7 @@
  *   frontend/spec/synonyms.c what an unknown op name is: other frameworks'
  *                           names for ops, misspellings, the list of ops
  *   frontend/spec/errors.c  spec_error and its notes: repeats dropped, a cap
+ *   frontend/spec/write.c   a Graph back into a flat spec (--emit=spec)
  *
  *   text --yaml.c--> YNode tree --parse.c--> AST --check.c--> checked AST
  *        --lower.c--> Graph (expr.c evaluates values on the way)
@@ -22,6 +23,7 @@
  *   parse  -> synonyms -> ops, errors (an unknown op's note)
  *   parse, check, lower -> yaml, ops, expr, errors
  *   yaml, expr -> errors -> support/diag
+ *   write  -> ops, expr               (the op table; how literals read)
  * The notes lower.c owes to an error (the block instances around it) are
  * printed from the Diag's hook (diag_set_hook), so errors.c, which every
  * file calls, calls no file back.
@@ -297,6 +299,10 @@ void check_spec(SpecCtx *c, Spec *s);
 
 /* Lower a checked spec into c->g. false if any error was reported. */
 bool lower_spec(SpecCtx *c, Spec *s);
+
+/* -------------------------------------------------------------- write.c */
+
+/* The entry point spec_write: frontend/frontend.h. */
 
 /* --------------------------------------------------------------- load.c */
 
