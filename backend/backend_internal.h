@@ -20,6 +20,8 @@
  *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
+ *   activation.c  the activations (Act) on a float or a vector: every
+ *               epilogue and activation op calls be_act
  *   loops.c     the vocabulary of LLVM IR building: constants, counted
  *               loops, ifs, typed and vector loads and stores, intrinsics
  *   target.c    target machine, optimization, asm/obj emission, the link
@@ -155,6 +157,11 @@ void be_endif(BeCtx *c, BeIf *f);
 void be_func_begin(BeCtx *c, LLVMValueRef fn);
 void be_func_attrs(BeCtx *c, LLVMValueRef fn);
 void be_add_enum_attr(BeCtx *c, LLVMValueRef fn, unsigned idx, const char *name);
+
+/* ------------------------------------------------------------- activation.c */
+
+/* a's activation of x, a float or a <16 x float> (ACT_NONE: x itself). */
+LLVMValueRef be_act(BeCtx *c, const Act *a, LLVMValueRef x);
 
 /* ------------------------------------------------------- kernel arguments */
 

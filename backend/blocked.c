@@ -43,9 +43,7 @@
 static LLVMValueRef vepi(BeCtx *c, KArgs *k, LLVMValueRef v, LLVMValueRef idx) {
   if (k->res)
     v = be_fadd(c, v, be_vld(c, k->res, idx, 64));
-  if (k->n->epi.act == ACT_RELU)
-    v = be_vrelu(c, v);
-  return v;
+  return be_act(c, &k->n->epi.act, v);
 }
 
 /* ------------------------------------------------------------- conv plan */
@@ -296,8 +294,7 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
       LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, r->acc[j][q], "");
       if (k->res)
         v = be_fadd(c, v, be_vld(c, k->res, be_addk(c, rbase, q * 16), 64));
-      if (k->n->epi.act == ACT_RELU)
-        v = be_vrelu(c, v);
+      v = be_act(c, &k->n->epi.act, v);
       be_vst(c, r->obase[j], be_addk(c, obase, q * 16), v, 64);
     }
   }

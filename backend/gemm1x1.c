@@ -132,8 +132,7 @@ static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][
       LLVMValueRef val = LLVMBuildLoad2(c->b, c->t_v16, acc[r][v], "");
       if (k->res)
         val = be_fadd(c, val, masked_ld(c, k->res, idx, m));
-      if (n->epi.act == ACT_RELU)
-        val = be_vrelu(c, val);
+      val = be_act(c, &n->epi.act, val);
       masked_st(c, k->out, idx, val, m);
     }
   }

@@ -197,7 +197,7 @@ static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs, 
   fprintf(f,
           " oc%lld k%lldx%lld s%lldx%lld p%lld,%lld,%lld,%lld d%lldx%lld g%lld "
           "b%d eps%a cm%d cip%d o%lldx%lld lrn%lld %a %a %a of%lld ax%d sc%a "
-          "epi%d,%d",
+          "epi%d,%d,%a,%a",
           (long long)a->out_channels, (long long)a->kernel[0], (long long)a->kernel[1],
           (long long)a->stride[0], (long long)a->stride[1], (long long)a->pad[0],
           (long long)a->pad[1], (long long)a->pad[2], (long long)a->pad[3],
@@ -205,7 +205,7 @@ static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs, 
           (double)a->eps, a->ceil_mode, a->count_include_pad, (long long)a->out_hw[0],
           (long long)a->out_hw[1], (long long)a->lrn_size, (double)a->alpha, (double)a->beta,
           (double)a->k, (long long)a->out_features, a->axis, (double)a->scale, n->epi.residual,
-          (int)n->epi.act);
+          (int)n->epi.act.kind, (double)n->epi.act.a, (double)n->epi.act.b);
   fclose(f);
   return buf;
 }

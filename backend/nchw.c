@@ -71,12 +71,10 @@ static void valid_cols(int64_t in, int64_t out, int64_t k, int64_t stride, int64
 static LLVMValueRef epi_value(BeCtx *c, KArgs *k, LLVMValueRef v, LLVMValueRef idx) {
   if (k->res)
     v = be_fadd(c, v, be_ld(c, k->res, idx));
-  if (k->n->epi.act == ACT_RELU)
-    v = be_relu(c, v);
-  return v;
+  return be_act(c, &k->n->epi.act, v);
 }
 
-bool be_has_epilogue(const Node *n) { return n->epi.residual >= 0 || n->epi.act != ACT_NONE; }
+bool be_has_epilogue(const Node *n) { return n->epi.residual >= 0 || n->epi.act.kind != ACT_NONE; }
 
 /* The epilogue over out[start, start + len), in place. */
 static void epi_range_at(BeCtx *c, KArgs *k, LLVMValueRef out, LLVMValueRef start, int64_t len) {
@@ -394,10 +392,9 @@ void be_emit_eltwise(BeCtx *c, KArgs *k) {
   BeLoop i;
   be_for(c, &i, e0, e1, "i");
   LLVMValueRef v = be_ld(c, k->in[0], i.iv);
+  Act act = ir_node_act(n); /* an activation op's own activation */
+  v = be_act(c, &act, v);
   switch (n->op) {
-  case OP_RELU:
-    v = be_relu(c, v);
-    break;
   case OP_SCALE:
     v = be_fmul(c, v, be_f32(c, n->attr.scale));
     break;

@@ -797,6 +797,41 @@ void ir_toposort(Graph *g) {
   free(sorted);
 }
 
+/* ------------------------------------------------------------- activations */
+
+Act ir_node_act(const Node *n) {
+  switch (n->op) {
+  case OP_RELU:
+    return (Act){.kind = ACT_RELU};
+  default:
+    return (Act){.kind = ACT_NONE};
+  }
+}
+
+bool ir_act_eq(const Act *x, const Act *y) {
+  return x->kind == y->kind && x->a == y->a && x->b == y->b;
+}
+
+char *ir_act_str(const Act *a, char *buf, size_t n) {
+  static const char *const names[] = {
+      [ACT_NONE] = "none",
+      [ACT_RELU] = "relu",
+      [ACT_CLAMP] = "clamp",
+      [ACT_SIGMOID] = "sigmoid",
+      [ACT_HARDSIGMOID] = "hardsigmoid",
+      [ACT_HARDSWISH] = "hardswish",
+      [ACT_SILU] = "silu",
+      [ACT_GELU] = "gelu",
+      [ACT_GELU_TANH] = "gelu(tanh)",
+  };
+  CHECK(a->kind >= ACT_NONE && a->kind <= ACT_GELU_TANH, "activation kind %d", (int)a->kind);
+  if (a->kind == ACT_CLAMP || a->kind == ACT_HARDSIGMOID)
+    snprintf(buf, n, "%s(%g,%g)", names[a->kind], (double)a->a, (double)a->b);
+  else
+    snprintf(buf, n, "%s", names[a->kind]);
+  return buf;
+}
+
 /* ---------------------------------------------------------------- counting */
 
 uint64_t ir_node_macs(const Node *n) {

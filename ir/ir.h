@@ -59,6 +59,7 @@ enum {
   OPF_LINEAR = 1 << 3,
   OPF_SOURCE = 1 << 4,
   OPF_NOSPEC = 1 << 5,
+  OPF_ACT = 1 << 6,
 };
 
 typedef enum {
@@ -154,12 +155,47 @@ typedef struct {
 } Attrs;
 
 /*
+ * An activation with its parameters: what an activation op computes
+ * (ir_node_act) and the last step of a fused epilogue. Definitions as
+ * PyTorch's (backend/activation.c emits them, tests/unit/ref_ops.c is the
+ * reference):
+ *   ACT_RELU         max(x, 0)
+ *   ACT_CLAMP        min(max(x, a), b)         ReLU6: a = 0, b = 6; a bound
+ *                                              may be -inf / +inf (none)
+ *   ACT_SIGMOID      1 / (1 + exp(-x))
+ *   ACT_HARDSIGMOID  max(0, min(1, a*x + b))   PyTorch's Hardsigmoid:
+ *                                              a = 1/6, b = 1/2, computed as
+ *                                              relu6(x + 3) / 6
+ *   ACT_HARDSWISH    x * relu6(x + 3) / 6
+ *   ACT_SILU         x * sigmoid(x)            (swish)
+ *   ACT_GELU         x * Phi(x) = x/2 * (1 + erf(x / sqrt(2)))
+ *   ACT_GELU_TANH    x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
+ * NaN in gives NaN out. a and b are 0 for the kinds without parameters, so
+ * two equal activations compare equal field by field (ir_act_eq).
+ */
+typedef enum {
+  ACT_NONE = 0,
+  ACT_RELU,
+  ACT_CLAMP,
+  ACT_SIGMOID,
+  ACT_HARDSIGMOID,
+  ACT_HARDSWISH,
+  ACT_SILU,
+  ACT_GELU,
+  ACT_GELU_TANH,
+} ActKind;
+typedef struct {
+  ActKind kind;
+  float a, b;
+} Act;
+
+/*
  * Fused epilogue of a producing kernel (set by passes/fuse_*.c; the backend
  * applies it on the accumulators before the store):
  *   y = act( conv(x) [+ in[residual]] ), in that order.
- * residual is an index into Node.in (or -1); act is ACT_NONE or ACT_RELU.
+ * residual is an index into Node.in (or -1); act.kind is ACT_NONE when
+ * there is no activation.
  */
-typedef enum { ACT_NONE = 0, ACT_RELU } Act;
 typedef struct {
   int residual; /* -1: none */
   Act act;
@@ -312,6 +348,15 @@ void ir_replace_uses(Graph *g, Node *from, Node *to);
 void ir_compact(Graph *g);
 /* Stable topological sort (keeps the current order where it is valid). */
 void ir_toposort(Graph *g);
+
+/* The activation an activation op (OPF_ACT: relu, clamp, sigmoid, ...)
+   computes, with its parameters from n's attributes; ACT_NONE for any
+   other op. */
+Act ir_node_act(const Node *n);
+bool ir_act_eq(const Act *x, const Act *y);
+/* "relu", "clamp(0,6)", "hardsigmoid(0.166667,0.5)", "gelu(tanh)": how the
+   printer and --emit=dot show an activation (into buf; returns buf). */
+char *ir_act_str(const Act *a, char *buf, size_t n);
 
 /* Multiply-accumulates per sample of one node / the whole graph (conv and
    linear; others count 0, as torchinfo and the REFERENCE table do). */

@@ -12,7 +12,8 @@
  * -> 16x32x32 %2 relu "relu2" (%1) -> 16x32x32 output "relu2" = %2
  *   }
  *
- * Epilogues print as "+res(%k)" and "+relu"; planned memory as "@arena:OFF",
+ * Epilogues print as "+res(%k)" and the activation, "+relu", "+clamp(0,6)"
+ * (ir_act_str); planned memory as "@arena:OFF",
  * "@input:I" or "@%k+OFF".
  */
 #include "ir.h"
@@ -120,8 +121,8 @@ void ir_print(const Graph *g, FILE *o) {
     print_params(n, o);
     if (n->epi.residual >= 0)
       fprintf(o, " +res(%%%d)", n->in[n->epi.residual]->id);
-    if (n->epi.act == ACT_RELU)
-      fputs(" +relu", o);
+    if (n->epi.act.kind != ACT_NONE)
+      fprintf(o, " +%s", ir_act_str(&n->epi.act, buf, sizeof buf));
     if (n->split)
       fputs(" split", o);
     if (n->elided)

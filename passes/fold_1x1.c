@@ -35,7 +35,7 @@ static bool candidate(const Graph *g, const Node *c) {
 
 static bool same_kind(const Node *a, const Node *b) {
   return a->in[0] == b->in[0] && a->attr.stride[0] == b->attr.stride[0] &&
-         a->attr.stride[1] == b->attr.stride[1] && a->epi.act == b->epi.act &&
+         a->attr.stride[1] == b->attr.stride[1] && ir_act_eq(&a->epi.act, &b->epi.act) &&
          a->layout == b->layout;
 }
 

@@ -43,7 +43,7 @@ static float *ensure_bias(Graph *g, Node *p) {
 static bool fold_forward(Graph *g, Node *x, const int *users) {
   Node *p = x->in[0];
   if ((p->op != OP_CONV2D && p->op != OP_LINEAR) || users[p->id] != 1 || ir_is_graph_output(g, p) ||
-      p->epi.residual >= 0 || p->epi.act != ACT_NONE || x->epi.act != ACT_NONE ||
+      p->epi.residual >= 0 || p->epi.act.kind != ACT_NONE || x->epi.act.kind != ACT_NONE ||
       p->layout != x->layout)
     return false;
   Param *w = p->params[P_WEIGHT];
@@ -62,7 +62,7 @@ static bool fold_forward(Graph *g, Node *x, const int *users) {
 }
 
 static bool fold_backward(Graph *g, Node *x, const int *users) {
-  if (x->op != OP_SCALESHIFT || x->epi.act != ACT_NONE || users[x->id] != 1 ||
+  if (x->op != OP_SCALESHIFT || x->epi.act.kind != ACT_NONE || users[x->id] != 1 ||
       ir_is_graph_output(g, x))
     return false;
   /* The single reader must be a conv without padding reading x as its

@@ -112,6 +112,54 @@ void plan(Graph *g) {
 
 /* ------------------------------------------------------------ reference run */
 
+/* How often each regime of each activation was reached in the reference
+   (pre-activation values), by node id, over one compare(). */
+typedef struct {
+  Act act;
+  int64_t count[REF_MAX_REGIMES];
+  bool used;
+} Tally;
+static Tally *tallies;
+static int ntallies;
+bool harness_regimes_optional;
+
+static void tally(const Node *n, const Act *a, const float *x, int64_t N) {
+  if (!tallies || n->id >= ntallies)
+    return;
+  Tally *t = &tallies[n->id];
+  t->act = *a;
+  t->used = true;
+  for (int64_t i = 0; i < N; i++)
+    t->count[ref_act_regime(a, x[i])]++;
+}
+
+/* Prints the share of each regime of every activation of the reference, and
+   fails the test when one was never reached (unless
+   harness_regimes_optional). */
+static void report_regimes(const Graph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *n = GRAPH_NODE(g, i);
+    if (n->id >= ntallies || !tallies[n->id].used)
+      continue;
+    const Tally *t = &tallies[n->id];
+    const char *names[REF_MAX_REGIMES];
+    int nr = ref_act_regimes(&t->act, names);
+    int64_t total = 0;
+    for (int r = 0; r < nr; r++)
+      total += t->count[r];
+    char act[64], line[512];
+    int k = snprintf(line, sizeof line, "regimes of %s '%s':", ir_act_str(&t->act, act, sizeof act),
+                     n->name);
+    for (int r = 0; r < nr && k < (int)sizeof line; r++)
+      k += snprintf(line + k, sizeof line - (size_t)k, "%s %s %.1f%%", r ? "," : "", names[r],
+                    100.0 * (double)t->count[r] / (double)(total ? total : 1));
+    fprintf(stderr, "%s\n", line);
+    for (int r = 0; r < nr && !harness_regimes_optional; r++)
+      cr_assert(t->count[r] > 0, "%s: regime '%s' never reached: scale the inputs or weights", line,
+                names[r]);
+  }
+}
+
 static float *ref_node(const Node *n, float **vals) {
   int64_t N = shape_numel(&n->shape);
   float *y = calloc((size_t)N, sizeof(float));
@@ -135,6 +183,7 @@ static float *ref_node(const Node *n, float **vals) {
     ref_scaleshift(x, C, HW, PD(P_SCALE), PD(P_SHIFT), y);
     break;
   case OP_RELU:
+    tally(n, &(Act){.kind = ACT_RELU}, x, N);
     ref_relu(x, N, y);
     break;
   case OP_MAXPOOL:
@@ -197,9 +246,12 @@ static float *ref_node(const Node *n, float **vals) {
     cr_assert_fail("no reference for %s", ir_ops[n->op].name);
   }
 #undef PD
-  if (n->epi.residual >= 0 || n->epi.act == ACT_RELU)
-    ref_epilogue(y, n->epi.residual >= 0 ? vals[n->in[n->epi.residual]->id] : NULL, N,
-                 n->epi.act == ACT_RELU);
+  if (n->epi.residual >= 0)
+    ref_epilogue(y, vals[n->in[n->epi.residual]->id], N, &(Act){.kind = ACT_NONE});
+  if (n->epi.act.kind != ACT_NONE) {
+    tally(n, &n->epi.act, y, N);
+    ref_epilogue(y, NULL, N, &n->epi.act);
+  }
   return y;
 }
 
@@ -331,6 +383,8 @@ void free_bufs(float **b, int n) {
 
 /* Compares every output of every sample with the reference. */
 void compare(Graph *g, int64_t batch, float **in, float **out, double rtol) {
+  ntallies = g->next_id;
+  tallies = calloc((size_t)ntallies, sizeof *tallies);
   for (int64_t s = 0; s < batch; s++) {
     const float *ins[16];
     float *refs[16];
@@ -359,6 +413,10 @@ void compare(Graph *g, int64_t batch, float **in, float **out, double rtol) {
       free(refs[i]);
     }
   }
+  report_regimes(g);
+  free(tallies);
+  tallies = NULL;
+  ntallies = 0;
 }
 
 /* The whole round trip: plan, compile, load, run, compare. */
@@ -414,7 +472,7 @@ Graph *small_net(void) {
     c2->attr.pad[i] = 1;
   fin(g, c2);
   add_residual(g, c2, mp);
-  c2->epi.act = ACT_RELU;
+  c2->epi.act.kind = ACT_RELU;
   Node *ap = op1(g, OP_ADAPTIVE_AVGPOOL, c2);
   ap->attr.out_hw[0] = ap->attr.out_hw[1] = 2;
   fin(g, ap);

@@ -95,8 +95,13 @@ float **make_inputs(Graph *g, int64_t batch);
 float **make_outputs(Graph *g, int64_t batch);
 void free_bufs(float **b, int n);
 /* Compares every output of every sample with the reference (the bound at
-   the top of the file). */
+   the top of the file). Then, for every activation (an activation op or a
+   fused epilogue), prints on stderr the share of its inputs in each of its
+   regimes (ref_act_regimes: clamp's bounds, hardswish's three pieces,
+   sigmoid's tails, ...) and fails if one was never reached, unless the
+   test set harness_regimes_optional. */
 void compare(Graph *g, int64_t batch, float **in, float **out, double rtol);
+extern bool harness_regimes_optional;
 
 /* The whole round trip: plan, compile, load, run, compare; frees g. */
 void check_graph_opts(Graph *g, int64_t batch, int nthreads, double rtol);

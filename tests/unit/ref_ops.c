@@ -228,13 +228,116 @@ void ref_softmax(const float *x, int64_t C, int64_t HW, float *y) {
   }
 }
 
-void ref_epilogue(float *y, const float *res, int64_t n, bool relu) {
+static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* PyTorch's Hardsigmoid: relu6(x + 3) / 6; the general form otherwise. */
+static bool pytorch_hardsigmoid(const Act *a) { return a->a == 1.0f / 6 && a->b == 0.5f; }
+
+double ref_act(const Act *a, double x) {
+  switch (a->kind) {
+  case ACT_NONE:
+    return x;
+  case ACT_RELU:
+    return x < 0 ? 0 : x;
+  case ACT_CLAMP:
+    return x < a->a ? a->a : x > a->b ? a->b : x;
+  case ACT_SIGMOID:
+    return sigmoid(x);
+  case ACT_HARDSIGMOID:
+    if (pytorch_hardsigmoid(a))
+      return fmin(fmax(x + 3, 0), 6) / 6;
+    return fmax(0, fmin(1, (double)a->a * x + a->b));
+  case ACT_HARDSWISH:
+    return x * fmin(fmax(x + 3, 0), 6) / 6;
+  case ACT_SILU:
+    return x * sigmoid(x);
+  case ACT_GELU:
+    return 0.5 * x * erfc(-x / sqrt(2.0));
+  case ACT_GELU_TANH: {
+    double u = sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+    return x * sigmoid(2 * u); /* 1 + tanh(u) = 2 sigmoid(2u) */
+  }
+  }
+  return NAN;
+}
+
+void ref_epilogue(float *y, const float *res, int64_t n, const Act *act) {
   for (int64_t i = 0; i < n; i++) {
     float v = y[i];
     if (res)
       v += res[i];
-    if (relu && v < 0)
-      v = 0;
-    y[i] = v;
+    y[i] = (float)ref_act(act, v);
   }
+}
+
+/* Where a tail starts: sigmoid is 1 in float beyond 17, and exp(-x) of the
+   naive form overflows below -88; silu and gelu are x or 0 beyond. */
+#define TAIL 10.0
+
+int ref_act_regimes(const Act *a, const char *names[REF_MAX_REGIMES]) {
+  int n = 0;
+  switch (a->kind) {
+  case ACT_NONE:
+    names[n++] = "all";
+    break;
+  case ACT_RELU:
+    names[n++] = "x < 0";
+    names[n++] = "x >= 0";
+    break;
+  case ACT_CLAMP:
+    if (isfinite(a->a))
+      names[n++] = "x < min";
+    names[n++] = "min <= x <= max";
+    if (isfinite(a->b))
+      names[n++] = "x > max";
+    break;
+  case ACT_HARDSIGMOID:
+    names[n++] = "0 (ax+b <= 0)";
+    names[n++] = "ax+b";
+    names[n++] = "1 (ax+b >= 1)";
+    break;
+  case ACT_HARDSWISH:
+    names[n++] = "0 (x <= -3)";
+    names[n++] = "x(x+3)/6";
+    names[n++] = "x (x >= 3)";
+    break;
+  case ACT_SIGMOID:
+  case ACT_SILU:
+  case ACT_GELU:
+  case ACT_GELU_TANH:
+    names[n++] = "tail x < -10";
+    names[n++] = "-10 <= x <= 10";
+    names[n++] = "tail x > 10";
+    break;
+  }
+  return n;
+}
+
+int ref_act_regime(const Act *a, double x) {
+  switch (a->kind) {
+  case ACT_NONE:
+    return 0;
+  case ACT_RELU:
+    return x < 0 ? 0 : 1;
+  case ACT_CLAMP: {
+    int below = isfinite(a->a) ? 1 : 0;
+    if (x < a->a)
+      return 0;
+    return x > a->b ? below + 1 : below;
+  }
+  case ACT_HARDSIGMOID:
+  case ACT_HARDSWISH: {
+    /* the pieces of max(0, min(1, a x + b)): a x + b <= 0, in (0, 1), >= 1
+       (for PyTorch's a and b: x <= -3, -3 < x < 3, x >= 3) */
+    double lin =
+        a->kind == ACT_HARDSWISH || pytorch_hardsigmoid(a) ? (x + 3) / 6 : (double)a->a * x + a->b;
+    return lin <= 0 ? 0 : lin < 1 ? 1 : 2;
+  }
+  case ACT_SIGMOID:
+  case ACT_SILU:
+  case ACT_GELU:
+  case ACT_GELU_TANH:
+    return x < -TAIL ? 0 : x > TAIL ? 2 : 1;
+  }
+  return 0;
 }

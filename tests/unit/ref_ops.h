@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ir/ir.h"
+
 /* PyTorch's pooling_output_shape (conv: ceil_mode false). */
 int64_t ref_window_out(int64_t in, int64_t k, int64_t stride, int64_t pad0, int64_t pad1,
                        int64_t dil, bool ceil_mode);
@@ -49,7 +51,21 @@ void ref_scale(const float *x, int64_t n, float s, float *y);
 /* Softmax over the channels at each of HW positions. */
 void ref_softmax(const float *x, int64_t C, int64_t HW, float *y);
 
+/* The activation a (ir.h's Act) of x, in double, from PyTorch's definition
+   (gelu as x/2 * erfc(-x/sqrt(2)) and the tanh form as x * sigmoid(2u),
+   which are the same functions without double's own cancellation). */
+double ref_act(const Act *a, double x);
 /* Fused epilogue: y = act(y + res), res may be NULL. */
-void ref_epilogue(float *y, const float *res, int64_t n, bool relu);
+void ref_epilogue(float *y, const float *res, int64_t n, const Act *act);
+
+/* The regimes of an activation, the pieces of its definition a test must
+   all reach ("x < 0" and "x >= 0" for relu; below, between and above the
+   bounds for clamp; the three pieces of hardswish; the saturated tails of
+   sigmoid, silu and gelu): how many (at most REF_MAX_REGIMES), their names,
+   and the one x falls in. A bound of clamp that is infinite has no
+   regime. */
+#define REF_MAX_REGIMES 3
+int ref_act_regimes(const Act *a, const char *names[REF_MAX_REGIMES]);
+int ref_act_regime(const Act *a, double x);
 
 #endif

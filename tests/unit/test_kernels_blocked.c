@@ -25,7 +25,7 @@ static Graph *blocked_convs(void) {
   Node *sc = conv(g, c1, 32, 1, 1, 2, 0); /* 32x8x6 */
   Node *c5 = conv(g, c4, 32, 1, 1, 1, 0);
   add_residual(g, c5, sc);
-  c5->epi.act = ACT_RELU;
+  c5->epi.act.kind = ACT_RELU;
   Node *c6 = conv(g, c2, 16, 3, 5, 2, 2); /* kernel 3x5: taps outside both edges */
   c6->attr.dilation[1] = 2;
   c6->attr.pad[1] = c6->attr.pad[3] = 3;
@@ -66,7 +66,7 @@ Test(blocked, a_resnet_3x3_conv_at_56x56_matches_reference_on_one_and_two_thread
   for (int i = 0; i < 4; i++)
     c->attr.pad[i] = 1;
   fin(g, c);
-  c->epi.act = ACT_RELU;
+  c->epi.act.kind = ACT_RELU;
   output(g, c);
   pass_layout(g);
   ir_compact(g);
@@ -144,7 +144,7 @@ static Graph *blocked_ops(void) {
   fin(g, ap);
   Node *bn = fin(g, op1(g, OP_BATCHNORM, mp));
   Node *ss = fin(g, op1(g, OP_SCALESHIFT, ap));
-  ss->epi.act = ACT_RELU;
+  ss->epi.act.kind = ACT_RELU;
   Node *two[2] = {bn, ss};
   Node *sum = fin(g, op(g, OP_ADD, two, 2));
   Node *mean = fin(g, op(g, OP_MEAN, two, 2));
@@ -192,7 +192,7 @@ Test(blocked, split_conv_writes_its_slices_into_an_elided_concat) {
     Node *a = conv(g, x, 32, 3, 3, 1, 1);
     Node *s = conv(g, a, 48, 1, 1, 1, 0);
     s->split = true;
-    s->epi.act = ACT_RELU;
+    s->epi.act.kind = ACT_RELU;
     Node *sl[2];
     int64_t begin[2] = {0, 16}, cnt[2] = {16, 32};
     for (int i = 0; i < 2; i++) {

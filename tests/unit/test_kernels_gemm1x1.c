@@ -17,19 +17,19 @@ static Graph *nchw_gemm(void) {
   Graph *g = ir_graph_new("nchw_gemm");
   Node *x = input3(g, "x", 512, 13, 13);
   Node *a = conv(g, x, 1000, 1, 1, 1, 0);
-  a->epi.act = ACT_RELU;
+  a->epi.act.kind = ACT_RELU;
   Node *y = input3(g, "y", 24, 1, 7);
   Node *r = input3(g, "r", 10, 1, 7);
   Node *b = conv(g, y, 10, 1, 1, 1, 0);
   add_residual(g, b, r);
-  b->epi.act = ACT_RELU;
+  b->epi.act.kind = ACT_RELU;
   Node *z = input3(g, "z", 5, 3, 3);
   Node *c = conv(g, z, 3, 1, 1, 1, 0);
   Node *u = input3(g, "u", 16, 4, 4);
   Node *d = conv(g, u, 17, 1, 1, 1, 0);
   Node *v = input3(g, "v", 16, 9, 11);
   Node *e = conv(g, conv(g, v, 32, 3, 3, 1, 1), 10, 1, 1, 1, 0); /* 99 pixels */
-  e->epi.act = ACT_RELU;
+  e->epi.act.kind = ACT_RELU;
   output(g, a);
   output(g, b);
   output(g, c);

@@ -66,7 +66,7 @@ Test(backend, conv2d_without_bias_with_residual_and_relu_epilogue_matches_refere
     c->attr.pad[i] = 1;
   fin(g, c);
   add_residual(g, c, r);
-  c->epi.act = ACT_RELU;
+  c->epi.act.kind = ACT_RELU;
   output(g, c);
   check_graph(g);
 }
@@ -95,7 +95,7 @@ Test(backend, pointwise_conv2d_on_a_small_plane_with_residual_matches_reference)
   c->attr.kernel[0] = c->attr.kernel[1] = 1;
   fin(g, c);
   add_residual(g, c, r);
-  c->epi.act = ACT_RELU;
+  c->epi.act.kind = ACT_RELU;
   output(g, c);
   check_graph_opts(g, 2, 2, 1e-5);
 }
@@ -108,7 +108,7 @@ Test(backend, batchnorm_and_scaleshift_match_reference) {
   Node *b = fin(g, op1(g, OP_BATCHNORM, x));
   b->attr.eps = 1e-3f;
   Node *s = fin(g, op1(g, OP_SCALESHIFT, b));
-  s->epi.act = ACT_RELU;
+  s->epi.act.kind = ACT_RELU;
   output(g, b);
   output(g, s);
   check_graph(g);
@@ -136,7 +136,7 @@ Test(backend, relu_scale_add_and_mean_of_three_inputs_match_reference) {
   Node *abc[3] = {r, s, c};
   Node *add = fin(g, op(g, OP_ADD, abc, 3));
   Node *mean = fin(g, op(g, OP_MEAN, abc, 3));
-  mean->epi.act = ACT_RELU;
+  mean->epi.act.kind = ACT_RELU;
   output(g, add);
   output(g, mean);
   check_graph_opts(g, 1, 2, 1e-5);
@@ -229,7 +229,7 @@ Test(backend, linear_on_a_rank3_input_flattens_it_and_matches_reference) {
   b->attr.out_features = 10;
   b->attr.has_bias = false;
   fin(g, b);
-  b->epi.act = ACT_RELU;
+  b->epi.act.kind = ACT_RELU;
   output(g, b);
   check_graph(g);
 }

@@ -73,7 +73,7 @@ static Graph *wino_f4(void) {
   Node *r = blocked_input(g, "r", 48, 29, 31);
   Node *a = conv(g, x, 48, 3, 3, 1, 1);
   add_residual(g, a, r);
-  a->epi.act = ACT_RELU;
+  a->epi.act.kind = ACT_RELU;
   Node *b = conv(g, x, 64, 3, 3, 1, 0);
   output(g, a);
   output(g, b);
@@ -100,7 +100,7 @@ static Graph *wino_f2(void) {
   Node *a = conv(g, x, 32, 3, 3, 1, 1);
   Node *y = blocked_input(g, "y", 64, 17, 15);
   Node *b = conv(g, y, 64, 3, 3, 1, 1);
-  b->epi.act = ACT_RELU;
+  b->epi.act.kind = ACT_RELU;
   output(g, a);
   output(g, b);
   return g;
@@ -118,7 +118,7 @@ static Graph *wino_small(void) {
   Node *a = conv(g, x, 32, 3, 3, 1, 1);
   Node *b = conv(g, a, 32, 3, 3, 1, 1);
   add_residual(g, b, x);
-  b->epi.act = ACT_RELU;
+  b->epi.act.kind = ACT_RELU;
   output(g, b);
   return g;
 }
