@@ -11,6 +11,7 @@
  * IR_MAX_DIM and a tensor at most IR_MAX_NUMEL elements.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,18 +77,8 @@ void ir_graph_free(Graph *g) {
     arena_free(g->arena);
 }
 
-Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, SrcLoc loc) {
-  CHECK(op >= 0 && op < OP_COUNT_, "op %d", (int)op);
-  Node *n = arena_alloc(g->arena, sizeof *n);
-  n->id = g->next_id++;
-  n->op = op;
-  n->name =
-      name ? arena_strdup(g->arena, name) : arena_printf(g->arena, "%s%d", ir_ops[op].name, n->id);
-  n->nin = nin;
-  n->in = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nin > 0 ? nin : 1));
-  for (int i = 0; i < nin; i++)
-    n->in[i] = in[i];
-  Attrs *a = &n->attr;
+void ir_attrs_init(Attrs *a) {
+  memset(a, 0, sizeof *a);
   a->stride[0] = a->stride[1] = 1;
   a->dilation[0] = a->dilation[1] = 1;
   a->groups = 1;
@@ -100,6 +91,24 @@ Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, S
   a->k = 1.0f;
   a->scale = 1.0f;
   a->p = 0.5f;
+  a->clamp_min = -INFINITY;
+  a->clamp_max = INFINITY;
+  a->hs_alpha = 1.0f / 6;
+  a->hs_beta = 0.5f;
+}
+
+Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, SrcLoc loc) {
+  CHECK(op >= 0 && op < OP_COUNT_, "op %d", (int)op);
+  Node *n = arena_alloc(g->arena, sizeof *n);
+  n->id = g->next_id++;
+  n->op = op;
+  n->name =
+      name ? arena_strdup(g->arena, name) : arena_printf(g->arena, "%s%d", ir_ops[op].name, n->id);
+  n->nin = nin;
+  n->in = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nin > 0 ? nin : 1));
+  for (int i = 0; i < nin; i++)
+    n->in[i] = in[i];
+  ir_attrs_init(&n->attr);
   n->epi.residual = -1;
   n->loc = loc;
   if (!n->loc.file)
@@ -516,11 +525,12 @@ static bool infer(Inf *x) {
   }
 
   case OP_SLICE: {
-    int64_t c = n->shape.d[0], first = a->slice_begin;
-    if (in0->rank != 3 || first < 0 || c <= 0 || first + c > in0->d[0])
+    int64_t first = a->slice_begin, end = a->slice_end;
+    if (in0->rank != 3 || first < 0 || end <= first || end > in0->d[0])
       FAIL_IN(0, "slice: channels [%lld, %lld) are not inside %s (%lld channels)", LL(first),
-              LL(first + c), iname(x, 0), LL(in0->d[0]));
+              LL(end), iname(x, 0), LL(in0->d[0]));
     n->shape.rank = 3;
+    n->shape.d[0] = end - first;
     n->shape.d[1] = in0->d[1];
     n->shape.d[2] = in0->d[2];
     break;

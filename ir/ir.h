@@ -122,26 +122,39 @@ enum { P_SCALE = 0, P_SHIFT = 1 };
 
 /*
  * Attributes. One struct for all ops; each op uses the fields listed here.
- * 2-vectors are [h, w]; pad is [top, left, bottom, right].
- *   CONV2D:   out_channels, kernel, stride, pad, dilation, groups, has_bias
- *   BATCHNORM: eps
+ * 2-vectors are [h, w]; pad is [top, left, bottom, right]. ir_attrs_init
+ * sets the defaults (stride 1, eps 1e-5, clamp bounds open, ...).
+ *   CONV2D:   out_channels, kernel, stride, pad, dilation, groups, has_bias,
+ *             linear_weight (the weight is nn.Linear's [out, in], not
+ *             [out, in, 1, 1]: a 1x1 ungrouped conv that stands for a
+ *             Linear applied to every pixel's channels, the spec's
+ *             pointwise_linear; same numbers, same memory order)
+ *   BATCHNORM, LAYERNORM: eps
  *   MAXPOOL:  kernel, stride, pad, dilation, ceil_mode
  *   AVGPOOL:  kernel, stride, pad, ceil_mode, count_include_pad
- *   ADAPTIVE_AVGPOOL: out_hw
+ *   ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL: out_hw
  *   LRN:      lrn_size, alpha, beta, k   (PyTorch LocalResponseNorm)
  *   LINEAR:   out_features, has_bias     (input of any rank, flattened)
  *   CONCAT:   axis (0 = channels, the only one supported)
  *   SCALE:    scale (y = scale * x)
  *   SOFTMAX:  axis (0 = channels/features)
  *   DROPOUT:  p (ignored at inference)
- *   SLICE:    slice_begin (first channel); the shape's d[0] is the count.
- *             Created by passes only (fold-1x1), never by a spec.
+ *   CLAMP:    clamp_min, clamp_max (-inf / +inf: no bound on that side)
+ *   HARDSIGMOID: hs_alpha, hs_beta (max(0, min(1, alpha*x + beta)))
+ *   GELU:     gelu_tanh (the tanh approximation instead of erf)
+ *   CHANNEL_SHUFFLE: groups
+ *   SLICE:    channels [slice_begin, slice_end) of the input (a view).
+ *             chunks > 0: chunk number chunk_index of torch.chunk(x,
+ *             chunks, dim=1) instead; shape inference then sets
+ *             slice_begin and slice_end.
+ *   PARAMETER: param_shape (its one parameter, named by the node itself)
  */
 typedef struct {
   int64_t out_channels;
   int64_t kernel[2], stride[2], pad[4], dilation[2];
   int64_t groups;
   bool has_bias;
+  bool linear_weight;
   float eps;
   bool ceil_mode, count_include_pad;
   int64_t out_hw[2];
@@ -151,8 +164,16 @@ typedef struct {
   int axis;
   float scale;
   float p;
-  int64_t slice_begin;
+  int64_t slice_begin, slice_end;
+  int64_t chunks, chunk_index;
+  float clamp_min, clamp_max;
+  float hs_alpha, hs_beta;
+  int gelu_tanh;
+  Shape param_shape;
 } Attrs;
+
+/* Every attribute at its default (the values a spec leaves out). */
+void ir_attrs_init(Attrs *a);
 
 /*
  * An activation with its parameters: what an activation op computes

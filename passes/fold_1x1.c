@@ -96,7 +96,7 @@ static Node *merge(Graph *g, Node **sib, int n) {
       memcpy(b + at, c->params[P_BIAS]->data, sizeof(float) * (size_t)oc);
     Node *s = ir_node_new(g, OP_SLICE, c->name, &m, 1, c->loc);
     s->attr.slice_begin = at;
-    s->shape.d[0] = oc;
+    s->attr.slice_end = at + oc;
     s->layout = c->layout;
     ok = ir_infer_shape(g, s, err, sizeof err);
     ir_replace_uses(g, c, s);

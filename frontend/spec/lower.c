@@ -770,20 +770,8 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
 
   Attrs attrs;
   bool attrs_ok;
-  /* defaults as ir_node_new sets them, then the spec's values */
-  memset(&attrs, 0, sizeof attrs);
-  attrs.stride[0] = attrs.stride[1] = 1;
-  attrs.dilation[0] = attrs.dilation[1] = 1;
-  attrs.groups = 1;
-  attrs.has_bias = true;
-  attrs.eps = 1e-5f;
-  attrs.count_include_pad = true;
-  attrs.out_hw[0] = attrs.out_hw[1] = 1;
-  attrs.alpha = 1e-4f;
-  attrs.beta = 0.75f;
-  attrs.k = 1.0f;
-  attrs.scale = 1.0f;
-  attrs.p = 0.5f;
+  /* the defaults, then the spec's values */
+  ir_attrs_init(&attrs);
   attrs_ok = set_attrs(lw, f, L, &attrs);
   if (!attrs_ok || !inputs_ok)
     return NULL;

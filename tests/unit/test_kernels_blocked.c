@@ -198,6 +198,7 @@ Test(blocked, split_conv_writes_its_slices_into_an_elided_concat) {
     for (int i = 0; i < 2; i++) {
       sl[i] = op1(g, OP_SLICE, s);
       sl[i]->attr.slice_begin = begin[i];
+      sl[i]->attr.slice_end = begin[i] + cnt[i];
       sl[i]->shape = (Shape){3, {cnt[i], 9, 7}};
     }
     Node *other = conv(g, a, 16, 1, 1, 1, 0);
