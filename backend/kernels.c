@@ -60,6 +60,12 @@ static const KernelImpl impls[] = {
     {"nchw", OP_SCALESHIFT, LAYOUT_NCHW, NULL, be_work_nchw_channels, be_emit_nchw_affine, true,
      NULL, NULL},
     {"nchw", OP_RELU, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
+    {"nchw", OP_CLAMP, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
+    {"nchw", OP_SIGMOID, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
+    {"nchw", OP_HARDSIGMOID, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
+    {"nchw", OP_HARDSWISH, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
+    {"nchw", OP_SILU, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
+    {"nchw", OP_GELU, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
     {"nchw", OP_SCALE, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
     {"nchw", OP_ADD, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
     {"nchw", OP_MEAN, LAYOUT_NCHW, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
@@ -85,6 +91,15 @@ static const KernelImpl impls[] = {
     {"nchw16c", OP_SCALESHIFT, LAYOUT_NCHW16C, NULL, be_work_blocks, be_emit_affine_blocked, true,
      NULL, NULL},
     {"nchw16c", OP_RELU, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
+    {"nchw16c", OP_CLAMP, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
+    {"nchw16c", OP_SIGMOID, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL,
+     NULL},
+    {"nchw16c", OP_HARDSIGMOID, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL,
+     NULL},
+    {"nchw16c", OP_HARDSWISH, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL,
+     NULL},
+    {"nchw16c", OP_SILU, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
+    {"nchw16c", OP_GELU, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
     {"nchw16c", OP_SCALE, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
     {"nchw16c", OP_ADD, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
     {"nchw16c", OP_MEAN, LAYOUT_NCHW16C, NULL, be_work_chunks, be_emit_eltwise, true, NULL, NULL},
@@ -206,6 +221,12 @@ static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs, 
           (long long)a->out_hw[1], (long long)a->lrn_size, (double)a->alpha, (double)a->beta,
           (double)a->k, (long long)a->out_features, a->axis, (double)a->scale, n->epi.residual,
           (int)n->epi.act.kind, (double)n->epi.act.a, (double)n->epi.act.b);
+  /* the attributes of the ops after the classic ones */
+  fprintf(f, " lw%d sl%lld,%lld ch%lld,%lld cl%a,%a hs%a,%a gt%d ps", a->linear_weight,
+          (long long)a->slice_begin, (long long)a->slice_end, (long long)a->chunks,
+          (long long)a->chunk_index, (double)a->clamp_min, (double)a->clamp_max,
+          (double)a->hs_alpha, (double)a->hs_beta, a->gelu_tanh);
+  shape_key(f, &a->param_shape);
   fclose(f);
   return buf;
 }

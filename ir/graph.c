@@ -461,9 +461,30 @@ static bool infer(Inf *x) {
   }
 
   case OP_RELU:
+  case OP_SIGMOID:
+  case OP_HARDSWISH:
+  case OP_SILU:
+  case OP_GELU:
   case OP_DROPOUT:
   case OP_SCALE:
   case OP_REORDER:
+    n->shape = *in0;
+    break;
+
+  case OP_CLAMP:
+    if (isinf(a->clamp_min) && a->clamp_min < 0 && isinf(a->clamp_max) && a->clamp_max > 0) {
+      note(x, "clamp(min: 0, max: 6) is ReLU6 (also spelled relu6)");
+      FAIL("clamp needs 'min', 'max' or both");
+    }
+    if (a->clamp_min > a->clamp_max)
+      FAIL_ATTR("max", -1, "clamp: 'max' (%g) is below 'min' (%g)", (double)a->clamp_max,
+                (double)a->clamp_min);
+    n->shape = *in0;
+    break;
+
+  case OP_HARDSIGMOID:
+    if (a->hs_alpha == 0)
+      FAIL_ATTR("alpha", -1, "hardsigmoid: 'alpha' must not be 0 (the output would be constant)");
     n->shape = *in0;
     break;
 
@@ -810,9 +831,22 @@ void ir_toposort(Graph *g) {
 /* ------------------------------------------------------------- activations */
 
 Act ir_node_act(const Node *n) {
+  const Attrs *a = &n->attr;
   switch (n->op) {
   case OP_RELU:
     return (Act){.kind = ACT_RELU};
+  case OP_CLAMP:
+    return (Act){.kind = ACT_CLAMP, .a = a->clamp_min, .b = a->clamp_max};
+  case OP_SIGMOID:
+    return (Act){.kind = ACT_SIGMOID};
+  case OP_HARDSIGMOID:
+    return (Act){.kind = ACT_HARDSIGMOID, .a = a->hs_alpha, .b = a->hs_beta};
+  case OP_HARDSWISH:
+    return (Act){.kind = ACT_HARDSWISH};
+  case OP_SILU:
+    return (Act){.kind = ACT_SILU};
+  case OP_GELU:
+    return (Act){.kind = a->gelu_tanh ? ACT_GELU_TANH : ACT_GELU};
   default:
     return (Act){.kind = ACT_NONE};
   }

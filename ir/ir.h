@@ -325,9 +325,10 @@ typedef enum {
   IR_AT_INPUT,  /* input `index` (into n->in) */
   IR_AT_INPUTS, /* the number of inputs (the `in:` list) */
   IR_AT_ATTR,   /* attribute `attr`, named by its spec key ("kernel",
-                   "stride", "pad", "dilation", "groups", "out", "axis",
-                   "size", "eps"); `index` is the list item at fault (the
-                   axis of a [h, w] pair, the side of a 4-value pad) or -1 */
+                   "stride", "pad", "groups", "out", "max", "alpha", ...:
+                   the key of the op's row in frontend/spec/ops.c); `index`
+                   is the list item at fault (the axis of a [h, w] pair,
+                   the side of a 4-value pad) or -1 */
 } IrErrAt;
 
 typedef struct {

@@ -78,6 +78,16 @@ static void print_attrs(const Node *n, FILE *o) {
   case OP_SCALE:
     fprintf(o, " factor=%g", (double)a->scale);
     break;
+  case OP_CLAMP:
+    fprintf(o, " min=%g max=%g", (double)a->clamp_min, (double)a->clamp_max);
+    break;
+  case OP_HARDSIGMOID:
+    fprintf(o, " alpha=%g beta=%g", (double)a->hs_alpha, (double)a->hs_beta);
+    break;
+  case OP_GELU:
+    if (a->gelu_tanh)
+      fputs(" approximate=tanh", o);
+    break;
   case OP_SLICE:
     fprintf(o, " ch=%lld..%lld", (long long)a->slice_begin,
             (long long)(a->slice_begin + n->shape.d[0] - 1));

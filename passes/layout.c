@@ -24,7 +24,8 @@
  *                grouped conv with Cg = 1, 2, 4 or 8 input and output
  *                channels per group (depthwise, ResNeXt) and 16-multiple
  *                channel counts: backend/grouped.c; its input is blocked.
- *   pooling, scale-shift, batchnorm, relu, scale, add, mean, concat,
+ *   pooling, scale-shift, batchnorm, the activations (relu, clamp,
+ *   sigmoid, ...), scale, add, mean, concat,
  *   dropout      when the output is a multiple of 16 channels and the
  *                (first, for add/mean/concat any) input is blocked: they
  *                follow their producer and never start a blocked region.
@@ -100,6 +101,9 @@ static Layout choose(const Graph *g, const Node *n) {
                ? LAYOUT_NCHW16C
                : LAYOUT_NCHW;
   default:
+    if (ir_ops[n->op].flags & OPF_ACT) /* like relu */
+      return c16(n) && c16(n->in[0]) && n->in[0]->layout == LAYOUT_NCHW16C ? LAYOUT_NCHW16C
+                                                                           : LAYOUT_NCHW;
     return LAYOUT_NCHW;
   }
 }

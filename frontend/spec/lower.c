@@ -580,6 +580,31 @@ static bool check_rule(Lower *lw, const AttrSpec *as, const YNode *y, float x) {
   return true;
 }
 
+/* One of the words as->choices (AK_CHOICE): its index into *out. */
+static bool want_choice(Lower *lw, const AttrSpec *as, const YNode *y, const Value *v, int *out) {
+  int n = 0;
+  while (as->choices[n])
+    n++;
+  if (v->kind == V_STR)
+    for (int i = 0; i < n; i++)
+      if (!strcmp(v->s, as->choices[i])) {
+        *out = i;
+        return true;
+      }
+  char list[256];
+  size_t k = 0;
+  for (int i = 0; i < n && k < sizeof list; i++)
+    k += (size_t)snprintf(list + k, sizeof list - k, "%s'%s'",
+                          i == 0      ? ""
+                          : i + 1 < n ? ", "
+                                      : " or ",
+                          as->choices[i]);
+  spec_error_at(lw->c, y, "expected %s for '%s', got %s", list, as->key, describe(lw, v));
+  if (v->kind == V_STR)
+    spec_hint(lw->c, y->loc, v->s, as->choices, n);
+  return false;
+}
+
 /* Convert the value of attribute `as` by its kind into its field of a. */
 static bool set_attr(Lower *lw, const AttrSpec *as, const YNode *y, const Value *v, Attrs *a) {
   void *field = (char *)a + as->field;
@@ -594,6 +619,8 @@ static bool set_attr(Lower *lw, const AttrSpec *as, const YNode *y, const Value 
     return want_bool(lw, y, v, as->key, field);
   case AK_FLOAT:
     return want_float(lw, y, v, as->key, field) && check_rule(lw, as, y, *(float *)field);
+  case AK_CHOICE:
+    return want_choice(lw, as, y, v, field);
   case AK_AXIS:
     *(int *)field = 0; /* the IR counts per-sample dims */
     if (v->kind != V_INT)

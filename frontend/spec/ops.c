@@ -38,6 +38,11 @@ typedef int64_t Pad[4];
 #define ATTR_AXIS(key, f) {key, AK_AXIS, OPTIONAL, FIELD(f, int), AR_NONE}
 /* A pool's stride: when not given, the kernel's. */
 #define ATTR_POOL_STRIDE(key, f) {key, AK_PAIR, OPTIONAL, FIELD(f, Pair), AR_KERNEL_IF_ABSENT}
+/* One of a list of words; the field gets its index. */
+#define ATTR_CHOICE(key, f, words) {key, AK_CHOICE, OPTIONAL, FIELD(f, int), AR_NONE, words}
+
+/* gelu's `approximate`, as torch.nn.GELU spells it: index 1 is tanh. */
+static const char *const gelu_forms[] = {"none", "tanh", NULL};
 
 /* One row per op of the spec language, indexed by Op (a row's .op is its
    index); an OPF_NOSPEC op has none. */
@@ -55,6 +60,22 @@ static const SpecOp rows[OP_COUNT_] = {
                        }},
     [OP_BATCHNORM] = {.op = OP_BATCHNORM, .attrs = {ATTR_FLOAT("eps", OPTIONAL, eps, AR_POSITIVE)}},
     [OP_RELU] = {.op = OP_RELU},
+    [OP_CLAMP] = {.op = OP_CLAMP,
+                  .attrs =
+                      {
+                          ATTR_FLOAT("min", OPTIONAL, clamp_min, AR_NONE),
+                          ATTR_FLOAT("max", OPTIONAL, clamp_max, AR_NONE),
+                      }},
+    [OP_SIGMOID] = {.op = OP_SIGMOID},
+    [OP_HARDSIGMOID] = {.op = OP_HARDSIGMOID,
+                        .attrs =
+                            {
+                                ATTR_FLOAT("alpha", OPTIONAL, hs_alpha, AR_NONE),
+                                ATTR_FLOAT("beta", OPTIONAL, hs_beta, AR_NONE),
+                            }},
+    [OP_HARDSWISH] = {.op = OP_HARDSWISH},
+    [OP_SILU] = {.op = OP_SILU},
+    [OP_GELU] = {.op = OP_GELU, .attrs = {ATTR_CHOICE("approximate", gelu_tanh, gelu_forms)}},
     [OP_MAXPOOL] = {.op = OP_MAXPOOL,
                     .attrs =
                         {
@@ -100,10 +121,16 @@ static const SpecOp rows[OP_COUNT_] = {
 
 /* global_avgpool: PyTorch's AdaptiveAvgPool2d(1), the head of most nets */
 static void out_1x1(Attrs *a) { a->out_hw[0] = a->out_hw[1] = 1; }
+/* relu6: torch.nn.ReLU6, clamp to [0, 6] (MobileNetV2) */
+static void zero_to_six(Attrs *a) {
+  a->clamp_min = 0;
+  a->clamp_max = 6;
+}
 
 /* Other names for ops, each with the attributes its name implies. */
 static const SpecOp aliases[] = {
     {.op = OP_ADAPTIVE_AVGPOOL, .alias = "global_avgpool", .implied = out_1x1},
+    {.op = OP_CLAMP, .alias = "relu6", .implied = zero_to_six},
 };
 #define NALIASES ((int)(sizeof aliases / sizeof aliases[0]))
 

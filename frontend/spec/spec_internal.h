@@ -149,7 +149,8 @@ typedef enum {
   AK_PAD,  /* int, [h, w] or [top, left, bottom, right]: int64_t[4] */
   AK_BOOL, /* a bool field */
   AK_FLOAT,
-  AK_AXIS, /* must be 1: an int field, set to 0 (the IR's channels) */
+  AK_AXIS,   /* must be 1: an int field, set to 0 (the IR's channels) */
+  AK_CHOICE, /* one of the strings AttrSpec.choices: an int field, its index */
 } AttrKind;
 
 /* What an attribute's value must also satisfy, beyond its kind. */
@@ -167,6 +168,7 @@ typedef struct {
   bool required;
   size_t field; /* offsetof(Attrs, ...), of the type the kind writes */
   AttrRule rule;
+  const char *const *choices; /* AK_CHOICE: the words, NULL-terminated */
 } AttrSpec;
 
 #define SPEC_MAX_ATTRS 8

@@ -88,6 +88,44 @@ void add_residual(Graph *g, Node *n, Node *r) {
   n->epi.residual = n->nin++;
 }
 
+const Act harness_acts[] = {
+    {.kind = ACT_RELU},
+    {.kind = ACT_CLAMP, .a = 0, .b = 6},
+    {.kind = ACT_CLAMP, .a = -1, .b = 1.5f},
+    {.kind = ACT_SIGMOID},
+    {.kind = ACT_HARDSIGMOID, .a = 1.0f / 6, .b = 0.5f},
+    {.kind = ACT_HARDSIGMOID, .a = 0.2f, .b = 0.5f},
+    {.kind = ACT_HARDSWISH},
+    {.kind = ACT_SILU},
+    {.kind = ACT_GELU},
+    {.kind = ACT_GELU_TANH},
+};
+const int harness_nacts = (int)(sizeof harness_acts / sizeof harness_acts[0]);
+
+Node *act_node(Graph *g, Node *x, const Act *a) {
+  static const Op ops[] = {[ACT_RELU] = OP_RELU,           [ACT_CLAMP] = OP_CLAMP,
+                           [ACT_SIGMOID] = OP_SIGMOID,     [ACT_HARDSIGMOID] = OP_HARDSIGMOID,
+                           [ACT_HARDSWISH] = OP_HARDSWISH, [ACT_SILU] = OP_SILU,
+                           [ACT_GELU] = OP_GELU,           [ACT_GELU_TANH] = OP_GELU};
+  cr_assert(a->kind > ACT_NONE && a->kind <= ACT_GELU_TANH);
+  Node *n = op1(g, ops[a->kind], x);
+  if (a->kind == ACT_CLAMP)
+    n->attr.clamp_min = a->a, n->attr.clamp_max = a->b;
+  if (a->kind == ACT_HARDSIGMOID)
+    n->attr.hs_alpha = a->a, n->attr.hs_beta = a->b;
+  n->attr.gelu_tanh = a->kind == ACT_GELU_TANH;
+  fin(g, n);
+  Act got = ir_node_act(n);
+  cr_assert(ir_act_eq(&got, a), "act_node: the op computes another activation");
+  return n;
+}
+
+void scale_weight(Node *n, float s) {
+  Param *w = n->params[P_WEIGHT];
+  for (int64_t i = 0; i < param_numel(w); i++)
+    w->data[i] *= s;
+}
+
 /* The local planner: see backend_harness.h. */
 void plan(Graph *g) {
   int64_t off = g->arena_bytes;
@@ -243,6 +281,13 @@ static float *ref_node(const Node *n, float **vals) {
     ref_softmax(x, C, HW, y);
     break;
   default:
+    if (ir_ops[n->op].flags & OPF_ACT) {
+      Act act = ir_node_act(n);
+      tally(n, &act, x, N);
+      memcpy(y, x, sizeof(float) * (size_t)N);
+      ref_epilogue(y, NULL, N, &act);
+      break;
+    }
     cr_assert_fail("no reference for %s", ir_ops[n->op].name);
   }
 #undef PD

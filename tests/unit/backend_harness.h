@@ -55,6 +55,17 @@ Graph *small_net(void);
 /* How many nodes of op o have layout L. */
 int count_layout(Graph *g, Layout L, Op o);
 
+/* Every activation kind, with parameters that make each regime reachable
+   from values of a few units (clamp to [0, 6] and [-1, 1.5], hardsigmoid
+   PyTorch's and ONNX's): tests loop over them. */
+extern const Act harness_acts[];
+extern const int harness_nacts;
+/* The activation op (relu, clamp, ...) computing a, on x, finished. */
+Node *act_node(Graph *g, Node *x, const Act *a);
+/* Multiplies n's weight by s (after fin): conv and linear outputs then
+   spread over s times the range, to reach every regime of an activation. */
+void scale_weight(Node *n, float s);
+
 /* The local planner: see the top of the file. Nodes whose mem a test has
    already set are left alone. */
 void plan(Graph *g);

@@ -230,6 +230,9 @@ void ref_softmax(const float *x, int64_t C, int64_t HW, float *y) {
 
 static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
+/* min(max(x, lo), hi), NaN staying NaN as in PyTorch (fmin/fmax drop it). */
+static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
+
 /* PyTorch's Hardsigmoid: relu6(x + 3) / 6; the general form otherwise. */
 static bool pytorch_hardsigmoid(const Act *a) { return a->a == 1.0f / 6 && a->b == 0.5f; }
 
@@ -240,15 +243,15 @@ double ref_act(const Act *a, double x) {
   case ACT_RELU:
     return x < 0 ? 0 : x;
   case ACT_CLAMP:
-    return x < a->a ? a->a : x > a->b ? a->b : x;
+    return clampd(x, a->a, a->b);
   case ACT_SIGMOID:
     return sigmoid(x);
   case ACT_HARDSIGMOID:
     if (pytorch_hardsigmoid(a))
-      return fmin(fmax(x + 3, 0), 6) / 6;
-    return fmax(0, fmin(1, (double)a->a * x + a->b));
+      return clampd(x + 3, 0, 6) / 6;
+    return clampd((double)a->a * x + a->b, 0, 1);
   case ACT_HARDSWISH:
-    return x * fmin(fmax(x + 3, 0), 6) / 6;
+    return x * clampd(x + 3, 0, 6) / 6;
   case ACT_SILU:
     return x * sigmoid(x);
   case ACT_GELU:

@@ -239,3 +239,58 @@ Test(blocked, split_conv_writes_its_slices_into_an_elided_concat) {
     ir_graph_free(g);
   }
 }
+
+/* Every activation on the blocked layout: in the direct conv's epilogue
+   (3x3, and a 1x1 GEMM row with a residual), as an op after a blocked
+   conv (it stays blocked: no reorder), and in the blocked scale-shift's
+   epilogue; weights scaled so each reaches every regime. */
+static Graph *blocked_acts(void) {
+  Graph *g = ir_graph_new("blocked_acts");
+  Node *x = input3(g, "x", 16, 9, 13);
+  Node *c0 = conv(g, x, 32, 3, 3, 1, 1);
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *c = conv(g, c0, 16, 3, 3, 1, 1);
+    scale_weight(c, 0.25f);
+    c->epi.act = harness_acts[i];
+    output(g, c);
+    Node *p = conv(g, c0, 32, 1, 1, 1, 0);
+    scale_weight(p, 1.5f);
+    add_residual(g, p, c0);
+    p->epi.act = harness_acts[i];
+    output(g, p);
+    Node *q = conv(g, c0, 16, 1, 1, 1, 0);
+    scale_weight(q, 1.5f);
+    output(g, act_node(g, q, &harness_acts[i]));
+    Node *s = fin(g, op1(g, OP_SCALESHIFT, c0));
+    scale_weight(s, 3);
+    s->epi.act = harness_acts[i];
+    output(g, s);
+  }
+  return g;
+}
+
+Test(blocked, every_activation_in_epilogues_and_as_ops_matches_reference_in_every_regime) {
+  Graph *g = blocked_acts();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_SCALESHIFT), harness_nacts);
+  int nacts = 0;
+  for (int i = 0; i < g->nodes.len; i++)
+    nacts += (ir_ops[GRAPH_NODE(g, i)->op].flags & OPF_ACT) &&
+             GRAPH_NODE(g, i)->layout == LAYOUT_NCHW16C;
+  cr_assert_eq(nacts, harness_nacts, "every activation op follows its blocked conv");
+  ir_graph_free(g);
+  check_blocked(blocked_acts(), 1, 2, NULL);
+}
+
+Test(blocked, every_activation_epilogue_for_x86_64_v3_without_avx512_matches_reference) {
+  Graph *g = ir_graph_new("blocked_acts_v3");
+  Node *x = input3(g, "x", 16, 7, 9);
+  Node *c0 = conv(g, x, 16, 3, 3, 1, 1);
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *c = conv(g, c0, 16, 3, 3, 1, 1);
+    scale_weight(c, 0.3f);
+    c->epi.act = harness_acts[i];
+    output(g, c);
+  }
+  check_blocked(g, 1, 1, "x86-64-v3");
+}

@@ -53,3 +53,17 @@ Test(nchw_gemm, batch_of_two_on_two_threads_matches_reference) {
 Test(nchw_gemm, x86_64_v3_without_avx512_matches_reference) {
   check_blocked(nchw_gemm(), 2, 2, "x86-64-v3");
 }
+
+/* Every activation in the GEMM's epilogue (masked tail vectors included:
+   7x5 pixels), weights scaled so the outputs spread over about +-12. */
+Test(nchw_gemm, every_activation_epilogue_matches_reference_in_every_regime) {
+  Graph *g = ir_graph_new("gemm_acts");
+  Node *x = input3(g, "x", 24, 7, 5);
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *c = conv(g, x, 10, 1, 1, 1, 0);
+    scale_weight(c, 7);
+    c->epi.act = harness_acts[i];
+    output(g, c);
+  }
+  check_blocked(g, 1, 1, NULL);
+}

@@ -143,3 +143,27 @@ Test(grouped, split_grouped_conv_writes_its_slices_into_an_elided_concat) {
   lib_close(&l);
   ir_graph_free(g);
 }
+
+/* Depthwise convs (MobileNet's 3x3 stride 1 and 2, 5x5) with every
+   activation in the epilogue, weights scaled to reach every regime. */
+static Graph *dw_acts(void) {
+  Graph *g = ir_graph_new("dw_acts");
+  Node *x = input3(g, "x", 32, 12, 13);
+  Node *a = conv(g, x, 32, 1, 1, 1, 0);
+  for (int i = 0; i < harness_nacts; i++) {
+    int k = i % 3 == 2 ? 5 : 3, s = i % 3 == 1 ? 2 : 1;
+    Node *d = gconv(g, a, 32, k, k, s, k / 2, 32);
+    scale_weight(d, 2.5f);
+    d->epi.act = harness_acts[i];
+    output(g, d);
+  }
+  return g;
+}
+
+Test(grouped, depthwise_convs_apply_every_activation_epilogue_in_every_regime) {
+  Graph *g = dw_acts();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), harness_nacts + 1);
+  ir_graph_free(g);
+  check_blocked(dw_acts(), 1, 2, NULL);
+}

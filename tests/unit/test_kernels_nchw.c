@@ -318,3 +318,95 @@ Test(backend, small_net_compiled_at_O3_for_a_portable_cpu_matches_reference) {
   o.target_cpu = "x86-64";
   check_with_options(small_net(), o);
 }
+
+/* ------------------------------------------------------------ activations */
+
+/* Every activation as an op (the elementwise kernel), on inputs spread to
+   [-12, 12] so that each reaches every regime (the harness checks). */
+Test(backend, every_activation_op_matches_reference_in_every_regime) {
+  Graph *g = ir_graph_new("acts");
+  Node *x = input3(g, "x", 3, 20, 37);
+  Node *s = op1(g, OP_SCALE, x);
+  s->attr.scale = 12;
+  fin(g, s);
+  for (int i = 0; i < harness_nacts; i++)
+    output(g, act_node(g, s, &harness_acts[i]));
+  check_graph(g);
+}
+
+/* An activation op writing over its input (in place), after another. */
+Test(backend, activation_ops_running_in_place_match_reference) {
+  Graph *g = ir_graph_new("acts_inplace");
+  Node *x = input3(g, "x", 4, 10, 10);
+  Node *s = op1(g, OP_SCALE, x);
+  s->attr.scale = 8;
+  fin(g, s);
+  Node *h = act_node(g, s, &(Act){.kind = ACT_HARDSWISH});
+  Node *c = act_node(g, h, &(Act){.kind = ACT_CLAMP, .a = -0.2f, .b = 5});
+  s->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  h->mem = (Mem){.kind = MEM_ALIAS, .alias_of = s};
+  c->mem = (Mem){.kind = MEM_ALIAS, .alias_of = s};
+  g->arena_bytes = 4 * 10 * 10 * 4;
+  output(g, c);
+  check_graph(g);
+}
+
+/* Every activation in the epilogue of a conv (with and without a residual
+   add before it) and of a linear layer, weights scaled so the outputs
+   spread over about +-12. */
+Test(backend, conv2d_and_linear_apply_every_activation_epilogue_in_every_regime) {
+  Graph *g = ir_graph_new("conv_acts");
+  Node *x = input3(g, "image", 4, 9, 11);
+  Node *r = input3(g, "res", 6, 9, 11);
+  Node *f = input1(g, "features", 40);
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *c = conv(g, x, 6, 3, 3, 1, 1);
+    scale_weight(c, 6);
+    if (i % 2)
+      add_residual(g, c, r);
+    c->epi.act = harness_acts[i];
+    output(g, c);
+    Node *l = op1(g, OP_LINEAR, f);
+    l->attr.out_features = 64;
+    fin(g, l);
+    scale_weight(l, 5);
+    l->epi.act = harness_acts[i];
+    output(g, l);
+  }
+  check_graph(g);
+}
+
+/* A grouped 1x1 conv (the NCHW kernel's pointwise rows) with an
+   activation, and the elementwise and affine kernels with every one. */
+Test(backend, pointwise_conv_elementwise_and_affine_ops_apply_every_activation_epilogue) {
+  Graph *g = ir_graph_new("elt_acts");
+  Node *x = input3(g, "x", 4, 10, 10), *y = input3(g, "y", 4, 10, 10);
+  Node *a = op1(g, OP_SCALE, x), *b = op1(g, OP_SCALE, y);
+  a->attr.scale = b->attr.scale = 16;
+  fin(g, a);
+  fin(g, b);
+  Node *pw = op1(g, OP_CONV2D, a);
+  pw->attr.out_channels = 4, pw->attr.groups = 2;
+  pw->attr.kernel[0] = pw->attr.kernel[1] = 1;
+  fin(g, pw);
+  scale_weight(pw, 2);
+  pw->epi.act = (Act){.kind = ACT_GELU};
+  output(g, pw);
+  Node *ab[2] = {a, b};
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *s = fin(g, op(g, OP_ADD, ab, 2));
+    s->epi.act = harness_acts[i];
+    output(g, s);
+    Node *t = fin(g, op1(g, OP_SCALESHIFT, a));
+    scale_weight(t, 8); /* the scale */
+    t->epi.act = harness_acts[i];
+    output(g, t);
+  }
+  Node *m = fin(g, op(g, OP_MEAN, ab, 2));
+  m->epi.act = (Act){.kind = ACT_SILU};
+  output(g, m);
+  Node *bn = fin(g, op1(g, OP_BATCHNORM, a));
+  bn->epi.act = (Act){.kind = ACT_HARDSWISH};
+  output(g, bn);
+  check_graph(g);
+}

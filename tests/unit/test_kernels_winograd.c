@@ -149,3 +149,19 @@ Test(winograd, small_buffers_and_multi_tile_chunks_match_reference) {
   check_wino(wino_f4(), 1, 2, NULL, 27 * 64 * 48 + 7 * 64 * 64, tight);
   check_wino(wino_f2(), 1, 1, NULL, 7 * (512 * 32 + 64 * 64), tight);
 }
+
+/* Activations on Winograd's output transform: F(4x4) with sigmoid and
+   gelu, F(2x2) with hardswish, weights scaled to reach every regime. */
+Test(winograd, activation_epilogues_match_reference_in_every_regime) {
+  Graph *g = ir_graph_new("wino_acts");
+  Node *x = blocked_input(g, "x", 64, 28, 28);
+  Node *y = blocked_input(g, "y", 64, 14, 14);
+  Act acts[3] = {{.kind = ACT_SIGMOID}, {.kind = ACT_GELU}, {.kind = ACT_HARDSWISH}};
+  for (int i = 0; i < 3; i++) {
+    Node *c = conv(g, i < 2 ? x : y, 32, 3, 3, 1, 1);
+    scale_weight(c, 0.5f);
+    c->epi.act = acts[i];
+    output(g, c);
+  }
+  check_wino(g, 1, 1, NULL, 2 * 27 * 64 * 32 + 7 * 64 * 32, NULL);
+}
