@@ -266,6 +266,12 @@ void be_emit_nchw_lrn(BeCtx *c, KArgs *k);
 void be_emit_nchw_linear(BeCtx *c, KArgs *k);
 void be_emit_nchw_concat(BeCtx *c, KArgs *k);
 void be_emit_nchw_softmax(BeCtx *c, KArgs *k);
+/* mul: inputs of one shape run as be_emit_eltwise; one value per channel
+   of the other (the input be_mul_big_input is not) by channel planes. */
+bool be_mul_same_shape(const BeConfig *cf, const Node *n);
+int be_mul_big_input(const Node *n);
+void be_emit_nchw_mul_channels(BeCtx *c, KArgs *k);
+void be_emit_nchw_parameter(BeCtx *c, KArgs *k);
 
 /* blocked.c: kernels on NCHW16c. */
 int64_t be_work_conv_blocked(const BeConfig *cf, const Node *n);
@@ -277,6 +283,7 @@ void be_emit_pool_blocked(BeCtx *c, KArgs *k);
 void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
 void be_emit_affine_blocked(BeCtx *c, KArgs *k);
 void be_emit_concat_blocked(BeCtx *c, KArgs *k);
+void be_emit_mul_blocked(BeCtx *c, KArgs *k);
 int64_t be_work_reorder(const BeConfig *cf, const Node *n);
 void be_emit_reorder(BeCtx *c, KArgs *k);
 

@@ -29,7 +29,8 @@
  *   conv2d            (oc group of OCB blocks) x (output row), or
  *                     (row) x (oc group) where that reads less (conv_plan)
  *   pooling           (channel block) x (output row)
- *   affine, concat    channel block
+ *   affine, concat,   channel block
+ *   mul by channel
  *   reorder           channel block
  */
 #include <math.h>
@@ -527,6 +528,28 @@ void be_emit_affine_blocked(BeCtx *c, KArgs *k) {
   be_for(c, &i, be_i64(c, 0), be_i64(c, HW), "p");
   LLVMValueRef idx = be_add(c, base, be_mulk(c, i.iv, 16));
   LLVMValueRef v = be_vfma(c, be_vld(c, k->in[0], idx, 64), s, t);
+  be_vst(c, k->out, idx, vepi(c, k, v, idx), 64);
+  be_for_end(c, &i);
+  be_for_end(c, &it);
+}
+
+/* ---------------------------------------------------------------------- mul */
+
+/* mul by one value per channel on NCHW16c: one channel block per item, its
+   16 values one vector (the small input, [C, 1, 1] or [C], is the same
+   bytes in either layout). */
+void be_emit_mul_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int big = be_mul_big_input(n);
+  int64_t HW = n->shape.d[1] * n->shape.d[2];
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "cb");
+  LLVMValueRef gate = be_vld(c, k->in[1 - big], be_mulk(c, it.iv, 16), 4);
+  LLVMValueRef base = be_mulk(c, it.iv, HW * 16);
+  BeLoop i;
+  be_for(c, &i, be_i64(c, 0), be_i64(c, HW), "p");
+  LLVMValueRef idx = be_add(c, base, be_mulk(c, i.iv, 16));
+  LLVMValueRef v = be_fmul(c, be_vld(c, k->in[big], idx, 64), gate);
   be_vst(c, k->out, idx, vepi(c, k, v, idx), 64);
   be_for_end(c, &i);
   be_for_end(c, &it);

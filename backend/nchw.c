@@ -11,7 +11,10 @@
  *   batchnorm, scaleshift, lrn,      one channel plane
  *   concat
  *   linear                           one output feature
- *   relu, add, mean, scale           a chunk of BE_CHUNK elements (any layout)
+ *   relu and the other activations,  a chunk of BE_CHUNK elements (any layout)
+ *   add, mean, scale, mul of one
+ *   shape, parameter
+ *   mul by one value per channel     one channel plane
  *   softmax                          one spatial position (all channels)
  *
  * Shapes, strides, padding and dilation are compile-time constants. The
@@ -398,6 +401,9 @@ void be_emit_eltwise(BeCtx *c, KArgs *k) {
   case OP_SCALE:
     v = be_fmul(c, v, be_f32(c, n->attr.scale));
     break;
+  case OP_MUL: /* inputs of one shape (be_mul_same_shape) */
+    v = be_fmul(c, v, be_ld(c, k->in[1], i.iv));
+    break;
   case OP_ADD:
   case OP_MEAN:
     for (int j = 1; j < n->nin; j++)
@@ -409,6 +415,50 @@ void be_emit_eltwise(BeCtx *c, KArgs *k) {
     break;
   }
   be_st(c, k->out, i.iv, epi_value(c, k, v, i.iv));
+  be_for_end(c, &i);
+}
+
+/* ---------------------------------------------------------------------- mul */
+
+bool be_mul_same_shape(const BeConfig *cf, const Node *n) {
+  return shape_eq(&n->in[0]->shape, &n->in[1]->shape);
+}
+
+/* The input of mul n that has n's shape (the other holds one value per
+   channel). */
+int be_mul_big_input(const Node *n) { return shape_eq(&n->in[0]->shape, &n->shape) ? 0 : 1; }
+
+/* mul with one value per channel (squeeze-excitation's gate, a layer
+   scale): one channel plane per item, times its channel's value. */
+void be_emit_nchw_mul_channels(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int big = be_mul_big_input(n);
+  int64_t HW = shape_numel(&n->shape) / chw(&n->shape, 0);
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "ch");
+  LLVMValueRef gate = be_ld(c, k->in[1 - big], it.iv);
+  LLVMValueRef base = be_mulk(c, it.iv, HW);
+  BeLoop i;
+  be_for(c, &i, be_i64(c, 0), be_i64(c, HW), "i");
+  LLVMValueRef idx = be_add(c, base, i.iv);
+  LLVMValueRef v = be_fmul(c, be_ld(c, k->in[big], idx), gate);
+  be_st(c, k->out, idx, epi_value(c, k, v, idx));
+  be_for_end(c, &i);
+  be_for_end(c, &it);
+}
+
+/* ---------------------------------------------------------------- parameter */
+
+/* A parameter op's tensor, copied from the weights into its output (a
+   chunk of BE_CHUNK values per item). Passes fold the usual one, a layer
+   scale, into a scale-shift; this runs at -O0 and for the others. */
+void be_emit_nchw_parameter(BeCtx *c, KArgs *k) {
+  int64_t N = shape_numel(&k->n->shape);
+  LLVMValueRef e0 = be_mulk(c, k->lo, BE_CHUNK);
+  LLVMValueRef e1 = be_smin(c, be_mulk(c, k->hi, BE_CHUNK), be_i64(c, N));
+  BeLoop i;
+  be_for(c, &i, e0, e1, "i");
+  be_st(c, k->out, i.iv, be_ld(c, k->par[P_WEIGHT], i.iv));
   be_for_end(c, &i);
 }
 

@@ -368,6 +368,40 @@ static bool same_shapes(Inf *x) {
   return true;
 }
 
+/* Is s one value per channel of t: [C, 1, 1] or [C] against t = [C, H, W]
+   (or [C])? */
+static bool per_channel_of(const Shape *s, const Shape *t) {
+  if (s->d[0] != t->d[0])
+    return false;
+  return s->rank == 1 || (s->rank == 3 && s->d[1] == 1 && s->d[2] == 1);
+}
+
+/* mul: the same shape, or one input one value per channel of the other
+   (squeeze-excitation's gate, a layer scale). The output has the shape of
+   the larger. */
+static bool mul_shapes(Inf *x) {
+  Node *n = x->n;
+  const Shape *a = &n->in[0]->shape, *b = &n->in[1]->shape;
+  char b0[64], b1[64];
+  if (shape_eq(a, b) || per_channel_of(b, a)) {
+    n->shape = *a;
+    return true;
+  }
+  if (per_channel_of(a, b)) {
+    n->shape = *b;
+    return true;
+  }
+  note(x, "mul multiplies element by element; one input may instead hold one value per "
+          "channel of the other ([C, 1, 1] or [C])");
+  int big = shape_numel(b) > shape_numel(a) ? 1 : 0, small = 1 - big;
+  const Shape *sb = &n->in[big]->shape, *ss = &n->in[small]->shape;
+  if ((ss->rank == 1 || (ss->d[1] == 1 && ss->d[2] == 1)) && sb->rank == 3)
+    FAIL_IN(small, "%s has %lld channels but %s has %lld", iname(x, small), LL(ss->d[0]),
+            iname(x, big), LL(sb->d[0]));
+  FAIL_IN(1, "%s is %s but %s is %s", iname(x, 1), sdesc(b, b0, sizeof b0), iname(x, 0),
+          sdesc(a, b1, sizeof b1));
+}
+
 static bool infer(Inf *x) {
   Graph *g = x->g;
   Node *n = x->n;
@@ -595,6 +629,25 @@ static bool infer(Inf *x) {
       return false;
     n->shape = *in0;
     break;
+
+  case OP_MUL:
+    if (!mul_shapes(x))
+      return false;
+    break;
+
+  case OP_PARAMETER: {
+    const Shape *ps = &a->param_shape;
+    if (ps->rank != 1 && ps->rank != 3)
+      FAIL_ATTR("shape", -1, "a parameter's shape is [C, H, W] or [F], got rank %d", ps->rank);
+    n->shape = *ps;
+    if (!check_shape(x, ps, "the parameter", "shape"))
+      return false;
+    if (create)
+      ir_param_new(g, n, P_WEIGHT, n->name, ps->rank, ps->d, true);
+    else if (!param_shape_ok(x, P_WEIGHT, ps->rank, ps->d))
+      return false;
+    break;
+  }
 
   case OP_COUNT_:
     CHECK(0, "OP_COUNT_ is not an op");

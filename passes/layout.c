@@ -29,6 +29,8 @@
  *   dropout      when the output is a multiple of 16 channels and the
  *                (first, for add/mean/concat any) input is blocked: they
  *                follow their producer and never start a blocked region.
+ *   mul          as add for its full-size inputs; the per-channel one
+ *                ([C, 1, 1] or [C]) is the same bytes in either layout.
  *   slice        the layout of its input when the range is block aligned.
  *   the rest     NCHW (lrn, linear, flatten, softmax).
  * A tensor of 1x1 pixels with a multiple of 16 channels is the same bytes
@@ -81,6 +83,16 @@ static Layout choose(const Graph *g, const Node *n) {
   case OP_DROPOUT:
     return c16(n) && c16(n->in[0]) && n->in[0]->layout == LAYOUT_NCHW16C ? LAYOUT_NCHW16C
                                                                          : LAYOUT_NCHW;
+  case OP_MUL: {
+    /* follows its full-size input(s); the per-channel one ([C, 1, 1] or
+       [C]) is the same bytes in both layouts */
+    if (!c16(n))
+      return LAYOUT_NCHW;
+    bool any = false;
+    for (int k = 0; k < n->nin; k++)
+      any |= shape_eq(&n->in[k]->shape, &n->shape) && n->in[k]->layout == LAYOUT_NCHW16C;
+    return any ? LAYOUT_NCHW16C : LAYOUT_NCHW;
+  }
   case OP_ADD:
   case OP_MEAN:
   case OP_CONCAT: {

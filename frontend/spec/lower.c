@@ -580,6 +580,18 @@ static bool check_rule(Lower *lw, const AttrSpec *as, const YNode *y, float x) {
   return true;
 }
 
+/* [C, H, W] or [F] of positive ints below 2^31 (AK_SHAPE). */
+static bool want_shape(Lower *lw, const YNode *y, const Value *v, const char *key, Shape *out) {
+  if (v->kind != V_LIST || (v->n != 1 && v->n != 3))
+    return spec_error_at(lw->c, y, "expected [C, H, W] or [F] for '%s', got %s", key,
+                         describe(lw, v));
+  *out = (Shape){.rank = v->n};
+  for (int i = 0; i < v->n; i++)
+    if (!want_int(lw, item_at(y, i), &v->items[i], key, 1, &out->d[i]))
+      return false;
+  return true;
+}
+
 /* One of the words as->choices (AK_CHOICE): its index into *out. */
 static bool want_choice(Lower *lw, const AttrSpec *as, const YNode *y, const Value *v, int *out) {
   int n = 0;
@@ -621,6 +633,8 @@ static bool set_attr(Lower *lw, const AttrSpec *as, const YNode *y, const Value 
     return want_float(lw, y, v, as->key, field) && check_rule(lw, as, y, *(float *)field);
   case AK_CHOICE:
     return want_choice(lw, as, y, v, field);
+  case AK_SHAPE:
+    return want_shape(lw, y, v, as->key, field);
   case AK_AXIS:
     *(int *)field = 0; /* the IR counts per-sample dims */
     if (v->kind != V_INT)
@@ -669,6 +683,8 @@ static bool set_attrs(Lower *lw, Frame *f, Layer *L, Attrs *a) {
 static const char *const *input_names(Lower *lw, const Frame *f, const Layer *L, Node **ins,
                                       int nin, const Node *cur) {
   const char **names = arena_alloc(lw->a, sizeof(char *) * (size_t)(nin ? nin : 1));
+  if (nin == 0)
+    return names;
   if (!L->in) {
     const char *where = cur != f->input ? "the previous layer "
                         : f->block      ? "the block's input "
@@ -758,10 +774,17 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   Node **ins = &cur;
   int nin = 1;
   bool inputs_ok = true;
-  if (L->in)
+  if (ir_ops[L->op->op].max_inputs == 0) { /* a source: parameter */
+    if (L->in) {
+      spec_error_at(c, L->in, "'%s' takes no input", spec_op_name(L->op));
+      return NULL;
+    }
+    nin = 0;
+  } else if (L->in) {
     inputs_ok = resolve_inputs(lw, f, f->env, L->in, &ins, &nin);
-  else if (!cur)
+  } else if (!cur) {
     inputs_ok = false;
+  }
 
   if (!enabled) {
     /* disabled: its name stands for its (first) input; the chain goes on */

@@ -38,6 +38,8 @@ typedef int64_t Pad[4];
 #define ATTR_AXIS(key, f) {key, AK_AXIS, OPTIONAL, FIELD(f, int), AR_NONE}
 /* A pool's stride: when not given, the kernel's. */
 #define ATTR_POOL_STRIDE(key, f) {key, AK_PAIR, OPTIONAL, FIELD(f, Pair), AR_KERNEL_IF_ABSENT}
+/* A tensor shape, [C, H, W] or [F]. */
+#define ATTR_SHAPE(key, req, f) {key, AK_SHAPE, req, FIELD(f, Shape), AR_NONE}
 /* One of a list of words; the field gets its index. */
 #define ATTR_CHOICE(key, f, words) {key, AK_CHOICE, OPTIONAL, FIELD(f, int), AR_NONE, words}
 
@@ -116,6 +118,8 @@ static const SpecOp rows[OP_COUNT_] = {
     [OP_ADD] = {.op = OP_ADD},
     [OP_MEAN] = {.op = OP_MEAN},
     [OP_SCALE] = {.op = OP_SCALE, .attrs = {ATTR_FLOAT("factor", REQUIRED, scale, AR_NONE)}},
+    [OP_MUL] = {.op = OP_MUL},
+    [OP_PARAMETER] = {.op = OP_PARAMETER, .attrs = {ATTR_SHAPE("shape", REQUIRED, param_shape)}},
     [OP_SOFTMAX] = {.op = OP_SOFTMAX, .attrs = {ATTR_AXIS("axis", axis)}},
 };
 

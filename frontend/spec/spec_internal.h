@@ -151,6 +151,7 @@ typedef enum {
   AK_FLOAT,
   AK_AXIS,   /* must be 1: an int field, set to 0 (the IR's channels) */
   AK_CHOICE, /* one of the strings AttrSpec.choices: an int field, its index */
+  AK_SHAPE,  /* [C, H, W] or [F], positive: a Shape field */
 } AttrKind;
 
 /* What an attribute's value must also satisfy, beyond its kind. */

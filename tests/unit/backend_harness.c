@@ -277,6 +277,16 @@ static float *ref_node(const Node *n, float **vals) {
   case OP_SCALE:
     ref_scale(x, N, a->scale, y);
     break;
+  case OP_MUL: {
+    int big = shape_eq(&n->in[0]->shape, &n->shape) ? 0 : 1;
+    bool per_channel = !shape_eq(&n->in[0]->shape, &n->in[1]->shape);
+    int64_t oc = n->shape.d[0];
+    ref_mul(vals[n->in[big]->id], vals[n->in[1 - big]->id], oc, N / oc, per_channel, y);
+    break;
+  }
+  case OP_PARAMETER:
+    memcpy(y, n->params[P_WEIGHT]->data, sizeof(float) * (size_t)N);
+    break;
   case OP_SOFTMAX:
     ref_softmax(x, C, HW, y);
     break;

@@ -214,6 +214,12 @@ void ref_scale(const float *x, int64_t n, float s, float *y) {
     y[i] = x[i] * s;
 }
 
+void ref_mul(const float *a, const float *b, int64_t C, int64_t HW, bool per_channel, float *y) {
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t i = 0; i < HW; i++)
+      y[c * HW + i] = (float)((double)a[c * HW + i] * b[per_channel ? c : c * HW + i]);
+}
+
 void ref_softmax(const float *x, int64_t C, int64_t HW, float *y) {
   for (int64_t p = 0; p < HW; p++) {
     double m = -INFINITY;

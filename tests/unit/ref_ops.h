@@ -48,6 +48,9 @@ void ref_concat(const float *const *xs, const int64_t *c, int n, int64_t HW, flo
 void ref_add(const float *const *xs, int n, int64_t numel, float *y);
 void ref_mean(const float *const *xs, int n, int64_t numel, float *y);
 void ref_scale(const float *x, int64_t n, float s, float *y);
+/* y = a * b, b of the same size (HW = 1 then) or one value per channel of a
+   (C values, a of C * HW) */
+void ref_mul(const float *a, const float *b, int64_t C, int64_t HW, bool per_channel, float *y);
 /* Softmax over the channels at each of HW positions. */
 void ref_softmax(const float *x, int64_t C, int64_t HW, float *y);
 

@@ -294,3 +294,36 @@ Test(blocked, every_activation_epilogue_for_x86_64_v3_without_avx512_matches_ref
   }
   check_blocked(g, 1, 1, "x86-64-v3");
 }
+
+/* Squeeze-excitation on the blocked layout: global pool, 1x1 reduce with
+   SiLU, 1x1 expand with sigmoid, gate * x; the gate [32, 1, 1] needs no
+   reorder and the mul stays blocked, also by a [C] vector. */
+static Graph *blocked_se(void) {
+  Graph *g = ir_graph_new("blocked_se");
+  Node *x = input3(g, "x", 16, 9, 11);
+  Node *c = conv(g, x, 32, 3, 3, 1, 1);
+  Node *pool = fin(g, op1(g, OP_ADAPTIVE_AVGPOOL, c));
+  Node *r = conv(g, pool, 8, 1, 1, 1, 0);
+  scale_weight(r, 8);
+  r->epi.act = (Act){.kind = ACT_SILU};
+  Node *e = conv(g, r, 32, 1, 1, 1, 0);
+  scale_weight(e, 4);
+  e->epi.act = (Act){.kind = ACT_SIGMOID};
+  Node *ec[2] = {e, c};
+  Node *m = fin(g, op(g, OP_MUL, ec, 2));
+  Node *flat = fin(g, op1(g, OP_FLATTEN, e));
+  Node *cf[2] = {c, flat};
+  Node *m2 = fin(g, op(g, OP_MUL, cf, 2));
+  output(g, m);
+  output(g, m2);
+  return g;
+}
+
+Test(blocked, squeeze_excitation_gate_times_a_blocked_tensor_matches_reference) {
+  Graph *g = blocked_se();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_MUL), 2);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_REORDER), 0, "no reorder into the gate");
+  ir_graph_free(g);
+  check_blocked(blocked_se(), 2, 2, NULL);
+}

@@ -410,3 +410,47 @@ Test(backend, pointwise_conv_elementwise_and_affine_ops_apply_every_activation_e
   output(g, bn);
   check_graph(g);
 }
+
+/* ------------------------------------------------------ mul and parameter */
+
+/* mul of one shape, and by one value per channel ([C, 1, 1] and [C], as
+   either input: squeeze-excitation's gate comes first in torchvision),
+   with an activation epilogue; a parameter op's tensor as an output and as
+   a layer scale. */
+Test(backend, mul_of_one_shape_and_per_channel_and_parameter_ops_match_reference) {
+  Graph *g = ir_graph_new("mul");
+  Node *x = input3(g, "x", 6, 7, 9), *y = input3(g, "y", 6, 7, 9);
+  Node *gate = input3(g, "gate", 6, 1, 1), *vec = input1(g, "vec", 6);
+  Node *xy[2] = {x, y}, *gx[2] = {gate, x}, *xv[2] = {x, vec}, *vx[2] = {vec, x};
+  output(g, fin(g, op(g, OP_MUL, xy, 2)));
+  Node *m = fin(g, op(g, OP_MUL, gx, 2));
+  m->epi.act = (Act){.kind = ACT_CLAMP, .a = -0.2f, .b = 0.3f};
+  output(g, m);
+  output(g, fin(g, op(g, OP_MUL, xv, 2)));
+  output(g, fin(g, op(g, OP_MUL, vx, 2)));
+  Node *p = op(g, OP_PARAMETER, NULL, 0);
+  p->attr.param_shape = (Shape){3, {6, 1, 1}};
+  fin(g, p);
+  Node *px[2] = {p, x};
+  output(g, fin(g, op(g, OP_MUL, px, 2)));
+  Node *q = op(g, OP_PARAMETER, NULL, 0);
+  q->attr.param_shape = (Shape){3, {2, 3, 5}};
+  output(g, fin(g, q));
+  check_graph_opts(g, 2, 2, 1e-5);
+}
+
+/* A per-channel mul writing over its big input (in place). */
+Test(backend, mul_by_a_gate_running_in_place_matches_reference) {
+  Graph *g = ir_graph_new("mul_inplace");
+  Node *x = input3(g, "x", 4, 10, 10), *gate = input3(g, "gate", 4, 1, 1);
+  Node *s = op1(g, OP_SCALE, x);
+  s->attr.scale = 3;
+  fin(g, s);
+  Node *sg[2] = {s, gate};
+  Node *m = fin(g, op(g, OP_MUL, sg, 2));
+  s->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  m->mem = (Mem){.kind = MEM_ALIAS, .alias_of = s};
+  g->arena_bytes = 4 * 10 * 10 * 4;
+  output(g, m);
+  check_graph(g);
+}

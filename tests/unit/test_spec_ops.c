@@ -144,3 +144,95 @@ Test(spec_ops, bad_activation_attributes_are_errors) {
   HAS(d, "error: unknown key 'min' for op 'sigmoid'");
   done(&r);
 }
+
+/* ------------------------------------------------------ mul, parameter */
+
+static const Param *param_named(Graph *g, const char *name) {
+  for (int i = 0; i < g->params.len; i++)
+    if (!strcmp(GRAPH_PARAM(g, i)->name, name))
+      return GRAPH_PARAM(g, i);
+  cr_assert_fail("no parameter '%s'", name);
+  return NULL;
+}
+
+Test(spec_ops, mul_takes_one_shape_or_one_value_per_channel_in_either_order) {
+  Loaded r;
+  Graph *g = ok(HDR "layers:\n"
+                    "  - {name: pool, op: global_avgpool}\n"
+                    "  - {name: flat, op: flatten}\n"
+                    "  - {name: a, op: mul, in: [image, image]}\n"
+                    "  - {name: b, op: mul, in: [pool, image]}\n"
+                    "  - {name: c, op: mul, in: [image, flat]}\n"
+                    "  - {name: d, op: mul, in: [flat, flat]}\n"
+                    "  - {name: e, op: mul, in: [pool, pool]}\n",
+                &r);
+  shape_is(node(g, "a"), "32x8x8");
+  shape_is(node(g, "b"), "32x8x8");
+  shape_is(node(g, "c"), "32x8x8");
+  shape_is(node(g, "d"), "32");
+  shape_is(node(g, "e"), "32x1x1");
+  done(&r);
+}
+
+Test(spec_ops, a_parameter_is_named_by_its_layer_as_torchvisions_layer_scale) {
+  Loaded r;
+  Graph *g = ok(HDR "layers:\n"
+                    "  - name: features\n"
+                    "    numbered: true\n"
+                    "    layers:\n"
+                    "      - {op: relu}\n"
+                    "      - name: 1\n"
+                    "        layers:\n"
+                    "          - name: 0\n"
+                    "            layers:\n"
+                    "              - {name: block, op: relu}\n"
+                    "              - {name: layer_scale, op: parameter, shape: [32, 1, 1]}\n"
+                    "              - {op: mul, in: [layer_scale, block]}\n"
+                    "  - {name: gamma, op: parameter, shape: [32]}\n"
+                    "  - {op: mul, in: [features, gamma]}\n",
+                &r);
+  const Param *p = param_named(g, "features.1.0.layer_scale");
+  cr_assert_eq(p->rank, 3);
+  cr_assert_eq(p->dims[0], 32);
+  cr_assert_eq(p->dims[1], 1);
+  cr_assert_eq(p->dims[2], 1);
+  cr_assert(p->trainable);
+  shape_is(node(g, "features.1.0.layer_scale"), "32x1x1");
+  cr_assert_eq(param_named(g, "gamma")->rank, 1);
+  cr_assert_eq(ir_graph_param_count(g, true), 64);
+  done(&r);
+}
+
+Test(spec_ops, bad_mul_and_parameter_layers_are_errors) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n"
+                          "  - {name: c, op: conv2d, out: 16, kernel: 1}\n"
+                          "  - {op: global_avgpool}\n"
+                          "  - {op: mul, in: [image, global_avgpool1]}\n",
+                      &r);
+  HAS(d, "error: 'global_avgpool1' has 16 channels but 'image' has 32");
+  HAS(d, "note: mul multiplies element by element; one input may instead hold one value per "
+         "channel of the other ([C, 1, 1] or [C])");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: maxpool, kernel: 2}\n  - {op: mul, in: [image, maxpool1]}\n", &r);
+  HAS(d, "error: 'maxpool1' is 32x4x4 but 'image' is 32x8x8");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: mul}\n", &r);
+  HAS(d, "error: mul takes 2 inputs, got 1");
+  done(&r);
+  d = bad(HDR "layers:\n  - {name: p, op: parameter, shape: [4, 4], in: image}\n", &r);
+  HAS(d, "error: 'parameter' takes no input");
+  done(&r);
+  d = bad(HDR "layers:\n  - {name: p, op: parameter, shape: [4, 4]}\n", &r);
+  HAS(d, "error: expected [C, H, W] or [F] for 'shape', got");
+  done(&r);
+  d = bad(HDR "layers:\n  - {name: p, op: parameter, shape: [4, 0, 1]}\n", &r);
+  HAS(d, "error: 'shape' must be at least 1, got 0");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: parameter, shape: [4]}\n", &r);
+  HAS(d, "error: a 'parameter' layer owns parameters and needs a name");
+  done(&r);
+  d = bad(HDR "layers:\n  - {name: p, op: parameter}\n", &r);
+  HAS(d, "error: op 'parameter' needs 'shape'");
+  done(&r);
+}
