@@ -272,6 +272,7 @@ bool be_mul_same_shape(const BeConfig *cf, const Node *n);
 int be_mul_big_input(const Node *n);
 void be_emit_nchw_mul_channels(BeCtx *c, KArgs *k);
 void be_emit_nchw_parameter(BeCtx *c, KArgs *k);
+void be_emit_nchw_channel_shuffle(BeCtx *c, KArgs *k);
 
 /* blocked.c: kernels on NCHW16c. */
 int64_t be_work_conv_blocked(const BeConfig *cf, const Node *n);
@@ -284,6 +285,7 @@ void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
 void be_emit_affine_blocked(BeCtx *c, KArgs *k);
 void be_emit_concat_blocked(BeCtx *c, KArgs *k);
 void be_emit_mul_blocked(BeCtx *c, KArgs *k);
+void be_emit_channel_shuffle_blocked(BeCtx *c, KArgs *k);
 int64_t be_work_reorder(const BeConfig *cf, const Node *n);
 void be_emit_reorder(BeCtx *c, KArgs *k);
 

@@ -30,7 +30,8 @@
  *                     (row) x (oc group) where that reads less (conv_plan)
  *   pooling           (channel block) x (output row)
  *   affine, concat,   channel block
- *   mul by channel
+ *   mul by channel,
+ *   channel_shuffle
  *   reorder           channel block
  */
 #include <math.h>
@@ -576,6 +577,40 @@ void be_emit_concat_blocked(BeCtx *c, KArgs *k) {
     be_endif(c, &f);
     off += Bi;
   }
+}
+
+/* ---------------------------------------------------------- channel shuffle */
+
+/* One output block per item: lane l of output channel o = b*16 + l comes
+   from input channel src(o) (be_emit_nchw_channel_shuffle), whose element
+   of pixel p is at src/16 * HW*16 + p*16 + src%16: a constant table of
+   those offsets at p = 0, then a gather of 16 floats per pixel. */
+void be_emit_channel_shuffle_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t C = n->shape.d[0], HW = n->shape.d[1] * n->shape.d[2], G = n->attr.groups;
+  int64_t *src = xmalloc(sizeof(int64_t) * (size_t)C);
+  for (int64_t o = 0; o < C; o++) {
+    int64_t s = (o % G) * (C / G) + o / G;
+    src[o] = s / 16 * HW * 16 + s % 16;
+  }
+  LLVMValueRef table = be_table_i64(c, "shuffle16.src", src, (int)C);
+  free(src);
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "cb");
+  LLVMValueRef off[16];
+  for (int l = 0; l < 16; l++)
+    off[l] = be_ld_i64(c, table, be_addk(c, be_mulk(c, it.iv, 16), l));
+  LLVMValueRef obase = be_mulk(c, it.iv, HW * 16);
+  BeLoop p;
+  be_for(c, &p, be_i64(c, 0), be_i64(c, HW), "p");
+  LLVMValueRef pix = be_mulk(c, p.iv, 16);
+  LLVMValueRef v = LLVMGetPoison(c->t_v16);
+  for (int l = 0; l < 16; l++)
+    v = LLVMBuildInsertElement(c->b, v, be_ld(c, k->in[0], be_add(c, off[l], pix)), be_i32(c, l),
+                               "");
+  be_vst(c, k->out, be_add(c, obase, pix), v, 64);
+  be_for_end(c, &p);
+  be_for_end(c, &it);
 }
 
 /* ------------------------------------------------------------------ reorder */

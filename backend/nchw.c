@@ -9,7 +9,7 @@
  *                                    (1x1, stride 1, unpadded): one channel
  *                                    plane
  *   batchnorm, scaleshift, lrn,      one channel plane
- *   concat
+ *   concat, channel_shuffle
  *   linear                           one output feature
  *   relu and the other activations,  a chunk of BE_CHUNK elements (any layout)
  *   add, mean, scale, mul of one
@@ -554,6 +554,23 @@ void be_emit_nchw_concat(BeCtx *c, KArgs *k) {
     be_endif(c, &f);
     off += Ci;
   }
+}
+
+/* ---------------------------------------------------------- channel shuffle */
+
+/* Output channel o = j*g + i is input channel i*(C/g) + j: one plane copied
+   per item. */
+void be_emit_nchw_channel_shuffle(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t C = n->shape.d[0], HW = n->shape.d[1] * n->shape.d[2], G = n->attr.groups;
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "ch");
+  LLVMValueRef j = be_sdiv(c, it.iv, be_i64(c, G));
+  LLVMValueRef i = be_sub(c, it.iv, be_mulk(c, j, G));
+  LLVMValueRef src = be_add(c, be_mulk(c, i, C / G), j);
+  LLVMBuildMemCpy(c->b, be_fptr(c, k->out, be_mulk(c, it.iv, HW)), 4,
+                  be_fptr(c, k->in[0], be_mulk(c, src, HW)), 4, be_i64(c, HW * 4));
+  be_for_end(c, &it);
 }
 
 /* ------------------------------------------------------------------ softmax */

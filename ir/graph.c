@@ -580,10 +580,31 @@ static bool infer(Inf *x) {
   }
 
   case OP_SLICE: {
+    if (!need_rank3(x))
+      return false;
+    int64_t c = in0->d[0];
+    if (a->chunks > 0) {
+      /* torch.chunk: chunks of ceil(C / chunks) channels, the last one
+         smaller; fewer chunks than asked when they run out */
+      int64_t size = (c + a->chunks - 1) / a->chunks, have = (c + size - 1) / size;
+      if (a->chunk_index >= have) {
+        if (have < a->chunks)
+          note(x,
+               "torch.chunk cuts %lld channels into chunks of %lld: there are only %lld, the last "
+               "of %lld",
+               LL(c), LL(size), LL(have), LL(c - (have - 1) * size));
+        FAIL_ATTR("index", -1, "chunk %lld does not exist: %s has %lld channels in %lld chunks",
+                  LL(a->chunk_index), iname(x, 0), LL(c), LL(have));
+      }
+      a->slice_begin = a->chunk_index * size;
+      a->slice_end = a->slice_begin + size < c ? a->slice_begin + size : c;
+    }
     int64_t first = a->slice_begin, end = a->slice_end;
-    if (in0->rank != 3 || first < 0 || end <= first || end > in0->d[0])
-      FAIL_IN(0, "slice: channels [%lld, %lld) are not inside %s (%lld channels)", LL(first),
-              LL(end), iname(x, 0), LL(in0->d[0]));
+    if (end <= first)
+      FAIL_ATTR("end", -1, "slice: 'end' (%lld) must be after 'begin' (%lld)", LL(end), LL(first));
+    if (first < 0 || end > c)
+      FAIL_ATTR("end", -1, "slice: channels [%lld, %lld) are not inside %s (%lld channels)",
+                LL(first), LL(end), iname(x, 0), LL(c));
     n->shape.rank = 3;
     n->shape.d[0] = end - first;
     n->shape.d[1] = in0->d[1];
@@ -633,6 +654,17 @@ static bool infer(Inf *x) {
   case OP_MUL:
     if (!mul_shapes(x))
       return false;
+    break;
+
+  case OP_CHANNEL_SHUFFLE:
+    if (!need_rank3(x))
+      return false;
+    if (a->groups <= 0 || a->groups >= IR_MAX_DIM)
+      FAIL_ATTR("groups", -1, "groups must be positive, got %lld", LL(a->groups));
+    if (in0->d[0] % a->groups)
+      FAIL_ATTR("groups", -1, "cannot shuffle the %lld channels of %s in %lld groups",
+                LL(in0->d[0]), iname(x, 0), LL(a->groups));
+    n->shape = *in0;
     break;
 
   case OP_PARAMETER: {

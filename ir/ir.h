@@ -142,11 +142,17 @@ enum { P_SCALE = 0, P_SHIFT = 1 };
  *   CLAMP:    clamp_min, clamp_max (-inf / +inf: no bound on that side)
  *   HARDSIGMOID: hs_alpha, hs_beta (max(0, min(1, alpha*x + beta)))
  *   GELU:     gelu_tanh (the tanh approximation instead of erf)
- *   CHANNEL_SHUFFLE: groups
- *   SLICE:    channels [slice_begin, slice_end) of the input (a view).
- *             chunks > 0: chunk number chunk_index of torch.chunk(x,
- *             chunks, dim=1) instead; shape inference then sets
- *             slice_begin and slice_end.
+ *   CHANNEL_SHUFFLE: groups (torchvision's channel_shuffle: view as
+ *             [groups, C/groups], transpose, flatten: output channel
+ *             j*groups + i is input channel i*(C/groups) + j)
+ *   SLICE:    channels [slice_begin, slice_end) of a [C, H, W] input: a
+ *             view (its storage is the input's, at an offset; in the
+ *             blocked layout only when it starts and ends on a block, else
+ *             the layout pass reorders its input). chunks > 0: chunk
+ *             number chunk_index of torch.chunk(x, chunks, dim=1) instead;
+ *             shape inference then sets slice_begin and slice_end. The
+ *             spec's slice and chunk, and fold-1x1's slices of a split
+ *             conv (Node.split: those own storage).
  *   PARAMETER: param_shape (its one parameter, named by the node itself)
  */
 typedef struct {

@@ -88,6 +88,9 @@ static void print_attrs(const Node *n, FILE *o) {
     if (a->gelu_tanh)
       fputs(" approximate=tanh", o);
     break;
+  case OP_CHANNEL_SHUFFLE:
+    fprintf(o, " groups=%lld", (long long)a->groups);
+    break;
   case OP_SLICE:
     fprintf(o, " ch=%lld..%lld", (long long)a->slice_begin,
             (long long)(a->slice_begin + n->shape.d[0] - 1));

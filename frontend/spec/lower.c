@@ -623,6 +623,8 @@ static bool set_attr(Lower *lw, const AttrSpec *as, const YNode *y, const Value 
   switch (as->kind) {
   case AK_INT:
     return want_int(lw, y, v, as->key, 1, field);
+  case AK_INDEX:
+    return want_int(lw, y, v, as->key, 0, field);
   case AK_PAIR:
     return want_pair(lw, y, v, as->key, 1, field);
   case AK_PAD:

@@ -31,6 +31,7 @@ typedef int64_t Pad[4];
 #define OPTIONAL false
 /* One attribute row per kind, with the field type the kind writes. */
 #define ATTR_INT(key, req, f) {key, AK_INT, req, FIELD(f, int64_t), AR_NONE}
+#define ATTR_INDEX(key, req, f) {key, AK_INDEX, req, FIELD(f, int64_t), AR_NONE}
 #define ATTR_PAIR(key, req, f) {key, AK_PAIR, req, FIELD(f, Pair), AR_NONE}
 #define ATTR_PAD(key, f) {key, AK_PAD, OPTIONAL, FIELD(f, Pad), AR_NONE}
 #define ATTR_BOOL(key, f) {key, AK_BOOL, OPTIONAL, FIELD(f, bool), AR_NONE}
@@ -113,8 +114,16 @@ static const SpecOp rows[OP_COUNT_] = {
                            ATTR_BOOL("bias", has_bias),
                        }},
     [OP_FLATTEN] = {.op = OP_FLATTEN},
+    [OP_SLICE] = {.op = OP_SLICE,
+                  .attrs =
+                      {
+                          ATTR_INDEX("begin", OPTIONAL, slice_begin),
+                          ATTR_INT("end", REQUIRED, slice_end),
+                      }},
     [OP_DROPOUT] = {.op = OP_DROPOUT, .attrs = {ATTR_FLOAT("p", OPTIONAL, p, AR_PROBABILITY)}},
     [OP_CONCAT] = {.op = OP_CONCAT, .attrs = {ATTR_AXIS("axis", axis)}},
+    [OP_CHANNEL_SHUFFLE] = {.op = OP_CHANNEL_SHUFFLE,
+                            .attrs = {ATTR_INT("groups", REQUIRED, groups)}},
     [OP_ADD] = {.op = OP_ADD},
     [OP_MEAN] = {.op = OP_MEAN},
     [OP_SCALE] = {.op = OP_SCALE, .attrs = {ATTR_FLOAT("factor", REQUIRED, scale, AR_NONE)}},
@@ -135,6 +144,10 @@ static void zero_to_six(Attrs *a) {
 static const SpecOp aliases[] = {
     {.op = OP_ADAPTIVE_AVGPOOL, .alias = "global_avgpool", .implied = out_1x1},
     {.op = OP_CLAMP, .alias = "relu6", .implied = zero_to_six},
+    /* chunk: torch.chunk(x, chunks, dim=1)[index], a slice */
+    {.op = OP_SLICE,
+     .alias = "chunk",
+     .attrs = {ATTR_INT("chunks", REQUIRED, chunks), ATTR_INDEX("index", REQUIRED, chunk_index)}},
 };
 #define NALIASES ((int)(sizeof aliases / sizeof aliases[0]))
 

@@ -144,10 +144,11 @@ typedef struct {
 
 /* Attribute kinds of spec ops (lower.c converts values by kind). */
 typedef enum {
-  AK_INT,  /* positive int: an int64_t field */
-  AK_PAIR, /* int or [h, w]: an int64_t[2] field */
-  AK_PAD,  /* int, [h, w] or [top, left, bottom, right]: int64_t[4] */
-  AK_BOOL, /* a bool field */
+  AK_INT,   /* positive int: an int64_t field */
+  AK_INDEX, /* int >= 0: an int64_t field */
+  AK_PAIR,  /* int or [h, w]: an int64_t[2] field */
+  AK_PAD,   /* int, [h, w] or [top, left, bottom, right]: int64_t[4] */
+  AK_BOOL,  /* a bool field */
   AK_FLOAT,
   AK_AXIS,   /* must be 1: an int field, set to 0 (the IR's channels) */
   AK_CHOICE, /* one of the strings AttrSpec.choices: an int field, its index */

@@ -138,7 +138,10 @@ void plan(Graph *g) {
         if (g->inputs[k].node == n)
           n->mem = (Mem){.kind = MEM_INPUT, .index = k};
     } else if (ir_ops[n->op].flags & OPF_VIEW) {
-      n->mem = (Mem){.kind = MEM_ALIAS, .alias_of = n->in[0]};
+      int64_t at = 0; /* a slice's channels start inside its input */
+      if (n->op == OP_SLICE)
+        at = n->attr.slice_begin * n->shape.d[1] * n->shape.d[2] * (int64_t)sizeof(float);
+      n->mem = (Mem){.kind = MEM_ALIAS, .alias_of = n->in[0], .offset = at};
     } else {
       n->mem = (Mem){.kind = MEM_ARENA, .offset = off};
       off += (shape_numel(&n->shape) * 4 + 63) & ~(int64_t)63;
@@ -284,6 +287,9 @@ static float *ref_node(const Node *n, float **vals) {
     ref_mul(vals[n->in[big]->id], vals[n->in[1 - big]->id], oc, N / oc, per_channel, y);
     break;
   }
+  case OP_CHANNEL_SHUFFLE:
+    ref_channel_shuffle(x, C, HW, a->groups, y);
+    break;
   case OP_PARAMETER:
     memcpy(y, n->params[P_WEIGHT]->data, sizeof(float) * (size_t)N);
     break;

@@ -5,7 +5,7 @@
  *
  * A test builds a small graph with the IR API, fills its parameters with
  * random values, plans memory with a tiny local planner (every tensor its
- * own arena slot; inputs MEM_INPUT; views MEM_ALIAS offset 0; tests may
+ * own arena slot; inputs MEM_INPUT; views MEM_ALIAS at their offset; tests may
  * pre-set aliases to exercise in-place ops and concat slices), compiles it
  * to a .so in a temporary directory, dlopens it, runs it through the public
  * ABI and compares every graph output with ref_ops.c:

@@ -220,6 +220,13 @@ void ref_mul(const float *a, const float *b, int64_t C, int64_t HW, bool per_cha
       y[c * HW + i] = (float)((double)a[c * HW + i] * b[per_channel ? c : c * HW + i]);
 }
 
+void ref_channel_shuffle(const float *x, int64_t C, int64_t HW, int64_t groups, float *y) {
+  int64_t per = C / groups;
+  for (int64_t i = 0; i < groups; i++) /* x viewed as [groups][per][HW] */
+    for (int64_t j = 0; j < per; j++)  /* y viewed as [per][groups][HW] */
+      memcpy(y + (j * groups + i) * HW, x + (i * per + j) * HW, sizeof(float) * (size_t)HW);
+}
+
 void ref_softmax(const float *x, int64_t C, int64_t HW, float *y) {
   for (int64_t p = 0; p < HW; p++) {
     double m = -INFINITY;

@@ -327,3 +327,44 @@ Test(blocked, squeeze_excitation_gate_times_a_blocked_tensor_matches_reference) 
   ir_graph_free(g);
   check_blocked(blocked_se(), 2, 2, NULL);
 }
+
+/* ShuffleNetV2's unit on the blocked layout: 64 channels in two chunks of
+   32 (block aligned: blocked views), the branch, concat, shuffle(2) (the
+   blocked gather), a conv after it; a slice not on a block boundary
+   (channels 8..23: its input is reordered to NCHW) and a shuffle of 48
+   channels in 3 groups. */
+static Graph *blocked_shuffle(void) {
+  Graph *g = ir_graph_new("blocked_shuffle");
+  Node *x = input3(g, "x", 16, 7, 9);
+  Node *c = conv(g, x, 64, 3, 3, 1, 1);
+  Node *x1 = op1(g, OP_SLICE, c), *x2 = op1(g, OP_SLICE, c);
+  x1->attr.chunks = x2->attr.chunks = 2;
+  x2->attr.chunk_index = 1;
+  fin(g, x1);
+  fin(g, x2);
+  Node *b = conv(g, x2, 32, 1, 1, 1, 0);
+  Node *cat2[2] = {x1, b};
+  Node *cat = fin(g, op(g, OP_CONCAT, cat2, 2));
+  Node *sh = op1(g, OP_CHANNEL_SHUFFLE, cat);
+  sh->attr.groups = 2;
+  fin(g, sh);
+  output(g, conv(g, sh, 32, 3, 3, 1, 1));
+  Node *odd = op1(g, OP_SLICE, c);
+  odd->attr.slice_begin = 8, odd->attr.slice_end = 24;
+  output(g, conv(g, fin(g, odd), 16, 1, 1, 1, 0));
+  Node *c48 = conv(g, x, 48, 1, 1, 1, 0);
+  Node *sh3 = op1(g, OP_CHANNEL_SHUFFLE, c48);
+  sh3->attr.groups = 3;
+  output(g, fin(g, sh3));
+  return g;
+}
+
+Test(blocked, chunks_concat_and_channel_shuffle_stay_blocked_and_match_reference) {
+  Graph *g = blocked_shuffle();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_SLICE), 2, "the two aligned chunks");
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CHANNEL_SHUFFLE), 2);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW, OP_SLICE), 1, "channels 8..23");
+  ir_graph_free(g);
+  check_blocked(blocked_shuffle(), 2, 2, NULL);
+}

@@ -454,3 +454,44 @@ Test(backend, mul_by_a_gate_running_in_place_matches_reference) {
   output(g, m);
   check_graph(g);
 }
+
+/* ------------------------------------------- slices, chunks, channel shuffle */
+
+static Node *slice(Graph *g, Node *x, int64_t begin, int64_t end) {
+  Node *s = op1(g, OP_SLICE, x);
+  s->attr.slice_begin = begin, s->attr.slice_end = end;
+  return fin(g, s);
+}
+
+static Node *chunk(Graph *g, Node *x, int64_t chunks, int64_t index) {
+  Node *s = op1(g, OP_SLICE, x);
+  s->attr.chunks = chunks, s->attr.chunk_index = index;
+  return fin(g, s);
+}
+
+static Node *shuffle(Graph *g, Node *x, int64_t groups) {
+  Node *s = op1(g, OP_CHANNEL_SHUFFLE, x);
+  s->attr.groups = groups;
+  return fin(g, s);
+}
+
+/* ShuffleNetV2's unit on NCHW: x.chunk(2) (views, no copy), a branch on
+   the second half, concat, channel_shuffle(2); a slice of a graph input;
+   torch.chunk's short last chunk (10 channels in 3: 4, 4, 2); a shuffle in
+   5 groups. */
+Test(backend, slices_chunks_and_channel_shuffle_match_reference) {
+  Graph *g = ir_graph_new("shuffle");
+  Node *x = input3(g, "x", 10, 5, 6);
+  Node *c = conv(g, x, 10, 1, 1, 1, 0);
+  Node *x1 = chunk(g, c, 2, 0), *x2 = chunk(g, c, 2, 1);
+  cr_assert_eq(x2->attr.slice_begin, 5);
+  Node *b = conv(g, x2, 5, 3, 3, 1, 1);
+  Node *cat2[2] = {x1, b};
+  output(g, shuffle(g, fin(g, op(g, OP_CONCAT, cat2, 2)), 2));
+  output(g, conv(g, slice(g, x, 3, 7), 4, 1, 1, 1, 0));
+  Node *last = chunk(g, c, 3, 2);
+  cr_assert_eq(last->shape.d[0], 2);
+  output(g, conv(g, last, 3, 1, 1, 1, 0));
+  output(g, shuffle(g, c, 5));
+  check_graph_opts(g, 2, 2, 1e-5);
+}

@@ -236,3 +236,61 @@ Test(spec_ops, bad_mul_and_parameter_layers_are_errors) {
   HAS(d, "error: op 'parameter' needs 'shape'");
   done(&r);
 }
+
+/* ------------------------------------------- slice, chunk, channel_shuffle */
+
+Test(spec_ops, slice_and_chunk_are_channel_ranges_as_torch_chunk_cuts_them) {
+  Loaded r;
+  Graph *g = ok("cnncc: 1\nname: t\ninputs: {image: [10, 4, 4]}\nlayers:\n"
+                "  - {name: a, op: slice, end: 3}\n"
+                "  - {name: b, op: slice, begin: 3, end: 10, in: image}\n"
+                "  - {name: c0, op: chunk, chunks: 2, index: 0, in: image}\n"
+                "  - {name: c1, op: chunk, chunks: 2, index: 1, in: image}\n"
+                "  - {name: t2, op: chunk, chunks: 3, index: 2, in: image}\n"
+                "  - {name: s, op: channel_shuffle, groups: 5, in: image}\n",
+                &r);
+  Node *a = node(g, "a"), *b = node(g, "b"), *t2 = node(g, "t2");
+  cr_assert_eq(a->op, OP_SLICE);
+  shape_is(a, "3x4x4");
+  cr_assert_eq(b->attr.slice_begin, 3);
+  shape_is(b, "7x4x4");
+  cr_assert_eq(node(g, "c1")->attr.slice_begin, 5);
+  shape_is(node(g, "c0"), "5x4x4");
+  /* torch.chunk(10 channels, 3): 4, 4, 2 */
+  cr_assert_eq(t2->attr.slice_begin, 8);
+  shape_is(t2, "2x4x4");
+  cr_assert_eq(node(g, "s")->attr.groups, 5);
+  shape_is(node(g, "s"), "10x4x4");
+  done(&r);
+}
+
+Test(spec_ops, bad_slices_chunks_and_shuffles_are_errors) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n  - {op: slice, begin: 4, end: 40}\n", &r);
+  HAS(d, "error: slice: channels [4, 40) are not inside 'image' (32 channels)");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: slice, begin: 4, end: 4}\n", &r);
+  HAS(d, "error: slice: 'end' (4) must be after 'begin' (4)");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: slice, begin: -1, end: 4}\n", &r);
+  HAS(d, "error: 'begin' cannot be negative, got -1");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: chunk, chunks: 2, index: 2}\n", &r);
+  HAS(d, "error: chunk 2 does not exist: 'image' has 32 channels in 2 chunks");
+  done(&r);
+  /* torch.chunk(32 channels, 5) gives 5 chunks of 7 (the last of 4); in 6
+     it gives 6 of 6 (the last of 2); in 12, 11 chunks of 3 */
+  d = bad(HDR "layers:\n  - {op: chunk, chunks: 12, index: 11}\n", &r);
+  HAS(d, "error: chunk 11 does not exist: 'image' has 32 channels in 11 chunks");
+  HAS(d, "note: torch.chunk cuts 32 channels into chunks of 3: there are only 11, the last of 2");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: chunk, chunks: 2}\n", &r);
+  HAS(d, "error: op 'chunk' needs 'index'");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: channel_shuffle, groups: 3}\n", &r);
+  HAS(d, "error: cannot shuffle the 32 channels of 'image' in 3 groups");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: flatten}\n  - {op: channel_shuffle, groups: 2}\n", &r);
+  HAS(d, "error: channel_shuffle needs a [C, H, W] input");
+  done(&r);
+}
