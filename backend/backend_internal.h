@@ -130,6 +130,10 @@ void be_vst(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, unsig
 LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx);
 LLVMValueRef be_vfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
 LLVMValueRef be_vrelu(BeCtx *c, LLVMValueRef x);
+/* The first m of 16 floats at base[idx] (align 4; the other lanes 0), and
+   their store: llvm.masked.load/store, or a plain vector op for m = 16. */
+LLVMValueRef be_vld_masked(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, int m);
+void be_vst_masked(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int m);
 
 /* A scalar variable (alloca in the entry block; mem2reg promotes it). */
 LLVMValueRef be_var(BeCtx *c, LLVMTypeRef t, const char *name);
@@ -273,6 +277,8 @@ int be_mul_big_input(const Node *n);
 void be_emit_nchw_mul_channels(BeCtx *c, KArgs *k);
 void be_emit_nchw_parameter(BeCtx *c, KArgs *k);
 void be_emit_nchw_channel_shuffle(BeCtx *c, KArgs *k);
+int64_t be_work_nchw_pixel_vectors(const BeConfig *cf, const Node *n); /* ceil(H*W / 16) */
+void be_emit_nchw_layernorm(BeCtx *c, KArgs *k);
 
 /* blocked.c: kernels on NCHW16c. */
 int64_t be_work_conv_blocked(const BeConfig *cf, const Node *n);
@@ -286,6 +292,8 @@ void be_emit_affine_blocked(BeCtx *c, KArgs *k);
 void be_emit_concat_blocked(BeCtx *c, KArgs *k);
 void be_emit_mul_blocked(BeCtx *c, KArgs *k);
 void be_emit_channel_shuffle_blocked(BeCtx *c, KArgs *k);
+int64_t be_work_rows(const BeConfig *cf, const Node *n); /* H */
+void be_emit_layernorm_blocked(BeCtx *c, KArgs *k);
 int64_t be_work_reorder(const BeConfig *cf, const Node *n);
 void be_emit_reorder(BeCtx *c, KArgs *k);
 

@@ -29,6 +29,7 @@
  *   conv2d            (oc group of OCB blocks) x (output row), or
  *                     (row) x (oc group) where that reads less (conv_plan)
  *   pooling           (channel block) x (output row)
+ *   layernorm         output row (all channels)
  *   affine, concat,   channel block
  *   mul by channel,
  *   channel_shuffle
@@ -397,6 +398,7 @@ int64_t be_work_blocks_rows(const BeConfig *cf, const Node *n) {
   return n->shape.d[0] / 16 * n->shape.d[1];
 }
 int64_t be_work_blocks(const BeConfig *cf, const Node *n) { return n->shape.d[0] / 16; }
+int64_t be_work_rows(const BeConfig *cf, const Node *n) { return n->shape.d[1]; }
 
 /* Max and average pooling, one output row of one channel block per item. */
 void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
@@ -577,6 +579,62 @@ void be_emit_concat_blocked(BeCtx *c, KArgs *k) {
     be_endif(c, &f);
     off += Bi;
   }
+}
+
+/* ---------------------------------------------------------------- layernorm */
+
+/* The sum of v's 16 lanes (in any order). */
+static LLVMValueRef hsum(BeCtx *c, LLVMValueRef v) {
+  LLVMTypeRef t = c->t_v16;
+  LLVMValueRef args[2] = {be_f32(c, 0.0f), v};
+  LLVMValueRef s = be_intrinsic(c, "llvm.vector.reduce.fadd", &t, 1, args, 2);
+  if (LLVMCanValueUseFastMathFlags(s))
+    LLVMSetFastMathFlags(s, LLVMFastMathAllowReassoc);
+  return s;
+}
+
+/* LayerNorm over the channels of each pixel on NCHW16c: one output row per
+   item; per pixel, the channel blocks summed as vectors, then their lanes
+   (mean, then the mean of squared deviations), then normalized. */
+void be_emit_layernorm_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t C = n->shape.d[0], NB = C / 16, W = n->shape.d[2], HW = n->shape.d[1] * W;
+  LLVMValueRef acc = be_var(c, c->t_v16, "acc");
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "row");
+  BeLoop w;
+  be_for(c, &w, be_i64(c, 0), be_i64(c, W), "w");
+  LLVMValueRef pix = be_mulk(c, be_add(c, be_mulk(c, it.iv, W), w.iv), 16);
+  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  BeLoop b1;
+  be_for(c, &b1, be_i64(c, 0), be_i64(c, NB), "b");
+  LLVMValueRef xv = be_vld(c, k->in[0], be_add(c, be_mulk(c, b1.iv, HW * 16), pix), 64);
+  LLVMBuildStore(c->b, be_fadd(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), xv), acc);
+  be_for_end(c, &b1);
+  LLVMValueRef mean = be_vsplat(
+      c, be_fmul(c, hsum(c, LLVMBuildLoad2(c->b, c->t_v16, acc, "")), be_f32(c, 1.0f / (float)C)));
+  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  BeLoop b2;
+  be_for(c, &b2, be_i64(c, 0), be_i64(c, NB), "b");
+  LLVMValueRef d =
+      be_fsub(c, be_vld(c, k->in[0], be_add(c, be_mulk(c, b2.iv, HW * 16), pix), 64), mean);
+  LLVMBuildStore(c->b, be_fmuladd(c, d, d, LLVMBuildLoad2(c->b, c->t_v16, acc, "")), acc);
+  be_for_end(c, &b2);
+  LLVMValueRef var =
+      be_fmul(c, hsum(c, LLVMBuildLoad2(c->b, c->t_v16, acc, "")), be_f32(c, 1.0f / (float)C));
+  LLVMValueRef rstd =
+      be_vsplat(c, be_fdiv(c, be_f32(c, 1.0f),
+                           be_fcall1(c, "llvm.sqrt", be_fadd(c, var, be_f32(c, n->attr.eps)))));
+  BeLoop b3;
+  be_for(c, &b3, be_i64(c, 0), be_i64(c, NB), "b");
+  LLVMValueRef idx = be_add(c, be_mulk(c, b3.iv, HW * 16), pix);
+  LLVMValueRef y = be_fmul(c, be_fsub(c, be_vld(c, k->in[0], idx, 64), mean), rstd);
+  LLVMValueRef pi = be_mulk(c, b3.iv, 16);
+  y = be_vfma(c, y, be_vld(c, k->par[P_WEIGHT], pi, 64), be_vld(c, k->par[P_BIAS], pi, 64));
+  be_vst(c, k->out, idx, y, 64);
+  be_for_end(c, &b3);
+  be_for_end(c, &w);
+  be_for_end(c, &it);
 }
 
 /* ---------------------------------------------------------- channel shuffle */

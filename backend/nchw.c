@@ -15,6 +15,7 @@
  *   add, mean, scale, mul of one
  *   shape, parameter
  *   mul by one value per channel     one channel plane
+ *   layernorm                        16 pixels (all channels)
  *   softmax                          one spatial position (all channels)
  *
  * Shapes, strides, padding and dilation are compile-time constants. The
@@ -460,6 +461,71 @@ void be_emit_nchw_parameter(BeCtx *c, KArgs *k) {
   be_for(c, &i, e0, e1, "i");
   be_st(c, k->out, i.iv, be_ld(c, k->par[P_WEIGHT], i.iv));
   be_for_end(c, &i);
+}
+
+/* ---------------------------------------------------------------- layernorm */
+
+int64_t be_work_nchw_pixel_vectors(const BeConfig *cf, const Node *n) {
+  int64_t C = chw(&n->shape, 0);
+  return be_cdiv(shape_numel(&n->shape) / C, 16);
+}
+
+/* LayerNorm of the m (<= 16) pixels from p0, one per lane: three passes
+   over the channels (mean; mean of squared deviations, as PyTorch's biased
+   variance; normalize, scale by weight, add bias). */
+static void layernorm_pixels(BeCtx *c, KArgs *k, LLVMValueRef p0, int m) {
+  const Node *n = k->n;
+  int64_t C = chw(&n->shape, 0), HW = shape_numel(&n->shape) / C;
+  LLVMValueRef acc = be_var(c, c->t_v16, "acc");
+  LLVMValueRef invc = be_vsplat(c, be_f32(c, 1.0f / (float)C));
+  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  BeLoop l1;
+  be_for(c, &l1, be_i64(c, 0), be_i64(c, C), "c");
+  LLVMValueRef xv = be_vld_masked(c, k->in[0], be_add(c, be_mulk(c, l1.iv, HW), p0), m);
+  LLVMBuildStore(c->b, be_fadd(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), xv), acc);
+  be_for_end(c, &l1);
+  LLVMValueRef mean = be_fmul(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), invc);
+  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  BeLoop l2;
+  be_for(c, &l2, be_i64(c, 0), be_i64(c, C), "c");
+  LLVMValueRef d =
+      be_fsub(c, be_vld_masked(c, k->in[0], be_add(c, be_mulk(c, l2.iv, HW), p0), m), mean);
+  LLVMBuildStore(c->b, be_fmuladd(c, d, d, LLVMBuildLoad2(c->b, c->t_v16, acc, "")), acc);
+  be_for_end(c, &l2);
+  LLVMValueRef var = be_fmul(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), invc);
+  LLVMValueRef rstd =
+      be_fdiv(c, be_vsplat(c, be_f32(c, 1.0f)),
+              be_fcall1(c, "llvm.sqrt", be_fadd(c, var, be_vsplat(c, be_f32(c, n->attr.eps)))));
+  BeLoop l3;
+  be_for(c, &l3, be_i64(c, 0), be_i64(c, C), "c");
+  LLVMValueRef idx = be_add(c, be_mulk(c, l3.iv, HW), p0);
+  LLVMValueRef y = be_fmul(c, be_fsub(c, be_vld_masked(c, k->in[0], idx, m), mean), rstd);
+  y = be_fmuladd(c, y, be_vbcast(c, k->par[P_WEIGHT], l3.iv), be_vbcast(c, k->par[P_BIAS], l3.iv));
+  be_vst_masked(c, k->out, idx, y, m);
+  be_for_end(c, &l3);
+}
+
+/* LayerNorm over the channels of each pixel (ConvNeXt's LayerNorm2d; over
+   the features of a vector): one vector of 16 pixels per item, the last
+   one of a plane masked. */
+void be_emit_nchw_layernorm(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t HW = shape_numel(&n->shape) / chw(&n->shape, 0), NV = be_cdiv(HW, 16);
+  int tail = (int)(HW - (NV - 1) * 16);
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "pv");
+  LLVMValueRef p0 = be_mulk(c, it.iv, 16);
+  if (tail == 16 || NV == 1) {
+    layernorm_pixels(c, k, p0, tail);
+  } else {
+    BeIf last;
+    be_if(c, &last, LLVMBuildICmp(c->b, LLVMIntEQ, it.iv, be_i64(c, NV - 1), ""));
+    layernorm_pixels(c, k, p0, tail);
+    be_else(c, &last);
+    layernorm_pixels(c, k, p0, 16);
+    be_endif(c, &last);
+  }
+  be_for_end(c, &it);
 }
 
 /* ---------------------------------------------------------------------- lrn */

@@ -451,10 +451,15 @@ static bool infer(Inf *x) {
                 "%lld groups",
                 LL(oc), LL(gr));
     }
+    if (a->linear_weight && (a->kernel[0] != 1 || a->kernel[1] != 1 || gr != 1))
+      FAIL("conv2d '%s': a weight of nn.Linear's shape [out, in] needs a 1x1 kernel and one "
+           "group",
+           n->name);
     if (!infer_window(x, false))
       return false;
     n->shape.d[0] = oc;
     int64_t wd[4] = {oc, c / gr, a->kernel[0], a->kernel[1]}, wn;
+    int wrank = a->linear_weight ? 2 : 4; /* [out, in] as nn.Linear keeps it */
     if (!mul_ok(oc, c / gr, &wn) || !mul_ok(wn, a->kernel[0], &wn) ||
         !mul_ok(wn, a->kernel[1], &wn))
       FAIL_ATTR("out", -1,
@@ -462,10 +467,10 @@ static bool infer(Inf *x) {
                 "large (more than 2^36 values)",
                 LL(wd[0]), LL(wd[1]), LL(wd[2]), LL(wd[3]));
     if (create) {
-      mkparam(g, n, P_WEIGHT, "weight", 4, wd, true);
+      mkparam(g, n, P_WEIGHT, "weight", wrank, wd, true);
       if (a->has_bias)
         mkparam(g, n, P_BIAS, "bias", 1, &oc, true);
-    } else if (!param_shape_ok(x, P_WEIGHT, 4, wd) ||
+    } else if (!param_shape_ok(x, P_WEIGHT, wrank, wd) ||
                (a->has_bias && !param_shape_ok(x, P_BIAS, 1, &oc))) {
       return false;
     }
@@ -548,6 +553,20 @@ static bool infer(Inf *x) {
     n->shape.d[1] = a->out_hw[0];
     n->shape.d[2] = a->out_hw[1];
     break;
+
+  case OP_LAYERNORM: {
+    if (!(a->eps > 0))
+      FAIL_ATTR("eps", -1, "eps must be positive");
+    n->shape = *in0;
+    int64_t c = in0->d[0];
+    if (create) {
+      mkparam(g, n, P_WEIGHT, "weight", 1, &c, true);
+      mkparam(g, n, P_BIAS, "bias", 1, &c, true);
+    } else if (!param_shape_ok(x, P_WEIGHT, 1, &c) || !param_shape_ok(x, P_BIAS, 1, &c)) {
+      return false;
+    }
+    break;
+  }
 
   case OP_LRN:
     if (a->lrn_size <= 0 || a->lrn_size >= IR_MAX_DIM)

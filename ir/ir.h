@@ -129,7 +129,10 @@ enum { P_SCALE = 0, P_SHIFT = 1 };
  *             [out, in, 1, 1]: a 1x1 ungrouped conv that stands for a
  *             Linear applied to every pixel's channels, the spec's
  *             pointwise_linear; same numbers, same memory order)
- *   BATCHNORM, LAYERNORM: eps
+ *   BATCHNORM: eps
+ *   LAYERNORM: eps (over the channels of each pixel, as ConvNeXt's
+ *             LayerNorm2d; over the features of a vector; params weight
+ *             and bias [C])
  *   MAXPOOL:  kernel, stride, pad, dilation, ceil_mode
  *   AVGPOOL:  kernel, stride, pad, ceil_mode, count_include_pad
  *   ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL: out_hw

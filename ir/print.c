@@ -51,6 +51,7 @@ static void print_attrs(const Node *n, FILE *o) {
             a->has_bias ? " bias" : "");
     break;
   case OP_BATCHNORM:
+  case OP_LAYERNORM:
     fprintf(o, " eps=%g", (double)a->eps);
     break;
   case OP_MAXPOOL:

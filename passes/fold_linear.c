@@ -90,8 +90,9 @@ static bool fold_backward(Graph *g, Node *x, const int *users) {
     if (c->in[k] == x)
       return false;
   const float *s = x->params[P_SCALE]->data, *t = x->params[P_SHIFT]->data;
-  Param *w = c->params[P_WEIGHT];
-  int64_t oc = w->dims[0], icg = w->dims[1], taps = w->dims[2] * w->dims[3];
+  Param *w = c->params[P_WEIGHT]; /* [oc, icg, kh, kw], or [oc, icg] (linear_weight) */
+  int64_t oc = w->dims[0], taps = c->attr.kernel[0] * c->attr.kernel[1];
+  int64_t icg = param_numel(w) / (oc * taps);
   int64_t ocg = oc / c->attr.groups;
   float *bias = ensure_bias(g, c);
   for (int64_t o = 0; o < oc; o++) {

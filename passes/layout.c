@@ -25,7 +25,7 @@
  *                channels per group (depthwise, ResNeXt) and 16-multiple
  *                channel counts: backend/grouped.c; its input is blocked.
  *   pooling, scale-shift, batchnorm, the activations (relu, clamp,
- *   sigmoid, ...), scale, add, mean, concat, channel_shuffle,
+ *   sigmoid, ...), scale, add, mean, concat, channel_shuffle, layernorm,
  *   dropout      when the output is a multiple of 16 channels and the
  *                (first, for add/mean/concat any) input is blocked: they
  *                follow their producer and never start a blocked region.
@@ -82,6 +82,7 @@ static Layout choose(const Graph *g, const Node *n) {
   case OP_SCALE:
   case OP_DROPOUT:
   case OP_CHANNEL_SHUFFLE:
+  case OP_LAYERNORM:
     return c16(n) && c16(n->in[0]) && n->in[0]->layout == LAYOUT_NCHW16C ? LAYOUT_NCHW16C
                                                                          : LAYOUT_NCHW;
   case OP_MUL: {

@@ -107,6 +107,7 @@ static const SpecOp rows[OP_COUNT_] = {
                         ATTR_FLOAT("beta", OPTIONAL, beta, AR_NONE),
                         ATTR_FLOAT("k", OPTIONAL, k, AR_NONE),
                     }},
+    [OP_LAYERNORM] = {.op = OP_LAYERNORM, .attrs = {ATTR_FLOAT("eps", OPTIONAL, eps, AR_POSITIVE)}},
     [OP_LINEAR] = {.op = OP_LINEAR,
                    .attrs =
                        {
@@ -140,10 +141,21 @@ static void zero_to_six(Attrs *a) {
   a->clamp_max = 6;
 }
 
+/* pointwise_linear: nn.Linear on each pixel's channels (ConvNeXt's pwconv,
+   applied to a channels-last tensor), a 1x1 conv with nn.Linear's weight */
+static void linear_per_pixel(Attrs *a) {
+  a->kernel[0] = a->kernel[1] = 1;
+  a->linear_weight = true;
+}
+
 /* Other names for ops, each with the attributes its name implies. */
 static const SpecOp aliases[] = {
     {.op = OP_ADAPTIVE_AVGPOOL, .alias = "global_avgpool", .implied = out_1x1},
     {.op = OP_CLAMP, .alias = "relu6", .implied = zero_to_six},
+    {.op = OP_CONV2D,
+     .alias = "pointwise_linear",
+     .attrs = {ATTR_INT("out", REQUIRED, out_channels), ATTR_BOOL("bias", has_bias)},
+     .implied = linear_per_pixel},
     /* chunk: torch.chunk(x, chunks, dim=1)[index], a slice */
     {.op = OP_SLICE,
      .alias = "chunk",

@@ -287,6 +287,9 @@ static float *ref_node(const Node *n, float **vals) {
     ref_mul(vals[n->in[big]->id], vals[n->in[1 - big]->id], oc, N / oc, per_channel, y);
     break;
   }
+  case OP_LAYERNORM:
+    ref_layernorm(x, C, HW, PD(P_WEIGHT), PD(P_BIAS), a->eps, y);
+    break;
   case OP_CHANNEL_SHUFFLE:
     ref_channel_shuffle(x, C, HW, a->groups, y);
     break;

@@ -220,6 +220,21 @@ void ref_mul(const float *a, const float *b, int64_t C, int64_t HW, bool per_cha
       y[c * HW + i] = (float)((double)a[c * HW + i] * b[per_channel ? c : c * HW + i]);
 }
 
+void ref_layernorm(const float *x, int64_t C, int64_t HW, const float *w, const float *b, float eps,
+                   float *y) {
+  for (int64_t p = 0; p < HW; p++) {
+    double mean = 0, var = 0;
+    for (int64_t c = 0; c < C; c++)
+      mean += x[c * HW + p];
+    mean /= (double)C;
+    for (int64_t c = 0; c < C; c++)
+      var += (x[c * HW + p] - mean) * (x[c * HW + p] - mean);
+    var /= (double)C;
+    for (int64_t c = 0; c < C; c++)
+      y[c * HW + p] = (float)((x[c * HW + p] - mean) / sqrt(var + eps) * w[c] + b[c]);
+  }
+}
+
 void ref_channel_shuffle(const float *x, int64_t C, int64_t HW, int64_t groups, float *y) {
   int64_t per = C / groups;
   for (int64_t i = 0; i < groups; i++) /* x viewed as [groups][per][HW] */

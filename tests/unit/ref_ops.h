@@ -51,6 +51,10 @@ void ref_scale(const float *x, int64_t n, float s, float *y);
 /* y = a * b, b of the same size (HW = 1 then) or one value per channel of a
    (C values, a of C * HW) */
 void ref_mul(const float *a, const float *b, int64_t C, int64_t HW, bool per_channel, float *y);
+/* LayerNorm over the C channels at each of HW positions (biased variance),
+   then y = norm * w[c] + b[c]. */
+void ref_layernorm(const float *x, int64_t C, int64_t HW, const float *w, const float *b, float eps,
+                   float *y);
 /* torchvision's channel_shuffle: x.view(g, C/g, HW).transpose(0, 1). */
 void ref_channel_shuffle(const float *x, int64_t C, int64_t HW, int64_t groups, float *y);
 /* Softmax over the channels at each of HW positions. */

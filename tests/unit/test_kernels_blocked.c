@@ -368,3 +368,45 @@ Test(blocked, chunks_concat_and_channel_shuffle_stay_blocked_and_match_reference
   ir_graph_free(g);
   check_blocked(blocked_shuffle(), 2, 2, NULL);
 }
+
+/* ConvNeXt's block on the blocked layout: depthwise 7x7 -> layernorm ->
+   pointwise_linear (4x) -> GELU -> pointwise_linear -> + input; the
+   layernorm stays blocked between blocked convs (no reorder), and the
+   [out, in] weights of the 1x1 convs pack as [out, in, 1, 1] ones. */
+static Graph *blocked_convnext(void) {
+  Graph *g = ir_graph_new("blocked_convnext");
+  Node *x = input3(g, "x", 16, 9, 11);
+  Node *c = conv(g, x, 32, 3, 3, 1, 1);
+  Node *dw = op1(g, OP_CONV2D, c);
+  dw->attr.out_channels = 32, dw->attr.groups = 32;
+  dw->attr.kernel[0] = dw->attr.kernel[1] = 7;
+  for (int i = 0; i < 4; i++)
+    dw->attr.pad[i] = 3;
+  fin(g, dw);
+  Node *ln = op1(g, OP_LAYERNORM, dw);
+  ln->attr.eps = 1e-6f;
+  fin(g, ln);
+  Node *p1 = op1(g, OP_CONV2D, ln);
+  p1->attr.out_channels = 128, p1->attr.linear_weight = true;
+  p1->attr.kernel[0] = p1->attr.kernel[1] = 1;
+  fin(g, p1);
+  scale_weight(p1, 8);
+  p1->epi.act = (Act){.kind = ACT_GELU};
+  Node *p2 = op1(g, OP_CONV2D, p1);
+  p2->attr.out_channels = 32, p2->attr.linear_weight = true;
+  p2->attr.kernel[0] = p2->attr.kernel[1] = 1;
+  fin(g, p2);
+  add_residual(g, p2, c);
+  output(g, p2);
+  return g;
+}
+
+Test(blocked, convnext_block_with_layernorm_stays_blocked_and_matches_reference) {
+  Graph *g = blocked_convnext();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_LAYERNORM), 1);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 4);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW, OP_REORDER), 1, "only the output");
+  ir_graph_free(g);
+  check_blocked(blocked_convnext(), 2, 2, NULL);
+}

@@ -495,3 +495,44 @@ Test(backend, slices_chunks_and_channel_shuffle_match_reference) {
   output(g, shuffle(g, c, 5));
   check_graph_opts(g, 2, 2, 1e-5);
 }
+
+/* ---------------------------------------- layernorm and pointwise_linear */
+
+static Node *layernorm(Graph *g, Node *x, float eps) {
+  Node *n = op1(g, OP_LAYERNORM, x);
+  n->attr.eps = eps;
+  return fin(g, n);
+}
+
+/* A 1x1 conv whose weight has nn.Linear's shape [out, in] (the spec's
+   pointwise_linear). */
+static Node *pointwise_linear(Graph *g, Node *x, int64_t out) {
+  Node *n = op1(g, OP_CONV2D, x);
+  n->attr.out_channels = out;
+  n->attr.kernel[0] = n->attr.kernel[1] = 1;
+  n->attr.linear_weight = true;
+  fin(g, n);
+  cr_assert_eq(n->params[P_WEIGHT]->rank, 2);
+  return n;
+}
+
+/* LayerNorm over channels: 45 pixels (a masked last vector of 13), exactly
+   16 pixels, a vector of features, 768 channels of one pixel (ConvNeXt's
+   head), on inputs with an offset (the mean matters); ConvNeXt's
+   norm -> pointwise_linear -> GELU -> pointwise_linear on NCHW. */
+Test(backend, layernorm_over_channels_and_pointwise_linear_match_reference) {
+  Graph *g = ir_graph_new("layernorm");
+  Node *x = input3(g, "x", 7, 5, 9);
+  Node *s = op1(g, OP_SCALESHIFT, x);
+  fin(g, s);
+  output(g, layernorm(g, s, 1e-6f));
+  output(g, layernorm(g, input3(g, "y", 20, 4, 4), 1e-5f));
+  output(g, layernorm(g, input1(g, "f", 37), 1e-3f));
+  output(g, layernorm(g, input3(g, "head", 768, 1, 1), 1e-6f));
+  Node *ln = layernorm(g, s, 1e-6f);
+  Node *p1 = pointwise_linear(g, ln, 28);
+  scale_weight(p1, 15);
+  p1->epi.act = (Act){.kind = ACT_GELU};
+  output(g, pointwise_linear(g, p1, 7));
+  check_graph_opts(g, 2, 2, 1e-5);
+}

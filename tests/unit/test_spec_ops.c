@@ -294,3 +294,75 @@ Test(spec_ops, bad_slices_chunks_and_shuffles_are_errors) {
   HAS(d, "error: channel_shuffle needs a [C, H, W] input");
   done(&r);
 }
+
+/* ------------------------------------------ layernorm, pointwise_linear */
+
+/* torchvision's CNBlock: block.0 (depthwise 7x7), block.2 (LayerNorm over
+   channels), block.3 and block.5 (nn.Linear, weights [out, in]) and the
+   block's layer_scale, with PyTorch's names, shapes and count. */
+Test(spec_ops, a_convnext_block_has_torchvisions_names_shapes_and_count) {
+  Loaded r;
+  Graph *g = ok("cnncc: 1\nname: t\ninputs: {image: [96, 14, 14]}\n"
+                "blocks:\n"
+                "  cnblock:\n"
+                "    params: {dim: 96}\n"
+                "    layers:\n"
+                "      - name: block\n"
+                "        layers:\n"
+                "          - {name: 0, op: conv2d, out: $dim, kernel: 7, pad: 3, groups: $dim}\n"
+                "          - {name: 2, op: layernorm, eps: 1e-6}\n"
+                "          - {name: 3, op: pointwise_linear, out: $dim * 4}\n"
+                "          - {op: gelu}\n"
+                "          - {name: 5, op: pointwise_linear, out: $dim}\n"
+                "      - {name: layer_scale, op: parameter, shape: [$dim, 1, 1]}\n"
+                "      - {op: mul, in: [layer_scale, block]}\n"
+                "      - {op: add, in: [mul1, input]}\n"
+                "layers:\n"
+                "  - {name: 0, block: cnblock}\n",
+                &r);
+  Node *l3 = node(g, "0.block.3");
+  cr_assert_eq(l3->op, OP_CONV2D);
+  cr_assert(l3->attr.linear_weight);
+  cr_assert_eq(l3->attr.kernel[0], 1);
+  shape_is(l3, "384x14x14");
+  const Param *w3 = param_named(g, "0.block.3.weight");
+  cr_assert_eq(w3->rank, 2);
+  cr_assert_eq(w3->dims[0], 384);
+  cr_assert_eq(w3->dims[1], 96);
+  cr_assert_eq(param_named(g, "0.block.5.weight")->dims[1], 384);
+  cr_assert_eq(param_named(g, "0.block.2.weight")->dims[0], 96);
+  cr_assert_eq(param_named(g, "0.block.2.bias")->rank, 1);
+  cr_assert_float_eq(node(g, "0.block.2")->attr.eps, 1e-6f, 1e-12);
+  shape_is(node(g, "0.block.2"), "96x14x14");
+  /* torchvision's CNBlock(96): 4,800 + 192 + 37,248 + 36,960 + 96 */
+  cr_assert_eq(ir_graph_param_count(g, true), 79296);
+  /* MACs as torchinfo counts them: the linears like 1x1 convs */
+  cr_assert_eq(ir_node_macs(l3), (uint64_t)384 * 96 * 14 * 14);
+  done(&r);
+}
+
+Test(spec_ops, layernorm_of_a_vector_normalizes_its_features) {
+  Loaded r;
+  Graph *g = ok(HDR "layers:\n  - {op: flatten}\n  - {name: ln, op: layernorm}\n", &r);
+  shape_is(node(g, "ln"), "2048");
+  cr_assert_eq(param_named(g, "ln.weight")->dims[0], 2048);
+  cr_assert_float_eq(node(g, "ln")->attr.eps, 1e-5f, 1e-12);
+  done(&r);
+}
+
+Test(spec_ops, bad_layernorm_and_pointwise_linear_layers_are_errors) {
+  Loaded r;
+  const char *d = bad(HDR "layers:\n  - {name: ln, op: layernorm, eps: 0}\n", &r);
+  HAS(d, "error: 'eps' must be positive");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: layernorm}\n", &r);
+  HAS(d, "error: a 'layernorm' layer owns parameters and needs a name");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: flatten}\n  - {name: p, op: pointwise_linear, out: 4}\n", &r);
+  HAS(d, "error: pointwise_linear needs a [C, H, W] input, but the previous layer 'flatten1' is "
+         "a vector of 2048 values");
+  done(&r);
+  d = bad(HDR "layers:\n  - {name: p, op: pointwise_linear, out: 4, kernel: 3}\n", &r);
+  HAS(d, "error: unknown key 'kernel' for op 'pointwise_linear'");
+  done(&r);
+}
