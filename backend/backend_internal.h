@@ -264,6 +264,7 @@ void be_emit_nchw_conv(BeCtx *c, KArgs *k);
 void be_emit_nchw_maxpool(BeCtx *c, KArgs *k);
 void be_emit_nchw_avgpool(BeCtx *c, KArgs *k);
 void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k);
+void be_emit_nchw_adaptive_maxpool(BeCtx *c, KArgs *k);
 void be_emit_nchw_affine(BeCtx *c, KArgs *k);
 void be_emit_eltwise(BeCtx *c, KArgs *k); /* any layout */
 void be_emit_nchw_lrn(BeCtx *c, KArgs *k);
@@ -288,6 +289,7 @@ int64_t be_work_blocks_rows(const BeConfig *cf, const Node *n); /* (C/16) * OH *
 int64_t be_work_blocks(const BeConfig *cf, const Node *n);      /* C/16 */
 void be_emit_pool_blocked(BeCtx *c, KArgs *k);
 void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
+void be_emit_adaptive_maxpool_blocked(BeCtx *c, KArgs *k);
 void be_emit_affine_blocked(BeCtx *c, KArgs *k);
 void be_emit_concat_blocked(BeCtx *c, KArgs *k);
 void be_emit_mul_blocked(BeCtx *c, KArgs *k);

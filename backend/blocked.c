@@ -467,7 +467,9 @@ void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
   be_for_end(c, &it);
 }
 
-void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k) {
+/* Adaptive average or max pooling over PyTorch's bins, a vector of 16
+   channels at a time. */
+static void adaptive_pool_blocked(BeCtx *c, KArgs *k, bool max) {
   const Node *n = k->n;
   const Shape *is = &n->in[0]->shape;
   int64_t IH = is->d[1], IW = is->d[2];
@@ -485,25 +487,32 @@ void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k) {
   BeLoop ow;
   be_for(c, &ow, be_i64(c, 0), be_i64(c, OW), "ow");
   LLVMValueRef w0 = be_ld_i64(c, tws, ow.iv), w1 = be_ld_i64(c, twe, ow.iv);
-  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  LLVMBuildStore(c->b, max ? be_vsplat(c, be_f32(c, -INFINITY)) : LLVMConstNull(c->t_v16), acc);
   BeLoop ih;
   be_for(c, &ih, h0, h1, "ih");
   LLVMValueRef xrow = be_add(c, xplane, be_mulk(c, ih.iv, IW * 16));
   BeLoop iw;
   be_for(c, &iw, w0, w1, "iw");
   LLVMValueRef cur = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
-  LLVMBuildStore(
-      c->b, be_fadd(c, cur, be_vld(c, k->in[0], be_add(c, xrow, be_mulk(c, iw.iv, 16)), 64)), acc);
+  LLVMValueRef xv = be_vld(c, k->in[0], be_add(c, xrow, be_mulk(c, iw.iv, 16)), 64);
+  LLVMBuildStore(c->b, max ? be_fmax_nan(c, cur, xv) : be_fadd(c, cur, xv), acc);
   be_for_end(c, &iw);
   be_for_end(c, &ih);
-  LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
-  LLVMValueRef v =
-      be_fdiv(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), be_vsplat(c, be_sitofp(c, cnt)));
+  LLVMValueRef v;
+  if (max) {
+    v = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
+  } else {
+    LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
+    v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), be_vsplat(c, be_sitofp(c, cnt)));
+  }
   LLVMValueRef yi = be_mulk(c, be_add(c, be_mulk(c, it.iv, OW), ow.iv), 16);
   be_vst(c, k->out, yi, vepi(c, k, v, yi), 64);
   be_for_end(c, &ow);
   be_for_end(c, &it);
 }
+
+void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k) { adaptive_pool_blocked(c, k, false); }
+void be_emit_adaptive_maxpool_blocked(BeCtx *c, KArgs *k) { adaptive_pool_blocked(c, k, true); }
 
 /* ------------------------------------------------------ batchnorm, scale-shift */
 

@@ -5,7 +5,7 @@
  *
  * Work items (the runtime splits [0, work) into contiguous chunks):
  *   conv2d, maxpool, avgpool,        one output row of one channel
- *   adaptive_avgpool                 (item = c * OH + oh); a pointwise conv
+ *   adaptive_avgpool/maxpool         (item = c * OH + oh); a pointwise conv
  *                                    (1x1, stride 1, unpadded): one channel
  *                                    plane
  *   batchnorm, scaleshift, lrn,      one channel plane
@@ -311,7 +311,9 @@ void be_emit_nchw_avgpool(BeCtx *c, KArgs *k) {
   be_for_end(c, &it);
 }
 
-void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k) {
+/* Adaptive average or max pooling over PyTorch's bins (a NaN wins the
+   max, as in max pooling). */
+static void adaptive_pool(BeCtx *c, KArgs *k, bool max) {
   const Node *n = k->n;
   const Shape *is = &n->in[0]->shape;
   int64_t IH = is->d[1], IW = is->d[2];
@@ -320,7 +322,7 @@ void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k) {
   LLVMValueRef tws, twe;
   be_adaptive_bins(c, IW, OW, &tws, &twe);
 
-  LLVMValueRef sum = be_var(c, c->t_f32, "sum");
+  LLVMValueRef sum = be_var(c, c->t_f32, max ? "max" : "sum");
   BeLoop it;
   be_for(c, &it, k->lo, k->hi, "row");
   LLVMValueRef ch = be_sdiv(c, it.iv, be_i64(c, OH));
@@ -332,23 +334,32 @@ void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k) {
   BeLoop ow;
   be_for(c, &ow, be_i64(c, 0), be_i64(c, OW), "ow");
   LLVMValueRef w0 = be_ld_i64(c, tws, ow.iv), w1 = be_ld_i64(c, twe, ow.iv);
-  LLVMBuildStore(c->b, be_f32(c, 0), sum);
+  LLVMBuildStore(c->b, be_f32(c, max ? -INFINITY : 0), sum);
   BeLoop ih;
   be_for(c, &ih, h0, h1, "ih");
   LLVMValueRef xrow = be_add(c, xplane, be_mulk(c, ih.iv, IW));
   BeLoop iw;
   be_for(c, &iw, w0, w1, "iw");
   LLVMValueRef s = LLVMBuildLoad2(c->b, c->t_f32, sum, "");
-  LLVMBuildStore(c->b, be_fadd(c, s, be_ld(c, k->in[0], be_add(c, xrow, iw.iv))), sum);
+  LLVMValueRef xv = be_ld(c, k->in[0], be_add(c, xrow, iw.iv));
+  LLVMBuildStore(c->b, max ? be_fmax_nan(c, s, xv) : be_fadd(c, s, xv), sum);
   be_for_end(c, &iw);
   be_for_end(c, &ih);
-  LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
-  LLVMValueRef v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_f32, sum, ""), be_sitofp(c, cnt));
+  LLVMValueRef v;
+  if (max) {
+    v = LLVMBuildLoad2(c->b, c->t_f32, sum, "");
+  } else {
+    LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
+    v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_f32, sum, ""), be_sitofp(c, cnt));
+  }
   LLVMValueRef yi = be_add(c, yrow, ow.iv);
   be_st(c, k->out, yi, epi_value(c, k, v, yi));
   be_for_end(c, &ow);
   be_for_end(c, &it);
 }
+
+void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k) { adaptive_pool(c, k, false); }
+void be_emit_nchw_adaptive_maxpool(BeCtx *c, KArgs *k) { adaptive_pool(c, k, true); }
 
 /* ------------------------------------------------------- per-channel affine */
 

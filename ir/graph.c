@@ -543,6 +543,7 @@ static bool infer(Inf *x) {
     break;
 
   case OP_ADAPTIVE_AVGPOOL:
+  case OP_ADAPTIVE_MAXPOOL:
     if (!need_rank3(x))
       return false;
     for (int i = 0; i < 2; i++)
@@ -704,7 +705,8 @@ static bool infer(Inf *x) {
     CHECK(0, "OP_COUNT_ is not an op");
   }
   /* conv2d, linear and adaptive_avgpool have their output size from 'out' */
-  bool sized = n->op == OP_CONV2D || n->op == OP_LINEAR || n->op == OP_ADAPTIVE_AVGPOOL;
+  bool sized = n->op == OP_CONV2D || n->op == OP_LINEAR || n->op == OP_ADAPTIVE_AVGPOOL ||
+               n->op == OP_ADAPTIVE_MAXPOOL;
   return check_shape(x, &n->shape, "the output", sized ? "out" : NULL);
 }
 

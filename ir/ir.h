@@ -135,7 +135,7 @@ enum { P_SCALE = 0, P_SHIFT = 1 };
  *             and bias [C])
  *   MAXPOOL:  kernel, stride, pad, dilation, ceil_mode
  *   AVGPOOL:  kernel, stride, pad, ceil_mode, count_include_pad
- *   ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL: out_hw
+ *   ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL: out_hw (PyTorch's bins)
  *   LRN:      lrn_size, alpha, beta, k   (PyTorch LocalResponseNorm)
  *   LINEAR:   out_features, has_bias     (input of any rank, flattened)
  *   CONCAT:   axis (0 = channels, the only one supported)

@@ -67,6 +67,7 @@ static void print_attrs(const Node *n, FILE *o) {
       fputs(" exclude_pad", o);
     break;
   case OP_ADAPTIVE_AVGPOOL:
+  case OP_ADAPTIVE_MAXPOOL:
     fprintf(o, " out=%lldx%lld", (long long)a->out_hw[0], (long long)a->out_hw[1]);
     break;
   case OP_LRN:

@@ -76,6 +76,7 @@ static Layout choose(const Graph *g, const Node *n) {
   case OP_MAXPOOL:
   case OP_AVGPOOL:
   case OP_ADAPTIVE_AVGPOOL:
+  case OP_ADAPTIVE_MAXPOOL:
   case OP_SCALESHIFT:
   case OP_BATCHNORM:
   case OP_RELU:

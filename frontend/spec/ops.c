@@ -99,6 +99,8 @@ static const SpecOp rows[OP_COUNT_] = {
                         }},
     [OP_ADAPTIVE_AVGPOOL] = {.op = OP_ADAPTIVE_AVGPOOL,
                              .attrs = {ATTR_PAIR("out", REQUIRED, out_hw)}},
+    [OP_ADAPTIVE_MAXPOOL] = {.op = OP_ADAPTIVE_MAXPOOL,
+                             .attrs = {ATTR_PAIR("out", REQUIRED, out_hw)}},
     [OP_LRN] = {.op = OP_LRN,
                 .attrs =
                     {
@@ -133,7 +135,8 @@ static const SpecOp rows[OP_COUNT_] = {
     [OP_SOFTMAX] = {.op = OP_SOFTMAX, .attrs = {ATTR_AXIS("axis", axis)}},
 };
 
-/* global_avgpool: PyTorch's AdaptiveAvgPool2d(1), the head of most nets */
+/* global_avgpool: PyTorch's AdaptiveAvgPool2d(1), the head of most nets;
+   global_maxpool: AdaptiveMaxPool2d(1) */
 static void out_1x1(Attrs *a) { a->out_hw[0] = a->out_hw[1] = 1; }
 /* relu6: torch.nn.ReLU6, clamp to [0, 6] (MobileNetV2) */
 static void zero_to_six(Attrs *a) {
@@ -151,6 +154,7 @@ static void linear_per_pixel(Attrs *a) {
 /* Other names for ops, each with the attributes its name implies. */
 static const SpecOp aliases[] = {
     {.op = OP_ADAPTIVE_AVGPOOL, .alias = "global_avgpool", .implied = out_1x1},
+    {.op = OP_ADAPTIVE_MAXPOOL, .alias = "global_maxpool", .implied = out_1x1},
     {.op = OP_CLAMP, .alias = "relu6", .implied = zero_to_six},
     {.op = OP_CONV2D,
      .alias = "pointwise_linear",

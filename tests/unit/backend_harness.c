@@ -244,6 +244,9 @@ static float *ref_node(const Node *n, float **vals) {
   case OP_ADAPTIVE_AVGPOOL:
     ref_adaptive_avgpool(x, C, is->d[1], is->d[2], a->out_hw[0], a->out_hw[1], y);
     break;
+  case OP_ADAPTIVE_MAXPOOL:
+    ref_adaptive_maxpool(x, C, is->d[1], is->d[2], a->out_hw[0], a->out_hw[1], y);
+    break;
   case OP_LRN:
     ref_lrn(x, C, HW, a->lrn_size, a->alpha, a->beta, a->k, y);
     break;

@@ -154,6 +154,24 @@ void ref_adaptive_avgpool(const float *x, int64_t C, int64_t H, int64_t W, int64
       }
 }
 
+void ref_adaptive_maxpool(const float *x, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                          float *y) {
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t oh = 0; oh < OH; oh++)
+      for (int64_t ow = 0; ow < OW; ow++) {
+        int64_t h0 = (int64_t)floor((double)(oh * H) / OH);
+        int64_t h1 = (int64_t)ceil((double)((oh + 1) * H) / OH);
+        int64_t w0 = (int64_t)floor((double)(ow * W) / OW);
+        int64_t w1 = (int64_t)ceil((double)((ow + 1) * W) / OW);
+        float m = -INFINITY;
+        for (int64_t ih = h0; ih < h1; ih++)
+          for (int64_t iw = w0; iw < w1; iw++)
+            if (!(x[(c * H + ih) * W + iw] <= m)) /* NaN wins, as in PyTorch */
+              m = x[(c * H + ih) * W + iw];
+        y[(c * OH + oh) * OW + ow] = m;
+      }
+}
+
 void ref_lrn(const float *x, int64_t C, int64_t HW, int64_t size, float alpha, float beta, float k,
              float *y) {
   /* torch.nn.functional.local_response_norm: x^2 zero-padded by size/2 in

@@ -39,6 +39,8 @@ void ref_avgpool(const float *x, int64_t C, int64_t H, int64_t W, const int64_t 
                  float *y, int64_t *OH, int64_t *OW);
 void ref_adaptive_avgpool(const float *x, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
                           float *y);
+void ref_adaptive_maxpool(const float *x, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                          float *y);
 void ref_lrn(const float *x, int64_t C, int64_t HW, int64_t size, float alpha, float beta, float k,
              float *y);
 /* w: [out][in]; b may be NULL. */

@@ -410,3 +410,23 @@ Test(blocked, convnext_block_with_layernorm_stays_blocked_and_matches_reference)
   ir_graph_free(g);
   check_blocked(blocked_convnext(), 2, 2, NULL);
 }
+
+/* Adaptive and global max pooling after a blocked conv stay blocked. */
+static Graph *blocked_maxpools(void) {
+  Graph *g = ir_graph_new("blocked_amax");
+  Node *x = input3(g, "x", 16, 10, 7);
+  Node *c = conv(g, x, 32, 3, 3, 1, 1);
+  Node *a = op1(g, OP_ADAPTIVE_MAXPOOL, c);
+  a->attr.out_hw[0] = 4, a->attr.out_hw[1] = 3;
+  output(g, fin(g, a));
+  output(g, fin(g, op1(g, OP_ADAPTIVE_MAXPOOL, c)));
+  return g;
+}
+
+Test(blocked, adaptive_and_global_max_pooling_match_reference) {
+  Graph *g = blocked_maxpools();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_ADAPTIVE_MAXPOOL), 2);
+  ir_graph_free(g);
+  check_blocked(blocked_maxpools(), 2, 2, NULL);
+}

@@ -536,3 +536,17 @@ Test(backend, layernorm_over_channels_and_pointwise_linear_match_reference) {
   output(g, pointwise_linear(g, p1, 7));
   check_graph_opts(g, 2, 2, 1e-5);
 }
+
+/* Adaptive max pooling with non-divisible bins, global max pooling, and a
+   bin size larger than the input, as the average's test. */
+Test(backend, adaptive_maxpool_with_non_divisible_sizes_matches_reference) {
+  Graph *g = ir_graph_new("amax");
+  Node *x = input3(g, "x", 3, 10, 7);
+  int64_t sizes[3][2] = {{4, 3}, {1, 1}, {13, 9}};
+  for (int i = 0; i < 3; i++) {
+    Node *a = op1(g, OP_ADAPTIVE_MAXPOOL, x);
+    a->attr.out_hw[0] = sizes[i][0], a->attr.out_hw[1] = sizes[i][1];
+    output(g, fin(g, a));
+  }
+  check_graph(g);
+}

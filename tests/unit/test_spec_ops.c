@@ -366,3 +366,23 @@ Test(spec_ops, bad_layernorm_and_pointwise_linear_layers_are_errors) {
   HAS(d, "error: unknown key 'kernel' for op 'pointwise_linear'");
   done(&r);
 }
+
+/* ------------------------------------------------------- max pooling */
+
+Test(spec_ops, global_maxpool_is_adaptive_maxpool_with_out_1) {
+  Loaded r;
+  Graph *g = ok(HDR "layers:\n  - {op: global_maxpool}\n"
+                    "  - {name: a, op: adaptive_maxpool, out: [2, 3], in: image}\n",
+                &r);
+  Node *gm = node(g, "global_maxpool1");
+  cr_assert_eq(gm->op, OP_ADAPTIVE_MAXPOOL);
+  shape_is(gm, "32x1x1");
+  shape_is(node(g, "a"), "32x2x3");
+  done(&r);
+  const char *d = bad(HDR "layers:\n  - {op: adaptive_maxpool, out: [0, 2]}\n", &r);
+  HAS(d, "error: 'out' must be at least 1, got 0");
+  done(&r);
+  d = bad(HDR "layers:\n  - {op: flatten}\n  - {op: global_maxpool}\n", &r);
+  HAS(d, "error: global_maxpool needs a [C, H, W] input");
+  done(&r);
+}
