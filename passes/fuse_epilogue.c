@@ -16,7 +16,7 @@
  *     computed later is fused, so the other is ready by then.
  *   - an activation op (relu, clamp, sigmoid, hardswish, silu, gelu, ...:
  *     OPF_ACT) reading x, where x is a conv, linear, scale-shift,
- *     batchnorm, add or mean with no activation yet and the activation its
+ *     batchnorm, add, mean or mul with no activation yet and the activation its
  *     only reader: epi.act = ir_node_act(activation), with its parameters
  *     (clamp bounds, hardsigmoid's slope and offset, gelu's form). Every
  *     kernel with an epilogue applies any activation (backend/activation.c),
@@ -64,7 +64,7 @@ static int fuse_residuals(Graph *g, int *users) {
 /* Can p's kernel apply an activation to what it computes? */
 static bool takes_activation(const Node *p) {
   return p->op == OP_CONV2D || p->op == OP_LINEAR || p->op == OP_SCALESHIFT ||
-         p->op == OP_BATCHNORM || p->op == OP_ADD || p->op == OP_MEAN;
+         p->op == OP_BATCHNORM || p->op == OP_ADD || p->op == OP_MEAN || p->op == OP_MUL;
 }
 
 static int fuse_activations(Graph *g, int *users) {
