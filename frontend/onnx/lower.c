@@ -805,7 +805,7 @@ bool ox_lower_add(OxCtx *cx, const Onnx__NodeProto *n) {
   /* The bias of a conv or linear layer read only here: folded into it. */
   Node *p = x->node;
   if ((p->op == OP_CONV2D || p->op == OP_LINEAR) && ox_uses(cx, x->name) == 1 &&
-      p->epi.act == ACT_NONE && !p->dead) {
+      p->epi.act.kind == ACT_NONE && !p->dead) {
     int64_t C = p->shape.d[0];
     if (!p->attr.has_bias) {
       int64_t d = C;

@@ -149,12 +149,15 @@ typedef struct {
 
 /* Attribute kinds of spec ops (lower.c converts values by kind). */
 typedef enum {
-  AK_INT,  /* positive int: an int64_t field */
-  AK_PAIR, /* int or [h, w]: an int64_t[2] field */
-  AK_PAD,  /* int, [h, w] or [top, left, bottom, right]: int64_t[4] */
-  AK_BOOL, /* a bool field */
+  AK_INT,   /* positive int: an int64_t field */
+  AK_INDEX, /* int >= 0: an int64_t field */
+  AK_PAIR,  /* int or [h, w]: an int64_t[2] field */
+  AK_PAD,   /* int, [h, w] or [top, left, bottom, right]: int64_t[4] */
+  AK_BOOL,  /* a bool field */
   AK_FLOAT,
-  AK_AXIS, /* must be 1: an int field, set to 0 (the IR's channels) */
+  AK_AXIS,   /* must be 1: an int field, set to 0 (the IR's channels) */
+  AK_CHOICE, /* one of the strings AttrSpec.choices: an int field, its index */
+  AK_SHAPE,  /* [C, H, W] or [F], positive: a Shape field */
 } AttrKind;
 
 /* What an attribute's value must also satisfy, beyond its kind. */
@@ -172,6 +175,7 @@ typedef struct {
   bool required;
   size_t field; /* offsetof(Attrs, ...), of the type the kind writes */
   AttrRule rule;
+  const char *const *choices; /* AK_CHOICE: the words, NULL-terminated */
 } AttrSpec;
 
 #define SPEC_MAX_ATTRS 8

@@ -42,6 +42,8 @@
 
 #include "spec_internal.h"
 
+#define BE_MAX_INS 64 /* inputs of a layer checked by same_after_inference */
+
 #define LIMIT_31 ((int64_t)1 << 31)
 #define MAX_FORMS 8 /* names of one op: its own and its aliases */
 
@@ -250,6 +252,7 @@ static void name_all(Writer *w) {
 static size_t kind_size(AttrKind k) {
   switch (k) {
   case AK_INT:
+  case AK_INDEX:
     return sizeof(int64_t);
   case AK_PAIR:
     return 2 * sizeof(int64_t);
@@ -260,7 +263,10 @@ static size_t kind_size(AttrKind k) {
   case AK_FLOAT:
     return sizeof(float);
   case AK_AXIS:
+  case AK_CHOICE:
     return sizeof(int);
+  case AK_SHAPE:
+    return sizeof(Shape);
   }
   CHECK(false, "attribute kind %d", (int)k);
   return 0;
@@ -329,6 +335,42 @@ static bool attr_text(const AttrSpec *as, const void *v, char *buf, size_t n, ch
   case AK_INT:
     memcpy(x, v, sizeof(int64_t));
     return ints_text(as, x, 1, 1, buf, n, why, nwhy);
+  case AK_INDEX:
+    memcpy(x, v, sizeof(int64_t));
+    return ints_text(as, x, 1, 0, buf, n, why, nwhy);
+  case AK_CHOICE: {
+    int k, count = 0;
+    memcpy(&k, v, sizeof k);
+    while (as->choices[count])
+      count++;
+    if (k < 0 || k >= count) {
+      snprintf(why, nwhy, "'%s' is choice %d of %d", as->key, k, count);
+      return false;
+    }
+    snprintf(buf, n, "%s", as->choices[k]);
+    return true;
+  }
+  case AK_SHAPE: {
+    Shape sh;
+    memcpy(&sh, v, sizeof sh);
+    if (sh.rank == 1)
+      snprintf(buf, n, "[%lld]", (long long)sh.d[0]);
+    else if (sh.rank == 3)
+      snprintf(buf, n, "[%lld, %lld, %lld]", (long long)sh.d[0], (long long)sh.d[1],
+               (long long)sh.d[2]);
+    else {
+      snprintf(why, nwhy, "'%s' has rank %d; the spec language takes [C, H, W] or [F]", as->key,
+               sh.rank);
+      return false;
+    }
+    for (int i = 0; i < sh.rank; i++)
+      if (sh.d[i] < 1 || sh.d[i] >= LIMIT_31) {
+        snprintf(why, nwhy, "'%s' has a dimension %lld out of the language's range", as->key,
+                 (long long)sh.d[i]);
+        return false;
+      }
+    return true;
+  }
   case AK_PAIR:
     memcpy(x, v, 2 * sizeof(int64_t));
     return ints_text(as, x, 2, 1, buf, n, why, nwhy);
@@ -404,6 +446,30 @@ static bool same_fields(const SpecOp *t, const Attrs *a, const Attrs *b) {
   return true;
 }
 
+/* Whether a node like n with attributes got (its inputs' shapes) ends up
+   with exactly n's attributes once the IR has inferred its shape: the rows'
+   fields and every other one too, what an alias implies (pointwise_linear's
+   linear_weight) and what inference derives (a chunk's channel range).
+   Attrs are zeroed when made and only assigned field by field, so their
+   bytes compare. */
+static bool same_after_inference(const Node *n, const Attrs *got) {
+  Graph *r = ir_graph_new("check");
+  Node *ins[BE_MAX_INS];
+  bool ok = n->nin <= BE_MAX_INS;
+  for (int k = 0; ok && k < n->nin; k++) {
+    ins[k] = ir_node_new(r, OP_INPUT, NULL, NULL, 0, n->loc);
+    ins[k]->shape = n->in[k]->shape;
+  }
+  char err[256];
+  Node *x = ok ? ir_node_new(r, n->op, "x", ins, n->nin, n->loc) : NULL;
+  if (x) {
+    x->attr = *got;
+    ok = ir_infer_shape(r, x, err, sizeof err) && memcmp(&x->attr, &n->attr, sizeof x->attr) == 0;
+  }
+  ir_graph_free(r);
+  return ok;
+}
+
 /* n written as op `so` (row: the op's own row): p gets which attributes to
    write and what lowering will make of them. false if so cannot give n's
    attributes, with why when a value cannot be written at all. */
@@ -424,7 +490,7 @@ static bool plan_form(const Writer *w, const Node *n, const SpecOp *so, const Sp
   }
   Attrs got;
   lowered_attrs(w, n, so, written, &got);
-  if (!same_fields(so, &got, &n->attr) || !same_fields(row, &got, &n->attr)) {
+  if (!same_fields(so, &got, &n->attr) || !same_after_inference(n, &got)) {
     snprintf(why, nwhy, "its attributes cannot be written as '%s'", spec_op_name(so));
     return false;
   }
@@ -441,7 +507,7 @@ static void plan_layer(Writer *w, const Node *n) {
     cannot(w, n, "the spec language has no op '%s'", ir_ops[n->op].name);
     return;
   }
-  if (n->epi.residual >= 0 || n->epi.act != ACT_NONE || n->layout != LAYOUT_NCHW || n->split ||
+  if (n->epi.residual >= 0 || n->epi.act.kind != ACT_NONE || n->layout != LAYOUT_NCHW || n->split ||
       n->elided || n->mem.kind != MEM_NONE) {
     cannot(w, n, "a pass has rewritten it; a spec is written before the passes");
     return;

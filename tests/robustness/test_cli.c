@@ -159,7 +159,7 @@ Test(cli, unknown_ops_keys_and_blocks_exit_1_with_a_suggestion) {
   bad_spec(HDR "layers:\n  - {name: c, op: conv2d, out: 4, kernel: 1, strid: 2}\n",
            "did you mean 'stride'?");
   bad_spec(HDR "layer:\n  - {op: relu}\n", "unknown key 'layer' at the top level");
-  bad_spec(HDR "layers:\n  - {name: s, op: slice}\n", "unknown op 'slice'");
+  bad_spec(HDR "layers:\n  - {name: s, op: reorder}\n", "unknown op 'reorder'");
   bad_spec(HDR "layers:\n  - {name: b, block: nothere}\n", "unknown block 'nothere'");
 }
 
