@@ -339,7 +339,7 @@ typedef enum {
   IR_AT_INPUTS, /* the number of inputs (the `in:` list) */
   IR_AT_ATTR,   /* attribute `attr`, named by its spec key ("kernel",
                    "stride", "pad", "groups", "out", "max", "alpha", ...:
-                   the key of the op's row in frontend/spec/ops.c); `index`
+                   the key of the op's row in the spec attribute table); `index`
                    is the list item at fault (the axis of a [h, w] pair,
                    the side of a 4-value pad) or -1 */
 } IrErrAt;
