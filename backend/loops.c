@@ -190,9 +190,41 @@ LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
   return be_vsplat(c, be_ld(c, base, idx));
 }
 
+/* llvm.fma where the target has FMA instructions; elsewhere (SSE) llvm.fma
+   would be a call of libm's fmaf per lane, so a multiply and an add
+   (llvm.fmuladd, which the backend fuses where it can). */
 LLVMValueRef be_vfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
   LLVMValueRef args[3] = {a, b, acc};
-  return intrinsic(c, "llvm.fma", 3, args);
+  return intrinsic(c, c->cfg->target.fma ? "llvm.fma" : "llvm.fmuladd", 3, args);
+}
+
+LLVMValueRef be_square_error(BeCtx *c, LLVMValueRef a, LLVMValueRef aa) {
+  if (c->cfg->target.fma) {
+    LLVMValueRef args[3] = {a, a, LLVMBuildFNeg(c->b, aa, "")};
+    return intrinsic(c, "llvm.fma", 3, args);
+  }
+  /* Veltkamp's split a = hi + lo (hi has 12 significant bits, so hi*hi,
+     hi*lo and lo*lo are exact), then Dekker: a*a - aa =
+     ((hi*hi - aa) + 2*hi*lo) + lo*lo, with plain IEEE operations (no
+     contraction). |a| <= 17 here (gelu), far from overflow. */
+  LLVMTypeRef t = LLVMTypeOf(a);
+  LLVMValueRef k =
+      LLVMConstReal(LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetElementType(t) : t, 4097.0);
+  if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) {
+    unsigned n = LLVMGetVectorSize(t);
+    LLVMValueRef el[64];
+    for (unsigned i = 0; i < n && i < 64; i++)
+      el[i] = k;
+    k = LLVMConstVector(el, n);
+  }
+  LLVMBuilderRef b = c->b;
+  LLVMValueRef g = LLVMBuildFMul(b, a, k, "");
+  LLVMValueRef hi = LLVMBuildFSub(b, g, LLVMBuildFSub(b, g, a, ""), "");
+  LLVMValueRef lo = LLVMBuildFSub(b, a, hi, "");
+  LLVMValueRef e = LLVMBuildFSub(b, LLVMBuildFMul(b, hi, hi, ""), aa, "");
+  LLVMValueRef hl = LLVMBuildFMul(b, hi, lo, "");
+  e = LLVMBuildFAdd(b, e, LLVMBuildFAdd(b, hl, hl, ""), "");
+  return LLVMBuildFAdd(b, e, LLVMBuildFMul(b, lo, lo, ""), "");
 }
 
 /* <16 x i1> with the first m lanes set. */
