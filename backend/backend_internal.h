@@ -144,6 +144,14 @@ LLVMValueRef be_vsplat(BeCtx *c, LLVMValueRef scalar);
 LLVMValueRef be_vld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, unsigned align);
 void be_vst(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, unsigned align);
 LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx);
+/* Broadcasts by lane (NEON: fmla v.4s by element): instead of one scalar
+   load per broadcast, four consecutive floats are loaded once (be_vld4,
+   base[idx] 16-byte aligned) and each of their lanes is splat to 16
+   (be_vlane), which the AArch64 backend folds into fmla's by-element
+   operand. Whether the target wants it: */
+bool be_bcast_by_lane(const BeTarget *t);
+LLVMValueRef be_vld4(BeCtx *c, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef be_vlane(BeCtx *c, LLVMValueRef v4, int lane);
 /* a*b + acc: fused (llvm.fma) on a target with FMA, else llvm.fmuladd. */
 LLVMValueRef be_vfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
 /* a*a - aa exactly, aa the rounded a*a (an fma, or Dekker's product on a

@@ -190,6 +190,22 @@ LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
   return be_vsplat(c, be_ld(c, base, idx));
 }
 
+bool be_bcast_by_lane(const BeTarget *t) { return t->arch == BE_AARCH64; }
+
+LLVMValueRef be_vld4(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
+  LLVMValueRef v = LLVMBuildLoad2(c->b, LLVMVectorType(c->t_f32, 4), be_fptr(c, base, idx), "");
+  LLVMSetAlignment(v, 16);
+  return v;
+}
+
+LLVMValueRef be_vlane(BeCtx *c, LLVMValueRef v4, int lane) {
+  LLVMValueRef m[16];
+  for (int i = 0; i < 16; i++)
+    m[i] = be_i32(c, lane);
+  return LLVMBuildShuffleVector(c->b, v4, LLVMGetPoison(LLVMTypeOf(v4)), LLVMConstVector(m, 16),
+                                "");
+}
+
 /* llvm.fma where the target has FMA instructions; elsewhere (SSE) llvm.fma
    would be a call of libm's fmaf per lane, so a multiply and an add
    (llvm.fmuladd, which the backend fuses where it can). */
