@@ -15,7 +15,7 @@
  *
  * The driver is the only place that reads the command line and the
  * environment for the compiler (CC, CNNCC_RUNTIME, TMPDIR, CNNCC_PROGRESS,
- * CNNCC_LLD, CNNCC_TARGET_LIBDIR):
+ * CNNCC_RUNTIME_DIR, CNNCC_LLD, CNNCC_TARGET_LIBDIR):
  * the stages get everything through their options structs.
  */
 #ifndef CNNCC_DRIVER_H

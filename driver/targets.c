@@ -8,7 +8,8 @@
  * table) needs
  *   - its runtime, cross-built with clang-19 when cnncc was built
  *     (CMakeLists.txt, CNNCC_CROSS_TARGETS): TRIPLE/libcnnrt.a under
- *     BIN/../lib/cnncc/ (installed) or BIN/runtime/ (the build tree);
+ *     $CNNCC_RUNTIME_DIR if set (only there), else BIN/../lib/cnncc/
+ *     (installed) or BIN/runtime/ (the build tree);
  *   - ld.lld: $CNNCC_LLD, else ld.lld-19 or ld.lld on PATH, else
  *     /usr/lib/llvm-19/bin/ld.lld;
  *   - the target's libc.so and libm.so: the directory configured at build
@@ -76,6 +77,11 @@ const char *targets_runtime(const char *triple, char *buf, size_t n) {
     return CNNCC_RUNTIME_BUILD_DIR "/libcnnrt.a";
   }
   const char *t = backend_find_target(triple)->triple;
+  const char *rdir = getenv("CNNCC_RUNTIME_DIR");
+  if (rdir && *rdir) {
+    int k = snprintf(buf, n, "%s/%s/libcnnrt.a", rdir, t);
+    return k > 0 && (size_t)k < n && readable(buf) ? buf : NULL;
+  }
   const char *forms[] = {"%s/../lib/cnncc/%s/libcnnrt.a", "%s/runtime/%s/libcnnrt.a"};
   for (int i = 0; dir && i < 2; i++) {
     int k = snprintf(buf, n, forms[i], dir, t);
@@ -136,10 +142,10 @@ bool targets_check_link(const Options *o, BackendOptions *bo, char *rtbuf, size_
   const char *t = o->target_triple;
   if (!bo->runtime_lib) {
     diag_plain(d, DIAG_ERROR,
-               "no runtime for %s: this cnncc was built without it (CNNCC_CROSS_TARGETS needs "
-               "clang-19 and the target's C library, Debian: clang-19 libc6-dev-arm64-cross; "
-               "see docs/targets.md)",
-               t);
+               "no runtime for %s: no %s/libcnnrt.a beside cnncc, in its install prefix or in "
+               "$CNNCC_RUNTIME_DIR (cnncc's build makes it when clang-19 and the target's C "
+               "headers are there, Debian: clang-19 libc6-dev-arm64-cross; docs/targets.md)",
+               t, t);
     return false;
   }
   bo->lld = targets_lld(lldbuf, lldn);

@@ -4,7 +4,8 @@
 # 1. cmake --install BUILD_DIR --prefix WORK_DIR/prefix
 # 2. the installed cnncc compiles a spec (finding its runtime beside it)
 # 3. examples/cmake-consumer is configured with -DCMAKE_PREFIX_PATH=prefix,
-#    built (cnncc_add_model compiles LeNet-5) and run
+#    built (cnncc_add_model compiles LeNet-5, and with TARGET
+#    aarch64-linux-gnu an Arm .so when the build has that runtime) and run
 # 4. pkg-config --cflags cnncc (PKG_CONFIG_PATH=prefix/lib/pkgconfig) points
 #    at prefix/include, and a host compiles with just those flags
 set -euo pipefail
@@ -26,12 +27,19 @@ step "the installed cnncc compiles lenet5.yaml"
 env -u CNNCC_RUNTIME "$prefix/bin/cnncc" "$src/examples/lenet5.yaml" -o "$work/lenet5.so" -q
 
 step "examples/cmake-consumer against the prefix"
+arm=OFF
+[ -e "$prefix/lib/cnncc/aarch64-linux-gnu/libcnnrt.a" ] && arm=ON
 cmake -S "$src/examples/cmake-consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
-  >"$work/consumer-configure.log"
+  -DCONSUMER_AARCH64=$arm >"$work/consumer-configure.log"
 cmake --build "$work/consumer" >"$work/consumer-build.log"
 out=$("$work/consumer/classify")
 echo "  $out"
 case $out in lenet5:*) ;; *) echo "install-test: unexpected output from classify"; exit 1;; esac
+if [ $arm = ON ]; then
+  step "cnncc_add_model(... TARGET aarch64-linux-gnu) made an aarch64 .so"
+  file "$work/consumer/lenet5_aarch64.so" | grep -q "ARM aarch64" ||
+    { echo "install-test: lenet5_aarch64.so is not an aarch64 shared object"; exit 1; }
+fi
 
 step "pkg-config --cflags cnncc"
 cflags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags cnncc | xargs)
