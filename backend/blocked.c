@@ -90,8 +90,10 @@ static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
          spill accumulators in the inner loop;
        NEON (8 in 32 q registers), broadcasts by lane: 5 pixels, 20
          accumulators + 5 inputs of 4 channels + 4 weights (6 would need
-         34); an NCHW input (the first layer) broadcasts by scalar loads,
-         6 pixels as AVX2. */
+         34); an NCHW input (the first layer) broadcasts each input from a
+         scalar load, also one register per pixel: 5 pixels too (a 7x7
+         stride-2 first layer's inner loop: 10 stack accesses per 124
+         fmla at 5, 49 per 152 at 6). */
   static const int ocbs[] = {2, 3, 4, 1};
   static const int tmax512[] = {12, 8, 6, 24};
   int tune_t = cf->tune->conv_tile, tune_ocb = cf->tune->conv_ocb;
@@ -107,7 +109,7 @@ retry:
       continue;
     p->OCB = ocb;
     Tmax = avx512 ? tmax512[i] : be_v16_regs(&cf->target) >= 8 ? 6 : 2;
-    if (be_bcast_by_lane(&cf->target) && p->BI == 16)
+    if (be_bcast_by_lane(&cf->target))
       Tmax = 5;
     /* A GEMM (1x1 stride 1) streams its weights once per tile: 14 pixels
        (28 accumulators + 2 weights of 32 zmm) load fewer weight bytes per
