@@ -1,5 +1,6 @@
 /*
- * lower.c: each supported ONNX op into IR nodes.
+ * lower.c: the layers and the arithmetic into IR nodes (the activations
+ * are act.c's, what moves axes or channels layout.c's).
  *
  * A lowering reads its node's inputs (run-time tensors: IR nodes; weights
  * and shapes: constants), checks every attribute the opset defines, makes
@@ -14,6 +15,13 @@
  * non-negative, which is what lets a zero Pad fold into a MaxPool.
  * Identity and Dropout pass their input through; Flatten is the IR's
  * flatten view.
+ *
+ * The elementwise ops (Add, Sub, Mul, Div, Neg, Sum, Mean) and MatMul also
+ * read the views of layout.c as they are: a channels-last view (its
+ * constants broadcast along its own axes; MatMul by a constant is then the
+ * Linear of every pixel, a 1x1 conv) and a vector unsqueezed to
+ * [N, C, 1, 1] (the gate of a Mul). A product of two run-time tensors is
+ * the IR's mul: of one shape, or a gate of one value per channel.
  */
 #include <math.h>
 #include <stdlib.h>
