@@ -196,6 +196,20 @@ static bool graph_inputs(OxCtx *cx, const Onnx__GraphProto *gp) {
   return ok;
 }
 
+/* Every node names its op; the pattern matchers and the op table rely on it. */
+static bool have_op_types(OxCtx *cx) {
+  bool ok = true;
+  for (int i = 0; i < cx->nnodes; i++) {
+    const Onnx__NodeProto *n = cx->nodes[i];
+    if (n && (!n->op_type || !*n->op_type)) {
+      cx->node = NULL;
+      ox_error(cx, "node %d has no op_type", i);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 /* Every node's op must be in the table: all the others are reported. */
 static bool check_ops(OxCtx *cx) {
   int bad = 0;
@@ -205,12 +219,8 @@ static bool check_ops(OxCtx *cx) {
     const Onnx__NodeProto *n = cx->nodes[i];
     if (!n)
       continue;
-    if (!n->op_type || !*n->op_type) {
-      cx->node = NULL;
-      ox_error(cx, "node %d has no op_type", i);
-      bad++;
-      continue;
-    }
+    if (!n->op_type || !*n->op_type)
+      continue; /* reported by have_op_types */
     const char *dom = n->domain && *n->domain ? n->domain : "ai.onnx";
     if (ox_op_find(n->domain, n->op_type, cx->opset))
       continue;
@@ -356,7 +366,7 @@ static Graph *load(OxCtx *cx) {
   for (int i = 0; i < cx->nnodes; i++)
     cx->nodes[i] = gp->node[i];
   if (ok) {
-    ok = initializers(cx, gp);
+    ok = initializers(cx, gp) && have_op_types(cx);
     if (ok)
       ox_patterns(cx);
     count_uses(cx, gp);
