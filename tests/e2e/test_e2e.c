@@ -298,7 +298,9 @@ static const char *runner_value(const char *text, const char *key, char *buf, si
 /* The .so through CNNCC_E2E_RUNNER (an emulator and tests/e2e/cross_runner.c
    built for the target): every batch of CNNCC_E2E_BATCHES (default 1,3)
    with every thread count of CNNCC_E2E_THREADS (default 1,2), each run a
-   process of its own; its cnn_info as the runner prints it. */
+   process of its own; its cnn_info as the runner prints it. The outputs of
+   a batch are bit-identical for every thread count (docs/performance.md:
+   the same chunks in the same order), which is checked too. */
 static void run_cross(const char *net, const char *runner, const char *so, const char *tmpdir,
                       const char *dir, json_t *man, const char *in_name, const char *out_name) {
   size_t in_n = 1, out_n = 1;
@@ -321,6 +323,7 @@ static void run_cross(const char *net, const char *runner, const char *so, const
     FILE *f = fopen(in_path, "wb");
     cr_assert(f && fwrite(x, sizeof *x, batches[b] * in_n, f) == batches[b] * in_n &&
               fclose(f) == 0);
+    float *y0 = NULL; /* the output with threads[0] */
     for (int t = 0; t < nt; t++) {
       unlink(out_path);
       snprintf(cmd, sizeof cmd, "%s '%s' '%s' %d %d '%s' 2>&1", runner, so, in_path, batches[b],
@@ -348,8 +351,16 @@ static void run_cross(const char *net, const char *runner, const char *so, const
       snprintf(how, sizeof how, "threads %d under %s", threads[t], target ? target : "a runner");
       compare(net, batches[b], how, y, ref, batches[b] * out_n, out_n,
               atof(runner_value(text, "run_seconds", v, sizeof v)));
+      if (!y0) {
+        y0 = y;
+        continue;
+      }
+      cr_expect(!memcmp(y, y0, batches[b] * out_n * sizeof *y),
+                "%s batch %d: the output with %d threads differs from the one with %d", net,
+                batches[b], threads[t], threads[0]);
       free(y);
     }
+    free(y0);
     free(x);
     free(ref);
   }
