@@ -99,6 +99,16 @@ static int opt_emit(Options *o, const char *v, Diag *d) {
   o->emit = k == 1 ? EMIT_LLVM : k == 2 ? EMIT_ASM : k == 3 ? EMIT_OBJ : EMIT_SO;
   return 0;
 }
+/* --emit=header: a row of its own, before --emit's (whose kinds are the
+   code and graph outputs), so that it is matched first. */
+static int opt_emit_header(Options *o, const char *v, Diag *d) {
+  o->emit_header = true;
+  return 0;
+}
+static int opt_header(Options *o, const char *v, Diag *d) {
+  o->header = v;
+  return 0;
+}
 static int opt_target_cpu(Options *o, const char *v, Diag *d) {
   o->target_cpu = v;
   return 0;
@@ -197,6 +207,11 @@ static const OptionDef options[] = {
      "list the passes and exit"},
     {"--print-after", NULL, true, NULL, opt_print_after, "--print-after=PASS",
      "print the IR after PASS (or 'all') to stderr"},
+    {"--emit=header", NULL, false, NULL, opt_emit_header, "--emit=header",
+     "the typed C header of the network (names, sizes, inline\n"
+     "wrappers over cnn_run; docs/abi.md) instead of code"},
+    {"--header", NULL, true, NULL, opt_header, "--header FILE",
+     "also write the typed C header to FILE (with a .so)"},
     {"--emit", NULL, true, NULL, opt_emit, "--emit=KIND",
      "so (default) | obj | asm | llvm | ir (IR text) | dot (Graphviz;\n"
      "after the passes, or as written with -O0)"},
@@ -375,7 +390,10 @@ bool options_passes(const Options *o, PassOptions *po, Diag *d) {
 const char *options_default_output(const Options *o, char *buf, size_t n) {
   static const char *const exts[] = {
       [EMIT_LLVM] = ".ll", [EMIT_ASM] = ".s", [EMIT_OBJ] = ".o", [EMIT_SO] = ".so"};
-  const char *ext = o->emit_ir ? ".ir" : o->emit_dot ? ".dot" : exts[o->emit];
+  const char *ext = o->emit_header ? ".h"
+                    : o->emit_ir   ? ".ir"
+                    : o->emit_dot  ? ".dot"
+                                   : exts[o->emit];
   const char *base = strrchr(o->spec, '/');
   base = base ? base + 1 : o->spec;
   size_t len = strlen(base);

@@ -4,7 +4,8 @@
 # 1. cmake --install BUILD_DIR --prefix WORK_DIR/prefix
 # 2. the installed cnncc compiles a spec (finding its runtime beside it)
 # 3. examples/cmake-consumer is configured with -DCMAKE_PREFIX_PATH=prefix,
-#    built (cnncc_add_model compiles LeNet-5) and run
+#    built (cnncc_add_model compiles LeNet-5 and its typed header) and its
+#    two hosts run (classify by dlopen, typed linked through lenet5.h)
 # 4. pkg-config --cflags cnncc (PKG_CONFIG_PATH=prefix/lib/pkgconfig) points
 #    at prefix/include, and a host compiles with just those flags
 set -euo pipefail
@@ -32,6 +33,11 @@ cmake --build "$work/consumer" >"$work/consumer-build.log"
 out=$("$work/consumer/classify")
 echo "  $out"
 case $out in lenet5:*) ;; *) echo "install-test: unexpected output from classify"; exit 1;; esac
+out=$("$work/consumer/typed")
+echo "$out" | sed 's/^/  /'
+[ -f "$work/consumer/lenet5.h" ] || { echo "install-test: HEADER wrote no lenet5.h"; exit 1; }
+[ "$(echo "$out" | grep -c '^lenet5: sample [01]: class [0-9]$')" -eq 2 ] ||
+  { echo "install-test: unexpected output from typed"; exit 1; }
 
 step "pkg-config --cflags cnncc"
 cflags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags cnncc | xargs)
