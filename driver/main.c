@@ -172,11 +172,11 @@ static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress 
   progress_done(prog);
   if (o->stats)
     report_stats(g, kernels0, convs0, stderr);
-  if (o->emit_ir || o->emit_dot)
-    return report_write_graph(g, o->emit_dot, o->output, d) ? 0 : EXIT_USER;
   if (o->emit_header)
     return header_write(g, o->output, d) ? 0 : EXIT_USER;
-  int rc = compile(g, o, prog, d);
+  int rc = o->emit_ir || o->emit_dot
+               ? (report_write_graph(g, o->emit_dot, o->output, d) ? 0 : EXIT_USER)
+               : compile(g, o, prog, d);
   return rc == 0 ? write_header_too(g, o, d) : rc;
 }
 
@@ -190,11 +190,12 @@ int main(int argc, char **argv) {
     diag_free(d);
     return rc - 1;
   }
-  /* The passes and the output's directory are checked before any work. */
+  /* The passes and the outputs' directories are checked before any work. */
   char defout[PATH_MAX];
   if (!o.output)
     o.output = options_default_output(&o, defout, sizeof defout);
-  if (!options_passes(&o, &po, d) || (strcmp(o.output, "-") != 0 && !output_dir_ok(o.output, d))) {
+  if (!options_passes(&o, &po, d) || (strcmp(o.output, "-") != 0 && !output_dir_ok(o.output, d)) ||
+      (o.header && !output_dir_ok(o.header, d))) {
     diag_free(d);
     return EXIT_USER;
   }

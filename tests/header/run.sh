@@ -29,6 +29,17 @@ for h in lenet5 resnet50 tiny awkward; do
   [ -s "$work/$h.h" ] || { echo "header-test: $h.h was not written"; exit 1; }
 done
 
+step "--emit=header names its output NET.h; a --header that cannot be written leaves no .so"
+(cd "$work" && "$cnncc" "$src/examples/lenet5.yaml" --emit=header -q && cmp -s lenet5.h "$work/lenet5.h") ||
+  { echo "header-test: --emit=header without -o did not write the same lenet5.h"; exit 1; }
+if "$cnncc" "$src/examples/lenet5.yaml" -o "$work/gone.so" --header "$work/no-dir/gone.h" -q \
+     2>"$work/gone.err"; then
+  echo "header-test: --header into a missing directory succeeded"; exit 1
+fi
+grep -q "cannot write '$work/no-dir/gone.h'" "$work/gone.err" ||
+  { cat "$work/gone.err"; echo "header-test: no message naming the header"; exit 1; }
+[ ! -e "$work/gone.so" ] || { echo "header-test: the .so was left behind"; exit 1; }
+
 inc=(-I"$work" -I"$src/runtime")
 printf '#include "lenet5.h"\n#include "resnet50.h"\n#include "tiny.h"\n#include "awkward.h"\nint main(void) { return 0; }\n' \
   >"$work/all.c"
