@@ -13,6 +13,7 @@
  *   backend/winograd.c  3x3 stride-1 convs by Winograd F(4x4) / F(2x2)
  *   backend/gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   backend/tiles.c     geometry the kernels share (row tiles, borders)
+ *   backend/activation.c  the activations, on a float or a vector
  *   backend/loops.c     the vocabulary of LLVM IR building
  *   backend/target.c    target machine, optimization, emission, link
  *   backend/tuning.c    the --tune keys (Tuning, below)

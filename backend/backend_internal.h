@@ -20,6 +20,8 @@
  *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
+ *   activation.c  the activations (Act) on a float or a vector: every
+ *               epilogue and activation op calls be_act
  *   loops.c     the vocabulary of LLVM IR building: constants, counted
  *               loops, ifs, typed and vector loads and stores, intrinsics
  *   target.c    target machine, optimization, asm/obj emission, the link
@@ -128,6 +130,10 @@ void be_vst(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, unsig
 LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx);
 LLVMValueRef be_vfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
 LLVMValueRef be_vrelu(BeCtx *c, LLVMValueRef x);
+/* The first m of 16 floats at base[idx] (align 4; the other lanes 0), and
+   their store: llvm.masked.load/store, or a plain vector op for m = 16. */
+LLVMValueRef be_vld_masked(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, int m);
+void be_vst_masked(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int m);
 
 /* A scalar variable (alloca in the entry block; mem2reg promotes it). */
 LLVMValueRef be_var(BeCtx *c, LLVMTypeRef t, const char *name);
@@ -155,6 +161,11 @@ void be_endif(BeCtx *c, BeIf *f);
 void be_func_begin(BeCtx *c, LLVMValueRef fn);
 void be_func_attrs(BeCtx *c, LLVMValueRef fn);
 void be_add_enum_attr(BeCtx *c, LLVMValueRef fn, unsigned idx, const char *name);
+
+/* ------------------------------------------------------------- activation.c */
+
+/* a's activation of x, a float or a <16 x float> (ACT_NONE: x itself). */
+LLVMValueRef be_act(BeCtx *c, const Act *a, LLVMValueRef x);
 
 /* ------------------------------------------------------- kernel arguments */
 
@@ -253,12 +264,22 @@ void be_emit_nchw_conv(BeCtx *c, KArgs *k);
 void be_emit_nchw_maxpool(BeCtx *c, KArgs *k);
 void be_emit_nchw_avgpool(BeCtx *c, KArgs *k);
 void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k);
+void be_emit_nchw_adaptive_maxpool(BeCtx *c, KArgs *k);
 void be_emit_nchw_affine(BeCtx *c, KArgs *k);
 void be_emit_eltwise(BeCtx *c, KArgs *k); /* any layout */
 void be_emit_nchw_lrn(BeCtx *c, KArgs *k);
 void be_emit_nchw_linear(BeCtx *c, KArgs *k);
 void be_emit_nchw_concat(BeCtx *c, KArgs *k);
 void be_emit_nchw_softmax(BeCtx *c, KArgs *k);
+/* mul: inputs of one shape run as be_emit_eltwise; one value per channel
+   of the other (the input be_mul_big_input is not) by channel planes. */
+bool be_mul_same_shape(const BeConfig *cf, const Node *n);
+int be_mul_big_input(const Node *n);
+void be_emit_nchw_mul_channels(BeCtx *c, KArgs *k);
+void be_emit_nchw_parameter(BeCtx *c, KArgs *k);
+void be_emit_nchw_channel_shuffle(BeCtx *c, KArgs *k);
+int64_t be_work_nchw_pixel_vectors(const BeConfig *cf, const Node *n); /* ceil(H*W / 16) */
+void be_emit_nchw_layernorm(BeCtx *c, KArgs *k);
 
 /* blocked.c: kernels on NCHW16c. */
 int64_t be_work_conv_blocked(const BeConfig *cf, const Node *n);
@@ -268,8 +289,13 @@ int64_t be_work_blocks_rows(const BeConfig *cf, const Node *n); /* (C/16) * OH *
 int64_t be_work_blocks(const BeConfig *cf, const Node *n);      /* C/16 */
 void be_emit_pool_blocked(BeCtx *c, KArgs *k);
 void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
+void be_emit_adaptive_maxpool_blocked(BeCtx *c, KArgs *k);
 void be_emit_affine_blocked(BeCtx *c, KArgs *k);
 void be_emit_concat_blocked(BeCtx *c, KArgs *k);
+void be_emit_mul_blocked(BeCtx *c, KArgs *k);
+void be_emit_channel_shuffle_blocked(BeCtx *c, KArgs *k);
+int64_t be_work_rows(const BeConfig *cf, const Node *n); /* H */
+void be_emit_layernorm_blocked(BeCtx *c, KArgs *k);
 int64_t be_work_reorder(const BeConfig *cf, const Node *n);
 void be_emit_reorder(BeCtx *c, KArgs *k);
 

@@ -29,7 +29,10 @@
  *   conv2d            (oc group of OCB blocks) x (output row), or
  *                     (row) x (oc group) where that reads less (conv_plan)
  *   pooling           (channel block) x (output row)
- *   affine, concat    channel block
+ *   layernorm         output row (all channels)
+ *   affine, concat,   channel block
+ *   mul by channel,
+ *   channel_shuffle
  *   reorder           channel block
  */
 #include <math.h>
@@ -43,9 +46,7 @@
 static LLVMValueRef vepi(BeCtx *c, KArgs *k, LLVMValueRef v, LLVMValueRef idx) {
   if (k->res)
     v = be_fadd(c, v, be_vld(c, k->res, idx, 64));
-  if (k->n->epi.act == ACT_RELU)
-    v = be_vrelu(c, v);
-  return v;
+  return be_act(c, &k->n->epi.act, v);
 }
 
 /* ------------------------------------------------------------- conv plan */
@@ -296,8 +297,7 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
       LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, r->acc[j][q], "");
       if (k->res)
         v = be_fadd(c, v, be_vld(c, k->res, be_addk(c, rbase, q * 16), 64));
-      if (k->n->epi.act == ACT_RELU)
-        v = be_vrelu(c, v);
+      v = be_act(c, &k->n->epi.act, v);
       be_vst(c, r->obase[j], be_addk(c, obase, q * 16), v, 64);
     }
   }
@@ -398,6 +398,7 @@ int64_t be_work_blocks_rows(const BeConfig *cf, const Node *n) {
   return n->shape.d[0] / 16 * n->shape.d[1];
 }
 int64_t be_work_blocks(const BeConfig *cf, const Node *n) { return n->shape.d[0] / 16; }
+int64_t be_work_rows(const BeConfig *cf, const Node *n) { return n->shape.d[1]; }
 
 /* Max and average pooling, one output row of one channel block per item. */
 void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
@@ -466,7 +467,9 @@ void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
   be_for_end(c, &it);
 }
 
-void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k) {
+/* Adaptive average or max pooling over PyTorch's bins, a vector of 16
+   channels at a time. */
+static void adaptive_pool_blocked(BeCtx *c, KArgs *k, bool max) {
   const Node *n = k->n;
   const Shape *is = &n->in[0]->shape;
   int64_t IH = is->d[1], IW = is->d[2];
@@ -484,25 +487,32 @@ void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k) {
   BeLoop ow;
   be_for(c, &ow, be_i64(c, 0), be_i64(c, OW), "ow");
   LLVMValueRef w0 = be_ld_i64(c, tws, ow.iv), w1 = be_ld_i64(c, twe, ow.iv);
-  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  LLVMBuildStore(c->b, max ? be_vsplat(c, be_f32(c, -INFINITY)) : LLVMConstNull(c->t_v16), acc);
   BeLoop ih;
   be_for(c, &ih, h0, h1, "ih");
   LLVMValueRef xrow = be_add(c, xplane, be_mulk(c, ih.iv, IW * 16));
   BeLoop iw;
   be_for(c, &iw, w0, w1, "iw");
   LLVMValueRef cur = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
-  LLVMBuildStore(
-      c->b, be_fadd(c, cur, be_vld(c, k->in[0], be_add(c, xrow, be_mulk(c, iw.iv, 16)), 64)), acc);
+  LLVMValueRef xv = be_vld(c, k->in[0], be_add(c, xrow, be_mulk(c, iw.iv, 16)), 64);
+  LLVMBuildStore(c->b, max ? be_fmax_nan(c, cur, xv) : be_fadd(c, cur, xv), acc);
   be_for_end(c, &iw);
   be_for_end(c, &ih);
-  LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
-  LLVMValueRef v =
-      be_fdiv(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), be_vsplat(c, be_sitofp(c, cnt)));
+  LLVMValueRef v;
+  if (max) {
+    v = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
+  } else {
+    LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
+    v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), be_vsplat(c, be_sitofp(c, cnt)));
+  }
   LLVMValueRef yi = be_mulk(c, be_add(c, be_mulk(c, it.iv, OW), ow.iv), 16);
   be_vst(c, k->out, yi, vepi(c, k, v, yi), 64);
   be_for_end(c, &ow);
   be_for_end(c, &it);
 }
+
+void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k) { adaptive_pool_blocked(c, k, false); }
+void be_emit_adaptive_maxpool_blocked(BeCtx *c, KArgs *k) { adaptive_pool_blocked(c, k, true); }
 
 /* ------------------------------------------------------ batchnorm, scale-shift */
 
@@ -535,6 +545,28 @@ void be_emit_affine_blocked(BeCtx *c, KArgs *k) {
   be_for_end(c, &it);
 }
 
+/* ---------------------------------------------------------------------- mul */
+
+/* mul by one value per channel on NCHW16c: one channel block per item, its
+   16 values one vector (the small input, [C, 1, 1] or [C], is the same
+   bytes in either layout). */
+void be_emit_mul_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int big = be_mul_big_input(n);
+  int64_t HW = n->shape.d[1] * n->shape.d[2];
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "cb");
+  LLVMValueRef gate = be_vld(c, k->in[1 - big], be_mulk(c, it.iv, 16), 4);
+  LLVMValueRef base = be_mulk(c, it.iv, HW * 16);
+  BeLoop i;
+  be_for(c, &i, be_i64(c, 0), be_i64(c, HW), "p");
+  LLVMValueRef idx = be_add(c, base, be_mulk(c, i.iv, 16));
+  LLVMValueRef v = be_fmul(c, be_vld(c, k->in[big], idx, 64), gate);
+  be_vst(c, k->out, idx, vepi(c, k, v, idx), 64);
+  be_for_end(c, &i);
+  be_for_end(c, &it);
+}
+
 /* ------------------------------------------------------------------- concat */
 
 /* As the NCHW concat, in units of 16-channel blocks (each contiguous). */
@@ -556,6 +588,96 @@ void be_emit_concat_blocked(BeCtx *c, KArgs *k) {
     be_endif(c, &f);
     off += Bi;
   }
+}
+
+/* ---------------------------------------------------------------- layernorm */
+
+/* The sum of v's 16 lanes (in any order). */
+static LLVMValueRef hsum(BeCtx *c, LLVMValueRef v) {
+  LLVMTypeRef t = c->t_v16;
+  LLVMValueRef args[2] = {be_f32(c, 0.0f), v};
+  LLVMValueRef s = be_intrinsic(c, "llvm.vector.reduce.fadd", &t, 1, args, 2);
+  if (LLVMCanValueUseFastMathFlags(s))
+    LLVMSetFastMathFlags(s, LLVMFastMathAllowReassoc);
+  return s;
+}
+
+/* LayerNorm over the channels of each pixel on NCHW16c: one output row per
+   item; per pixel, the channel blocks summed as vectors, then their lanes
+   (mean, then the mean of squared deviations), then normalized. */
+void be_emit_layernorm_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t C = n->shape.d[0], NB = C / 16, W = n->shape.d[2], HW = n->shape.d[1] * W;
+  LLVMValueRef acc = be_var(c, c->t_v16, "acc");
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "row");
+  BeLoop w;
+  be_for(c, &w, be_i64(c, 0), be_i64(c, W), "w");
+  LLVMValueRef pix = be_mulk(c, be_add(c, be_mulk(c, it.iv, W), w.iv), 16);
+  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  BeLoop b1;
+  be_for(c, &b1, be_i64(c, 0), be_i64(c, NB), "b");
+  LLVMValueRef xv = be_vld(c, k->in[0], be_add(c, be_mulk(c, b1.iv, HW * 16), pix), 64);
+  LLVMBuildStore(c->b, be_fadd(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), xv), acc);
+  be_for_end(c, &b1);
+  LLVMValueRef mean = be_vsplat(
+      c, be_fmul(c, hsum(c, LLVMBuildLoad2(c->b, c->t_v16, acc, "")), be_f32(c, 1.0f / (float)C)));
+  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  BeLoop b2;
+  be_for(c, &b2, be_i64(c, 0), be_i64(c, NB), "b");
+  LLVMValueRef d =
+      be_fsub(c, be_vld(c, k->in[0], be_add(c, be_mulk(c, b2.iv, HW * 16), pix), 64), mean);
+  LLVMBuildStore(c->b, be_fmuladd(c, d, d, LLVMBuildLoad2(c->b, c->t_v16, acc, "")), acc);
+  be_for_end(c, &b2);
+  LLVMValueRef var =
+      be_fmul(c, hsum(c, LLVMBuildLoad2(c->b, c->t_v16, acc, "")), be_f32(c, 1.0f / (float)C));
+  LLVMValueRef rstd =
+      be_vsplat(c, be_fdiv(c, be_f32(c, 1.0f),
+                           be_fcall1(c, "llvm.sqrt", be_fadd(c, var, be_f32(c, n->attr.eps)))));
+  BeLoop b3;
+  be_for(c, &b3, be_i64(c, 0), be_i64(c, NB), "b");
+  LLVMValueRef idx = be_add(c, be_mulk(c, b3.iv, HW * 16), pix);
+  LLVMValueRef y = be_fmul(c, be_fsub(c, be_vld(c, k->in[0], idx, 64), mean), rstd);
+  LLVMValueRef pi = be_mulk(c, b3.iv, 16);
+  y = be_vfma(c, y, be_vld(c, k->par[P_WEIGHT], pi, 64), be_vld(c, k->par[P_BIAS], pi, 64));
+  be_vst(c, k->out, idx, y, 64);
+  be_for_end(c, &b3);
+  be_for_end(c, &w);
+  be_for_end(c, &it);
+}
+
+/* ---------------------------------------------------------- channel shuffle */
+
+/* One output block per item: lane l of output channel o = b*16 + l comes
+   from input channel src(o) (be_emit_nchw_channel_shuffle), whose element
+   of pixel p is at src/16 * HW*16 + p*16 + src%16: a constant table of
+   those offsets at p = 0, then a gather of 16 floats per pixel. */
+void be_emit_channel_shuffle_blocked(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t C = n->shape.d[0], HW = n->shape.d[1] * n->shape.d[2], G = n->attr.groups;
+  int64_t *src = xmalloc(sizeof(int64_t) * (size_t)C);
+  for (int64_t o = 0; o < C; o++) {
+    int64_t s = (o % G) * (C / G) + o / G;
+    src[o] = s / 16 * HW * 16 + s % 16;
+  }
+  LLVMValueRef table = be_table_i64(c, "shuffle16.src", src, (int)C);
+  free(src);
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "cb");
+  LLVMValueRef off[16];
+  for (int l = 0; l < 16; l++)
+    off[l] = be_ld_i64(c, table, be_addk(c, be_mulk(c, it.iv, 16), l));
+  LLVMValueRef obase = be_mulk(c, it.iv, HW * 16);
+  BeLoop p;
+  be_for(c, &p, be_i64(c, 0), be_i64(c, HW), "p");
+  LLVMValueRef pix = be_mulk(c, p.iv, 16);
+  LLVMValueRef v = LLVMGetPoison(c->t_v16);
+  for (int l = 0; l < 16; l++)
+    v = LLVMBuildInsertElement(c->b, v, be_ld(c, k->in[0], be_add(c, off[l], pix)), be_i32(c, l),
+                               "");
+  be_vst(c, k->out, be_add(c, obase, pix), v, 64);
+  be_for_end(c, &p);
+  be_for_end(c, &it);
 }
 
 /* ------------------------------------------------------------------ reorder */

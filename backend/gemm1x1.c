@@ -63,34 +63,6 @@ int64_t be_work_conv_gemm1x1(const BeConfig *cf, const Node *n) {
   return p.NT * p.NPC;
 }
 
-/* <16 x i1> with the first m lanes set. */
-static LLVMValueRef lane_mask(BeCtx *c, int m) {
-  LLVMTypeRef t_i1 = LLVMInt1TypeInContext(c->ctx);
-  LLVMValueRef el[16];
-  for (int i = 0; i < 16; i++)
-    el[i] = LLVMConstInt(t_i1, i < m, 0);
-  return LLVMConstVector(el, 16);
-}
-
-static LLVMValueRef masked_ld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, int m) {
-  if (m == 16)
-    return be_vld(c, base, idx, 4);
-  LLVMTypeRef tys[2] = {c->t_v16, c->t_ptr};
-  LLVMValueRef args[4] = {be_fptr(c, base, idx), be_i32(c, 4), lane_mask(c, m),
-                          LLVMConstNull(c->t_v16)};
-  return be_intrinsic(c, "llvm.masked.load", tys, 2, args, 4);
-}
-
-static void masked_st(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int m) {
-  if (m == 16) {
-    be_vst(c, base, idx, v, 4);
-    return;
-  }
-  LLVMTypeRef tys[2] = {c->t_v16, c->t_ptr};
-  LLVMValueRef args[4] = {v, be_fptr(c, base, idx), be_i32(c, 4), lane_mask(c, m)};
-  be_intrinsic(c, "llvm.masked.store", tys, 2, args, 4);
-}
-
 /* One tile of mr rows from oc0 and npix pixels from p0 (both constant
    shapes; oc0 and p0 are values). */
 static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][4], int mr,
@@ -112,7 +84,7 @@ static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][
   LLVMValueRef a[8][4], xv[4];
   LLVMValueRef xi = be_add(c, be_mulk(c, ic.iv, p->P), p0);
   for (int v = 0; v < nv; v++)
-    xv[v] = masked_ld(c, x, be_addk(c, xi, v * 16), v == nv - 1 ? mlast : 16);
+    xv[v] = be_vld_masked(c, x, be_addk(c, xi, v * 16), v == nv - 1 ? mlast : 16);
   LLVMValueRef wi = be_add(c, wrow, ic.iv);
   for (int r = 0; r < mr; r++) {
     LLVMValueRef wb = be_vbcast(c, w, be_addk(c, wi, (int64_t)r * p->IC));
@@ -131,10 +103,9 @@ static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][
       LLVMValueRef idx = be_addk(c, obase, v * 16);
       LLVMValueRef val = LLVMBuildLoad2(c->b, c->t_v16, acc[r][v], "");
       if (k->res)
-        val = be_fadd(c, val, masked_ld(c, k->res, idx, m));
-      if (n->epi.act == ACT_RELU)
-        val = be_vrelu(c, val);
-      masked_st(c, k->out, idx, val, m);
+        val = be_fadd(c, val, be_vld_masked(c, k->res, idx, m));
+      val = be_act(c, &n->epi.act, val);
+      be_vst_masked(c, k->out, idx, val, m);
     }
   }
 }

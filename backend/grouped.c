@@ -162,8 +162,7 @@ static void emit_gtile(BeCtx *c, GRow *r, LLVMValueRef ow0, int64_t ow0c, int w)
     LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, r->acc[q], "");
     if (k->res)
       v = be_fadd(c, v, be_vld(c, k->res, be_addk(c, rbase, q * 16), 64));
-    if (k->n->epi.act == ACT_RELU)
-      v = be_vrelu(c, v);
+    v = be_act(c, &k->n->epi.act, v);
     be_vst(c, r->obase, be_addk(c, obase, q * 16), v, 64);
   }
 }

@@ -195,6 +195,34 @@ LLVMValueRef be_vfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc)
   return intrinsic(c, "llvm.fma", 3, args);
 }
 
+/* <16 x i1> with the first m lanes set. */
+static LLVMValueRef lane_mask(BeCtx *c, int m) {
+  LLVMTypeRef t_i1 = LLVMInt1TypeInContext(c->ctx);
+  LLVMValueRef el[16];
+  for (int i = 0; i < 16; i++)
+    el[i] = LLVMConstInt(t_i1, i < m, 0);
+  return LLVMConstVector(el, 16);
+}
+
+LLVMValueRef be_vld_masked(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, int m) {
+  if (m == 16)
+    return be_vld(c, base, idx, 4);
+  LLVMTypeRef tys[2] = {c->t_v16, c->t_ptr};
+  LLVMValueRef args[4] = {be_fptr(c, base, idx), be_i32(c, 4), lane_mask(c, m),
+                          LLVMConstNull(c->t_v16)};
+  return be_intrinsic(c, "llvm.masked.load", tys, 2, args, 4);
+}
+
+void be_vst_masked(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, int m) {
+  if (m == 16) {
+    be_vst(c, base, idx, v, 4);
+    return;
+  }
+  LLVMTypeRef tys[2] = {c->t_v16, c->t_ptr};
+  LLVMValueRef args[4] = {v, be_fptr(c, base, idx), be_i32(c, 4), lane_mask(c, m)};
+  be_intrinsic(c, "llvm.masked.store", tys, 2, args, 4);
+}
+
 LLVMValueRef be_vrelu(BeCtx *c, LLVMValueRef x) {
   LLVMValueRef zero = LLVMConstNull(c->t_v16);
   LLVMValueRef neg = LLVMBuildFCmp(c->b, LLVMRealOLT, x, zero, "");

@@ -5,13 +5,17 @@
  *
  * Work items (the runtime splits [0, work) into contiguous chunks):
  *   conv2d, maxpool, avgpool,        one output row of one channel
- *   adaptive_avgpool                 (item = c * OH + oh); a pointwise conv
+ *   adaptive_avgpool/maxpool         (item = c * OH + oh); a pointwise conv
  *                                    (1x1, stride 1, unpadded): one channel
  *                                    plane
  *   batchnorm, scaleshift, lrn,      one channel plane
- *   concat
+ *   concat, channel_shuffle
  *   linear                           one output feature
- *   relu, add, mean, scale           a chunk of BE_CHUNK elements (any layout)
+ *   relu and the other activations,  a chunk of BE_CHUNK elements (any layout)
+ *   add, mean, scale, mul of one
+ *   shape, parameter
+ *   mul by one value per channel     one channel plane
+ *   layernorm                        16 pixels (all channels)
  *   softmax                          one spatial position (all channels)
  *
  * Shapes, strides, padding and dilation are compile-time constants. The
@@ -71,12 +75,10 @@ static void valid_cols(int64_t in, int64_t out, int64_t k, int64_t stride, int64
 static LLVMValueRef epi_value(BeCtx *c, KArgs *k, LLVMValueRef v, LLVMValueRef idx) {
   if (k->res)
     v = be_fadd(c, v, be_ld(c, k->res, idx));
-  if (k->n->epi.act == ACT_RELU)
-    v = be_relu(c, v);
-  return v;
+  return be_act(c, &k->n->epi.act, v);
 }
 
-bool be_has_epilogue(const Node *n) { return n->epi.residual >= 0 || n->epi.act != ACT_NONE; }
+bool be_has_epilogue(const Node *n) { return n->epi.residual >= 0 || n->epi.act.kind != ACT_NONE; }
 
 /* The epilogue over out[start, start + len), in place. */
 static void epi_range_at(BeCtx *c, KArgs *k, LLVMValueRef out, LLVMValueRef start, int64_t len) {
@@ -309,7 +311,9 @@ void be_emit_nchw_avgpool(BeCtx *c, KArgs *k) {
   be_for_end(c, &it);
 }
 
-void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k) {
+/* Adaptive average or max pooling over PyTorch's bins (a NaN wins the
+   max, as in max pooling). */
+static void adaptive_pool(BeCtx *c, KArgs *k, bool max) {
   const Node *n = k->n;
   const Shape *is = &n->in[0]->shape;
   int64_t IH = is->d[1], IW = is->d[2];
@@ -318,7 +322,7 @@ void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k) {
   LLVMValueRef tws, twe;
   be_adaptive_bins(c, IW, OW, &tws, &twe);
 
-  LLVMValueRef sum = be_var(c, c->t_f32, "sum");
+  LLVMValueRef sum = be_var(c, c->t_f32, max ? "max" : "sum");
   BeLoop it;
   be_for(c, &it, k->lo, k->hi, "row");
   LLVMValueRef ch = be_sdiv(c, it.iv, be_i64(c, OH));
@@ -330,23 +334,32 @@ void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k) {
   BeLoop ow;
   be_for(c, &ow, be_i64(c, 0), be_i64(c, OW), "ow");
   LLVMValueRef w0 = be_ld_i64(c, tws, ow.iv), w1 = be_ld_i64(c, twe, ow.iv);
-  LLVMBuildStore(c->b, be_f32(c, 0), sum);
+  LLVMBuildStore(c->b, be_f32(c, max ? -INFINITY : 0), sum);
   BeLoop ih;
   be_for(c, &ih, h0, h1, "ih");
   LLVMValueRef xrow = be_add(c, xplane, be_mulk(c, ih.iv, IW));
   BeLoop iw;
   be_for(c, &iw, w0, w1, "iw");
   LLVMValueRef s = LLVMBuildLoad2(c->b, c->t_f32, sum, "");
-  LLVMBuildStore(c->b, be_fadd(c, s, be_ld(c, k->in[0], be_add(c, xrow, iw.iv))), sum);
+  LLVMValueRef xv = be_ld(c, k->in[0], be_add(c, xrow, iw.iv));
+  LLVMBuildStore(c->b, max ? be_fmax_nan(c, s, xv) : be_fadd(c, s, xv), sum);
   be_for_end(c, &iw);
   be_for_end(c, &ih);
-  LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
-  LLVMValueRef v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_f32, sum, ""), be_sitofp(c, cnt));
+  LLVMValueRef v;
+  if (max) {
+    v = LLVMBuildLoad2(c->b, c->t_f32, sum, "");
+  } else {
+    LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
+    v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_f32, sum, ""), be_sitofp(c, cnt));
+  }
   LLVMValueRef yi = be_add(c, yrow, ow.iv);
   be_st(c, k->out, yi, epi_value(c, k, v, yi));
   be_for_end(c, &ow);
   be_for_end(c, &it);
 }
+
+void be_emit_nchw_adaptive_avgpool(BeCtx *c, KArgs *k) { adaptive_pool(c, k, false); }
+void be_emit_nchw_adaptive_maxpool(BeCtx *c, KArgs *k) { adaptive_pool(c, k, true); }
 
 /* ------------------------------------------------------- per-channel affine */
 
@@ -394,12 +407,14 @@ void be_emit_eltwise(BeCtx *c, KArgs *k) {
   BeLoop i;
   be_for(c, &i, e0, e1, "i");
   LLVMValueRef v = be_ld(c, k->in[0], i.iv);
+  Act act = ir_node_act(n); /* an activation op's own activation */
+  v = be_act(c, &act, v);
   switch (n->op) {
-  case OP_RELU:
-    v = be_relu(c, v);
-    break;
   case OP_SCALE:
     v = be_fmul(c, v, be_f32(c, n->attr.scale));
+    break;
+  case OP_MUL: /* inputs of one shape (be_mul_same_shape) */
+    v = be_fmul(c, v, be_ld(c, k->in[1], i.iv));
     break;
   case OP_ADD:
   case OP_MEAN:
@@ -413,6 +428,115 @@ void be_emit_eltwise(BeCtx *c, KArgs *k) {
   }
   be_st(c, k->out, i.iv, epi_value(c, k, v, i.iv));
   be_for_end(c, &i);
+}
+
+/* ---------------------------------------------------------------------- mul */
+
+bool be_mul_same_shape(const BeConfig *cf, const Node *n) {
+  return shape_eq(&n->in[0]->shape, &n->in[1]->shape);
+}
+
+/* The input of mul n that has n's shape (the other holds one value per
+   channel). */
+int be_mul_big_input(const Node *n) { return shape_eq(&n->in[0]->shape, &n->shape) ? 0 : 1; }
+
+/* mul with one value per channel (squeeze-excitation's gate, a layer
+   scale): one channel plane per item, times its channel's value. */
+void be_emit_nchw_mul_channels(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int big = be_mul_big_input(n);
+  int64_t HW = shape_numel(&n->shape) / chw(&n->shape, 0);
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "ch");
+  LLVMValueRef gate = be_ld(c, k->in[1 - big], it.iv);
+  LLVMValueRef base = be_mulk(c, it.iv, HW);
+  BeLoop i;
+  be_for(c, &i, be_i64(c, 0), be_i64(c, HW), "i");
+  LLVMValueRef idx = be_add(c, base, i.iv);
+  LLVMValueRef v = be_fmul(c, be_ld(c, k->in[big], idx), gate);
+  be_st(c, k->out, idx, epi_value(c, k, v, idx));
+  be_for_end(c, &i);
+  be_for_end(c, &it);
+}
+
+/* ---------------------------------------------------------------- parameter */
+
+/* A parameter op's tensor, copied from the weights into its output (a
+   chunk of BE_CHUNK values per item). Passes fold the usual one, a layer
+   scale, into a scale-shift; this runs at -O0 and for the others. */
+void be_emit_nchw_parameter(BeCtx *c, KArgs *k) {
+  int64_t N = shape_numel(&k->n->shape);
+  LLVMValueRef e0 = be_mulk(c, k->lo, BE_CHUNK);
+  LLVMValueRef e1 = be_smin(c, be_mulk(c, k->hi, BE_CHUNK), be_i64(c, N));
+  BeLoop i;
+  be_for(c, &i, e0, e1, "i");
+  be_st(c, k->out, i.iv, be_ld(c, k->par[P_WEIGHT], i.iv));
+  be_for_end(c, &i);
+}
+
+/* ---------------------------------------------------------------- layernorm */
+
+int64_t be_work_nchw_pixel_vectors(const BeConfig *cf, const Node *n) {
+  int64_t C = chw(&n->shape, 0);
+  return be_cdiv(shape_numel(&n->shape) / C, 16);
+}
+
+/* LayerNorm of the m (<= 16) pixels from p0, one per lane: three passes
+   over the channels (mean; mean of squared deviations, as PyTorch's biased
+   variance; normalize, scale by weight, add bias). */
+static void layernorm_pixels(BeCtx *c, KArgs *k, LLVMValueRef p0, int m) {
+  const Node *n = k->n;
+  int64_t C = chw(&n->shape, 0), HW = shape_numel(&n->shape) / C;
+  LLVMValueRef acc = be_var(c, c->t_v16, "acc");
+  LLVMValueRef invc = be_vsplat(c, be_f32(c, 1.0f / (float)C));
+  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  BeLoop l1;
+  be_for(c, &l1, be_i64(c, 0), be_i64(c, C), "c");
+  LLVMValueRef xv = be_vld_masked(c, k->in[0], be_add(c, be_mulk(c, l1.iv, HW), p0), m);
+  LLVMBuildStore(c->b, be_fadd(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), xv), acc);
+  be_for_end(c, &l1);
+  LLVMValueRef mean = be_fmul(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), invc);
+  LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc);
+  BeLoop l2;
+  be_for(c, &l2, be_i64(c, 0), be_i64(c, C), "c");
+  LLVMValueRef d =
+      be_fsub(c, be_vld_masked(c, k->in[0], be_add(c, be_mulk(c, l2.iv, HW), p0), m), mean);
+  LLVMBuildStore(c->b, be_fmuladd(c, d, d, LLVMBuildLoad2(c->b, c->t_v16, acc, "")), acc);
+  be_for_end(c, &l2);
+  LLVMValueRef var = be_fmul(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), invc);
+  LLVMValueRef rstd =
+      be_fdiv(c, be_vsplat(c, be_f32(c, 1.0f)),
+              be_fcall1(c, "llvm.sqrt", be_fadd(c, var, be_vsplat(c, be_f32(c, n->attr.eps)))));
+  BeLoop l3;
+  be_for(c, &l3, be_i64(c, 0), be_i64(c, C), "c");
+  LLVMValueRef idx = be_add(c, be_mulk(c, l3.iv, HW), p0);
+  LLVMValueRef y = be_fmul(c, be_fsub(c, be_vld_masked(c, k->in[0], idx, m), mean), rstd);
+  y = be_fmuladd(c, y, be_vbcast(c, k->par[P_WEIGHT], l3.iv), be_vbcast(c, k->par[P_BIAS], l3.iv));
+  be_vst_masked(c, k->out, idx, y, m);
+  be_for_end(c, &l3);
+}
+
+/* LayerNorm over the channels of each pixel (ConvNeXt's LayerNorm2d; over
+   the features of a vector): one vector of 16 pixels per item, the last
+   one of a plane masked. */
+void be_emit_nchw_layernorm(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t HW = shape_numel(&n->shape) / chw(&n->shape, 0), NV = be_cdiv(HW, 16);
+  int tail = (int)(HW - (NV - 1) * 16);
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "pv");
+  LLVMValueRef p0 = be_mulk(c, it.iv, 16);
+  if (tail == 16 || NV == 1) {
+    layernorm_pixels(c, k, p0, tail);
+  } else {
+    BeIf last;
+    be_if(c, &last, LLVMBuildICmp(c->b, LLVMIntEQ, it.iv, be_i64(c, NV - 1), ""));
+    layernorm_pixels(c, k, p0, tail);
+    be_else(c, &last);
+    layernorm_pixels(c, k, p0, 16);
+    be_endif(c, &last);
+  }
+  be_for_end(c, &it);
 }
 
 /* ---------------------------------------------------------------------- lrn */
@@ -507,6 +631,23 @@ void be_emit_nchw_concat(BeCtx *c, KArgs *k) {
     be_endif(c, &f);
     off += Ci;
   }
+}
+
+/* ---------------------------------------------------------- channel shuffle */
+
+/* Output channel o = j*g + i is input channel i*(C/g) + j: one plane copied
+   per item. */
+void be_emit_nchw_channel_shuffle(BeCtx *c, KArgs *k) {
+  const Node *n = k->n;
+  int64_t C = n->shape.d[0], HW = n->shape.d[1] * n->shape.d[2], G = n->attr.groups;
+  BeLoop it;
+  be_for(c, &it, k->lo, k->hi, "ch");
+  LLVMValueRef j = be_sdiv(c, it.iv, be_i64(c, G));
+  LLVMValueRef i = be_sub(c, it.iv, be_mulk(c, j, G));
+  LLVMValueRef src = be_add(c, be_mulk(c, i, C / G), j);
+  LLVMBuildMemCpy(c->b, be_fptr(c, k->out, be_mulk(c, it.iv, HW)), 4,
+                  be_fptr(c, k->in[0], be_mulk(c, src, HW)), 4, be_i64(c, HW * 4));
+  be_for_end(c, &it);
 }
 
 /* ------------------------------------------------------------------ softmax */

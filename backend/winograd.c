@@ -499,8 +499,7 @@ static void chunk_outputs(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt, int64_t MG
         LLVMValueRef idx = be_add(c, oplane, be_mulk(c, be_add(c, be_mulk(c, oh, p->OW), ow), 16));
         if (k->res)
           v = be_fadd(c, v, be_vld(c, k->res, idx, 64));
-        if (k->n->epi.act == ACT_RELU)
-          v = be_vrelu(c, v);
+        v = be_act(c, &k->n->epi.act, v);
         be_vst(c, k->out, idx, v, 64);
         if (cx)
           be_endif(c, &fx);

@@ -9,6 +9,8 @@
  *                      --emit=ir/dot
  *   driver/header.c    the typed C header of a network (--emit=header,
  *                      --header FILE)
+ *   driver/emit_spec.c --emit=spec: the spec writer's text and the weights
+ *                      writer's file, under the same parameter names
  *   driver/progress.c  the one-line status display (progress.h)
  *
  * The driver is the only place that reads the command line and the
@@ -41,7 +43,7 @@ typedef struct {
   Tuning tune;  /* --tune KEY=VALUE, over the defaults */
   const char *passes, *print_after, *target_cpu, *target_features;
   EmitKind emit;
-  bool emit_ir, emit_dot;
+  bool emit_ir, emit_dot, emit_spec;
   bool emit_header;          /* --emit=header: the typed C header instead of code */
   const char *header;        /* --header FILE: the header too, beside the output */
   OnnxInputShape shapes[16]; /* --input-shape NAME=CxHxW (ONNX models) */
@@ -80,5 +82,20 @@ bool report_write_graph(const Graph *g, bool dot, const char *path, Diag *d);
 /* The typed C header of g (after the passes) to path ("-": stdout),
    written whole or not at all; false (reported) if it cannot be written. */
 bool header_write(const Graph *g, const char *path, Diag *d);
+
+/* -------------------------------------------------------------- emit_spec.c */
+
+typedef struct Progress Progress;
+/* The weights file written beside a spec: OUT with its extension replaced
+   by .safetensors ("net.yaml" -> "net.safetensors", "net" ->
+   "net.safetensors"), into buf. */
+const char *emit_spec_weights_path(const char *output, char *buf, size_t n);
+/* Before any work: neither file --emit=spec writes is the input spec or the
+   --weights file, and they are two files. false: reported. */
+bool emit_spec_check(const Options *o, Diag *d);
+/* --emit=spec: g (weights bound, before the passes) as a spec at o->output
+   and its weights beside it, both or neither; `-o -`: the spec alone to
+   stdout. Returns the exit status. */
+int emit_spec_write(const Graph *g, const Options *o, Progress *prog, Diag *d);
 
 #endif

@@ -82,11 +82,11 @@ static void setup_progress(Progress *prog, const Options *o) {
   if (o->quiet || o->verbose || o->print_after ||
       (when && (strcmp(when, "never") == 0 || strcmp(when, "0") == 0)))
     progress_disable(prog);
-  progress_plan(
-      prog, o->summary
-                ? 1
-                : 2 + (o->weights != NULL) +
-                      (o->emit_ir || o->emit_dot || o->emit_header ? 0 : 4 + (o->emit == EMIT_SO)));
+  progress_plan(prog, o->summary ? 1
+                                 : 2 + (o->weights != NULL) +
+                                       (o->emit_ir || o->emit_dot || o->emit_header || o->emit_spec
+                                            ? 0
+                                            : 4 + (o->emit == EMIT_SO)));
 }
 
 /* An ONNX model: its weights come with it. */
@@ -166,6 +166,8 @@ static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress 
   if (o->verbose)
     fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name, g->nodes.len,
             (unsigned long long)g->num_params_orig, (double)ir_graph_macs(g) / 1e9);
+  if (o->emit_spec) /* as the frontend made it: before the passes */
+    return emit_spec_write(g, o, prog, d);
   progress_step(prog, "running the passes (-O%d)", o->opt);
   int convs0, kernels0 = report_count_kernels(g, &convs0);
   passes_run(g, po);
@@ -195,7 +197,7 @@ int main(int argc, char **argv) {
   if (!o.output)
     o.output = options_default_output(&o, defout, sizeof defout);
   if (!options_passes(&o, &po, d) || (strcmp(o.output, "-") != 0 && !output_dir_ok(o.output, d)) ||
-      (o.header && !output_dir_ok(o.header, d))) {
+      (o.header && !output_dir_ok(o.header, d)) || (o.emit_spec && !emit_spec_check(&o, d))) {
     diag_free(d);
     return EXIT_USER;
   }

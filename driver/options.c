@@ -84,24 +84,29 @@ static int opt_print_after(Options *o, const char *v, Diag *d) {
   return 0;
 }
 static int opt_emit(Options *o, const char *v, Diag *d) {
-  static const char *const kinds[] = {"ir", "llvm", "asm", "obj", "so", "dot"};
+  static const char *const kinds[] = {"ir", "llvm", "asm", "obj", "so", "dot", "spec"};
   int k = 0;
-  while (k < 6 && strcmp(v, kinds[k]) != 0)
+  while (k < 7 && strcmp(v, kinds[k]) != 0)
     k++;
-  if (k == 6) {
-    const char *s = diag_suggest(v, kinds, 6);
-    diag_plain(d, DIAG_ERROR, "unknown --emit kind '%s' (ir, dot, llvm, asm, obj or so)%s%s%s", v,
+  if (k == 7) {
+    const char *s = diag_suggest(v, kinds, 7);
+    diag_plain(d, DIAG_ERROR,
+               "unknown --emit kind '%s' (ir, dot, spec, llvm, asm, obj or so)%s%s%s", v,
                s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
     return EXIT_USER + 1;
   }
+  o->emit_header = false; /* the last --emit given wins */
   o->emit_ir = k == 0;
   o->emit_dot = k == 5;
+  o->emit_spec = k == 6;
   o->emit = k == 1 ? EMIT_LLVM : k == 2 ? EMIT_ASM : k == 3 ? EMIT_OBJ : EMIT_SO;
   return 0;
 }
 /* --emit=header: a row of its own, before --emit's (whose kinds are the
    code and graph outputs), so that it is matched first. */
 static int opt_emit_header(Options *o, const char *v, Diag *d) {
+  o->emit_ir = o->emit_dot = o->emit_spec = false;
+  o->emit = EMIT_SO;
   o->emit_header = true;
   return 0;
 }
@@ -190,7 +195,7 @@ static int opt_progress(Options *o, const char *v, Diag *d) {
 
 static const OptionDef options[] = {
     {"-o", NULL, true, NULL, opt_output, "-o FILE",
-     "output file (default: SPEC's base name + .so/.ll/.s/.o/.ir)"},
+     "output file (default: SPEC's base name + .so/.ll/.s/.o/.ir/.yaml)"},
     {"--weights", NULL, true, NULL, opt_weights, "--weights FILE",
      "safetensors weights, names as in PyTorch's state_dict()\n"
      "(default: deterministic initialization, see docs/spec.md)"},
@@ -214,7 +219,8 @@ static const OptionDef options[] = {
      "also write the typed C header to FILE (with a .so)"},
     {"--emit", NULL, true, NULL, opt_emit, "--emit=KIND",
      "so (default) | obj | asm | llvm | ir (IR text) | dot (Graphviz;\n"
-     "after the passes, or as written with -O0)"},
+     "after the passes, or as written with -O0) | spec (the network\n"
+     "as a flat spec, OUT.yaml, with its weights, OUT.safetensors)"},
     {"--target-cpu", NULL, true, NULL, opt_target_cpu, "--target-cpu=CPU",
      "LLVM CPU name (default: this host's), e.g. x86-64-v3"},
     {"--target-features", NULL, true, NULL, opt_target_features, "--target-features=F",
@@ -342,6 +348,9 @@ int options_parse(int argc, char **argv, Options *o, Diag *d) {
   }
   if (!o->spec)
     return bad(d, "no spec file given (usage: cnncc SPEC.yaml -o OUT.so; see --help)%s%s", "", "");
+  if (o->header && o->emit_spec) /* the spec is written before the passes; the header after */
+    return bad(d, "--header goes with a compiled output or --emit=ir/dot, not --emit=spec%s%s", "",
+               "");
   return 0;
 }
 
@@ -393,6 +402,7 @@ const char *options_default_output(const Options *o, char *buf, size_t n) {
   const char *ext = o->emit_header ? ".h"
                     : o->emit_ir   ? ".ir"
                     : o->emit_dot  ? ".dot"
+                    : o->emit_spec ? ".yaml"
                                    : exts[o->emit];
   const char *base = strrchr(o->spec, '/');
   base = base ? base + 1 : o->spec;

@@ -17,9 +17,11 @@
  *     ops.c             the op table of the language, with attributes
  *     synonyms.c        an unknown op: other frameworks' names, misspellings
  *     errors.c          spec_error: repeats dropped, at most 50 errors
+ *     write.c           a graph back into the language (--emit=spec)
  *   frontend/weights/   parameter values (weights_internal.h)
  *     safetensors.c     safetensors reader (header JSON via jansson)
  *     weights.c         binding tensors to parameters; deterministic init
+ *     st_write.c        safetensors writer (--emit=spec's weights)
  *   frontend/onnx/      ONNX models, weights included (onnx_internal.h)
  *     model.c           the file, decoded by protobuf-c; tensors, external data
  *     values.c          every ONNX value by name: a constant or an IR node
@@ -43,6 +45,14 @@
 #include "../support/diag.h"
 #include "../support/progress.h"
 
+/* A parameter and the name a written spec gives it (spec_write), which is
+   the name its tensor has in the weights written beside that spec
+   (weights_save). */
+typedef struct {
+  const char *name;
+  const Param *param;
+} NamedParam;
+
 /* ------------------------------------------------ the spec language (spec/) */
 
 /* Parse and lower a spec file into a graph with inferred shapes and
@@ -51,6 +61,19 @@ Graph *spec_load_file(const char *path, Diag *d);
 /* Same from a string; `name` is used as the file name in diagnostics and for
    resolving includes relative to the current directory. */
 Graph *spec_load_string(const char *name, const char *text, Diag *d);
+
+/* Write g, as a frontend made it (before any pass), as a flat spec to `out`:
+   a header (`comment`'s lines as YAML comments, then `cnncc: 1`, the name,
+   the inputs, the outputs when they are not the default), then one layer per
+   line. Layer names are made valid and unique by the rule of docs/spec.md,
+   "Written specs"; attributes are written where they differ from their
+   defaults. *params (in g's arena) gets every parameter of g, in layer order,
+   under the name the written spec gives it (*nparams of them), so that
+   weights saved under those names bind every parameter of the written spec.
+   false if the language cannot express a layer of g (every one reported,
+   naming it); nothing is written then. */
+bool spec_write(const Graph *g, const char *comment, FILE *out, NamedParam **params, int *nparams,
+                Diag *d);
 
 /* --------------------------------------------------------- weights (weights/) */
 
@@ -67,6 +90,13 @@ bool weights_load_progress(Graph *g, const char *path, Diag *d, const ProgressHo
    (PyTorch's default bounds), BN weight 1, bias 0, mean 0, var 1. The values
    of one parameter depend only on the seed and its name. */
 void weights_init_deterministic(Graph *g, uint64_t seed);
+/* Write the values of n parameters (bound: data set) to a safetensors file
+   at `path`, each as an F32 tensor under its NamedParam name, atomically (a
+   temporary file beside it, renamed when complete: on failure nothing is
+   left behind). Reports "writing weights" to `progress` (bytes written;
+   NULL: silent). false on an error (reported). */
+bool weights_save(const char *path, const NamedParam *params, int n, Diag *d,
+                  const ProgressHook *progress);
 
 /* ------------------------------------------------------------ ONNX (onnx/) */
 

@@ -1,8 +1,8 @@
 /*
  * dot.c: the graph as Graphviz source, for `cnncc --emit=dot`.
  *
- * One box per kernel. A node whose epilogue absorbed a residual add or a
- * ReLU shows them in its label ("conv2d 3x3 + add + relu"), so a fused
+ * One box per kernel. A node whose epilogue absorbed a residual add or an
+ * activation shows them in its label ("conv2d 3x3 + add + relu"), so a fused
  * ResNet bottleneck reads as three boxes instead of eight. Views (flatten,
  * dropout) are dashed ellipses; inputs and outputs are ovals. An edge into
  * a concat is labelled with the channel range it fills, so concat slices are
@@ -33,8 +33,8 @@ static void label(const Node *n, size_t strip, FILE *o) {
     fputs(" (split)", o);
   if (n->epi.residual >= 0)
     fputs(" + add", o);
-  if (n->epi.act == ACT_RELU)
-    fputs(" + relu", o);
+  if (n->epi.act.kind != ACT_NONE)
+    fprintf(o, " + %s", ir_act_str(&n->epi.act, buf, sizeof buf));
   fprintf(o, "\\n%s", shape_str(&n->shape, buf, sizeof buf));
 }
 
@@ -60,7 +60,7 @@ static void node_line(const Node *m, size_t strip, const char *indent, FILE *o) 
             m->elided ? ", style=\"rounded,filled,dashed\"" : "");
   else if (m->op == OP_SLICE)
     fputs(", shape=box, style=\"rounded,dashed\"", o);
-  else if (m->epi.residual >= 0 || m->epi.act != ACT_NONE)
+  else if (m->epi.residual >= 0 || m->epi.act.kind != ACT_NONE)
     fputs(", fillcolor=\"#d0e0f5\"", o);
   fputs("];\n", o);
 }

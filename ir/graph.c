@@ -11,6 +11,7 @@
  * IR_MAX_DIM and a tensor at most IR_MAX_NUMEL elements.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,18 +77,8 @@ void ir_graph_free(Graph *g) {
     arena_free(g->arena);
 }
 
-Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, SrcLoc loc) {
-  CHECK(op >= 0 && op < OP_COUNT_, "op %d", (int)op);
-  Node *n = arena_alloc(g->arena, sizeof *n);
-  n->id = g->next_id++;
-  n->op = op;
-  n->name =
-      name ? arena_strdup(g->arena, name) : arena_printf(g->arena, "%s%d", ir_ops[op].name, n->id);
-  n->nin = nin;
-  n->in = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nin > 0 ? nin : 1));
-  for (int i = 0; i < nin; i++)
-    n->in[i] = in[i];
-  Attrs *a = &n->attr;
+void ir_attrs_init(Attrs *a) {
+  memset(a, 0, sizeof *a);
   a->stride[0] = a->stride[1] = 1;
   a->dilation[0] = a->dilation[1] = 1;
   a->groups = 1;
@@ -100,6 +91,24 @@ Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, S
   a->k = 1.0f;
   a->scale = 1.0f;
   a->p = 0.5f;
+  a->clamp_min = -INFINITY;
+  a->clamp_max = INFINITY;
+  a->hs_alpha = 1.0f / 6;
+  a->hs_beta = 0.5f;
+}
+
+Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, SrcLoc loc) {
+  CHECK(op >= 0 && op < OP_COUNT_, "op %d", (int)op);
+  Node *n = arena_alloc(g->arena, sizeof *n);
+  n->id = g->next_id++;
+  n->op = op;
+  n->name =
+      name ? arena_strdup(g->arena, name) : arena_printf(g->arena, "%s%d", ir_ops[op].name, n->id);
+  n->nin = nin;
+  n->in = arena_alloc(g->arena, sizeof(Node *) * (size_t)(nin > 0 ? nin : 1));
+  for (int i = 0; i < nin; i++)
+    n->in[i] = in[i];
+  ir_attrs_init(&n->attr);
   n->epi.residual = -1;
   n->loc = loc;
   if (!n->loc.file)
@@ -363,6 +372,40 @@ static bool same_shapes(Inf *x) {
   return true;
 }
 
+/* Is s one value per channel of t: [C, 1, 1] or [C] against t = [C, H, W]
+   (or [C])? */
+static bool per_channel_of(const Shape *s, const Shape *t) {
+  if (s->d[0] != t->d[0])
+    return false;
+  return s->rank == 1 || (s->rank == 3 && s->d[1] == 1 && s->d[2] == 1);
+}
+
+/* mul: the same shape, or one input one value per channel of the other
+   (squeeze-excitation's gate, a layer scale). The output has the shape of
+   the larger. */
+static bool mul_shapes(Inf *x) {
+  Node *n = x->n;
+  const Shape *a = &n->in[0]->shape, *b = &n->in[1]->shape;
+  char b0[64], b1[64];
+  if (shape_eq(a, b) || per_channel_of(b, a)) {
+    n->shape = *a;
+    return true;
+  }
+  if (per_channel_of(a, b)) {
+    n->shape = *b;
+    return true;
+  }
+  note(x, "mul multiplies element by element; one input may instead hold one value per "
+          "channel of the other ([C, 1, 1] or [C])");
+  int big = shape_numel(b) > shape_numel(a) ? 1 : 0, small = 1 - big;
+  const Shape *sb = &n->in[big]->shape, *ss = &n->in[small]->shape;
+  if ((ss->rank == 1 || (ss->d[1] == 1 && ss->d[2] == 1)) && sb->rank == 3)
+    FAIL_IN(small, "%s has %lld channels but %s has %lld", iname(x, small), LL(ss->d[0]),
+            iname(x, big), LL(sb->d[0]));
+  FAIL_IN(1, "%s is %s but %s is %s", iname(x, 1), sdesc(b, b0, sizeof b0), iname(x, 0),
+          sdesc(a, b1, sizeof b1));
+}
+
 static bool infer(Inf *x) {
   Graph *g = x->g;
   Node *n = x->n;
@@ -412,10 +455,15 @@ static bool infer(Inf *x) {
                 "%lld groups",
                 LL(oc), LL(gr));
     }
+    if (a->linear_weight && (a->kernel[0] != 1 || a->kernel[1] != 1 || gr != 1))
+      FAIL("conv2d '%s': a weight of nn.Linear's shape [out, in] needs a 1x1 kernel and one "
+           "group",
+           n->name);
     if (!infer_window(x, false))
       return false;
     n->shape.d[0] = oc;
     int64_t wd[4] = {oc, c / gr, a->kernel[0], a->kernel[1]}, wn;
+    int wrank = a->linear_weight ? 2 : 4; /* [out, in] as nn.Linear keeps it */
     if (!mul_ok(oc, c / gr, &wn) || !mul_ok(wn, a->kernel[0], &wn) ||
         !mul_ok(wn, a->kernel[1], &wn))
       FAIL_ATTR("out", -1,
@@ -423,10 +471,10 @@ static bool infer(Inf *x) {
                 "large (more than 2^36 values)",
                 LL(wd[0]), LL(wd[1]), LL(wd[2]), LL(wd[3]));
     if (create) {
-      mkparam(g, n, P_WEIGHT, "weight", 4, wd, true);
+      mkparam(g, n, P_WEIGHT, "weight", wrank, wd, true);
       if (a->has_bias)
         mkparam(g, n, P_BIAS, "bias", 1, &oc, true);
-    } else if (!param_shape_ok(x, P_WEIGHT, 4, wd) ||
+    } else if (!param_shape_ok(x, P_WEIGHT, wrank, wd) ||
                (a->has_bias && !param_shape_ok(x, P_BIAS, 1, &oc))) {
       return false;
     }
@@ -456,9 +504,30 @@ static bool infer(Inf *x) {
   }
 
   case OP_RELU:
+  case OP_SIGMOID:
+  case OP_HARDSWISH:
+  case OP_SILU:
+  case OP_GELU:
   case OP_DROPOUT:
   case OP_SCALE:
   case OP_REORDER:
+    n->shape = *in0;
+    break;
+
+  case OP_CLAMP:
+    if (isinf(a->clamp_min) && a->clamp_min < 0 && isinf(a->clamp_max) && a->clamp_max > 0) {
+      note(x, "clamp(min: 0, max: 6) is ReLU6 (also spelled relu6)");
+      FAIL("clamp needs 'min', 'max' or both");
+    }
+    if (a->clamp_min > a->clamp_max)
+      FAIL_ATTR("max", -1, "clamp: 'max' (%g) is below 'min' (%g)", (double)a->clamp_max,
+                (double)a->clamp_min);
+    n->shape = *in0;
+    break;
+
+  case OP_HARDSIGMOID:
+    if (a->hs_alpha == 0)
+      FAIL_ATTR("alpha", -1, "hardsigmoid: 'alpha' must not be 0 (the output would be constant)");
     n->shape = *in0;
     break;
 
@@ -474,10 +543,14 @@ static bool infer(Inf *x) {
       FAIL_ATTR("dilation", -1, "avgpool does not support dilation");
     if (!infer_window(x, true))
       return false;
+    if (n->op == OP_MAXPOOL) /* meaningless there: one canonical value, so
+                                that frontends agree byte for byte */
+      a->count_include_pad = false;
     n->shape.d[0] = in0->d[0];
     break;
 
   case OP_ADAPTIVE_AVGPOOL:
+  case OP_ADAPTIVE_MAXPOOL:
     if (!need_rank3(x))
       return false;
     for (int i = 0; i < 2; i++)
@@ -488,6 +561,20 @@ static bool infer(Inf *x) {
     n->shape.d[1] = a->out_hw[0];
     n->shape.d[2] = a->out_hw[1];
     break;
+
+  case OP_LAYERNORM: {
+    if (!(a->eps > 0))
+      FAIL_ATTR("eps", -1, "eps must be positive");
+    n->shape = *in0;
+    int64_t c = in0->d[0];
+    if (create) {
+      mkparam(g, n, P_WEIGHT, "weight", 1, &c, true);
+      mkparam(g, n, P_BIAS, "bias", 1, &c, true);
+    } else if (!param_shape_ok(x, P_WEIGHT, 1, &c) || !param_shape_ok(x, P_BIAS, 1, &c)) {
+      return false;
+    }
+    break;
+  }
 
   case OP_LRN:
     if (a->lrn_size <= 0 || a->lrn_size >= IR_MAX_DIM)
@@ -520,11 +607,33 @@ static bool infer(Inf *x) {
   }
 
   case OP_SLICE: {
-    int64_t c = n->shape.d[0], first = a->slice_begin;
-    if (in0->rank != 3 || first < 0 || c <= 0 || first + c > in0->d[0])
-      FAIL_IN(0, "slice: channels [%lld, %lld) are not inside %s (%lld channels)", LL(first),
-              LL(first + c), iname(x, 0), LL(in0->d[0]));
+    if (!need_rank3(x))
+      return false;
+    int64_t c = in0->d[0];
+    if (a->chunks > 0) {
+      /* torch.chunk: chunks of ceil(C / chunks) channels, the last one
+         smaller; fewer chunks than asked when they run out */
+      int64_t size = (c + a->chunks - 1) / a->chunks, have = (c + size - 1) / size;
+      if (a->chunk_index >= have) {
+        if (have < a->chunks)
+          note(x,
+               "torch.chunk cuts %lld channels into chunks of %lld: there are only %lld, the last "
+               "of %lld",
+               LL(c), LL(size), LL(have), LL(c - (have - 1) * size));
+        FAIL_ATTR("index", -1, "chunk %lld does not exist: %s has %lld channels in %lld chunks",
+                  LL(a->chunk_index), iname(x, 0), LL(c), LL(have));
+      }
+      a->slice_begin = a->chunk_index * size;
+      a->slice_end = a->slice_begin + size < c ? a->slice_begin + size : c;
+    }
+    int64_t first = a->slice_begin, end = a->slice_end;
+    if (end <= first)
+      FAIL_ATTR("end", -1, "slice: 'end' (%lld) must be after 'begin' (%lld)", LL(end), LL(first));
+    if (first < 0 || end > c)
+      FAIL_ATTR("end", -1, "slice: channels [%lld, %lld) are not inside %s (%lld channels)",
+                LL(first), LL(end), iname(x, 0), LL(c));
     n->shape.rank = 3;
+    n->shape.d[0] = end - first;
     n->shape.d[1] = in0->d[1];
     n->shape.d[2] = in0->d[2];
     break;
@@ -569,11 +678,42 @@ static bool infer(Inf *x) {
     n->shape = *in0;
     break;
 
+  case OP_MUL:
+    if (!mul_shapes(x))
+      return false;
+    break;
+
+  case OP_CHANNEL_SHUFFLE:
+    if (!need_rank3(x))
+      return false;
+    if (a->groups <= 0 || a->groups >= IR_MAX_DIM)
+      FAIL_ATTR("groups", -1, "groups must be positive, got %lld", LL(a->groups));
+    if (in0->d[0] % a->groups)
+      FAIL_ATTR("groups", -1, "cannot shuffle the %lld channels of %s in %lld groups",
+                LL(in0->d[0]), iname(x, 0), LL(a->groups));
+    n->shape = *in0;
+    break;
+
+  case OP_PARAMETER: {
+    const Shape *ps = &a->param_shape;
+    if (ps->rank != 1 && ps->rank != 3)
+      FAIL_ATTR("shape", -1, "a parameter's shape is [C, H, W] or [F], got rank %d", ps->rank);
+    n->shape = *ps;
+    if (!check_shape(x, ps, "the parameter", "shape"))
+      return false;
+    if (create)
+      ir_param_new(g, n, P_WEIGHT, n->name, ps->rank, ps->d, true);
+    else if (!param_shape_ok(x, P_WEIGHT, ps->rank, ps->d))
+      return false;
+    break;
+  }
+
   case OP_COUNT_:
     CHECK(0, "OP_COUNT_ is not an op");
   }
   /* conv2d, linear and adaptive_avgpool have their output size from 'out' */
-  bool sized = n->op == OP_CONV2D || n->op == OP_LINEAR || n->op == OP_ADAPTIVE_AVGPOOL;
+  bool sized = n->op == OP_CONV2D || n->op == OP_LINEAR || n->op == OP_ADAPTIVE_AVGPOOL ||
+               n->op == OP_ADAPTIVE_MAXPOOL;
   return check_shape(x, &n->shape, "the output", sized ? "out" : NULL);
 }
 
@@ -799,6 +939,54 @@ void ir_toposort(Graph *g) {
   free(done);
   free(placed);
   free(sorted);
+}
+
+/* ------------------------------------------------------------- activations */
+
+Act ir_node_act(const Node *n) {
+  const Attrs *a = &n->attr;
+  switch (n->op) {
+  case OP_RELU:
+    return (Act){.kind = ACT_RELU};
+  case OP_CLAMP:
+    return (Act){.kind = ACT_CLAMP, .a = a->clamp_min, .b = a->clamp_max};
+  case OP_SIGMOID:
+    return (Act){.kind = ACT_SIGMOID};
+  case OP_HARDSIGMOID:
+    return (Act){.kind = ACT_HARDSIGMOID, .a = a->hs_alpha, .b = a->hs_beta};
+  case OP_HARDSWISH:
+    return (Act){.kind = ACT_HARDSWISH};
+  case OP_SILU:
+    return (Act){.kind = ACT_SILU};
+  case OP_GELU:
+    return (Act){.kind = a->gelu_tanh ? ACT_GELU_TANH : ACT_GELU};
+  default:
+    return (Act){.kind = ACT_NONE};
+  }
+}
+
+bool ir_act_eq(const Act *x, const Act *y) {
+  return x->kind == y->kind && x->a == y->a && x->b == y->b;
+}
+
+char *ir_act_str(const Act *a, char *buf, size_t n) {
+  static const char *const names[] = {
+      [ACT_NONE] = "none",
+      [ACT_RELU] = "relu",
+      [ACT_CLAMP] = "clamp",
+      [ACT_SIGMOID] = "sigmoid",
+      [ACT_HARDSIGMOID] = "hardsigmoid",
+      [ACT_HARDSWISH] = "hardswish",
+      [ACT_SILU] = "silu",
+      [ACT_GELU] = "gelu",
+      [ACT_GELU_TANH] = "gelu(tanh)",
+  };
+  CHECK(a->kind >= ACT_NONE && a->kind <= ACT_GELU_TANH, "activation kind %d", (int)a->kind);
+  if (a->kind == ACT_CLAMP || a->kind == ACT_HARDSIGMOID)
+    snprintf(buf, n, "%s(%g,%g)", names[a->kind], (double)a->a, (double)a->b);
+  else
+    snprintf(buf, n, "%s", names[a->kind]);
+  return buf;
 }
 
 /* ---------------------------------------------------------------- counting */

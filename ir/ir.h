@@ -59,6 +59,7 @@ enum {
   OPF_LINEAR = 1 << 3,
   OPF_SOURCE = 1 << 4,
   OPF_NOSPEC = 1 << 5,
+  OPF_ACT = 1 << 6,
 };
 
 typedef enum {
@@ -121,26 +122,48 @@ enum { P_SCALE = 0, P_SHIFT = 1 };
 
 /*
  * Attributes. One struct for all ops; each op uses the fields listed here.
- * 2-vectors are [h, w]; pad is [top, left, bottom, right].
- *   CONV2D:   out_channels, kernel, stride, pad, dilation, groups, has_bias
+ * 2-vectors are [h, w]; pad is [top, left, bottom, right]. ir_attrs_init
+ * sets the defaults (stride 1, eps 1e-5, clamp bounds open, ...).
+ *   CONV2D:   out_channels, kernel, stride, pad, dilation, groups, has_bias,
+ *             linear_weight (the weight is nn.Linear's [out, in], not
+ *             [out, in, 1, 1]: a 1x1 ungrouped conv that stands for a
+ *             Linear applied to every pixel's channels, the spec's
+ *             pointwise_linear; same numbers, same memory order)
  *   BATCHNORM: eps
+ *   LAYERNORM: eps (over the channels of each pixel, as ConvNeXt's
+ *             LayerNorm2d; over the features of a vector; params weight
+ *             and bias [C])
  *   MAXPOOL:  kernel, stride, pad, dilation, ceil_mode
  *   AVGPOOL:  kernel, stride, pad, ceil_mode, count_include_pad
- *   ADAPTIVE_AVGPOOL: out_hw
+ *   ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL: out_hw (PyTorch's bins)
  *   LRN:      lrn_size, alpha, beta, k   (PyTorch LocalResponseNorm)
  *   LINEAR:   out_features, has_bias     (input of any rank, flattened)
  *   CONCAT:   axis (0 = channels, the only one supported)
  *   SCALE:    scale (y = scale * x)
  *   SOFTMAX:  axis (0 = channels/features)
  *   DROPOUT:  p (ignored at inference)
- *   SLICE:    slice_begin (first channel); the shape's d[0] is the count.
- *             Created by passes only (fold-1x1), never by a spec.
+ *   CLAMP:    clamp_min, clamp_max (-inf / +inf: no bound on that side)
+ *   HARDSIGMOID: hs_alpha, hs_beta (max(0, min(1, alpha*x + beta)))
+ *   GELU:     gelu_tanh (the tanh approximation instead of erf)
+ *   CHANNEL_SHUFFLE: groups (torchvision's channel_shuffle: view as
+ *             [groups, C/groups], transpose, flatten: output channel
+ *             j*groups + i is input channel i*(C/groups) + j)
+ *   SLICE:    channels [slice_begin, slice_end) of a [C, H, W] input: a
+ *             view (its storage is the input's, at an offset; in the
+ *             blocked layout only when it starts and ends on a block, else
+ *             the layout pass reorders its input). chunks > 0: chunk
+ *             number chunk_index of torch.chunk(x, chunks, dim=1) instead;
+ *             shape inference then sets slice_begin and slice_end. The
+ *             spec's slice and chunk, and fold-1x1's slices of a split
+ *             conv (Node.split: those own storage).
+ *   PARAMETER: param_shape (its one parameter, named by the node itself)
  */
 typedef struct {
   int64_t out_channels;
   int64_t kernel[2], stride[2], pad[4], dilation[2];
   int64_t groups;
   bool has_bias;
+  bool linear_weight;
   float eps;
   bool ceil_mode, count_include_pad;
   int64_t out_hw[2];
@@ -150,16 +173,59 @@ typedef struct {
   int axis;
   float scale;
   float p;
-  int64_t slice_begin;
+  int64_t slice_begin, slice_end;
+  int64_t chunks, chunk_index;
+  float clamp_min, clamp_max;
+  float hs_alpha, hs_beta;
+  int gelu_tanh;
+  Shape param_shape;
 } Attrs;
+
+/* Every attribute at its default (the values a spec leaves out). */
+void ir_attrs_init(Attrs *a);
+
+/*
+ * An activation with its parameters: what an activation op computes
+ * (ir_node_act) and the last step of a fused epilogue. Definitions as
+ * PyTorch's (backend/activation.c emits them, tests/unit/ref_ops.c is the
+ * reference):
+ *   ACT_RELU         max(x, 0)
+ *   ACT_CLAMP        min(max(x, a), b)         ReLU6: a = 0, b = 6; a bound
+ *                                              may be -inf / +inf (none)
+ *   ACT_SIGMOID      1 / (1 + exp(-x))
+ *   ACT_HARDSIGMOID  max(0, min(1, a*x + b))   PyTorch's Hardsigmoid:
+ *                                              a = 1/6, b = 1/2, computed as
+ *                                              relu6(x + 3) / 6
+ *   ACT_HARDSWISH    x * relu6(x + 3) / 6
+ *   ACT_SILU         x * sigmoid(x)            (swish)
+ *   ACT_GELU         x * Phi(x) = x/2 * (1 + erf(x / sqrt(2)))
+ *   ACT_GELU_TANH    x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
+ * NaN in gives NaN out. a and b are 0 for the kinds without parameters, so
+ * two equal activations compare equal field by field (ir_act_eq).
+ */
+typedef enum {
+  ACT_NONE = 0,
+  ACT_RELU,
+  ACT_CLAMP,
+  ACT_SIGMOID,
+  ACT_HARDSIGMOID,
+  ACT_HARDSWISH,
+  ACT_SILU,
+  ACT_GELU,
+  ACT_GELU_TANH,
+} ActKind;
+typedef struct {
+  ActKind kind;
+  float a, b;
+} Act;
 
 /*
  * Fused epilogue of a producing kernel (set by passes/fuse_*.c; the backend
  * applies it on the accumulators before the store):
  *   y = act( conv(x) [+ in[residual]] ), in that order.
- * residual is an index into Node.in (or -1); act is ACT_NONE or ACT_RELU.
+ * residual is an index into Node.in (or -1); act.kind is ACT_NONE when
+ * there is no activation.
  */
-typedef enum { ACT_NONE = 0, ACT_RELU } Act;
 typedef struct {
   int residual; /* -1: none */
   Act act;
@@ -272,9 +338,10 @@ typedef enum {
   IR_AT_INPUT,  /* input `index` (into n->in) */
   IR_AT_INPUTS, /* the number of inputs (the `in:` list) */
   IR_AT_ATTR,   /* attribute `attr`, named by its spec key ("kernel",
-                   "stride", "pad", "dilation", "groups", "out", "axis",
-                   "size", "eps"); `index` is the list item at fault (the
-                   axis of a [h, w] pair, the side of a 4-value pad) or -1 */
+                   "stride", "pad", "groups", "out", "max", "alpha", ...:
+                   the key of the op's row in the spec attribute table); `index`
+                   is the list item at fault (the axis of a [h, w] pair,
+                   the side of a 4-value pad) or -1 */
 } IrErrAt;
 
 typedef struct {
@@ -316,6 +383,15 @@ void ir_replace_uses(Graph *g, Node *from, Node *to);
 void ir_compact(Graph *g);
 /* Stable topological sort (keeps the current order where it is valid). */
 void ir_toposort(Graph *g);
+
+/* The activation an activation op (OPF_ACT: relu, clamp, sigmoid, ...)
+   computes, with its parameters from n's attributes; ACT_NONE for any
+   other op. */
+Act ir_node_act(const Node *n);
+bool ir_act_eq(const Act *x, const Act *y);
+/* "relu", "clamp(0,6)", "hardsigmoid(0.166667,0.5)", "gelu(tanh)": how the
+   printer and --emit=dot show an activation (into buf; returns buf). */
+char *ir_act_str(const Act *a, char *buf, size_t n);
 
 /* Multiply-accumulates per sample of one node / the whole graph (conv and
    linear; others count 0, as torchinfo and the REFERENCE table do). */

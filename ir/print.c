@@ -12,7 +12,8 @@
  * -> 16x32x32 %2 relu "relu2" (%1) -> 16x32x32 output "relu2" = %2
  *   }
  *
- * Epilogues print as "+res(%k)" and "+relu"; planned memory as "@arena:OFF",
+ * Epilogues print as "+res(%k)" and the activation, "+relu", "+clamp(0,6)"
+ * (ir_act_str); planned memory as "@arena:OFF",
  * "@input:I" or "@%k+OFF".
  */
 #include "ir.h"
@@ -50,6 +51,7 @@ static void print_attrs(const Node *n, FILE *o) {
             a->has_bias ? " bias" : "");
     break;
   case OP_BATCHNORM:
+  case OP_LAYERNORM:
     fprintf(o, " eps=%g", (double)a->eps);
     break;
   case OP_MAXPOOL:
@@ -65,6 +67,7 @@ static void print_attrs(const Node *n, FILE *o) {
       fputs(" exclude_pad", o);
     break;
   case OP_ADAPTIVE_AVGPOOL:
+  case OP_ADAPTIVE_MAXPOOL:
     fprintf(o, " out=%lldx%lld", (long long)a->out_hw[0], (long long)a->out_hw[1]);
     break;
   case OP_LRN:
@@ -76,6 +79,19 @@ static void print_attrs(const Node *n, FILE *o) {
     break;
   case OP_SCALE:
     fprintf(o, " factor=%g", (double)a->scale);
+    break;
+  case OP_CLAMP:
+    fprintf(o, " min=%g max=%g", (double)a->clamp_min, (double)a->clamp_max);
+    break;
+  case OP_HARDSIGMOID:
+    fprintf(o, " alpha=%g beta=%g", (double)a->hs_alpha, (double)a->hs_beta);
+    break;
+  case OP_GELU:
+    if (a->gelu_tanh)
+      fputs(" approximate=tanh", o);
+    break;
+  case OP_CHANNEL_SHUFFLE:
+    fprintf(o, " groups=%lld", (long long)a->groups);
     break;
   case OP_SLICE:
     fprintf(o, " ch=%lld..%lld", (long long)a->slice_begin,
@@ -120,8 +136,8 @@ void ir_print(const Graph *g, FILE *o) {
     print_params(n, o);
     if (n->epi.residual >= 0)
       fprintf(o, " +res(%%%d)", n->in[n->epi.residual]->id);
-    if (n->epi.act == ACT_RELU)
-      fputs(" +relu", o);
+    if (n->epi.act.kind != ACT_NONE)
+      fprintf(o, " +%s", ir_act_str(&n->epi.act, buf, sizeof buf));
     if (n->split)
       fputs(" split", o);
     if (n->elided)

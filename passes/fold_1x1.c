@@ -35,7 +35,7 @@ static bool candidate(const Graph *g, const Node *c) {
 
 static bool same_kind(const Node *a, const Node *b) {
   return a->in[0] == b->in[0] && a->attr.stride[0] == b->attr.stride[0] &&
-         a->attr.stride[1] == b->attr.stride[1] && a->epi.act == b->epi.act &&
+         a->attr.stride[1] == b->attr.stride[1] && ir_act_eq(&a->epi.act, &b->epi.act) &&
          a->layout == b->layout;
 }
 
@@ -96,7 +96,7 @@ static Node *merge(Graph *g, Node **sib, int n) {
       memcpy(b + at, c->params[P_BIAS]->data, sizeof(float) * (size_t)oc);
     Node *s = ir_node_new(g, OP_SLICE, c->name, &m, 1, c->loc);
     s->attr.slice_begin = at;
-    s->shape.d[0] = oc;
+    s->attr.slice_end = at + oc;
     s->layout = c->layout;
     ok = ir_infer_shape(g, s, err, sizeof err);
     ir_replace_uses(g, c, s);

@@ -42,8 +42,8 @@ void pass_fuse_bn(Graph *g) {
     }
     Node *p = b->in[0];
     bool foldable = (p->op == OP_CONV2D || p->op == OP_LINEAR) && users[p->id] == 1 &&
-                    !ir_is_graph_output(g, p) && p->epi.residual < 0 && p->epi.act == ACT_NONE &&
-                    p->layout == b->layout &&
+                    !ir_is_graph_output(g, p) && p->epi.residual < 0 &&
+                    p->epi.act.kind == ACT_NONE && p->layout == b->layout &&
                     (p->op == OP_CONV2D ? p->attr.out_channels : p->attr.out_features) == c;
     if (foldable) {
       Param *w = p->params[P_WEIGHT];

@@ -24,10 +24,13 @@
  *                grouped conv with Cg = 1, 2, 4 or 8 input and output
  *                channels per group (depthwise, ResNeXt) and 16-multiple
  *                channel counts: backend/grouped.c; its input is blocked.
- *   pooling, scale-shift, batchnorm, relu, scale, add, mean, concat,
+ *   pooling, scale-shift, batchnorm, the activations (relu, clamp,
+ *   sigmoid, ...), scale, add, mean, concat, channel_shuffle, layernorm,
  *   dropout      when the output is a multiple of 16 channels and the
  *                (first, for add/mean/concat any) input is blocked: they
  *                follow their producer and never start a blocked region.
+ *   mul          as add for its full-size inputs; the per-channel one
+ *                ([C, 1, 1] or [C]) is the same bytes in either layout.
  *   slice        the layout of its input when the range is block aligned.
  *   the rest     NCHW (lrn, linear, flatten, softmax).
  * A tensor of 1x1 pixels with a multiple of 16 channels is the same bytes
@@ -73,13 +76,26 @@ static Layout choose(const Graph *g, const Node *n) {
   case OP_MAXPOOL:
   case OP_AVGPOOL:
   case OP_ADAPTIVE_AVGPOOL:
+  case OP_ADAPTIVE_MAXPOOL:
   case OP_SCALESHIFT:
   case OP_BATCHNORM:
   case OP_RELU:
   case OP_SCALE:
   case OP_DROPOUT:
+  case OP_CHANNEL_SHUFFLE:
+  case OP_LAYERNORM:
     return c16(n) && c16(n->in[0]) && n->in[0]->layout == LAYOUT_NCHW16C ? LAYOUT_NCHW16C
                                                                          : LAYOUT_NCHW;
+  case OP_MUL: {
+    /* follows its full-size input(s); the per-channel one ([C, 1, 1] or
+       [C]) is the same bytes in both layouts */
+    if (!c16(n))
+      return LAYOUT_NCHW;
+    bool any = false;
+    for (int k = 0; k < n->nin; k++)
+      any |= shape_eq(&n->in[k]->shape, &n->shape) && n->in[k]->layout == LAYOUT_NCHW16C;
+    return any ? LAYOUT_NCHW16C : LAYOUT_NCHW;
+  }
   case OP_ADD:
   case OP_MEAN:
   case OP_CONCAT: {
@@ -100,6 +116,9 @@ static Layout choose(const Graph *g, const Node *n) {
                ? LAYOUT_NCHW16C
                : LAYOUT_NCHW;
   default:
+    if (ir_ops[n->op].flags & OPF_ACT) /* like relu */
+      return c16(n) && c16(n->in[0]) && n->in[0]->layout == LAYOUT_NCHW16C ? LAYOUT_NCHW16C
+                                                                           : LAYOUT_NCHW;
     return LAYOUT_NCHW;
   }
 }

@@ -341,6 +341,46 @@ bool ox_lower_global_pool(OxCtx *cx, const Onnx__NodeProto *n) {
   return true;
 }
 
+/* ReduceMean / ReduceMax over H and W (x.mean([2, 3]) in torchvision's
+   MNASNet and ShuffleNet): a global pool, flattened unless keepdims. */
+bool ox_lower_reduce(OxCtx *cx, const Onnx__NodeProto *n) {
+  bool ok = true, max = strcmp(n->op_type, "ReduceMax") == 0;
+  OxValue *x = tensor_in(cx, n, 0, 4, &ok);
+  if (!ok)
+    return false;
+  int64_t axes[4];
+  int na = ox_attr_ints(n, "axes", axes, 4, 0);
+  if (na == 0 && n->n_input > 1 && n->input[1] && *n->input[1]) { /* opset 18 form */
+    OxConst *ac = const_in(cx, n, 1, "axes", false, &ok);
+    if (!ok || ac->numel > 4 || !ox_const_ints(cx, ac, false, "the axes"))
+      return ok && ox_error(cx, "its axes must be constants");
+    na = (int)ac->numel;
+    memcpy(axes, ac->i, sizeof(int64_t) * (size_t)na);
+  }
+  bool h = false, w = false, other = na == 0;
+  for (int k = 0; k < na; k++) {
+    int64_t a = axes[k] < 0 ? axes[k] + 4 : axes[k];
+    h |= a == 2, w |= a == 3, other |= a != 2 && a != 3;
+  }
+  if (other || !h || !w)
+    return ox_error(cx, "%s over other axes than H and W together is not supported", n->op_type);
+  Node *p;
+  if (max) {
+    p = new_node(cx, n, OP_MAXPOOL, &x->node, 1, NULL);
+    p->attr.kernel[0] = x->node->shape.d[1], p->attr.kernel[1] = x->node->shape.d[2];
+    p->attr.stride[0] = p->attr.kernel[0], p->attr.stride[1] = p->attr.kernel[1];
+  } else {
+    p = new_node(cx, n, OP_ADAPTIVE_AVGPOOL, &x->node, 1, NULL);
+    p->attr.out_hw[0] = p->attr.out_hw[1] = 1;
+  }
+  if (!infer(cx, p))
+    return false;
+  if (ox_attr_int(n, "keepdims", 1))
+    return out_tensor(cx, n, 0, p, NULL);
+  Node *f = new_node(cx, n, OP_FLATTEN, &p, 1, "flatten");
+  return infer(cx, f) && out_tensor(cx, n, 0, f, NULL);
+}
+
 bool ox_lower_lrn(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
   OxValue *x = tensor_in(cx, n, 0, 4, &ok);
@@ -765,7 +805,7 @@ bool ox_lower_add(OxCtx *cx, const Onnx__NodeProto *n) {
   /* The bias of a conv or linear layer read only here: folded into it. */
   Node *p = x->node;
   if ((p->op == OP_CONV2D || p->op == OP_LINEAR) && ox_uses(cx, x->name) == 1 &&
-      p->epi.act == ACT_NONE && !p->dead) {
+      p->epi.act.kind == ACT_NONE && !p->dead) {
     int64_t C = p->shape.d[0];
     if (!p->attr.has_bias) {
       int64_t d = C;

@@ -193,6 +193,7 @@ bool ox_lower_batchnorm(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_pool(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_global_pool(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_lrn(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_reduce(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_gemm(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_matmul(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_relu(OxCtx *cx, const Onnx__NodeProto *n);

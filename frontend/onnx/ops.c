@@ -22,6 +22,8 @@ static const OxOpInfo ops[] = {
     {"GlobalAveragePool", ALL, ox_lower_global_pool},
     {"GlobalMaxPool", ALL, ox_lower_global_pool},
     {"LRN", ALL, ox_lower_lrn},
+    {"ReduceMean", ALL, ox_lower_reduce},
+    {"ReduceMax", ALL, ox_lower_reduce},
     {"Gemm", ALL, ox_lower_gemm},
     {"MatMul", ALL, ox_lower_matmul},
     /* activations */

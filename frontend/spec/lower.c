@@ -641,12 +641,51 @@ static bool check_rule(Lower *lw, const AttrSpec *as, const YNode *y, float x) {
   return true;
 }
 
+/* [C, H, W] or [F] of positive ints below 2^31 (AK_SHAPE). */
+static bool want_shape(Lower *lw, const YNode *y, const Value *v, const char *key, Shape *out) {
+  if (v->kind != V_LIST || (v->n != 1 && v->n != 3))
+    return spec_error_at(lw->c, y, "expected [C, H, W] or [F] for '%s', got %s", key,
+                         describe(lw, v));
+  *out = (Shape){.rank = v->n};
+  for (int i = 0; i < v->n; i++)
+    if (!want_int(lw, item_at(y, i), &v->items[i], key, 1, &out->d[i]))
+      return false;
+  return true;
+}
+
+/* One of the words as->choices (AK_CHOICE): its index into *out. */
+static bool want_choice(Lower *lw, const AttrSpec *as, const YNode *y, const Value *v, int *out) {
+  int n = 0;
+  while (as->choices[n])
+    n++;
+  if (v->kind == V_STR)
+    for (int i = 0; i < n; i++)
+      if (!strcmp(v->s, as->choices[i])) {
+        *out = i;
+        return true;
+      }
+  char list[256];
+  size_t k = 0;
+  for (int i = 0; i < n && k < sizeof list; i++)
+    k += (size_t)snprintf(list + k, sizeof list - k, "%s'%s'",
+                          i == 0      ? ""
+                          : i + 1 < n ? ", "
+                                      : " or ",
+                          as->choices[i]);
+  spec_error_at(lw->c, y, "expected %s for '%s', got %s", list, as->key, describe(lw, v));
+  if (v->kind == V_STR)
+    spec_hint(lw->c, y->loc, v->s, as->choices, n);
+  return false;
+}
+
 /* Convert the value of attribute `as` by its kind into its field of a. */
 static bool set_attr(Lower *lw, const AttrSpec *as, const YNode *y, const Value *v, Attrs *a) {
   void *field = (char *)a + as->field;
   switch (as->kind) {
   case AK_INT:
     return want_int(lw, y, v, as->key, 1, field);
+  case AK_INDEX:
+    return want_int(lw, y, v, as->key, 0, field);
   case AK_PAIR:
     return want_pair(lw, y, v, as->key, 1, field);
   case AK_PAD:
@@ -655,6 +694,10 @@ static bool set_attr(Lower *lw, const AttrSpec *as, const YNode *y, const Value 
     return want_bool(lw, y, v, as->key, field);
   case AK_FLOAT:
     return want_float(lw, y, v, as->key, field) && check_rule(lw, as, y, *(float *)field);
+  case AK_CHOICE:
+    return want_choice(lw, as, y, v, field);
+  case AK_SHAPE:
+    return want_shape(lw, y, v, as->key, field);
   case AK_AXIS:
     *(int *)field = 0; /* the IR counts per-sample dims */
     if (v->kind != V_INT)
@@ -703,6 +746,8 @@ static bool set_attrs(Lower *lw, Frame *f, Layer *L, Attrs *a) {
 static const char *const *input_names(Lower *lw, const Frame *f, const Layer *L, Node **ins,
                                       int nin, const Node *cur) {
   const char **names = arena_alloc(lw->a, sizeof(char *) * (size_t)(nin ? nin : 1));
+  if (nin == 0)
+    return names;
   if (!L->in) {
     const char *where = cur != f->input ? "the previous layer "
                         : f->block      ? "the block's input "
@@ -792,10 +837,17 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
   Node **ins = &cur;
   int nin = 1;
   bool inputs_ok = true;
-  if (L->in)
+  if (ir_ops[L->op->op].max_inputs == 0) { /* a source: parameter */
+    if (L->in) {
+      spec_error_at(c, L->in, "'%s' takes no input", spec_op_name(L->op));
+      return NULL;
+    }
+    nin = 0;
+  } else if (L->in) {
     inputs_ok = resolve_inputs(lw, f, f->env, L->in, &ins, &nin);
-  else if (!cur)
+  } else if (!cur) {
     inputs_ok = false;
+  }
 
   if (!enabled) {
     /* disabled: its name stands for its (first) input; the chain goes on */
@@ -827,20 +879,8 @@ static Node *lower_op(Lower *lw, Frame *f, Layer *L, Node *cur) {
 
   Attrs attrs;
   bool attrs_ok;
-  /* defaults as ir_node_new sets them, then the spec's values */
-  memset(&attrs, 0, sizeof attrs);
-  attrs.stride[0] = attrs.stride[1] = 1;
-  attrs.dilation[0] = attrs.dilation[1] = 1;
-  attrs.groups = 1;
-  attrs.has_bias = true;
-  attrs.eps = 1e-5f;
-  attrs.count_include_pad = true;
-  attrs.out_hw[0] = attrs.out_hw[1] = 1;
-  attrs.alpha = 1e-4f;
-  attrs.beta = 0.75f;
-  attrs.k = 1.0f;
-  attrs.scale = 1.0f;
-  attrs.p = 0.5f;
+  /* the defaults, then the spec's values */
+  ir_attrs_init(&attrs);
   attrs_ok = set_attrs(lw, f, L, &attrs);
   if (!attrs_ok || !inputs_ok)
     return NULL;

@@ -31,6 +31,7 @@ typedef int64_t Pad[4];
 #define OPTIONAL false
 /* One attribute row per kind, with the field type the kind writes. */
 #define ATTR_INT(key, req, f) {key, AK_INT, req, FIELD(f, int64_t), AR_NONE}
+#define ATTR_INDEX(key, req, f) {key, AK_INDEX, req, FIELD(f, int64_t), AR_NONE}
 #define ATTR_PAIR(key, req, f) {key, AK_PAIR, req, FIELD(f, Pair), AR_NONE}
 #define ATTR_PAD(key, f) {key, AK_PAD, OPTIONAL, FIELD(f, Pad), AR_NONE}
 #define ATTR_BOOL(key, f) {key, AK_BOOL, OPTIONAL, FIELD(f, bool), AR_NONE}
@@ -38,6 +39,13 @@ typedef int64_t Pad[4];
 #define ATTR_AXIS(key, f) {key, AK_AXIS, OPTIONAL, FIELD(f, int), AR_NONE}
 /* A pool's stride: when not given, the kernel's. */
 #define ATTR_POOL_STRIDE(key, f) {key, AK_PAIR, OPTIONAL, FIELD(f, Pair), AR_KERNEL_IF_ABSENT}
+/* A tensor shape, [C, H, W] or [F]. */
+#define ATTR_SHAPE(key, req, f) {key, AK_SHAPE, req, FIELD(f, Shape), AR_NONE}
+/* One of a list of words; the field gets its index. */
+#define ATTR_CHOICE(key, f, words) {key, AK_CHOICE, OPTIONAL, FIELD(f, int), AR_NONE, words}
+
+/* gelu's `approximate`, as torch.nn.GELU spells it: index 1 is tanh. */
+static const char *const gelu_forms[] = {"none", "tanh", NULL};
 
 /* One row per op of the spec language, indexed by Op (a row's .op is its
    index); an OPF_NOSPEC op has none. */
@@ -55,6 +63,22 @@ static const SpecOp rows[OP_COUNT_] = {
                        }},
     [OP_BATCHNORM] = {.op = OP_BATCHNORM, .attrs = {ATTR_FLOAT("eps", OPTIONAL, eps, AR_POSITIVE)}},
     [OP_RELU] = {.op = OP_RELU},
+    [OP_CLAMP] = {.op = OP_CLAMP,
+                  .attrs =
+                      {
+                          ATTR_FLOAT("min", OPTIONAL, clamp_min, AR_NONE),
+                          ATTR_FLOAT("max", OPTIONAL, clamp_max, AR_NONE),
+                      }},
+    [OP_SIGMOID] = {.op = OP_SIGMOID},
+    [OP_HARDSIGMOID] = {.op = OP_HARDSIGMOID,
+                        .attrs =
+                            {
+                                ATTR_FLOAT("alpha", OPTIONAL, hs_alpha, AR_NONE),
+                                ATTR_FLOAT("beta", OPTIONAL, hs_beta, AR_NONE),
+                            }},
+    [OP_HARDSWISH] = {.op = OP_HARDSWISH},
+    [OP_SILU] = {.op = OP_SILU},
+    [OP_GELU] = {.op = OP_GELU, .attrs = {ATTR_CHOICE("approximate", gelu_tanh, gelu_forms)}},
     [OP_MAXPOOL] = {.op = OP_MAXPOOL,
                     .attrs =
                         {
@@ -75,6 +99,8 @@ static const SpecOp rows[OP_COUNT_] = {
                         }},
     [OP_ADAPTIVE_AVGPOOL] = {.op = OP_ADAPTIVE_AVGPOOL,
                              .attrs = {ATTR_PAIR("out", REQUIRED, out_hw)}},
+    [OP_ADAPTIVE_MAXPOOL] = {.op = OP_ADAPTIVE_MAXPOOL,
+                             .attrs = {ATTR_PAIR("out", REQUIRED, out_hw)}},
     [OP_LRN] = {.op = OP_LRN,
                 .attrs =
                     {
@@ -83,6 +109,7 @@ static const SpecOp rows[OP_COUNT_] = {
                         ATTR_FLOAT("beta", OPTIONAL, beta, AR_NONE),
                         ATTR_FLOAT("k", OPTIONAL, k, AR_NONE),
                     }},
+    [OP_LAYERNORM] = {.op = OP_LAYERNORM, .attrs = {ATTR_FLOAT("eps", OPTIONAL, eps, AR_POSITIVE)}},
     [OP_LINEAR] = {.op = OP_LINEAR,
                    .attrs =
                        {
@@ -90,20 +117,53 @@ static const SpecOp rows[OP_COUNT_] = {
                            ATTR_BOOL("bias", has_bias),
                        }},
     [OP_FLATTEN] = {.op = OP_FLATTEN},
+    [OP_SLICE] = {.op = OP_SLICE,
+                  .attrs =
+                      {
+                          ATTR_INDEX("begin", OPTIONAL, slice_begin),
+                          ATTR_INT("end", REQUIRED, slice_end),
+                      }},
     [OP_DROPOUT] = {.op = OP_DROPOUT, .attrs = {ATTR_FLOAT("p", OPTIONAL, p, AR_PROBABILITY)}},
     [OP_CONCAT] = {.op = OP_CONCAT, .attrs = {ATTR_AXIS("axis", axis)}},
+    [OP_CHANNEL_SHUFFLE] = {.op = OP_CHANNEL_SHUFFLE,
+                            .attrs = {ATTR_INT("groups", REQUIRED, groups)}},
     [OP_ADD] = {.op = OP_ADD},
     [OP_MEAN] = {.op = OP_MEAN},
     [OP_SCALE] = {.op = OP_SCALE, .attrs = {ATTR_FLOAT("factor", REQUIRED, scale, AR_NONE)}},
+    [OP_MUL] = {.op = OP_MUL},
+    [OP_PARAMETER] = {.op = OP_PARAMETER, .attrs = {ATTR_SHAPE("shape", REQUIRED, param_shape)}},
     [OP_SOFTMAX] = {.op = OP_SOFTMAX, .attrs = {ATTR_AXIS("axis", axis)}},
 };
 
-/* global_avgpool: PyTorch's AdaptiveAvgPool2d(1), the head of most nets */
+/* global_avgpool: PyTorch's AdaptiveAvgPool2d(1), the head of most nets;
+   global_maxpool: AdaptiveMaxPool2d(1) */
 static void out_1x1(Attrs *a) { a->out_hw[0] = a->out_hw[1] = 1; }
+/* relu6: torch.nn.ReLU6, clamp to [0, 6] (MobileNetV2) */
+static void zero_to_six(Attrs *a) {
+  a->clamp_min = 0;
+  a->clamp_max = 6;
+}
+
+/* pointwise_linear: nn.Linear on each pixel's channels (ConvNeXt's pwconv,
+   applied to a channels-last tensor), a 1x1 conv with nn.Linear's weight */
+static void linear_per_pixel(Attrs *a) {
+  a->kernel[0] = a->kernel[1] = 1;
+  a->linear_weight = true;
+}
 
 /* Other names for ops, each with the attributes its name implies. */
 static const SpecOp aliases[] = {
     {.op = OP_ADAPTIVE_AVGPOOL, .alias = "global_avgpool", .implied = out_1x1},
+    {.op = OP_ADAPTIVE_MAXPOOL, .alias = "global_maxpool", .implied = out_1x1},
+    {.op = OP_CLAMP, .alias = "relu6", .implied = zero_to_six},
+    {.op = OP_CONV2D,
+     .alias = "pointwise_linear",
+     .attrs = {ATTR_INT("out", REQUIRED, out_channels), ATTR_BOOL("bias", has_bias)},
+     .implied = linear_per_pixel},
+    /* chunk: torch.chunk(x, chunks, dim=1)[index], a slice */
+    {.op = OP_SLICE,
+     .alias = "chunk",
+     .attrs = {ATTR_INT("chunks", REQUIRED, chunks), ATTR_INDEX("index", REQUIRED, chunk_index)}},
 };
 #define NALIASES ((int)(sizeof aliases / sizeof aliases[0]))
 

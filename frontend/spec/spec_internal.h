@@ -12,6 +12,7 @@
  *   frontend/spec/synonyms.c what an unknown op name is: other frameworks'
  *                           names for ops, misspellings, the list of ops
  *   frontend/spec/errors.c  spec_error and its notes: repeats dropped, a cap
+ *   frontend/spec/write.c   a Graph back into a flat spec (--emit=spec)
  *
  *   text --yaml.c--> YNode tree --parse.c--> AST --check.c--> checked AST
  *        --lower.c--> Graph (expr.c evaluates values on the way)
@@ -22,6 +23,7 @@
  *   parse  -> synonyms -> ops, errors (an unknown op's note)
  *   parse, check, lower -> yaml, ops, expr, errors
  *   yaml, expr -> errors -> support/diag
+ *   write  -> ops, expr               (the op table; how literals read)
  * The notes lower.c owes to an error (the block instances around it) are
  * printed from the Diag's hook (diag_set_hook), so errors.c, which every
  * file calls, calls no file back.
@@ -147,12 +149,15 @@ typedef struct {
 
 /* Attribute kinds of spec ops (lower.c converts values by kind). */
 typedef enum {
-  AK_INT,  /* positive int: an int64_t field */
-  AK_PAIR, /* int or [h, w]: an int64_t[2] field */
-  AK_PAD,  /* int, [h, w] or [top, left, bottom, right]: int64_t[4] */
-  AK_BOOL, /* a bool field */
+  AK_INT,   /* positive int: an int64_t field */
+  AK_INDEX, /* int >= 0: an int64_t field */
+  AK_PAIR,  /* int or [h, w]: an int64_t[2] field */
+  AK_PAD,   /* int, [h, w] or [top, left, bottom, right]: int64_t[4] */
+  AK_BOOL,  /* a bool field */
   AK_FLOAT,
-  AK_AXIS, /* must be 1: an int field, set to 0 (the IR's channels) */
+  AK_AXIS,   /* must be 1: an int field, set to 0 (the IR's channels) */
+  AK_CHOICE, /* one of the strings AttrSpec.choices: an int field, its index */
+  AK_SHAPE,  /* [C, H, W] or [F], positive: a Shape field */
 } AttrKind;
 
 /* What an attribute's value must also satisfy, beyond its kind. */
@@ -170,6 +175,7 @@ typedef struct {
   bool required;
   size_t field; /* offsetof(Attrs, ...), of the type the kind writes */
   AttrRule rule;
+  const char *const *choices; /* AK_CHOICE: the words, NULL-terminated */
 } AttrSpec;
 
 #define SPEC_MAX_ATTRS 8
@@ -297,6 +303,10 @@ void check_spec(SpecCtx *c, Spec *s);
 
 /* Lower a checked spec into c->g. false if any error was reported. */
 bool lower_spec(SpecCtx *c, Spec *s);
+
+/* -------------------------------------------------------------- write.c */
+
+/* The entry point spec_write: frontend/frontend.h. */
 
 /* --------------------------------------------------------------- load.c */
 

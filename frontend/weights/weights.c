@@ -35,7 +35,9 @@
  * [out, in/groups, kh, kw] and `in` for a linear weight [out, in]; a bias
  * uses its layer's weight ("x.bias" -> "x.weight"). BatchNorm parameters
  * (recognised by a rank-1 ".weight") are constant: weight 1, bias 0,
- * running_mean 0, running_var 1.
+ * running_mean 0, running_var 1; so are LayerNorm's (the same names and
+ * shapes). The tensor of a `parameter` op (ConvNeXt's layer scale, named
+ * by the layer itself) is 1, as any per-channel scale.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -451,4 +453,9 @@ void weights_init_deterministic(Graph *g, uint64_t seed) {
     }
   }
   free(sorted);
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    if (x->op == OP_PARAMETER && x->nparams > P_WEIGHT && x->params[P_WEIGHT])
+      fill_const(x->params[P_WEIGHT], 1.0f);
+  }
 }

@@ -6,8 +6,11 @@
  *   frontend/weights/weights.c      binding the tensors of a file to the
  *                                   graph's parameters (weights_load), and
  *                                   the deterministic initialization
+ *   frontend/weights/st_write.c     a safetensors writer (st_write_f32), and
+ *                                   weights_save on it (--emit=spec)
  *
- * weights.c reads files through safetensors.c, never the other way round.
+ * weights.c reads files through safetensors.c, never the other way round;
+ * st_write.c calls neither.
  * The reader reports into an error buffer, not a Diag: weights.c, the unit
  * tests and the fuzzer decide how to show its message.
  */
@@ -48,9 +51,28 @@ void st_to_f32(const StTensor *t, float *dst);
    pieces (weights_load reports its progress between them). */
 void st_to_f32_range(const StTensor *t, float *dst, uint64_t first, uint64_t n);
 
+/* ------------------------------------------------------------- st_write.c */
+
+/* A float32 tensor to write. */
+typedef struct {
+  const char *name;
+  int rank; /* at most 8 */
+  const int64_t *shape;
+  const float *data; /* the product of the shape's values */
+} StWriteTensor;
+
+/* Write t[0..n) as F32 tensors, in that order, to a safetensors file at
+   `path`, atomically: a temporary file beside it is renamed over it when
+   complete, and removed on any error. Reports "writing weights" (bytes) to
+   `progress` (NULL: silent). false with a message in err (an empty,
+   reserved or duplicate name, a bad shape, or a write error). */
+bool st_write_f32(const char *path, const StWriteTensor *t, int n, const ProgressHook *progress,
+                  char *err, size_t errlen);
+
 /* -------------------------------------------------------------- weights.c */
 
 /* The entry points weights_load, weights_load_progress and
-   weights_init_deterministic are declared in frontend/frontend.h. */
+   weights_init_deterministic (and st_write.c's weights_save) are declared
+   in frontend/frontend.h. */
 
 #endif

@@ -15,7 +15,11 @@ U(-0.1, 0.1) (in residual networks -- torchvision's BasicBlock and
 Bottleneck, the pre-activation and stochastic-depth units of zoo_models.py --
 the last layer of each residual branch is then scaled by 0.25, so that the
 output of 50 stacked units stays moderate and every unit counts), then
-writes into OUTDIR:
+makes LayerNorms non-trivial as BatchNorms and ConvNeXt's layer scale
+U(0.5, 1.5) (not 1e-6), spreads the input of each activation of the
+networks in SPREAD so that every regime of every nonlinearity is reached
+(the share of each regime of each activation module is printed; a regime
+never reached is an error), then writes into OUTDIR:
 
     weights.safetensors    the state_dict, float32, num_batches_tracked dropped
     input_b1.bin           seeded input for batch 1 (raw LE float32; see make_input)
@@ -119,7 +123,19 @@ NETWORKS = {
                       76_106_634, (1, 2), "fc"),
     # paper: none; ~0.97M is the usual figure for this definition
     "nin": Net(lambda: zoo.NiN(), CIFAR, 966_986, (1, 2), "flatten"),
+    # not a zoo network: one of each block of the mobile and efficient nets
+    # (zoo_models.ModernBlocks); its spec is tests/e2e/modern_blocks.yaml
+    "modern_blocks": Net(lambda: zoo.ModernBlocks(), [3, 64, 64], 292_350, (1, 2), "fc"),
 }
+
+# Networks whose activations are spread further than He-normal weights and
+# unit BatchNorms spread them, so that every regime of every nonlinearity is
+# reached (the upper bound of ReLU6, the three pieces of hardswish, the
+# tails of sigmoid, SiLU and GELU beyond +-10): the standard deviation each
+# activation's input is brought to (calibrate_activations). Checked:
+# make_ref.py prints the share of each regime and fails when one is never
+# reached.
+SPREAD = {"modern_blocks": {"tails": 8.0, "kinks": 4.0}}
 
 
 def build(name):
@@ -135,11 +151,18 @@ def build(name):
                 m.running_var.uniform_(0.5, 1.5, generator=gen)
                 m.weight.uniform_(0.5, 1.5, generator=gen)
                 m.bias.normal_(0.0, 0.1, generator=gen)
+            elif isinstance(m, torch.nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5, generator=gen)
+                m.bias.normal_(0.0, 0.1, generator=gen)
             elif isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
                 fan_in = m.weight[0].numel()
                 m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen)
                 if m.bias is not None:
                     m.bias.uniform_(-0.1, 0.1, generator=gen)
+            elif isinstance(m, torchvision.models.convnext.CNBlock):
+                m.layer_scale.uniform_(0.5, 1.5, generator=gen)  # not 1e-6
+        if name in SPREAD:
+            calibrate_activations(model, net.shape, SPREAD[name])
         # Deep residual nets add up ~50 unit-variance branches: damp the last
         # layer of each residual branch (as zero-init-residual schemes do, but
         # not to zero) so that the output stays O(1) and every unit counts.
@@ -153,6 +176,113 @@ def build(name):
             elif isinstance(m, zoo.StochasticDepthUnit):
                 m.bn2.weight.mul_(0.25)
     return model, net
+
+
+# The regimes of each activation module, as tests/unit/ref_ops.c names them:
+# a function of the module and its input giving the regime of each element.
+def activation_regimes(m):
+    """(names, fn) for an activation module, or None."""
+    nn = torch.nn
+    tails = (["tail x < -10", "-10 <= x <= 10", "tail x > 10"],
+             lambda x: (x >= -10).long() + (x > 10).long())
+    if isinstance(m, (nn.Sigmoid, nn.SiLU, nn.GELU)):
+        return tails
+    if isinstance(m, nn.ReLU):
+        return ["x < 0", "x >= 0"], lambda x: (x >= 0).long()
+    if isinstance(m, nn.Hardtanh):  # ReLU6 too
+        return (["x < min", "min <= x <= max", "x > max"],
+                lambda x: (x >= m.min_val).long() + (x > m.max_val).long())
+    if isinstance(m, (nn.Hardsigmoid, nn.Hardswish)):
+        return (["x <= -3", "-3 < x < 3", "x >= 3"],
+                lambda x: (x > -3).long() + (x >= 3).long())
+    if isinstance(m, zoo.HardSigmoidAB):
+        return (["ax+b <= 0", "ax+b", "ax+b >= 1"],
+                lambda x: ((m.alpha * x + m.beta) > 0).long() + ((m.alpha * x + m.beta) >= 1).long())
+    return None
+
+
+def feeders(model):
+    """{activation module: the module whose output is its input}: its
+    predecessor in an nn.Sequential, or by name in the blocks that call
+    their activations from forward()."""
+    nn, feed = torch.nn, {}
+    for m in model.modules():
+        if isinstance(m, nn.Sequential):
+            for prev, cur in zip(list(m)[:-1], list(m)[1:]):
+                feed[cur] = prev
+        if isinstance(m, torchvision.ops.SqueezeExcitation):
+            feed[m.activation], feed[m.scale_activation] = m.fc1, m.fc2
+        if isinstance(m, zoo.Extras):
+            feed[m.gelu], feed[m.hsig], feed[m.sigmoid] = m.conv, m.conv2, m.gate
+    return feed
+
+
+def calibrate_activations(model, shape, targets):
+    """In forward order, scales the BatchNorm, conv or linear layer that
+    feeds each activation so that the activation's input has the standard
+    deviation of its kind (targets["tails"] for sigmoid, SiLU, GELU and
+    ONNX's hardsigmoid, targets["kinks"] for ReLU6, hardswish and
+    hardsigmoid) on a seeded input. Each activation's input is then of that
+    size whatever came before, so magnitudes do not compound through the
+    network as a uniform scaling would (that made PyTorch's own float32
+    output differ from float64 by 1e-4)."""
+    nn = torch.nn
+    feed = feeders(model)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, *shape, generator=gen)
+    for m in list(model.modules()):
+        if isinstance(m, (nn.Sigmoid, nn.SiLU, nn.GELU, zoo.HardSigmoidAB)):
+            target = targets["tails"]
+        elif isinstance(m, (nn.ReLU6, nn.Hardswish, nn.Hardsigmoid)):
+            target = targets["kinks"]
+        else:
+            continue
+        f = feed.get(m)
+        if not isinstance(f, (nn.BatchNorm2d, nn.LayerNorm, nn.Conv2d, nn.Linear)):
+            continue
+        seen = []
+        h = m.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].std()))
+        model(x)
+        h.remove()
+        k = target / float(seen[0])
+        f.weight.mul_(k)
+        if f.bias is not None:
+            f.bias.mul_(k)
+
+
+def count_regimes(model):
+    """Hooks that count, for every activation module, how many of its inputs
+    fall in each regime; returns (counts, remove)."""
+    counts, handles = {}, []
+    for name, m in model.named_modules():
+        r = activation_regimes(m)
+        if r is None:
+            continue
+        names, fn = r
+        counts[name] = (type(m).__name__, names, [0] * len(names))
+
+        def hook(mod, inputs, name=name, fn=fn):
+            regime = fn(inputs[0])
+            for i in range(len(counts[name][2])):
+                counts[name][2][i] += int((regime == i).sum())
+        handles.append(m.register_forward_pre_hook(hook))
+    return counts, lambda: [h.remove() for h in handles]
+
+
+def report_regimes(network, counts):
+    """Prints the share of each regime of each activation; False if one was
+    never reached (the test would then not check that piece)."""
+    ok = True
+    for name, (kind, names, c) in counts.items():
+        total = max(1, sum(c))
+        shares = ", ".join(f"{n} {100.0 * k / total:.1f}%" for n, k in zip(names, c))
+        print(f"{network}: regimes of {kind} {name}: {shares}")
+        for n, k in zip(names, c):
+            if k == 0:
+                print(f"{network}: {kind} {name}: regime '{n}' never reached; "
+                      "spread the activations further (SPREAD)", file=sys.stderr)
+                ok = False
+    return ok
 
 
 def make_input(batch, shape):
@@ -246,6 +376,7 @@ def main():
 
     cases = []
     torch.manual_seed(1234)
+    counts, unhook = count_regimes(model)
     with torch.no_grad():
         for batch in net.batches:
             x = make_input(batch, shape)
@@ -259,6 +390,10 @@ def main():
             print(f"{args.network}: batch {batch}: output {list(y.shape)}, "
                   f"max|y| = {float(y.abs().max()):.6g}, "
                   f"max|y - y[0]| / max|y| = {spread:.3g}")
+
+    unhook()
+    if not report_regimes(args.network, counts):
+        return 1
 
     manifest = {
         "network": args.network,

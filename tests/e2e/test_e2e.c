@@ -8,7 +8,8 @@
  *      runs make_ref.py as a fixture, and a test run by hand generates the
  *      data itself if it is missing;
  *   2. `cnncc examples/NET.yaml --weights .../weights.safetensors -o
- *      TMP/NET.so`, once, in a fresh temporary directory;
+ *      TMP/NET.so`, once, in a fresh temporary directory (a test network
+ *      that is not in the zoo, modern_blocks, has its spec in tests/e2e/);
  *   3. dlopen the .so; cnn_get_info must report the network's name, the
  *      parameter count PyTorch counts, and the input/output names and dims
  *      (the output name is the manifest's output_name);
@@ -108,14 +109,19 @@ static float *read_floats(const char *path, size_t count) {
 /* cnncc NET.yaml --weights W -o TMP/NET.so; returns the .so path (static). */
 static const char *compile(const char *net, const char *weights, char *tmpdir) {
   static char so[1024];
-  char cmd[4096], log[1024];
+  char cmd[8192], log[1024];
   snprintf(so, sizeof so, "%s/%s.so", tmpdir, net);
   snprintf(log, sizeof log, "%s/cnncc.log", tmpdir);
   /* CNNCC_E2E_FLAGS: extra cnncc options (e.g. --passes=... to bisect a
      pass, -O0), appended unquoted */
   const char *flags = getenv("CNNCC_E2E_FLAGS");
-  snprintf(cmd, sizeof cmd, "'%s' '%s/examples/%s.yaml' --weights '%s' -o '%s' %s > '%s' 2>&1",
-           CNNCC_EXE, CNNCC_SOURCE_DIR, net, weights, so, flags ? flags : "", log);
+  /* a zoo network's spec, or a test network's beside this file */
+  char spec[1024];
+  snprintf(spec, sizeof spec, "%s/examples/%s.yaml", CNNCC_SOURCE_DIR, net);
+  if (!exists(spec))
+    snprintf(spec, sizeof spec, "%s/tests/e2e/%s.yaml", CNNCC_SOURCE_DIR, net);
+  snprintf(cmd, sizeof cmd, "'%s' '%s' --weights '%s' -o '%s' %s > '%s' 2>&1", CNNCC_EXE, spec,
+           weights, so, flags ? flags : "", log);
   int rc = system(cmd);
   if (rc != 0) {
     char text[8192] = "";
@@ -298,6 +304,7 @@ E2E(wrn28_10)
 E2E(stochastic_depth)
 E2E(fractalnet)
 E2E(nin)
+E2E(modern_blocks)
 
 /* ------------------------------------------------ the lecture's AlexNet facts */
 

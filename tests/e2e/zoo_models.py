@@ -44,6 +44,16 @@ against the figure in NETWORKS there; docs/zoo.md lists them.
                    table -- not re-checked here -- it lists 38.6M for 20
                    layers and 22.9M for 40 layers, so it must use other
                    widths; not reproduced).
+  modern_blocks    not a zoo network: one of each block the mobile and
+                   efficient networks are made of, taken from torchvision
+                   itself (MobileNetV2's InvertedResidual, EfficientNet's
+                   MBConv with squeeze-excitation, MobileNetV3's
+                   InvertedResidual with Hardswish and a Hardsigmoid gate,
+                   ShuffleNetV2's units, ConvNeXt's downsampling and
+                   CNBlock), then what they do not use (GELU's tanh form,
+                   a clamp, ONNX's HardSigmoid, global max pooling, a gate
+                   from a Linear). Its spec is tests/e2e/modern_blocks.yaml,
+                   from the block files in examples/blocks/.
   nin              Lin et al. 2013, the CIFAR-10 network of the paper's
                    cuda-convnet/Caffe definition: mlpconv 192-160-96,
                    192-192-192, 192-192-10, global average pooling.
@@ -532,3 +542,74 @@ class NiN(nn.Module):
         x = F.avg_pool2d(self.mlpconv2(x), 3, 2, ceil_mode=True)    # 8x8
         x = self.mlpconv3(x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+# ------------------------------------------------ the mobile networks' blocks
+
+class HardSigmoidAB(nn.Module):
+    """ONNX's HardSigmoid, max(0, min(1, alpha x + beta)) (torch has no module
+    with these parameters)."""
+
+    def __init__(self, alpha, beta):
+        super().__init__()
+        self.alpha, self.beta = alpha, beta
+
+    def forward(self, x):
+        return torch.clamp(self.alpha * x + self.beta, 0.0, 1.0)
+
+
+class Extras(nn.Module):
+    """What the torchvision blocks do not use: GELU's tanh form, a clamp
+    with other bounds than ReLU6's, ONNX's HardSigmoid, and a gate from a
+    global max pool through a Linear (a vector of C values times [C, H, W])."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 1)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.clamp = nn.Hardtanh(-0.1, 6.0)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.hsig = HardSigmoidAB(0.2, 0.5)
+        self.gate = nn.Linear(c, c)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x):
+        y = self.clamp(self.gelu(self.conv(x)))
+        y = y * self.hsig(self.conv2(x))
+        g = self.sigmoid(self.gate(F.adaptive_max_pool2d(y, 1).flatten(1)))
+        return y * g[:, :, None, None]
+
+
+class ModernBlocks(nn.Module):
+    """One of each block of MobileNetV2/V3, EfficientNet, ShuffleNetV2 and
+    ConvNeXt, torchvision's own modules, on a 3x64x64 input."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        from functools import partial
+        from torchvision.models.convnext import CNBlock, LayerNorm2d
+        from torchvision.models.efficientnet import MBConv, MBConvConfig
+        from torchvision.models.mobilenetv2 import InvertedResidual as MBv2
+        from torchvision.models.mobilenetv3 import InvertedResidual as MBv3
+        from torchvision.models.mobilenetv3 import InvertedResidualConfig
+        from torchvision.models.shufflenetv2 import InvertedResidual as ShuffleUnit
+        from torchvision.ops.misc import Conv2dNormActivation
+        bn3 = partial(nn.BatchNorm2d, eps=1e-3)
+        self.stem = Conv2dNormActivation(3, 32, kernel_size=3, stride=2,
+                                         activation_layer=nn.ReLU6)        # 32x32x32
+        self.mbv2 = nn.Sequential(MBv2(32, 32, 1, 6), MBv2(32, 48, 2, 6))   # 48x16x16
+        self.mbconv = MBConv(MBConvConfig(4, 5, 1, 48, 48, 1), 0.2, bn3)
+        self.mbv3 = MBv3(InvertedResidualConfig(48, 3, 96, 48, True, "HS", 1, 1, 1.0), bn3)
+        self.shuffle = nn.Sequential(ShuffleUnit(48, 64, 2), ShuffleUnit(64, 64, 1))  # 64x8x8
+        self.down = nn.Sequential(LayerNorm2d(64, eps=1e-6), nn.Conv2d(64, 96, 2, 2))  # 96x4x4
+        self.cnblock = CNBlock(96, 1e-6, 0.0)
+        self.extras = Extras(96)
+        self.fc = nn.Linear(96, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.mbv2(x)
+        x = self.mbv3(self.mbconv(x))
+        x = self.down(self.shuffle(x))
+        x = self.extras(self.cnblock(x))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))

@@ -9,7 +9,9 @@
  *
  * Rejected specs must come back as NULL with at least one error and nothing
  * leaked; accepted ones must verify before and after every pass. A failed
- * verification is a bug in the frontend or a pass, so it traps.
+ * verification is a bug in the frontend or a pass, so it traps. An accepted
+ * spec must also write back (spec_write, --emit=spec) as a flat spec that
+ * loads as the same graph, modulo names (check_written).
  *
  * Includes are resolved against examples/ (the harness chdirs there), so the
  * zoo specs, which include blocks/NAME.yaml, work as seeds.
@@ -64,6 +66,73 @@ static bool small(const Graph *g) {
   return n <= FUZZ_MAX_PARAM_ELEMS && g->nodes.len <= FUZZ_MAX_NODES;
 }
 
+/* ir_print's text of g with every name emptied and the node ids numbered
+   in execution order (malloc'd): two graphs that differ only in names print
+   the same. The names and ids are put back. */
+static char *ir_modulo_names(Graph *g) {
+  int n = g->nodes.len;
+  const char **names = malloc(sizeof(char *) * (size_t)(n + g->noutputs + 1));
+  int *ids = malloc(sizeof(int) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    names[i] = x->name, ids[i] = x->id;
+    x->name = "", x->id = i;
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    names[n + i] = g->outputs[i].name, g->outputs[i].name = "";
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  ir_print(g, f);
+  fclose(f);
+  for (int i = 0; i < n; i++)
+    GRAPH_NODE(g, i)->name = names[i], GRAPH_NODE(g, i)->id = ids[i];
+  for (int i = 0; i < g->noutputs; i++)
+    g->outputs[i].name = names[n + i];
+  free(names);
+  free(ids);
+  return text;
+}
+
+/* g written as a spec loads back as the same graph, modulo names, with its
+   parameters under the names the writer gave them. */
+static void check_written(Graph *g) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  Diag *d = diag_new(sink, false);
+  NamedParam *params;
+  int n;
+  bool ok = spec_write(g, NULL, f, &params, &n, d);
+  fclose(f);
+  if (!ok) {
+    fprintf(stderr, "an accepted spec cannot be written back\n");
+    __builtin_trap();
+  }
+  Graph *r = spec_load_string("written.yaml", text, d);
+  if (!r) {
+    fprintf(stderr, "the written spec is rejected:\n%s\n", text);
+    __builtin_trap();
+  }
+  char *a = ir_modulo_names(g), *b = ir_modulo_names(r);
+  if (strcmp(a, b) != 0 || n != r->params.len) {
+    fprintf(stderr, "the written spec is another graph:\n%s\n--- was:\n%s\n--- now:\n%s\n", text, a,
+            b);
+    __builtin_trap();
+  }
+  for (int i = 0; i < n; i++)
+    if (strcmp(params[i].name, GRAPH_PARAM(r, i)->name) != 0) {
+      fprintf(stderr, "parameter %d is '%s', not '%s'\n", i, GRAPH_PARAM(r, i)->name,
+              params[i].name);
+      __builtin_trap();
+    }
+  free(a);
+  free(b);
+  ir_graph_free(r);
+  diag_free(d);
+  free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *text = malloc(size + 1);
   if (!text)
@@ -91,6 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fprintf(stderr, "the frontend built a graph that does not verify\n");
       __builtin_trap();
     }
+    check_written(g);
     PassOptions po = {.opt_level = 2, .print_out = sink, .verify = true};
     passes_run(g, &po);
     ir_print(g, sink);

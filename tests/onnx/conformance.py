@@ -61,7 +61,7 @@ OPS = {
     "GlobalMaxPool", "LRN", "Gemm", "MatMul", "Relu", "Clip", "Softmax", "Add", "Sub", "Mul",
     "Div", "Sum", "Mean", "Concat", "Flatten", "Reshape", "Identity", "Dropout", "Pad",
     "Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "ConstantOfShape",
-    "Transpose", "Neg", "Sqrt", "Equal", "Where", "Range",
+    "Transpose", "Neg", "Sqrt", "Equal", "Where", "Range", "ReduceMean", "ReduceMax",
 }
 
 # (op, input index) that a compiled network takes as a constant.
@@ -101,6 +101,7 @@ LIMITS = [
     (r"'kernel_shape' does not match", "kernel_shape inconsistent with the weight"),
     (r"has no input computed at run time", "no run-time input"),
     (r"varies along the batch", "a Gemm bias that varies along the batch"),
+    (r"over other axes than H and W", "a reduction over axes other than H and W"),
     (r"cnncc evaluates \w+ at compile time only", "an op cnncc folds only, on a run-time tensor"),
     (r"comes from a Pad that no conv or pool absorbs", "a Pad that no conv or pool follows"),
 ]

@@ -14,6 +14,10 @@ at 1 in the model) still runs at any batch size: cnncc's batch is never
 part of the model. --rotate picks one configuration per network, turning
 through --configs by the network's position, for the CI subset.
 
+The first configuration of each network is also written back as a spec
+(--emit=spec), compiled with the written weights, and must give the same
+output bits as the .onnx.
+
 Then the graph after the passes is compared with the YAML spec's
 (examples/NET.yaml, same weights): kernels launched per sample and arena
 bytes, from `cnncc --stats --emit=ir`. They are printed side by side; a
@@ -87,7 +91,7 @@ def main():
     failures = 0
     rows = []
     for net in a.nets:
-        row = {"net": net, "ok": [], "bad": [], "worst": 0.0, "cmp": ""}
+        row = {"net": net, "ok": [], "bad": [], "worst": 0.0, "cmp": "", "spec": "?"}
         rows.append(row)
         model, info = make_ref.build(net)
         torch.manual_seed(1234)
@@ -119,6 +123,25 @@ def main():
                     err = float(np.abs(y - ref).max() / np.abs(ref).max())
                     worst = max(worst, err)
             ok = worst <= TOL
+            # The readable import: --emit=spec, compiled with its weights,
+            # must give the same output bits as the .onnx (first config only).
+            if ok and (opset, dyn) == mine[0]:
+                yaml = os.path.join(a.work, tag + ".yaml")
+                so2 = os.path.join(a.work, tag + ".spec.so")
+                r1 = subprocess.run([a.cnncc, onnx_path, "--emit=spec", "-o", yaml, "-q"],
+                                    capture_output=True, text=True)
+                r2 = r1.returncode == 0 and subprocess.run(
+                    [a.cnncc, yaml, "--weights", yaml[:-5] + ".safetensors", "-o", so2, "-q"],
+                    capture_output=True, text=True)
+                same = False
+                if r2 and r2.returncode == 0:
+                    x = inputs[batches[-1]].numpy()
+                    with cnncc.load(so) as m1, cnncc.load(so2) as m2:
+                        same = np.array_equal(m1(x), m2(x))
+                print(f"     {tag}: --emit=spec round trip: "
+                      f"{'same bits' if same else 'FAILED: ' + (r1.stderr or (r2 and r2.stderr) or 'outputs differ')}")
+                ok = same
+                row["spec"] = "same bits" if same else "FAILED"
             failures += not ok
             row["ok" if ok else "bad"].append(f"{opset}{'d' if dyn else 's'}")
             row["worst"] = max(row["worst"], worst)
@@ -149,12 +172,13 @@ def main():
         lines = [f"Configurations: {a.configs} (opset; d: dynamic batch axis, s: static); "
                  f"batches {a.batches}; tolerance {TOL:g}·max|ref|.", "",
                  "| network | configurations that match PyTorch | worst max\\|y − ref\\| / "
-                 "max\\|ref\\| | kernels (spec / onnx) | arena bytes (spec / onnx) |",
-                 "|---|---|---|---|---|"]
+                 "max\\|ref\\| | kernels (spec / onnx) | arena bytes (spec / onnx) | "
+                 "--emit=spec round trip |",
+                 "|---|---|---|---|---|---|"]
         for r in rows:
             k, ar = r["cmp"] if r["cmp"] else ("?", "?")
             got = ", ".join(r["ok"]) + (f"; FAILED: {', '.join(r['bad'])}" if r["bad"] else "")
-            lines.append(f"| {r['net']} | {got} | {r['worst']:.1e} | {k} | {ar} |")
+            lines.append(f"| {r['net']} | {got} | {r['worst']:.1e} | {k} | {ar} | {r['spec']} |")
         block = "\n".join(lines) + "\n"
         text = open(a.update_docs).read()
         b, e = "<!-- zoo:begin -->\n", "<!-- zoo:end -->"

@@ -159,7 +159,7 @@ Test(cli, unknown_ops_keys_and_blocks_exit_1_with_a_suggestion) {
   bad_spec(HDR "layers:\n  - {name: c, op: conv2d, out: 4, kernel: 1, strid: 2}\n",
            "did you mean 'stride'?");
   bad_spec(HDR "layer:\n  - {op: relu}\n", "unknown key 'layer' at the top level");
-  bad_spec(HDR "layers:\n  - {name: s, op: slice}\n", "unknown op 'slice'");
+  bad_spec(HDR "layers:\n  - {name: s, op: reorder}\n", "unknown op 'reorder'");
   bad_spec(HDR "layers:\n  - {name: b, block: nothere}\n", "unknown block 'nothere'");
 }
 
@@ -365,6 +365,55 @@ Test(cli, a_failed_compile_leaves_no_partial_output_and_keeps_the_old_one) {
                       "ELF",
                       4),
                0);
+}
+
+/* --emit=spec writes its two files, both or neither, never over its
+   inputs; a failure keeps the previous ones. */
+Test(cli, emit_spec_writes_both_files_or_neither_and_never_over_its_inputs) {
+  put("net.yaml", good);
+  put("bad.yaml", HDR "layers: [{op: nope}]\n");
+  put("out.yaml", "old spec\n");
+  put("out.safetensors", "old weights\n");
+  const char *files = "bad.yaml net.yaml out.safetensors out.yaml";
+  /* spec */
+  fails(NULL, "bad.yaml --emit=spec -o out.yaml", "unknown op", files);
+  /* weights */
+  put("w.safetensors", "garbage");
+  fails(NULL, "net.yaml --weights w.safetensors --emit=spec -o out.yaml", "too short",
+        "bad.yaml net.yaml out.safetensors out.yaml w.safetensors");
+  /* writing the weights fails after the spec is written (a directory is
+     in the way): the spec's temporary goes too */
+  mkdir(at("w.safetensors.d"), 0755);
+  unlink(at("w.safetensors"));
+  rename(at("w.safetensors.d"), at("w.safetensors"));
+  fails(NULL, "net.yaml --emit=spec -o w.yaml", "w.safetensors",
+        "bad.yaml net.yaml out.safetensors out.yaml w.safetensors");
+  rmdir(at("w.safetensors"));
+  slurp_eq("out.yaml", "old spec\n");
+  slurp_eq("out.safetensors", "old weights\n");
+  /* never over the input spec (the default output here) or --weights */
+  fails(NULL, "net.yaml --emit=spec", "would overwrite the input 'net.yaml'", files);
+  Result r = cnncc(NULL, "net.yaml --emit=spec -o out.yaml");
+  cr_assert_eq(r.status, 0, "%s", r.out);
+  free(r.out);
+  fails(NULL, "out.yaml --weights out.safetensors --emit=spec -o out.yaml",
+        "would overwrite the input 'out.yaml'", files);
+  fails(NULL, "net.yaml --weights out.safetensors --emit=spec -o out.yml",
+        "would overwrite the input 'out.safetensors'", files);
+  /* the success above replaced both */
+  slurp_eq("out.yaml", "# Written by cnncc --emit=spec from net.yaml.\n");
+  r = cnncc(NULL, "out.yaml --weights out.safetensors -o out.so");
+  cr_assert_eq(r.status, 0, "the written spec does not compile with its weights:\n%s", r.out);
+  free(r.out);
+  unlink(at("out.so"));
+  /* -o -: the spec alone, to stdout */
+  r = cnncc(NULL, "net.yaml -q --emit=spec -o -");
+  cr_assert_eq(r.status, 0, "%s", r.out);
+  cr_expect(strstr(r.out, "\ncnncc: 1\nname: t\n"), "%s", r.out);
+  free(r.out);
+  char *ls = listing();
+  cr_expect_str_eq(ls, files);
+  free(ls);
 }
 
 Test(cli, bad_flags_exit_1) {

@@ -88,6 +88,44 @@ void add_residual(Graph *g, Node *n, Node *r) {
   n->epi.residual = n->nin++;
 }
 
+const Act harness_acts[] = {
+    {.kind = ACT_RELU},
+    {.kind = ACT_CLAMP, .a = 0, .b = 6},
+    {.kind = ACT_CLAMP, .a = -1, .b = 1.5f},
+    {.kind = ACT_SIGMOID},
+    {.kind = ACT_HARDSIGMOID, .a = 1.0f / 6, .b = 0.5f},
+    {.kind = ACT_HARDSIGMOID, .a = 0.2f, .b = 0.5f},
+    {.kind = ACT_HARDSWISH},
+    {.kind = ACT_SILU},
+    {.kind = ACT_GELU},
+    {.kind = ACT_GELU_TANH},
+};
+const int harness_nacts = (int)(sizeof harness_acts / sizeof harness_acts[0]);
+
+Node *act_node(Graph *g, Node *x, const Act *a) {
+  static const Op ops[] = {[ACT_RELU] = OP_RELU,           [ACT_CLAMP] = OP_CLAMP,
+                           [ACT_SIGMOID] = OP_SIGMOID,     [ACT_HARDSIGMOID] = OP_HARDSIGMOID,
+                           [ACT_HARDSWISH] = OP_HARDSWISH, [ACT_SILU] = OP_SILU,
+                           [ACT_GELU] = OP_GELU,           [ACT_GELU_TANH] = OP_GELU};
+  cr_assert(a->kind > ACT_NONE && a->kind <= ACT_GELU_TANH);
+  Node *n = op1(g, ops[a->kind], x);
+  if (a->kind == ACT_CLAMP)
+    n->attr.clamp_min = a->a, n->attr.clamp_max = a->b;
+  if (a->kind == ACT_HARDSIGMOID)
+    n->attr.hs_alpha = a->a, n->attr.hs_beta = a->b;
+  n->attr.gelu_tanh = a->kind == ACT_GELU_TANH;
+  fin(g, n);
+  Act got = ir_node_act(n);
+  cr_assert(ir_act_eq(&got, a), "act_node: the op computes another activation");
+  return n;
+}
+
+void scale_weight(Node *n, float s) {
+  Param *w = n->params[P_WEIGHT];
+  for (int64_t i = 0; i < param_numel(w); i++)
+    w->data[i] *= s;
+}
+
 /* The local planner: see backend_harness.h. */
 void plan(Graph *g) {
   int64_t off = g->arena_bytes;
@@ -100,7 +138,10 @@ void plan(Graph *g) {
         if (g->inputs[k].node == n)
           n->mem = (Mem){.kind = MEM_INPUT, .index = k};
     } else if (ir_ops[n->op].flags & OPF_VIEW) {
-      n->mem = (Mem){.kind = MEM_ALIAS, .alias_of = n->in[0]};
+      int64_t at = 0; /* a slice's channels start inside its input */
+      if (n->op == OP_SLICE)
+        at = n->attr.slice_begin * n->shape.d[1] * n->shape.d[2] * (int64_t)sizeof(float);
+      n->mem = (Mem){.kind = MEM_ALIAS, .alias_of = n->in[0], .offset = at};
     } else {
       n->mem = (Mem){.kind = MEM_ARENA, .offset = off};
       off += (shape_numel(&n->shape) * 4 + 63) & ~(int64_t)63;
@@ -111,6 +152,54 @@ void plan(Graph *g) {
 }
 
 /* ------------------------------------------------------------ reference run */
+
+/* How often each regime of each activation was reached in the reference
+   (pre-activation values), by node id, over one compare(). */
+typedef struct {
+  Act act;
+  int64_t count[REF_MAX_REGIMES];
+  bool used;
+} Tally;
+static Tally *tallies;
+static int ntallies;
+bool harness_regimes_optional;
+
+static void tally(const Node *n, const Act *a, const float *x, int64_t N) {
+  if (!tallies || n->id >= ntallies)
+    return;
+  Tally *t = &tallies[n->id];
+  t->act = *a;
+  t->used = true;
+  for (int64_t i = 0; i < N; i++)
+    t->count[ref_act_regime(a, x[i])]++;
+}
+
+/* Prints the share of each regime of every activation of the reference, and
+   fails the test when one was never reached (unless
+   harness_regimes_optional). */
+static void report_regimes(const Graph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *n = GRAPH_NODE(g, i);
+    if (n->id >= ntallies || !tallies[n->id].used)
+      continue;
+    const Tally *t = &tallies[n->id];
+    const char *names[REF_MAX_REGIMES];
+    int nr = ref_act_regimes(&t->act, names);
+    int64_t total = 0;
+    for (int r = 0; r < nr; r++)
+      total += t->count[r];
+    char act[64], line[512];
+    int k = snprintf(line, sizeof line, "regimes of %s '%s':", ir_act_str(&t->act, act, sizeof act),
+                     n->name);
+    for (int r = 0; r < nr && k < (int)sizeof line; r++)
+      k += snprintf(line + k, sizeof line - (size_t)k, "%s %s %.1f%%", r ? "," : "", names[r],
+                    100.0 * (double)t->count[r] / (double)(total ? total : 1));
+    fprintf(stderr, "%s\n", line);
+    for (int r = 0; r < nr && !harness_regimes_optional; r++)
+      cr_assert(t->count[r] > 0, "%s: regime '%s' never reached: scale the inputs or weights", line,
+                names[r]);
+  }
+}
 
 static float *ref_node(const Node *n, float **vals) {
   int64_t N = shape_numel(&n->shape);
@@ -135,6 +224,7 @@ static float *ref_node(const Node *n, float **vals) {
     ref_scaleshift(x, C, HW, PD(P_SCALE), PD(P_SHIFT), y);
     break;
   case OP_RELU:
+    tally(n, &(Act){.kind = ACT_RELU}, x, N);
     ref_relu(x, N, y);
     break;
   case OP_MAXPOOL:
@@ -153,6 +243,9 @@ static float *ref_node(const Node *n, float **vals) {
     break;
   case OP_ADAPTIVE_AVGPOOL:
     ref_adaptive_avgpool(x, C, is->d[1], is->d[2], a->out_hw[0], a->out_hw[1], y);
+    break;
+  case OP_ADAPTIVE_MAXPOOL:
+    ref_adaptive_maxpool(x, C, is->d[1], is->d[2], a->out_hw[0], a->out_hw[1], y);
     break;
   case OP_LRN:
     ref_lrn(x, C, HW, a->lrn_size, a->alpha, a->beta, a->k, y);
@@ -190,16 +283,42 @@ static float *ref_node(const Node *n, float **vals) {
   case OP_SCALE:
     ref_scale(x, N, a->scale, y);
     break;
+  case OP_MUL: {
+    int big = shape_eq(&n->in[0]->shape, &n->shape) ? 0 : 1;
+    bool per_channel = !shape_eq(&n->in[0]->shape, &n->in[1]->shape);
+    int64_t oc = n->shape.d[0];
+    ref_mul(vals[n->in[big]->id], vals[n->in[1 - big]->id], oc, N / oc, per_channel, y);
+    break;
+  }
+  case OP_LAYERNORM:
+    ref_layernorm(x, C, HW, PD(P_WEIGHT), PD(P_BIAS), a->eps, y);
+    break;
+  case OP_CHANNEL_SHUFFLE:
+    ref_channel_shuffle(x, C, HW, a->groups, y);
+    break;
+  case OP_PARAMETER:
+    memcpy(y, n->params[P_WEIGHT]->data, sizeof(float) * (size_t)N);
+    break;
   case OP_SOFTMAX:
     ref_softmax(x, C, HW, y);
     break;
   default:
+    if (ir_ops[n->op].flags & OPF_ACT) {
+      Act act = ir_node_act(n);
+      tally(n, &act, x, N);
+      memcpy(y, x, sizeof(float) * (size_t)N);
+      ref_epilogue(y, NULL, N, &act);
+      break;
+    }
     cr_assert_fail("no reference for %s", ir_ops[n->op].name);
   }
 #undef PD
-  if (n->epi.residual >= 0 || n->epi.act == ACT_RELU)
-    ref_epilogue(y, n->epi.residual >= 0 ? vals[n->in[n->epi.residual]->id] : NULL, N,
-                 n->epi.act == ACT_RELU);
+  if (n->epi.residual >= 0)
+    ref_epilogue(y, vals[n->in[n->epi.residual]->id], N, &(Act){.kind = ACT_NONE});
+  if (n->epi.act.kind != ACT_NONE) {
+    tally(n, &n->epi.act, y, N);
+    ref_epilogue(y, NULL, N, &n->epi.act);
+  }
   return y;
 }
 
@@ -331,6 +450,8 @@ void free_bufs(float **b, int n) {
 
 /* Compares every output of every sample with the reference. */
 void compare(Graph *g, int64_t batch, float **in, float **out, double rtol) {
+  ntallies = g->next_id;
+  tallies = calloc((size_t)ntallies, sizeof *tallies);
   for (int64_t s = 0; s < batch; s++) {
     const float *ins[16];
     float *refs[16];
@@ -359,6 +480,10 @@ void compare(Graph *g, int64_t batch, float **in, float **out, double rtol) {
       free(refs[i]);
     }
   }
+  report_regimes(g);
+  free(tallies);
+  tallies = NULL;
+  ntallies = 0;
 }
 
 /* The whole round trip: plan, compile, load, run, compare. */
@@ -414,7 +539,7 @@ Graph *small_net(void) {
     c2->attr.pad[i] = 1;
   fin(g, c2);
   add_residual(g, c2, mp);
-  c2->epi.act = ACT_RELU;
+  c2->epi.act.kind = ACT_RELU;
   Node *ap = op1(g, OP_ADAPTIVE_AVGPOOL, c2);
   ap->attr.out_hw[0] = ap->attr.out_hw[1] = 2;
   fin(g, ap);

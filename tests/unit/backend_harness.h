@@ -5,7 +5,7 @@
  *
  * A test builds a small graph with the IR API, fills its parameters with
  * random values, plans memory with a tiny local planner (every tensor its
- * own arena slot; inputs MEM_INPUT; views MEM_ALIAS offset 0; tests may
+ * own arena slot; inputs MEM_INPUT; views MEM_ALIAS at their offset; tests may
  * pre-set aliases to exercise in-place ops and concat slices), compiles it
  * to a .so in a temporary directory, dlopens it, runs it through the public
  * ABI and compares every graph output with ref_ops.c:
@@ -55,6 +55,17 @@ Graph *small_net(void);
 /* How many nodes of op o have layout L. */
 int count_layout(Graph *g, Layout L, Op o);
 
+/* Every activation kind, with parameters that make each regime reachable
+   from values of a few units (clamp to [0, 6] and [-1, 1.5], hardsigmoid
+   PyTorch's and ONNX's): tests loop over them. */
+extern const Act harness_acts[];
+extern const int harness_nacts;
+/* The activation op (relu, clamp, ...) computing a, on x, finished. */
+Node *act_node(Graph *g, Node *x, const Act *a);
+/* Multiplies n's weight by s (after fin): conv and linear outputs then
+   spread over s times the range, to reach every regime of an activation. */
+void scale_weight(Node *n, float s);
+
 /* The local planner: see the top of the file. Nodes whose mem a test has
    already set are left alone. */
 void plan(Graph *g);
@@ -95,8 +106,13 @@ float **make_inputs(Graph *g, int64_t batch);
 float **make_outputs(Graph *g, int64_t batch);
 void free_bufs(float **b, int n);
 /* Compares every output of every sample with the reference (the bound at
-   the top of the file). */
+   the top of the file). Then, for every activation (an activation op or a
+   fused epilogue), prints on stderr the share of its inputs in each of its
+   regimes (ref_act_regimes: clamp's bounds, hardswish's three pieces,
+   sigmoid's tails, ...) and fails if one was never reached, unless the
+   test set harness_regimes_optional. */
 void compare(Graph *g, int64_t batch, float **in, float **out, double rtol);
+extern bool harness_regimes_optional;
 
 /* The whole round trip: plan, compile, load, run, compare; frees g. */
 void check_graph_opts(Graph *g, int64_t batch, int nthreads, double rtol);

@@ -154,6 +154,24 @@ void ref_adaptive_avgpool(const float *x, int64_t C, int64_t H, int64_t W, int64
       }
 }
 
+void ref_adaptive_maxpool(const float *x, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                          float *y) {
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t oh = 0; oh < OH; oh++)
+      for (int64_t ow = 0; ow < OW; ow++) {
+        int64_t h0 = (int64_t)floor((double)(oh * H) / OH);
+        int64_t h1 = (int64_t)ceil((double)((oh + 1) * H) / OH);
+        int64_t w0 = (int64_t)floor((double)(ow * W) / OW);
+        int64_t w1 = (int64_t)ceil((double)((ow + 1) * W) / OW);
+        float m = -INFINITY;
+        for (int64_t ih = h0; ih < h1; ih++)
+          for (int64_t iw = w0; iw < w1; iw++)
+            if (!(x[(c * H + ih) * W + iw] <= m)) /* NaN wins, as in PyTorch */
+              m = x[(c * H + ih) * W + iw];
+        y[(c * OH + oh) * OW + ow] = m;
+      }
+}
+
 void ref_lrn(const float *x, int64_t C, int64_t HW, int64_t size, float alpha, float beta, float k,
              float *y) {
   /* torch.nn.functional.local_response_norm: x^2 zero-padded by size/2 in
@@ -214,6 +232,34 @@ void ref_scale(const float *x, int64_t n, float s, float *y) {
     y[i] = x[i] * s;
 }
 
+void ref_mul(const float *a, const float *b, int64_t C, int64_t HW, bool per_channel, float *y) {
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t i = 0; i < HW; i++)
+      y[c * HW + i] = (float)((double)a[c * HW + i] * b[per_channel ? c : c * HW + i]);
+}
+
+void ref_layernorm(const float *x, int64_t C, int64_t HW, const float *w, const float *b, float eps,
+                   float *y) {
+  for (int64_t p = 0; p < HW; p++) {
+    double mean = 0, var = 0;
+    for (int64_t c = 0; c < C; c++)
+      mean += x[c * HW + p];
+    mean /= (double)C;
+    for (int64_t c = 0; c < C; c++)
+      var += (x[c * HW + p] - mean) * (x[c * HW + p] - mean);
+    var /= (double)C;
+    for (int64_t c = 0; c < C; c++)
+      y[c * HW + p] = (float)((x[c * HW + p] - mean) / sqrt(var + eps) * w[c] + b[c]);
+  }
+}
+
+void ref_channel_shuffle(const float *x, int64_t C, int64_t HW, int64_t groups, float *y) {
+  int64_t per = C / groups;
+  for (int64_t i = 0; i < groups; i++) /* x viewed as [groups][per][HW] */
+    for (int64_t j = 0; j < per; j++)  /* y viewed as [per][groups][HW] */
+      memcpy(y + (j * groups + i) * HW, x + (i * per + j) * HW, sizeof(float) * (size_t)HW);
+}
+
 void ref_softmax(const float *x, int64_t C, int64_t HW, float *y) {
   for (int64_t p = 0; p < HW; p++) {
     double m = -INFINITY;
@@ -228,13 +274,119 @@ void ref_softmax(const float *x, int64_t C, int64_t HW, float *y) {
   }
 }
 
-void ref_epilogue(float *y, const float *res, int64_t n, bool relu) {
+static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* min(max(x, lo), hi), NaN staying NaN as in PyTorch (fmin/fmax drop it). */
+static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+/* PyTorch's Hardsigmoid: relu6(x + 3) / 6; the general form otherwise. */
+static bool pytorch_hardsigmoid(const Act *a) { return a->a == 1.0f / 6 && a->b == 0.5f; }
+
+double ref_act(const Act *a, double x) {
+  switch (a->kind) {
+  case ACT_NONE:
+    return x;
+  case ACT_RELU:
+    return x < 0 ? 0 : x;
+  case ACT_CLAMP:
+    return clampd(x, a->a, a->b);
+  case ACT_SIGMOID:
+    return sigmoid(x);
+  case ACT_HARDSIGMOID:
+    if (pytorch_hardsigmoid(a))
+      return clampd(x + 3, 0, 6) / 6;
+    return clampd((double)a->a * x + a->b, 0, 1);
+  case ACT_HARDSWISH:
+    return x * clampd(x + 3, 0, 6) / 6;
+  case ACT_SILU:
+    return x * sigmoid(x);
+  case ACT_GELU:
+    return 0.5 * x * erfc(-x / sqrt(2.0));
+  case ACT_GELU_TANH: {
+    double u = sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+    return x * sigmoid(2 * u); /* 1 + tanh(u) = 2 sigmoid(2u) */
+  }
+  }
+  return NAN;
+}
+
+void ref_epilogue(float *y, const float *res, int64_t n, const Act *act) {
   for (int64_t i = 0; i < n; i++) {
     float v = y[i];
     if (res)
       v += res[i];
-    if (relu && v < 0)
-      v = 0;
-    y[i] = v;
+    y[i] = (float)ref_act(act, v);
   }
+}
+
+/* Where a tail starts: sigmoid is 1 in float beyond 17, and exp(-x) of the
+   naive form overflows below -88; silu and gelu are x or 0 beyond. */
+#define TAIL 10.0
+
+int ref_act_regimes(const Act *a, const char *names[REF_MAX_REGIMES]) {
+  int n = 0;
+  switch (a->kind) {
+  case ACT_NONE:
+    names[n++] = "all";
+    break;
+  case ACT_RELU:
+    names[n++] = "x < 0";
+    names[n++] = "x >= 0";
+    break;
+  case ACT_CLAMP:
+    if (isfinite(a->a))
+      names[n++] = "x < min";
+    names[n++] = "min <= x <= max";
+    if (isfinite(a->b))
+      names[n++] = "x > max";
+    break;
+  case ACT_HARDSIGMOID:
+    names[n++] = "0 (ax+b <= 0)";
+    names[n++] = "ax+b";
+    names[n++] = "1 (ax+b >= 1)";
+    break;
+  case ACT_HARDSWISH:
+    names[n++] = "0 (x <= -3)";
+    names[n++] = "x(x+3)/6";
+    names[n++] = "x (x >= 3)";
+    break;
+  case ACT_SIGMOID:
+  case ACT_SILU:
+  case ACT_GELU:
+  case ACT_GELU_TANH:
+    names[n++] = "tail x < -10";
+    names[n++] = "-10 <= x <= 10";
+    names[n++] = "tail x > 10";
+    break;
+  }
+  return n;
+}
+
+int ref_act_regime(const Act *a, double x) {
+  switch (a->kind) {
+  case ACT_NONE:
+    return 0;
+  case ACT_RELU:
+    return x < 0 ? 0 : 1;
+  case ACT_CLAMP: {
+    int below = isfinite(a->a) ? 1 : 0;
+    if (x < a->a)
+      return 0;
+    return x > a->b ? below + 1 : below;
+  }
+  case ACT_HARDSIGMOID:
+  case ACT_HARDSWISH: {
+    /* the pieces of max(0, min(1, a x + b)): a x + b <= 0, in (0, 1), >= 1
+       (for PyTorch's a and b: x <= -3, -3 < x < 3, x >= 3) */
+    double lin =
+        a->kind == ACT_HARDSWISH || pytorch_hardsigmoid(a) ? (x + 3) / 6 : (double)a->a * x + a->b;
+    return lin <= 0 ? 0 : lin < 1 ? 1 : 2;
+  }
+  case ACT_SIGMOID:
+  case ACT_SILU:
+  case ACT_GELU:
+  case ACT_GELU_TANH:
+    return x < -TAIL ? 0 : x > TAIL ? 2 : 1;
+  }
+  return 0;
 }

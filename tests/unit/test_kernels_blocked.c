@@ -25,7 +25,7 @@ static Graph *blocked_convs(void) {
   Node *sc = conv(g, c1, 32, 1, 1, 2, 0); /* 32x8x6 */
   Node *c5 = conv(g, c4, 32, 1, 1, 1, 0);
   add_residual(g, c5, sc);
-  c5->epi.act = ACT_RELU;
+  c5->epi.act.kind = ACT_RELU;
   Node *c6 = conv(g, c2, 16, 3, 5, 2, 2); /* kernel 3x5: taps outside both edges */
   c6->attr.dilation[1] = 2;
   c6->attr.pad[1] = c6->attr.pad[3] = 3;
@@ -66,7 +66,7 @@ Test(blocked, a_resnet_3x3_conv_at_56x56_matches_reference_on_one_and_two_thread
   for (int i = 0; i < 4; i++)
     c->attr.pad[i] = 1;
   fin(g, c);
-  c->epi.act = ACT_RELU;
+  c->epi.act.kind = ACT_RELU;
   output(g, c);
   pass_layout(g);
   ir_compact(g);
@@ -144,7 +144,7 @@ static Graph *blocked_ops(void) {
   fin(g, ap);
   Node *bn = fin(g, op1(g, OP_BATCHNORM, mp));
   Node *ss = fin(g, op1(g, OP_SCALESHIFT, ap));
-  ss->epi.act = ACT_RELU;
+  ss->epi.act.kind = ACT_RELU;
   Node *two[2] = {bn, ss};
   Node *sum = fin(g, op(g, OP_ADD, two, 2));
   Node *mean = fin(g, op(g, OP_MEAN, two, 2));
@@ -192,12 +192,13 @@ Test(blocked, split_conv_writes_its_slices_into_an_elided_concat) {
     Node *a = conv(g, x, 32, 3, 3, 1, 1);
     Node *s = conv(g, a, 48, 1, 1, 1, 0);
     s->split = true;
-    s->epi.act = ACT_RELU;
+    s->epi.act.kind = ACT_RELU;
     Node *sl[2];
     int64_t begin[2] = {0, 16}, cnt[2] = {16, 32};
     for (int i = 0; i < 2; i++) {
       sl[i] = op1(g, OP_SLICE, s);
       sl[i]->attr.slice_begin = begin[i];
+      sl[i]->attr.slice_end = begin[i] + cnt[i];
       sl[i]->shape = (Shape){3, {cnt[i], 9, 7}};
     }
     Node *other = conv(g, a, 16, 1, 1, 1, 0);
@@ -237,4 +238,195 @@ Test(blocked, split_conv_writes_its_slices_into_an_elided_concat) {
     lib_close(&l);
     ir_graph_free(g);
   }
+}
+
+/* Every activation on the blocked layout: in the direct conv's epilogue
+   (3x3, and a 1x1 GEMM row with a residual), as an op after a blocked
+   conv (it stays blocked: no reorder), and in the blocked scale-shift's
+   epilogue; weights scaled so each reaches every regime. */
+static Graph *blocked_acts(void) {
+  Graph *g = ir_graph_new("blocked_acts");
+  Node *x = input3(g, "x", 16, 9, 13);
+  Node *c0 = conv(g, x, 32, 3, 3, 1, 1);
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *c = conv(g, c0, 16, 3, 3, 1, 1);
+    scale_weight(c, 0.25f);
+    c->epi.act = harness_acts[i];
+    output(g, c);
+    Node *p = conv(g, c0, 32, 1, 1, 1, 0);
+    scale_weight(p, 1.5f);
+    add_residual(g, p, c0);
+    p->epi.act = harness_acts[i];
+    output(g, p);
+    Node *q = conv(g, c0, 16, 1, 1, 1, 0);
+    scale_weight(q, 1.5f);
+    output(g, act_node(g, q, &harness_acts[i]));
+    Node *s = fin(g, op1(g, OP_SCALESHIFT, c0));
+    scale_weight(s, 3);
+    s->epi.act = harness_acts[i];
+    output(g, s);
+  }
+  return g;
+}
+
+Test(blocked, every_activation_in_epilogues_and_as_ops_matches_reference_in_every_regime) {
+  Graph *g = blocked_acts();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_SCALESHIFT), harness_nacts);
+  int nacts = 0;
+  for (int i = 0; i < g->nodes.len; i++)
+    nacts += (ir_ops[GRAPH_NODE(g, i)->op].flags & OPF_ACT) &&
+             GRAPH_NODE(g, i)->layout == LAYOUT_NCHW16C;
+  cr_assert_eq(nacts, harness_nacts, "every activation op follows its blocked conv");
+  ir_graph_free(g);
+  check_blocked(blocked_acts(), 1, 2, NULL);
+}
+
+Test(blocked, every_activation_epilogue_for_x86_64_v3_without_avx512_matches_reference) {
+  Graph *g = ir_graph_new("blocked_acts_v3");
+  Node *x = input3(g, "x", 16, 7, 9);
+  Node *c0 = conv(g, x, 16, 3, 3, 1, 1);
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *c = conv(g, c0, 16, 3, 3, 1, 1);
+    scale_weight(c, 0.3f);
+    c->epi.act = harness_acts[i];
+    output(g, c);
+  }
+  check_blocked(g, 1, 1, "x86-64-v3");
+}
+
+/* Squeeze-excitation on the blocked layout: global pool, 1x1 reduce with
+   SiLU, 1x1 expand with sigmoid, gate * x; the gate [32, 1, 1] needs no
+   reorder and the mul stays blocked, also by a [C] vector. */
+static Graph *blocked_se(void) {
+  Graph *g = ir_graph_new("blocked_se");
+  Node *x = input3(g, "x", 16, 9, 11);
+  Node *c = conv(g, x, 32, 3, 3, 1, 1);
+  Node *pool = fin(g, op1(g, OP_ADAPTIVE_AVGPOOL, c));
+  Node *r = conv(g, pool, 8, 1, 1, 1, 0);
+  scale_weight(r, 8);
+  r->epi.act = (Act){.kind = ACT_SILU};
+  Node *e = conv(g, r, 32, 1, 1, 1, 0);
+  scale_weight(e, 4);
+  e->epi.act = (Act){.kind = ACT_SIGMOID};
+  Node *ec[2] = {e, c};
+  Node *m = fin(g, op(g, OP_MUL, ec, 2));
+  Node *flat = fin(g, op1(g, OP_FLATTEN, e));
+  Node *cf[2] = {c, flat};
+  Node *m2 = fin(g, op(g, OP_MUL, cf, 2));
+  output(g, m);
+  output(g, m2);
+  return g;
+}
+
+Test(blocked, squeeze_excitation_gate_times_a_blocked_tensor_matches_reference) {
+  Graph *g = blocked_se();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_MUL), 2);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_REORDER), 0, "no reorder into the gate");
+  ir_graph_free(g);
+  check_blocked(blocked_se(), 2, 2, NULL);
+}
+
+/* ShuffleNetV2's unit on the blocked layout: 64 channels in two chunks of
+   32 (block aligned: blocked views), the branch, concat, shuffle(2) (the
+   blocked gather), a conv after it; a slice not on a block boundary
+   (channels 8..23: its input is reordered to NCHW) and a shuffle of 48
+   channels in 3 groups. */
+static Graph *blocked_shuffle(void) {
+  Graph *g = ir_graph_new("blocked_shuffle");
+  Node *x = input3(g, "x", 16, 7, 9);
+  Node *c = conv(g, x, 64, 3, 3, 1, 1);
+  Node *x1 = op1(g, OP_SLICE, c), *x2 = op1(g, OP_SLICE, c);
+  x1->attr.chunks = x2->attr.chunks = 2;
+  x2->attr.chunk_index = 1;
+  fin(g, x1);
+  fin(g, x2);
+  Node *b = conv(g, x2, 32, 1, 1, 1, 0);
+  Node *cat2[2] = {x1, b};
+  Node *cat = fin(g, op(g, OP_CONCAT, cat2, 2));
+  Node *sh = op1(g, OP_CHANNEL_SHUFFLE, cat);
+  sh->attr.groups = 2;
+  fin(g, sh);
+  output(g, conv(g, sh, 32, 3, 3, 1, 1));
+  Node *odd = op1(g, OP_SLICE, c);
+  odd->attr.slice_begin = 8, odd->attr.slice_end = 24;
+  output(g, conv(g, fin(g, odd), 16, 1, 1, 1, 0));
+  Node *c48 = conv(g, x, 48, 1, 1, 1, 0);
+  Node *sh3 = op1(g, OP_CHANNEL_SHUFFLE, c48);
+  sh3->attr.groups = 3;
+  output(g, fin(g, sh3));
+  return g;
+}
+
+Test(blocked, chunks_concat_and_channel_shuffle_stay_blocked_and_match_reference) {
+  Graph *g = blocked_shuffle();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_SLICE), 2, "the two aligned chunks");
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CHANNEL_SHUFFLE), 2);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW, OP_SLICE), 1, "channels 8..23");
+  ir_graph_free(g);
+  check_blocked(blocked_shuffle(), 2, 2, NULL);
+}
+
+/* ConvNeXt's block on the blocked layout: depthwise 7x7 -> layernorm ->
+   pointwise_linear (4x) -> GELU -> pointwise_linear -> + input; the
+   layernorm stays blocked between blocked convs (no reorder), and the
+   [out, in] weights of the 1x1 convs pack as [out, in, 1, 1] ones. */
+static Graph *blocked_convnext(void) {
+  Graph *g = ir_graph_new("blocked_convnext");
+  Node *x = input3(g, "x", 16, 9, 11);
+  Node *c = conv(g, x, 32, 3, 3, 1, 1);
+  Node *dw = op1(g, OP_CONV2D, c);
+  dw->attr.out_channels = 32, dw->attr.groups = 32;
+  dw->attr.kernel[0] = dw->attr.kernel[1] = 7;
+  for (int i = 0; i < 4; i++)
+    dw->attr.pad[i] = 3;
+  fin(g, dw);
+  Node *ln = op1(g, OP_LAYERNORM, dw);
+  ln->attr.eps = 1e-6f;
+  fin(g, ln);
+  Node *p1 = op1(g, OP_CONV2D, ln);
+  p1->attr.out_channels = 128, p1->attr.linear_weight = true;
+  p1->attr.kernel[0] = p1->attr.kernel[1] = 1;
+  fin(g, p1);
+  scale_weight(p1, 8);
+  p1->epi.act = (Act){.kind = ACT_GELU};
+  Node *p2 = op1(g, OP_CONV2D, p1);
+  p2->attr.out_channels = 32, p2->attr.linear_weight = true;
+  p2->attr.kernel[0] = p2->attr.kernel[1] = 1;
+  fin(g, p2);
+  add_residual(g, p2, c);
+  output(g, p2);
+  return g;
+}
+
+Test(blocked, convnext_block_with_layernorm_stays_blocked_and_matches_reference) {
+  Graph *g = blocked_convnext();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_LAYERNORM), 1);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 4);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW, OP_REORDER), 1, "only the output");
+  ir_graph_free(g);
+  check_blocked(blocked_convnext(), 2, 2, NULL);
+}
+
+/* Adaptive and global max pooling after a blocked conv stay blocked. */
+static Graph *blocked_maxpools(void) {
+  Graph *g = ir_graph_new("blocked_amax");
+  Node *x = input3(g, "x", 16, 10, 7);
+  Node *c = conv(g, x, 32, 3, 3, 1, 1);
+  Node *a = op1(g, OP_ADAPTIVE_MAXPOOL, c);
+  a->attr.out_hw[0] = 4, a->attr.out_hw[1] = 3;
+  output(g, fin(g, a));
+  output(g, fin(g, op1(g, OP_ADAPTIVE_MAXPOOL, c)));
+  return g;
+}
+
+Test(blocked, adaptive_and_global_max_pooling_match_reference) {
+  Graph *g = blocked_maxpools();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_ADAPTIVE_MAXPOOL), 2);
+  ir_graph_free(g);
+  check_blocked(blocked_maxpools(), 2, 2, NULL);
 }

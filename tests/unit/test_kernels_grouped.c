@@ -31,11 +31,11 @@ static Graph *grouped_convs(void) {
   Node *g0 = gconv(g, x, 32, 3, 3, 1, 1, 8); /* Cg 4 on the NCHW input: reorder */
   Node *a = conv(g, g0, 64, 1, 1, 1, 0);
   Node *g1 = gconv(g, a, 64, 3, 3, 1, 1, 16); /* Cg 4, ReLU */
-  g1->epi.act = ACT_RELU;
+  g1->epi.act.kind = ACT_RELU;
   Node *sc = conv(g, a, 64, 1, 1, 2, 0);      /* 64x10x12 */
   Node *g2 = gconv(g, g1, 64, 3, 3, 2, 1, 8); /* Cg 8, stride 2: 64x10x12 */
   add_residual(g, g2, sc);
-  g2->epi.act = ACT_RELU;
+  g2->epi.act.kind = ACT_RELU;
   Node *d1 = gconv(g, g2, 64, 3, 3, 1, 1, 64); /* depthwise */
   Node *d2 = gconv(g, d1, 64, 5, 5, 2, 2, 64); /* depthwise 5x5 stride 2 */
   Node *g3 = gconv(g, g2, 64, 3, 5, 1, 2, 32); /* Cg 2, 3x5, dilation 2 */
@@ -100,12 +100,13 @@ Test(grouped, split_grouped_conv_writes_its_slices_into_an_elided_concat) {
   Node *a = conv(g, x, 48, 3, 3, 1, 1);
   Node *s = gconv(g, a, 48, 3, 3, 1, 1, 12);
   s->split = true;
-  s->epi.act = ACT_RELU;
+  s->epi.act.kind = ACT_RELU;
   Node *sl[2];
   int64_t begin[2] = {0, 16}, cnt[2] = {16, 32};
   for (int i = 0; i < 2; i++) {
     sl[i] = op1(g, OP_SLICE, s);
     sl[i]->attr.slice_begin = begin[i];
+    sl[i]->attr.slice_end = begin[i] + cnt[i];
     sl[i]->shape = (Shape){3, {cnt[i], 9, 7}};
   }
   Node *other = conv(g, a, 16, 1, 1, 1, 0);
@@ -141,4 +142,28 @@ Test(grouped, split_grouped_conv_writes_its_slices_into_an_elided_concat) {
   l.destroy(m);
   lib_close(&l);
   ir_graph_free(g);
+}
+
+/* Depthwise convs (MobileNet's 3x3 stride 1 and 2, 5x5) with every
+   activation in the epilogue, weights scaled to reach every regime. */
+static Graph *dw_acts(void) {
+  Graph *g = ir_graph_new("dw_acts");
+  Node *x = input3(g, "x", 32, 12, 13);
+  Node *a = conv(g, x, 32, 1, 1, 1, 0);
+  for (int i = 0; i < harness_nacts; i++) {
+    int k = i % 3 == 2 ? 5 : 3, s = i % 3 == 1 ? 2 : 1;
+    Node *d = gconv(g, a, 32, k, k, s, k / 2, 32);
+    scale_weight(d, 2.5f);
+    d->epi.act = harness_acts[i];
+    output(g, d);
+  }
+  return g;
+}
+
+Test(grouped, depthwise_convs_apply_every_activation_epilogue_in_every_regime) {
+  Graph *g = dw_acts();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), harness_nacts + 1);
+  ir_graph_free(g);
+  check_blocked(dw_acts(), 1, 2, NULL);
 }

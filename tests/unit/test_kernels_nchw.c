@@ -66,7 +66,7 @@ Test(backend, conv2d_without_bias_with_residual_and_relu_epilogue_matches_refere
     c->attr.pad[i] = 1;
   fin(g, c);
   add_residual(g, c, r);
-  c->epi.act = ACT_RELU;
+  c->epi.act.kind = ACT_RELU;
   output(g, c);
   check_graph(g);
 }
@@ -95,7 +95,7 @@ Test(backend, pointwise_conv2d_on_a_small_plane_with_residual_matches_reference)
   c->attr.kernel[0] = c->attr.kernel[1] = 1;
   fin(g, c);
   add_residual(g, c, r);
-  c->epi.act = ACT_RELU;
+  c->epi.act.kind = ACT_RELU;
   output(g, c);
   check_graph_opts(g, 2, 2, 1e-5);
 }
@@ -108,7 +108,7 @@ Test(backend, batchnorm_and_scaleshift_match_reference) {
   Node *b = fin(g, op1(g, OP_BATCHNORM, x));
   b->attr.eps = 1e-3f;
   Node *s = fin(g, op1(g, OP_SCALESHIFT, b));
-  s->epi.act = ACT_RELU;
+  s->epi.act.kind = ACT_RELU;
   output(g, b);
   output(g, s);
   check_graph(g);
@@ -136,7 +136,7 @@ Test(backend, relu_scale_add_and_mean_of_three_inputs_match_reference) {
   Node *abc[3] = {r, s, c};
   Node *add = fin(g, op(g, OP_ADD, abc, 3));
   Node *mean = fin(g, op(g, OP_MEAN, abc, 3));
-  mean->epi.act = ACT_RELU;
+  mean->epi.act.kind = ACT_RELU;
   output(g, add);
   output(g, mean);
   check_graph_opts(g, 1, 2, 1e-5);
@@ -229,7 +229,7 @@ Test(backend, linear_on_a_rank3_input_flattens_it_and_matches_reference) {
   b->attr.out_features = 10;
   b->attr.has_bias = false;
   fin(g, b);
-  b->epi.act = ACT_RELU;
+  b->epi.act.kind = ACT_RELU;
   output(g, b);
   check_graph(g);
 }
@@ -317,4 +317,236 @@ Test(backend, small_net_compiled_at_O3_for_a_portable_cpu_matches_reference) {
   o.opt_level = 3;
   o.target_cpu = "x86-64";
   check_with_options(small_net(), o);
+}
+
+/* ------------------------------------------------------------ activations */
+
+/* Every activation as an op (the elementwise kernel), on inputs spread to
+   [-12, 12] so that each reaches every regime (the harness checks). */
+Test(backend, every_activation_op_matches_reference_in_every_regime) {
+  Graph *g = ir_graph_new("acts");
+  Node *x = input3(g, "x", 3, 20, 37);
+  Node *s = op1(g, OP_SCALE, x);
+  s->attr.scale = 12;
+  fin(g, s);
+  for (int i = 0; i < harness_nacts; i++)
+    output(g, act_node(g, s, &harness_acts[i]));
+  check_graph(g);
+}
+
+/* An activation op writing over its input (in place), after another. */
+Test(backend, activation_ops_running_in_place_match_reference) {
+  Graph *g = ir_graph_new("acts_inplace");
+  Node *x = input3(g, "x", 4, 10, 10);
+  Node *s = op1(g, OP_SCALE, x);
+  s->attr.scale = 8;
+  fin(g, s);
+  Node *h = act_node(g, s, &(Act){.kind = ACT_HARDSWISH});
+  Node *c = act_node(g, h, &(Act){.kind = ACT_CLAMP, .a = -0.2f, .b = 5});
+  s->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  h->mem = (Mem){.kind = MEM_ALIAS, .alias_of = s};
+  c->mem = (Mem){.kind = MEM_ALIAS, .alias_of = s};
+  g->arena_bytes = 4 * 10 * 10 * 4;
+  output(g, c);
+  check_graph(g);
+}
+
+/* Every activation in the epilogue of a conv (with and without a residual
+   add before it) and of a linear layer, weights scaled so the outputs
+   spread over about +-12. */
+Test(backend, conv2d_and_linear_apply_every_activation_epilogue_in_every_regime) {
+  Graph *g = ir_graph_new("conv_acts");
+  Node *x = input3(g, "image", 4, 9, 11);
+  Node *r = input3(g, "res", 6, 9, 11);
+  Node *f = input1(g, "features", 40);
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *c = conv(g, x, 6, 3, 3, 1, 1);
+    scale_weight(c, 6);
+    if (i % 2)
+      add_residual(g, c, r);
+    c->epi.act = harness_acts[i];
+    output(g, c);
+    Node *l = op1(g, OP_LINEAR, f);
+    l->attr.out_features = 64;
+    fin(g, l);
+    scale_weight(l, 5);
+    l->epi.act = harness_acts[i];
+    output(g, l);
+  }
+  check_graph(g);
+}
+
+/* A grouped 1x1 conv (the NCHW kernel's pointwise rows) with an
+   activation, and the elementwise and affine kernels with every one. */
+Test(backend, pointwise_conv_elementwise_and_affine_ops_apply_every_activation_epilogue) {
+  Graph *g = ir_graph_new("elt_acts");
+  Node *x = input3(g, "x", 4, 10, 10), *y = input3(g, "y", 4, 10, 10);
+  Node *a = op1(g, OP_SCALE, x), *b = op1(g, OP_SCALE, y);
+  a->attr.scale = b->attr.scale = 16;
+  fin(g, a);
+  fin(g, b);
+  Node *pw = op1(g, OP_CONV2D, a);
+  pw->attr.out_channels = 4, pw->attr.groups = 2;
+  pw->attr.kernel[0] = pw->attr.kernel[1] = 1;
+  fin(g, pw);
+  scale_weight(pw, 2);
+  pw->epi.act = (Act){.kind = ACT_GELU};
+  output(g, pw);
+  Node *ab[2] = {a, b};
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *s = fin(g, op(g, OP_ADD, ab, 2));
+    s->epi.act = harness_acts[i];
+    output(g, s);
+    Node *t = fin(g, op1(g, OP_SCALESHIFT, a));
+    scale_weight(t, 8); /* the scale */
+    t->epi.act = harness_acts[i];
+    output(g, t);
+  }
+  Node *m = fin(g, op(g, OP_MEAN, ab, 2));
+  m->epi.act = (Act){.kind = ACT_SILU};
+  output(g, m);
+  Node *bn = fin(g, op1(g, OP_BATCHNORM, a));
+  bn->epi.act = (Act){.kind = ACT_HARDSWISH};
+  output(g, bn);
+  check_graph(g);
+}
+
+/* ------------------------------------------------------ mul and parameter */
+
+/* mul of one shape, and by one value per channel ([C, 1, 1] and [C], as
+   either input: squeeze-excitation's gate comes first in torchvision),
+   with an activation epilogue; a parameter op's tensor as an output and as
+   a layer scale. */
+Test(backend, mul_of_one_shape_and_per_channel_and_parameter_ops_match_reference) {
+  Graph *g = ir_graph_new("mul");
+  Node *x = input3(g, "x", 6, 7, 9), *y = input3(g, "y", 6, 7, 9);
+  Node *gate = input3(g, "gate", 6, 1, 1), *vec = input1(g, "vec", 6);
+  Node *xy[2] = {x, y}, *gx[2] = {gate, x}, *xv[2] = {x, vec}, *vx[2] = {vec, x};
+  output(g, fin(g, op(g, OP_MUL, xy, 2)));
+  Node *m = fin(g, op(g, OP_MUL, gx, 2));
+  m->epi.act = (Act){.kind = ACT_CLAMP, .a = -0.2f, .b = 0.3f};
+  output(g, m);
+  output(g, fin(g, op(g, OP_MUL, xv, 2)));
+  output(g, fin(g, op(g, OP_MUL, vx, 2)));
+  Node *p = op(g, OP_PARAMETER, NULL, 0);
+  p->attr.param_shape = (Shape){3, {6, 1, 1}};
+  fin(g, p);
+  Node *px[2] = {p, x};
+  output(g, fin(g, op(g, OP_MUL, px, 2)));
+  Node *q = op(g, OP_PARAMETER, NULL, 0);
+  q->attr.param_shape = (Shape){3, {2, 3, 5}};
+  output(g, fin(g, q));
+  check_graph_opts(g, 2, 2, 1e-5);
+}
+
+/* A per-channel mul writing over its big input (in place). */
+Test(backend, mul_by_a_gate_running_in_place_matches_reference) {
+  Graph *g = ir_graph_new("mul_inplace");
+  Node *x = input3(g, "x", 4, 10, 10), *gate = input3(g, "gate", 4, 1, 1);
+  Node *s = op1(g, OP_SCALE, x);
+  s->attr.scale = 3;
+  fin(g, s);
+  Node *sg[2] = {s, gate};
+  Node *m = fin(g, op(g, OP_MUL, sg, 2));
+  s->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  m->mem = (Mem){.kind = MEM_ALIAS, .alias_of = s};
+  g->arena_bytes = 4 * 10 * 10 * 4;
+  output(g, m);
+  check_graph(g);
+}
+
+/* ------------------------------------------- slices, chunks, channel shuffle */
+
+static Node *slice(Graph *g, Node *x, int64_t begin, int64_t end) {
+  Node *s = op1(g, OP_SLICE, x);
+  s->attr.slice_begin = begin, s->attr.slice_end = end;
+  return fin(g, s);
+}
+
+static Node *chunk(Graph *g, Node *x, int64_t chunks, int64_t index) {
+  Node *s = op1(g, OP_SLICE, x);
+  s->attr.chunks = chunks, s->attr.chunk_index = index;
+  return fin(g, s);
+}
+
+static Node *shuffle(Graph *g, Node *x, int64_t groups) {
+  Node *s = op1(g, OP_CHANNEL_SHUFFLE, x);
+  s->attr.groups = groups;
+  return fin(g, s);
+}
+
+/* ShuffleNetV2's unit on NCHW: x.chunk(2) (views, no copy), a branch on
+   the second half, concat, channel_shuffle(2); a slice of a graph input;
+   torch.chunk's short last chunk (10 channels in 3: 4, 4, 2); a shuffle in
+   5 groups. */
+Test(backend, slices_chunks_and_channel_shuffle_match_reference) {
+  Graph *g = ir_graph_new("shuffle");
+  Node *x = input3(g, "x", 10, 5, 6);
+  Node *c = conv(g, x, 10, 1, 1, 1, 0);
+  Node *x1 = chunk(g, c, 2, 0), *x2 = chunk(g, c, 2, 1);
+  cr_assert_eq(x2->attr.slice_begin, 5);
+  Node *b = conv(g, x2, 5, 3, 3, 1, 1);
+  Node *cat2[2] = {x1, b};
+  output(g, shuffle(g, fin(g, op(g, OP_CONCAT, cat2, 2)), 2));
+  output(g, conv(g, slice(g, x, 3, 7), 4, 1, 1, 1, 0));
+  Node *last = chunk(g, c, 3, 2);
+  cr_assert_eq(last->shape.d[0], 2);
+  output(g, conv(g, last, 3, 1, 1, 1, 0));
+  output(g, shuffle(g, c, 5));
+  check_graph_opts(g, 2, 2, 1e-5);
+}
+
+/* ---------------------------------------- layernorm and pointwise_linear */
+
+static Node *layernorm(Graph *g, Node *x, float eps) {
+  Node *n = op1(g, OP_LAYERNORM, x);
+  n->attr.eps = eps;
+  return fin(g, n);
+}
+
+/* A 1x1 conv whose weight has nn.Linear's shape [out, in] (the spec's
+   pointwise_linear). */
+static Node *pointwise_linear(Graph *g, Node *x, int64_t out) {
+  Node *n = op1(g, OP_CONV2D, x);
+  n->attr.out_channels = out;
+  n->attr.kernel[0] = n->attr.kernel[1] = 1;
+  n->attr.linear_weight = true;
+  fin(g, n);
+  cr_assert_eq(n->params[P_WEIGHT]->rank, 2);
+  return n;
+}
+
+/* LayerNorm over channels: 45 pixels (a masked last vector of 13), exactly
+   16 pixels, a vector of features, 768 channels of one pixel (ConvNeXt's
+   head), on inputs with an offset (the mean matters); ConvNeXt's
+   norm -> pointwise_linear -> GELU -> pointwise_linear on NCHW. */
+Test(backend, layernorm_over_channels_and_pointwise_linear_match_reference) {
+  Graph *g = ir_graph_new("layernorm");
+  Node *x = input3(g, "x", 7, 5, 9);
+  Node *s = op1(g, OP_SCALESHIFT, x);
+  fin(g, s);
+  output(g, layernorm(g, s, 1e-6f));
+  output(g, layernorm(g, input3(g, "y", 20, 4, 4), 1e-5f));
+  output(g, layernorm(g, input1(g, "f", 37), 1e-3f));
+  output(g, layernorm(g, input3(g, "head", 768, 1, 1), 1e-6f));
+  Node *ln = layernorm(g, s, 1e-6f);
+  Node *p1 = pointwise_linear(g, ln, 28);
+  scale_weight(p1, 15);
+  p1->epi.act = (Act){.kind = ACT_GELU};
+  output(g, pointwise_linear(g, p1, 7));
+  check_graph_opts(g, 2, 2, 1e-5);
+}
+
+/* Adaptive max pooling with non-divisible bins, global max pooling, and a
+   bin size larger than the input, as the average's test. */
+Test(backend, adaptive_maxpool_with_non_divisible_sizes_matches_reference) {
+  Graph *g = ir_graph_new("amax");
+  Node *x = input3(g, "x", 3, 10, 7);
+  int64_t sizes[3][2] = {{4, 3}, {1, 1}, {13, 9}};
+  for (int i = 0; i < 3; i++) {
+    Node *a = op1(g, OP_ADAPTIVE_MAXPOOL, x);
+    a->attr.out_hw[0] = sizes[i][0], a->attr.out_hw[1] = sizes[i][1];
+    output(g, fin(g, a));
+  }
+  check_graph(g);
 }

@@ -73,7 +73,7 @@ static Graph *wino_f4(void) {
   Node *r = blocked_input(g, "r", 48, 29, 31);
   Node *a = conv(g, x, 48, 3, 3, 1, 1);
   add_residual(g, a, r);
-  a->epi.act = ACT_RELU;
+  a->epi.act.kind = ACT_RELU;
   Node *b = conv(g, x, 64, 3, 3, 1, 0);
   output(g, a);
   output(g, b);
@@ -100,7 +100,7 @@ static Graph *wino_f2(void) {
   Node *a = conv(g, x, 32, 3, 3, 1, 1);
   Node *y = blocked_input(g, "y", 64, 17, 15);
   Node *b = conv(g, y, 64, 3, 3, 1, 1);
-  b->epi.act = ACT_RELU;
+  b->epi.act.kind = ACT_RELU;
   output(g, a);
   output(g, b);
   return g;
@@ -118,7 +118,7 @@ static Graph *wino_small(void) {
   Node *a = conv(g, x, 32, 3, 3, 1, 1);
   Node *b = conv(g, a, 32, 3, 3, 1, 1);
   add_residual(g, b, x);
-  b->epi.act = ACT_RELU;
+  b->epi.act.kind = ACT_RELU;
   output(g, b);
   return g;
 }
@@ -148,4 +148,20 @@ Test(winograd, small_buffers_and_multi_tile_chunks_match_reference) {
   const char *tight = "winograd.v_kb=16,winograd.m_kb=1,winograd.chunk=3";
   check_wino(wino_f4(), 1, 2, NULL, 27 * 64 * 48 + 7 * 64 * 64, tight);
   check_wino(wino_f2(), 1, 1, NULL, 7 * (512 * 32 + 64 * 64), tight);
+}
+
+/* Activations on Winograd's output transform: F(4x4) with sigmoid and
+   gelu, F(2x2) with hardswish, weights scaled to reach every regime. */
+Test(winograd, activation_epilogues_match_reference_in_every_regime) {
+  Graph *g = ir_graph_new("wino_acts");
+  Node *x = blocked_input(g, "x", 64, 28, 28);
+  Node *y = blocked_input(g, "y", 64, 14, 14);
+  Act acts[3] = {{.kind = ACT_SIGMOID}, {.kind = ACT_GELU}, {.kind = ACT_HARDSWISH}};
+  for (int i = 0; i < 3; i++) {
+    Node *c = conv(g, i < 2 ? x : y, 32, 3, 3, 1, 1);
+    scale_weight(c, 0.5f);
+    c->epi.act = acts[i];
+    output(g, c);
+  }
+  check_wino(g, 1, 1, NULL, 2 * 27 * 64 * 32 + 7 * 64 * 32, NULL);
 }
