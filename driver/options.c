@@ -83,18 +83,21 @@ static int opt_print_after(Options *o, const char *v, Diag *d) {
   o->print_after = v;
   return 0;
 }
+static int opt_emit_header(Options *o, const char *v, Diag *d);
 static int opt_emit(Options *o, const char *v, Diag *d) {
-  static const char *const kinds[] = {"ir", "llvm", "asm", "obj", "so", "dot", "spec"};
+  static const char *const kinds[] = {"ir", "llvm", "asm", "obj", "so", "dot", "spec", "header"};
   int k = 0;
-  while (k < 7 && strcmp(v, kinds[k]) != 0)
+  while (k < 8 && strcmp(v, kinds[k]) != 0)
     k++;
-  if (k == 7) {
-    const char *s = diag_suggest(v, kinds, 7);
+  if (k == 8) {
+    const char *s = diag_suggest(v, kinds, 8);
     diag_plain(d, DIAG_ERROR,
-               "unknown --emit kind '%s' (ir, dot, spec, llvm, asm, obj or so)%s%s%s", v,
+               "unknown --emit kind '%s' (ir, dot, spec, header, llvm, asm, obj or so)%s%s%s", v,
                s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
     return EXIT_USER + 1;
   }
+  if (k == 7) /* `--emit header`, the form without '=' */
+    return opt_emit_header(o, v, d);
   o->emit_header = false; /* the last --emit given wins */
   o->emit_ir = k == 0;
   o->emit_dot = k == 5;
@@ -102,8 +105,8 @@ static int opt_emit(Options *o, const char *v, Diag *d) {
   o->emit = k == 1 ? EMIT_LLVM : k == 2 ? EMIT_ASM : k == 3 ? EMIT_OBJ : EMIT_SO;
   return 0;
 }
-/* --emit=header: a row of its own, before --emit's (whose kinds are the
-   code and graph outputs), so that it is matched first. */
+/* --emit=header: a row of its own (its line in --help), before --emit's,
+   so that it is matched first; `--emit header` comes through opt_emit. */
 static int opt_emit_header(Options *o, const char *v, Diag *d) {
   o->emit_ir = o->emit_dot = o->emit_spec = false;
   o->emit = EMIT_SO;
@@ -220,7 +223,8 @@ static const OptionDef options[] = {
     {"--emit", NULL, true, NULL, opt_emit, "--emit=KIND",
      "so (default) | obj | asm | llvm | ir (IR text) | dot (Graphviz;\n"
      "after the passes, or as written with -O0) | spec (the network\n"
-     "as a flat spec, OUT.yaml, with its weights, OUT.safetensors)"},
+     "as a flat spec, OUT.yaml, with its weights, OUT.safetensors)\n"
+     "| header (as --emit=header); the last --emit given counts"},
     {"--target-cpu", NULL, true, NULL, opt_target_cpu, "--target-cpu=CPU",
      "LLVM CPU name (default: this host's), e.g. x86-64-v3"},
     {"--target-features", NULL, true, NULL, opt_target_features, "--target-features=F",

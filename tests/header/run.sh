@@ -10,6 +10,8 @@
 #    tiny.so and awkward.so), each as C11 and as C++17 with
 #    -Wall -Wextra -Werror, run: the wrappers give cnn_run's bits and each
 #    header's _check accepts its network only
+# Also: --emit=header without -o, `--emit header`, the last --emit counting,
+# and a --header that cannot be written leaving no .so.
 set -euo pipefail
 cnncc=$(realpath "$1") src=$(realpath "$2") work=$3
 here=$src/tests/header
@@ -39,6 +41,16 @@ fi
 grep -q "cannot write '$work/no-dir/gone.h'" "$work/gone.err" ||
   { cat "$work/gone.err"; echo "header-test: no message naming the header"; exit 1; }
 [ ! -e "$work/gone.so" ] || { echo "header-test: the .so was left behind"; exit 1; }
+
+step "--emit header (no '=') is --emit=header; the last --emit given counts"
+mkdir -p "$work/spaced" "$work/last"  # the header names its own file: same names
+"$cnncc" "$src/examples/lenet5.yaml" --emit header -o "$work/spaced/lenet5.h" -q
+cmp -s "$work/spaced/lenet5.h" "$work/lenet5.h" || { echo "header-test: --emit header differs"; exit 1; }
+"$cnncc" "$src/examples/lenet5.yaml" --emit=ir --emit=header -o "$work/last/lenet5.h" -q
+cmp -s "$work/last/lenet5.h" "$work/lenet5.h" || { echo "header-test: --emit=ir --emit=header"; exit 1; }
+"$cnncc" "$src/examples/lenet5.yaml" --emit=header --emit=ir -o "$work/last.ir" -q
+"$cnncc" "$src/examples/lenet5.yaml" --emit=ir -o "$work/lenet5.ir" -q
+cmp -s "$work/last.ir" "$work/lenet5.ir" || { echo "header-test: --emit=header --emit=ir"; exit 1; }
 
 inc=(-I"$work" -I"$src/runtime")
 printf '#include "lenet5.h"\n#include "resnet50.h"\n#include "tiny.h"\n#include "awkward.h"\nint main(void) { return 0; }\n' \
