@@ -11,13 +11,14 @@ weight ~ U(0.5, 1.5), bias ~ N(0, 0.1)), draws every conv/linear weight
 He-normal (std sqrt(2/fan_in), so the signal neither vanishes nor explodes
 and the output really depends on the input: torchvision's GoogLeNet init,
 std 0.01, would leave little but the classifier's bias) and every bias
-U(-0.1, 0.1) (in residual networks -- torchvision's BasicBlock and
-Bottleneck, the pre-activation and stochastic-depth units of zoo_models.py --
-the last layer of each residual branch is then scaled by 0.25, so that the
-output of 50 stacked units stays moderate and every unit counts), then
-makes LayerNorms non-trivial as BatchNorms and ConvNeXt's layer scale
-U(0.5, 1.5) (not 1e-6), spreads the input of each activation of the
-networks in SPREAD so that every regime of every nonlinearity is reached
+U(-0.1, 0.1), makes LayerNorms non-trivial as BatchNorms and ConvNeXt's
+layer scale U(0.5, 1.5) (not 1e-6); in residual networks -- torchvision's
+BasicBlock, Bottleneck and RegNet's ResBottleneckBlock, the pre-activation
+and stochastic-depth units of zoo_models.py -- the last layer of each
+residual branch is then scaled by 0.25, so that the output of 50 stacked
+units stays moderate and every unit counts; last, it spreads the input of
+each activation of the networks in SPREAD so that every regime of every
+nonlinearity is reached
 (the share of each regime of each activation module is printed; a regime
 never reached is an error), then writes into OUTDIR:
 
