@@ -623,6 +623,38 @@ static bool setup_target(Compile *cp) {
   return true;
 }
 
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* For --stats: how many nodes each kernel of the table runs, as
+   "conv2d/direct16 3, relu/nchw16c 2" (op/kernel, sorted). */
+static void stat_kernels(Graph *g, const BeChoice *choice) {
+  const char **keys = xcalloc((size_t)g->nodes.len + 1, sizeof *keys);
+  int n = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *x = GRAPH_NODE(g, i);
+    if (choice[x->id].impl)
+      keys[n++] = arena_printf(g->arena, "%s/%s", ir_ops[x->op].name, choice[x->id].impl->name);
+  }
+  qsort(keys, (size_t)n, sizeof *keys, cmp_str);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  for (int i = 0; i < n;) {
+    int j = i;
+    while (j < n && !strcmp(keys[j], keys[i]))
+      j++;
+    fprintf(f, "%s%s %d", i ? ", " : "", keys[i], j - i);
+    i = j;
+  }
+  fclose(f);
+  if (n)
+    ir_stat(g, "backend", "kernels: %s", buf);
+  free(buf);
+  free(keys);
+}
+
 /* 3. One kernel decision per node. */
 static bool choose_kernels(Compile *cp) {
   char err[512];
@@ -631,6 +663,7 @@ static bool choose_kernels(Compile *cp) {
     fail(&cp->st, 2, "%s", err);
     return false;
   }
+  stat_kernels(cp->g, cp->choice);
   return true;
 }
 

@@ -166,7 +166,11 @@ static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress 
     report_stats(g, kernels0, convs0, stderr);
   if (o->emit_ir || o->emit_dot)
     return report_write_graph(g, o->emit_dot, o->output, d) ? 0 : EXIT_USER;
-  return compile(g, o, prog, d);
+  int nstats = g->stats.len;
+  int rc = compile(g, o, prog, d);
+  if (o->stats) /* the backend's: which kernel runs how many layers */
+    report_stats_since(g, nstats, stderr);
+  return rc;
 }
 
 int main(int argc, char **argv) {
