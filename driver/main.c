@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,10 @@ static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress 
 }
 
 int main(int argc, char **argv) {
+  /* A file size limit (ulimit -f) makes a write fail with EFBIG, reported
+     like a full disk, instead of killing cnncc (SIGXFSZ) with its files
+     half written; the linker it runs inherits this. */
+  signal(SIGXFSZ, SIG_IGN);
   Progress *prog = progress_init(); /* erases its line at exit */
   Diag *d = diag_new(progress_stream(prog), isatty(2));
   Options o;
