@@ -7,7 +7,8 @@
  *
  * A cnn_model holds everything one model instance needs at run time, all
  * allocated by cnn_create so cnn_run never allocates: the weights (the blob
- * embedded in the .so, or a weights file mapped read-only), the activation
+ * embedded in the .so, or a weights file read into memory: not mapped,
+ * see read_weights), the activation
  * arena (64-byte aligned, arena_bytes from the memory plan), per-sample
  * pointer arrays and the thread pool. A weights file is checked before it
  * is used: magic, size, and the build id that ties it to the exact network
@@ -54,7 +55,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,9 +90,8 @@ struct cnn_model {
   int active;                /* runs in progress, on the pool or on spares */
   Spare *spares;             /* free spare arenas */
   const unsigned char *blob; /* header + data */
-  void *map;                 /* mmap'd weights file, or NULL */
-  size_t map_len;
-  const float *weights; /* blob data */
+  void *owned;               /* a weights file read into memory, or NULL */
+  const float *weights;      /* blob data */
   float *arena;
   cnnrt_ctx *pool;
   const float **in_ptrs;
@@ -204,7 +203,12 @@ static int check_blob(const unsigned char *blob, uint64_t size, const char *what
   return 0;
 }
 
-static int map_weights(cnn_model *m, const char *path, char *err, size_t len) {
+/* Reads a weights file into memory the model owns. It is not mapped: a
+   file truncated or rewritten while the model lives (a redeploy copying
+   over it) would make every later run read pages that no longer exist,
+   and the host die of SIGBUS; a copy costs the weights' size in memory
+   and one read, and cannot change under the model. */
+static int read_weights(cnn_model *m, const char *path, char *err, size_t len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     set_err(err, len, "cannot open weights '%s': %s", path, strerror(errno));
@@ -224,14 +228,28 @@ static int map_weights(cnn_model *m, const char *path, char *err, size_t len) {
     close(fd);
     return -1;
   }
-  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (p == MAP_FAILED) {
-    set_err(err, len, "cannot map weights '%s': %s", path, strerror(errno));
+  void *p = NULL;
+  if (posix_memalign(&p, 64, (size_t)st.st_size) != 0) {
+    set_err(err, len, "cannot allocate %lld bytes for the weights '%s'", (long long)st.st_size,
+            path);
+    close(fd);
     return -1;
   }
-  m->map = p;
-  m->map_len = (size_t)st.st_size;
+  m->owned = p;
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t r = read(fd, (char *)p + got, (size_t)st.st_size - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      set_err(err, len, "cannot read weights '%s': %s", path,
+              r < 0 ? strerror(errno) : "the file shrank while it was read");
+      close(fd);
+      return -1;
+    }
+    got += (size_t)r;
+  }
+  close(fd);
   char what[256];
   snprintf(what, sizeof what, "weights '%s'", path);
   if (check_blob(p, (uint64_t)st.st_size, what, err, len) != 0)
@@ -358,8 +376,7 @@ CNN_EXPORT void cnn_destroy(cnn_model *m) {
   pthread_cond_destroy(&m->cv);
   free_lanes(m);
   cnnrt_pool_destroy(m->pool);
-  if (m->map)
-    munmap(m->map, m->map_len);
+  free(m->owned);
   free(m->arena);
   free(m->in_ptrs);
   free(m->out_ptrs);
@@ -380,7 +397,7 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err
   pthread_mutex_init(&m->mu, NULL);
   pthread_cond_init(&m->cv, NULL);
   if (weights_path) {
-    if (map_weights(m, weights_path, err, err_len) != 0)
+    if (read_weights(m, weights_path, err, err_len) != 0)
       goto fail;
   } else {
     if (cnnrt_blob_size == 0) {
@@ -476,6 +493,21 @@ static int check_run_args(cnn_model *m, int64_t batch, const float *const *input
   if (batch < 1) {
     model_err(m, "cnn_run: batch must be at least 1, got %lld", (long long)batch);
     return CNN_EINVAL;
+  }
+  /* No buffer of batch samples can exceed the address space (2^63 bytes):
+     such a batch is a caller's error, not one to serve or allocate. */
+  for (int i = 0; i < info->num_inputs + info->num_outputs; i++) {
+    int64_t n = i < info->num_inputs ? m->in_numel[i] : m->out_numel[i - info->num_inputs];
+    if (n > 0 && batch > INT64_MAX / 4 / n) {
+      model_err(m,
+                "cnn_run: a batch of %lld samples of '%s' (%lld floats each) is larger than "
+                "any buffer can be",
+                (long long)batch,
+                i < info->num_inputs ? info->inputs[i].name
+                                     : info->outputs[i - info->num_inputs].name,
+                (long long)n);
+      return CNN_EINVAL;
+    }
   }
   if ((info->num_inputs > 0 && !inputs) || (info->num_outputs > 0 && !outputs)) {
     model_err(m, "cnn_run: %s array is NULL", !inputs ? "inputs" : "outputs");

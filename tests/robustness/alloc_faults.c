@@ -36,13 +36,13 @@ extern void *__libc_memalign(size_t, size_t);
 extern void __libc_free(void *);
 
 /* ------------------------------------------------------------ the hooks */
-static atomic_bool armed;        /* counting (only around cnn_create) */
-static atomic_long count;        /* allocations while armed */
-static long fail_at;             /* the first failing one (1-based) */
-static bool fail_after;          /* and every one after it */
-static atomic_long failed;       /* failures injected */
+static atomic_bool armed;  /* counting (only around cnn_create) */
+static atomic_long count;  /* allocations while armed */
+static long fail_at;       /* the first failing one (1-based) */
+static bool fail_after;    /* and every one after it */
+static atomic_long failed; /* failures injected */
 #define TRACK 4096
-static void *live[TRACK];         /* blocks allocated while armed, not yet freed */
+static void *live[TRACK]; /* blocks allocated while armed, not yet freed */
 static atomic_flag live_lock = ATOMIC_FLAG_INIT;
 
 static bool inject(void) {
@@ -151,7 +151,7 @@ static int live_blocks(void) {
 }
 
 /* One cnn_create with the k-th allocation failing; 1 on a problem, and
-   *reached = whether cnn_create made at least k allocations. */
+ *reached = whether cnn_create made at least k allocations. */
 static int one(const Api *a, const char *weights, long k, bool after, bool check_leaks,
                bool *reached) {
   char err[512] = "";
@@ -182,8 +182,8 @@ static int one(const Api *a, const char *weights, long k, bool after, bool check
     a->destroy(m);
   }
   if (check_leaks && live_blocks()) {
-    fprintf(stderr, "alloc_faults: allocation %ld failing%s: %d blocks of cnn_create leaked\n",
-            k, after ? " (and all after)" : "", live_blocks());
+    fprintf(stderr, "alloc_faults: allocation %ld failing%s: %d blocks of cnn_create leaked\n", k,
+            after ? " (and all after)" : "", live_blocks());
     bad = 1;
     memset(live, 0, sizeof live);
   }
@@ -238,8 +238,8 @@ int main(int argc, char **argv) {
     long k;
     for (k = 1; reached && k < 10000; k++, rounds++)
       bad |= one(&a, weights, k, after, true, &reached);
-    printf("alloc_faults: %s: %ld allocations in cnn_create, each made to fail%s\n", argv[1],
-           k - 2, after ? " with all after it" : "");
+    printf("alloc_faults: %s: %ld allocations in cnn_create, each made to fail%s\n", argv[1], k - 2,
+           after ? " with all after it" : "");
   }
   setenv("CNN_NUM_THREADS", "2", 1);
   bool reached = true;
