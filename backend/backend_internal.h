@@ -116,7 +116,7 @@ LLVMValueRef be_fdiv(BeCtx *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef be_fsub(BeCtx *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef be_fmuladd(BeCtx *c, LLVMValueRef a, LLVMValueRef b,
                         LLVMValueRef acc);                          /* a*b+acc, fusable */
-LLVMValueRef be_fmax_nan(BeCtx *c, LLVMValueRef m, LLVMValueRef x); /* x>m or NaN ? x : m */
+LLVMValueRef be_fmax_nan(BeCtx *c, LLVMValueRef m, LLVMValueRef x); /* x>m or isnan(x) ? x : m */
 LLVMValueRef be_fmax_r(BeCtx *c, LLVMValueRef a, LLVMValueRef b);   /* reduction max */
 LLVMValueRef be_relu(BeCtx *c, LLVMValueRef x);                     /* x<0 ? 0 : x */
 LLVMValueRef be_sitofp(BeCtx *c, LLVMValueRef i);

@@ -639,6 +639,38 @@ static bool setup_target(Compile *cp) {
   return true;
 }
 
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* For --stats: how many nodes each kernel of the table runs, as
+   "conv2d/direct16 3, relu/nchw16c 2" (op/kernel, sorted). */
+static void stat_kernels(Graph *g, const BeChoice *choice) {
+  const char **keys = xcalloc((size_t)g->nodes.len + 1, sizeof *keys);
+  int n = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *x = GRAPH_NODE(g, i);
+    if (choice[x->id].impl)
+      keys[n++] = arena_printf(g->arena, "%s/%s", ir_ops[x->op].name, choice[x->id].impl->name);
+  }
+  qsort(keys, (size_t)n, sizeof *keys, cmp_str);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  for (int i = 0; i < n;) {
+    int j = i;
+    while (j < n && !strcmp(keys[j], keys[i]))
+      j++;
+    fprintf(f, "%s%s %d", i ? ", " : "", keys[i], j - i);
+    i = j;
+  }
+  fclose(f);
+  if (n)
+    ir_stat(g, "backend", "kernels: %s", buf);
+  free(buf);
+  free(keys);
+}
+
 /* 3. One kernel decision per node. */
 static bool choose_kernels(Compile *cp) {
   char err[512];
@@ -647,6 +679,7 @@ static bool choose_kernels(Compile *cp) {
     fail(&cp->st, 2, "%s", err);
     return false;
   }
+  stat_kernels(cp->g, cp->choice);
   return true;
 }
 
@@ -654,7 +687,8 @@ static bool write_blob_to(Compile *cp, const char *path) {
   char err[1024];
   if (be_blob_write(&cp->cf, &cp->blob, path, cp->build_id, cp->o->progress, err, sizeof err))
     return true;
-  fail(&cp->st, 1, "%s", err);
+  fail(&cp->st, 1, "%s (the %lld bytes of weights of '%s')", err, (long long)blob_file_bytes(cp),
+       cp->o->output);
   return false;
 }
 
@@ -853,17 +887,10 @@ static void publish(Compile *cp) {
   }
 }
 
-/* Frees everything; on failure removes every file this run made. */
-static void finish(Compile *cp) {
-  bool failed = cp->st.rc != 0;
-  if (cp->have_module) {
-    be_kernel_cache_free(&cp->c);
-    LLVMDisposeBuilder(cp->c.b);
-    LLVMDisposeModule(cp->c.mod);
-    LLVMContextDispose(cp->c.ctx);
-  }
-  if (cp->tm)
-    LLVMDisposeTargetMachine(cp->tm);
+/* Removes the files of this run that must not outlive it: the work
+   directory, a weights temporary and, after a failure, whatever it
+   created beside the output. */
+static void remove_files(Compile *cp, bool failed) {
   if (failed && cp->out_tmp)
     unlink(cp->out_tmp);
   if (failed && cp->blob_published)
@@ -875,6 +902,20 @@ static void finish(Compile *cp) {
     unlink(cp->obj_path);
     rmdir(cp->workdir);
   }
+}
+
+/* Frees everything; on failure removes every file this run made. */
+static void finish(Compile *cp) {
+  bool failed = cp->st.rc != 0;
+  if (cp->have_module) {
+    be_kernel_cache_free(&cp->c);
+    LLVMDisposeBuilder(cp->c.b);
+    LLVMDisposeModule(cp->c.mod);
+    LLVMContextDispose(cp->c.ctx);
+  }
+  if (cp->tm)
+    LLVMDisposeTargetMachine(cp->tm);
+  remove_files(cp, failed);
   free(cp->out_tmp);
   free(cp->weights_tmp);
   free(cp->weights_final);
@@ -888,13 +929,85 @@ static void finish(Compile *cp) {
   be_blob_free(&cp->blob);
 }
 
+/* ---------------------------------------------------------- exits midway
+
+   A compile can end without returning: out of memory (support/check.c's
+   x-allocators exit 1), a failed CHECK (exit 2), or LLVM, which has its
+   own fatal errors (an output stream that fails, exit 1 by default) and
+   aborts when it runs out of memory. None of these may leave a partial
+   file: the compile in progress is the backend's one piece of global
+   state, so that an exit handler can remove its files, and LLVM's two
+   error hooks are pointed at cnncc's messages and exit codes. */
+static Compile *in_progress;
+
+static void remove_files_at_exit(void) {
+  if (in_progress)
+    remove_files(in_progress, true);
+}
+
+/* report_fatal_error: a failed write of the object file (a full disk, a
+   file size limit) is the user's environment, exit 1; anything else is
+   an internal error. */
+static void llvm_fatal_error(const char *reason) {
+  bool io =
+      strstr(reason, "IO failure") || strstr(reason, "No space") || strstr(reason, "too large");
+  if (io && in_progress && in_progress->o && in_progress->o->output)
+    fprintf(stderr, "cnncc: error: cannot write '%s' (LLVM: %s)\n", in_progress->o->output, reason);
+  else
+    fprintf(stderr, "cnncc: error: %sLLVM: %s\n", io ? "" : "internal error: ", reason);
+  exit(io ? 1 : 2);
+}
+
+/* LLVM's C API has no hook for running out of memory (LLVM aborts, exit
+   134): the C++ function that installs one is reached by its mangled
+   name, llvm::install_bad_alloc_error_handler(void (*)(void *, const
+   char *, bool), void *), and llvm::install_out_of_memory_new_handler()
+   routes LLVM's failed operator new there too. The handler must not
+   return; it leaves as an allocation failure of cnncc's own does. */
+extern void be_llvm_install_bad_alloc_handler(void (*)(void *, const char *, bool), void *) __asm__(
+    "_ZN4llvm31install_bad_alloc_error_handlerEPFvPvPKcbES0_");
+extern void
+be_llvm_install_oom_new_handler(void) __asm__("_ZN4llvm33install_out_of_memory_new_handlerEv");
+
+static void llvm_bad_alloc(void *data, const char *reason, bool gen_crash_diag) {
+  (void)data;
+  (void)gen_crash_diag;
+  static const char msg[] = "cnncc: error: out of memory (in LLVM)\n";
+  if (write(2, msg, sizeof msg - 1) < 0) {
+    /* nothing more to do */
+  }
+  (void)reason;
+  remove_files_at_exit();
+  _exit(1);
+}
+
+static void install_exit_handlers(void) {
+  static bool done;
+  if (done)
+    return;
+  done = true;
+  atexit(remove_files_at_exit);
+  LLVMInstallFatalErrorHandler(llvm_fatal_error);
+  be_llvm_install_bad_alloc_handler(llvm_bad_alloc, NULL);
+  be_llvm_install_oom_new_handler();
+}
+
 int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
+  install_exit_handlers();
   Compile cp = {.g = g, .o = o, .st = {d, 0}, .t0 = now_ms()};
+  in_progress = &cp;
   bool ok = preflight(&cp) && setup_target(&cp) && choose_kernels(&cp) && place_weights(&cp);
   if (ok) {
     setup_module(&cp);
     ok = emit_module(&cp) && optimize(&cp) && write_output(&cp);
-    if (ok && cp.llvm_diag.msg[0]) {
+    if (ok && cp.llvm_diag.msg[0] && strstr(cp.llvm_diag.msg, "incbin")) {
+      /* the blob is there: LLVM could not read it, short of memory */
+      fail(&cp.st, 1,
+           "LLVM could not read the %lld bytes of weights to embed in '%s' (out of memory?); "
+           "--external-weights keeps them out of the .so",
+           (long long)blob_file_bytes(&cp), o->output);
+      ok = false;
+    } else if (ok && cp.llvm_diag.msg[0]) {
       fail(&cp.st, 2, "LLVM: %s", cp.llvm_diag.msg);
       ok = false;
     }
@@ -910,6 +1023,7 @@ int backend_compile(Graph *g, const BackendOptions *o, Diag *d) {
   if (cp.st.rc == 0)
     publish(&cp);
   finish(&cp);
+  in_progress = NULL;
   if (o && o->verbose && cp.st.rc == 0)
     fprintf(stderr, "cnncc: backend: wrote %s in %.0f ms\n", o->output, now_ms() - cp.t0);
   return cp.st.rc;

@@ -105,9 +105,12 @@ LLVMValueRef be_fcall2(BeCtx *c, const char *name, LLVMValueRef x, LLVMValueRef 
 }
 
 LLVMValueRef be_fmax_nan(BeCtx *c, LLVMValueRef m, LLVMValueRef x) {
-  /* "unordered or greater": a NaN input wins, as in PyTorch's max pooling. */
-  LLVMValueRef take = LLVMBuildFCmp(c->b, LLVMRealUGT, x, m, "");
-  return LLVMBuildSelect(c->b, take, x, m, "");
+  /* PyTorch's max pooling: x > m or x is NaN. A NaN wins, and keeps
+     winning: "x unordered-greater than m" would also take a finite x
+     after a NaN m, and lose it. */
+  LLVMValueRef gt = LLVMBuildFCmp(c->b, LLVMRealOGT, x, m, "");
+  LLVMValueRef nan = LLVMBuildFCmp(c->b, LLVMRealUNO, x, x, "");
+  return LLVMBuildSelect(c->b, LLVMBuildOr(c->b, gt, nan, ""), x, m, "");
 }
 
 LLVMValueRef be_fmax_r(BeCtx *c, LLVMValueRef a, LLVMValueRef b) {

@@ -95,6 +95,9 @@ void report_summary(const Graph *g, FILE *out);
 /* --stats: what each pass did, and kernels before/after (kernels0, convs0
    counted before the passes). */
 void report_stats(const Graph *g, int kernels0, int convs0, FILE *out);
+/* --stats: the lines recorded from index `from` on (the backend's, after
+   the passes' lines and the kernel counts). */
+void report_stats_since(const Graph *g, int from, FILE *out);
 /* --emit=ir or dot to path ("-": stdout); false (reported) if it cannot be
    written. */
 bool report_write_graph(const Graph *g, bool dot, const char *path, Diag *d);

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,13 +153,23 @@ static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress 
     report_stats(g, kernels0, convs0, stderr);
   if (o->emit_header)
     return header_write(g, o->output, d) ? 0 : EXIT_USER;
-  int rc = o->emit_ir || o->emit_dot
-               ? (report_write_graph(g, o->emit_dot, o->output, d) ? 0 : EXIT_USER)
-               : compile(g, o, prog, d);
+  int rc;
+  if (o->emit_ir || o->emit_dot) {
+    rc = report_write_graph(g, o->emit_dot, o->output, d) ? 0 : EXIT_USER;
+  } else {
+    int nstats = g->stats.len;
+    rc = compile(g, o, prog, d);
+    if (o->stats) /* the backend's: which kernel runs how many layers */
+      report_stats_since(g, nstats, stderr);
+  }
   return rc == 0 ? write_header_too(g, o, d) : rc;
 }
 
 int main(int argc, char **argv) {
+  /* A file size limit (ulimit -f) makes a write fail with EFBIG, reported
+     like a full disk, instead of killing cnncc (SIGXFSZ) with its files
+     half written; the linker it runs inherits this. */
+  signal(SIGXFSZ, SIG_IGN);
   Progress *prog = progress_init(); /* erases its line at exit */
   Diag *d = diag_new(progress_stream(prog), isatty(2));
   Options o;

@@ -73,6 +73,13 @@ void report_stats(const Graph *g, int kernels0, int convs0, FILE *out) {
           convs1, kernels0, convs0);
 }
 
+void report_stats_since(const Graph *g, int from, FILE *out) {
+  for (int i = from; i < g->stats.len; i++) {
+    PassStat *s = g->stats.items[i];
+    fprintf(out, "%s: %s\n", s->pass, s->text);
+  }
+}
+
 bool report_write_graph(const Graph *g, bool dot, const char *path, Diag *d) {
   FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
   if (!f) {

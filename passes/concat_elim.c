@@ -129,7 +129,9 @@ void pass_concat_elim(Graph *g) {
     if (c->dead || c->op != OP_CONCAT)
       continue;
     concats++;
-    int64_t at = 0, plane = c->shape.d[1] * c->shape.d[2];
+    /* an input's offset is its first channel times the plane (one value
+       per feature for a concat of vectors) */
+    int64_t at = 0, plane = c->shape.rank == 3 ? c->shape.d[1] * c->shape.d[2] : 1;
     bool all = true;
     for (int k = 0; k < c->nin; k++) {
       Node *x = c->in[k];

@@ -34,8 +34,10 @@
  *   slice        the layout of its input when the range is block aligned.
  *   the rest     NCHW (lrn, linear, flatten, softmax).
  * A tensor of 1x1 pixels with a multiple of 16 channels is the same bytes
- * in both layouts, so no reorder is ever inserted for it (the global pool
- * in front of a classifier).
+ * in both layouts, so no reorder is inserted for it (the global pool in
+ * front of a classifier), unless it is the host's buffer (a graph input,
+ * or a view of one), which need not be 64-byte aligned as the blocked
+ * kernels' vector loads require.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +46,22 @@
 
 static bool c16(const Node *x) { return x->shape.rank == 3 && x->shape.d[0] % 16 == 0; }
 
-/* Is x usable by a consumer that wants layout L? */
+/* Is x the host's buffer: a graph input, or a view of one? */
+static bool host_buffer(const Node *x) {
+  while ((ir_ops[x->op].flags & OPF_VIEW) && x->nin == 1)
+    x = x->in[0];
+  return x->op == OP_INPUT;
+}
+
+/* Is x usable by a consumer that wants layout L? A 1x1 map of 16k
+   channels is the same bytes in both layouts, but the blocked kernels
+   read it with 64-byte aligned vector loads: the host's buffers (graph
+   inputs) are only float-aligned, so those are reordered (copied into
+   the arena) all the same. */
 static bool compatible(const Node *x, Layout L) {
   if (x->layout == L || x->shape.rank != 3)
     return true;
-  return x->shape.d[1] * x->shape.d[2] == 1 && x->shape.d[0] % 16 == 0;
+  return x->shape.d[1] * x->shape.d[2] == 1 && x->shape.d[0] % 16 == 0 && !host_buffer(x);
 }
 
 static bool conv_blockable(const Graph *g, const Node *n) {

@@ -156,6 +156,10 @@ static void collect(Graph *g, Plan *p, bool in_place) {
         continue;
       if (p->bufs[ib].bytes != p->bufs[ob].bytes || p->bufs[ib].last != i)
         continue;
+      /* Sizes are rounded to 64 bytes: a broadcast operand (a mul's
+         [C,1,1] scale) may round to the size of the output it is not. */
+      if (shape_numel(&x->in[k]->shape) != shape_numel(&x->shape))
+        continue;
       bool read_later = false;
       for (int j = i + 1; j < nn && !read_later; j++) {
         Node *y = GRAPH_NODE(g, j);

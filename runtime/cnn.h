@@ -5,8 +5,11 @@
  * The names and meanings below are fixed; CNN_ABI_VERSION changes if they do.
  * See docs/abi.md for a complete example.
  *
- * Threading: one cnn_model may be used by one thread at a time; distinct
- * models are independent. cnn_run does not allocate.
+ * Threading: many threads may call cnn_run on one cnn_model at once (the
+ * first runs on the model's pool, the others each on their own thread and
+ * a spare arena, allocated at the first concurrent call and reused; same
+ * bits). cnn_set_* wait for the runs in progress; cnn_destroy must not
+ * overlap another call. Apart from those spares, cnn_run does not allocate.
  */
 #ifndef CNN_H
 #define CNN_H

@@ -7,7 +7,7 @@
  *   runtime/cnnrt.h    this contract: what the generated object defines and
  *                      what the runtime offers it (backend/ includes it too)
  *   runtime/runtime.c  the cnn_* functions: create (weights embedded or
- *                      mapped, arena, settings read once), run, destroy
+ *                      read into memory, arena, settings read once), run, destroy
  *   runtime/threads.c  the thread pool behind cnnrt_parallel_for and
  *                      cnnrt_launch, and the per-layer profiler
  *   runtime/trace.c    the profile as a Chrome trace-event file

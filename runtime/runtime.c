@@ -7,7 +7,8 @@
  *
  * A cnn_model holds everything one model instance needs at run time, all
  * allocated by cnn_create so cnn_run never allocates: the weights (the blob
- * embedded in the .so, or a weights file mapped read-only), the activation
+ * embedded in the .so, or a weights file read into memory: not mapped,
+ * see read_weights), the activation
  * arena (64-byte aligned, arena_bytes from the memory plan), per-sample
  * pointer arrays and the thread pool. A weights file is checked before it
  * is used: magic, size, and the build id that ties it to the exact network
@@ -27,6 +28,18 @@
  * off (or cnn_set_batch_parallel); so does profiling (the per-layer times
  * are the pool's).
  *
+ * One model may be run by many host threads at once. The first caller
+ * gets the pool and the arenas above; a caller that comes while they are
+ * taken runs its whole batch on its own thread, one sample at a time,
+ * through a serial context (the same chunks as the pool: the same bits)
+ * on a spare arena. Spares are kept in a free list and reused, so a
+ * server that calls from N threads allocates N - 1 of them once, at its
+ * first concurrent calls; when one cannot be allocated, the caller waits
+ * for the pool instead (cnn_run never fails for want of memory). A
+ * cnn_set_* call waits until no run is in progress, and runs that come
+ * meanwhile wait for it. The model's mutex guards only that bookkeeping
+ * and the error message; a forward pass holds no lock.
+ *
  * Profiling has two forms: the per-layer table on stderr (threads.c) and a
  * Chrome trace-event file (trace.c). The trace belongs to the model, not
  * to the pool: it goes on, into one file, when cnn_set_num_threads makes a
@@ -41,12 +54,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,6 +77,16 @@ typedef struct {
   bool batch_parallel;    /* whole samples per thread in batches */
 } Settings;
 
+/* A spare arena for a caller that finds the pool taken (one sample at a
+   time on its own thread). */
+typedef struct Spare {
+  struct Spare *next;
+  cnnrt_ctx *ctx; /* serial, with the pool's chunks */
+  float *arena;
+  const float **in_ptrs;
+  float **out_ptrs;
+} Spare;
+
 /* The profile modes (cnn_set_profile, CNN_PROFILE). */
 enum {
   PROFILE_OFF,
@@ -73,10 +96,16 @@ enum {
 
 struct cnn_model {
   Settings settings;
+  /* Guards pool_busy, active, configuring, spares and err. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool pool_busy;            /* a run is on the pool (arena, lanes, par_*) */
+  bool configuring;          /* a cnn_set_* call is changing the pool or lanes */
+  int active;                /* runs in progress, on the pool or on spares */
+  Spare *spares;             /* free spare arenas */
   const unsigned char *blob; /* header + data */
-  void *map;                 /* mmap'd weights file, or NULL */
-  size_t map_len;
-  const float *weights; /* blob data */
+  void *owned;               /* a weights file read into memory, or NULL */
+  const float *weights;      /* blob data */
   float *arena;
   cnnrt_ctx *pool;
   cnnrt_trace *trace; /* PROFILE_TRACE: the slices so far, and the file */
@@ -198,7 +227,12 @@ static int check_blob(const unsigned char *blob, uint64_t size, const char *what
   return 0;
 }
 
-static int map_weights(cnn_model *m, const char *path, char *err, size_t len) {
+/* Reads a weights file into memory the model owns. It is not mapped: a
+   file truncated or rewritten while the model lives (a redeploy copying
+   over it) would make every later run read pages that no longer exist,
+   and the host die of SIGBUS; a copy costs the weights' size in memory
+   and one read, and cannot change under the model. */
+static int read_weights(cnn_model *m, const char *path, char *err, size_t len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     set_err(err, len, "cannot open weights '%s': %s", path, strerror(errno));
@@ -218,14 +252,28 @@ static int map_weights(cnn_model *m, const char *path, char *err, size_t len) {
     close(fd);
     return -1;
   }
-  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (p == MAP_FAILED) {
-    set_err(err, len, "cannot map weights '%s': %s", path, strerror(errno));
+  void *p = NULL;
+  if (posix_memalign(&p, 64, (size_t)st.st_size) != 0) {
+    set_err(err, len, "cannot allocate %lld bytes for the weights '%s'", (long long)st.st_size,
+            path);
+    close(fd);
     return -1;
   }
-  m->map = p;
-  m->map_len = (size_t)st.st_size;
+  m->owned = p;
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t r = read(fd, (char *)p + got, (size_t)st.st_size - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      set_err(err, len, "cannot read weights '%s': %s", path,
+              r < 0 ? strerror(errno) : "the file shrank while it was read");
+      close(fd);
+      return -1;
+    }
+    got += (size_t)r;
+  }
+  close(fd);
   char what[256];
   snprintf(what, sizeof what, "weights '%s'", path);
   if (check_blob(p, (uint64_t)st.st_size, what, err, len) != 0)
@@ -303,14 +351,57 @@ static int make_lanes(cnn_model *m) {
   return 0;
 }
 
+static void spare_free(Spare *s) {
+  if (!s)
+    return;
+  cnnrt_serial_destroy(s->ctx);
+  free(s->arena);
+  free(s->in_ptrs);
+  free(s->out_ptrs);
+  free(s);
+}
+
+static void free_spares(cnn_model *m) {
+  while (m->spares) {
+    Spare *s = m->spares;
+    m->spares = s->next;
+    spare_free(s);
+  }
+}
+
+/* A spare arena with a serial context that splits launches like the
+   pool; NULL without memory. Called without the lock: the pool is not
+   replaced while a run is in progress. */
+static Spare *spare_new(cnn_model *m) {
+  Spare *s = calloc(1, sizeof *s);
+  if (!s)
+    return NULL;
+  size_t ni = (size_t)(cnnrt_info.num_inputs > 0 ? cnnrt_info.num_inputs : 1);
+  size_t no = (size_t)(cnnrt_info.num_outputs > 0 ? cnnrt_info.num_outputs : 1);
+  void *a = NULL;
+  if (posix_memalign(&a, 64, arena_size()) != 0)
+    a = NULL;
+  s->arena = a;
+  s->in_ptrs = calloc(ni, sizeof *s->in_ptrs);
+  s->out_ptrs = calloc(no, sizeof *s->out_ptrs);
+  s->ctx = cnnrt_serial_create(m->pool);
+  if (!s->arena || !s->in_ptrs || !s->out_ptrs || !s->ctx) {
+    spare_free(s);
+    return NULL;
+  }
+  return s;
+}
+
 CNN_EXPORT void cnn_destroy(cnn_model *m) {
   if (!m)
     return;
+  free_spares(m);
+  pthread_mutex_destroy(&m->mu);
+  pthread_cond_destroy(&m->cv);
   free_lanes(m);
   cnnrt_pool_destroy(m->pool);
   cnnrt_trace_close(m->trace); /* writes the file */
-  if (m->map)
-    munmap(m->map, m->map_len);
+  free(m->owned);
   free(m->arena);
   free(m->in_ptrs);
   free(m->out_ptrs);
@@ -343,8 +434,10 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err
     set_err(err, err_len, "out of memory");
     return NULL;
   }
+  pthread_mutex_init(&m->mu, NULL);
+  pthread_cond_init(&m->cv, NULL);
   if (weights_path) {
-    if (map_weights(m, weights_path, err, err_len) != 0)
+    if (read_weights(m, weights_path, err, err_len) != 0)
       goto fail;
   } else {
     if (cnnrt_blob_size == 0) {
@@ -424,31 +517,60 @@ static void run_lanes(void *const *ptrs, int64_t lo, int64_t hi) {
                  m->par_inputs, m->par_outputs);
 }
 
-CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
-                       float *const *outputs) {
-  if (!m)
-    return CNN_ESTATE;
+/* The model's error message, under its lock (other threads may be
+   failing or succeeding at the same time). */
+static void model_err(cnn_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void model_err(cnn_model *m, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  pthread_mutex_lock(&m->mu);
+  vsnprintf(m->err, sizeof m->err, fmt, ap);
+  pthread_mutex_unlock(&m->mu);
+  va_end(ap);
+}
+
+static int check_run_args(cnn_model *m, int64_t batch, const float *const *inputs,
+                          float *const *outputs) {
   const cnn_info *info = &cnnrt_info;
   if (batch < 1) {
-    set_err(m->err, sizeof m->err, "cnn_run: batch must be at least 1, got %lld", (long long)batch);
+    model_err(m, "cnn_run: batch must be at least 1, got %lld", (long long)batch);
     return CNN_EINVAL;
   }
+  /* No buffer of batch samples can exceed the address space (2^63 bytes):
+     such a batch is a caller's error, not one to serve or allocate. */
+  for (int i = 0; i < info->num_inputs + info->num_outputs; i++) {
+    int64_t n = i < info->num_inputs ? m->in_numel[i] : m->out_numel[i - info->num_inputs];
+    if (n > 0 && batch > INT64_MAX / 4 / n) {
+      model_err(m,
+                "cnn_run: a batch of %lld samples of '%s' (%lld floats each) is larger than "
+                "any buffer can be",
+                (long long)batch,
+                i < info->num_inputs ? info->inputs[i].name
+                                     : info->outputs[i - info->num_inputs].name,
+                (long long)n);
+      return CNN_EINVAL;
+    }
+  }
   if ((info->num_inputs > 0 && !inputs) || (info->num_outputs > 0 && !outputs)) {
-    set_err(m->err, sizeof m->err, "cnn_run: %s array is NULL", !inputs ? "inputs" : "outputs");
+    model_err(m, "cnn_run: %s array is NULL", !inputs ? "inputs" : "outputs");
     return CNN_EINVAL;
   }
   for (int i = 0; i < info->num_inputs; i++)
     if (!inputs[i]) {
-      set_err(m->err, sizeof m->err, "cnn_run: inputs[%d] ('%s') is NULL", i, info->inputs[i].name);
+      model_err(m, "cnn_run: inputs[%d] ('%s') is NULL", i, info->inputs[i].name);
       return CNN_EINVAL;
     }
   for (int i = 0; i < info->num_outputs; i++)
     if (!outputs[i]) {
-      set_err(m->err, sizeof m->err, "cnn_run: outputs[%d] ('%s') is NULL", i,
-              info->outputs[i].name);
+      model_err(m, "cnn_run: outputs[%d] ('%s') is NULL", i, info->outputs[i].name);
       return CNN_EINVAL;
     }
-  m->err[0] = 0;
+  return CNN_OK;
+}
+
+/* The batch on the pool and its lanes (the caller holds pool_busy). */
+static void run_on_pool(cnn_model *m, int64_t batch, const float *const *inputs,
+                        float *const *outputs) {
   double t_run = m->trace ? cnnrt_trace_now() : 0;
   int64_t s = 0;
   int T = m->nlanes;
@@ -466,17 +588,74 @@ CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
     run_sample(m, m->pool, m->arena, m->in_ptrs, m->out_ptrs, s, inputs, outputs);
   if (m->trace)
     cnnrt_trace_slice(m->trace, t_run, cnnrt_trace_now(), -1, 0, 0, 0, (double)batch);
+}
+
+CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
+                       float *const *outputs) {
+  if (!m)
+    return CNN_ESTATE;
+  int rc = check_run_args(m, batch, inputs, outputs);
+  if (rc != CNN_OK)
+    return rc;
+  pthread_mutex_lock(&m->mu);
+  while (m->configuring)
+    pthread_cond_wait(&m->cv, &m->mu);
+  m->err[0] = 0;
+  m->active++;
+  Spare *sp = NULL;
+  bool on_pool = !m->pool_busy;
+  if (on_pool) {
+    m->pool_busy = true;
+  } else if (m->spares) {
+    sp = m->spares;
+    m->spares = sp->next;
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (!on_pool && !sp && !(sp = spare_new(m))) {
+    pthread_mutex_lock(&m->mu); /* no memory for a spare: wait for the pool */
+    while (m->pool_busy)
+      pthread_cond_wait(&m->cv, &m->mu);
+    m->pool_busy = on_pool = true;
+    pthread_mutex_unlock(&m->mu);
+  }
+  if (on_pool)
+    run_on_pool(m, batch, inputs, outputs);
+  else
+    for (int64_t s = 0; s < batch; s++)
+      run_sample(m, sp->ctx, sp->arena, sp->in_ptrs, sp->out_ptrs, s, inputs, outputs);
+  pthread_mutex_lock(&m->mu);
+  if (on_pool)
+    m->pool_busy = false;
+  else {
+    sp->next = m->spares;
+    m->spares = sp;
+  }
+  m->active--;
+  pthread_cond_broadcast(&m->cv);
+  pthread_mutex_unlock(&m->mu);
   return CNN_OK;
 }
 
-CNN_EXPORT int cnn_set_num_threads(cnn_model *m, int n) {
-  if (!m)
-    return CNN_ESTATE;
-  if (n < 0 || n > CNNRT_MAX_THREADS) {
-    set_err(m->err, sizeof m->err,
-            "cnn_set_num_threads: %d threads (use 0 for one per core, or 1..1024)", n);
-    return CNN_EINVAL;
-  }
+/* A cnn_set_* call has the model to itself between these two: runs in
+   progress finish first, new ones wait. */
+static void config_begin(cnn_model *m) {
+  pthread_mutex_lock(&m->mu);
+  while (m->configuring)
+    pthread_cond_wait(&m->cv, &m->mu);
+  m->configuring = true;
+  while (m->active > 0)
+    pthread_cond_wait(&m->cv, &m->mu);
+  pthread_mutex_unlock(&m->mu);
+}
+
+static void config_end(cnn_model *m) {
+  pthread_mutex_lock(&m->mu);
+  m->configuring = false;
+  pthread_cond_broadcast(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+}
+
+static int set_num_threads(cnn_model *m, int n) {
   int t = n ? n : cnnrt_cores();
   if (t != cnnrt_pool_threads(m->pool)) {
     cnnrt_ctx *p = cnnrt_pool_create(t);
@@ -485,16 +664,30 @@ CNN_EXPORT int cnn_set_num_threads(cnn_model *m, int n) {
       p = NULL;
     }
     if (!p) {
-      set_err(m->err, sizeof m->err, "cnn_set_num_threads: out of memory");
+      model_err(m, "cnn_set_num_threads: out of memory");
       return CNN_ENOMEM;
     }
     cnnrt_pool_destroy(m->pool); /* prints its profile */
     m->pool = p;
     cnnrt_pool_set_trace(p, m->trace); /* the trace goes on, in one file */
     make_lanes(m);
+    free_spares(m); /* their contexts split launches as the old pool did */
   }
   m->settings.threads = n;
   return CNN_OK;
+}
+
+CNN_EXPORT int cnn_set_num_threads(cnn_model *m, int n) {
+  if (!m)
+    return CNN_ESTATE;
+  if (n < 0 || n > CNNRT_MAX_THREADS) {
+    model_err(m, "cnn_set_num_threads: %d threads (use 0 for one per core, or 1..1024)", n);
+    return CNN_EINVAL;
+  }
+  config_begin(m);
+  int rc = set_num_threads(m, n);
+  config_end(m);
+  return rc;
 }
 
 /* Ends the trace, if any: its file is written. */
@@ -514,7 +707,7 @@ static int set_trace(cnn_model *m, const char *path) {
   char e[320];
   cnnrt_trace *t = cnnrt_trace_open(path, CNNRT_TRACE_SLICES, e, sizeof e);
   if (!t) {
-    set_err(m->err, sizeof m->err, "cnn_set_profile: %s", e);
+    model_err(m, "cnn_set_profile: %s", e);
     return strstr(e, "out of memory") ? CNN_ENOMEM : CNN_EINVAL;
   }
   cnnrt_pool_set_profiling(m->pool, 0); /* the table, if it was on */
@@ -529,43 +722,48 @@ CNN_EXPORT int cnn_set_profile(cnn_model *m, const char *mode) {
     return CNN_ESTATE;
   int pm = profile_mode(mode);
   if (pm < 0) {
-    set_err(m->err, sizeof m->err,
-            "cnn_set_profile: unknown mode '%s' (use \"on\" or \"1\", \"off\" or \"0\", "
-            "\"trace:FILE\")",
-            mode);
+    model_err(m,
+              "cnn_set_profile: unknown mode '%s' (use \"on\" or \"1\", \"off\" or \"0\", "
+              "\"trace:FILE\")",
+              mode);
     return CNN_EINVAL;
   }
+  config_begin(m);
+  int rc = CNN_OK;
   if (pm == PROFILE_TRACE) {
-    int rc = set_trace(m, mode + 6);
-    if (rc != CNN_OK)
-      return rc;
+    rc = set_trace(m, mode + 6);
   } else {
     /* "on" while on goes on counting; the trace, if any, is written */
     if (cnnrt_pool_set_profiling(m->pool, pm == PROFILE_TABLE) != 0) {
-      set_err(m->err, sizeof m->err, "cnn_set_profile: out of memory for the profile counters");
-      return CNN_ENOMEM;
+      model_err(m, "cnn_set_profile: out of memory for the profile counters");
+      rc = CNN_ENOMEM;
+    } else {
+      stop_trace(m);
     }
-    stop_trace(m);
   }
-  m->settings.profile = pm;
-  return CNN_OK;
+  if (rc == CNN_OK)
+    m->settings.profile = pm;
+  config_end(m);
+  return rc;
 }
 
 CNN_EXPORT int cnn_set_batch_parallel(cnn_model *m, int on) {
   if (!m)
     return CNN_ESTATE;
   if (on != 0 && on != 1) {
-    set_err(m->err, sizeof m->err, "cnn_set_batch_parallel: %d (use 1 for on, 0 for off)", on);
+    model_err(m, "cnn_set_batch_parallel: %d (use 1 for on, 0 for off)", on);
     return CNN_EINVAL;
   }
+  config_begin(m);
   m->settings.batch_parallel = on;
+  int rc = CNN_OK;
   if (make_lanes(m) != 0) {
-    set_err(m->err, sizeof m->err,
-            "cnn_set_batch_parallel: out of memory for the per-thread arenas "
-            "(batches run sample by sample)");
-    return CNN_ENOMEM;
+    model_err(m, "cnn_set_batch_parallel: out of memory for the per-thread arenas "
+                 "(batches run sample by sample)");
+    rc = CNN_ENOMEM;
   }
-  return CNN_OK;
+  config_end(m);
+  return rc;
 }
 
 CNN_EXPORT const char *cnn_last_error(const cnn_model *m) {

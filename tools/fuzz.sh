@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Fuzzes the spec frontend, the safetensors reader and the ONNX frontend with libFuzzer
+# Fuzzes the spec frontend, the safetensors reader, the ONNX frontend, and
+# generated networks down to machine code (codegen) with libFuzzer
 # (tests/fuzz/; docs/robustness.md).
 #
 #   tools/fuzz.sh                      60 s per target (ctest's "fuzz" runs 40)
 #   tools/fuzz.sh --time 3600 --jobs 2 the long run: an hour per target, 2 workers
-#   tools/fuzz.sh --time 600 spec      one target only (spec | safetensors | onnx)
+#   tools/fuzz.sh --time 600 spec      one target only (spec | safetensors | onnx | codegen)
 #   tools/fuzz.sh --build-dir DIR      build directory (default: build-fuzz)
 #
 # Configures DIR with CC=clang-19 -DCNNCC_FUZZ=ON (ASan + UBSan + libFuzzer)
@@ -22,12 +23,12 @@ while [ $# -gt 0 ]; do
     --time) time="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --build-dir) dir="$2"; shift 2 ;;
-    spec|safetensors|onnx) targets+=("$1"); shift ;;
+    spec|safetensors|onnx|codegen) targets+=("$1"); shift ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "fuzz.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(spec safetensors onnx)
+[ ${#targets[@]} -gt 0 ] || targets=(spec safetensors onnx codegen)
 
 cc=$(command -v clang-19 || true)
 if [ -z "$cc" ] || ! ls /usr/lib/llvm-19/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
@@ -56,6 +57,11 @@ for t in "${targets[@]}"; do
     seeds=("$src/tests/fuzz/regressions/onnx")
     dict=""
     maxlen=65536
+  elif [ "$t" = codegen ]; then
+    # the generator's choices (tests/difftest/gen.h): any bytes make a network
+    seeds=("$src/tests/fuzz/seeds/codegen" "$src/tests/fuzz/regressions/codegen")
+    dict=""
+    maxlen=1024
   else
     seeds=("$src/tests/fuzz/seeds/safetensors" "$src/tests/fuzz/regressions/safetensors")
     dict="$src/tests/fuzz/safetensors.dict"
@@ -64,7 +70,9 @@ for t in "${targets[@]}"; do
   log="$dir/fuzz-$t.log"
   bin="$dir/tests/fuzz/fuzz_$t"
   echo "fuzz.sh: fuzz_$t for ${time}s ($jobs worker(s)); log $log"
-  args=(-max_total_time="$time" -max_len="$maxlen" -timeout=20
+  tmo=20
+  [ "$t" = codegen ] && tmo=60 # LLVM at -O3 under ASan
+  args=(-max_total_time="$time" -max_len="$maxlen" -timeout="$tmo"
         -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$dir/artifacts/$t-" "$corpus" "${seeds[@]}")
   [ -z "$dict" ] || args=(-dict="$dict" "${args[@]}")

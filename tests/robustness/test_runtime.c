@@ -258,6 +258,60 @@ Test(runtime, corrupt_or_foreign_weight_files_are_refused_with_a_message) {
 
 /* -------------------------------------------------------- bad arguments */
 
+/* The runtime allocates nothing per batch: a batch is served from the
+   caller's buffers whatever its size, and one no buffer can hold (its
+   bytes overflow int64) is refused before any pointer is formed. */
+Test(runtime, a_batch_larger_than_any_buffer_is_refused) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  cnn_model *m = create_ok(&l, NULL);
+  Bufs b = bufs_new(l.info, 1, 3);
+  int64_t huge[] = {INT64_MAX, INT64_MAX / 4, (int64_t)1 << 62};
+  for (int k = 0; k < 3; k++) {
+    cr_assert_eq(l.run(m, huge[k], (const float *const *)b.in, b.out), CNN_EINVAL);
+    cr_assert(strstr(l.last_error(m), "larger than any buffer"), "%s", l.last_error(m));
+  }
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  l.destroy(m);
+  bufs_free(&b);
+  lib_close(&l);
+}
+
+/* A redeploy that copies a new file over the weights, or truncates
+   them, while a host runs the model: with the file mapped, the next run
+   died of SIGBUS. The model must go on with the weights it loaded. */
+Test(runtime, weights_truncated_or_rewritten_after_cnn_create_change_nothing) {
+  Lib l = lib_open(MODEL("tiny_ext.so"));
+  char dir[] = "/tmp/cnncc-rt-XXXXXX", path[256];
+  cr_assert(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/w.weights", dir);
+  size_t n;
+  unsigned char *blob = read_all(MODEL("tiny_ext.so.weights"), &n);
+  write_bytes(path, blob, n);
+  Bufs b = bufs_new(l.info, 2, 7);
+  cnn_model *m = create_ok(&l, path);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  float *before = snapshot(&b);
+  cr_assert_eq(truncate(path, 0), 0);
+  cr_assert_eq(run(&l, m, &b), CNN_OK, "a run after the weights file was truncated");
+  float *after = snapshot(&b);
+  cr_assert(!memcmp(before, after, sizeof(float) * (size_t)snapshot_len(&b)));
+  free(after);
+  memset(blob + 64, 0x7f, n - 64); /* other weights, same size */
+  write_bytes(path, blob, n);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  after = snapshot(&b);
+  cr_assert(!memcmp(before, after, sizeof(float) * (size_t)snapshot_len(&b)),
+            "a file rewritten after cnn_create changed the outputs");
+  l.destroy(m);
+  free(after);
+  free(before);
+  free(blob);
+  bufs_free(&b);
+  unlink(path);
+  rmdir(dir);
+  lib_close(&l);
+}
+
 Test(runtime, cnn_run_refuses_bad_arguments_with_a_message_and_then_works) {
   Lib l = lib_open(MODEL("tiny.so"));
   cnn_model *m = create_ok(&l, NULL);
