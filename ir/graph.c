@@ -382,12 +382,14 @@ static bool per_channel_of(const Shape *s, const Shape *t) {
 
 /* mul: the same shape, or one input one value per channel of the other
    (squeeze-excitation's gate, a layer scale). The output has the shape of
-   the larger. */
+   the larger, or of the one of rank 3 ([C] by [C, 1, 1]). */
 static bool mul_shapes(Inf *x) {
   Node *n = x->n;
   const Shape *a = &n->in[0]->shape, *b = &n->in[1]->shape;
   char b0[64], b1[64];
-  if (shape_eq(a, b) || per_channel_of(b, a)) {
+  /* [C] by [C, 1, 1] (either way round) is [C, 1, 1], as PyTorch's
+     x * y.view(N, C, 1, 1): the result keeps the rank of the image. */
+  if (shape_eq(a, b) || (per_channel_of(b, a) && a->rank >= b->rank)) {
     n->shape = *a;
     return true;
   }
