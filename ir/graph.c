@@ -343,6 +343,11 @@ static bool param_shape_ok(Inf *x, int slot, int rank, const int64_t *dims) {
   return true;
 }
 
+/* [C] or [C, 1, 1]: one value per channel. */
+static bool per_channel(const Shape *s) {
+  return s->rank == 1 || (s->rank == 3 && s->d[1] == 1 && s->d[2] == 1);
+}
+
 /* add and mean: every input has the shape of the first. */
 static bool same_shapes(Inf *x) {
   const Node *n = x->n;
@@ -356,6 +361,11 @@ static bool same_shapes(Inf *x) {
          "%s combines its inputs element by element: they must have the "
          "same shape",
          ir_ops[n->op].name);
+    if (s->d[0] == s0->d[0] && (per_channel(s) || per_channel(s0)))
+      note(x,
+           "%s does not broadcast one value per channel as PyTorch would (x + b with b "
+           "[C, 1, 1]); only mul does (docs/spec.md, Broadcasting)",
+           ir_ops[n->op].name);
     bool hw_same = s->rank == 3 && s0->rank == 3 && s->d[1] == s0->d[1] && s->d[2] == s0->d[2];
     if (s->rank == 3 && hw_same)
       FAIL_IN(i, "expected %lld channels from %s to match %s, got %lld", LL(s0->d[0]), iname(x, i),
