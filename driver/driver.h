@@ -39,6 +39,7 @@ typedef struct {
   int opt;
   int winograd; /* -1: by -O level; 0 off; 1 on */
   Tuning tune;  /* --tune KEY=VALUE, over the defaults */
+  Precision precision; /* --precision=fp32|bf16 */
   const char *passes, *print_after, *target_cpu, *target_features;
   EmitKind emit;
   bool emit_ir, emit_dot, emit_spec;

@@ -142,6 +142,7 @@ static int compile(Graph *g, Options *o, Progress *prog, Diag *d) {
       .verbose = o->verbose,
       .progress = progress_hook(prog),
       .tune = o->tune,
+      .precision = o->precision,
   };
   int rc = backend_compile(g, &bo, d); /* its steps come through bo.progress */
   progress_done(prog);
