@@ -619,6 +619,7 @@ static bool setup_target(Compile *cp) {
   cp->cf.target.cpu = cp->cpu;
   cp->cf.target.features = cp->features;
   cp->cf.target.avx512 = be_target_has_avx512(cp->cpu, cp->features);
+  cp->cf.precision = cp->o->precision;
   cp->cf.tune = &cp->o->tune;
   return true;
 }
@@ -651,7 +652,7 @@ static bool place_weights(Compile *cp) {
     fail(&cp->st, 2, "%s", err);
     return false;
   }
-  be_build_id(cp->g, cp->build_id);
+  be_build_id(&cp->cf, cp->g, cp->build_id);
 
   cp->workdir = xasprintf("%s/cnncc.XXXXXX", o->tmpdir && *o->tmpdir ? o->tmpdir : "/tmp");
   if (!mkdtemp(cp->workdir)) {

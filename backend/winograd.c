@@ -359,7 +359,7 @@ static void gemm_tile(BeCtx *c, WCtx *w, LLVMValueRef icc, LLVMValueRef pt, LLVM
     for (int q = 0; q < nt; q++)
       accv[j][q] = LLVMBuildLoad2(c->b, c->t_v16, w->acc[j][q], "");
   for (int j = 0; j < OCB; j++)
-    wv[j] = be_vld(c, U, be_add(c, ubase[j], be_mulk(c, ic.iv, 16)), 64);
+    wv[j] = be_wvld(c, w->k, U, be_add(c, ubase[j], be_mulk(c, ic.iv, 16)), 64);
   LLVMValueRef vi = be_add(c, vbase, ic.iv);
   for (int q = 0; q < nt; q++) {
     LLVMValueRef xb = be_vbcast(c, w->V, be_addk(c, vi, q * 16));
