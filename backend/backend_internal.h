@@ -243,8 +243,7 @@ void be_bf16_round_array(const float *src, uint16_t *dst, int64_t n);
    value broadcast; bf16 weights are widened to fp32 as they load. */
 LLVMValueRef be_wptr(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx);
 LLVMValueRef be_wld(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx);
-LLVMValueRef be_wvld(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx,
-                     unsigned align);
+LLVMValueRef be_wvld(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx, unsigned align);
 LLVMValueRef be_wvbcast(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx);
 
 /* -------------------------------------------------------------- the kernels */

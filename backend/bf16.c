@@ -49,9 +49,7 @@ void be_bf16_round_array(const float *src, uint16_t *dst, int64_t n) {
 
 /* ------------------------------------------------------ the weight loads */
 
-static bool weight_bf16(BeCtx *c, const KArgs *k) {
-  return be_param_bf16(c->cfg, k->n, P_WEIGHT);
-}
+static bool weight_bf16(BeCtx *c, const KArgs *k) { return be_param_bf16(c->cfg, k->n, P_WEIGHT); }
 
 static LLVMValueRef hptr(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
   LLVMTypeRef t16 = LLVMInt16TypeInContext(c->ctx);

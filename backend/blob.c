@@ -62,8 +62,7 @@ bool be_blob_layout(const BeConfig *cf, const Graph *g, const BeChoice *choice, 
         /* Read by a second kernel: fine as long as neither packs it. */
         for (int e = 0; e < bl->n; e++)
           if (bl->e[e].p == p)
-            CHECK(!bl->e[e].packer && !packer_of(ch, k) &&
-                      bl->e[e].bf16 == be_param_bf16(cf, n, k),
+            CHECK(!bl->e[e].packer && !packer_of(ch, k) && bl->e[e].bf16 == be_param_bf16(cf, n, k),
                   "parameter '%s' is read by '%s' and '%s' in different orders", p->name,
                   bl->e[e].owner->name, n->name);
         continue;
@@ -138,7 +137,8 @@ bool be_blob_write(const BeConfig *cf, const BlobLayout *bl, const char *path, c
       half = xmalloc(bytes ? bytes : 1);
       be_bf16_round_array(src, half, e->numel);
     }
-    ok = write_reporting(f, half ? (const void *)half : src, bytes, e->offset, bl->data_bytes, prog);
+    ok =
+        write_reporting(f, half ? (const void *)half : src, bytes, e->offset, bl->data_bytes, prog);
     free(half);
     free(packed);
     size_t pad = (size_t)(align64((int64_t)bytes) - (int64_t)bytes);

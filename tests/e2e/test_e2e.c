@@ -210,9 +210,8 @@ static bool run_batch(const char *net, run_fn run, last_error_fn last_error, cnn
          net, batch, max_err, max_ref, max_err / max_ref, tol, ok ? "PASS" : "FAIL", secs,
          worst / out_n, worst % out_n, y[worst], ref[worst]);
   fflush(stdout);
-  cr_expect(max_err <= tol * max_ref,
-            "%s batch %d: max|ours - ref| = %g > %g * max|ref| = %g", net, batch, max_err,
-            tol, tol * max_ref);
+  cr_expect(max_err <= tol * max_ref, "%s batch %d: max|ours - ref| = %g > %g * max|ref| = %g", net,
+            batch, max_err, tol, tol * max_ref);
   free(x);
   free(ref);
   free(y);
