@@ -196,17 +196,25 @@ static bool graph_inputs(OxCtx *cx, const Onnx__GraphProto *gp) {
   return ok;
 }
 
-/* Every node names its op; the pattern matchers and the op table rely on it. */
-static bool have_op_types(OxCtx *cx) {
+/* Every node names its op and has an output; the pattern matchers and the
+   op table rely on it (every op cnncc reads has at least one output). */
+static bool nodes_well_formed(OxCtx *cx) {
   bool ok = true;
   for (int i = 0; i < cx->nnodes; i++) {
     const Onnx__NodeProto *n = cx->nodes[i];
-    if (n && (!n->op_type || !*n->op_type)) {
-      cx->node = NULL;
+    if (!n)
+      continue;
+    cx->node = NULL;
+    if (!n->op_type || !*n->op_type) {
       ox_error(cx, "node %d has no op_type", i);
+      ok = false;
+    } else if (n->n_output < 1 || !n->output[0]) {
+      cx->node = n;
+      ox_error(cx, "no output (node %d of the graph)", i);
       ok = false;
     }
   }
+  cx->node = NULL;
   return ok;
 }
 
@@ -220,7 +228,7 @@ static bool check_ops(OxCtx *cx) {
     if (!n)
       continue;
     if (!n->op_type || !*n->op_type)
-      continue; /* reported by have_op_types */
+      continue; /* reported by nodes_well_formed */
     const char *dom = n->domain && *n->domain ? n->domain : "ai.onnx";
     if (ox_op_find(n->domain, n->op_type, cx->opset))
       continue;
@@ -366,7 +374,7 @@ static Graph *load(OxCtx *cx) {
   for (int i = 0; i < cx->nnodes; i++)
     cx->nodes[i] = gp->node[i];
   if (ok) {
-    ok = initializers(cx, gp) && have_op_types(cx);
+    ok = initializers(cx, gp) && nodes_well_formed(cx);
     if (ok)
       ox_patterns(cx);
     count_uses(cx, gp);
