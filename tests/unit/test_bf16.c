@@ -172,9 +172,10 @@ static Graph *every_weight_kernel(void) {
   return g;
 }
 
-/* Compiles g (after the layout pass) with precision bf16, checks the
-   weight bytes against fp32's, runs batch 2 and compares at rtol. */
-static void check_bf16(Graph *g, bool winograd, double rtol, int64_t n16) {
+/* Compiles g (after the layout pass) with precision bf16 for cpu (NULL:
+   the host's), checks the weight bytes against fp32's, runs batch 2 and
+   compares at rtol. */
+static void check_bf16(Graph *g, const char *cpu, bool winograd, double rtol, int64_t n16) {
   pass_layout(g);
   ir_compact(g);
   cr_assert_eq(ir_verify(g, stderr), 0);
@@ -186,6 +187,7 @@ static void check_bf16(Graph *g, bool winograd, double rtol, int64_t n16) {
   plan(g);
   BackendOptions o = opts_for(l.so);
   o.precision = PRECISION_BF16;
+  o.target_cpu = cpu;
   o.tune.winograd = winograd;
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
@@ -212,7 +214,13 @@ static void check_bf16(Graph *g, bool winograd, double rtol, int64_t n16) {
 
 Test(kernels, every_weight_kernel_reads_bf16_weights_exactly) {
   Graph *g = every_weight_kernel();
-  check_bf16(g, false, 1e-5, round_weights(g));
+  check_bf16(g, NULL, false, 1e-5, round_weights(g));
+}
+
+/* The widening path on a target without AVX-512 (AVX2: vpmovzxwd on ymm). */
+Test(kernels, every_weight_kernel_on_x86_64_v3_without_avx512) {
+  Graph *g = every_weight_kernel();
+  check_bf16(g, "x86-64-v3", false, 1e-5, round_weights(g));
 }
 
 /* ResNet-sized 3x3 layers by Winograd (F(2x2) under bf16, also where fp32
@@ -226,5 +234,5 @@ Test(kernels, winograd_layers_within_the_documented_bound) {
   Node *b = conv(g, y, 128, 3, 3, 1, 1);
   output(g, a);
   output(g, b);
-  check_bf16(g, true, 2e-2, round_weights(g));
+  check_bf16(g, NULL, true, 2e-2, round_weights(g));
 }
