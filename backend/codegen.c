@@ -334,9 +334,22 @@ static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n, LLVMVal
 
 /* The layer table of the profiler: "name\top[/16c]" of layer number
    `layer`, as a private constant string. */
-static LLVMValueRef layer_name(BeCtx *c, const Node *n, int layer) {
-  char *nm =
-      xasprintf("%s\t%s%s", n->name, ir_ops[n->op].name, n->layout == LAYOUT_NCHW16C ? "/16c" : "");
+/* The bytes a layer moves at least, per sample: its output, its inputs and
+   its parameters, float32 (cnnrt_layer_bytes; the trace shows them). */
+static int64_t layer_bytes(const Node *n) {
+  int64_t b = shape_numel(&n->shape);
+  for (int k = 0; k < n->nin; k++)
+    b += shape_numel(&n->in[k]->shape);
+  for (int k = 0; k < n->nparams; k++)
+    b += param_numel(n->params[k]);
+  return 4 * b;
+}
+
+/* "name\top\tkernel" (cnnrt.h's cnnrt_layer_names): the op with "/16c" on
+   the blocked layout, and the kernel table's row that runs it. */
+static LLVMValueRef layer_name(BeCtx *c, const Node *n, const KernelImpl *impl, int layer) {
+  char *nm = xasprintf("%s\t%s%s\t%s", n->name, ir_ops[n->op].name,
+                       n->layout == LAYOUT_NCHW16C ? "/16c" : "", impl->name);
   char gname[64];
   snprintf(gname, sizeof gname, "cnnrt.layer.%d", layer);
   LLVMValueRef init = LLVMConstStringInContext(c->ctx, nm, (unsigned)strlen(nm), 0);
@@ -446,12 +459,14 @@ static bool emit_forward(BeCtx *c, Graph *g, const BeChoice *choice, Status *st,
   int nlayers = 0, n_nodes = g->nodes.len;
   LLVMValueRef *lnames = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lnames);
   LLVMValueRef *lflops = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lflops);
+  LLVMValueRef *lbytes = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lbytes);
   for (int i = 0; i < n_nodes && ok; i++) {
     Node *n = GRAPH_NODE(g, i);
     if (!choice[n->id].impl)
       continue;
-    lnames[nlayers] = layer_name(c, n, nlayers);
+    lnames[nlayers] = layer_name(c, n, choice[n->id].impl, nlayers);
     lflops[nlayers] = be_i64(c, 2 * (int64_t)ir_node_macs(n));
+    lbytes[nlayers] = be_i64(c, layer_bytes(n));
     int layer = nlayers++;
     ok = store_kernel_ptrs(c, g, n, ptrs, weights, arena, in_ptrs, st);
     if (!ok)
@@ -476,8 +491,10 @@ static bool emit_forward(BeCtx *c, Graph *g, const BeChoice *choice, Status *st,
   LLVMValueRef ln = LLVMConstArray2(c->t_ptr, lnames, (uint64_t)nlayers);
   hidden_const(c, "cnnrt_layer_names", ln);
   hidden_const(c, "cnnrt_layer_flops", LLVMConstArray2(c->t_i64, lflops, (uint64_t)nlayers));
+  hidden_const(c, "cnnrt_layer_bytes", LLVMConstArray2(c->t_i64, lbytes, (uint64_t)nlayers));
   free(lnames);
   free(lflops);
+  free(lbytes);
   free(in_ptrs);
   free(fns);
   return ok;
