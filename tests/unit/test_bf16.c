@@ -15,6 +15,8 @@
  * Winograd layers hold the transformed weights in bf16, which are not bf16
  * values of the originals: checked at the documented 2e-2 * max|ref| (they
  * use F(2x2) under bf16: F(4x4) gave 4.2% here, F(2x2) 0.25%).
+ *
+ * blob: external weights of one precision are refused by a .so of the other.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -235,4 +237,37 @@ Test(kernels, winograd_layers_within_the_documented_bound) {
   output(g, a);
   output(g, b);
   check_bf16(g, NULL, true, 2e-2, round_weights(g));
+}
+
+/* ------------------------------------------------------------ the blob */
+
+/* An fp32 weights file does not load into a bf16 .so, nor the other way
+   round (the build id hashes the precision); each loads into its own. */
+Test(blob, external_weights_of_the_other_precision_are_refused) {
+  Graph *g = ir_graph_new("bf16_blob");
+  Node *c = conv(g, input3(g, "x", 3, 8, 8), 4, 3, 3, 1, 1);
+  output(g, c);
+  plan(g);
+  Lib l[2];
+  memset(l, 0, sizeof l);
+  char w[2][200], err[512];
+  for (int k = 0; k < 2; k++) {
+    tmpdir_new(&l[k]);
+    BackendOptions o = opts_for(l[k].so);
+    o.external_weights = true;
+    o.precision = k ? PRECISION_BF16 : PRECISION_FP32;
+    cr_assert_eq(compile(g, &o), 0);
+    lib_open(&l[k], l[k].so);
+    snprintf(w[k], sizeof w[k], "%s.weights", l[k].so);
+  }
+  for (int k = 0; k < 2; k++) {
+    cr_assert_null(l[k].create(w[1 - k], err, sizeof err), "%s blob loaded", k ? "fp32" : "bf16");
+    cr_assert(strstr(err, "another network or build"), "%s", err);
+    cnn_model *m = l[k].create(w[k], err, sizeof err);
+    cr_assert(m, "%s", err);
+    l[k].destroy(m);
+  }
+  for (int k = 0; k < 2; k++)
+    lib_close(&l[k]);
+  ir_graph_free(g);
 }
