@@ -75,6 +75,8 @@ REDUCED = {
         ["ctest --test-dir build -N -L e2e | grep -E 'e2e_resnet50$'"],
     "ctest --test-dir build -L zoo-quick -j2":
         ["ctest --test-dir build -N -L zoo-quick | grep -E 'e2e_lenet5$'"],
+    "ctest --test-dir build -L zoo-modern -j2":
+        ["ctest --test-dir build -N -L zoo-modern | grep -E 'e2e_convnext_tiny$'"],
     "CNN_PROFILE=trace:out/resnet50-trace.json CNN_NUM_THREADS=2 build/cnn_host out/resnet50.so "
     "--runs 3":
         ["CNN_PROFILE=trace:out/lenet5-trace.json CNN_NUM_THREADS=2 build/cnn_host out/lenet5.so "

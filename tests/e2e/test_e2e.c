@@ -318,6 +318,11 @@ E2E(stochastic_depth)
 E2E(fractalnet)
 E2E(nin)
 E2E(modern_blocks)
+E2E(shufflenet_v2_x1_0)
+E2E(regnet_y_400mf)
+E2E(regnet_x_1_6gf)
+E2E(inception_v3)
+E2E(convnext_tiny)
 
 /* ------------------------------------------------ the lecture's AlexNet facts */
 
