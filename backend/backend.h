@@ -13,6 +13,7 @@
  *   backend/winograd.c  3x3 stride-1 convs by Winograd F(4x4) / F(2x2)
  *   backend/gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   backend/tiles.c     geometry the kernels share (row tiles, borders)
+ *   backend/bf16.c      --precision=bf16: bf16 weights, widened in the loads
  *   backend/activation.c  the activations, on a float or a vector
  *   backend/loops.c     the vocabulary of LLVM IR building
  *   backend/target.c    target machine, optimization, emission, link
@@ -73,6 +74,14 @@ char *tuning_describe(const Tuning *t);
 /* One line per key: name, default, help (cnncc --help, --tune=help). */
 void tuning_print_help(FILE *out);
 
+/* How conv and linear weights are stored and multiplied (docs/precision.md):
+   fp32 (default), or bfloat16 weights widened to fp32 in the kernels'
+   weight loads, fp32 accumulation and fp32 activations. */
+typedef enum {
+  PRECISION_FP32,
+  PRECISION_BF16,
+} Precision;
+
 typedef struct {
   const char *output; /* final file; written atomically */
   EmitKind emit;
@@ -89,6 +98,7 @@ typedef struct {
   const char *compiler_ident;  /* string for cnn_info.compiler */
   bool verbose;
   Tuning tune;
+  Precision precision; /* --precision */
   /* Reports the steps (packing weights, generating kernels, LLVM
      optimization, machine code, linking) as they go; NULL: silent. */
   const ProgressHook *progress;

@@ -20,6 +20,8 @@
  *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
+ *   bf16.c      --precision=bf16: which parameters are bf16, the rounding,
+ *               the kernels' weight loads (widened to fp32)
  *   activation.c  the activations (Act) on a float or a vector: every
  *               epilogue and activation op calls be_act
  *   loops.c     the vocabulary of LLVM IR building: constants, counted
@@ -68,6 +70,7 @@ static inline int be_v16_regs(const BeTarget *t) { return t->nvregs * t->lanes /
 typedef struct {
   BeTarget target;
   const Tuning *tune;
+  Precision precision; /* how conv/linear weights are stored (bf16.c) */
 } BeConfig;
 
 /* Everything an emitter needs about the module being built. */
@@ -253,6 +256,24 @@ int64_t *be_pool_col_divisors(int64_t IW, int64_t OW, int64_t KW, int64_t sw, in
    constant i64 tables. */
 void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts, LLVMValueRef *ends);
 
+/* ------------------------------------------------------------------- bf16.c */
+
+/* Whether parameter `slot` of n is stored as bfloat16 (2 bytes per value):
+   the weight of a conv or linear under --precision=bf16. */
+bool be_param_bf16(const BeConfig *cf, const Node *n, int slot);
+/* fp32 -> bf16 bits, round to nearest, ties to even; NaN stays a quiet
+   NaN; and back (exact). */
+uint16_t be_bf16_round(float f);
+float be_bf16_widen(uint16_t h);
+void be_bf16_round_array(const float *src, uint16_t *dst, int64_t n);
+/* The weight (P_WEIGHT) of k's node at float index idx: its address, a
+   scalar, 16 consecutive values (align as for be_vld, in fp32 terms), one
+   value broadcast; bf16 weights are widened to fp32 as they load. */
+LLVMValueRef be_wptr(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef be_wld(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef be_wvld(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx, unsigned align);
+LLVMValueRef be_wvbcast(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx);
+
 /* -------------------------------------------------------------- the kernels */
 
 /* A kernel's parts (one row of kernels.c's table):
@@ -371,13 +392,14 @@ void be_kernel_cache_free(BeCtx *c);
 /* ------------------------------------------------------------------- blob.c */
 
 /* One parameter in the blob: read first by `owner`, stored packed by
-   `packer` (NULL: as PyTorch lays it out), numel floats at byte `offset`
-   of the data (64-byte aligned). */
+   `packer` (NULL: as PyTorch lays it out), numel values at byte `offset`
+   of the data (64-byte aligned), floats or (bf16) bfloat16s. */
 typedef struct {
   Param *p;
   const Node *owner;
   const KernelImpl *packer;
   int64_t numel, offset;
+  bool bf16;
 } BlobEntry;
 
 typedef struct {
@@ -395,7 +417,7 @@ bool be_blob_write(const BeConfig *cf, const BlobLayout *bl, const char *path, c
                    const ProgressHook *prog, char *err, size_t errlen);
 void be_blob_free(BlobLayout *bl);
 /* The build id (hex, CNNRT_BUILD_ID_LEN characters) of g once laid out. */
-void be_build_id(const Graph *g, char out[CNNRT_BUILD_ID_LEN + 1]);
+void be_build_id(const BeConfig *cf, const Graph *g, char out[CNNRT_BUILD_ID_LEN + 1]);
 
 /* ----------------------------------------------------------------- target.c */
 

@@ -12,9 +12,13 @@
  * or as PyTorch lays it out. be_blob_write writes the entries in the same
  * order, packing each weight as it goes, so the two walks cannot disagree.
  *
+ * Under --precision=bf16 a conv or linear weight (bf16.c: be_param_bf16)
+ * is stored as bfloat16, 2 bytes per value, rounded as it is written.
+ *
  * The build id hashes what makes a blob fit a .so: the IR text, each packed
- * parameter's name, shape and offset, and the cnncc version, but not the
- * weight values, so a blob of retrained weights for the same spec loads.
+ * parameter's name, shape and offset, the precision when not fp32, and the
+ * cnncc version, but not the weight values, so a blob of retrained weights
+ * for the same spec loads.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -58,7 +62,7 @@ bool be_blob_layout(const BeConfig *cf, const Graph *g, const BeChoice *choice, 
         /* Read by a second kernel: fine as long as neither packs it. */
         for (int e = 0; e < bl->n; e++)
           if (bl->e[e].p == p)
-            CHECK(!bl->e[e].packer && !packer_of(ch, k),
+            CHECK(!bl->e[e].packer && !packer_of(ch, k) && bl->e[e].bf16 == be_param_bf16(cf, n, k),
                   "parameter '%s' is read by '%s' and '%s' in different orders", p->name,
                   bl->e[e].owner->name, n->name);
         continue;
@@ -77,9 +81,10 @@ bool be_blob_layout(const BeConfig *cf, const Graph *g, const BeChoice *choice, 
       e->packer = packer_of(ch, k);
       e->numel =
           e->packer && e->packer->packed_numel ? e->packer->packed_numel(cf, n) : param_numel(p);
+      e->bf16 = be_param_bf16(cf, n, k);
       e->offset = bl->data_bytes;
       p->blob_offset = e->offset;
-      bl->data_bytes += align64(e->numel * 4);
+      bl->data_bytes += align64(e->numel * (e->bf16 ? 2 : 4));
     }
   }
   return true;
@@ -125,8 +130,16 @@ bool be_blob_write(const BeConfig *cf, const BlobLayout *bl, const char *path, c
     CHECK(e->offset == (int64_t)ftell(f) - (int64_t)sizeof h, "blob entry '%s' out of place",
           e->p->name);
     float *packed = e->packer ? e->packer->pack(cf, e->owner) : NULL;
-    size_t bytes = (size_t)e->numel * 4;
-    ok = write_reporting(f, packed ? packed : e->p->data, bytes, e->offset, bl->data_bytes, prog);
+    const float *src = packed ? packed : e->p->data;
+    size_t bytes = (size_t)e->numel * (e->bf16 ? 2 : 4);
+    uint16_t *half = NULL;
+    if (e->bf16) {
+      half = xmalloc(bytes ? bytes : 1);
+      be_bf16_round_array(src, half, e->numel);
+    }
+    ok =
+        write_reporting(f, half ? (const void *)half : src, bytes, e->offset, bl->data_bytes, prog);
+    free(half);
     free(packed);
     size_t pad = (size_t)(align64((int64_t)bytes) - (int64_t)bytes);
     ok = ok && fwrite(zeros, 1, pad, f) == pad;
@@ -155,7 +168,7 @@ static void hash_bytes(Hash128 *h, const void *p, size_t n) {
 
 static void hash_str(Hash128 *h, const char *s) { hash_bytes(h, s, strlen(s) + 1); }
 
-void be_build_id(const Graph *g, char out[CNNRT_BUILD_ID_LEN + 1]) {
+void be_build_id(const BeConfig *cf, const Graph *g, char out[CNNRT_BUILD_ID_LEN + 1]) {
   Hash128 h = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
   char *text = NULL;
   size_t len = 0;
@@ -175,6 +188,8 @@ void be_build_id(const Graph *g, char out[CNNRT_BUILD_ID_LEN + 1]) {
              (long long)p->blob_offset);
     hash_str(&h, buf);
   }
+  if (cf->precision == PRECISION_BF16)
+    hash_str(&h, "precision=bf16");
   hash_str(&h, "cnncc " CNNCC_VERSION " blob v1");
   snprintf(out, CNNRT_BUILD_ID_LEN + 1, "%016llx%016llx", (unsigned long long)h.a,
            (unsigned long long)h.b);

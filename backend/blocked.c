@@ -194,9 +194,9 @@ typedef struct {
 } RowCtx;
 
 /* A prefetch of base[idx] into all cache levels (llvm.prefetch, read). */
-static void prefetch(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
+static void prefetch(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx) {
   LLVMTypeRef tys[] = {c->t_ptr};
-  LLVMValueRef args[] = {be_fptr(c, base, idx), be_i32(c, 0), be_i32(c, 3), be_i32(c, 1)};
+  LLVMValueRef args[] = {be_wptr(c, k, base, idx), be_i32(c, 0), be_i32(c, 3), be_i32(c, 1)};
   be_intrinsic(c, "llvm.prefetch", tys, 1, args, 4);
 }
 
@@ -242,10 +242,11 @@ static void emit_taps(BeCtx *c, RowCtx *r, LLVMValueRef *wkh, LLVMValueRef xcol,
     LLVMValueRef ch = be_addk(c, be_mulk(c, ici, step), l);
     LLVMValueRef wv[4];
     for (int j = 0; j < OCB; j++)
-      wv[j] = be_vld(c, W, be_add(c, be_addk(c, wkh[j], kw * p->BI * 16), be_mulk(c, ch, 16)), 64);
+      wv[j] = be_wvld(c, r->k, W,
+                      be_add(c, be_addk(c, wkh[j], kw * p->BI * 16), be_mulk(c, ch, 16)), 64);
     if (p->prefetch)
       for (int j = 0; j < OCB; j++)
-        prefetch(c, W,
+        prefetch(c, r->k, W,
                  be_add(c, be_addk(c, wkh[j], kw * p->BI * 16 + p->prefetch), be_mulk(c, ch, 16)));
     LLVMValueRef xk = step > 1 ? NULL : be_add(c, xcol, ici);
     for (int q = 0; q < w; q++) {

@@ -635,6 +635,7 @@ static bool setup_target(Compile *cp) {
     fail(&cp->st, 1, "%s", err);
     return false;
   }
+  cp->cf.precision = cp->o->precision;
   cp->cf.tune = &cp->o->tune;
   return true;
 }
@@ -701,7 +702,7 @@ static bool place_weights(Compile *cp) {
     fail(&cp->st, 2, "%s", err);
     return false;
   }
-  be_build_id(cp->g, cp->build_id);
+  be_build_id(&cp->cf, cp->g, cp->build_id);
 
   cp->workdir = xasprintf("%s/cnncc.XXXXXX", o->tmpdir && *o->tmpdir ? o->tmpdir : "/tmp");
   if (!mkdtemp(cp->workdir)) {

@@ -89,7 +89,7 @@ static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][
     xv[v] = be_vld_masked(c, x, be_addk(c, xi, v * 16), v == nv - 1 ? mlast : 16);
   LLVMValueRef wi = be_add(c, wrow, ic.iv);
   for (int r = 0; r < mr; r++) {
-    LLVMValueRef wb = be_vbcast(c, w, be_addk(c, wi, (int64_t)r * p->IC));
+    LLVMValueRef wb = be_wvbcast(c, k, w, be_addk(c, wi, (int64_t)r * p->IC));
     for (int v = 0; v < nv; v++) {
       a[r][v] = LLVMBuildLoad2(c->b, c->t_v16, acc[r][v], "");
       a[r][v] = be_vfma(c, wb, xv[v], a[r][v]);

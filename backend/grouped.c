@@ -144,7 +144,7 @@ static void emit_gtile(BeCtx *c, GRow *r, LLVMValueRef ow0, int64_t ow0c, int w)
             pv = LLVMBuildShuffleVector(c->b, pv, LLVMGetPoison(c->t_v16), r->mask[rot], "");
         }
         if (!wv[kw])
-          wv[kw] = be_vld(c, W, be_addk(c, wkh, (kw * p->Cg + rot) * 16), 64);
+          wv[kw] = be_wvld(c, k, W, be_addk(c, wkh, (kw * p->Cg + rot) * 16), 64);
         accv[q] = be_vfma(c, wv[kw], pv, accv[q]);
       }
     }

@@ -171,7 +171,7 @@ void be_emit_nchw_conv(BeCtx *c, KArgs *k) {
     LLVMValueRef wrow = be_add(c, wic, be_mulk(c, kh.iv, KW));
     BeLoop kw;
     be_for(c, &kw, be_i64(c, 0), be_i64(c, KW), "kw");
-    LLVMValueRef wv = be_ld(c, w, be_add(c, wrow, kw.iv));
+    LLVMValueRef wv = be_wld(c, k, w, be_add(c, wrow, kw.iv));
     LLVMValueRef xb = be_addk(c, be_add(c, xrow, be_mulk(c, kw.iv, a->dilation[1])), -a->pad[1]);
     BeLoop ow;
     be_for(c, &ow, be_ld_i64(c, tlo, kw.iv), be_ld_i64(c, thi, kw.iv), "ow");
@@ -596,7 +596,7 @@ void be_emit_nchw_linear(BeCtx *c, KArgs *k) {
   BeLoop i;
   be_for(c, &i, be_i64(c, 0), be_i64(c, K), "k");
   LLVMValueRef p =
-      be_fmul(c, be_ld(c, k->par[P_WEIGHT], be_add(c, wrow, i.iv)), be_ld(c, k->in[0], i.iv));
+      be_fmul(c, be_wld(c, k, k->par[P_WEIGHT], be_add(c, wrow, i.iv)), be_ld(c, k->in[0], i.iv));
   LLVMBuildStore(c->b, be_fadd_r(c, LLVMBuildLoad2(c->b, c->t_f32, acc, ""), p), acc);
   be_for_end(c, &i);
   LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_f32, acc, "");

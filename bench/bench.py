@@ -19,6 +19,9 @@ has a dynamic batch axis, so ORT runs every batch):
      a fourth, opt-in engine `cnncc-onnx` is cnncc's .so compiled from the
      same model.onnx by the ONNX frontend (columns "cnncc(ONNX) ms" and
      "ONNX/spec": the import's latency against the spec's, side by side);
+     another, `cnncc-bf16`, is the spec compiled with --precision=bf16
+     (columns "bf16 ms", "bf16/fp32", "bf16/ORT", "bf16 err", "bf16 RSS MB";
+     its output is noted only past bf16's bound, 2e-2 * max|ref|);
   4. round-robin: for each of --rounds rounds, cnncc, then ORT, then PyTorch
      each time ceil(runs/rounds) runs; the result per engine is the median of
      all its timed runs (at least --runs). Interleaving spreads the machine's
@@ -52,13 +55,16 @@ NETS = ["resnet50", "googlenet", "vgg16", "densenet121", "squeezenet1_0", "alexn
         "resnext50_32x4d", "resnet152", "inception_v4"]
 # cnncc-onnx: the same network compiled by cnncc from prepare.py's model.onnx
 # (the ONNX frontend) instead of the spec; opt-in (--engines cnncc,cnncc-onnx).
-ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx"]
-LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch", "cnncc-onnx": "cnncc (ONNX)"}
+# cnncc-bf16: the spec compiled with --precision=bf16 (docs/precision.md); opt-in
+# (--engines cnncc,cnncc-bf16,ort).
+ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx", "cnncc-bf16"]
+LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch", "cnncc-onnx": "cnncc (ONNX)",
+         "cnncc-bf16": "cnncc bf16"}
 
 
 def label(e):
-    """An engine's name: cnncc, ORT, PyTorch, cnncc (ONNX), or cnncc@CPU
-    (--target-cpus)."""
+    """An engine's name: cnncc, ORT, PyTorch, cnncc (ONNX), cnncc bf16, or
+    cnncc@CPU (--target-cpus)."""
     return LABEL.get(e, e)
 NO_MODEL = 3  # prepare.py's exit status when PyTorch has no such model
 SETTLE_S = 0.1  # pause between engines: lets the previous one's threads stop spinning
@@ -376,6 +382,21 @@ def bench_net(net, args, tools, peak, ort_skip, py):
             notes.append(f"{net}: cnncc failed on model.onnx (status {st}), see "
                          f"{logs}/{net}-cnncc-onnx.log\n"
                          + tail(os.path.join(logs, f"{net}-cnncc-onnx.log")))
+    so_bf16 = os.path.join(d, f"{net}-bf16.so")
+    if "cnncc-bf16" not in peer:
+        cmd = [args.cnncc, spec, "--precision=bf16", "-o", so_bf16]
+        if have_prep:
+            cmd += ["--weights", os.path.join(d, manifest["weights"])]
+        log(f"[{net}] compiling: {' '.join(cmd)}")
+        if os.path.exists(so_bf16):
+            os.unlink(so_bf16)
+        st, wall, rss = run_measured(cmd, os.path.join(logs, f"{net}-cnncc-bf16.log"))
+        compile_info.update(bf16_compile_s=wall, bf16_status=st)
+        if st != 0:
+            peer["cnncc-bf16"] = "compile failed"
+            notes.append(f"{net}: cnncc --precision=bf16 failed (status {st}), see "
+                         f"{logs}/{net}-cnncc-bf16.log\n"
+                         + tail(os.path.join(logs, f"{net}-cnncc-bf16.log")))
     ref = read_f32(os.path.join(d, manifest["output"])) if have_prep else None
     dynamic = bool((manifest.get("onnx_export") or {}).get("dynamic_batch"))
 
@@ -399,8 +420,9 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                     os.unlink(out)
                 common = ["--threads", str(nt), "--warmup", str(args.warmup), "--serve",
                           "--output", out] + (["--batch", str(nb)] if nb > 1 else [])
-                if e in sos or e == "cnncc-onnx":
-                    cmd = [tools["bench_host"], sos[e] if e in sos else so_onnx] + common
+                if e in sos or e in ("cnncc-onnx", "cnncc-bf16"):
+                    lib = sos[e] if e in sos else so_onnx if e == "cnncc-onnx" else so_bf16
+                    cmd = [tools["bench_host"], lib] + common
                     if have_prep:
                         cmd += ["--input", os.path.join(d, manifest["input"])]
                 elif e == "ort":
@@ -486,6 +508,9 @@ def table(rows):
     with_onnx = any("median_ms" in (r.get("engines") or {}).get("cnncc-onnx", {}) for r in rows)
     if with_onnx:
         head += ["cnncc(ONNX) ms", "ONNX/spec"]
+    with_bf16 = any("median_ms" in (r.get("engines") or {}).get("cnncc-bf16", {}) for r in rows)
+    if with_bf16:
+        head += ["bf16 ms", "bf16/fp32", "bf16/ORT", "bf16 err", "bf16 RSS MB"]
     out = []
     for row in rows:
         pk = row.get("peak_gflops")
@@ -524,6 +549,12 @@ def table(rows):
         if with_onnx:
             x = eng.get("cnncc-onnx")
             out[-1] += [fmt_ms(x), ratio(ms_of(x), cm)]
+        if with_bf16:
+            x = eng.get("cnncc-bf16") or {}
+            xe, xr = x.get("rel_err"), x.get("max_rss_kb")
+            out[-1] += [fmt_ms(x), ratio(ms_of(x), cm), ratio(ms_of(x), om),
+                        f"{xe:.1e}" if xe is not None else "-",
+                        f"{xr / 1024:.0f}" if xr and "skip" not in x else "-"]
     widths = [max(len(head[i]), *(len(r[i]) for r in out)) if out else len(head[i])
               for i in range(len(head))]
 
@@ -701,7 +732,8 @@ def main(argv):
             print("note: " + n)
         for e, rec in (row.get("engines") or {}).items():
             err = rec.get("rel_err")
-            if err is not None and e != "pytorch" and err > 1e-3:
+            bound = 2e-2 if e == "cnncc-bf16" else 1e-3  # docs/precision.md
+            if err is not None and e != "pytorch" and err > bound:
                 print(f"note: {row['net']} t={row['threads']} b={row.get('batch', 1)}: "
                       f"{label(e)} output differs "
                       f"from PyTorch's eager output: max rel err {err:.2e}")

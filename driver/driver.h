@@ -42,8 +42,9 @@ typedef struct {
   bool external_weights, summary, stats, verbose, quiet;
   const char *progress; /* --progress=WHEN; NULL: $CNNCC_PROGRESS, else auto */
   int opt;
-  int winograd; /* -1: by -O level; 0 off; 1 on */
-  Tuning tune;  /* --tune KEY=VALUE, over the defaults */
+  int winograd;        /* -1: by -O level; 0 off; 1 on */
+  Tuning tune;         /* --tune KEY=VALUE, over the defaults */
+  Precision precision; /* --precision=fp32|bf16 */
   const char *passes, *print_after, *target_cpu, *target_features;
   const char *target_triple; /* --target, as backend_targets() spells it; NULL: host */
   EmitKind emit;

@@ -115,6 +115,7 @@ static int compile(Graph *g, Options *o, Progress *prog, Diag *d) {
       .verbose = o->verbose,
       .progress = progress_hook(prog),
       .tune = o->tune,
+      .precision = o->precision,
   };
   if (!targets_check_link(o, &bo, rtbuf, sizeof rtbuf, lldbuf, sizeof lldbuf, d))
     return EXIT_USER;

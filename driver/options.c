@@ -154,6 +154,12 @@ static int opt_winograd(Options *o, const char *v, Diag *d) {
   o->winograd = strcmp(v, "on") == 0;
   return 0;
 }
+static int opt_precision(Options *o, const char *v, Diag *d) {
+  if (strcmp(v, "fp32") != 0 && strcmp(v, "bf16") != 0)
+    return bad(d, "--precision expects 'fp32' or 'bf16', got '%s'%s", v, "");
+  o->precision = strcmp(v, "bf16") == 0 ? PRECISION_BF16 : PRECISION_FP32;
+  return 0;
+}
 static int opt_tune(Options *o, const char *v, Diag *d) {
   if (strcmp(v, "help") == 0) {
     print_tuning_keys();
@@ -261,6 +267,10 @@ static const OptionDef options[] = {
     {"--winograd", NULL, true, NULL, opt_winograd, "--winograd=on|off",
      "Winograd F(4x4,3x3) for large 3x3 stride-1 convs (default:\n"
      "on at -O2/-O3, off at -O0/-O1); error <= 1e-3 * max|output|"},
+    {"--precision", NULL, true, NULL, opt_precision, "--precision=fp32|bf16",
+     "fp32 (default), or bf16: conv and linear weights stored as\n"
+     "bfloat16 (half the bytes), computed in fp32 (docs/precision.md);\n"
+     "error <= 2e-2 * max|output|"},
     {"--tune", NULL, true, " (KEY=VALUE, or help)", opt_tune, "--tune KEY=VALUE",
      "set a kernel tuning value (repeatable; the keys are below);\n"
      "values other than the defaults are named in cnn_info.compiler"},
@@ -330,7 +340,7 @@ static const OptionDef *find_option(const char *arg, const char **value) {
 }
 
 static int unknown_option(const char *a, Diag *d) {
-  const char *cands[NOPTIONS * 2 + 4];
+  const char *cands[NOPTIONS * 2 + 8];
   int nc = 0;
   for (int k = 0; k < NOPTIONS; k++) {
     if (!options[k].apply)
@@ -342,6 +352,7 @@ static int unknown_option(const char *a, Diag *d) {
   cands[nc++] = "--winograd=on";
   cands[nc++] = "--winograd=off";
   cands[nc++] = "--progress=always";
+  cands[nc++] = "--precision=bf16";
   cands[nc++] = "-O2";
   const char *s = diag_suggest(a, cands, nc);
   diag_plain(d, DIAG_ERROR, "unknown option '%s'%s%s%s (see --help)", a,
@@ -455,13 +466,14 @@ char *options_compiler_ident(const Options *o) {
   char *cpu = o->target_cpu ? NULL : cross ? xstrdup(t->default_cpu) : backend_host_cpu();
   char *tune = tuning_describe(&o->tune);
   bool wino_default = o->winograd < 0 || o->winograd == (o->opt >= 2);
-  char *s = xasprintf("cnncc %s (LLVM %s) -O%d target=%s cpu=%s%s%s%s%s%s", CNNCC_VERSION,
+  char *s = xasprintf("cnncc %s (LLVM %s) -O%d target=%s cpu=%s%s%s%s%s%s%s", CNNCC_VERSION,
                       backend_llvm_version(), o->opt, t ? t->triple : "unknown",
                       o->target_cpu ? o->target_cpu : cpu, o->target_features ? " features=" : "",
                       o->target_features ? o->target_features : "",
                       wino_default  ? ""
                       : o->winograd ? " winograd=on"
                                     : " winograd=off",
+                      o->precision == PRECISION_BF16 ? " precision=bf16" : "",
                       *tune ? " tune=" : "", tune);
   free(tune);
   free(cpu);

@@ -433,6 +433,7 @@ Test(cli, bad_flags_exit_1) {
   fails(NULL, "net.yaml --emit=lvm", "did you mean 'llvm'", "net.yaml");
   fails(NULL, "net.yaml --seed -3x", "--seed expects an unsigned integer", "net.yaml");
   fails(NULL, "net.yaml --passes=fuse-bm", "unknown pass 'fuse-bm'", "net.yaml");
+  fails(NULL, "net.yaml --precision=fp16", "--precision expects 'fp32' or 'bf16'", "net.yaml");
   fails(NULL, "net.yaml -o", "needs a value", "net.yaml");
   fails(NULL, "", "no spec file given", "net.yaml");
 }

@@ -1,0 +1,273 @@
+/*
+ * test_bf16.c: --precision=bf16 (backend/bf16.c, docs/precision.md).
+ *
+ * rounding: be_bf16_round against a plain reference written here from the
+ * definition (the two bf16 neighbours of x, the nearer one, the one with an
+ * even last bit on a tie, computed in double), on special values, ties,
+ * subnormals, overflow, NaN payloads, and 2^22 random bit patterns.
+ *
+ * kernels: every conv and linear kernel (NCHW conv, 1x1 GEMM, blocked
+ * direct conv, grouped and depthwise convs, linear) compiled with
+ * precision bf16 on weights that are already bf16 values (rounded by the
+ * reference), so the .so's rounding changes nothing and the output must
+ * match ref_ops.c at the fp32 bound: a weight read from the wrong place or
+ * widened wrongly shows. The weight bytes must be about half of fp32's.
+ * Winograd layers hold the transformed weights in bf16, which are not bf16
+ * values of the originals: checked at the documented 2e-2 * max|ref| (they
+ * use F(2x2) under bf16: F(4x4) gave 4.2% here, F(2x2) 0.25%).
+ *
+ * blob: external weights of one precision are refused by a .so of the other.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "backend/backend_internal.h"
+#include "backend_harness.h"
+#include "passes/passes.h"
+
+/* ---------------------------------------------------------------- rounding */
+
+static uint32_t bits_of(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+static float float_of(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* The reference: NaN -> some NaN; otherwise the nearer of the bf16 values
+   just below and above |x| in magnitude (truncation, and truncation plus
+   one unit of the 16th bit, which carries into the exponent or to infinity
+   as it should), ties to the one whose lowest kept bit is 0. */
+static uint16_t ref_round(float x) {
+  if (isnan(x))
+    return 0x7fc0;
+  uint32_t u = bits_of(x);
+  uint16_t lo = (uint16_t)(u >> 16), hi = (uint16_t)(lo + 1);
+  if ((u & 0xffffu) == 0 || isinf(x))
+    return lo;
+  double dx = fabs((double)x);
+  double dlo = fabs((double)float_of((uint32_t)lo << 16));
+  /* past the largest finite value, hi stands for 2^128 (the value with an
+     unbounded exponent; rounding to it means overflow to infinity) */
+  double dhi =
+      (hi & 0x7f80) == 0x7f80 ? ldexp(1.0, 128) : fabs((double)float_of((uint32_t)hi << 16));
+  double elo = dx - dlo, ehi = dhi - dx;
+  if (elo < ehi)
+    return lo;
+  if (ehi < elo)
+    return hi;
+  return (lo & 1) ? hi : lo;
+}
+
+static void check_round(float x) {
+  uint16_t got = be_bf16_round(x), want = ref_round(x);
+  if (isnan(x)) {
+    float w = be_bf16_widen(got);
+    cr_assert(isnan(w), "NaN 0x%08x rounded to 0x%04x, not a NaN", bits_of(x), got);
+    cr_assert_eq(got >> 15, bits_of(x) >> 31, "NaN 0x%08x lost its sign", bits_of(x));
+    return;
+  }
+  cr_assert_eq(got, want, "%.9g (0x%08x): got 0x%04x, reference 0x%04x", x, bits_of(x), got, want);
+}
+
+Test(rounding, special_values_ties_and_overflow) {
+  const uint32_t cases[] = {
+      0x00000000, 0x80000000,             /* +-0 */
+      0x3f800000, 0xbf800000,             /* +-1 */
+      0x3f808000,                         /* 1 + 2^-8: tie, down to even 1.0 */
+      0x3f818000,                         /* 1 + 3*2^-8: tie, up to even 1 + 2^-6 */
+      0x3f808001, 0x3f807fff,             /* just above / below the tie */
+      0xbf818000,                         /* negative tie */
+      0x7f800000, 0xff800000,             /* +-inf */
+      0x7f7fffff, 0xff7fffff,             /* largest finite: rounds to +-inf */
+      0x7f7f7fff,                         /* just below the top tie: stays finite */
+      0x7f7f8000,                         /* tie at the top: the even one is inf */
+      0x00000001, 0x00008000, 0x00018000, /* subnormals, ties among them */
+      0x007fffff,                         /* largest subnormal: to the smallest normal */
+      0x7f800001, 0xff800001,             /* NaN whose payload is all in the low half */
+      0x7fc00000, 0x7fffffff, 0xffc00000, /* quiet NaNs */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check_round(float_of(cases[i]));
+  cr_assert_eq(be_bf16_round(float_of(0x3f808000)), 0x3f80);
+  cr_assert_eq(be_bf16_round(float_of(0x3f818000)), 0x3f82);
+  cr_assert_eq(be_bf16_round(float_of(0x7f7fffff)), 0x7f80);
+}
+
+Test(rounding, random_bit_patterns_match_reference) {
+  uint64_t s = 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i < (1 << 22); i++) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    uint32_t u = (uint32_t)(s >> 16);
+    if (i & 1) /* half of them on or next to a tie */
+      u = (u & 0xffff0000u) | (0x8000u + (uint32_t)(i % 5) - 2u);
+    check_round(float_of(u));
+  }
+}
+
+Test(rounding, widen_is_exact_and_the_array_form_agrees) {
+  for (uint32_t h = 0; h < 0x10000; h++) {
+    float f = be_bf16_widen((uint16_t)h);
+    cr_assert_eq(bits_of(f), h << 16);
+    if (!isnan(f))
+      cr_assert_eq(be_bf16_round(f), h, "0x%04x does not round to itself", h);
+  }
+  float src[5] = {1.0f, float_of(0x3f808000), -3.5f, INFINITY, float_of(0x7f7fffff)};
+  uint16_t dst[5];
+  be_bf16_round_array(src, dst, 5);
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(dst[i], ref_round(src[i]));
+}
+
+/* ----------------------------------------------------------------- kernels */
+
+/* Every conv and linear weight of g rounded to bf16 by the reference. */
+static int64_t round_weights(Graph *g) {
+  int64_t n16 = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *n = GRAPH_NODE(g, i);
+    if ((n->op != OP_CONV2D && n->op != OP_LINEAR) || !n->params[P_WEIGHT])
+      continue;
+    Param *p = n->params[P_WEIGHT];
+    for (int64_t k = 0; k < param_numel(p); k++)
+      p->data[k] = float_of((uint32_t)ref_round(p->data[k]) << 16);
+    n16 += param_numel(p);
+  }
+  return n16;
+}
+
+static Node *gconv(Graph *g, Node *x, int64_t oc, int64_t k, int64_t s, int64_t p, int64_t groups) {
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = oc, c->attr.groups = groups;
+  c->attr.kernel[0] = c->attr.kernel[1] = k;
+  c->attr.stride[0] = c->attr.stride[1] = s;
+  for (int i = 0; i < 4; i++)
+    c->attr.pad[i] = p;
+  return fin(g, c);
+}
+
+/* One of each kernel that reads a conv or linear weight. */
+static Graph *every_weight_kernel(void) {
+  Graph *g = ir_graph_new("bf16_kernels");
+  Node *x = input3(g, "x", 3, 17, 19);
+  Node *a = conv(g, x, 10, 5, 5, 1, 2);   /* 10 channels: NCHW conv */
+  Node *b = conv(g, a, 12, 1, 1, 1, 0);   /* NCHW 1x1: the GEMM */
+  Node *c = conv(g, b, 32, 3, 3, 1, 1);   /* to NCHW16c */
+  Node *d = conv(g, c, 48, 3, 3, 2, 1);   /* blocked direct, stride 2 */
+  Node *e = conv(g, d, 48, 1, 1, 1, 0);   /* blocked pointwise */
+  Node *f = gconv(g, e, 48, 3, 1, 1, 12); /* grouped, Cg 4 */
+  Node *h = gconv(g, f, 48, 3, 1, 1, 48); /* depthwise */
+  h->epi.act.kind = ACT_RELU;
+  Node *fl = fin(g, op1(g, OP_FLATTEN, h));
+  Node *fc = op1(g, OP_LINEAR, fl);
+  fc->attr.out_features = 37;
+  fin(g, fc);
+  output(g, b);
+  output(g, h);
+  output(g, fc);
+  return g;
+}
+
+/* Compiles g (after the layout pass) with precision bf16 for cpu (NULL:
+   the host's), checks the weight bytes against fp32's, runs batch 2 and
+   compares at rtol. */
+static void check_bf16(Graph *g, const char *cpu, bool winograd, double rtol, int64_t n16) {
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(ir_verify(g, stderr), 0);
+  int64_t all = 0;
+  for (int i = 0; i < g->params.len; i++)
+    all += param_numel(GRAPH_PARAM(g, i));
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  BackendOptions o = opts_for(l.so);
+  o.precision = PRECISION_BF16;
+  o.target_cpu = cpu;
+  o.tune.winograd = winograd;
+  cr_assert_eq(compile(g, &o), 0);
+  lib_open(&l, l.so);
+  uint64_t wb = l.info()->weight_bytes;
+  uint64_t want = (uint64_t)(n16 * 2 + (all - n16) * 4);
+  cr_log_info("weights: %llu bytes (fp32: %llu)", (unsigned long long)wb,
+              (unsigned long long)all * 4);
+  if (!winograd) /* each tensor padded to 64 bytes */
+    cr_assert(wb >= want && wb <= want + 64 * (uint64_t)g->params.len,
+              "weight bytes %llu, expected %llu + padding", (unsigned long long)wb,
+              (unsigned long long)want);
+  char err[256];
+  cnn_model *m = l.create(NULL, err, sizeof err);
+  cr_assert(m, "%s", err);
+  float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
+  cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0, "%s", l.last_error(m));
+  compare(g, 2, in, out, rtol);
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
+Test(kernels, every_weight_kernel_reads_bf16_weights_exactly) {
+  Graph *g = every_weight_kernel();
+  check_bf16(g, NULL, false, 1e-5, round_weights(g));
+}
+
+/* The widening path on a target without AVX-512 (AVX2: vpmovzxwd on ymm). */
+Test(kernels, every_weight_kernel_on_x86_64_v3_without_avx512) {
+  Graph *g = every_weight_kernel();
+  check_bf16(g, "x86-64-v3", false, 1e-5, round_weights(g));
+}
+
+/* ResNet-sized 3x3 layers by Winograd (F(2x2) under bf16, also where fp32
+   takes F(4x4)): the transformed weights are rounded, so the bound is the
+   documented one. */
+Test(kernels, winograd_layers_within_the_documented_bound) {
+  Graph *g = ir_graph_new("bf16_winograd");
+  Node *x = conv(g, input3(g, "x", 64, 28, 28), 64, 1, 1, 1, 0);
+  Node *a = conv(g, x, 64, 3, 3, 1, 1);
+  Node *y = conv(g, input3(g, "y", 128, 14, 14), 128, 1, 1, 1, 0);
+  Node *b = conv(g, y, 128, 3, 3, 1, 1);
+  output(g, a);
+  output(g, b);
+  check_bf16(g, NULL, true, 2e-2, round_weights(g));
+}
+
+/* ------------------------------------------------------------ the blob */
+
+/* An fp32 weights file does not load into a bf16 .so, nor the other way
+   round (the build id hashes the precision); each loads into its own. */
+Test(blob, external_weights_of_the_other_precision_are_refused) {
+  Graph *g = ir_graph_new("bf16_blob");
+  Node *c = conv(g, input3(g, "x", 3, 8, 8), 4, 3, 3, 1, 1);
+  output(g, c);
+  plan(g);
+  Lib l[2];
+  memset(l, 0, sizeof l);
+  char w[2][200], err[512];
+  for (int k = 0; k < 2; k++) {
+    tmpdir_new(&l[k]);
+    BackendOptions o = opts_for(l[k].so);
+    o.external_weights = true;
+    o.precision = k ? PRECISION_BF16 : PRECISION_FP32;
+    cr_assert_eq(compile(g, &o), 0);
+    lib_open(&l[k], l[k].so);
+    snprintf(w[k], sizeof w[k], "%s.weights", l[k].so);
+  }
+  for (int k = 0; k < 2; k++) {
+    cr_assert_null(l[k].create(w[1 - k], err, sizeof err), "%s blob loaded", k ? "fp32" : "bf16");
+    cr_assert(strstr(err, "another network or build"), "%s", err);
+    cnn_model *m = l[k].create(w[k], err, sizeof err);
+    cr_assert(m, "%s", err);
+    l[k].destroy(m);
+  }
+  for (int k = 0; k < 2; k++)
+    lib_close(&l[k]);
+  ir_graph_free(g);
+}
