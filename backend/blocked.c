@@ -468,7 +468,9 @@ void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
 }
 
 /* Adaptive average or max pooling over PyTorch's bins, a vector of 16
-   channels at a time. */
+   channels at a time; each input row of a bin is summed on its own, then
+   the row sums (as nchw.c's adaptive_pool: a single running sum over a
+   large bin drifts). */
 static void adaptive_pool_blocked(BeCtx *c, KArgs *k, bool max) {
   const Node *n = k->n;
   const Shape *is = &n->in[0]->shape;
@@ -477,6 +479,8 @@ static void adaptive_pool_blocked(BeCtx *c, KArgs *k, bool max) {
   LLVMValueRef tws, twe;
   be_adaptive_bins(c, IW, OW, &tws, &twe);
   LLVMValueRef acc = be_var(c, c->t_v16, "acc");
+  LLVMValueRef racc = be_var(c, c->t_v16, "racc");
+  LLVMValueRef none = max ? be_vsplat(c, be_f32(c, -INFINITY)) : LLVMConstNull(c->t_v16);
   BeLoop it;
   be_for(c, &it, k->lo, k->hi, "row");
   LLVMValueRef cb = be_sdiv(c, it.iv, be_i64(c, OH));
@@ -487,16 +491,20 @@ static void adaptive_pool_blocked(BeCtx *c, KArgs *k, bool max) {
   BeLoop ow;
   be_for(c, &ow, be_i64(c, 0), be_i64(c, OW), "ow");
   LLVMValueRef w0 = be_ld_i64(c, tws, ow.iv), w1 = be_ld_i64(c, twe, ow.iv);
-  LLVMBuildStore(c->b, max ? be_vsplat(c, be_f32(c, -INFINITY)) : LLVMConstNull(c->t_v16), acc);
+  LLVMBuildStore(c->b, none, acc);
   BeLoop ih;
   be_for(c, &ih, h0, h1, "ih");
   LLVMValueRef xrow = be_add(c, xplane, be_mulk(c, ih.iv, IW * 16));
+  LLVMBuildStore(c->b, none, racc);
   BeLoop iw;
   be_for(c, &iw, w0, w1, "iw");
-  LLVMValueRef cur = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
+  LLVMValueRef cur = LLVMBuildLoad2(c->b, c->t_v16, racc, "");
   LLVMValueRef xv = be_vld(c, k->in[0], be_add(c, xrow, be_mulk(c, iw.iv, 16)), 64);
-  LLVMBuildStore(c->b, max ? be_fmax_nan(c, cur, xv) : be_fadd(c, cur, xv), acc);
+  LLVMBuildStore(c->b, max ? be_fmax_nan(c, cur, xv) : be_fadd(c, cur, xv), racc);
   be_for_end(c, &iw);
+  LLVMValueRef tot = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
+  LLVMValueRef rs = LLVMBuildLoad2(c->b, c->t_v16, racc, "");
+  LLVMBuildStore(c->b, max ? be_fmax_nan(c, tot, rs) : be_fadd(c, tot, rs), acc);
   be_for_end(c, &ih);
   LLVMValueRef v;
   if (max) {
