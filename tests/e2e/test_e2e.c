@@ -305,6 +305,12 @@ E2E(stochastic_depth)
 E2E(fractalnet)
 E2E(nin)
 E2E(modern_blocks)
+E2E(mobilenet_v2)
+E2E(mobilenet_v3_small)
+E2E(mobilenet_v3_large)
+E2E(efficientnet_b0)
+E2E(efficientnet_b3)
+E2E(mnasnet1_0)
 
 /* ------------------------------------------------ the lecture's AlexNet facts */
 
