@@ -67,6 +67,8 @@ REDUCED = {
         ["ctest --test-dir build -N -L e2e | grep -E 'e2e_resnet50$'"],
     "ctest --test-dir build -L zoo-quick -j2":
         ["ctest --test-dir build -N -L zoo-quick | grep -E 'e2e_lenet5$'"],
+    "ctest --test-dir build -L zoo-modern -j2":
+        ["ctest --test-dir build -N -L zoo-modern | grep -E 'e2e_mobilenet_v2$'"],
 }
 
 
