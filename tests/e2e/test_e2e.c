@@ -495,6 +495,12 @@ E2E(regnet_y_400mf)
 E2E(regnet_x_1_6gf)
 E2E(inception_v3)
 E2E(convnext_tiny)
+E2E(mobilenet_v2)
+E2E(mobilenet_v3_small)
+E2E(mobilenet_v3_large)
+E2E(efficientnet_b0)
+E2E(efficientnet_b3)
+E2E(mnasnet1_0)
 
 /* ------------------------------------------------ the lecture's AlexNet facts */
 
