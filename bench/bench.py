@@ -43,6 +43,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 NETS = ["resnet50", "googlenet", "vgg16", "densenet121", "squeezenet1_0", "alexnet",
         "resnext50_32x4d", "resnet152", "inception_v4"]
+# `--nets modern`: the mobile and efficient networks of issue 13, whose goal
+# is cnncc/ORT <= 0.8 at 1 and 2 threads (docs/performance.md).
+GROUPS = {"classic": NETS,
+          "modern": ["mobilenet_v2", "efficientnet_b0", "mobilenet_v3_large",
+                     "shufflenet_v2_x1_0", "regnet_y_400mf", "convnext_tiny"]}
 ENGINES = ["cnncc", "ort", "pytorch"]
 LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch"}
 NO_MODEL = 3  # prepare.py's exit status when PyTorch has no such model
@@ -481,7 +486,9 @@ def parse_args(argv):
     ap.add_argument("--smoke", action="store_true",
                     help="LeNet-5, 1 thread, quick; exit 1 unless cnncc runs and agrees "
                          "with PyTorch (for ctest)")
-    ap.add_argument("--nets", help="comma-separated networks (default: all %d)" % len(NETS))
+    ap.add_argument("--nets", help="comma-separated networks or groups (%s; default: "
+                                   "classic, the %d of the first table)"
+                                   % (", ".join(GROUPS), len(NETS)))
     ap.add_argument("--threads", help="comma-separated thread counts (1,2; --smoke: 1)")
     ap.add_argument("--batch", help="comma-separated batch sizes (1); times are per image")
     ap.add_argument("--runs", type=int, default=20, help="timed runs per engine, at least (20)")
@@ -509,7 +516,7 @@ def parse_args(argv):
         args.nets = args.nets or "resnet50,googlenet"
         args.rounds, args.warmup = 2, 2
         args.peak_seconds, args.peak_trials = 0.1, 6
-    args.nets = (args.nets or ",".join(NETS)).split(",")
+    args.nets = [n for g in (args.nets or "classic").split(",") for n in GROUPS.get(g, [g])]
     args.threads = [int(t) for t in (args.threads or "1,2").split(",")]
     args.batch = [int(b) for b in (args.batch or "1").split(",")]
     args.engines = args.engines.split(",")
