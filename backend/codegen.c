@@ -254,7 +254,7 @@ static void emit_info(BeCtx *c, Graph *g, const BackendOptions *o, int64_t weigh
       ins,
       outs,
       be_i64(c, (int64_t)g->num_params_orig),
-      be_i64(c, (int64_t)ir_graph_macs(g)),
+      be_i64(c, (int64_t)(g->macs_orig ? g->macs_orig : ir_graph_macs(g))),
       be_i64(c, weight_bytes),
       be_i64(c, g->arena_bytes),
       const_string(c, o->compiler_ident ? o->compiler_ident : "cnncc " CNNCC_VERSION,

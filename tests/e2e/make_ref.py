@@ -126,6 +126,10 @@ NETWORKS = {
     # not a zoo network: one of each block of the mobile and efficient nets
     # (zoo_models.ModernBlocks); its spec is tests/e2e/modern_blocks.yaml
     "modern_blocks": Net(lambda: zoo.ModernBlocks(), [3, 64, 64], 292_350, (1, 2), "fc"),
+    # not a zoo network: those blocks with channel counts that are not multiples
+    # of 16 (zoo_models.PaddedBlocks; tests/e2e/padded_blocks.yaml), which
+    # passes/pad_channels.c pads
+    "padded_blocks": Net(lambda: zoo.PaddedBlocks(), [3, 128, 128], 325_994, (1, 2), "fc"),
 }
 
 # Networks whose activations are spread further than He-normal weights and
@@ -135,7 +139,8 @@ NETWORKS = {
 # activation's input is brought to (calibrate_activations). Checked:
 # make_ref.py prints the share of each regime and fails when one is never
 # reached.
-SPREAD = {"modern_blocks": {"tails": 8.0, "kinks": 4.0}}
+SPREAD = {"modern_blocks": {"tails": 8.0, "kinks": 4.0},
+          "padded_blocks": {"tails": 8.0, "kinks": 4.0}}
 
 
 def build(name):
