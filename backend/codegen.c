@@ -332,6 +332,24 @@ static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n, LLVMVal
   return LLVMBuildInBoundsGEP2(c->b, c->t_i8, base, &off, 1, "");
 }
 
+/* The bytes a layer moves at least, per sample: each distinct input and
+   its output once, and its parameters (the profiler's GB/s: what bounds a
+   depthwise conv or a GEMV is this over the memory bandwidth). */
+static int64_t layer_bytes(const Node *n) {
+  int64_t b = shape_numel(&n->shape);
+  for (int i = 0; i < n->nin; i++) {
+    bool seen = false;
+    for (int j = 0; j < i; j++)
+      seen |= n->in[j] == n->in[i];
+    if (!seen)
+      b += shape_numel(&n->in[i]->shape);
+  }
+  for (int i = 0; i < n->nparams; i++)
+    if (n->params[i])
+      b += param_numel(n->params[i]);
+  return 4 * b;
+}
+
 /* The layer table of the profiler: "name\top[/16c]" of layer number
    `layer`, as a private constant string. */
 static LLVMValueRef layer_name(BeCtx *c, const Node *n, int layer) {
@@ -446,12 +464,14 @@ static bool emit_forward(BeCtx *c, Graph *g, const BeChoice *choice, Status *st,
   int nlayers = 0, n_nodes = g->nodes.len;
   LLVMValueRef *lnames = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lnames);
   LLVMValueRef *lflops = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lflops);
+  LLVMValueRef *lbytes = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lbytes);
   for (int i = 0; i < n_nodes && ok; i++) {
     Node *n = GRAPH_NODE(g, i);
     if (!choice[n->id].impl)
       continue;
     lnames[nlayers] = layer_name(c, n, nlayers);
     lflops[nlayers] = be_i64(c, 2 * (int64_t)ir_node_macs(n));
+    lbytes[nlayers] = be_i64(c, layer_bytes(n));
     int layer = nlayers++;
     ok = store_kernel_ptrs(c, g, n, ptrs, weights, arena, in_ptrs, st);
     if (!ok)
@@ -476,8 +496,10 @@ static bool emit_forward(BeCtx *c, Graph *g, const BeChoice *choice, Status *st,
   LLVMValueRef ln = LLVMConstArray2(c->t_ptr, lnames, (uint64_t)nlayers);
   hidden_const(c, "cnnrt_layer_names", ln);
   hidden_const(c, "cnnrt_layer_flops", LLVMConstArray2(c->t_i64, lflops, (uint64_t)nlayers));
+  hidden_const(c, "cnnrt_layer_bytes", LLVMConstArray2(c->t_i64, lbytes, (uint64_t)nlayers));
   free(lnames);
   free(lflops);
+  free(lbytes);
   free(in_ptrs);
   free(fns);
   return ok;

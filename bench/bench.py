@@ -247,6 +247,18 @@ def measure_peak(tools, threads, seconds, trials):
     return out
 
 
+def measure_bandwidth(tools, threads, trials):
+    """{threads: {"read": GB/s, "copy": ..., "mb8_read": ..., "l2_read": ...}}
+    (bench_peak --memory: see peak.c), or {} when it fails."""
+    r = subprocess.run([tools["peak"], "--threads", ",".join(map(str, threads)),
+                        "--memory", "256", "--trials", str(trials)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log("bench: the bandwidth measurement failed: " + r.stderr.strip())
+        return {}
+    return {d["threads"]: d for d in map(json.loads, r.stdout.splitlines())}
+
+
 def ort_status(args):
     """None if ORT can run, else the reason it is skipped."""
     if "ort" not in args.engines:
@@ -555,6 +567,8 @@ def main(argv):
         tools = build_tools(args)
         log(f"measuring the FMA peak (threads {args.threads}) ...")
         peak = measure_peak(tools, args.threads, args.peak_seconds, args.peak_trials)
+        log(f"measuring the memory bandwidth (threads {args.threads}) ...")
+        bandwidth = measure_bandwidth(tools, args.threads, args.peak_trials)
     except BenchError as ex:
         log(f"bench: {ex}")
         return 2
@@ -592,6 +606,13 @@ def main(argv):
         + f" ({next(iter(peak.values()))['isa']}; best of {args.peak_trials} trials at the start"
         + " and at the end: " + ", ".join(f"{p.get('start_gflops', 0):.0f}/{p.get('end_gflops', 0):.0f}"
                                         for p in peak.values()) + ")")
+    if bandwidth:
+        print("memory bandwidth, GB/s read/write/copy, best of "
+              f"{args.peak_trials} at the start: " + "; ".join(
+                  f"{n} thread{'s' if n > 1 else ''}: 256 MB {b['read']:.0f}/{b['write']:.0f}/"
+                  f"{b['copy']:.0f}, 8 MB {b['mb8_read']:.0f}/{b['mb8_write']:.0f}/"
+                  f"{b['mb8_copy']:.0f}, L2 {b['l2_read']:.0f}/{b['l2_write']:.0f}/"
+                  f"{b['l2_copy']:.0f}" for n, b in bandwidth.items()))
     print(f"batch {','.join(map(str, args.batch))} (ms per image), median of {max(1, math.ceil(args.runs / args.rounds)) * args.rounds}"
           f" runs per engine in {args.rounds} interleaved rounds after {args.warmup} warm-up"
           f" runs; ratios > 1: cnncc slower")
@@ -621,7 +642,7 @@ def main(argv):
     print(f"total time {elapsed:.0f} s")
 
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "cpu": cpu_name(), "ncpu": ncpu, "peak": peak, "args": {
+              "cpu": cpu_name(), "ncpu": ncpu, "peak": peak, "bandwidth": bandwidth, "args": {
                   k: v for k, v in vars(args).items()}, "rows": rows, "elapsed_s": elapsed}
     os.makedirs(os.path.join(args.work, "results"), exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

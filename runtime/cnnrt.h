@@ -51,7 +51,7 @@ CNNRT_HIDDEN void cnnrt_parallel_for(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *c
 
 /* cnnrt_parallel_for for layer number `layer` of the tables below: the
    same, timed when the model profiles (cnn_set_profile, or CNN_PROFILE at
-   cnn_create: a per-layer table of ms and GFLOP/s goes to stderr when the
+   cnn_create: a per-layer table of ms, GFLOP/s and GB/s goes to stderr when the
    profile ends: profiling turned off, the thread count changed or the
    model destroyed). */
 CNNRT_HIDDEN void cnnrt_launch(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n,
@@ -61,6 +61,8 @@ CNNRT_HIDDEN void cnnrt_launch(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *const *
 extern CNNRT_HIDDEN const int32_t cnnrt_num_layers;
 extern CNNRT_HIDDEN const char *const cnnrt_layer_names[]; /* "name\top" */
 extern CNNRT_HIDDEN const int64_t cnnrt_layer_flops[];     /* per sample */
+extern CNNRT_HIDDEN const int64_t cnnrt_layer_bytes[];     /* per sample: inputs, output,
+                                                              parameters, once each */
 
 #define CNNRT_BLOB_MAGIC "CNNCCWB1" /* 8 bytes */
 #define CNNRT_BUILD_ID_LEN 32       /* hex digits, NUL-padded to 40 */
