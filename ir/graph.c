@@ -543,6 +543,9 @@ static bool infer(Inf *x) {
       FAIL_ATTR("dilation", -1, "avgpool does not support dilation");
     if (!infer_window(x, true))
       return false;
+    if (n->op == OP_MAXPOOL) /* meaningless there: one canonical value, so
+                                that frontends agree byte for byte */
+      a->count_include_pad = false;
     n->shape.d[0] = in0->d[0];
     break;
 
