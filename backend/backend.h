@@ -53,7 +53,7 @@ typedef struct {
   int conv_prefetch;   /* conv.prefetch: weight prefetch distance (floats), 0: none */
   int conv_order;      /* conv.order: 0 group-major, 1 row-major, 2/3 the cheaper */
   int grouped_tile;    /* grouped.tile: pixels per tile of the small-group conv */
-  int depthwise;       /* depthwise: 1 the depthwise kernel (depthwise.c), 0 grouped.c's */
+  int depthwise;       /* depthwise: depthwise.c for 1 3x3 stride 1, 2 all, 0 none */
   int depthwise_rows;  /* depthwise.rows: output rows per register tile (0: auto) */
   int depthwise_tile;  /* depthwise.tile: pixels per register tile row (0: auto) */
   int depthwise_mode;  /* depthwise.mode: experiment bits */

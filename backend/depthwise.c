@@ -3,7 +3,9 @@
  * output channel per group) on the blocked layout NCHW16c.
  *
  * MobileNet's, EfficientNet's, ShuffleNet's and ConvNeXt's 3x3, 5x5 and
- * 7x7 depthwise convs, stride 1 or 2. Each output channel reads only its
+ * 7x7 depthwise convs, stride 1 or 2 (by default only the 3x3 stride-1
+ * ones come here: elsewhere grouped.c's one-row kernel measured as fast
+ * or faster; --tune depthwise=2 takes them all). Each output channel reads only its
  * own input channel, so the 16 channels of a block are the 16 lanes of a
  * vector and there is no reduction across lanes: output vector (oh, ow) of
  * block b is the sum over (kh, kw) of w[b][kh][kw] * x[b][ih][iw], one fma
@@ -46,8 +48,16 @@ bool be_conv_depthwise_accepts(const BeConfig *cf, const Node *n) {
   if (!cf->tune->depthwise || n->op != OP_CONV2D || n->layout != LAYOUT_NCHW16C || n->split)
     return false;
   int64_t c = n->shape.d[0];
-  return n->attr.groups == c && n->in[0]->shape.d[0] == c && c % 16 == 0 &&
-         n->in[0]->layout == LAYOUT_NCHW16C && n->attr.kernel[0] * n->attr.kernel[1] <= DW_MAX_TAPS;
+  /* depthwise=1: 3x3 stride 1, where the row tiles measured 8% faster
+     than grouped.c's one-row kernel; stride 2 measured equal or slower,
+     5x5 and 7x7 slower (their 25-49 weight vectors do not fit beside the
+     accumulators): docs/performance.md. depthwise=2: every depthwise conv. */
+  const Attrs *a = &n->attr;
+  int64_t taps = a->kernel[0] * a->kernel[1];
+  bool chosen = cf->tune->depthwise >= 2 ? taps <= DW_MAX_TAPS
+                                         : taps <= 9 && a->stride[0] == 1 && a->stride[1] == 1;
+  return a->groups == c && n->in[0]->shape.d[0] == c && c % 16 == 0 &&
+         n->in[0]->layout == LAYOUT_NCHW16C && chosen;
 }
 
 typedef struct {
@@ -74,7 +84,9 @@ static void dplan(const BeConfig *cf, const Node *n, DPlan *p) {
      larger kernels' weights come from L1 as fma memory operands). With
      16-register AVX2 a vector takes two registers: one row of 4 pixels. */
   int budget = cf->target.avx512 ? (p->KH * p->KW <= 9 ? 20 : 24) : 4;
-  int R = cf->tune->depthwise_rows > 0 ? cf->tune->depthwise_rows : 2;
+  /* 3 rows of 6 pixels for a 3x3 (18 accumulators, 9 weights): measured
+     the fastest of 1-4 rows on MobileNetV2's and EfficientNet's shapes. */
+  int R = cf->tune->depthwise_rows > 0 ? cf->tune->depthwise_rows : p->KH * p->KW <= 9 ? 3 : 1;
   if (!cf->target.avx512 && cf->tune->depthwise_rows <= 0)
     R = 1;
   if (R > p->OH)

@@ -40,8 +40,9 @@ static const TuneKey keys[] = {
      "work item order: 0 group-major, 1 row-major, 2 the cheaper for 1x1 convs, 3 for all"},
     {"grouped.tile", offsetof(Tuning, grouped_tile), 0, 0, 64,
      "pixels per register tile of the small-group conv (0: auto)"},
-    {"depthwise", offsetof(Tuning, depthwise), 1, 0, 1,
-     "1: depthwise convs run the depthwise kernel; 0: the small-group kernel"},
+    {"depthwise", offsetof(Tuning, depthwise), 1, 0, 2,
+     "depthwise convs on the depthwise kernel: 1 the 3x3 stride-1 ones, 2 all, "
+     "0 none (the small-group kernel)"},
     {"depthwise.rows", offsetof(Tuning, depthwise_rows), 0, 0, 8,
      "output rows per register tile of the depthwise kernel (0: auto)"},
     {"depthwise.tile", offsetof(Tuning, depthwise_tile), 0, 0, 32,

@@ -9,7 +9,9 @@
  * residual add and every activation in the epilogue (each regime reached:
  * compare() checks); a batch of three on two threads; register tiles of
  * 1, 3 and 4 rows (--tune depthwise.rows); the AVX2 target. Tolerance
- * 1e-5 of max |ref| (an output sums at most 49 products).
+ * 1e-5 of max |ref| (an output sums at most 49 products). Every case
+ * runs with --tune depthwise=2 (the 5x5s and 7x7s too), one with the
+ * default choice.
  */
 #include <criterion/criterion.h>
 
@@ -69,15 +71,26 @@ Test(depthwise, the_depthwise_convs_take_the_depthwise_kernel) {
   BeChoice *ch = calloc((size_t)g->next_id, sizeof *ch);
   char err[256];
   cr_assert(be_choose_kernels(&cf, g, ch, err, sizeof err), "%s", err);
-  int ndw = 0;
+  /* the default (depthwise=1): the 3x3 stride-1s; the others on the
+     small-group kernel */
+  int ndw = 0, n3 = 0;
   for (int i = 0; i < g->nodes.len; i++) {
     Node *n = GRAPH_NODE(g, i);
     if (n->op == OP_CONV2D && n->attr.groups > 1) {
-      cr_expect_str_eq(ch[n->id].impl->name, "depthwise16", "%s", n->name);
-      ndw++;
+      bool k3 = n->attr.kernel[0] == 3 && n->attr.stride[0] == 1;
+      cr_expect_str_eq(ch[n->id].impl->name, k3 ? "depthwise16" : "grouped16", "%s", n->name);
+      ndw++, n3 += k3;
     }
   }
   cr_assert_eq(ndw, 11);
+  cr_assert_eq(n3, 4);
+  t.depthwise = 2; /* --tune depthwise=2: all of them */
+  cr_assert(be_choose_kernels(&cf, g, ch, err, sizeof err), "%s", err);
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *n = GRAPH_NODE(g, i);
+    if (n->op == OP_CONV2D && n->attr.groups > 1)
+      cr_expect_str_eq(ch[n->id].impl->name, "depthwise16", "%s", n->name);
+  }
   t.depthwise = 0; /* --tune depthwise=0: the small-group kernel instead */
   cr_assert(be_choose_kernels(&cf, g, ch, err, sizeof err), "%s", err);
   for (int i = 0; i < g->nodes.len; i++) {
@@ -89,25 +102,32 @@ Test(depthwise, the_depthwise_convs_take_the_depthwise_kernel) {
   ir_graph_free(g);
 }
 
+/* depthwise=2: the 5x5s and 7x7s on the depthwise kernel too. */
+static const char *const all[] = {"depthwise=2", NULL};
+
 Test(depthwise, shapes_strides_borders_and_dilation_match_reference) {
+  check_blocked_tuned(dw_shapes(), 1, 1, NULL, all);
+}
+
+Test(depthwise, with_the_default_kernel_choice_matches_reference) {
   check_blocked(dw_shapes(), 1, 1, NULL);
 }
 
 Test(depthwise, a_batch_of_three_on_two_threads_matches_reference) {
-  check_blocked(dw_shapes(), 3, 2, NULL);
+  check_blocked_tuned(dw_shapes(), 3, 2, NULL, all);
 }
 
 Test(depthwise, register_tiles_of_one_three_and_four_rows_match_reference) {
-  const char *r1[] = {"depthwise.rows=1", NULL};
-  const char *r3[] = {"depthwise.rows=3", "depthwise.tile=5", NULL};
-  const char *r4[] = {"depthwise.rows=4", "depthwise.tile=7", NULL};
+  const char *r1[] = {"depthwise=2", "depthwise.rows=1", NULL};
+  const char *r3[] = {"depthwise=2", "depthwise.rows=3", "depthwise.tile=5", NULL};
+  const char *r4[] = {"depthwise=2", "depthwise.rows=4", "depthwise.tile=7", NULL};
   check_blocked_tuned(dw_shapes(), 1, 1, NULL, r1);
   check_blocked_tuned(dw_shapes(), 1, 1, NULL, r3);
   check_blocked_tuned(dw_shapes(), 2, 2, NULL, r4);
 }
 
 Test(depthwise, for_x86_64_v3_without_avx512_matches_reference) {
-  check_blocked(dw_shapes(), 2, 2, "x86-64-v3");
+  check_blocked_tuned(dw_shapes(), 2, 2, "x86-64-v3", all);
 }
 
 /* Every activation in the epilogue, 3x3 stride 1 and 5x5 stride 2, with a
@@ -128,5 +148,5 @@ Test(depthwise, every_activation_in_the_epilogue_matches_reference_in_every_regi
     e->epi.act = harness_acts[i];
     output(g, e);
   }
-  check_blocked(g, 1, 2, NULL);
+  check_blocked_tuned(g, 1, 2, NULL, all);
 }
