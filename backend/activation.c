@@ -28,7 +28,7 @@
  * activation makes a denormal from normal inputs, in its result or on the
  * way (see sigmoid_parts, gelu): each costs a microcode assist of ~100
  * cycles per instruction, and random weights drive SE and SiLU inputs far
- * into the tails (docs/performance.md, "Denormals").
+ * into the tails (docs/performance.md, "The modern networks").
  *
  * silu is x * sigmoid(x); the tanh form of
  * gelu is x * sigmoid(2u), since 1 + tanh(u) = 2 sigmoid(2u), without the
