@@ -8,14 +8,17 @@ Run through bench/run.sh (see bench/README.md):
                  [--json FILE] [--regen]
 
 For each network (examples/NET.yaml), thread count and batch size (default 1;
-at batch N > 1 every time is per image: the call's time / N, and ORT, whose
-ONNX export has a fixed batch of 1, is n/a):
+at batch N > 1 every time is per image: the call's time / N; the ONNX export
+has a dynamic batch axis, so ORT runs every batch):
   1. prepare.py makes the shared data once (seeded weights as safetensors,
      the ONNX export of the same model, one input, PyTorch's eager output);
   2. cnncc compiles the spec with --weights (wall time and peak RSS of the
      compiler process are recorded);
   3. the three engines are started as servers (bench_host, ort_bench.js,
      torch_bench.py), each loads its model and does --warmup untimed runs;
+     a fourth, opt-in engine `cnncc-onnx` is cnncc's .so compiled from the
+     same model.onnx by the ONNX frontend (columns "cnncc(ONNX) ms" and
+     "ONNX/spec": the import's latency against the spec's, side by side);
   4. round-robin: for each of --rounds rounds, cnncc, then ORT, then PyTorch
      each time ceil(runs/rounds) runs; the result per engine is the median of
      all its timed runs (at least --runs). Interleaving spreads the machine's
@@ -48,8 +51,10 @@ NETS = ["resnet50", "googlenet", "vgg16", "densenet121", "squeezenet1_0", "alexn
 GROUPS = {"classic": NETS,
           "modern": ["mobilenet_v2", "efficientnet_b0", "mobilenet_v3_large",
                      "shufflenet_v2_x1_0", "regnet_y_400mf", "convnext_tiny"]}
-ENGINES = ["cnncc", "ort", "pytorch"]
-LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch"}
+# cnncc-onnx: the same network compiled by cnncc from prepare.py's model.onnx
+# (the ONNX frontend) instead of the spec; opt-in (--engines cnncc,cnncc-onnx).
+ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx"]
+LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch", "cnncc-onnx": "cnncc (ONNX)"}
 NO_MODEL = 3  # prepare.py's exit status when PyTorch has no such model
 SETTLE_S = 0.1  # pause between engines: lets the previous one's threads stop spinning
 REPLY_TIMEOUT_S = 3600.0
@@ -296,7 +301,7 @@ def bench_net(net, args, tools, peak, ort_skip, py):
     prep_cmd = [py, os.path.join(HERE, "prepare.py"), net, d]
     if args.regen:
         prep_cmd.append("--force")
-    if ort_skip and "pytorch" in args.engines:
+    if ort_skip and "pytorch" in args.engines and "cnncc-onnx" not in args.engines:
         prep_cmd.append("--no-onnx")
     have_prep = False
     log(f"[{net}] preparing weights and input ...")
@@ -317,6 +322,9 @@ def bench_net(net, args, tools, peak, ort_skip, py):
             manifest = json.load(f)
         if not manifest.get("onnx"):
             peer.setdefault("ort", "n/a (no ONNX export)")
+            peer.setdefault("cnncc-onnx", "n/a (no ONNX export)")
+    elif "cnncc-onnx" in args.engines:
+        peer["cnncc-onnx"] = peer.get("ort", "n/a (no ONNX export)")
     for e in ENGINES:
         if e not in args.engines:
             peer[e] = "not requested"
@@ -339,7 +347,21 @@ def bench_net(net, args, tools, peak, ort_skip, py):
             peer["cnncc"] = "compile failed"
             notes.append(f"{net}: cnncc failed (status {st}), see {logs}/{net}-cnncc.log\n"
                          + tail(os.path.join(logs, f"{net}-cnncc.log")))
+    so_onnx = os.path.join(d, f"{net}-onnx.so")
+    if "cnncc-onnx" not in peer:
+        cmd = [args.cnncc, os.path.join(d, manifest["onnx"]), "-o", so_onnx]
+        log(f"[{net}] compiling: {' '.join(cmd)}")
+        if os.path.exists(so_onnx):
+            os.unlink(so_onnx)
+        st, wall, rss = run_measured(cmd, os.path.join(logs, f"{net}-cnncc-onnx.log"))
+        compile_info.update(onnx_compile_s=wall, onnx_status=st)
+        if st != 0:
+            peer["cnncc-onnx"] = "compile failed"
+            notes.append(f"{net}: cnncc failed on model.onnx (status {st}), see "
+                         f"{logs}/{net}-cnncc-onnx.log\n"
+                         + tail(os.path.join(logs, f"{net}-cnncc-onnx.log")))
     ref = read_f32(os.path.join(d, manifest["output"])) if have_prep else None
+    dynamic = bool((manifest.get("onnx_export") or {}).get("dynamic_batch"))
 
     rows = []
     for nt, nb in [(t, b) for b in args.batch for t in args.threads]:
@@ -353,16 +375,16 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                 if e in peer:
                     row["engines"][e] = {"skip": peer[e]}
                     continue
-                if e == "ort" and nb > 1:
-                    row["engines"][e] = {"skip": "n/a (batch-1 ONNX export)"}
+                if e == "ort" and nb > 1 and not dynamic:
+                    row["engines"][e] = {"skip": "n/a (batch-1 ONNX export; --regen)"}
                     continue
                 out = os.path.join(d, f"out-{e}-t{nt}-b{nb}.bin")
                 if os.path.exists(out):
                     os.unlink(out)
                 common = ["--threads", str(nt), "--warmup", str(args.warmup), "--serve",
                           "--output", out] + (["--batch", str(nb)] if nb > 1 else [])
-                if e == "cnncc":
-                    cmd = [tools["bench_host"], so] + common
+                if e in ("cnncc", "cnncc-onnx"):
+                    cmd = [tools["bench_host"], so if e == "cnncc" else so_onnx] + common
                     if have_prep:
                         cmd += ["--input", os.path.join(d, manifest["input"])]
                 elif e == "ort":
@@ -445,6 +467,9 @@ def table(rows):
     head = ["network", "thr", "batch", "cnncc ms", "ORT ms", "PyTorch ms", "cnncc/ORT", "cnncc/PyT",
             "cnncc GFLOP/s", "cnncc %pk", "ORT %pk", "PyT %pk", "cnncc err",
             "compile s", "compile MB", "RSS MB cnncc/ORT/PyT", "other CPU"]
+    with_onnx = any("median_ms" in (r.get("engines") or {}).get("cnncc-onnx", {}) for r in rows)
+    if with_onnx:
+        head += ["cnncc(ONNX) ms", "ONNX/spec"]
     out = []
     for row in rows:
         pk = row.get("peak_gflops")
@@ -452,7 +477,7 @@ def table(rows):
             out.append([row["net"], "", "", row["na"]] + [""] * (len(head) - 4))
             continue
         eng = row["engines"]
-        c, o, p = (eng.get(e) for e in ENGINES)
+        c, o, p = (eng.get(e) for e in ("cnncc", "ort", "pytorch"))
         cm, om, pm = ms_of(c), ms_of(o), ms_of(p)
         macs = row.get("macs")
 
@@ -480,6 +505,9 @@ def table(rows):
                     f"{comp['compile_rss_kb'] / 1024:.0f}" if "compile_rss_kb" in comp else "-",
                     rss,
                     f"{100 * row['other_cpu']:.0f}%" if "other_cpu" in row else "-"])
+        if with_onnx:
+            x = eng.get("cnncc-onnx")
+            out[-1] += [fmt_ms(x), ratio(ms_of(x), cm)]
     widths = [max(len(head[i]), *(len(r[i]) for r in out)) if out else len(head[i])
               for i in range(len(head))]
 

@@ -3,12 +3,14 @@
  * ort_bench.js: ONNX Runtime engine of the benchmark (npm onnxruntime-node, CPU).
  *
  *   node bench/ort_bench.js MODEL.onnx INPUT.bin [--threads N] [--runs N]
- *        [--warmup N] [--output FILE] [--serve]
+ *        [--warmup N] [--batch N] [--output FILE] [--serve]
  *
  * onnxruntime-node is loaded from $BENCH_ORT_DIR (default bench/.ort, where
  * `bench/run.sh --install-ort` puts it). The session: intraOpNumThreads N,
  * interOpNumThreads 1, sequential execution, graphOptimizationLevel 'all'.
- * INPUT.bin is the raw float32 batch-1 input. --warmup untimed runs (default
+ * INPUT.bin is the raw float32 batch-1 input; --batch N (default 1) runs N
+ * copies of it per call (the model needs a dynamic batch axis) and reports
+ * times per image, writing the first image's output. --warmup untimed runs (default
  * 3), then bench_host.c's protocol: "BENCH result {...}" without --serve, or
  * "BENCH ready {...}" and answers "run K" / "quit" lines on stdin with
  * "BENCH times t1 ... tK" (ms, process.hrtime around each session.run).
@@ -20,23 +22,26 @@ const readline = require('readline');
 
 function usage() {
   process.stderr.write('usage: ort_bench.js MODEL.onnx INPUT.bin [--threads N] [--runs N] ' +
-                       '[--warmup N] [--output FILE] [--serve]\n');
+                       '[--warmup N] [--batch N] [--output FILE] [--serve]\n');
   process.exit(1);
 }
 
 function parseArgs(argv) {
-  const a = {threads: 1, runs: 20, warmup: 3, output: null, serve: false, pos: []};
+  const a = {threads: 1, runs: 20, warmup: 3, batch: 1, output: null, serve: false, pos: []};
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i], v = argv[i + 1];
     if (k === '--threads' && v !== undefined) a.threads = parseInt(argv[++i], 10);
     else if (k === '--runs' && v !== undefined) a.runs = parseInt(argv[++i], 10);
     else if (k === '--warmup' && v !== undefined) a.warmup = parseInt(argv[++i], 10);
+    else if (k === '--batch' && v !== undefined) a.batch = parseInt(argv[++i], 10);
     else if (k === '--output' && v !== undefined) a.output = argv[++i];
     else if (k === '--serve') a.serve = true;
     else if (!k.startsWith('-')) a.pos.push(k);
     else usage();
   }
-  if (a.pos.length !== 2 || !(a.runs >= 1) || !(a.warmup >= 1) || !(a.threads >= 1)) usage();
+  if (a.pos.length !== 2 || !(a.runs >= 1) || !(a.warmup >= 1) || !(a.threads >= 1) ||
+      !(a.batch >= 1))
+    usage();
   return a;
 }
 
@@ -55,10 +60,15 @@ async function main() {
   const inName = session.inputNames[0], outName = session.outputNames[0];
   const meta = session.inputMetadata ? session.inputMetadata[0] : null;
   const buf = fs.readFileSync(args.pos[1]);
-  const data = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+  const one = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
   let dims = meta && meta.shape ? meta.shape.map((d) => (typeof d === 'number' ? d : 1)) : null;
-  if (!dims || dims.reduce((p, d) => p * d, 1) !== data.length)
-    throw new Error(`cannot infer the input shape of ${args.pos[0]} for ${data.length} floats`);
+  if (!dims || dims.reduce((p, d) => p * d, 1) !== one.length)
+    throw new Error(`cannot infer the input shape of ${args.pos[0]} for ${one.length} floats`);
+  if (args.batch > 1 && typeof meta.shape[0] === 'number')
+    throw new Error(`${args.pos[0]} has a fixed batch of ${meta.shape[0]}; --batch needs a dynamic one`);
+  dims[0] = args.batch;
+  const data = new Float32Array(one.length * args.batch);
+  for (let b = 0; b < args.batch; b++) data.set(one, b * one.length);
   const feeds = {[inName]: new ort.Tensor('float32', data, dims)};
   const loadMs = Number(process.hrtime.bigint() - t0) / 1e6;
 
@@ -68,7 +78,7 @@ async function main() {
     for (let i = 0; i < n; i++) {
       const s = process.hrtime.bigint();
       out = await session.run(feeds);
-      ms.push(Number(process.hrtime.bigint() - s) / 1e6);
+      ms.push(Number(process.hrtime.bigint() - s) / 1e6 / args.batch);
     }
     return [out, ms];
   }
@@ -76,13 +86,14 @@ async function main() {
   let [out, ms] = await timed(args.warmup);
   if (args.output) {
     const y = out[outName].data;
-    fs.writeFileSync(args.output, Buffer.from(y.buffer, y.byteOffset, y.byteLength));
+    const first = y.byteLength / args.batch;
+    fs.writeFileSync(args.output, Buffer.from(y.buffer, y.byteOffset, first));
   }
   const versions = ort.env && ort.env.versions ? ort.env.versions : {};
   const info = {
     engine: 'ort', model: path.basename(args.pos[0]),
     compiler: `onnxruntime-node ${versions.node || '?'} (onnxruntime ${versions.common || '?'})`,
-    threads: args.threads, load_ms: loadMs, first_run_ms: ms[0], warmup: args.warmup,
+    threads: args.threads, batch: args.batch, load_ms: loadMs, first_run_ms: ms[0], warmup: args.warmup,
   };
   if (!args.serve) {
     [out, ms] = await timed(args.runs);

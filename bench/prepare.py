@@ -100,6 +100,12 @@ def read_safetensors(path):
     return out
 
 
+# How model.onnx is exported: opset 13 with a dynamic batch axis, so ORT runs
+# any batch and cnncc's ONNX frontend gets the form issue 12 names. A cached
+# export made otherwise is redone.
+ONNX_EXPORT = {"opset": 13, "dynamic_batch": True}
+
+
 def load_model(name, weights_path):
     """The model of `name` with the weights of weights.safetensors."""
     model, shape = build(name)
@@ -123,7 +129,7 @@ def main():
     if os.path.exists(manifest_path) and not args.force:
         with open(manifest_path) as f:
             m = json.load(f)
-        if m.get("onnx") or args.no_onnx:
+        if (m.get("onnx") and m.get("onnx_export") == ONNX_EXPORT) or args.no_onnx:
             print(f"{args.network}: prepared data present in {args.outdir}")
             return 0
     if not register(args.network):
@@ -153,7 +159,8 @@ def main():
         tmp = make_ref.temp_name(path)
         with torch.no_grad():
             torch.onnx.export(model, x, tmp, input_names=["image"], output_names=["output"],
-                              opset_version=14, do_constant_folding=True)
+                              opset_version=ONNX_EXPORT["opset"], do_constant_folding=True,
+                              dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"}})
         os.replace(tmp, path)
 
     manifest = {
@@ -163,6 +170,7 @@ def main():
         "output_shape": list(y.shape[1:]),
         "weights": "weights.safetensors",
         "onnx": onnx,
+        "onnx_export": ONNX_EXPORT if onnx else None,
         "input": "input.bin",
         "output": "output.bin",
         "torch": torch.__version__,

@@ -26,8 +26,14 @@
  *     model.c           the file, decoded by protobuf-c; tensors, external data
  *     values.c          every ONNX value by name: a constant or an IR node
  *     fold.c            constant folding of the shape arithmetic
+ *     patterns.c        an exporter's subgraph for one layer, made that layer
+ *     products.c        SiLU, hardswish, GELU written as products
+ *     match.c           the patterns' machinery
  *     ops.c             the op table: op, opsets, lowering
- *     lower.c           each supported op into IR nodes
+ *     lower.c           the layers and the arithmetic into IR nodes
+ *     act.c             the activations and LayerNormalization
+ *     layout.c          Transpose (channels-last views), Slice, Split, shuffle
+ *     node.c            what every lowering is made of
  *     load.c            the entry points
  *
  * User errors go through a Diag and make the entry point return NULL/false;

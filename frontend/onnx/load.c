@@ -196,6 +196,28 @@ static bool graph_inputs(OxCtx *cx, const Onnx__GraphProto *gp) {
   return ok;
 }
 
+/* Every node names its op and has an output; the pattern matchers and the
+   op table rely on it (every op cnncc reads has at least one output). */
+static bool nodes_well_formed(OxCtx *cx) {
+  bool ok = true;
+  for (int i = 0; i < cx->nnodes; i++) {
+    const Onnx__NodeProto *n = cx->nodes[i];
+    if (!n)
+      continue;
+    cx->node = NULL;
+    if (!n->op_type || !*n->op_type) {
+      ox_error(cx, "node %d has no op_type", i);
+      ok = false;
+    } else if (n->n_output < 1 || !n->output[0]) {
+      cx->node = n;
+      ox_error(cx, "no output (node %d of the graph)", i);
+      ok = false;
+    }
+  }
+  cx->node = NULL;
+  return ok;
+}
+
 /* Every node's op must be in the table: all the others are reported. */
 static bool check_ops(OxCtx *cx) {
   int bad = 0;
@@ -205,12 +227,8 @@ static bool check_ops(OxCtx *cx) {
     const Onnx__NodeProto *n = cx->nodes[i];
     if (!n)
       continue;
-    if (!n->op_type || !*n->op_type) {
-      cx->node = NULL;
-      ox_error(cx, "node %d has no op_type", i);
-      bad++;
-      continue;
-    }
+    if (!n->op_type || !*n->op_type)
+      continue; /* reported by nodes_well_formed */
     const char *dom = n->domain && *n->domain ? n->domain : "ai.onnx";
     if (ox_op_find(n->domain, n->op_type, cx->opset))
       continue;
@@ -220,6 +238,11 @@ static bool check_ops(OxCtx *cx) {
                n->op_type, dom);
     else if (ox_op_known(n->op_type))
       ox_error(cx, "op %s is not supported at opset %lld", n->op_type, (long long)cx->opset);
+    else if (ox_op_part_of(n->op_type))
+      ox_error(cx,
+               "op %s (opset %lld) is not supported by itself; cnncc reads it only as part of "
+               "%s",
+               n->op_type, (long long)cx->opset, ox_op_part_of(n->op_type));
     else
       ox_error(cx, "op %s (opset %lld) is not supported", n->op_type, (long long)cx->opset);
     bad++;
@@ -256,20 +279,42 @@ static bool all_const(OxCtx *cx, const Onnx__NodeProto *n) {
   return true;
 }
 
+/* The outputs of n, which was reported (or reads what was), as failed:
+   their readers are skipped without a message of their own. */
+static void fail_outputs(OxCtx *cx, const Onnx__NodeProto *n) {
+  for (size_t k = 0; k < n->n_output; k++)
+    if (n->output[k] && *n->output[k] && !ox_value(cx, n->output[k]))
+      ox_value_new(cx, n->output[k], OXV_FAILED);
+}
+
+static bool reads_failed(OxCtx *cx, const Onnx__NodeProto *n) {
+  for (size_t k = 0; k < n->n_input; k++) {
+    OxValue *v = n->input[k] && *n->input[k] ? ox_value(cx, n->input[k]) : NULL;
+    if (v && v->kind == OXV_FAILED)
+      return true;
+  }
+  return false;
+}
+
 static bool lower_nodes(OxCtx *cx) {
   for (int i = 0; i < cx->nnodes && cx->errors < OX_MAX_ERRORS; i++) {
     const Onnx__NodeProto *n = cx->nodes[i];
     if (!n)
       continue;
     cx->node = n;
+    int before = cx->errors;
     const OxOpInfo *op = ox_op_find(n->domain, n->op_type, cx->opset);
-    if (all_const(cx, n) && ox_foldable(n->op_type))
-      ox_fold(cx, n);
-    else if (op->lower)
-      op->lower(cx, n);
-    else
-      ox_error(cx, "its inputs must be constants: cnncc evaluates %s at compile time only",
-               n->op_type);
+    if (!reads_failed(cx, n)) {
+      if (all_const(cx, n) && ox_foldable(n->op_type))
+        ox_fold(cx, n);
+      else if (op->lower)
+        op->lower(cx, n);
+      else
+        ox_error(cx, "its inputs must be constants: cnncc evaluates %s at compile time only",
+                 n->op_type);
+    }
+    if (cx->errors > before || reads_failed(cx, n))
+      fail_outputs(cx, n);
   }
   cx->node = NULL;
   return cx->errors == 0;
@@ -286,8 +331,20 @@ static bool graph_outputs(OxCtx *cx, const Onnx__GraphProto *gp) {
     else if (v->kind != OXV_TENSOR)
       ox_error(cx, "graph output '%s' is a constant; cnncc's outputs are computed at run time",
                name);
+    else if (v->kind == OXV_FAILED)
+      continue; /* its node was reported */
     else if (v->padded)
       ox_error(cx, "graph output '%s' comes from a Pad that no conv or pool absorbs", name);
+    else if (v->permuted)
+      ox_error(cx,
+               "graph output '%s' is a transposed view of an [N, C, H, W] tensor; cnncc's "
+               "outputs are [N, C, H, W] or [N, F]",
+               name);
+    else if (v->vec_ones)
+      ox_error(cx,
+               "graph output '%s' is a vector unsqueezed to rank %d; cnncc's outputs are "
+               "[N, C, H, W] or [N, F]",
+               name, ox_rank(v));
     else {
       io[n].name = arena_strdup(cx->a, name);
       io[n++].node = v->node;
@@ -317,7 +374,7 @@ static Graph *load(OxCtx *cx) {
   for (int i = 0; i < cx->nnodes; i++)
     cx->nodes[i] = gp->node[i];
   if (ok) {
-    ok = initializers(cx, gp);
+    ok = initializers(cx, gp) && nodes_well_formed(cx);
     if (ok)
       ox_patterns(cx);
     count_uses(cx, gp);

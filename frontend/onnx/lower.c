@@ -1,5 +1,6 @@
 /*
- * lower.c: each supported ONNX op into IR nodes.
+ * lower.c: the layers and the arithmetic into IR nodes (the activations
+ * are act.c's, what moves axes or channels layout.c's).
  *
  * A lowering reads its node's inputs (run-time tensors: IR nodes; weights
  * and shapes: constants), checks every attribute the opset defines, makes
@@ -14,6 +15,13 @@
  * non-negative, which is what lets a zero Pad fold into a MaxPool.
  * Identity and Dropout pass their input through; Flatten is the IR's
  * flatten view.
+ *
+ * The elementwise ops (Add, Sub, Mul, Div, Neg, Sum, Mean) and MatMul also
+ * read the views of layout.c as they are: a channels-last view (its
+ * constants broadcast along its own axes; MatMul by a constant is then the
+ * Linear of every pixel, a 1x1 conv) and a vector unsqueezed to
+ * [N, C, 1, 1] (the gate of a Mul). A product of two run-time tensors is
+ * the IR's mul: of one shape, or a gate of one value per channel.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -22,142 +30,6 @@
 #include "onnx_internal.h"
 
 /* ------------------------------------------------------------------ helpers */
-
-/* Input k as a run-time tensor of rank 4 ([N,C,H,W]) or 2 ([N,F]); want:
-   the rank it must have, or 0 for either. */
-static OxValue *tensor_in(OxCtx *cx, const Onnx__NodeProto *n, int k, int want, bool *ok) {
-  OxValue *v = ox_input(cx, n, k, ok);
-  if (!*ok)
-    return NULL;
-  if (!v) {
-    *ok = ox_error(cx, "input %d is missing", k);
-    return NULL;
-  }
-  if (v->kind != OXV_TENSOR) {
-    *ok = ox_error(cx,
-                   "input '%s' is a constant where cnncc expects a tensor computed at run "
-                   "time (a layer applied to constants only is not supported)",
-                   v->name);
-    return NULL;
-  }
-  if (v->padded && strcmp(n->op_type, "Conv") != 0 && strcmp(n->op_type, "MaxPool") != 0 &&
-      strcmp(n->op_type, "AveragePool") != 0 && strcmp(n->op_type, "Pad") != 0) {
-    *ok = ox_error(cx,
-                   "input '%s' comes from a Pad, which cnncc folds only into a following "
-                   "Conv, MaxPool or AveragePool",
-                   v->name);
-    return NULL;
-  }
-  if (want && ox_rank(v) != want) {
-    *ok = ox_error(cx, "input '%s' has rank %d; this op needs rank %d", v->name, ox_rank(v), want);
-    return NULL;
-  }
-  return v;
-}
-
-/* Input k as a constant (NULL if absent and optional). */
-static OxConst *const_in(OxCtx *cx, const Onnx__NodeProto *n, int k, const char *what,
-                         bool optional, bool *ok) {
-  OxValue *v = ox_input(cx, n, k, ok);
-  if (!*ok)
-    return NULL;
-  if (!v) {
-    if (!optional)
-      *ok = ox_error(cx, "its %s (input %d) is missing", what, k);
-    return NULL;
-  }
-  if (v->kind != OXV_CONST) {
-    *ok = ox_error(cx, "its %s '%s' must be a constant (an initializer), not computed at run time",
-                   what, v->name);
-    return NULL;
-  }
-  return &v->c;
-}
-
-/* The name of the next IR node made for n: the node's label, made unique. */
-static const char *node_name(OxCtx *cx, const Onnx__NodeProto *n, const char *suffix) {
-  const char *base = ox_node_label(n);
-  if (suffix)
-    base = arena_printf(cx->a, "%s.%s", base, suffix);
-  const char *name = base;
-  for (int k = 1; ox_name_taken(cx, name); k++)
-    name = arena_printf(cx->a, "%s_%d", base, k);
-  ox_name_claim(cx, name);
-  return name;
-}
-
-static Node *new_node(OxCtx *cx, const Onnx__NodeProto *n, Op op, Node *const *in, int nin,
-                      const char *suffix) {
-  return ir_node_new(cx->g, op, node_name(cx, n, suffix), in, nin, (SrcLoc){cx->path, 0, 0});
-}
-
-/* Shape inference of x; its message becomes the ONNX node's. */
-static bool infer(OxCtx *cx, Node *x) {
-  IrShapeError e;
-  if (ir_infer_shape_at(cx->g, x, NULL, &e))
-    return true;
-  ox_error(cx, "%s", e.msg);
-  if (e.note[0])
-    ox_note(cx, "%s", e.note);
-  return false;
-}
-
-static const char *dims_text(OxCtx *cx, int rank, const int64_t *d) {
-  char *s = arena_printf(cx->a, "[");
-  for (int k = 0; k < rank; k++)
-    s = arena_printf(cx->a, "%s%s%lld", s, k ? ", " : "", (long long)d[k]);
-  return arena_printf(cx->a, "%s]", s);
-}
-
-/* Copies c into parameter `slot` of x (created by infer), which must have
-   the same number of values; same_shape: and the same dims. scale
-   multiplies every value (Gemm's alpha, beta). */
-static bool bind(OxCtx *cx, Node *x, int slot, const OxConst *c, const char *what, bool same_shape,
-                 float scale) {
-  Param *p = x->params[slot];
-  CHECK(p, "'%s' has no parameter %d", x->name, slot);
-  bool fits = c->numel == param_numel(p);
-  if (fits && same_shape) {
-    fits = c->rank == p->rank;
-    for (int k = 0; fits && k < p->rank; k++)
-      fits = c->dims[k] == p->dims[k];
-  }
-  if (!fits)
-    return ox_error(cx, "its %s has shape %s, expected %s", what, dims_text(cx, c->rank, c->dims),
-                    dims_text(cx, p->rank, p->dims));
-  if (c->dtype == OX_F32 && scale == 1) { /* the constant's floats, shared */
-    p->data = c->f;
-    return true;
-  }
-  p->data = arena_alloc_aligned(cx->a, sizeof(float) * (size_t)(c->numel ? c->numel : 1), 64);
-  for (int64_t k = 0; k < c->numel; k++)
-    p->data[k] = (float)ox_const_get(c, k) * scale;
-  return true;
-}
-
-/* Output k of n is the run-time tensor x; *made (if not NULL) is its
-   value, NULL when the output is unnamed (unused). false on an error. */
-static bool out_tensor(OxCtx *cx, const Onnx__NodeProto *n, int k, Node *x, OxValue **made) {
-  if (made)
-    *made = NULL;
-  if (k >= (int)n->n_output || !n->output[k] || !*n->output[k])
-    return true;
-  OxValue *v = ox_value_new(cx, n->output[k], OXV_TENSOR);
-  if (!v)
-    return false;
-  v->node = x;
-  if (made)
-    *made = v;
-  return true;
-}
-
-/* The extra outputs of n (from index k on) must be unused. */
-static bool no_outputs_from(OxCtx *cx, const Onnx__NodeProto *n, int k, const char *what) {
-  for (size_t i = (size_t)k; i < n->n_output; i++)
-    if (n->output[i] && *n->output[i] && ox_uses(cx, n->output[i]))
-      return ox_error(cx, "its output %zu (%s) is used, which cnncc does not compute", i, what);
-  return true;
-}
 
 /* A 2-D window: kernel, strides, dilations, pads (with auto_pad) into a;
    the pads of a padded input are added. */
@@ -218,9 +90,9 @@ static bool window(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x, const int64_
 
 bool ox_lower_conv(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 4, &ok);
-  OxConst *w = const_in(cx, n, 1, "weight", false, &ok);
-  OxConst *b = const_in(cx, n, 2, "bias", true, &ok);
+  OxValue *x = ox_tensor_in(cx, n, 0, 4, &ok);
+  OxConst *w = ox_const_in(cx, n, 1, "weight", false, &ok);
+  OxConst *b = ox_const_in(cx, n, 2, "bias", true, &ok);
   if (!ok)
     return false;
   if (w->rank != 4)
@@ -233,61 +105,62 @@ bool ox_lower_conv(OxCtx *cx, const Onnx__NodeProto *n) {
   if (nk == 0)
     ks[0] = w->dims[2], ks[1] = w->dims[3];
   else if (nk != 2 || ks[0] != w->dims[2] || ks[1] != w->dims[3])
-    return ox_error(cx, "'kernel_shape' does not match the weight's %s", dims_text(cx, 4, w->dims));
-  Node *c = new_node(cx, n, OP_CONV2D, &x->node, 1, NULL);
+    return ox_error(cx, "'kernel_shape' does not match the weight's %s",
+                    ox_dims_text(cx, 4, w->dims));
+  Node *c = ox_node(cx, n, OP_CONV2D, &x->node, 1, NULL);
   Attrs *a = &c->attr;
   if (!window(cx, n, x, ks, a, true))
     return false;
   a->out_channels = w->dims[0];
   a->groups = ox_attr_int(n, "group", 1);
   a->has_bias = b != NULL;
-  if (!infer(cx, c) || !bind(cx, c, P_WEIGHT, w, "weight", true, 1) ||
-      (b && !bind(cx, c, P_BIAS, b, "bias", false, 1)))
+  if (!ox_infer(cx, c) || !ox_bind(cx, c, P_WEIGHT, w, "weight", true, 1) ||
+      (b && !ox_bind(cx, c, P_BIAS, b, "bias", false, 1)))
     return false;
-  return out_tensor(cx, n, 0, c, NULL);
+  return ox_out(cx, n, 0, c, NULL, NULL);
 }
 
 /* -------------------------------------------------------------- batchnorm */
 
 bool ox_lower_batchnorm(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 0, &ok);
+  OxValue *x = ox_tensor_in(cx, n, 0, 0, &ok);
   OxConst *p[4];
   static const char *const what[] = {"scale", "bias", "mean", "variance"};
   for (int k = 0; k < 4; k++)
-    p[k] = const_in(cx, n, 1 + k, what[k], false, &ok);
+    p[k] = ox_const_in(cx, n, 1 + k, what[k], false, &ok);
   if (!ok)
     return false;
   if (cx->opset < 9 && ox_attr_int(n, "spatial", 1) != 1)
     return ox_error(cx, "spatial=0 (statistics per activation) is not supported");
   if (ox_attr_int(n, "training_mode", 0) != 0 || (cx->opset < 7 && !ox_attr_int(n, "is_test", 0)))
     return ox_error(cx, "training_mode=1 (or is_test=0): cnncc compiles inference only");
-  if (!no_outputs_from(cx, n, 1, "a training statistic"))
+  if (!ox_no_outputs_from(cx, n, 1, "a training statistic"))
     return false;
-  Node *bn = new_node(cx, n, OP_BATCHNORM, &x->node, 1, NULL);
+  Node *bn = ox_node(cx, n, OP_BATCHNORM, &x->node, 1, NULL);
   bn->attr.eps = ox_attr_float(n, "epsilon", 1e-5f);
   if (!(bn->attr.eps > 0))
     return ox_error(cx, "epsilon must be positive");
-  if (!infer(cx, bn))
+  if (!ox_infer(cx, bn))
     return false;
   static const int slot[4] = {P_WEIGHT, P_BIAS, P_MEAN, P_VAR};
   for (int k = 0; k < 4; k++)
-    if (!bind(cx, bn, slot[k], p[k], what[k], false, 1))
+    if (!ox_bind(cx, bn, slot[k], p[k], what[k], false, 1))
       return false;
-  return out_tensor(cx, n, 0, bn, NULL);
+  return ox_out(cx, n, 0, bn, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ pooling */
 
 bool ox_lower_pool(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true, max = strcmp(n->op_type, "MaxPool") == 0;
-  OxValue *x = tensor_in(cx, n, 0, 4, &ok);
+  OxValue *x = ox_tensor_in(cx, n, 0, 4, &ok);
   if (!ok)
     return false;
   int64_t ks[2];
   if (ox_attr_ints(n, "kernel_shape", ks, 2, 0) != 2)
     return ox_error(cx, "'kernel_shape' must have 2 values (2-D pooling)");
-  if (max && !no_outputs_from(cx, n, 1, "the indices"))
+  if (max && !ox_no_outputs_from(cx, n, 1, "the indices"))
     return false;
   if (max && ox_attr_int(n, "storage_order", 0) != 0)
     return ox_error(cx, "storage_order=1 is not supported");
@@ -296,45 +169,46 @@ bool ox_lower_pool(OxCtx *cx, const Onnx__NodeProto *n) {
                     (double)x->pad_value);
   if (x->padded && !max && x->pad_value != 0)
     return ox_error(cx, "its input is padded with %g, not 0", (double)x->pad_value);
-  Node *p = new_node(cx, n, max ? OP_MAXPOOL : OP_AVGPOOL, &x->node, 1, NULL);
+  Node *p = ox_node(cx, n, max ? OP_MAXPOOL : OP_AVGPOOL, &x->node, 1, NULL);
   Attrs *a = &p->attr;
   if (!window(cx, n, x, ks, a, max))
     return false;
   a->ceil_mode = ox_attr_int(n, "ceil_mode", 0) != 0;
   /* Zeros padded in front of an average pool count in its divisor. */
-  a->count_include_pad = !max && (ox_attr_int(n, "count_include_pad", 0) != 0 || x->padded);
+  if (!max) /* a max pool keeps the default, as a spec's does */
+    a->count_include_pad = ox_attr_int(n, "count_include_pad", 0) != 0 || x->padded;
   if (!max && x->padded && !ox_attr_int(n, "count_include_pad", 0) &&
       (a->pad[0] != x->pads[0] || a->pad[1] != x->pads[1] || a->pad[2] != x->pads[2] ||
        a->pad[3] != x->pads[3]))
     return ox_error(cx, "a padded input and pads of its own with count_include_pad=0");
-  if (!infer(cx, p))
+  if (!ox_infer(cx, p))
     return false;
   OxValue *o;
-  if (!out_tensor(cx, n, 0, p, &o))
+  if (!ox_out(cx, n, 0, p, NULL, &o))
     return false;
   if (o)
     o->nonneg = max && x->nonneg;
   return true;
 }
 
+/* A global average or max pool of x: the spec's global_avgpool and
+   global_maxpool (adaptive pools to 1x1). */
+static Node *global_pool(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x, bool max) {
+  Node *p = ox_node(cx, n, max ? OP_ADAPTIVE_MAXPOOL : OP_ADAPTIVE_AVGPOOL, &x->node, 1, NULL);
+  p->attr.out_hw[0] = p->attr.out_hw[1] = 1;
+  return ox_infer(cx, p) ? p : NULL;
+}
+
 bool ox_lower_global_pool(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true, max = strcmp(n->op_type, "GlobalMaxPool") == 0;
-  OxValue *x = tensor_in(cx, n, 0, 4, &ok);
+  OxValue *x = ox_tensor_in(cx, n, 0, 4, &ok);
   if (!ok)
     return false;
-  Node *p;
-  if (max) { /* a max pool whose window is the whole plane */
-    p = new_node(cx, n, OP_MAXPOOL, &x->node, 1, NULL);
-    p->attr.kernel[0] = x->node->shape.d[1], p->attr.kernel[1] = x->node->shape.d[2];
-    p->attr.stride[0] = p->attr.kernel[0], p->attr.stride[1] = p->attr.kernel[1];
-  } else {
-    p = new_node(cx, n, OP_ADAPTIVE_AVGPOOL, &x->node, 1, NULL);
-    p->attr.out_hw[0] = p->attr.out_hw[1] = 1;
-  }
-  if (!infer(cx, p))
+  Node *p = global_pool(cx, n, x, max);
+  if (!p)
     return false;
   OxValue *o;
-  if (!out_tensor(cx, n, 0, p, &o))
+  if (!ox_out(cx, n, 0, p, NULL, &o))
     return false;
   if (o)
     o->nonneg = x->nonneg;
@@ -345,13 +219,13 @@ bool ox_lower_global_pool(OxCtx *cx, const Onnx__NodeProto *n) {
    MNASNet and ShuffleNet): a global pool, flattened unless keepdims. */
 bool ox_lower_reduce(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true, max = strcmp(n->op_type, "ReduceMax") == 0;
-  OxValue *x = tensor_in(cx, n, 0, 4, &ok);
+  OxValue *x = ox_tensor_in(cx, n, 0, 4, &ok);
   if (!ok)
     return false;
   int64_t axes[4];
   int na = ox_attr_ints(n, "axes", axes, 4, 0);
   if (na == 0 && n->n_input > 1 && n->input[1] && *n->input[1]) { /* opset 18 form */
-    OxConst *ac = const_in(cx, n, 1, "axes", false, &ok);
+    OxConst *ac = ox_const_in(cx, n, 1, "axes", false, &ok);
     if (!ok || ac->numel > 4 || !ox_const_ints(cx, ac, false, "the axes"))
       return ok && ox_error(cx, "its axes must be constants");
     na = (int)ac->numel;
@@ -364,36 +238,28 @@ bool ox_lower_reduce(OxCtx *cx, const Onnx__NodeProto *n) {
   }
   if (other || !h || !w)
     return ox_error(cx, "%s over other axes than H and W together is not supported", n->op_type);
-  Node *p;
-  if (max) {
-    p = new_node(cx, n, OP_MAXPOOL, &x->node, 1, NULL);
-    p->attr.kernel[0] = x->node->shape.d[1], p->attr.kernel[1] = x->node->shape.d[2];
-    p->attr.stride[0] = p->attr.kernel[0], p->attr.stride[1] = p->attr.kernel[1];
-  } else {
-    p = new_node(cx, n, OP_ADAPTIVE_AVGPOOL, &x->node, 1, NULL);
-    p->attr.out_hw[0] = p->attr.out_hw[1] = 1;
-  }
-  if (!infer(cx, p))
+  Node *p = global_pool(cx, n, x, max);
+  if (!p)
     return false;
   if (ox_attr_int(n, "keepdims", 1))
-    return out_tensor(cx, n, 0, p, NULL);
-  Node *f = new_node(cx, n, OP_FLATTEN, &p, 1, "flatten");
-  return infer(cx, f) && out_tensor(cx, n, 0, f, NULL);
+    return ox_out(cx, n, 0, p, NULL, NULL);
+  Node *f = ox_node(cx, n, OP_FLATTEN, &p, 1, "flatten");
+  return ox_infer(cx, f) && ox_out(cx, n, 0, f, NULL, NULL);
 }
 
 bool ox_lower_lrn(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 4, &ok);
+  OxValue *x = ox_tensor_in(cx, n, 0, 4, &ok);
   if (!ok)
     return false;
-  Node *l = new_node(cx, n, OP_LRN, &x->node, 1, NULL);
+  Node *l = ox_node(cx, n, OP_LRN, &x->node, 1, NULL);
   l->attr.lrn_size = ox_attr_int(n, "size", 0);
   l->attr.alpha = ox_attr_float(n, "alpha", 1e-4f);
   l->attr.beta = ox_attr_float(n, "beta", 0.75f);
   l->attr.k = ox_attr_float(n, "bias", 1.0f);
   if (l->attr.lrn_size < 1)
     return ox_error(cx, "'size' must be a positive integer");
-  return infer(cx, l) && out_tensor(cx, n, 0, l, NULL);
+  return ox_infer(cx, l) && ox_out(cx, n, 0, l, NULL, NULL);
 }
 
 /* ---------------------------------------------------------- gemm, matmul */
@@ -404,14 +270,14 @@ static Node *linear(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x, const OxCon
                     float alpha, const OxConst *c, float beta) {
   int64_t K = w->dims[trans ? 1 : 0], M = w->dims[trans ? 0 : 1];
   if (shape_numel(&x->node->shape) != K) {
-    ox_error(cx, "its weight %s does not fit the %lld features of '%s'", dims_text(cx, 2, w->dims),
-             (long long)shape_numel(&x->node->shape), x->name);
+    ox_error(cx, "its weight %s does not fit the %lld features of '%s'",
+             ox_dims_text(cx, 2, w->dims), (long long)shape_numel(&x->node->shape), x->name);
     return NULL;
   }
-  Node *l = new_node(cx, n, OP_LINEAR, &x->node, 1, NULL);
+  Node *l = ox_node(cx, n, OP_LINEAR, &x->node, 1, NULL);
   l->attr.out_features = M;
   l->attr.has_bias = c != NULL;
-  if (!infer(cx, l))
+  if (!ox_infer(cx, l))
     return NULL;
   Param *p = l->params[P_WEIGHT];
   p->data = arena_alloc_aligned(cx->a, sizeof(float) * (size_t)(M * K), 64);
@@ -420,7 +286,7 @@ static Node *linear(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x, const OxCon
       p->data[o * K + i] = alpha * (float)ox_const_get(w, trans ? o * K + i : i * M + o);
   if (c) {
     if (!(c->numel == 1 || c->numel == M) || (c->rank == 2 && c->dims[1] != M && c->numel != 1)) {
-      ox_error(cx, "its bias %s does not broadcast to [%lld]", dims_text(cx, c->rank, c->dims),
+      ox_error(cx, "its bias %s does not broadcast to [%lld]", ox_dims_text(cx, c->rank, c->dims),
                (long long)M);
       return NULL;
     }
@@ -434,9 +300,9 @@ static Node *linear(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x, const OxCon
 
 bool ox_lower_gemm(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 2, &ok);
-  OxConst *w = const_in(cx, n, 1, "B", false, &ok);
-  OxConst *c = const_in(cx, n, 2, "C", true, &ok);
+  OxValue *x = ox_tensor_in(cx, n, 0, 2, &ok);
+  OxConst *w = ox_const_in(cx, n, 1, "B", false, &ok);
+  OxConst *c = ox_const_in(cx, n, 2, "C", true, &ok);
   if (!ok)
     return false;
   if (ox_attr_int(n, "transA", 0))
@@ -444,96 +310,93 @@ bool ox_lower_gemm(OxCtx *cx, const Onnx__NodeProto *n) {
   if (w->rank != 2)
     return ox_error(cx, "its B must be a matrix");
   if (c && c->rank == 2 && c->dims[0] != 1)
-    return ox_error(cx, "its C %s varies along the batch", dims_text(cx, 2, c->dims));
+    return ox_error(cx, "its C %s varies along the batch", ox_dims_text(cx, 2, c->dims));
   Node *l = linear(cx, n, x, w, ox_attr_int(n, "transB", 0) != 0, ox_attr_float(n, "alpha", 1), c,
                    ox_attr_float(n, "beta", 1));
-  return l && out_tensor(cx, n, 0, l, NULL);
+  return l && ox_out(cx, n, 0, l, NULL, NULL);
+}
+
+/* MatMul of a channels-last view [N, H, W, C] by a constant [C, M]: the
+   Linear of every pixel (ConvNeXt's), a 1x1 conv keeping nn.Linear's
+   [out, in] weight (the spec's pointwise_linear), on the NCHW tensor. */
+static bool pointwise_linear(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x, const OxConst *w) {
+  int64_t C = x->node->shape.d[0], M = w->dims[1];
+  if (w->dims[0] != C)
+    return ox_error(cx, "its weight %s does not fit the %lld channels of '%s'",
+                    ox_dims_text(cx, 2, w->dims), (long long)C, x->name);
+  Node *c = ox_node(cx, n, OP_CONV2D, &x->node, 1, NULL);
+  c->attr.out_channels = M;
+  c->attr.kernel[0] = c->attr.kernel[1] = 1;
+  c->attr.linear_weight = true;
+  c->attr.has_bias = false; /* an Add after it may bring one */
+  if (!ox_infer(cx, c))
+    return false;
+  Param *p = c->params[P_WEIGHT];
+  p->data = arena_alloc_aligned(cx->a, sizeof(float) * (size_t)(M * C), 64);
+  for (int64_t o = 0; o < M; o++)
+    for (int64_t i = 0; i < C; i++)
+      p->data[o * C + i] = (float)ox_const_get(w, i * M + o);
+  return ox_out(cx, n, 0, c, x, NULL);
 }
 
 bool ox_lower_matmul(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 2, &ok);
-  OxConst *w = const_in(cx, n, 1, "right-hand matrix", false, &ok);
+  OxValue *x = ox_view_in(cx, n, 0, &ok);
+  OxConst *w = ox_const_in(cx, n, 1, "right-hand matrix", false, &ok);
   if (!ok)
     return false;
   if (w->rank != 2)
     return ox_error(cx, "its right-hand side must be a constant matrix");
-  Node *l = linear(cx, n, x, w, false, 1, NULL, 1);
-  return l && out_tensor(cx, n, 0, l, NULL);
-}
-
-/* ------------------------------------------------------------ activations */
-
-static bool relu_of(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x) {
-  Node *r = new_node(cx, n, OP_RELU, &x->node, 1, NULL);
-  if (!infer(cx, r))
-    return false;
-  OxValue *o;
-  if (!out_tensor(cx, n, 0, r, &o))
-    return false;
-  if (o)
-    o->nonneg = true;
-  return true;
-}
-
-bool ox_lower_relu(OxCtx *cx, const Onnx__NodeProto *n) {
-  bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 0, &ok);
-  return ok && relu_of(cx, n, x);
-}
-
-bool ox_lower_clip(OxCtx *cx, const Onnx__NodeProto *n) {
-  bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 0, &ok);
+  if (ox_rank(x) == 4 && !x->vec_ones) {
+    if (ox_channel_axis(x) == 3)
+      return pointwise_linear(cx, n, x, w);
+    int64_t d[4];
+    ox_dims(x, d);
+    return ox_error(cx,
+                    "a MatMul over the last axis of '%s' %s, which is not its channels: cnncc "
+                    "multiplies vectors [N, K], or the channels of a channels-last tensor "
+                    "[N, H, W, C] (a Transpose with perm [0, 2, 3, 1] first)",
+                    x->name, ox_dims_text(cx, 4, d));
+  }
+  if (x->vec_ones)
+    x = ox_tensor_in(cx, n, 0, 2, &ok);
   if (!ok)
     return false;
-  double lo = -INFINITY, hi = INFINITY;
-  if (cx->opset < 11) {
-    lo = ox_attr_float(n, "min", -INFINITY);
-    hi = ox_attr_float(n, "max", INFINITY);
-  } else {
-    OxConst *cl = const_in(cx, n, 1, "min", true, &ok), *ch = const_in(cx, n, 2, "max", true, &ok);
-    if (!ok)
-      return false;
-    if ((cl && cl->numel != 1) || (ch && ch->numel != 1))
-      return ox_error(cx, "its min and max must be scalars");
-    if (cl)
-      lo = ox_const_get(cl, 0);
-    if (ch)
-      hi = ox_const_get(ch, 0);
-  }
-  if (lo == 0 && isinf(hi) && hi > 0)
-    return relu_of(cx, n, x);
-  return ox_error(cx, "Clip to [%g, %g]: cnncc lowers only [0, inf) (a ReLU) so far", lo, hi);
+  Node *l = linear(cx, n, x, w, false, 1, NULL, 1);
+  return l && ox_out(cx, n, 0, l, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ shapes, views */
 
 /* Output 0 of n is x itself (no node). */
-static bool pass_through(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x) {
-  if (n->n_output < 1 || !n->output[0] || !*n->output[0])
-    return true;
-  OxValue *o = ox_value_new(cx, n->output[0], OXV_TENSOR);
-  if (!o)
-    return false;
-  Onnx__NodeProto const *prod = o->producer;
-  *o = *x;
-  o->name = arena_strdup(cx->a, n->output[0]);
-  o->producer = prod;
-  return true;
+static bool pass_through(OxCtx *cx, const Onnx__NodeProto *n, const OxValue *x) {
+  return ox_alias(cx, n, x, NULL);
 }
 
-/* x as a vector of features per sample: itself, or a flatten of it. */
-static bool flatten_of(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x) {
-  if (x->node->shape.rank == 1)
-    return pass_through(cx, n, x);
-  Node *f = new_node(cx, n, OP_FLATTEN, &x->node, 1, NULL);
-  return infer(cx, f) && out_tensor(cx, n, 0, f, NULL);
+/* Input k, plain or an unsqueezed vector (not permuted). */
+static OxValue *unpermuted_in(OxCtx *cx, const Onnx__NodeProto *n, int k, bool *ok) {
+  OxValue *v = ox_view_in(cx, n, k, ok);
+  return v && v->permuted ? ox_tensor_in(cx, n, k, 0, ok) : v;
+}
+
+/* x as a vector of features per sample: itself (an unsqueezed vector with
+   its trailing ones dropped), or a flatten of it. */
+static bool flatten_of(OxCtx *cx, const Onnx__NodeProto *n, const OxValue *x) {
+  if (x->node->shape.rank == 1) {
+    OxValue *o;
+    if (!ox_alias(cx, n, x, &o))
+      return false;
+    if (o)
+      o->vec_ones = 0;
+    return true;
+  }
+  Node *f = ox_node(cx, n, OP_FLATTEN, &x->node, 1, NULL);
+  return ox_infer(cx, f) && ox_out(cx, n, 0, f, NULL, NULL);
 }
 
 bool ox_lower_flatten(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 0, &ok);
+  OxValue *x = unpermuted_in(cx, n, 0, &ok);
   if (!ok)
     return false;
   int64_t axis = ox_attr_int(n, "axis", 1);
@@ -547,7 +410,7 @@ bool ox_lower_flatten(OxCtx *cx, const Onnx__NodeProto *n) {
 
 bool ox_lower_reshape(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 0, &ok);
+  OxValue *x = unpermuted_in(cx, n, 0, &ok);
   OxConst attr_shape, *s = &attr_shape;
   if (cx->opset < 5) { /* Reshape-1: the shape is an attribute */
     int64_t d[OX_MAX_RANK];
@@ -557,13 +420,15 @@ bool ox_lower_reshape(OxCtx *cx, const Onnx__NodeProto *n) {
     ox_const_alloc(cx, s, OX_I64, 1, &nd);
     memcpy(s->i, d, sizeof(int64_t) * (size_t)nd);
   } else {
-    s = const_in(cx, n, 1, "shape", false, &ok);
+    s = ox_const_in(cx, n, 1, "shape", false, &ok);
   }
   if (!ok)
     return false;
   if (!ox_const_ints(cx, s, true, "the shape"))
     return false;
   bool allowzero = cx->opset >= 14 && ox_attr_int(n, "allowzero", 0);
+  int64_t xd[OX_MAX_RANK];
+  int xr = ox_dims(x, xd);
   int64_t per_sample = shape_numel(&x->node->shape);
   /* The first dimension must stay the batch: the batch itself, a 0 that
      copies it, a -1 with the rest accounting for one sample, or, for a model
@@ -580,27 +445,43 @@ bool ox_lower_reshape(OxCtx *cx, const Onnx__NodeProto *n) {
                       (long long)k);
     int64_t d = s->i[k];
     if (d == 0 && !allowzero)
-      d = k < ox_rank(x) ? (x->node->shape.rank == 3 ? x->node->shape.d[k - 1] : 1) : 0;
+      d = k < xr ? xd[k] : 0;
     if (d == -1)
       rest_neg = true;
     else if (d < 0 || __builtin_mul_overflow(rest, d, &rest))
-      return ox_error(cx, "the target shape %s is invalid", dims_text(cx, (int)s->numel, s->i));
+      return ox_error(cx, "the target shape %s is invalid", ox_dims_text(cx, (int)s->numel, s->i));
   }
   if (!first_batch && s->i[0] == -1 && !rest_neg && rest == per_sample)
     first_batch = true;
   if (!first_batch)
     return ox_error(cx, "a Reshape whose first dimension is not the batch (shape %s)",
-                    dims_text(cx, (int)s->numel, s->i));
+                    ox_dims_text(cx, (int)s->numel, s->i));
   if (!rest_neg && rest != per_sample)
     return ox_error(cx, "cannot reshape the %lld values of a sample to %s", (long long)per_sample,
-                    dims_text(cx, (int)s->numel, s->i));
+                    ox_dims_text(cx, (int)s->numel, s->i));
   if (s->numel == 2)
     return flatten_of(cx, n, x);
   if (s->numel == 4 && x->node->shape.rank == 3 && !rest_neg && s->i[1] == x->node->shape.d[0] &&
       s->i[2] == x->node->shape.d[1] && s->i[3] == x->node->shape.d[2])
     return pass_through(cx, n, x);
-  return ox_error(cx, "a Reshape to %s, which cnncc cannot express (only flattening to [N, -1])",
-                  dims_text(cx, (int)s->numel, s->i));
+  /* [N, F] to [N, F, 1, 1] (x.view(N, C, 1, 1) of a gate): an unsqueezed
+     vector */
+  bool ones = x->node->shape.rank == 1 && s->numel <= 4 &&
+              (s->i[1] == x->node->shape.d[0] || (rest_neg && s->i[1] == -1));
+  for (int64_t k = 2; ones && k < s->numel; k++)
+    ones = s->i[k] == 1 || (s->i[k] == -1 && s->i[1] != -1);
+  if (ones) {
+    OxValue *o;
+    if (!ox_alias(cx, n, x, &o))
+      return false;
+    if (o)
+      o->vec_ones = (int)s->numel - 2;
+    return true;
+  }
+  return ox_error(cx,
+                  "a Reshape of %s to %s, which cnncc cannot express (it flattens to [N, -1], "
+                  "and unsqueezes a vector to [N, F, 1, 1])",
+                  ox_dims_text(cx, xr, xd), ox_dims_text(cx, (int)s->numel, s->i));
 }
 
 bool ox_lower_identity(OxCtx *cx, const Onnx__NodeProto *n) {
@@ -611,7 +492,7 @@ bool ox_lower_identity(OxCtx *cx, const Onnx__NodeProto *n) {
   if (!x)
     return ox_error(cx, "input 0 is missing");
   if (strcmp(n->op_type, "Dropout") == 0) {
-    if (!no_outputs_from(cx, n, 1, "the mask"))
+    if (!ox_no_outputs_from(cx, n, 1, "the mask"))
       return false;
     OxValue *tm = ox_input(cx, n, 2, &ok);
     if (ok && tm && (tm->kind != OXV_CONST || ox_const_get(&tm->c, 0) != 0))
@@ -622,7 +503,7 @@ bool ox_lower_identity(OxCtx *cx, const Onnx__NodeProto *n) {
 
 bool ox_lower_pad(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 4, &ok);
+  OxValue *x = ox_tensor_in(cx, n, 0, 4, &ok);
   if (!ok)
     return false;
   int64_t p[8];
@@ -635,8 +516,8 @@ bool ox_lower_pad(OxCtx *cx, const Onnx__NodeProto *n) {
       return ox_error(cx, "'pads' must have 8 values for a 4-D input");
     value = ox_attr_float(n, "value", 0);
   } else {
-    OxConst *pc = const_in(cx, n, 1, "pads", false, &ok);
-    OxConst *vc = const_in(cx, n, 2, "constant value", true, &ok);
+    OxConst *pc = ox_const_in(cx, n, 1, "pads", false, &ok);
+    OxConst *vc = ox_const_in(cx, n, 2, "constant value", true, &ok);
     if (!ok)
       return false;
     if (n->n_input > 3 && n->input[3] && *n->input[3])
@@ -680,7 +561,7 @@ bool ox_lower_concat(OxCtx *cx, const Onnx__NodeProto *n) {
   Node **in = arena_alloc(cx->a, sizeof(Node *) * (size_t)nin);
   int rank = 0;
   for (int k = 0; k < nin && ok; k++) {
-    OxValue *v = tensor_in(cx, n, k, 0, &ok);
+    OxValue *v = ox_tensor_in(cx, n, k, 0, &ok);
     if (!ok)
       return false;
     in[k] = v->node;
@@ -694,54 +575,64 @@ bool ox_lower_concat(OxCtx *cx, const Onnx__NodeProto *n) {
   if (axis != 1)
     return ox_error(cx, "Concat along axis %lld: only axis 1 (channels, features) is supported",
                     (long long)ox_attr_int(n, "axis", 0));
-  Node *c = new_node(cx, n, OP_CONCAT, in, nin, NULL);
-  return infer(cx, c) && out_tensor(cx, n, 0, c, NULL);
+  Node *c = ox_node(cx, n, OP_CONCAT, in, nin, NULL);
+  return ox_infer(cx, c) && ox_out(cx, n, 0, c, NULL, NULL);
 }
 
-/* Same-shape tensors into an IR op of several inputs. */
+/* Whether the views a and b are the same view (permuted alike). */
+static bool same_view(const OxValue *a, const OxValue *b) {
+  return a->permuted == b->permuted && a->vec_ones == b->vec_ones &&
+         (!a->permuted || memcmp(a->perm, b->perm, sizeof a->perm) == 0);
+}
+
+/* Same-shape tensors into an IR op of several inputs; the inputs may be
+   views, all the same one. */
 static bool nary(OxCtx *cx, const Onnx__NodeProto *n, Op op) {
   bool ok = true;
   int nin = (int)n->n_input;
   Node **in = arena_alloc(cx->a, sizeof(Node *) * (size_t)(nin ? nin : 1));
+  OxValue *first = NULL;
   for (int k = 0; k < nin; k++) {
-    OxValue *v = tensor_in(cx, n, k, 0, &ok);
+    OxValue *v = ox_view_in(cx, n, k, &ok);
     if (!ok)
       return false;
+    if (first && !same_view(first, v)) {
+      int64_t d0[OX_MAX_RANK], d1[OX_MAX_RANK];
+      int r0 = ox_dims(first, d0), r1 = ox_dims(v, d1);
+      return ox_error(cx,
+                      "its inputs '%s' %s and '%s' %s are not the same view of their tensors (one "
+                      "transposed or unsqueezed, the other not): cnncc adds tensors of one shape",
+                      first->name, ox_dims_text(cx, r0, d0), v->name, ox_dims_text(cx, r1, d1));
+    }
+    first = first ? first : v;
     in[k] = v->node;
   }
-  if (nin == 1) {
-    bool ok1 = true;
-    return pass_through(cx, n, ox_input(cx, n, 0, &ok1));
-  }
-  Node *x = new_node(cx, n, op, in, nin, NULL);
-  return infer(cx, x) && out_tensor(cx, n, 0, x, NULL);
+  if (nin == 1)
+    return pass_through(cx, n, first);
+  Node *x = ox_node(cx, n, op, in, nin, NULL);
+  return ox_infer(cx, x) && ox_out(cx, n, 0, x, first, NULL);
 }
 
 bool ox_lower_sum_mean(OxCtx *cx, const Onnx__NodeProto *n) {
   return nary(cx, n, strcmp(n->op_type, "Mean") == 0 ? OP_MEAN : OP_ADD);
 }
 
-/* Whether constant c broadcasts against the run-time tensor x as a scalar
-   (*per_channel false) or one value per channel/feature. */
-static bool broadcast_kind(OxCtx *cx, const OxValue *x, const OxConst *c, bool *per_channel) {
+/* Whether constant c broadcasts against the run-time tensor x (numpy's
+   rule, from the right) as a scalar (*per_channel false) or one value per
+   channel/feature: every dim 1 but the one on x's channel axis. */
+static bool broadcast_kind(const OxValue *x, const OxConst *c, bool *per_channel) {
   *per_channel = false;
   if (c->numel == 1)
     return true;
-  int64_t C = x->node->shape.d[0];
-  int r = ox_rank(x);
-  /* numpy broadcasting from the right: [C, 1, 1], [1, C, 1, 1] for 4-D;
-     [F], [1, F] for 2-D. */
-  int64_t want[4] = {1, C, 1, 1};
-  int off = r == 4 ? 0 : 2; /* compare with the last c->rank dims of want's tail */
-  if (r == 2)
-    want[2] = 1, want[3] = C;
-  if (c->rank > r || c->numel != C)
+  int64_t xd[OX_MAX_RANK];
+  int r = ox_dims(x, xd), ch = ox_channel_axis(x);
+  if (c->rank > r || c->numel != xd[ch])
     return false;
-  for (int k = 0; k < c->rank; k++)
-    if (c->dims[k] != want[4 - c->rank + k])
+  for (int k = 0; k < c->rank; k++) {
+    int axis = r - c->rank + k;
+    if (c->dims[k] != 1 && axis != ch)
       return false;
-  (void)off;
-  (void)cx;
+  }
   *per_channel = true;
   return true;
 }
@@ -749,8 +640,8 @@ static bool broadcast_kind(OxCtx *cx, const OxValue *x, const OxConst *c, bool *
 /* x * s + t per channel (s or t NULL: 1 or 0), as a scale-shift node. */
 static bool affine(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x, const OxConst *s, bool s_inv,
                    const OxConst *t, bool t_neg) {
-  Node *a = new_node(cx, n, OP_SCALESHIFT, &x->node, 1, NULL);
-  if (!infer(cx, a))
+  Node *a = ox_node(cx, n, OP_SCALESHIFT, &x->node, 1, NULL);
+  if (!ox_infer(cx, a))
     return false;
   int64_t C = x->node->shape.d[0];
   for (int slot = 0; slot < 2; slot++) {
@@ -766,11 +657,11 @@ static bool affine(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x, const OxCons
       p->data[k] = (float)v;
     }
   }
-  return out_tensor(cx, n, 0, a, NULL);
+  return ox_out(cx, n, 0, a, x, NULL);
 }
 
-/* One run-time tensor and one constant, in either order. */
-static bool tensor_and_const(OxCtx *cx, const Onnx__NodeProto *n, OxValue **x, OxConst **c,
+/* One run-time tensor (any view) and one constant, in either order. */
+static bool tensor_and_const(OxCtx *cx, const Onnx__NodeProto *n, OxValue **x, OxValue **c,
                              bool *const_first, bool *ok) {
   OxValue *a = ox_input(cx, n, 0, ok), *b = ox_input(cx, n, 1, ok);
   if (!*ok)
@@ -781,25 +672,23 @@ static bool tensor_and_const(OxCtx *cx, const Onnx__NodeProto *n, OxValue **x, O
   OxValue *t = *const_first ? b : a, *k = *const_first ? a : b;
   if (t->kind != OXV_TENSOR || k->kind != OXV_CONST)
     return false;
-  *x = tensor_in(cx, n, *const_first ? 1 : 0, 0, ok);
-  *c = &k->c;
+  *x = ox_view_in(cx, n, *const_first ? 1 : 0, ok);
+  *c = k;
   return *ok;
 }
 
 bool ox_lower_add(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true, cfirst, per_channel;
-  OxValue *x;
-  OxConst *c;
-  if (!tensor_and_const(cx, n, &x, &c, &cfirst, &ok))
+  OxValue *x, *cv;
+  if (!tensor_and_const(cx, n, &x, &cv, &cfirst, &ok))
     return ok ? nary(cx, n, OP_ADD) : false;
-  OxConst legacy = ox_legacy_operand(cx, n, ox_rank(x), c);
-  c = &legacy;
+  OxConst legacy = ox_legacy_operand(cx, n, ox_rank(x), &cv->c), *c = &legacy;
   bool sub = strcmp(n->op_type, "Sub") == 0;
-  if (!broadcast_kind(cx, x, c, &per_channel))
+  if (!broadcast_kind(x, c, &per_channel))
     return ox_error(cx,
                     "adding a constant of shape %s: only a scalar or one value per channel "
                     "broadcasts",
-                    dims_text(cx, c->rank, c->dims));
+                    ox_dims_text(cx, c->rank, c->dims));
   if (sub && cfirst) /* c - x */
     return ox_error(cx, "a constant minus a tensor is not supported");
   /* The bias of a conv or linear layer read only here: folded into it. */
@@ -812,54 +701,117 @@ bool ox_lower_add(OxCtx *cx, const Onnx__NodeProto *n) {
       p->params[P_BIAS] =
           ir_param_new(cx->g, p, P_BIAS, arena_printf(cx->a, "%s.bias", p->name), 1, &d, true);
       p->nparams = p->nparams > P_BIAS + 1 ? p->nparams : P_BIAS + 1;
-      p->params[P_BIAS]->data = arena_alloc_aligned(cx->a, sizeof(float) * (size_t)C, 64);
       p->attr.has_bias = true;
     }
-    float *b = p->params[P_BIAS]->data;
+    /* a copy: the old bias may be an initializer's floats, shared */
+    const float *old = p->params[P_BIAS]->data;
+    float *b = arena_alloc_aligned(cx->a, sizeof(float) * (size_t)C, 64);
     for (int64_t k = 0; k < C; k++)
-      b[k] += (float)(sub ? -1 : 1) * (float)ox_const_get(c, c->numel == 1 ? 0 : k);
+      b[k] = (old ? old[k] : 0) +
+             (float)(sub ? -1 : 1) * (float)ox_const_get(c, c->numel == 1 ? 0 : k);
+    p->params[P_BIAS]->data = b;
     return pass_through(cx, n, x);
   }
   return affine(cx, n, x, NULL, false, c, sub);
 }
 
+/* x times a constant of one value per channel: a `parameter` layer and a
+   mul (as a spec writes ConvNeXt's layer scale; fold-linear folds it into
+   the conv before it). The parameter is the initializer, under its own
+   name; any other constant (or a Div's reciprocal) is named after n. */
+static bool mul_per_channel(OxCtx *cx, const Onnx__NodeProto *n, OxValue *x, const OxValue *cv,
+                            const OxConst *c, bool div) {
+  bool initializer = !cv->producer && !div;
+  Shape ps = x->node->shape;
+  if (ps.rank == 3)
+    ps.d[1] = ps.d[2] = 1;
+  const char *base = initializer ? cv->name : arena_printf(cx->a, "%s.scale", ox_node_label(n));
+  Node *p = ox_node_named(cx, OP_PARAMETER, base, NULL, 0);
+  p->attr.param_shape = ps;
+  if (!ox_infer(cx, p))
+    return false;
+  int64_t C = ps.d[0];
+  float *data = arena_alloc_aligned(cx->a, sizeof(float) * (size_t)C, 64);
+  for (int64_t k = 0; k < C; k++)
+    data[k] = (float)(div ? 1 / ox_const_get(c, k) : ox_const_get(c, k));
+  p->params[P_WEIGHT]->data = data;
+  Node *in[2] = {p, x->node};
+  Node *m = ox_node(cx, n, OP_MUL, in, 2, NULL);
+  return ox_infer(cx, m) && ox_out(cx, n, 0, m, x, NULL);
+}
+
+/* The product of two run-time tensors: of one shape (and view), or one a
+   gate of one value per channel of the other ([N, C, 1, 1], possibly an
+   unsqueezed vector): squeeze-excitation. */
+static bool mul_tensors(OxCtx *cx, const Onnx__NodeProto *n) {
+  bool ok = true;
+  OxValue *a = ox_view_in(cx, n, 0, &ok), *b = ox_view_in(cx, n, 1, &ok);
+  if (!ok)
+    return false;
+  int64_t da[OX_MAX_RANK], db[OX_MAX_RANK];
+  int ra = ox_dims(a, da), rb = ox_dims(b, db);
+  bool fits = ra == rb && same_view(a, b) && shape_eq(&a->node->shape, &b->node->shape);
+  for (int side = 0; !fits && side < 2; side++) { /* the gate: b, then a */
+    const OxValue *big = side ? b : a, *gate = side ? a : b;
+    const int64_t *dg = side ? da : db, *dbig = side ? db : da;
+    int ch = ox_channel_axis(big);
+    fits = ra == 4 && rb == 4 && big->node->shape.rank == 3 && !big->vec_ones &&
+           ox_channel_axis(gate) == ch && dg[ch] == dbig[ch];
+    for (int k = 1; fits && k < 4; k++)
+      fits = k == ch || dg[k] == 1;
+  }
+  if (!fits)
+    return ox_error(cx,
+                    "the product of '%s' %s and '%s' %s: cnncc multiplies run-time tensors of "
+                    "one shape, or a tensor [N, C, H, W] by a gate [N, C, 1, 1] of one value per "
+                    "channel",
+                    a->name, ox_dims_text(cx, ra, da), b->name, ox_dims_text(cx, rb, db));
+  Node *in[2] = {a->node, b->node};
+  Node *m = ox_node(cx, n, OP_MUL, in, 2, NULL);
+  const OxValue *like = a->node->shape.rank == 3 && !a->vec_ones ? a : b;
+  return ox_infer(cx, m) && ox_out(cx, n, 0, m, like, NULL);
+}
+
 bool ox_lower_mul_div(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true, cfirst, per_channel;
-  OxValue *x;
-  OxConst *c;
-  if (!tensor_and_const(cx, n, &x, &c, &cfirst, &ok))
-    return ok ? ox_error(cx, "a product of two run-time tensors is not supported yet") : false;
-  OxConst legacy = ox_legacy_operand(cx, n, ox_rank(x), c);
-  c = &legacy;
+  OxValue *x, *cv;
   bool div = strcmp(n->op_type, "Div") == 0;
+  if (!tensor_and_const(cx, n, &x, &cv, &cfirst, &ok)) {
+    if (!ok)
+      return false;
+    if (div)
+      return ox_error(cx, "a quotient of two run-time tensors is not supported");
+    return mul_tensors(cx, n);
+  }
+  OxConst legacy = ox_legacy_operand(cx, n, ox_rank(x), &cv->c), *c = &legacy;
   if (div && cfirst)
     return ox_error(cx, "a constant divided by a tensor is not supported");
-  if (!broadcast_kind(cx, x, c, &per_channel))
+  if (!broadcast_kind(x, c, &per_channel))
     return ox_error(cx,
                     "multiplying by a constant of shape %s: only a scalar or one value per "
                     "channel broadcasts",
-                    dims_text(cx, c->rank, c->dims));
+                    ox_dims_text(cx, c->rank, c->dims));
   if (per_channel)
-    return affine(cx, n, x, c, div, NULL, false);
-  Node *s = new_node(cx, n, OP_SCALE, &x->node, 1, NULL);
+    return mul_per_channel(cx, n, x, cv, c, div);
+  Node *s = ox_node(cx, n, OP_SCALE, &x->node, 1, NULL);
   double v = ox_const_get(c, 0);
   s->attr.scale = (float)(div ? 1 / v : v);
-  return infer(cx, s) && out_tensor(cx, n, 0, s, NULL);
+  return ox_infer(cx, s) && ox_out(cx, n, 0, s, x, NULL);
 }
 
 bool ox_lower_neg(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 0, &ok);
+  OxValue *x = ox_view_in(cx, n, 0, &ok);
   if (!ok)
     return false;
-  Node *s = new_node(cx, n, OP_SCALE, &x->node, 1, NULL);
+  Node *s = ox_node(cx, n, OP_SCALE, &x->node, 1, NULL);
   s->attr.scale = -1;
-  return infer(cx, s) && out_tensor(cx, n, 0, s, NULL);
+  return ox_infer(cx, s) && ox_out(cx, n, 0, s, x, NULL);
 }
 
 bool ox_lower_softmax(OxCtx *cx, const Onnx__NodeProto *n) {
   bool ok = true;
-  OxValue *x = tensor_in(cx, n, 0, 0, &ok);
+  OxValue *x = ox_tensor_in(cx, n, 0, 0, &ok);
   if (!ok)
     return false;
   int r = ox_rank(x);
@@ -875,6 +827,6 @@ bool ox_lower_softmax(OxCtx *cx, const Onnx__NodeProto *n) {
                     cx->opset < 13 && r == 4 ? "all of C, H, W (opset < 13 coerces the input to "
                                                "2-D)"
                                              : "another axis");
-  Node *s = new_node(cx, n, OP_SOFTMAX, &x->node, 1, NULL);
-  return infer(cx, s) && out_tensor(cx, n, 0, s, NULL);
+  Node *s = ox_node(cx, n, OP_SOFTMAX, &x->node, 1, NULL);
+  return ox_infer(cx, s) && ox_out(cx, n, 0, s, NULL, NULL);
 }

@@ -9,17 +9,33 @@
  *             either a constant (OxConst, folded) or a tensor computed at run
  *             time (an IR node); graph inputs and outputs
  *   patterns.c  subgraphs an exporter writes for one layer (torch's
- *             LocalResponseNorm), replaced by that layer's op
+ *             LocalResponseNorm, LayerNorm at opsets < 17, channel shuffle),
+ *             replaced by that layer's op
+ *   products.c  the patterns that are products (x * sigmoid(x) = SiLU,
+ *             x * hardsigmoid(x) = hardswish, GELU's erf and tanh forms),
+ *             recognized from their factors in any order; and
+ *             Clip(alpha * x + beta, 0, 1) = HardSigmoid
+ *   match.c   the patterns' machinery: who writes and who reads each
+ *             value, a group of nodes replaced by one
  *   fold.c    constant folding of the shape arithmetic exporters emit
  *             (Shape, Gather, Unsqueeze, Concat, Slice, Cast, ...), with the
  *             batch size as a symbolic element
  *   ops.c     the op table: each ONNX op with its opsets and its lowering
- *   lower.c   the lowering of each supported op into IR nodes
- *   load.c    onnx_load_file: model -> inputs -> every unsupported op at once
- *             -> nodes in order (fold or lower) -> outputs
+ *   lower.c   the lowering of the layers (conv, pools, linear, elementwise
+ *             arithmetic, views of whole tensors)
+ *   act.c     the lowering of the activations and of LayerNormalization
+ *   layout.c  the lowering of what moves axes or channels: Transpose to
+ *             channels-last and back, Slice and Split of the channels,
+ *             the channel shuffle, Unsqueeze/Squeeze of a vector
+ *   node.c    what every lowering is made of: its inputs as tensors or
+ *             constants, IR nodes named after the ONNX node, shapes
+ *             inferred, weights bound, outputs defined
+ *   load.c    onnx_load_file: model -> inputs -> patterns -> every
+ *             unsupported op at once -> nodes in order (fold or lower) ->
+ *             outputs
  *
- * Call graph (one way only): load -> patterns, ops -> lower -> fold -> values
- * -> model.
+ * Call graph (one way only): load -> patterns -> products -> match; load
+ * -> ops -> lower, act, layout -> node -> fold -> values -> model.
  *
  * An ONNX tensor computed at run time has the batch as its first dimension;
  * the IR's shapes are per sample, so a [N, C, H, W] tensor is the IR shape
@@ -28,6 +44,14 @@
  * shape arithmetic) are OxConsts: float32 or int64, any rank; an int64
  * element may be the symbolic batch size (Shape of a run-time tensor), so
  * `x.view(x.size(0), -1)` folds to a Reshape to [batch, -1], a flatten.
+ *
+ * Two views of a run-time tensor exist without an IR node of their own:
+ * a Transpose that keeps the batch first gives the same IR node with its
+ * axes permuted (OxValue.perm: torch's permute(0, 2, 3, 1) to channels-last
+ * around ConvNeXt's LayerNorm and Linear layers), read by the elementwise
+ * ops, LayerNormalization and MatMul, until a Transpose back; and a vector
+ * [N, C] unsqueezed to [N, C, 1, 1] (OxValue.vec_ones), read by Mul as a
+ * gate of one value per channel. Every other op takes plain tensors only.
  */
 #ifndef CNNCC_ONNX_INTERNAL_H
 #define CNNCC_ONNX_INTERNAL_H
@@ -64,6 +88,8 @@ typedef struct {
 typedef enum {
   OXV_CONST,  /* known at compile time */
   OXV_TENSOR, /* computed at run time: an IR node, batch first */
+  OXV_FAILED, /* the output of a node that was reported: its readers are
+                 skipped, so one error does not cascade */
 } OxKind;
 
 typedef struct OxValue {
@@ -76,14 +102,27 @@ typedef struct OxValue {
   bool padded;
   int64_t pads[4];
   float pad_value;
-  bool nonneg;                     /* OXV_TENSOR: known >= 0 (a ReLU's output) */
+  bool nonneg; /* OXV_TENSOR: known >= 0 (a ReLU's output) */
+  /* OXV_TENSOR of rank 4: permuted, ONNX axis k of the value is axis
+     perm[k] of the IR node's [N, C, H, W] (perm[0] is always 0: the batch
+     stays first). Not permuted: perm is the identity. */
+  bool permuted;
+  unsigned char perm[4];
+  int vec_ones;                    /* OXV_TENSOR of IR rank 1: its ONNX shape is [N, F] followed
+                                      by this many 1s (an unsqueezed vector) */
   const Onnx__NodeProto *producer; /* NULL: graph input or initializer */
   int uses;                        /* in the uses table only: the count */
 } OxValue;
 
 /* Rank of a run-time tensor with the batch: 4 for [N, C, H, W], 2 for
-   [N, F]. */
+   [N, F] (plus vec_ones). */
 int ox_rank(const OxValue *v);
+/* Its ONNX dims with the batch as 1 (permuted as the value is); returns the
+   rank. */
+int ox_dims(const OxValue *v, int64_t *dims);
+/* The ONNX axis that holds its channels (features): 1, or where perm put
+   them. */
+int ox_channel_axis(const OxValue *v);
 
 /* ------------------------------------------------------------------ context */
 
@@ -182,7 +221,45 @@ bool ox_foldable(const char *op_type);
 /* Evaluates n (every input a constant, but Shape's) into its outputs. */
 bool ox_fold(OxCtx *cx, const Onnx__NodeProto *n);
 
-/* ------------------------------------------------------------------ lower.c */
+/* ------------------------------------------------------------------ node.c */
+
+/* Input k as a run-time tensor of rank `want` (4: [N, C, H, W], 2: [N, F],
+   0: either), plain: not a permuted or unsqueezed view, and not padded
+   unless n is a Conv, a pool or a Pad (which absorb the padding). */
+OxValue *ox_tensor_in(OxCtx *cx, const Onnx__NodeProto *n, int k, int want, bool *ok);
+/* The same for the ops that read a view as it is (the elementwise ops,
+   LayerNormalization, MatMul, Transpose, ...): any rank, permuted or not. */
+OxValue *ox_view_in(OxCtx *cx, const Onnx__NodeProto *n, int k, bool *ok);
+/* Input k as a constant (NULL if absent and optional). */
+OxConst *ox_const_in(OxCtx *cx, const Onnx__NodeProto *n, int k, const char *what, bool optional,
+                     bool *ok);
+/* A new IR node for n, named after it (plus ".suffix"), made unique. */
+Node *ox_node(OxCtx *cx, const Onnx__NodeProto *n, Op op, Node *const *in, int nin,
+              const char *suffix);
+/* The same named `base` (made unique). */
+Node *ox_node_named(OxCtx *cx, Op op, const char *base, Node *const *in, int nin);
+/* Shape inference of x (creating its parameters); its message becomes the
+   ONNX node's. */
+bool ox_infer(OxCtx *cx, Node *x);
+/* "[1, 2, 3]" (in the arena). */
+const char *ox_dims_text(OxCtx *cx, int rank, const int64_t *d);
+/* Copies c into parameter `slot` of x (created by ox_infer), which must
+   have as many values (same_shape: and the same dims); scale multiplies
+   every value. */
+bool ox_bind(OxCtx *cx, Node *x, int slot, const OxConst *c, const char *what, bool same_shape,
+             float scale);
+/* Output k of n is the run-time tensor x, a view as `like` is (its perm and
+   vec_ones; NULL: plain). *made (if not NULL) is its value, NULL when the
+   output is unnamed. false on an error. */
+bool ox_out(OxCtx *cx, const Onnx__NodeProto *n, int k, Node *x, const OxValue *like,
+            OxValue **made);
+/* Output 0 of n is x itself (no node): its copy under the output's name
+   into *made (NULL if unnamed), for the caller to adjust. */
+bool ox_alias(OxCtx *cx, const Onnx__NodeProto *n, const OxValue *x, OxValue **made);
+/* The outputs of n from index k on must be unused. */
+bool ox_no_outputs_from(OxCtx *cx, const Onnx__NodeProto *n, int k, const char *what);
+
+/* ---------------------------------------------------- lower.c, act.c, layout.c */
 
 typedef bool (*OxLowerFn)(OxCtx *cx, const Onnx__NodeProto *n);
 
@@ -196,8 +273,6 @@ bool ox_lower_lrn(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_reduce(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_gemm(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_matmul(OxCtx *cx, const Onnx__NodeProto *n);
-bool ox_lower_relu(OxCtx *cx, const Onnx__NodeProto *n);
-bool ox_lower_clip(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_flatten(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_reshape(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_concat(OxCtx *cx, const Onnx__NodeProto *n);
@@ -208,23 +283,95 @@ bool ox_lower_softmax(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_neg(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_identity(OxCtx *cx, const Onnx__NodeProto *n);
 bool ox_lower_pad(OxCtx *cx, const Onnx__NodeProto *n);
+/* act.c */
+bool ox_lower_relu(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_clip(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_sigmoid(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_hardsigmoid(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_hardswish(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_silu(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_gelu(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_layernorm(OxCtx *cx, const Onnx__NodeProto *n);
+/* layout.c */
+bool ox_lower_transpose(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_slice(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_split(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_unsqueeze(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_squeeze(OxCtx *cx, const Onnx__NodeProto *n);
+bool ox_lower_channel_shuffle(OxCtx *cx, const Onnx__NodeProto *n);
+/* ----------------------------------------------------------------- match.c */
+
+/* The machinery of the patterns: the graph's nodes as the patterns leave
+   them (NULL or removed: gone), who writes each value and how many read
+   it. */
+typedef struct OxPat {
+  OxCtx *cx;
+  const Onnx__NodeProto **nodes; /* cx->nodes */
+  int n;
+  bool *removed;
+  struct OxPatValue *tab;
+  size_t cap;
+} OxPat;
+/* Starts on cx->nodes; ox_pat_end leaves the removed nodes NULL there. */
+void ox_pat_begin(OxPat *p, OxCtx *cx);
+void ox_pat_end(OxPat *p);
+/* The index of the node that writes value `name`, or -1. */
+int ox_pat_producer(const OxPat *p, const char *name);
+/* Node i if it is a live node of op `op` in the default domain, else NULL. */
+const Onnx__NodeProto *ox_pat_node(const OxPat *p, int i, const char *op);
+/* How many inputs of live nodes (and graph outputs) read value `name`. */
+int ox_pat_readers(const OxPat *p, const char *name);
+/* A scalar constant (an initializer or a Constant node's value). */
+bool ox_pat_scalar(const OxPat *p, const char *name, double *v);
+/* Whether every value that the nodes of group[] write, but the anchor's,
+   is read by nodes of the group only, and the group's nodes are distinct. */
+bool ox_pat_closed(const OxPat *p, int anchor, const int *group, int ng);
+/* Replaces group[] (the anchor one of them) by one node of `op` in domain
+   OX_DOMAIN_CNNCC (or the default one if !internal), reading in[] (NULL:
+   an absent optional input), writing the anchor's output, named after its
+   module; the other nodes of the group are removed. */
+Onnx__NodeProto *ox_pat_replace(OxPat *p, int anchor, const int *group, int ng, const char *op,
+                                bool internal, const char *const *in, int nin);
+/* Attributes for the node ox_pat_replace made. */
+void ox_pat_attr_int(OxPat *p, Onnx__NodeProto *x, const char *name, int64_t v);
+void ox_pat_attr_float(OxPat *p, Onnx__NodeProto *x, const char *name, double v);
+void ox_pat_attr_string(OxPat *p, Onnx__NodeProto *x, const char *name, const char *v);
+/* Whether v is within relative 1e-5 of want (an exporter's float32 of a
+   constant such as sqrt(2)). */
+bool ox_pat_near(double v, double want);
 
 /* -------------------------------------------------------------- patterns.c */
 
 /* Replaces the known multi-node patterns in cx->nodes; returns how many. */
 int ox_patterns(OxCtx *cx);
 
+/* -------------------------------------------------------------- products.c */
+
+/* The products (SiLU, hardswish, GELU's erf and tanh forms) anchored at
+   node i (a Mul or a Div), or a HardSigmoid written out (at a Clip); whether
+   one was replaced. */
+bool ox_products(OxPat *p, int i);
+
 /* ------------------------------------------------------------------- ops.c */
+
+/* The domain of the nodes patterns.c and products.c make for what they
+   recognize (Silu, Gelu, ChannelShuffle, ...): ops that ONNX does not have
+   (or not at every opset), read at any opset. */
+#define OX_DOMAIN_CNNCC "cnncc"
 
 typedef struct {
   const char *op_type;
   int since, until; /* opsets of the default domain this row serves */
   OxLowerFn lower;  /* NULL: folded only (all inputs must be constants) */
+  bool internal;    /* a row of domain OX_DOMAIN_CNNCC, any opset */
 } OxOpInfo;
 
 /* The row of op_type at opset, or NULL. */
 const OxOpInfo *ox_op_find(const char *domain, const char *op_type, int64_t opset);
 /* Whether op_type exists in the table at some opset (for messages). */
 bool ox_op_known(const char *op_type);
+/* For an op that cnncc reads only as a piece of a recognized pattern (Erf
+   in GELU, Pow in LayerNorm, ...): which; else NULL. */
+const char *ox_op_part_of(const char *op_type);
 
 #endif

@@ -178,7 +178,30 @@ OxValue *ox_input(OxCtx *cx, const Onnx__NodeProto *n, int k, bool *ok) {
   return v;
 }
 
-int ox_rank(const OxValue *v) { return v->node->shape.rank == 3 ? 4 : 2; }
+int ox_rank(const OxValue *v) { return v->node->shape.rank == 3 ? 4 : 2 + v->vec_ones; }
+
+int ox_dims(const OxValue *v, int64_t *dims) {
+  const Shape *s = &v->node->shape;
+  int r = ox_rank(v);
+  dims[0] = 1;
+  if (s->rank == 3) {
+    int64_t nchw[4] = {1, s->d[0], s->d[1], s->d[2]};
+    for (int k = 0; k < 4; k++)
+      dims[k] = nchw[v->permuted ? v->perm[k] : k];
+  } else {
+    dims[1] = s->d[0];
+    for (int k = 2; k < r; k++)
+      dims[k] = 1;
+  }
+  return r;
+}
+
+int ox_channel_axis(const OxValue *v) {
+  for (int k = 0; v->permuted && k < 4; k++)
+    if (v->perm[k] == 1)
+      return k;
+  return 1;
+}
 
 /* --------------------------------------------------------------- constants */
 

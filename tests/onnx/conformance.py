@@ -62,6 +62,7 @@ OPS = {
     "Div", "Sum", "Mean", "Concat", "Flatten", "Reshape", "Identity", "Dropout", "Pad",
     "Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "ConstantOfShape",
     "Transpose", "Neg", "Sqrt", "Equal", "Where", "Range", "ReduceMean", "ReduceMax",
+    "Sigmoid", "HardSigmoid", "HardSwish", "LayerNormalization", "Split",
 }
 
 # (op, input index) that a compiled network takes as a constant.
@@ -69,6 +70,7 @@ PARAM_INPUTS = {
     "Conv": {1, 2}, "BatchNormalization": {1, 2, 3, 4}, "Gemm": {1, 2}, "MatMul": {1},
     "Clip": {1, 2}, "Pad": {1, 2, 3}, "Reshape": {1}, "Dropout": {1, 2}, "Unsqueeze": {1},
     "Squeeze": {1}, "Slice": {1, 2, 3, 4}, "ConstantOfShape": {0}, "Range": {0, 1, 2},
+    "LayerNormalization": {1, 2}, "Split": {1},
 }
 
 # cnncc's messages for what it does not compile, each a documented limit
@@ -85,14 +87,25 @@ LIMITS = [
     (r"training_mode|spatial=0", "training mode"),
     (r"dilations are not supported for this op", "pooling with dilations"),
     (r"storage_order", "MaxPool storage_order=1"),
-    (r"output 1 \(the indices\)|output \d \(a training statistic\)|the mask\) is used",
-     "a second output (indices, mask, training statistics)"),
+    (r"output 1 \(the indices\)|output \d \(a training statistic\)|the mask\) is used|"
+     r"the inverse standard deviation\) is used",
+     "a second output (indices, mask, training statistics, LayerNormalization's mean)"),
     (r"which cnncc cannot express|cannot reshape", "a reshape other than a flatten"),
     (r"is a constant where cnncc expects a tensor|must be a constant", "constant-only graph"),
-    (r"product of two run-time tensors", "Mul of two run-time tensors"),
+    (r"cnncc multiplies run-time tensors of one shape", "Mul broadcasting other than per channel"),
+    (r"quotient of two run-time tensors", "Div of two run-time tensors"),
     (r"adding a constant of shape|multiplying by a constant of shape",
      "broadcast other than scalar or per channel"),
-    (r"Clip to \[", "Clip to bounds other than [0, inf)"),
+    (r"cnncc compiles Clip with constant bounds", "Clip with bounds computed at run time"),
+    (r"cnncc normalizes over the channels of each pixel only",
+     "LayerNormalization over other axes than the channels"),
+    (r"cnncc slices whole channels|Slice of the features of a vector|cnncc splits the channels",
+     "a Slice or Split of other axes than the channels"),
+    (r"a Transpose that moves the batch axis|cnncc transposes the axes of",
+     "a Transpose of the batch or of a tensor other than [N, C, H, W]"),
+    (r"is a transposed view", "a transposed tensor read by an op that needs [N, C, H, W]"),
+    (r"cnncc unsqueezes a vector|cnncc squeezes \[N, C, 1, 1\]",
+     "an Unsqueeze or Squeeze other than of a vector's trailing ones"),
     (r"Pad mode|padding the batch|negative pads|Pad whose output|padded with|cropping",
      "Pad that does not fold into a conv or pool"),
     (r"auto_pad", "auto_pad"),
