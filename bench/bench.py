@@ -288,7 +288,8 @@ def bench_net(net, args, tools, peak, ort_skip, py):
     """All rows of one network (one per thread count) as dicts."""
     spec = os.path.join(args.specs, f"{net}.yaml")
     base = {"net": net}
-    if not os.path.exists(spec):
+    have_spec = os.path.exists(spec)
+    if not have_spec and "cnncc-onnx" not in args.engines:
         return [dict(base, na="n/a: no spec yet")]
     d = os.path.join(args.work, "data", net)
     logs = os.path.join(args.work, "logs")
@@ -330,11 +331,13 @@ def bench_net(net, args, tools, peak, ort_skip, py):
             peer[e] = "not requested"
     if ort_skip:
         peer["ort"] = ort_skip
+    if not have_spec:  # still benched from its ONNX export (cnncc-onnx)
+        peer.setdefault("cnncc", "n/a (no spec yet)")
 
     # 2. Compile.
     so = os.path.join(d, f"{net}.so")
     compile_info = {}
-    if "cnncc" in args.engines:
+    if "cnncc" not in peer:
         cmd = [args.cnncc, spec, "-o", so]
         if have_prep:
             cmd += ["--weights", os.path.join(d, manifest["weights"])]
@@ -437,8 +440,9 @@ def bench_net(net, args, tools, peak, ort_skip, py):
         for e, rec in row["engines"].items():
             if ref is not None and "out" in rec and os.path.exists(rec["out"]):
                 rec["rel_err"] = rel_err(rec["out"], ref)
-        info = row["engines"].get("cnncc", {}).get("info") or {}
-        row["macs"] = info.get("macs") or summary_macs(args, spec)
+        info = (row["engines"].get("cnncc", {}).get("info")
+                or row["engines"].get("cnncc-onnx", {}).get("info") or {})
+        row["macs"] = info.get("macs") or (summary_macs(args, spec) if have_spec else None)
         rows.append(row)
     row0 = rows[0] if rows else None
     if row0 is not None:
