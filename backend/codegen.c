@@ -333,8 +333,9 @@ static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n, LLVMVal
 }
 
 /* The bytes a layer moves at least, per sample: each distinct input and
-   its output once, and its parameters (the profiler's GB/s: what bounds a
-   depthwise conv or a GEMV is this over the memory bandwidth). */
+   its output once, and its parameters, float32 (cnnrt_layer_bytes: the
+   profiler's GB/s, what bounds a depthwise conv or a GEMV over the memory
+   bandwidth; the trace shows them). */
 static int64_t layer_bytes(const Node *n) {
   int64_t b = shape_numel(&n->shape);
   for (int i = 0; i < n->nin; i++) {
@@ -350,11 +351,11 @@ static int64_t layer_bytes(const Node *n) {
   return 4 * b;
 }
 
-/* The layer table of the profiler: "name\top[/16c]" of layer number
-   `layer`, as a private constant string. */
-static LLVMValueRef layer_name(BeCtx *c, const Node *n, int layer) {
-  char *nm =
-      xasprintf("%s\t%s%s", n->name, ir_ops[n->op].name, n->layout == LAYOUT_NCHW16C ? "/16c" : "");
+/* "name\top\tkernel" (cnnrt.h's cnnrt_layer_names): the op with "/16c" on
+   the blocked layout, and the kernel table's row that runs it. */
+static LLVMValueRef layer_name(BeCtx *c, const Node *n, const KernelImpl *impl, int layer) {
+  char *nm = xasprintf("%s\t%s%s\t%s", n->name, ir_ops[n->op].name,
+                       n->layout == LAYOUT_NCHW16C ? "/16c" : "", impl->name);
   char gname[64];
   snprintf(gname, sizeof gname, "cnnrt.layer.%d", layer);
   LLVMValueRef init = LLVMConstStringInContext(c->ctx, nm, (unsigned)strlen(nm), 0);
@@ -469,7 +470,7 @@ static bool emit_forward(BeCtx *c, Graph *g, const BeChoice *choice, Status *st,
     Node *n = GRAPH_NODE(g, i);
     if (!choice[n->id].impl)
       continue;
-    lnames[nlayers] = layer_name(c, n, nlayers);
+    lnames[nlayers] = layer_name(c, n, choice[n->id].impl, nlayers);
     lflops[nlayers] = be_i64(c, 2 * (int64_t)ir_node_macs(n));
     lbytes[nlayers] = be_i64(c, layer_bytes(n));
     int layer = nlayers++;

@@ -7,6 +7,8 @@
  *                      into Options (every flag's checks and messages)
  *   driver/report.c    what the driver prints itself: --summary, --stats,
  *                      --emit=ir/dot
+ *   driver/header.c    the typed C header of a network (--emit=header,
+ *                      --header FILE)
  *   driver/emit_spec.c --emit=spec: the spec writer's text and the weights
  *                      writer's file, under the same parameter names
  *   driver/progress.c  the one-line status display (progress.h)
@@ -42,6 +44,8 @@ typedef struct {
   const char *passes, *print_after, *target_cpu, *target_features;
   EmitKind emit;
   bool emit_ir, emit_dot, emit_spec;
+  bool emit_header;          /* --emit=header: the typed C header instead of code */
+  const char *header;        /* --header FILE: the header too, beside the output */
   OnnxInputShape shapes[16]; /* --input-shape NAME=CxHxW (ONNX models) */
   int nshapes;
 } Options;
@@ -72,6 +76,12 @@ void report_stats(const Graph *g, int kernels0, int convs0, FILE *out);
 /* --emit=ir or dot to path ("-": stdout); false (reported) if it cannot be
    written. */
 bool report_write_graph(const Graph *g, bool dot, const char *path, Diag *d);
+
+/* ----------------------------------------------------------------- header.c */
+
+/* The typed C header of g (after the passes) to path ("-": stdout),
+   written whole or not at all; false (reported) if it cannot be written. */
+bool header_write(const Graph *g, const char *path, Diag *d);
 
 /* -------------------------------------------------------------- emit_spec.c */
 

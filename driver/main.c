@@ -82,11 +82,11 @@ static void setup_progress(Progress *prog, const Options *o) {
   if (o->quiet || o->verbose || o->print_after ||
       (when && (strcmp(when, "never") == 0 || strcmp(when, "0") == 0)))
     progress_disable(prog);
-  progress_plan(
-      prog, o->summary
-                ? 1
-                : 2 + (o->weights != NULL) +
-                      (o->emit_ir || o->emit_dot || o->emit_spec ? 0 : 4 + (o->emit == EMIT_SO)));
+  progress_plan(prog, o->summary ? 1
+                                 : 2 + (o->weights != NULL) +
+                                       (o->emit_ir || o->emit_dot || o->emit_header || o->emit_spec
+                                            ? 0
+                                            : 4 + (o->emit == EMIT_SO)));
 }
 
 /* An ONNX model: its weights come with it. */
@@ -149,6 +149,16 @@ static int compile(Graph *g, Options *o, Progress *prog, Diag *d) {
   return rc;
 }
 
+/* --header FILE beside a compiled output; if it cannot be written, the
+   output goes too (a failed run leaves nothing behind). */
+static int write_header_too(const Graph *g, const Options *o, Diag *d) {
+  if (!o->header || header_write(g, o->header, d))
+    return 0;
+  if (strcmp(o->output, "-") != 0)
+    remove(o->output);
+  return EXIT_USER;
+}
+
 /* Weights, passes, then the output: the graph itself or the backend's. */
 static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress *prog, Diag *d) {
   if (!bind_weights(g, o, onnx, prog, d))
@@ -164,9 +174,12 @@ static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress 
   progress_done(prog);
   if (o->stats)
     report_stats(g, kernels0, convs0, stderr);
-  if (o->emit_ir || o->emit_dot)
-    return report_write_graph(g, o->emit_dot, o->output, d) ? 0 : EXIT_USER;
-  return compile(g, o, prog, d);
+  if (o->emit_header)
+    return header_write(g, o->output, d) ? 0 : EXIT_USER;
+  int rc = o->emit_ir || o->emit_dot
+               ? (report_write_graph(g, o->emit_dot, o->output, d) ? 0 : EXIT_USER)
+               : compile(g, o, prog, d);
+  return rc == 0 ? write_header_too(g, o, d) : rc;
 }
 
 int main(int argc, char **argv) {
@@ -179,12 +192,12 @@ int main(int argc, char **argv) {
     diag_free(d);
     return rc - 1;
   }
-  /* The passes and the output's directory are checked before any work. */
+  /* The passes and the outputs' directories are checked before any work. */
   char defout[PATH_MAX];
   if (!o.output)
     o.output = options_default_output(&o, defout, sizeof defout);
   if (!options_passes(&o, &po, d) || (strcmp(o.output, "-") != 0 && !output_dir_ok(o.output, d)) ||
-      (o.emit_spec && !emit_spec_check(&o, d))) {
+      (o.header && !output_dir_ok(o.header, d)) || (o.emit_spec && !emit_spec_check(&o, d))) {
     diag_free(d);
     return EXIT_USER;
   }

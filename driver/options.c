@@ -83,22 +83,38 @@ static int opt_print_after(Options *o, const char *v, Diag *d) {
   o->print_after = v;
   return 0;
 }
+static int opt_emit_header(Options *o, const char *v, Diag *d);
 static int opt_emit(Options *o, const char *v, Diag *d) {
-  static const char *const kinds[] = {"ir", "llvm", "asm", "obj", "so", "dot", "spec"};
+  static const char *const kinds[] = {"ir", "llvm", "asm", "obj", "so", "dot", "spec", "header"};
   int k = 0;
-  while (k < 7 && strcmp(v, kinds[k]) != 0)
+  while (k < 8 && strcmp(v, kinds[k]) != 0)
     k++;
-  if (k == 7) {
-    const char *s = diag_suggest(v, kinds, 7);
+  if (k == 8) {
+    const char *s = diag_suggest(v, kinds, 8);
     diag_plain(d, DIAG_ERROR,
-               "unknown --emit kind '%s' (ir, dot, spec, llvm, asm, obj or so)%s%s%s", v,
+               "unknown --emit kind '%s' (ir, dot, spec, header, llvm, asm, obj or so)%s%s%s", v,
                s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
     return EXIT_USER + 1;
   }
+  if (k == 7) /* `--emit header`, the form without '=' */
+    return opt_emit_header(o, v, d);
+  o->emit_header = false; /* the last --emit given wins */
   o->emit_ir = k == 0;
   o->emit_dot = k == 5;
   o->emit_spec = k == 6;
   o->emit = k == 1 ? EMIT_LLVM : k == 2 ? EMIT_ASM : k == 3 ? EMIT_OBJ : EMIT_SO;
+  return 0;
+}
+/* --emit=header: a row of its own (its line in --help), before --emit's,
+   so that it is matched first; `--emit header` comes through opt_emit. */
+static int opt_emit_header(Options *o, const char *v, Diag *d) {
+  o->emit_ir = o->emit_dot = o->emit_spec = false;
+  o->emit = EMIT_SO;
+  o->emit_header = true;
+  return 0;
+}
+static int opt_header(Options *o, const char *v, Diag *d) {
+  o->header = v;
   return 0;
 }
 static int opt_target_cpu(Options *o, const char *v, Diag *d) {
@@ -199,10 +215,16 @@ static const OptionDef options[] = {
      "list the passes and exit"},
     {"--print-after", NULL, true, NULL, opt_print_after, "--print-after=PASS",
      "print the IR after PASS (or 'all') to stderr"},
+    {"--emit=header", NULL, false, NULL, opt_emit_header, "--emit=header",
+     "the typed C header of the network (names, sizes, inline\n"
+     "wrappers over cnn_run; docs/abi.md) instead of code"},
+    {"--header", NULL, true, NULL, opt_header, "--header FILE",
+     "also write the typed C header to FILE (with a .so)"},
     {"--emit", NULL, true, NULL, opt_emit, "--emit=KIND",
      "so (default) | obj | asm | llvm | ir (IR text) | dot (Graphviz;\n"
      "after the passes, or as written with -O0) | spec (the network\n"
-     "as a flat spec, OUT.yaml, with its weights, OUT.safetensors)"},
+     "as a flat spec, OUT.yaml, with its weights, OUT.safetensors)\n"
+     "| header (as --emit=header); the last --emit given counts"},
     {"--target-cpu", NULL, true, NULL, opt_target_cpu, "--target-cpu=CPU",
      "LLVM CPU name (default: this host's), e.g. x86-64-v3"},
     {"--target-features", NULL, true, NULL, opt_target_features, "--target-features=F",
@@ -330,6 +352,9 @@ int options_parse(int argc, char **argv, Options *o, Diag *d) {
   }
   if (!o->spec)
     return bad(d, "no spec file given (usage: cnncc SPEC.yaml -o OUT.so; see --help)%s%s", "", "");
+  if (o->header && o->emit_spec) /* the spec is written before the passes; the header after */
+    return bad(d, "--header goes with a compiled output or --emit=ir/dot, not --emit=spec%s%s", "",
+               "");
   return 0;
 }
 
@@ -378,7 +403,8 @@ bool options_passes(const Options *o, PassOptions *po, Diag *d) {
 const char *options_default_output(const Options *o, char *buf, size_t n) {
   static const char *const exts[] = {
       [EMIT_LLVM] = ".ll", [EMIT_ASM] = ".s", [EMIT_OBJ] = ".o", [EMIT_SO] = ".so"};
-  const char *ext = o->emit_ir     ? ".ir"
+  const char *ext = o->emit_header ? ".h"
+                    : o->emit_ir   ? ".ir"
                     : o->emit_dot  ? ".dot"
                     : o->emit_spec ? ".yaml"
                                    : exts[o->emit];

@@ -63,7 +63,11 @@ int cnn_set_num_threads(cnn_model *m, int n); /* 0 = one per core */
 
 /* mode "on" or "1": time every layer; a per-layer table goes to stderr when
    profiling stops ("off", "0" or NULL; cnn_set_num_threads with another
-   count; cnn_destroy). Another mode is refused (CNN_EINVAL). */
+   count; cnn_destroy). "trace:FILE": one slice per kernel launch and thread
+   into a fixed buffer, written to FILE as Chrome trace-event JSON when
+   tracing stops (another mode, cnn_destroy); FILE is created here ("%p" in
+   it becomes the process id). Another mode, or a FILE that cannot be
+   created, is refused (CNN_EINVAL). */
 int cnn_set_profile(cnn_model *m, const char *mode);
 
 /* on 1 (the default): with T > 1 threads, a batch of at least T samples

@@ -10,6 +10,8 @@
  *                      mapped, arena, settings read once), run, destroy
  *   runtime/threads.c  the thread pool behind cnnrt_parallel_for and
  *                      cnnrt_launch, and the per-layer profiler
+ *   runtime/trace.c    the profile as a Chrome trace-event file
+ *                      (cnn_set_profile(m, "trace:FILE"))
  *
  * The generated object defines (hidden visibility):
  *   cnnrt_info          the cnn_info returned by cnn_get_info()
@@ -59,10 +61,13 @@ CNNRT_HIDDEN void cnnrt_launch(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *const *
 
 /* One entry per kernel launch of cnnrt_forward, in order (generated). */
 extern CNNRT_HIDDEN const int32_t cnnrt_num_layers;
-extern CNNRT_HIDDEN const char *const cnnrt_layer_names[]; /* "name\top" */
-extern CNNRT_HIDDEN const int64_t cnnrt_layer_flops[];     /* per sample */
-extern CNNRT_HIDDEN const int64_t cnnrt_layer_bytes[];     /* per sample: inputs, output,
-                                                              parameters, once each */
+/* "name\top\tkernel": the node's name, its op ("/16c" on NCHW16c) and the
+   kernel that runs it (backend/kernels.c's row: "winograd", "direct16") */
+extern CNNRT_HIDDEN const char *const cnnrt_layer_names[];
+extern CNNRT_HIDDEN const int64_t cnnrt_layer_flops[]; /* per sample */
+/* per sample: the float32 bytes of the output, the distinct inputs and
+   the parameters, what the layer must at least move (the profile's GB/s) */
+extern CNNRT_HIDDEN const int64_t cnnrt_layer_bytes[];
 
 #define CNNRT_BLOB_MAGIC "CNNCCWB1" /* 8 bytes */
 #define CNNRT_BUILD_ID_LEN 32       /* hex digits, NUL-padded to 40 */
@@ -100,9 +105,39 @@ CNNRT_HIDDEN int cnnrt_pool_threads(const cnnrt_ctx *ctx);
    out of memory. Off: prints the table gathered so far to stderr and frees
    the counters. Only between launches, never inside cnn_run. */
 CNNRT_HIDDEN int cnnrt_pool_set_profiling(cnnrt_ctx *ctx, int on);
-/* Nonzero when the pool profiles: cnn_run then keeps every launch on the
-   pool, so that each layer is timed. */
+/* Nonzero when the pool profiles or traces: cnn_run then keeps every
+   launch on the pool, so that each layer is timed. */
 CNNRT_HIDDEN int cnnrt_pool_profiling(const cnnrt_ctx *ctx);
+
+/* trace.c: the slices of a trace:FILE profile, written as Chrome
+   trace-event JSON. A trace belongs to the model (it outlives a pool that
+   cnn_set_num_threads replaces); the pool records into the one it is
+   given. */
+typedef struct cnnrt_trace cnnrt_trace;
+#define CNNRT_TRACE_SLICES 131072 /* the buffer: 48 bytes a slice, 6 MB */
+/* Creates (or truncates) the file at path ("%p" in it becomes the process
+   id) and allocates room for `capacity` slices; NULL with a message in
+   err if either fails. */
+CNNRT_HIDDEN cnnrt_trace *cnnrt_trace_open(const char *path, int64_t capacity, char *err,
+                                           size_t len);
+/* Whether t was opened for this path (as given, before "%p"). */
+CNNRT_HIDDEN int cnnrt_trace_same_file(const cnnrt_trace *t, const char *path);
+/* Now, in ms on the clock of the slices (CLOCK_MONOTONIC). */
+CNNRT_HIDDEN double cnnrt_trace_now(void);
+/* One slice: layer -1 is a cnn_run call (extra: its batch); else a launch
+   of that layer on thread tid (0: the caller; extra: its wait ms), which
+   ran `items` of its n work items. Dropped, and counted, when the buffer
+   is full. Never allocates. NULL t: nothing. */
+CNNRT_HIDDEN void cnnrt_trace_slice(cnnrt_trace *t, double t0, double t1, int32_t layer,
+                                    int32_t tid, int64_t items, int64_t n, double extra);
+/* Writes the file and frees t; -1 (after a line on stderr) if the file
+   could not be written. NULL: nothing. */
+CNNRT_HIDDEN int cnnrt_trace_close(cnnrt_trace *t);
+/* Frees t without writing (its file stays as created). */
+CNNRT_HIDDEN void cnnrt_trace_discard(cnnrt_trace *t);
+/* The trace the pool records into from its next launch (NULL: none).
+   Only between launches. */
+CNNRT_HIDDEN void cnnrt_pool_set_trace(cnnrt_ctx *ctx, cnnrt_trace *t);
 /* A context without threads that splits every launch into the same chunks
    as `pool` and runs them in order on the calling thread (one lane of a
    sample-parallel batch: the same bits as a run on the pool). */

@@ -27,6 +27,11 @@
  * off (or cnn_set_batch_parallel); so does profiling (the per-layer times
  * are the pool's).
  *
+ * Profiling has two forms: the per-layer table on stderr (threads.c) and a
+ * Chrome trace-event file (trace.c). The trace belongs to the model, not
+ * to the pool: it goes on, into one file, when cnn_set_num_threads makes a
+ * new pool, and is written when tracing stops or at cnn_destroy.
+ *
  * The environment (CNN_NUM_THREADS, CNN_PROFILE, CNN_BATCH_PARALLEL) is
  * read in one place, settings_from_env, once per cnn_create: it gives the
  * model's initial settings, which the cnn_set_* functions change later;
@@ -52,10 +57,19 @@
 /* What a host may change on a model: initially from the environment at
    cnn_create, then through the cnn_set_* functions. */
 typedef struct {
-  int threads;         /* 0 = one per core */
-  int profile;         /* a profile_mode: 1 = per-layer times on stderr */
-  bool batch_parallel; /* whole samples per thread in batches */
+  int threads;            /* 0 = one per core */
+  int profile;            /* a profile_mode */
+  const char *trace_path; /* PROFILE_TRACE from the environment: its file
+                             (only during cnn_create) */
+  bool batch_parallel;    /* whole samples per thread in batches */
 } Settings;
+
+/* The profile modes (cnn_set_profile, CNN_PROFILE). */
+enum {
+  PROFILE_OFF,
+  PROFILE_TABLE, /* "on", "1": per-layer times on stderr when it stops */
+  PROFILE_TRACE, /* "trace:FILE": Chrome trace-event JSON (trace.c) */
+};
 
 struct cnn_model {
   Settings settings;
@@ -65,6 +79,7 @@ struct cnn_model {
   const float *weights; /* blob data */
   float *arena;
   cnnrt_ctx *pool;
+  cnnrt_trace *trace; /* PROFILE_TRACE: the slices so far, and the file */
   const float **in_ptrs;
   float **out_ptrs;
   /* Lanes for sample parallelism: lane 0 is arena/in_ptrs/out_ptrs above,
@@ -91,9 +106,16 @@ static int parse_switch(const char *s) {
   return -1;
 }
 
-/* The profile modes: NULL, "0", "off": 0; "1", "on": 1; else -1. Later
-   modes (a trace file, say) get their own numbers here. */
-static int profile_mode(const char *mode) { return mode ? parse_switch(mode) : 0; }
+/* The profile mode of a string: NULL, "0", "off": PROFILE_OFF; "1", "on":
+   PROFILE_TABLE; "trace:FILE" with a FILE: PROFILE_TRACE; else -1. */
+static int profile_mode(const char *mode) {
+  if (!mode)
+    return PROFILE_OFF;
+  if (strncmp(mode, "trace:", 6) == 0)
+    return mode[6] ? PROFILE_TRACE : -1;
+  int on = parse_switch(mode);
+  return on < 0 ? -1 : on ? PROFILE_TABLE : PROFILE_OFF;
+}
 
 /* The environment's settings, read once per cnn_create; an unset variable
    or a value that is not valid leaves the default. */
@@ -110,6 +132,8 @@ static Settings settings_from_env(void) {
   int on = s ? profile_mode(s) : -1;
   if (on >= 0)
     st.profile = on;
+  if (on == PROFILE_TRACE)
+    st.trace_path = s + 6;
   s = getenv("CNN_BATCH_PARALLEL");
   on = s ? parse_switch(s) : -1;
   if (on >= 0)
@@ -284,6 +308,7 @@ CNN_EXPORT void cnn_destroy(cnn_model *m) {
     return;
   free_lanes(m);
   cnnrt_pool_destroy(m->pool);
+  cnnrt_trace_close(m->trace); /* writes the file */
   if (m->map)
     munmap(m->map, m->map_len);
   free(m->arena);
@@ -292,6 +317,21 @@ CNN_EXPORT void cnn_destroy(cnn_model *m) {
   free(m->in_numel);
   free(m->out_numel);
   free(m);
+}
+
+/* CNN_PROFILE=trace:FILE: a file that cannot be written leaves the model
+   without a profile, with a line on stderr (the variable's other bad
+   values are ignored silently, but this one names a file the user wants). */
+static void start_trace_from_env(cnn_model *m) {
+  char e[320];
+  m->trace = cnnrt_trace_open(m->settings.trace_path, CNNRT_TRACE_SLICES, e, sizeof e);
+  m->settings.trace_path = NULL;
+  if (!m->trace) {
+    fprintf(stderr, "cnn: CNN_PROFILE: %s; not tracing\n", e);
+    m->settings.profile = PROFILE_OFF;
+    return;
+  }
+  cnnrt_pool_set_trace(m->pool, m->trace);
 }
 
 CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err_len) {
@@ -348,10 +388,12 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err
     set_err(err, err_len, "cannot create the thread pool");
     goto fail;
   }
-  if (m->settings.profile && cnnrt_pool_set_profiling(m->pool, 1) != 0) {
+  if (m->settings.profile == PROFILE_TABLE && cnnrt_pool_set_profiling(m->pool, 1) != 0) {
     set_err(err, err_len, "cannot allocate the profile counters");
     goto fail;
   }
+  if (m->settings.profile == PROFILE_TRACE)
+    start_trace_from_env(m);
   make_lanes(m);
   return m;
 
@@ -407,6 +449,7 @@ CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
       return CNN_EINVAL;
     }
   m->err[0] = 0;
+  double t_run = m->trace ? cnnrt_trace_now() : 0;
   int64_t s = 0;
   int T = m->nlanes;
   if (T > 1 && batch >= T && !cnnrt_pool_profiling(m->pool)) {
@@ -421,6 +464,8 @@ CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
   }
   for (; s < batch; s++)
     run_sample(m, m->pool, m->arena, m->in_ptrs, m->out_ptrs, s, inputs, outputs);
+  if (m->trace)
+    cnnrt_trace_slice(m->trace, t_run, cnnrt_trace_now(), -1, 0, 0, 0, (double)batch);
   return CNN_OK;
 }
 
@@ -435,7 +480,7 @@ CNN_EXPORT int cnn_set_num_threads(cnn_model *m, int n) {
   int t = n ? n : cnnrt_cores();
   if (t != cnnrt_pool_threads(m->pool)) {
     cnnrt_ctx *p = cnnrt_pool_create(t);
-    if (p && m->settings.profile && cnnrt_pool_set_profiling(p, 1) != 0) {
+    if (p && m->settings.profile == PROFILE_TABLE && cnnrt_pool_set_profiling(p, 1) != 0) {
       cnnrt_pool_destroy(p);
       p = NULL;
     }
@@ -445,26 +490,64 @@ CNN_EXPORT int cnn_set_num_threads(cnn_model *m, int n) {
     }
     cnnrt_pool_destroy(m->pool); /* prints its profile */
     m->pool = p;
+    cnnrt_pool_set_trace(p, m->trace); /* the trace goes on, in one file */
     make_lanes(m);
   }
   m->settings.threads = n;
   return CNN_OK;
 }
 
+/* Ends the trace, if any: its file is written. */
+static void stop_trace(cnn_model *m) {
+  cnnrt_pool_set_trace(m->pool, NULL);
+  cnnrt_trace_close(m->trace);
+  m->trace = NULL;
+}
+
+/* "trace:FILE": the same file again goes on recording; another starts a
+   new trace (the old one's file is written), and the table, if it was
+   on, is printed. The file is created here, so a path that cannot be
+   written is refused at once, changing nothing. */
+static int set_trace(cnn_model *m, const char *path) {
+  if (m->trace && cnnrt_trace_same_file(m->trace, path))
+    return CNN_OK;
+  char e[320];
+  cnnrt_trace *t = cnnrt_trace_open(path, CNNRT_TRACE_SLICES, e, sizeof e);
+  if (!t) {
+    set_err(m->err, sizeof m->err, "cnn_set_profile: %s", e);
+    return strstr(e, "out of memory") ? CNN_ENOMEM : CNN_EINVAL;
+  }
+  cnnrt_pool_set_profiling(m->pool, 0); /* the table, if it was on */
+  stop_trace(m);
+  m->trace = t;
+  cnnrt_pool_set_trace(m->pool, t);
+  return CNN_OK;
+}
+
 CNN_EXPORT int cnn_set_profile(cnn_model *m, const char *mode) {
   if (!m)
     return CNN_ESTATE;
-  int on = profile_mode(mode);
-  if (on < 0) {
+  int pm = profile_mode(mode);
+  if (pm < 0) {
     set_err(m->err, sizeof m->err,
-            "cnn_set_profile: unknown mode '%s' (use \"on\" or \"1\", \"off\" or \"0\")", mode);
+            "cnn_set_profile: unknown mode '%s' (use \"on\" or \"1\", \"off\" or \"0\", "
+            "\"trace:FILE\")",
+            mode);
     return CNN_EINVAL;
   }
-  if (cnnrt_pool_set_profiling(m->pool, on) != 0) {
-    set_err(m->err, sizeof m->err, "cnn_set_profile: out of memory for the profile counters");
-    return CNN_ENOMEM;
+  if (pm == PROFILE_TRACE) {
+    int rc = set_trace(m, mode + 6);
+    if (rc != CNN_OK)
+      return rc;
+  } else {
+    /* "on" while on goes on counting; the trace, if any, is written */
+    if (cnnrt_pool_set_profiling(m->pool, pm == PROFILE_TABLE) != 0) {
+      set_err(m->err, sizeof m->err, "cnn_set_profile: out of memory for the profile counters");
+      return CNN_ENOMEM;
+    }
+    stop_trace(m);
   }
-  m->settings.profile = on;
+  m->settings.profile = pm;
   return CNN_OK;
 }
 

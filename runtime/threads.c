@@ -62,6 +62,11 @@ typedef struct {
   cnnrt_ctx *ctx;
   int index;
   double lag_ms; /* profiling: launch to this worker's first claim, or -1 */
+  /* tracing: this launch's items run by this worker (0: none yet), from
+     t_first (its first chunk began) to t_end (its last one ended); read by
+     the caller once the launch is done (trace.c) */
+  int64_t items;
+  double t_first, t_end;
 } Worker;
 
 struct cnnrt_ctx {
@@ -71,7 +76,8 @@ struct cnnrt_ctx {
   double *prof_wait; /* caller's wait for the other threads after its own chunks */
   double *prof_lag;  /* launch to the first worker's first claim (mean of workers) */
   int64_t *prof_calls;
-  double t_launch; /* profiling: when the current job was published */
+  double t_launch;    /* profiling: when the current job was published */
+  cnnrt_trace *trace; /* the model's trace (trace:FILE), or NULL */
   pthread_t *threads;
   Worker *workers;
   pthread_mutex_t mu;
@@ -123,9 +129,10 @@ static void run_serial(int nchunks, cnnrt_kernel_fn fn, void *const *ptrs, int64
 /* Claims and runs chunks until none is left. Chunk i is always the same
    range, whoever runs it, so results do not depend on the schedule; a
    worker that wakes late (descheduled on a busy machine) simply finds
-   the work done by the others. */
-static void run_chunks(cnnrt_ctx *c, Worker *w) {
+   the work done by the others. Returns the items this thread ran. */
+static int64_t run_chunks(cnnrt_ctx *c, Worker *w) {
   int t = c->nchunks, T = c->nthreads, self = w ? w->index : 0;
+  int64_t mine = 0;
   for (int k = 0; k < T;) {
     int j = (self + k) % T, end = (int)((int64_t)t * (j + 1) / T);
     int i = atomic_fetch_add_explicit(&c->next[j].v, 1, memory_order_acq_rel);
@@ -137,14 +144,23 @@ static void run_chunks(cnnrt_ctx *c, Worker *w) {
       w->lag_ms = now_ms() - c->t_launch;
     int64_t n = c->n;
     int64_t lo = n * i / t, hi = n * (i + 1) / t;
+    bool timed = w && c->trace && lo < hi;
+    if (timed && w->items == 0)
+      w->t_first = now_ms();
     if (lo < hi)
       c->fn(c->ptrs, lo, hi);
+    mine += hi - lo;
+    if (timed) { /* before the chunk is counted done: the caller reads these then */
+      w->t_end = now_ms();
+      w->items += hi - lo;
+    }
     if (atomic_fetch_add_explicit(&c->done, 1, memory_order_acq_rel) == t - 1) {
       pthread_mutex_lock(&c->mu);
       pthread_cond_signal(&c->done_cv);
       pthread_mutex_unlock(&c->mu);
     }
   }
+  return mine;
 }
 
 static void *worker_main(void *arg) {
@@ -170,18 +186,23 @@ static void *worker_main(void *arg) {
   }
 }
 
-/* *wait_ms (profiling only): the caller's wait for the others. */
+/* *wait_ms (profiling or tracing only): the caller's wait for the others;
+ *mine: the items the caller ran itself. */
 static void parallel_for(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n,
-                         double *wait_ms) {
+                         double *wait_ms, int64_t *mine) {
   if (n <= 0)
     return;
   if (!c || c->nthreads <= 1 || n == 1) {
     run_serial(c ? c->nchunks : CNNRT_CHUNKS, fn, ptrs, n);
+    if (mine)
+      *mine = n;
     return;
   }
   if (wait_ms) {
-    for (int i = 1; i < c->nthreads; i++)
+    for (int i = 1; i < c->nthreads; i++) {
       c->workers[i].lag_ms = -1;
+      c->workers[i].items = 0;
+    }
     c->t_launch = now_ms();
   }
   /* The previous launch has fully finished (done == nthreads), so no
@@ -198,7 +219,9 @@ static void parallel_for(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, in
   pthread_cond_broadcast(&c->wake);
   pthread_mutex_unlock(&c->mu);
 
-  run_chunks(c, NULL);
+  int64_t own = run_chunks(c, NULL);
+  if (mine)
+    *mine = own;
 
   int t = c->nchunks;
   double t0 = wait_ms ? now_ms() : 0;
@@ -217,7 +240,7 @@ out:
 }
 
 void cnnrt_parallel_for(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n) {
-  parallel_for(c, fn, ptrs, n, NULL);
+  parallel_for(c, fn, ptrs, n, NULL, NULL);
 }
 
 static double now_ms(void) {
@@ -226,14 +249,33 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* The launch's slices: the caller's, from the launch to the end, and one
+   per worker that ran a chunk (the spans it noted in run_chunks). */
+static void trace_launch(cnnrt_ctx *c, double t0, double t1, int32_t layer, int64_t n, int64_t mine,
+                         double wait) {
+  cnnrt_trace_slice(c->trace, t0, t1, layer, 0, mine, n, wait);
+  if (c->nthreads <= 1 || n <= 1)
+    return;
+  for (int i = 1; i < c->nthreads; i++) {
+    const Worker *w = &c->workers[i];
+    if (w->items > 0)
+      cnnrt_trace_slice(c->trace, w->t_first, w->t_end, layer, i, w->items, n, 0);
+  }
+}
+
 void cnnrt_launch(cnnrt_ctx *c, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n, int32_t layer) {
-  if (!c || !c->prof_ms || layer < 0 || layer >= cnnrt_num_layers) {
+  if (!c || (!c->prof_ms && !c->trace) || layer < 0 || layer >= cnnrt_num_layers) {
     cnnrt_parallel_for(c, fn, ptrs, n);
     return;
   }
   double t0 = now_ms(), wait = 0;
-  parallel_for(c, fn, ptrs, n, &wait);
-  double dt = now_ms() - t0;
+  int64_t mine = 0;
+  parallel_for(c, fn, ptrs, n, &wait, &mine);
+  double t1 = now_ms(), dt = t1 - t0;
+  if (c->trace)
+    trace_launch(c, t0, t1, layer, n, mine, wait);
+  if (!c->prof_ms)
+    return;
   c->prof_ms[layer] += dt;
   c->prof_wait[layer] += wait;
   if (c->nthreads > 1 && n > 1) {
@@ -261,15 +303,19 @@ static void print_profile(const cnnrt_ctx *c) {
   fprintf(stderr, "cnn profile: %s, %d thread%s, %lld sample run%s (ms per sample)\n",
           cnnrt_info.name, c->nthreads, c->nthreads == 1 ? "" : "s", (long long)runs,
           runs == 1 ? "" : "s");
-  fprintf(stderr, "%4s  %-44s %-22s %9s %6s %9s %9s %7s %8s %8s\n", "#", "layer", "op", "ms(mean)",
-          "%", "ms(min)", "GFLOP/s", "GB/s", "wait", "lag");
+  fprintf(stderr, "%4s  %-44s %-14s %-9s %9s %6s %9s %9s %7s %8s %8s\n", "#", "layer", "op",
+          "kernel", "ms(mean)", "%", "ms(min)", "GFLOP/s", "GB/s", "wait", "lag");
   for (int i = 0; i < nl; i++) {
     total += c->prof_ms[i] / (double)runs;
     tmin += c->prof_min[i];
   }
   for (int i = 0; i < nl; i++) {
+    /* "name\top\tkernel" */
     const char *nm = cnnrt_layer_names[i], *tab = strchr(nm, '\t');
+    const char *op = tab ? tab + 1 : "", *tab2 = strchr(op, '\t');
+    const char *kernel = tab2 ? tab2 + 1 : "";
     int nlen = tab ? (int)(tab - nm) : (int)strlen(nm);
+    int oplen = tab2 ? (int)(tab2 - op) : (int)strlen(op);
     double ms = c->prof_ms[i] / (double)runs, mn = c->prof_min[i];
     double gf = mn > 0 ? (double)cnnrt_layer_flops[i] / (mn * 1e6) : 0;
     double gb = mn > 0 ? (double)cnnrt_layer_bytes[i] / (mn * 1e6) : 0;
@@ -277,11 +323,11 @@ static void print_profile(const cnnrt_ctx *c) {
     tbytes += (double)cnnrt_layer_bytes[i];
     double wt = c->prof_wait[i] / (double)runs, lg = c->prof_lag[i] / (double)runs;
     twait += wt, tlag += lg;
-    fprintf(stderr, "%4d  %-44.*s %-22s %9.3f %6.1f %9.3f %9.1f %7.1f %8.3f %8.3f\n", i,
-            nlen > 44 ? 44 : nlen, nm, tab ? tab + 1 : "", ms, total > 0 ? 100 * ms / total : 0, mn,
+    fprintf(stderr, "%4d  %-44.*s %-14.*s %-9s %9.3f %6.1f %9.3f %9.1f %7.1f %8.3f %8.3f\n", i,
+            nlen > 44 ? 44 : nlen, nm, oplen, op, kernel, ms, total > 0 ? 100 * ms / total : 0, mn,
             gf, gb, wt, lg);
   }
-  fprintf(stderr, "      %-44s %-22s %9.3f %6s %9.3f %9.1f %7.1f %8.3f %8.3f\n", "total", "", total,
+  fprintf(stderr, "      %-44s %-24s %9.3f %6s %9.3f %9.1f %7.1f %8.3f %8.3f\n", "total", "", total,
           "", tmin, tmin > 0 ? tflop / (tmin * 1e6) : 0, tmin > 0 ? tbytes / (tmin * 1e6) : 0,
           twait, tlag);
   if (c->nthreads > 1)
@@ -302,7 +348,12 @@ int cnnrt_cores(void) {
 
 int cnnrt_pool_threads(const cnnrt_ctx *c) { return c ? c->nthreads : 1; }
 
-int cnnrt_pool_profiling(const cnnrt_ctx *c) { return c && c->prof_ms; }
+int cnnrt_pool_profiling(const cnnrt_ctx *c) { return c && (c->prof_ms || c->trace); }
+
+void cnnrt_pool_set_trace(cnnrt_ctx *c, cnnrt_trace *t) {
+  if (c)
+    c->trace = t;
+}
 
 static void free_profile(cnnrt_ctx *c) {
   free(c->prof_ms);

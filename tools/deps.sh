@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything cnncc needs to build, test and compare with PyTorch
-# (plus scikit-learn for the digits demo and Graphviz to draw graphs),
+# (plus scikit-learn for the digits demo, Graphviz to draw graphs and
+# dask.distributed for examples/batch_dask.py),
 # from Debian 12's packages. Skips apt-get when all are already installed.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       llvm-19-dev libyaml-dev libjansson-dev libcriterion-dev
       libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata python3-onnx
       python3 python3-numpy python3-torch python3-torchvision
-      python3-sklearn graphviz
+      python3-sklearn graphviz python3-distributed
       clang-19 libclang-rt-19-dev clang-format-19 valgrind)
 missing=()
 for p in "${PKGS[@]}"; do

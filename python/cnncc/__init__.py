@@ -1,172 +1,82 @@
-"""cnncc: load a network compiled by cnncc and run it from Python.
+"""cnncc: compile networks with cnncc and run them from Python.
 
     import cnncc
+    cnncc.compile("examples/resnet50.yaml", "resnet50.so", weights="r50.safetensors")
     m = cnncc.load("resnet50.so", threads=2)
-    print(m.info)                 # names, shapes, parameters, MACs, compiler
+    print(m.info)                 # names, shapes, parameters, MACs, arena, compiler
     y = m(x)                      # x: float32 [N, 3, 224, 224]; y: [N, 1000]
     ys = m.run({"image": x})      # every output, by name
 
-Pure Python: the standard library's ctypes and numpy. The shared object
-exports the C ABI of runtime/cnn.h (docs/abi.md).
+    cnncc.save_safetensors(model.state_dict(), "net.safetensors")   # PyTorch -> cnncc --weights
+    cnncc.from_torch(model, torch.zeros(1, 3, 224, 224), "net.so")  # PyTorch -> ONNX -> .so
 
-Inputs: numpy arrays of the input's shape with any batch size N. A
-C-contiguous float32 array is passed to the network without a copy;
-anything else (another dtype, a non-contiguous view) is converted once.
-A wrong rank or shape raises ValueError naming the input and the shape
-it needs. NaN and Inf values are computed through as IEEE arithmetic
-says; nothing checks for them.
+Pure Python: the standard library's ctypes and numpy (torch only for
+from_torch). A compiled .so exports the C ABI of runtime/cnn.h
+(docs/abi.md); this module calls it.
 
-Threads: a Model may be used by one Python thread at a time (the ABI's
-rule for one cnn_model; calls into it release the GIL); load the same .so
-again for another thread, or guard the model with a lock. Several models,
-of the same or different networks, work side by side.
+The API
+    load(path, threads=None, weights=None) -> Model
+        threads: cnn_set_num_threads (None: $CNN_NUM_THREADS, else one per
+        core); weights: the .weights file of a .so compiled with
+        --external-weights.
+    Model.info          dict: name, inputs and outputs ([{"name", "shape"}],
+                        shape with 1 for the batch), num_params, macs,
+                        weight_bytes, arena_bytes, compiler, abi_version, path
+    Model(x, ...)       the first output for inputs in info order (a tuple if
+                        there are several outputs)
+    Model.run(inputs, out=None)
+                        inputs: dict by name or list; returns a dict by
+                        output name; out: arrays to write the outputs into
+    Model.set_threads(n), Model.profile(mode), Model.batch_parallel(on)
+                        cnn_set_num_threads, cnn_set_profile ("on", "off",
+                        "trace:FILE"), cnn_set_batch_parallel
+    Model.close(), `with cnncc.load(...) as m:`
+    compile(src, out, weights=None, opt=2, cnncc=None, **flags) -> out
+        runs the cnncc executable; flags are its options as keywords
+        (header="net.h", target_cpu="x86-64-v3", external_weights=True, ...)
+    save_safetensors(state_dict, path, metadata=None) -> path
+    load_safetensors(path) -> dict of numpy arrays
+    from_torch(module, example_input, out, opset=13, ...) -> out
+    find_cnncc(cnncc=None) -> the path of the compiler compile() runs
+    CnnError, CompileError, UnsupportedOpsError (.ops), CompileWarning
+
+Inputs are numpy arrays (or anything numpy.asarray takes) of the input's
+shape with any batch size N, the same N for all inputs. A C-contiguous
+native float32 array is passed to the network as it is, without a copy;
+anything else (float64, integers, a non-contiguous view, big-endian) is
+converted to float32 once. A wrong rank or shape, a batch that differs
+between inputs, or a dtype that is not a number (complex, object,
+strings) raises ValueError naming the input and the shape it needs. NaN
+and Inf are computed through as IEEE arithmetic says; nothing checks for
+them. Outputs are new float32 arrays unless out= gives them. N = 0 gives
+empty outputs. Errors the network reports raise CnnError with its
+cnn_last_error message.
+
+Threads. The ABI lets one thread at a time use a model (runtime/cnn.h:
+"one cnn_model may be used by one thread at a time; distinct models are
+independent"); later runtimes may lift that. A Model therefore holds a
+lock around every call into it: two Python threads that share one Model
+take turns, safely, and the calls release the GIL, so other Python
+threads go on meanwhile. For two inferences at once, give each thread a
+Model of its own (cnncc.load the same path again: the library is mapped
+once, and each Model is its own cnn_model, with its own thread pool and
+activation arena); they run in parallel. A model's
+own thread pool already uses every core by default: with T Python threads
+each running a Model, give each threads=cores // T (workers x threads <=
+cores; docs/deploy.md). Several models of the same or different networks
+work side by side in one process.
+
+Where the compiler comes from (compile, from_torch): cnncc=PATH, $CNNCC,
+the cnncc this package was installed with (cmake --install puts both
+under one prefix), the build tree's (build/python is this package wired
+to build/cnncc), or cnncc on $PATH.
 """
-import ctypes
-import os
+from ._compile import CompileError, CompileWarning, UnsupportedOpsError, compile, find_cnncc
+from ._model import CnnError, Model, load
+from ._safetensors import load_safetensors, save_safetensors
+from ._torch import from_torch
 
-import numpy as np
-
-__all__ = ["load", "Model", "CnnError"]
-
-CNN_ABI_VERSION = 1
-
-
-class CnnError(RuntimeError):
-    """An error reported by a compiled network (cnn_last_error)."""
-
-
-class _TensorDesc(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char_p), ("rank", ctypes.c_int32),
-                ("dims", ctypes.c_int64 * 8)]
-
-
-class _Info(ctypes.Structure):
-    _fields_ = [("abi_version", ctypes.c_uint32), ("name", ctypes.c_char_p),
-                ("num_inputs", ctypes.c_int32), ("num_outputs", ctypes.c_int32),
-                ("inputs", ctypes.POINTER(_TensorDesc)),
-                ("outputs", ctypes.POINTER(_TensorDesc)),
-                ("num_params", ctypes.c_uint64), ("macs", ctypes.c_uint64),
-                ("weight_bytes", ctypes.c_uint64), ("arena_bytes", ctypes.c_uint64),
-                ("compiler", ctypes.c_char_p)]
-
-
-def _descs(p, n):
-    out = []
-    for i in range(n):
-        d = p[i]
-        out.append({"name": d.name.decode(), "shape": tuple(d.dims[k] for k in range(d.rank))})
-    return out
-
-
-class Model:
-    """A loaded network: m(x), m.run(inputs), m.info; close() or `with`."""
-
-    def __init__(self, path, threads=None, weights=None):
-        self._lib = ctypes.CDLL(os.path.abspath(path), mode=ctypes.RTLD_LOCAL)
-        lib = self._lib
-        lib.cnn_get_info.restype = ctypes.POINTER(_Info)
-        lib.cnn_create.restype = ctypes.c_void_p
-        lib.cnn_create.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
-        lib.cnn_run.restype = ctypes.c_int
-        lib.cnn_run.argtypes = [ctypes.c_void_p, ctypes.c_int64,
-                                ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
-        lib.cnn_set_num_threads.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        lib.cnn_last_error.restype = ctypes.c_char_p
-        lib.cnn_last_error.argtypes = [ctypes.c_void_p]
-        lib.cnn_destroy.argtypes = [ctypes.c_void_p]
-        info = lib.cnn_get_info().contents
-        if info.abi_version != CNN_ABI_VERSION:
-            raise CnnError(f"{path}: ABI version {info.abi_version}, this module reads "
-                           f"{CNN_ABI_VERSION}")
-        self._inputs = _descs(info.inputs, info.num_inputs)
-        self._outputs = _descs(info.outputs, info.num_outputs)
-        self.info = {
-            "name": info.name.decode(),
-            "inputs": self._inputs,
-            "outputs": self._outputs,
-            "num_params": info.num_params,
-            "macs": info.macs,
-            "weight_bytes": info.weight_bytes,
-            "arena_bytes": info.arena_bytes,
-            "compiler": info.compiler.decode(),
-        }
-        err = ctypes.create_string_buffer(512)
-        w = os.fsencode(weights) if weights else None
-        self._m = lib.cnn_create(w, err, len(err))
-        if not self._m:
-            raise CnnError(f"{path}: {err.value.decode()}")
-        if threads is not None:
-            self._check(lib.cnn_set_num_threads(self._m, int(threads)))
-
-    def _check(self, rc):
-        if rc != 0:
-            raise CnnError(self._lib.cnn_last_error(self._m).decode())
-
-    def close(self):
-        if getattr(self, "_m", None):
-            self._lib.cnn_destroy(self._m)
-            self._m = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
-    def _input_array(self, desc, x, batch):
-        a = np.asarray(x)
-        want = desc["shape"][1:]
-        if a.ndim != len(desc["shape"]):
-            raise ValueError(f"input '{desc['name']}' needs rank {len(desc['shape'])} "
-                             f"[N, {', '.join(map(str, want))}], got shape {a.shape}")
-        if tuple(a.shape[1:]) != tuple(want):
-            raise ValueError(f"input '{desc['name']}' needs shape [N, {', '.join(map(str, want))}]"
-                             f", got {a.shape}")
-        if batch is not None and a.shape[0] != batch:
-            raise ValueError(f"input '{desc['name']}' has batch {a.shape[0]}, another input has "
-                             f"{batch}")
-        if a.dtype.kind not in "fiub":
-            raise ValueError(f"input '{desc['name']}' has dtype {a.dtype}; numbers are needed")
-        return np.ascontiguousarray(a, dtype=np.float32)
-
-    def run(self, inputs):
-        """Runs the network; inputs: a dict by input name, or a list in the
-        order of info['inputs']. Returns a dict of outputs by name."""
-        if self._m is None:
-            raise CnnError("the model is closed")
-        if isinstance(inputs, dict):
-            names = [d["name"] for d in self._inputs]
-            extra = set(inputs) - set(names)
-            if extra:
-                raise ValueError(f"unknown input(s) {sorted(extra)}; the inputs are {names}")
-            missing = [n for n in names if n not in inputs]
-            if missing:
-                raise ValueError(f"missing input(s) {missing}")
-            inputs = [inputs[n] for n in names]
-        if len(inputs) != len(self._inputs):
-            raise ValueError(f"the network takes {len(self._inputs)} input(s), got {len(inputs)}")
-        arrays, batch = [], None
-        for d, x in zip(self._inputs, inputs):
-            a = self._input_array(d, x, batch)
-            batch = a.shape[0]
-            arrays.append(a)
-        outs = [np.empty((batch,) + tuple(d["shape"][1:]), dtype=np.float32) for d in self._outputs]
-        ip = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
-        op = (ctypes.c_void_p * len(outs))(*[o.ctypes.data for o in outs])
-        self._check(self._lib.cnn_run(self._m, batch, ip, op))
-        return {d["name"]: o for d, o in zip(self._outputs, outs)}
-
-    def __call__(self, *inputs):
-        """m(x) or m(x1, x2): the first output (a tuple of all if several)."""
-        outs = list(self.run(list(inputs)).values())
-        return outs[0] if len(outs) == 1 else tuple(outs)
-
-
-def load(path, threads=None, weights=None):
-    """Loads a .so made by cnncc. threads: cnn_set_num_threads (None: the
-    default, CNN_NUM_THREADS or one per core); weights: the external weights
-    file of a .so compiled with --external-weights."""
-    return Model(path, threads=threads, weights=weights)
+__all__ = ["load", "Model", "CnnError", "compile", "find_cnncc", "CompileError",
+           "UnsupportedOpsError", "CompileWarning", "save_safetensors", "load_safetensors",
+           "from_torch"]
+__version__ = "0.1.0"

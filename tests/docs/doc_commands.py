@@ -19,9 +19,11 @@ fails here (label unit, instant).
 
 --run (the ctest docs_commands, a few minutes): WORK gets symlinks build ->
 BUILD and examples, bench, tools, tests -> SRC's, and an out/ directory, so the commands
-run as written from the repository root; `cnncc` on PATH is BUILD/cnncc. The
+run as written from the repository root; `cnncc` on PATH is BUILD/cnncc and
+`import cnncc` is BUILD/python's (as after tools/setup.sh). The
 weights files they name are made with make_weights_for.py (random values of
-the right names and shapes). Every cnncc command (not a synopsis) is run
+the right names and shapes). Every cnncc command (not a synopsis), and the
+others that RUN_AS_WRITTEN lists, is run
 with bash -o pipefail and must exit 0; when the block shows the command as
 "$ cnncc ..." followed by its output, those output lines must appear, in
 order, in what it printed. Synopses are run in the REDUCED forms below, and
@@ -34,7 +36,13 @@ import subprocess
 import sys
 
 PREFIXES = ("cnncc ", "build/", "tools/", "bench/", "cmake ", "ctest ", "/usr/bin/python3 ",
-            "python3 ", "CNNCC_BUILD=", "ls ", ".ci/", "dot ", "pkg-config ", "sudo ")
+            "python3 ", "CNNCC_BUILD=", "CNN_PROFILE=", "ls ", ".ci/", "dot ", "pkg-config ",
+            "sudo ")
+# Run by --run as written (besides cnncc's): the Python module's one-liners
+# and examples that need nothing but what the commands before them made.
+RUN_AS_WRITTEN = ("cnncc ", "build/cnncc ", "build/cnn_host ",
+                  "/usr/bin/python3 examples/export_onnx.py ", "/usr/bin/python3 -c ",
+                  "/usr/bin/python3 examples/batch_dask.py ")
 FENCE_LANGS = ("", "sh", "bash", "shell", "console")
 
 # Synopses and commands too long for a test, run in a reduced form here:
@@ -67,6 +75,13 @@ REDUCED = {
         ["ctest --test-dir build -N -L e2e | grep -E 'e2e_resnet50$'"],
     "ctest --test-dir build -L zoo-quick -j2":
         ["ctest --test-dir build -N -L zoo-quick | grep -E 'e2e_lenet5$'"],
+    "CNN_PROFILE=trace:out/resnet50-trace.json CNN_NUM_THREADS=2 build/cnn_host out/resnet50.so "
+    "--runs 3":
+        ["CNN_PROFILE=trace:out/lenet5-trace.json CNN_NUM_THREADS=2 build/cnn_host out/lenet5.so "
+         "--runs 3",
+         ("/usr/bin/python3 -c \"import json; t = json.load(open('out/lenet5-trace.json')); "
+          "print(sum(e['name'] == 'cnn_run' for e in t['traceEvents']), 'runs traced')\"",
+          r"^4 runs traced$")],
 }
 
 
@@ -197,7 +212,8 @@ def run(src, build, work):
             os.unlink(link)
         os.symlink(target, link)
     env = dict(os.environ, PATH=build + ":" + os.environ["PATH"],
-               BENCH_WORK=os.path.join(work, "bench-work"), BENCH_BIN=os.path.join(build, "bench"))
+               BENCH_WORK=os.path.join(work, "bench-work"), BENCH_BIN=os.path.join(build, "bench"),
+               PYTHONPATH=os.path.join(build, "python"))  # what tools/setup.sh's cnncc.pth does
     env.pop("CNNCC_PROGRESS", None)
     cnncc = os.path.join(build, "cnncc")
     helptext = subprocess.run([cnncc, "--help"], capture_output=True, text=True).stdout
@@ -234,8 +250,7 @@ def run(src, build, work):
                         print(f"docs_commands: FAIL {where}: synopsis flag {flag} is not in cnncc --help")
                         failed += 1
             continue
-        if not cmd.startswith(("cnncc ", "build/cnncc ", "build/cnn_host ",
-                               "/usr/bin/python3 examples/export_onnx.py ")):
+        if not cmd.startswith(RUN_AS_WRITTEN):
             continue
         rc, out = sh(cmd, work, env)
         ran += 1

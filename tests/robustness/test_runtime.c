@@ -15,6 +15,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -762,6 +763,265 @@ Test(runtime, cnn_set_profile_prints_the_per_layer_table_when_profiling_stops) {
   cr_expect_eq(count_str(err, "cnn profile: tiny, 1 thread, 6 sample runs"), 1, "'%s'", err);
   cr_expect_eq(count_str(err, "cnn profile: tiny, 1 thread, 3 sample runs"), 1, "'%s'", err);
   cr_expect_eq(count_str(err, "cnn profile: tiny,"), 3, "'%s'", err);
+  free(err);
+  bufs_free(&b);
+  lib_close(&l);
+}
+
+/* ------------------------------------------------- the trace (trace:FILE) */
+
+/* A fresh scratch directory for trace files (left for a look after a
+   failure; /tmp is cleaned by the system). */
+static const char *trace_dir(void) {
+  static char dir[64];
+  snprintf(dir, sizeof dir, "/tmp/cnncc-trace-XXXXXX");
+  cr_assert(mkdtemp(dir), "mkdtemp");
+  return dir;
+}
+
+/* What a trace file holds, read with jansson: its complete ("X") slices
+   checked for the fields every slice has. */
+typedef struct {
+  int runs;         /* "cnn_run" slices */
+  int64_t batches;  /* the sum of their batch sizes */
+  int caller;       /* layer slices on tid 0 */
+  int workers;      /* layer slices on tids >= 1 */
+  int max_tid;      /* of the slices */
+  int named_tids;   /* thread_name metadata events */
+  int layers;       /* otherData.layers */
+  int64_t slices;   /* otherData.slices */
+  int64_t dropped;  /* otherData.dropped_slices */
+  int64_t capacity; /* otherData.capacity */
+} TraceFile;
+
+static TraceFile read_trace(const char *path) {
+  json_error_t e;
+  json_t *j = json_load_file(path, 0, &e);
+  cr_assert(j, "%s is not JSON: %s (line %d)", path, e.text, e.line);
+  TraceFile t = {.max_tid = -1};
+  json_t *other = json_object_get(j, "otherData"), *events = json_object_get(j, "traceEvents");
+  cr_assert(json_is_object(other) && json_is_array(events), "%s: no otherData or traceEvents",
+            path);
+  cr_expect_str_eq(json_string_value(json_object_get(other, "network")), "tiny");
+  t.layers = (int)json_integer_value(json_object_get(other, "layers"));
+  t.slices = json_integer_value(json_object_get(other, "slices"));
+  t.dropped = json_integer_value(json_object_get(other, "dropped_slices"));
+  t.capacity = json_integer_value(json_object_get(other, "capacity"));
+  size_t i;
+  json_t *ev;
+  int64_t xs = 0;
+  json_array_foreach(events, i, ev) {
+    const char *ph = json_string_value(json_object_get(ev, "ph"));
+    const char *name = json_string_value(json_object_get(ev, "name"));
+    json_t *args = json_object_get(ev, "args");
+    int tid = (int)json_integer_value(json_object_get(ev, "tid"));
+    cr_assert(ph && name && json_is_object(args) && json_is_integer(json_object_get(ev, "pid")),
+              "%s: event %zu lacks ph, name, pid or args", path, i);
+    if (strcmp(ph, "M") == 0) {
+      t.named_tids += strcmp(name, "thread_name") == 0;
+      continue;
+    }
+    cr_assert_str_eq(ph, "X", "%s: event %zu", path, i);
+    cr_assert(json_is_number(json_object_get(ev, "ts")) &&
+              json_is_number(json_object_get(ev, "dur")));
+    cr_assert_geq(json_number_value(json_object_get(ev, "dur")), 0);
+    xs++;
+    if (tid > t.max_tid)
+      t.max_tid = tid;
+    if (strcmp(name, "cnn_run") == 0) {
+      cr_assert_eq(tid, 0);
+      t.runs++;
+      t.batches += json_integer_value(json_object_get(args, "batch"));
+      continue;
+    }
+    const char *keys[] = {"layer", "op", "kernel", "gflop_per_s", "flops", "bytes", "items"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+      cr_assert(json_object_get(args, keys[k]), "%s: slice %s has no %s", path, name, keys[k]);
+    cr_assert_gt(json_integer_value(json_object_get(args, "bytes")), 0, "%s: %s", path, name);
+    if (tid == 0)
+      t.caller++;
+    else
+      t.workers++;
+  }
+  cr_expect_eq(xs, t.slices, "%s: otherData.slices %lld, %lld slices", path, (long long)t.slices,
+               (long long)xs);
+  json_decref(j);
+  return t;
+}
+
+Test(trace, trace_FILE_records_a_slice_per_run_and_launch_and_writes_the_file_when_it_stops) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  clear_env();
+  const char *dir = trace_dir();
+  char path[128];
+  snprintf(path, sizeof path, "%s/tiny.json", dir);
+  cnn_model *m = create_ok(&l, NULL);
+  cr_assert_eq(l.threads(m, 2), CNN_OK);
+  Bufs b = bufs_new(l.info, 3, 31);
+  char mode[160];
+  snprintf(mode, sizeof mode, "trace:%s", path);
+  cr_assert_eq(l.profile(m, mode), CNN_OK, "%s", l.last_error(m));
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  Capture c = stderr_begin();
+  cr_assert_eq(l.profile(m, "off"), CNN_OK); /* writes the file */
+  char *err = stderr_end(&c);
+  cr_expect_str_empty(err, "tracing printed '%s'", err);
+  free(err);
+  cr_assert_eq(run(&l, m, &b), CNN_OK); /* not traced */
+  TraceFile t = read_trace(path);
+  cr_expect_eq(t.runs, 2);
+  cr_expect_eq(t.batches, 6);
+  cr_expect_gt(t.layers, 5);
+  cr_expect_eq(t.caller, 6 * t.layers, "%d slices of the caller for 6 samples of %d layers",
+               t.caller, t.layers);
+  cr_expect_leq(t.max_tid, 1);
+  cr_expect_eq(t.named_tids, t.max_tid + 1);
+  cr_expect_eq(t.dropped, 0);
+  l.destroy(m);
+  bufs_free(&b);
+  lib_close(&l);
+}
+
+Test(trace, a_traced_run_gives_the_same_bits) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  clear_env();
+  char mode[160];
+  snprintf(mode, sizeof mode, "trace:%s/bits.json", trace_dir());
+  for (int threads = 1; threads <= 2; threads++) {
+    cnn_model *m = create_ok(&l, NULL);
+    cr_assert_eq(l.threads(m, threads), CNN_OK);
+    Bufs b = bufs_new(l.info, 5, 37);
+    cr_assert_eq(run(&l, m, &b), CNN_OK);
+    float *expect = snapshot(&b);
+    cr_assert_eq(l.profile(m, mode), CNN_OK, "%s", l.last_error(m));
+    cr_assert_eq(run(&l, m, &b), CNN_OK);
+    float *got = snapshot(&b);
+    cr_expect_eq(memcmp(got, expect, sizeof(float) * (size_t)snapshot_len(&b)), 0,
+                 "%d threads: other bits when traced", threads);
+    free(got);
+    free(expect);
+    l.destroy(m);
+    bufs_free(&b);
+  }
+  lib_close(&l);
+}
+
+Test(trace, a_bad_trace_mode_is_refused_and_changes_nothing) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  clear_env();
+  cnn_model *m = create_ok(&l, NULL);
+  cr_assert_eq(l.threads(m, 1), CNN_OK);
+  Bufs b = bufs_new(l.info, 2, 41);
+  cr_assert_eq(l.profile(m, "on"), CNN_OK);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_expect_eq(l.profile(m, "trace:"), CNN_EINVAL);
+  cr_expect(strstr(l.last_error(m), "unknown mode 'trace:'"), "%s", l.last_error(m));
+  cr_expect_eq(l.profile(m, "trace:/nonexistent-dir/t.json"), CNN_EINVAL);
+  cr_expect(strstr(l.last_error(m), "cannot write the trace file '/nonexistent-dir/t.json'"), "%s",
+            l.last_error(m));
+  /* the table is still on, counting both runs */
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  Capture c = stderr_begin();
+  cr_assert_eq(l.profile(m, "off"), CNN_OK);
+  char *err = stderr_end(&c);
+  cr_expect_eq(count_str(err, "cnn profile: tiny, 1 thread, 4 sample runs"), 1, "'%s'", err);
+  free(err);
+  l.destroy(m);
+  bufs_free(&b);
+  lib_close(&l);
+}
+
+Test(trace, one_trace_goes_on_across_thread_counts_and_a_new_file_ends_the_old_one) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  clear_env();
+  const char *dir = trace_dir();
+  char f1[128], f2[128], m1[160], m2[160];
+  snprintf(f1, sizeof f1, "%s/one.json", dir);
+  snprintf(f2, sizeof f2, "%s/two.json", dir);
+  snprintf(m1, sizeof m1, "trace:%s", f1);
+  snprintf(m2, sizeof m2, "trace:%s", f2);
+  cnn_model *m = create_ok(&l, NULL);
+  cr_assert_eq(l.threads(m, 2), CNN_OK);
+  Bufs b = bufs_new(l.info, 1, 43);
+  cr_assert_eq(l.profile(m, m1), CNN_OK, "%s", l.last_error(m));
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.threads(m, 1), CNN_OK); /* a new pool, the same trace */
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.profile(m, m1), CNN_OK); /* the same file: goes on */
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.profile(m, m2), CNN_OK); /* another: one.json is written */
+  TraceFile t1 = read_trace(f1);
+  cr_expect_eq(t1.runs, 3);
+  cr_expect_eq(t1.caller, 3 * t1.layers);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  cr_assert_eq(l.profile(m, "on"), CNN_OK); /* the table: two.json is written */
+  TraceFile t2 = read_trace(f2);
+  cr_expect_eq(t2.runs, 1);
+  cr_expect_eq(t2.max_tid, 0, "one thread: only the caller's slices");
+  Capture c = stderr_begin();
+  l.destroy(m);
+  char *err = stderr_end(&c);
+  cr_expect_eq(count_str(err, "cnn profile: tiny,"), 0, "no run since 'on': '%s'", err);
+  free(err);
+  bufs_free(&b);
+  lib_close(&l);
+}
+
+Test(trace, CNN_PROFILE_trace_FILE_traces_from_cnn_create_to_cnn_destroy) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  clear_env();
+  const char *dir = trace_dir();
+  char env[160], path[160];
+  snprintf(env, sizeof env, "trace:%s/env-%%p.json", dir);
+  snprintf(path, sizeof path, "%s/env-%d.json", dir, (int)getpid());
+  setenv("CNN_PROFILE", env, 1);
+  cnn_model *m = create_ok(&l, NULL);
+  clear_env();
+  Bufs b = bufs_new(l.info, 2, 47);
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  l.destroy(m);
+  TraceFile t = read_trace(path);
+  cr_expect_eq(t.runs, 1);
+  cr_expect_eq(t.caller, 2 * t.layers);
+  /* a file that cannot be written: a line on stderr, and no profile */
+  setenv("CNN_PROFILE", "trace:/nonexistent-dir/t.json", 1);
+  Capture c = stderr_begin();
+  m = create_ok(&l, NULL);
+  clear_env();
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  l.destroy(m);
+  char *err = stderr_end(&c);
+  cr_expect_eq(count_str(err, "cannot write the trace file '/nonexistent-dir/t.json'"), 1, "'%s'",
+               err);
+  cr_expect_eq(count_str(err, "not tracing"), 1, "'%s'", err);
+  free(err);
+  bufs_free(&b);
+  lib_close(&l);
+}
+
+Test(trace, a_full_buffer_keeps_the_first_slices_and_counts_the_others) {
+  Lib l = lib_open(MODEL("tiny.so"));
+  clear_env();
+  char path[160], mode[170];
+  snprintf(path, sizeof path, "%s/full.json", trace_dir());
+  snprintf(mode, sizeof mode, "trace:%s", path);
+  cnn_model *m = create_ok(&l, NULL);
+  cr_assert_eq(l.threads(m, 1), CNN_OK); /* one slice per launch */
+  /* more samples than the buffer (131072 slices) holds launches */
+  Bufs b = bufs_new(l.info, 20000, 53);
+  cr_assert_eq(l.profile(m, mode), CNN_OK, "%s", l.last_error(m));
+  cr_assert_eq(run(&l, m, &b), CNN_OK);
+  Capture c = stderr_begin();
+  l.destroy(m);
+  char *err = stderr_end(&c);
+  TraceFile t = read_trace(path);
+  int64_t all = 20000 * (int64_t)t.layers + 1; /* + the cnn_run slice */
+  cr_assert_gt(all, t.capacity, "the test needs more slices than the buffer holds");
+  cr_expect_eq(t.slices, t.capacity);
+  cr_expect_eq(t.dropped, all - t.capacity);
+  cr_expect_eq(t.caller, t.capacity, "the first slices are the launches");
+  cr_expect_eq(count_str(err, "more were dropped"), 1, "'%s'", err);
   free(err);
   bufs_free(&b);
   lib_close(&l);
