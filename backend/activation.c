@@ -204,8 +204,8 @@ static LLVMValueRef erfc_scaled(BeCtx *c, LLVMValueRef a) {
   LLVMValueRef z = mul(c, a, kf(c, a, 0.707106781186547524f));
   LLVMValueRef t = div_(c, kf(c, a, 1.0f), be_fmuladd(c, z, kf(c, a, 0.5f), kf(c, a, 1.0f)));
   LLVMValueRef aa = mul(c, a, a);
-  LLVMValueRef lo = be_vfma(c, a, a, LLVMBuildFNeg(c->b, aa, "")); /* a*a - aa, exactly */
-  LLVMValueRef hi = mul(c, aa, kf(c, a, 0.5f));                    /* z^2 = hi + lo/2 */
+  LLVMValueRef lo = be_square_error(c, a, aa);  /* a*a - aa, exactly */
+  LLVMValueRef hi = mul(c, aa, kf(c, a, 0.5f)); /* z^2 = hi + lo/2 */
   LLVMValueRef e = mul(c, exp_(c, LLVMBuildFNeg(c->b, hi, "")),
                        be_fmuladd(c, lo, kf(c, a, -0.5f), kf(c, a, 1.0f)));
   return mul(c, mul(c, t, poly(c, t, s, 9)), e);

@@ -81,11 +81,14 @@ typedef struct {
   const char *output; /* final file; written atomically */
   EmitKind emit;
   int opt_level;               /* 0..3 */
-  const char *target_cpu;      /* NULL: the host's */
+  const char *target_triple;   /* a backend_targets() triple; NULL: the host's */
+  const char *target_cpu;      /* NULL: the host's, or the triple's default CPU */
   const char *target_features; /* NULL: the host's (if target_cpu is NULL) */
   bool external_weights;       /* write OUTPUT.weights beside the .so */
   const char *runtime_lib;     /* path of libcnnrt.a */
-  const char *cc;              /* C compiler driver for the final link */
+  const char *cc;              /* C compiler driver for the final link (host) */
+  const char *lld;             /* ld.lld for a cross link (another triple) */
+  const char *target_libdir;   /* the target's libc.so and libm.so (cross link) */
   const char *tmpdir;          /* where the work directory goes; NULL: /tmp */
   const char *compiler_ident;  /* string for cnn_info.compiler */
   bool verbose;
@@ -98,6 +101,26 @@ typedef struct {
 /* 0 on success; 1 after a user-facing error (reported through d); 2 on an
    internal error (also reported). Never leaves a partial output file. */
 int backend_compile(Graph *g, const BackendOptions *o, Diag *d);
+
+/* A target cnncc compiles for (backend/target.c's table): the triple as
+   --target spells it, LLVM's form of it, the CPU used when none is given
+   (NULL: the host's, for the host's triple), the CPU levels the test suite
+   runs, and one line about them. */
+typedef struct {
+  const char *triple;      /* "aarch64-linux-gnu" */
+  const char *llvm_triple; /* "aarch64-unknown-linux-gnu" */
+  const char *default_cpu; /* "generic"; NULL: the host's CPU */
+  const char *tested;      /* "cortex-a72 (NEON), generic" */
+  const char *about;
+} BackendTarget;
+
+/* The table: *n entries. */
+const BackendTarget *backend_targets(int *n);
+/* The entry of triple (also LLVM's spellings: x86_64-pc-linux-gnu,
+   aarch64-unknown-linux-gnu, arm64-linux-gnu), or NULL. */
+const BackendTarget *backend_find_target(const char *triple);
+/* The entry of the machine cnncc runs on (NULL if it is none of them). */
+const BackendTarget *backend_host_target(void);
 
 /* "19.1.7" */
 const char *backend_llvm_version(void);

@@ -42,12 +42,28 @@
 #include "../runtime/cnnrt.h"
 #include "backend.h"
 
-/* The machine the code is for, as the kernel plans need it. */
+/* The machine the code is for, as the kernel plans need it (filled by
+   be_target_describe). The kernels compute on <16 x float> values; what
+   one costs in registers decides the register tiles:
+     x86-64 AVX-512   16 lanes, 32 zmm, FMA: a value is one register
+     x86-64 AVX2      8 lanes, 16 ymm, FMA: two registers
+     x86-64 SSE4.2    4 lanes, 16 xmm, no FMA: four registers
+     aarch64 NEON     4 lanes, 32 q registers, FMA (fmla by element): four
+   All kernels are correct on every target; only speed depends on this. */
+typedef enum { BE_X86_64, BE_AARCH64 } BeArch;
 typedef struct {
-  const char *cpu, *features;
-  bool avx512; /* 32 zmm registers: the register tile sizes (all kernels
-                  are correct on any x86-64 target) */
+  const char *triple, *cpu, *features;
+  BeArch arch;
+  int lanes;   /* floats per vector register: 16, 8 or 4 */
+  int nvregs;  /* vector registers: 32 or 16 */
+  bool fma;    /* fused multiply-add instructions (else llvm.fma would be
+                  a libm call per lane: kernels then use llvm.fmuladd) */
+  bool avx512; /* lanes == 16: the AVX-512 register tiles */
 } BeTarget;
+
+/* How many <16 x float> values the vector registers hold: 32 (AVX-512),
+   8 (AVX2, NEON), 4 (SSE): the register-tile budget of the kernel plans. */
+static inline int be_v16_regs(const BeTarget *t) { return t->nvregs * t->lanes / 16; }
 
 /* What a kernel decision and plan depend on besides the node itself. */
 typedef struct {
@@ -129,7 +145,19 @@ LLVMValueRef be_vsplat(BeCtx *c, LLVMValueRef scalar);
 LLVMValueRef be_vld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, unsigned align);
 void be_vst(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, unsigned align);
 LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx);
+/* Broadcasts by lane (NEON: fmla v.4s by element): instead of one scalar
+   load per broadcast, four consecutive floats are loaded once (be_vld4,
+   base[idx] 16-byte aligned) and each of their lanes is splat to 16
+   (be_vlane), which the AArch64 backend folds into fmla's by-element
+   operand. Whether the target wants it: */
+bool be_bcast_by_lane(const BeTarget *t);
+LLVMValueRef be_vld4(BeCtx *c, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef be_vlane(BeCtx *c, LLVMValueRef v4, int lane);
+/* a*b + acc: fused (llvm.fma) on a target with FMA, else llvm.fmuladd. */
 LLVMValueRef be_vfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
+/* a*a - aa exactly, aa the rounded a*a (an fma, or Dekker's product on a
+   target without FMA): the low part of a square. */
+LLVMValueRef be_square_error(BeCtx *c, LLVMValueRef a, LLVMValueRef aa);
 LLVMValueRef be_vrelu(BeCtx *c, LLVMValueRef x);
 /* The first m of 16 floats at base[idx] (align 4; the other lanes 0), and
    their store: llvm.masked.load/store, or a plain vector op for m = 16. */
@@ -379,19 +407,25 @@ void be_build_id(const Graph *g, char out[CNNRT_BUILD_ID_LEN + 1]);
 
 /* ----------------------------------------------------------------- target.c */
 
-/* Creates the target machine for o (host CPU unless overridden); sets *cpu
-   and *features (malloc'd). NULL + message on failure. */
-LLVMTargetMachineRef be_target_machine(const BackendOptions *o, char **cpu, char **features,
-                                       char *err, size_t errlen);
-/* Whether the target has AVX-512F (features first; else by CPU name). */
-bool be_target_has_avx512(const char *cpu, const char *features);
+/* Creates the target machine for o (host triple and CPU unless overridden)
+   and describes it in *t (t->cpu and t->features are malloc'd, the
+   caller frees them). NULL + message on failure (an unknown triple, CPU or
+   feature: a user error). */
+LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *t, char *err,
+                                       size_t errlen);
+/* The description of a target (be_target_machine calls it): lanes,
+   registers, FMA, from the triple, and for x86-64 from the probe of a
+   given CPU (probed_lanes > 0) or the host's feature list. */
+void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
+                        int probed_lanes, bool probed_fma, BeTarget *t);
 /* Runs the optimization pipeline for opt_level. */
 bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
 /* Emits an object or assembly file. */
 bool be_emit_file(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *path, bool assembly,
                   char *err, size_t errlen);
-/* cc -shared -o out obj runtime -lm -lpthread ...; linker output on failure
-   is copied into err. */
+/* cc -shared -o out obj runtime -lm -lpthread ... for the host's triple,
+   ld.lld -shared ... -L target_libdir -lm -lc for another; the linker's
+   output on failure is copied into err. */
 bool be_link_shared(const BackendOptions *o, const char *obj, const char *out, char *err,
                     size_t errlen);
 

@@ -82,7 +82,18 @@ static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
   int64_t gb = p->OCg / 16; /* blocks per group: a tile stays in one group */
   /* Register budget: OCB*T accumulators + OCB weights (the broadcast is a
      memory operand of the fma) within 32 zmm; with 16-register AVX2 a
-     16-float vector takes two ymm registers. */
+     16-float vector takes two ymm registers: one block of 6 pixels (12
+     ymm accumulators). Other targets by their budget of 16-float values
+     (be_v16_regs):
+       SSE (4 of them in 16 xmm): 2 pixels, 8 xmm accumulators + 4 weights
+         + the broadcast + the product (no FMA: mulps then addps); 3 pixels
+         spill accumulators in the inner loop;
+       NEON (8 in 32 q registers), broadcasts by lane: 5 pixels, 20
+         accumulators + 5 inputs of 4 channels + 4 weights (6 would need
+         34); an NCHW input (the first layer) broadcasts each input from a
+         scalar load, also one register per pixel: 5 pixels too (a 7x7
+         stride-2 first layer's inner loop: 10 stack accesses per 124
+         fmla at 5, 49 per 152 at 6). */
   static const int ocbs[] = {2, 3, 4, 1};
   static const int tmax512[] = {12, 8, 6, 24};
   int tune_t = cf->tune->conv_tile, tune_ocb = cf->tune->conv_ocb;
@@ -97,7 +108,9 @@ retry:
     if (p->NB % ocb || gb % ocb)
       continue;
     p->OCB = ocb;
-    Tmax = avx512 ? tmax512[i] : 6;
+    Tmax = avx512 ? tmax512[i] : be_v16_regs(&cf->target) >= 8 ? 6 : 2;
+    if (be_bcast_by_lane(&cf->target))
+      Tmax = 5;
     /* A GEMM (1x1 stride 1) streams its weights once per tile: 14 pixels
        (28 accumulators + 2 weights of 32 zmm) load fewer weight bytes per
        fma than 12. Measured (ResNet-50, one thread, fastest of 40): the 7x7
@@ -195,12 +208,67 @@ static bool col_valid(const ConvPlan *p, int64_t ow, int64_t kw) {
   return iw >= 0 && iw < p->IW;
 }
 
+/* The taps of column kw of the kernel for the tile's w pixels, over the
+   BI input channels of a block: OCB weight vectors per channel, one
+   broadcast input per pixel, OCB*w fmas. With broadcasts by lane (NEON),
+   the loop steps over 4 channels at a time: one <4 x float> load per pixel
+   gives the 4 channels' inputs, each channel's fmas take their lane (fmla
+   by element); per 4 channels 4*OCB weight and w input loads feed
+   16*OCB*w lane-fmas. */
+static void emit_taps(BeCtx *c, RowCtx *r, LLVMValueRef *wkh, LLVMValueRef xcol, int64_t kw,
+                      int64_t ow0c, int w) {
+  ConvPlan *p = r->p;
+  LLVMValueRef x = r->k->in[0], W = r->k->par[P_WEIGHT];
+  int OCB = p->OCB;
+  int64_t pixstride = p->BI == 16 ? 16 : 1;
+  int step = p->BI == 16 && be_bcast_by_lane(&c->cfg->target) ? 4 : 1;
+  BeLoop ic;
+  LLVMValueRef ici = be_i64(c, 0);
+  if (p->BI > 1) {
+    be_for(c, &ic, be_i64(c, 0), be_i64(c, p->BI / step), "ici");
+    ici = ic.iv;
+  }
+  LLVMValueRef accv[4][32], xv[32];
+  for (int j = 0; j < OCB; j++)
+    for (int q = 0; q < w; q++)
+      accv[j][q] = LLVMBuildLoad2(c->b, c->t_v16, r->acc[j][q], "");
+  if (step > 1) {
+    LLVMValueRef xk = be_add(c, xcol, be_mulk(c, ici, step));
+    for (int q = 0; q < w; q++)
+      if (ow0c < 0 || col_valid(p, ow0c + q, kw))
+        xv[q] = be_vld4(c, x, be_addk(c, xk, (q * p->sw + kw * p->dw) * pixstride));
+  }
+  for (int l = 0; l < step; l++) {
+    LLVMValueRef ch = be_addk(c, be_mulk(c, ici, step), l);
+    LLVMValueRef wv[4];
+    for (int j = 0; j < OCB; j++)
+      wv[j] = be_vld(c, W, be_add(c, be_addk(c, wkh[j], kw * p->BI * 16), be_mulk(c, ch, 16)), 64);
+    if (p->prefetch)
+      for (int j = 0; j < OCB; j++)
+        prefetch(c, W,
+                 be_add(c, be_addk(c, wkh[j], kw * p->BI * 16 + p->prefetch), be_mulk(c, ch, 16)));
+    LLVMValueRef xk = step > 1 ? NULL : be_add(c, xcol, ici);
+    for (int q = 0; q < w; q++) {
+      if (ow0c >= 0 && !col_valid(p, ow0c + q, kw))
+        continue;
+      int64_t off = (q * p->sw + kw * p->dw) * pixstride;
+      LLVMValueRef xb = step > 1 ? be_vlane(c, xv[q], l) : be_vbcast(c, x, be_addk(c, xk, off));
+      for (int j = 0; j < OCB; j++)
+        accv[j][q] = be_vfma(c, wv[j], xb, accv[j][q]);
+    }
+  }
+  for (int j = 0; j < OCB; j++)
+    for (int q = 0; q < w; q++)
+      LLVMBuildStore(c->b, accv[j][q], r->acc[j][q]);
+  if (p->BI > 1)
+    be_for_end(c, &ic);
+}
+
 /* One tile: w pixels from ow0 (a value; ow0c >= 0 when it is a constant, and
    then taps outside the image are skipped). */
 static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w) {
   ConvPlan *p = r->p;
   KArgs *k = r->k;
-  LLVMValueRef x = k->in[0], W = k->par[P_WEIGHT];
   int OCB = p->OCB;
   for (int j = 0; j < OCB; j++)
     for (int q = 0; q < w; q++)
@@ -241,43 +309,12 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
      broadcast per pixel, OCB*T fmas; the 16 input channels of a block are
      a loop around it (not unrolled: a small body keeps the scheduler from
      hoisting loads until the accumulators spill, and compile time low). */
-  LLVMValueRef accv[4][32];
   for (int64_t kw = 0; kw < p->KW; kw++) {
     bool any = false;
     for (int q = 0; q < w; q++)
       any |= ow0c < 0 || col_valid(p, ow0c + q, kw);
-    if (!any)
-      continue;
-    BeLoop ic;
-    LLVMValueRef ici = be_i64(c, 0);
-    if (p->BI > 1) {
-      be_for(c, &ic, be_i64(c, 0), be_i64(c, p->BI), "ici");
-      ici = ic.iv;
-    }
-    for (int j = 0; j < OCB; j++)
-      for (int q = 0; q < w; q++)
-        accv[j][q] = LLVMBuildLoad2(c->b, c->t_v16, r->acc[j][q], "");
-    LLVMValueRef wv[4];
-    for (int j = 0; j < OCB; j++)
-      wv[j] = be_vld(c, W, be_add(c, be_addk(c, wkh[j], kw * p->BI * 16), be_mulk(c, ici, 16)), 64);
-    if (p->prefetch)
-      for (int j = 0; j < OCB; j++)
-        prefetch(c, W,
-                 be_add(c, be_addk(c, wkh[j], kw * p->BI * 16 + p->prefetch), be_mulk(c, ici, 16)));
-    LLVMValueRef xk = be_add(c, xcol, ici);
-    for (int q = 0; q < w; q++) {
-      if (ow0c >= 0 && !col_valid(p, ow0c + q, kw))
-        continue;
-      int64_t off = (q * p->sw + kw * p->dw) * pixstride;
-      LLVMValueRef xb = be_vbcast(c, x, be_addk(c, xk, off));
-      for (int j = 0; j < OCB; j++)
-        accv[j][q] = be_vfma(c, wv[j], xb, accv[j][q]);
-    }
-    for (int j = 0; j < OCB; j++)
-      for (int q = 0; q < w; q++)
-        LLVMBuildStore(c->b, accv[j][q], r->acc[j][q]);
-    if (p->BI > 1)
-      be_for_end(c, &ic);
+    if (any)
+      emit_taps(c, r, wkh, xcol, kw, ow0c, w);
   }
   if (!p->pw)
     be_for_end(c, &kh);

@@ -634,14 +634,13 @@ static bool preflight(Compile *cp) {
 /* 2. The target machine, and what the kernel plans need to know of it. */
 static bool setup_target(Compile *cp) {
   char err[2048];
-  cp->tm = be_target_machine(cp->o, &cp->cpu, &cp->features, err, sizeof err);
+  cp->tm = be_target_machine(cp->o, &cp->cf.target, err, sizeof err);
+  cp->cpu = (char *)cp->cf.target.cpu;
+  cp->features = (char *)cp->cf.target.features;
   if (!cp->tm) {
     fail(&cp->st, 1, "%s", err);
     return false;
   }
-  cp->cf.target.cpu = cp->cpu;
-  cp->cf.target.features = cp->features;
-  cp->cf.target.avx512 = be_target_has_avx512(cp->cpu, cp->features);
   cp->cf.tune = &cp->o->tune;
   return true;
 }

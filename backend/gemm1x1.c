@@ -38,8 +38,10 @@ static void plan_of(const BeConfig *cf, const Node *n, GemmPlan *p) {
   p->IC = is->d[0];
   p->P = is->d[1] * is->d[2];
   /* AVX-512: 8x3 = 24 zmm accumulators + 3 input vectors. Without it a
-     <16 x float> is two ymm: 6x1 = 12 ymm accumulators + 2. */
-  p->MR = avx512 ? 8 : 6;
+     <16 x float> is two ymm: 6x1 = 12 ymm accumulators + 2 (NEON: 24 + 4
+     of 32 q registers). SSE, four xmm: 2x1 = 8 accumulators + 4 + the
+     broadcast and the product. */
+  p->MR = avx512 ? 8 : be_v16_regs(&cf->target) >= 8 ? 6 : 2;
   p->NV = avx512 ? 3 : 1;
   if (p->OC < p->MR)
     p->MR = (int)p->OC;

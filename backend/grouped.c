@@ -73,8 +73,9 @@ static void gplan(const BeConfig *cf, const Node *n, GPlan *p) {
   int64_t Tmax = (p->sw > 1 ? 8 : 24) - (p->KW > 3 ? p->KW - 3 : 0);
   if (Tmax < 4)
     Tmax = 4;
-  if (!avx512)
-    Tmax = 4; /* 16 ymm registers, two per 16-float vector */
+  if (!avx512) /* 16 ymm registers, two per 16-float vector (NEON: 32 q,
+                  four); SSE (16 xmm, four): 2 pixels */
+    Tmax = be_v16_regs(&cf->target) >= 8 ? 4 : 2;
   if (cf->tune->grouped_tile > 0)
     Tmax = cf->tune->grouped_tile; /* at most 64: GRow.acc */
   p->T = (int)be_cdiv(p->OW, be_cdiv(p->OW, Tmax));

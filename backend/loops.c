@@ -190,9 +190,57 @@ LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
   return be_vsplat(c, be_ld(c, base, idx));
 }
 
+bool be_bcast_by_lane(const BeTarget *t) { return t->arch == BE_AARCH64; }
+
+LLVMValueRef be_vld4(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
+  LLVMValueRef v = LLVMBuildLoad2(c->b, LLVMVectorType(c->t_f32, 4), be_fptr(c, base, idx), "");
+  LLVMSetAlignment(v, 16);
+  return v;
+}
+
+LLVMValueRef be_vlane(BeCtx *c, LLVMValueRef v4, int lane) {
+  LLVMValueRef m[16];
+  for (int i = 0; i < 16; i++)
+    m[i] = be_i32(c, lane);
+  return LLVMBuildShuffleVector(c->b, v4, LLVMGetPoison(LLVMTypeOf(v4)), LLVMConstVector(m, 16),
+                                "");
+}
+
+/* llvm.fma where the target has FMA instructions; elsewhere (SSE) llvm.fma
+   would be a call of libm's fmaf per lane, so a multiply and an add
+   (llvm.fmuladd, which the backend fuses where it can). */
 LLVMValueRef be_vfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
   LLVMValueRef args[3] = {a, b, acc};
-  return intrinsic(c, "llvm.fma", 3, args);
+  return intrinsic(c, c->cfg->target.fma ? "llvm.fma" : "llvm.fmuladd", 3, args);
+}
+
+LLVMValueRef be_square_error(BeCtx *c, LLVMValueRef a, LLVMValueRef aa) {
+  if (c->cfg->target.fma) {
+    LLVMValueRef args[3] = {a, a, LLVMBuildFNeg(c->b, aa, "")};
+    return intrinsic(c, "llvm.fma", 3, args);
+  }
+  /* Veltkamp's split a = hi + lo (hi has 12 significant bits, so hi*hi,
+     hi*lo and lo*lo are exact), then Dekker: a*a - aa =
+     ((hi*hi - aa) + 2*hi*lo) + lo*lo, with plain IEEE operations (no
+     contraction). |a| <= 17 here (gelu), far from overflow. */
+  LLVMTypeRef t = LLVMTypeOf(a);
+  LLVMValueRef k =
+      LLVMConstReal(LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetElementType(t) : t, 4097.0);
+  if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) {
+    unsigned n = LLVMGetVectorSize(t);
+    LLVMValueRef el[64];
+    for (unsigned i = 0; i < n && i < 64; i++)
+      el[i] = k;
+    k = LLVMConstVector(el, n);
+  }
+  LLVMBuilderRef b = c->b;
+  LLVMValueRef g = LLVMBuildFMul(b, a, k, "");
+  LLVMValueRef hi = LLVMBuildFSub(b, g, LLVMBuildFSub(b, g, a, ""), "");
+  LLVMValueRef lo = LLVMBuildFSub(b, a, hi, "");
+  LLVMValueRef e = LLVMBuildFSub(b, LLVMBuildFMul(b, hi, hi, ""), aa, "");
+  LLVMValueRef hl = LLVMBuildFMul(b, hi, lo, "");
+  e = LLVMBuildFAdd(b, e, LLVMBuildFAdd(b, hl, hl, ""), "");
+  return LLVMBuildFAdd(b, e, LLVMBuildFMul(b, lo, lo, ""), "");
 }
 
 /* <16 x i1> with the first m lanes set. */

@@ -173,7 +173,10 @@ static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
       ocb = 2, tmax = 7;
     else
       ocb = 1, tmax = 14;
-  }
+  } else if (be_v16_regs(&cf->target) < 8)
+    tmax = 2; /* SSE: 8 xmm accumulators, as the direct conv */
+  else if (be_bcast_by_lane(&cf->target))
+    tmax = 5; /* NEON by lane: 20 accumulators, 5 inputs, 4 weights */
   if (tu->winograd_tile > 0)
     tmax = tu->winograd_tile;
   p->OCB = ocb;
@@ -352,19 +355,29 @@ static void gemm_tile(BeCtx *c, WCtx *w, LLVMValueRef icc, LLVMValueRef pt, LLVM
         16);
   LLVMValueRef vbase =
       be_add(c, be_mulk(c, be_add(c, be_mulk(c, cb.iv, A2), pt), TC * 16), be_mulk(c, q0, 16));
+  /* With broadcasts by lane (NEON), 4 channels per step: one <4 x float>
+     of V per tile, each channel's fmas by lane (as blocked.c's emit_taps). */
+  int step = be_bcast_by_lane(&c->cfg->target) ? 4 : 1;
   BeLoop ic;
-  be_for(c, &ic, be_i64(c, 0), be_i64(c, 16), "ici");
-  LLVMValueRef accv[4][32], wv[4];
+  be_for(c, &ic, be_i64(c, 0), be_i64(c, 16 / step), "ici");
+  LLVMValueRef accv[4][32], wv[4], xv[32];
   for (int j = 0; j < OCB; j++)
     for (int q = 0; q < nt; q++)
       accv[j][q] = LLVMBuildLoad2(c->b, c->t_v16, w->acc[j][q], "");
-  for (int j = 0; j < OCB; j++)
-    wv[j] = be_vld(c, U, be_add(c, ubase[j], be_mulk(c, ic.iv, 16)), 64);
-  LLVMValueRef vi = be_add(c, vbase, ic.iv);
-  for (int q = 0; q < nt; q++) {
-    LLVMValueRef xb = be_vbcast(c, w->V, be_addk(c, vi, q * 16));
+  if (step > 1)
+    for (int q = 0; q < nt; q++)
+      xv[q] = be_vld4(c, w->V, be_addk(c, be_add(c, vbase, be_mulk(c, ic.iv, step)), q * 16));
+  for (int l = 0; l < step; l++) {
+    LLVMValueRef ch = be_addk(c, be_mulk(c, ic.iv, step), l);
     for (int j = 0; j < OCB; j++)
-      accv[j][q] = be_vfma(c, wv[j], xb, accv[j][q]);
+      wv[j] = be_vld(c, U, be_add(c, ubase[j], be_mulk(c, ch, 16)), 64);
+    LLVMValueRef vi = step > 1 ? NULL : be_add(c, vbase, ic.iv);
+    for (int q = 0; q < nt; q++) {
+      LLVMValueRef xb =
+          step > 1 ? be_vlane(c, xv[q], l) : be_vbcast(c, w->V, be_addk(c, vi, q * 16));
+      for (int j = 0; j < OCB; j++)
+        accv[j][q] = be_vfma(c, wv[j], xb, accv[j][q]);
+    }
   }
   for (int j = 0; j < OCB; j++)
     for (int q = 0; q < nt; q++)

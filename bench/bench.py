@@ -5,7 +5,7 @@ Run through bench/run.sh (see bench/README.md):
 
     bench/run.sh [--quick] [--smoke] [--nets a,b] [--threads 1,2] [--batch 1,8]
                  [--runs 20] [--rounds 4] [--warmup 3] [--engines cnncc,ort,pytorch]
-                 [--json FILE] [--regen]
+                 [--json FILE] [--regen] [--target-cpus native,x86-64-v3,x86-64-v2]
 
 For each network (examples/NET.yaml), thread count and batch size (default 1;
 at batch N > 1 every time is per image: the call's time / N; the ONNX export
@@ -25,6 +25,10 @@ has a dynamic batch axis, so ORT runs every batch):
      noise (other jobs, frequency changes) over the engines alike;
   5. each engine's output for the common input is compared with PyTorch's
      eager output, and each process's peak RSS is taken from wait4().
+With --target-cpus, cnncc alone runs, once per CPU level: each network is
+compiled with --target-cpu=CPU ("native": the host's) and the .so files are
+timed side by side in the same interleaved rounds; the table gives each
+one's median, compile time, and its ratio to the CPU before it.
 The FMA peak (bench/peak.c) is measured at the start of the same run and
 gives the "% of peak" columns. This script uses only the standard library;
 PyTorch is needed by prepare.py and torch_bench.py, not here.
@@ -55,6 +59,12 @@ GROUPS = {"classic": NETS,
 # (the ONNX frontend) instead of the spec; opt-in (--engines cnncc,cnncc-onnx).
 ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx"]
 LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch", "cnncc-onnx": "cnncc (ONNX)"}
+
+
+def label(e):
+    """An engine's name: cnncc, ORT, PyTorch, cnncc (ONNX), or cnncc@CPU
+    (--target-cpus)."""
+    return LABEL.get(e, e)
 NO_MODEL = 3  # prepare.py's exit status when PyTorch has no such model
 SETTLE_S = 0.1  # pause between engines: lets the previous one's threads stop spinning
 REPLY_TIMEOUT_S = 3600.0
@@ -284,6 +294,42 @@ def ort_version(args):
         return "?"
 
 
+def compile_cnncc(net, args, spec, d, weights, logs, peer, notes):
+    """Compiles NET's .so, or one per --target-cpus level (engines cnncc@CPU).
+    Returns (engines, {engine: .so}, compile info); a failed compile marks
+    the engine in peer and adds a note."""
+    engs = ENGINES
+    sos = {"cnncc": os.path.join(d, f"{net}.so")}
+    if args.target_cpus:
+        engs = [f"cnncc@{cpu}" for cpu in args.target_cpus]
+        sos = {e: os.path.join(d, f"{net}-{cpu}.so") for e, cpu in zip(engs, args.target_cpus)}
+    compile_info = {}
+    for e, so in sos.items():
+        if "cnncc" not in args.engines or "cnncc" in peer:  # peer: e.g. no spec
+            break
+        cmd = [args.cnncc, spec, "-o", so]
+        cpu = e.partition("@")[2]
+        if cpu and cpu != "native":
+            cmd.append(f"--target-cpu={cpu}")
+        if weights:
+            cmd += ["--weights", weights]
+        log(f"[{net}] compiling: {' '.join(cmd)}")
+        if os.path.exists(so):
+            os.unlink(so)
+        logf = os.path.join(logs, f"{net}-{e}.log".replace("@", "-"))
+        st, wall, rss = run_measured(cmd, logf)
+        info = {"compile_s": wall, "compile_rss_kb": rss, "status": st}
+        if e == "cnncc":
+            compile_info = info
+        else:
+            compile_info.setdefault("by_engine", {})[e] = info
+            compile_info["status"] = max(compile_info.get("status", 0), st)
+        if st != 0:
+            peer[e] = "compile failed"
+            notes.append(f"{net}: cnncc failed (status {st}), see {logf}\n" + tail(logf))
+    return engs, sos, compile_info
+
+
 def bench_net(net, args, tools, peak, ort_skip, py):
     """All rows of one network (one per thread count) as dicts."""
     spec = os.path.join(args.specs, f"{net}.yaml")
@@ -334,22 +380,9 @@ def bench_net(net, args, tools, peak, ort_skip, py):
     if not have_spec:  # still benched from its ONNX export (cnncc-onnx)
         peer.setdefault("cnncc", "n/a (no spec yet)")
 
-    # 2. Compile.
-    so = os.path.join(d, f"{net}.so")
-    compile_info = {}
-    if "cnncc" not in peer:
-        cmd = [args.cnncc, spec, "-o", so]
-        if have_prep:
-            cmd += ["--weights", os.path.join(d, manifest["weights"])]
-        log(f"[{net}] compiling: {' '.join(cmd)}")
-        if os.path.exists(so):
-            os.unlink(so)
-        st, wall, rss = run_measured(cmd, os.path.join(logs, f"{net}-cnncc.log"))
-        compile_info = {"compile_s": wall, "compile_rss_kb": rss, "status": st}
-        if st != 0:
-            peer["cnncc"] = "compile failed"
-            notes.append(f"{net}: cnncc failed (status {st}), see {logs}/{net}-cnncc.log\n"
-                         + tail(os.path.join(logs, f"{net}-cnncc.log")))
+    # 2. Compile (once per --target-cpus level: engines cnncc@CPU).
+    weights = os.path.join(d, manifest["weights"]) if have_prep else None
+    engs, sos, compile_info = compile_cnncc(net, args, spec, d, weights, logs, peer, notes)
     so_onnx = os.path.join(d, f"{net}-onnx.so")
     if "cnncc-onnx" not in peer:
         cmd = [args.cnncc, os.path.join(d, manifest["onnx"]), "-o", so_onnx]
@@ -374,7 +407,7 @@ def bench_net(net, args, tools, peak, ort_skip, py):
             wait_quiet(args.wait_quiet)
         busy0, wall0 = cpu_busy_s(), time.monotonic()
         try:
-            for e in ENGINES:
+            for e in engs:
                 if e in peer:
                     row["engines"][e] = {"skip": peer[e]}
                     continue
@@ -386,8 +419,8 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                     os.unlink(out)
                 common = ["--threads", str(nt), "--warmup", str(args.warmup), "--serve",
                           "--output", out] + (["--batch", str(nb)] if nb > 1 else [])
-                if e in ("cnncc", "cnncc-onnx"):
-                    cmd = [tools["bench_host"], so if e == "cnncc" else so_onnx] + common
+                if e in sos or e == "cnncc-onnx":
+                    cmd = [tools["bench_host"], sos[e] if e in sos else so_onnx] + common
                     if have_prep:
                         cmd += ["--input", os.path.join(d, manifest["input"])]
                 elif e == "ort":
@@ -397,7 +430,7 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                 else:
                     cmd = [py, os.path.join(HERE, "torch_bench.py"), net, d] + common
                 tag = f"t={nt}" + (f" b={nb}" if nb > 1 else "")
-                log(f"[{net} {tag}] starting {LABEL[e]} ...")
+                log(f"[{net} {tag}] starting {label(e)} ...")
                 env = dict(os.environ, BENCH_ORT_DIR=args.ort_dir)
                 eng = Engine(e, cmd, os.path.join(logs, f"{net}-t{nt}-b{nb}-{e}.log"), env)
                 try:
@@ -406,12 +439,12 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                 except BenchError as ex:
                     eng.kill()
                     row["engines"][e] = {"error": str(ex)}
-                    notes.append(f"{net} {tag}: {LABEL[e]} did not start: {ex}")
+                    notes.append(f"{net} {tag}: {label(e)} did not start: {ex}")
                 row["engines"].setdefault(e, {})["out"] = out
             per = max(1, math.ceil(args.runs / args.rounds))
             rounds = max(1, math.ceil(args.runs / per))
             for r in range(rounds):
-                for e in ENGINES:
+                for e in engs:
                     if e not in runners:
                         continue
                     try:
@@ -419,10 +452,10 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                     except BenchError as ex:
                         runners.pop(e).kill()
                         row["engines"][e]["error"] = str(ex)
-                        notes.append(f"{net} t={nt} b={nb}: {LABEL[e]} failed: {ex}")
+                        notes.append(f"{net} t={nt} b={nb}: {label(e)} failed: {ex}")
                     time.sleep(SETTLE_S)
                 log(f"[{net} t={nt} b={nb}] round {r + 1}/{rounds}: "
-                    + ", ".join(f"{LABEL[e]} {median(x.times):.2f} ms"
+                    + ", ".join(f"{label(e)} {median(x.times):.2f} ms"
                                 for e, x in runners.items() if x.times))
         finally:
             for e, eng in runners.items():
@@ -440,7 +473,7 @@ def bench_net(net, args, tools, peak, ort_skip, py):
         for e, rec in row["engines"].items():
             if ref is not None and "out" in rec and os.path.exists(rec["out"]):
                 rec["rel_err"] = rel_err(rec["out"], ref)
-        info = (row["engines"].get("cnncc", {}).get("info")
+        info = (row["engines"].get(engs[0], {}).get("info")
                 or row["engines"].get("cnncc-onnx", {}).get("info") or {})
         row["macs"] = info.get("macs") or (summary_macs(args, spec) if have_spec else None)
         rows.append(row)
@@ -523,6 +556,40 @@ def table(rows):
     return "\n".join(lines)
 
 
+def table_cpus(rows, cpus):
+    """--target-cpus: per network and thread count, each CPU level's median
+    and compile time, and its ratio to the level before it (native,v3,v2:
+    v3/native, v2/v3)."""
+    engs = [f"cnncc@{c}" for c in cpus]
+    head = ["network", "thr", "batch"] + [f"{c} ms" for c in cpus] + \
+        [f"{c}/{p}" for p, c in zip(cpus, cpus[1:])] + [f"{c} compile s" for c in cpus] + \
+        ["max err", "other CPU"]
+    out = []
+    for row in rows:
+        if "na" in row:
+            out.append([row["net"], "", "", row["na"]] + [""] * (len(head) - 4))
+            continue
+        eng = row["engines"]
+        ms = [ms_of(eng.get(e)) for e in engs]
+        comp = (row.get("compile") or {}).get("by_engine", {})
+        errs = [eng.get(e, {}).get("rel_err") for e in engs]
+        errs = [x for x in errs if x is not None]
+        out.append([row["net"], str(row["threads"]), str(row.get("batch", 1))]
+                   + [fmt_ms(eng.get(e)) for e in engs]
+                   + [f"{m / p:.2f}" if m and p else "-" for p, m in zip(ms, ms[1:])]
+                   + [f"{comp[e]['compile_s']:.2f}" if e in comp else "-" for e in engs]
+                   + [f"{max(errs):.1e}" if errs else "-",
+                      f"{100 * row['other_cpu']:.0f}%" if "other_cpu" in row else "-"])
+    widths = [max(len(head[i]), *(len(r[i]) for r in out)) if out else len(head[i])
+              for i in range(len(head))]
+
+    def line(cells):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+                     + [line(r) for r in out])
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -541,6 +608,9 @@ def parse_args(argv):
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs per engine (3)")
     ap.add_argument("--engines", default="cnncc,ort,pytorch")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--target-cpus", metavar="CPUS",
+                    help="cnncc alone, compiled for each of these CPU levels (native: the "
+                         "host's), timed side by side: native,x86-64-v3,x86-64-v2")
     ap.add_argument("--regen", action="store_true",
                     help="regenerate the weights/ONNX/input data (cached in the work dir)")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="S",
@@ -564,6 +634,9 @@ def parse_args(argv):
     args.threads = [int(t) for t in (args.threads or "1,2").split(",")]
     args.batch = [int(b) for b in (args.batch or "1").split(",")]
     args.engines = args.engines.split(",")
+    args.target_cpus = args.target_cpus.split(",") if args.target_cpus else None
+    if args.target_cpus:
+        args.engines = ["cnncc"]
     bad = [e for e in args.engines if e not in ENGINES]
     if bad or args.runs < 1 or args.rounds < 1 or args.warmup < 1 or min(args.threads) < 1 \
             or min(args.batch) < 1:
@@ -626,8 +699,9 @@ def main(argv):
         log(f"bench: second peak measurement failed: {ex}")
     elapsed = time.perf_counter() - t_start
     ncpu = os.cpu_count()
-    compiler = next((r["engines"]["cnncc"]["info"]["compiler"] for r in rows
-                     if (r.get("engines", {}).get("cnncc") or {}).get("info")), "cnncc")
+    compiler = next((rec["info"]["compiler"] for r in rows
+                     for rec in (r.get("engines") or {}).values() if (rec or {}).get("info")),
+                    "cnncc")
     print(f"cnncc benchmark, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, "
           f"{cpu_name()}, {ncpu} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
     print(f"engines: {compiler}; ONNX Runtime "
@@ -652,7 +726,7 @@ def main(argv):
         if "threads" in row:
             row["peak_gflops"] = peak.get(row["threads"], {}).get("gflops")
     print()
-    print(table(rows))
+    print(table_cpus(rows, args.target_cpus) if args.target_cpus else table(rows))
     print()
     for row in rows:
         for n in row.get("notes", []):
@@ -661,7 +735,7 @@ def main(argv):
             err = rec.get("rel_err")
             if err is not None and e != "pytorch" and err > 1e-3:
                 print(f"note: {row['net']} t={row['threads']} b={row.get('batch', 1)}: "
-                      f"{LABEL[e]} output differs "
+                      f"{label(e)} output differs "
                       f"from PyTorch's eager output: max rel err {err:.2e}")
     noisy = [f"{r['net']} t={r['threads']} b={r.get('batch', 1)}" for r in rows if r.get("other_cpu", 0) > 0.15]
     if noisy:

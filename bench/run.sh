@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [--quick] [--smoke] [--nets resnet50,googlenet] [--threads 1,2]
 #                [--runs 20] [--rounds 4] [--warmup 3] [--engines cnncc,ort,pytorch]
-#                [--json FILE] [--regen]
+#                [--json FILE] [--regen] [--target-cpus native,x86-64-v3,x86-64-v2]
 #   bench/run.sh --install-ort      npm install onnxruntime-node 1.30 into bench/.ort
 #
 # Environment: CNNCC_BUILD (cnncc build dir, default <repo>/build), BENCH_WORK

@@ -11,10 +11,13 @@
  *                      --header FILE)
  *   driver/emit_spec.c --emit=spec: the spec writer's text and the weights
  *                      writer's file, under the same parameter names
+ *   driver/targets.c   --target: a triple's runtime, the cross linker
+ *                      (ld.lld) and C library, --list-targets
  *   driver/progress.c  the one-line status display (progress.h)
  *
  * The driver is the only place that reads the command line and the
- * environment for the compiler (CC, CNNCC_RUNTIME, TMPDIR, CNNCC_PROGRESS):
+ * environment for the compiler (CC, CNNCC_RUNTIME, TMPDIR, CNNCC_PROGRESS,
+ * CNNCC_RUNTIME_DIR, CNNCC_LLD, CNNCC_TARGET_LIBDIR):
  * the stages get everything through their options structs.
  */
 #ifndef CNNCC_DRIVER_H
@@ -42,6 +45,7 @@ typedef struct {
   int winograd; /* -1: by -O level; 0 off; 1 on */
   Tuning tune;  /* --tune KEY=VALUE, over the defaults */
   const char *passes, *print_after, *target_cpu, *target_features;
+  const char *target_triple; /* --target, as backend_targets() spells it; NULL: host */
   EmitKind emit;
   bool emit_ir, emit_dot, emit_spec;
   bool emit_header;          /* --emit=header: the typed C header instead of code */
@@ -60,9 +64,27 @@ bool options_passes(const Options *o, PassOptions *po, Diag *d);
 /* The output file name when -o is not given: SPEC's base name + the
    extension of the output kind (into buf). */
 const char *options_default_output(const Options *o, char *buf, size_t n);
-/* cnn_info.compiler: "cnncc VERSION (LLVM X) -On cpu=CPU" and whatever else
-   changed the generated code (malloc'd). */
+/* cnn_info.compiler: "cnncc VERSION (LLVM X) -On target=TRIPLE cpu=CPU"
+   and whatever else changed the generated code (malloc'd). */
 char *options_compiler_ident(const Options *o);
+
+/* ---------------------------------------------------------------- targets.c */
+
+/* Whether triple (NULL: the host's) is another machine's. */
+bool targets_is_cross(const char *triple);
+/* The runtime library for triple (into buf); NULL for a cross triple whose
+   runtime was not built. */
+const char *targets_runtime(const char *triple, char *buf, size_t n);
+/* ld.lld (into buf), or NULL. */
+const char *targets_lld(char *buf, size_t n);
+/* The directory of a cross triple's libc.so and libm.so, or NULL. */
+const char *targets_libdir(const char *triple);
+/* Fills bo's runtime_lib, and for a cross .so its lld and target_libdir;
+   false (reported: what to install) when one is missing. */
+bool targets_check_link(const Options *o, BackendOptions *bo, char *rtbuf, size_t rtn, char *lldbuf,
+                        size_t lldn, Diag *d);
+/* --list-targets: each triple, its CPUs, and whether its runtime is here. */
+void targets_list(FILE *out);
 
 /* ----------------------------------------------------------------- report.c */
 

@@ -21,33 +21,6 @@
 #include "frontend/frontend.h"
 #include "progress.h"
 
-/* The runtime library: $CNNCC_RUNTIME, next to an installed cnncc
-   (BIN/../lib/cnncc/libcnnrt.a), the configured install path, or the build
-   tree this cnncc was built in. */
-static const char *find_runtime(char *buf, size_t n) {
-  const char *env = getenv("CNNCC_RUNTIME");
-  if (env && *env)
-    return env;
-  char exe[PATH_MAX];
-  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (len > 0) {
-    exe[len] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash) {
-      *slash = 0;
-      int len1 = snprintf(buf, n, "%s/../lib/cnncc/libcnnrt.a", exe);
-      if (len1 > 0 && (size_t)len1 < n && access(buf, R_OK) == 0)
-        return buf;
-      int len2 = snprintf(buf, n, "%s/libcnnrt.a", exe);
-      if (len2 > 0 && (size_t)len2 < n && access(buf, R_OK) == 0)
-        return buf;
-    }
-  }
-  if (access(CNNCC_RUNTIME_INSTALL_PATH, R_OK) == 0)
-    return CNNCC_RUNTIME_INSTALL_PATH;
-  return CNNCC_RUNTIME_BUILD_PATH;
-}
-
 /* The directory an output goes to must exist and be writable. */
 static bool output_dir_ok(const char *path, Diag *d) {
   char dir[PATH_MAX];
@@ -122,27 +95,30 @@ static bool bind_weights(Graph *g, const Options *o, bool onnx, Progress *prog, 
 }
 
 /* The backend with everything the driver knows: the flags, the runtime
-   library, the environment's CC and TMPDIR. */
+   library and cross linker (targets.c), the environment's CC and TMPDIR. */
 static int compile(Graph *g, Options *o, Progress *prog, Diag *d) {
-  char rtbuf[PATH_MAX];
+  char rtbuf[PATH_MAX], lldbuf[PATH_MAX];
   o->tune.winograd = o->winograd >= 0 ? o->winograd : o->opt >= 2;
-  char *ident = options_compiler_ident(o);
   const char *cc = getenv("CC");
   BackendOptions bo = {
       .output = o->output,
       .emit = o->emit,
       .opt_level = o->opt,
+      .target_triple = o->target_triple,
       .target_cpu = o->target_cpu,
       .target_features = o->target_features,
       .external_weights = o->external_weights,
-      .runtime_lib = find_runtime(rtbuf, sizeof rtbuf),
       .cc = cc && *cc ? cc : "cc",
       .tmpdir = getenv("TMPDIR"),
-      .compiler_ident = ident,
+      .compiler_ident = NULL,
       .verbose = o->verbose,
       .progress = progress_hook(prog),
       .tune = o->tune,
   };
+  if (!targets_check_link(o, &bo, rtbuf, sizeof rtbuf, lldbuf, sizeof lldbuf, d))
+    return EXIT_USER;
+  char *ident = options_compiler_ident(o);
+  bo.compiler_ident = ident;
   int rc = backend_compile(g, &bo, d); /* its steps come through bo.progress */
   progress_done(prog);
   free(ident);
@@ -200,6 +176,15 @@ int main(int argc, char **argv) {
       (o.header && !output_dir_ok(o.header, d)) || (o.emit_spec && !emit_spec_check(&o, d))) {
     diag_free(d);
     return EXIT_USER;
+  }
+  /* A cross target's runtime, linker and C library, before any work. */
+  if (!o.summary && !o.emit_ir && !o.emit_dot && !o.emit_spec) {
+    char rt[PATH_MAX], lld[PATH_MAX];
+    BackendOptions bo = {0};
+    if (!targets_check_link(&o, &bo, rt, sizeof rt, lld, sizeof lld, d)) {
+      diag_free(d);
+      return EXIT_USER;
+    }
   }
   setup_progress(prog, &o);
   progress_step(prog, "reading %s", o.spec);

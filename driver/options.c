@@ -105,6 +105,29 @@ static int opt_emit(Options *o, const char *v, Diag *d) {
   o->emit = k == 1 ? EMIT_LLVM : k == 2 ? EMIT_ASM : k == 3 ? EMIT_OBJ : EMIT_SO;
   return 0;
 }
+static int opt_target(Options *o, const char *v, Diag *d) {
+  const BackendTarget *t = backend_find_target(v);
+  if (t) {
+    o->target_triple = t->triple;
+    return 0;
+  }
+  int n;
+  const BackendTarget *all = backend_targets(&n);
+  const char *cands[16];
+  for (int i = 0; i < n && i < 16; i++)
+    cands[i] = all[i].triple;
+  const char *s = diag_suggest(v, cands, n < 16 ? n : 16);
+  char list[256] = "";
+  for (int i = 0; i < n; i++)
+    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", all[i].triple);
+  diag_plain(d, DIAG_ERROR, "unknown target '%s' (cnncc compiles for %s; see --list-targets)%s%s%s",
+             v, list, s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
+  return EXIT_USER + 1;
+}
+static int opt_list_targets(Options *o, const char *v, Diag *d) {
+  targets_list(stdout);
+  return 1;
+}
 /* --emit=header: a row of its own (its line in --help), before --emit's,
    so that it is matched first; `--emit header` comes through opt_emit. */
 static int opt_emit_header(Options *o, const char *v, Diag *d) {
@@ -225,8 +248,14 @@ static const OptionDef options[] = {
      "after the passes, or as written with -O0) | spec (the network\n"
      "as a flat spec, OUT.yaml, with its weights, OUT.safetensors)\n"
      "| header (as --emit=header); the last --emit given counts"},
+    {"--target", NULL, true, NULL, opt_target, "--target=TRIPLE",
+     "the machine the .so is for: x86_64-linux-gnu or\n"
+     "aarch64-linux-gnu (default: this host's; see --list-targets)"},
+    {"--list-targets", NULL, false, NULL, opt_list_targets, "--list-targets",
+     "list the target triples, their tested CPUs, and exit"},
     {"--target-cpu", NULL, true, NULL, opt_target_cpu, "--target-cpu=CPU",
-     "LLVM CPU name (default: this host's), e.g. x86-64-v3"},
+     "LLVM CPU name (default: this host's, or the triple's\n"
+     "default), e.g. x86-64-v3, cortex-a72"},
     {"--target-features", NULL, true, NULL, opt_target_features, "--target-features=F",
      "LLVM feature string (default: the host's when no CPU given)"},
     {"--winograd", NULL, true, NULL, opt_winograd, "--winograd=on|off",
@@ -419,11 +448,16 @@ const char *options_default_output(const Options *o, char *buf, size_t n) {
 }
 
 char *options_compiler_ident(const Options *o) {
-  char *cpu = o->target_cpu ? NULL : backend_host_cpu();
+  const BackendTarget *t =
+      o->target_triple ? backend_find_target(o->target_triple) : backend_host_target();
+  bool cross = targets_is_cross(o->target_triple);
+  char *cpu = o->target_cpu ? NULL : cross ? xstrdup(t->default_cpu) : backend_host_cpu();
   char *tune = tuning_describe(&o->tune);
   bool wino_default = o->winograd < 0 || o->winograd == (o->opt >= 2);
-  char *s = xasprintf("cnncc %s (LLVM %s) -O%d cpu=%s%s%s%s", CNNCC_VERSION, backend_llvm_version(),
-                      o->opt, o->target_cpu ? o->target_cpu : cpu,
+  char *s = xasprintf("cnncc %s (LLVM %s) -O%d target=%s cpu=%s%s%s%s%s%s", CNNCC_VERSION,
+                      backend_llvm_version(), o->opt, t ? t->triple : "unknown",
+                      o->target_cpu ? o->target_cpu : cpu, o->target_features ? " features=" : "",
+                      o->target_features ? o->target_features : "",
                       wino_default  ? ""
                       : o->winograd ? " winograd=on"
                                     : " winograd=off",

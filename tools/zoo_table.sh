@@ -46,7 +46,8 @@ else
         resnet18 resnet34 resnet50 resnet101 resnet152 preact_resnet18
         preact_resnet164 wide_resnet50_2 wrn28_10 resnext50_32x4d
         stochastic_depth fractalnet densenet121 densenet201 nin
-        squeezenet1_0 squeezenet1_1"
+        squeezenet1_0 squeezenet1_1 shufflenet_v2_x1_0 regnet_y_400mf
+        regnet_x_1_6gf inception_v3 convnext_tiny"
   for f in "$ROOT"/examples/*.yaml; do
     n=$(basename "$f" .yaml)
     case " $(echo $NETS) " in *" $n "*) ;; *) NETS="$NETS $n" ;; esac

@@ -54,8 +54,8 @@ FENCE_LANGS = ("", "sh", "bash", "shell", "console")
 BENCH_SMALL = "--nets lenet5 --runs 2 --warmup 1 --rounds 1 --peak-trials 1 --peak-seconds 0.05"
 BENCH_ROW = r"^\| lenet5 +\| \d+ +\| \d+ +\| [0-9.]+ "
 REDUCED = {
-    "cnncc --list-passes | --help | --version":
-        ["cnncc --list-passes", "cnncc --help", "cnncc --version"],
+    "cnncc --list-passes | --list-targets | --help | --version":
+        ["cnncc --list-passes", "cnncc --list-targets", "cnncc --help", "cnncc --version"],
     "build/cnn_host out/resnet50.so [--input image.f32] [--batch N] [--threads N] [--runs N]":
         ["build/cnn_host out/lenet5.so --input out/lenet5-input.f32 --batch 2 --threads 2 --runs 2"],
     "bench/run.sh --nets resnet50,googlenet --threads 1,2 --wait-quiet 300":
@@ -64,6 +64,9 @@ REDUCED = {
         [(f"bench/run.sh {BENCH_SMALL} --threads 1,2", BENCH_ROW)],
     "bench/run.sh --nets resnet50,googlenet --threads 1,2 --batch 1,8":
         [(f"bench/run.sh {BENCH_SMALL} --threads 1 --batch 1,8", BENCH_ROW)],
+    "bench/run.sh --nets resnet50,googlenet,densenet121 --threads 1 --target-cpus "
+    "native,x86-64-v3,x86-64-v2,x86-64":
+        [(f"bench/run.sh {BENCH_SMALL} --threads 1 --target-cpus native,x86-64-v2", BENCH_ROW)],
     "bench/run.sh --quick":
         [(f"bench/run.sh --quick {BENCH_SMALL}", BENCH_ROW)],
     "CNNCC_BUILD=$PWD/build bench/run.sh --threads 1,2 --wait-quiet 120":
@@ -75,6 +78,8 @@ REDUCED = {
         ["ctest --test-dir build -N -L e2e | grep -E 'e2e_resnet50$'"],
     "ctest --test-dir build -L zoo-quick -j2":
         ["ctest --test-dir build -N -L zoo-quick | grep -E 'e2e_lenet5$'"],
+    "ctest --test-dir build -L zoo-modern -j2":
+        ["ctest --test-dir build -N -L zoo-modern | grep -E 'e2e_convnext_tiny$'"],
     "CNN_PROFILE=trace:out/resnet50-trace.json CNN_NUM_THREADS=2 build/cnn_host out/resnet50.so "
     "--runs 3":
         ["CNN_PROFILE=trace:out/lenet5-trace.json CNN_NUM_THREADS=2 build/cnn_host out/lenet5.so "

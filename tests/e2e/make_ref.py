@@ -11,13 +11,14 @@ weight ~ U(0.5, 1.5), bias ~ N(0, 0.1)), draws every conv/linear weight
 He-normal (std sqrt(2/fan_in), so the signal neither vanishes nor explodes
 and the output really depends on the input: torchvision's GoogLeNet init,
 std 0.01, would leave little but the classifier's bias) and every bias
-U(-0.1, 0.1) (in residual networks -- torchvision's BasicBlock and
-Bottleneck, the pre-activation and stochastic-depth units of zoo_models.py --
-the last layer of each residual branch is then scaled by 0.25, so that the
-output of 50 stacked units stays moderate and every unit counts), then
-makes LayerNorms non-trivial as BatchNorms and ConvNeXt's layer scale
-U(0.5, 1.5) (not 1e-6), spreads the input of each activation of the
-networks in SPREAD so that every regime of every nonlinearity is reached
+U(-0.1, 0.1), makes LayerNorms non-trivial as BatchNorms and ConvNeXt's
+layer scale U(0.5, 1.5) (not 1e-6); in residual networks -- torchvision's
+BasicBlock, Bottleneck and RegNet's ResBottleneckBlock, the pre-activation
+and stochastic-depth units of zoo_models.py -- the last layer of each
+residual branch is then scaled by 0.25, so that the output of 50 stacked
+units stays moderate and every unit counts; last, it spreads the input of
+each activation of the networks in SPREAD so that every regime of every
+nonlinearity is reached
 (the share of each regime of each activation module is printed; a regime
 never reached is an error), then writes into OUTDIR:
 
@@ -123,6 +124,16 @@ NETWORKS = {
                       76_106_634, (1, 2), "fc"),
     # paper: none; ~0.97M is the usual figure for this definition
     "nin": Net(lambda: zoo.NiN(), CIFAR, 966_986, (1, 2), "flatten"),
+    # the mobile and efficient networks of issue 13 (counts: the issue's table)
+    "shufflenet_v2_x1_0": Net(lambda: TV.shufflenet_v2_x1_0(), IMAGENET, 2_278_604, (1, 2),
+                              "fc"),
+    "regnet_y_400mf": Net(lambda: TV.regnet_y_400mf(), IMAGENET, 4_344_144, (1, 2), "fc"),
+    "regnet_x_1_6gf": Net(lambda: TV.regnet_x_1_6gf(), IMAGENET, 9_190_136, (1, 2), "fc"),
+    "inception_v3": Net(lambda: TV.inception_v3(aux_logits=False, init_weights=True,
+                                                transform_input=False),
+                        [3, 299, 299], 23_834_568, (1, 2), "fc"),
+    "convnext_tiny": Net(lambda: TV.convnext_tiny(), IMAGENET, 28_589_128, (1, 2),
+                         "classifier.2"),
     # not a zoo network: one of each block of the mobile and efficient nets
     # (zoo_models.ModernBlocks); its spec is tests/e2e/modern_blocks.yaml
     "modern_blocks": Net(lambda: zoo.ModernBlocks(), [3, 64, 64], 292_350, (1, 2), "fc"),
@@ -140,7 +151,9 @@ NETWORKS = {
 # make_ref.py prints the share of each regime and fails when one is never
 # reached.
 SPREAD = {"modern_blocks": {"tails": 8.0, "kinks": 4.0},
-          "padded_blocks": {"tails": 8.0, "kinks": 4.0}}
+          "padded_blocks": {"tails": 8.0, "kinks": 4.0},
+          "regnet_y_400mf": {"tails": 8.0, "kinks": 4.0},   # SE gates' sigmoids
+          "convnext_tiny": {"tails": 8.0, "kinks": 4.0}}    # CNBlocks' GELUs
 
 
 def build(name):
@@ -166,8 +179,6 @@ def build(name):
                     m.bias.uniform_(-0.1, 0.1, generator=gen)
             elif isinstance(m, torchvision.models.convnext.CNBlock):
                 m.layer_scale.uniform_(0.5, 1.5, generator=gen)  # not 1e-6
-        if name in SPREAD:
-            calibrate_activations(model, net.shape, SPREAD[name])
         # Deep residual nets add up ~50 unit-variance branches: damp the last
         # layer of each residual branch (as zero-init-residual schemes do, but
         # not to zero) so that the output stays O(1) and every unit counts.
@@ -176,10 +187,15 @@ def build(name):
                 m.bn2.weight.mul_(0.25)
             elif isinstance(m, torchvision.models.resnet.Bottleneck):
                 m.bn3.weight.mul_(0.25)
+            elif isinstance(m, torchvision.models.regnet.ResBottleneckBlock):
+                m.f.c[1].weight.mul_(0.25)
             elif isinstance(m, zoo.PreActUnit):
                 (m.conv3 if m.bottleneck else m.conv2).weight.mul_(0.25)
             elif isinstance(m, zoo.StochasticDepthUnit):
                 m.bn2.weight.mul_(0.25)
+        # last: the spread is measured on the network as it will run
+        if name in SPREAD:
+            calibrate_activations(model, net.shape, SPREAD[name])
     return model, net
 
 

@@ -27,6 +27,16 @@
  *
  * Run one network by hand:  build/tests/e2e/test_e2e --filter=resnet50/'*'
  * Extra cnncc options for every compile: CNNCC_E2E_FLAGS='--passes=fuse-bn'.
+ *
+ * Another architecture (docs/targets.md): with CNNCC_E2E_FLAGS
+ * --target=TRIPLE, CNNCC_E2E_TARGET=TRIPLE and CNNCC_E2E_RUNNER the command
+ * that runs tests/e2e/cross_runner.c for it (qemu-aarch64-static -cpu
+ * cortex-a72 -L SYSROOT .../cross_runner_aarch64), the .so is not loaded
+ * here: each batch of CNNCC_E2E_BATCHES (default 1,3; a batch of 3 is the
+ * manifest's batches 1 and 2 together where it has no 3) runs in the
+ * runner with each thread count of CNNCC_E2E_THREADS (default 1,2), and
+ * its outputs and cnn_info (name, parameter count, tensor names, the
+ * triple in cnn_info.compiler) are checked as above.
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
@@ -159,6 +169,33 @@ static void check_desc(const cnn_tensor_desc *d, const char *name, json_t *shape
                  i + 1);
 }
 
+/* Compares batch outputs y with PyTorch's ref (n floats); prints the line
+   tools/zoo_table.sh reads; true when within tolerance. `how` says how it
+   ran ("" natively; "threads 2" under an emulator). */
+static bool compare(const char *net, int batch, const char *how, const float *y, const float *ref,
+                    size_t n, size_t out_n, double secs) {
+  double max_err = 0, max_ref = 0;
+  size_t worst = 0;
+  for (size_t k = 0; k < n; k++) {
+    double e = fabs((double)y[k] - (double)ref[k]);
+    if (!(e <= max_err)) { /* also catches NaN */
+      max_err = isnan(e) ? INFINITY : e;
+      worst = k;
+    }
+    max_ref = fmax(max_ref, fabs((double)ref[k]));
+  }
+  bool ok = max_err <= TOLERANCE * max_ref;
+  printf("e2e %-16s batch %d%s%s: max|ours - ref| = %.3g, max|ref| = %.6g, "
+         "ratio %.3g (tolerance %g) %s; run %.3f s; worst at [%zu][%zu]: "
+         "ours %.7g ref %.7g\n",
+         net, batch, *how ? " " : "", how, max_err, max_ref, max_err / max_ref, TOLERANCE,
+         ok ? "PASS" : "FAIL", secs, worst / out_n, worst % out_n, y[worst], ref[worst]);
+  fflush(stdout);
+  cr_expect(ok, "%s batch %d%s%s: max|ours - ref| = %g > %g * max|ref| = %g", net, batch,
+            *how ? " " : "", how, max_err, TOLERANCE, TOLERANCE * max_ref);
+  return ok;
+}
+
 /* Runs one batch of one case; returns true when within tolerance. */
 static bool run_batch(const char *net, run_fn run, last_error_fn last_error, cnn_model *m,
                       const char *dir, json_t *cas, size_t in_n, size_t out_n) {
@@ -179,31 +216,155 @@ static bool run_batch(const char *net, run_fn run, last_error_fn last_error, cnn
   int rc = run(m, batch, ins, outs);
   double secs = now_s() - t0;
   cr_expect_eq(rc, CNN_OK, "%s batch %d: cnn_run returned %d: %s", net, batch, rc, last_error(m));
-
-  double max_err = 0, max_ref = 0;
-  size_t worst = 0;
-  for (size_t k = 0; k < batch * out_n; k++) {
-    double e = fabs((double)y[k] - (double)ref[k]);
-    if (!(e <= max_err)) { /* also catches NaN */
-      max_err = isnan(e) ? INFINITY : e;
-      worst = k;
-    }
-    max_ref = fmax(max_ref, fabs((double)ref[k]));
-  }
-  bool ok = rc == CNN_OK && max_err <= TOLERANCE * max_ref;
-  printf("e2e %-16s batch %d: max|ours - ref| = %.3g, max|ref| = %.6g, "
-         "ratio %.3g (tolerance %g) %s; run %.3f s; worst at [%zu][%zu]: "
-         "ours %.7g ref %.7g\n",
-         net, batch, max_err, max_ref, max_err / max_ref, TOLERANCE, ok ? "PASS" : "FAIL", secs,
-         worst / out_n, worst % out_n, y[worst], ref[worst]);
-  fflush(stdout);
-  cr_expect(max_err <= TOLERANCE * max_ref,
-            "%s batch %d: max|ours - ref| = %g > %g * max|ref| = %g", net, batch, max_err,
-            TOLERANCE, TOLERANCE * max_ref);
+  bool ok = compare(net, batch, "", y, ref, batch * out_n, out_n, secs) && rc == CNN_OK;
   free(x);
   free(ref);
   free(y);
   return ok;
+}
+
+/* ------------------------------------------------- another architecture */
+
+/* The batches and thread counts of a run under an emulator: a list like
+   "1,3" from the environment (default dflt), at most 8 numbers. */
+static int env_list(const char *name, const char *dflt, int *v) {
+  const char *s = getenv(name);
+  if (!s || !*s)
+    s = dflt;
+  int n = 0;
+  for (char *end; *s && n < 8; s = *end ? end + 1 : end) {
+    v[n] = (int)strtol(s, &end, 10);
+    cr_assert(v[n] > 0 && (*end == ',' || !*end), "%s: bad list '%s'", name, s);
+    n++;
+  }
+  return n;
+}
+
+/* The case of the manifest with this batch, or NULL. */
+static json_t *case_of(json_t *cases, int batch) {
+  json_t *c;
+  size_t i;
+  json_array_foreach(cases, i,
+                     c) if (json_integer_value(json_object_get(c, "batch")) == batch) return c;
+  return NULL;
+}
+
+/* batch samples of input and PyTorch output: a case of the manifest, or
+   (batch 3 where the manifest has 1 and 2) those two cases one after the
+   other: the samples of a batch are independent, so PyTorch's outputs of
+   the two calls are the reference of the batch of three. */
+static void batch_data(const char *dir, json_t *cases, int batch, size_t in_n, size_t out_n,
+                       float **x, float **ref) {
+  char path[1024];
+  json_t *c = case_of(cases, batch);
+  if (c) {
+    join(path, sizeof path, dir, json_string_value(json_object_get(c, "input")));
+    *x = read_floats(path, batch * in_n);
+    join(path, sizeof path, dir, json_string_value(json_object_get(c, "output")));
+    *ref = read_floats(path, batch * out_n);
+    return;
+  }
+  json_t *c1 = case_of(cases, 1), *c2 = case_of(cases, 2);
+  cr_assert(batch == 3 && c1 && c2, "no reference case for batch %d in %s", batch, dir);
+  *x = malloc(3 * in_n * sizeof **x);
+  *ref = malloc(3 * out_n * sizeof **ref);
+  cr_assert(*x && *ref);
+  json_t *parts[2] = {c1, c2};
+  for (int k = 0; k < 2; k++) {
+    join(path, sizeof path, dir, json_string_value(json_object_get(parts[k], "input")));
+    float *xi = read_floats(path, (k + 1) * in_n);
+    join(path, sizeof path, dir, json_string_value(json_object_get(parts[k], "output")));
+    float *ri = read_floats(path, (k + 1) * out_n);
+    memcpy(*x + k * in_n, xi, (k + 1) * in_n * sizeof *xi);
+    memcpy(*ref + k * out_n, ri, (k + 1) * out_n * sizeof *ri);
+    free(xi);
+    free(ri);
+  }
+}
+
+/* The value of "key=" among the runner's output lines, or "". */
+static const char *runner_value(const char *text, const char *key, char *buf, size_t n) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\n%s=", key);
+  const char *p = strstr(text, pat);
+  buf[0] = 0;
+  if (p) {
+    p += strlen(pat);
+    size_t k = strcspn(p, "\n");
+    snprintf(buf, n, "%.*s", (int)(k < n ? k : n - 1), p);
+  }
+  return buf;
+}
+
+/* The .so through CNNCC_E2E_RUNNER (an emulator and tests/e2e/cross_runner.c
+   built for the target): every batch of CNNCC_E2E_BATCHES (default 1,3)
+   with every thread count of CNNCC_E2E_THREADS (default 1,2), each run a
+   process of its own; its cnn_info as the runner prints it. The outputs of
+   a batch are bit-identical for every thread count (docs/performance.md:
+   the same chunks in the same order), which is checked too. */
+static void run_cross(const char *net, const char *runner, const char *so, const char *tmpdir,
+                      const char *dir, json_t *man, const char *in_name, const char *out_name) {
+  size_t in_n = 1, out_n = 1;
+  json_t *in_shape = json_object_get(man, "input_shape"),
+         *out_shape = json_object_get(man, "output_shape");
+  for (size_t i = 0; i < json_array_size(in_shape); i++)
+    in_n *= json_integer_value(json_array_get(in_shape, i));
+  for (size_t i = 0; i < json_array_size(out_shape); i++)
+    out_n *= json_integer_value(json_array_get(out_shape, i));
+  int batches[8], threads[8];
+  int nb = env_list("CNNCC_E2E_BATCHES", "1,3", batches);
+  int nt = env_list("CNNCC_E2E_THREADS", "1,2", threads);
+  const char *target = getenv("CNNCC_E2E_TARGET");
+  for (int b = 0; b < nb; b++) {
+    float *x, *ref;
+    batch_data(dir, json_object_get(man, "cases"), batches[b], in_n, out_n, &x, &ref);
+    char in_path[1100], out_path[1100], cmd[4096];
+    snprintf(in_path, sizeof in_path, "%s/in.bin", tmpdir);
+    snprintf(out_path, sizeof out_path, "%s/out.bin", tmpdir);
+    FILE *f = fopen(in_path, "wb");
+    cr_assert(f && fwrite(x, sizeof *x, batches[b] * in_n, f) == batches[b] * in_n &&
+              fclose(f) == 0);
+    float *y0 = NULL; /* the output with threads[0] */
+    for (int t = 0; t < nt; t++) {
+      unlink(out_path);
+      snprintf(cmd, sizeof cmd, "%s '%s' '%s' %d %d '%s' 2>&1", runner, so, in_path, batches[b],
+               threads[t], out_path);
+      FILE *p = popen(cmd, "r");
+      cr_assert_not_null(p, "popen %s", cmd);
+      char text[8192] = "\n";
+      size_t len = fread(text + 1, 1, sizeof text - 2, p);
+      text[len + 1] = 0;
+      int rc = pclose(p);
+      cr_assert_eq(rc, 0, "%s failed (status %d):\n%s", cmd, rc, text);
+      char v[1024], want[1200];
+      cr_expect_str_eq(runner_value(text, "name", v, sizeof v), net);
+      cr_expect_eq(strtoull(runner_value(text, "num_params", v, sizeof v), NULL, 10),
+                   (unsigned long long)json_integer_value(json_object_get(man, "num_params")));
+      snprintf(want, sizeof want, "target=%s ", target ? target : "");
+      cr_expect(strstr(runner_value(text, "compiler", v, sizeof v), want),
+                "cnn_info.compiler '%s' does not name %s", v, want);
+      cr_expect(!strncmp(runner_value(text, "input", v, sizeof v), in_name, strlen(in_name)),
+                "input '%s'", v);
+      cr_expect(!strncmp(runner_value(text, "output", v, sizeof v), out_name, strlen(out_name)),
+                "output '%s'", v);
+      float *y = read_floats(out_path, batches[b] * out_n);
+      char how[64];
+      snprintf(how, sizeof how, "threads %d under %s", threads[t], target ? target : "a runner");
+      compare(net, batches[b], how, y, ref, batches[b] * out_n, out_n,
+              atof(runner_value(text, "run_seconds", v, sizeof v)));
+      if (!y0) {
+        y0 = y;
+        continue;
+      }
+      cr_expect(!memcmp(y, y0, batches[b] * out_n * sizeof *y),
+                "%s batch %d: the output with %d threads differs from the one with %d", net,
+                batches[b], threads[t], threads[0]);
+      free(y);
+    }
+    free(y0);
+    free(x);
+    free(ref);
+  }
 }
 
 /* Compiles NET once and checks every batch size of its manifest. */
@@ -232,6 +393,16 @@ static void run_network(const char *net) {
   const char *so = compile(net, weights, tmpdir);
   printf("e2e %-16s compile: %.2f s\n", net, now_s() - t0);
   fflush(stdout);
+  const char *runner = getenv("CNNCC_E2E_RUNNER");
+  if (runner && *runner) {
+    run_cross(net, runner, so, tmpdir, dir, man, in_name, out_name);
+    json_decref(man);
+    char rm[1100];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", tmpdir);
+    if (system(rm) != 0)
+      cr_log_warn("could not remove %s", tmpdir);
+    return;
+  }
 
   void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
   cr_assert_not_null(h, "dlopen %s: %s", so, dlerror());
@@ -307,6 +478,11 @@ E2E(fractalnet)
 E2E(nin)
 E2E(modern_blocks)
 E2E(padded_blocks)
+E2E(shufflenet_v2_x1_0)
+E2E(regnet_y_400mf)
+E2E(regnet_x_1_6gf)
+E2E(inception_v3)
+E2E(convnext_tiny)
 
 /* ------------------------------------------------ the lecture's AlexNet facts */
 

@@ -5,8 +5,9 @@
 # 2. the installed cnncc compiles a spec (finding its runtime beside it),
 #    and so does the installed Python package (finding that cnncc)
 # 3. examples/cmake-consumer is configured with -DCMAKE_PREFIX_PATH=prefix,
-#    built (cnncc_add_model compiles LeNet-5 and its typed header) and its
-#    two hosts run (classify by dlopen, typed linked through lenet5.h)
+#    built (cnncc_add_model compiles LeNet-5 and its typed header, and with
+#    TARGET aarch64-linux-gnu an Arm .so when the build has that runtime)
+#    and its two hosts run (classify by dlopen, typed linked through lenet5.h)
 # 4. pkg-config --cflags cnncc (PKG_CONFIG_PATH=prefix/lib/pkgconfig) points
 #    at prefix/include, and a host compiles with just those flags
 set -euo pipefail
@@ -46,8 +47,10 @@ print('  python: cnncc.compile with', exe, '->', m.info['name'], y.shape)
 ")
 
 step "examples/cmake-consumer against the prefix"
+arm=OFF
+[ -e "$prefix/lib/cnncc/aarch64-linux-gnu/libcnnrt.a" ] && arm=ON
 cmake -S "$src/examples/cmake-consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
-  >"$work/consumer-configure.log"
+  -DCONSUMER_AARCH64=$arm >"$work/consumer-configure.log"
 cmake --build "$work/consumer" >"$work/consumer-build.log"
 out=$("$work/consumer/classify")
 echo "  $out"
@@ -57,6 +60,11 @@ echo "$out" | sed 's/^/  /'
 [ -f "$work/consumer/lenet5.h" ] || { echo "install-test: HEADER wrote no lenet5.h"; exit 1; }
 [ "$(echo "$out" | grep -c '^lenet5: sample [01]: class [0-9]$')" -eq 2 ] ||
   { echo "install-test: unexpected output from typed"; exit 1; }
+if [ $arm = ON ]; then
+  step "cnncc_add_model(... TARGET aarch64-linux-gnu) made an aarch64 .so"
+  file "$work/consumer/lenet5_aarch64.so" | grep -q "ARM aarch64" ||
+    { echo "install-test: lenet5_aarch64.so is not an aarch64 shared object"; exit 1; }
+fi
 
 step "pkg-config --cflags cnncc"
 cflags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags cnncc | xargs)

@@ -200,7 +200,7 @@ class Compile(unittest.TestCase):
         with open(work("flags.h")) as f:
             self.assertIn("static inline int lenet5_run(", f.read())
         with cnncc.load(out) as m:
-            self.assertIn("-O1 cpu=x86-64-v3", m.info["compiler"])
+            self.assertIn("-O1 target=x86_64-linux-gnu cpu=x86-64-v3", m.info["compiler"])
         bad = work("bad.yaml")
         with open(bad, "w") as f:
             f.write("cnncc: 1\nname: bad\ninputs: {x: [1, 8, 8]}\nlayers:\n"

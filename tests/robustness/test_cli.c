@@ -88,6 +88,17 @@ static Result cnncc(const char *env, const char *fmt, ...) {
   return r;
 }
 
+/* The output of a shell command (caller frees). */
+static char *sh_out(const char *cmd) {
+  FILE *p = popen(cmd, "r");
+  cr_assert(p);
+  char *out = calloc(1, 8192);
+  size_t n = fread(out, 1, 8191, p);
+  out[n] = 0;
+  pclose(p);
+  return out;
+}
+
 /* The names in dir, sorted, joined by spaces. */
 static char *listing(void) {
   struct dirent **names;
@@ -435,4 +446,57 @@ Test(cli, an_unknown_target_cpu_or_feature_exits_1) {
   fails(NULL, "net.yaml --target-cpu=no-such-cpu -o out.so", "no-such-cpu", "net.yaml");
   fails(NULL, "net.yaml --target-cpu=x86-64 --target-features=+bogus -o out.so",
         "is not a recognized feature", "net.yaml");
+}
+
+/* --target (docs/targets.md): an unknown triple, a CPU of another
+   architecture, and each missing piece of a cross link (the target's
+   runtime, ld.lld, the target's C library) is one error, exit 1, nothing
+   written. */
+Test(cli, an_unknown_triple_or_a_cpu_of_another_target_exits_1) {
+  put("net.yaml", good);
+  fails(NULL, "net.yaml --target=sparc64-linux-gnu -o out.so",
+        "unknown target 'sparc64-linux-gnu' (cnncc compiles for x86_64-linux-gnu, "
+        "aarch64-linux-gnu",
+        "net.yaml");
+  fails(NULL, "net.yaml --target=aarch64-linux-musl -o out.so", "unknown target", "net.yaml");
+  fails(NULL, "net.yaml --target=aarch64-linux-gnu --target-cpu=skylake -o out.so",
+        "cannot be used for aarch64-linux-gnu", "net.yaml");
+  fails(NULL, "net.yaml --target=aarch64-linux-gnu --target-cpu=x86-64-v3 --emit=obj -o out.o",
+        "cannot be used for aarch64-linux-gnu", "net.yaml");
+}
+
+Test(cli, a_cross_link_without_runtime_lld_or_c_library_exits_1) {
+  put("net.yaml", good);
+  fails("CNNCC_RUNTIME_DIR=/nonexistent", "net.yaml --target=aarch64-linux-gnu -o out.so",
+        "no runtime for aarch64-linux-gnu", "net.yaml");
+  fails("CNNCC_LLD=/nonexistent/ld.lld", "net.yaml --target=aarch64-linux-gnu -o out.so",
+        "needs ld.lld, which was not found", "net.yaml");
+  fails("CNNCC_TARGET_LIBDIR=/nonexistent", "net.yaml --target=aarch64-linux-gnu -o out.so",
+        "needs the target's C library", "net.yaml");
+}
+
+/* The same network for aarch64 from the same machine: an aarch64 shared
+   object needing libc only (libm where it calls pow), named in
+   cnn_info.compiler; no runtime or linker is needed for an object file. */
+Test(cli, target_aarch64_makes_an_aarch64_shared_object) {
+  put("net.yaml", good);
+  Result r = cnncc(NULL, "net.yaml -q --target=aarch64-linux-gnu -o out.so");
+  cr_assert_eq(r.status, 0, "%s", r.out);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "file '%s/out.so'", dir);
+  char *f = sh_out(cmd);
+  cr_expect(strstr(f, "ARM aarch64") && strstr(f, "shared object"), "%s", f);
+  free(f);
+  snprintf(cmd, sizeof cmd, "llvm-readelf-19 -d '%s/out.so' | grep NEEDED", dir);
+  f = sh_out(cmd);
+  cr_expect(strstr(f, "[libc.so.6]") && !strstr(f, "pthread"), "%s", f);
+  free(f);
+  snprintf(cmd, sizeof cmd, "strings '%s/out.so' | grep 'target=aarch64-linux-gnu cpu=generic'",
+           dir);
+  f = sh_out(cmd);
+  cr_expect(strstr(f, "-O2 target=aarch64-linux-gnu cpu=generic"), "%s", f);
+  free(f);
+  r = cnncc("CNNCC_RUNTIME_DIR=/nonexistent CNNCC_LLD=/nonexistent",
+            "net.yaml -q --target=aarch64-linux-gnu --emit=obj -o out.o");
+  cr_expect_eq(r.status, 0, "%s", r.out);
 }

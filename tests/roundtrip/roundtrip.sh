@@ -26,7 +26,10 @@ cd "$work"
 found=$(ls | tr '\n' ' ')
 [ "$found" = "net.safetensors net.yaml " ] || { echo "$net: --emit=spec wrote: $found"; exit 1; }
 
-names_out() { sed -E 's/"[^"]*"/""/g'; }
+# A parameter layer's one tensor is named after the layer ([layer_scale 96x1x1]
+# in ConvNeXt's block, [features_1_1_layer_scale ...] once written flat), so
+# that name is a name too.
+names_out() { sed -E 's/"[^"]*"/""/g; s/^( *%[0-9]+ parameter "" \[)[^ ]+ /\1 /'; }
 for level in -O0 -O3; do
   "$cnncc" "$spec" -q $level --emit=ir -o - | names_out >direct$level.ir
   "$cnncc" net.yaml -q --weights net.safetensors $level --emit=ir -o - | names_out >written$level.ir

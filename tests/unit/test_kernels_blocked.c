@@ -53,6 +53,12 @@ Test(blocked, convs_for_x86_64_v3_without_avx512_match_reference) {
   check_blocked(blocked_convs(), 2, 2, "x86-64-v3");
 }
 
+/* x86-64-v2: SSE4.2, 4 lanes, no FMA: the 2-pixel register tiles, products
+   by multiply and add (llvm.fmuladd, not fmaf calls). */
+Test(blocked, convs_for_x86_64_v2_sse_without_fma_match_reference) {
+  check_blocked(blocked_convs(), 2, 2, "x86-64-v2");
+}
+
 /* A ResNet 3x3 layer at full size (64 -> 64 channels at 56x56, ReLU) on the
    blocked kernel, as -O1 and above compile it: one thread, then two, each
    run into fresh NaN-filled outputs. Speed is measured by bench/, not by a
@@ -293,6 +299,19 @@ Test(blocked, every_activation_epilogue_for_x86_64_v3_without_avx512_matches_ref
     output(g, c);
   }
   check_blocked(g, 1, 1, "x86-64-v3");
+}
+
+Test(blocked, every_activation_epilogue_for_x86_64_v2_without_fma_matches_reference) {
+  Graph *g = ir_graph_new("blocked_acts_v2");
+  Node *x = input3(g, "x", 16, 7, 9);
+  Node *c0 = conv(g, x, 16, 3, 3, 1, 1);
+  for (int i = 0; i < harness_nacts; i++) {
+    Node *c = conv(g, c0, 16, 3, 3, 1, 1);
+    scale_weight(c, 0.3f);
+    c->epi.act = harness_acts[i];
+    output(g, c);
+  }
+  check_blocked(g, 1, 1, "x86-64-v2");
 }
 
 /* Squeeze-excitation on the blocked layout: global pool, 1x1 reduce with

@@ -54,6 +54,10 @@ Test(nchw_gemm, x86_64_v3_without_avx512_matches_reference) {
   check_blocked(nchw_gemm(), 2, 2, "x86-64-v3");
 }
 
+Test(nchw_gemm, x86_64_v2_sse_without_fma_matches_reference) {
+  check_blocked(nchw_gemm(), 2, 2, "x86-64-v2");
+}
+
 /* Every activation in the GEMM's epilogue (masked tail vectors included:
    7x5 pixels), weights scaled so the outputs spread over about +-12. */
 Test(nchw_gemm, every_activation_epilogue_matches_reference_in_every_regime) {

@@ -75,6 +75,10 @@ Test(grouped, convs_for_x86_64_v3_without_avx512_match_reference) {
   check_blocked(grouped_convs(), 2, 2, "x86-64-v3");
 }
 
+Test(grouped, convs_for_x86_64_v2_sse_without_fma_match_reference) {
+  check_blocked(grouped_convs(), 2, 2, "x86-64-v2");
+}
+
 /* Groups the kernel does not take stay NCHW: 3 channels per group, and
    4 input but 8 output channels per group. */
 Test(grouped, other_group_shapes_stay_nchw_and_match_reference) {

@@ -92,6 +92,10 @@ Test(winograd, f4x4_for_x86_64_v3_without_avx512_matches_reference) {
   check_wino(wino_f4(), 1, 2, "x86-64-v3", 27 * 64 * 48 + 7 * 64 * 64, NULL);
 }
 
+Test(winograd, f4x4_for_x86_64_v2_sse_without_fma_matches_reference) {
+  check_wino(wino_f4(), 1, 2, "x86-64-v2", 27 * 64 * 48 + 7 * 64 * 64, NULL);
+}
+
 /* F(2x2): 512 -> 32 channels on 14x14 (the late ResNet/VGG stages), and
    64 -> 64 on an odd 17x15 plane. */
 static Graph *wino_f2(void) {
