@@ -150,6 +150,10 @@ NETWORKS = {
     "efficientnet_b3": Net(lambda: TV.efficientnet_b3(), [3, 300, 300], 12_233_232, (1, 2),
                            "classifier.1"),
     "mnasnet1_0": Net(lambda: TV.mnasnet1_0(), IMAGENET, 4_383_312, (1, 2), "classifier.1"),
+    # not a zoo network: those blocks with channel counts that are not multiples
+    # of 16 (zoo_models.PaddedBlocks; tests/e2e/padded_blocks.yaml), which
+    # passes/pad_channels.c pads
+    "padded_blocks": Net(lambda: zoo.PaddedBlocks(), [3, 128, 128], 325_994, (1, 2), "fc"),
 }
 
 # Networks whose activations are spread further than He-normal weights and
@@ -160,7 +164,7 @@ NETWORKS = {
 # make_ref.py prints the share of each regime and fails when one is never
 # reached.
 SPREAD = {net: {"tails": 8.0, "kinks": 4.0}
-          for net in ("modern_blocks", "mobilenet_v2", "mobilenet_v3_small",
+          for net in ("modern_blocks", "padded_blocks", "mobilenet_v2", "mobilenet_v3_small",
                       "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b3")}
 # MNASNet has only ReLUs, but its linear bottlenecks and residual adds, with
 # no normalisation at inference, grow its activations ~5x per stage (its
