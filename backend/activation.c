@@ -24,7 +24,13 @@
  * sigmoid(x) = 1 / (1 + exp(-x)) is computed as e / (1 + e) or 1 / (1 + e)
  * with e = exp(-|x|) <= 1: exp never overflows, and the left tail keeps
  * its relative accuracy (PyTorch's form returns exactly 0 below -88 and
- * NaN nowhere; so does this one). silu is x * sigmoid(x); the tanh form of
+ * NaN nowhere; this one returns 0 below -87 and NaN only for NaN). No
+ * activation makes a denormal from normal inputs, in its result or on the
+ * way (see sigmoid_parts, gelu): each costs a microcode assist of ~100
+ * cycles per instruction, and random weights drive SE and SiLU inputs far
+ * into the tails (docs/performance.md, "The modern networks").
+ *
+ * silu is x * sigmoid(x); the tanh form of
  * gelu is x * sigmoid(2u), since 1 + tanh(u) = 2 sigmoid(2u), without the
  * cancellation of 1 + tanh(u) for u << 0.
  *
@@ -110,7 +116,9 @@ static LLVMValueRef poly(BeCtx *c, LLVMValueRef x, const float *k, int n) {
 
 /* ---------------------------------------------------------------- exp */
 
-static LLVMValueRef exp_(BeCtx *c, LLVMValueRef x) {
+/* exp(x) * 2^k (k >= 0), exact in the scaling: 2^k joins the second
+   factor of 2^n. */
+static LLVMValueRef exp_scaled(BeCtx *c, LLVMValueRef x, int k) {
   static const float taylor7[8] = {1.0f,      1.0f,       1.0f / 2,   1.0f / 6,
                                    1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
   const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
@@ -124,7 +132,7 @@ static LLVMValueRef exp_(BeCtx *c, LLVMValueRef x) {
   r = sub(c, r, mul(c, nf, kf(c, x, -2.12194440e-4f)));
   LLVMValueRef p = poly(c, r, taylor7, 8);
   LLVMValueRef n1 = LLVMBuildAShr(c->b, n, ki(c, x, 1), "");
-  LLVMValueRef n2 = LLVMBuildSub(c->b, n, n1, "");
+  LLVMValueRef n2 = LLVMBuildAdd(c->b, LLVMBuildSub(c->b, n, n1, ""), ki(c, x, k), "");
   LLVMValueRef s1 = LLVMBuildBitCast(
       c->b, LLVMBuildShl(c->b, LLVMBuildAdd(c->b, n1, ki(c, x, 127), ""), ki(c, x, 23), ""),
       LLVMTypeOf(x), "");
@@ -134,12 +142,53 @@ static LLVMValueRef exp_(BeCtx *c, LLVMValueRef x) {
   return mul(c, mul(c, p, s1), s2);
 }
 
+static LLVMValueRef exp_(BeCtx *c, LLVMValueRef x) { return exp_scaled(c, x, 0); }
+
 /* ------------------------------------------------------------ sigmoid */
 
+/* No denormal on the way (each costs a microcode assist of ~100 cycles
+   per instruction, and random weights drive SE and SiLU inputs far into
+   the left tail: EfficientNet-B0's reach -1600). With a = min(|x|, 91),
+   es = exp(-a) 2^24 is normal, and sigmoid(-a) = es pos 2^-24 with pos =
+   sigmoid(a) = 1 / (1 + exp(-a)) (exp(-a) taken as 0 beyond a = 20, where
+   1 + exp(-a) rounds to 1). The last product by 2^-24 is the only one
+   that could become denormal: sigmoid is 0 below x = -87 (the true value
+   is below 1.7e-38; PyTorch's is 0 below -88.7), silu x * 0 below x = -91
+   (true |silu| below 2.8e-38). */
+#define EXP_SCALE 24
+#define SIGMOID_LOW 87.0f
+#define SILU_LOW 91.0f
+
+typedef struct {
+  LLVMValueRef a, pos, neg_s; /* min(|x|, 91), sigmoid(a), sigmoid(-a) 2^24 */
+} Sig;
+
+static Sig sigmoid_parts(BeCtx *c, LLVMValueRef x) {
+  Sig r;
+  r.a = be_fcall1(c, "llvm.fabs", x);
+  r.a = sel_gt(c, r.a, kf(c, x, SILU_LOW), kf(c, x, SILU_LOW), r.a);
+  LLVMValueRef es = exp_scaled(c, LLVMBuildFNeg(c->b, r.a, ""), EXP_SCALE);
+  LLVMValueRef ed = sel_gt(c, r.a, kf(c, x, 20.0f), kf(c, x, 0.0f), es);
+  LLVMValueRef e = mul(c, ed, kf(c, x, 0x1p-24f)); /* exp(-a), or 0 */
+  r.pos = div_(c, kf(c, x, 1.0f), add(c, kf(c, x, 1.0f), e));
+  r.neg_s = mul(c, es, r.pos);
+  return r;
+}
+
 static LLVMValueRef sigmoid(BeCtx *c, LLVMValueRef x) {
-  LLVMValueRef e = exp_(c, LLVMBuildFNeg(c->b, be_fcall1(c, "llvm.fabs", x), ""));
-  LLVMValueRef pos = div_(c, kf(c, x, 1.0f), add(c, kf(c, x, 1.0f), e)); /* sigmoid(|x|) */
-  return sel_lt(c, x, kf(c, x, 0.0f), mul(c, e, pos), pos);
+  Sig p = sigmoid_parts(c, x);
+  LLVMValueRef ns = sel_lt(c, x, kf(c, x, -SIGMOID_LOW), kf(c, x, 0.0f), p.neg_s);
+  return sel_lt(c, x, kf(c, x, 0.0f), mul(c, ns, kf(c, x, 0x1p-24f)), p.pos);
+}
+
+/* x * sigmoid(u) (silu: u = x; the tanh form of gelu), the 2^-24 applied
+   last, to the product, which keeps its relative accuracy down to
+   FLT_MIN; x * 0 below u = -91 (-0, or NaN for an infinite x). */
+static LLVMValueRef x_sigmoid(BeCtx *c, LLVMValueRef x, LLVMValueRef u) {
+  Sig p = sigmoid_parts(c, u);
+  LLVMValueRef neg = mul(c, mul(c, x, p.neg_s), kf(c, x, 0x1p-24f));
+  neg = sel_lt(c, u, kf(c, x, -SILU_LOW), mul(c, x, kf(c, x, 0.0f)), neg);
+  return sel_lt(c, u, kf(c, x, 0.0f), neg, mul(c, x, p.pos));
 }
 
 /* --------------------------------------------------------------- gelu */
@@ -162,20 +211,26 @@ static LLVMValueRef erfc_scaled(BeCtx *c, LLVMValueRef a) {
   return mul(c, mul(c, t, poly(c, t, s, 9)), e);
 }
 
+/* Below x = -12.9, Phi(x) < 2.2e-38 and would become a denormal (a
+   microcode assist per instruction): |x| is clamped there, so every
+   intermediate is normal and keeps x*x finite, and Phi is 0 below (the
+   true |gelu| is below 3e-37 there). */
+#define GELU_LOW 12.9f
+
 static LLVMValueRef gelu(BeCtx *c, LLVMValueRef x) {
-  /* beyond |x| = 17 erfc is 0 in float; the clamp keeps x*x finite */
   LLVMValueRef a = be_fcall1(c, "llvm.fabs", x);
-  a = sel_gt(c, a, kf(c, x, 17.0f), kf(c, x, 17.0f), a);
+  a = sel_gt(c, a, kf(c, x, GELU_LOW), kf(c, x, GELU_LOW), a);
   LLVMValueRef half = mul(c, erfc_scaled(c, a), kf(c, x, 0.5f)); /* Phi(-|x|) */
   LLVMValueRef phi = sel_lt(c, x, kf(c, x, 0.0f), half, sub(c, kf(c, x, 1.0f), half));
-  return mul(c, x, phi);
+  phi = sel_lt(c, x, kf(c, x, -GELU_LOW), kf(c, x, 0.0f), phi);
+  return mul(c, x, phi); /* x * 0 keeps gelu(-inf) NaN, as x * Phi(x) is */
 }
 
 static LLVMValueRef gelu_tanh(BeCtx *c, LLVMValueRef x) {
   /* 2u = 2 sqrt(2/pi) (x + 0.044715 x^3) = x (k0 + k1 x^2) */
   const float k0 = 1.59576912160573071f, k1 = 0.0713548162726008f;
   LLVMValueRef u2 = mul(c, x, be_fmuladd(c, mul(c, x, x), kf(c, x, k1), kf(c, x, k0)));
-  return mul(c, x, sigmoid(c, u2));
+  return x_sigmoid(c, x, u2);
 }
 
 /* ------------------------------------------------------------- be_act */
@@ -203,7 +258,7 @@ LLVMValueRef be_act(BeCtx *c, const Act *a, LLVMValueRef x) {
   case ACT_HARDSWISH:
     return div_(c, mul(c, x, relu6_plus3(c, x)), kf(c, x, 6.0f));
   case ACT_SILU:
-    return mul(c, x, sigmoid(c, x));
+    return x_sigmoid(c, x, x);
   case ACT_GELU:
     return gelu(c, x);
   case ACT_GELU_TANH:

@@ -54,6 +54,10 @@ typedef struct {
   int conv_prefetch;   /* conv.prefetch: weight prefetch distance (floats), 0: none */
   int conv_order;      /* conv.order: 0 group-major, 1 row-major, 2/3 the cheaper */
   int grouped_tile;    /* grouped.tile: pixels per tile of the small-group conv */
+  int depthwise;       /* depthwise: depthwise.c for 1 3x3 stride 1, 2 all, 0 none */
+  int depthwise_rows;  /* depthwise.rows: output rows per register tile (0: auto) */
+  int depthwise_tile;  /* depthwise.tile: pixels per register tile row (0: auto) */
+  int depthwise_mode;  /* depthwise.mode: experiment bits */
   int winograd_m;      /* winograd.m: 0 by plane size, else 2 or 4 for every layer */
   int winograd_min_ic; /* winograd.min_ic */
   int winograd_min_hw; /* winograd.min_hw */

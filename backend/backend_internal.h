@@ -15,7 +15,8 @@
  *   nchw.c      the generic kernel of every op on the NCHW layout
  *   blocked.c   kernels on NCHW16c: the register-tiled direct conv, pools,
  *               affine, concat, reorder
- *   grouped.c   grouped/depthwise convs with small groups on NCHW16c
+ *   depthwise.c depthwise convs (groups = channels) on NCHW16c
+ *   grouped.c   grouped convs with small groups on NCHW16c
  *   winograd.c  3x3 stride-1 convs by Winograd F(4x4,3x3) / F(2x2,3x3)
  *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
@@ -347,6 +348,13 @@ int64_t be_work_rows(const BeConfig *cf, const Node *n); /* H */
 void be_emit_layernorm_blocked(BeCtx *c, KArgs *k);
 int64_t be_work_reorder(const BeConfig *cf, const Node *n);
 void be_emit_reorder(BeCtx *c, KArgs *k);
+
+/* depthwise.c: depthwise convs (groups = channels) on NCHW16c, blocked
+   input, when Tuning.depthwise is on. */
+bool be_conv_depthwise_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_conv_depthwise(const BeConfig *cf, const Node *n);
+void be_emit_conv_depthwise(BeCtx *c, KArgs *k);
+float *be_pack_conv_depthwise(const BeConfig *cf, const Node *n);
 
 /* grouped.c: grouped/depthwise convs on NCHW16c under the small-groups
    rule (ir_conv_small_groups). */

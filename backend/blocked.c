@@ -506,7 +506,8 @@ void be_emit_pool_blocked(BeCtx *c, KArgs *k) {
 }
 
 /* Adaptive average or max pooling over PyTorch's bins, a vector of 16
-   channels at a time. */
+   channels at a time; averages accumulate in double (as nchw.c's
+   adaptive_pool, which says why). */
 static void adaptive_pool_blocked(BeCtx *c, KArgs *k, bool max) {
   const Node *n = k->n;
   const Shape *is = &n->in[0]->shape;
@@ -514,7 +515,9 @@ static void adaptive_pool_blocked(BeCtx *c, KArgs *k, bool max) {
   int64_t OH = n->shape.d[1], OW = n->shape.d[2];
   LLVMValueRef tws, twe;
   be_adaptive_bins(c, IW, OW, &tws, &twe);
-  LLVMValueRef acc = be_var(c, c->t_v16, "acc");
+  LLVMTypeRef at = max ? c->t_v16 : LLVMVectorType(LLVMDoubleTypeInContext(c->ctx), 16);
+  LLVMValueRef acc = be_var(c, at, "acc");
+  LLVMValueRef none = max ? be_vsplat(c, be_f32(c, -INFINITY)) : LLVMConstNull(at);
   BeLoop it;
   be_for(c, &it, k->lo, k->hi, "row");
   LLVMValueRef cb = be_sdiv(c, it.iv, be_i64(c, OH));
@@ -525,23 +528,22 @@ static void adaptive_pool_blocked(BeCtx *c, KArgs *k, bool max) {
   BeLoop ow;
   be_for(c, &ow, be_i64(c, 0), be_i64(c, OW), "ow");
   LLVMValueRef w0 = be_ld_i64(c, tws, ow.iv), w1 = be_ld_i64(c, twe, ow.iv);
-  LLVMBuildStore(c->b, max ? be_vsplat(c, be_f32(c, -INFINITY)) : LLVMConstNull(c->t_v16), acc);
+  LLVMBuildStore(c->b, none, acc);
   BeLoop ih;
   be_for(c, &ih, h0, h1, "ih");
   LLVMValueRef xrow = be_add(c, xplane, be_mulk(c, ih.iv, IW * 16));
   BeLoop iw;
   be_for(c, &iw, w0, w1, "iw");
-  LLVMValueRef cur = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
+  LLVMValueRef cur = LLVMBuildLoad2(c->b, at, acc, "");
   LLVMValueRef xv = be_vld(c, k->in[0], be_add(c, xrow, be_mulk(c, iw.iv, 16)), 64);
-  LLVMBuildStore(c->b, max ? be_fmax_nan(c, cur, xv) : be_fadd(c, cur, xv), acc);
+  LLVMBuildStore(
+      c->b, max ? be_fmax_nan(c, cur, xv) : be_fadd(c, cur, LLVMBuildFPExt(c->b, xv, at, "")), acc);
   be_for_end(c, &iw);
   be_for_end(c, &ih);
-  LLVMValueRef v;
-  if (max) {
-    v = LLVMBuildLoad2(c->b, c->t_v16, acc, "");
-  } else {
+  LLVMValueRef v = LLVMBuildLoad2(c->b, at, acc, "");
+  if (!max) {
     LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
-    v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_v16, acc, ""), be_vsplat(c, be_sitofp(c, cnt)));
+    v = be_fdiv(c, LLVMBuildFPTrunc(c->b, v, c->t_v16, ""), be_vsplat(c, be_sitofp(c, cnt)));
   }
   LLVMValueRef yi = be_mulk(c, be_add(c, be_mulk(c, it.iv, OW), ow.iv), 16);
   be_vst(c, k->out, yi, vepi(c, k, v, yi), 64);

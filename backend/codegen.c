@@ -254,7 +254,7 @@ static void emit_info(BeCtx *c, Graph *g, const BackendOptions *o, int64_t weigh
       ins,
       outs,
       be_i64(c, (int64_t)g->num_params_orig),
-      be_i64(c, (int64_t)ir_graph_macs(g)),
+      be_i64(c, (int64_t)(g->macs_orig ? g->macs_orig : ir_graph_macs(g))),
       be_i64(c, weight_bytes),
       be_i64(c, g->arena_bytes),
       const_string(c, o->compiler_ident ? o->compiler_ident : "cnncc " CNNCC_VERSION,
@@ -332,16 +332,22 @@ static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n, LLVMVal
   return LLVMBuildInBoundsGEP2(c->b, c->t_i8, base, &off, 1, "");
 }
 
-/* The layer table of the profiler: "name\top[/16c]" of layer number
-   `layer`, as a private constant string. */
-/* The bytes a layer moves at least, per sample: its output, its inputs and
-   its parameters, float32 (cnnrt_layer_bytes; the trace shows them). */
+/* The bytes a layer moves at least, per sample: each distinct input and
+   its output once, and its parameters, float32 (cnnrt_layer_bytes: the
+   profiler's GB/s, what bounds a depthwise conv or a GEMV over the memory
+   bandwidth; the trace shows them). */
 static int64_t layer_bytes(const Node *n) {
   int64_t b = shape_numel(&n->shape);
-  for (int k = 0; k < n->nin; k++)
-    b += shape_numel(&n->in[k]->shape);
-  for (int k = 0; k < n->nparams; k++)
-    b += param_numel(n->params[k]);
+  for (int i = 0; i < n->nin; i++) {
+    bool seen = false;
+    for (int j = 0; j < i; j++)
+      seen |= n->in[j] == n->in[i];
+    if (!seen)
+      b += shape_numel(&n->in[i]->shape);
+  }
+  for (int i = 0; i < n->nparams; i++)
+    if (n->params[i])
+      b += param_numel(n->params[i]);
   return 4 * b;
 }
 

@@ -41,6 +41,9 @@ static const KernelImpl impls[] = {
     /* 1x1 stride 1, NCHW in and out: a register-tiled GEMM (gemm1x1.c) */
     {"gemm1x1", OP_CONV2D, LAYOUT_NCHW, be_conv_gemm1x1_accepts, be_work_conv_gemm1x1,
      be_emit_conv_gemm1x1, true, NULL, NULL},
+    /* depthwise convs on NCHW16c (depthwise.c) */
+    {"depthwise16", OP_CONV2D, LAYOUT_NCHW16C, be_conv_depthwise_accepts, be_work_conv_depthwise,
+     be_emit_conv_depthwise, true, NULL, be_pack_conv_depthwise},
     /* groups of 1-8 channels on NCHW16c (grouped.c) */
     {"grouped16", OP_CONV2D, LAYOUT_NCHW16C, be_conv_grouped_accepts, be_work_conv_grouped,
      be_emit_conv_grouped, true, NULL, be_pack_conv_grouped},

@@ -312,7 +312,13 @@ void be_emit_nchw_avgpool(BeCtx *c, KArgs *k) {
 }
 
 /* Adaptive average or max pooling over PyTorch's bins (a NaN wins the
-   max, as in max pooling). */
+   max, as in max pooling). Averages accumulate in double: one float
+   running sum over a 112x112 bin drifts by ~1e-4 of the mean (every add
+   rounds at the size of the whole sum; tests/unit: a constant plane), and
+   float row sums are still less exact than PyTorch's pairwise sums, which
+   EfficientNet's squeeze-excitation gates amplify: B3's e2e test at batch
+   2 reached 8.6e-5 of its 1e-4 tolerance with float row sums, 2.8e-5 in
+   double (PyTorch's own float32 error: 6e-6). */
 static void adaptive_pool(BeCtx *c, KArgs *k, bool max) {
   const Node *n = k->n;
   const Shape *is = &n->in[0]->shape;
@@ -322,7 +328,9 @@ static void adaptive_pool(BeCtx *c, KArgs *k, bool max) {
   LLVMValueRef tws, twe;
   be_adaptive_bins(c, IW, OW, &tws, &twe);
 
-  LLVMValueRef sum = be_var(c, c->t_f32, max ? "max" : "sum");
+  LLVMTypeRef at = max ? c->t_f32 : LLVMDoubleTypeInContext(c->ctx);
+  LLVMValueRef sum = be_var(c, at, max ? "max" : "sum");
+  LLVMValueRef none = max ? be_f32(c, -INFINITY) : LLVMConstNull(at);
   BeLoop it;
   be_for(c, &it, k->lo, k->hi, "row");
   LLVMValueRef ch = be_sdiv(c, it.iv, be_i64(c, OH));
@@ -334,23 +342,22 @@ static void adaptive_pool(BeCtx *c, KArgs *k, bool max) {
   BeLoop ow;
   be_for(c, &ow, be_i64(c, 0), be_i64(c, OW), "ow");
   LLVMValueRef w0 = be_ld_i64(c, tws, ow.iv), w1 = be_ld_i64(c, twe, ow.iv);
-  LLVMBuildStore(c->b, be_f32(c, max ? -INFINITY : 0), sum);
+  LLVMBuildStore(c->b, none, sum);
   BeLoop ih;
   be_for(c, &ih, h0, h1, "ih");
   LLVMValueRef xrow = be_add(c, xplane, be_mulk(c, ih.iv, IW));
   BeLoop iw;
   be_for(c, &iw, w0, w1, "iw");
-  LLVMValueRef s = LLVMBuildLoad2(c->b, c->t_f32, sum, "");
+  LLVMValueRef s = LLVMBuildLoad2(c->b, at, sum, "");
   LLVMValueRef xv = be_ld(c, k->in[0], be_add(c, xrow, iw.iv));
-  LLVMBuildStore(c->b, max ? be_fmax_nan(c, s, xv) : be_fadd(c, s, xv), sum);
+  LLVMBuildStore(
+      c->b, max ? be_fmax_nan(c, s, xv) : be_fadd(c, s, LLVMBuildFPExt(c->b, xv, at, "")), sum);
   be_for_end(c, &iw);
   be_for_end(c, &ih);
-  LLVMValueRef v;
-  if (max) {
-    v = LLVMBuildLoad2(c->b, c->t_f32, sum, "");
-  } else {
+  LLVMValueRef v = LLVMBuildLoad2(c->b, at, sum, "");
+  if (!max) {
     LLVMValueRef cnt = be_mul(c, be_sub(c, h1, h0), be_sub(c, w1, w0));
-    v = be_fdiv(c, LLVMBuildLoad2(c->b, c->t_f32, sum, ""), be_sitofp(c, cnt));
+    v = be_fdiv(c, LLVMBuildFPTrunc(c->b, v, c->t_f32, ""), be_sitofp(c, cnt));
   }
   LLVMValueRef yi = be_add(c, yrow, ow.iv);
   be_st(c, k->out, yi, epi_value(c, k, v, yi));

@@ -53,6 +53,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 NETS = ["resnet50", "googlenet", "vgg16", "densenet121", "squeezenet1_0", "alexnet",
         "resnext50_32x4d", "resnet152", "inception_v4"]
+# `--nets modern`: the mobile and efficient networks of issue 13, whose goal
+# is cnncc/ORT <= 0.8 at 1 and 2 threads (docs/performance.md).
+GROUPS = {"classic": NETS,
+          "modern": ["mobilenet_v2", "efficientnet_b0", "mobilenet_v3_large",
+                     "shufflenet_v2_x1_0", "regnet_y_400mf", "convnext_tiny"]}
 # cnncc-onnx: the same network compiled by cnncc from prepare.py's model.onnx
 # (the ONNX frontend) instead of the spec; opt-in (--engines cnncc,cnncc-onnx).
 # cnncc-bf16: the spec compiled with --precision=bf16 (docs/precision.md); opt-in
@@ -263,6 +268,18 @@ def measure_peak(tools, threads, seconds, trials):
     return out
 
 
+def measure_bandwidth(tools, threads, trials):
+    """{threads: {"read": GB/s, "copy": ..., "mb8_read": ..., "l2_read": ...}}
+    (bench_peak --memory: see peak.c), or {} when it fails."""
+    r = subprocess.run([tools["peak"], "--threads", ",".join(map(str, threads)),
+                        "--memory", "256", "--trials", str(trials)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log("bench: the bandwidth measurement failed: " + r.stderr.strip())
+        return {}
+    return {d["threads"]: d for d in map(json.loads, r.stdout.splitlines())}
+
+
 def ort_status(args):
     """None if ORT can run, else the reason it is skipped."""
     if "ort" not in args.engines:
@@ -294,7 +311,7 @@ def compile_cnncc(net, args, spec, d, weights, logs, peer, notes):
         sos = {e: os.path.join(d, f"{net}-{cpu}.so") for e, cpu in zip(engs, args.target_cpus)}
     compile_info = {}
     for e, so in sos.items():
-        if "cnncc" not in args.engines:
+        if "cnncc" not in args.engines or "cnncc" in peer:  # peer: e.g. no spec
             break
         cmd = [args.cnncc, spec, "-o", so]
         cpu = e.partition("@")[2]
@@ -323,7 +340,8 @@ def bench_net(net, args, tools, peak, ort_skip, py):
     """All rows of one network (one per thread count) as dicts."""
     spec = os.path.join(args.specs, f"{net}.yaml")
     base = {"net": net}
-    if not os.path.exists(spec):
+    have_spec = os.path.exists(spec)
+    if not have_spec and "cnncc-onnx" not in args.engines:
         return [dict(base, na="n/a: no spec yet")]
     d = os.path.join(args.work, "data", net)
     logs = os.path.join(args.work, "logs")
@@ -365,6 +383,8 @@ def bench_net(net, args, tools, peak, ort_skip, py):
             peer[e] = "not requested"
     if ort_skip:
         peer["ort"] = ort_skip
+    if not have_spec:  # still benched from its ONNX export (cnncc-onnx)
+        peer.setdefault("cnncc", "n/a (no spec yet)")
 
     # 2. Compile (once per --target-cpus level: engines cnncc@CPU).
     weights = os.path.join(d, manifest["weights"]) if have_prep else None
@@ -475,8 +495,9 @@ def bench_net(net, args, tools, peak, ort_skip, py):
         for e, rec in row["engines"].items():
             if ref is not None and "out" in rec and os.path.exists(rec["out"]):
                 rec["rel_err"] = rel_err(rec["out"], ref)
-        info = row["engines"].get(engs[0], {}).get("info") or {}
-        row["macs"] = info.get("macs") or summary_macs(args, spec)
+        info = (row["engines"].get(engs[0], {}).get("info")
+                or row["engines"].get("cnncc-onnx", {}).get("info") or {})
+        row["macs"] = info.get("macs") or (summary_macs(args, spec) if have_spec else None)
         rows.append(row)
     row0 = rows[0] if rows else None
     if row0 is not None:
@@ -607,7 +628,9 @@ def parse_args(argv):
     ap.add_argument("--smoke", action="store_true",
                     help="LeNet-5, 1 thread, quick; exit 1 unless cnncc runs and agrees "
                          "with PyTorch (for ctest)")
-    ap.add_argument("--nets", help="comma-separated networks (default: all %d)" % len(NETS))
+    ap.add_argument("--nets", help="comma-separated networks or groups (%s; default: "
+                                   "classic, the %d of the first table)"
+                                   % (", ".join(GROUPS), len(NETS)))
     ap.add_argument("--threads", help="comma-separated thread counts (1,2; --smoke: 1)")
     ap.add_argument("--batch", help="comma-separated batch sizes (1); times are per image")
     ap.add_argument("--runs", type=int, default=20, help="timed runs per engine, at least (20)")
@@ -638,7 +661,7 @@ def parse_args(argv):
         args.nets = args.nets or "resnet50,googlenet"
         args.rounds, args.warmup = 2, 2
         args.peak_seconds, args.peak_trials = 0.1, 6
-    args.nets = (args.nets or ",".join(NETS)).split(",")
+    args.nets = [n for g in (args.nets or "classic").split(",") for n in GROUPS.get(g, [g])]
     args.threads = [int(t) for t in (args.threads or "1,2").split(",")]
     args.batch = [int(b) for b in (args.batch or "1").split(",")]
     args.engines = args.engines.split(",")
@@ -680,6 +703,8 @@ def main(argv):
         tools = build_tools(args)
         log(f"measuring the FMA peak (threads {args.threads}) ...")
         peak = measure_peak(tools, args.threads, args.peak_seconds, args.peak_trials)
+        log(f"measuring the memory bandwidth (threads {args.threads}) ...")
+        bandwidth = measure_bandwidth(tools, args.threads, args.peak_trials)
     except BenchError as ex:
         log(f"bench: {ex}")
         return 2
@@ -718,6 +743,13 @@ def main(argv):
         + f" ({next(iter(peak.values()))['isa']}; best of {args.peak_trials} trials at the start"
         + " and at the end: " + ", ".join(f"{p.get('start_gflops', 0):.0f}/{p.get('end_gflops', 0):.0f}"
                                         for p in peak.values()) + ")")
+    if bandwidth:
+        print("memory bandwidth, GB/s read/write/copy, best of "
+              f"{args.peak_trials} at the start: " + "; ".join(
+                  f"{n} thread{'s' if n > 1 else ''}: 256 MB {b['read']:.0f}/{b['write']:.0f}/"
+                  f"{b['copy']:.0f}, 8 MB {b['mb8_read']:.0f}/{b['mb8_write']:.0f}/"
+                  f"{b['mb8_copy']:.0f}, L2 {b['l2_read']:.0f}/{b['l2_write']:.0f}/"
+                  f"{b['l2_copy']:.0f}" for n, b in bandwidth.items()))
     print(f"batch {','.join(map(str, args.batch))} (ms per image), median of {max(1, math.ceil(args.runs / args.rounds)) * args.rounds}"
           f" runs per engine in {args.rounds} interleaved rounds after {args.warmup} warm-up"
           f" runs; ratios > 1: cnncc slower")
@@ -748,7 +780,7 @@ def main(argv):
     print(f"total time {elapsed:.0f} s")
 
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "cpu": cpu_name(), "ncpu": ncpu, "peak": peak, "args": {
+              "cpu": cpu_name(), "ncpu": ncpu, "peak": peak, "bandwidth": bandwidth, "args": {
                   k: v for k, v in vars(args).items()}, "rows": rows, "elapsed_s": elapsed}
     os.makedirs(os.path.join(args.work, "results"), exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

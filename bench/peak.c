@@ -20,6 +20,23 @@
  *
  * Output: one JSON line per thread count,
  *   {"threads": 1, "isa": "avx512f", "gflops": 229.1, "median": 221.0, "trials": [..]}
+ *
+ * With --memory MB, the memory bandwidth instead (a STREAM-like
+ * measurement, for the memory-bound layers: depthwise convs, GEMVs): the
+ * threads together sweep MB megabytes (default 128, far beyond L2; each
+ * thread its own contiguous part), best of the trials, for three access
+ * patterns, in GB/s of bytes moved:
+ *   read   a sum over the buffer (8 vector accumulators)
+ *   write  stores of a constant (a kernel's output: read-for-ownership
+ *          included, as plain stores do)
+ *   copy   dst[i] = src[i] over two buffers of MB/2 each (read + write
+ *          bytes: what a layer that reads its input and writes its output
+ *          once moves)
+ * and the same three on 8 MB in all (the size of a large activation of
+ * the mobile networks: "mb8_read", ...) and on 256 KB per thread (in L2:
+ * "l2_read", ...):
+ *   {"threads": 1, "isa": "avx512f", "read": 14.2, "write": 7.0, "copy": 10.1,
+ *    "mb8_read": 40.3, ..., "l2_read": 180.3, "l2_write": 60.1, "l2_copy": 97.5}
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -154,6 +171,167 @@ static double run_trial(kernel_fn kernel, int nthreads, uint64_t iters) {
   return flops / secs / 1e9;
 }
 
+/* ------------------------------------------------------------ bandwidth */
+
+typedef enum { MEM_READ, MEM_WRITE, MEM_COPY } mem_kind;
+
+typedef struct {
+  mem_kind kind;
+  float *src, *dst;
+  size_t n; /* floats (per buffer), a multiple of 64 */
+  int reps;
+  pthread_barrier_t *barrier;
+  double seconds, bytes;
+  float sink;
+} mem_worker;
+
+__attribute__((target("avx512f"))) static float mem_avx512(mem_kind kind, float *src, float *dst,
+                                                           size_t n, int reps) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+  __m512 c = _mm512_set1_ps(1.0f);
+  for (int r = 0; r < reps; r++) {
+    if (kind == MEM_READ) {
+      for (size_t i = 0; i < n; i += 128) {
+        s0 = _mm512_add_ps(s0, _mm512_load_ps(src + i));
+        s1 = _mm512_add_ps(s1, _mm512_load_ps(src + i + 16));
+        s2 = _mm512_add_ps(s2, _mm512_load_ps(src + i + 32));
+        s3 = _mm512_add_ps(s3, _mm512_load_ps(src + i + 48));
+        s4 = _mm512_add_ps(s4, _mm512_load_ps(src + i + 64));
+        s5 = _mm512_add_ps(s5, _mm512_load_ps(src + i + 80));
+        s6 = _mm512_add_ps(s6, _mm512_load_ps(src + i + 96));
+        s7 = _mm512_add_ps(s7, _mm512_load_ps(src + i + 112));
+      }
+    } else if (kind == MEM_WRITE) {
+      for (size_t i = 0; i < n; i += 64) {
+        _mm512_store_ps(dst + i, c);
+        _mm512_store_ps(dst + i + 16, c);
+        _mm512_store_ps(dst + i + 32, c);
+        _mm512_store_ps(dst + i + 48, c);
+      }
+    } else {
+      for (size_t i = 0; i < n; i += 64) {
+        _mm512_store_ps(dst + i, _mm512_load_ps(src + i));
+        _mm512_store_ps(dst + i + 16, _mm512_load_ps(src + i + 16));
+        _mm512_store_ps(dst + i + 32, _mm512_load_ps(src + i + 32));
+        _mm512_store_ps(dst + i + 48, _mm512_load_ps(src + i + 48));
+      }
+    }
+    __asm__ volatile("" ::: "memory");
+  }
+  s0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)),
+                     _mm512_add_ps(_mm512_add_ps(s4, s5), _mm512_add_ps(s6, s7)));
+  return _mm512_reduce_add_ps(s0) + dst[n / 2];
+}
+
+static float mem_plain(mem_kind kind, float *src, float *dst, size_t n, int reps) {
+  float s = 0;
+  for (int r = 0; r < reps; r++) {
+    if (kind == MEM_READ)
+      for (size_t i = 0; i < n; i++)
+        s += src[i];
+    else if (kind == MEM_WRITE)
+      memset(dst, 0, n * sizeof *dst);
+    else
+      memcpy(dst, src, n * sizeof *dst);
+    __asm__ volatile("" ::: "memory");
+  }
+  return s + dst[n / 2];
+}
+
+static bool use_avx512;
+
+static void *mem_work(void *arg) {
+  mem_worker *w = arg;
+  pthread_barrier_wait(w->barrier);
+  double t0 = now_s();
+  w->sink = use_avx512 ? mem_avx512(w->kind, w->src, w->dst, w->n, w->reps)
+                       : mem_plain(w->kind, w->src, w->dst, w->n, w->reps);
+  w->seconds = now_s() - t0;
+  double per = (double)w->n * sizeof(float);
+  w->bytes = w->reps * (w->kind == MEM_COPY ? 2 * per : per);
+  return NULL;
+}
+
+/* One trial: every thread sweeps its own n floats (two buffers for a copy)
+   reps times; GB/s of all threads' bytes over the slowest thread's time. */
+static double mem_trial(mem_kind kind, int nthreads, float **src, float **dst, size_t n, int reps) {
+  pthread_t tid[MAX_THREADS];
+  mem_worker w[MAX_THREADS];
+  pthread_barrier_t barrier;
+  pthread_barrier_init(&barrier, NULL, (unsigned)nthreads);
+  for (int t = 0; t < nthreads; t++) {
+    w[t] = (mem_worker){
+        .kind = kind, .src = src[t], .dst = dst[t], .n = n, .reps = reps, .barrier = &barrier};
+    if (pthread_create(&tid[t], NULL, mem_work, &w[t]) != 0) {
+      fprintf(stderr, "peak: pthread_create failed\n");
+      exit(1);
+    }
+  }
+  double bytes = 0, secs = 0;
+  for (int t = 0; t < nthreads; t++) {
+    pthread_join(tid[t], NULL);
+    bytes += w[t].bytes;
+    secs = w[t].seconds > secs ? w[t].seconds : secs;
+    if (w[t].sink == 12345.f)
+      putchar(' ');
+  }
+  pthread_barrier_destroy(&barrier);
+  return bytes / secs / 1e9;
+}
+
+/* Best of `trials` for each pattern, on n floats per thread and buffer. */
+static void mem_measure(int nthreads, size_t n, int reps, int trials, double out[3]) {
+  float *src[MAX_THREADS], *dst[MAX_THREADS];
+  for (int t = 0; t < nthreads; t++) {
+    src[t] = aligned_alloc(64, n * sizeof(float));
+    dst[t] = aligned_alloc(64, n * sizeof(float));
+    if (!src[t] || !dst[t]) {
+      fprintf(stderr, "peak: out of memory\n");
+      exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+      src[t][i] = (float)(i & 1023) * 1e-3f, dst[t][i] = 0;
+  }
+  for (int k = 0; k < 3; k++) {
+    out[k] = 0;
+    mem_trial((mem_kind)k, nthreads, src, dst, n, 1); /* untimed */
+    for (int t = 0; t < trials; t++) {
+      double r = mem_trial((mem_kind)k, nthreads, src, dst, n, reps);
+      out[k] = r > out[k] ? r : out[k];
+    }
+  }
+  for (int t = 0; t < nthreads; t++) {
+    free(src[t]);
+    free(dst[t]);
+  }
+}
+
+static void bandwidth(const char *threads_list, double mb, int trials, const char *isa) {
+  char list[256];
+  snprintf(list, sizeof list, "%s", threads_list);
+  for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+    int n = atoi(tok);
+    if (n < 1 || n > MAX_THREADS) {
+      fprintf(stderr, "peak: bad thread count '%s'\n", tok);
+      exit(1);
+    }
+    /* the big buffer: mb in all (two halves for the copy), split among the
+       threads; the L2 one: 256 KB per thread, swept many times */
+    size_t big = (size_t)(mb * 1048576.0 / 2 / sizeof(float) / n) / 64 * 64;
+    size_t mid = (size_t)(8 * 1048576.0 / 2 / sizeof(float) / n) / 64 * 64;
+    size_t small = 256 * 1024 / 2 / sizeof(float) / 64 * 64;
+    double m[3], l3[3], l2[3];
+    mem_measure(n, big < 64 ? 64 : big, 1, trials, m);
+    mem_measure(n, mid, 8, trials, l3);
+    mem_measure(n, small, 200, trials, l2);
+    printf("{\"threads\": %d, \"isa\": \"%s\", \"read\": %.1f, \"write\": %.1f, "
+           "\"copy\": %.1f, \"mb8_read\": %.1f, \"mb8_write\": %.1f, \"mb8_copy\": %.1f, "
+           "\"l2_read\": %.1f, \"l2_write\": %.1f, \"l2_copy\": %.1f}\n",
+           n, isa, m[0], m[1], m[2], l3[0], l3[1], l3[2], l2[0], l2[1], l2[2]);
+    fflush(stdout);
+  }
+}
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -161,7 +339,7 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   const char *threads_list = "1,2";
-  double seconds = 0.2;
+  double seconds = 0.2, memory_mb = 0;
   int trials = 10;
   bool avx2_only = false;
   for (int i = 1; i < argc; i++) {
@@ -172,10 +350,14 @@ int main(int argc, char **argv) {
       seconds = atof(v), i++;
     else if (strcmp(argv[i], "--trials") == 0 && v)
       trials = atoi(v), i++;
+    else if (strcmp(argv[i], "--memory") == 0 && v)
+      memory_mb = atof(v), i++;
     else if (strcmp(argv[i], "--isa") == 0 && v && strcmp(v, "avx2") == 0)
       avx2_only = true, i++;
     else {
-      fprintf(stderr, "usage: peak [--threads 1,2] [--seconds S] [--trials N] [--isa avx2]\n");
+      fprintf(
+          stderr,
+          "usage: peak [--threads 1,2] [--seconds S] [--trials N] [--isa avx2] [--memory MB]\n");
       return 1;
     }
   }
@@ -191,6 +373,12 @@ int main(int argc, char **argv) {
     kernel = fma_avx512, isa = "avx512f";
   else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     kernel = fma_avx2, isa = "avx2+fma";
+
+  if (memory_mb > 0) {
+    use_avx512 = kernel == fma_avx512;
+    bandwidth(threads_list, memory_mb, trials, isa);
+    return 0;
+  }
 
   /* Calibrate on one thread: iterations for about `seconds`. */
   double flops;

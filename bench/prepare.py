@@ -48,7 +48,9 @@ NO_MODEL = 3  # exit status: no PyTorch model for this network
 
 # torchvision models the e2e tests may not cover (yet), all 3x224x224.
 TORCHVISION_EXTRA = ("densenet121", "squeezenet1_0", "resnext50_32x4d", "resnet152",
-                     "resnet18", "resnet34", "resnet101", "mobilenet_v2")
+                     "resnet18", "resnet34", "resnet101", "mobilenet_v2", "efficientnet_b0",
+                     "mobilenet_v3_large", "shufflenet_v2_x1_0", "regnet_y_400mf",
+                     "convnext_tiny")
 
 
 def register(name):

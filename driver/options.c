@@ -466,15 +466,14 @@ char *options_compiler_ident(const Options *o) {
   char *cpu = o->target_cpu ? NULL : cross ? xstrdup(t->default_cpu) : backend_host_cpu();
   char *tune = tuning_describe(&o->tune);
   bool wino_default = o->winograd < 0 || o->winograd == (o->opt >= 2);
-  char *s = xasprintf("cnncc %s (LLVM %s) -O%d target=%s cpu=%s%s%s%s%s%s%s", CNNCC_VERSION,
-                      backend_llvm_version(), o->opt, t ? t->triple : "unknown",
-                      o->target_cpu ? o->target_cpu : cpu, o->target_features ? " features=" : "",
-                      o->target_features ? o->target_features : "",
-                      wino_default  ? ""
-                      : o->winograd ? " winograd=on"
-                                    : " winograd=off",
-                      o->precision == PRECISION_BF16 ? " precision=bf16" : "",
-                      *tune ? " tune=" : "", tune);
+  char *s = xasprintf(
+      "cnncc %s (LLVM %s) -O%d target=%s cpu=%s%s%s%s%s%s%s", CNNCC_VERSION, backend_llvm_version(),
+      o->opt, t ? t->triple : "unknown", o->target_cpu ? o->target_cpu : cpu,
+      o->target_features ? " features=" : "", o->target_features ? o->target_features : "",
+      wino_default  ? ""
+      : o->winograd ? " winograd=on"
+                    : " winograd=off",
+      o->precision == PRECISION_BF16 ? " precision=bf16" : "", *tune ? " tune=" : "", tune);
   free(tune);
   free(cpu);
   return s;

@@ -301,6 +301,9 @@ typedef struct Graph {
   int ninputs, noutputs;
   int next_id;
   uint64_t num_params_orig; /* trainable parameter count before any folding */
+  uint64_t macs_orig;       /* MACs per sample before the passes (0: not
+                               recorded; passes_run sets it): pad-channels
+                               adds work that is not the network's */
   int64_t arena_bytes;      /* set by memory planning */
   int64_t naive_bytes, lower_bound_bytes;
   PtrVec stats; /* PassStat* */

@@ -10,8 +10,9 @@
  *
  * The blocked layout [C/16][H][W][16] is what the fast kernels work on
  * (backend/blocked.c): 16 channels of one pixel fill one AVX-512 vector.
- * A tensor is made blocked only when its channel count is a multiple of 16,
- * so a blocked tensor has exactly the size of its NCHW form (no padding:
+ * A tensor is made blocked only when its channel count is a multiple of 16
+ * (pad-channels, which runs before, pads the others where that is exact and
+ * cheap), so a blocked tensor has exactly the size of its NCHW form (no padding:
  * memory planning, slices and concat offsets need no special case; a
  * channel range that starts on a block is contiguous in both layouts).
  *

@@ -21,6 +21,8 @@ const PassInfo passes_all[] = {
      "fuse residual adds and relus into the producing kernel's epilogue"},
     {"fold-1x1", pass_fold_1x1, 2,
      "merge sibling 1x1 convs reading one tensor into one split conv"},
+    {"pad-channels", pass_pad_channels, 2,
+     "pad channel counts to a multiple of 16 with zero weights, for the blocked kernels"},
     {"layout", pass_layout, 1,
      "put activations in the channel-blocked layout (NCHW16c) the fast kernels use"},
     {"concat-elim", pass_concat_elim, 2,
@@ -61,6 +63,8 @@ static void after(Graph *g, const char *name, const PassOptions *o) {
 
 void passes_run(Graph *g, const PassOptions *o) {
   bool planned = false;
+  if (!g->macs_orig)
+    g->macs_orig = ir_graph_macs(g);
   for (int i = 0; i < passes_count; i++) {
     const PassInfo *p = &passes_all[i];
     if (!selected(p, o))

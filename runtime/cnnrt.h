@@ -53,7 +53,7 @@ CNNRT_HIDDEN void cnnrt_parallel_for(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *c
 
 /* cnnrt_parallel_for for layer number `layer` of the tables below: the
    same, timed when the model profiles (cnn_set_profile, or CNN_PROFILE at
-   cnn_create: a per-layer table of ms and GFLOP/s goes to stderr when the
+   cnn_create: a per-layer table of ms, GFLOP/s and GB/s goes to stderr when the
    profile ends: profiling turned off, the thread count changed or the
    model destroyed). */
 CNNRT_HIDDEN void cnnrt_launch(cnnrt_ctx *ctx, cnnrt_kernel_fn fn, void *const *ptrs, int64_t n,
@@ -65,8 +65,8 @@ extern CNNRT_HIDDEN const int32_t cnnrt_num_layers;
    kernel that runs it (backend/kernels.c's row: "winograd", "direct16") */
 extern CNNRT_HIDDEN const char *const cnnrt_layer_names[];
 extern CNNRT_HIDDEN const int64_t cnnrt_layer_flops[]; /* per sample */
-/* per sample: the float32 bytes of the output, the inputs and the
-   parameters, what the layer must at least move */
+/* per sample: the float32 bytes of the output, the distinct inputs and
+   the parameters, what the layer must at least move (the profile's GB/s) */
 extern CNNRT_HIDDEN const int64_t cnnrt_layer_bytes[];
 
 #define CNNRT_BLOB_MAGIC "CNNCCWB1" /* 8 bytes */

@@ -299,12 +299,12 @@ static void print_profile(const cnnrt_ctx *c) {
       runs = c->prof_calls[i];
   if (runs == 0)
     return;
-  double total = 0, tmin = 0, tflop = 0, twait = 0, tlag = 0;
+  double total = 0, tmin = 0, tflop = 0, tbytes = 0, twait = 0, tlag = 0;
   fprintf(stderr, "cnn profile: %s, %d thread%s, %lld sample run%s (ms per sample)\n",
           cnnrt_info.name, c->nthreads, c->nthreads == 1 ? "" : "s", (long long)runs,
           runs == 1 ? "" : "s");
-  fprintf(stderr, "%4s  %-44s %-14s %-9s %9s %6s %9s %9s %8s %8s\n", "#", "layer", "op", "kernel",
-          "ms(mean)", "%", "ms(min)", "GFLOP/s", "wait", "lag");
+  fprintf(stderr, "%4s  %-44s %-14s %-9s %9s %6s %9s %9s %7s %8s %8s\n", "#", "layer", "op",
+          "kernel", "ms(mean)", "%", "ms(min)", "GFLOP/s", "GB/s", "wait", "lag");
   for (int i = 0; i < nl; i++) {
     total += c->prof_ms[i] / (double)runs;
     tmin += c->prof_min[i];
@@ -318,15 +318,18 @@ static void print_profile(const cnnrt_ctx *c) {
     int oplen = tab2 ? (int)(tab2 - op) : (int)strlen(op);
     double ms = c->prof_ms[i] / (double)runs, mn = c->prof_min[i];
     double gf = mn > 0 ? (double)cnnrt_layer_flops[i] / (mn * 1e6) : 0;
+    double gb = mn > 0 ? (double)cnnrt_layer_bytes[i] / (mn * 1e6) : 0;
     tflop += (double)cnnrt_layer_flops[i];
+    tbytes += (double)cnnrt_layer_bytes[i];
     double wt = c->prof_wait[i] / (double)runs, lg = c->prof_lag[i] / (double)runs;
     twait += wt, tlag += lg;
-    fprintf(stderr, "%4d  %-44.*s %-14.*s %-9s %9.3f %6.1f %9.3f %9.1f %8.3f %8.3f\n", i,
+    fprintf(stderr, "%4d  %-44.*s %-14.*s %-9s %9.3f %6.1f %9.3f %9.1f %7.1f %8.3f %8.3f\n", i,
             nlen > 44 ? 44 : nlen, nm, oplen, op, kernel, ms, total > 0 ? 100 * ms / total : 0, mn,
-            gf, wt, lg);
+            gf, gb, wt, lg);
   }
-  fprintf(stderr, "      %-44s %-24s %9.3f %6s %9.3f %9.1f %8.3f %8.3f\n", "total", "", total, "",
-          tmin, tmin > 0 ? tflop / (tmin * 1e6) : 0, twait, tlag);
+  fprintf(stderr, "      %-44s %-24s %9.3f %6s %9.3f %9.1f %7.1f %8.3f %8.3f\n", "total", "", total,
+          "", tmin, tmin > 0 ? tflop / (tmin * 1e6) : 0, tmin > 0 ? tbytes / (tmin * 1e6) : 0,
+          twait, tlag);
   if (c->nthreads > 1)
     fprintf(stderr, "(wait: mean ms the calling thread waited for the others after its own "
                     "chunks; lag: mean ms from a launch to a worker's first chunk)\n");

@@ -137,6 +137,23 @@ NETWORKS = {
     # not a zoo network: one of each block of the mobile and efficient nets
     # (zoo_models.ModernBlocks); its spec is tests/e2e/modern_blocks.yaml
     "modern_blocks": Net(lambda: zoo.ModernBlocks(), [3, 64, 64], 292_350, (1, 2), "fc"),
+    # the mobile and efficient networks (issue 13; counts: torchvision's
+    # meta, REFERENCE.md); EfficientNet-B3 at the crop size of its weights
+    "mobilenet_v2": Net(lambda: TV.mobilenet_v2(), IMAGENET, 3_504_872, (1, 2),
+                        "classifier.1"),
+    "mobilenet_v3_small": Net(lambda: TV.mobilenet_v3_small(), IMAGENET, 2_542_856, (1, 2),
+                              "classifier.3"),
+    "mobilenet_v3_large": Net(lambda: TV.mobilenet_v3_large(), IMAGENET, 5_483_032, (1, 2),
+                              "classifier.3"),
+    "efficientnet_b0": Net(lambda: TV.efficientnet_b0(), IMAGENET, 5_288_548, (1, 2),
+                           "classifier.1"),
+    "efficientnet_b3": Net(lambda: TV.efficientnet_b3(), [3, 300, 300], 12_233_232, (1, 2),
+                           "classifier.1"),
+    "mnasnet1_0": Net(lambda: TV.mnasnet1_0(), IMAGENET, 4_383_312, (1, 2), "classifier.1"),
+    # not a zoo network: those blocks with channel counts that are not multiples
+    # of 16 (zoo_models.PaddedBlocks; tests/e2e/padded_blocks.yaml), which
+    # passes/pad_channels.c pads
+    "padded_blocks": Net(lambda: zoo.PaddedBlocks(), [3, 128, 128], 325_994, (1, 2), "fc"),
 }
 
 # Networks whose activations are spread further than He-normal weights and
@@ -146,9 +163,23 @@ NETWORKS = {
 # activation's input is brought to (calibrate_activations). Checked:
 # make_ref.py prints the share of each regime and fails when one is never
 # reached.
-SPREAD = {"modern_blocks": {"tails": 8.0, "kinks": 4.0},
-          "regnet_y_400mf": {"tails": 8.0, "kinks": 4.0},   # SE gates' sigmoids
-          "convnext_tiny": {"tails": 8.0, "kinks": 4.0}}    # CNBlocks' GELUs
+SPREAD = {net: {"tails": 8.0, "kinks": 4.0}
+          for net in ("modern_blocks", "padded_blocks", "mobilenet_v2", "mobilenet_v3_small",
+                      "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b3")}
+# MNASNet has only ReLUs, but its linear bottlenecks and residual adds, with
+# no normalisation at inference, grow its activations ~5x per stage (its
+# output reached 1e6): centring each ReLU's input to unit spread keeps them
+# O(1).
+SPREAD["mnasnet1_0"] = {"relu": 1.0}
+# Bumped whenever calibrate_activations changes: the data of the networks
+# in SPREAD is redone (the others' is kept). 2: calibrated on the reference
+# inputs themselves, centred, and pushed past the outer regimes' bounds.
+CALIBRATION = 2
+
+
+def calibration_tag(name):
+    """What the manifest records of name's calibration (None: none)."""
+    return {"version": CALIBRATION, **SPREAD[name]} if name in SPREAD else None
 
 
 def build(name):
@@ -190,7 +221,8 @@ def build(name):
                 m.bn2.weight.mul_(0.25)
         # last: the spread is measured on the network as it will run
         if name in SPREAD:
-            calibrate_activations(model, net.shape, SPREAD[name])
+            x = torch.cat(list(reference_inputs(net).values()))
+            calibrate_activations(model, x, SPREAD[name])
     return model, net
 
 
@@ -233,37 +265,73 @@ def feeders(model):
     return feed
 
 
-def calibrate_activations(model, shape, targets):
-    """In forward order, scales the BatchNorm, conv or linear layer that
-    feeds each activation so that the activation's input has the standard
-    deviation of its kind (targets["tails"] for sigmoid, SiLU, GELU and
-    ONNX's hardsigmoid, targets["kinks"] for ReLU6, hardswish and
-    hardsigmoid) on a seeded input. Each activation's input is then of that
-    size whatever came before, so magnitudes do not compound through the
-    network as a uniform scaling would (that made PyTorch's own float32
+def regime_bounds(m):
+    """(kind, lo, hi) for an activation module that calibrate_activations
+    spreads: the targets key of its kind, and the inputs below lo and above
+    hi that reach its outer regimes (tails, clamp bounds, the kinks of the
+    hard functions; (0, 0) for ReLU: centring it is enough); None for other
+    modules."""
+    nn = torch.nn
+    if isinstance(m, (nn.Sigmoid, nn.SiLU, nn.GELU)):
+        return "tails", -10.0, 10.0
+    if isinstance(m, zoo.HardSigmoidAB):
+        return "tails", -m.beta / m.alpha, (1.0 - m.beta) / m.alpha
+    if isinstance(m, nn.ReLU6):
+        return "kinks", 0.0, 6.0
+    if isinstance(m, (nn.Hardswish, nn.Hardsigmoid)):
+        return "kinks", -3.0, 3.0
+    if isinstance(m, nn.ReLU):
+        return "relu", 0.0, 0.0
+    return None
+
+
+def calibrate_activations(model, x, targets):
+    """Rescales, in one forward pass on x (the reference inputs), the
+    BatchNorm, conv or linear layer that feeds each activation, so that the
+    activation's input is centred and of the standard deviation of its kind
+    (targets["tails"] for sigmoid, SiLU, GELU and ONNX's hardsigmoid,
+    targets["kinks"] for ReLU6, hardswish and hardsigmoid, targets["relu"],
+    when given, for ReLU; an activation whose kind has no target is left
+    as it is), and further if need be so that its smallest and largest
+    values go 25% beyond the bounds of the outer regimes (regime_bounds): a
+    squeeze-excitation gate has a few values per sample, whose spread alone
+    says little. A layer
+    y = w x + b becomes k (y - mean): weight k w, bias k (b - mean); the
+    hook passes the rescaled tensor on, so the activations after it see
+    what the rescaled model computes. Each activation's input is then of
+    that size whatever came before, so magnitudes do not compound through
+    the network as a uniform scaling would (that made PyTorch's own float32
     output differ from float64 by 1e-4)."""
     nn = torch.nn
     feed = feeders(model)
-    gen = torch.Generator().manual_seed(2)
-    x = torch.randn(2, *shape, generator=gen)
-    for m in list(model.modules()):
-        if isinstance(m, (nn.Sigmoid, nn.SiLU, nn.GELU, zoo.HardSigmoidAB)):
-            target = targets["tails"]
-        elif isinstance(m, (nn.ReLU6, nn.Hardswish, nn.Hardsigmoid)):
-            target = targets["kinks"]
-        else:
-            continue
-        f = feed.get(m)
-        if not isinstance(f, (nn.BatchNorm2d, nn.LayerNorm, nn.Conv2d, nn.Linear)):
-            continue
-        seen = []
-        h = m.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].std()))
-        model(x)
-        h.remove()
-        k = target / float(seen[0])
+    handles = {}
+
+    def hook(m, inp, f, target, lo, hi):
+        handles[m].remove()  # once, should a module be called twice
+        y = inp[0]
+        mean = float(y.mean()) if f.bias is not None else 0.0
+        y = y - mean
+        k = target / max(float(y.std()), 1e-30)
+        if lo < 0 and float(y.min()) < 0:
+            k = max(k, 1.25 * -lo / -float(y.min()))
+        if hi > 0 and float(y.max()) > 0:
+            k = max(k, 1.25 * hi / float(y.max()))
         f.weight.mul_(k)
         if f.bias is not None:
-            f.bias.mul_(k)
+            f.bias.sub_(mean).mul_(k)
+        return (y * k,) + tuple(inp[1:])
+
+    for m in model.modules():
+        bounds = regime_bounds(m)
+        f = feed.get(m)
+        if bounds is None or bounds[0] not in targets or not isinstance(
+                f, (nn.BatchNorm2d, nn.LayerNorm, nn.Conv2d, nn.Linear)):
+            continue
+        handles[m] = m.register_forward_pre_hook(
+            lambda mod, inp, f=f, t=targets[bounds[0]], b=bounds[1:]: hook(mod, inp, f, t, *b))
+    model(x)
+    for h in handles.values():
+        h.remove()
 
 
 def count_regimes(model):
@@ -314,6 +382,13 @@ def make_input(batch, shape):
     return smooth + 0.5 * torch.randn(batch, *shape)
 
 
+def reference_inputs(net):
+    """{batch: input} for each of the network's batch sizes: the inputs the
+    reference outputs are computed for (seeded; the same on every call)."""
+    torch.manual_seed(1234)
+    return {batch: make_input(batch, net.shape) for batch in net.batches}
+
+
 def write_safetensors(path, state):
     """state: ordered name -> float32 tensor. Writes the file atomically."""
     header, offset, blobs = {}, 0, []
@@ -349,7 +424,8 @@ def write_f32(path, t):
 
 def up_to_date(manifest_path, name):
     """True when manifest_path exists and was written by this version of the
-    script for name's current batch sizes (older manifests lack output_name)."""
+    script for name's current batch sizes and calibration (older manifests
+    lack output_name)."""
     try:
         with open(manifest_path) as f:
             m = json.load(f)
@@ -357,6 +433,7 @@ def up_to_date(manifest_path, name):
         return False
     return (m.get("ref_version") == REF_VERSION and
             m.get("output_name") == NETWORKS[name].output and
+            m.get("calibration") == calibration_tag(name) and
             sorted(c["batch"] for c in m.get("cases", [])) == sorted(NETWORKS[name].batches))
 
 
@@ -391,11 +468,9 @@ def main():
     write_safetensors(os.path.join(args.outdir, "weights.safetensors"), state)
 
     cases = []
-    torch.manual_seed(1234)
     counts, unhook = count_regimes(model)
     with torch.no_grad():
-        for batch in net.batches:
-            x = make_input(batch, shape)
+        for batch, x in reference_inputs(net).items():
             y = model(x)
             write_f32(os.path.join(args.outdir, f"input_b{batch}.bin"), x)
             write_f32(os.path.join(args.outdir, f"output_b{batch}.bin"), y)
@@ -419,6 +494,7 @@ def main():
         "weights": "weights.safetensors",
         "input_name": "image",
         "output_name": net.output,
+        "calibration": calibration_tag(args.network),
         "input_shape": shape,
         "output_shape": list(y.shape[1:]),
         "torch": torch.__version__,

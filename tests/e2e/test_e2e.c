@@ -9,7 +9,8 @@
  *      data itself if it is missing;
  *   2. `cnncc examples/NET.yaml --weights .../weights.safetensors -o
  *      TMP/NET.so`, once, in a fresh temporary directory (a test network
- *      that is not in the zoo, modern_blocks, has its spec in tests/e2e/);
+ *      that is not in the zoo, modern_blocks or padded_blocks, has its spec in
+ *      tests/e2e/);
  *   3. dlopen the .so; cnn_get_info must report the network's name, the
  *      parameter count PyTorch counts, and the input/output names and dims
  *      (the output name is the manifest's output_name);
@@ -490,11 +491,18 @@ E2E(stochastic_depth)
 E2E(fractalnet)
 E2E(nin)
 E2E(modern_blocks)
+E2E(padded_blocks)
 E2E(shufflenet_v2_x1_0)
 E2E(regnet_y_400mf)
 E2E(regnet_x_1_6gf)
 E2E(inception_v3)
 E2E(convnext_tiny)
+E2E(mobilenet_v2)
+E2E(mobilenet_v3_small)
+E2E(mobilenet_v3_large)
+E2E(efficientnet_b0)
+E2E(efficientnet_b3)
+E2E(mnasnet1_0)
 
 /* ------------------------------------------------ the lecture's AlexNet facts */
 

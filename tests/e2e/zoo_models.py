@@ -613,3 +613,39 @@ class ModernBlocks(nn.Module):
         x = self.down(self.shuffle(x))
         x = self.extras(self.cnblock(x))
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+class PaddedBlocks(nn.Module):
+    """Blocks of ShuffleNetV2, MobileNetV3, RegNetY and MobileNetV2
+    (torchvision's own modules) whose channel counts are not multiples of
+    16 (24, 58, 116, 72, 40, 120, 104 in groups of 8, 26 and 10 squeezed,
+    24), on a 3x128x128 input: the end-to-end test of
+    passes/pad_channels.c, which pads them for the blocked kernels."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        from functools import partial
+        from torchvision.models.mobilenetv2 import InvertedResidual as MBv2
+        from torchvision.models.mobilenetv3 import InvertedResidual as MBv3
+        from torchvision.models.mobilenetv3 import InvertedResidualConfig
+        from torchvision.models.regnet import ResBottleneckBlock
+        from torchvision.models.shufflenetv2 import InvertedResidual as ShuffleUnit
+        bn3 = partial(nn.BatchNorm2d, eps=1e-3)
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24),
+                                   nn.ReLU(inplace=True))                       # 24x64x64
+        self.maxpool = nn.MaxPool2d(3, 2, 1)                                    # 24x32x32
+        self.shuffle = nn.Sequential(ShuffleUnit(24, 116, 2), ShuffleUnit(116, 116, 1))
+        self.down = MBv2(116, 40, 2, 6)                                         # 40x8x8
+        self.mbv3 = nn.Sequential(
+            MBv3(InvertedResidualConfig(40, 5, 72, 40, True, "HS", 1, 1, 1.0), bn3),
+            MBv3(InvertedResidualConfig(40, 3, 120, 40, True, "RE", 1, 1, 1.0), bn3))
+        self.regnet = nn.Sequential(                                            # 104x4x4
+            ResBottleneckBlock(40, 104, 2, nn.BatchNorm2d, nn.ReLU, 8, 1.0, 0.25),
+            ResBottleneckBlock(104, 104, 1, nn.BatchNorm2d, nn.ReLU, 8, 1.0, 0.25))
+        self.mbv2 = nn.Sequential(MBv2(104, 24, 1, 6), MBv2(24, 24, 1, 6))      # 24x4x4
+        self.fc = nn.Linear(24, num_classes)
+
+    def forward(self, x):
+        x = self.shuffle(self.maxpool(self.conv1(x)))
+        x = self.mbv2(self.regnet(self.mbv3(self.down(x))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))

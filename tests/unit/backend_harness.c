@@ -574,6 +574,11 @@ int count_layout(Graph *g, Layout L, Op o) {
 /* ------------------------------------------------------- the blocked layout */
 
 void check_blocked(Graph *g, int64_t batch, int threads, const char *cpu) {
+  check_blocked_tuned(g, batch, threads, cpu, NULL);
+}
+
+void check_blocked_tuned(Graph *g, int64_t batch, int threads, const char *cpu,
+                         const char *const *tune) {
   pass_layout(g);
   ir_compact(g);
   cr_assert_eq(ir_verify(g, stderr), 0);
@@ -582,6 +587,10 @@ void check_blocked(Graph *g, int64_t batch, int threads, const char *cpu) {
   plan(g);
   BackendOptions o = opts_for(l.so);
   o.target_cpu = cpu;
+  for (int i = 0; tune && tune[i]; i++) {
+    char err[256];
+    cr_assert(tuning_set(&o.tune, tune[i], err, sizeof err), "%s", err);
+  }
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
   char err[256];

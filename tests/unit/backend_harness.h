@@ -121,6 +121,10 @@ void check_graph(Graph *g);
 /* passes/layout.c first (ir_verify after it), then the round trip for the
    target cpu (NULL: the host's) at rtol 1e-5; frees g. */
 void check_blocked(Graph *g, int64_t batch, int threads, const char *cpu);
+/* check_blocked with --tune values (a NULL-terminated list of "KEY=VALUE",
+   or NULL). */
+void check_blocked_tuned(Graph *g, int64_t batch, int threads, const char *cpu,
+                         const char *const *tune);
 
 /* The output of a shell command (caller frees). */
 char *run_cmd(const char *cmd);

@@ -430,6 +430,27 @@ Test(blocked, convnext_block_with_layernorm_stays_blocked_and_matches_reference)
   check_blocked(blocked_convnext(), 2, 2, NULL);
 }
 
+/* Global average pooling of a 112x112 plane of one value per channel (a
+   conv with zeroed weights: its bias) gives that value: the blocked
+   kernel's sums must not drift as one float running sum does (~1e-4 of
+   the value; it failed EfficientNet's e2e test). */
+static Graph *blocked_large_avgpool(void) {
+  Graph *g = ir_graph_new("blocked_apool_large");
+  Node *x = input3(g, "x", 16, 112, 112);
+  Node *c = conv(g, x, 32, 1, 1, 1, 0);
+  scale_weight(c, 0);
+  output(g, fin(g, op1(g, OP_ADAPTIVE_AVGPOOL, c)));
+  return g;
+}
+
+Test(blocked, global_avgpool_of_a_large_constant_plane_is_the_constant) {
+  Graph *g = blocked_large_avgpool();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_ADAPTIVE_AVGPOOL), 1);
+  ir_graph_free(g);
+  check_blocked(blocked_large_avgpool(), 2, 2, NULL);
+}
+
 /* Adaptive and global max pooling after a blocked conv stay blocked. */
 static Graph *blocked_maxpools(void) {
   Graph *g = ir_graph_new("blocked_amax");

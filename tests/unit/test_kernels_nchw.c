@@ -204,6 +204,23 @@ Test(backend, adaptive_avgpool_with_non_divisible_sizes_matches_reference) {
   check_graph(g);
 }
 
+/* The mean of a large plane of one value is that value: summed in one
+   float running sum, 112x112 copies of a value that float cannot hold
+   exactly drift by ~1e-4 of it (EfficientNet's squeeze-excitation pools
+   112x112 SiLU outputs of similar size; the drift failed its e2e test).
+   The conv's weights are zeroed: each channel is its bias. */
+Test(backend, global_avgpool_of_a_large_constant_plane_is_the_constant) {
+  Graph *g = ir_graph_new("apool_large");
+  Node *x = input3(g, "x", 4, 112, 112);
+  Node *c = conv(g, x, 8, 1, 1, 1, 0);
+  scale_weight(c, 0);
+  output(g, fin(g, op1(g, OP_ADAPTIVE_AVGPOOL, c)));
+  Node *b = op1(g, OP_ADAPTIVE_AVGPOOL, c);
+  b->attr.out_hw[0] = 2, b->attr.out_hw[1] = 3;
+  output(g, fin(g, b));
+  check_graph(g);
+}
+
 /* ---------------------------------------------------------------- lrn, fc */
 
 Test(backend, local_response_norm_matches_reference) {
