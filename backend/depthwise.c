@@ -146,7 +146,7 @@ static bool col_ok(const DPlan *p, int64_t ow, int64_t kw) {
 static LLVMValueRef weight(BeCtx *c, DRows *r, int64_t t) {
   if (!r->wvolatile)
     return r->wv[t];
-  LLVMValueRef w = be_vld(c, r->k->par[P_WEIGHT], be_addk(c, r->wb, t * 16), 64);
+  LLVMValueRef w = be_wvld(c, r->k, r->k->par[P_WEIGHT], be_addk(c, r->wb, t * 16), 64);
   LLVMSetVolatile(w, 1);
   return w;
 }
@@ -276,7 +276,7 @@ void be_emit_conv_depthwise(BeCtx *c, KArgs *k) {
   r.xvolatile = c->cfg->tune->depthwise_mode & 2;
   if (!r.wvolatile)
     for (int64_t t = 0; t < p->KH * p->KW; t++)
-      r.wv[t] = be_vld(c, W, be_addk(c, r.wb, t * 16), 64);
+      r.wv[t] = be_wvld(c, k, W, be_addk(c, r.wb, t * 16), 64);
   if (p->RL != p->R) {
     BeIf last;
     be_if(c, &last, LLVMBuildICmp(c->b, LLVMIntEQ, rg, be_i64(c, p->NRG - 1), ""));

@@ -165,7 +165,9 @@ NETWORKS = {
 # reached.
 SPREAD = {net: {"tails": 8.0, "kinks": 4.0}
           for net in ("modern_blocks", "padded_blocks", "mobilenet_v2", "mobilenet_v3_small",
-                      "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b3")}
+                      "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b3",
+                      "regnet_y_400mf",    # SE gates' sigmoids
+                      "convnext_tiny")}    # CNBlocks' GELUs
 # MNASNet has only ReLUs, but its linear bottlenecks and residual adds, with
 # no normalisation at inference, grow its activations ~5x per stage (its
 # output reached 1e6): centring each ReLU's input to unit spread keeps them
