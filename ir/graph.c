@@ -343,6 +343,11 @@ static bool param_shape_ok(Inf *x, int slot, int rank, const int64_t *dims) {
   return true;
 }
 
+/* [C] or [C, 1, 1]: one value per channel. */
+static bool per_channel(const Shape *s) {
+  return s->rank == 1 || (s->rank == 3 && s->d[1] == 1 && s->d[2] == 1);
+}
+
 /* add and mean: every input has the shape of the first. */
 static bool same_shapes(Inf *x) {
   const Node *n = x->n;
@@ -356,6 +361,11 @@ static bool same_shapes(Inf *x) {
          "%s combines its inputs element by element: they must have the "
          "same shape",
          ir_ops[n->op].name);
+    if (s->d[0] == s0->d[0] && (per_channel(s) || per_channel(s0)))
+      note(x,
+           "%s does not broadcast one value per channel as PyTorch would (x + b with b "
+           "[C, 1, 1]); only mul does (docs/spec.md, Broadcasting)",
+           ir_ops[n->op].name);
     bool hw_same = s->rank == 3 && s0->rank == 3 && s->d[1] == s0->d[1] && s->d[2] == s0->d[2];
     if (s->rank == 3 && hw_same)
       FAIL_IN(i, "expected %lld channels from %s to match %s, got %lld", LL(s0->d[0]), iname(x, i),
@@ -382,12 +392,14 @@ static bool per_channel_of(const Shape *s, const Shape *t) {
 
 /* mul: the same shape, or one input one value per channel of the other
    (squeeze-excitation's gate, a layer scale). The output has the shape of
-   the larger. */
+   the larger, or of the one of rank 3 ([C] by [C, 1, 1]). */
 static bool mul_shapes(Inf *x) {
   Node *n = x->n;
   const Shape *a = &n->in[0]->shape, *b = &n->in[1]->shape;
   char b0[64], b1[64];
-  if (shape_eq(a, b) || per_channel_of(b, a)) {
+  /* [C] by [C, 1, 1] (either way round) is [C, 1, 1], as PyTorch's
+     x * y.view(N, C, 1, 1): the result keeps the rank of the image. */
+  if (shape_eq(a, b) || (per_channel_of(b, a) && a->rank >= b->rank)) {
     n->shape = *a;
     return true;
   }

@@ -376,10 +376,12 @@ def kernel_rows():
 
 
 def campaign(args):
-    a, b = (int(x) for x in args.seeds.split("-"))
+    seeds = []
+    for part in args.seeds.split(","):  # A-B, or a list: 1110,1161,3000-3009
+        a, _, b = part.partition("-")
+        seeds += range(int(a), int(b or a) + 1)
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.work, exist_ok=True)
-    seeds = list(range(a, b + 1))
     results = []
     fpath = os.path.join(args.out, "findings.jsonl")
     rpath = os.path.join(args.out, "results.jsonl")
@@ -466,7 +468,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", required=True)
     ap.add_argument("--compiler", help="another build's cnncc and runtime (default: --build's)")
-    ap.add_argument("--seeds", help="A-B")
+    ap.add_argument("--seeds", help="A-B, or a list: A,B,C-D")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--work", default="/tmp/cnncc-difftest")
     ap.add_argument("--out", default=None)

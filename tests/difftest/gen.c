@@ -1069,6 +1069,28 @@ static void mid_prefix(Gen *G, Scope *B) {
   attr_int(l, "kernel", 1);
 }
 
+/* The value the body ends from: last if it has s's height and width;
+   else (an SE gate's [C, 1, 1], a vector parameter the steps read on)
+   the latest value that has them, times last when last is one value per
+   channel of it. A 1x1 conv on last would not restore the plane, which
+   the generator assumed for seeds 1110, 1757, 1850, 2665, 2674, 2945. */
+static int back_to_hw(Gen *G, Scope *B, int last, const GShape *s) {
+  if (same_hw(&B->v[last].s, s))
+    return last;
+  int v = last;
+  while (v > 0 && (!same_hw(&B->v[v].s, s) || B->v[v].hidden))
+    v--;
+  const GShape *t = &B->v[last].s;
+  bool per_channel = t->d[0] == B->v[v].s.d[0] &&
+                     (t->rank == 1 || (t->d[1] == 1 && t->d[2] == 1)) && !B->v[last].hidden;
+  if (!per_channel || !room(B, 1))
+    return v;
+  int in[2] = {v, last};
+  if (chance(G->r, 50))
+    in[0] = last, in[1] = v;
+  return layer(G, B, "mul", in, 2, B->v[v].s)->out;
+}
+
 /* The body of a block or group on input shape s: a few layers that keep
    the height and width, then back to s's channels, often a residual add. */
 static void gen_body(Gen *G, Scope *B, GShape s, int64_t mid) {
@@ -1087,8 +1109,9 @@ static void gen_body(Gen *G, Scope *B, GShape s, int64_t mid) {
   for (int i = 0; i < n; i++)
     if (step(G, B) < 0)
       break;
-  int last = B->prev;
-  if (!same_shape(&B->v[last].s, &s)) {
+  int last = back_to_hw(G, B, B->prev, &s);
+  /* the block's output is its last layer: one more when last is not it */
+  if (!same_shape(&B->v[last].s, &s) || last != B->prev) {
     bool pw = chance(G->r, 30);
     Layer *l = layer(G, B, pw ? "pointwise_linear" : "conv2d", &last, 1, s);
     attr_expr(l, "out", "$in", s.d[0]);

@@ -164,13 +164,19 @@ Test(spec_ops, mul_takes_one_shape_or_one_value_per_channel_in_either_order) {
                     "  - {name: b, op: mul, in: [pool, image]}\n"
                     "  - {name: c, op: mul, in: [image, flat]}\n"
                     "  - {name: d, op: mul, in: [flat, flat]}\n"
-                    "  - {name: e, op: mul, in: [pool, pool]}\n",
+                    "  - {name: e, op: mul, in: [pool, pool]}\n"
+                    "  - {name: f, op: mul, in: [flat, pool]}\n"
+                    "  - {name: g, op: mul, in: [pool, flat]}\n",
                 &r);
   shape_is(node(g, "a"), "32x8x8");
   shape_is(node(g, "b"), "32x8x8");
   shape_is(node(g, "c"), "32x8x8");
   shape_is(node(g, "d"), "32");
   shape_is(node(g, "e"), "32x1x1");
+  /* [C] by [C, 1, 1], either way round: [C, 1, 1], as PyTorch (difftest
+     seeds 1090, 1161, 1320, 2321) */
+  shape_is(node(g, "f"), "32x1x1");
+  shape_is(node(g, "g"), "32x1x1");
   done(&r);
 }
 
