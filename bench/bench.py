@@ -336,6 +336,21 @@ def compile_cnncc(net, args, spec, d, weights, logs, peer, notes):
     return engs, sos, compile_info
 
 
+def compile_variant(args, net, engine, src, so, key, logs, peer, notes, compile_info):
+    """cnncc SRC... -o SO for an opt-in engine; its time in compile_info[KEY_compile_s]."""
+    cmd = [args.cnncc] + src + ["-o", so]
+    log(f"[{net}] compiling: {' '.join(cmd)}")
+    if os.path.exists(so):
+        os.unlink(so)
+    logf = os.path.join(logs, f"{net}-{engine}.log")
+    st, wall, _ = run_measured(cmd, logf)
+    compile_info.update({f"{key}_compile_s": wall, f"{key}_status": st})
+    if st != 0:
+        peer[engine] = "compile failed"
+        notes.append(f"{net}: {engine}: cnncc failed (status {st}), see {logf}\n"
+                     + tail(logf))
+
+
 def bench_net(net, args, tools, peak, ort_skip, py):
     """All rows of one network (one per thread count) as dicts."""
     spec = os.path.join(args.specs, f"{net}.yaml")
@@ -389,34 +404,17 @@ def bench_net(net, args, tools, peak, ort_skip, py):
     # 2. Compile (once per --target-cpus level: engines cnncc@CPU).
     weights = os.path.join(d, manifest["weights"]) if have_prep else None
     engs, sos, compile_info = compile_cnncc(net, args, spec, d, weights, logs, peer, notes)
+    # The opt-in variants: the same network from its ONNX export, and the spec
+    # with --precision=bf16.
     so_onnx = os.path.join(d, f"{net}-onnx.so")
-    if "cnncc-onnx" not in peer:
-        cmd = [args.cnncc, os.path.join(d, manifest["onnx"]), "-o", so_onnx]
-        log(f"[{net}] compiling: {' '.join(cmd)}")
-        if os.path.exists(so_onnx):
-            os.unlink(so_onnx)
-        st, wall, rss = run_measured(cmd, os.path.join(logs, f"{net}-cnncc-onnx.log"))
-        compile_info.update(onnx_compile_s=wall, onnx_status=st)
-        if st != 0:
-            peer["cnncc-onnx"] = "compile failed"
-            notes.append(f"{net}: cnncc failed on model.onnx (status {st}), see "
-                         f"{logs}/{net}-cnncc-onnx.log\n"
-                         + tail(os.path.join(logs, f"{net}-cnncc-onnx.log")))
     so_bf16 = os.path.join(d, f"{net}-bf16.so")
+    if "cnncc-onnx" not in peer:
+        compile_variant(args, net, "cnncc-onnx", [os.path.join(d, manifest["onnx"])], so_onnx,
+                        "onnx", logs, peer, notes, compile_info)
     if "cnncc-bf16" not in peer:
-        cmd = [args.cnncc, spec, "--precision=bf16", "-o", so_bf16]
-        if have_prep:
-            cmd += ["--weights", os.path.join(d, manifest["weights"])]
-        log(f"[{net}] compiling: {' '.join(cmd)}")
-        if os.path.exists(so_bf16):
-            os.unlink(so_bf16)
-        st, wall, rss = run_measured(cmd, os.path.join(logs, f"{net}-cnncc-bf16.log"))
-        compile_info.update(bf16_compile_s=wall, bf16_status=st)
-        if st != 0:
-            peer["cnncc-bf16"] = "compile failed"
-            notes.append(f"{net}: cnncc --precision=bf16 failed (status {st}), see "
-                         f"{logs}/{net}-cnncc-bf16.log\n"
-                         + tail(os.path.join(logs, f"{net}-cnncc-bf16.log")))
+        src = [spec, "--precision=bf16"] + (["--weights", weights] if have_prep else [])
+        compile_variant(args, net, "cnncc-bf16", src, so_bf16, "bf16", logs, peer, notes,
+                        compile_info)
     ref = read_f32(os.path.join(d, manifest["output"])) if have_prep else None
     dynamic = bool((manifest.get("onnx_export") or {}).get("dynamic_batch"))
 
