@@ -14,6 +14,8 @@ are counted:
   - scalar floating-point arithmetic: an f* instruction (fmla, fmadd, fadd,
     fmul, fmax, ...) whose destination is a scalar s, d or h register; the
     kernels' fmas must all be vector ones (fmla v.4s, by element or not);
+    fmov is a move, not arithmetic (`fmov d0, x12` puts 64 bits of an
+    index or constant into a SIMD register), and is not counted;
   - stack accesses ([sp...]) with --winograd=off: there a stack access in
     an inner loop is a spilled register (Winograd's transforms live in
     stack buffers on purpose, so they are not counted with it on); these
@@ -110,7 +112,7 @@ def check(cnncc, spec, tmp, flags):
                 if mn == "fmla" and ".4s" in ops:
                     fmla += 1
                     by_lane += bool(re.search(r"\.s\[\d\]", ops))
-                if mn.startswith("f") and SCALAR_DST.match(ops):
+                if mn.startswith("f") and mn != "fmov" and SCALAR_DST.match(ops):
                     bad.append(f"{name}+{a - insns[0][0]:#x}: scalar FP '{mn} {ops}'")
                 if spills and "[sp" in ops:
                     spill.append(f"{name}+{a - insns[0][0]:#x}: stack access '{mn} {ops}'")
