@@ -415,6 +415,11 @@ void ir_stat(Graph *g, const char *pass, const char *fmt, ...)
  * Deterministic: no pointers, no floats beyond %g of attributes. */
 void ir_print(const Graph *g, FILE *out);
 
+/* ir_print's text with every name emptied and ids numbered in execution
+   order (malloc'd): equal for two graphs that differ only in names, e.g. a
+   spec and the same spec written back (--emit=spec). */
+char *ir_print_modulo_names(Graph *g);
+
 /* ------------------------------------------------------------------ dot.c */
 
 /* Graphviz source of the graph: fused kernels as one box, concat slices as

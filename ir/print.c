@@ -16,6 +16,8 @@
  * (ir_act_str); planned memory as "@arena:OFF",
  * "@input:I" or "@%k+OFF".
  */
+#include <stdlib.h>
+
 #include "ir.h"
 
 static void print_params(const Node *n, FILE *o) {
@@ -151,4 +153,41 @@ void ir_print(const Graph *g, FILE *o) {
   for (int i = 0; i < g->noutputs; i++)
     fprintf(o, "  output \"%s\" = %%%d\n", g->outputs[i].name, g->outputs[i].node->id);
   fputs("}\n", o);
+}
+
+/* ir_print's text with every name emptied and the node ids numbered in
+   execution order: two graphs that differ only in names print the same (a
+   parameter layer's tensor, named after the layer, is emptied too). The
+   names and ids are put back. */
+char *ir_print_modulo_names(Graph *g) {
+  int n = g->nodes.len;
+  const char **names = xmalloc(sizeof(char *) * (size_t)(n + g->noutputs + 1));
+  const char **pnames = xmalloc(sizeof(char *) * (size_t)(n + 1));
+  int *ids = xmalloc(sizeof(int) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    names[i] = x->name, ids[i] = x->id;
+    x->name = "", x->id = i;
+    if (x->op == OP_PARAMETER && x->nparams == 1)
+      pnames[i] = x->params[0]->name, x->params[0]->name = "";
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    names[n + i] = g->outputs[i].name, g->outputs[i].name = "";
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  ir_print(g, f);
+  fclose(f);
+  for (int i = 0; i < n; i++) {
+    Node *x = GRAPH_NODE(g, i);
+    x->name = names[i], x->id = ids[i];
+    if (x->op == OP_PARAMETER && x->nparams == 1)
+      x->params[0]->name = pnames[i];
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    g->outputs[i].name = names[n + i];
+  free(names);
+  free(pnames);
+  free(ids);
+  return text;
 }

@@ -66,44 +66,6 @@ static bool small(const Graph *g) {
   return n <= FUZZ_MAX_PARAM_ELEMS && g->nodes.len <= FUZZ_MAX_NODES;
 }
 
-/* ir_print's text of g with every name emptied and the node ids numbered
-   in execution order (malloc'd): two graphs that differ only in names print
-   the same. A parameter layer's tensor is named after the layer (written
-   flat: "features_1_1_layer_scale"), so its name is emptied too (as in
-   tests/unit/test_spec_write.c). The names and ids are put back. */
-static char *ir_modulo_names(Graph *g) {
-  int n = g->nodes.len;
-  const char **names = malloc(sizeof(char *) * (size_t)(n + g->noutputs + 1));
-  const char **pnames = malloc(sizeof(char *) * (size_t)(n + 1));
-  int *ids = malloc(sizeof(int) * (size_t)(n + 1));
-  for (int i = 0; i < n; i++) {
-    Node *x = GRAPH_NODE(g, i);
-    names[i] = x->name, ids[i] = x->id;
-    x->name = "", x->id = i;
-    if (x->op == OP_PARAMETER && x->nparams == 1)
-      pnames[i] = x->params[0]->name, x->params[0]->name = "";
-  }
-  for (int i = 0; i < g->noutputs; i++)
-    names[n + i] = g->outputs[i].name, g->outputs[i].name = "";
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  ir_print(g, f);
-  fclose(f);
-  for (int i = 0; i < n; i++) {
-    Node *x = GRAPH_NODE(g, i);
-    x->name = names[i], x->id = ids[i];
-    if (x->op == OP_PARAMETER && x->nparams == 1)
-      x->params[0]->name = pnames[i];
-  }
-  for (int i = 0; i < g->noutputs; i++)
-    g->outputs[i].name = names[n + i];
-  free(names);
-  free(pnames);
-  free(ids);
-  return text;
-}
-
 /* g written as a spec loads back as the same graph, modulo names, with its
    parameters under the names the writer gave them. */
 static void check_written(Graph *g) {
@@ -124,7 +86,7 @@ static void check_written(Graph *g) {
     fprintf(stderr, "the written spec is rejected:\n%s\n", text);
     __builtin_trap();
   }
-  char *a = ir_modulo_names(g), *b = ir_modulo_names(r);
+  char *a = ir_print_modulo_names(g), *b = ir_print_modulo_names(r);
   if (strcmp(a, b) != 0 || n != r->params.len) {
     fprintf(stderr, "the written spec is another graph:\n%s\n--- was:\n%s\n--- now:\n%s\n", text, a,
             b);
