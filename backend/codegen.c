@@ -21,7 +21,10 @@
  *                     inputs, outputs), which per node fills a stack array
  *                     of the node's pointers (output, inputs, parameters,
  *                     slices) and calls cnnrt_launch(ctx, kernel, ptrs,
- *                     work, layer), then copies the graph outputs out; the
+ *                     work, layer), then copies the graph outputs out;
+ *                     cnnrt_forward_head and cnnrt_forward_tail, the same
+ *                     split at the batched tail (see "the batched tail");
+ *                     the
  *                     constant globals cnnrt_info (laid out as cnn_info),
  *                     cnnrt_blob_size, cnnrt_build_id and the layer table
  *                     of the profiler; then LLVMVerifyModule;
