@@ -329,7 +329,8 @@ static bool append_blob_asm(const char *path, const char *blob_path, uint64_t si
    the end has a feature vector (rank 1) for its output, run once for up to
    BE_TAIL_TILE samples at a time instead of once per sample. Their
    tensors, the tail's inputs and the graph outputs live in a slot per
-   sample: the ranges of the arena they occupy, merged where they overlap
+   sample: the ranges of the arena (or of a host input the tail reads)
+   they occupy, merged where they overlap
    and packed one after the other (keeping each range's offset modulo 64,
    so alignment and every overlap the memory plan made, in-place and
    aliases, stay as they were). cnnrt_forward_head runs the other nodes
@@ -341,7 +342,8 @@ static bool append_blob_asm(const char *path, const char *blob_path, uint64_t si
 #define BE_TAIL_MAX_SLOT (16 << 20) /* bytes: a bigger tail stays per sample */
 
 typedef struct {
-  int64_t off, bytes, to; /* arena range [off, off + bytes) -> slot offset to */
+  int space;              /* 0: the arena; k >= 1: host input k - 1 */
+  int64_t off, bytes, to; /* range [off, off + bytes) of it -> slot offset to */
 } TailRange;
 
 typedef struct {
@@ -362,23 +364,22 @@ typedef struct {
 
 static int cmp_range(const void *a, const void *b) {
   const TailRange *x = a, *y = b;
+  if (x->space != y->space)
+    return x->space < y->space ? -1 : 1;
   return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* Adds n's storage to the ranges; false if it is not in the arena. */
-static bool tail_add(const Graph *g, const Node *n, Tail *t, int *cap, Status *st, bool *ok) {
+/* Adds n's storage to the ranges (a host input the tail reads too: the
+   head copies it into the slot). */
+static bool tail_add(const Graph *g, const Node *n, Tail *t, int *cap, Status *st) {
   Loc l;
   if (!resolve(g, n, &l, st))
     return false;
-  if (l.space != 0) {
-    *ok = false;
-    return true;
-  }
   if (t->nr == *cap) {
     *cap = *cap ? 2 * *cap : 16;
     t->r = xrealloc(t->r, (size_t)*cap * sizeof *t->r);
   }
-  t->r[t->nr++] = (TailRange){l.off, l.bytes, 0};
+  t->r[t->nr++] = (TailRange){l.space, l.off, l.bytes, 0};
   return true;
 }
 
@@ -388,7 +389,8 @@ static bool tail_layout(Tail *t) {
   qsort(t->r, (size_t)t->nr, sizeof *t->r, cmp_range);
   int m = 0;
   for (int i = 0; i < t->nr; i++) {
-    if (m > 0 && t->r[i].off < t->r[m - 1].off + t->r[m - 1].bytes) {
+    if (m > 0 && t->r[i].space == t->r[m - 1].space &&
+        t->r[i].off < t->r[m - 1].off + t->r[m - 1].bytes) {
       int64_t end = t->r[i].off + t->r[i].bytes;
       if (end > t->r[m - 1].off + t->r[m - 1].bytes)
         t->r[m - 1].bytes = end - t->r[m - 1].off;
@@ -425,21 +427,20 @@ static bool find_tail(const Graph *g, const BeChoice *choice, Tail *t, Status *s
   if (s == len)
     return true;
   int cap = 0;
-  bool ok = true;
-  for (int i = s; i < len && ok; i++) {
+  for (int i = s; i < len; i++) {
     const Node *n = GRAPH_NODE(g, i);
     if (!choice[n->id].impl)
       continue;
-    if (!tail_add(g, n, t, &cap, st, &ok))
+    if (!tail_add(g, n, t, &cap, st))
       return false;
-    for (int k = 0; k < n->nin && ok; k++)
-      if (!tail_add(g, n->in[k], t, &cap, st, &ok))
+    for (int k = 0; k < n->nin; k++)
+      if (!tail_add(g, n->in[k], t, &cap, st))
         return false;
   }
-  for (int i = 0; i < g->noutputs && ok; i++)
-    if (!tail_add(g, g->outputs[i].node, t, &cap, st, &ok))
+  for (int i = 0; i < g->noutputs; i++)
+    if (!tail_add(g, g->outputs[i].node, t, &cap, st))
       return false;
-  if (ok && tail_layout(t)) {
+  if (tail_layout(t)) {
     t->start = s;
     return true;
   }
@@ -455,11 +456,12 @@ static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n, const A
   Loc l;
   if (!resolve(g, n, &l, st))
     return NULL;
-  LLVMValueRef base = l.space == 0 ? a->base : a->in_ptrs[l.space - 1];
-  if (l.space == 0 && a->tail) {
+  LLVMValueRef base = l.space == 0 || a->tail ? a->base : a->in_ptrs[l.space - 1];
+  if (a->tail) {
     const TailRange *r = NULL;
     for (int i = 0; i < a->tail->nr && !r; i++)
-      if (l.off >= a->tail->r[i].off && l.off + l.bytes <= a->tail->r[i].off + a->tail->r[i].bytes)
+      if (l.space == a->tail->r[i].space && l.off >= a->tail->r[i].off &&
+          l.off + l.bytes <= a->tail->r[i].off + a->tail->r[i].bytes)
         r = &a->tail->r[i];
     if (!r) {
       fail(st, 2, "batched tail: '%s' is outside the tail's slot", n->name);
@@ -681,8 +683,9 @@ static bool emit_forward_head(Fwd *f) {
     for (int i = 0; i < f->tail.nr && ok; i++) {
       const TailRange *r = &f->tail.r[i];
       LLVMValueRef from = be_i64(c, r->off), to = be_i64(c, r->to);
+      LLVMValueRef src = r->space ? in_ptrs[r->space - 1] : a.base;
       LLVMBuildMemCpy(c->b, LLVMBuildInBoundsGEP2(c->b, c->t_i8, LLVMGetParam(fn, 4), &to, 1, ""),
-                      4, LLVMBuildInBoundsGEP2(c->b, c->t_i8, a.base, &from, 1, ""), 4,
+                      4, LLVMBuildInBoundsGEP2(c->b, c->t_i8, src, &from, 1, ""), 4,
                       be_i64(c, r->bytes));
     }
     free(in_ptrs);
