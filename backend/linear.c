@@ -12,40 +12,44 @@
  * launch passes nb = 1.
  *
  * Work items are the N output features, as the GEMV it replaces
- * (nchw.c), so threads split the weight rows between them. For each
- * feature j the rows go in register tiles of R samples (AVX-512: 8, then
- * tiles of 4, 2 and 1 for the rest): the weight row streams once through
- * the tile (from memory for the first tile, from the cache for the next),
- * each 16-float weight vector loaded once and multiplied into the R rows'
- * accumulators.
+ * (nchw.c), so threads split the weight rows between them. The register
+ * tile is F features x R samples (AVX-512: 2 x 8; AVX2 and NEON 2 x 2; SSE
+ * 1 x 1): each 16-float weight vector is loaded once for the R samples,
+ * each input vector once for the F features. The samples go in tiles of R
+ * while they fill, then in one tile each of R/2, R/4, ..., 1 for the rest;
+ * a weight row streams from memory for the first tile, from the cache for
+ * the others.
  *
  * The summation order of one output is fixed and does not depend on nb,
- * on the tile the row falls in or on the threads: U = 2 vector
- * accumulators over k (k = 32i and 32i + 16), fused multiply-adds in k
- * order, their sum, a horizontal sum in a fixed tree (lanes 8-15 onto 0-7,
- * then 4, 2, 1), then the K % 16 last products one by one in k order, then
- * the bias and the epilogue. A sample's result is therefore the same bits
- * in a batch of 1 or of 8 (docs/abi.md).
+ * on the tile the output falls in or on the threads: one vector
+ * accumulator over k (fused multiply-adds of 16 lanes, in k order), a
+ * horizontal sum in a fixed tree (lanes 8-15 onto 0-7, then 4, 2, 1), then
+ * the K % 16 last products one by one in k order, then the bias, the
+ * residual and the activation. A sample's result is therefore the same
+ * bits in a batch of 1 or of 8 (docs/abi.md).
  */
 #include <stdlib.h>
 
 #include "backend_internal.h"
 
-#define LIN_U 2 /* vector accumulators per row */
+#define LIN_U 1 /* vector accumulators per output */
 
 typedef struct {
   int64_t N, K, KV; /* features, inputs, inputs in whole vectors of 16 * LIN_U */
-  int R;            /* rows per register tile */
+  int R;            /* rows (samples) per register tile */
+  int F;            /* features per register tile */
 } LinPlan;
 
 static void plan_of(const BeConfig *cf, const Node *n, LinPlan *p) {
   p->N = n->shape.d[0];
   p->K = shape_numel(&n->in[0]->shape);
   p->KV = p->K / (16 * LIN_U) * (16 * LIN_U);
-  /* R x U accumulators + U weight vectors: AVX-512 8 x 2 + 2 of 32 zmm;
-     AVX2 and NEON (a <16 x float> is 2 or 4 registers) 2 x 2 + 2; SSE 1. */
+  /* F x R x U accumulators + F weight vectors: AVX-512 2 x 8 + 2 of 32
+     zmm (each input vector feeds two fmas); AVX2 and NEON (a <16 x float>
+     is 2 or 4 registers) 2 x 2 + 2; SSE 1 x 1 + 1. */
   int regs = be_v16_regs(&cf->target);
   p->R = regs >= 32 ? 8 : regs >= 8 ? 2 : 1;
+  p->F = regs >= 8 ? 2 : 1;
 }
 
 bool be_linear_rows_accepts(const BeConfig *cf, const Node *n) {
@@ -81,88 +85,119 @@ static LLVMValueRef sfma(BeCtx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef 
   return be_intrinsic(c, "llvm.fma", &c->t_f32, 1, args, 3);
 }
 
-/* Feature j for the `rows` samples from row0: the register tile. */
-static void emit_tile(BeCtx *c, KArgs *k, const LinPlan *p, LLVMValueRef j, LLVMValueRef row0,
-                      int rows) {
+/* The sums of features j .. j + nf - 1 for `rows` samples from row0 (the
+   register tile), into sum[f][r]: the vector part, then the rest. */
+static void tile_sums(BeCtx *c, KArgs *k, const LinPlan *p, LLVMValueRef j, int nf,
+                      LLVMValueRef *xrow, int rows, LLVMValueRef sum[2][8]) {
   LLVMValueRef w = k->par[P_WEIGHT];
-  LLVMValueRef wrow = be_mulk(c, j, p->K);
-  LLVMValueRef xrow[8], acc[8][LIN_U];
-  for (int r = 0; r < rows; r++) {
-    xrow[r] = be_mul(c, be_addk(c, row0, r), k->stride);
-    for (int u = 0; u < LIN_U; u++) {
-      acc[r][u] = be_var(c, c->t_v16, "acc");
-      LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc[r][u]);
-    }
+  LLVMValueRef wrow[2], acc[2][8][LIN_U];
+  for (int f = 0; f < nf; f++) {
+    wrow[f] = be_mulk(c, be_addk(c, j, f), p->K);
+    for (int r = 0; r < rows; r++)
+      for (int u = 0; u < LIN_U; u++) {
+        acc[f][r][u] = be_var(c, c->t_v16, "acc");
+        LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), acc[f][r][u]);
+      }
   }
   if (p->KV > 0) {
     BeLoop kl;
     be_for(c, &kl, be_i64(c, 0), be_i64(c, p->KV / (16 * LIN_U)), "kv");
     for (int u = 0; u < LIN_U; u++) {
       LLVMValueRef kk = be_addk(c, be_mulk(c, kl.iv, 16 * LIN_U), 16 * u);
-      LLVMValueRef wv = be_wvld(c, k, w, be_add(c, wrow, kk), 4);
+      LLVMValueRef wv[2];
+      for (int f = 0; f < nf; f++)
+        wv[f] = be_wvld(c, k, w, be_add(c, wrow[f], kk), 4);
       for (int r = 0; r < rows; r++) {
         LLVMValueRef xv = be_vld(c, k->in[0], be_add(c, xrow[r], kk), 4);
-        LLVMValueRef a = LLVMBuildLoad2(c->b, c->t_v16, acc[r][u], "");
-        LLVMBuildStore(c->b, be_vfma(c, wv, xv, a), acc[r][u]);
+        for (int f = 0; f < nf; f++) {
+          LLVMValueRef a = LLVMBuildLoad2(c->b, c->t_v16, acc[f][r][u], "");
+          LLVMBuildStore(c->b, be_vfma(c, wv[f], xv, a), acc[f][r][u]);
+        }
       }
     }
     be_for_end(c, &kl);
   }
-  LLVMValueRef sum[8];
-  for (int r = 0; r < rows; r++) {
-    LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, acc[r][0], "");
-    for (int u = 1; u < LIN_U; u++)
-      v = LLVMBuildFAdd(c->b, v, LLVMBuildLoad2(c->b, c->t_v16, acc[r][u], ""), "");
-    sum[r] = be_var(c, c->t_f32, "sum");
-    LLVMBuildStore(c->b, hsum(c, v), sum[r]);
-  }
+  for (int f = 0; f < nf; f++)
+    for (int r = 0; r < rows; r++) {
+      LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, acc[f][r][0], "");
+      for (int u = 1; u < LIN_U; u++)
+        v = LLVMBuildFAdd(c->b, v, LLVMBuildLoad2(c->b, c->t_v16, acc[f][r][u], ""), "");
+      sum[f][r] = be_var(c, c->t_f32, "sum");
+      LLVMBuildStore(c->b, hsum(c, v), sum[f][r]);
+    }
   if (p->K > p->KV) {
     BeLoop kl;
     be_for(c, &kl, be_i64(c, p->KV), be_i64(c, p->K), "k");
-    LLVMValueRef ws = be_wld(c, k, w, be_add(c, wrow, kl.iv));
-    for (int r = 0; r < rows; r++) {
-      LLVMValueRef xs = be_ld(c, k->in[0], be_add(c, xrow[r], kl.iv));
-      LLVMValueRef a = LLVMBuildLoad2(c->b, c->t_f32, sum[r], "");
-      LLVMBuildStore(c->b, sfma(c, ws, xs, a), sum[r]);
+    for (int f = 0; f < nf; f++) {
+      LLVMValueRef ws = be_wld(c, k, w, be_add(c, wrow[f], kl.iv));
+      for (int r = 0; r < rows; r++) {
+        LLVMValueRef xs = be_ld(c, k->in[0], be_add(c, xrow[r], kl.iv));
+        LLVMValueRef a = LLVMBuildLoad2(c->b, c->t_f32, sum[f][r], "");
+        LLVMBuildStore(c->b, sfma(c, ws, xs, a), sum[f][r]);
+      }
     }
     be_for_end(c, &kl);
   }
+}
+
+/* Features j .. j + nf - 1 for the `rows` samples from row0: sums, bias,
+   epilogue, stores. */
+static void emit_tile(BeCtx *c, KArgs *k, const LinPlan *p, LLVMValueRef j, int nf,
+                      LLVMValueRef row0, int rows) {
+  LLVMValueRef xrow[8], sum[2][8];
+  for (int r = 0; r < rows; r++)
+    xrow[r] = be_mul(c, be_addk(c, row0, r), k->stride);
+  tile_sums(c, k, p, j, nf, xrow, rows, sum);
   LLVMValueRef bias = k->n->nparams > P_BIAS ? k->par[P_BIAS] : NULL;
-  LLVMValueRef bj = bias ? be_ld(c, bias, j) : NULL;
-  for (int r = 0; r < rows; r++) {
-    LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_f32, sum[r], "");
-    if (bj)
-      v = LLVMBuildFAdd(c->b, v, bj, "");
-    LLVMValueRef oi = be_add(c, xrow[r], j);
-    if (k->res)
-      v = LLVMBuildFAdd(c->b, v, be_ld(c, k->res, oi), "");
-    be_st(c, k->out, oi, be_act(c, &k->n->epi.act, v));
+  for (int f = 0; f < nf; f++) {
+    LLVMValueRef jf = be_addk(c, j, f);
+    LLVMValueRef bj = bias ? be_ld(c, bias, jf) : NULL;
+    for (int r = 0; r < rows; r++) {
+      LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_f32, sum[f][r], "");
+      if (bj)
+        v = LLVMBuildFAdd(c->b, v, bj, "");
+      LLVMValueRef oi = be_add(c, xrow[r], jf);
+      if (k->res)
+        v = LLVMBuildFAdd(c->b, v, be_ld(c, k->res, oi), "");
+      be_st(c, k->out, oi, be_act(c, &k->n->epi.act, v));
+    }
   }
 }
 
-/* For each feature of [lo, hi): tiles of R rows while they fill, then one
-   tile each of R/2, R/4, ..., 1 rows as the rest needs them. */
-void be_emit_linear_rows(BeCtx *c, KArgs *k) {
-  LinPlan p;
-  plan_of(c->cfg, k->n, &p);
+/* Features j .. j + nf - 1 over all nb samples: tiles of R rows while
+   they fill, then one tile each of R/2, R/4, ..., 1 rows as the rest needs
+   them. */
+static void emit_rows(BeCtx *c, KArgs *k, const LinPlan *p, LLVMValueRef j, int nf) {
   LLVMValueRef row = be_var(c, c->t_i64, "row");
-  BeLoop jl;
-  be_for(c, &jl, k->lo, k->hi, "j");
-  LLVMBuildStore(c->b, be_i64(c, 0), row);
-  /* whole tiles: rows [0, nb - nb % R) */
-  LLVMValueRef full = be_mulk(c, be_sdiv(c, k->nb, be_i64(c, p.R)), p.R);
+  LLVMValueRef ntiles = be_sdiv(c, k->nb, be_i64(c, p->R));
   BeLoop tl;
-  be_for(c, &tl, be_i64(c, 0), be_sdiv(c, k->nb, be_i64(c, p.R)), "tile");
-  emit_tile(c, k, &p, jl.iv, be_mulk(c, tl.iv, p.R), p.R);
+  be_for(c, &tl, be_i64(c, 0), ntiles, "tile");
+  emit_tile(c, k, p, j, nf, be_mulk(c, tl.iv, p->R), p->R);
   be_for_end(c, &tl);
-  LLVMBuildStore(c->b, full, row);
-  for (int rows = p.R / 2; rows >= 1; rows /= 2) {
+  LLVMBuildStore(c->b, be_mulk(c, ntiles, p->R), row);
+  for (int rows = p->R / 2; rows >= 1; rows /= 2) {
     LLVMValueRef r0 = LLVMBuildLoad2(c->b, c->t_i64, row, "");
     BeIf f;
     be_if(c, &f, LLVMBuildICmp(c->b, LLVMIntSGE, be_sub(c, k->nb, r0), be_i64(c, rows), ""));
-    emit_tile(c, k, &p, jl.iv, r0, rows);
+    emit_tile(c, k, p, j, nf, r0, rows);
     LLVMBuildStore(c->b, be_addk(c, r0, rows), row);
     be_endif(c, &f);
   }
+}
+
+/* The features of [lo, hi) F at a time, then the rest one at a time. */
+void be_emit_linear_rows(BeCtx *c, KArgs *k) {
+  LinPlan p;
+  plan_of(c->cfg, k->n, &p);
+  LLVMValueRef npairs = be_sdiv(c, be_sub(c, k->hi, k->lo), be_i64(c, p.F));
+  BeLoop jl;
+  be_for(c, &jl, be_i64(c, 0), npairs, "jf");
+  emit_rows(c, k, &p, be_add(c, k->lo, be_mulk(c, jl.iv, p.F)), p.F);
   be_for_end(c, &jl);
+  if (p.F > 1) {
+    BeLoop rl;
+    be_for(c, &rl, be_add(c, k->lo, be_mulk(c, npairs, p.F)), k->hi, "j");
+    emit_rows(c, k, &p, rl.iv, 1);
+    be_for_end(c, &rl);
+  }
 }
