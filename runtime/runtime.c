@@ -28,6 +28,14 @@
  * off (or cnn_set_batch_parallel); so does profiling (the per-layer times
  * are the pool's).
  *
+ * A network with a batched tail (cnnrt.h: cnnrt_tail_tile > 0, its last
+ * layers linear) runs a batch in groups of up to cnnrt_tail_tile samples
+ * instead: each sample's head (cnnrt_forward_head) into its slot of the
+ * tail arena, on the lanes or one by one on all threads, then the group's
+ * tail (cnnrt_forward_tail) once on all threads, so the tail's weights are
+ * read once per group. The tail arena is allocated by cnn_create (and one
+ * per spare); a profiling pool runs groups of one sample.
+ *
  * One model may be run by many host threads at once. The first caller
  * gets the pool and the arenas above; a caller that comes while they are
  * taken runs its whole batch on its own thread, one sample at a time,
