@@ -339,7 +339,7 @@ static bool append_blob_asm(const char *path, const char *blob_path, uint64_t si
    once for all of them, any other kernel once per slot; then copies the
    outputs out. */
 #define BE_TAIL_TILE 8
-#define BE_TAIL_MAX_SLOT (16 << 20) /* bytes: a bigger tail stays per sample */
+#define BE_TAIL_MAX_SLOT (4 << 20) /* bytes: a bigger tail stays per sample */
 
 typedef struct {
   int space;              /* 0: the arena; k >= 1: host input k - 1 */
