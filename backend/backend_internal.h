@@ -21,6 +21,8 @@
  *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
+ *   int8.c      --precision=int8: the quantized conv/linear kernel (vpdpbusd)
+ *               and its weight packing
  *   bf16.c      --precision=bf16: which parameters are bf16, the rounding,
  *               the kernels' weight loads (widened to fp32)
  *   activation.c  the activations (Act) on a float or a vector: every
@@ -375,6 +377,15 @@ float *be_pack_conv_winograd(const BeConfig *cf, const Node *n);
 bool be_conv_gemm1x1_accepts(const BeConfig *cf, const Node *n);
 int64_t be_work_conv_gemm1x1(const BeConfig *cf, const Node *n);
 void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k);
+
+/* int8.c: conv and linear layers marked by passes/quantize.c under
+   --precision=int8, u8 x s8 -> int32 with AVX512-VNNI vpdpbusd; fp32 in
+   and out. Work item: one output row (a linear: one). */
+bool be_int8_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_int8(const BeConfig *cf, const Node *n);
+void be_emit_int8(BeCtx *c, KArgs *k);
+int64_t be_packed_numel_int8(const BeConfig *cf, const Node *n);
+float *be_pack_int8(const BeConfig *cf, const Node *n);
 
 /* ---------------------------------------------------------------- kernels.c */
 
