@@ -62,6 +62,13 @@ static void geo(const Node *n, Geo *g) {
   g->OCB = (g->OC + 15) / 16;
 }
 
+/* Where tap (c, kh, kw) sits in a pixel's K bytes: (c, kh, kw) order for
+   an NCHW input, (kh, kw, c) for a blocked one, whose 16 channels of a
+   pixel are contiguous and quantize as one vector. */
+static int64_t kpos(const Geo *g, int64_t c, int64_t kh, int64_t kw) {
+  return g->in_blocked ? (kh * g->KW + kw) * g->C + c : (c * g->KH + kh) * g->KW + kw;
+}
+
 bool be_int8_accepts(const BeConfig *cf, const Node *n) {
   return cf->precision == PRECISION_INT8 && n->quant && !n->split &&
          (n->op == OP_LINEAR || n->attr.groups == 1);
@@ -95,9 +102,10 @@ float *be_pack_int8(const BeConfig *cf, const Node *n) {
       amax = fmaxf(amax, fabsf(row[k]));
     float sw = amax > 0 && isfinite(amax) ? amax / 127.0f : 1.0f;
     int64_t sum = 0;
-    for (int64_t k = 0; k < g.K; k++) {
-      float q = rintf(row[k] / sw);
+    for (int64_t i = 0; i < g.K; i++) { /* i: PyTorch's (c, kh, kw) order */
+      float q = rintf(row[i] / sw);
       int v = q > 127 ? 127 : q < -127 ? -127 : (int)q;
+      int64_t k = kpos(&g, i / (g.KH * g.KW), i / g.KW % g.KH, i % g.KW);
       wq[(((oc / 16) * (g.Kp / 4) + k / 4) * 16 + oc % 16) * 4 + k % 4] = (int8_t)v;
       sum += v;
     }
@@ -131,9 +139,56 @@ static LLVMValueRef in_range(BeCtx *c, LLVMValueRef v, int64_t n) {
   return LLVMBuildICmp(c->b, LLVMIntULT, v, be_i64(c, n), "");
 }
 
+/* u8 of 16 floats, as quant_byte. */
+static LLVMValueRef quant_vec(BeCtx *c, const Node *n, LLVMValueRef x) {
+  LLVMValueRef r =
+      be_fcall1(c, "llvm.rint", be_fmul(c, x, be_vsplat(c, be_f32(c, 1.0f / n->qscale))));
+  r = be_fcall2(c, "llvm.maxnum", r, be_vsplat(c, be_f32(c, (float)-n->qzero)));
+  r = be_fcall2(c, "llvm.minnum", r, be_vsplat(c, be_f32(c, (float)(255 - n->qzero))));
+  LLVMTypeRef tv = LLVMVectorType(c->t_i32, 16);
+  LLVMValueRef q = LLVMBuildFPToSI(c->b, r, tv, "");
+  LLVMValueRef z =
+      LLVMBuildInsertElement(c->b, LLVMGetPoison(tv), be_i32(c, n->qzero), be_i32(c, 0), "");
+  z = LLVMBuildShuffleVector(c->b, z, LLVMGetPoison(tv), LLVMConstNull(tv), "");
+  return LLVMBuildTrunc(c->b, LLVMBuildAdd(c->b, q, z, ""), LLVMVectorType(c->t_i8, 16), "");
+}
+
+/* Step 1, blocked input: per tap (kh, kw), per channel block, 16 floats
+   quantized as one vector into buf[t * Kp + (kh * KW + kw) * C + c]. */
+static void quantize_pixel_blocked(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
+                                   LLVMValueRef oh, LLVMValueRef ow, int t) {
+  BeLoop kh, kw, cb;
+  be_for(c, &kh, be_i64(c, 0), be_i64(c, g->KH), "kh");
+  LLVMValueRef ih = be_add(c, be_mulk(c, oh, g->sh), be_addk(c, be_mulk(c, kh.iv, g->dh), -g->ph));
+  be_for(c, &kw, be_i64(c, 0), be_i64(c, g->KW), "kw");
+  LLVMValueRef iw = be_add(c, be_mulk(c, ow, g->sw), be_addk(c, be_mulk(c, kw.iv, g->dw), -g->pw));
+  LLVMValueRef inside = LLVMBuildAnd(c->b, in_range(c, ih, g->IH), in_range(c, iw, g->IW), "");
+  LLVMValueRef pix =
+      LLVMBuildSelect(c->b, inside, be_add(c, be_mulk(c, ih, g->IW), iw), be_i64(c, 0), "");
+  LLVMValueRef kb =
+      be_addk(c, be_mulk(c, be_add(c, be_mulk(c, kh.iv, g->KW), kw.iv), g->C), t * g->Kp);
+  be_for(c, &cb, be_i64(c, 0), be_i64(c, g->C / 16), "cb");
+  LLVMValueRef idx = be_mulk(c, be_add(c, be_mulk(c, cb.iv, g->IH * g->IW), pix), 16);
+  LLVMValueRef x =
+      LLVMBuildSelect(c->b, inside, be_vld(c, k->in[0], idx, 4), LLVMConstNull(c->t_v16), "");
+  LLVMValueRef st = LLVMBuildStore(c->b, quant_vec(c, k->n, x),
+                                   bptr(c, buf, be_add(c, kb, be_mulk(c, cb.iv, 16))));
+  LLVMSetAlignment(st, 1);
+  be_for_end(c, &cb);
+  be_for_end(c, &kw);
+  be_for_end(c, &kh);
+}
+
 /* Step 1 for pixel ow of row oh: its Kp bytes at buf[t * Kp]. */
 static void quantize_pixel(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh,
                            LLVMValueRef ow, int t) {
+  for (int64_t p = g->K; p < g->Kp; p++) /* the pad k's: weight 0 */
+    LLVMBuildStore(c->b, LLVMConstInt(c->t_i8, (unsigned long long)k->n->qzero, false),
+                   bptr(c, buf, be_i64(c, t * g->Kp + p)));
+  if (g->in_blocked) {
+    quantize_pixel_blocked(c, k, g, buf, oh, ow, t);
+    return;
+  }
   BeLoop ci, kh, kw;
   be_for(c, &ci, be_i64(c, 0), be_i64(c, g->C), "ci");
   be_for(c, &kh, be_i64(c, 0), be_i64(c, g->KH), "kh");
@@ -141,14 +196,8 @@ static void quantize_pixel(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, L
   be_for(c, &kw, be_i64(c, 0), be_i64(c, g->KW), "kw");
   LLVMValueRef iw = be_add(c, be_mulk(c, ow, g->sw), be_addk(c, be_mulk(c, kw.iv, g->dw), -g->pw));
   LLVMValueRef inside = LLVMBuildAnd(c->b, in_range(c, ih, g->IH), in_range(c, iw, g->IW), "");
-  LLVMValueRef pix = be_add(c, be_mulk(c, ih, g->IW), iw), idx;
-  if (g->in_blocked) {
-    LLVMValueRef cb = LLVMBuildLShr(c->b, ci.iv, be_i64(c, 4), "");
-    LLVMValueRef cl = LLVMBuildAnd(c->b, ci.iv, be_i64(c, 15), "");
-    idx = be_add(c, be_mulk(c, be_add(c, be_mulk(c, cb, g->IH * g->IW), pix), 16), cl);
-  } else {
-    idx = be_add(c, be_mulk(c, ci.iv, g->IH * g->IW), pix);
-  }
+  LLVMValueRef idx =
+      be_add(c, be_mulk(c, ci.iv, g->IH * g->IW), be_add(c, be_mulk(c, ih, g->IW), iw));
   idx = LLVMBuildSelect(c->b, inside, idx, be_i64(c, 0), "");
   LLVMValueRef x = LLVMBuildSelect(c->b, inside, be_ld(c, k->in[0], idx), be_f32(c, 0), "");
   LLVMValueRef kk = be_add(c, be_mulk(c, be_add(c, be_mulk(c, ci.iv, g->KH), kh.iv), g->KW), kw.iv);
@@ -156,9 +205,6 @@ static void quantize_pixel(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, L
   be_for_end(c, &kw);
   be_for_end(c, &kh);
   be_for_end(c, &ci);
-  for (int64_t p = g->K; p < g->Kp; p++) /* the pad k's: weight 0 */
-    LLVMBuildStore(c->b, LLVMConstInt(c->t_i8, (unsigned long long)k->n->qzero, false),
-                   bptr(c, buf, be_i64(c, t * g->Kp + p)));
 }
 
 /* Step 3's store of pixel ow, channels [ob*16, ob*16 + 16) (those < OC). */
