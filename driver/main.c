@@ -204,23 +204,8 @@ static int write_header_too(const Graph *g, const Options *o, Diag *d) {
 }
 
 /* Weights, passes, then the output: the graph itself or the backend's. */
-static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress *prog, Diag *d) {
-  if (!bind_weights(g, o, onnx, prog, d))
-    return EXIT_USER;
-  if (o->verbose)
-    fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name, g->nodes.len,
-            (unsigned long long)g->num_params_orig, (double)ir_graph_macs(g) / 1e9);
-  if (o->emit_spec) /* as the frontend made it: before the passes */
-    return emit_spec_write(g, o, prog, d);
-  QuantPlan plan = {0};
-  if (o->precision == PRECISION_INT8) {
-    int crc = calibrate(o, onnx, po, prog, &plan, d);
-    if (crc) {
-      quant_plan_free(&plan);
-      return crc;
-    }
-    g->quant = &plan;
-  }
+/* The passes, then the output: the graph itself or the backend's. */
+static int passes_and_output(Graph *g, Options *o, const PassOptions *po, Progress *prog, Diag *d) {
   progress_step(prog, "running the passes (-O%d)", o->opt);
   int convs0, kernels0 = report_count_kernels(g, &convs0);
   passes_run(g, po);
@@ -238,9 +223,29 @@ static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress 
     if (o->stats) /* the backend's: which kernel runs how many layers */
       report_stats_since(g, nstats, stderr);
   }
-  g->quant = NULL;
-  quant_plan_free(&plan);
   return rc == 0 ? write_header_too(g, o, d) : rc;
+}
+
+/* Weights, the calibration (int8), the passes and the output. */
+static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress *prog, Diag *d) {
+  if (!bind_weights(g, o, onnx, prog, d))
+    return EXIT_USER;
+  if (o->verbose)
+    fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name, g->nodes.len,
+            (unsigned long long)g->num_params_orig, (double)ir_graph_macs(g) / 1e9);
+  if (o->emit_spec) /* as the frontend made it: before the passes */
+    return emit_spec_write(g, o, prog, d);
+  QuantPlan plan = {0};
+  int rc = 0;
+  if (o->precision == PRECISION_INT8)
+    rc = calibrate(o, onnx, po, prog, &plan, d);
+  if (rc == 0) {
+    g->quant = o->precision == PRECISION_INT8 ? &plan : NULL;
+    rc = passes_and_output(g, o, po, prog, d);
+    g->quant = NULL;
+  }
+  quant_plan_free(&plan);
+  return rc;
 }
 
 int main(int argc, char **argv) {
