@@ -14,9 +14,6 @@
 
 #include "passes.h"
 
-/* A min_opt above every -O level: the pass runs only when --passes names it. */
-enum { PASS_NAMED_ONLY = 4 };
-
 const PassInfo passes_all[] = {
     {"fuse-bn", pass_fuse_bn, 1,
      "fold batchnorm into the preceding conv/linear; others become scale-shifts"},
