@@ -63,6 +63,7 @@ typedef struct {
   bool fma;    /* fused multiply-add instructions (else llvm.fma would be
                   a libm call per lane: kernels then use llvm.fmuladd) */
   bool avx512; /* lanes == 16: the AVX-512 register tiles */
+  bool vnni;   /* AVX512-VNNI vpdpbusd: --precision=int8 (int8.c) */
 } BeTarget;
 
 /* How many <16 x float> values the vector registers hold: 32 (AVX-512),
@@ -447,10 +448,11 @@ void be_build_id(const BeConfig *cf, const Graph *g, char out[CNNRT_BUILD_ID_LEN
 LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *t, char *err,
                                        size_t errlen);
 /* The description of a target (be_target_machine calls it): lanes,
-   registers, FMA, from the triple, and for x86-64 from the probe of a
-   given CPU (probed_lanes > 0) or the host's feature list. */
+   registers, FMA, VNNI, from the triple, and for x86-64 from the probe of
+   a given CPU (probed_lanes > 0, probed_vnni >= 0) or the host's feature
+   list. */
 void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
-                        int probed_lanes, bool probed_fma, BeTarget *t);
+                        int probed_lanes, bool probed_fma, int probed_vnni, BeTarget *t);
 /* Runs the optimization pipeline for opt_level. */
 bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
 /* Emits an object or assembly file. */
