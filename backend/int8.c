@@ -104,7 +104,7 @@ float *be_pack_int8(const BeConfig *cf, const Node *n) {
     int64_t sum = 0;
     for (int64_t i = 0; i < g.K; i++) { /* i: PyTorch's (c, kh, kw) order */
       float q = rintf(row[i] / sw);
-      int v = q > 127 ? 127 : q < -127 ? -127 : (int)q;
+      int v = q > 127 ? 127 : q < -127 ? -127 : q == q ? (int)q : 0; /* NaN: 0 */
       int64_t k = kpos(&g, i / (g.KH * g.KW), i / g.KW % g.KH, i % g.KW);
       wq[(((oc / 16) * (g.Kp / 4) + k / 4) * 16 + oc % 16) * 4 + k % 4] = (int8_t)v;
       sum += v;
