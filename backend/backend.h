@@ -12,6 +12,7 @@
  *   backend/grouped.c   small-group and depthwise convs on NCHW16c
  *   backend/winograd.c  3x3 stride-1 convs by Winograd F(4x4) / F(2x2)
  *   backend/gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
+ *   backend/linear.c    linear layers over the rows of a batch
  *   backend/tiles.c     geometry the kernels share (row tiles, borders)
  *   backend/bf16.c      --precision=bf16: bf16 weights, widened in the loads
  *   backend/int8.c      --precision=int8: quantized conv/linear (vpdpbusd)

@@ -19,6 +19,7 @@
  *   grouped.c   grouped convs with small groups on NCHW16c
  *   winograd.c  3x3 stride-1 convs by Winograd F(4x4,3x3) / F(2x2,3x3)
  *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
+ *   linear.c    linear layers over the rows of a batch (the batched tail)
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
  *   int8.c      --precision=int8: the quantized conv/linear kernel (vpdpbusd)
@@ -227,6 +228,10 @@ typedef struct {
   LLVMValueRef *par; /* n->nparams, NULL for an absent slot */
   LLVMValueRef res;  /* residual input of the epilogue, or NULL */
   LLVMValueRef lo, hi;
+  /* A batched kernel (be_kernel_batched): the samples it runs (i64 nb) and
+     the floats between one sample's tensors and the next's (i64 stride);
+     NULL for the others. */
+  LLVMValueRef nb, stride;
   int nseg;
   LLVMValueRef *seg;
   const int64_t *seg_begin, *seg_count;
@@ -379,6 +384,12 @@ bool be_conv_gemm1x1_accepts(const BeConfig *cf, const Node *n);
 int64_t be_work_conv_gemm1x1(const BeConfig *cf, const Node *n);
 void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k);
 
+/* linear.c: a linear layer on NCHW over nb samples `stride` floats apart
+   (KArgs.nb, KArgs.stride): a batched kernel. */
+bool be_linear_rows_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_linear_rows(const BeConfig *cf, const Node *n);
+void be_emit_linear_rows(BeCtx *c, KArgs *k);
+
 /* int8.c: conv and linear layers marked by passes/quantize.c under
    --precision=int8, u8 x s8 -> int32 with AVX512-VNNI vpdpbusd; fp32 in
    and out. Work item: one output row (a linear: one). */
@@ -397,6 +408,11 @@ typedef struct {
   int64_t work;
 } BeChoice;
 
+/* Whether impl is a batched kernel: its launch takes two more entries in
+   ptrs after the slices, the number of samples and the floats between
+   two samples' tensors, as integers (KArgs.nb, KArgs.stride); a launch
+   for one sample passes 1 and 0. */
+bool be_kernel_batched(const KernelImpl *impl);
 /* Whether n runs a kernel at all (live, not elided, not a view or input). */
 bool be_is_kernel_node(const Node *n);
 /* Decides every node's kernel, choice[n->id] for each node of g (an array

@@ -21,7 +21,10 @@
  *                     inputs, outputs), which per node fills a stack array
  *                     of the node's pointers (output, inputs, parameters,
  *                     slices) and calls cnnrt_launch(ctx, kernel, ptrs,
- *                     work, layer), then copies the graph outputs out; the
+ *                     work, layer), then copies the graph outputs out;
+ *                     cnnrt_forward_head and cnnrt_forward_tail, the same
+ *                     split at the batched tail (see "the batched tail");
+ *                     the
  *                     constant globals cnnrt_info (laid out as cnn_info),
  *                     cnnrt_blob_size, cnnrt_build_id and the layer table
  *                     of the profiler; then LLVMVerifyModule;
@@ -319,13 +322,153 @@ static bool append_blob_asm(const char *path, const char *blob_path, uint64_t si
   return fclose(f) == 0;
 }
 
-/* The address of node n's tensor inside cnnrt_forward. */
-static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n, LLVMValueRef arena,
-                                LLVMValueRef *in_ptrs, Status *st) {
+/* ------------------------------------------------------ the batched tail
+
+   The batched tail (cnnrt.h): the nodes from the first batched kernel
+   (be_kernel_batched: a linear layer) on, when every kernel from there to
+   the end has a feature vector (rank 1) for its output, run once for up to
+   BE_TAIL_TILE samples at a time instead of once per sample. Their
+   tensors, the tail's inputs and the graph outputs live in a slot per
+   sample: the ranges of the arena (or of a host input the tail reads)
+   they occupy, merged where they overlap
+   and packed one after the other (keeping each range's offset modulo 64,
+   so alignment and every overlap the memory plan made, in-place and
+   aliases, stay as they were). cnnrt_forward_head runs the other nodes
+   on the arena and copies those ranges into the sample's slot;
+   cnnrt_forward_tail runs the tail for the nb slots: a batched kernel
+   once for all of them, any other kernel once per slot; then copies the
+   outputs out. */
+#define BE_TAIL_TILE 8
+#define BE_TAIL_MAX_SLOT (4 << 20) /* bytes: a bigger tail stays per sample */
+
+typedef struct {
+  int space;              /* 0: the arena; k >= 1: host input k - 1 */
+  int64_t off, bytes, to; /* range [off, off + bytes) of it -> slot offset to */
+} TailRange;
+
+typedef struct {
+  int start; /* index in g->nodes of the first tail node; -1: no tail */
+  TailRange *r;
+  int nr;
+  int64_t slot; /* bytes of one sample's slot, a multiple of 64 */
+} Tail;
+
+/* Where tensors are for the code being emitted: the arena (or, tail != NULL,
+   the slot of one sample, arena offsets mapped by the tail's ranges) and
+   the host inputs. */
+typedef struct {
+  LLVMValueRef base;
+  LLVMValueRef *in_ptrs;
+  const Tail *tail;
+} Addr;
+
+static int cmp_range(const void *a, const void *b) {
+  const TailRange *x = a, *y = b;
+  if (x->space != y->space)
+    return x->space < y->space ? -1 : 1;
+  return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Adds n's storage to the ranges (a host input the tail reads too: the
+   head copies it into the slot). */
+static bool tail_add(const Graph *g, const Node *n, Tail *t, int *cap, Status *st) {
+  Loc l;
+  if (!resolve(g, n, &l, st))
+    return false;
+  if (t->nr == *cap) {
+    *cap = *cap ? 2 * *cap : 16;
+    t->r = xrealloc(t->r, (size_t)*cap * sizeof *t->r);
+  }
+  t->r[t->nr++] = (TailRange){l.space, l.off, l.bytes, 0};
+  return true;
+}
+
+/* The tail's ranges merged and laid out in a slot; false if the slot
+   would be too big. */
+static bool tail_layout(Tail *t) {
+  qsort(t->r, (size_t)t->nr, sizeof *t->r, cmp_range);
+  int m = 0;
+  for (int i = 0; i < t->nr; i++) {
+    if (m > 0 && t->r[i].space == t->r[m - 1].space &&
+        t->r[i].off < t->r[m - 1].off + t->r[m - 1].bytes) {
+      int64_t end = t->r[i].off + t->r[i].bytes;
+      if (end > t->r[m - 1].off + t->r[m - 1].bytes)
+        t->r[m - 1].bytes = end - t->r[m - 1].off;
+    } else {
+      t->r[m++] = t->r[i];
+    }
+  }
+  t->nr = m;
+  int64_t at = 0;
+  for (int i = 0; i < m; i++) {
+    t->r[i].to = ((at + 63) & ~(int64_t)63) + (t->r[i].off & 63);
+    at = t->r[i].to + t->r[i].bytes;
+  }
+  t->slot = (at + 63) & ~(int64_t)63;
+  return t->slot > 0 && t->slot <= BE_TAIL_MAX_SLOT;
+}
+
+/* Finds the batched tail of g (t->start = -1 if it has none). */
+static bool find_tail(const Graph *g, const BeChoice *choice, Tail *t, Status *st) {
+  memset(t, 0, sizeof *t);
+  t->start = -1;
+  int len = g->nodes.len, s = len;
+  for (int i = len - 1; i >= 0; i--) {
+    const Node *n = GRAPH_NODE(g, i);
+    if (!choice[n->id].impl)
+      continue;
+    if (n->shape.rank != 1 || n->split)
+      break;
+    s = i;
+  }
+  while (s < len && !(choice[GRAPH_NODE(g, s)->id].impl &&
+                      be_kernel_batched(choice[GRAPH_NODE(g, s)->id].impl)))
+    s++;
+  if (s == len)
+    return true;
+  int cap = 0;
+  for (int i = s; i < len; i++) {
+    const Node *n = GRAPH_NODE(g, i);
+    if (!choice[n->id].impl)
+      continue;
+    if (!tail_add(g, n, t, &cap, st))
+      return false;
+    for (int k = 0; k < n->nin; k++)
+      if (!tail_add(g, n->in[k], t, &cap, st))
+        return false;
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    if (!tail_add(g, g->outputs[i].node, t, &cap, st))
+      return false;
+  if (tail_layout(t)) {
+    t->start = s;
+    return true;
+  }
+  free(t->r);
+  memset(t, 0, sizeof *t);
+  t->start = -1;
+  return true;
+}
+
+/* The address of node n's tensor in the function being emitted. */
+static LLVMValueRef tensor_addr(BeCtx *c, const Graph *g, const Node *n, const Addr *a,
+                                Status *st) {
   Loc l;
   if (!resolve(g, n, &l, st))
     return NULL;
-  LLVMValueRef base = l.space == 0 ? arena : in_ptrs[l.space - 1];
+  LLVMValueRef base = l.space == 0 || a->tail ? a->base : a->in_ptrs[l.space - 1];
+  if (a->tail) {
+    const TailRange *r = NULL;
+    for (int i = 0; i < a->tail->nr && !r; i++)
+      if (l.space == a->tail->r[i].space && l.off >= a->tail->r[i].off &&
+          l.off + l.bytes <= a->tail->r[i].off + a->tail->r[i].bytes)
+        r = &a->tail->r[i];
+    if (!r) {
+      fail(st, 2, "batched tail: '%s' is outside the tail's slot", n->name);
+      return NULL;
+    }
+    l.off = r->to + (l.off - r->off);
+  }
   if (l.off == 0)
     return base;
   LLVMValueRef off = be_i64(c, l.off);
@@ -370,13 +513,12 @@ static LLVMValueRef layer_name(BeCtx *c, const Node *n, const KernelImpl *impl, 
 /* The pointers node n's kernel takes (output, inputs, parameters, slices)
    stored into the ptrs array; false if an address cannot be resolved. */
 static bool store_kernel_ptrs(BeCtx *c, const Graph *g, const Node *n, LLVMValueRef ptrs,
-                              LLVMValueRef weights, LLVMValueRef arena, LLVMValueRef *in_ptrs,
-                              Status *st) {
+                              LLVMValueRef weights, const Addr *a, Status *st) {
   LLVMValueRef vals[BE_MAX_KERNEL_PTRS];
   int np = 0;
-  vals[np++] = n->split ? LLVMConstNull(c->t_ptr) : tensor_addr(c, g, n, arena, in_ptrs, st);
+  vals[np++] = n->split ? LLVMConstNull(c->t_ptr) : tensor_addr(c, g, n, a, st);
   for (int k = 0; k < n->nin; k++)
-    vals[np++] = tensor_addr(c, g, n->in[k], arena, in_ptrs, st);
+    vals[np++] = tensor_addr(c, g, n->in[k], a, st);
   for (int k = 0; k < n->nparams; k++) {
     const Param *p = n->params[k];
     if (!p) {
@@ -390,7 +532,7 @@ static bool store_kernel_ptrs(BeCtx *c, const Graph *g, const Node *n, LLVMValue
   int nseg = 0;
   Node **segs = ir_split_slices(g, n, &nseg);
   for (int s = 0; s < nseg; s++)
-    vals[np++] = tensor_addr(c, g, segs[s], arena, in_ptrs, st);
+    vals[np++] = tensor_addr(c, g, segs[s], a, st);
   free(segs);
   for (int k = 0; k < np; k++) {
     if (!vals[k])
@@ -429,70 +571,199 @@ static bool emit_kernels(BeCtx *c, Graph *g, const BeChoice *choice, LLVMValueRe
   return true;
 }
 
-static bool emit_forward(BeCtx *c, Graph *g, const BeChoice *choice, Status *st,
-                         const ProgressHook *prog) {
-  LLVMTypeRef pf_args[5] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i32};
-  LLVMTypeRef pf_ty = LLVMFunctionType(c->t_void, pf_args, 5, 0);
-  LLVMValueRef pf = LLVMAddFunction(c->mod, "cnnrt_launch", pf_ty);
-  LLVMSetVisibility(pf, LLVMHiddenVisibility);
-  be_add_enum_attr(c, pf, LLVMAttributeFunctionIndex, "nounwind");
+/* What the three forward functions share while they are emitted. */
+typedef struct {
+  BeCtx *c;
+  Graph *g;
+  const BeChoice *choice;
+  Status *st;
+  LLVMTypeRef pf_ty; /* cnnrt_launch */
+  LLVMValueRef pf;
+  LLVMValueRef *fns; /* kernel by node id */
+  int *layer_of;     /* layer number by node id */
+  int maxp;          /* most entries of one launch's ptrs, nb and stride included */
+  Tail tail;
+} Fwd;
 
-  LLVMTypeRef fw_args[5] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr};
-  LLVMValueRef fw =
-      LLVMAddFunction(c->mod, "cnnrt_forward", LLVMFunctionType(c->t_void, fw_args, 5, 0));
-  LLVMSetVisibility(fw, LLVMHiddenVisibility);
+/* A function of the module: void name(ptr, ptr, ptr, arg3, ptr), hidden,
+   the builder in its entry block. */
+static LLVMValueRef begin_fn(BeCtx *c, const char *name, LLVMTypeRef arg3) {
+  LLVMTypeRef args[5] = {c->t_ptr, c->t_ptr, c->t_ptr, arg3, c->t_ptr};
+  LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->t_void, args, 5, 0));
+  LLVMSetVisibility(fn, LLVMHiddenVisibility);
+  be_func_attrs(c, fn);
+  be_func_begin(c, fn);
+  return fn;
+}
 
-  LLVMValueRef *fns = xcalloc((size_t)g->next_id + 1, sizeof *fns);
-  int maxp;
-  if (!emit_kernels(c, g, choice, fns, &maxp, st, prog)) {
-    free(fns);
-    return false;
-  }
-
-  be_func_attrs(c, fw);
-  be_func_begin(c, fw);
-  LLVMValueRef ctx = LLVMGetParam(fw, 0), weights = LLVMGetParam(fw, 1);
-  LLVMValueRef arena = LLVMGetParam(fw, 2), inputs = LLVMGetParam(fw, 3);
-  LLVMValueRef outputs = LLVMGetParam(fw, 4);
-  LLVMValueRef ptrs = LLVMBuildAlloca(c->b, LLVMArrayType2(c->t_ptr, (uint64_t)maxp), "ptrs");
+/* The host inputs' pointers, loaded from the array `inputs` (xcalloc'd). */
+static LLVMValueRef *load_inputs(BeCtx *c, const Graph *g, LLVMValueRef inputs) {
   LLVMValueRef *in_ptrs = xcalloc((size_t)(g->ninputs ? g->ninputs : 1), sizeof *in_ptrs);
   for (int i = 0; i < g->ninputs; i++) {
     LLVMValueRef idx = be_i64(c, i);
     LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_ptr, inputs, &idx, 1, "");
     in_ptrs[i] = LLVMBuildLoad2(c->b, c->t_ptr, p, "input");
   }
-  bool ok = true;
-  int nlayers = 0, n_nodes = g->nodes.len;
-  LLVMValueRef *lnames = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lnames);
-  LLVMValueRef *lflops = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lflops);
-  LLVMValueRef *lbytes = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lbytes);
-  for (int i = 0; i < n_nodes && ok; i++) {
-    Node *n = GRAPH_NODE(g, i);
-    if (!choice[n->id].impl)
+  return in_ptrs;
+}
+
+/* One launch per kernel node of [from, to), tensors at a; a batched
+   kernel gets nb and stride (i64 values) after its pointers. */
+static bool emit_launches(Fwd *f, LLVMValueRef ctx, LLVMValueRef weights, LLVMValueRef ptrs,
+                          int from, int to, const Addr *a, LLVMValueRef nb, LLVMValueRef stride) {
+  BeCtx *c = f->c;
+  for (int i = from; i < to; i++) {
+    Node *n = GRAPH_NODE(f->g, i);
+    const BeChoice *ch = &f->choice[n->id];
+    if (!ch->impl)
       continue;
-    lnames[nlayers] = layer_name(c, n, choice[n->id].impl, nlayers);
-    lflops[nlayers] = be_i64(c, 2 * (int64_t)ir_node_macs(n));
-    lbytes[nlayers] = be_i64(c, layer_bytes(n));
-    int layer = nlayers++;
-    ok = store_kernel_ptrs(c, g, n, ptrs, weights, arena, in_ptrs, st);
-    if (!ok)
-      break;
-    LLVMValueRef args[5] = {ctx, fns[n->id], ptrs, be_i64(c, choice[n->id].work), be_i32(c, layer)};
-    LLVMBuildCall2(c->b, pf_ty, pf, args, 5, "");
+    if (!store_kernel_ptrs(c, f->g, n, ptrs, weights, a, f->st))
+      return false;
+    if (be_kernel_batched(ch->impl)) {
+      int nseg = 0;
+      free(ir_split_slices(f->g, n, &nseg));
+      LLVMValueRef x[2] = {nb, stride};
+      for (int k = 0; k < 2; k++) {
+        LLVMValueRef idx = be_i64(c, 1 + n->nin + n->nparams + nseg + k);
+        LLVMBuildStore(c->b, LLVMBuildIntToPtr(c->b, x[k], c->t_ptr, ""),
+                       LLVMBuildInBoundsGEP2(c->b, c->t_ptr, ptrs, &idx, 1, ""));
+      }
+    }
+    LLVMValueRef args[5] = {ctx, f->fns[n->id], ptrs, be_i64(c, ch->work),
+                            be_i32(c, f->layer_of[n->id])};
+    LLVMBuildCall2(c->b, f->pf_ty, f->pf, args, 5, "");
   }
-  for (int i = 0; i < g->noutputs && ok; i++) {
-    const Node *n = g->outputs[i].node;
-    LLVMValueRef src = tensor_addr(c, g, n, arena, in_ptrs, st);
+  return true;
+}
+
+static LLVMValueRef ptrs_array(Fwd *f) {
+  return LLVMBuildAlloca(f->c->b, LLVMArrayType2(f->c->t_ptr, (uint64_t)f->maxp), "ptrs");
+}
+
+/* cnnrt_forward(ctx, weights, arena, inputs, outputs): one sample, every
+   node, then the outputs copied out. */
+static bool emit_forward_one(Fwd *f) {
+  BeCtx *c = f->c;
+  LLVMValueRef fw = begin_fn(c, "cnnrt_forward", c->t_ptr);
+  LLVMValueRef ptrs = ptrs_array(f);
+  LLVMValueRef *in_ptrs = load_inputs(c, f->g, LLVMGetParam(fw, 3));
+  Addr a = {LLVMGetParam(fw, 2), in_ptrs, NULL};
+  bool ok = emit_launches(f, LLVMGetParam(fw, 0), LLVMGetParam(fw, 1), ptrs, 0, f->g->nodes.len, &a,
+                          be_i64(c, 1), be_i64(c, 0));
+  for (int i = 0; i < f->g->noutputs && ok; i++) {
+    const Node *n = f->g->outputs[i].node;
+    LLVMValueRef src = tensor_addr(c, f->g, n, &a, f->st);
     if (!src) {
       ok = false;
       break;
     }
     LLVMValueRef idx = be_i64(c, i);
     LLVMValueRef dst = LLVMBuildLoad2(
-        c->b, c->t_ptr, LLVMBuildInBoundsGEP2(c->b, c->t_ptr, outputs, &idx, 1, ""), "out");
+        c->b, c->t_ptr, LLVMBuildInBoundsGEP2(c->b, c->t_ptr, LLVMGetParam(fw, 4), &idx, 1, ""),
+        "out");
     LLVMBuildMemCpy(c->b, dst, 4, src, 4, be_i64(c, shape_numel(&n->shape) * 4));
   }
   LLVMBuildRetVoid(c->b);
+  free(in_ptrs);
+  return ok;
+}
+
+/* cnnrt_forward_head(ctx, weights, arena, inputs, slot): the nodes before
+   the tail, then the tail's ranges copied from the arena into the slot. */
+static bool emit_forward_head(Fwd *f) {
+  BeCtx *c = f->c;
+  LLVMValueRef fn = begin_fn(c, "cnnrt_forward_head", c->t_ptr);
+  bool ok = true;
+  if (f->tail.start >= 0) {
+    LLVMValueRef ptrs = ptrs_array(f);
+    LLVMValueRef *in_ptrs = load_inputs(c, f->g, LLVMGetParam(fn, 3));
+    Addr a = {LLVMGetParam(fn, 2), in_ptrs, NULL};
+    ok = emit_launches(f, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), ptrs, 0, f->tail.start, &a,
+                       be_i64(c, 1), be_i64(c, 0));
+    for (int i = 0; i < f->tail.nr && ok; i++) {
+      const TailRange *r = &f->tail.r[i];
+      LLVMValueRef from = be_i64(c, r->off), to = be_i64(c, r->to);
+      LLVMValueRef src = r->space ? in_ptrs[r->space - 1] : a.base;
+      LLVMBuildMemCpy(c->b, LLVMBuildInBoundsGEP2(c->b, c->t_i8, LLVMGetParam(fn, 4), &to, 1, ""),
+                      4, LLVMBuildInBoundsGEP2(c->b, c->t_i8, src, &from, 1, ""), 4,
+                      be_i64(c, r->bytes));
+    }
+    free(in_ptrs);
+  }
+  LLVMBuildRetVoid(c->b);
+  return ok;
+}
+
+/* cnnrt_forward_tail(ctx, weights, tail, nb, outputs): the tail for the
+   nb slots from `tail` on, then sample b's outputs to outputs[i] + b. */
+static bool emit_forward_tail(Fwd *f) {
+  BeCtx *c = f->c;
+  LLVMValueRef fn = begin_fn(c, "cnnrt_forward_tail", c->t_i64);
+  const Tail *t = &f->tail;
+  bool ok = true;
+  if (t->start >= 0) {
+    LLVMValueRef ctx = LLVMGetParam(fn, 0), weights = LLVMGetParam(fn, 1);
+    LLVMValueRef tail = LLVMGetParam(fn, 2), nb = LLVMGetParam(fn, 3);
+    LLVMValueRef ptrs = ptrs_array(f);
+    for (int i = t->start; i < f->g->nodes.len && ok; i++) {
+      const BeChoice *ch = &f->choice[GRAPH_NODE(f->g, i)->id];
+      if (!ch->impl)
+        continue;
+      if (be_kernel_batched(ch->impl)) {
+        Addr a = {tail, NULL, t};
+        ok = emit_launches(f, ctx, weights, ptrs, i, i + 1, &a, nb, be_i64(c, t->slot / 4));
+        continue;
+      }
+      BeLoop bl;
+      be_for(c, &bl, be_i64(c, 0), nb, "sample");
+      LLVMValueRef off = be_mulk(c, bl.iv, t->slot);
+      Addr a = {LLVMBuildInBoundsGEP2(c->b, c->t_i8, tail, &off, 1, ""), NULL, t};
+      ok = emit_launches(f, ctx, weights, ptrs, i, i + 1, &a, be_i64(c, 1), be_i64(c, 0));
+      be_for_end(c, &bl);
+    }
+    for (int i = 0; i < f->g->noutputs && ok; i++) {
+      const Node *n = f->g->outputs[i].node;
+      int64_t bytes = shape_numel(&n->shape) * 4;
+      LLVMValueRef idx = be_i64(c, i);
+      LLVMValueRef dst = LLVMBuildLoad2(
+          c->b, c->t_ptr, LLVMBuildInBoundsGEP2(c->b, c->t_ptr, LLVMGetParam(fn, 4), &idx, 1, ""),
+          "out");
+      BeLoop bl;
+      be_for(c, &bl, be_i64(c, 0), nb, "sample");
+      LLVMValueRef off = be_mulk(c, bl.iv, t->slot), doff = be_mulk(c, bl.iv, bytes);
+      Addr a = {LLVMBuildInBoundsGEP2(c->b, c->t_i8, tail, &off, 1, ""), NULL, t};
+      LLVMValueRef src = tensor_addr(c, f->g, n, &a, f->st);
+      ok = src != NULL;
+      if (ok)
+        LLVMBuildMemCpy(c->b, LLVMBuildInBoundsGEP2(c->b, c->t_i8, dst, &doff, 1, ""), 4, src, 4,
+                        be_i64(c, bytes));
+      be_for_end(c, &bl);
+    }
+  }
+  LLVMBuildRetVoid(c->b);
+  hidden_const(c, "cnnrt_tail_tile", be_i32(c, t->start >= 0 ? BE_TAIL_TILE : 0));
+  hidden_const(c, "cnnrt_tail_slot_bytes", be_i64(c, t->start >= 0 ? t->slot : 0));
+  return ok;
+}
+
+/* The profiler's tables: one entry per kernel launch of cnnrt_forward, in
+   node order (the head and tail use the same numbers). */
+static void emit_layer_tables(Fwd *f) {
+  BeCtx *c = f->c;
+  Graph *g = f->g;
+  int n_nodes = g->nodes.len, nlayers = 0;
+  LLVMValueRef *lnames = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lnames);
+  LLVMValueRef *lflops = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lflops);
+  LLVMValueRef *lbytes = xcalloc((size_t)(n_nodes ? n_nodes : 1), sizeof *lbytes);
+  for (int i = 0; i < n_nodes; i++) {
+    Node *n = GRAPH_NODE(g, i);
+    if (!f->choice[n->id].impl)
+      continue;
+    lnames[nlayers] = layer_name(c, n, f->choice[n->id].impl, nlayers);
+    lflops[nlayers] = be_i64(c, 2 * (int64_t)ir_node_macs(n));
+    lbytes[nlayers] = be_i64(c, layer_bytes(n));
+    f->layer_of[n->id] = nlayers++;
+  }
   hidden_const(c, "cnnrt_num_layers", be_i32(c, nlayers));
   LLVMValueRef ln = LLVMConstArray2(c->t_ptr, lnames, (uint64_t)nlayers);
   hidden_const(c, "cnnrt_layer_names", ln);
@@ -501,8 +772,28 @@ static bool emit_forward(BeCtx *c, Graph *g, const BeChoice *choice, Status *st,
   free(lnames);
   free(lflops);
   free(lbytes);
-  free(in_ptrs);
-  free(fns);
+}
+
+static bool emit_forward(BeCtx *c, Graph *g, const BeChoice *choice, Status *st,
+                         const ProgressHook *prog) {
+  Fwd f = {.c = c, .g = g, .choice = choice, .st = st};
+  LLVMTypeRef pf_args[5] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i32};
+  f.pf_ty = LLVMFunctionType(c->t_void, pf_args, 5, 0);
+  f.pf = LLVMAddFunction(c->mod, "cnnrt_launch", f.pf_ty);
+  LLVMSetVisibility(f.pf, LLVMHiddenVisibility);
+  be_add_enum_attr(c, f.pf, LLVMAttributeFunctionIndex, "nounwind");
+  f.fns = xcalloc((size_t)g->next_id + 1, sizeof *f.fns);
+  f.layer_of = xcalloc((size_t)g->next_id + 1, sizeof *f.layer_of);
+  bool ok =
+      emit_kernels(c, g, choice, f.fns, &f.maxp, st, prog) && find_tail(g, choice, &f.tail, st);
+  f.maxp += 2; /* nb and stride of a batched kernel */
+  if (ok) {
+    emit_layer_tables(&f);
+    ok = emit_forward_one(&f) && emit_forward_head(&f) && emit_forward_tail(&f);
+  }
+  free(f.tail.r);
+  free(f.layer_of);
+  free(f.fns);
   return ok;
 }
 

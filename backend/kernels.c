@@ -90,6 +90,9 @@ static const KernelImpl impls[] = {
     {"nchw", OP_LAYERNORM, LAYOUT_NCHW, NULL, be_work_nchw_pixel_vectors, be_emit_nchw_layernorm,
      false, NULL, NULL},
     {"nchw", OP_LRN, LAYOUT_NCHW, NULL, be_work_nchw_channels, be_emit_nchw_lrn, true, NULL, NULL},
+    /* linear layers over the rows of a batch (linear.c) */
+    {"rows", OP_LINEAR, LAYOUT_NCHW, be_linear_rows_accepts, be_work_linear_rows,
+     be_emit_linear_rows, true, NULL, NULL},
     {"nchw", OP_LINEAR, LAYOUT_NCHW, NULL, be_work_nchw_features, be_emit_nchw_linear, true, NULL,
      NULL},
     {"nchw", OP_CONCAT, LAYOUT_NCHW, NULL, be_work_nchw_channels, be_emit_nchw_concat, false, NULL,
@@ -140,6 +143,8 @@ static const KernelImpl impls[] = {
     {"nchw16c", OP_REORDER, LAYOUT_NCHW16C, NULL, be_work_reorder, be_emit_reorder, false, NULL,
      NULL},
 };
+
+bool be_kernel_batched(const KernelImpl *impl) { return impl->emit == be_emit_linear_rows; }
 
 bool be_is_kernel_node(const Node *n) {
   return !n->dead && !n->elided && !(ir_ops[n->op].flags & (OPF_VIEW | OPF_SOURCE));
@@ -280,15 +285,17 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
                                  int inplace, Node **segs, int nseg) {
   int nfix = 1 + n->nin + n->nparams;
   int np = nfix + nseg;
+  int nx = be_kernel_batched(impl) ? 2 : 0; /* nb, stride after lo, hi */
   char name[256];
   snprintf(name, sizeof name, "%s.%s", ir_ops[n->op].name, n->name);
 
   /* The body: void(ptr out, ptr in..., ptr param..., i64 lo, i64 hi). */
-  LLVMTypeRef bt[BE_MAX_PTRS + 2];
+  LLVMTypeRef bt[BE_MAX_PTRS + 4];
   for (int i = 0; i < np; i++)
     bt[i] = c->t_ptr;
-  bt[np] = bt[np + 1] = c->t_i64;
-  LLVMTypeRef body_ty = LLVMFunctionType(c->t_void, bt, (unsigned)np + 2, 0);
+  for (int i = 0; i < 2 + nx; i++)
+    bt[np + i] = c->t_i64;
+  LLVMTypeRef body_ty = LLVMFunctionType(c->t_void, bt, (unsigned)(np + 2 + nx), 0);
   char bname[280];
   snprintf(bname, sizeof bname, "%s.body", name);
   LLVMValueRef body = LLVMAddFunction(c->mod, bname, body_ty);
@@ -333,6 +340,10 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
   k.res = n->epi.residual >= 0 ? in[n->epi.residual] : NULL;
   k.lo = LLVMGetParam(body, (unsigned)np);
   k.hi = LLVMGetParam(body, (unsigned)np + 1);
+  if (nx) {
+    k.nb = LLVMGetParam(body, (unsigned)np + 2);
+    k.stride = LLVMGetParam(body, (unsigned)np + 3);
+  }
   impl->emit(c, &k);
   LLVMBuildRetVoid(c->b);
 
@@ -342,15 +353,17 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
   be_func_attrs(c, fn);
   be_func_begin(c, fn);
   LLVMValueRef ptrs = LLVMGetParam(fn, 0);
-  LLVMValueRef args[BE_MAX_PTRS + 2];
-  for (int i = 0; i < np; i++) {
+  LLVMValueRef args[BE_MAX_PTRS + 4];
+  for (int i = 0; i < np + nx; i++) {
     LLVMValueRef idx = be_i64(c, i);
     LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_ptr, ptrs, &idx, 1, "");
-    args[i] = LLVMBuildLoad2(c->b, c->t_ptr, p, "");
+    args[i < np ? i : i + 2] = LLVMBuildLoad2(c->b, c->t_ptr, p, "");
+    if (i >= np) /* nb, stride: integers in pointer-sized slots */
+      args[i + 2] = LLVMBuildPtrToInt(c->b, args[i + 2], c->t_i64, "");
   }
   args[np] = LLVMGetParam(fn, 1);
   args[np + 1] = LLVMGetParam(fn, 2);
-  LLVMBuildCall2(c->b, body_ty, body, args, (unsigned)np + 2, "");
+  LLVMBuildCall2(c->b, body_ty, body, args, (unsigned)(np + 2 + nx), "");
   LLVMBuildRetVoid(c->b);
   return fn;
 }

@@ -22,6 +22,8 @@
  *   cnnrt_build_id      identifies spec + weight layout; a blob whose header
  *                       carries another id is refused by cnn_create
  *   cnnrt_forward       runs one sample
+ *   cnnrt_forward_head  the batched tail (below): one sample up to the tail
+ *   cnnrt_forward_tail  the tail for up to cnnrt_tail_tile samples at once
  *
  * The runtime defines cnnrt_launch, which the generated forward function
  * calls once per kernel launch (cnnrt_parallel_for plus the profiler).
@@ -91,6 +93,24 @@ extern CNNRT_HIDDEN const char cnnrt_build_id[];
    scratch, 64-byte aligned; inputs/outputs point at this sample's slice. */
 CNNRT_HIDDEN void cnnrt_forward(cnnrt_ctx *ctx, const float *weights, float *arena,
                                 const float *const *inputs, float *const *outputs);
+
+/* The batched tail: the fully connected layers at the end of a network
+   (and whatever follows them) run for up to cnnrt_tail_tile samples at
+   once, so that their weights are read once per group of samples
+   (backend/linear.c), not once per sample. cnnrt_tail_tile is 0 when the
+   network has no such tail: cnnrt_forward then runs each sample, and the
+   two functions below are never called. Otherwise a group of nb <=
+   cnnrt_tail_tile samples runs as cnnrt_forward_head once per sample b,
+   on any arena, into slot b of a tail arena (cnnrt_tail_slot_bytes per
+   slot, 64-byte aligned), then cnnrt_forward_tail once for the group:
+   outputs[i] points at sample 0's slice of output i, the others follow.
+   Every sample gives the same bits as through cnnrt_forward. */
+extern CNNRT_HIDDEN const int32_t cnnrt_tail_tile;
+extern CNNRT_HIDDEN const int64_t cnnrt_tail_slot_bytes;
+CNNRT_HIDDEN void cnnrt_forward_head(cnnrt_ctx *ctx, const float *weights, float *arena,
+                                     const float *const *inputs, void *slot);
+CNNRT_HIDDEN void cnnrt_forward_tail(cnnrt_ctx *ctx, const float *weights, void *tail, int64_t nb,
+                                     float *const *outputs);
 
 /* ------------------------------------------------- runtime internals
    (threads.c, used by runtime.c). A cnnrt_ctx is a model's thread pool:

@@ -28,6 +28,14 @@
  * off (or cnn_set_batch_parallel); so does profiling (the per-layer times
  * are the pool's).
  *
+ * A network with a batched tail (cnnrt.h: cnnrt_tail_tile > 0, its last
+ * layers linear) runs a batch in groups of up to cnnrt_tail_tile samples
+ * instead: each sample's head (cnnrt_forward_head) into its slot of the
+ * tail arena, on the lanes or one by one on all threads, then the group's
+ * tail (cnnrt_forward_tail) once on all threads, so the tail's weights are
+ * read once per group. The tail arena is allocated by cnn_create (and one
+ * per spare); a profiling pool runs groups of one sample.
+ *
  * One model may be run by many host threads at once. The first caller
  * gets the pool and the arenas above; a caller that comes while they are
  * taken runs its whole batch on its own thread, one sample at a time,
@@ -83,6 +91,7 @@ typedef struct Spare {
   struct Spare *next;
   cnnrt_ctx *ctx; /* serial, with the pool's chunks */
   float *arena;
+  void *tail; /* the batched tail's slots, or NULL */
   const float **in_ptrs;
   float **out_ptrs;
 } Spare;
@@ -107,6 +116,7 @@ struct cnn_model {
   void *owned;               /* a weights file read into memory, or NULL */
   const float *weights;      /* blob data */
   float *arena;
+  void *tail; /* the batched tail's slots (tail_size bytes), or NULL */
   cnnrt_ctx *pool;
   cnnrt_trace *trace; /* PROFILE_TRACE: the slices so far, and the file */
   const float **in_ptrs;
@@ -120,6 +130,7 @@ struct cnn_model {
   float ***lane_out;
   /* The batch being run in parallel (read by the lane kernel). */
   int64_t par_batch;
+  int64_t par_first; /* the batched tail: the group's first sample */
   const float *const *par_inputs;
   float *const *par_outputs;
   int64_t *in_numel, *out_numel;
@@ -301,6 +312,17 @@ static void free_lanes(cnn_model *m) {
   m->nlanes = 1;
 }
 
+/* The batched tail's arena: cnnrt_tail_tile slots (0: no tail). */
+static size_t tail_size(void) {
+  return cnnrt_tail_tile > 0 ? (size_t)cnnrt_tail_tile * (size_t)cnnrt_tail_slot_bytes : 0;
+}
+
+/* A 64-byte aligned block of n > 0 bytes, or NULL. */
+static void *alloc64(size_t n) {
+  void *a = NULL;
+  return posix_memalign(&a, 64, n) == 0 ? a : NULL;
+}
+
 static size_t arena_size(void) {
   size_t arena = ((size_t)cnnrt_info.arena_bytes + 63) & ~(size_t)63;
   return arena ? arena : 64;
@@ -356,6 +378,7 @@ static void spare_free(Spare *s) {
     return;
   cnnrt_serial_destroy(s->ctx);
   free(s->arena);
+  free(s->tail);
   free(s->in_ptrs);
   free(s->out_ptrs);
   free(s);
@@ -385,7 +408,8 @@ static Spare *spare_new(cnn_model *m) {
   s->in_ptrs = calloc(ni, sizeof *s->in_ptrs);
   s->out_ptrs = calloc(no, sizeof *s->out_ptrs);
   s->ctx = cnnrt_serial_create(m->pool);
-  if (!s->arena || !s->in_ptrs || !s->out_ptrs || !s->ctx) {
+  s->tail = tail_size() ? alloc64(tail_size()) : NULL;
+  if (!s->arena || !s->in_ptrs || !s->out_ptrs || !s->ctx || (tail_size() && !s->tail)) {
     spare_free(s);
     return NULL;
   }
@@ -403,6 +427,7 @@ CNN_EXPORT void cnn_destroy(cnn_model *m) {
   cnnrt_trace_close(m->trace); /* writes the file */
   free(m->owned);
   free(m->arena);
+  free(m->tail);
   free(m->in_ptrs);
   free(m->out_ptrs);
   free(m->in_numel);
@@ -460,6 +485,10 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err
     goto fail;
   }
   m->arena = a;
+  if (tail_size() && !(m->tail = alloc64(tail_size()))) {
+    set_err(err, err_len, "cannot allocate the %zu-byte arena of the batched tail", tail_size());
+    goto fail;
+  }
   size_t ni = (size_t)(info->num_inputs > 0 ? info->num_inputs : 1);
   size_t no = (size_t)(info->num_outputs > 0 ? info->num_outputs : 1);
   m->in_ptrs = calloc(ni, sizeof *m->in_ptrs);
@@ -506,15 +535,58 @@ static void run_sample(cnn_model *m, cnnrt_ctx *pool, float *arena, const float 
   cnnrt_forward(pool, m->weights, arena, in_ptrs, out_ptrs);
 }
 
+/* The batched tail: sample s's head into slot b of `tail`. */
+static void run_head(cnn_model *m, cnnrt_ctx *pool, float *arena, const float **in_ptrs, void *tail,
+                     int64_t b, int64_t s, const float *const *inputs) {
+  for (int i = 0; i < cnnrt_info.num_inputs; i++)
+    in_ptrs[i] = inputs[i] + s * m->in_numel[i];
+  cnnrt_forward_head(pool, m->weights, arena, in_ptrs, (char *)tail + b * cnnrt_tail_slot_bytes);
+}
+
+/* The batched tail: the nb slots' tail, outputs from sample s0 on. */
+static void run_tail(cnn_model *m, cnnrt_ctx *pool, float **out_ptrs, void *tail, int64_t s0,
+                     int64_t nb, float *const *outputs) {
+  for (int i = 0; i < cnnrt_info.num_outputs; i++)
+    out_ptrs[i] = outputs[i] + s0 * m->out_numel[i];
+  cnnrt_forward_tail(pool, m->weights, tail, nb, out_ptrs);
+}
+
+/* A whole batch on one context (a spare, or the pool without lanes):
+   sample by sample, or with a batched tail in groups of cnnrt_tail_tile
+   samples (one at a time while the pool profiles: per-sample times). */
+static void run_serial(cnn_model *m, cnnrt_ctx *ctx, float *arena, const float **in_ptrs,
+                       float **out_ptrs, void *tail, int64_t batch, const float *const *inputs,
+                       float *const *outputs) {
+  if (!tail) {
+    for (int64_t s = 0; s < batch; s++)
+      run_sample(m, ctx, arena, in_ptrs, out_ptrs, s, inputs, outputs);
+    return;
+  }
+  int64_t step = cnnrt_pool_profiling(ctx) ? 1 : cnnrt_tail_tile;
+  for (int64_t s0 = 0; s0 < batch; s0 += step) {
+    int64_t nb = batch - s0 < step ? batch - s0 : step;
+    for (int64_t b = 0; b < nb; b++)
+      run_head(m, ctx, arena, in_ptrs, tail, b, s0 + b, inputs);
+    run_tail(m, ctx, out_ptrs, tail, s0, nb, outputs);
+  }
+}
+
 /* The sample-parallel kernel: items are lanes; each runs its samples on
    one thread, through a serial context that splits every kernel launch
-   into the same chunks as the pool (the same bits as a sample run alone). */
+   into the same chunks as the pool (the same bits as a sample run alone).
+   With a batched tail, a lane runs only the heads of its samples of the
+   group from par_first, into their slots. */
 static void run_lanes(void *const *ptrs, int64_t lo, int64_t hi) {
   cnn_model *m = ptrs[0];
   for (int64_t l = lo; l < hi; l++)
-    for (int64_t s = l; s < m->par_batch; s += m->nlanes)
-      run_sample(m, m->lane_ctx[l], m->lane_arena[l], m->lane_in[l], m->lane_out[l], s,
-                 m->par_inputs, m->par_outputs);
+    for (int64_t s = l; s < m->par_batch; s += m->nlanes) {
+      if (m->tail)
+        run_head(m, m->lane_ctx[l], m->lane_arena[l], m->lane_in[l], m->tail, s, m->par_first + s,
+                 m->par_inputs);
+      else
+        run_sample(m, m->lane_ctx[l], m->lane_arena[l], m->lane_in[l], m->lane_out[l], s,
+                   m->par_inputs, m->par_outputs);
+    }
 }
 
 /* The model's error message, under its lock (other threads may be
@@ -568,13 +640,43 @@ static int check_run_args(cnn_model *m, int64_t batch, const float *const *input
   return CNN_OK;
 }
 
+/* The batch on the pool with a batched tail: groups of cnnrt_tail_tile
+   samples, their heads on the lanes (whole samples per thread) or one by
+   one on all threads, then the group's tail on all threads. */
+static void run_tail_groups(cnn_model *m, int64_t batch, const float *const *inputs,
+                            float *const *outputs) {
+  int T = m->nlanes;
+  if (T < 2 || cnnrt_pool_profiling(m->pool)) {
+    run_serial(m, m->pool, m->arena, m->in_ptrs, m->out_ptrs, m->tail, batch, inputs, outputs);
+    return;
+  }
+  for (int64_t s0 = 0; s0 < batch; s0 += cnnrt_tail_tile) {
+    int64_t nb = batch - s0 < cnnrt_tail_tile ? batch - s0 : cnnrt_tail_tile;
+    int64_t b = 0;
+    if (nb >= T) {
+      m->par_first = s0;
+      m->par_batch = nb - nb % T;
+      m->par_inputs = inputs;
+      void *ptrs[1] = {m};
+      cnnrt_parallel_for(m->pool, run_lanes, ptrs, T);
+      b = m->par_batch;
+    }
+    for (; b < nb; b++)
+      run_head(m, m->pool, m->arena, m->in_ptrs, m->tail, b, s0 + b, inputs);
+    run_tail(m, m->pool, m->out_ptrs, m->tail, s0, nb, outputs);
+  }
+}
+
 /* The batch on the pool and its lanes (the caller holds pool_busy). */
 static void run_on_pool(cnn_model *m, int64_t batch, const float *const *inputs,
                         float *const *outputs) {
   double t_run = m->trace ? cnnrt_trace_now() : 0;
   int64_t s = 0;
   int T = m->nlanes;
-  if (T > 1 && batch >= T && !cnnrt_pool_profiling(m->pool)) {
+  if (m->tail) {
+    run_tail_groups(m, batch, inputs, outputs);
+    s = batch;
+  } else if (T > 1 && batch >= T && !cnnrt_pool_profiling(m->pool)) {
     /* batch / T samples per lane, lane l taking samples l, l + T, ...;
        work item l of this launch is lane l. */
     m->par_batch = batch - batch % T;
@@ -621,8 +723,7 @@ CNN_EXPORT int cnn_run(cnn_model *m, int64_t batch, const float *const *inputs,
   if (on_pool)
     run_on_pool(m, batch, inputs, outputs);
   else
-    for (int64_t s = 0; s < batch; s++)
-      run_sample(m, sp->ctx, sp->arena, sp->in_ptrs, sp->out_ptrs, s, inputs, outputs);
+    run_serial(m, sp->ctx, sp->arena, sp->in_ptrs, sp->out_ptrs, sp->tail, batch, inputs, outputs);
   pthread_mutex_lock(&m->mu);
   if (on_pool)
     m->pool_busy = false;

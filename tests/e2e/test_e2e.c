@@ -18,6 +18,9 @@
  *      1 and 2 for the others: make_ref.py's NETWORKS), cnn_run and compare
  *      with PyTorch:
  *         max |ours - ref| <= 1e-4 * max |ref|
+ *      For the networks with a batched tail (LeNet-5, AlexNet, VGG-16, the
+ *      lecture's AlexNet) also batches of 8 and 11 made of those samples,
+ *      at 1 and 2 threads, each sample the same bits as alone (batch 1).
  *      Both numbers and the time of cnncc and of each run are printed, pass
  *      or fail, on lines starting with "e2e " (tools/zoo_table.sh and the
  *      reports read them). Each batch runs twice, with the input and output
@@ -265,6 +268,91 @@ static bool run_batch(const char *net, run_fn run, last_error_fn last_error, cnn
   return ok && same;
 }
 
+/* ------------------------------------------------------- bigger batches */
+
+/* The networks with a batched tail (linear layers at the end) whose bigger
+   batches are checked too: batches 8 (one group of the tail) and 11 (a
+   group and a part of one), made of the manifest's samples over again, at
+   1 and 2 threads. Each sample's output must match PyTorch within the
+   tolerance and be the same bits as the sample alone in a batch of 1
+   (docs/abi.md: results do not depend on the batch size or on where in
+   the batch a sample is). */
+static const char *const big_batch_nets[] = {"lenet5", "alexnet", "vgg16", "alexnet_lecture"};
+
+typedef int (*threads_fn)(cnn_model *, int);
+
+static void run_big_batches(const char *net, run_fn run, threads_fn set_threads, cnn_model *m,
+                            const char *dir, json_t *cases, size_t in_n, size_t out_n) {
+  bool listed = false;
+  for (size_t i = 0; i < sizeof big_batch_nets / sizeof *big_batch_nets; i++)
+    listed |= !strcmp(net, big_batch_nets[i]);
+  if (!listed)
+    return;
+  /* the manifest's samples, one after the other */
+  float *xs = NULL, *refs = NULL;
+  size_t ns = 0;
+  char path[1024];
+  json_t *c;
+  size_t ci;
+  json_array_foreach(cases, ci, c) {
+    size_t b = (size_t)json_integer_value(json_object_get(c, "batch"));
+    join(path, sizeof path, dir, json_string_value(json_object_get(c, "input")));
+    float *x = read_floats(path, b * in_n);
+    join(path, sizeof path, dir, json_string_value(json_object_get(c, "output")));
+    float *r = read_floats(path, b * out_n);
+    xs = realloc(xs, (ns + b) * in_n * sizeof *xs);
+    refs = realloc(refs, (ns + b) * out_n * sizeof *refs);
+    cr_assert(xs && refs);
+    memcpy(xs + ns * in_n, x, b * in_n * sizeof *x);
+    memcpy(refs + ns * out_n, r, b * out_n * sizeof *r);
+    ns += b;
+    free(x);
+    free(r);
+  }
+  /* each sample alone: the bits every batch must reproduce */
+  float *alone = malloc(ns * out_n * sizeof *alone);
+  cr_assert_not_null(alone);
+  for (size_t k = 0; k < ns; k++) {
+    const float *ins[1] = {xs + k * in_n};
+    float *outs[1] = {alone + k * out_n};
+    cr_assert_eq(run(m, 1, ins, outs), CNN_OK);
+  }
+  const int batches[2] = {8, 11}, threads[2] = {1, 2};
+  for (int bi = 0; bi < 2; bi++) {
+    size_t B = (size_t)batches[bi];
+    float *x = malloc(B * in_n * sizeof *x), *ref = malloc(B * out_n * sizeof *ref);
+    float *y = malloc(B * out_n * sizeof *y);
+    cr_assert(x && ref && y);
+    for (size_t k = 0; k < B; k++) {
+      memcpy(x + k * in_n, xs + (k % ns) * in_n, in_n * sizeof *x);
+      memcpy(ref + k * out_n, refs + (k % ns) * out_n, out_n * sizeof *ref);
+    }
+    for (int ti = 0; ti < 2; ti++) {
+      cr_assert_eq(set_threads(m, threads[ti]), CNN_OK);
+      for (size_t k = 0; k < B * out_n; k++)
+        y[k] = NAN;
+      const float *ins[1] = {x};
+      float *outs[1] = {y};
+      double t0 = now_s();
+      cr_assert_eq(run(m, (int64_t)B, ins, outs), CNN_OK);
+      char how[32];
+      snprintf(how, sizeof how, "threads %d", threads[ti]);
+      compare(net, (int)B, how, y, ref, B * out_n, out_n, now_s() - t0);
+      for (size_t k = 0; k < B; k++)
+        cr_expect(!memcmp(y + k * out_n, alone + (k % ns) * out_n, out_n * sizeof *y),
+                  "%s batch %zu, %d threads: sample %zu differs from its batch-1 output", net, B,
+                  threads[ti], k);
+    }
+    free(x);
+    free(ref);
+    free(y);
+  }
+  cr_assert_eq(set_threads(m, 0), CNN_OK);
+  free(alone);
+  free(xs);
+  free(refs);
+}
+
 /* ------------------------------------------------- another architecture */
 
 /* The batches and thread counts of a run under an emulator: a list like
@@ -479,6 +567,7 @@ static void run_network(const char *net) {
   json_t *c;
   size_t i;
   json_array_foreach(cases, i, c) run_batch(net, run, last_error, m, dir, c, in_n, out_n);
+  run_big_batches(net, run, (threads_fn)sym(h, "cnn_set_num_threads"), m, dir, cases, in_n, out_n);
 
   destroy(m);
   dlclose(h);
