@@ -62,9 +62,12 @@ GROUPS = {"classic": NETS,
 # (the ONNX frontend) instead of the spec; opt-in (--engines cnncc,cnncc-onnx).
 # cnncc-bf16: the spec compiled with --precision=bf16 (docs/precision.md); opt-in
 # (--engines cnncc,cnncc-bf16,ort).
-ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx", "cnncc-bf16"]
+# cnncc-nopad: the spec compiled with -O2's passes but pad-channels (opt-in,
+# --engines cnncc,cnncc-nopad: what the pass gains; in --json, not the table).
+ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx", "cnncc-bf16", "cnncc-nopad"]
 LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch", "cnncc-onnx": "cnncc (ONNX)",
-         "cnncc-bf16": "cnncc bf16"}
+         "cnncc-bf16": "cnncc bf16", "cnncc-nopad": "cnncc without pad-channels"}
+NOPAD_PASSES = "fuse-bn,fold-linear,fuse-epilogue,fold-1x1,layout,concat-elim,plan-memory"
 
 
 def label(e):
@@ -415,6 +418,11 @@ def bench_net(net, args, tools, peak, ort_skip, py):
         src = [spec, "--precision=bf16"] + (["--weights", weights] if have_prep else [])
         compile_variant(args, net, "cnncc-bf16", src, so_bf16, "bf16", logs, peer, notes,
                         compile_info)
+    so_nopad = os.path.join(d, f"{net}-nopad.so")
+    if "cnncc-nopad" not in peer:
+        src = [spec, "--passes=" + NOPAD_PASSES] + (["--weights", weights] if have_prep else [])
+        compile_variant(args, net, "cnncc-nopad", src, so_nopad, "nopad", logs, peer, notes,
+                        compile_info)
     ref = read_f32(os.path.join(d, manifest["output"])) if have_prep else None
     dynamic = bool((manifest.get("onnx_export") or {}).get("dynamic_batch"))
 
@@ -438,8 +446,9 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                     os.unlink(out)
                 common = ["--threads", str(nt), "--warmup", str(args.warmup), "--serve",
                           "--output", out] + (["--batch", str(nb)] if nb > 1 else [])
-                if e in sos or e in ("cnncc-onnx", "cnncc-bf16"):
-                    lib = sos[e] if e in sos else so_onnx if e == "cnncc-onnx" else so_bf16
+                if e in sos or e in ("cnncc-onnx", "cnncc-bf16", "cnncc-nopad"):
+                    lib = sos.get(e) or {"cnncc-onnx": so_onnx, "cnncc-bf16": so_bf16,
+                                         "cnncc-nopad": so_nopad}[e]
                     cmd = [tools["bench_host"], lib] + common
                     if have_prep:
                         cmd += ["--input", os.path.join(d, manifest["input"])]
