@@ -52,7 +52,10 @@ static int opt_version(Options *o, const char *v, Diag *d) {
 }
 static int opt_list_passes(Options *o, const char *v, Diag *d) {
   for (int k = 0; k < passes_count; k++)
-    printf("%-16s -O%d  %s\n", passes_all[k].name, passes_all[k].min_opt, passes_all[k].summary);
+    if (passes_all[k].min_opt == PASS_NAMED_ONLY)
+      printf("%-16s --passes only  %s\n", passes_all[k].name, passes_all[k].summary);
+    else
+      printf("%-16s -O%d  %s\n", passes_all[k].name, passes_all[k].min_opt, passes_all[k].summary);
   return 1;
 }
 static int opt_output(Options *o, const char *v, Diag *d) {

@@ -28,10 +28,13 @@
 
 typedef void (*PassFn)(Graph *g);
 
+/* A min_opt above every -O level: the pass runs only when --passes names it. */
+enum { PASS_NAMED_ONLY = 4 };
+
 typedef struct {
   const char *name; /* as on the command line: "fuse-bn", "plan-memory" */
   PassFn fn;
-  int min_opt;         /* runs by default at -O<min_opt> and above */
+  int min_opt;         /* runs by default at -O<min_opt> and above, or PASS_NAMED_ONLY */
   const char *summary; /* one line for --help */
 } PassInfo;
 

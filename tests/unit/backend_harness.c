@@ -487,22 +487,29 @@ void compare(Graph *g, int64_t batch, float **in, float **out, double rtol) {
 }
 
 /* The whole round trip: plan, compile, load, run, compare. */
-void check_graph_opts(Graph *g, int64_t batch, int nthreads, double rtol) {
-  Lib l = {0};
-  lib_build(&l, g);
+/* The second half of every round trip: create a model from the loaded
+   .so, run `batch` random samples on `nthreads`, compare with the
+   reference; closes l and frees g. */
+static void run_and_compare(Lib *l, Graph *g, int64_t batch, int nthreads, double rtol) {
   char err[256];
-  cnn_model *m = l.create(NULL, err, sizeof err);
+  cnn_model *m = l->create(NULL, err, sizeof err);
   cr_assert(m, "cnn_create: %s", err);
-  cr_assert_eq(l.threads(m, nthreads), 0);
+  cr_assert_eq(l->threads(m, nthreads), 0);
   float **in = make_inputs(g, batch), **out = make_outputs(g, batch);
-  int rc = l.run(m, batch, (const float *const *)in, out);
-  cr_assert_eq(rc, 0, "cnn_run: %s", l.last_error(m));
+  int rc = l->run(m, batch, (const float *const *)in, out);
+  cr_assert_eq(rc, 0, "cnn_run: %s", l->last_error(m));
   compare(g, batch, in, out, rtol);
   free_bufs(in, g->ninputs);
   free_bufs(out, g->noutputs);
-  l.destroy(m);
-  lib_close(&l);
+  l->destroy(m);
+  lib_close(l);
   ir_graph_free(g);
+}
+
+void check_graph_opts(Graph *g, int64_t batch, int nthreads, double rtol) {
+  Lib l = {0};
+  lib_build(&l, g);
+  run_and_compare(&l, g, batch, nthreads, rtol);
 }
 
 void check_graph(Graph *g) { check_graph_opts(g, 1, 1, 1e-5); }
@@ -571,6 +578,36 @@ int count_layout(Graph *g, Layout L, Op o) {
   return k;
 }
 
+void split_into_elided_concat(Graph *g, Node *a, Node *s, bool blocked) {
+  Node *sl[2];
+  int64_t begin[2] = {0, 16}, cnt[2] = {16, 32};
+  for (int i = 0; i < 2; i++) {
+    sl[i] = op1(g, OP_SLICE, s);
+    sl[i]->attr.slice_begin = begin[i];
+    sl[i]->attr.slice_end = begin[i] + cnt[i];
+    sl[i]->shape = (Shape){3, {cnt[i], 9, 7}};
+  }
+  Node *other = conv(g, a, 16, 1, 1, 1, 0);
+  Node *in3[3] = {sl[1], other, sl[0]};
+  Node *cat = fin(g, op(g, OP_CONCAT, in3, 3));
+  output(g, other);
+  output(g, cat);
+  if (blocked) {
+    pass_layout(g);
+    ir_compact(g);
+    cr_assert_eq(s->layout, LAYOUT_NCHW16C);
+    cr_assert_eq(cat->layout, LAYOUT_NCHW16C);
+  }
+  /* cat at 0: [sl1 (32) | other (16) | sl0 (16)], then the rest. */
+  int64_t plane = 9 * 7 * 4;
+  cat->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
+  sl[1]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 0};
+  other->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 32 * plane};
+  sl[0]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 48 * plane};
+  cat->elided = true;
+  g->arena_bytes = (64 * plane + 63) & ~(int64_t)63;
+}
+
 /* ------------------------------------------------------- the blocked layout */
 
 void check_blocked(Graph *g, int64_t batch, int threads, const char *cpu) {
@@ -593,18 +630,7 @@ void check_blocked_tuned(Graph *g, int64_t batch, int threads, const char *cpu,
   }
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
-  char err[256];
-  cnn_model *m = l.create(NULL, err, sizeof err);
-  cr_assert(m, "%s", err);
-  cr_assert_eq(l.threads(m, threads), 0);
-  float **in = make_inputs(g, batch), **out = make_outputs(g, batch);
-  cr_assert_eq(l.run(m, batch, (const float *const *)in, out), 0, "%s", l.last_error(m));
-  compare(g, batch, in, out, 1e-5);
-  free_bufs(in, g->ninputs);
-  free_bufs(out, g->noutputs);
-  l.destroy(m);
-  lib_close(&l);
-  ir_graph_free(g);
+  run_and_compare(&l, g, batch, threads, 1e-5);
 }
 
 /* ------------------------------------------------------------------ shell */

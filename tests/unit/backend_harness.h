@@ -54,6 +54,14 @@ Node *pool(Graph *g, Op o, Node *x, int k, int s, int p, bool ceil_mode, bool ci
 Graph *small_net(void);
 /* How many nodes of op o have layout L. */
 int count_layout(Graph *g, Layout L, Op o);
+/* The tail of the split-conv tests: s (a split conv on a, 48 channels of
+   9x7) feeds two slices, [0,16) and [16,48), which a concat takes in the
+   order [16,48), a 16-channel 1x1 conv of a, [0,16); the concat and that
+   conv are outputs. With `blocked`, passes/layout.c runs first and both s
+   and the concat must be NCHW16c. Then the memory concat-elim would
+   choose, by hand: the concat at arena offset 0 and elided, each input an
+   alias at its channel offset. */
+void split_into_elided_concat(Graph *g, Node *a, Node *s, bool blocked);
 
 /* Every activation kind, with parameters that make each regime reachable
    from values of a few units (clamp to [0, 6] and [-1, 1.5], hardsigmoid

@@ -15,17 +15,23 @@
 
 #include "backend_harness.h"
 
+/* backend_compile with its diagnostics in *text (the caller frees). */
+static int compile_capturing(Graph *g, const BackendOptions *o, char **text) {
+  size_t len = 0;
+  FILE *f = open_memstream(text, &len);
+  Diag *d = diag_new(f, false);
+  int rc = backend_compile(g, o, d);
+  diag_free(d);
+  fclose(f);
+  return rc;
+}
+
 Test(backend, missing_output_directory_is_a_user_error_and_writes_nothing) {
   Graph *g = small_net();
   plan(g);
   BackendOptions o = opts_for("/tmp/cnncc-no-such-dir-for-sure/net.so");
   char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  Diag *d = diag_new(f, false);
-  cr_assert_eq(backend_compile(g, &o, d), 1);
-  diag_free(d);
-  fclose(f);
+  cr_assert_eq(compile_capturing(g, &o, &text), 1);
   cr_assert(strstr(text, "does not exist"), "%s", text);
   free(text);
   ir_graph_free(g);
@@ -37,12 +43,7 @@ Test(backend, unplanned_graph_is_an_internal_error) {
   tmpdir_new(&l);
   BackendOptions o = opts_for(l.so);
   char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  Diag *d = diag_new(f, false);
-  cr_assert_eq(backend_compile(g, &o, d), 2);
-  diag_free(d);
-  fclose(f);
+  cr_assert_eq(compile_capturing(g, &o, &text), 2);
   cr_assert(strstr(text, "no planned storage"), "%s", text);
   free(text);
   cr_assert(access(l.so, F_OK) != 0, "a failed compile left %s", l.so);
@@ -58,12 +59,7 @@ Test(backend, failed_link_reports_the_linker_and_leaves_no_output) {
   BackendOptions o = opts_for(l.so);
   o.runtime_lib = "/dev/null"; /* exists, but is no library */
   char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  Diag *d = diag_new(f, false);
-  cr_assert_eq(backend_compile(g, &o, d), 1);
-  diag_free(d);
-  fclose(f);
+  cr_assert_eq(compile_capturing(g, &o, &text), 1);
   cr_assert(strstr(text, "linking"), "%s", text);
   free(text);
   DIR *dir = opendir(l.dir);

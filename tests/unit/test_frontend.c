@@ -15,65 +15,16 @@
 #include <unistd.h>
 
 #include "frontend/frontend.h"
+#include "spec_harness.h"
 #include "frontend/spec/spec_internal.h" /* the synonym table */
 
 /* ------------------------------------------------------------ helpers */
-
-typedef struct {
-  Graph *g;
-  char *diag; /* everything reported */
-} Loaded;
-
-static Loaded load(const char *text) {
-  Loaded r = {0};
-  size_t len = 0;
-  FILE *f = open_memstream(&r.diag, &len);
-  Diag *d = diag_new(f, false);
-  r.g = spec_load_string("t.yaml", text, d);
-  if (!r.g)
-    cr_assert_gt(diag_error_count(d), 0, "NULL graph without an error");
-  else
-    cr_assert_eq(diag_error_count(d), 0);
-  diag_free(d);
-  fclose(f);
-  return r;
-}
-
-static void done(Loaded *r) {
-  ir_graph_free(r->g);
-  free(r->diag);
-}
-
-/* Load a spec that must be accepted. */
-static Graph *ok(const char *text, Loaded *r) {
-  *r = load(text);
-  cr_assert_not_null(r->g, "spec rejected:\n%s", r->diag);
-  cr_assert_str_eq(r->diag, "");
-  return r->g;
-}
-
-/* Load a spec that must be rejected; returns the diagnostics. */
-static const char *bad(const char *text, Loaded *r) {
-  *r = load(text);
-  cr_assert_null(r->g, "spec accepted but should not be");
-  return r->diag;
-}
 
 static int count_errors(const char *diag) {
   int n = 0;
   for (const char *p = diag; (p = strstr(p, ": error: ")); p++)
     n++;
   return n;
-}
-
-#define HAS(diag, s) cr_assert(strstr((diag), (s)), "missing:\n%s\nin:\n%s", (s), (diag))
-
-static Node *node(Graph *g, const char *name) {
-  for (int i = 0; i < g->nodes.len; i++)
-    if (!strcmp(GRAPH_NODE(g, i)->name, name))
-      return GRAPH_NODE(g, i);
-  cr_assert_fail("no node '%s'", name);
-  return NULL;
 }
 
 static bool has_node(Graph *g, const char *name) {
@@ -89,11 +40,6 @@ static Param *param(Graph *g, const char *name) {
       return GRAPH_PARAM(g, i);
   cr_assert_fail("no parameter '%s'", name);
   return NULL;
-}
-
-static void shape_is(const Node *n, const char *want) {
-  char buf[64];
-  cr_assert_str_eq(shape_str(&n->shape, buf, sizeof buf), want, "shape of %s", n->name);
 }
 
 static void dims_are(const Param *p, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {

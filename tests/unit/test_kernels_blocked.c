@@ -199,50 +199,8 @@ Test(blocked, split_conv_writes_its_slices_into_an_elided_concat) {
     Node *s = conv(g, a, 48, 1, 1, 1, 0);
     s->split = true;
     s->epi.act.kind = ACT_RELU;
-    Node *sl[2];
-    int64_t begin[2] = {0, 16}, cnt[2] = {16, 32};
-    for (int i = 0; i < 2; i++) {
-      sl[i] = op1(g, OP_SLICE, s);
-      sl[i]->attr.slice_begin = begin[i];
-      sl[i]->attr.slice_end = begin[i] + cnt[i];
-      sl[i]->shape = (Shape){3, {cnt[i], 9, 7}};
-    }
-    Node *other = conv(g, a, 16, 1, 1, 1, 0);
-    Node *in3[3] = {sl[1], other, sl[0]};
-    Node *cat = fin(g, op(g, OP_CONCAT, in3, 3));
-    output(g, other);
-    output(g, cat);
-    if (blocked) {
-      pass_layout(g);
-      ir_compact(g);
-      cr_assert_eq(s->layout, LAYOUT_NCHW16C);
-      cr_assert_eq(cat->layout, LAYOUT_NCHW16C);
-    }
-    /* cat at 0: [sl1 (32) | other (16) | sl0 (16)], then the rest. */
-    int64_t plane = 9 * 7 * 4;
-    cat->mem = (Mem){.kind = MEM_ARENA, .offset = 0};
-    sl[1]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 0};
-    other->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 32 * plane};
-    sl[0]->mem = (Mem){.kind = MEM_ALIAS, .alias_of = cat, .offset = 48 * plane};
-    cat->elided = true;
-    g->arena_bytes = (64 * plane + 63) & ~(int64_t)63;
-    Lib l = {0};
-    tmpdir_new(&l);
-    plan(g);
-    BackendOptions o = opts_for(l.so);
-    cr_assert_eq(compile(g, &o), 0);
-    lib_open(&l, l.so);
-    cnn_model *m = l.create(NULL, NULL, 0);
-    cr_assert(m);
-    cr_assert_eq(l.threads(m, 2), 0);
-    float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
-    cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0);
-    compare(g, 2, in, out, 1e-5);
-    free_bufs(in, g->ninputs);
-    free_bufs(out, g->noutputs);
-    l.destroy(m);
-    lib_close(&l);
-    ir_graph_free(g);
+    split_into_elided_concat(g, a, s, blocked);
+    check_graph_opts(g, 2, 2, 1e-5);
   }
 }
 

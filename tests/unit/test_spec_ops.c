@@ -14,58 +14,11 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
+#include "spec_harness.h"
 
 /* ------------------------------------------------------------ helpers */
 
-typedef struct {
-  Graph *g;
-  char *diag; /* everything reported */
-} Loaded;
-
-static Loaded load(const char *text) {
-  Loaded r = {0};
-  size_t len = 0;
-  FILE *f = open_memstream(&r.diag, &len);
-  Diag *d = diag_new(f, false);
-  r.g = spec_load_string("t.yaml", text, d);
-  diag_free(d);
-  fclose(f);
-  return r;
-}
-
-static void done(Loaded *r) {
-  ir_graph_free(r->g);
-  free(r->diag);
-}
-
-static Graph *ok(const char *text, Loaded *r) {
-  *r = load(text);
-  cr_assert_not_null(r->g, "spec rejected:\n%s", r->diag);
-  cr_assert_str_eq(r->diag, "");
-  return r->g;
-}
-
-static const char *bad(const char *text, Loaded *r) {
-  *r = load(text);
-  cr_assert_null(r->g, "spec accepted but should not be");
-  return r->diag;
-}
-
-#define HAS(diag, s) cr_assert(strstr((diag), (s)), "missing:\n%s\nin:\n%s", (s), (diag))
 #define HDR "cnncc: 1\nname: t\ninputs: {image: [32, 8, 8]}\n"
-
-static Node *node(Graph *g, const char *name) {
-  for (int i = 0; i < g->nodes.len; i++)
-    if (!strcmp(GRAPH_NODE(g, i)->name, name))
-      return GRAPH_NODE(g, i);
-  cr_assert_fail("no node '%s'", name);
-  return NULL;
-}
-
-static void shape_is(const Node *n, const char *want) {
-  char buf[64];
-  cr_assert_str_eq(shape_str(&n->shape, buf, sizeof buf), want, "shape of '%s'", n->name);
-}
 
 static void act_is(const Node *n, ActKind kind, float a, float b) {
   Act got = ir_node_act(n), want = {.kind = kind, .a = a, .b = b};
