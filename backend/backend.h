@@ -14,6 +14,7 @@
  *   backend/gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   backend/tiles.c     geometry the kernels share (row tiles, borders)
  *   backend/bf16.c      --precision=bf16: bf16 weights, widened in the loads
+ *   backend/int8.c      --precision=int8: quantized conv/linear (vpdpbusd)
  *   backend/activation.c  the activations, on a float or a vector
  *   backend/loops.c     the vocabulary of LLVM IR building
  *   backend/target.c    target machine, optimization, emission, link
@@ -84,6 +85,7 @@ void tuning_print_help(FILE *out);
 typedef enum {
   PRECISION_FP32,
   PRECISION_BF16,
+  PRECISION_INT8, /* quantized conv/linear (backend/int8.c), needs AVX512-VNNI */
 } Precision;
 
 typedef struct {

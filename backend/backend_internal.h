@@ -21,6 +21,8 @@
  *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
+ *   int8.c      --precision=int8: the quantized conv/linear kernel (vpdpbusd)
+ *               and its weight packing
  *   bf16.c      --precision=bf16: which parameters are bf16, the rounding,
  *               the kernels' weight loads (widened to fp32)
  *   activation.c  the activations (Act) on a float or a vector: every
@@ -61,6 +63,7 @@ typedef struct {
   bool fma;    /* fused multiply-add instructions (else llvm.fma would be
                   a libm call per lane: kernels then use llvm.fmuladd) */
   bool avx512; /* lanes == 16: the AVX-512 register tiles */
+  bool vnni;   /* AVX512-VNNI vpdpbusd: --precision=int8 (int8.c) */
 } BeTarget;
 
 /* How many <16 x float> values the vector registers hold: 32 (AVX-512),
@@ -384,6 +387,15 @@ bool be_conv_gemm1x1_accepts(const BeConfig *cf, const Node *n);
 int64_t be_work_conv_gemm1x1(const BeConfig *cf, const Node *n);
 void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k);
 
+/* int8.c: conv and linear layers marked by passes/quantize.c under
+   --precision=int8, u8 x s8 -> int32 with AVX512-VNNI vpdpbusd; fp32 in
+   and out. Work item: one output row (a linear: one). */
+bool be_int8_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_int8(const BeConfig *cf, const Node *n);
+void be_emit_int8(BeCtx *c, KArgs *k);
+int64_t be_packed_numel_int8(const BeConfig *cf, const Node *n);
+float *be_pack_int8(const BeConfig *cf, const Node *n);
+
 /* ---------------------------------------------------------------- kernels.c */
 
 /* The decision for one node: its kernel (NULL: the node has none: dead,
@@ -444,10 +456,11 @@ void be_build_id(const BeConfig *cf, const Graph *g, char out[CNNRT_BUILD_ID_LEN
 LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *t, char *err,
                                        size_t errlen);
 /* The description of a target (be_target_machine calls it): lanes,
-   registers, FMA, from the triple, and for x86-64 from the probe of a
-   given CPU (probed_lanes > 0) or the host's feature list. */
+   registers, FMA, VNNI, from the triple, and for x86-64 from the probe of
+   a given CPU (probed_lanes > 0, probed_vnni >= 0) or the host's feature
+   list. */
 void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
-                        int probed_lanes, bool probed_fma, BeTarget *t);
+                        int probed_lanes, bool probed_fma, int probed_vnni, BeTarget *t);
 /* Runs the optimization pipeline for opt_level. */
 bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
 /* Emits an object or assembly file. */

@@ -190,6 +190,15 @@ void be_build_id(const BeConfig *cf, const Graph *g, char out[CNNRT_BUILD_ID_LEN
   }
   if (cf->precision == PRECISION_BF16)
     hash_str(&h, "precision=bf16");
+  if (cf->precision == PRECISION_INT8) { /* the input scales are in the code */
+    hash_str(&h, "precision=int8");
+    for (int i = 0; i < g->nodes.len; i++) {
+      const Node *n = GRAPH_NODE(g, i);
+      char buf[96];
+      snprintf(buf, sizeof buf, "%s:%d:%a:%d", n->name, n->quant, (double)n->qscale, n->qzero);
+      hash_str(&h, buf);
+    }
+  }
   hash_str(&h, "cnncc " CNNCC_VERSION " blob v1");
   snprintf(out, CNNRT_BUILD_ID_LEN + 1, "%016llx%016llx", (unsigned long long)h.a,
            (unsigned long long)h.b);

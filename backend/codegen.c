@@ -643,6 +643,14 @@ static bool setup_target(Compile *cp) {
   }
   cp->cf.precision = cp->o->precision;
   cp->cf.tune = &cp->o->tune;
+  if (cp->o->precision == PRECISION_INT8 && !cp->cf.target.vnni) {
+    fail(&cp->st, 1,
+         "--precision=int8 needs AVX512-VNNI (vpdpbusd), which the target (cpu '%s'%s%s) "
+         "lacks; the AVX2 path is not written yet",
+         cp->cpu ? cp->cpu : "?", cp->features && *cp->features ? ", features " : "",
+         cp->features && *cp->features ? cp->features : "");
+    return false;
+  }
   return true;
 }
 

@@ -38,6 +38,13 @@
 /* ---------------------------------------------------------------- the table */
 
 static const KernelImpl impls[] = {
+    /* --precision=int8: the layers passes/quantize.c marked (int8.c) */
+    {"int8", OP_CONV2D, LAYOUT_NCHW, be_int8_accepts, be_work_int8, be_emit_int8, true,
+     be_packed_numel_int8, be_pack_int8},
+    {"int8", OP_CONV2D, LAYOUT_NCHW16C, be_int8_accepts, be_work_int8, be_emit_int8, true,
+     be_packed_numel_int8, be_pack_int8},
+    {"int8", OP_LINEAR, LAYOUT_NCHW, be_int8_accepts, be_work_int8, be_emit_int8, true,
+     be_packed_numel_int8, be_pack_int8},
     /* 1x1 stride 1, NCHW in and out: a register-tiled GEMM (gemm1x1.c) */
     {"gemm1x1", OP_CONV2D, LAYOUT_NCHW, be_conv_gemm1x1_accepts, be_work_conv_gemm1x1,
      be_emit_conv_gemm1x1, true, NULL, NULL},
@@ -252,6 +259,8 @@ static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs, 
           (long long)a->chunks, (long long)a->chunk_index, (double)a->clamp_min,
           (double)a->clamp_max, (double)a->hs_alpha, (double)a->hs_beta, a->gelu_tanh);
   shape_key(f, &a->param_shape);
+  if (n->quant) /* int8: the input's scale and zero point are constants */
+    fprintf(f, " q%a,%d", (double)n->qscale, n->qzero);
   fclose(f);
   return buf;
 }

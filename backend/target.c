@@ -147,7 +147,48 @@ static void init_llvm(void) {
 typedef struct {
   int lanes; /* 0: not probed */
   bool fma;
+  int vnni; /* AVX512-VNNI (--precision=int8); -1: not probed */
 } Caps;
+
+/* Whether the target machine can select llvm.x86.avx512.vpdpbusd.512:
+   emitted in a process of its own (fork), as LLVM aborts on an intrinsic
+   the CPU lacks ("Cannot select"); its exit status is the answer. */
+static int probe_vnni(LLVMTargetMachineRef tm) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    return 0;
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stderr))
+      _exit(1);
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe_vnni", ctx);
+    LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
+    LLVMTypeRef v = LLVMVectorType(LLVMInt32TypeInContext(ctx), 16);
+    LLVMValueRef fn =
+        LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), &ptr, 1, 0));
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+    LLVMValueRef x = LLVMBuildLoad2(b, v, LLVMGetParam(fn, 0), "");
+    const char *name = "llvm.x86.avx512.vpdpbusd.512";
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    if (!id)
+      _exit(1);
+    LLVMValueRef args[3] = {x, x, x};
+    LLVMValueRef y = LLVMBuildCall2(b, LLVMIntrinsicGetType(ctx, id, NULL, 0),
+                                    LLVMGetIntrinsicDeclaration(m, id, NULL, 0), args, 3, "");
+    LLVMBuildStore(b, y, LLVMGetParam(fn, 0));
+    LLVMBuildRetVoid(b);
+    char *msg = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf))
+      _exit(1);
+    _exit(memmem(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf), "vpdpbusd", 8) ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 /* The probe's child: a <16 x float> fma through the target machine, as
    assembly; which registers and instructions it became tells the vector
@@ -182,7 +223,8 @@ static int probe_child(LLVMTargetRef t, const char *triple, const char *cpu, con
   memcpy(text, LLVMGetBufferStart(buf), n);
   text[n] = 0;
   int lanes = strstr(text, "zmm") ? 16 : strstr(text, "ymm") ? 8 : 4;
-  fprintf(stderr, "cnncc-probe lanes=%d fma=%d\n", lanes, !strstr(text, "fmaf"));
+  fprintf(stderr, "cnncc-probe lanes=%d fma=%d vnni=%d\n", lanes, !strstr(text, "fmaf"),
+          strstr(triple, "x86_64") ? probe_vnni(tm) : 0);
   return 0;
 }
 
@@ -225,9 +267,9 @@ static bool probe_target(LLVMTargetRef t, const char *triple, const char *cpu, c
   waitpid(pid, &status, 0);
   char *line = strstr(text, "cnncc-probe ");
   if (line) {
-    int lanes = 0, fma = 0;
-    if (sscanf(line, "cnncc-probe lanes=%d fma=%d", &lanes, &fma) == 2)
-      caps->lanes = lanes, caps->fma = fma;
+    int lanes = 0, fma = 0, vnni = 0;
+    if (sscanf(line, "cnncc-probe lanes=%d fma=%d vnni=%d", &lanes, &fma, &vnni) == 3)
+      caps->lanes = lanes, caps->fma = fma, caps->vnni = vnni;
     *line = 0;
   }
   bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strstr(text, "not a recognized");
@@ -299,13 +341,13 @@ LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *d, cha
                             : o->opt_level == 1 ? LLVMCodeGenLevelLess
                             : o->opt_level == 2 ? LLVMCodeGenLevelDefault
                                                 : LLVMCodeGenLevelAggressive;
-  Caps caps = {0};
+  Caps caps = {.vnni = -1};
   if ((o->target_cpu || o->target_features) &&
       !probe_target(t, triple, cpu, features, o, &caps, err, errlen)) {
     LLVMDisposeMessage(triple);
     return NULL;
   }
-  be_target_describe(bt, cpu, features, caps.lanes, caps.fma, d);
+  be_target_describe(bt, cpu, features, caps.lanes, caps.fma, caps.vnni, d);
   LLVMTargetMachineRef tm =
       LLVMCreateTargetMachine(t, triple, cpu, features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
   LLVMDisposeMessage(triple);
@@ -328,7 +370,7 @@ static bool has_feature(const char *features, const char *name) {
 }
 
 void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
-                        int probed_lanes, bool probed_fma, BeTarget *d) {
+                        int probed_lanes, bool probed_fma, int probed_vnni, BeTarget *d) {
   d->cpu = cpu;
   d->features = features;
   d->triple = bt->triple;
@@ -350,6 +392,8 @@ void be_target_describe(const BackendTarget *bt, const char *cpu, const char *fe
     }
     d->nvregs = d->lanes == 16 ? 32 : 16;
   }
+  d->vnni = d->arch == BE_X86_64 &&
+            (probed_vnni >= 0 ? probed_vnni == 1 : has_feature(features, "avx512vnni"));
   d->avx512 = d->lanes == 16;
 }
 

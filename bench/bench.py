@@ -6,6 +6,7 @@ Run through bench/run.sh (see bench/README.md):
     bench/run.sh [--quick] [--smoke] [--nets a,b] [--threads 1,2] [--batch 1,8]
                  [--runs 20] [--rounds 4] [--warmup 3] [--engines cnncc,ort,pytorch]
                  [--json FILE] [--regen] [--target-cpus native,x86-64-v3,x86-64-v2]
+                 [--precision fp32,bf16,int8]
 
 For each network (examples/NET.yaml), thread count and batch size (default 1;
 at batch N > 1 every time is per image: the call's time / N; the ONNX export
@@ -22,6 +23,10 @@ has a dynamic batch axis, so ORT runs every batch):
      another, `cnncc-bf16`, is the spec compiled with --precision=bf16
      (columns "bf16 ms", "bf16/fp32", "bf16/ORT", "bf16 err", "bf16 RSS MB";
      its output is noted only past bf16's bound, 2e-2 * max|ref|);
+     and `cnncc-int8`, the spec compiled with --precision=int8, calibrated
+     on the bench's own input (speed only: its error column is not the
+     accuracy measure of docs/precision.md; noted past 0.25 * max|ref|).
+     --precision fp32,bf16,int8 is a shorthand that adds these engines;
   4. round-robin: for each of --rounds rounds, cnncc, then ORT, then PyTorch
      each time ceil(runs/rounds) runs; the result per engine is the median of
      all its timed runs (at least --runs). Interleaving spreads the machine's
@@ -62,12 +67,16 @@ GROUPS = {"classic": NETS,
 # (the ONNX frontend) instead of the spec; opt-in (--engines cnncc,cnncc-onnx).
 # cnncc-bf16: the spec compiled with --precision=bf16 (docs/precision.md); opt-in
 # (--engines cnncc,cnncc-bf16,ort).
+# cnncc-int8: the spec compiled with --precision=int8, calibrated on the input.
 # cnncc-nopad: the spec compiled with -O2's passes but pad-channels (opt-in,
 # --engines cnncc,cnncc-nopad: what the pass gains; in --json, not the table).
-ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx", "cnncc-bf16", "cnncc-nopad"]
+ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx", "cnncc-bf16", "cnncc-int8", "cnncc-nopad"]
 LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch", "cnncc-onnx": "cnncc (ONNX)",
-         "cnncc-bf16": "cnncc bf16", "cnncc-nopad": "cnncc without pad-channels"}
+         "cnncc-bf16": "cnncc bf16", "cnncc-int8": "cnncc int8",
+         "cnncc-nopad": "cnncc without pad-channels"}
 NOPAD_PASSES = "fuse-bn,fold-linear,fuse-epilogue,fold-1x1,layout,concat-elim,plan-memory"
+# The precision variants: engine -> (column prefix, the error noted past).
+VARIANTS = {"cnncc-bf16": ("bf16", 2e-2), "cnncc-int8": ("int8", 0.25)}
 
 
 def label(e):
@@ -411,12 +420,20 @@ def bench_net(net, args, tools, peak, ort_skip, py):
     # with --precision=bf16.
     so_onnx = os.path.join(d, f"{net}-onnx.so")
     so_bf16 = os.path.join(d, f"{net}-bf16.so")
+    so_int8 = os.path.join(d, f"{net}-int8.so")
     if "cnncc-onnx" not in peer:
         compile_variant(args, net, "cnncc-onnx", [os.path.join(d, manifest["onnx"])], so_onnx,
                         "onnx", logs, peer, notes, compile_info)
     if "cnncc-bf16" not in peer:
         src = [spec, "--precision=bf16"] + (["--weights", weights] if have_prep else [])
         compile_variant(args, net, "cnncc-bf16", src, so_bf16, "bf16", logs, peer, notes,
+                        compile_info)
+    if "cnncc-int8" not in peer and not have_prep:
+        peer["cnncc-int8"] = "n/a (no input to calibrate on)"
+    if "cnncc-int8" not in peer:
+        src = [spec, "--precision=int8", "--weights", weights,
+               "--calibrate", os.path.join(d, manifest["input"])]
+        compile_variant(args, net, "cnncc-int8", src, so_int8, "int8", logs, peer, notes,
                         compile_info)
     so_nopad = os.path.join(d, f"{net}-nopad.so")
     if "cnncc-nopad" not in peer:
@@ -446,9 +463,10 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                     os.unlink(out)
                 common = ["--threads", str(nt), "--warmup", str(args.warmup), "--serve",
                           "--output", out] + (["--batch", str(nb)] if nb > 1 else [])
-                if e in sos or e in ("cnncc-onnx", "cnncc-bf16", "cnncc-nopad"):
-                    lib = sos.get(e) or {"cnncc-onnx": so_onnx, "cnncc-bf16": so_bf16,
-                                         "cnncc-nopad": so_nopad}[e]
+                if e in sos or e in ("cnncc-onnx", "cnncc-bf16", "cnncc-int8", "cnncc-nopad"):
+                    lib = sos[e] if e in sos else {"cnncc-onnx": so_onnx, "cnncc-bf16": so_bf16,
+                                                   "cnncc-int8": so_int8,
+                                                   "cnncc-nopad": so_nopad}[e]
                     cmd = [tools["bench_host"], lib] + common
                     if have_prep:
                         cmd += ["--input", os.path.join(d, manifest["input"])]
@@ -536,9 +554,11 @@ def table(rows):
     with_onnx = any("median_ms" in (r.get("engines") or {}).get("cnncc-onnx", {}) for r in rows)
     if with_onnx:
         head += ["cnncc(ONNX) ms", "ONNX/spec"]
-    with_bf16 = any("median_ms" in (r.get("engines") or {}).get("cnncc-bf16", {}) for r in rows)
-    if with_bf16:
-        head += ["bf16 ms", "bf16/fp32", "bf16/ORT", "bf16 err", "bf16 RSS MB"]
+    variants = [e for e in VARIANTS
+                if any("median_ms" in (r.get("engines") or {}).get(e, {}) for r in rows)]
+    for e in variants:
+        v = VARIANTS[e][0]
+        head += [f"{v} ms", f"{v}/fp32", f"{v}/ORT", f"{v} err", f"{v} RSS MB"]
     out = []
     for row in rows:
         pk = row.get("peak_gflops")
@@ -577,8 +597,8 @@ def table(rows):
         if with_onnx:
             x = eng.get("cnncc-onnx")
             out[-1] += [fmt_ms(x), ratio(ms_of(x), cm)]
-        if with_bf16:
-            x = eng.get("cnncc-bf16") or {}
+        for e in variants:
+            x = eng.get(e) or {}
             xe, xr = x.get("rel_err"), x.get("max_rss_kb")
             out[-1] += [fmt_ms(x), ratio(ms_of(x), cm), ratio(ms_of(x), om),
                         f"{xe:.1e}" if xe is not None else "-",
@@ -645,6 +665,9 @@ def parse_args(argv):
                     help="round-robin rounds the runs are split into (4)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs per engine (3)")
     ap.add_argument("--engines", default="cnncc,ort,pytorch")
+    ap.add_argument("--precision", metavar="LIST",
+                    help="fp32,bf16,int8: add the cnncc-bf16 / cnncc-int8 engines (fp32 is "
+                         "cnncc itself, always run: the ratios need it)")
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--target-cpus", metavar="CPUS",
                     help="cnncc alone, compiled for each of these CPU levels (native: the "
@@ -672,6 +695,11 @@ def parse_args(argv):
     args.threads = [int(t) for t in (args.threads or "1,2").split(",")]
     args.batch = [int(b) for b in (args.batch or "1").split(",")]
     args.engines = args.engines.split(",")
+    for p in (args.precision or "").split(","):
+        if p in ("bf16", "int8") and f"cnncc-{p}" not in args.engines:
+            args.engines.append(f"cnncc-{p}")
+        elif p not in ("", "fp32", "bf16", "int8"):
+            ap.error(f"--precision: unknown precision '{p}' (fp32, bf16, int8)")
     args.target_cpus = args.target_cpus.split(",") if args.target_cpus else None
     if args.target_cpus:
         args.engines = ["cnncc"]
@@ -771,7 +799,7 @@ def main(argv):
             print("note: " + n)
         for e, rec in (row.get("engines") or {}).items():
             err = rec.get("rel_err")
-            bound = 2e-2 if e == "cnncc-bf16" else 1e-3  # docs/precision.md
+            bound = VARIANTS[e][1] if e in VARIANTS else 1e-3  # docs/precision.md
             if err is not None and e != "pytorch" and err > bound:
                 print(f"note: {row['net']} t={row['threads']} b={row.get('batch', 1)}: "
                       f"{label(e)} output differs "

@@ -42,9 +42,11 @@ typedef struct {
   bool external_weights, summary, stats, verbose, quiet;
   const char *progress; /* --progress=WHEN; NULL: $CNNCC_PROGRESS, else auto */
   int opt;
-  int winograd;        /* -1: by -O level; 0 off; 1 on */
-  Tuning tune;         /* --tune KEY=VALUE, over the defaults */
-  Precision precision; /* --precision=fp32|bf16 */
+  int winograd;            /* -1: by -O level; 0 off; 1 on */
+  Tuning tune;             /* --tune KEY=VALUE, over the defaults */
+  Precision precision;     /* --precision=fp32|bf16|int8 */
+  const char *calibrate;   /* --calibrate FILE (int8) */
+  double calib_percentile; /* --calibrate-method: 0 minmax, else P (99.99) */
   const char *passes, *print_after, *target_cpu, *target_features;
   const char *target_triple; /* --target, as backend_targets() spells it; NULL: host */
   EmitKind emit;
@@ -68,6 +70,17 @@ const char *options_default_output(const Options *o, char *buf, size_t n);
 /* cnn_info.compiler: "cnncc VERSION (LLVM X) -On target=TRIPLE cpu=CPU"
    and whatever else changed the generated code (malloc'd). */
 char *options_compiler_ident(const Options *o);
+
+/* -------------------------------------------------------------- calibrate.c */
+
+/* --calibrate FILE: float32 values (.npy '<f4' or raw), a positive multiple
+   of numel (the input's size); *data malloc'd, *nsamples inputs. */
+bool calib_load(const char *path, int64_t numel, float **data, int64_t *nsamples, Diag *d);
+/* Runs the calibration build `so` (plan->collect's outputs) on every input
+   and fills plan->lo/hi: the range seen, or (0 < pct < 100) clipped to its
+   (100 - pct)-th and pct-th percentiles. */
+bool calib_measure(const char *so, QuantPlan *plan, const float *data, int64_t n, int64_t numel,
+                   double pct, Diag *d);
 
 /* ---------------------------------------------------------------- targets.c */
 

@@ -127,6 +127,72 @@ static int compile(Graph *g, Options *o, Progress *prog, Diag *d) {
   return rc;
 }
 
+/* --precision=int8: the activation ranges (calibrate.c). A second graph
+   of the same network, through the same passes with the quantize pass in
+   collect mode, compiled in fp32 for the host into a temporary directory,
+   run on every calibration input. plan gets the ranges (its names copied:
+   the second graph is freed). */
+static int calibrate(const Options *o, bool onnx, const PassOptions *po, Progress *prog,
+                     QuantPlan *plan, Diag *d) {
+  Options oc = *o;
+  oc.quiet = true; /* the notes were printed for the first graph */
+  Graph *g2 = onnx ? load_onnx(&oc, d) : spec_load_file(o->spec, d);
+  if (!g2 || !bind_weights(g2, &oc, onnx, prog, d)) {
+    ir_graph_free(g2);
+    return EXIT_USER;
+  }
+  float *data = NULL;
+  int64_t n = 0, numel = g2->ninputs == 1 ? shape_numel(&g2->inputs[0].node->shape) : 0;
+  if (g2->ninputs != 1)
+    diag_plain(d, DIAG_ERROR, "--precision=int8: calibration supports networks with one input");
+  if (g2->ninputs != 1 || !calib_load(o->calibrate, numel, &data, &n, d)) {
+    ir_graph_free(g2);
+    return EXIT_USER;
+  }
+  *plan = (QuantPlan){.collect = true};
+  g2->quant = plan;
+  PassOptions p2 = *po;
+  p2.print_after = NULL;
+  passes_run(g2, &p2);
+  const char *tmp = getenv("TMPDIR");
+  char dir[PATH_MAX], so[PATH_MAX + 16];
+  snprintf(dir, sizeof dir, "%s/cnncc-calib-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  int rc = EXIT_USER;
+  if (!mkdtemp(dir)) {
+    diag_plain(d, DIAG_ERROR, "--calibrate: cannot create a directory '%s': %s", dir,
+               strerror(errno));
+  } else {
+    snprintf(so, sizeof so, "%s/calib.so", dir);
+    oc.output = so, oc.precision = PRECISION_FP32, oc.emit = EMIT_SO, oc.header = NULL;
+    oc.target_triple = oc.target_cpu = oc.target_features = NULL;
+    oc.external_weights = false;
+    rc = compile(g2, &oc, prog, d);
+    plan->lo = xcalloc((size_t)plan->n + 1, sizeof(float));
+    plan->hi = xcalloc((size_t)plan->n + 1, sizeof(float));
+    progress_step(prog, "calibrating on %lld inputs", (long long)n);
+    if (rc == 0 && !calib_measure(so, plan, data, n, numel, o->calib_percentile, d))
+      rc = EXIT_USER;
+    progress_done(prog);
+    remove(so);
+    rmdir(dir);
+  }
+  for (int i = 0; i < plan->n; i++)
+    plan->names[i] = xstrdup(plan->names[i]);
+  plan->collect = false;
+  free(data);
+  ir_graph_free(g2);
+  return rc;
+}
+
+static void quant_plan_free(QuantPlan *p) {
+  for (int i = 0; i < p->n; i++)
+    free((char *)p->names[i]);
+  free(p->names);
+  free(p->output);
+  free(p->lo);
+  free(p->hi);
+}
+
 /* --header FILE beside a compiled output; if it cannot be written, the
    output goes too (a failed run leaves nothing behind). */
 static int write_header_too(const Graph *g, const Options *o, Diag *d) {
@@ -138,14 +204,8 @@ static int write_header_too(const Graph *g, const Options *o, Diag *d) {
 }
 
 /* Weights, passes, then the output: the graph itself or the backend's. */
-static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress *prog, Diag *d) {
-  if (!bind_weights(g, o, onnx, prog, d))
-    return EXIT_USER;
-  if (o->verbose)
-    fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name, g->nodes.len,
-            (unsigned long long)g->num_params_orig, (double)ir_graph_macs(g) / 1e9);
-  if (o->emit_spec) /* as the frontend made it: before the passes */
-    return emit_spec_write(g, o, prog, d);
+/* The passes, then the output: the graph itself or the backend's. */
+static int passes_and_output(Graph *g, Options *o, const PassOptions *po, Progress *prog, Diag *d) {
   progress_step(prog, "running the passes (-O%d)", o->opt);
   int convs0, kernels0 = report_count_kernels(g, &convs0);
   passes_run(g, po);
@@ -164,6 +224,28 @@ static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress 
       report_stats_since(g, nstats, stderr);
   }
   return rc == 0 ? write_header_too(g, o, d) : rc;
+}
+
+/* Weights, the calibration (int8), the passes and the output. */
+static int run(Graph *g, Options *o, bool onnx, const PassOptions *po, Progress *prog, Diag *d) {
+  if (!bind_weights(g, o, onnx, prog, d))
+    return EXIT_USER;
+  if (o->verbose)
+    fprintf(stderr, "cnncc: %s: %d nodes, %llu parameters, %.3f GMAC\n", g->name, g->nodes.len,
+            (unsigned long long)g->num_params_orig, (double)ir_graph_macs(g) / 1e9);
+  if (o->emit_spec) /* as the frontend made it: before the passes */
+    return emit_spec_write(g, o, prog, d);
+  QuantPlan plan = {0};
+  int rc = 0;
+  if (o->precision == PRECISION_INT8)
+    rc = calibrate(o, onnx, po, prog, &plan, d);
+  if (rc == 0) {
+    g->quant = o->precision == PRECISION_INT8 ? &plan : NULL;
+    rc = passes_and_output(g, o, po, prog, d);
+    g->quant = NULL;
+  }
+  quant_plan_free(&plan);
+  return rc;
 }
 
 int main(int argc, char **argv) {

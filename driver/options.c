@@ -158,10 +158,39 @@ static int opt_winograd(Options *o, const char *v, Diag *d) {
   return 0;
 }
 static int opt_precision(Options *o, const char *v, Diag *d) {
-  if (strcmp(v, "fp32") != 0 && strcmp(v, "bf16") != 0)
-    return bad(d, "--precision expects 'fp32' or 'bf16', got '%s'%s", v, "");
-  o->precision = strcmp(v, "bf16") == 0 ? PRECISION_BF16 : PRECISION_FP32;
+  if (strcmp(v, "fp32") != 0 && strcmp(v, "bf16") != 0 && strcmp(v, "int8") != 0)
+    return bad(d, "--precision expects 'fp32', 'bf16' or 'int8', got '%s'%s", v, "");
+  o->precision = strcmp(v, "bf16") == 0   ? PRECISION_BF16
+                 : strcmp(v, "int8") == 0 ? PRECISION_INT8
+                                          : PRECISION_FP32;
   return 0;
+}
+static int opt_calibrate(Options *o, const char *v, Diag *d) {
+  o->calibrate = v;
+  return 0;
+}
+/* minmax, or percentile[:P] with 50 < P <= 100 (default 99.99). */
+static int opt_calibrate_method(Options *o, const char *v, Diag *d) {
+  if (strcmp(v, "minmax") == 0) {
+    o->calib_percentile = 0;
+    return 0;
+  }
+  if (strncmp(v, "percentile", 10) == 0 && (!v[10] || v[10] == ':')) {
+    o->calib_percentile = 99.99;
+    if (!v[10])
+      return 0;
+    char *end;
+    errno = 0;
+    double p = strtod(v + 11, &end);
+    if (!errno && end != v + 11 && !*end && p > 50 && p <= 100) {
+      o->calib_percentile = p;
+      return 0;
+    }
+  }
+  return bad(d,
+             "--calibrate-method expects 'minmax', 'percentile' or 'percentile:P' "
+             "(50 < P <= 100), got '%s'%s",
+             v, "");
 }
 static int opt_tune(Options *o, const char *v, Diag *d) {
   if (strcmp(v, "help") == 0) {
@@ -270,10 +299,18 @@ static const OptionDef options[] = {
     {"--winograd", NULL, true, NULL, opt_winograd, "--winograd=on|off",
      "Winograd F(4x4,3x3) for large 3x3 stride-1 convs (default:\n"
      "on at -O2/-O3, off at -O0/-O1); error <= 1e-3 * max|output|"},
-    {"--precision", NULL, true, NULL, opt_precision, "--precision=fp32|bf16",
-     "fp32 (default), or bf16: conv and linear weights stored as\n"
-     "bfloat16 (half the bytes), computed in fp32 (docs/precision.md);\n"
-     "error <= 2e-2 * max|output|"},
+    {"--precision", NULL, true, NULL, opt_precision, "--precision=P",
+     "fp32 (default); bf16: conv and linear weights stored as\n"
+     "bfloat16 (half the bytes), computed in fp32, error <= 2e-2 *\n"
+     "max|output|; int8: conv and linear layers quantized (u8\n"
+     "activations, s8 weights per channel, AVX512-VNNI), needs\n"
+     "--calibrate (docs/precision.md)"},
+    {"--calibrate", NULL, true, NULL, opt_calibrate, "--calibrate=FILE",
+     "int8: calibration inputs, float32, raw (a whole number of\n"
+     "inputs) or .npy; the activation ranges are measured on them"},
+    {"--calibrate-method", NULL, true, NULL, opt_calibrate_method, "--calibrate-method=M",
+     "int8: minmax, or percentile[:P] (default: percentile:99.99):\n"
+     "each activation range clipped to its P-th percentiles"},
     {"--tune", NULL, true, " (KEY=VALUE, or help)", opt_tune, "--tune KEY=VALUE",
      "set a kernel tuning value (repeatable; the keys are below);\n"
      "values other than the defaults are named in cnn_info.compiler"},
@@ -367,6 +404,7 @@ int options_parse(int argc, char **argv, Options *o, Diag *d) {
   memset(o, 0, sizeof *o);
   o->opt = 2;
   o->winograd = -1;
+  o->calib_percentile = 99.99; /* --calibrate-method=percentile */
   o->emit = EMIT_SO;
   tuning_defaults(&o->tune);
   for (int i = 1; i < argc; i++) {
@@ -396,6 +434,11 @@ int options_parse(int argc, char **argv, Options *o, Diag *d) {
   }
   if (!o->spec)
     return bad(d, "no spec file given (usage: cnncc SPEC.yaml -o OUT.so; see --help)%s%s", "", "");
+  if (o->precision == PRECISION_INT8 && !o->calibrate && !o->summary && !o->emit_spec)
+    return bad(d, "--precision=int8 needs --calibrate=FILE (float32 inputs, raw or .npy)%s%s", "",
+               "");
+  if (o->calibrate && o->precision != PRECISION_INT8)
+    return bad(d, "--calibrate is for --precision=int8%s%s", "", "");
   if (o->header && o->emit_spec) /* the spec is written before the passes; the header after */
     return bad(d, "--header goes with a compiled output or --emit=ir/dot, not --emit=spec%s%s", "",
                "");
@@ -469,14 +512,17 @@ char *options_compiler_ident(const Options *o) {
   char *cpu = o->target_cpu ? NULL : cross ? xstrdup(t->default_cpu) : backend_host_cpu();
   char *tune = tuning_describe(&o->tune);
   bool wino_default = o->winograd < 0 || o->winograd == (o->opt >= 2);
-  char *s = xasprintf(
-      "cnncc %s (LLVM %s) -O%d target=%s cpu=%s%s%s%s%s%s%s", CNNCC_VERSION, backend_llvm_version(),
-      o->opt, t ? t->triple : "unknown", o->target_cpu ? o->target_cpu : cpu,
-      o->target_features ? " features=" : "", o->target_features ? o->target_features : "",
-      wino_default  ? ""
-      : o->winograd ? " winograd=on"
-                    : " winograd=off",
-      o->precision == PRECISION_BF16 ? " precision=bf16" : "", *tune ? " tune=" : "", tune);
+  char *s = xasprintf("cnncc %s (LLVM %s) -O%d target=%s cpu=%s%s%s%s%s%s%s", CNNCC_VERSION,
+                      backend_llvm_version(), o->opt, t ? t->triple : "unknown",
+                      o->target_cpu ? o->target_cpu : cpu, o->target_features ? " features=" : "",
+                      o->target_features ? o->target_features : "",
+                      wino_default  ? ""
+                      : o->winograd ? " winograd=on"
+                                    : " winograd=off",
+                      o->precision == PRECISION_BF16   ? " precision=bf16"
+                      : o->precision == PRECISION_INT8 ? " precision=int8"
+                                                       : "",
+                      *tune ? " tune=" : "", tune);
   free(tune);
   free(cpu);
   return s;

@@ -283,6 +283,12 @@ struct Node {
   bool split, elided;
   bool dead; /* removed by a pass; dropped by ir_compact() */
   int order; /* position in g->nodes after ir_compact/toposort */
+  /* --precision=int8 (passes/quantize.c, backend/int8.c): the conv or
+     linear computes in int8 when quant is set; its input is quantized to
+     u8 as q = clamp(rint(x / qscale) + qzero, 0, 255). */
+  bool quant;
+  float qscale;
+  int32_t qzero;
 };
 
 /* Graph inputs and outputs as the host ABI sees them. */
@@ -295,6 +301,21 @@ typedef struct {
   const char *pass;
   char *text; /* "merged 27 sibling 1x1 convs into 9" */
 } PassStat;
+
+/* --precision=int8's calibration (passes/quantize.c, driver/calibrate.c).
+   collect: the quantize pass appends the input tensor of every conv and
+   linear it could quantize to names[] (graph inputs too, with
+   output[i] = -1; the others become graph outputs, output[i] their index)
+   so a calibration run can read them. Otherwise lo[i]..hi[i] is the
+   calibrated range of tensor names[i], and the pass quantizes the nodes
+   that read one. */
+typedef struct QuantPlan {
+  bool collect;
+  int n, cap;
+  const char **names;
+  int *output;
+  float *lo, *hi;
+} QuantPlan;
 
 typedef struct Graph {
   Arena *arena;
@@ -316,6 +337,7 @@ typedef struct Graph {
      still holds an input element), as ONNX allows; false: at most half
      the kernel, PyTorch's rule, which the spec language follows. */
   bool pool_pads_below_kernel;
+  QuantPlan *quant; /* --precision=int8 (not owned); NULL otherwise */
 } Graph;
 
 #define GRAPH_NODE(g, i) ((Node *)(g)->nodes.items[i])

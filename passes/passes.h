@@ -11,6 +11,7 @@
  *   passes/fuse_epilogue.c  residual adds and ReLUs into the producer's epilogue
  *   passes/fold_1x1.c       sibling 1x1 convs merged into one split conv
  *   passes/pad_channels.c   channel counts padded to a multiple of 16 (zeros)
+ *   passes/quantize.c       int8: which conv/linear layers, their input scale
  *   passes/layout.c         NCHW16c where the kernels support it, reorders
  *   passes/concat_elim.c    producers write into their slice of a concat
  *   passes/plan_memory.c    every tensor placed in one arena by liveness
@@ -67,6 +68,9 @@ void pass_fold_1x1(Graph *g);
 /* pad_channels.c: classes of tensors padded to a multiple of 16 channels,
    zero weights, views of the first C channels for other readers. */
 void pass_pad_channels(Graph *g);
+/* quantize.c: --precision=int8 (g->quant): calibration outputs, or the
+   quantized layers and their input scale and zero point. */
+void pass_quantize(Graph *g);
 /* layout.c: NCHW16c where the kernels support it, reorders where needed. */
 void pass_layout(Graph *g);
 /* concat_elim.c: concat inputs placed in their slices; concats elided. */

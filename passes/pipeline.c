@@ -5,7 +5,9 @@
  * a name (for --passes and --print-after), the lowest optimization level at
  * which it runs by default, and a one-line summary for --help. Memory
  * planning is not optional (the backend needs addresses): it always runs
- * last, in its naive form at -O0 unless named explicitly.
+ * last, in its naive form at -O0 unless named explicitly. Under
+ * --precision=int8 (g->quant set) the quantize pass runs just before the
+ * layout pass's place in the list, whatever is selected.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,10 @@ void passes_run(Graph *g, const PassOptions *o) {
     g->macs_orig = ir_graph_macs(g);
   for (int i = 0; i < passes_count; i++) {
     const PassInfo *p = &passes_all[i];
+    if (p->fn == pass_layout && g->quant) { /* int8 only: not a table row */
+      pass_quantize(g);
+      after(g, "quantize", o);
+    }
     if (!selected(p, o))
       continue;
     p->fn(g);

@@ -26,6 +26,8 @@ seconds. The script prints PyTorch's held-out accuracy and writes to OUTDIR
     test_labels.i32     their true labels, N raw little-endian int32
     torch_pred.i32      PyTorch's predicted label for each, N int32
     test_digits8.u8     the original 8x8 gray levels (0..16), N x 64 bytes
+    train_images.f32    the training images, as test_images.f32 (the
+                        calibration inputs of cnncc --precision=int8)
 
 The safetensors writer is the end-to-end tests' (tests/e2e/make_ref.py).
 """
@@ -119,6 +121,7 @@ def main():
     os.makedirs(args.outdir, exist_ok=True)
     write_safetensors(os.path.join(args.outdir, "lenet5.safetensors"), model.state_dict())
     write_raw(os.path.join(args.outdir, "test_images.f32"), x_te.numpy().astype("<f4"))
+    write_raw(os.path.join(args.outdir, "train_images.f32"), x_tr.numpy().astype("<f4"))
     write_raw(os.path.join(args.outdir, "test_labels.i32"), y_te.numpy().astype("<i4"))
     write_raw(os.path.join(args.outdir, "torch_pred.i32"), pred.numpy().astype("<i4"))
     write_raw(os.path.join(args.outdir, "test_digits8.u8"),

@@ -16,6 +16,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,9 +434,58 @@ Test(cli, bad_flags_exit_1) {
   fails(NULL, "net.yaml --emit=lvm", "did you mean 'llvm'", "net.yaml");
   fails(NULL, "net.yaml --seed -3x", "--seed expects an unsigned integer", "net.yaml");
   fails(NULL, "net.yaml --passes=fuse-bm", "unknown pass 'fuse-bm'", "net.yaml");
-  fails(NULL, "net.yaml --precision=fp16", "--precision expects 'fp32' or 'bf16'", "net.yaml");
+  fails(NULL, "net.yaml --precision=fp16", "--precision expects 'fp32', 'bf16' or 'int8'",
+        "net.yaml");
   fails(NULL, "net.yaml -o", "needs a value", "net.yaml");
   fails(NULL, "", "no spec file given", "net.yaml");
+}
+
+static void put_bytes(const char *name, const void *data, size_t n) {
+  FILE *f = fopen(at(name), "wb");
+  cr_assert(f);
+  cr_assert_eq(fwrite(data, 1, n, f), n);
+  fclose(f);
+}
+
+/* --precision=int8's calibration file: missing, of the wrong size or type,
+   or not finite, is a user error that names the problem (the input of
+   `good` is 3x8x8 = 192 floats); nothing is left behind. */
+Test(cli, int8_calibration_errors_exit_1) {
+  put("net.yaml", good);
+  fails(NULL, "net.yaml --precision=int8", "--precision=int8 needs --calibrate=FILE", "net.yaml");
+  fails(NULL, "net.yaml --calibrate=x.f32", "--calibrate is for --precision=int8", "net.yaml");
+  fails(NULL, "net.yaml --precision=int8 --calibrate=none.f32 -o out.so",
+        "--calibrate: cannot open 'none.f32'", "net.yaml");
+  fails(NULL, "net.yaml --precision=int8 --calibrate=x.f32 --calibrate-method=median",
+        "--calibrate-method expects 'minmax', 'percentile'", "net.yaml");
+  fails(NULL, "net.yaml --precision=int8 --calibrate=x.f32 --calibrate-method=percentile:20",
+        "--calibrate-method expects", "net.yaml");
+  float v[192 + 1] = {0};
+  put_bytes("short.f32", v, 191 * sizeof(float));
+  fails(NULL, "net.yaml --precision=int8 --calibrate=short.f32 -o out.so",
+        "holds 191 float32 values, not a positive multiple of the input's 192",
+        "net.yaml short.f32");
+  remove(at("short.f32"));
+  put_bytes("odd.f32", v, 10);
+  fails(NULL, "net.yaml --precision=int8 --calibrate=odd.f32 -o out.so",
+        "10 bytes is not a whole number of float32s", "net.yaml odd.f32");
+  remove(at("odd.f32"));
+  v[5] = NAN;
+  put_bytes("nan.f32", v, 192 * sizeof(float));
+  fails(NULL, "net.yaml --precision=int8 --calibrate=nan.f32 -o out.so", "value 5 is not finite",
+        "nan.f32 net.yaml");
+  remove(at("nan.f32"));
+  /* a .npy of float64 */
+  char npy[128];
+  const char *hdr = "{'descr': '<f8', 'fortran_order': False, 'shape': (192,), }";
+  memset(npy, ' ', sizeof npy);
+  memcpy(npy, "\x93NUMPY\x01\x00\x76\x00", 10); /* version 1.0, 118 header bytes */
+  memcpy(npy + 10, hdr, strlen(hdr));
+  npy[127] = '\n';
+  put_bytes("c.npy", npy, 128);
+  fails(NULL, "net.yaml --precision=int8 --calibrate=c.npy -o out.so",
+        "the array's dtype must be float32 ('<f4')", "c.npy net.yaml");
+  remove(at("c.npy"));
 }
 
 /* LLVM only warns about an unknown CPU or feature and may abort later in

@@ -1,0 +1,237 @@
+/*
+ * calibrate.c: --precision=int8 --calibrate FILE (docs/precision.md): the
+ * calibration inputs, and the activation ranges measured on them.
+ *
+ * The ranges come from the network itself, compiled in fp32: main.c builds
+ * a second graph, lets the quantize pass make the input of every conv and
+ * linear it will quantize a graph output (QuantPlan.collect), compiles that
+ * for the host into a temporary directory, and calib_measure dlopens the
+ * .so and runs it on every calibration input, one at a time. So the ranges
+ * are those of the exact tensors the int8 kernels will read, after the same
+ * folding and fusion (a conv's fused ReLU included), computed by the same
+ * fp32 kernels, for every op the compiler supports, with no second
+ * implementation of the ops to keep in step.
+ *
+ * The file: float32 values, either a .npy (magic "\x93NUMPY", dtype '<f4',
+ * C order, any shape) or raw little-endian floats; either way the values are
+ * taken as consecutive inputs of the network's one input, so their count
+ * must be a positive multiple of the input's size. Non-finite values are
+ * refused.
+ *
+ * Methods: minmax (the range seen), or percentile P: per tensor, a
+ * histogram of 4096 bins over the range seen (a second pass over the
+ * inputs), and [lo, hi] the (100 - P)-th and P-th percentiles of all its
+ * values, so rare outliers do not stretch the scale of everything else.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+#include "runtime/cnn.h"
+
+#define CALIB_BINS 4096
+
+/* The .npy header: dtype '<f4', C order; *count = product of the shape. */
+static bool npy_header(FILE *f, const char *path, int64_t *count, Diag *d) {
+  unsigned char pre[10];
+  if (fread(pre, 1, 10, f) != 10) {
+    diag_plain(d, DIAG_ERROR, "--calibrate: '%s': truncated .npy header", path);
+    return false;
+  }
+  size_t hl = pre[8] | (size_t)pre[9] << 8;
+  if (pre[6] >= 2) { /* version 2 and 3: a 4-byte header length */
+    unsigned char b[2];
+    if (fread(b, 1, 2, f) != 2) {
+      diag_plain(d, DIAG_ERROR, "--calibrate: '%s': truncated .npy header", path);
+      return false;
+    }
+    hl |= (size_t)b[0] << 16 | (size_t)b[1] << 24;
+  }
+  char *h = xcalloc(hl + 1, 1);
+  bool ok = fread(h, 1, hl, f) == hl;
+  const char *descr = ok ? strstr(h, "'descr':") : NULL, *shape = ok ? strstr(h, "'shape':") : NULL;
+  if (!descr || !shape || !strstr(h, "'fortran_order': False")) {
+    diag_plain(d, DIAG_ERROR, "--calibrate: '%s': not a C-order .npy array", path);
+    free(h);
+    return false;
+  }
+  if (!strstr(descr, "'<f4'")) {
+    diag_plain(d, DIAG_ERROR,
+               "--calibrate: '%s': the array's dtype must be float32 ('<f4'), got %.16s", path,
+               descr + 8);
+    free(h);
+    return false;
+  }
+  int64_t n = 1;
+  for (const char *p = strchr(shape, '(') + 1; *p && *p != ')'; p++)
+    if (*p >= '0' && *p <= '9')
+      n *= strtoll(p, (char **)&p, 10), p--;
+  *count = n;
+  free(h);
+  return true;
+}
+
+bool calib_load(const char *path, int64_t numel, float **data, int64_t *nsamples, Diag *d) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    diag_plain(d, DIAG_ERROR, "--calibrate: cannot open '%s': %s", path, strerror(errno));
+    return false;
+  }
+  char magic[6] = {0};
+  bool npy = fread(magic, 1, 6, f) == 6 && memcmp(magic, "\x93NUMPY", 6) == 0;
+  int64_t count = -1;
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  if (npy ? !npy_header(f, path, &count, d) : false) {
+    fclose(f);
+    return false;
+  }
+  if (!npy) {
+    if (size % 4) {
+      diag_plain(d, DIAG_ERROR, "--calibrate: '%s': %ld bytes is not a whole number of float32s",
+                 path, size);
+      fclose(f);
+      return false;
+    }
+    count = size / 4;
+  }
+  if (count <= 0 || count % numel) {
+    diag_plain(d, DIAG_ERROR,
+               "--calibrate: '%s' holds %lld float32 values, not a positive multiple of the "
+               "input's %lld",
+               path, (long long)count, (long long)numel);
+    fclose(f);
+    return false;
+  }
+  float *v = xmalloc((size_t)count * sizeof(float));
+  size_t got = fread(v, sizeof(float), (size_t)count, f);
+  fclose(f);
+  int64_t bad = -1;
+  for (int64_t i = 0; i < (int64_t)got && bad < 0; i++)
+    if (!isfinite(v[i]))
+      bad = i;
+  if ((int64_t)got != count || bad >= 0) {
+    if (bad >= 0)
+      diag_plain(d, DIAG_ERROR, "--calibrate: '%s': value %lld is not finite", path,
+                 (long long)bad);
+    else
+      diag_plain(d, DIAG_ERROR, "--calibrate: '%s': truncated (%zu of %lld values)", path, got,
+                 (long long)count);
+    free(v);
+    return false;
+  }
+  *data = v;
+  *nsamples = count / numel;
+  return true;
+}
+
+static int64_t desc_numel(const cnn_tensor_desc *t) {
+  int64_t n = 1;
+  for (int i = 1; i < t->rank; i++)
+    n *= t->dims[i];
+  return n;
+}
+
+/* The .so's entry points (cnncc does not link the runtime itself). */
+typedef struct {
+  const cnn_info *(*get_info)(void);
+  cnn_model *(*create)(const char *, char *, size_t);
+  int (*run)(cnn_model *, int64_t, const float *const *, float *const *);
+  const char *(*last_error)(const cnn_model *);
+  void (*destroy)(cnn_model *);
+} Api;
+
+/* One pass over the inputs: per plan tensor, the range (hist NULL) or the
+   histogram over the range found before. */
+static bool calib_pass(const Api *api, cnn_model *m, const QuantPlan *plan, const float *data,
+                       int64_t n, int64_t numel, int64_t *hist, Diag *d) {
+  const cnn_info *info = api->get_info();
+  int no = info->num_outputs;
+  float **outs = xcalloc((size_t)no, sizeof *outs);
+  for (int i = 0; i < no; i++)
+    outs[i] = xmalloc((size_t)desc_numel(&info->outputs[i]) * sizeof(float));
+  bool ok = true;
+  for (int64_t s = 0; s < n && ok; s++) {
+    const float *x = data + s * numel;
+    if (api->run(m, 1, &x, outs) != CNN_OK) {
+      diag_plain(d, DIAG_ERROR, "--calibrate: the calibration run failed: %s", api->last_error(m));
+      ok = false;
+    }
+    for (int t = 0; t < plan->n && ok; t++) {
+      int o = plan->output[t];
+      const float *v = o < 0 ? x : outs[o];
+      int64_t len = o < 0 ? numel : desc_numel(&info->outputs[o]);
+      float lo = plan->lo[t], hi = plan->hi[t];
+      for (int64_t i = 0; i < len; i++) {
+        if (!hist) {
+          plan->lo[t] = fminf(plan->lo[t], v[i]);
+          plan->hi[t] = fmaxf(plan->hi[t], v[i]);
+        } else if (hi > lo) {
+          int64_t b = (int64_t)((v[i] - lo) / (hi - lo) * CALIB_BINS);
+          hist[t * CALIB_BINS + (b < 0 ? 0 : b >= CALIB_BINS ? CALIB_BINS - 1 : b)]++;
+        }
+      }
+    }
+  }
+  for (int i = 0; i < no; i++)
+    free(outs[i]);
+  free(outs);
+  return ok;
+}
+
+/* [lo, hi] of tensor t clipped to its (100 - pct)-th and pct-th percentiles. */
+static void clip_percentile(QuantPlan *plan, int t, const int64_t *h, double pct) {
+  int64_t total = 0;
+  for (int b = 0; b < CALIB_BINS; b++)
+    total += h[b];
+  double w = (plan->hi[t] - plan->lo[t]) / CALIB_BINS, tail = total * (1.0 - pct / 100.0);
+  int blo = 0, bhi = CALIB_BINS - 1;
+  for (int64_t acc = 0; blo < CALIB_BINS - 1 && (double)(acc += h[blo]) <= tail;)
+    blo++;
+  for (int64_t acc = 0; bhi > 0 && (double)(acc += h[bhi]) <= tail;)
+    bhi--;
+  float lo = plan->lo[t];
+  plan->lo[t] = (float)(lo + blo * w);
+  plan->hi[t] = (float)(lo + (bhi + 1) * w);
+}
+
+bool calib_measure(const char *so, QuantPlan *plan, const float *data, int64_t n, int64_t numel,
+                   double pct, Diag *d) {
+  void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  Api api = {0};
+  if (h) {
+    *(void **)&api.get_info = dlsym(h, "cnn_get_info");
+    *(void **)&api.create = dlsym(h, "cnn_create");
+    *(void **)&api.run = dlsym(h, "cnn_run");
+    *(void **)&api.last_error = dlsym(h, "cnn_last_error");
+    *(void **)&api.destroy = dlsym(h, "cnn_destroy");
+  }
+  char err[512] = "entry points missing";
+  bool all = api.get_info && api.create && api.run && api.last_error && api.destroy;
+  cnn_model *m = all ? api.create(NULL, err, sizeof err) : NULL;
+  if (!m) {
+    diag_plain(d, DIAG_ERROR, "--calibrate: cannot load the calibration build '%s': %s", so,
+               h ? err : dlerror());
+    if (h)
+      dlclose(h);
+    return false;
+  }
+  for (int t = 0; t < plan->n; t++)
+    plan->lo[t] = INFINITY, plan->hi[t] = -INFINITY;
+  bool ok = calib_pass(&api, m, plan, data, n, numel, NULL, d);
+  if (ok && pct > 0 && pct < 100) {
+    int64_t *hist = xcalloc((size_t)plan->n * CALIB_BINS, sizeof *hist);
+    ok = calib_pass(&api, m, plan, data, n, numel, hist, d);
+    for (int t = 0; ok && t < plan->n; t++)
+      if (plan->hi[t] > plan->lo[t])
+        clip_percentile(plan, t, hist + t * CALIB_BINS, pct);
+    free(hist);
+  }
+  api.destroy(m);
+  dlclose(h);
+  return ok;
+}
