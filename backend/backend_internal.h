@@ -244,6 +244,14 @@ typedef struct {
    holds it and idx relative to the segment's start. */
 void be_split_out(BeCtx *c, KArgs *k, LLVMValueRef idx, int64_t unit, LLVMValueRef *base,
                   LLVMValueRef *local);
+/* pad-channels' padded output channels (Attrs.padded_from) hold exactly 0,
+   whatever the input: the conv's zero weights alone would compute
+   0 * inf = NaN there from an infinite input. v (after the epilogue) holds
+   channels [16 blk, 16 blk + 16) (be_zero_padded_block) or channel ch (a
+   float or a vector of its pixels: be_zero_padded_channel); returns v with
+   the padded ones replaced by 0 by a select, or v itself when n has none. */
+LLVMValueRef be_zero_padded_block(BeCtx *c, const Node *n, LLVMValueRef blk, LLVMValueRef v);
+LLVMValueRef be_zero_padded_channel(BeCtx *c, const Node *n, LLVMValueRef ch, LLVMValueRef v);
 /* The row walker of the direct convs (blocked.c, grouped.c): tiles of up
    to T pixels over a row of W; interior tiles [owA, owB] in a loop with
    ow0c = -1, edge tiles at constant positions ow0c. */

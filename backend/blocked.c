@@ -327,15 +327,15 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
   for (int j = 0; j < OCB; j++) {
     LLVMValueRef obase = be_mulk(c, be_add(c, be_mulk(c, r->oblk[j], p->OH * p->OW), pix0), 16);
     LLVMValueRef rbase = NULL;
-    if (k->res) {
-      LLVMValueRef ob = be_addk(c, be_mulk(c, r->og, OCB), j);
+    LLVMValueRef ob = be_addk(c, be_mulk(c, r->og, OCB), j);
+    if (k->res)
       rbase = be_mulk(c, be_add(c, be_mulk(c, ob, p->OH * p->OW), pix0), 16);
-    }
     for (int q = 0; q < w; q++) {
       LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, r->acc[j][q], "");
       if (k->res)
         v = be_fadd(c, v, be_vld(c, k->res, be_addk(c, rbase, q * 16), 64));
       v = be_act(c, &k->n->epi.act, v);
+      v = be_zero_padded_block(c, k->n, ob, v);
       be_vst(c, r->obase[j], be_addk(c, obase, q * 16), v, 64);
     }
   }

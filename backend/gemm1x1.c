@@ -107,6 +107,7 @@ static void emit_tile(BeCtx *c, KArgs *k, const GemmPlan *p, LLVMValueRef acc[][
       if (k->res)
         val = be_fadd(c, val, be_vld_masked(c, k->res, idx, m));
       val = be_act(c, &n->epi.act, val);
+      val = be_zero_padded_channel(c, n, be_addk(c, oc0, r), val);
       be_vst_masked(c, k->out, idx, val, m);
     }
   }

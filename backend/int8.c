@@ -216,7 +216,7 @@ static void store_block(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef oh, LLVMV
         be_mulk(c, be_add(c, be_mulk(c, be_add(c, be_mulk(c, ob, g->OH), oh), g->OW), ow), 16);
     if (k->res)
       v = be_fadd(c, v, be_vld(c, k->res, idx, 4));
-    be_vst(c, k->out, idx, be_act(c, act, v), 4);
+    be_vst(c, k->out, idx, be_zero_padded_block(c, k->n, ob, be_act(c, act, v)), 4);
     return;
   }
   for (int l = 0; l < 16; l++) {
@@ -228,7 +228,7 @@ static void store_block(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef oh, LLVMV
     LLVMValueRef x = LLVMBuildExtractElement(c->b, v, be_i32(c, l), "");
     if (k->res)
       x = be_fadd(c, x, be_ld(c, k->res, idx));
-    be_st(c, k->out, idx, be_act(c, act, x));
+    be_st(c, k->out, idx, be_zero_padded_channel(c, k->n, oc, be_act(c, act, x)));
     if (g->OC % 16)
       be_endif(c, &f);
   }

@@ -259,10 +259,10 @@ static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs, 
           (double)a->k, (long long)a->out_features, a->axis, (double)a->scale, n->epi.residual,
           (int)n->epi.act.kind, (double)n->epi.act.a, (double)n->epi.act.b);
   /* the attributes of the ops after the classic ones */
-  fprintf(f, " lw%d sl%lld,%lld ch%lld,%lld cl%a,%a hs%a,%a gt%d ps", a->linear_weight,
-          (long long)a->slice_begin, (long long)a->slice_end, (long long)a->chunks,
-          (long long)a->chunk_index, (double)a->clamp_min, (double)a->clamp_max,
-          (double)a->hs_alpha, (double)a->hs_beta, a->gelu_tanh);
+  fprintf(f, " lw%d pf%lld sl%lld,%lld ch%lld,%lld cl%a,%a hs%a,%a gt%d ps", a->linear_weight,
+          (long long)a->padded_from, (long long)a->slice_begin, (long long)a->slice_end,
+          (long long)a->chunks, (long long)a->chunk_index, (double)a->clamp_min,
+          (double)a->clamp_max, (double)a->hs_alpha, (double)a->hs_beta, a->gelu_tanh);
   shape_key(f, &a->param_shape);
   if (n->quant) /* int8: the input's scale and zero point are constants */
     fprintf(f, " q%a,%d", (double)n->qscale, n->qzero);

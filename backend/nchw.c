@@ -186,6 +186,12 @@ void be_emit_nchw_conv(BeCtx *c, KArgs *k) {
   be_for_end(c, &ic);
 
   epi_range_at(c, k, ybase, yrow, OW);
+  if (n->attr.padded_from > 0 && n->attr.padded_from < OC) { /* pad-channels: exactly 0 */
+    BeIf pad;
+    be_if(c, &pad, LLVMBuildICmp(c->b, LLVMIntSGE, oc, be_i64(c, n->attr.padded_from), ""));
+    fill_range(c, ybase, yrow, OW, be_f32(c, 0));
+    be_endif(c, &pad);
+  }
   be_for_end(c, &it);
 }
 

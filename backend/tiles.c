@@ -11,7 +11,9 @@
  *     inside the input, along a row and per output row;
  *   - be_pool_col_divisors, be_adaptive_bins: the column part of the
  *     average pools' divisors and bins (NCHW and blocked kernels alike);
- *   - be_split_out: where a split conv writes an output channel (its slices).
+ *   - be_split_out: where a split conv writes an output channel (its slices);
+ *   - be_zero_padded_block/_channel: pad-channels' padded output channels
+ *     stored as exactly 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,34 @@ void be_split_out(BeCtx *c, KArgs *k, LLVMValueRef idx, int64_t unit, LLVMValueR
     *base = s == 0 ? k->seg[0] : LLVMBuildSelect(c->b, in_seg, k->seg[s], *base, "");
     *local = s == 0 ? l : LLVMBuildSelect(c->b, in_seg, l, *local, "");
   }
+}
+
+static bool has_padding(const Node *n) {
+  return n->op == OP_CONV2D && n->attr.padded_from > 0 && n->attr.padded_from < n->shape.d[0];
+}
+
+LLVMValueRef be_zero_padded_block(BeCtx *c, const Node *n, LLVMValueRef blk, LLVMValueRef v) {
+  if (!has_padding(n))
+    return v;
+  /* lane l is real when 16 blk + l < padded_from */
+  LLVMValueRef lim = be_sub(c, be_i64(c, n->attr.padded_from), be_mulk(c, blk, 16));
+  lim =
+      LLVMBuildTrunc(c->b, be_smax(c, be_smin(c, lim, be_i64(c, 16)), be_i64(c, 0)), c->t_i32, "");
+  LLVMTypeRef vi = LLVMVectorType(c->t_i32, 16);
+  LLVMValueRef lanes[16];
+  for (int l = 0; l < 16; l++)
+    lanes[l] = be_i32(c, l);
+  LLVMValueRef splat = LLVMBuildInsertElement(c->b, LLVMGetPoison(vi), lim, be_i32(c, 0), "");
+  splat = LLVMBuildShuffleVector(c->b, splat, LLVMGetPoison(vi), LLVMConstNull(vi), "");
+  LLVMValueRef real = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lanes, 16), splat, "");
+  return LLVMBuildSelect(c->b, real, v, LLVMConstNull(LLVMTypeOf(v)), "pad.zero");
+}
+
+LLVMValueRef be_zero_padded_channel(BeCtx *c, const Node *n, LLVMValueRef ch, LLVMValueRef v) {
+  if (!has_padding(n))
+    return v;
+  LLVMValueRef real = LLVMBuildICmp(c->b, LLVMIntSLT, ch, be_i64(c, n->attr.padded_from), "");
+  return LLVMBuildSelect(c->b, real, v, LLVMConstNull(LLVMTypeOf(v)), "pad.zero");
 }
 
 /* A row of W output pixels cut into tiles of up to T: pixels [owA, owB]

@@ -518,6 +518,7 @@ static void chunk_outputs(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt, int64_t MG
         if (k->res)
           v = be_fadd(c, v, be_vld(c, k->res, idx, 64));
         v = be_act(c, &k->n->epi.act, v);
+        v = be_zero_padded_block(c, k->n, obj, v);
         be_vst(c, k->out, idx, v, 64);
         if (cx)
           be_endif(c, &fx);

@@ -68,9 +68,13 @@ GROUPS = {"classic": NETS,
 # cnncc-bf16: the spec compiled with --precision=bf16 (docs/precision.md); opt-in
 # (--engines cnncc,cnncc-bf16,ort).
 # cnncc-int8: the spec compiled with --precision=int8, calibrated on the input.
-ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx", "cnncc-bf16", "cnncc-int8"]
+# cnncc-nopad: the spec compiled with -O2's passes but pad-channels (opt-in,
+# --engines cnncc,cnncc-nopad: what the pass gains; in --json, not the table).
+ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx", "cnncc-bf16", "cnncc-int8", "cnncc-nopad"]
 LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch", "cnncc-onnx": "cnncc (ONNX)",
-         "cnncc-bf16": "cnncc bf16", "cnncc-int8": "cnncc int8"}
+         "cnncc-bf16": "cnncc bf16", "cnncc-int8": "cnncc int8",
+         "cnncc-nopad": "cnncc without pad-channels"}
+NOPAD_PASSES = "fuse-bn,fold-linear,fuse-epilogue,fold-1x1,layout,concat-elim,plan-memory"
 # The precision variants: engine -> (column prefix, the error noted past).
 VARIANTS = {"cnncc-bf16": ("bf16", 2e-2), "cnncc-int8": ("int8", 0.25)}
 
@@ -431,6 +435,11 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                "--calibrate", os.path.join(d, manifest["input"])]
         compile_variant(args, net, "cnncc-int8", src, so_int8, "int8", logs, peer, notes,
                         compile_info)
+    so_nopad = os.path.join(d, f"{net}-nopad.so")
+    if "cnncc-nopad" not in peer:
+        src = [spec, "--passes=" + NOPAD_PASSES] + (["--weights", weights] if have_prep else [])
+        compile_variant(args, net, "cnncc-nopad", src, so_nopad, "nopad", logs, peer, notes,
+                        compile_info)
     ref = read_f32(os.path.join(d, manifest["output"])) if have_prep else None
     dynamic = bool((manifest.get("onnx_export") or {}).get("dynamic_batch"))
 
@@ -454,9 +463,10 @@ def bench_net(net, args, tools, peak, ort_skip, py):
                     os.unlink(out)
                 common = ["--threads", str(nt), "--warmup", str(args.warmup), "--serve",
                           "--output", out] + (["--batch", str(nb)] if nb > 1 else [])
-                if e in sos or e in ("cnncc-onnx", "cnncc-bf16", "cnncc-int8"):
+                if e in sos or e in ("cnncc-onnx", "cnncc-bf16", "cnncc-int8", "cnncc-nopad"):
                     lib = sos[e] if e in sos else {"cnncc-onnx": so_onnx, "cnncc-bf16": so_bf16,
-                                                   "cnncc-int8": so_int8}[e]
+                                                   "cnncc-int8": so_int8,
+                                                   "cnncc-nopad": so_nopad}[e]
                     cmd = [tools["bench_host"], lib] + common
                     if have_prep:
                         cmd += ["--input", os.path.join(d, manifest["input"])]

@@ -128,7 +128,11 @@ enum { P_SCALE = 0, P_SHIFT = 1 };
  *             linear_weight (the weight is nn.Linear's [out, in], not
  *             [out, in, 1, 1]: a 1x1 ungrouped conv that stands for a
  *             Linear applied to every pixel's channels, the spec's
- *             pointwise_linear; same numbers, same memory order)
+ *             pointwise_linear; same numbers, same memory order),
+ *             padded_from (set by pad-channels: output channels
+ *             [padded_from, out_channels) are padding, which the kernel
+ *             stores as exactly 0, by a select after the epilogue, whatever
+ *             its input holds; 0: no padding)
  *   BATCHNORM: eps
  *   LAYERNORM: eps (over the channels of each pixel, as ConvNeXt's
  *             LayerNorm2d; over the features of a vector; params weight
@@ -162,6 +166,7 @@ typedef struct {
   int64_t out_channels;
   int64_t kernel[2], stride[2], pad[4], dilation[2];
   int64_t groups;
+  int64_t padded_from;
   bool has_bias;
   bool linear_weight;
   float eps;

@@ -14,7 +14,8 @@
  *
  * Epilogues print as "+res(%k)" and the activation, "+relu", "+clamp(0,6)"
  * (ir_act_str); planned memory as "@arena:OFF",
- * "@input:I" or "@%k+OFF".
+ * "@input:I" or "@%k+OFF"; a conv's padded outputs (pad-channels,
+ * Attrs.padded_from) as "zero>=C".
  */
 #include <stdlib.h>
 
@@ -51,6 +52,8 @@ static void print_attrs(const Node *n, FILE *o) {
             (long long)a->pad[1], (long long)a->pad[2], (long long)a->pad[3],
             (long long)a->dilation[0], (long long)a->dilation[1], (long long)a->groups,
             a->has_bias ? " bias" : "");
+    if (a->padded_from) /* pad-channels: outputs from here on are stored as 0 */
+      fprintf(o, " zero>=%lld", (long long)a->padded_from);
     break;
   case OP_BATCHNORM:
   case OP_LAYERNORM:

@@ -42,15 +42,28 @@
  *     need a copy;
  *   - C' <= 1.5 C, or every node of the class has 1x1 pixels (an SE
  *     squeeze of 8 channels becomes 16; LeNet's 6 channels stay 6).
- * The padded channels hold act(0) (plus such values through residuals and
- * gates): finite, and multiplied by zero weights wherever they meet real
- * channels, so every real output is computed from exactly the same
- * products as before.
+ * The padded channels meet real ones only through zero weights, which
+ * absorb a value x only when it is finite (0 * inf = NaN: the difftest
+ * campaign's seeds 4019-4283, tests/difftest/regressions/
+ * inf_through_padded_channels). So they never depend on the input: a
+ * one-group conv's padded outputs, the only ones computed from real
+ * channels (with zero weights), are stored as exactly 0 by its kernel, a
+ * select after the epilogue (Attrs.padded_from; every conv kernel applies
+ * it, backend/tiles.c's be_zero_padded_*); everything else in a padded
+ * channel comes from padded channels through zero groups, zero scale-shift
+ * parameters and channel-wise ops: input-independent constants (act(0) and
+ * the like). keep_padding_finite bounds them and leaves a class unpadded
+ * where they could overflow. Every real output is then computed from
+ * exactly the same products as before, for every input, inf and NaN
+ * included. Nothing reduces over the padded channels: layernorm, softmax,
+ * concat, shuffle and slices of a larger tensor make a class unpadded, and
+ * a pixel's slice is a view of the real channels.
  *
  * cnn_info.macs keeps the network's own count (Graph.macs_orig, recorded
  * before the passes); the profile's per-layer GFLOP/s count the padded
  * work the kernels do.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,6 +206,98 @@ static void judge_classes(Pad *p) {
   }
 }
 
+/* A bound on |x| for an activation of x, |x| <= b (every one here maps a
+   finite value to a finite one no larger than max(|x|, 1, its bounds)). */
+static double act_bound(const Act *a, double b) {
+  if (b < 1)
+    b = 1;
+  if (a->kind == ACT_CLAMP) {
+    if (isfinite(a->a) && fabs(a->a) > b)
+      b = fabs(a->a);
+    if (isfinite(a->b) && fabs(a->b) > b)
+      b = fabs(a->b);
+  }
+  return b;
+}
+
+/* A bound on the padded channels' values of padded node n, from its inputs'
+   (bound[], by id). A one-group conv stores 0 there (Attrs.padded_from,
+   whatever its input holds); every other member computes them from padded
+   channels only (zero groups, zero scale-shift parameters, channel-wise
+   ops), so they are the same constants for every input. */
+static double padded_bound(const Node *n, const double *bound) {
+  double b = INFINITY, res = 0;
+  if (n->epi.residual >= 0)
+    res = bound[n->in[n->epi.residual]->id];
+  switch (n->op) {
+  case OP_CONV2D:
+    if (one_group_conv(n))
+      return 0;
+    b = 0; /* zero weights and bias times finite padded inputs */
+    break;
+  case OP_BATCHNORM:
+  case OP_SCALESHIFT:
+    b = 0; /* zero parameters (batchnorm: var 1) times a finite value */
+    break;
+  case OP_SCALE:
+    b = fabs((double)n->attr.scale) * bound[n->in[0]->id];
+    break;
+  case OP_ADD:
+  case OP_MEAN:
+    b = 0;
+    for (int k = 0; k < n->nin; k++)
+      b += bound[n->in[k]->id];
+    break;
+  case OP_MUL:
+    b = 1;
+    for (int k = 0; k < n->nin; k++)
+      b *= bound[n->in[k]->id];
+    break;
+  case OP_DROPOUT:
+  case OP_MAXPOOL:
+  case OP_AVGPOOL:
+  case OP_ADAPTIVE_AVGPOOL:
+  case OP_ADAPTIVE_MAXPOOL:
+    b = bound[n->in[0]->id];
+    break;
+  default:
+    if (ir_ops[n->op].flags & OPF_ACT) {
+      Act a = ir_node_act(n);
+      b = act_bound(&a, bound[n->in[0]->id]);
+    }
+    break;
+  }
+  return act_bound(&n->epi.act, b + res);
+}
+
+/* Exactness for every input, inf and NaN included: the padded channels
+   meet real ones only through zero weights, where 0 * x is 0 only for a
+   finite x. By padded_bound they are input-independent constants; a class
+   where they could overflow (a long chain of adds or muls of them, which
+   no real network has) is left unpadded. In execution order, so inputs'
+   bounds come first; classes read each other only through absorbing convs
+   and slices, so unpadding one changes no other's bounds. */
+static void keep_padding_finite(Pad *p) {
+  Graph *g = p->g;
+  double *bound = calloc((size_t)p->n, sizeof *bound);
+  bool *unpad = calloc((size_t)p->n, sizeof *unpad);
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *n = GRAPH_NODE(g, i);
+    if (n->dead || !p->newc[n->id])
+      continue;
+    bound[n->id] = padded_bound(n, bound);
+    if (!(bound[n->id] <= 1e30))
+      unpad[find(p->parent, n->id)] = true;
+  }
+  for (int i = 0; i < g->nodes.len; i++) {
+    Node *n = GRAPH_NODE(g, i);
+    if (!n->dead && p->newc[n->id] && unpad[find(p->parent, n->id)])
+      p->newc[n->id] = 0;
+  }
+  free(bound);
+  free(unpad);
+}
+
 /* ---------------------------------------------------------------- padding */
 
 /* p's data as [d0][d1][rest] grown to [n0][n1][rest] with zeros. */
@@ -232,6 +337,11 @@ static void pad_conv(Pad *p, Node *n) {
   pad_param(p->g, n->params[P_WEIGHT], noc, cg, 0.0f);
   if (n->attr.has_bias)
     pad_param(p->g, n->params[P_BIAS], noc, 1, 0.0f);
+  /* A one-group conv's padded outputs read every real input channel (with
+     zero weights: 0 * inf = NaN): its kernel stores 0 there instead. A
+     grouped one's read only padded input channels, which are finite. */
+  if (noc != oc && !groupwise(n))
+    n->attr.padded_from = oc;
   n->attr.out_channels = noc;
 }
 
@@ -308,6 +418,7 @@ void pass_pad_channels(Graph *g) {
   p.newc = calloc((size_t)n, sizeof(int64_t));
   build_classes(&p);
   judge_classes(&p);
+  keep_padding_finite(&p);
 
   int64_t *oldc = calloc((size_t)n, sizeof(int64_t));
   int padded = 0;

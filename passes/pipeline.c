@@ -23,11 +23,10 @@ const PassInfo passes_all[] = {
      "fuse residual adds and relus into the producing kernel's epilogue"},
     {"fold-1x1", pass_fold_1x1, 2,
      "merge sibling 1x1 convs reading one tensor into one split conv"},
-    /* Off unless named in --passes: with an infinite input a padded channel
-       computes 0 * inf = NaN, and the zero weights that should absorb it
-       carry it into real outputs (0 * NaN) until the kernels zero their
-       padded lanes (tests/difftest/regressions/inf_through_padded_channels.*). */
-    {"pad-channels", pass_pad_channels, PASS_NAMED_ONLY,
+    /* Exact for every input: the kernels store the padded outputs of a
+       one-group conv as 0 (Attrs.padded_from), so no 0 * inf = NaN reaches
+       real outputs (tests/difftest/regressions/inf_through_padded_channels.*). */
+    {"pad-channels", pass_pad_channels, 2,
      "pad channel counts to a multiple of 16 with zero weights, for the blocked kernels"},
     {"layout", pass_layout, 1,
      "put activations in the channel-blocked layout (NCHW16c) the fast kernels use"},

@@ -81,6 +81,7 @@ PASS_HIT = {
     "fuse-epilogue/residual": r"^fuse-epilogue: fused [1-9]",
     "fuse-epilogue/activation": r"^fuse-epilogue: .*and [1-9]\d* activations",
     "fold-1x1": r"^fold-1x1: merged [1-9]",
+    "pad-channels": r"^pad-channels: padded [1-9]",
     "layout/nchw16c": r"^layout: [1-9]\d* of",
     "layout/reorders": r"^layout: .*, [1-9]\d* reorders",
     "concat-elim/placed": r"^concat-elim: [1-9]\d* of \d+ concat inputs",

@@ -14,6 +14,10 @@
  *                               configuration, run, compare, record
  *   tests/difftest/twin.py      the twin JSON as a PyTorch module (float64)
  *   tests/difftest/reduce.py    shrinks a failing network to a minimal spec
+ *   tests/difftest/handmade.py  regressions written by hand (the modern
+ *                               networks' block shapes with non-finite
+ *                               inputs, for pad-channels), as reduce.py
+ *                               writes them
  *   tests/difftest/regressions/ the minimal specs of the bugs found, with
  *                               their weights, inputs and PyTorch's outputs
  *   tests/fuzz/fuzz_codegen.c   the generator driven by libFuzzer's bytes,
