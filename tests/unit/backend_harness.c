@@ -487,15 +487,14 @@ void compare(Graph *g, int64_t batch, float **in, float **out, double rtol) {
 }
 
 /* The whole round trip: plan, compile, load, run, compare. */
-/* The second half of every round trip: create a model from the loaded
-   .so, run `batch` random samples on `nthreads`, compare with the
-   reference; closes l and frees g. */
-static void run_and_compare(Lib *l, Graph *g, int64_t batch, int nthreads, double rtol) {
+void run_and_compare(Lib *l, Graph *g, int64_t batch, int nthreads, double rtol, float **in) {
   char err[256];
   cnn_model *m = l->create(NULL, err, sizeof err);
   cr_assert(m, "cnn_create: %s", err);
   cr_assert_eq(l->threads(m, nthreads), 0);
-  float **in = make_inputs(g, batch), **out = make_outputs(g, batch);
+  if (!in)
+    in = make_inputs(g, batch);
+  float **out = make_outputs(g, batch);
   int rc = l->run(m, batch, (const float *const *)in, out);
   cr_assert_eq(rc, 0, "cnn_run: %s", l->last_error(m));
   compare(g, batch, in, out, rtol);
@@ -509,7 +508,7 @@ static void run_and_compare(Lib *l, Graph *g, int64_t batch, int nthreads, doubl
 void check_graph_opts(Graph *g, int64_t batch, int nthreads, double rtol) {
   Lib l = {0};
   lib_build(&l, g);
-  run_and_compare(&l, g, batch, nthreads, rtol);
+  run_and_compare(&l, g, batch, nthreads, rtol, NULL);
 }
 
 void check_graph(Graph *g) { check_graph_opts(g, 1, 1, 1e-5); }
@@ -630,7 +629,7 @@ void check_blocked_tuned(Graph *g, int64_t batch, int threads, const char *cpu,
   }
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
-  run_and_compare(&l, g, batch, threads, 1e-5);
+  run_and_compare(&l, g, batch, threads, 1e-5, NULL);
 }
 
 /* ------------------------------------------------------------------ shell */

@@ -122,6 +122,10 @@ void free_bufs(float **b, int n);
 void compare(Graph *g, int64_t batch, float **in, float **out, double rtol);
 extern bool harness_regimes_optional;
 
+/* The second half of every round trip: create a model from the loaded
+   .so, run `batch` samples of `in` (NULL: random ones; freed here) on
+   `nthreads`, compare with the reference; closes l and frees g. */
+void run_and_compare(Lib *l, Graph *g, int64_t batch, int nthreads, double rtol, float **in);
 /* The whole round trip: plan, compile, load, run, compare; frees g. */
 void check_graph_opts(Graph *g, int64_t batch, int nthreads, double rtol);
 /* check_graph_opts(g, 1, 1, 1e-5). */

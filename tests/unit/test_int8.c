@@ -101,21 +101,12 @@ Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
   o.precision = PRECISION_INT8;
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
-  char err[256];
-  cnn_model *m = l.create(NULL, err, sizeof err);
-  cr_assert(m, "%s", err);
-  float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
+  float **in = make_inputs(g, 2);
   const float s[3] = {0.125f, 0.25f, 0.0625f};
   const int z[3] = {100, 7, 200};
   for (int i = 0; i < 3; i++)
     grid_input(in[i], 2 * shape_numel(&g->inputs[i].node->shape), s[i], z[i]);
-  cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0, "%s", l.last_error(m));
-  compare(g, 2, in, out, 1e-5);
-  free_bufs(in, g->ninputs);
-  free_bufs(out, g->noutputs);
-  l.destroy(m);
-  lib_close(&l);
-  ir_graph_free(g);
+  run_and_compare(&l, g, 2, 1, 1e-5, in);
 }
 
 Test(target, a_cpu_without_vnni_is_refused) {
