@@ -150,6 +150,31 @@ typedef struct {
   int vnni; /* AVX512-VNNI (--precision=int8); -1: not probed */
 } Caps;
 
+/* A module of one function, probe(p) { *p = INTRINSIC(*p, *p, *p) } on
+   vectors of type v (an overloaded intrinsic is declared for v), or NULL
+   if LLVM does not know the intrinsic. */
+static LLVMModuleRef probe_module(LLVMContextRef ctx, LLVMTypeRef v, const char *intrinsic,
+                                  bool overloaded) {
+  unsigned id = LLVMLookupIntrinsicID(intrinsic, strlen(intrinsic));
+  if (!id)
+    return NULL;
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
+  LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
+  LLVMValueRef fn =
+      LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), &ptr, 1, 0));
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+  LLVMValueRef x = LLVMBuildLoad2(b, v, LLVMGetParam(fn, 0), "");
+  LLVMValueRef args[3] = {x, x, x};
+  size_t ntys = overloaded ? 1 : 0;
+  LLVMValueRef y = LLVMBuildCall2(b, LLVMIntrinsicGetType(ctx, id, &v, ntys),
+                                  LLVMGetIntrinsicDeclaration(m, id, &v, ntys), args, 3, "");
+  LLVMBuildStore(b, y, LLVMGetParam(fn, 0));
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+  return m;
+}
+
 /* Whether the target machine can select llvm.x86.avx512.vpdpbusd.512:
    emitted in a process of its own (fork), as LLVM aborts on an intrinsic
    the CPU lacks ("Cannot select"); its exit status is the answer. */
@@ -162,26 +187,11 @@ static int probe_vnni(LLVMTargetMachineRef tm) {
     if (!freopen("/dev/null", "w", stderr))
       _exit(1);
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe_vnni", ctx);
-    LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMTypeRef v = LLVMVectorType(LLVMInt32TypeInContext(ctx), 16);
-    LLVMValueRef fn =
-        LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), &ptr, 1, 0));
-    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
-    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
-    LLVMValueRef x = LLVMBuildLoad2(b, v, LLVMGetParam(fn, 0), "");
-    const char *name = "llvm.x86.avx512.vpdpbusd.512";
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    if (!id)
-      _exit(1);
-    LLVMValueRef args[3] = {x, x, x};
-    LLVMValueRef y = LLVMBuildCall2(b, LLVMIntrinsicGetType(ctx, id, NULL, 0),
-                                    LLVMGetIntrinsicDeclaration(m, id, NULL, 0), args, 3, "");
-    LLVMBuildStore(b, y, LLVMGetParam(fn, 0));
-    LLVMBuildRetVoid(b);
+    LLVMModuleRef m = probe_module(ctx, LLVMVectorType(LLVMInt32TypeInContext(ctx), 16),
+                                   "llvm.x86.avx512.vpdpbusd.512", false);
     char *msg = NULL;
     LLVMMemoryBufferRef buf = NULL;
-    if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf))
+    if (!m || LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf))
       _exit(1);
     _exit(memmem(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf), "vpdpbusd", 8) ? 0 : 1);
   }
@@ -200,23 +210,11 @@ static int probe_child(LLVMTargetRef t, const char *triple, const char *cpu, con
   if (!tm)
     return 3;
   LLVMContextRef ctx = LLVMContextCreate();
-  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
-  LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
-  LLVMTypeRef v16 = LLVMVectorType(LLVMFloatTypeInContext(ctx), 16);
-  LLVMValueRef fn =
-      LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), &ptr, 1, 0));
-  LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
-  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
-  LLVMValueRef x = LLVMBuildLoad2(b, v16, LLVMGetParam(fn, 0), "");
-  unsigned id = LLVMLookupIntrinsicID("llvm.fma", 8);
-  LLVMValueRef fma = LLVMGetIntrinsicDeclaration(m, id, &v16, 1);
-  LLVMValueRef args[3] = {x, x, x};
-  LLVMValueRef y = LLVMBuildCall2(b, LLVMIntrinsicGetType(ctx, id, &v16, 1), fma, args, 3, "");
-  LLVMBuildStore(b, y, LLVMGetParam(fn, 0));
-  LLVMBuildRetVoid(b);
+  LLVMModuleRef m =
+      probe_module(ctx, LLVMVectorType(LLVMFloatTypeInContext(ctx), 16), "llvm.fma", true);
   char *msg = NULL;
   LLVMMemoryBufferRef buf = NULL;
-  if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf))
+  if (!m || LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf))
     return 3;
   size_t n = LLVMGetBufferSize(buf);
   char *text = malloc(n + 1);
