@@ -52,6 +52,7 @@
 #include <llvm-c/Analysis.h>
 
 #include "../runtime/cnnrt.h"
+#include "../support/files.h"
 #include "backend_internal.h"
 
 #ifndef CNNCC_VERSION
@@ -1186,7 +1187,7 @@ static void publish(Compile *cp) {
     free(cp->weights_tmp);
     cp->weights_tmp = NULL;
   }
-  if (rename(cp->out_tmp, o->output) != 0) {
+  if (file_publish(cp->out_tmp, o->output) != 0) {
     fail(&cp->st, 1, "cannot write '%s': %s", o->output, strerror(errno));
     if (cp->weights_final)
       unlink(cp->weights_final);

@@ -25,6 +25,7 @@
 #include "driver.h"
 #include "frontend/frontend.h"
 #include "progress.h"
+#include "support/files.h"
 
 const char *emit_spec_weights_path(const char *output, char *buf, size_t n) {
   const char *base = strrchr(output, '/');
@@ -128,7 +129,7 @@ int emit_spec_write(const Graph *g, const Options *o, Progress *prog, Diag *d) {
     ok = false;
   }
   ok = ok && weights_save(wpath, params, n, d, progress_hook(prog));
-  if (ok && rename(tmp, o->output) != 0) {
+  if (ok && file_publish(tmp, o->output) != 0) {
     diag_plain(d, DIAG_ERROR, "cannot write '%s': %s", o->output, strerror(errno));
     unlink(wpath);
     ok = false;

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "support/files.h"
 
 /* Words a name may not become: C and C++ keywords, the wrappers' own
    parameters and locals, and object-like macros of the headers the
@@ -367,7 +368,7 @@ bool header_write(const Graph *g, const char *path, Diag *d) {
     ok = !ferror(f);
     ok = fclose(f) == 0 && ok;
   }
-  if (ok && rename(tmp, path) != 0)
+  if (ok && file_publish(tmp, path) != 0)
     ok = false;
   if (!ok) {
     diag_plain(d, DIAG_ERROR, "cannot write '%s': %s", path, strerror(errno));

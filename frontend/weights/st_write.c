@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "weights_internal.h"
+#include "../../support/files.h"
 
 #define ST_WRITE_MAX_HEADER ((size_t)100 << 20) /* what safetensors.c accepts */
 #define CHUNK_FLOATS ((size_t)1 << 20)          /* 4 MB between progress reports */
@@ -157,7 +158,7 @@ bool st_write_f32(const char *path, const StWriteTensor *t, int n, const Progres
     close(fd);
   else if (fclose(f) != 0 && ok)
     ok = false, saved = errno;
-  if (ok && rename(tmp, path) != 0)
+  if (ok && file_publish(tmp, path) != 0)
     ok = false, saved = errno;
   if (!ok) {
     fail(err, errlen, "cannot write '%s': %s", path, strerror(saved ? saved : EIO));

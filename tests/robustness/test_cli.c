@@ -551,3 +551,64 @@ Test(cli, target_aarch64_makes_an_aarch64_shared_object) {
             "net.yaml -q --target=aarch64-linux-gnu --emit=obj -o out.o");
   cr_expect_eq(r.status, 0, "%s", r.out);
 }
+
+/* Outputs are written beside their name and renamed into place; a rename
+   onto a device, a FIFO or /dev/stdout would replace the node itself (as
+   root, /dev/null became a regular file of 406,928 bytes after `cnncc
+   lenet5.yaml -o /dev/null`). Into a FIFO, a link to a plain file and a
+   dangling link, for the .so, --emit=spec and --emit=llvm: the node stays
+   what it was and the bytes arrive. */
+Test(cli, outputs_into_a_fifo_or_through_a_link_keep_the_node) {
+  put("net.yaml",
+      "cnncc: 1\nname: t\ninputs: {x: [3, 8, 8]}\n"
+      "layers:\n  - {name: c, op: conv2d, out: 4, kernel: 3}\n  - {name: r, op: relu}\n");
+  static const char *const kinds[3] = {"", "--emit=spec", "--emit=llvm"};
+  for (int k = 0; k < 3; k++) {
+    Result ref = cnncc(NULL, "net.yaml -q %s -o ref.out", kinds[k]);
+    cr_assert_eq(ref.status, 0, "%s", ref.out);
+    struct stat rs;
+    cr_assert_eq(stat(at("ref.out"), &rs), 0);
+    /* a FIFO, drained by cat into a file */
+    cr_assert_eq(mkfifo(at("fifo"), 0600), 0);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "timeout 20 cat '%s' > '%s' 2>/dev/null </dev/null &", at("fifo"),
+             at("drained"));
+    cr_assert_eq(system(cmd), 0);
+    Result r = cnncc(NULL, "net.yaml -q %s -o fifo", kinds[k]);
+    cr_assert_eq(r.status, 0, "%s %s", kinds[k], r.out);
+    struct stat fs;
+    cr_assert_eq(lstat(at("fifo"), &fs), 0);
+    cr_assert(S_ISFIFO(fs.st_mode), "%s: the FIFO was replaced", kinds[k]);
+    for (int t = 0; t < 100 && (stat(at("drained"), &fs) != 0 || fs.st_size < rs.st_size); t++)
+      usleep(20000);
+    /* the text outputs name their file (a spec its weights), so their
+       sizes may differ by the length of the names */
+    long long slack = k ? 64 : 0, diff = (long long)(fs.st_size - rs.st_size);
+    cr_assert(fs.st_size > 0 && diff <= slack && -diff <= slack,
+              "%s: %lld bytes through the FIFO, %lld in a file", kinds[k], (long long)fs.st_size,
+              (long long)rs.st_size);
+    /* a link to a plain file, and a dangling one */
+    put("target", "old");
+    cr_assert_eq(symlink("target", at("link")), 0);
+    cr_assert_eq(symlink("missing", at("dangling")), 0);
+    r = cnncc(NULL, "net.yaml -q %s -o link", kinds[k]);
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    r = cnncc(NULL, "net.yaml -q %s -o dangling", kinds[k]);
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    const char *names[2] = {"link", "dangling"}, *targets[2] = {"target", "missing"};
+    for (int i = 0; i < 2; i++) {
+      cr_assert_eq(lstat(at(names[i]), &fs), 0);
+      cr_assert(S_ISLNK(fs.st_mode), "%s: '%s' is no longer a link", kinds[k], names[i]);
+      cr_assert_eq(stat(at(targets[i]), &fs), 0);
+      diff = (long long)(fs.st_size - rs.st_size);
+      cr_assert(fs.st_size > 0 && diff <= slack && -diff <= slack,
+                "%s: '%s' holds %lld bytes, the file %lld", kinds[k], targets[i],
+                (long long)fs.st_size, (long long)rs.st_size);
+    }
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && rm -f fifo drained link dangling target missing "
+             "ref.out *.safetensors",
+             dir);
+    cr_assert_eq(system(cmd), 0);
+  }
+}
