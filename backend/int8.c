@@ -139,6 +139,15 @@ static LLVMValueRef in_range(BeCtx *c, LLVMValueRef v, int64_t n) {
   return LLVMBuildICmp(c->b, LLVMIntULT, v, be_i64(c, n), "");
 }
 
+/* The input row and column of tap (kh, kw) for output pixel (oh, ow), and
+   whether it lies inside the input (else it is padding). */
+static LLVMValueRef tap_at(BeCtx *c, const Geo *g, LLVMValueRef oh, LLVMValueRef ow,
+                           LLVMValueRef kh, LLVMValueRef kw, LLVMValueRef *ih, LLVMValueRef *iw) {
+  *ih = be_add(c, be_mulk(c, oh, g->sh), be_addk(c, be_mulk(c, kh, g->dh), -g->ph));
+  *iw = be_add(c, be_mulk(c, ow, g->sw), be_addk(c, be_mulk(c, kw, g->dw), -g->pw));
+  return LLVMBuildAnd(c->b, in_range(c, *ih, g->IH), in_range(c, *iw, g->IW), "");
+}
+
 /* u8 of 16 floats, as quant_byte. */
 static LLVMValueRef quant_vec(BeCtx *c, const Node *n, LLVMValueRef x) {
   LLVMValueRef r =
@@ -159,10 +168,8 @@ static void quantize_pixel_blocked(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRe
                                    LLVMValueRef oh, LLVMValueRef ow, int t) {
   BeLoop kh, kw, cb;
   be_for(c, &kh, be_i64(c, 0), be_i64(c, g->KH), "kh");
-  LLVMValueRef ih = be_add(c, be_mulk(c, oh, g->sh), be_addk(c, be_mulk(c, kh.iv, g->dh), -g->ph));
   be_for(c, &kw, be_i64(c, 0), be_i64(c, g->KW), "kw");
-  LLVMValueRef iw = be_add(c, be_mulk(c, ow, g->sw), be_addk(c, be_mulk(c, kw.iv, g->dw), -g->pw));
-  LLVMValueRef inside = LLVMBuildAnd(c->b, in_range(c, ih, g->IH), in_range(c, iw, g->IW), "");
+  LLVMValueRef ih, iw, inside = tap_at(c, g, oh, ow, kh.iv, kw.iv, &ih, &iw);
   LLVMValueRef pix =
       LLVMBuildSelect(c->b, inside, be_add(c, be_mulk(c, ih, g->IW), iw), be_i64(c, 0), "");
   LLVMValueRef kb =
@@ -192,10 +199,8 @@ static void quantize_pixel(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, L
   BeLoop ci, kh, kw;
   be_for(c, &ci, be_i64(c, 0), be_i64(c, g->C), "ci");
   be_for(c, &kh, be_i64(c, 0), be_i64(c, g->KH), "kh");
-  LLVMValueRef ih = be_add(c, be_mulk(c, oh, g->sh), be_addk(c, be_mulk(c, kh.iv, g->dh), -g->ph));
   be_for(c, &kw, be_i64(c, 0), be_i64(c, g->KW), "kw");
-  LLVMValueRef iw = be_add(c, be_mulk(c, ow, g->sw), be_addk(c, be_mulk(c, kw.iv, g->dw), -g->pw));
-  LLVMValueRef inside = LLVMBuildAnd(c->b, in_range(c, ih, g->IH), in_range(c, iw, g->IW), "");
+  LLVMValueRef ih, iw, inside = tap_at(c, g, oh, ow, kh.iv, kw.iv, &ih, &iw);
   LLVMValueRef idx =
       be_add(c, be_mulk(c, ci.iv, g->IH * g->IW), be_add(c, be_mulk(c, ih, g->IW), iw));
   idx = LLVMBuildSelect(c->b, inside, idx, be_i64(c, 0), "");
