@@ -317,7 +317,7 @@ static void order_segments(Plan *pl, const Segs *segs) {
       int k = pl->srcof[c];
       const Src *x = &pl->src[k];
       int cat = k == open ? 0 : !x->free ? 1 : k == next ? 3 : 2;
-      int64_t within = x->free ? pl->chan[c] : stored_at(x, pl->chan[c]);
+      int64_t within = x->free ? c : stored_at(x, pl->chan[c]);
       keys[nk++] = (Key){cat, k, within, c};
     }
     qsort(keys, (size_t)nk, sizeof(Key), cmp_key);
@@ -520,7 +520,11 @@ static bool try_fold(St *st, Node *y, Node *s, bool gather) {
       rebuild(st, y, &pl);
     else if (pl.src[0].free)
       permute_outputs(g, y, pl.src[0].pos, C);
-    absorb(st, s, pi);
+    bool identity = true;
+    for (int64_t c = 0; c < C && identity; c++)
+      identity = pi[c] == c;
+    if (!identity)
+      absorb(st, s, pi);
     ir_replace_uses(g, s, y);
     s->dead = true;
     if (sole)
