@@ -22,6 +22,7 @@
  *   linear.c    linear layers over the rows of a batch (the batched tail)
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
+ *   amx.c       --precision=bf16 convs on AMX tiles (tdpbf16ps)
  *   int8.c      --precision=int8: the quantized conv/linear kernel (vpdpbusd)
  *               and its weight packing
  *   bf16.c      --precision=bf16: which parameters are bf16, the rounding,
@@ -65,6 +66,7 @@ typedef struct {
                   a libm call per lane: kernels then use llvm.fmuladd) */
   bool avx512; /* lanes == 16: the AVX-512 register tiles */
   bool vnni;   /* AVX512-VNNI vpdpbusd: --precision=int8 (int8.c) */
+  bool amx;    /* AMX-TILE and AMX-BF16: --precision=bf16 convs (amx.c) */
 } BeTarget;
 
 /* How many <16 x float> values the vector registers hold: 32 (AVX-512),
@@ -407,6 +409,15 @@ void be_emit_int8(BeCtx *c, KArgs *k);
 int64_t be_packed_numel_int8(const BeConfig *cf, const Node *n);
 float *be_pack_int8(const BeConfig *cf, const Node *n);
 
+/* amx.c: an ungrouped conv on NCHW16c in and out under --precision=bf16,
+   on a target with AMX-BF16 (BeTarget.amx, Tuning.amx). Work item: a band
+   of output rows and a group of output-channel blocks. */
+bool be_conv_amx_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_conv_amx(const BeConfig *cf, const Node *n);
+void be_emit_conv_amx(BeCtx *c, KArgs *k);
+int64_t be_packed_numel_amx(const BeConfig *cf, const Node *n);
+float *be_pack_amx(const BeConfig *cf, const Node *n);
+
 /* ---------------------------------------------------------------- kernels.c */
 
 /* The decision for one node: its kernel (NULL: the node has none: dead,
@@ -473,10 +484,11 @@ LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *t, cha
                                        size_t errlen);
 /* The description of a target (be_target_machine calls it): lanes,
    registers, FMA, VNNI, from the triple, and for x86-64 from the probe of
-   a given CPU (probed_lanes > 0, probed_vnni >= 0) or the host's feature
+   a given CPU (probed_lanes > 0, probed_vnni and probed_amx >= 0) or the host's feature
    list. */
 void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
-                        int probed_lanes, bool probed_fma, int probed_vnni, BeTarget *t);
+                        int probed_lanes, bool probed_fma, int probed_vnni, int probed_amx,
+                        BeTarget *t);
 /* Runs the optimization pipeline for opt_level. */
 bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
 /* Emits an object or assembly file. */
