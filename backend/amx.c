@@ -42,7 +42,7 @@
 
 #include "backend_internal.h"
 
-#define AMX_BUF_BYTES (192 * 1024) /* the band buffer (stack) */
+#define AMX_BUF_BYTES (256 * 1024) /* the band buffer (stack) */
 #define AMX_SLOTS 128              /* output pixels per band, about */
 #define AMX_ITEMS 8                /* work items a layer aims for */
 
@@ -54,9 +54,33 @@ typedef struct {
   bool in_blocked;                 /* NCHW16c input, else NCHW */
 } Geo;
 
+/* Whether some tap reads phase plane (a, b). */
+static bool plane_used(const Geo *g, int64_t a, int64_t b) {
+  bool row = false, col = false;
+  for (int64_t kh = 0; kh < g->KH; kh++)
+    row |= kh * g->dh % g->sh == a;
+  for (int64_t kw = 0; kw < g->KW; kw++)
+    col |= kw * g->dw % g->sw == b;
+  return row && col;
+}
+
+/* Where plane (a, b) starts in the buffer, in pixels: only the planes some
+   tap reads are there (a 1x1 stride-2 conv reads one of four). */
+static int64_t plane_base(const Geo *g, int64_t a, int64_t b) {
+  int64_t k = 0;
+  for (int64_t i = 0; i < a * g->sw + b; i++)
+    k += plane_used(g, i / g->sw, i % g->sw);
+  return k * g->plane;
+}
+
+/* The buffer's pixels for bands of R rows: the planes, then slack for the
+   last pixel tiles, which run up to 31 slots past the band and Wq - OW
+   columns past a row. */
 static int64_t buf_pixels(const Geo *g, int64_t R) {
-  int64_t Rq = R + (g->KH - 1) * g->dh / g->sh;
-  return g->sh * g->sw * Rq * g->Wq + 32 + 2 * g->Wq; /* slack: the last tiles' rows */
+  int64_t Rq = R + (g->KH - 1) * g->dh / g->sh, used = 0;
+  for (int64_t i = 0; i < g->sh * g->sw; i++)
+    used += plane_used(g, i / g->sw, i % g->sw);
+  return used * Rq * g->Wq + 32 + g->Wq;
 }
 
 static void geo(const BeConfig *cf, const Node *n, Geo *g) {
@@ -184,16 +208,6 @@ static void store_bf16(BeCtx *c, LLVMValueRef buf, LLVMValueRef idx, LLVMValueRe
   LLVMSetAlignment(st, 32);
 }
 
-/* Whether some tap reads phase plane (a, b). */
-static bool plane_used(const Geo *g, int64_t a, int64_t b) {
-  bool row = false, col = false;
-  for (int64_t kh = 0; kh < g->KH; kh++)
-    row |= kh * g->dh % g->sh == a;
-  for (int64_t kw = 0; kw < g->KW; kw++)
-    col |= kw * g->dw % g->sw == b;
-  return row && col;
-}
-
 /* Step 1 from an NCHW input, channel by channel, for plane (a, b) at
    pixel pbase: the band's rows of each channel plane, then zeros in the
    channels past C. */
@@ -236,7 +250,7 @@ static void convert_band(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLV
     for (int64_t b = 0; b < g->sw; b++) {
       if (!plane_used(g, a, b))
         continue;
-      int64_t pbase = (a * g->sw + b) * g->plane;
+      int64_t pbase = plane_base(g, a, b);
       if (!g->in_blocked) {
         convert_band_nchw(c, k, g, buf, oh0, a, b, pbase);
         continue;
@@ -277,33 +291,28 @@ static void multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMVal
     LLVMValueRef a = tmm(c, t);
     tile_call(c, "llvm.x86.tilezero", &a, 1);
   }
-  BeLoop kh, kw, kc;
-  be_for(c, &kh, be_i64(c, 0), be_i64(c, g->KH), "kh");
-  LLVMValueRef hh = be_mulk(c, kh.iv, g->dh);
-  LLVMValueRef prow = be_mulk(c, be_srem(c, hh, be_i64(c, g->sh)), g->sw);
-  LLVMValueRef roff = be_mulk(c, be_sdiv(c, hh, be_i64(c, g->sh)), g->Wq);
-  be_for(c, &kw, be_i64(c, 0), be_i64(c, g->KW), "kw");
-  LLVMValueRef ww = be_mulk(c, kw.iv, g->dw);
-  LLVMValueRef pl = be_add(c, prow, be_srem(c, ww, be_i64(c, g->sw)));
-  LLVMValueRef px = be_add(c, be_add(c, be_mulk(c, pl, g->plane), roff),
-                           be_add(c, be_sdiv(c, ww, be_i64(c, g->sw)), q0));
-  LLVMValueRef tap = be_add(c, be_mulk(c, kh.iv, g->KW), kw.iv);
-  LLVMValueRef wt = be_mulk(c, be_add(c, be_mulk(c, ob, g->taps), tap), g->NKC);
-  be_for(c, &kc, be_i64(c, 0), be_i64(c, g->NKC), "kc");
-  LLVMValueRef xa = be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, kc.iv, 32));
-  tile_load(c, 4, hptr(c, buf, xa), g->Cp * 2);
-  tile_load(c, 5, hptr(c, buf, be_addk(c, xa, 16 * g->Cp)), g->Cp * 2);
-  LLVMValueRef wb = be_mulk(c, be_add(c, wt, kc.iv), 512);
-  for (int j = 0; j < nn; j++)
-    tile_load(c, 6 + j, hptr(c, k->par[P_WEIGHT], be_addk(c, wb, j * g->taps * g->NKC * 512)), 64);
-  for (int j = 0; j < nn; j++)
-    for (int mi = 0; mi < 2; mi++) {
-      LLVMValueRef a[3] = {tmm(c, mi + 2 * j), tmm(c, 4 + mi), tmm(c, 6 + j)};
-      tile_call(c, "llvm.x86.tdpbf16ps", a, 3);
+  for (int64_t kh = 0; kh < g->KH; kh++)
+    for (int64_t kw = 0; kw < g->KW; kw++) {
+      int64_t hh = kh * g->dh, ww = kw * g->dw;
+      int64_t off = plane_base(g, hh % g->sh, ww % g->sw) + hh / g->sh * g->Wq + ww / g->sw;
+      LLVMValueRef px = be_addk(c, q0, off);
+      LLVMValueRef wt = be_mulk(c, be_addk(c, be_mulk(c, ob, g->taps), kh * g->KW + kw), g->NKC);
+      BeLoop kc;
+      be_for(c, &kc, be_i64(c, 0), be_i64(c, g->NKC), "kc");
+      LLVMValueRef xa = be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, kc.iv, 32));
+      tile_load(c, 4, hptr(c, buf, xa), g->Cp * 2);
+      tile_load(c, 5, hptr(c, buf, be_addk(c, xa, 16 * g->Cp)), g->Cp * 2);
+      LLVMValueRef wb = be_mulk(c, be_add(c, wt, kc.iv), 512);
+      for (int j = 0; j < nn; j++)
+        tile_load(c, 6 + j, hptr(c, k->par[P_WEIGHT], be_addk(c, wb, j * g->taps * g->NKC * 512)),
+                  64);
+      for (int j = 0; j < nn; j++)
+        for (int mi = 0; mi < 2; mi++) {
+          LLVMValueRef a[3] = {tmm(c, mi + 2 * j), tmm(c, 4 + mi), tmm(c, 6 + j)};
+          tile_call(c, "llvm.x86.tdpbf16ps", a, 3);
+        }
+      be_for_end(c, &kc);
     }
-  be_for_end(c, &kc);
-  be_for_end(c, &kw);
-  be_for_end(c, &kh);
 }
 
 /* The index of block ob's pixel pix in a full NCHW16c tensor of the output's shape. */
@@ -368,22 +377,27 @@ void be_emit_conv_amx(BeCtx *c, KArgs *k) {
   LLVMValueRef ob0 = be_mulk(c, og, g.G);
   LLVMValueRef ob1 = be_smin(c, be_addk(c, ob0, g.G), be_i64(c, g.OCB));
   LLVMValueRef npairs = LLVMBuildLShr(c->b, be_sub(c, ob1, ob0), be_i64(c, 1), "");
-  be_for(c, &mp, be_i64(c, 0), be_i64(c, g.MP), "mp");
-  LLVMValueRef q0 = be_mulk(c, mp.iv, 32);
+  /* per pair of blocks, every pixel tile: the pair's weights are read
+     from memory once per band and stay in L2 */
   be_for(c, &np, be_i64(c, 0), npairs, "np");
   LLVMValueRef ob = be_add(c, ob0, be_mulk(c, np.iv, 2));
+  be_for(c, &mp, be_i64(c, 0), be_i64(c, g.MP), "mp");
+  LLVMValueRef q0 = be_mulk(c, mp.iv, 32);
   multiply(c, k, &g, buf, q0, ob, 2);
   epilogue(c, k, &g, cbuf, oh0, q0, ob, 2);
+  be_for_end(c, &mp);
   be_for_end(c, &np);
   if (g.OCB % 2) { /* an odd block count: the last group ends with one */
     BeIf odd;
     LLVMValueRef last = be_add(c, ob0, be_mulk(c, npairs, 2));
     be_if(c, &odd, LLVMBuildICmp(c->b, LLVMIntSLT, last, ob1, ""));
-    multiply(c, k, &g, buf, q0, last, 1);
-    epilogue(c, k, &g, cbuf, oh0, q0, last, 1);
+    be_for(c, &mp, be_i64(c, 0), be_i64(c, g.MP), "mp");
+    LLVMValueRef q1 = be_mulk(c, mp.iv, 32);
+    multiply(c, k, &g, buf, q1, last, 1);
+    epilogue(c, k, &g, cbuf, oh0, q1, last, 1);
+    be_for_end(c, &mp);
     be_endif(c, &odd);
   }
-  be_for_end(c, &mp);
   be_for_end(c, &it);
   tile_call(c, "llvm.x86.tilerelease", NULL, 0);
 }
