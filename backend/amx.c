@@ -38,6 +38,7 @@
  * it at its end. Linux hands AMX's 8 KB of tile state to a process only
  * on request: the runtime asks once in cnn_create (cnnrt_uses_amx).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend_internal.h"
@@ -49,6 +50,8 @@
 typedef struct {
   int64_t C, IH, IW, OC, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw;
   int64_t Cp, NKC, OCB, taps;
+  bool int8;                       /* --precision=int8: u8 x s8 -> int32 (tdpbusd), else bf16 */
+  int64_t eb;                      /* bytes per buffer element: 1 (u8) or 2 (bf16) */
   int64_t Wq, R, Rq, plane, bufpx; /* plane width, band rows, plane rows, pixels */
   int64_t NB, G, NOG, MP;          /* bands, blocks per group, groups, tile pairs */
   bool in_blocked;                 /* NCHW16c input, else NCHW */
@@ -91,12 +94,15 @@ static void geo(const BeConfig *cf, const Node *n, Geo *g) {
   g->KH = a->kernel[0], g->KW = a->kernel[1], g->sh = a->stride[0], g->sw = a->stride[1];
   g->pt = a->pad[0], g->pl = a->pad[1], g->dh = a->dilation[0], g->dw = a->dilation[1];
   g->in_blocked = n->in[0]->layout == LAYOUT_NCHW16C;
-  g->Cp = (g->C + 31) / 32 * 32, g->NKC = g->Cp / 32, g->OCB = g->OC / 16;
+  g->int8 = cf->precision == PRECISION_INT8;
+  g->eb = g->int8 ? 1 : 2;
+  int64_t kt = 64 / g->eb; /* channels in a tile row of 64 bytes */
+  g->Cp = be_cdiv(g->C, kt) * kt, g->NKC = g->Cp / kt, g->OCB = g->OC / 16;
   g->taps = g->KH * g->KW;
   g->Wq = g->OW + (g->KW - 1) * g->dw / g->sw;
   int64_t R = cf->tune->amx_rows ? cf->tune->amx_rows : be_cdiv(AMX_SLOTS, g->Wq);
   R = R < 1 ? 1 : R > g->OH ? g->OH : R;
-  while (R > 1 && buf_pixels(g, R) * g->Cp * 2 > AMX_BUF_BYTES)
+  while (R > 1 && buf_pixels(g, R) * g->Cp * g->eb > AMX_BUF_BYTES)
     R--;
   g->R = R;
   g->Rq = R + (g->KH - 1) * g->dh / g->sh;
@@ -114,8 +120,10 @@ static void geo(const BeConfig *cf, const Node *n, Geo *g) {
 }
 
 bool be_conv_amx_accepts(const BeConfig *cf, const Node *n) {
-  if (cf->precision != PRECISION_BF16 || !cf->target.amx || !cf->tune->amx || n->op != OP_CONV2D ||
-      n->attr.groups != 1 || n->quant || n->layout != LAYOUT_NCHW16C)
+  bool bf16 = cf->precision == PRECISION_BF16 && cf->target.amx && !n->quant;
+  bool int8 = cf->precision == PRECISION_INT8 && cf->target.amx_int8 && n->quant && !n->split;
+  if (!(bf16 || int8) || !cf->tune->amx || n->op != OP_CONV2D || n->attr.groups != 1 ||
+      n->layout != LAYOUT_NCHW16C)
     return false;
   /* an NCHW input (a graph input) of 16 channels or more: a stem of 3
      would multiply 29 zero channels out of 32 */
@@ -123,7 +131,7 @@ bool be_conv_amx_accepts(const BeConfig *cf, const Node *n) {
     return false;
   Geo g;
   geo(cf, n, &g);
-  return g.bufpx * g.Cp * 2 <= AMX_BUF_BYTES;
+  return g.bufpx * g.Cp * g.eb <= AMX_BUF_BYTES;
 }
 
 int64_t be_work_conv_amx(const BeConfig *cf, const Node *n) {
@@ -132,35 +140,60 @@ int64_t be_work_conv_amx(const BeConfig *cf, const Node *n) {
   return g.NB * g.NOG;
 }
 
+/* bf16: one float per weight (the blob rounds them); int8: the weight
+   bytes, then per output channel the dequantizing scale, the zero point's
+   correction (int32) and the bias (floats). */
 int64_t be_packed_numel_amx(const BeConfig *cf, const Node *n) {
   Geo g;
   geo(cf, n, &g);
-  return g.OC * g.taps * g.Cp;
+  return g.int8 ? g.OC * g.taps * g.Cp / 4 + 3 * g.OC : g.OC * g.taps * g.Cp;
+}
+
+/* Where weight (oc, ic, tap) goes among the packed elements: the tile of
+   (block, tap, kc), row ic's group of 4 / eb channels, column oc % 16. */
+static int64_t wpos(const Geo *g, int64_t oc, int64_t ic, int64_t t) {
+  int64_t per = 4 / g->eb, kt = 64 / g->eb; /* channels per 4 bytes, per tile row */
+  int64_t tile = ((oc / 16) * g->taps + t) * g->NKC + ic / kt;
+  return ((tile * 16 + ic % kt / per) * 16 + oc % 16) * per + ic % per;
 }
 
 float *be_pack_amx(const BeConfig *cf, const Node *n) {
   Geo g;
   geo(cf, n, &g);
   const Param *w = n->params[P_WEIGHT];
-  CHECK(param_numel(w) == g.OC * g.C * g.taps, "weight '%s' of '%s'", w->name, n->name);
+  int64_t K = g.C * g.taps;
+  CHECK(param_numel(w) == g.OC * K, "weight '%s' of '%s'", w->name, n->name);
   float *dst = xcalloc((size_t)be_packed_numel_amx(cf, n), sizeof(float));
-  for (int64_t oc = 0; oc < g.OC; oc++)
-    for (int64_t ic = 0; ic < g.C; ic++)
-      for (int64_t t = 0; t < g.taps; t++) {
-        int64_t kc = ic / 32, kp = ic % 32 / 2, e = ic % 2;
-        int64_t d = ((((oc / 16) * g.taps + t) * g.NKC + kc) * 16 + kp) * 32 + oc % 16 * 2 + e;
-        dst[d] = w->data[(oc * g.C + ic) * g.taps + t];
-      }
+  if (!g.int8) {
+    for (int64_t oc = 0; oc < g.OC; oc++)
+      for (int64_t i = 0; i < K; i++) /* i: PyTorch's (ic, kh, kw) order */
+        dst[wpos(&g, oc, i / g.taps, i % g.taps)] = w->data[oc * K + i];
+    return dst;
+  }
+  int8_t *wq = (int8_t *)dst, *row = xmalloc((size_t)K);
+  float *scale = dst + g.OC * g.taps * g.Cp / 4, *bias = scale + 2 * g.OC;
+  int32_t *zpw = (int32_t *)(scale + g.OC);
+  const Param *pb = n->nparams > P_BIAS ? n->params[P_BIAS] : NULL;
+  for (int64_t oc = 0; oc < g.OC; oc++) {
+    int64_t sum = 0;
+    scale[oc] = n->qscale * be_int8_weight_row(w->data + oc * K, K, row);
+    for (int64_t i = 0; i < K; i++) {
+      wq[wpos(&g, oc, i / g.taps, i % g.taps)] = row[i];
+      sum += row[i];
+    }
+    zpw[oc] = (int32_t)(n->qzero * sum);
+    bias[oc] = pb && pb->data ? pb->data[oc] : 0.0f;
+  }
+  free(row);
   return dst;
 }
 
 /* ------------------------------------------------------------ the kernel */
 
-static LLVMTypeRef t_i16(BeCtx *c) { return LLVMInt16TypeInContext(c->ctx); }
-
-/* base + idx elements of 2 bytes. */
-static LLVMValueRef hptr(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
-  return LLVMBuildInBoundsGEP2(c->b, t_i16(c), base, &idx, 1, "");
+/* base + idx elements of the buffer (eb bytes each). */
+static LLVMValueRef eptr(BeCtx *c, const Geo *g, LLVMValueRef base, LLVMValueRef idx) {
+  LLVMValueRef byte = be_mulk(c, idx, g->eb);
+  return LLVMBuildInBoundsGEP2(c->b, c->t_i8, base, &byte, 1, "");
 }
 
 static void tile_call(BeCtx *c, const char *name, LLVMValueRef *args, int n) {
@@ -201,11 +234,21 @@ static LLVMValueRef in_range(BeCtx *c, LLVMValueRef v, int64_t n) {
   return LLVMBuildICmp(c->b, LLVMIntULT, v, be_i64(c, n), "");
 }
 
-/* 16 floats -> 16 bf16 (round to nearest even) stored at buf[idx]. */
-static void store_bf16(BeCtx *c, LLVMValueRef buf, LLVMValueRef idx, LLVMValueRef x) {
-  LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(c->ctx), 16);
-  LLVMValueRef st = LLVMBuildStore(c->b, LLVMBuildFPTrunc(c->b, x, vb, ""), hptr(c, buf, idx));
-  LLVMSetAlignment(st, 32);
+/* x (a float or 16 of them) in the buffer's type stored at buf[idx]:
+   bf16 rounded to nearest even, or u8 quantized with the layer's input
+   scale and zero point (int8.c). */
+static void store_elems(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef idx,
+                        LLVMValueRef x) {
+  bool vec = LLVMGetTypeKind(LLVMTypeOf(x)) == LLVMVectorTypeKind;
+  LLVMValueRef v;
+  if (g->int8) {
+    v = vec ? be_int8_quant_vec(c, k->n, x) : be_int8_quant_byte(c, k->n, x);
+  } else {
+    LLVMTypeRef tb = LLVMBFloatTypeInContext(c->ctx);
+    v = LLVMBuildFPTrunc(c->b, x, vec ? LLVMVectorType(tb, 16) : tb, "");
+  }
+  LLVMSetAlignment(LLVMBuildStore(c->b, v, eptr(c, g, buf, idx)),
+                   (unsigned)(g->eb * (vec ? 16 : 1)));
 }
 
 /* Step 1 from an NCHW input, channel by channel, for plane (a, b) at
@@ -213,7 +256,6 @@ static void store_bf16(BeCtx *c, LLVMValueRef buf, LLVMValueRef idx, LLVMValueRe
    channels past C. */
 static void convert_band_nchw(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh0,
                               int64_t a, int64_t b, int64_t pbase) {
-  LLVMTypeRef tb = LLVMBFloatTypeInContext(c->ctx);
   BeLoop rq, ch, cq;
   be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
   LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq.iv), g->sh), a - g->pt);
@@ -228,15 +270,14 @@ static void convert_band_nchw(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf
   LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
   LLVMValueRef x =
       LLVMBuildSelect(c->b, inside, be_ld(c, k->in[0], be_add(c, src0, iwc)), be_f32(c, 0), "");
-  LLVMValueRef at = be_add(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), ch.iv);
-  LLVMSetAlignment(LLVMBuildStore(c->b, LLVMBuildFPTrunc(c->b, x, tb, ""), hptr(c, buf, at)), 2);
+  store_elems(c, k, g, buf, be_add(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), ch.iv), x);
   be_for_end(c, &cq);
   be_for_end(c, &ch);
   if (g->Cp > g->C) {
     be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cz");
     LLVMValueRef zat = be_addk(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), g->C);
-    LLVMBuildMemSet(c->b, hptr(c, buf, zat), LLVMConstInt(c->t_i8, 0, false),
-                    be_i64(c, 2 * (g->Cp - g->C)), 2);
+    LLVMBuildMemSet(c->b, eptr(c, g, buf, zat), LLVMConstInt(c->t_i8, 0, false),
+                    be_i64(c, g->eb * (g->Cp - g->C)), 1);
     be_for_end(c, &cq);
   }
   be_for_end(c, &rq);
@@ -270,13 +311,15 @@ static void convert_band(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLV
       LLVMValueRef x = be_vld(c, k->in[0], be_mulk(c, be_add(c, src0, iwc), 16), 4);
       x = LLVMBuildSelect(c->b, inside, x, zero, "");
       LLVMValueRef px = be_add(c, px0, cq.iv);
-      store_bf16(c, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, cb.iv, 16)), x);
+      store_elems(c, k, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, cb.iv, 16)), x);
       be_for_end(c, &cq);
       be_for_end(c, &cb);
-      if (g->C % 32) { /* the 16 channels past C: zeros */
+      if (g->Cp > g->C) { /* the channels past C: zeros (their weights are 0) */
         BeLoop z;
         be_for(c, &z, be_i64(c, 0), be_i64(c, g->Wq), "cz");
-        store_bf16(c, buf, be_addk(c, be_mulk(c, be_add(c, px0, z.iv), g->Cp), g->C), zero);
+        LLVMValueRef at = be_addk(c, be_mulk(c, be_add(c, px0, z.iv), g->Cp), g->C);
+        LLVMBuildMemSet(c->b, eptr(c, g, buf, at), LLVMConstInt(c->t_i8, 0, false),
+                        be_i64(c, g->eb * (g->Cp - g->C)), 1);
         be_for_end(c, &z);
       }
       be_for_end(c, &rq);
@@ -299,17 +342,18 @@ static void multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMVal
       LLVMValueRef wt = be_mulk(c, be_addk(c, be_mulk(c, ob, g->taps), kh * g->KW + kw), g->NKC);
       BeLoop kc;
       be_for(c, &kc, be_i64(c, 0), be_i64(c, g->NKC), "kc");
-      LLVMValueRef xa = be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, kc.iv, 32));
-      tile_load(c, 4, hptr(c, buf, xa), g->Cp * 2);
-      tile_load(c, 5, hptr(c, buf, be_addk(c, xa, 16 * g->Cp)), g->Cp * 2);
-      LLVMValueRef wb = be_mulk(c, be_add(c, wt, kc.iv), 512);
-      for (int j = 0; j < nn; j++)
-        tile_load(c, 6 + j, hptr(c, k->par[P_WEIGHT], be_addk(c, wb, j * g->taps * g->NKC * 512)),
-                  64);
+      LLVMValueRef xa = be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, kc.iv, 64 / g->eb));
+      tile_load(c, 4, eptr(c, g, buf, xa), g->Cp * g->eb);
+      tile_load(c, 5, eptr(c, g, buf, be_addk(c, xa, 16 * g->Cp)), g->Cp * g->eb);
+      LLVMValueRef wb = be_mulk(c, be_add(c, wt, kc.iv), 1024); /* bytes */
+      for (int j = 0; j < nn; j++) {
+        LLVMValueRef at = be_addk(c, wb, j * g->taps * g->NKC * 1024);
+        tile_load(c, 6 + j, LLVMBuildInBoundsGEP2(c->b, c->t_i8, k->par[P_WEIGHT], &at, 1, ""), 64);
+      }
       for (int j = 0; j < nn; j++)
         for (int mi = 0; mi < 2; mi++) {
           LLVMValueRef a[3] = {tmm(c, mi + 2 * j), tmm(c, 4 + mi), tmm(c, 6 + j)};
-          tile_call(c, "llvm.x86.tdpbf16ps", a, 3);
+          tile_call(c, g->int8 ? "llvm.x86.tdpbusd" : "llvm.x86.tdpbf16ps", a, 3);
         }
       be_for_end(c, &kc);
     }
@@ -328,7 +372,11 @@ static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMVa
     LLVMValueRef a[3] = {tmm(c, t), be_fptr(c, cbuf, be_i64(c, t * 256)), be_i64(c, 64)};
     tile_call(c, "llvm.x86.tilestored64", a, 3);
   }
-  LLVMValueRef bias = k->n->nparams > P_BIAS ? k->par[P_BIAS] : NULL;
+  LLVMValueRef bias = k->n->nparams > P_BIAS ? k->par[P_BIAS] : NULL, meta = NULL;
+  if (g->int8) { /* scale, zero-point correction, bias after the weight bytes */
+    LLVMValueRef at = be_i64(c, g->OC * g->taps * g->Cp);
+    meta = LLVMBuildInBoundsGEP2(c->b, c->t_i8, k->par[P_WEIGHT], &at, 1, "");
+  }
   BeLoop s;
   be_for(c, &s, be_i64(c, 0), be_i64(c, 32), "slot");
   LLVMValueRef q = be_add(c, q0, s.iv);
@@ -345,9 +393,17 @@ static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMVa
                              be_mulk(c, LLVMBuildAnd(c->b, s.iv, be_i64(c, 15), ""), 16));
   for (int j = 0; j < nn; j++) {
     LLVMValueRef obj = be_addk(c, ob, j), base, local;
-    LLVMValueRef v = be_vld(c, cbuf, be_addk(c, crow, j * 512), 64);
-    if (bias)
-      v = be_fadd(c, v, be_vld(c, bias, be_mulk(c, obj, 16), 64));
+    LLVMValueRef v = be_vld(c, cbuf, be_addk(c, crow, j * 512), 64), o16 = be_mulk(c, obj, 16);
+    if (g->int8) { /* y = (acc - z * sum w) * s * sw + bias */
+      LLVMTypeRef ti = LLVMVectorType(c->t_i32, 16);
+      LLVMValueRef zw = LLVMBuildLoad2(c->b, ti, be_fptr(c, meta, be_addk(c, o16, g->OC)), "");
+      LLVMSetAlignment(zw, 64);
+      LLVMValueRef acc = LLVMBuildSub(c->b, LLVMBuildBitCast(c->b, v, ti, ""), zw, "");
+      v = be_fmul(c, LLVMBuildSIToFP(c->b, acc, c->t_v16, ""), be_vld(c, meta, o16, 64));
+      v = be_fadd(c, v, be_vld(c, meta, be_addk(c, o16, 2 * g->OC), 64));
+    } else if (bias) {
+      v = be_fadd(c, v, be_vld(c, bias, o16, 64));
+    }
     if (k->res)
       v = be_fadd(c, v, be_vld(c, k->res, res_idx(c, g, obj, pix), 4));
     v = be_zero_padded_block(c, k->n, obj, be_act(c, &k->n->epi.act, v));
@@ -361,7 +417,8 @@ static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMVa
 void be_emit_conv_amx(BeCtx *c, KArgs *k) {
   Geo g;
   geo(c->cfg, k->n, &g);
-  LLVMValueRef buf = be_var(c, LLVMArrayType2(t_i16(c), (uint64_t)(g.bufpx * g.Cp)), "amxbuf");
+  LLVMValueRef buf =
+      be_var(c, LLVMArrayType2(c->t_i8, (uint64_t)(g.bufpx * g.Cp * g.eb)), "amxbuf");
   LLVMSetAlignment(buf, 64);
   LLVMValueRef cbuf = be_var(c, LLVMArrayType2(c->t_f32, 1024), "amxacc");
   LLVMSetAlignment(cbuf, 64);

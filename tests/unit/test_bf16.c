@@ -252,18 +252,12 @@ static bool host_has_amx(void) {
   return yes;
 }
 
-/* One conv on its own input x (C x H x W): k x k, stride s, pad p
+/* One conv on its own input (C x H x W, read through an identity conv,
+   so the conv under test reads NCHW16c): k x k, stride s, pad p
    (top/left; bottom/right p2), dilation d; with a residual input and ReLU
    when res. */
 static void amx_conv(Graph *g, const char *name, int64_t C, int64_t H, int64_t W, int64_t oc,
                      int64_t k, int64_t s, int64_t p, int64_t p2, int64_t d, bool res) {
-  /* an identity 1x1 conv first (exact, an AMX conv on an NCHW input), so
-     the conv under test reads the NCHW16c layout its input gets */
-  Node *x = conv(g, input3(g, name, C, H, W), C, 1, 1, 1, 0);
-  for (int64_t i = 0; i < C * C; i++)
-    x->params[P_WEIGHT]->data[i] = i % (C + 1) == 0 ? 1.0f : 0.0f;
-  for (int64_t i = 0; i < C && x->nparams > P_BIAS && x->params[P_BIAS]; i++)
-    x->params[P_BIAS]->data[i] = 0.0f;
   Node *r = NULL;
   if (res) { /* a blocked residual input, made first: nodes run in order */
     char rname[64];
@@ -272,19 +266,9 @@ static void amx_conv(Graph *g, const char *name, int64_t C, int64_t H, int64_t W
             OW = (W + p + p2 - d * (k - 1) - 1) / s + 1;
     r = conv(g, input3(g, rname, oc, OH, OW), oc, 1, 1, 1, 0);
   }
-  Node *c = op1(g, OP_CONV2D, x);
-  c->attr.out_channels = oc;
-  c->attr.kernel[0] = c->attr.kernel[1] = k;
-  c->attr.stride[0] = c->attr.stride[1] = s;
-  c->attr.dilation[0] = c->attr.dilation[1] = d;
-  c->attr.pad[0] = c->attr.pad[1] = p;
-  c->attr.pad[2] = c->attr.pad[3] = p2;
-  fin(g, c);
+  Node *c = conv_geo(g, identity_conv(g, input3(g, name, C, H, W)), oc, k, s, p, p2, d);
   if (r) {
-    Node **in = arena_alloc(g->arena, 2 * sizeof *in);
-    in[0] = x, in[1] = r;
-    c->in = in;
-    c->epi.residual = c->nin++;
+    add_residual(g, c, r);
     c->epi.act.kind = ACT_RELU;
   }
   output(g, c);
@@ -313,27 +297,7 @@ Test(amx, every_conv_shape_matches_the_reference) {
   Lib l = {0};
   tmpdir_new(&l);
   plan(g);
-  /* the kernel table puts every conv on amx.c */
-  Tuning t;
-  tuning_defaults(&t);
-  BeConfig cf = {.tune = &t, .precision = PRECISION_BF16};
-  char *feat = backend_host_features();
-  be_target_describe(backend_host_target(), "", feat, 0, false, -1, -1, &cf.target);
-  BeChoice *ch = calloc((size_t)g->next_id + 1, sizeof *ch);
-  char err[256];
-  cr_assert(be_choose_kernels(&cf, g, ch, err, sizeof err), "%s", err);
-  int namx = 0;
-  for (int i = 0; i < g->nodes.len; i++) {
-    const Node *n = GRAPH_NODE(g, i);
-    if (n->op == OP_CONV2D && !n->dead) {
-      cr_assert_str_eq(ch[n->id].impl->name, "amx", "conv '%s': %s, layout %d, input %d", n->name,
-                       ch[n->id].impl->name, (int)n->layout, (int)n->in[0]->layout);
-      namx++;
-    }
-  }
-  cr_assert_eq(namx, 18);
-  free(ch);
-  free(feat);
+  cr_assert_eq(count_kernel(g, PRECISION_BF16, "amx"), 18, "every conv on amx.c");
   BackendOptions o = opts_for(l.so);
   o.precision = PRECISION_BF16;
   cr_assert_eq(compile(g, &o), 0);
