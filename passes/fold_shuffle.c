@@ -40,12 +40,15 @@
  * conv: any order, one piece each.
  *
  * What stays a shuffle (docs/passes.md): one whose value a reader needs in
- * the logical order (a graph output, an add, mul, concat's other readers, a
- * layernorm, softmax, linear, a conv of several groups that is not
- * depthwise, another shuffle), one whose readers need overlapping or nested
- * channel ranges contiguous, and one whose gather would take more than
- * MAX_PIECES copies. A concat with a permuted input whose own reader is not
- * a foldable shuffle gathers that input back into the logical order.
+ * the logical order (a graph output, an add, mul, layernorm, softmax,
+ * linear, flatten, a conv of several groups that is not depthwise, another
+ * shuffle; a concat when the shuffle's input has other readers), one whose
+ * readers need overlapping or nested channel ranges contiguous, one whose
+ * input is neither a conv nor a concat that only it reads and does not
+ * already hold the needed ranges in one piece, and one whose gather would
+ * take more than MAX_PIECES copies. A concat with a permuted input whose
+ * own reader is not a foldable shuffle gathers that input back into the
+ * logical order.
  */
 #include <stdlib.h>
 #include <string.h>
