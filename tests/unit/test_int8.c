@@ -18,6 +18,11 @@
  * identity conv, which copies the grid values exactly.
  *
  * target: a CPU without AVX512-VNNI is refused with a message.
+ *
+ * calibration: the entropy method's choice (driver/calibrate.c) on
+ * histograms whose answer is known: a uniform one keeps its whole range
+ * (its quantization loses nothing, clipping piles mass on the end bins);
+ * a bulk near 0 with rare far outliers is clipped to near the bulk.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -25,6 +30,7 @@
 
 #include "backend/backend_internal.h"
 #include "backend_harness.h"
+#include "driver/driver.h"
 #include "passes/passes.h"
 
 static uint32_t rng = 12345;
@@ -180,4 +186,36 @@ Test(target, a_cpu_without_vnni_is_refused) {
   cr_assert_eq(compile(g, &o), 1);
   lib_close(&l);
   ir_graph_free(g);
+}
+
+/* ------------------------------------------------------------ calibration */
+
+#define NB 4096
+
+Test(calibration, entropy_keeps_a_uniform_range) {
+  static int64_t h[NB];
+  for (int i = 0; i < NB; i++)
+    h[i] = 1000;
+  double lo, hi;
+  calib_clip_entropy(h, NB, -1.0, 3.0, &lo, &hi);
+  cr_assert_float_eq(lo, -1.0, 1e-9);
+  cr_assert_float_eq(hi, 3.0, 1e-9);
+}
+
+/* A ReLU-like tensor: exponentially falling counts over the first eighth
+   of [0, 8], and 3 values in the last bin: the range ends near the bulk,
+   inside [0, 2], keeping all but the outliers (and their end bin). */
+Test(calibration, entropy_clips_rare_outliers) {
+  static int64_t h[NB];
+  int64_t total = 0, kept = 0;
+  for (int i = 0; i < NB / 8; i++)
+    total += h[i] = (int64_t)(1e6 * exp(-i / 64.0));
+  h[NB - 1] = 3, total += 3;
+  double lo, hi;
+  calib_clip_entropy(h, NB, 0.0, 8.0, &lo, &hi);
+  cr_assert_float_eq(lo, 0.0, 1e-9);
+  cr_assert(hi > 0.25 && hi < 2.0, "hi %g", hi);
+  for (int i = 0; i < NB && (i + 1) * 8.0 / NB <= hi; i++)
+    kept += h[i];
+  cr_assert(kept >= total * 0.999, "kept %lld of %lld", (long long)kept, (long long)total);
 }
