@@ -121,7 +121,7 @@ static void geo(const BeConfig *cf, const Node *n, Geo *g) {
 
 bool be_conv_amx_accepts(const BeConfig *cf, const Node *n) {
   bool bf16 = cf->precision == PRECISION_BF16 && cf->target.amx && !n->quant;
-  bool int8 = cf->precision == PRECISION_INT8 && cf->target.amx_int8 && n->quant && !n->split;
+  bool int8 = cf->precision == PRECISION_INT8 && cf->target.amx_int8 && n->quant;
   if (!(bf16 || int8) || !cf->tune->amx || n->op != OP_CONV2D || n->attr.groups != 1 ||
       n->layout != LAYOUT_NCHW16C)
     return false;

@@ -70,8 +70,7 @@ static int64_t kpos(const Geo *g, int64_t c, int64_t kh, int64_t kw) {
 }
 
 bool be_int8_accepts(const BeConfig *cf, const Node *n) {
-  return cf->precision == PRECISION_INT8 && n->quant && !n->split &&
-         (n->op == OP_LINEAR || n->attr.groups == 1);
+  return cf->precision == PRECISION_INT8 && n->quant && (n->op == OP_LINEAR || n->attr.groups == 1);
 }
 
 int64_t be_work_int8(const BeConfig *cf, const Node *n) {
@@ -218,16 +217,26 @@ static void quantize_pixel(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, L
   be_for_end(c, &ci);
 }
 
-/* Step 3's store of pixel ow, channels [ob*16, ob*16 + 16) (those < OC). */
+/* Pixel (oh, ow) of channel (or block) ch in an NCHW (NCHW16c) tensor of
+   the output's height and width. */
+static LLVMValueRef out_idx(BeCtx *c, const Geo *g, LLVMValueRef ch, LLVMValueRef oh,
+                            LLVMValueRef ow) {
+  LLVMValueRef i = be_add(c, be_mulk(c, be_add(c, be_mulk(c, ch, g->OH), oh), g->OW), ow);
+  return g->out_blocked ? be_mulk(c, i, 16) : i;
+}
+
+/* Step 3's store of pixel ow, channels [ob*16, ob*16 + 16) (those < OC),
+   into the output or, for a split conv (fold-1x1), the slices. */
 static void store_block(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef oh, LLVMValueRef ow,
                         LLVMValueRef ob, LLVMValueRef v) {
   const Act *act = &k->n->epi.act;
+  LLVMValueRef base, local;
   if (g->out_blocked) {
-    LLVMValueRef idx =
-        be_mulk(c, be_add(c, be_mulk(c, be_add(c, be_mulk(c, ob, g->OH), oh), g->OW), ow), 16);
     if (k->res)
-      v = be_fadd(c, v, be_vld(c, k->res, idx, 4));
-    be_vst(c, k->out, idx, be_zero_padded_block(c, k->n, ob, be_act(c, act, v)), 4);
+      v = be_fadd(c, v, be_vld(c, k->res, out_idx(c, g, ob, oh, ow), 4));
+    be_split_out(c, k, ob, 16, &base, &local);
+    be_vst(c, base, out_idx(c, g, local, oh, ow),
+           be_zero_padded_block(c, k->n, ob, be_act(c, act, v)), 4);
     return;
   }
   for (int l = 0; l < 16; l++) {
@@ -235,11 +244,12 @@ static void store_block(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef oh, LLVMV
     BeIf f;
     if (g->OC % 16)
       be_if(c, &f, LLVMBuildICmp(c->b, LLVMIntSLT, oc, be_i64(c, g->OC), ""));
-    LLVMValueRef idx = be_add(c, be_mulk(c, be_add(c, be_mulk(c, oc, g->OH), oh), g->OW), ow);
     LLVMValueRef x = LLVMBuildExtractElement(c->b, v, be_i32(c, l), "");
     if (k->res)
-      x = be_fadd(c, x, be_ld(c, k->res, idx));
-    be_st(c, k->out, idx, be_zero_padded_channel(c, k->n, oc, be_act(c, act, x)));
+      x = be_fadd(c, x, be_ld(c, k->res, out_idx(c, g, oc, oh, ow)));
+    be_split_out(c, k, oc, 1, &base, &local);
+    be_st(c, base, out_idx(c, g, local, oh, ow),
+          be_zero_padded_channel(c, k->n, oc, be_act(c, act, x)));
     if (g->OC % 16)
       be_endif(c, &f);
   }

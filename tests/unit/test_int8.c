@@ -175,6 +175,44 @@ Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
   run_and_compare(&l, g, 2, 2, 1e-5, in);
 }
 
+/* A quantized split 1x1 conv (fold-1x1's merged siblings) writing its two
+   channel ranges into the slices of an elided concat, on an NCHW and a
+   blocked input, with vpdpbusd and (where the host has it) AMX: exact. */
+Test(kernels, split_convs_store_into_their_slices_exactly) {
+  char *feat = backend_host_features();
+  bool vnni = strstr(feat, "+avx512vnni") != NULL;
+  bool amx = strstr(feat, "+amx-tile") && strstr(feat, "+amx-int8");
+  free(feat);
+  if (!vnni)
+    cr_skip_test("this host has no AVX512-VNNI");
+  for (int run = 0; run < 3; run++) { /* NCHW; blocked; blocked on AMX */
+    bool blocked = run > 0;
+    if (run == 2 && !amx)
+      break;
+    Graph *g = ir_graph_new("int8_split");
+    Node *a = identity_conv(g, input3(g, "x", 32, 9, 7));
+    Node *sc = conv(g, a, 48, 1, 1, 1, 0);
+    sc->split = true;
+    sc->epi.act.kind = ACT_RELU;
+    grid_weights(sc);
+    mark(sc, 0.125f, 30);
+    split_into_elided_concat(g, a, sc, blocked);
+    if (run == 2)
+      cr_assert_eq(count_kernel(g, PRECISION_INT8, "amx"), 1, "the split conv on amx.c");
+    Lib l = {0};
+    tmpdir_new(&l);
+    plan(g);
+    BackendOptions o = opts_for(l.so);
+    o.precision = PRECISION_INT8;
+    o.tune.amx = run == 2;
+    cr_assert_eq(compile(g, &o), 0);
+    lib_open(&l, l.so);
+    float **in = make_inputs(g, 2);
+    grid_input(in[0], 2 * 32 * 9 * 7, 0.125f, 30);
+    run_and_compare(&l, g, 2, 2, 1e-5, in);
+  }
+}
+
 Test(target, a_cpu_without_vnni_is_refused) {
   Graph *g = int8_cases();
   Lib l = {0};
