@@ -121,7 +121,8 @@ Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
    exact) and must match the fp32 reference exactly, as above. Cases:
    channel counts that are not multiples of 64 (the buffer pads to 64),
    stride 2 (phase planes), dilation, 7x7, 1x1 stride 2, an odd block
-   count with a residual and ReLU. */
+   count with a residual and ReLU; and stems of 1 and 3 channels on the
+   NCHW input (kernel columns folded into the sum). */
 Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
   char *feat = backend_host_features();
   bool amx = strstr(feat, "+amx-tile") && strstr(feat, "+amx-int8");
@@ -130,9 +131,16 @@ Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
     cr_skip_test("this host has no AMX-INT8");
   static const struct {
     int64_t C, H, W, oc, k, s, p, p2, d;
-  } cs[] = {{16, 9, 11, 16, 3, 1, 1, 1, 1},  {48, 7, 7, 80, 1, 1, 0, 0, 1},
-            {64, 15, 13, 32, 3, 2, 1, 1, 1}, {32, 12, 10, 48, 3, 1, 2, 2, 2},
-            {16, 23, 21, 64, 7, 2, 3, 3, 1}, {96, 14, 14, 32, 1, 2, 0, 0, 1}};
+  } cs[] = {{16, 9, 11, 16, 3, 1, 1, 1, 1},
+            {48, 7, 7, 80, 1, 1, 0, 0, 1},
+            {64, 15, 13, 32, 3, 2, 1, 1, 1},
+            {32, 12, 10, 48, 3, 1, 2, 2, 2},
+            {16, 23, 21, 64, 7, 2, 3, 3, 1},
+            {96, 14, 14, 32, 1, 2, 0, 0, 1},
+            /* stems, read from the NCHW input: kernel columns folded */
+            {3, 29, 31, 64, 7, 2, 3, 3, 1},
+            {3, 20, 18, 32, 3, 1, 1, 1, 1},
+            {1, 12, 12, 16, 5, 1, 0, 0, 1}};
   enum { N = sizeof cs / sizeof cs[0] };
   Graph *g = ir_graph_new("int8_amx");
   float sc[N];
@@ -143,9 +151,11 @@ Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
     Node *r = NULL; /* case 1: a residual, an fp32 conv's output added exactly; made first */
     if (i == 1)
       r = conv(g, input3(g, "r", cs[i].oc, 7, 7), cs[i].oc, 1, 1, 1, 0);
-    Node *x = identity_conv(g, input3(g, name, cs[i].C, cs[i].H, cs[i].W));
+    Node *x = input3(g, name, cs[i].C, cs[i].H, cs[i].W);
+    if (cs[i].C >= 16)
+      x = identity_conv(g, x);
     Node *c = conv_geo(g, x, cs[i].oc, cs[i].k, cs[i].s, cs[i].p, cs[i].p2, cs[i].d);
-    sc[i] = ldexpf(1.0f, -(2 + i % 3)), zp[i] = 10 + 40 * i;
+    sc[i] = ldexpf(1.0f, -(2 + i % 3)), zp[i] = 10 + 30 * i; /* in [0, 255] */
     grid_weights(c);
     mark(c, sc[i], zp[i]);
     if (r) {
