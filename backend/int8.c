@@ -255,6 +255,44 @@ static void store_block(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef oh, LLVMV
   }
 }
 
+/* acc + the 16 dot products of 4 u8 (x, per channel 4 bytes) by 4 s8 (w):
+   vpdpbusd with AVX512-VNNI; else exact in 16-bit pieces: both widened to
+   i16 (no vpmaddubsw: its i16 pair sums saturate at 2 * 255 * 127),
+   vpmaddwd into i32 pair sums, adjacent pairs added. The same sums either
+   way: integer arithmetic without overflow. */
+static LLVMValueRef dot4(BeCtx *c, LLVMValueRef acc, LLVMValueRef x, LLVMValueRef w) {
+  if (c->cfg->target.vnni) {
+    LLVMValueRef args[3] = {acc, x, w};
+    return be_intrinsic(c, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+  }
+  LLVMTypeRef b64 = LLVMVectorType(c->t_i8, 64);
+  LLVMTypeRef h64 = LLVMVectorType(LLVMInt16TypeInContext(c->ctx), 64);
+  LLVMValueRef xh = LLVMBuildZExt(c->b, LLVMBuildBitCast(c->b, x, b64, ""), h64, "");
+  LLVMValueRef wh = LLVMBuildSExt(c->b, LLVMBuildBitCast(c->b, w, b64, ""), h64, "");
+  LLVMValueRef part[4], idx[32];
+  for (int q = 0; q < 4; q++) { /* bytes [16q, 16q + 16): channels 4q..4q+3 */
+    for (int i = 0; i < 16; i++)
+      idx[i] = be_i32(c, 16 * q + i);
+    LLVMValueRef m = LLVMConstVector(idx, 16);
+    LLVMValueRef a[2] = {LLVMBuildShuffleVector(c->b, xh, xh, m, ""),
+                         LLVMBuildShuffleVector(c->b, wh, wh, m, "")};
+    part[q] = be_intrinsic(c, "llvm.x86.avx2.pmadd.wd", NULL, 0, a, 2); /* 8 x i32 */
+  }
+  for (int i = 0; i < 16; i++)
+    idx[i] = be_i32(c, i);
+  LLVMValueRef lo = LLVMBuildShuffleVector(c->b, part[0], part[1], LLVMConstVector(idx, 16), "");
+  LLVMValueRef hi = LLVMBuildShuffleVector(c->b, part[2], part[3], LLVMConstVector(idx, 16), "");
+  for (int i = 0; i < 32; i++)
+    idx[i] = be_i32(c, i);
+  LLVMValueRef all = LLVMBuildShuffleVector(c->b, lo, hi, LLVMConstVector(idx, 32), "");
+  LLVMValueRef ev[16], od[16];
+  for (int i = 0; i < 16; i++)
+    ev[i] = be_i32(c, 2 * i), od[i] = be_i32(c, 2 * i + 1);
+  LLVMValueRef even = LLVMBuildShuffleVector(c->b, all, all, LLVMConstVector(ev, 16), "");
+  LLVMValueRef odd = LLVMBuildShuffleVector(c->b, all, all, LLVMConstVector(od, 16), "");
+  return LLVMBuildAdd(c->b, acc, LLVMBuildAdd(c->b, even, odd, ""), "");
+}
+
 /* Steps 2 and 3 for the w pixels from ow0, quantized in buf. */
 static void multiply_tile(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef *acc,
                           LLVMValueRef oh, LLVMValueRef ow0, int w) {
@@ -275,8 +313,7 @@ static void multiply_tile(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LL
     LLVMSetAlignment(x4, 4);
     LLVMValueRef xv = LLVMBuildInsertElement(c->b, LLVMGetPoison(tv), x4, be_i32(c, 0), "");
     xv = LLVMBuildShuffleVector(c->b, xv, LLVMGetPoison(tv), zero, "");
-    LLVMValueRef args[3] = {LLVMBuildLoad2(c->b, tv, acc[t], ""), xv, wv};
-    LLVMBuildStore(c->b, be_intrinsic(c, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3), acc[t]);
+    LLVMBuildStore(c->b, dot4(c, LLVMBuildLoad2(c->b, tv, acc[t], ""), xv, wv), acc[t]);
   }
   be_for_end(c, &k4);
   LLVMValueRef meta = bptr(c, wq, be_i64(c, nb * g->Kp)), o16 = be_mulk(c, ob.iv, 16);

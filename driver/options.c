@@ -304,7 +304,7 @@ static const OptionDef options[] = {
      "fp32 (default); bf16: conv and linear weights stored as\n"
      "bfloat16 (half the bytes), computed in fp32, error <= 2e-2 *\n"
      "max|output|; int8: conv and linear layers quantized (u8\n"
-     "activations, s8 weights per channel, AVX512-VNNI), needs\n"
+     "activations, s8 weights per channel; VNNI, AVX2 or AMX), needs\n"
      "--calibrate (docs/precision.md)"},
     {"--calibrate", NULL, true, NULL, opt_calibrate, "--calibrate=FILE",
      "int8: calibration inputs, float32, raw (a whole number of\n"

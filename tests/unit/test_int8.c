@@ -17,7 +17,8 @@
  * fused ReLU; a linear layer. The blocked input comes from an fp32 1x1
  * identity conv, which copies the grid values exactly.
  *
- * target: a CPU without AVX512-VNNI is refused with a message.
+ * target: without AVX512-VNNI (x86-64-v3) the vpmaddwd path gives the
+ * same exact results; a CPU without AVX2 is refused with a message.
  *
  * calibration: the entropy method's choice (driver/calibrate.c) on
  * histograms whose answer is known: a uniform one keeps its whole range
@@ -89,12 +90,9 @@ static Graph *int8_cases(void) {
   return g;
 }
 
-Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
-  char *feat = backend_host_features();
-  bool vnni = strstr(feat, "+avx512vnni") != NULL;
-  free(feat);
-  if (!vnni)
-    cr_skip_test("this host has no AVX512-VNNI");
+/* int8_cases compiled for cpu (NULL: the host) with the vpdpbusd or
+   vpmaddwd kernel (AMX off), run on grid values: exact. */
+static void grid_cases(const char *cpu) {
   Graph *g = int8_cases();
   pass_layout(g);
   ir_compact(g);
@@ -105,6 +103,7 @@ Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
   plan(g);
   BackendOptions o = opts_for(l.so);
   o.precision = PRECISION_INT8;
+  o.target_cpu = cpu;
   o.tune.amx = 0; /* int8.c's kernel; AMX tiles below */
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
@@ -114,6 +113,26 @@ Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
   for (int i = 0; i < 3; i++)
     grid_input(in[i], 2 * shape_numel(&g->inputs[i].node->shape), s[i], z[i]);
   run_and_compare(&l, g, 2, 1, 1e-5, in);
+}
+
+Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
+  char *feat = backend_host_features();
+  bool vnni = strstr(feat, "+avx512vnni") != NULL;
+  free(feat);
+  if (!vnni)
+    cr_skip_test("this host has no AVX512-VNNI");
+  grid_cases(NULL);
+}
+
+/* Without VNNI (x86-64-v3: AVX2) the products go through vpmaddwd on
+   bytes widened to 16 bits: the same exact sums. */
+Test(kernels, the_avx2_path_matches_fp32_exactly) {
+  char *feat = backend_host_features();
+  bool avx2 = strstr(feat, "+avx2") != NULL;
+  free(feat);
+  if (!avx2)
+    cr_skip_test("this host has no AVX2");
+  grid_cases("x86-64-v3");
 }
 
 /* The AMX kernel (amx.c, tdpbusd) on shapes of its own: every quantized
@@ -223,14 +242,15 @@ Test(kernels, split_convs_store_into_their_slices_exactly) {
   }
 }
 
-Test(target, a_cpu_without_vnni_is_refused) {
+/* SSE4.2 (x86-64-v2) has neither: refused with a message, exit 1. */
+Test(target, a_cpu_without_avx2_is_refused) {
   Graph *g = int8_cases();
   Lib l = {0};
   tmpdir_new(&l);
   plan(g);
   BackendOptions o = opts_for(l.so);
   o.precision = PRECISION_INT8;
-  o.target_cpu = "x86-64-v3";
+  o.target_cpu = "x86-64-v2";
   cr_assert_eq(compile(g, &o), 1);
   lib_close(&l);
   ir_graph_free(g);
