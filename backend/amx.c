@@ -273,56 +273,46 @@ static void store_elems(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
                    (unsigned)(g->eb * (vec ? 16 : 1)));
 }
 
-/* Step 1 from an NCHW input, channel by channel, for plane (a, b) at
-   pixel pbase: the band's rows of each channel plane, then zeros in the
-   channels past C. */
-static void convert_band_nchw(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh0,
-                              int64_t a, int64_t b, int64_t pbase) {
-  BeLoop rq, ch, cq;
-  be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
-  LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq.iv), g->sh), a - g->pt);
-  LLVMValueRef rowin = in_range(c, ih, g->IH);
-  LLVMValueRef ihc = LLVMBuildSelect(c->b, rowin, ih, be_i64(c, 0), "");
-  LLVMValueRef px0 = be_addk(c, be_mulk(c, rq.iv, g->Wq), pbase);
-  be_for(c, &ch, be_i64(c, 0), be_i64(c, g->C), "ch");
-  LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, ch.iv, g->IH), ihc), g->IW);
-  be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
-  LLVMValueRef iw = be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl);
-  LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
-  LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
-  LLVMValueRef x =
-      LLVMBuildSelect(c->b, inside, be_ld(c, k->in[0], be_add(c, src0, iwc)), be_f32(c, 0), "");
-  store_elems(c, k, g, buf, be_add(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), ch.iv), x);
-  be_for_end(c, &cq);
-  be_for_end(c, &ch);
-  if (g->Cp > g->C) {
-    be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cz");
-    LLVMValueRef zat = be_addk(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), g->C);
-    LLVMBuildMemSet(c->b, eptr(c, g, buf, zat), LLVMConstInt(c->t_i8, 0, false),
-                    be_i64(c, g->eb * (g->Cp - g->C)), 1);
-    be_for_end(c, &cq);
-  }
-  be_for_end(c, &rq);
+/* Zeros in values [from, Cp) of the Wq buffer pixels from px0 (their
+   weights are 0). */
+static void zero_tail(BeCtx *c, const Geo *g, LLVMValueRef buf, LLVMValueRef px0, int64_t from) {
+  if (from >= g->Cp)
+    return;
+  BeLoop z;
+  be_for(c, &z, be_i64(c, 0), be_i64(c, g->Wq), "cz");
+  LLVMValueRef at = be_addk(c, be_mulk(c, be_add(c, px0, z.iv), g->Cp), from);
+  LLVMBuildMemSet(c->b, eptr(c, g, buf, at), LLVMConstInt(c->t_i8, 0, false),
+                  be_i64(c, g->eb * (g->Cp - from)), 1);
+  be_for_end(c, &z);
 }
 
-/* Step 1 folded (Geo.fold), row phase a at pixel pbase: buffer pixel
-   (rq, ow) holds input row (oh0 + rq) * sh + a - pt at the columns
-   ow * sw - pl + kw * dw, value kw * C + c; zeros past KW * C. */
-static void convert_band_fold(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh0,
-                              int64_t a, int64_t pbase) {
+/* The input row of buffer row rq of row phase a (clamped to 0 outside,
+ *rowin: whether inside) and the row's first buffer pixel. */
+static LLVMValueRef band_row(BeCtx *c, const Geo *g, LLVMValueRef oh0, LLVMValueRef rq, int64_t a,
+                             int64_t pbase, LLVMValueRef *rowin, LLVMValueRef *px0) {
+  LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq), g->sh), a - g->pt);
+  *rowin = in_range(c, ih, g->IH);
+  *px0 = be_addk(c, be_mulk(c, rq, g->Wq), pbase);
+  return LLVMBuildSelect(c->b, *rowin, ih, be_i64(c, 0), "");
+}
+
+/* Step 1 from an NCHW input, channel by channel, for plane (a, b) at
+   pixel pbase: buffer pixel (rq, cq) holds, for kw < nkw, input row
+   (oh0 + rq) * sh + a - pt at column cq * sw + b - pl + kw * dw as value
+   kw * C + c; zeros past nkw * C. nkw is 1, or KW folded (Geo.fold, b 0). */
+static void convert_band_nchw(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh0,
+                              int64_t a, int64_t b, int64_t pbase) {
+  int64_t nkw = g->fold ? g->KW : 1;
   BeLoop rq, ch, kw, cq;
   be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
-  LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq.iv), g->sh), a - g->pt);
-  LLVMValueRef rowin = in_range(c, ih, g->IH);
-  LLVMValueRef ihc = LLVMBuildSelect(c->b, rowin, ih, be_i64(c, 0), "");
-  LLVMValueRef px0 = be_addk(c, be_mulk(c, rq.iv, g->Wq), pbase);
+  LLVMValueRef rowin, px0, ihc = band_row(c, g, oh0, rq.iv, a, pbase, &rowin, &px0);
   be_for(c, &ch, be_i64(c, 0), be_i64(c, g->C), "ch");
   LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, ch.iv, g->IH), ihc), g->IW);
-  be_for(c, &kw, be_i64(c, 0), be_i64(c, g->KW), "kw");
+  be_for(c, &kw, be_i64(c, 0), be_i64(c, nkw), "kw");
   LLVMValueRef at0 = be_add(c, be_mulk(c, kw.iv, g->C), ch.iv);
-  be_for(c, &cq, be_i64(c, 0), be_i64(c, g->OW), "ow");
+  be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
   LLVMValueRef iw =
-      be_add(c, be_addk(c, be_mulk(c, cq.iv, g->sw), -g->pl), be_mulk(c, kw.iv, g->dw));
+      be_add(c, be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl), be_mulk(c, kw.iv, g->dw));
   LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
   LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
   LLVMValueRef x =
@@ -331,58 +321,43 @@ static void convert_band_fold(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf
   be_for_end(c, &cq);
   be_for_end(c, &kw);
   be_for_end(c, &ch);
-  be_for(c, &cq, be_i64(c, 0), be_i64(c, g->OW), "cz");
-  LLVMValueRef zat = be_addk(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), g->KW * g->C);
-  LLVMBuildMemSet(c->b, eptr(c, g, buf, zat), LLVMConstInt(c->t_i8, 0, false),
-                  be_i64(c, g->eb * (g->Cp - g->KW * g->C)), 1);
-  be_for_end(c, &cq);
+  zero_tail(c, g, buf, px0, nkw * g->C);
   be_for_end(c, &rq);
 }
 
 /* Step 1 for the band starting at output row oh0, from an NCHW16c input:
    16 channels of a pixel at a time. */
+static void convert_band_blocked(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
+                                 LLVMValueRef oh0, int64_t a, int64_t b, int64_t pbase) {
+  BeLoop rq, cb, cq;
+  be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
+  LLVMValueRef rowin, px0, ihc = band_row(c, g, oh0, rq.iv, a, pbase, &rowin, &px0);
+  be_for(c, &cb, be_i64(c, 0), be_i64(c, g->C / 16), "cb");
+  LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, cb.iv, g->IH), ihc), g->IW);
+  be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
+  LLVMValueRef iw = be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl);
+  LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
+  LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
+  LLVMValueRef x = be_vld(c, k->in[0], be_mulk(c, be_add(c, src0, iwc), 16), 4);
+  x = LLVMBuildSelect(c->b, inside, x, LLVMConstNull(c->t_v16), "");
+  LLVMValueRef px = be_add(c, px0, cq.iv);
+  store_elems(c, k, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, cb.iv, 16)), x);
+  be_for_end(c, &cq);
+  be_for_end(c, &cb);
+  zero_tail(c, g, buf, px0, g->C);
+  be_for_end(c, &rq);
+}
+
+/* Step 1: every phase plane a tap reads. */
 static void convert_band(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh0) {
-  LLVMValueRef zero = LLVMConstNull(c->t_v16);
   for (int64_t a = 0; a < g->sh; a++)
     for (int64_t b = 0; b < g->PW; b++) {
       if (!plane_used(g, a, b))
         continue;
-      int64_t pbase = plane_base(g, a, b);
-      if (g->fold) {
-        convert_band_fold(c, k, g, buf, oh0, a, pbase);
-        continue;
-      }
-      if (!g->in_blocked) {
-        convert_band_nchw(c, k, g, buf, oh0, a, b, pbase);
-        continue;
-      }
-      BeLoop rq, cb, cq;
-      be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
-      LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq.iv), g->sh), a - g->pt);
-      LLVMValueRef rowin = in_range(c, ih, g->IH);
-      LLVMValueRef ihc = LLVMBuildSelect(c->b, rowin, ih, be_i64(c, 0), "");
-      LLVMValueRef px0 = be_addk(c, be_mulk(c, rq.iv, g->Wq), pbase);
-      be_for(c, &cb, be_i64(c, 0), be_i64(c, g->C / 16), "cb");
-      LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, cb.iv, g->IH), ihc), g->IW);
-      be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
-      LLVMValueRef iw = be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl);
-      LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
-      LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
-      LLVMValueRef x = be_vld(c, k->in[0], be_mulk(c, be_add(c, src0, iwc), 16), 4);
-      x = LLVMBuildSelect(c->b, inside, x, zero, "");
-      LLVMValueRef px = be_add(c, px0, cq.iv);
-      store_elems(c, k, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, cb.iv, 16)), x);
-      be_for_end(c, &cq);
-      be_for_end(c, &cb);
-      if (g->Cp > g->C) { /* the channels past C: zeros (their weights are 0) */
-        BeLoop z;
-        be_for(c, &z, be_i64(c, 0), be_i64(c, g->Wq), "cz");
-        LLVMValueRef at = be_addk(c, be_mulk(c, be_add(c, px0, z.iv), g->Cp), g->C);
-        LLVMBuildMemSet(c->b, eptr(c, g, buf, at), LLVMConstInt(c->t_i8, 0, false),
-                        be_i64(c, g->eb * (g->Cp - g->C)), 1);
-        be_for_end(c, &z);
-      }
-      be_for_end(c, &rq);
+      if (g->in_blocked)
+        convert_band_blocked(c, k, g, buf, oh0, a, b, plane_base(g, a, b));
+      else
+        convert_band_nchw(c, k, g, buf, oh0, a, b, plane_base(g, a, b));
     }
 }
 
