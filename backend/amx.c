@@ -449,6 +449,18 @@ static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMVa
   be_for_end(c, &s);
 }
 
+/* Steps 2 and 3 for the nn blocks from ob over every pixel tile pair of
+   the band. */
+static void pixel_tiles(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef cbuf,
+                        LLVMValueRef oh0, LLVMValueRef ob, int nn) {
+  BeLoop mp;
+  be_for(c, &mp, be_i64(c, 0), be_i64(c, g->MP), "mp");
+  LLVMValueRef q0 = be_mulk(c, mp.iv, 32);
+  multiply(c, k, g, buf, q0, ob, nn);
+  epilogue(c, k, g, cbuf, oh0, q0, ob, nn);
+  be_for_end(c, &mp);
+}
+
 void be_emit_conv_amx(BeCtx *c, KArgs *k) {
   Geo g;
   geo(c->cfg, k->n, &g);
@@ -460,7 +472,7 @@ void be_emit_conv_amx(BeCtx *c, KArgs *k) {
   LLVMValueRef cfg = tile_config(c);
   tile_call(c, "llvm.x86.ldtilecfg", &cfg, 1);
 
-  BeLoop it, mp, np;
+  BeLoop it, np;
   be_for(c, &it, k->lo, k->hi, "item");
   LLVMValueRef band = be_sdiv(c, it.iv, be_i64(c, g.NOG));
   LLVMValueRef og = be_sub(c, it.iv, be_mulk(c, band, g.NOG));
@@ -472,22 +484,13 @@ void be_emit_conv_amx(BeCtx *c, KArgs *k) {
   /* per pair of blocks, every pixel tile: the pair's weights are read
      from memory once per band and stay in L2 */
   be_for(c, &np, be_i64(c, 0), npairs, "np");
-  LLVMValueRef ob = be_add(c, ob0, be_mulk(c, np.iv, 2));
-  be_for(c, &mp, be_i64(c, 0), be_i64(c, g.MP), "mp");
-  LLVMValueRef q0 = be_mulk(c, mp.iv, 32);
-  multiply(c, k, &g, buf, q0, ob, 2);
-  epilogue(c, k, &g, cbuf, oh0, q0, ob, 2);
-  be_for_end(c, &mp);
+  pixel_tiles(c, k, &g, buf, cbuf, oh0, be_add(c, ob0, be_mulk(c, np.iv, 2)), 2);
   be_for_end(c, &np);
   if (g.OCB % 2) { /* an odd block count: the last group ends with one */
     BeIf odd;
     LLVMValueRef last = be_add(c, ob0, be_mulk(c, npairs, 2));
     be_if(c, &odd, LLVMBuildICmp(c->b, LLVMIntSLT, last, ob1, ""));
-    be_for(c, &mp, be_i64(c, 0), be_i64(c, g.MP), "mp");
-    LLVMValueRef q1 = be_mulk(c, mp.iv, 32);
-    multiply(c, k, &g, buf, q1, last, 1);
-    epilogue(c, k, &g, cbuf, oh0, q1, last, 1);
-    be_for_end(c, &mp);
+    pixel_tiles(c, k, &g, buf, cbuf, oh0, last, 1);
     be_endif(c, &odd);
   }
   be_for_end(c, &it);
