@@ -34,7 +34,8 @@
 
 #include "backend_internal.h"
 
-#define BE_INT8_TILE 8 /* pixels per tile: accumulators in registers */
+#define BE_INT8_TILE 8   /* pixels per tile: accumulators in registers */
+#define BE_INT8_BLOCKS 2 /* output blocks per tile (AVX-512) */
 
 typedef struct {
   int64_t C, IH, IW, OC, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
@@ -293,39 +294,62 @@ static LLVMValueRef dot4(BeCtx *c, LLVMValueRef acc, LLVMValueRef x, LLVMValueRe
   return LLVMBuildAdd(c->b, acc, LLVMBuildAdd(c->b, even, odd, ""), "");
 }
 
-/* Steps 2 and 3 for the w pixels from ow0, quantized in buf. */
-static void multiply_tile(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef *acc,
-                          LLVMValueRef oh, LLVMValueRef ow0, int w) {
+/* Steps 2 and 3 for the w pixels from ow0, quantized in buf, and the nblk
+   output blocks from ob: per 4 k's, nblk weight vectors, and per pixel one
+   broadcast of its 4 bytes used by all nblk blocks. */
+static void multiply_blocks(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
+                            LLVMValueRef (*acc)[BE_INT8_TILE], LLVMValueRef oh, LLVMValueRef ow0,
+                            int w, LLVMValueRef ob, int nblk) {
   LLVMTypeRef tv = v16i32(c);
-  LLVMValueRef wq = k->par[P_WEIGHT], zero = LLVMConstNull(tv);
+  LLVMValueRef wq = k->par[P_WEIGHT], zero = LLVMConstNull(tv), wv[BE_INT8_BLOCKS];
   int64_t K4 = g->Kp / 4, nb = g->OCB * 16;
-  BeLoop ob, k4;
-  be_for(c, &ob, be_i64(c, 0), be_i64(c, g->OCB), "ob");
-  for (int t = 0; t < w; t++)
-    LLVMBuildStore(c->b, zero, acc[t]);
+  for (int j = 0; j < nblk; j++)
+    for (int t = 0; t < w; t++)
+      LLVMBuildStore(c->b, zero, acc[j][t]);
+  BeLoop k4;
   be_for(c, &k4, be_i64(c, 0), be_i64(c, K4), "k4");
-  LLVMValueRef wb = be_mulk(c, be_add(c, be_mulk(c, ob.iv, K4), k4.iv), 64);
-  LLVMValueRef wv = LLVMBuildLoad2(c->b, tv, bptr(c, wq, wb), "");
-  LLVMSetAlignment(wv, 64);
+  for (int j = 0; j < nblk; j++) {
+    LLVMValueRef wb = be_mulk(c, be_add(c, be_mulk(c, be_addk(c, ob, j), K4), k4.iv), 64);
+    wv[j] = LLVMBuildLoad2(c->b, tv, bptr(c, wq, wb), "");
+    LLVMSetAlignment(wv[j], 64);
+  }
   for (int t = 0; t < w; t++) {
     LLVMValueRef xb = be_addk(c, be_mulk(c, k4.iv, 4), t * g->Kp);
     LLVMValueRef x4 = LLVMBuildLoad2(c->b, c->t_i32, bptr(c, buf, xb), "");
     LLVMSetAlignment(x4, 4);
     LLVMValueRef xv = LLVMBuildInsertElement(c->b, LLVMGetPoison(tv), x4, be_i32(c, 0), "");
     xv = LLVMBuildShuffleVector(c->b, xv, LLVMGetPoison(tv), zero, "");
-    LLVMBuildStore(c->b, dot4(c, LLVMBuildLoad2(c->b, tv, acc[t], ""), xv, wv), acc[t]);
+    for (int j = 0; j < nblk; j++)
+      LLVMBuildStore(c->b, dot4(c, LLVMBuildLoad2(c->b, tv, acc[j][t], ""), xv, wv[j]), acc[j][t]);
   }
   be_for_end(c, &k4);
-  LLVMValueRef meta = bptr(c, wq, be_i64(c, nb * g->Kp)), o16 = be_mulk(c, ob.iv, 16);
-  LLVMValueRef sc = be_vld(c, meta, o16, 64), bs = be_vld(c, meta, be_addk(c, o16, 2 * nb), 64);
-  LLVMValueRef zw = LLVMBuildLoad2(c->b, tv, be_fptr(c, meta, be_addk(c, o16, nb)), "");
-  LLVMSetAlignment(zw, 64);
-  for (int t = 0; t < w; t++) {
-    LLVMValueRef a = LLVMBuildSub(c->b, LLVMBuildLoad2(c->b, tv, acc[t], ""), zw, "");
-    LLVMValueRef v = be_fadd(c, be_fmul(c, LLVMBuildSIToFP(c->b, a, c->t_v16, ""), sc), bs);
-    store_block(c, k, g, oh, be_addk(c, ow0, t), ob.iv, v);
+  LLVMValueRef meta = bptr(c, wq, be_i64(c, nb * g->Kp));
+  for (int j = 0; j < nblk; j++) {
+    LLVMValueRef obj = be_addk(c, ob, j), o16 = be_mulk(c, obj, 16);
+    LLVMValueRef sc = be_vld(c, meta, o16, 64), bs = be_vld(c, meta, be_addk(c, o16, 2 * nb), 64);
+    LLVMValueRef zw = LLVMBuildLoad2(c->b, tv, be_fptr(c, meta, be_addk(c, o16, nb)), "");
+    LLVMSetAlignment(zw, 64);
+    for (int t = 0; t < w; t++) {
+      LLVMValueRef a = LLVMBuildSub(c->b, LLVMBuildLoad2(c->b, tv, acc[j][t], ""), zw, "");
+      LLVMValueRef v = be_fadd(c, be_fmul(c, LLVMBuildSIToFP(c->b, a, c->t_v16, ""), sc), bs);
+      store_block(c, k, g, oh, be_addk(c, ow0, t), obj, v);
+    }
   }
+}
+
+/* Every output block for the w pixels from ow0: in pairs on AVX-512 (16
+   accumulators of 32 registers; a broadcast feeds two vpdpbusd), one at a
+   time on AVX2 (its 16 registers hold 8 accumulators). */
+static void multiply_tile(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
+                          LLVMValueRef (*acc)[BE_INT8_TILE], LLVMValueRef oh, LLVMValueRef ow0,
+                          int w) {
+  int nblk = c->cfg->target.avx512 && g->OCB >= 2 ? BE_INT8_BLOCKS : 1;
+  BeLoop ob;
+  be_for(c, &ob, be_i64(c, 0), be_i64(c, g->OCB / nblk), "ob");
+  multiply_blocks(c, k, g, buf, acc, oh, ow0, w, be_mulk(c, ob.iv, nblk), nblk);
   be_for_end(c, &ob);
+  if (g->OCB % nblk)
+    multiply_blocks(c, k, g, buf, acc, oh, ow0, w, be_i64(c, g->OCB - 1), 1);
 }
 
 void be_emit_int8(BeCtx *c, KArgs *k) {
@@ -334,9 +358,10 @@ void be_emit_int8(BeCtx *c, KArgs *k) {
   int T = g.OW < BE_INT8_TILE ? (int)g.OW : BE_INT8_TILE;
   LLVMValueRef buf = be_var(c, LLVMArrayType2(c->t_i8, (uint64_t)(T * g.Kp)), "qbuf");
   LLVMSetAlignment(buf, 64);
-  LLVMValueRef acc[BE_INT8_TILE];
-  for (int t = 0; t < T; t++)
-    acc[t] = be_var(c, v16i32(c), "acc");
+  LLVMValueRef acc[BE_INT8_BLOCKS][BE_INT8_TILE];
+  for (int j = 0; j < BE_INT8_BLOCKS; j++)
+    for (int t = 0; t < T; t++)
+      acc[j][t] = be_var(c, v16i32(c), "acc");
   int64_t nfull = g.OW / T, rem = g.OW % T;
   BeLoop row, tile;
   be_for(c, &row, k->lo, k->hi, "oh");
