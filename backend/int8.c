@@ -349,7 +349,8 @@ static void multiply_tile(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
   multiply_blocks(c, k, g, buf, acc, oh, ow0, w, be_mulk(c, ob.iv, nblk), nblk);
   be_for_end(c, &ob);
   if (g->OCB % nblk)
-    multiply_blocks(c, k, g, buf, acc, oh, ow0, w, be_i64(c, g->OCB - 1), 1);
+    multiply_blocks(c, k, g, buf, acc, oh, ow0, w, be_i64(c, g->OCB / nblk * nblk),
+                    (int)(g->OCB % nblk));
 }
 
 void be_emit_int8(BeCtx *c, KArgs *k) {
