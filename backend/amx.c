@@ -1,37 +1,46 @@
 /*
- * amx.c: --precision=bf16 convolutions on Intel AMX tiles (AMX-BF16:
- * Sapphire Rapids and later), for targets whose features have +amx-tile
- * and +amx-bf16 (docs/precision.md). One tdpbf16ps multiplies a 16 x 32
- * bf16 tile by a 32 x 16 one into 16 x 16 fp32 sums: 8,192 multiply-adds,
- * 16 times an AVX-512 FMA's 512, at a sixteenth of its rate.
+ * amx.c: convolutions on Intel AMX tiles (Sapphire Rapids and later), for
+ * --precision=bf16 on targets with +amx-tile,+amx-bf16 and for the
+ * quantized convs of --precision=int8 with +amx-int8 (docs/precision.md).
+ * One tdpbf16ps multiplies a 16 x 32 bf16 tile by a 32 x 16 one into
+ * 16 x 16 fp32 sums (8,192 multiply-adds, 16 times an AVX-512 FMA's 512);
+ * one tdpbusd a 16 x 64 u8 tile by a 64 x 16 s8 one into int32 sums.
+ * Below, for bf16: "32 channels" of 2 bytes; int8 has 64 of 1 byte.
  *
- * An ungrouped conv, NCHW16c out, NCHW16c in (or NCHW with 16 channels
- * or more: a graph input), as an implicit GEMM: the rows of
- * a tile are output pixels, its columns 16 output channels, the sum runs
- * over the taps (kh, kw) and the input channels 32 at a time. Work item:
- * a band of R output rows and a group of G output-channel blocks.
+ * An ungrouped conv, NCHW16c out, NCHW16c in (or NCHW, a graph input),
+ * as an implicit GEMM: the rows of a tile are output pixels, its columns
+ * 16 output channels, the sum runs over the taps (kh, kw) and the input
+ * channels 32 at a time. Work item: a band of R output rows and a group
+ * of G output-channel blocks.
  *
  *   1. convert: the input rows the band reads, fp32 -> bf16 (round to
- *      nearest even, vcvtneps2bf16), into a stack buffer of pixels with
- *      Cp = C rounded up to 32 channels each, zeros where the conv pads.
- *      The buffer is split into sh x sw phase planes (plane (a, b) holds
- *      the padded input pixels (sh*y + a, sw*x + b)), so the pixels a tap
- *      reads for consecutive output pixels are consecutive in a plane at
- *      any stride: tap (kh, kw) of output (r, ow) is pixel
- *      (r + kh*dh/sh) * Wq + ow + kw*dw/sw of plane (kh*dh%sh, kw*dw%sw).
+ *      nearest even, vcvtneps2bf16) or u8 (the layer's scale and zero
+ *      point, int8.c), into a stack buffer of pixels with Cp = C rounded
+ *      up to 32 channels each, zeros (u8: the zero point) where the conv
+ *      pads. The buffer holds sh x sw phase planes (plane (a, b) holds the
+ *      padded input pixels (sh*y + a, sw*x + b); only the planes a tap
+ *      reads), so the pixels a tap reads for consecutive output pixels are
+ *      consecutive in a plane at any stride: tap (kh, kw) of output (r, ow)
+ *      is pixel (r + kh*dh/sh) * Wq + ow + kw*dw/sw of plane (kh*dh%sh,
+ *      kw*dw%sw). A stem of few channels (C*KW fitting 32) folds its
+ *      kernel columns instead: a pixel holds a kernel row's KW*C values,
+ *      the taps are the KH rows, planes per row phase only.
  *   2. multiply: the band's output pixels flattened as q = r * Wq + ow
  *      (Wq = OW + (KW-1)*dw/sw, the columns ow >= OW are computed and
- *      dropped) are cut in tiles of 16; per pair of pixel tiles and pair of
- *      channel blocks, four accumulator tiles; per tap and 32 channels,
- *      two A tiles (a constant stride of Cp bf16 between rows: one pixel
- *      apart) and two B tiles of weights, four tdpbf16ps.
+ *      dropped) are cut in tiles of 16; per pair of channel blocks, then
+ *      per pair of pixel tiles, four accumulator tiles; per tap and 32
+ *      channels, two A tiles (a constant stride of one pixel between rows)
+ *      and two B tiles of weights, four tile multiplies.
  *   3. epilogue: the accumulators stored to a stack buffer, then per valid
- *      pixel and block, bias, the fused residual add and activation in
- *      fp32, and the store into the NCHW16c output (or a split's slice).
+ *      pixel and block, bias (int8: dequantized first, as int8.c), the
+ *      fused residual add and activation in fp32, and the store into the
+ *      NCHW16c output (or a split conv's slices).
  *
- * Weights (be_pack_amx): [OCB][KH*KW][Cp/32][16][16 oc][2], an input-
- * channel pair per output channel (AMX's "VNNI" order), zeros past C;
- * the blob rounds them to bf16 like every bf16 weight.
+ * Weights (be_pack_amx): per (block, tap, 32 channels) one 1 KB B tile,
+ * [16][16 oc][2] channel pairs per output channel (AMX's "VNNI" order;
+ * int8: [16][16 oc][4]), zeros past C; bf16 rounded by the blob like every
+ * bf16 weight, int8 quantized by int8.c's be_int8_weight_row and followed
+ * by the scale, zero-point correction and bias per output channel.
  *
  * The tile registers hold no state between kernels: each call loads the
  * tile configuration (ldtilecfg, eight 16 x 64-byte tiles) and releases
