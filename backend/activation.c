@@ -116,30 +116,31 @@ static LLVMValueRef poly(BeCtx *c, LLVMValueRef x, const float *k, int n) {
 
 /* ---------------------------------------------------------------- exp */
 
-/* exp(x) * 2^k (k >= 0), exact in the scaling: 2^k joins the second
-   factor of 2^n. */
+/* exp(x) * 2^k for x in [-91, 0] (sigmoid's -min(|x|, 91)) or [-84, 0]
+   (gelu's -z^2, |x| <= 12.9), k = 24 or 0; a NaN x gives NaN. Both
+   callers bound x, so no clamp is emitted, and n = round(x log2 e) lies in
+   [-132, 0], so n + k >= -126 - 1 + 24 for sigmoid and n >= -122 for
+   gelu: 2^(n+k) is a normal float (one factor, built from the bits of t,
+   whose low bits hold n: bits(t) - bits(magic) = n), and p 2^(n+k), p in
+   [0.7, 1.42], is normal too, so the product is exact. r = x - n C1 is one
+   rounding either way (n C1 is exact): an fma computes it directly. */
 static LLVMValueRef exp_scaled(BeCtx *c, LLVMValueRef x, int k) {
   static const float taylor7[8] = {1.0f,      1.0f,       1.0f / 2,   1.0f / 6,
                                    1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
   const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-  x = clamp(c, x, kf(c, x, -104.0f), kf(c, x, 89.0f));
-  LLVMValueRef t = add(c, mul(c, x, kf(c, x, 1.44269504088896341f)), kf(c, x, magic));
+  LLVMValueRef t = be_fmuladd(c, x, kf(c, x, 1.44269504088896341f), kf(c, x, magic));
   LLVMValueRef nf = sub(c, t, kf(c, x, magic));
-  LLVMTypeRef it = int_type(c, x);
-  LLVMValueRef n = LLVMBuildSub(c->b, LLVMBuildBitCast(c->b, t, it, ""),
-                                LLVMBuildBitCast(c->b, kf(c, x, magic), it, ""), "");
-  LLVMValueRef r = sub(c, x, mul(c, nf, kf(c, x, 0.693359375f)));
-  r = sub(c, r, mul(c, nf, kf(c, x, -2.12194440e-4f)));
+  LLVMValueRef nneg = LLVMBuildFNeg(c->b, nf, "");
+  LLVMValueRef r = be_fmuladd(c, nneg, kf(c, x, 0.693359375f), x);
+  r = be_fmuladd(c, nneg, kf(c, x, -2.12194440e-4f), r);
   LLVMValueRef p = poly(c, r, taylor7, 8);
-  LLVMValueRef n1 = LLVMBuildAShr(c->b, n, ki(c, x, 1), "");
-  LLVMValueRef n2 = LLVMBuildAdd(c->b, LLVMBuildSub(c->b, n, n1, ""), ki(c, x, k), "");
-  LLVMValueRef s1 = LLVMBuildBitCast(
-      c->b, LLVMBuildShl(c->b, LLVMBuildAdd(c->b, n1, ki(c, x, 127), ""), ki(c, x, 23), ""),
-      LLVMTypeOf(x), "");
-  LLVMValueRef s2 = LLVMBuildBitCast(
-      c->b, LLVMBuildShl(c->b, LLVMBuildAdd(c->b, n2, ki(c, x, 127), ""), ki(c, x, 23), ""),
-      LLVMTypeOf(x), "");
-  return mul(c, mul(c, p, s1), s2);
+  LLVMTypeRef it = int_type(c, x);
+  int32_t magic_bits = 0x4b400000; /* bits of 1.5 * 2^23 */
+  LLVMValueRef e =
+      LLVMBuildAdd(c->b, LLVMBuildBitCast(c->b, t, it, ""), ki(c, x, 127 + k - magic_bits), "");
+  LLVMValueRef s =
+      LLVMBuildBitCast(c->b, LLVMBuildShl(c->b, e, ki(c, x, 23), ""), LLVMTypeOf(x), "");
+  return mul(c, p, s);
 }
 
 static LLVMValueRef exp_(BeCtx *c, LLVMValueRef x) { return exp_scaled(c, x, 0); }
@@ -168,9 +169,18 @@ static Sig sigmoid_parts(BeCtx *c, LLVMValueRef x) {
   r.a = be_fcall1(c, "llvm.fabs", x);
   r.a = sel_gt(c, r.a, kf(c, x, SILU_LOW), kf(c, x, SILU_LOW), r.a);
   LLVMValueRef es = exp_scaled(c, LLVMBuildFNeg(c->b, r.a, ""), EXP_SCALE);
-  LLVMValueRef ed = sel_gt(c, r.a, kf(c, x, 20.0f), kf(c, x, 0.0f), es);
-  LLVMValueRef e = mul(c, ed, kf(c, x, 0x1p-24f)); /* exp(-a), or 0 */
-  r.pos = div_(c, kf(c, x, 1.0f), add(c, kf(c, x, 1.0f), e));
+  LLVMValueRef den; /* 1 + exp(-a) */
+  if (c->cfg->target.fma) {
+    /* One fma: es 2^-24 is exact, and below 2^-25 beyond a = 20, where
+       1 + it rounds to 1 as 1 + 0 does, so these are the bits of the
+       select below; the product is never rounded, so it makes no
+       denormal (an fma's inputs and result are all that assist). */
+    den = be_vfma(c, es, kf(c, x, 0x1p-24f), kf(c, x, 1.0f));
+  } else {
+    LLVMValueRef ed = sel_gt(c, r.a, kf(c, x, 20.0f), kf(c, x, 0.0f), es);
+    den = add(c, kf(c, x, 1.0f), mul(c, ed, kf(c, x, 0x1p-24f))); /* exp(-a), or 0 */
+  }
+  r.pos = div_(c, kf(c, x, 1.0f), den);
   r.neg_s = mul(c, es, r.pos);
   return r;
 }
