@@ -67,6 +67,8 @@ typedef struct {
   int winograd_chunk;  /* winograd.chunk: register tiles per chunk */
   int winograd_v_kb;   /* winograd.v_kb: stack budget of V (KB) */
   int winograd_m_kb;   /* winograd.m_kb: stack budget of M (KB) */
+  int amx;             /* amx: bf16 convs on AMX tiles where the target has them */
+  int amx_rows;        /* amx.rows: output rows per band of the AMX conv (0: auto) */
 } Tuning;
 
 /* Every key at its default (winograd off). */

@@ -22,6 +22,7 @@
  *   linear.c    linear layers over the rows of a batch (the batched tail)
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
+ *   amx.c       --precision=bf16 convs on AMX tiles (tdpbf16ps)
  *   int8.c      --precision=int8: the quantized conv/linear kernel (vpdpbusd)
  *               and its weight packing
  *   bf16.c      --precision=bf16: which parameters are bf16, the rounding,
@@ -59,12 +60,14 @@ typedef enum { BE_X86_64, BE_AARCH64 } BeArch;
 typedef struct {
   const char *triple, *cpu, *features;
   BeArch arch;
-  int lanes;   /* floats per vector register: 16, 8 or 4 */
-  int nvregs;  /* vector registers: 32 or 16 */
-  bool fma;    /* fused multiply-add instructions (else llvm.fma would be
-                  a libm call per lane: kernels then use llvm.fmuladd) */
-  bool avx512; /* lanes == 16: the AVX-512 register tiles */
-  bool vnni;   /* AVX512-VNNI vpdpbusd: --precision=int8 (int8.c) */
+  int lanes;     /* floats per vector register: 16, 8 or 4 */
+  int nvregs;    /* vector registers: 32 or 16 */
+  bool fma;      /* fused multiply-add instructions (else llvm.fma would be
+                    a libm call per lane: kernels then use llvm.fmuladd) */
+  bool avx512;   /* lanes == 16: the AVX-512 register tiles */
+  bool vnni;     /* AVX512-VNNI vpdpbusd: --precision=int8 (int8.c) */
+  bool amx;      /* AMX-TILE and AMX-BF16: --precision=bf16 convs (amx.c) */
+  bool amx_int8; /* AMX-TILE and AMX-INT8: --precision=int8 convs (amx.c) */
 } BeTarget;
 
 /* How many <16 x float> values the vector registers hold: 32 (AVX-512),
@@ -406,6 +409,24 @@ int64_t be_work_int8(const BeConfig *cf, const Node *n);
 void be_emit_int8(BeCtx *c, KArgs *k);
 int64_t be_packed_numel_int8(const BeConfig *cf, const Node *n);
 float *be_pack_int8(const BeConfig *cf, const Node *n);
+/* The shared parts of the int8 kernels (int8.c, amx.c): a row of K
+   weights quantized symmetrically to q[] in [-127, 127] (NaN to 0),
+   returning its scale max|w| / 127 (1 for an all-zero row); and the u8 of
+   a float or of 16 floats with n's input scale and zero point,
+   clamp(rint(x / s) + z, 0, 255). */
+float be_int8_weight_row(const float *w, int64_t K, int8_t *q);
+LLVMValueRef be_int8_quant_byte(BeCtx *c, const Node *n, LLVMValueRef x);
+LLVMValueRef be_int8_quant_vec(BeCtx *c, const Node *n, LLVMValueRef x);
+
+/* amx.c: an ungrouped conv with an NCHW16c output under --precision=bf16
+   on a target with AMX-BF16 (BeTarget.amx), or quantized (Node.quant)
+   under --precision=int8 with AMX-INT8 (BeTarget.amx_int8); Tuning.amx. Work item: a band
+   of output rows and a group of output-channel blocks. */
+bool be_conv_amx_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_conv_amx(const BeConfig *cf, const Node *n);
+void be_emit_conv_amx(BeCtx *c, KArgs *k);
+int64_t be_packed_numel_amx(const BeConfig *cf, const Node *n);
+float *be_pack_amx(const BeConfig *cf, const Node *n);
 
 /* ---------------------------------------------------------------- kernels.c */
 
@@ -473,10 +494,11 @@ LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *t, cha
                                        size_t errlen);
 /* The description of a target (be_target_machine calls it): lanes,
    registers, FMA, VNNI, from the triple, and for x86-64 from the probe of
-   a given CPU (probed_lanes > 0, probed_vnni >= 0) or the host's feature
+   a given CPU (probed_lanes > 0, probed_vnni and probed_amx* >= 0) or the host's feature
    list. */
 void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
-                        int probed_lanes, bool probed_fma, int probed_vnni, BeTarget *t);
+                        int probed_lanes, bool probed_fma, int probed_vnni, int probed_amx,
+                        int probed_amx_int8, BeTarget *t);
 /* Runs the optimization pipeline for opt_level. */
 bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
 /* Emits an object or assembly file. */

@@ -266,6 +266,9 @@ static void emit_info(BeCtx *c, Graph *g, const BackendOptions *o, int64_t weigh
   };
   hidden_const(c, "cnnrt_info", LLVMConstNamedStruct(info_ty, v, 11));
   hidden_const(c, "cnnrt_blob_size", be_i64(c, (int64_t)blob_size));
+  /* an AMX kernel (amx.c) defines the tile configuration */
+  hidden_const(c, "cnnrt_uses_amx",
+               be_i32(c, LLVMGetNamedGlobal(c->mod, "cnncc.amx.tilecfg") != NULL));
   char id[40] = {0};
   memcpy(id, build_id, strlen(build_id));
   hidden_const(c, "cnnrt_build_id", LLVMConstStringInContext(c->ctx, id, 40, 1));

@@ -84,6 +84,18 @@ int64_t be_packed_numel_int8(const BeConfig *cf, const Node *n) {
   return g.OCB * 16 * g.Kp / 4 + g.OCB * 16 * 3;
 }
 
+float be_int8_weight_row(const float *w, int64_t K, int8_t *q) {
+  float amax = 0;
+  for (int64_t k = 0; k < K; k++)
+    amax = fmaxf(amax, fabsf(w[k]));
+  float sw = amax > 0 && isfinite(amax) ? amax / 127.0f : 1.0f;
+  for (int64_t k = 0; k < K; k++) {
+    float r = rintf(w[k] / sw);
+    q[k] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r == r ? (int)r : 0); /* NaN: 0 */
+  }
+  return sw;
+}
+
 float *be_pack_int8(const BeConfig *cf, const Node *n) {
   Geo g;
   geo(n, &g);
@@ -95,24 +107,20 @@ float *be_pack_int8(const BeConfig *cf, const Node *n) {
   const float *w = n->params[P_WEIGHT]->data;
   const Param *pb = n->nparams > P_BIAS ? n->params[P_BIAS] : NULL;
   CHECK(param_numel(n->params[P_WEIGHT]) == g.OC * g.K, "int8 weight of '%s'", n->name);
+  int8_t *row = xmalloc((size_t)g.K);
   for (int64_t oc = 0; oc < g.OC; oc++) {
-    const float *row = w + oc * g.K;
-    float amax = 0;
-    for (int64_t k = 0; k < g.K; k++)
-      amax = fmaxf(amax, fabsf(row[k]));
-    float sw = amax > 0 && isfinite(amax) ? amax / 127.0f : 1.0f;
+    float sw = be_int8_weight_row(w + oc * g.K, g.K, row);
     int64_t sum = 0;
     for (int64_t i = 0; i < g.K; i++) { /* i: PyTorch's (c, kh, kw) order */
-      float q = rintf(row[i] / sw);
-      int v = q > 127 ? 127 : q < -127 ? -127 : q == q ? (int)q : 0; /* NaN: 0 */
       int64_t k = kpos(&g, i / (g.KH * g.KW), i / g.KW % g.KH, i % g.KW);
-      wq[(((oc / 16) * (g.Kp / 4) + k / 4) * 16 + oc % 16) * 4 + k % 4] = (int8_t)v;
-      sum += v;
+      wq[(((oc / 16) * (g.Kp / 4) + k / 4) * 16 + oc % 16) * 4 + k % 4] = row[i];
+      sum += row[i];
     }
     scale[oc] = n->qscale * sw;
     zpw[oc] = (int32_t)(n->qzero * sum);
     bias[oc] = pb && pb->data ? pb->data[oc] : 0.0f;
   }
+  free(row);
   return dst;
 }
 
@@ -124,8 +132,7 @@ static LLVMValueRef bptr(BeCtx *c, LLVMValueRef base, LLVMValueRef byte) {
   return LLVMBuildInBoundsGEP2(c->b, c->t_i8, base, &byte, 1, "");
 }
 
-/* u8 of x: clamp(rint(x * (1/s)) + z, 0, 255). */
-static LLVMValueRef quant_byte(BeCtx *c, const Node *n, LLVMValueRef x) {
+LLVMValueRef be_int8_quant_byte(BeCtx *c, const Node *n, LLVMValueRef x) {
   LLVMValueRef r = be_fcall1(c, "llvm.rint", be_fmul(c, x, be_f32(c, 1.0f / n->qscale)));
   r = be_fcall2(c, "llvm.maxnum", r, be_f32(c, (float)-n->qzero));
   r = be_fcall2(c, "llvm.minnum", r, be_f32(c, (float)(255 - n->qzero)));
@@ -148,8 +155,7 @@ static LLVMValueRef tap_at(BeCtx *c, const Geo *g, LLVMValueRef oh, LLVMValueRef
   return LLVMBuildAnd(c->b, in_range(c, *ih, g->IH), in_range(c, *iw, g->IW), "");
 }
 
-/* u8 of 16 floats, as quant_byte. */
-static LLVMValueRef quant_vec(BeCtx *c, const Node *n, LLVMValueRef x) {
+LLVMValueRef be_int8_quant_vec(BeCtx *c, const Node *n, LLVMValueRef x) {
   LLVMValueRef r =
       be_fcall1(c, "llvm.rint", be_fmul(c, x, be_vsplat(c, be_f32(c, 1.0f / n->qscale))));
   r = be_fcall2(c, "llvm.maxnum", r, be_vsplat(c, be_f32(c, (float)-n->qzero)));
@@ -178,7 +184,7 @@ static void quantize_pixel_blocked(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRe
   LLVMValueRef idx = be_mulk(c, be_add(c, be_mulk(c, cb.iv, g->IH * g->IW), pix), 16);
   LLVMValueRef x =
       LLVMBuildSelect(c->b, inside, be_vld(c, k->in[0], idx, 4), LLVMConstNull(c->t_v16), "");
-  LLVMValueRef st = LLVMBuildStore(c->b, quant_vec(c, k->n, x),
+  LLVMValueRef st = LLVMBuildStore(c->b, be_int8_quant_vec(c, k->n, x),
                                    bptr(c, buf, be_add(c, kb, be_mulk(c, cb.iv, 16))));
   LLVMSetAlignment(st, 1);
   be_for_end(c, &cb);
@@ -206,7 +212,7 @@ static void quantize_pixel(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, L
   idx = LLVMBuildSelect(c->b, inside, idx, be_i64(c, 0), "");
   LLVMValueRef x = LLVMBuildSelect(c->b, inside, be_ld(c, k->in[0], idx), be_f32(c, 0), "");
   LLVMValueRef kk = be_add(c, be_mulk(c, be_add(c, be_mulk(c, ci.iv, g->KH), kh.iv), g->KW), kw.iv);
-  LLVMBuildStore(c->b, quant_byte(c, k->n, x), bptr(c, buf, be_addk(c, kk, t * g->Kp)));
+  LLVMBuildStore(c->b, be_int8_quant_byte(c, k->n, x), bptr(c, buf, be_addk(c, kk, t * g->Kp)));
   be_for_end(c, &kw);
   be_for_end(c, &kh);
   be_for_end(c, &ci);

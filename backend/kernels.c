@@ -38,6 +38,9 @@
 /* ---------------------------------------------------------------- the table */
 
 static const KernelImpl impls[] = {
+    /* --precision=bf16 and int8 convs on AMX tiles (amx.c) */
+    {"amx", OP_CONV2D, LAYOUT_NCHW16C, be_conv_amx_accepts, be_work_conv_amx, be_emit_conv_amx,
+     true, be_packed_numel_amx, be_pack_amx},
     /* --precision=int8: the layers passes/quantize.c marked (int8.c) */
     {"int8", OP_CONV2D, LAYOUT_NCHW, be_int8_accepts, be_work_int8, be_emit_int8, true,
      be_packed_numel_int8, be_pack_int8},

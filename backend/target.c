@@ -147,7 +147,9 @@ static void init_llvm(void) {
 typedef struct {
   int lanes; /* 0: not probed */
   bool fma;
-  int vnni; /* AVX512-VNNI (--precision=int8); -1: not probed */
+  int vnni;     /* AVX512-VNNI (--precision=int8); -1: not probed */
+  int amx;      /* AMX-BF16 (--precision=bf16); -1: not probed */
+  int amx_int8; /* AMX-INT8 (--precision=int8); -1: not probed */
 } Caps;
 
 /* A module of one function, probe(p) { *p = INTRINSIC(*p, *p, *p) } on
@@ -175,10 +177,12 @@ static LLVMModuleRef probe_module(LLVMContextRef ctx, LLVMTypeRef v, const char 
   return m;
 }
 
-/* Whether the target machine can select llvm.x86.avx512.vpdpbusd.512:
-   emitted in a process of its own (fork), as LLVM aborts on an intrinsic
-   the CPU lacks ("Cannot select"); its exit status is the answer. */
-static int probe_vnni(LLVMTargetMachineRef tm) {
+/* Whether the target machine turns module m into assembly containing
+   `mnemonic`: emitted in a process of its own (fork), as LLVM aborts on an
+   intrinsic the CPU lacks ("Cannot select"); its exit status is the
+   answer. m is built in the child by make(ctx). */
+static int probe_selects(LLVMTargetMachineRef tm, LLVMModuleRef (*make)(LLVMContextRef),
+                         const char *mnemonic) {
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0)
@@ -186,18 +190,50 @@ static int probe_vnni(LLVMTargetMachineRef tm) {
   if (pid == 0) {
     if (!freopen("/dev/null", "w", stderr))
       _exit(1);
-    LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef m = probe_module(ctx, LLVMVectorType(LLVMInt32TypeInContext(ctx), 16),
-                                   "llvm.x86.avx512.vpdpbusd.512", false);
+    LLVMModuleRef m = make(LLVMContextCreate());
     char *msg = NULL;
     LLVMMemoryBufferRef buf = NULL;
     if (!m || LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf))
       _exit(1);
-    _exit(memmem(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf), "vpdpbusd", 8) ? 0 : 1);
+    _exit(memmem(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf), mnemonic, strlen(mnemonic)) ? 0
+                                                                                              : 1);
   }
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* llvm.x86.avx512.vpdpbusd.512 (AVX512-VNNI, --precision=int8). */
+static LLVMModuleRef vnni_module(LLVMContextRef ctx) {
+  return probe_module(ctx, LLVMVectorType(LLVMInt32TypeInContext(ctx), 16),
+                      "llvm.x86.avx512.vpdpbusd.512", false);
+}
+
+/* llvm.x86.NAME(0, 1, 2), a tile multiply (amx.c). */
+static LLVMModuleRef tile_module(LLVMContextRef ctx, const char *name) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  if (!id)
+    return NULL;
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
+  LLVMValueRef fn =
+      LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), NULL, 0, 0));
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+  LLVMTypeRef i8 = LLVMInt8TypeInContext(ctx);
+  LLVMValueRef args[3] = {LLVMConstInt(i8, 0, 0), LLVMConstInt(i8, 1, 0), LLVMConstInt(i8, 2, 0)};
+  LLVMBuildCall2(b, LLVMIntrinsicGetType(ctx, id, NULL, 0),
+                 LLVMGetIntrinsicDeclaration(m, id, NULL, 0), args, 3, "");
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+  return m;
+}
+
+/* AMX-BF16 (--precision=bf16) and AMX-INT8 (--precision=int8). */
+static LLVMModuleRef amx_module(LLVMContextRef ctx) {
+  return tile_module(ctx, "llvm.x86.tdpbf16ps");
+}
+static LLVMModuleRef amx_int8_module(LLVMContextRef ctx) {
+  return tile_module(ctx, "llvm.x86.tdpbusd");
 }
 
 /* The probe's child: a <16 x float> fma through the target machine, as
@@ -221,8 +257,11 @@ static int probe_child(LLVMTargetRef t, const char *triple, const char *cpu, con
   memcpy(text, LLVMGetBufferStart(buf), n);
   text[n] = 0;
   int lanes = strstr(text, "zmm") ? 16 : strstr(text, "ymm") ? 8 : 4;
-  fprintf(stderr, "cnncc-probe lanes=%d fma=%d vnni=%d\n", lanes, !strstr(text, "fmaf"),
-          strstr(triple, "x86_64") ? probe_vnni(tm) : 0);
+  bool x86 = strstr(triple, "x86_64") != NULL;
+  fprintf(stderr, "cnncc-probe lanes=%d fma=%d vnni=%d amx=%d amx8=%d\n", lanes,
+          !strstr(text, "fmaf"), x86 ? probe_selects(tm, vnni_module, "vpdpbusd") : 0,
+          x86 ? probe_selects(tm, amx_module, "tdpbf16ps") : 0,
+          x86 ? probe_selects(tm, amx_int8_module, "tdpbusd") : 0);
   return 0;
 }
 
@@ -265,9 +304,11 @@ static bool probe_target(LLVMTargetRef t, const char *triple, const char *cpu, c
   waitpid(pid, &status, 0);
   char *line = strstr(text, "cnncc-probe ");
   if (line) {
-    int lanes = 0, fma = 0, vnni = 0;
-    if (sscanf(line, "cnncc-probe lanes=%d fma=%d vnni=%d", &lanes, &fma, &vnni) == 3)
-      caps->lanes = lanes, caps->fma = fma, caps->vnni = vnni;
+    int lanes = 0, fma = 0, vnni = 0, amx = 0, amx8 = 0;
+    if (sscanf(line, "cnncc-probe lanes=%d fma=%d vnni=%d amx=%d amx8=%d", &lanes, &fma, &vnni,
+               &amx, &amx8) == 5)
+      caps->lanes = lanes, caps->fma = fma, caps->vnni = vnni, caps->amx = amx,
+      caps->amx_int8 = amx8;
     *line = 0;
   }
   bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strstr(text, "not a recognized");
@@ -339,13 +380,14 @@ LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *d, cha
                             : o->opt_level == 1 ? LLVMCodeGenLevelLess
                             : o->opt_level == 2 ? LLVMCodeGenLevelDefault
                                                 : LLVMCodeGenLevelAggressive;
-  Caps caps = {.vnni = -1};
+  Caps caps = {.vnni = -1, .amx = -1, .amx_int8 = -1};
   if ((o->target_cpu || o->target_features) &&
       !probe_target(t, triple, cpu, features, o, &caps, err, errlen)) {
     LLVMDisposeMessage(triple);
     return NULL;
   }
-  be_target_describe(bt, cpu, features, caps.lanes, caps.fma, caps.vnni, d);
+  be_target_describe(bt, cpu, features, caps.lanes, caps.fma, caps.vnni, caps.amx, caps.amx_int8,
+                     d);
   LLVMTargetMachineRef tm =
       LLVMCreateTargetMachine(t, triple, cpu, features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
   LLVMDisposeMessage(triple);
@@ -368,7 +410,8 @@ static bool has_feature(const char *features, const char *name) {
 }
 
 void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
-                        int probed_lanes, bool probed_fma, int probed_vnni, BeTarget *d) {
+                        int probed_lanes, bool probed_fma, int probed_vnni, int probed_amx,
+                        int probed_amx_int8, BeTarget *d) {
   d->cpu = cpu;
   d->features = features;
   d->triple = bt->triple;
@@ -392,6 +435,13 @@ void be_target_describe(const BackendTarget *bt, const char *cpu, const char *fe
   }
   d->vnni = d->arch == BE_X86_64 &&
             (probed_vnni >= 0 ? probed_vnni == 1 : has_feature(features, "avx512vnni"));
+  d->amx = d->arch == BE_X86_64 && (probed_amx >= 0 ? probed_amx == 1
+                                                    : has_feature(features, "amx-tile") &&
+                                                          has_feature(features, "amx-bf16"));
+  d->amx_int8 = d->arch == BE_X86_64 &&
+                (probed_amx_int8 >= 0
+                     ? probed_amx_int8 == 1
+                     : has_feature(features, "amx-tile") && has_feature(features, "amx-int8"));
   d->avx512 = d->lanes == 16;
 }
 

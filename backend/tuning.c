@@ -62,6 +62,10 @@ static const TuneKey keys[] = {
      "stack budget of the transformed inputs, in KB"},
     {"winograd.m_kb", offsetof(Tuning, winograd_m_kb), 64, 1, 4096,
      "stack budget of the transformed outputs, in KB"},
+    {"amx", offsetof(Tuning, amx), 1, 0, 1,
+     "--precision=bf16: ungrouped convs on AMX tiles where the target has AMX-BF16 (0: off)"},
+    {"amx.rows", offsetof(Tuning, amx_rows), 0, 0, 256,
+     "output rows per band of the AMX conv (0: auto)"},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 

@@ -11,8 +11,17 @@
  * its ceiling (as peak.c). The bf16 loop is compiled with a target
  * attribute and runs only where __builtin_cpu_supports("avx512bf16").
  *
+ * Where the CPU has AMX (CPUID: AMX-TILE, AMX-BF16, AMX-INT8) and Linux
+ * grants the tile state, two more loops run the tile multiplies that
+ * backend/amx.c uses, as it uses them: four 16 x 16 accumulator tiles, two
+ * A and two B tiles reloaded from L1 each step (tileloadd), four
+ * `tdpbf16ps` (16 x 16 x 32 bf16 products, 16,384 FLOPs each) or `tdpbusd`
+ * (16 x 16 x 64 u8 x s8 products, 32,768 int8 OPs each) per step.
+ *
  * Output: one JSON line,
- *   {"fma_gflops": 74.0, "bf16_gflops": 39.8, "ratio": 0.54, "trials": N}
+ *   {"fma_gflops": 74.0, "bf16_gflops": 39.8, "ratio": 0.54,
+ *    "amx_bf16_gflops": 2500.0, "amx_int8_gops": 5000.0, "trials": N}
+ * (the amx fields null where there is no AMX).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,7 +29,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static double now_s(void) {
   struct timespec ts;
@@ -63,6 +75,68 @@ __attribute__((target("avx512f,avx512bf16"))) static float bf16_loop(uint64_t it
   return _mm512_reduce_add_ps(s);
 }
 
+/* ---------------------------------------------------------------- AMX */
+
+/* CPUID.(7,0).EDX bits 22, 24, 25 (AMX-BF16, AMX-TILE, AMX-INT8), and
+   Linux's permission for the tile state (arch_prctl ARCH_REQ_XCOMP_PERM). */
+static int have_amx(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || (d & 0x3400000u) != 0x3400000u)
+    return 0;
+  return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
+static unsigned char amx_a[2][1024] __attribute__((aligned(64)));
+static unsigned char amx_b[2][1024] __attribute__((aligned(64)));
+static float amx_c[256] __attribute__((aligned(64)));
+
+/* Palette 1, tiles 0-7 of 16 rows x 64 bytes. */
+__attribute__((target("amx-tile"))) static void amx_config(void) {
+  static unsigned char cfg[64] __attribute__((aligned(64)));
+  cfg[0] = 1;
+  for (int t = 0; t < 8; t++)
+    cfg[16 + 2 * t] = 64, cfg[48 + t] = 16;
+  _tile_loadconfig(cfg);
+}
+
+#define AMX_STEP(OP)                                                                               \
+  _tile_loadd(4, amx_a[0], 64);                                                                    \
+  _tile_loadd(5, amx_a[1], 64);                                                                    \
+  _tile_loadd(6, amx_b[0], 64);                                                                    \
+  _tile_loadd(7, amx_b[1], 64);                                                                    \
+  OP(0, 4, 6);                                                                                     \
+  OP(1, 5, 6);                                                                                     \
+  OP(2, 4, 7);                                                                                     \
+  OP(3, 5, 7);
+
+__attribute__((target("amx-tile,amx-bf16"))) static float amx_bf16_loop(uint64_t iters) {
+  amx_config();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (uint64_t i = 0; i < iters; i++) {
+    AMX_STEP(_tile_dpbf16ps)
+  }
+  _tile_stored(0, amx_c, 64);
+  _tile_release();
+  return amx_c[0];
+}
+
+__attribute__((target("amx-tile,amx-int8"))) static float amx_int8_loop(uint64_t iters) {
+  amx_config();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (uint64_t i = 0; i < iters; i++) {
+    AMX_STEP(_tile_dpbusd)
+  }
+  _tile_stored(0, amx_c, 64);
+  _tile_release();
+  return amx_c[0];
+}
+
 int main(int argc, char **argv) {
   int trials = 8;
   for (int i = 1; i < argc; i++) {
@@ -77,8 +151,11 @@ int main(int argc, char **argv) {
     printf("{\"fma_gflops\": null, \"bf16_gflops\": null, \"note\": \"no avx512bf16\"}\n");
     return 0;
   }
-  const uint64_t iters = 10000000;
-  double best_fma = 0, best_bf16 = 0;
+  const uint64_t iters = 10000000, amx_iters = 200000;
+  int amx = have_amx();
+  memset(amx_a, 1, sizeof amx_a); /* bf16 0x0101 and u8 1: tiny products */
+  memset(amx_b, 1, sizeof amx_b);
+  double best_fma = 0, best_bf16 = 0, best_amx16 = 0, best_amx8 = 0;
   volatile float sink = 0;
   for (int t = 0; t < trials; t++) {
     double t0 = now_s();
@@ -90,8 +167,25 @@ int main(int argc, char **argv) {
     double bf = (double)iters * 24 * 64 / (t2 - t1) / 1e9;
     best_fma = fma > best_fma ? fma : best_fma;
     best_bf16 = bf > best_bf16 ? bf : best_bf16;
+    if (amx) {
+      t0 = now_s();
+      sink += amx_bf16_loop(amx_iters);
+      t1 = now_s();
+      sink += amx_int8_loop(amx_iters);
+      t2 = now_s();
+      double a16 = (double)amx_iters * 4 * 16384 / (t1 - t0) / 1e9;
+      double a8 = (double)amx_iters * 4 * 32768 / (t2 - t1) / 1e9;
+      best_amx16 = a16 > best_amx16 ? a16 : best_amx16;
+      best_amx8 = a8 > best_amx8 ? a8 : best_amx8;
+    }
   }
-  printf("{\"fma_gflops\": %.1f, \"bf16_gflops\": %.1f, \"ratio\": %.2f, \"trials\": %d}\n",
-         best_fma, best_bf16, best_bf16 / best_fma, trials);
+  char a16[32] = "null", a8[32] = "null";
+  if (amx) {
+    snprintf(a16, sizeof a16, "%.1f", best_amx16);
+    snprintf(a8, sizeof a8, "%.1f", best_amx8);
+  }
+  printf("{\"fma_gflops\": %.1f, \"bf16_gflops\": %.1f, \"ratio\": %.2f, "
+         "\"amx_bf16_gflops\": %s, \"amx_int8_gops\": %s, \"trials\": %d}\n",
+         best_fma, best_bf16, best_bf16 / best_fma, a16, a8, trials);
   return 0;
 }

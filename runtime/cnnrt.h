@@ -21,6 +21,7 @@
  *   cnnrt_blob_size     its size in bytes
  *   cnnrt_build_id      identifies spec + weight layout; a blob whose header
  *                       carries another id is refused by cnn_create
+ *   cnnrt_uses_amx      whether cnn_create must request AMX tile state
  *   cnnrt_forward       runs one sample
  *   cnnrt_forward_head  the batched tail (below): one sample up to the tail
  *   cnnrt_forward_tail  the tail for up to cnnrt_tail_tile samples at once
@@ -88,6 +89,10 @@ extern CNNRT_HIDDEN const cnn_info cnnrt_info;
 extern CNNRT_HIDDEN const unsigned char cnnrt_blob[];
 extern CNNRT_HIDDEN const uint64_t cnnrt_blob_size;
 extern CNNRT_HIDDEN const char cnnrt_build_id[];
+/* 1 when the code uses AMX tiles (backend/amx.c): cnn_create then asks
+   Linux for the tile state (arch_prctl ARCH_REQ_XCOMP_PERM), without
+   which the first tile instruction would kill the process (SIGILL). */
+extern CNNRT_HIDDEN const int32_t cnnrt_uses_amx;
 
 /* One sample: weights = blob data (after the header), arena = arena_bytes of
    scratch, 64-byte aligned; inputs/outputs point at this sample's slice. */

@@ -70,6 +70,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 #include "cnnrt.h"
 
@@ -450,6 +453,25 @@ static void start_trace_from_env(cnn_model *m) {
   cnnrt_pool_set_trace(m->pool, m->trace);
 }
 
+/* The AMX tile state a model with AMX kernels needs (cnnrt_uses_amx):
+   Linux (5.16 and later) grants it to a process on request, once. */
+static int request_amx(char *err, size_t err_len) {
+  if (!cnnrt_uses_amx)
+    return 0;
+#if defined(__x86_64__) && defined(__linux__)
+  if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0)
+    return 0;
+  set_err(err, err_len,
+          "model '%s' runs on AMX tiles and this system does not grant them (arch_prctl: %s); "
+          "compile it with --tune amx=0 or for another --target-cpu",
+          cnnrt_info.name, strerror(errno));
+#else
+  set_err(err, err_len, "model '%s' runs on AMX tiles, which only x86-64 Linux has",
+          cnnrt_info.name);
+#endif
+  return -1;
+}
+
 CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err_len) {
   const cnn_info *info = &cnnrt_info;
   if (err && err_len)
@@ -461,6 +483,8 @@ CNN_EXPORT cnn_model *cnn_create(const char *weights_path, char *err, size_t err
   }
   pthread_mutex_init(&m->mu, NULL);
   pthread_cond_init(&m->cv, NULL);
+  if (request_amx(err, err_len) != 0)
+    goto fail;
   if (weights_path) {
     if (read_weights(m, weights_path, err, err_len) != 0)
       goto fail;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/backend_internal.h"
 #include "passes/passes.h"
 #include "ref_ops.h"
 
@@ -568,6 +569,47 @@ Node *conv(Graph *g, Node *x, int64_t oc, int64_t kh, int64_t kw, int64_t s, int
   for (int i = 0; i < 4; i++)
     c->attr.pad[i] = p;
   return fin(g, c);
+}
+
+Node *conv_geo(Graph *g, Node *x, int64_t oc, int64_t k, int64_t s, int64_t p, int64_t p2,
+               int64_t d) {
+  Node *c = op1(g, OP_CONV2D, x);
+  c->attr.out_channels = oc;
+  c->attr.kernel[0] = c->attr.kernel[1] = k;
+  c->attr.stride[0] = c->attr.stride[1] = s;
+  c->attr.dilation[0] = c->attr.dilation[1] = d;
+  c->attr.pad[0] = c->attr.pad[1] = p;
+  c->attr.pad[2] = c->attr.pad[3] = p2;
+  return fin(g, c);
+}
+
+Node *identity_conv(Graph *g, Node *x) {
+  int64_t C = x->shape.d[0];
+  Node *c = conv(g, x, C, 1, 1, 1, 0);
+  Param *w = c->params[P_WEIGHT];
+  memset(w->data, 0, sizeof(float) * (size_t)(C * C));
+  for (int64_t i = 0; i < C; i++)
+    w->data[i * C + i] = 1.0f;
+  memset(c->params[P_BIAS]->data, 0, sizeof(float) * (size_t)C);
+  return c;
+}
+
+int count_kernel(Graph *g, Precision p, const char *impl) {
+  Tuning t;
+  tuning_defaults(&t);
+  BeConfig cf = {.tune = &t, .precision = p};
+  char *feat = backend_host_features(), err[256];
+  be_target_describe(backend_host_target(), "", feat, 0, false, -1, -1, -1, &cf.target);
+  BeChoice *ch = calloc((size_t)g->next_id + 1, sizeof *ch);
+  cr_assert(be_choose_kernels(&cf, g, ch, err, sizeof err), "%s", err);
+  int k = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *n = GRAPH_NODE(g, i);
+    k += n->op == OP_CONV2D && !n->dead && strcmp(ch[n->id].impl->name, impl) == 0;
+  }
+  free(ch);
+  free(feat);
+  return k;
 }
 
 int count_layout(Graph *g, Layout L, Op o) {

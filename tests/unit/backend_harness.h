@@ -54,6 +54,16 @@ Node *pool(Graph *g, Op o, Node *x, int k, int s, int p, bool ceil_mode, bool ci
 Graph *small_net(void);
 /* How many nodes of op o have layout L. */
 int count_layout(Graph *g, Layout L, Op o);
+/* A conv2d of x with every geometry attribute: oc channels, k x k, stride
+   s, padding p top/left and p2 bottom/right, dilation d; finished. */
+Node *conv_geo(Graph *g, Node *x, int64_t oc, int64_t k, int64_t s, int64_t p, int64_t p2,
+               int64_t d);
+/* A 1x1 conv of x with identity weights and zero bias: exact, and after
+   passes/layout.c its output is NCHW16c (16 channels or more). */
+Node *identity_conv(Graph *g, Node *x);
+/* How many live convs of g the kernel table (backend/kernels.c) puts on
+   the kernel named impl, compiled for the host with precision p. */
+int count_kernel(Graph *g, Precision p, const char *impl);
 /* The tail of the split-conv tests: s (a split conv on a, 48 channels of
    9x7) feeds two slices, [0,16) and [16,48), which a concat takes in the
    order [16,48), a 16-channel 1x1 conv of a, [0,16); the concat and that

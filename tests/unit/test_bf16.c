@@ -16,6 +16,9 @@
  * values of the originals: checked at the documented 2e-2 * max|ref| (they
  * use F(2x2) under bf16: F(4x4) gave 4.2% here, F(2x2) 0.25%).
  *
+ * amx: the AMX conv (backend/amx.c) on many shapes, inputs and weights
+ * bf16 values, at the fp32 bound; skipped on a CPU without AMX-BF16.
+ *
  * blob: external weights of one precision are refused by a .so of the other.
  */
 #include <criterion/criterion.h>
@@ -191,6 +194,7 @@ static void check_bf16(Graph *g, const char *cpu, bool winograd, double rtol, in
   o.precision = PRECISION_BF16;
   o.target_cpu = cpu;
   o.tune.winograd = winograd;
+  o.tune.amx = 0; /* the widening path; AMX (activations rounded too) below */
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
   uint64_t wb = l.info()->weight_bytes;
@@ -237,6 +241,72 @@ Test(kernels, winograd_layers_within_the_documented_bound) {
   output(g, a);
   output(g, b);
   check_bf16(g, NULL, true, 2e-2, round_weights(g));
+}
+
+/* ------------------------------------------------------------- AMX tiles */
+
+static bool host_has_amx(void) {
+  char *f = backend_host_features();
+  bool yes = f && strstr(f, "+amx-tile") && strstr(f, "+amx-bf16");
+  free(f);
+  return yes;
+}
+
+/* One conv on its own input (C x H x W, read through an identity conv,
+   so the conv under test reads NCHW16c): k x k, stride s, pad p
+   (top/left; bottom/right p2), dilation d; with a residual input and ReLU
+   when res. */
+static void amx_conv(Graph *g, const char *name, int64_t C, int64_t H, int64_t W, int64_t oc,
+                     int64_t k, int64_t s, int64_t p, int64_t p2, int64_t d, bool res) {
+  Node *r = NULL;
+  if (res) { /* a blocked residual input, made first: nodes run in order */
+    char rname[64];
+    snprintf(rname, sizeof rname, "%s_res", name);
+    int64_t OH = (H + p + p2 - d * (k - 1) - 1) / s + 1,
+            OW = (W + p + p2 - d * (k - 1) - 1) / s + 1;
+    r = conv(g, input3(g, rname, oc, OH, OW), oc, 1, 1, 1, 0);
+  }
+  Node *c = conv_geo(g, identity_conv(g, input3(g, name, C, H, W)), oc, k, s, p, p2, d);
+  if (r) {
+    add_residual(g, c, r);
+    c->epi.act.kind = ACT_RELU;
+  }
+  output(g, c);
+}
+
+/* The convs of amx_convs on AMX (amx.c) with --precision=bf16, on inputs
+   and weights that are bf16 values (rounded by the reference): every
+   product is then exact in fp32 and the output must match ref_ops.c at
+   the fp32 bound, on 2 threads, batch 2. */
+Test(amx, every_conv_shape_matches_the_reference) {
+  if (!host_has_amx())
+    cr_skip_test("this CPU has no AMX-BF16");
+  Graph *g = ir_graph_new("bf16_amx");
+  amx_conv(g, "a", 16, 9, 11, 16, 3, 1, 1, 1, 1, false);  /* C padded to 32, one block */
+  amx_conv(g, "b", 48, 7, 7, 80, 1, 1, 0, 0, 1, true);    /* 1x1, odd block count, residual */
+  amx_conv(g, "c", 64, 15, 13, 32, 3, 2, 1, 1, 1, false); /* stride 2: phase planes */
+  amx_conv(g, "d", 32, 12, 10, 48, 3, 1, 2, 2, 2, true);  /* dilation 2 */
+  amx_conv(g, "e", 16, 23, 21, 64, 7, 2, 3, 3, 1, false); /* 7x7 stride 2 */
+  amx_conv(g, "f", 32, 14, 14, 32, 1, 2, 0, 0, 1, false); /* 1x1 stride 2: one plane */
+  amx_conv(g, "h", 32, 6, 40, 96, 5, 1, 2, 1, 1, false);  /* 5x5, asymmetric pad, wide */
+  amx_conv(g, "i", 48, 57, 5, 16, 3, 1, 0, 0, 1, false);  /* tall: many bands */
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(ir_verify(g, stderr), 0);
+  round_weights(g);
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  cr_assert_eq(count_kernel(g, PRECISION_BF16, "amx"), 18, "every conv on amx.c");
+  BackendOptions o = opts_for(l.so);
+  o.precision = PRECISION_BF16;
+  cr_assert_eq(compile(g, &o), 0);
+  lib_open(&l, l.so);
+  float **in = make_inputs(g, 2);
+  for (int i = 0; i < g->ninputs; i++)
+    for (int64_t k = 0; k < shape_numel(&g->inputs[i].node->shape) * 2; k++)
+      in[i][k] = float_of((uint32_t)ref_round(in[i][k]) << 16);
+  run_and_compare(&l, g, 2, 2, 1e-5, in);
 }
 
 /* ------------------------------------------------------------ the blob */

@@ -99,6 +99,7 @@ Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
   plan(g);
   BackendOptions o = opts_for(l.so);
   o.precision = PRECISION_INT8;
+  o.tune.amx = 0; /* int8.c's kernel; AMX tiles below */
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
   float **in = make_inputs(g, 2);
@@ -107,6 +108,65 @@ Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
   for (int i = 0; i < 3; i++)
     grid_input(in[i], 2 * shape_numel(&g->inputs[i].node->shape), s[i], z[i]);
   run_and_compare(&l, g, 2, 1, 1e-5, in);
+}
+
+/* The AMX kernel (amx.c, tdpbusd) on shapes of its own: every quantized
+   conv reads an NCHW16c input on the grid through an identity conv (fp32,
+   exact) and must match the fp32 reference exactly, as above. Cases:
+   channel counts that are not multiples of 64 (the buffer pads to 64),
+   stride 2 (phase planes), dilation, 7x7, 1x1 stride 2, an odd block
+   count with a residual and ReLU. */
+Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
+  char *feat = backend_host_features();
+  bool amx = strstr(feat, "+amx-tile") && strstr(feat, "+amx-int8");
+  free(feat);
+  if (!amx)
+    cr_skip_test("this host has no AMX-INT8");
+  static const struct {
+    int64_t C, H, W, oc, k, s, p, p2, d;
+  } cs[] = {{16, 9, 11, 16, 3, 1, 1, 1, 1},  {48, 7, 7, 80, 1, 1, 0, 0, 1},
+            {64, 15, 13, 32, 3, 2, 1, 1, 1}, {32, 12, 10, 48, 3, 1, 2, 2, 2},
+            {16, 23, 21, 64, 7, 2, 3, 3, 1}, {96, 14, 14, 32, 1, 2, 0, 0, 1}};
+  enum { N = sizeof cs / sizeof cs[0] };
+  Graph *g = ir_graph_new("int8_amx");
+  float sc[N];
+  int zp[N];
+  for (int i = 0; i < N; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "x%d", i);
+    Node *r = NULL; /* case 1: a residual, an fp32 conv's output added exactly; made first */
+    if (i == 1)
+      r = conv(g, input3(g, "r", cs[i].oc, 7, 7), cs[i].oc, 1, 1, 1, 0);
+    Node *x = identity_conv(g, input3(g, name, cs[i].C, cs[i].H, cs[i].W));
+    Node *c = conv_geo(g, x, cs[i].oc, cs[i].k, cs[i].s, cs[i].p, cs[i].p2, cs[i].d);
+    sc[i] = ldexpf(1.0f, -(2 + i % 3)), zp[i] = 10 + 40 * i;
+    grid_weights(c);
+    mark(c, sc[i], zp[i]);
+    if (r) {
+      add_residual(g, c, r);
+      c->epi.act.kind = ACT_RELU;
+    }
+    output(g, c);
+  }
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(ir_verify(g, stderr), 0);
+  cr_assert_eq(count_kernel(g, PRECISION_INT8, "amx"), N, "every quantized conv on amx.c");
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  BackendOptions o = opts_for(l.so);
+  o.precision = PRECISION_INT8;
+  cr_assert_eq(compile(g, &o), 0);
+  lib_open(&l, l.so);
+  float **in = make_inputs(g, 2);
+  for (int i = 0; i < g->ninputs; i++) {
+    const char *nm = g->inputs[i].name;
+    int c = nm[0] == 'x' ? nm[1] - '0' : -1; /* "r" stays random: fp32 */
+    if (c >= 0)
+      grid_input(in[i], 2 * shape_numel(&g->inputs[i].node->shape), sc[c], zp[c]);
+  }
+  run_and_compare(&l, g, 2, 2, 1e-5, in);
 }
 
 Test(target, a_cpu_without_vnni_is_refused) {

@@ -1,0 +1,460 @@
+/*
+ * amx.c: --precision=bf16 convolutions on Intel AMX tiles (AMX-BF16:
+ * Sapphire Rapids and later), for targets whose features have +amx-tile
+ * and +amx-bf16 (docs/precision.md). One tdpbf16ps multiplies a 16 x 32
+ * bf16 tile by a 32 x 16 one into 16 x 16 fp32 sums: 8,192 multiply-adds,
+ * 16 times an AVX-512 FMA's 512, at a sixteenth of its rate.
+ *
+ * An ungrouped conv, NCHW16c out, NCHW16c in (or NCHW with 16 channels
+ * or more: a graph input), as an implicit GEMM: the rows of
+ * a tile are output pixels, its columns 16 output channels, the sum runs
+ * over the taps (kh, kw) and the input channels 32 at a time. Work item:
+ * a band of R output rows and a group of G output-channel blocks.
+ *
+ *   1. convert: the input rows the band reads, fp32 -> bf16 (round to
+ *      nearest even, vcvtneps2bf16), into a stack buffer of pixels with
+ *      Cp = C rounded up to 32 channels each, zeros where the conv pads.
+ *      The buffer is split into sh x sw phase planes (plane (a, b) holds
+ *      the padded input pixels (sh*y + a, sw*x + b)), so the pixels a tap
+ *      reads for consecutive output pixels are consecutive in a plane at
+ *      any stride: tap (kh, kw) of output (r, ow) is pixel
+ *      (r + kh*dh/sh) * Wq + ow + kw*dw/sw of plane (kh*dh%sh, kw*dw%sw).
+ *   2. multiply: the band's output pixels flattened as q = r * Wq + ow
+ *      (Wq = OW + (KW-1)*dw/sw, the columns ow >= OW are computed and
+ *      dropped) are cut in tiles of 16; per pair of pixel tiles and pair of
+ *      channel blocks, four accumulator tiles; per tap and 32 channels,
+ *      two A tiles (a constant stride of Cp bf16 between rows: one pixel
+ *      apart) and two B tiles of weights, four tdpbf16ps.
+ *   3. epilogue: the accumulators stored to a stack buffer, then per valid
+ *      pixel and block, bias, the fused residual add and activation in
+ *      fp32, and the store into the NCHW16c output (or a split's slice).
+ *
+ * Weights (be_pack_amx): [OCB][KH*KW][Cp/32][16][16 oc][2], an input-
+ * channel pair per output channel (AMX's "VNNI" order), zeros past C;
+ * the blob rounds them to bf16 like every bf16 weight.
+ *
+ * The tile registers hold no state between kernels: each call loads the
+ * tile configuration (ldtilecfg, eight 16 x 64-byte tiles) and releases
+ * it at its end. Linux hands AMX's 8 KB of tile state to a process only
+ * on request: the runtime asks once in cnn_create (cnnrt_uses_amx).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_internal.h"
+
+#define AMX_BUF_BYTES (256 * 1024) /* the band buffer (stack) */
+#define AMX_SLOTS 128              /* output pixels per band, about */
+#define AMX_ITEMS 8                /* work items a layer aims for */
+
+typedef struct {
+  int64_t C, IH, IW, OC, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw;
+  int64_t Cp, NKC, OCB, taps;
+  bool int8;                       /* --precision=int8: u8 x s8 -> int32 (tdpbusd), else bf16 */
+  int64_t eb;                      /* bytes per buffer element: 1 (u8) or 2 (bf16) */
+  int64_t Wq, R, Rq, plane, bufpx; /* plane width, band rows, plane rows, pixels */
+  int64_t NB, G, NOG, MP;          /* bands, blocks per group, groups, tile pairs */
+  bool in_blocked;                 /* NCHW16c input, else NCHW */
+} Geo;
+
+/* Whether some tap reads phase plane (a, b). */
+static bool plane_used(const Geo *g, int64_t a, int64_t b) {
+  bool row = false, col = false;
+  for (int64_t kh = 0; kh < g->KH; kh++)
+    row |= kh * g->dh % g->sh == a;
+  for (int64_t kw = 0; kw < g->KW; kw++)
+    col |= kw * g->dw % g->sw == b;
+  return row && col;
+}
+
+/* Where plane (a, b) starts in the buffer, in pixels: only the planes some
+   tap reads are there (a 1x1 stride-2 conv reads one of four). */
+static int64_t plane_base(const Geo *g, int64_t a, int64_t b) {
+  int64_t k = 0;
+  for (int64_t i = 0; i < a * g->sw + b; i++)
+    k += plane_used(g, i / g->sw, i % g->sw);
+  return k * g->plane;
+}
+
+/* The buffer's pixels for bands of R rows: the planes, then slack for the
+   last pixel tiles, which run up to 31 slots past the band and Wq - OW
+   columns past a row. */
+static int64_t buf_pixels(const Geo *g, int64_t R) {
+  int64_t Rq = R + (g->KH - 1) * g->dh / g->sh, used = 0;
+  for (int64_t i = 0; i < g->sh * g->sw; i++)
+    used += plane_used(g, i / g->sw, i % g->sw);
+  return used * Rq * g->Wq + 32 + g->Wq;
+}
+
+static void geo(const BeConfig *cf, const Node *n, Geo *g) {
+  const Attrs *a = &n->attr;
+  memset(g, 0, sizeof *g);
+  g->C = n->in[0]->shape.d[0], g->IH = n->in[0]->shape.d[1], g->IW = n->in[0]->shape.d[2];
+  g->OC = n->shape.d[0], g->OH = n->shape.d[1], g->OW = n->shape.d[2];
+  g->KH = a->kernel[0], g->KW = a->kernel[1], g->sh = a->stride[0], g->sw = a->stride[1];
+  g->pt = a->pad[0], g->pl = a->pad[1], g->dh = a->dilation[0], g->dw = a->dilation[1];
+  g->in_blocked = n->in[0]->layout == LAYOUT_NCHW16C;
+  g->int8 = cf->precision == PRECISION_INT8;
+  g->eb = g->int8 ? 1 : 2;
+  int64_t kt = 64 / g->eb; /* channels in a tile row of 64 bytes */
+  g->Cp = be_cdiv(g->C, kt) * kt, g->NKC = g->Cp / kt, g->OCB = g->OC / 16;
+  g->taps = g->KH * g->KW;
+  g->Wq = g->OW + (g->KW - 1) * g->dw / g->sw;
+  int64_t R = cf->tune->amx_rows ? cf->tune->amx_rows : be_cdiv(AMX_SLOTS, g->Wq);
+  R = R < 1 ? 1 : R > g->OH ? g->OH : R;
+  while (R > 1 && buf_pixels(g, R) * g->Cp * g->eb > AMX_BUF_BYTES)
+    R--;
+  g->R = R;
+  g->Rq = R + (g->KH - 1) * g->dh / g->sh;
+  g->plane = g->Rq * g->Wq;
+  g->bufpx = buf_pixels(g, R);
+  g->NB = be_cdiv(g->OH, R);
+  /* Output-channel groups when the bands alone are too few to share out
+     (each group converts the band again: cheap next to its multiplies). */
+  int64_t ng = g->NB >= AMX_ITEMS ? 1 : be_cdiv(AMX_ITEMS, g->NB);
+  int64_t maxg = be_cdiv(g->OCB, 2);
+  ng = ng > maxg ? maxg : ng;
+  g->G = be_cdiv(be_cdiv(g->OCB, ng), 2) * 2; /* even: whole pairs */
+  g->NOG = be_cdiv(g->OCB, g->G);
+  g->MP = be_cdiv(R * g->Wq, 32);
+}
+
+bool be_conv_amx_accepts(const BeConfig *cf, const Node *n) {
+  bool bf16 = cf->precision == PRECISION_BF16 && cf->target.amx && !n->quant;
+  bool int8 = cf->precision == PRECISION_INT8 && cf->target.amx_int8 && n->quant && !n->split;
+  if (!(bf16 || int8) || !cf->tune->amx || n->op != OP_CONV2D || n->attr.groups != 1 ||
+      n->layout != LAYOUT_NCHW16C)
+    return false;
+  /* an NCHW input (a graph input) of 16 channels or more: a stem of 3
+     would multiply 29 zero channels out of 32 */
+  if (n->in[0]->layout != LAYOUT_NCHW16C && n->in[0]->shape.d[0] < 16)
+    return false;
+  Geo g;
+  geo(cf, n, &g);
+  return g.bufpx * g.Cp * g.eb <= AMX_BUF_BYTES;
+}
+
+int64_t be_work_conv_amx(const BeConfig *cf, const Node *n) {
+  Geo g;
+  geo(cf, n, &g);
+  return g.NB * g.NOG;
+}
+
+/* bf16: one float per weight (the blob rounds them); int8: the weight
+   bytes, then per output channel the dequantizing scale, the zero point's
+   correction (int32) and the bias (floats). */
+int64_t be_packed_numel_amx(const BeConfig *cf, const Node *n) {
+  Geo g;
+  geo(cf, n, &g);
+  return g.int8 ? g.OC * g.taps * g.Cp / 4 + 3 * g.OC : g.OC * g.taps * g.Cp;
+}
+
+/* Where weight (oc, ic, tap) goes among the packed elements: the tile of
+   (block, tap, kc), row ic's group of 4 / eb channels, column oc % 16. */
+static int64_t wpos(const Geo *g, int64_t oc, int64_t ic, int64_t t) {
+  int64_t per = 4 / g->eb, kt = 64 / g->eb; /* channels per 4 bytes, per tile row */
+  int64_t tile = ((oc / 16) * g->taps + t) * g->NKC + ic / kt;
+  return ((tile * 16 + ic % kt / per) * 16 + oc % 16) * per + ic % per;
+}
+
+float *be_pack_amx(const BeConfig *cf, const Node *n) {
+  Geo g;
+  geo(cf, n, &g);
+  const Param *w = n->params[P_WEIGHT];
+  int64_t K = g.C * g.taps;
+  CHECK(param_numel(w) == g.OC * K, "weight '%s' of '%s'", w->name, n->name);
+  float *dst = xcalloc((size_t)be_packed_numel_amx(cf, n), sizeof(float));
+  if (!g.int8) {
+    for (int64_t oc = 0; oc < g.OC; oc++)
+      for (int64_t i = 0; i < K; i++) /* i: PyTorch's (ic, kh, kw) order */
+        dst[wpos(&g, oc, i / g.taps, i % g.taps)] = w->data[oc * K + i];
+    return dst;
+  }
+  int8_t *wq = (int8_t *)dst, *row = xmalloc((size_t)K);
+  float *scale = dst + g.OC * g.taps * g.Cp / 4, *bias = scale + 2 * g.OC;
+  int32_t *zpw = (int32_t *)(scale + g.OC);
+  const Param *pb = n->nparams > P_BIAS ? n->params[P_BIAS] : NULL;
+  for (int64_t oc = 0; oc < g.OC; oc++) {
+    int64_t sum = 0;
+    scale[oc] = n->qscale * be_int8_weight_row(w->data + oc * K, K, row);
+    for (int64_t i = 0; i < K; i++) {
+      wq[wpos(&g, oc, i / g.taps, i % g.taps)] = row[i];
+      sum += row[i];
+    }
+    zpw[oc] = (int32_t)(n->qzero * sum);
+    bias[oc] = pb && pb->data ? pb->data[oc] : 0.0f;
+  }
+  free(row);
+  return dst;
+}
+
+/* ------------------------------------------------------------ the kernel */
+
+/* base + idx elements of the buffer (eb bytes each). */
+static LLVMValueRef eptr(BeCtx *c, const Geo *g, LLVMValueRef base, LLVMValueRef idx) {
+  LLVMValueRef byte = be_mulk(c, idx, g->eb);
+  return LLVMBuildInBoundsGEP2(c->b, c->t_i8, base, &byte, 1, "");
+}
+
+static void tile_call(BeCtx *c, const char *name, LLVMValueRef *args, int n) {
+  be_intrinsic(c, name, NULL, 0, args, n);
+}
+
+static LLVMValueRef tmm(BeCtx *c, int t) { return LLVMConstInt(c->t_i8, (unsigned)t, false); }
+
+static void tile_load(BeCtx *c, int t, LLVMValueRef p, int64_t stride_bytes) {
+  LLVMValueRef a[3] = {tmm(c, t), p, be_i64(c, stride_bytes)};
+  tile_call(c, "llvm.x86.tileloadd64", a, 3);
+}
+
+/* Palette 1, tiles 0-7 all 16 rows of 64 bytes: a constant in the module. */
+static LLVMValueRef tile_config(BeCtx *c) {
+  LLVMValueRef g = LLVMGetNamedGlobal(c->mod, "cnncc.amx.tilecfg");
+  if (g)
+    return g;
+  LLVMValueRef v[64];
+  for (int i = 0; i < 64; i++) {
+    int x = i == 0                                                  ? 1
+            : (i >= 16 && i < 32 && i % 2 == 0 && (i - 16) / 2 < 8) ? 64
+            : (i >= 48 && i < 56)                                   ? 16
+                                                                    : 0;
+    v[i] = LLVMConstInt(c->t_i8, (unsigned)x, false);
+  }
+  LLVMValueRef init = LLVMConstArray2(c->t_i8, v, 64);
+  g = LLVMAddGlobal(c->mod, LLVMTypeOf(init), "cnncc.amx.tilecfg");
+  LLVMSetInitializer(g, init);
+  LLVMSetGlobalConstant(g, 1);
+  LLVMSetLinkage(g, LLVMPrivateLinkage);
+  LLVMSetAlignment(g, 64);
+  return g;
+}
+
+/* 0 <= v < n, as one unsigned compare. */
+static LLVMValueRef in_range(BeCtx *c, LLVMValueRef v, int64_t n) {
+  return LLVMBuildICmp(c->b, LLVMIntULT, v, be_i64(c, n), "");
+}
+
+/* x (a float or 16 of them) in the buffer's type stored at buf[idx]:
+   bf16 rounded to nearest even, or u8 quantized with the layer's input
+   scale and zero point (int8.c). */
+static void store_elems(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef idx,
+                        LLVMValueRef x) {
+  bool vec = LLVMGetTypeKind(LLVMTypeOf(x)) == LLVMVectorTypeKind;
+  LLVMValueRef v;
+  if (g->int8) {
+    v = vec ? be_int8_quant_vec(c, k->n, x) : be_int8_quant_byte(c, k->n, x);
+  } else {
+    LLVMTypeRef tb = LLVMBFloatTypeInContext(c->ctx);
+    v = LLVMBuildFPTrunc(c->b, x, vec ? LLVMVectorType(tb, 16) : tb, "");
+  }
+  LLVMSetAlignment(LLVMBuildStore(c->b, v, eptr(c, g, buf, idx)),
+                   (unsigned)(g->eb * (vec ? 16 : 1)));
+}
+
+/* Step 1 from an NCHW input, channel by channel, for plane (a, b) at
+   pixel pbase: the band's rows of each channel plane, then zeros in the
+   channels past C. */
+static void convert_band_nchw(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh0,
+                              int64_t a, int64_t b, int64_t pbase) {
+  BeLoop rq, ch, cq;
+  be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
+  LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq.iv), g->sh), a - g->pt);
+  LLVMValueRef rowin = in_range(c, ih, g->IH);
+  LLVMValueRef ihc = LLVMBuildSelect(c->b, rowin, ih, be_i64(c, 0), "");
+  LLVMValueRef px0 = be_addk(c, be_mulk(c, rq.iv, g->Wq), pbase);
+  be_for(c, &ch, be_i64(c, 0), be_i64(c, g->C), "ch");
+  LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, ch.iv, g->IH), ihc), g->IW);
+  be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
+  LLVMValueRef iw = be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl);
+  LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
+  LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
+  LLVMValueRef x =
+      LLVMBuildSelect(c->b, inside, be_ld(c, k->in[0], be_add(c, src0, iwc)), be_f32(c, 0), "");
+  store_elems(c, k, g, buf, be_add(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), ch.iv), x);
+  be_for_end(c, &cq);
+  be_for_end(c, &ch);
+  if (g->Cp > g->C) {
+    be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cz");
+    LLVMValueRef zat = be_addk(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), g->C);
+    LLVMBuildMemSet(c->b, eptr(c, g, buf, zat), LLVMConstInt(c->t_i8, 0, false),
+                    be_i64(c, g->eb * (g->Cp - g->C)), 1);
+    be_for_end(c, &cq);
+  }
+  be_for_end(c, &rq);
+}
+
+/* Step 1 for the band starting at output row oh0, from an NCHW16c input:
+   16 channels of a pixel at a time. */
+static void convert_band(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh0) {
+  LLVMValueRef zero = LLVMConstNull(c->t_v16);
+  for (int64_t a = 0; a < g->sh; a++)
+    for (int64_t b = 0; b < g->sw; b++) {
+      if (!plane_used(g, a, b))
+        continue;
+      int64_t pbase = plane_base(g, a, b);
+      if (!g->in_blocked) {
+        convert_band_nchw(c, k, g, buf, oh0, a, b, pbase);
+        continue;
+      }
+      BeLoop rq, cb, cq;
+      be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
+      LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq.iv), g->sh), a - g->pt);
+      LLVMValueRef rowin = in_range(c, ih, g->IH);
+      LLVMValueRef ihc = LLVMBuildSelect(c->b, rowin, ih, be_i64(c, 0), "");
+      LLVMValueRef px0 = be_addk(c, be_mulk(c, rq.iv, g->Wq), pbase);
+      be_for(c, &cb, be_i64(c, 0), be_i64(c, g->C / 16), "cb");
+      LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, cb.iv, g->IH), ihc), g->IW);
+      be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
+      LLVMValueRef iw = be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl);
+      LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
+      LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
+      LLVMValueRef x = be_vld(c, k->in[0], be_mulk(c, be_add(c, src0, iwc), 16), 4);
+      x = LLVMBuildSelect(c->b, inside, x, zero, "");
+      LLVMValueRef px = be_add(c, px0, cq.iv);
+      store_elems(c, k, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, cb.iv, 16)), x);
+      be_for_end(c, &cq);
+      be_for_end(c, &cb);
+      if (g->Cp > g->C) { /* the channels past C: zeros (their weights are 0) */
+        BeLoop z;
+        be_for(c, &z, be_i64(c, 0), be_i64(c, g->Wq), "cz");
+        LLVMValueRef at = be_addk(c, be_mulk(c, be_add(c, px0, z.iv), g->Cp), g->C);
+        LLVMBuildMemSet(c->b, eptr(c, g, buf, at), LLVMConstInt(c->t_i8, 0, false),
+                        be_i64(c, g->eb * (g->Cp - g->C)), 1);
+        be_for_end(c, &z);
+      }
+      be_for_end(c, &rq);
+    }
+}
+
+/* Step 2: accumulator tiles mi + 2j (mi < 2, j < nn) for the pixel tiles
+   from q0 and the blocks from ob, over every tap and channel. */
+static void multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef q0,
+                     LLVMValueRef ob, int nn) {
+  for (int t = 0; t < 2 * nn; t++) {
+    LLVMValueRef a = tmm(c, t);
+    tile_call(c, "llvm.x86.tilezero", &a, 1);
+  }
+  for (int64_t kh = 0; kh < g->KH; kh++)
+    for (int64_t kw = 0; kw < g->KW; kw++) {
+      int64_t hh = kh * g->dh, ww = kw * g->dw;
+      int64_t off = plane_base(g, hh % g->sh, ww % g->sw) + hh / g->sh * g->Wq + ww / g->sw;
+      LLVMValueRef px = be_addk(c, q0, off);
+      LLVMValueRef wt = be_mulk(c, be_addk(c, be_mulk(c, ob, g->taps), kh * g->KW + kw), g->NKC);
+      BeLoop kc;
+      be_for(c, &kc, be_i64(c, 0), be_i64(c, g->NKC), "kc");
+      LLVMValueRef xa = be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, kc.iv, 64 / g->eb));
+      tile_load(c, 4, eptr(c, g, buf, xa), g->Cp * g->eb);
+      tile_load(c, 5, eptr(c, g, buf, be_addk(c, xa, 16 * g->Cp)), g->Cp * g->eb);
+      LLVMValueRef wb = be_mulk(c, be_add(c, wt, kc.iv), 1024); /* bytes */
+      for (int j = 0; j < nn; j++) {
+        LLVMValueRef at = be_addk(c, wb, j * g->taps * g->NKC * 1024);
+        tile_load(c, 6 + j, LLVMBuildInBoundsGEP2(c->b, c->t_i8, k->par[P_WEIGHT], &at, 1, ""), 64);
+      }
+      for (int j = 0; j < nn; j++)
+        for (int mi = 0; mi < 2; mi++) {
+          LLVMValueRef a[3] = {tmm(c, mi + 2 * j), tmm(c, 4 + mi), tmm(c, 6 + j)};
+          tile_call(c, g->int8 ? "llvm.x86.tdpbusd" : "llvm.x86.tdpbf16ps", a, 3);
+        }
+      be_for_end(c, &kc);
+    }
+}
+
+/* The index of block ob's pixel pix in a full NCHW16c tensor of the output's shape. */
+static LLVMValueRef res_idx(BeCtx *c, const Geo *g, LLVMValueRef ob, LLVMValueRef pix) {
+  return be_mulk(c, be_add(c, be_mulk(c, ob, g->OH * g->OW), pix), 16);
+}
+
+/* Step 3: the nn blocks from ob of the 32 pixels from q0 of the band at
+   output row oh0, accumulated in tiles mi + 2j. */
+static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMValueRef oh0,
+                     LLVMValueRef q0, LLVMValueRef ob, int nn) {
+  for (int t = 0; t < 2 * nn; t++) {
+    LLVMValueRef a[3] = {tmm(c, t), be_fptr(c, cbuf, be_i64(c, t * 256)), be_i64(c, 64)};
+    tile_call(c, "llvm.x86.tilestored64", a, 3);
+  }
+  LLVMValueRef bias = k->n->nparams > P_BIAS ? k->par[P_BIAS] : NULL, meta = NULL;
+  if (g->int8) { /* scale, zero-point correction, bias after the weight bytes */
+    LLVMValueRef at = be_i64(c, g->OC * g->taps * g->Cp);
+    meta = LLVMBuildInBoundsGEP2(c->b, c->t_i8, k->par[P_WEIGHT], &at, 1, "");
+  }
+  BeLoop s;
+  be_for(c, &s, be_i64(c, 0), be_i64(c, 32), "slot");
+  LLVMValueRef q = be_add(c, q0, s.iv);
+  LLVMValueRef r = LLVMBuildUDiv(c->b, q, be_i64(c, g->Wq), "");
+  LLVMValueRef ow = be_sub(c, q, be_mulk(c, r, g->Wq));
+  LLVMValueRef oh = be_add(c, oh0, r);
+  BeIf valid;
+  be_if(c, &valid,
+        LLVMBuildAnd(c->b, in_range(c, ow, g->OW),
+                     LLVMBuildAnd(c->b, in_range(c, r, g->R), in_range(c, oh, g->OH), ""), ""));
+  LLVMValueRef pix = be_add(c, be_mulk(c, oh, g->OW), ow);
+  /* slot s of pixel tile s/16 is row s%16 of tiles s/16 + 2j */
+  LLVMValueRef crow = be_add(c, be_mulk(c, LLVMBuildLShr(c->b, s.iv, be_i64(c, 4), ""), 256),
+                             be_mulk(c, LLVMBuildAnd(c->b, s.iv, be_i64(c, 15), ""), 16));
+  for (int j = 0; j < nn; j++) {
+    LLVMValueRef obj = be_addk(c, ob, j), base, local;
+    LLVMValueRef v = be_vld(c, cbuf, be_addk(c, crow, j * 512), 64), o16 = be_mulk(c, obj, 16);
+    if (g->int8) { /* y = (acc - z * sum w) * s * sw + bias */
+      LLVMTypeRef ti = LLVMVectorType(c->t_i32, 16);
+      LLVMValueRef zw = LLVMBuildLoad2(c->b, ti, be_fptr(c, meta, be_addk(c, o16, g->OC)), "");
+      LLVMSetAlignment(zw, 64);
+      LLVMValueRef acc = LLVMBuildSub(c->b, LLVMBuildBitCast(c->b, v, ti, ""), zw, "");
+      v = be_fmul(c, LLVMBuildSIToFP(c->b, acc, c->t_v16, ""), be_vld(c, meta, o16, 64));
+      v = be_fadd(c, v, be_vld(c, meta, be_addk(c, o16, 2 * g->OC), 64));
+    } else if (bias) {
+      v = be_fadd(c, v, be_vld(c, bias, o16, 64));
+    }
+    if (k->res)
+      v = be_fadd(c, v, be_vld(c, k->res, res_idx(c, g, obj, pix), 4));
+    v = be_zero_padded_block(c, k->n, obj, be_act(c, &k->n->epi.act, v));
+    be_split_out(c, k, obj, 16, &base, &local);
+    be_vst(c, base, res_idx(c, g, local, pix), v, 64);
+  }
+  be_endif(c, &valid);
+  be_for_end(c, &s);
+}
+
+void be_emit_conv_amx(BeCtx *c, KArgs *k) {
+  Geo g;
+  geo(c->cfg, k->n, &g);
+  LLVMValueRef buf =
+      be_var(c, LLVMArrayType2(c->t_i8, (uint64_t)(g.bufpx * g.Cp * g.eb)), "amxbuf");
+  LLVMSetAlignment(buf, 64);
+  LLVMValueRef cbuf = be_var(c, LLVMArrayType2(c->t_f32, 1024), "amxacc");
+  LLVMSetAlignment(cbuf, 64);
+  LLVMValueRef cfg = tile_config(c);
+  tile_call(c, "llvm.x86.ldtilecfg", &cfg, 1);
+
+  BeLoop it, mp, np;
+  be_for(c, &it, k->lo, k->hi, "item");
+  LLVMValueRef band = be_sdiv(c, it.iv, be_i64(c, g.NOG));
+  LLVMValueRef og = be_sub(c, it.iv, be_mulk(c, band, g.NOG));
+  LLVMValueRef oh0 = be_mulk(c, band, g.R);
+  convert_band(c, k, &g, buf, oh0);
+  LLVMValueRef ob0 = be_mulk(c, og, g.G);
+  LLVMValueRef ob1 = be_smin(c, be_addk(c, ob0, g.G), be_i64(c, g.OCB));
+  LLVMValueRef npairs = LLVMBuildLShr(c->b, be_sub(c, ob1, ob0), be_i64(c, 1), "");
+  /* per pair of blocks, every pixel tile: the pair's weights are read
+     from memory once per band and stay in L2 */
+  be_for(c, &np, be_i64(c, 0), npairs, "np");
+  LLVMValueRef ob = be_add(c, ob0, be_mulk(c, np.iv, 2));
+  be_for(c, &mp, be_i64(c, 0), be_i64(c, g.MP), "mp");
+  LLVMValueRef q0 = be_mulk(c, mp.iv, 32);
+  multiply(c, k, &g, buf, q0, ob, 2);
+  epilogue(c, k, &g, cbuf, oh0, q0, ob, 2);
+  be_for_end(c, &mp);
+  be_for_end(c, &np);
+  if (g.OCB % 2) { /* an odd block count: the last group ends with one */
+    BeIf odd;
+    LLVMValueRef last = be_add(c, ob0, be_mulk(c, npairs, 2));
+    be_if(c, &odd, LLVMBuildICmp(c->b, LLVMIntSLT, last, ob1, ""));
+    be_for(c, &mp, be_i64(c, 0), be_i64(c, g.MP), "mp");
+    LLVMValueRef q1 = be_mulk(c, mp.iv, 32);
+    multiply(c, k, &g, buf, q1, last, 1);
+    epilogue(c, k, &g, cbuf, oh0, q1, last, 1);
+    be_for_end(c, &mp);
+    be_endif(c, &odd);
+  }
+  be_for_end(c, &it);
+  tile_call(c, "llvm.x86.tilerelease", NULL, 0);
+}
