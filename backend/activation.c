@@ -13,16 +13,20 @@
  * float64 (tests/unit/test_activations.c prints it): see docs/spec.md,
  * "Activations".
  *
- * exp(x): n = round(x log2 e) by the 1.5 * 2^23 trick (no float-to-int
- * conversion, so a NaN cannot become poison), r = x - n ln 2 in two steps
- * (Cody and Waite: ln 2 = C1 + C2 with C1 = 0.693359375 exact in 9 bits, so
- * n C1 is exact), e^r by its Taylor polynomial of degree 7 (|r| <= ln2/2:
+ * exp(-a), a >= 0 bounded by the caller (the only exps needed): n =
+ * round(-a log2 e) by the 1.5 * 2^23 trick (no float-to-int conversion, so
+ * a NaN cannot become poison), r = -a - n ln 2 in two fma steps (Cody and
+ * Waite: ln 2 = C1 + C2 with C1 = 0.693359375 exact in 9 bits, so n C1 is
+ * exact), e^r by its Taylor polynomial of degree 7 (|r| <= ln2/2:
  * truncation 8e-9, below float's half ulp), times 2^n built from the bits
- * as two factors 2^(n/2) 2^(n - n/2), so results down to the denormals are
- * right. x is first clamped to [-104, 89] (exp is 0 below, inf above).
+ * of the rounding sum as one normal factor (the bound on a keeps it
+ * normal). These vector ops are most of an epilogue's cost: SiLU after
+ * EfficientNet-B0's 16-channel expansion conv cost twice the conv
+ * (docs/performance.md), so each one saved counts.
  *
- * sigmoid(x) = 1 / (1 + exp(-x)) is computed as e / (1 + e) or 1 / (1 + e)
- * with e = exp(-|x|) <= 1: exp never overflows, and the left tail keeps
+ * sigmoid(x) = 1 / (1 + exp(-x)) is computed as es / (1 + e) or
+ * 1 / (1 + e) with e = exp(-|x|) <= 1 (es = e 2^24): exp never overflows,
+ * and the left tail keeps
  * its relative accuracy (PyTorch's form returns exactly 0 below -88 and
  * NaN nowhere; this one returns 0 below -87 and NaN only for NaN). No
  * activation makes a denormal from normal inputs, in its result or on the
@@ -30,7 +34,8 @@
  * cycles per instruction, and random weights drive SE and SiLU inputs far
  * into the tails (docs/performance.md, "The modern networks").
  *
- * silu is x * sigmoid(x); the tanh form of
+ * silu is x * sigmoid(x), x / (1 + e) or (x es / (1 + e)) 2^-24 (one
+ * division, no reciprocal rounded first); the tanh form of
  * gelu is x * sigmoid(2u), since 1 + tanh(u) = 2 sigmoid(2u), without the
  * cancellation of 1 + tanh(u) for u << 0.
  *
@@ -116,79 +121,90 @@ static LLVMValueRef poly(BeCtx *c, LLVMValueRef x, const float *k, int n) {
 
 /* ---------------------------------------------------------------- exp */
 
-/* exp(x) * 2^k (k >= 0), exact in the scaling: 2^k joins the second
-   factor of 2^n. */
-static LLVMValueRef exp_scaled(BeCtx *c, LLVMValueRef x, int k) {
+/* exp(-a) * 2^k for a in [0, 91] (sigmoid's min(|x|, 91)) or [0, 84]
+   (gelu's z^2, |x| <= 12.9), k = 24 or 0; a NaN a gives NaN. Both
+   callers bound a, so no clamp is emitted, and n = round(-a log2 e) lies
+   in [-132, 0], so n + k >= -126 - 1 + 24 for sigmoid and n >= -122 for
+   gelu: 2^(n+k) is a normal float (one factor, built from the bits of t,
+   whose low bits hold n: bits(t) - bits(magic) = n), and p 2^(n+k), p in
+   [0.7, 1.42], is normal too, so the product is exact. r = -a - n C1 is
+   one rounding either way (n C1 is exact): an fma computes it directly. */
+static LLVMValueRef exp_neg_scaled(BeCtx *c, LLVMValueRef a, int k) {
   static const float taylor7[8] = {1.0f,      1.0f,       1.0f / 2,   1.0f / 6,
                                    1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
   const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-  x = clamp(c, x, kf(c, x, -104.0f), kf(c, x, 89.0f));
-  LLVMValueRef t = add(c, mul(c, x, kf(c, x, 1.44269504088896341f)), kf(c, x, magic));
-  LLVMValueRef nf = sub(c, t, kf(c, x, magic));
-  LLVMTypeRef it = int_type(c, x);
-  LLVMValueRef n = LLVMBuildSub(c->b, LLVMBuildBitCast(c->b, t, it, ""),
-                                LLVMBuildBitCast(c->b, kf(c, x, magic), it, ""), "");
-  LLVMValueRef r = sub(c, x, mul(c, nf, kf(c, x, 0.693359375f)));
-  r = sub(c, r, mul(c, nf, kf(c, x, -2.12194440e-4f)));
+  LLVMValueRef t = be_fmuladd(c, a, kf(c, a, -1.44269504088896341f), kf(c, a, magic));
+  LLVMValueRef nf = sub(c, t, kf(c, a, magic));
+  LLVMValueRef r = be_fmuladd(c, nf, kf(c, a, -0.693359375f), LLVMBuildFNeg(c->b, a, ""));
+  r = be_fmuladd(c, nf, kf(c, a, 2.12194440e-4f), r);
   LLVMValueRef p = poly(c, r, taylor7, 8);
-  LLVMValueRef n1 = LLVMBuildAShr(c->b, n, ki(c, x, 1), "");
-  LLVMValueRef n2 = LLVMBuildAdd(c->b, LLVMBuildSub(c->b, n, n1, ""), ki(c, x, k), "");
-  LLVMValueRef s1 = LLVMBuildBitCast(
-      c->b, LLVMBuildShl(c->b, LLVMBuildAdd(c->b, n1, ki(c, x, 127), ""), ki(c, x, 23), ""),
-      LLVMTypeOf(x), "");
-  LLVMValueRef s2 = LLVMBuildBitCast(
-      c->b, LLVMBuildShl(c->b, LLVMBuildAdd(c->b, n2, ki(c, x, 127), ""), ki(c, x, 23), ""),
-      LLVMTypeOf(x), "");
-  return mul(c, mul(c, p, s1), s2);
+  LLVMTypeRef it = int_type(c, a);
+  int32_t magic_bits = 0x4b400000; /* bits of 1.5 * 2^23 */
+  LLVMValueRef e =
+      LLVMBuildAdd(c->b, LLVMBuildBitCast(c->b, t, it, ""), ki(c, a, 127 + k - magic_bits), "");
+  LLVMValueRef s =
+      LLVMBuildBitCast(c->b, LLVMBuildShl(c->b, e, ki(c, a, 23), ""), LLVMTypeOf(a), "");
+  return mul(c, p, s);
 }
-
-static LLVMValueRef exp_(BeCtx *c, LLVMValueRef x) { return exp_scaled(c, x, 0); }
 
 /* ------------------------------------------------------------ sigmoid */
 
 /* No denormal on the way (each costs a microcode assist of ~100 cycles
    per instruction, and random weights drive SE and SiLU inputs far into
-   the left tail: EfficientNet-B0's reach -1600). With a = min(|x|, 91),
-   es = exp(-a) 2^24 is normal, and sigmoid(-a) = es pos 2^-24 with pos =
-   sigmoid(a) = 1 / (1 + exp(-a)) (exp(-a) taken as 0 beyond a = 20, where
-   1 + exp(-a) rounds to 1). The last product by 2^-24 is the only one
-   that could become denormal: sigmoid is 0 below x = -87 (the true value
-   is below 1.7e-38; PyTorch's is 0 below -88.7), silu x * 0 below x = -91
-   (true |silu| below 2.8e-38). */
+   the left tail: EfficientNet-B0's reach -1600). With a = min(|u|, 91),
+   es = exp(-a) 2^24 is normal; sigmoid(u) = 1 / (1 + e) for u >= 0 and
+   (es / (1 + e)) 2^-24 for u < 0, e = exp(-a) (1 + e rounds to 1 beyond
+   a = 20). The last product by 2^-24 is the only one that could become
+   denormal: sigmoid is 0 below u = -87 (the true value is below 1.7e-38;
+   PyTorch's is 0 below -88.7), x sigmoid(u) x * 0 below u = -91 (true
+   |silu| below 2.8e-38). */
 #define EXP_SCALE 24
 #define SIGMOID_LOW 87.0f
 #define SILU_LOW 91.0f
 
 typedef struct {
-  LLVMValueRef a, pos, neg_s; /* min(|x|, 91), sigmoid(a), sigmoid(-a) 2^24 */
+  LLVMValueRef es, den, neg; /* exp(-a) 2^24, 1 + exp(-a), u < 0 */
 } Sig;
 
-static Sig sigmoid_parts(BeCtx *c, LLVMValueRef x) {
+static Sig sigmoid_parts(BeCtx *c, LLVMValueRef u) {
   Sig r;
-  r.a = be_fcall1(c, "llvm.fabs", x);
-  r.a = sel_gt(c, r.a, kf(c, x, SILU_LOW), kf(c, x, SILU_LOW), r.a);
-  LLVMValueRef es = exp_scaled(c, LLVMBuildFNeg(c->b, r.a, ""), EXP_SCALE);
-  LLVMValueRef ed = sel_gt(c, r.a, kf(c, x, 20.0f), kf(c, x, 0.0f), es);
-  LLVMValueRef e = mul(c, ed, kf(c, x, 0x1p-24f)); /* exp(-a), or 0 */
-  r.pos = div_(c, kf(c, x, 1.0f), add(c, kf(c, x, 1.0f), e));
-  r.neg_s = mul(c, es, r.pos);
+  LLVMValueRef a = be_fcall1(c, "llvm.fabs", u);
+  a = sel_gt(c, a, kf(c, u, SILU_LOW), kf(c, u, SILU_LOW), a);
+  r.es = exp_neg_scaled(c, a, EXP_SCALE);
+  if (c->cfg->target.fma) {
+    /* One fma: es 2^-24 is exact, and below 2^-25 beyond a = 20, where
+       1 + it rounds to 1 as 1 + 0 does, so these are the bits of the
+       select below; the product is never rounded, so it makes no
+       denormal (an fma's inputs and result are all that assist). */
+    r.den = be_vfma(c, r.es, kf(c, u, 0x1p-24f), kf(c, u, 1.0f));
+  } else {
+    LLVMValueRef ed = sel_gt(c, a, kf(c, u, 20.0f), kf(c, u, 0.0f), r.es);
+    r.den = add(c, kf(c, u, 1.0f), mul(c, ed, kf(c, u, 0x1p-24f))); /* exp(-a), or 0 */
+  }
+  r.neg = LLVMBuildFCmp(c->b, LLVMRealOLT, u, kf(c, u, 0.0f), "");
   return r;
 }
 
+/* One division, one rounding for u >= 0 and two (es / den, exact 2^-24)
+   below; 0 below u = -87, selected before the product by 2^-24. */
 static LLVMValueRef sigmoid(BeCtx *c, LLVMValueRef x) {
   Sig p = sigmoid_parts(c, x);
-  LLVMValueRef ns = sel_lt(c, x, kf(c, x, -SIGMOID_LOW), kf(c, x, 0.0f), p.neg_s);
-  return sel_lt(c, x, kf(c, x, 0.0f), mul(c, ns, kf(c, x, 0x1p-24f)), p.pos);
+  LLVMValueRef q = div_(c, LLVMBuildSelect(c->b, p.neg, p.es, kf(c, x, 1.0f), ""), p.den);
+  LLVMValueRef f = sel_lt(c, x, kf(c, x, -SIGMOID_LOW), kf(c, x, 0.0f), kf(c, x, 0x1p-24f));
+  return LLVMBuildSelect(c->b, p.neg, mul(c, q, f), q, "");
 }
 
-/* x * sigmoid(u) (silu: u = x; the tanh form of gelu), the 2^-24 applied
-   last, to the product, which keeps its relative accuracy down to
-   FLT_MIN; x * 0 below u = -91 (-0, or NaN for an infinite x). */
+/* x * sigmoid(u) (silu: u = x; the tanh form of gelu) as x / (1 + e) for
+   u >= 0 and ((x es) / (1 + e)) 2^-24 below: the 2^-24 applied last, to
+   the quotient, which keeps its relative accuracy down to FLT_MIN; x * 0
+   below u = -91 (-0, or NaN for an infinite x). */
 static LLVMValueRef x_sigmoid(BeCtx *c, LLVMValueRef x, LLVMValueRef u) {
   Sig p = sigmoid_parts(c, u);
-  LLVMValueRef neg = mul(c, mul(c, x, p.neg_s), kf(c, x, 0x1p-24f));
+  LLVMValueRef num = LLVMBuildSelect(c->b, p.neg, mul(c, x, p.es), x, "");
+  LLVMValueRef q = div_(c, num, p.den);
+  LLVMValueRef neg = mul(c, q, kf(c, x, 0x1p-24f));
   neg = sel_lt(c, u, kf(c, x, -SILU_LOW), mul(c, x, kf(c, x, 0.0f)), neg);
-  return sel_lt(c, u, kf(c, x, 0.0f), neg, mul(c, x, p.pos));
+  return LLVMBuildSelect(c->b, p.neg, neg, q, "");
 }
 
 /* --------------------------------------------------------------- gelu */
@@ -206,8 +222,8 @@ static LLVMValueRef erfc_scaled(BeCtx *c, LLVMValueRef a) {
   LLVMValueRef aa = mul(c, a, a);
   LLVMValueRef lo = be_square_error(c, a, aa);  /* a*a - aa, exactly */
   LLVMValueRef hi = mul(c, aa, kf(c, a, 0.5f)); /* z^2 = hi + lo/2 */
-  LLVMValueRef e = mul(c, exp_(c, LLVMBuildFNeg(c->b, hi, "")),
-                       be_fmuladd(c, lo, kf(c, a, -0.5f), kf(c, a, 1.0f)));
+  LLVMValueRef e =
+      mul(c, exp_neg_scaled(c, hi, 0), be_fmuladd(c, lo, kf(c, a, -0.5f), kf(c, a, 1.0f)));
   return mul(c, mul(c, t, poly(c, t, s, 9)), e);
 }
 

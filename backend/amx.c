@@ -1,37 +1,46 @@
 /*
- * amx.c: --precision=bf16 convolutions on Intel AMX tiles (AMX-BF16:
- * Sapphire Rapids and later), for targets whose features have +amx-tile
- * and +amx-bf16 (docs/precision.md). One tdpbf16ps multiplies a 16 x 32
- * bf16 tile by a 32 x 16 one into 16 x 16 fp32 sums: 8,192 multiply-adds,
- * 16 times an AVX-512 FMA's 512, at a sixteenth of its rate.
+ * amx.c: convolutions on Intel AMX tiles (Sapphire Rapids and later), for
+ * --precision=bf16 on targets with +amx-tile,+amx-bf16 and for the
+ * quantized convs of --precision=int8 with +amx-int8 (docs/precision.md).
+ * One tdpbf16ps multiplies a 16 x 32 bf16 tile by a 32 x 16 one into
+ * 16 x 16 fp32 sums (8,192 multiply-adds, 16 times an AVX-512 FMA's 512);
+ * one tdpbusd a 16 x 64 u8 tile by a 64 x 16 s8 one into int32 sums.
+ * Below, for bf16: "32 channels" of 2 bytes; int8 has 64 of 1 byte.
  *
- * An ungrouped conv, NCHW16c out, NCHW16c in (or NCHW with 16 channels
- * or more: a graph input), as an implicit GEMM: the rows of
- * a tile are output pixels, its columns 16 output channels, the sum runs
- * over the taps (kh, kw) and the input channels 32 at a time. Work item:
- * a band of R output rows and a group of G output-channel blocks.
+ * An ungrouped conv, NCHW16c out, NCHW16c in (or NCHW, a graph input),
+ * as an implicit GEMM: the rows of a tile are output pixels, its columns
+ * 16 output channels, the sum runs over the taps (kh, kw) and the input
+ * channels 32 at a time. Work item: a band of R output rows and a group
+ * of G output-channel blocks.
  *
  *   1. convert: the input rows the band reads, fp32 -> bf16 (round to
- *      nearest even, vcvtneps2bf16), into a stack buffer of pixels with
- *      Cp = C rounded up to 32 channels each, zeros where the conv pads.
- *      The buffer is split into sh x sw phase planes (plane (a, b) holds
- *      the padded input pixels (sh*y + a, sw*x + b)), so the pixels a tap
- *      reads for consecutive output pixels are consecutive in a plane at
- *      any stride: tap (kh, kw) of output (r, ow) is pixel
- *      (r + kh*dh/sh) * Wq + ow + kw*dw/sw of plane (kh*dh%sh, kw*dw%sw).
+ *      nearest even, vcvtneps2bf16) or u8 (the layer's scale and zero
+ *      point, int8.c), into a stack buffer of pixels with Cp = C rounded
+ *      up to 32 channels each, zeros (u8: the zero point) where the conv
+ *      pads. The buffer holds sh x sw phase planes (plane (a, b) holds the
+ *      padded input pixels (sh*y + a, sw*x + b); only the planes a tap
+ *      reads), so the pixels a tap reads for consecutive output pixels are
+ *      consecutive in a plane at any stride: tap (kh, kw) of output (r, ow)
+ *      is pixel (r + kh*dh/sh) * Wq + ow + kw*dw/sw of plane (kh*dh%sh,
+ *      kw*dw%sw). A stem of few channels (C*KW fitting 32) folds its
+ *      kernel columns instead: a pixel holds a kernel row's KW*C values,
+ *      the taps are the KH rows, planes per row phase only.
  *   2. multiply: the band's output pixels flattened as q = r * Wq + ow
  *      (Wq = OW + (KW-1)*dw/sw, the columns ow >= OW are computed and
- *      dropped) are cut in tiles of 16; per pair of pixel tiles and pair of
- *      channel blocks, four accumulator tiles; per tap and 32 channels,
- *      two A tiles (a constant stride of Cp bf16 between rows: one pixel
- *      apart) and two B tiles of weights, four tdpbf16ps.
+ *      dropped) are cut in tiles of 16; per pair of channel blocks, then
+ *      per pair of pixel tiles, four accumulator tiles; per tap and 32
+ *      channels, two A tiles (a constant stride of one pixel between rows)
+ *      and two B tiles of weights, four tile multiplies.
  *   3. epilogue: the accumulators stored to a stack buffer, then per valid
- *      pixel and block, bias, the fused residual add and activation in
- *      fp32, and the store into the NCHW16c output (or a split's slice).
+ *      pixel and block, bias (int8: dequantized first, as int8.c), the
+ *      fused residual add and activation in fp32, and the store into the
+ *      NCHW16c output (or a split conv's slices).
  *
- * Weights (be_pack_amx): [OCB][KH*KW][Cp/32][16][16 oc][2], an input-
- * channel pair per output channel (AMX's "VNNI" order), zeros past C;
- * the blob rounds them to bf16 like every bf16 weight.
+ * Weights (be_pack_amx): per (block, tap, 32 channels) one 1 KB B tile,
+ * [16][16 oc][2] channel pairs per output channel (AMX's "VNNI" order;
+ * int8: [16][16 oc][4]), zeros past C; bf16 rounded by the blob like every
+ * bf16 weight, int8 quantized by int8.c's be_int8_weight_row and followed
+ * by the scale, zero-point correction and bias per output channel.
  *
  * The tile registers hold no state between kernels: each call loads the
  * tile configuration (ldtilecfg, eight 16 x 64-byte tiles) and releases
@@ -55,6 +64,11 @@ typedef struct {
   int64_t Wq, R, Rq, plane, bufpx; /* plane width, band rows, plane rows, pixels */
   int64_t NB, G, NOG, MP;          /* bands, blocks per group, groups, tile pairs */
   bool in_blocked;                 /* NCHW16c input, else NCHW */
+  /* A conv of few channels (an NCHW stem of 3) folds its kernel columns
+     into the sum: a buffer pixel holds the KW*C values of a tap row, the
+     taps are the KH rows, the planes are per row phase only. */
+  bool fold;
+  int64_t PW, TW; /* column phases (sw, or 1 folded), taps per row (KW or 1) */
 } Geo;
 
 /* Whether some tap reads phase plane (a, b). */
@@ -62,8 +76,8 @@ static bool plane_used(const Geo *g, int64_t a, int64_t b) {
   bool row = false, col = false;
   for (int64_t kh = 0; kh < g->KH; kh++)
     row |= kh * g->dh % g->sh == a;
-  for (int64_t kw = 0; kw < g->KW; kw++)
-    col |= kw * g->dw % g->sw == b;
+  for (int64_t kw = 0; kw < g->TW; kw++)
+    col |= (g->fold ? 0 : kw * g->dw % g->sw) == b;
   return row && col;
 }
 
@@ -71,8 +85,8 @@ static bool plane_used(const Geo *g, int64_t a, int64_t b) {
    tap reads are there (a 1x1 stride-2 conv reads one of four). */
 static int64_t plane_base(const Geo *g, int64_t a, int64_t b) {
   int64_t k = 0;
-  for (int64_t i = 0; i < a * g->sw + b; i++)
-    k += plane_used(g, i / g->sw, i % g->sw);
+  for (int64_t i = 0; i < a * g->PW + b; i++)
+    k += plane_used(g, i / g->PW, i % g->PW);
   return k * g->plane;
 }
 
@@ -81,8 +95,8 @@ static int64_t plane_base(const Geo *g, int64_t a, int64_t b) {
    columns past a row. */
 static int64_t buf_pixels(const Geo *g, int64_t R) {
   int64_t Rq = R + (g->KH - 1) * g->dh / g->sh, used = 0;
-  for (int64_t i = 0; i < g->sh * g->sw; i++)
-    used += plane_used(g, i / g->sw, i % g->sw);
+  for (int64_t i = 0; i < g->sh * g->PW; i++)
+    used += plane_used(g, i / g->PW, i % g->PW);
   return used * Rq * g->Wq + 32 + g->Wq;
 }
 
@@ -97,10 +111,15 @@ static void geo(const BeConfig *cf, const Node *n, Geo *g) {
   g->int8 = cf->precision == PRECISION_INT8;
   g->eb = g->int8 ? 1 : 2;
   int64_t kt = 64 / g->eb; /* channels in a tile row of 64 bytes */
-  g->Cp = be_cdiv(g->C, kt) * kt, g->NKC = g->Cp / kt, g->OCB = g->OC / 16;
-  g->taps = g->KH * g->KW;
-  g->Wq = g->OW + (g->KW - 1) * g->dw / g->sw;
-  int64_t R = cf->tune->amx_rows ? cf->tune->amx_rows : be_cdiv(AMX_SLOTS, g->Wq);
+  g->fold = !g->in_blocked && g->C < 16 && g->C * g->KW <= kt;
+  g->PW = g->fold ? 1 : g->sw, g->TW = g->fold ? 1 : g->KW;
+  int64_t Ck = g->fold ? g->KW * g->C : g->C; /* values of one tap */
+  g->Cp = be_cdiv(Ck, kt) * kt, g->NKC = g->Cp / kt, g->OCB = g->OC / 16;
+  g->taps = g->KH * g->TW;
+  g->Wq = g->fold ? g->OW : g->OW + (g->KW - 1) * g->dw / g->sw;
+  /* folded: more rows per band, fewer kernel rows converted twice */
+  int64_t slots = g->fold ? 8 * AMX_SLOTS : AMX_SLOTS;
+  int64_t R = cf->tune->amx_rows ? cf->tune->amx_rows : be_cdiv(slots, g->Wq);
   R = R < 1 ? 1 : R > g->OH ? g->OH : R;
   while (R > 1 && buf_pixels(g, R) * g->Cp * g->eb > AMX_BUF_BYTES)
     R--;
@@ -121,16 +140,17 @@ static void geo(const BeConfig *cf, const Node *n, Geo *g) {
 
 bool be_conv_amx_accepts(const BeConfig *cf, const Node *n) {
   bool bf16 = cf->precision == PRECISION_BF16 && cf->target.amx && !n->quant;
-  bool int8 = cf->precision == PRECISION_INT8 && cf->target.amx_int8 && n->quant && !n->split;
+  bool int8 = cf->precision == PRECISION_INT8 && cf->target.amx_int8 && n->quant;
   if (!(bf16 || int8) || !cf->tune->amx || n->op != OP_CONV2D || n->attr.groups != 1 ||
       n->layout != LAYOUT_NCHW16C)
     return false;
-  /* an NCHW input (a graph input) of 16 channels or more: a stem of 3
-     would multiply 29 zero channels out of 32 */
-  if (n->in[0]->layout != LAYOUT_NCHW16C && n->in[0]->shape.d[0] < 16)
-    return false;
+  /* an NCHW input (a graph input): 16 channels or more, or few enough to
+     fold the kernel columns into one tile row (else a stem of 3 channels
+     would multiply 29 zero channels of 32) */
   Geo g;
   geo(cf, n, &g);
+  if (!g.in_blocked && g.C < 16 && !g.fold)
+    return false;
   return g.bufpx * g.Cp * g.eb <= AMX_BUF_BYTES;
 }
 
@@ -157,17 +177,28 @@ static int64_t wpos(const Geo *g, int64_t oc, int64_t ic, int64_t t) {
   return ((tile * 16 + ic % kt / per) * 16 + oc % 16) * per + ic % per;
 }
 
+/* Weight i in PyTorch's (ic, kh, kw) order: its place among a tap's
+   values and its tap; folded, a tap is a kernel row of (kw, ic) values. */
+static int64_t kidx(const Geo *g, int64_t i) {
+  int64_t ic = i / (g->KH * g->KW), kw = i % g->KW;
+  return g->fold ? kw * g->C + ic : ic;
+}
+static int64_t ktap(const Geo *g, int64_t i) {
+  int64_t kh = i / g->KW % g->KH, kw = i % g->KW;
+  return g->fold ? kh : kh * g->KW + kw;
+}
+
 float *be_pack_amx(const BeConfig *cf, const Node *n) {
   Geo g;
   geo(cf, n, &g);
   const Param *w = n->params[P_WEIGHT];
-  int64_t K = g.C * g.taps;
+  int64_t K = g.C * g.KH * g.KW;
   CHECK(param_numel(w) == g.OC * K, "weight '%s' of '%s'", w->name, n->name);
   float *dst = xcalloc((size_t)be_packed_numel_amx(cf, n), sizeof(float));
   if (!g.int8) {
     for (int64_t oc = 0; oc < g.OC; oc++)
       for (int64_t i = 0; i < K; i++) /* i: PyTorch's (ic, kh, kw) order */
-        dst[wpos(&g, oc, i / g.taps, i % g.taps)] = w->data[oc * K + i];
+        dst[wpos(&g, oc, kidx(&g, i), ktap(&g, i))] = w->data[oc * K + i];
     return dst;
   }
   int8_t *wq = (int8_t *)dst, *row = xmalloc((size_t)K);
@@ -178,7 +209,7 @@ float *be_pack_amx(const BeConfig *cf, const Node *n) {
     int64_t sum = 0;
     scale[oc] = n->qscale * be_int8_weight_row(w->data + oc * K, K, row);
     for (int64_t i = 0; i < K; i++) {
-      wq[wpos(&g, oc, i / g.taps, i % g.taps)] = row[i];
+      wq[wpos(&g, oc, kidx(&g, i), ktap(&g, i))] = row[i];
       sum += row[i];
     }
     zpw[oc] = (int32_t)(n->qzero * sum);
@@ -251,78 +282,91 @@ static void store_elems(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
                    (unsigned)(g->eb * (vec ? 16 : 1)));
 }
 
+/* Zeros in values [from, Cp) of the Wq buffer pixels from px0 (their
+   weights are 0). */
+static void zero_tail(BeCtx *c, const Geo *g, LLVMValueRef buf, LLVMValueRef px0, int64_t from) {
+  if (from >= g->Cp)
+    return;
+  BeLoop z;
+  be_for(c, &z, be_i64(c, 0), be_i64(c, g->Wq), "cz");
+  LLVMValueRef at = be_addk(c, be_mulk(c, be_add(c, px0, z.iv), g->Cp), from);
+  LLVMBuildMemSet(c->b, eptr(c, g, buf, at), LLVMConstInt(c->t_i8, 0, false),
+                  be_i64(c, g->eb * (g->Cp - from)), 1);
+  be_for_end(c, &z);
+}
+
+/* The input row of buffer row rq of row phase a (clamped to 0 outside,
+ *rowin: whether inside) and the row's first buffer pixel. */
+static LLVMValueRef band_row(BeCtx *c, const Geo *g, LLVMValueRef oh0, LLVMValueRef rq, int64_t a,
+                             int64_t pbase, LLVMValueRef *rowin, LLVMValueRef *px0) {
+  LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq), g->sh), a - g->pt);
+  *rowin = in_range(c, ih, g->IH);
+  *px0 = be_addk(c, be_mulk(c, rq, g->Wq), pbase);
+  return LLVMBuildSelect(c->b, *rowin, ih, be_i64(c, 0), "");
+}
+
 /* Step 1 from an NCHW input, channel by channel, for plane (a, b) at
-   pixel pbase: the band's rows of each channel plane, then zeros in the
-   channels past C. */
+   pixel pbase: buffer pixel (rq, cq) holds, for kw < nkw, input row
+   (oh0 + rq) * sh + a - pt at column cq * sw + b - pl + kw * dw as value
+   kw * C + c; zeros past nkw * C. nkw is 1, or KW folded (Geo.fold, b 0). */
 static void convert_band_nchw(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh0,
                               int64_t a, int64_t b, int64_t pbase) {
-  BeLoop rq, ch, cq;
+  int64_t nkw = g->fold ? g->KW : 1;
+  BeLoop rq, ch, kw, cq;
   be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
-  LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq.iv), g->sh), a - g->pt);
-  LLVMValueRef rowin = in_range(c, ih, g->IH);
-  LLVMValueRef ihc = LLVMBuildSelect(c->b, rowin, ih, be_i64(c, 0), "");
-  LLVMValueRef px0 = be_addk(c, be_mulk(c, rq.iv, g->Wq), pbase);
+  LLVMValueRef rowin, px0, ihc = band_row(c, g, oh0, rq.iv, a, pbase, &rowin, &px0);
   be_for(c, &ch, be_i64(c, 0), be_i64(c, g->C), "ch");
   LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, ch.iv, g->IH), ihc), g->IW);
+  be_for(c, &kw, be_i64(c, 0), be_i64(c, nkw), "kw");
+  LLVMValueRef at0 = be_add(c, be_mulk(c, kw.iv, g->C), ch.iv);
   be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
-  LLVMValueRef iw = be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl);
+  LLVMValueRef iw =
+      be_add(c, be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl), be_mulk(c, kw.iv, g->dw));
   LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
   LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
   LLVMValueRef x =
       LLVMBuildSelect(c->b, inside, be_ld(c, k->in[0], be_add(c, src0, iwc)), be_f32(c, 0), "");
-  store_elems(c, k, g, buf, be_add(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), ch.iv), x);
+  store_elems(c, k, g, buf, be_add(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), at0), x);
   be_for_end(c, &cq);
+  be_for_end(c, &kw);
   be_for_end(c, &ch);
-  if (g->Cp > g->C) {
-    be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cz");
-    LLVMValueRef zat = be_addk(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), g->C);
-    LLVMBuildMemSet(c->b, eptr(c, g, buf, zat), LLVMConstInt(c->t_i8, 0, false),
-                    be_i64(c, g->eb * (g->Cp - g->C)), 1);
-    be_for_end(c, &cq);
-  }
+  zero_tail(c, g, buf, px0, nkw * g->C);
   be_for_end(c, &rq);
 }
 
 /* Step 1 for the band starting at output row oh0, from an NCHW16c input:
    16 channels of a pixel at a time. */
+static void convert_band_blocked(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
+                                 LLVMValueRef oh0, int64_t a, int64_t b, int64_t pbase) {
+  BeLoop rq, cb, cq;
+  be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
+  LLVMValueRef rowin, px0, ihc = band_row(c, g, oh0, rq.iv, a, pbase, &rowin, &px0);
+  be_for(c, &cb, be_i64(c, 0), be_i64(c, g->C / 16), "cb");
+  LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, cb.iv, g->IH), ihc), g->IW);
+  be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
+  LLVMValueRef iw = be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl);
+  LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
+  LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
+  LLVMValueRef x = be_vld(c, k->in[0], be_mulk(c, be_add(c, src0, iwc), 16), 4);
+  x = LLVMBuildSelect(c->b, inside, x, LLVMConstNull(c->t_v16), "");
+  LLVMValueRef px = be_add(c, px0, cq.iv);
+  store_elems(c, k, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, cb.iv, 16)), x);
+  be_for_end(c, &cq);
+  be_for_end(c, &cb);
+  zero_tail(c, g, buf, px0, g->C);
+  be_for_end(c, &rq);
+}
+
+/* Step 1: every phase plane a tap reads. */
 static void convert_band(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef oh0) {
-  LLVMValueRef zero = LLVMConstNull(c->t_v16);
   for (int64_t a = 0; a < g->sh; a++)
-    for (int64_t b = 0; b < g->sw; b++) {
+    for (int64_t b = 0; b < g->PW; b++) {
       if (!plane_used(g, a, b))
         continue;
-      int64_t pbase = plane_base(g, a, b);
-      if (!g->in_blocked) {
-        convert_band_nchw(c, k, g, buf, oh0, a, b, pbase);
-        continue;
-      }
-      BeLoop rq, cb, cq;
-      be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
-      LLVMValueRef ih = be_addk(c, be_mulk(c, be_add(c, oh0, rq.iv), g->sh), a - g->pt);
-      LLVMValueRef rowin = in_range(c, ih, g->IH);
-      LLVMValueRef ihc = LLVMBuildSelect(c->b, rowin, ih, be_i64(c, 0), "");
-      LLVMValueRef px0 = be_addk(c, be_mulk(c, rq.iv, g->Wq), pbase);
-      be_for(c, &cb, be_i64(c, 0), be_i64(c, g->C / 16), "cb");
-      LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, cb.iv, g->IH), ihc), g->IW);
-      be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
-      LLVMValueRef iw = be_addk(c, be_mulk(c, cq.iv, g->sw), b - g->pl);
-      LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
-      LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
-      LLVMValueRef x = be_vld(c, k->in[0], be_mulk(c, be_add(c, src0, iwc), 16), 4);
-      x = LLVMBuildSelect(c->b, inside, x, zero, "");
-      LLVMValueRef px = be_add(c, px0, cq.iv);
-      store_elems(c, k, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, cb.iv, 16)), x);
-      be_for_end(c, &cq);
-      be_for_end(c, &cb);
-      if (g->Cp > g->C) { /* the channels past C: zeros (their weights are 0) */
-        BeLoop z;
-        be_for(c, &z, be_i64(c, 0), be_i64(c, g->Wq), "cz");
-        LLVMValueRef at = be_addk(c, be_mulk(c, be_add(c, px0, z.iv), g->Cp), g->C);
-        LLVMBuildMemSet(c->b, eptr(c, g, buf, at), LLVMConstInt(c->t_i8, 0, false),
-                        be_i64(c, g->eb * (g->Cp - g->C)), 1);
-        be_for_end(c, &z);
-      }
-      be_for_end(c, &rq);
+      if (g->in_blocked)
+        convert_band_blocked(c, k, g, buf, oh0, a, b, plane_base(g, a, b));
+      else
+        convert_band_nchw(c, k, g, buf, oh0, a, b, plane_base(g, a, b));
     }
 }
 
@@ -335,11 +379,11 @@ static void multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMVal
     tile_call(c, "llvm.x86.tilezero", &a, 1);
   }
   for (int64_t kh = 0; kh < g->KH; kh++)
-    for (int64_t kw = 0; kw < g->KW; kw++) {
-      int64_t hh = kh * g->dh, ww = kw * g->dw;
+    for (int64_t kw = 0; kw < g->TW; kw++) {
+      int64_t hh = kh * g->dh, ww = g->fold ? 0 : kw * g->dw;
       int64_t off = plane_base(g, hh % g->sh, ww % g->sw) + hh / g->sh * g->Wq + ww / g->sw;
       LLVMValueRef px = be_addk(c, q0, off);
-      LLVMValueRef wt = be_mulk(c, be_addk(c, be_mulk(c, ob, g->taps), kh * g->KW + kw), g->NKC);
+      LLVMValueRef wt = be_mulk(c, be_addk(c, be_mulk(c, ob, g->taps), kh * g->TW + kw), g->NKC);
       BeLoop kc;
       be_for(c, &kc, be_i64(c, 0), be_i64(c, g->NKC), "kc");
       LLVMValueRef xa = be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, kc.iv, 64 / g->eb));
@@ -414,6 +458,18 @@ static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMVa
   be_for_end(c, &s);
 }
 
+/* Steps 2 and 3 for the nn blocks from ob over every pixel tile pair of
+   the band. */
+static void pixel_tiles(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef cbuf,
+                        LLVMValueRef oh0, LLVMValueRef ob, int nn) {
+  BeLoop mp;
+  be_for(c, &mp, be_i64(c, 0), be_i64(c, g->MP), "mp");
+  LLVMValueRef q0 = be_mulk(c, mp.iv, 32);
+  multiply(c, k, g, buf, q0, ob, nn);
+  epilogue(c, k, g, cbuf, oh0, q0, ob, nn);
+  be_for_end(c, &mp);
+}
+
 void be_emit_conv_amx(BeCtx *c, KArgs *k) {
   Geo g;
   geo(c->cfg, k->n, &g);
@@ -425,7 +481,7 @@ void be_emit_conv_amx(BeCtx *c, KArgs *k) {
   LLVMValueRef cfg = tile_config(c);
   tile_call(c, "llvm.x86.ldtilecfg", &cfg, 1);
 
-  BeLoop it, mp, np;
+  BeLoop it, np;
   be_for(c, &it, k->lo, k->hi, "item");
   LLVMValueRef band = be_sdiv(c, it.iv, be_i64(c, g.NOG));
   LLVMValueRef og = be_sub(c, it.iv, be_mulk(c, band, g.NOG));
@@ -437,22 +493,13 @@ void be_emit_conv_amx(BeCtx *c, KArgs *k) {
   /* per pair of blocks, every pixel tile: the pair's weights are read
      from memory once per band and stay in L2 */
   be_for(c, &np, be_i64(c, 0), npairs, "np");
-  LLVMValueRef ob = be_add(c, ob0, be_mulk(c, np.iv, 2));
-  be_for(c, &mp, be_i64(c, 0), be_i64(c, g.MP), "mp");
-  LLVMValueRef q0 = be_mulk(c, mp.iv, 32);
-  multiply(c, k, &g, buf, q0, ob, 2);
-  epilogue(c, k, &g, cbuf, oh0, q0, ob, 2);
-  be_for_end(c, &mp);
+  pixel_tiles(c, k, &g, buf, cbuf, oh0, be_add(c, ob0, be_mulk(c, np.iv, 2)), 2);
   be_for_end(c, &np);
   if (g.OCB % 2) { /* an odd block count: the last group ends with one */
     BeIf odd;
     LLVMValueRef last = be_add(c, ob0, be_mulk(c, npairs, 2));
     be_if(c, &odd, LLVMBuildICmp(c->b, LLVMIntSLT, last, ob1, ""));
-    be_for(c, &mp, be_i64(c, 0), be_i64(c, g.MP), "mp");
-    LLVMValueRef q1 = be_mulk(c, mp.iv, 32);
-    multiply(c, k, &g, buf, q1, last, 1);
-    epilogue(c, k, &g, cbuf, oh0, q1, last, 1);
-    be_for_end(c, &mp);
+    pixel_tiles(c, k, &g, buf, cbuf, oh0, last, 1);
     be_endif(c, &odd);
   }
   be_for_end(c, &it);

@@ -88,7 +88,7 @@ void tuning_print_help(FILE *out);
 typedef enum {
   PRECISION_FP32,
   PRECISION_BF16,
-  PRECISION_INT8, /* quantized conv/linear (backend/int8.c), needs AVX512-VNNI */
+  PRECISION_INT8, /* quantized conv/linear (backend/int8.c): AVX512-VNNI or AVX2 */
 } Precision;
 
 typedef struct {

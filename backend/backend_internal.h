@@ -22,7 +22,7 @@
  *   linear.c    linear layers over the rows of a batch (the batched tail)
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
- *   amx.c       --precision=bf16 convs on AMX tiles (tdpbf16ps)
+ *   amx.c       bf16 and int8 convs on AMX tiles (tdpbf16ps, tdpbusd)
  *   int8.c      --precision=int8: the quantized conv/linear kernel (vpdpbusd)
  *               and its weight packing
  *   bf16.c      --precision=bf16: which parameters are bf16, the rounding,

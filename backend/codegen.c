@@ -938,10 +938,11 @@ static bool setup_target(Compile *cp) {
   }
   cp->cf.precision = cp->o->precision;
   cp->cf.tune = &cp->o->tune;
-  if (cp->o->precision == PRECISION_INT8 && !cp->cf.target.vnni) {
+  if (cp->o->precision == PRECISION_INT8 &&
+      (cp->cf.target.arch != BE_X86_64 || cp->cf.target.lanes < 8)) {
     fail(&cp->st, 1,
-         "--precision=int8 needs AVX512-VNNI (vpdpbusd), which the target (cpu '%s'%s%s) "
-         "lacks; the AVX2 path is not written yet",
+         "--precision=int8 needs x86-64 with AVX2 (vpmaddwd) or AVX512-VNNI (vpdpbusd), which "
+         "the target (cpu '%s'%s%s) lacks",
          cp->cpu ? cp->cpu : "?", cp->features && *cp->features ? ", features " : "",
          cp->features && *cp->features ? cp->features : "");
     return false;

@@ -34,7 +34,8 @@
 
 #include "backend_internal.h"
 
-#define BE_INT8_TILE 8 /* pixels per tile: accumulators in registers */
+#define BE_INT8_TILE 8   /* pixels per tile: accumulators in registers */
+#define BE_INT8_BLOCKS 2 /* output blocks per tile (AVX-512) */
 
 typedef struct {
   int64_t C, IH, IW, OC, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
@@ -70,8 +71,7 @@ static int64_t kpos(const Geo *g, int64_t c, int64_t kh, int64_t kw) {
 }
 
 bool be_int8_accepts(const BeConfig *cf, const Node *n) {
-  return cf->precision == PRECISION_INT8 && n->quant && !n->split &&
-         (n->op == OP_LINEAR || n->attr.groups == 1);
+  return cf->precision == PRECISION_INT8 && n->quant && (n->op == OP_LINEAR || n->attr.groups == 1);
 }
 
 int64_t be_work_int8(const BeConfig *cf, const Node *n) {
@@ -218,16 +218,26 @@ static void quantize_pixel(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, L
   be_for_end(c, &ci);
 }
 
-/* Step 3's store of pixel ow, channels [ob*16, ob*16 + 16) (those < OC). */
+/* Pixel (oh, ow) of channel (or block) ch in an NCHW (NCHW16c) tensor of
+   the output's height and width. */
+static LLVMValueRef out_idx(BeCtx *c, const Geo *g, LLVMValueRef ch, LLVMValueRef oh,
+                            LLVMValueRef ow) {
+  LLVMValueRef i = be_add(c, be_mulk(c, be_add(c, be_mulk(c, ch, g->OH), oh), g->OW), ow);
+  return g->out_blocked ? be_mulk(c, i, 16) : i;
+}
+
+/* Step 3's store of pixel ow, channels [ob*16, ob*16 + 16) (those < OC),
+   into the output or, for a split conv (fold-1x1), the slices. */
 static void store_block(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef oh, LLVMValueRef ow,
                         LLVMValueRef ob, LLVMValueRef v) {
   const Act *act = &k->n->epi.act;
+  LLVMValueRef base, local;
   if (g->out_blocked) {
-    LLVMValueRef idx =
-        be_mulk(c, be_add(c, be_mulk(c, be_add(c, be_mulk(c, ob, g->OH), oh), g->OW), ow), 16);
     if (k->res)
-      v = be_fadd(c, v, be_vld(c, k->res, idx, 4));
-    be_vst(c, k->out, idx, be_zero_padded_block(c, k->n, ob, be_act(c, act, v)), 4);
+      v = be_fadd(c, v, be_vld(c, k->res, out_idx(c, g, ob, oh, ow), 4));
+    be_split_out(c, k, ob, 16, &base, &local);
+    be_vst(c, base, out_idx(c, g, local, oh, ow),
+           be_zero_padded_block(c, k->n, ob, be_act(c, act, v)), 4);
     return;
   }
   for (int l = 0; l < 16; l++) {
@@ -235,50 +245,112 @@ static void store_block(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef oh, LLVMV
     BeIf f;
     if (g->OC % 16)
       be_if(c, &f, LLVMBuildICmp(c->b, LLVMIntSLT, oc, be_i64(c, g->OC), ""));
-    LLVMValueRef idx = be_add(c, be_mulk(c, be_add(c, be_mulk(c, oc, g->OH), oh), g->OW), ow);
     LLVMValueRef x = LLVMBuildExtractElement(c->b, v, be_i32(c, l), "");
     if (k->res)
-      x = be_fadd(c, x, be_ld(c, k->res, idx));
-    be_st(c, k->out, idx, be_zero_padded_channel(c, k->n, oc, be_act(c, act, x)));
+      x = be_fadd(c, x, be_ld(c, k->res, out_idx(c, g, oc, oh, ow)));
+    be_split_out(c, k, oc, 1, &base, &local);
+    be_st(c, base, out_idx(c, g, local, oh, ow),
+          be_zero_padded_channel(c, k->n, oc, be_act(c, act, x)));
     if (g->OC % 16)
       be_endif(c, &f);
   }
 }
 
-/* Steps 2 and 3 for the w pixels from ow0, quantized in buf. */
-static void multiply_tile(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef *acc,
-                          LLVMValueRef oh, LLVMValueRef ow0, int w) {
+/* acc + the 16 dot products of 4 u8 (x, per channel 4 bytes) by 4 s8 (w):
+   vpdpbusd with AVX512-VNNI; else exact in 16-bit pieces: both widened to
+   i16 (no vpmaddubsw: its i16 pair sums saturate at 2 * 255 * 127),
+   vpmaddwd into i32 pair sums, adjacent pairs added. The same sums either
+   way: integer arithmetic without overflow. */
+static LLVMValueRef dot4(BeCtx *c, LLVMValueRef acc, LLVMValueRef x, LLVMValueRef w) {
+  if (c->cfg->target.vnni) {
+    LLVMValueRef args[3] = {acc, x, w};
+    return be_intrinsic(c, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+  }
+  LLVMTypeRef b64 = LLVMVectorType(c->t_i8, 64);
+  LLVMTypeRef h64 = LLVMVectorType(LLVMInt16TypeInContext(c->ctx), 64);
+  LLVMValueRef xh = LLVMBuildZExt(c->b, LLVMBuildBitCast(c->b, x, b64, ""), h64, "");
+  LLVMValueRef wh = LLVMBuildSExt(c->b, LLVMBuildBitCast(c->b, w, b64, ""), h64, "");
+  LLVMValueRef part[4], idx[32];
+  for (int q = 0; q < 4; q++) { /* bytes [16q, 16q + 16): channels 4q..4q+3 */
+    for (int i = 0; i < 16; i++)
+      idx[i] = be_i32(c, 16 * q + i);
+    LLVMValueRef m = LLVMConstVector(idx, 16);
+    LLVMValueRef a[2] = {LLVMBuildShuffleVector(c->b, xh, xh, m, ""),
+                         LLVMBuildShuffleVector(c->b, wh, wh, m, "")};
+    part[q] = be_intrinsic(c, "llvm.x86.avx2.pmadd.wd", NULL, 0, a, 2); /* 8 x i32 */
+  }
+  for (int i = 0; i < 16; i++)
+    idx[i] = be_i32(c, i);
+  LLVMValueRef lo = LLVMBuildShuffleVector(c->b, part[0], part[1], LLVMConstVector(idx, 16), "");
+  LLVMValueRef hi = LLVMBuildShuffleVector(c->b, part[2], part[3], LLVMConstVector(idx, 16), "");
+  for (int i = 0; i < 32; i++)
+    idx[i] = be_i32(c, i);
+  LLVMValueRef all = LLVMBuildShuffleVector(c->b, lo, hi, LLVMConstVector(idx, 32), "");
+  LLVMValueRef ev[16], od[16];
+  for (int i = 0; i < 16; i++)
+    ev[i] = be_i32(c, 2 * i), od[i] = be_i32(c, 2 * i + 1);
+  LLVMValueRef even = LLVMBuildShuffleVector(c->b, all, all, LLVMConstVector(ev, 16), "");
+  LLVMValueRef odd = LLVMBuildShuffleVector(c->b, all, all, LLVMConstVector(od, 16), "");
+  return LLVMBuildAdd(c->b, acc, LLVMBuildAdd(c->b, even, odd, ""), "");
+}
+
+/* Steps 2 and 3 for the w pixels from ow0, quantized in buf, and the nblk
+   output blocks from ob: per 4 k's, nblk weight vectors, and per pixel one
+   broadcast of its 4 bytes used by all nblk blocks. */
+static void multiply_blocks(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
+                            LLVMValueRef (*acc)[BE_INT8_TILE], LLVMValueRef oh, LLVMValueRef ow0,
+                            int w, LLVMValueRef ob, int nblk) {
   LLVMTypeRef tv = v16i32(c);
-  LLVMValueRef wq = k->par[P_WEIGHT], zero = LLVMConstNull(tv);
+  LLVMValueRef wq = k->par[P_WEIGHT], zero = LLVMConstNull(tv), wv[BE_INT8_BLOCKS];
   int64_t K4 = g->Kp / 4, nb = g->OCB * 16;
-  BeLoop ob, k4;
-  be_for(c, &ob, be_i64(c, 0), be_i64(c, g->OCB), "ob");
-  for (int t = 0; t < w; t++)
-    LLVMBuildStore(c->b, zero, acc[t]);
+  for (int j = 0; j < nblk; j++)
+    for (int t = 0; t < w; t++)
+      LLVMBuildStore(c->b, zero, acc[j][t]);
+  BeLoop k4;
   be_for(c, &k4, be_i64(c, 0), be_i64(c, K4), "k4");
-  LLVMValueRef wb = be_mulk(c, be_add(c, be_mulk(c, ob.iv, K4), k4.iv), 64);
-  LLVMValueRef wv = LLVMBuildLoad2(c->b, tv, bptr(c, wq, wb), "");
-  LLVMSetAlignment(wv, 64);
+  for (int j = 0; j < nblk; j++) {
+    LLVMValueRef wb = be_mulk(c, be_add(c, be_mulk(c, be_addk(c, ob, j), K4), k4.iv), 64);
+    wv[j] = LLVMBuildLoad2(c->b, tv, bptr(c, wq, wb), "");
+    LLVMSetAlignment(wv[j], 64);
+  }
   for (int t = 0; t < w; t++) {
     LLVMValueRef xb = be_addk(c, be_mulk(c, k4.iv, 4), t * g->Kp);
     LLVMValueRef x4 = LLVMBuildLoad2(c->b, c->t_i32, bptr(c, buf, xb), "");
     LLVMSetAlignment(x4, 4);
     LLVMValueRef xv = LLVMBuildInsertElement(c->b, LLVMGetPoison(tv), x4, be_i32(c, 0), "");
     xv = LLVMBuildShuffleVector(c->b, xv, LLVMGetPoison(tv), zero, "");
-    LLVMValueRef args[3] = {LLVMBuildLoad2(c->b, tv, acc[t], ""), xv, wv};
-    LLVMBuildStore(c->b, be_intrinsic(c, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3), acc[t]);
+    for (int j = 0; j < nblk; j++)
+      LLVMBuildStore(c->b, dot4(c, LLVMBuildLoad2(c->b, tv, acc[j][t], ""), xv, wv[j]), acc[j][t]);
   }
   be_for_end(c, &k4);
-  LLVMValueRef meta = bptr(c, wq, be_i64(c, nb * g->Kp)), o16 = be_mulk(c, ob.iv, 16);
-  LLVMValueRef sc = be_vld(c, meta, o16, 64), bs = be_vld(c, meta, be_addk(c, o16, 2 * nb), 64);
-  LLVMValueRef zw = LLVMBuildLoad2(c->b, tv, be_fptr(c, meta, be_addk(c, o16, nb)), "");
-  LLVMSetAlignment(zw, 64);
-  for (int t = 0; t < w; t++) {
-    LLVMValueRef a = LLVMBuildSub(c->b, LLVMBuildLoad2(c->b, tv, acc[t], ""), zw, "");
-    LLVMValueRef v = be_fadd(c, be_fmul(c, LLVMBuildSIToFP(c->b, a, c->t_v16, ""), sc), bs);
-    store_block(c, k, g, oh, be_addk(c, ow0, t), ob.iv, v);
+  LLVMValueRef meta = bptr(c, wq, be_i64(c, nb * g->Kp));
+  for (int j = 0; j < nblk; j++) {
+    LLVMValueRef obj = be_addk(c, ob, j), o16 = be_mulk(c, obj, 16);
+    LLVMValueRef sc = be_vld(c, meta, o16, 64), bs = be_vld(c, meta, be_addk(c, o16, 2 * nb), 64);
+    LLVMValueRef zw = LLVMBuildLoad2(c->b, tv, be_fptr(c, meta, be_addk(c, o16, nb)), "");
+    LLVMSetAlignment(zw, 64);
+    for (int t = 0; t < w; t++) {
+      LLVMValueRef a = LLVMBuildSub(c->b, LLVMBuildLoad2(c->b, tv, acc[j][t], ""), zw, "");
+      LLVMValueRef v = be_fadd(c, be_fmul(c, LLVMBuildSIToFP(c->b, a, c->t_v16, ""), sc), bs);
+      store_block(c, k, g, oh, be_addk(c, ow0, t), obj, v);
+    }
   }
+}
+
+/* Every output block for the w pixels from ow0: in pairs on AVX-512 (16
+   accumulators of 32 registers; a broadcast feeds two vpdpbusd), one at a
+   time on AVX2 (its 16 registers hold 8 accumulators). */
+static void multiply_tile(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
+                          LLVMValueRef (*acc)[BE_INT8_TILE], LLVMValueRef oh, LLVMValueRef ow0,
+                          int w) {
+  int nblk = c->cfg->target.avx512 && g->OCB >= 2 ? BE_INT8_BLOCKS : 1;
+  BeLoop ob;
+  be_for(c, &ob, be_i64(c, 0), be_i64(c, g->OCB / nblk), "ob");
+  multiply_blocks(c, k, g, buf, acc, oh, ow0, w, be_mulk(c, ob.iv, nblk), nblk);
   be_for_end(c, &ob);
+  if (g->OCB % nblk)
+    multiply_blocks(c, k, g, buf, acc, oh, ow0, w, be_i64(c, g->OCB / nblk * nblk),
+                    (int)(g->OCB % nblk));
 }
 
 void be_emit_int8(BeCtx *c, KArgs *k) {
@@ -287,9 +359,10 @@ void be_emit_int8(BeCtx *c, KArgs *k) {
   int T = g.OW < BE_INT8_TILE ? (int)g.OW : BE_INT8_TILE;
   LLVMValueRef buf = be_var(c, LLVMArrayType2(c->t_i8, (uint64_t)(T * g.Kp)), "qbuf");
   LLVMSetAlignment(buf, 64);
-  LLVMValueRef acc[BE_INT8_TILE];
-  for (int t = 0; t < T; t++)
-    acc[t] = be_var(c, v16i32(c), "acc");
+  LLVMValueRef acc[BE_INT8_BLOCKS][BE_INT8_TILE];
+  for (int j = 0; j < BE_INT8_BLOCKS; j++)
+    for (int t = 0; t < T; t++)
+      acc[j][t] = be_var(c, v16i32(c), "acc");
   int64_t nfull = g.OW / T, rem = g.OW % T;
   BeLoop row, tile;
   be_for(c, &row, k->lo, k->hi, "oh");

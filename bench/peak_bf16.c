@@ -109,28 +109,20 @@ __attribute__((target("amx-tile"))) static void amx_config(void) {
   OP(2, 4, 7);                                                                                     \
   OP(3, 5, 7);
 
-__attribute__((target("amx-tile,amx-bf16"))) static float amx_bf16_loop(uint64_t iters) {
+/* int8: tdpbusd, else tdpbf16ps (a predictable branch per step). */
+__attribute__((target("amx-tile,amx-bf16,amx-int8"))) static float amx_loop(uint64_t iters,
+                                                                            int int8) {
   amx_config();
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
   for (uint64_t i = 0; i < iters; i++) {
-    AMX_STEP(_tile_dpbf16ps)
-  }
-  _tile_stored(0, amx_c, 64);
-  _tile_release();
-  return amx_c[0];
-}
-
-__attribute__((target("amx-tile,amx-int8"))) static float amx_int8_loop(uint64_t iters) {
-  amx_config();
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (uint64_t i = 0; i < iters; i++) {
-    AMX_STEP(_tile_dpbusd)
+    if (int8) {
+      AMX_STEP(_tile_dpbusd)
+    } else {
+      AMX_STEP(_tile_dpbf16ps)
+    }
   }
   _tile_stored(0, amx_c, 64);
   _tile_release();
@@ -169,9 +161,9 @@ int main(int argc, char **argv) {
     best_bf16 = bf > best_bf16 ? bf : best_bf16;
     if (amx) {
       t0 = now_s();
-      sink += amx_bf16_loop(amx_iters);
+      sink += amx_loop(amx_iters, 0);
       t1 = now_s();
-      sink += amx_int8_loop(amx_iters);
+      sink += amx_loop(amx_iters, 1);
       t2 = now_s();
       double a16 = (double)amx_iters * 4 * 16384 / (t1 - t0) / 1e9;
       double a8 = (double)amx_iters * 4 * 32768 / (t2 - t1) / 1e9;

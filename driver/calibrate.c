@@ -21,7 +21,10 @@
  * Methods: minmax (the range seen), or percentile P: per tensor, a
  * histogram of 4096 bins over the range seen (a second pass over the
  * inputs), and [lo, hi] the (100 - P)-th and P-th percentiles of all its
- * values, so rare outliers do not stretch the scale of everything else.
+ * values, so rare outliers do not stretch the scale of everything else;
+ * or entropy: the same histogram, and the range shrunk toward 0 by the
+ * factor whose quantization to 256 levels loses the least information
+ * (Kullback-Leibler divergence, calib_clip_entropy).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -199,8 +202,65 @@ static void clip_percentile(QuantPlan *plan, int t, const int64_t *h, double pct
   plan->hi[t] = (float)(lo + (bhi + 1) * w);
 }
 
+/* KL(P || Q) for the histogram clipped to bins [a, e): P is h inside,
+   with the mass outside added to the end bins (what the clipped tensor
+   holds); Q is h inside alone quantized to `levels` levels, each level's
+   mass spread evenly over its non-empty bins (what the levels can tell
+   apart), so clipping pays for the mass it moves and coarse levels for
+   the shape they flatten. */
+static double clipped_kl(const int64_t *h, int nbins, int a, int e, int levels) {
+  int nb = e - a;
+  double *p = xcalloc((size_t)nb, sizeof *p), *q = xcalloc((size_t)nb, sizeof *q);
+  double ptot = 0, qtot = 0, kl = 0;
+  for (int i = 0; i < nbins; i++)
+    p[i < a ? 0 : i >= e ? nb - 1 : i - a] += (double)h[i];
+  for (int j = 0; j < levels; j++) {
+    int s = (int)((int64_t)j * nb / levels), t = (int)((int64_t)(j + 1) * nb / levels);
+    double mass = 0;
+    int nonzero = 0;
+    for (int i = s; i < t; i++)
+      mass += (double)h[a + i], nonzero += h[a + i] > 0;
+    for (int i = s; i < t; i++)
+      q[i] = h[a + i] > 0 ? mass / nonzero : 0;
+  }
+  for (int i = 0; i < nb; i++)
+    ptot += p[i], qtot += q[i];
+  for (int i = 0; i < nb && ptot > 0 && qtot > 0; i++)
+    if (p[i] > 0) /* a bin Q has nothing in (an end bin holding only clipped mass): 1e-12 */
+      kl += p[i] / ptot * log((p[i] / ptot) / (q[i] > 0 ? q[i] / qtot : 1e-12));
+  free(p);
+  free(q);
+  return kl;
+}
+
+void calib_clip_entropy(const int64_t *h, int nbins, double lo, double hi, double *flo,
+                        double *fhi) {
+  double w = (hi - lo) / nbins;
+  int b0 = lo >= 0 ? 0 : hi <= 0 ? nbins : (int)(-lo / w); /* the bin edge nearest 0 */
+  /* The bin of 0 leaves the comparison: 0 is exact at any range (it is the
+     zero point), and a ReLU output's spike of zeros would otherwise decide
+     the choice (spread over a level, it favours the narrowest range). */
+  int64_t *hz = xmalloc((size_t)nbins * sizeof *hz);
+  memcpy(hz, h, (size_t)nbins * sizeof *hz);
+  hz[b0 < nbins ? b0 : nbins - 1] = 0;
+  h = hz;
+  double best = INFINITY, bestf = 1;
+  for (int step = 0; step < 96; step++) {
+    double f = 1.0 - step / 100.0;
+    int a = b0 - (int)lround(b0 * f), e = b0 + (int)lround((nbins - b0) * f);
+    if (e - a < 256)
+      break;
+    double kl = clipped_kl(h, nbins, a, e, 256);
+    if (kl < best)
+      best = kl, bestf = f;
+  }
+  free(hz);
+  int a = b0 - (int)lround(b0 * bestf), e = b0 + (int)lround((nbins - b0) * bestf);
+  *flo = lo + a * w, *fhi = lo + e * w;
+}
+
 bool calib_measure(const char *so, QuantPlan *plan, const float *data, int64_t n, int64_t numel,
-                   double pct, Diag *d) {
+                   double pct, bool entropy, Diag *d) {
   void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
   Api api = {0};
   if (h) {
@@ -223,12 +283,20 @@ bool calib_measure(const char *so, QuantPlan *plan, const float *data, int64_t n
   for (int t = 0; t < plan->n; t++)
     plan->lo[t] = INFINITY, plan->hi[t] = -INFINITY;
   bool ok = calib_pass(&api, m, plan, data, n, numel, NULL, d);
-  if (ok && pct > 0 && pct < 100) {
+  if (ok && (entropy || (pct > 0 && pct < 100))) {
     int64_t *hist = xcalloc((size_t)plan->n * CALIB_BINS, sizeof *hist);
     ok = calib_pass(&api, m, plan, data, n, numel, hist, d);
-    for (int t = 0; ok && t < plan->n; t++)
-      if (plan->hi[t] > plan->lo[t])
+    for (int t = 0; ok && t < plan->n; t++) {
+      if (!(plan->hi[t] > plan->lo[t]))
+        continue;
+      if (!entropy) {
         clip_percentile(plan, t, hist + t * CALIB_BINS, pct);
+        continue;
+      }
+      double lo, hi;
+      calib_clip_entropy(hist + t * CALIB_BINS, CALIB_BINS, plan->lo[t], plan->hi[t], &lo, &hi);
+      plan->lo[t] = (float)lo, plan->hi[t] = (float)hi;
+    }
     free(hist);
   }
   api.destroy(m);

@@ -46,7 +46,8 @@ typedef struct {
   Tuning tune;             /* --tune KEY=VALUE, over the defaults */
   Precision precision;     /* --precision=fp32|bf16|int8 */
   const char *calibrate;   /* --calibrate FILE (int8) */
-  double calib_percentile; /* --calibrate-method: 0 minmax, else P (99.99) */
+  double calib_percentile; /* --calibrate-method: 0 minmax, else P (99.99); */
+  bool calib_entropy;      /* ... or entropy (calib_percentile then unused) */
   const char *passes, *print_after, *target_cpu, *target_features;
   const char *target_triple; /* --target, as backend_targets() spells it; NULL: host */
   EmitKind emit;
@@ -78,9 +79,17 @@ char *options_compiler_ident(const Options *o);
 bool calib_load(const char *path, int64_t numel, float **data, int64_t *nsamples, Diag *d);
 /* Runs the calibration build `so` (plan->collect's outputs) on every input
    and fills plan->lo/hi: the range seen, or (0 < pct < 100) clipped to its
-   (100 - pct)-th and pct-th percentiles. */
+   (100 - pct)-th and pct-th percentiles, or (entropy) calib_clip_entropy. */
 bool calib_measure(const char *so, QuantPlan *plan, const float *data, int64_t n, int64_t numel,
-                   double pct, Diag *d);
+                   double pct, bool entropy, Diag *d);
+/* The entropy method's choice for one tensor: given its histogram h of
+   nbins equal bins over [lo, hi], the range [lo*f, hi*f] (f in (0, 1],
+   so 0 stays inside) whose 256 quantization levels lose the least
+   information: the smallest Kullback-Leibler divergence between the
+   clipped histogram (the mass outside added to its end bins) and that
+   histogram quantized to 256 levels. *flo, *fhi: the chosen range. */
+void calib_clip_entropy(const int64_t *h, int nbins, double lo, double hi, double *flo,
+                        double *fhi);
 
 /* ---------------------------------------------------------------- targets.c */
 

@@ -170,7 +170,8 @@ static int calibrate(const Options *o, bool onnx, const PassOptions *po, Progres
     plan->lo = xcalloc((size_t)plan->n + 1, sizeof(float));
     plan->hi = xcalloc((size_t)plan->n + 1, sizeof(float));
     progress_step(prog, "calibrating on %lld inputs", (long long)n);
-    if (rc == 0 && !calib_measure(so, plan, data, n, numel, o->calib_percentile, d))
+    if (rc == 0 &&
+        !calib_measure(so, plan, data, n, numel, o->calib_percentile, o->calib_entropy, d))
       rc = EXIT_USER;
     progress_done(prog);
     remove(so);

@@ -169,9 +169,10 @@ static int opt_calibrate(Options *o, const char *v, Diag *d) {
   o->calibrate = v;
   return 0;
 }
-/* minmax, or percentile[:P] with 50 < P <= 100 (default 99.99). */
+/* minmax, entropy, or percentile[:P] with 50 < P <= 100 (default 99.99). */
 static int opt_calibrate_method(Options *o, const char *v, Diag *d) {
-  if (strcmp(v, "minmax") == 0) {
+  o->calib_entropy = strcmp(v, "entropy") == 0;
+  if (strcmp(v, "minmax") == 0 || o->calib_entropy) {
     o->calib_percentile = 0;
     return 0;
   }
@@ -188,7 +189,7 @@ static int opt_calibrate_method(Options *o, const char *v, Diag *d) {
     }
   }
   return bad(d,
-             "--calibrate-method expects 'minmax', 'percentile' or 'percentile:P' "
+             "--calibrate-method expects 'minmax', 'entropy', 'percentile' or 'percentile:P' "
              "(50 < P <= 100), got '%s'%s",
              v, "");
 }
@@ -303,14 +304,15 @@ static const OptionDef options[] = {
      "fp32 (default); bf16: conv and linear weights stored as\n"
      "bfloat16 (half the bytes), computed in fp32, error <= 2e-2 *\n"
      "max|output|; int8: conv and linear layers quantized (u8\n"
-     "activations, s8 weights per channel, AVX512-VNNI), needs\n"
+     "activations, s8 weights per channel; VNNI, AVX2 or AMX), needs\n"
      "--calibrate (docs/precision.md)"},
     {"--calibrate", NULL, true, NULL, opt_calibrate, "--calibrate=FILE",
      "int8: calibration inputs, float32, raw (a whole number of\n"
      "inputs) or .npy; the activation ranges are measured on them"},
     {"--calibrate-method", NULL, true, NULL, opt_calibrate_method, "--calibrate-method=M",
-     "int8: minmax, or percentile[:P] (default: percentile:99.99):\n"
-     "each activation range clipped to its P-th percentiles"},
+     "int8: minmax, entropy, or percentile[:P] (default:\n"
+     "percentile:99.99): each activation range clipped to its P-th\n"
+     "percentiles, or where the KL divergence of its quantization is least"},
     {"--tune", NULL, true, " (KEY=VALUE, or help)", opt_tune, "--tune KEY=VALUE",
      "set a kernel tuning value (repeatable; the keys are below);\n"
      "values other than the defaults are named in cnn_info.compiler"},

@@ -11,8 +11,8 @@
  * plan's names; apply mode sets Node.quant / qscale / qzero. Neither adds,
  * removes or reorders nodes.
  *
- * Quantizable (first step): an ungrouped conv2d that is not split (fold-1x1's
- * merged sibling convs stay fp32), and a linear. Each keeps fp32 tensors at
+ * Quantizable (first step): an ungrouped conv2d (fold-1x1's merged sibling
+ * convs too: the kernels store into their slices), and a linear. Each keeps fp32 tensors at
  * its boundaries: its kernel (backend/int8.c) quantizes its fp32 input to
  * u8 with the input's calibrated scale, multiplies by per-output-channel s8
  * weights into int32 (vpdpbusd), and dequantizes to fp32 before the fused
@@ -30,7 +30,7 @@
 #include "passes.h"
 
 static bool quantizable(const Node *n) {
-  if (n->dead || n->split)
+  if (n->dead)
     return false;
   if (n->op == OP_LINEAR)
     return true;

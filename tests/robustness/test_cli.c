@@ -457,7 +457,7 @@ Test(cli, int8_calibration_errors_exit_1) {
   fails(NULL, "net.yaml --precision=int8 --calibrate=none.f32 -o out.so",
         "--calibrate: cannot open 'none.f32'", "net.yaml");
   fails(NULL, "net.yaml --precision=int8 --calibrate=x.f32 --calibrate-method=median",
-        "--calibrate-method expects 'minmax', 'percentile'", "net.yaml");
+        "--calibrate-method expects 'minmax', 'entropy', 'percentile'", "net.yaml");
   fails(NULL, "net.yaml --precision=int8 --calibrate=x.f32 --calibrate-method=percentile:20",
         "--calibrate-method expects", "net.yaml");
   float v[192 + 1] = {0};

@@ -83,10 +83,14 @@ static const Case cases[] = {
 
 /* The inputs: a fine grid, a sweep of magnitudes, the special values. */
 static void fill_inputs(float *x) {
-  static const float special[] = {0.0f,    -0.0f,   3.0f,     -3.0f,    6.0f,      -6.0f,
-                                  2.0f,    -1.5f,   0.25f,    -88.0f,   -88.8f,    88.7f,
-                                  -103.0f, -104.5f, 17.0f,    -17.0f,   1e-45f,    -1e-45f,
-                                  FLT_MIN, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY, NAN};
+  static const float special[] = {0.0f, -0.0f, 3.0f, -3.0f, 6.0f, -6.0f, 2.0f, -1.5f, 0.25f, -88.0f,
+                                  -88.8f, 88.7f, -103.0f, -104.5f, 17.0f, -17.0f, 1e-45f, -1e-45f,
+                                  /* the bounds of backend/activation.c's sigmoid: where
+                                     1 + exp(-|x|) becomes 1, where the result is 0 (-87),
+                                     the clamp of |x| (91) */
+                                  20.5f, -20.5f, -86.9f, -87.1f, -90.9f, -91.1f, 90.9f, 91.1f,
+                                  104.7f, -104.7f, FLT_MIN, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY,
+                                  NAN};
   int ns = (int)(sizeof special / sizeof special[0]);
   int64_t grid = N / 2, k = 0;
   for (; k < grid; k++)

@@ -274,6 +274,29 @@ static void amx_conv(Graph *g, const char *name, int64_t C, int64_t H, int64_t W
   output(g, c);
 }
 
+/* g compiled with --precision=bf16 on inputs and weights that are bf16
+   values; its nconv convs must all be on AMX and match the reference at
+   the fp32 bound on 2 threads, batch 2. */
+static void check_amx(Graph *g, int nconv) {
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(ir_verify(g, stderr), 0);
+  round_weights(g);
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  cr_assert_eq(count_kernel(g, PRECISION_BF16, "amx"), nconv, "every conv on amx.c");
+  BackendOptions o = opts_for(l.so);
+  o.precision = PRECISION_BF16;
+  cr_assert_eq(compile(g, &o), 0);
+  lib_open(&l, l.so);
+  float **in = make_inputs(g, 2);
+  for (int i = 0; i < g->ninputs; i++)
+    for (int64_t k = 0; k < shape_numel(&g->inputs[i].node->shape) * 2; k++)
+      in[i][k] = float_of((uint32_t)ref_round(in[i][k]) << 16);
+  run_and_compare(&l, g, 2, 2, 1e-5, in);
+}
+
 /* The convs of amx_convs on AMX (amx.c) with --precision=bf16, on inputs
    and weights that are bf16 values (rounded by the reference): every
    product is then exact in fp32 and the output must match ref_ops.c at
@@ -290,23 +313,51 @@ Test(amx, every_conv_shape_matches_the_reference) {
   amx_conv(g, "f", 32, 14, 14, 32, 1, 2, 0, 0, 1, false); /* 1x1 stride 2: one plane */
   amx_conv(g, "h", 32, 6, 40, 96, 5, 1, 2, 1, 1, false);  /* 5x5, asymmetric pad, wide */
   amx_conv(g, "i", 48, 57, 5, 16, 3, 1, 0, 0, 1, false);  /* tall: many bands */
-  pass_layout(g);
-  ir_compact(g);
-  cr_assert_eq(ir_verify(g, stderr), 0);
-  round_weights(g);
-  Lib l = {0};
-  tmpdir_new(&l);
-  plan(g);
-  cr_assert_eq(count_kernel(g, PRECISION_BF16, "amx"), 18, "every conv on amx.c");
-  BackendOptions o = opts_for(l.so);
-  o.precision = PRECISION_BF16;
-  cr_assert_eq(compile(g, &o), 0);
-  lib_open(&l, l.so);
-  float **in = make_inputs(g, 2);
-  for (int i = 0; i < g->ninputs; i++)
-    for (int64_t k = 0; k < shape_numel(&g->inputs[i].node->shape) * 2; k++)
-      in[i][k] = float_of((uint32_t)ref_round(in[i][k]) << 16);
-  run_and_compare(&l, g, 2, 2, 1e-5, in);
+  /* stems on NCHW graph inputs: the kernel columns folded into the sum */
+  output(g, conv_geo(g, input3(g, "s1", 3, 29, 31), 64, 7, 2, 3, 3, 1));
+  output(g, conv_geo(g, input3(g, "s2", 3, 20, 18), 32, 3, 1, 1, 1, 1));
+  output(g, conv_geo(g, input3(g, "s3", 1, 12, 12), 16, 5, 1, 0, 0, 1));
+  check_amx(g, 21);
+}
+
+/* 24 convs of random geometry (seeded): rectangular kernels 1-5, strides
+   1-3 per axis, asymmetric padding, dilation 1-2, 16-112 input channels
+   through an identity conv or 1-10 on the NCHW input, 16-112 outputs. */
+Test(amx, random_conv_geometries_match_the_reference) {
+  if (!host_has_amx())
+    cr_skip_test("this CPU has no AMX-BF16");
+  Graph *g = ir_graph_new("bf16_amx_random");
+  uint32_t r = 2024;
+#define RND(n) ((r = r * 1664525u + 1013904223u), (int64_t)((r >> 8) % (uint32_t)(n)))
+  for (int i = 0; i < 24; i++) {
+    int64_t kh = 1 + RND(5), kw = 1 + RND(5), sh = 1 + RND(3), sw = 1 + RND(3);
+    int64_t dh = 1 + RND(2), dw = 1 + RND(2), H = 4 + RND(20), W = 4 + RND(20);
+    int64_t small = RND(3) == 0, C = small ? 1 + RND(10) : 16 * (1 + RND(7));
+    if (small && C * kw > 32)
+      C = 32 / kw;
+    int64_t pad[4] = {RND(kh), RND(kw), RND(kh), RND(kw)};
+    if (H + pad[0] + pad[2] < dh * (kh - 1) + 1 || W + pad[1] + pad[3] < dw * (kw - 1) + 1) {
+      i--;
+      continue;
+    }
+    char name[8];
+    snprintf(name, sizeof name, "x%d", i);
+    Node *x = input3(g, name, C, H, W);
+    if (!small)
+      x = identity_conv(g, x);
+    Node *c = op1(g, OP_CONV2D, x);
+    c->attr.out_channels = 16 * (1 + RND(7));
+    c->attr.kernel[0] = kh, c->attr.kernel[1] = kw;
+    c->attr.stride[0] = sh, c->attr.stride[1] = sw;
+    c->attr.dilation[0] = dh, c->attr.dilation[1] = dw;
+    memcpy(c->attr.pad, pad, sizeof pad);
+    output(g, fin(g, c));
+  }
+#undef RND
+  int n = 0;
+  for (int i = 0; i < g->nodes.len; i++)
+    n += GRAPH_NODE(g, i)->op == OP_CONV2D;
+  check_amx(g, n);
 }
 
 /* ------------------------------------------------------------ the blob */

@@ -17,7 +17,13 @@
  * fused ReLU; a linear layer. The blocked input comes from an fp32 1x1
  * identity conv, which copies the grid values exactly.
  *
- * target: a CPU without AVX512-VNNI is refused with a message.
+ * target: without AVX512-VNNI (x86-64-v3) the vpmaddwd path gives the
+ * same exact results; a CPU without AVX2 is refused with a message.
+ *
+ * calibration: the entropy method's choice (driver/calibrate.c) on
+ * histograms whose answer is known: a uniform one keeps its whole range
+ * (its quantization loses nothing, clipping piles mass on the end bins);
+ * a bulk near 0 with rare far outliers is clipped to near the bulk.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -25,6 +31,7 @@
 
 #include "backend/backend_internal.h"
 #include "backend_harness.h"
+#include "driver/driver.h"
 #include "passes/passes.h"
 
 static uint32_t rng = 12345;
@@ -83,12 +90,9 @@ static Graph *int8_cases(void) {
   return g;
 }
 
-Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
-  char *feat = backend_host_features();
-  bool vnni = strstr(feat, "+avx512vnni") != NULL;
-  free(feat);
-  if (!vnni)
-    cr_skip_test("this host has no AVX512-VNNI");
+/* int8_cases compiled for cpu (NULL: the host) with the vpdpbusd or
+   vpmaddwd kernel (AMX off), run on grid values: exact. */
+static void grid_cases(const char *cpu) {
   Graph *g = int8_cases();
   pass_layout(g);
   ir_compact(g);
@@ -99,6 +103,7 @@ Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
   plan(g);
   BackendOptions o = opts_for(l.so);
   o.precision = PRECISION_INT8;
+  o.target_cpu = cpu;
   o.tune.amx = 0; /* int8.c's kernel; AMX tiles below */
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
@@ -110,12 +115,33 @@ Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
   run_and_compare(&l, g, 2, 1, 1e-5, in);
 }
 
+Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
+  char *feat = backend_host_features();
+  bool vnni = strstr(feat, "+avx512vnni") != NULL;
+  free(feat);
+  if (!vnni)
+    cr_skip_test("this host has no AVX512-VNNI");
+  grid_cases(NULL);
+}
+
+/* Without VNNI (x86-64-v3: AVX2) the products go through vpmaddwd on
+   bytes widened to 16 bits: the same exact sums. */
+Test(kernels, the_avx2_path_matches_fp32_exactly) {
+  char *feat = backend_host_features();
+  bool avx2 = strstr(feat, "+avx2") != NULL;
+  free(feat);
+  if (!avx2)
+    cr_skip_test("this host has no AVX2");
+  grid_cases("x86-64-v3");
+}
+
 /* The AMX kernel (amx.c, tdpbusd) on shapes of its own: every quantized
    conv reads an NCHW16c input on the grid through an identity conv (fp32,
    exact) and must match the fp32 reference exactly, as above. Cases:
    channel counts that are not multiples of 64 (the buffer pads to 64),
    stride 2 (phase planes), dilation, 7x7, 1x1 stride 2, an odd block
-   count with a residual and ReLU. */
+   count with a residual and ReLU; and stems of 1 and 3 channels on the
+   NCHW input (kernel columns folded into the sum). */
 Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
   char *feat = backend_host_features();
   bool amx = strstr(feat, "+amx-tile") && strstr(feat, "+amx-int8");
@@ -124,9 +150,16 @@ Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
     cr_skip_test("this host has no AMX-INT8");
   static const struct {
     int64_t C, H, W, oc, k, s, p, p2, d;
-  } cs[] = {{16, 9, 11, 16, 3, 1, 1, 1, 1},  {48, 7, 7, 80, 1, 1, 0, 0, 1},
-            {64, 15, 13, 32, 3, 2, 1, 1, 1}, {32, 12, 10, 48, 3, 1, 2, 2, 2},
-            {16, 23, 21, 64, 7, 2, 3, 3, 1}, {96, 14, 14, 32, 1, 2, 0, 0, 1}};
+  } cs[] = {{16, 9, 11, 16, 3, 1, 1, 1, 1},
+            {48, 7, 7, 80, 1, 1, 0, 0, 1},
+            {64, 15, 13, 32, 3, 2, 1, 1, 1},
+            {32, 12, 10, 48, 3, 1, 2, 2, 2},
+            {16, 23, 21, 64, 7, 2, 3, 3, 1},
+            {96, 14, 14, 32, 1, 2, 0, 0, 1},
+            /* stems, read from the NCHW input: kernel columns folded */
+            {3, 29, 31, 64, 7, 2, 3, 3, 1},
+            {3, 20, 18, 32, 3, 1, 1, 1, 1},
+            {1, 12, 12, 16, 5, 1, 0, 0, 1}};
   enum { N = sizeof cs / sizeof cs[0] };
   Graph *g = ir_graph_new("int8_amx");
   float sc[N];
@@ -137,9 +170,11 @@ Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
     Node *r = NULL; /* case 1: a residual, an fp32 conv's output added exactly; made first */
     if (i == 1)
       r = conv(g, input3(g, "r", cs[i].oc, 7, 7), cs[i].oc, 1, 1, 1, 0);
-    Node *x = identity_conv(g, input3(g, name, cs[i].C, cs[i].H, cs[i].W));
+    Node *x = input3(g, name, cs[i].C, cs[i].H, cs[i].W);
+    if (cs[i].C >= 16)
+      x = identity_conv(g, x);
     Node *c = conv_geo(g, x, cs[i].oc, cs[i].k, cs[i].s, cs[i].p, cs[i].p2, cs[i].d);
-    sc[i] = ldexpf(1.0f, -(2 + i % 3)), zp[i] = 10 + 40 * i;
+    sc[i] = ldexpf(1.0f, -(2 + i % 3)), zp[i] = 10 + 30 * i; /* in [0, 255] */
     grid_weights(c);
     mark(c, sc[i], zp[i]);
     if (r) {
@@ -169,15 +204,86 @@ Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
   run_and_compare(&l, g, 2, 2, 1e-5, in);
 }
 
-Test(target, a_cpu_without_vnni_is_refused) {
+/* A quantized split 1x1 conv (fold-1x1's merged siblings) writing its two
+   channel ranges into the slices of an elided concat, on an NCHW and a
+   blocked input, with vpdpbusd and (where the host has it) AMX: exact. */
+Test(kernels, split_convs_store_into_their_slices_exactly) {
+  char *feat = backend_host_features();
+  bool vnni = strstr(feat, "+avx512vnni") != NULL;
+  bool amx = strstr(feat, "+amx-tile") && strstr(feat, "+amx-int8");
+  free(feat);
+  if (!vnni)
+    cr_skip_test("this host has no AVX512-VNNI");
+  for (int run = 0; run < 3; run++) { /* NCHW; blocked; blocked on AMX */
+    bool blocked = run > 0;
+    if (run == 2 && !amx)
+      break;
+    Graph *g = ir_graph_new("int8_split");
+    Node *a = identity_conv(g, input3(g, "x", 32, 9, 7));
+    Node *sc = conv(g, a, 48, 1, 1, 1, 0);
+    sc->split = true;
+    sc->epi.act.kind = ACT_RELU;
+    grid_weights(sc);
+    mark(sc, 0.125f, 30);
+    split_into_elided_concat(g, a, sc, blocked);
+    if (run == 2)
+      cr_assert_eq(count_kernel(g, PRECISION_INT8, "amx"), 1, "the split conv on amx.c");
+    Lib l = {0};
+    tmpdir_new(&l);
+    plan(g);
+    BackendOptions o = opts_for(l.so);
+    o.precision = PRECISION_INT8;
+    o.tune.amx = run == 2;
+    cr_assert_eq(compile(g, &o), 0);
+    lib_open(&l, l.so);
+    float **in = make_inputs(g, 2);
+    grid_input(in[0], 2 * 32 * 9 * 7, 0.125f, 30);
+    run_and_compare(&l, g, 2, 2, 1e-5, in);
+  }
+}
+
+/* SSE4.2 (x86-64-v2) has neither: refused with a message, exit 1. */
+Test(target, a_cpu_without_avx2_is_refused) {
   Graph *g = int8_cases();
   Lib l = {0};
   tmpdir_new(&l);
   plan(g);
   BackendOptions o = opts_for(l.so);
   o.precision = PRECISION_INT8;
-  o.target_cpu = "x86-64-v3";
+  o.target_cpu = "x86-64-v2";
   cr_assert_eq(compile(g, &o), 1);
   lib_close(&l);
   ir_graph_free(g);
+}
+
+/* ------------------------------------------------------------ calibration */
+
+#define NB 4096
+
+Test(calibration, entropy_keeps_a_uniform_range) {
+  static int64_t h[NB];
+  for (int i = 0; i < NB; i++)
+    h[i] = 1000;
+  double lo, hi;
+  calib_clip_entropy(h, NB, -1.0, 3.0, &lo, &hi);
+  cr_assert_float_eq(lo, -1.0, 1e-9);
+  cr_assert_float_eq(hi, 3.0, 1e-9);
+}
+
+/* A ReLU-like tensor: exponentially falling counts over the first eighth
+   of [0, 8], and 3 values in the last bin: the range ends near the bulk,
+   inside [0, 2], keeping all but the outliers (and their end bin). */
+Test(calibration, entropy_clips_rare_outliers) {
+  static int64_t h[NB];
+  int64_t total = 0, kept = 0;
+  for (int i = 0; i < NB / 8; i++)
+    total += h[i] = (int64_t)(1e6 * exp(-i / 64.0));
+  h[NB - 1] = 3, total += 3;
+  double lo, hi;
+  calib_clip_entropy(h, NB, 0.0, 8.0, &lo, &hi);
+  cr_assert_float_eq(lo, 0.0, 1e-9);
+  cr_assert(hi > 0.25 && hi < 2.0, "hi %g", hi);
+  for (int i = 0; i < NB && (i + 1) * 8.0 / NB <= hi; i++)
+    kept += h[i];
+  cr_assert(kept >= total * 0.999, "kept %lld of %lld", (long long)kept, (long long)total);
 }
