@@ -74,7 +74,7 @@ ENGINES = ["cnncc", "ort", "pytorch", "cnncc-onnx", "cnncc-bf16", "cnncc-int8", 
 LABEL = {"cnncc": "cnncc", "ort": "ORT", "pytorch": "PyTorch", "cnncc-onnx": "cnncc (ONNX)",
          "cnncc-bf16": "cnncc bf16", "cnncc-int8": "cnncc int8",
          "cnncc-nopad": "cnncc without pad-channels"}
-NOPAD_PASSES = "fuse-bn,fold-linear,fuse-epilogue,fold-1x1,layout,concat-elim,plan-memory"
+NOPAD_PASSES = "fuse-bn,fold-linear,fuse-epilogue,fold-shuffle,fold-1x1,layout,concat-elim,plan-memory"
 # The precision variants: engine -> (column prefix, the error noted past).
 VARIANTS = {"cnncc-bf16": ("bf16", 2e-2), "cnncc-int8": ("int8", 0.25)}
 

@@ -9,6 +9,7 @@
  *   passes/fuse_bn.c        batchnorm folded into conv/linear, else scale-shift
  *   passes/fold_linear.c    scale / scale-shift folded into a neighbouring layer
  *   passes/fuse_epilogue.c  residual adds and ReLUs into the producer's epilogue
+ *   passes/fold_shuffle.c   channel shuffles folded into weights and concats
  *   passes/fold_1x1.c       sibling 1x1 convs merged into one split conv
  *   passes/pad_channels.c   channel counts padded to a multiple of 16 (zeros)
  *   passes/quantize.c       int8: which conv/linear layers, their input scale
@@ -63,6 +64,9 @@ void pass_fuse_bn(Graph *g);
 void pass_fuse_epilogue(Graph *g);
 /* fold_linear.c: scale/scale-shift folded into an adjacent conv/linear. */
 void pass_fold_linear(Graph *g);
+/* fold_shuffle.c: channel shuffles removed: the tensor stored in another
+   channel order that its readers absorb (conv weights, slice ranges). */
+void pass_fold_shuffle(Graph *g);
 /* fold_1x1.c: sibling 1x1 convs merged into one split conv + slices. */
 void pass_fold_1x1(Graph *g);
 /* pad_channels.c: classes of tensors padded to a multiple of 16 channels,

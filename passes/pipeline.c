@@ -21,6 +21,8 @@ const PassInfo passes_all[] = {
      "fold scale / scale-shift ops into the adjacent conv or linear layer"},
     {"fuse-epilogue", pass_fuse_epilogue, 1,
      "fuse residual adds and relus into the producing kernel's epilogue"},
+    {"fold-shuffle", pass_fold_shuffle, 2,
+     "fold channel shuffles into the convs around them, or into the concat before them"},
     {"fold-1x1", pass_fold_1x1, 2,
      "merge sibling 1x1 convs reading one tensor into one split conv"},
     /* Exact for every input: the kernels store the padded outputs of a

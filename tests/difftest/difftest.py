@@ -80,6 +80,7 @@ PASS_HIT = {
     "fold-linear/into-conv-after": r"^fold-linear: .*and [1-9]\d* into the conv after",
     "fuse-epilogue/residual": r"^fuse-epilogue: fused [1-9]",
     "fuse-epilogue/activation": r"^fuse-epilogue: .*and [1-9]\d* activations",
+    "fold-shuffle": r"^fold-shuffle: folded [1-9]",
     "fold-1x1": r"^fold-1x1: merged [1-9]",
     "pad-channels": r"^pad-channels: padded [1-9]",
     "layout/nchw16c": r"^layout: [1-9]\d* of",

@@ -154,6 +154,9 @@ NETWORKS = {
     # of 16 (zoo_models.PaddedBlocks; tests/e2e/padded_blocks.yaml), which
     # passes/pad_channels.c pads
     "padded_blocks": Net(lambda: zoo.PaddedBlocks(), [3, 128, 128], 325_994, (1, 2), "fc"),
+    # not a zoo network: channel shuffles in every position passes/fold_shuffle.c
+    # treats (zoo_models.ShuffleBlocks; tests/e2e/shuffle_blocks.yaml)
+    "shuffle_blocks": Net(lambda: zoo.ShuffleBlocks(), [3, 32, 32], 26_346, (1, 2), "fc"),
 }
 
 # Networks whose activations are spread further than He-normal weights and

@@ -9,8 +9,8 @@
  *      data itself if it is missing;
  *   2. `cnncc examples/NET.yaml --weights .../weights.safetensors -o
  *      TMP/NET.so`, once, in a fresh temporary directory (a test network
- *      that is not in the zoo, modern_blocks or padded_blocks, has its spec in
- *      tests/e2e/);
+ *      that is not in the zoo, modern_blocks, padded_blocks or
+ *      shuffle_blocks, has its spec in tests/e2e/);
  *   3. dlopen the .so; cnn_get_info must report the network's name, the
  *      parameter count PyTorch counts, and the input/output names and dims
  *      (the output name is the manifest's output_name);
@@ -609,6 +609,7 @@ E2E(fractalnet)
 E2E(nin)
 E2E(modern_blocks)
 E2E(padded_blocks)
+E2E(shuffle_blocks)
 E2E(shufflenet_v2_x1_0)
 E2E(regnet_y_400mf)
 E2E(regnet_x_1_6gf)

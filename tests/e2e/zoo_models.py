@@ -649,3 +649,41 @@ class PaddedBlocks(nn.Module):
         x = self.shuffle(self.maxpool(self.conv1(x)))
         x = self.mbv2(self.regnet(self.mbv3(self.down(x))))
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def _channel_shuffle(x, groups):
+    """torchvision's channel_shuffle: view, transpose, flatten."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class ShuffleBlocks(nn.Module):
+    """Channel shuffles in every position passes/fold_shuffle.c treats
+    (tests/e2e/shuffle_blocks.yaml), on a 3x32x32 input: torchvision's
+    ShuffleNetV2 units of 44 channels (uneven quarters) whose output a
+    depthwise conv, relu and max pool read, a shuffle after a conv, a
+    shuffle of a conv that an add also reads, and one read by an add
+    (kept)."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        from torchvision.models.shufflenetv2 import InvertedResidual as ShuffleUnit
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24),
+                                   nn.ReLU(inplace=True))                       # 24x16x16
+        self.stage = nn.Sequential(ShuffleUnit(24, 44, 2), ShuffleUnit(44, 44, 1),
+                                   ShuffleUnit(44, 44, 1), ShuffleUnit(44, 44, 1))  # 44x8x8
+        self.dw = nn.Conv2d(44, 44, 3, 1, 1, groups=44)
+        self.dw_bn = nn.BatchNorm2d(44)
+        self.pool = nn.MaxPool2d(3, 1, 1)
+        self.mix = nn.Conv2d(44, 48, 1)
+        self.proj = nn.Conv2d(48, 40, 1)
+        self.bn_pre = nn.BatchNorm2d(40)
+        self.c3 = nn.Conv2d(40, 40, 3, 1, 1)
+        self.fc = nn.Linear(40, num_classes)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.dw_bn(self.dw(self.stage(self.conv1(x))))))
+        p = self.proj(_channel_shuffle(self.mix(x), 4))
+        s = self.c3(F.relu(self.bn_pre(_channel_shuffle(p, 5)))) + p
+        s = _channel_shuffle(s, 2) + s
+        return self.fc(F.adaptive_avg_pool2d(s, 1).flatten(1))
