@@ -324,9 +324,22 @@ static int64_t chans(const Pad *p, const Node *x) {
   return p->newc[x->id] ? p->newc[x->id] : x->shape.d[0];
 }
 
+/* Does u read its padded input k as it is (in its class, or absorbing the
+   padding with zero weights)? Every other reader gets a slice of the real
+   channels (insert_slices). */
+static bool reads_padded(const Pad *p, const Node *u, int k) {
+  const Node *x = u->in[k];
+  if (p->is_member[u->id] && p->newc[u->id] && find(p->parent, u->id) == find(p->parent, x->id))
+    return true;
+  return absorbs(u, k);
+}
+
 static void pad_conv(Pad *p, Node *n) {
   int64_t oc = n->attr.out_channels, noc = chans(p, n);
-  int64_t ic = n->in[0]->shape.d[0], nic = chans(p, n->in[0]);
+  /* a conv that gets a slice (a split conv, a grouped one outside the
+     class) keeps its input channels, and its weight's input axis */
+  int64_t ic = n->in[0]->shape.d[0];
+  int64_t nic = reads_padded(p, n, 0) ? chans(p, n->in[0]) : ic;
   if (noc == oc && nic == ic)
     return;
   int64_t cg = ic / n->attr.groups;
@@ -371,11 +384,7 @@ static int insert_slices(Pad *p, const int64_t *oldc) {
       continue;
     for (int k = 0; k < u->nin; k++) {
       Node *x = u->in[k];
-      if (x->id >= p->n || !p->newc[x->id] ||
-          (p->is_member[u->id] && p->newc[u->id] &&
-           find(p->parent, u->id) == find(p->parent, x->id)))
-        continue;
-      if (absorbs(u, k))
+      if (x->id >= p->n || !p->newc[x->id] || reads_padded(p, u, k))
         continue;
       if (!slice[x->id]) {
         Node *s =

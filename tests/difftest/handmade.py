@@ -143,15 +143,35 @@ def conv3x3():
             "outputs": [{"name": "c3", "node": "c3"}, {"name": "s2", "node": "s2"}], "nodes": n}
 
 
+def split_reads_padded():
+    """Three 1x1 convs of a 10-channel 1x1 tensor that pad-channels pads to
+    16, merged by fold-1x1 into one split conv, which reads a slice of the
+    real 10 channels: its weight's input axis must stay 10 (it was padded
+    to 16: an internal error, seeds 406, 617 and 723 of the fold-shuffle
+    campaign)."""
+    n = [L("c", "conv2d", ["x"], out=10, kernel=1),
+         L("b0", "conv2d", ["c"], out=10, kernel=1, bias=False),
+         L("b1", "conv2d", ["c"], out=8, kernel=1),
+         L("b2", "conv2d", ["c"], out=5, kernel=1),
+         L("cat", "concat", ["b0", "b1", "b2"]),
+         L("ln", "layernorm", ["cat"])]
+    return {"name": "split_conv_reads_a_padded_input", "inputs": [{"name": "x", "shape": [6, 1, 1]}],
+            "outputs": [{"name": "ln", "node": "ln"}], "nodes": n}
+
+
 NETS = {
     "conv3x3_padded_outputs_nonfinite": (conv3x3, "3x3 convs with padded outputs"),
     "mobilenet_v3_block_72_se_hardswish_nonfinite": (mobilenet_v3, "MobileNetV3 blocks"),
     "shufflenet_v2_58_channel_shuffle_nonfinite": (shufflenet_v2, "ShuffleNetV2 units"),
     "regnet_y_groups_of_8_nonfinite": (regnet_y, "a RegNetY block"),
+    "split_conv_reads_a_padded_input": (
+        split_reads_padded, "a fold-1x1 split conv reading a padded tensor",
+        "pad-channels padded the input axis of a split conv's weight, which reads a\n"
+        "slice of the real channels: internal error at -O2 (seeds 406, 617, 723)."),
 }
 
 
-def write(net, base, what):
+def write(net, base, what, note=None):
     rng = np.random.default_rng(SEED)
     xs = {i["name"]: rng.standard_normal([BATCH] + i["shape"]).astype(np.float32)
           for i in net["inputs"]}
@@ -166,8 +186,9 @@ def write(net, base, what):
     with np.errstate(all="ignore"):
         ref_nf, _ = Twin(net, SEED).run(nf, BATCH)
     comment = (f"pad-channels and non-finite inputs: {what}, written by hand "
-               f"(tests/difftest/handmade.py).\nPadded channels must not turn an infinity "
-               f"into NaN in real outputs: PyTorch's are finite for the infinite samples.")
+               f"(tests/difftest/handmade.py).\n" +
+               (note or "Padded channels must not turn an infinity into NaN in real outputs: "
+                "PyTorch's are finite for the infinite samples."))
     write_spec(net, base + ".yaml", comment)
     write_safetensors(base + ".safetensors", twin.params)
     outs = [{"name": o["name"], "shape": shapes[o["node"]]} for o in net["outputs"]]
@@ -187,8 +208,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="directory (tests/difftest/regressions)")
     args = ap.parse_args()
-    for name, (make, what) in NETS.items():
-        write(make(), os.path.join(args.out, name), what)
+    for name, (make, what, *note) in NETS.items():
+        write(make(), os.path.join(args.out, name), what, *note)
 
 
 if __name__ == "__main__":
