@@ -405,10 +405,15 @@ void lib_open(Lib *l, const char *path) {
   cr_assert(l->info && l->create && l->run && l->threads && l->last_error && l->destroy);
 }
 
-void lib_build(Lib *l, Graph *g) {
+void lib_build(Lib *l, Graph *g) { lib_build_for(l, g, PRECISION_FP32, NULL, true); }
+
+void lib_build_for(Lib *l, Graph *g, Precision p, const char *cpu, bool amx) {
   tmpdir_new(l);
   plan(g);
   BackendOptions o = opts_for(l->so);
+  o.precision = p;
+  o.target_cpu = cpu;
+  o.tune.amx = amx;
   cr_assert_eq(compile(g, &o), 0, "backend_compile failed");
   lib_open(l, l->so);
 }

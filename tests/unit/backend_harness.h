@@ -113,6 +113,9 @@ int compile(Graph *g, const BackendOptions *o);
 void lib_open(Lib *l, const char *path);
 /* tmpdir_new, plan, compile with opts_for(l->so), lib_open. */
 void lib_build(Lib *l, Graph *g);
+/* The same with precision p, target CPU cpu (NULL: the host's) and the
+   AMX kernels on or off (--tune amx). */
+void lib_build_for(Lib *l, Graph *g, Precision p, const char *cpu, bool amx);
 /* dlcloses and removes the temporary directory with its files. */
 void lib_close(Lib *l);
 

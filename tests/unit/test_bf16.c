@@ -283,13 +283,8 @@ static void check_amx(Graph *g, int nconv) {
   cr_assert_eq(ir_verify(g, stderr), 0);
   round_weights(g);
   Lib l = {0};
-  tmpdir_new(&l);
-  plan(g);
+  lib_build_for(&l, g, PRECISION_BF16, NULL, true);
   cr_assert_eq(count_kernel(g, PRECISION_BF16, "amx"), nconv, "every conv on amx.c");
-  BackendOptions o = opts_for(l.so);
-  o.precision = PRECISION_BF16;
-  cr_assert_eq(compile(g, &o), 0);
-  lib_open(&l, l.so);
   float **in = make_inputs(g, 2);
   for (int i = 0; i < g->ninputs; i++)
     for (int64_t k = 0; k < shape_numel(&g->inputs[i].node->shape) * 2; k++)

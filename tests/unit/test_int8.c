@@ -99,14 +99,7 @@ static void grid_cases(const char *cpu) {
   cr_assert_eq(ir_verify(g, stderr), 0);
   cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 2, "b must read a blocked input");
   Lib l = {0};
-  tmpdir_new(&l);
-  plan(g);
-  BackendOptions o = opts_for(l.so);
-  o.precision = PRECISION_INT8;
-  o.target_cpu = cpu;
-  o.tune.amx = 0; /* int8.c's kernel; AMX tiles below */
-  cr_assert_eq(compile(g, &o), 0);
-  lib_open(&l, l.so);
+  lib_build_for(&l, g, PRECISION_INT8, cpu, false); /* int8.c's kernel; AMX tiles below */
   float **in = make_inputs(g, 2);
   const float s[3] = {0.125f, 0.25f, 0.0625f};
   const int z[3] = {100, 7, 200};
@@ -188,12 +181,7 @@ Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
   cr_assert_eq(ir_verify(g, stderr), 0);
   cr_assert_eq(count_kernel(g, PRECISION_INT8, "amx"), N, "every quantized conv on amx.c");
   Lib l = {0};
-  tmpdir_new(&l);
-  plan(g);
-  BackendOptions o = opts_for(l.so);
-  o.precision = PRECISION_INT8;
-  cr_assert_eq(compile(g, &o), 0);
-  lib_open(&l, l.so);
+  lib_build_for(&l, g, PRECISION_INT8, NULL, true);
   float **in = make_inputs(g, 2);
   for (int i = 0; i < g->ninputs; i++) {
     const char *nm = g->inputs[i].name;
@@ -229,13 +217,7 @@ Test(kernels, split_convs_store_into_their_slices_exactly) {
     if (run == 2)
       cr_assert_eq(count_kernel(g, PRECISION_INT8, "amx"), 1, "the split conv on amx.c");
     Lib l = {0};
-    tmpdir_new(&l);
-    plan(g);
-    BackendOptions o = opts_for(l.so);
-    o.precision = PRECISION_INT8;
-    o.tune.amx = run == 2;
-    cr_assert_eq(compile(g, &o), 0);
-    lib_open(&l, l.so);
+    lib_build_for(&l, g, PRECISION_INT8, NULL, run == 2);
     float **in = make_inputs(g, 2);
     grid_input(in[0], 2 * 32 * 9 * 7, 0.125f, 30);
     run_and_compare(&l, g, 2, 2, 1e-5, in);
