@@ -492,10 +492,13 @@ void be_build_id(const BeConfig *cf, const Graph *g, char out[CNNRT_BUILD_ID_LEN
    feature: a user error). */
 LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *t, char *err,
                                        size_t errlen);
+/* Whether "+name" is an item of the comma-separated LLVM feature list
+   features (NULL: none). */
+bool be_has_feature(const char *features, const char *name);
 /* The description of a target (be_target_machine calls it): lanes,
-   registers, FMA, VNNI, from the triple, and for x86-64 from the probe of
-   a given CPU (probed_lanes > 0, probed_vnni and probed_amx* >= 0) or the host's feature
-   list. */
+   registers, FMA, VNNI, AMX, from the triple, and for x86-64 from the
+   probe of a given CPU (probed_lanes > 0, probed_vnni and probed_amx* >=
+   0) or the host's feature list. */
 void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
                         int probed_lanes, bool probed_fma, int probed_vnni, int probed_amx,
                         int probed_amx_int8, BeTarget *t);

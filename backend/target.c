@@ -396,8 +396,7 @@ LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *d, cha
   return tm;
 }
 
-/* "+name" is in a comma-separated LLVM feature list. */
-static bool has_feature(const char *features, const char *name) {
+bool be_has_feature(const char *features, const char *name) {
   size_t n = strlen(name);
   for (const char *p = features; p && *p;) {
     const char *e = strchr(p, ',');
@@ -428,20 +427,20 @@ void be_target_describe(const BackendTarget *bt, const char *cpu, const char *fe
       d->lanes = probed_lanes;
       d->fma = probed_fma;
     } else { /* the host's full feature list */
-      d->lanes = has_feature(features, "avx512f") ? 16 : has_feature(features, "avx") ? 8 : 4;
-      d->fma = has_feature(features, "fma");
+      d->lanes = be_has_feature(features, "avx512f") ? 16 : be_has_feature(features, "avx") ? 8 : 4;
+      d->fma = be_has_feature(features, "fma");
     }
     d->nvregs = d->lanes == 16 ? 32 : 16;
   }
   d->vnni = d->arch == BE_X86_64 &&
-            (probed_vnni >= 0 ? probed_vnni == 1 : has_feature(features, "avx512vnni"));
+            (probed_vnni >= 0 ? probed_vnni == 1 : be_has_feature(features, "avx512vnni"));
   d->amx = d->arch == BE_X86_64 && (probed_amx >= 0 ? probed_amx == 1
-                                                    : has_feature(features, "amx-tile") &&
-                                                          has_feature(features, "amx-bf16"));
-  d->amx_int8 = d->arch == BE_X86_64 &&
-                (probed_amx_int8 >= 0
-                     ? probed_amx_int8 == 1
-                     : has_feature(features, "amx-tile") && has_feature(features, "amx-int8"));
+                                                    : be_has_feature(features, "amx-tile") &&
+                                                          be_has_feature(features, "amx-bf16"));
+  d->amx_int8 =
+      d->arch == BE_X86_64 && (probed_amx_int8 >= 0 ? probed_amx_int8 == 1
+                                                    : be_has_feature(features, "amx-tile") &&
+                                                          be_has_feature(features, "amx-int8"));
   d->avx512 = d->lanes == 16;
 }
 

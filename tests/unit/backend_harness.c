@@ -599,6 +599,19 @@ Node *identity_conv(Graph *g, Node *x) {
   return c;
 }
 
+bool host_has(const char *names) {
+  char *feat = backend_host_features(), name[64];
+  bool all = feat != NULL;
+  for (const char *p = names; all && *p;) {
+    size_t len = strcspn(p, ",");
+    snprintf(name, sizeof name, "%.*s", (int)len, p);
+    all = be_has_feature(feat, name);
+    p += len + (p[len] == ',');
+  }
+  free(feat);
+  return all;
+}
+
 int count_kernel(Graph *g, Precision p, const char *impl) {
   Tuning t;
   tuning_defaults(&t);

@@ -61,6 +61,9 @@ Node *conv_geo(Graph *g, Node *x, int64_t oc, int64_t k, int64_t s, int64_t p, i
 /* A 1x1 conv of x with identity weights and zero bias: exact, and after
    passes/layout.c its output is NCHW16c (16 channels or more). */
 Node *identity_conv(Graph *g, Node *x);
+/* Whether the host's LLVM feature list has every feature of the
+   comma-separated list names ("amx-tile,amx-int8"). */
+bool host_has(const char *names);
 /* How many live convs of g the kernel table (backend/kernels.c) puts on
    the kernel named impl, compiled for the host with precision p. */
 int count_kernel(Graph *g, Precision p, const char *impl);

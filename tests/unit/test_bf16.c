@@ -245,13 +245,6 @@ Test(kernels, winograd_layers_within_the_documented_bound) {
 
 /* ------------------------------------------------------------- AMX tiles */
 
-static bool host_has_amx(void) {
-  char *f = backend_host_features();
-  bool yes = f && strstr(f, "+amx-tile") && strstr(f, "+amx-bf16");
-  free(f);
-  return yes;
-}
-
 /* One conv on its own input (C x H x W, read through an identity conv,
    so the conv under test reads NCHW16c): k x k, stride s, pad p
    (top/left; bottom/right p2), dilation d; with a residual input and ReLU
@@ -297,7 +290,7 @@ static void check_amx(Graph *g, int nconv) {
    product is then exact in fp32 and the output must match ref_ops.c at
    the fp32 bound, on 2 threads, batch 2. */
 Test(amx, every_conv_shape_matches_the_reference) {
-  if (!host_has_amx())
+  if (!host_has("amx-tile,amx-bf16"))
     cr_skip_test("this CPU has no AMX-BF16");
   Graph *g = ir_graph_new("bf16_amx");
   amx_conv(g, "a", 16, 9, 11, 16, 3, 1, 1, 1, 1, false);  /* C padded to 32, one block */
@@ -319,7 +312,7 @@ Test(amx, every_conv_shape_matches_the_reference) {
    1-3 per axis, asymmetric padding, dilation 1-2, 16-112 input channels
    through an identity conv or 1-10 on the NCHW input, 16-112 outputs. */
 Test(amx, random_conv_geometries_match_the_reference) {
-  if (!host_has_amx())
+  if (!host_has("amx-tile,amx-bf16"))
     cr_skip_test("this CPU has no AMX-BF16");
   Graph *g = ir_graph_new("bf16_amx_random");
   uint32_t r = 2024;

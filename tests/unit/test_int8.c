@@ -109,10 +109,7 @@ static void grid_cases(const char *cpu) {
 }
 
 Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
-  char *feat = backend_host_features();
-  bool vnni = strstr(feat, "+avx512vnni") != NULL;
-  free(feat);
-  if (!vnni)
+  if (!host_has("avx512vnni"))
     cr_skip_test("this host has no AVX512-VNNI");
   grid_cases(NULL);
 }
@@ -120,10 +117,7 @@ Test(kernels, quantized_layers_on_grid_values_match_fp32_exactly) {
 /* Without VNNI (x86-64-v3: AVX2) the products go through vpmaddwd on
    bytes widened to 16 bits: the same exact sums. */
 Test(kernels, the_avx2_path_matches_fp32_exactly) {
-  char *feat = backend_host_features();
-  bool avx2 = strstr(feat, "+avx2") != NULL;
-  free(feat);
-  if (!avx2)
+  if (!host_has("avx2"))
     cr_skip_test("this host has no AVX2");
   grid_cases("x86-64-v3");
 }
@@ -136,10 +130,7 @@ Test(kernels, the_avx2_path_matches_fp32_exactly) {
    count with a residual and ReLU; and stems of 1 and 3 channels on the
    NCHW input (kernel columns folded into the sum). */
 Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
-  char *feat = backend_host_features();
-  bool amx = strstr(feat, "+amx-tile") && strstr(feat, "+amx-int8");
-  free(feat);
-  if (!amx)
+  if (!host_has("amx-tile,amx-int8"))
     cr_skip_test("this host has no AMX-INT8");
   static const struct {
     int64_t C, H, W, oc, k, s, p, p2, d;
@@ -196,11 +187,8 @@ Test(kernels, amx_tiles_on_grid_values_match_fp32_exactly) {
    channel ranges into the slices of an elided concat, on an NCHW and a
    blocked input, with vpdpbusd and (where the host has it) AMX: exact. */
 Test(kernels, split_convs_store_into_their_slices_exactly) {
-  char *feat = backend_host_features();
-  bool vnni = strstr(feat, "+avx512vnni") != NULL;
-  bool amx = strstr(feat, "+amx-tile") && strstr(feat, "+amx-int8");
-  free(feat);
-  if (!vnni)
+  bool amx = host_has("amx-tile,amx-int8");
+  if (!host_has("avx512vnni"))
     cr_skip_test("this host has no AVX512-VNNI");
   for (int run = 0; run < 3; run++) { /* NCHW; blocked; blocked on AMX */
     bool blocked = run > 0;
