@@ -233,6 +233,12 @@ static double clipped_kl(const int64_t *h, int nbins, int a, int e, int levels) 
   return kl;
 }
 
+/* The bins [*a, *e) of the range shrunk by f toward the bin edge b0. */
+static void shrunk_bins(int b0, int nbins, double f, int *a, int *e) {
+  *a = b0 - (int)lround(b0 * f);
+  *e = b0 + (int)lround((nbins - b0) * f);
+}
+
 void calib_clip_entropy(const int64_t *h, int nbins, double lo, double hi, double *flo,
                         double *fhi) {
   double w = (hi - lo) / nbins;
@@ -247,7 +253,8 @@ void calib_clip_entropy(const int64_t *h, int nbins, double lo, double hi, doubl
   double best = INFINITY, bestf = 1;
   for (int step = 0; step < 96; step++) {
     double f = 1.0 - step / 100.0;
-    int a = b0 - (int)lround(b0 * f), e = b0 + (int)lround((nbins - b0) * f);
+    int a, e;
+    shrunk_bins(b0, nbins, f, &a, &e);
     if (e - a < 256)
       break;
     double kl = clipped_kl(h, nbins, a, e, 256);
@@ -255,7 +262,8 @@ void calib_clip_entropy(const int64_t *h, int nbins, double lo, double hi, doubl
       best = kl, bestf = f;
   }
   free(hz);
-  int a = b0 - (int)lround(b0 * bestf), e = b0 + (int)lround((nbins - b0) * bestf);
+  int a, e;
+  shrunk_bins(b0, nbins, bestf, &a, &e);
   *flo = lo + a * w, *fhi = lo + e * w;
 }
 
