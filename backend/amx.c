@@ -188,6 +188,12 @@ static int64_t ktap(const Geo *g, int64_t i) {
   return g->fold ? kh : kh * g->KW + kw;
 }
 
+/* Weight i (PyTorch's order) of output channel oc among the packed ones. */
+static int64_t packed_at(const void *ctx, int64_t oc, int64_t i) {
+  const Geo *g = ctx;
+  return wpos(g, oc, kidx(g, i), ktap(g, i));
+}
+
 float *be_pack_amx(const BeConfig *cf, const Node *n) {
   Geo g;
   geo(cf, n, &g);
@@ -198,24 +204,10 @@ float *be_pack_amx(const BeConfig *cf, const Node *n) {
   if (!g.int8) {
     for (int64_t oc = 0; oc < g.OC; oc++)
       for (int64_t i = 0; i < K; i++) /* i: PyTorch's (ic, kh, kw) order */
-        dst[wpos(&g, oc, kidx(&g, i), ktap(&g, i))] = w->data[oc * K + i];
+        dst[packed_at(&g, oc, i)] = w->data[oc * K + i];
     return dst;
   }
-  int8_t *wq = (int8_t *)dst, *row = xmalloc((size_t)K);
-  float *scale = dst + g.OC * g.taps * g.Cp / 4, *bias = scale + 2 * g.OC;
-  int32_t *zpw = (int32_t *)(scale + g.OC);
-  const Param *pb = n->nparams > P_BIAS ? n->params[P_BIAS] : NULL;
-  for (int64_t oc = 0; oc < g.OC; oc++) {
-    int64_t sum = 0;
-    scale[oc] = n->qscale * be_int8_weight_row(w->data + oc * K, K, row);
-    for (int64_t i = 0; i < K; i++) {
-      wq[wpos(&g, oc, kidx(&g, i), ktap(&g, i))] = row[i];
-      sum += row[i];
-    }
-    zpw[oc] = (int32_t)(n->qzero * sum);
-    bias[oc] = pb && pb->data ? pb->data[oc] : 0.0f;
-  }
-  free(row);
+  be_int8_pack(n, K, dst, g.OC * g.taps * g.Cp, g.OC, packed_at, &g);
   return dst;
 }
 

@@ -415,6 +415,13 @@ float *be_pack_int8(const BeConfig *cf, const Node *n);
    a float or of 16 floats with n's input scale and zero point,
    clamp(rint(x / s) + z, 0, 255). */
 float be_int8_weight_row(const float *w, int64_t K, int8_t *q);
+/* n's int8 weights into dst (K per output channel): each row quantized by
+   be_int8_weight_row, weight i (PyTorch's (c, kh, kw) order) of channel
+   oc at byte pos(ctx, oc, i); after wbytes of weights, nmeta floats of
+   dequantizing scale (input scale times the row's), nmeta int32 of zero-
+   point correction (z times the row's sum), nmeta floats of bias. */
+void be_int8_pack(const Node *n, int64_t K, float *dst, int64_t wbytes, int64_t nmeta,
+                  int64_t (*pos)(const void *ctx, int64_t oc, int64_t i), const void *ctx);
 LLVMValueRef be_int8_quant_byte(BeCtx *c, const Node *n, LLVMValueRef x);
 LLVMValueRef be_int8_quant_vec(BeCtx *c, const Node *n, LLVMValueRef x);
 

@@ -96,24 +96,20 @@ float be_int8_weight_row(const float *w, int64_t K, int8_t *q) {
   return sw;
 }
 
-float *be_pack_int8(const BeConfig *cf, const Node *n) {
-  Geo g;
-  geo(n, &g);
-  int64_t nb = g.OCB * 16;
-  float *dst = xcalloc((size_t)be_packed_numel_int8(cf, n), sizeof(float));
-  int8_t *wq = (int8_t *)dst;
-  float *scale = dst + nb * g.Kp / 4, *bias = scale + 2 * nb;
-  int32_t *zpw = (int32_t *)(scale + nb);
+void be_int8_pack(const Node *n, int64_t K, float *dst, int64_t wbytes, int64_t nmeta,
+                  int64_t (*pos)(const void *ctx, int64_t oc, int64_t i), const void *ctx) {
+  int64_t OC = n->shape.d[0];
+  int8_t *wq = (int8_t *)dst, *row = xmalloc((size_t)K);
+  float *scale = dst + wbytes / 4, *bias = scale + 2 * nmeta;
+  int32_t *zpw = (int32_t *)(scale + nmeta);
   const float *w = n->params[P_WEIGHT]->data;
   const Param *pb = n->nparams > P_BIAS ? n->params[P_BIAS] : NULL;
-  CHECK(param_numel(n->params[P_WEIGHT]) == g.OC * g.K, "int8 weight of '%s'", n->name);
-  int8_t *row = xmalloc((size_t)g.K);
-  for (int64_t oc = 0; oc < g.OC; oc++) {
-    float sw = be_int8_weight_row(w + oc * g.K, g.K, row);
+  CHECK(param_numel(n->params[P_WEIGHT]) == OC * K, "int8 weight of '%s'", n->name);
+  for (int64_t oc = 0; oc < OC; oc++) {
+    float sw = be_int8_weight_row(w + oc * K, K, row);
     int64_t sum = 0;
-    for (int64_t i = 0; i < g.K; i++) { /* i: PyTorch's (c, kh, kw) order */
-      int64_t k = kpos(&g, i / (g.KH * g.KW), i / g.KW % g.KH, i % g.KW);
-      wq[(((oc / 16) * (g.Kp / 4) + k / 4) * 16 + oc % 16) * 4 + k % 4] = row[i];
+    for (int64_t i = 0; i < K; i++) { /* i: PyTorch's (c, kh, kw) order */
+      wq[pos(ctx, oc, i)] = row[i];
       sum += row[i];
     }
     scale[oc] = n->qscale * sw;
@@ -121,6 +117,20 @@ float *be_pack_int8(const BeConfig *cf, const Node *n) {
     bias[oc] = pb && pb->data ? pb->data[oc] : 0.0f;
   }
   free(row);
+}
+
+/* Weight i of output channel oc in [OCB][Kp/4][16][4]. */
+static int64_t wpos(const void *ctx, int64_t oc, int64_t i) {
+  const Geo *g = ctx;
+  int64_t k = kpos(g, i / (g->KH * g->KW), i / g->KW % g->KH, i % g->KW);
+  return (((oc / 16) * (g->Kp / 4) + k / 4) * 16 + oc % 16) * 4 + k % 4;
+}
+
+float *be_pack_int8(const BeConfig *cf, const Node *n) {
+  Geo g;
+  geo(n, &g);
+  float *dst = xcalloc((size_t)be_packed_numel_int8(cf, n), sizeof(float));
+  be_int8_pack(n, g.K, dst, g.OCB * 16 * g.Kp, g.OCB * 16, wpos, &g);
   return dst;
 }
 
