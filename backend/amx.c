@@ -340,7 +340,7 @@ static void convert_band_blocked(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef 
   LLVMValueRef inside = LLVMBuildAnd(c->b, rowin, in_range(c, iw, g->IW), "");
   LLVMValueRef iwc = LLVMBuildSelect(c->b, inside, iw, be_i64(c, 0), "");
   LLVMValueRef x = be_vld(c, k->in[0], be_mulk(c, be_add(c, src0, iwc), 16), 4);
-  x = LLVMBuildSelect(c->b, inside, x, LLVMConstNull(c->t_v16), "");
+  x = LLVMBuildSelect(c->b, inside, be_gate_block(c, k, cb.iv, x), LLVMConstNull(c->t_v16), "");
   LLVMValueRef px = be_add(c, px0, cq.iv);
   store_elems(c, k, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, cb.iv, 16)), x);
   be_for_end(c, &cq);

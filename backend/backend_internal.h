@@ -220,7 +220,8 @@ typedef enum {
 
 /* The values an emitter works with inside the kernel body: the pointers
    (output, inputs in Node.in order, parameters by slot, NULL for an absent
-   one), the residual input of the epilogue (or NULL), the range [lo, hi) of
+   one), the residual input of the epilogue (or NULL), the fused gate of
+   the input channels (Node.epi.gate, or NULL), the range [lo, hi) of
    work items, and for a split node the slices: nseg segments, segment s
    holds channels [seg_begin[s], seg_begin[s] + seg_count[s]) at address
    seg[s] (the output pointer is then NULL). */
@@ -230,6 +231,7 @@ typedef struct {
   LLVMValueRef *in;  /* n->nin */
   LLVMValueRef *par; /* n->nparams, NULL for an absent slot */
   LLVMValueRef res;  /* residual input of the epilogue, or NULL */
+  LLVMValueRef gate; /* one factor per input channel (epi.gate), or NULL */
   LLVMValueRef lo, hi;
   /* A batched kernel (be_kernel_batched): the samples it runs (i64 nb) and
      the floats between one sample's tensors and the next's (i64 stride);
@@ -255,6 +257,9 @@ void be_split_out(BeCtx *c, KArgs *k, LLVMValueRef idx, int64_t unit, LLVMValueR
    the padded ones replaced by 0 by a select, or v itself when n has none. */
 LLVMValueRef be_zero_padded_block(BeCtx *c, const Node *n, LLVMValueRef blk, LLVMValueRef v);
 LLVMValueRef be_zero_padded_channel(BeCtx *c, const Node *n, LLVMValueRef ch, LLVMValueRef v);
+/* v, the 16 input channels of block cb (NCHW16c), times their factors of
+   the fused gate (Node.epi.gate); v itself when there is none. */
+LLVMValueRef be_gate_block(BeCtx *c, const KArgs *k, LLVMValueRef cb, LLVMValueRef v);
 /* The row walker of the direct convs (blocked.c, grouped.c): tiles of up
    to T pixels over a row of W; interior tiles [owA, owB] in a loop with
    ow0c = -1, edge tiles at constant positions ow0c. */

@@ -186,6 +186,7 @@ typedef struct {
   LLVMValueRef og, row;    /* tile group, (virtual) row */
   LLVMValueRef kh0, kh1;   /* valid kh range of this row (non-pw) */
   LLVMValueRef xgrp;       /* input index of the group's first channel plane */
+  LLVMValueRef gch;        /* the gate's index of the input block's first channel */
   LLVMValueRef wob[4];     /* weight index of each block's first element */
   LLVMValueRef obase[4];   /* output pointer of each block (split aware) */
   LLVMValueRef oblk[4];    /* block index within that pointer's tensor */
@@ -244,6 +245,11 @@ static void emit_taps(BeCtx *c, RowCtx *r, LLVMValueRef *wkh, LLVMValueRef xcol,
     for (int j = 0; j < OCB; j++)
       wv[j] = be_wvld(c, r->k, W,
                       be_add(c, be_addk(c, wkh[j], kw * p->BI * 16), be_mulk(c, ch, 16)), 64);
+    if (r->k->gate) { /* input channel ch's gate, on its OCB weights */
+      LLVMValueRef gv = be_vbcast(c, r->k->gate, be_add(c, r->gch, ch));
+      for (int j = 0; j < OCB; j++)
+        wv[j] = be_fmul(c, wv[j], gv);
+    }
     if (p->prefetch)
       for (int j = 0; j < OCB; j++)
         prefetch(c, r->k, W,
@@ -281,6 +287,8 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
   be_for(c, &icb, be_i64(c, 0), be_i64(c, NICB), "icb");
   /* Index of input channel block icb (its first channel for NCHW). */
   LLVMValueRef xplane = be_add(c, r->xgrp, be_mulk(c, icb.iv, XH * XW * p->BI));
+  if (k->gate)
+    r->gch = be_mulk(c, icb.iv, p->BI);
   LLVMValueRef wicb[4];
   for (int j = 0; j < OCB; j++)
     wicb[j] = be_add(c, r->wob[j], be_mulk(c, icb.iv, p->KH * p->KW * p->BI * 16));

@@ -193,7 +193,8 @@ static void quantize_pixel_blocked(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRe
   be_for(c, &cb, be_i64(c, 0), be_i64(c, g->C / 16), "cb");
   LLVMValueRef idx = be_mulk(c, be_add(c, be_mulk(c, cb.iv, g->IH * g->IW), pix), 16);
   LLVMValueRef x =
-      LLVMBuildSelect(c->b, inside, be_vld(c, k->in[0], idx, 4), LLVMConstNull(c->t_v16), "");
+      LLVMBuildSelect(c->b, inside, be_gate_block(c, k, cb.iv, be_vld(c, k->in[0], idx, 4)),
+                      LLVMConstNull(c->t_v16), "");
   LLVMValueRef st = LLVMBuildStore(c->b, be_int8_quant_vec(c, k->n, x),
                                    bptr(c, buf, be_add(c, kb, be_mulk(c, cb.iv, 16))));
   LLVMSetAlignment(st, 1);

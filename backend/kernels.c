@@ -153,9 +153,18 @@ bool be_is_kernel_node(const Node *n) {
   return !n->dead && !n->elided && !(ir_ops[n->op].flags & (OPF_VIEW | OPF_SOURCE));
 }
 
+/* The kernels that apply a fused gate to their input (Node.epi.gate;
+   passes/fuse_gate.c fuses only into 1x1 convs reading NCHW16c, which one
+   of them always accepts). */
+static bool applies_gate(const KernelImpl *impl) {
+  return impl->emit == be_emit_conv_blocked || impl->emit == be_emit_conv_amx ||
+         impl->emit == be_emit_int8;
+}
+
 static const KernelImpl *find_impl(const BeConfig *cf, const Node *n) {
   for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++)
     if (impls[i].op == n->op && impls[i].layout == n->layout &&
+        (n->epi.gate < 0 || applies_gate(&impls[i])) &&
         (!impls[i].accepts || impls[i].accepts(cf, n)))
       return &impls[i];
   return NULL;
@@ -172,6 +181,12 @@ static bool check_node(const Graph *g, const Node *n, const KernelImpl *impl, ch
   if (n->epi.residual >= n->nin) {
     snprintf(err, errlen, "node '%s': epilogue residual %d is not an input", n->name,
              n->epi.residual);
+    return false;
+  }
+  if (n->epi.gate >= 0 && (n->epi.gate >= n->nin || n->epi.gate == 0 || !applies_gate(impl) ||
+                           n->in[0]->layout != LAYOUT_NCHW16C)) {
+    snprintf(err, errlen, "node '%s': kernel '%s' cannot apply the input gate %d", n->name,
+             impl->name, n->epi.gate);
     return false;
   }
   int nseg = 0;
@@ -252,7 +267,7 @@ static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs, 
   fprintf(f,
           " oc%lld k%lldx%lld s%lldx%lld p%lld,%lld,%lld,%lld d%lldx%lld g%lld "
           "b%d eps%a cm%d cip%d o%lldx%lld lrn%lld %a %a %a of%lld ax%d sc%a "
-          "epi%d,%d,%a,%a",
+          "epi%d,%d,%a,%a,%d",
           (long long)a->out_channels, (long long)a->kernel[0], (long long)a->kernel[1],
           (long long)a->stride[0], (long long)a->stride[1], (long long)a->pad[0],
           (long long)a->pad[1], (long long)a->pad[2], (long long)a->pad[3],
@@ -260,7 +275,7 @@ static char *kernel_key(const Node *n, BeAlias alias, int inplace, Node **segs, 
           (double)a->eps, a->ceil_mode, a->count_include_pad, (long long)a->out_hw[0],
           (long long)a->out_hw[1], (long long)a->lrn_size, (double)a->alpha, (double)a->beta,
           (double)a->k, (long long)a->out_features, a->axis, (double)a->scale, n->epi.residual,
-          (int)n->epi.act.kind, (double)n->epi.act.a, (double)n->epi.act.b);
+          (int)n->epi.act.kind, (double)n->epi.act.a, (double)n->epi.act.b, n->epi.gate);
   /* the attributes of the ops after the classic ones */
   fprintf(f, " lw%d pf%lld sl%lld,%lld ch%lld,%lld cl%a,%a hs%a,%a gt%d ps", a->linear_weight,
           (long long)a->padded_from, (long long)a->slice_begin, (long long)a->slice_end,
@@ -341,6 +356,7 @@ static LLVMValueRef build_kernel(BeCtx *c, const Node *n, const KernelImpl *impl
   if (alias == BE_INPLACE)
     k.out = in[inplace]; /* one SSA value: the vectorizer sees distance 0 */
   k.res = n->epi.residual >= 0 ? in[n->epi.residual] : NULL;
+  k.gate = n->epi.gate >= 0 ? in[n->epi.gate] : NULL;
   k.lo = LLVMGetParam(body, (unsigned)np);
   k.hi = LLVMGetParam(body, (unsigned)np + 1);
   if (nx) {

@@ -13,7 +13,9 @@
  *     average pools' divisors and bins (NCHW and blocked kernels alike);
  *   - be_split_out: where a split conv writes an output channel (its slices);
  *   - be_zero_padded_block/_channel: pad-channels' padded output channels
- *     stored as exactly 0.
+ *     stored as exactly 0;
+ *   - be_gate_block: a fused channel gate (passes/fuse_gate.c) applied to
+ *     16 input channels as a kernel converts its input.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,12 @@ LLVMValueRef be_zero_padded_block(BeCtx *c, const Node *n, LLVMValueRef blk, LLV
   splat = LLVMBuildShuffleVector(c->b, splat, LLVMGetPoison(vi), LLVMConstNull(vi), "");
   LLVMValueRef real = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lanes, 16), splat, "");
   return LLVMBuildSelect(c->b, real, v, LLVMConstNull(LLVMTypeOf(v)), "pad.zero");
+}
+
+LLVMValueRef be_gate_block(BeCtx *c, const KArgs *k, LLVMValueRef cb, LLVMValueRef v) {
+  if (!k->gate)
+    return v;
+  return be_fmul(c, v, be_vld(c, k->gate, be_mulk(c, cb, 16), 4));
 }
 
 LLVMValueRef be_zero_padded_channel(BeCtx *c, const Node *n, LLVMValueRef ch, LLVMValueRef v) {

@@ -31,6 +31,8 @@ static void label(const Node *n, size_t strip, FILE *o) {
     fputs(" (in place)", o);
   if (n->split)
     fputs(" (split)", o);
+  if (n->epi.gate >= 0)
+    fputs(" (gated input)", o);
   if (n->epi.residual >= 0)
     fputs(" + add", o);
   if (n->epi.act.kind != ACT_NONE)
@@ -118,6 +120,8 @@ void ir_print_dot(const Graph *g, FILE *o) {
         c0 = c1;
       } else if (k == n->epi.residual) {
         fputs(" [style=dashed, label=\"residual\"]", o);
+      } else if (k == n->epi.gate) {
+        fputs(" [style=dashed, label=\"gate\"]", o);
       }
       fputs(";\n", o);
     }

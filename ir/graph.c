@@ -110,6 +110,7 @@ Node *ir_node_new(Graph *g, Op op, const char *name, Node *const *in, int nin, S
     n->in[i] = in[i];
   ir_attrs_init(&n->attr);
   n->epi.residual = -1;
+  n->epi.gate = -1;
   n->loc = loc;
   if (!n->loc.file)
     n->loc.file = "<builtin>";
@@ -776,8 +777,8 @@ int ir_verify(const Graph *g, FILE *out) {
     if (x->id < 0 || x->id >= maxid)
       BAD("node '%s' has id %d out of range", x->name, x->id);
     const OpInfo *oi = &ir_ops[x->op];
-    /* A fused residual is one input more than the op itself takes. */
-    int extra = x->epi.residual >= 0 ? 1 : 0;
+    /* A fused residual or gate is one input more than the op itself takes. */
+    int extra = (x->epi.residual >= 0) + (x->epi.gate >= 0);
     if (x->nin < oi->min_inputs || (oi->max_inputs >= 0 && x->nin > oi->max_inputs + extra))
       BAD("node '%s' (%s) has %d inputs", x->name, oi->name, x->nin);
     for (int k = 0; k < x->nin; k++) {
@@ -801,6 +802,13 @@ int ir_verify(const Graph *g, FILE *out) {
         BAD("node '%s' epilogue residual index %d out of range", x->name, x->epi.residual);
       else if (!shape_eq(&x->in[x->epi.residual]->shape, &x->shape))
         BAD("node '%s' residual input has another shape", x->name);
+    }
+    if (x->epi.gate >= 0) {
+      const Shape *gs = x->epi.gate < x->nin ? &x->in[x->epi.gate]->shape : NULL;
+      if (!gs || x->epi.gate == 0 || x->op != OP_CONV2D)
+        BAD("node '%s' gate index %d out of range", x->name, x->epi.gate);
+      else if (gs->d[0] != x->in[0]->shape.d[0] || shape_numel(gs) != gs->d[0])
+        BAD("node '%s' gate is not one factor per input channel", x->name);
     }
     if (x->id >= 0 && x->id < maxid)
       seen[x->id] = 1;

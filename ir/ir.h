@@ -227,12 +227,16 @@ typedef struct {
 /*
  * Fused epilogue of a producing kernel (set by passes/fuse_*.c; the backend
  * applies it on the accumulators before the store):
- *   y = act( conv(x) [+ in[residual]] ), in that order.
+ *   y = act( conv(x [* in[gate]]) [+ in[residual]] ), in that order.
  * residual is an index into Node.in (or -1); act.kind is ACT_NONE when
- * there is no activation.
+ * there is no activation. gate (passes/fuse_gate.c; or -1) is the one
+ * fusion on the way in: a conv whose input in[0] is [C,H,W] reads it
+ * multiplied by in[gate], [C,1,1], one factor per input channel (a
+ * squeeze-excitation gate), as the kernel loads it.
  */
 typedef struct {
   int residual; /* -1: none */
+  int gate;     /* -1: none */
   Act act;
 } Epilogue;
 

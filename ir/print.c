@@ -139,6 +139,8 @@ void ir_print(const Graph *g, FILE *o) {
     }
     print_attrs(n, o);
     print_params(n, o);
+    if (n->epi.gate >= 0)
+      fprintf(o, " +gate(%%%d)", n->in[n->epi.gate]->id);
     if (n->epi.residual >= 0)
       fprintf(o, " +res(%%%d)", n->in[n->epi.residual]->id);
     if (n->epi.act.kind != ACT_NONE)

@@ -14,6 +14,7 @@
  *   passes/pad_channels.c   channel counts padded to a multiple of 16 (zeros)
  *   passes/quantize.c       int8: which conv/linear layers, their input scale
  *   passes/layout.c         NCHW16c where the kernels support it, reorders
+ *   passes/fuse_gate.c      a channel gate (mul) applied by the conv reading it
  *   passes/concat_elim.c    producers write into their slice of a concat
  *   passes/plan_memory.c    every tensor placed in one arena by liveness
  *
@@ -79,6 +80,9 @@ void pass_quantize(Graph *g);
 void pass_layout(Graph *g);
 /* concat_elim.c: concat inputs placed in their slices; concats elided. */
 void pass_concat_elim(Graph *g);
+/* fuse_gate.c: mul(x, per-channel s) read by a 1x1 NCHW16c conv: the conv
+   reads x and applies s (Node.epi.gate). */
+void pass_fuse_gate(Graph *g);
 /* plan_memory.c: assigns Node.mem for every node; sets g->arena_bytes,
    naive_bytes, lower_bound_bytes. */
 void pass_plan_memory(Graph *g);

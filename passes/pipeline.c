@@ -32,6 +32,8 @@ const PassInfo passes_all[] = {
      "pad channel counts to a multiple of 16 with zero weights, for the blocked kernels"},
     {"layout", pass_layout, 1,
      "put activations in the channel-blocked layout (NCHW16c) the fast kernels use"},
+    {"fuse-gate", pass_fuse_gate, 2,
+     "apply a squeeze-excitation gate as the next 1x1 conv reads its input"},
     {"concat-elim", pass_concat_elim, 2,
      "let producers write straight into their slice of a concat"},
     {"plan-memory", pass_plan_memory, 1,

@@ -507,8 +507,8 @@ static void plan_layer(Writer *w, const Node *n) {
     cannot(w, n, "the spec language has no op '%s'", ir_ops[n->op].name);
     return;
   }
-  if (n->epi.residual >= 0 || n->epi.act.kind != ACT_NONE || n->layout != LAYOUT_NCHW || n->split ||
-      n->elided || n->mem.kind != MEM_NONE) {
+  if (n->epi.residual >= 0 || n->epi.gate >= 0 || n->epi.act.kind != ACT_NONE ||
+      n->layout != LAYOUT_NCHW || n->split || n->elided || n->mem.kind != MEM_NONE) {
     cannot(w, n, "a pass has rewritten it; a spec is written before the passes");
     return;
   }

@@ -348,6 +348,38 @@ Test(amx, random_conv_geometries_match_the_reference) {
   check_amx(g, n);
 }
 
+/* A squeeze-excitation gate fused into the 1x1 conv that reads it
+   (passes/fuse_gate.c), under bf16: AMX multiplies each 16-channel vector
+   by its gate as it converts the band, the widening kernel multiplies the
+   weights. Inputs and weights are bf16 values and the gates powers of two
+   (1/8 to 2), so every product stays exact: the fp32 bound, both paths. */
+Test(amx, a_gate_fused_into_a_conv_is_applied_on_both_paths) {
+  for (int amx = 0; amx < 1 + host_has("amx-tile,amx-bf16"); amx++) {
+    Graph *g = ir_graph_new("bf16_gate");
+    Node *x = identity_conv(g, input3(g, "x", 64, 11, 6));
+    Node *mi[2] = {input3(g, "gate", 64, 1, 1), x};
+    Node *m = fin(g, op(g, OP_MUL, mi, 2));
+    Node *c = conv(g, m, 48, 1, 1, 1, 0);
+    output(g, c);
+    pass_layout(g);
+    pass_fuse_gate(g);
+    ir_compact(g);
+    cr_assert_eq(ir_verify(g, stderr), 0);
+    cr_assert_eq(c->epi.gate, 1, "the conv reads x and the gate");
+    round_weights(g);
+    Lib l = {0};
+    lib_build_for(&l, g, PRECISION_BF16, NULL, amx);
+    if (amx) /* the host's choice; with amx off both are direct16 */
+      cr_assert_eq(count_kernel(g, PRECISION_BF16, "amx"), 2, "both convs on amx.c");
+    float **in = make_inputs(g, 2);
+    for (int64_t k = 0; k < 2 * 64 * 11 * 6; k++)
+      in[0][k] = float_of((uint32_t)ref_round(in[0][k]) << 16);
+    for (int64_t k = 0; k < 2 * 64; k++)
+      in[1][k] = ldexpf(1.0f, (int)(k % 5) - 3);
+    run_and_compare(&l, g, 2, 2, 1e-5, in);
+  }
+}
+
 /* ------------------------------------------------------------ the blob */
 
 /* An fp32 weights file does not load into a bf16 .so, nor the other way

@@ -212,6 +212,41 @@ Test(kernels, split_convs_store_into_their_slices_exactly) {
   }
 }
 
+/* A squeeze-excitation gate fused into the quantized 1x1 conv that reads
+   it (passes/fuse_gate.c): the kernel multiplies each 16-channel vector by
+   its gate before quantizing. Inputs are multiples of 4 grid steps and the
+   gates 1, 1/2 or 1/4, so x * gate stays on the grid: exact, with the
+   vpdpbusd kernel and (where the host has it) on AMX tiles. */
+Test(kernels, a_gate_fused_into_a_quantized_conv_is_applied_exactly) {
+  if (!host_has("avx512vnni"))
+    cr_skip_test("this host has no AVX512-VNNI");
+  for (int amx = 0; amx < 1 + host_has("amx-tile,amx-int8"); amx++) {
+    Graph *g = ir_graph_new("int8_gate");
+    Node *x = identity_conv(g, input3(g, "x", 48, 7, 9));
+    Node *mi[2] = {x, input3(g, "gate", 48, 1, 1)};
+    Node *m = fin(g, op(g, OP_MUL, mi, 2));
+    Node *c = conv(g, m, 32, 1, 1, 1, 0);
+    grid_weights(c);
+    mark(c, 0.125f, 128);
+    output(g, c);
+    pass_layout(g);
+    pass_fuse_gate(g);
+    ir_compact(g);
+    cr_assert_eq(ir_verify(g, stderr), 0);
+    cr_assert_eq(c->epi.gate, 1, "the conv reads x and the gate");
+    if (amx) /* the host's choice; with amx off the conv is int8.c's */
+      cr_assert_eq(count_kernel(g, PRECISION_INT8, "amx"), 1, "the gated conv on amx.c");
+    Lib l = {0};
+    lib_build_for(&l, g, PRECISION_INT8, NULL, amx);
+    float **in = make_inputs(g, 2);
+    for (int64_t i = 0; i < 2 * 48 * 7 * 9; i++)
+      in[0][i] = (float)(4 * next_int(-32, 31)) * 0.125f;
+    for (int64_t i = 0; i < 2 * 48; i++)
+      in[1][i] = ldexpf(1.0f, -next_int(0, 2));
+    run_and_compare(&l, g, 2, 2, 1e-5, in);
+  }
+}
+
 /* SSE4.2 (x86-64-v2) has neither: refused with a message, exit 1. */
 Test(target, a_cpu_without_avx2_is_refused) {
   Graph *g = int8_cases();

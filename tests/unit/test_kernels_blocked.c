@@ -305,6 +305,64 @@ Test(blocked, squeeze_excitation_gate_times_a_blocked_tensor_matches_reference) 
   check_blocked(blocked_se(), 2, 2, NULL);
 }
 
+/* The gate read by the next conv (passes/fuse_gate.c): an SE block whose
+   mul feeds a 1x1 projection (48 -> 32, with a residual and ReLU, as
+   MobileNetV3's) and a strided 1x1 (48 -> 16, RegNet's shortcut shape),
+   each gate its own; a mul read by a 3x3 conv and one that is a graph
+   output stay. The gates go from 0.1 to 0.9 (sigmoid of a wide range) so
+   a missing or misplaced factor shows. */
+static Graph *gated_convs(void) {
+  Graph *g = ir_graph_new("gated_convs");
+  Node *x = input3(g, "x", 16, 9, 11);
+  Node *c = conv(g, x, 48, 3, 3, 1, 1);
+  Node *gate[3];
+  for (int i = 0; i < 3; i++) {
+    Node *r = conv(g, fin(g, op1(g, OP_ADAPTIVE_AVGPOOL, c)), 8, 1, 1, 1, 0);
+    scale_weight(r, 8);
+    r->epi.act = (Act){.kind = ACT_RELU};
+    gate[i] = conv(g, r, 48, 1, 1, 1, 0);
+    scale_weight(gate[i], 4);
+    gate[i]->epi.act = (Act){.kind = ACT_SIGMOID};
+  }
+  Node *m[3];
+  for (int i = 0; i < 3; i++) {
+    Node *in[2] = {i == 1 ? gate[i] : c, i == 1 ? c : gate[i]};
+    m[i] = fin(g, op(g, OP_MUL, in, 2));
+  }
+  Node *sc = conv(g, x, 32, 1, 1, 1, 0);
+  Node *proj = conv(g, m[0], 32, 1, 1, 1, 0);
+  add_residual(g, proj, sc);
+  proj->epi.act.kind = ACT_RELU;
+  output(g, proj);
+  output(g, conv(g, m[1], 16, 1, 1, 2, 0));
+  output(g, conv(g, m[2], 16, 3, 3, 1, 1)); /* 3x3: the mul stays */
+  Node *m3in[2] = {c, gate[0]};
+  output(g, fin(g, op(g, OP_MUL, m3in, 2))); /* an output: stays */
+  return g;
+}
+
+static int count_gated(const Graph *g) {
+  int n = 0;
+  for (int i = 0; i < g->nodes.len; i++)
+    n += !GRAPH_NODE(g, i)->dead && GRAPH_NODE(g, i)->epi.gate >= 0;
+  return n;
+}
+
+Test(blocked, a_gate_applied_as_the_next_1x1_conv_reads_matches_reference) {
+  Graph *g = gated_convs();
+  pass_layout(g);
+  pass_fuse_gate(g);
+  cr_assert_eq(count_gated(g), 2, "the two 1x1 readers take their gates");
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_MUL), 2, "the 3x3's and the output's stay");
+  ir_graph_free(g);
+  check_blocked(gated_convs(), 3, 2, NULL);
+}
+
+Test(blocked, a_gated_conv_for_x86_64_v3_and_v2_matches_reference) {
+  check_blocked(gated_convs(), 1, 1, "x86-64-v3");
+  check_blocked(gated_convs(), 2, 1, "x86-64-v2");
+}
+
 /* ShuffleNetV2's unit on the blocked layout: 64 channels in two chunks of
    32 (block aligned: blocked views), the branch, concat, shuffle(2) (the
    blocked gather), a conv after it; a slice not on a block boundary
