@@ -82,6 +82,7 @@ PASS_HIT = {
     "fuse-epilogue/activation": r"^fuse-epilogue: .*and [1-9]\d* activations",
     "fold-shuffle": r"^fold-shuffle: folded [1-9]",
     "fold-1x1": r"^fold-1x1: merged [1-9]",
+    "fuse-gate": r"^fuse-gate: applied [1-9]",
     "pad-channels": r"^pad-channels: padded [1-9]",
     "layout/nchw16c": r"^layout: [1-9]\d* of",
     "layout/reorders": r"^layout: .*, [1-9]\d* reorders",
