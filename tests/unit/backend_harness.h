@@ -67,6 +67,8 @@ bool host_has(const char *names);
 /* How many live convs of g the kernel table (backend/kernels.c) puts on
    the kernel named impl, compiled for the host with precision p. */
 int count_kernel(Graph *g, Precision p, const char *impl);
+/* The same with the AMX kernels on or off (--tune amx). */
+int count_kernel_amx(Graph *g, Precision p, bool amx, const char *impl);
 /* The tail of the split-conv tests: s (a split conv on a, 48 channels of
    9x7) feeds two slices, [0,16) and [16,48), which a concat takes in the
    order [16,48), a 16-channel 1x1 conv of a, [0,16); the concat and that
