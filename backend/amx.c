@@ -55,7 +55,7 @@
 #define AMX_BUF_BYTES (256 * 1024) /* the band buffer (stack) */
 #define AMX_SLOTS 128              /* output pixels per band, about */
 #define AMX_ITEMS 8                /* work items a layer aims for */
-#define DP_TILE 12                 /* dpbf16: output pixels per register tile */
+#define DP_TILE 14                 /* dpbf16: output pixels per register tile */
 
 typedef struct {
   int64_t C, IH, IW, OC, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw;
@@ -71,7 +71,7 @@ typedef struct {
   bool fold;
   int64_t PW, TW; /* column phases (sw, or 1 folded), taps per row (KW or 1) */
   bool dp;        /* the vdpbf16ps kernel (dpbf16), else tiles */
-  int64_t TP;     /* output pixels per step 2: 32 (two tiles of 16), DP_TILE */
+  int64_t TP;     /* output pixels per step 2: 32 (two tiles of 16), or 8 to DP_TILE */
 } Geo;
 
 /* Whether some tap reads phase plane (a, b). */
@@ -127,6 +127,8 @@ static void geo(const BeConfig *cf, const Node *n, bool dp, Geo *g) {
   R = R < 1 ? 1 : R > g->OH ? g->OH : R;
   while (R > 1 && buf_pixels(g, R) * g->Cp * g->eb > AMX_BUF_BYTES)
     R--;
+  if (dp && !cf->tune->amx_rows) /* bands of equal height: no computed rows past OH */
+    R = be_cdiv(g->OH, be_cdiv(g->OH, R));
   g->R = R;
   g->Rq = R + (g->KH - 1) * g->dh / g->sh;
   g->plane = g->Rq * g->Wq;
@@ -139,6 +141,10 @@ static void geo(const BeConfig *cf, const Node *n, bool dp, Geo *g) {
   ng = ng > maxg ? maxg : ng;
   g->G = be_cdiv(be_cdiv(g->OCB, ng), 2) * 2; /* even: whole pairs */
   g->NOG = be_cdiv(g->OCB, g->G);
+  if (dp) /* the pixel tile, 8 to DP_TILE, that wastes the fewest slots of a band */
+    for (int64_t t = DP_TILE; t >= 8; t--)
+      if (be_cdiv(R * g->Wq, t) * t < be_cdiv(R * g->Wq, g->TP) * g->TP)
+        g->TP = t;
   g->MP = be_cdiv(R * g->Wq, g->TP);
 }
 
@@ -434,29 +440,34 @@ static LLVMValueRef tap_table(BeCtx *c, const Geo *g) {
 /* One channel pair (pr of the 32 from kc) of every tap's sum: per block a
    row of 16 output channels' weight pairs, per pixel its pair broadcast,
    acc[j][i] += their dot products (vdpbf16ps, fp32 sums). */
-static void dp_pair(BeCtx *c, const Geo *g, LLVMValueRef xp, LLVMValueRef wp, int pr, int nn,
-                    LLVMValueRef acc[2][DP_TILE]) {
+static void dp_pair(BeCtx *c, const Geo *g, LLVMValueRef xp, LLVMValueRef wp, LLVMValueRef pr,
+                    int nn, LLVMValueRef acc[2][DP_TILE]) {
   LLVMTypeRef tb = LLVMVectorType(LLVMBFloatTypeInContext(c->ctx), 32);
   LLVMValueRef w[2];
   for (int j = 0; j < nn; j++) {
-    LLVMValueRef at = be_i64(c, j * g->taps * g->NKC * 1024 + pr * 64);
+    LLVMValueRef at = be_addk(c, be_mulk(c, pr, 64), j * g->taps * g->NKC * 1024);
     w[j] = LLVMBuildLoad2(c->b, tb, LLVMBuildInBoundsGEP2(c->b, c->t_i8, wp, &at, 1, ""), "");
     LLVMSetAlignment(w[j], 64);
   }
-  for (int i = 0; i < DP_TILE; i++) {
-    LLVMValueRef at = be_i64(c, (i * g->Cp + 2 * pr) * 2);
+  LLVMTypeRef vi = LLVMVectorType(c->t_i32, 16);
+  for (int i = 0; i < g->TP; i++) {
+    LLVMValueRef at = be_addk(c, be_mulk(c, pr, 4), i * g->Cp * 2);
     LLVMValueRef pair =
-        LLVMBuildLoad2(c->b, c->t_f32, LLVMBuildInBoundsGEP2(c->b, c->t_i8, xp, &at, 1, ""), "");
-    LLVMSetAlignment(pair, 4); /* two bf16 as the bits of a float: never computed on */
-    LLVMValueRef x = LLVMBuildBitCast(c->b, be_vsplat(c, pair), tb, "");
+        LLVMBuildLoad2(c->b, c->t_i32, LLVMBuildInBoundsGEP2(c->b, c->t_i8, xp, &at, 1, ""), "");
+    LLVMSetAlignment(pair, 4);
+    /* an i32 splat, the last operand: the load folds into vdpbf16ps as an
+       embedded broadcast ({1to16}) */
+    LLVMValueRef x = LLVMBuildInsertElement(c->b, LLVMGetPoison(vi), pair, be_i32(c, 0), "");
+    x = LLVMBuildShuffleVector(c->b, x, LLVMGetPoison(vi), LLVMConstNull(vi), "");
+    x = LLVMBuildBitCast(c->b, x, tb, "");
     for (int j = 0; j < nn; j++) {
-      LLVMValueRef a[3] = {acc[j][i], x, w[j]};
+      LLVMValueRef a[3] = {acc[j][i], w[j], x};
       acc[j][i] = be_intrinsic(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, a, 3);
     }
   }
 }
 
-/* Step 2 of dpbf16: the TP = DP_TILE pixels from q0 and the nn blocks
+/* Step 2 of dpbf16: the TP (<= DP_TILE) pixels from q0 and the nn blocks
    from ob in fp32 registers over every tap and channel pair, then stored
    to cbuf where epilogue reads a tile's rows: pixel i of block j at
    cbuf[j * 512 + i * 16]. */
@@ -464,7 +475,7 @@ static void dp_multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
                         LLVMValueRef q0, LLVMValueRef ob, int nn) {
   LLVMValueRef var[2][DP_TILE], acc[2][DP_TILE];
   for (int j = 0; j < nn; j++)
-    for (int i = 0; i < DP_TILE; i++) {
+    for (int i = 0; i < g->TP; i++) {
       var[j][i] = be_var(c, c->t_v16, "dpacc");
       LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), var[j][i]);
     }
@@ -478,21 +489,25 @@ static void dp_multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
   LLVMValueRef px = be_add(c, q0, off);
   LLVMValueRef wt = be_mulk(c, be_add(c, be_mulk(c, ob, g->taps), t.iv), g->NKC);
   be_for(c, &kc, be_i64(c, 0), be_i64(c, g->NKC), "kc");
-  for (int j = 0; j < nn; j++)
-    for (int i = 0; i < DP_TILE; i++)
-      acc[j][i] = LLVMBuildLoad2(c->b, c->t_v16, var[j][i], "");
   LLVMValueRef xp = eptr(c, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, kc.iv, 32)));
   LLVMValueRef wb = be_mulk(c, be_add(c, wt, kc.iv), 1024); /* bytes */
   LLVMValueRef wp = LLVMBuildInBoundsGEP2(c->b, c->t_i8, k->par[P_WEIGHT], &wb, 1, "");
-  for (int pr = 0; pr < 16; pr++)
-    dp_pair(c, g, xp, wp, pr, nn, acc);
+  /* a loop of 16 pairs, not 16 copies: in one block the scheduler hoisted
+     every broadcast and spilled them */
+  BeLoop pr;
+  be_for(c, &pr, be_i64(c, 0), be_i64(c, 16), "pair");
   for (int j = 0; j < nn; j++)
-    for (int i = 0; i < DP_TILE; i++)
+    for (int i = 0; i < g->TP; i++)
+      acc[j][i] = LLVMBuildLoad2(c->b, c->t_v16, var[j][i], "");
+  dp_pair(c, g, xp, wp, pr.iv, nn, acc);
+  for (int j = 0; j < nn; j++)
+    for (int i = 0; i < g->TP; i++)
       LLVMBuildStore(c->b, acc[j][i], var[j][i]);
+  be_for_end(c, &pr);
   be_for_end(c, &kc);
   be_for_end(c, &t);
   for (int j = 0; j < nn; j++)
-    for (int i = 0; i < DP_TILE; i++)
+    for (int i = 0; i < g->TP; i++)
       be_vst(c, cbuf, be_i64(c, j * 512 + i * 16), LLVMBuildLoad2(c->b, c->t_v16, var[j][i], ""),
              64);
 }
