@@ -42,6 +42,20 @@
  * bf16 weight, int8 quantized by int8.c's be_int8_weight_row and followed
  * by the scale, zero-point correction and bias per output channel.
  *
+ * dpbf16: the same bf16 convs on a target with AVX512_BF16 and no AMX
+ * (Zen 4), or with --tune amx=0: steps 1 and 3 and the weights as above,
+ * step 2 in AVX-512 registers. One vdpbf16ps adds to 16 fp32 lanes the
+ * products of a channel pair (each product of two bf16 exact, the two
+ * adds rounded); a weight tile's row of 64 bytes, 16 output channels x a
+ * channel pair, is its one operand, a pixel's pair broadcast to the 16
+ * lanes (an i32 {1to16} broadcast) the other. A register tile is TP
+ * pixels (8 to DP_TILE = 14, whichever wastes the fewest computed slots
+ * of the band) x 2 output blocks: 28 accumulators, 2 weight rows and a
+ * broadcast of the 32 zmm; per tap and 32 channels a loop of 16 pairs.
+ * The accumulators then go to the stack buffer where the tiles would
+ * have been stored, and step 3 runs unchanged. Bands are of equal height
+ * (no rows computed past OH).
+ *
  * The tile registers hold no state between kernels: each call loads the
  * tile configuration (ldtilecfg, eight 16 x 64-byte tiles) and releases
  * it at its end. Linux hands AMX's 8 KB of tile state to a process only
