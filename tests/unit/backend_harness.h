@@ -69,6 +69,12 @@ bool host_has(const char *names);
 int count_kernel(Graph *g, Precision p, const char *impl);
 /* The same with the AMX kernels on or off (--tune amx). */
 int count_kernel_amx(Graph *g, Precision p, bool amx, const char *impl);
+/* An input x [C,H,W] read through an identity conv (so NCHW16c), times a
+   graph input "gate" [C,1,1], read by a 1x1 conv to oc channels (the
+   graph output); then the layout and fuse-gate passes, which leave the
+   conv reading x and the gate (checked). Returns the conv. */
+Node *gated_conv1x1(Graph *g, int64_t C, int64_t H, int64_t W, int64_t oc);
+
 /* The tail of the split-conv tests: s (a split conv on a, 48 channels of
    9x7) feeds two slices, [0,16) and [16,48), which a concat takes in the
    order [16,48), a 16-channel 1x1 conv of a, [0,16); the concat and that
