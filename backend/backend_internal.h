@@ -333,7 +333,6 @@ bool be_has_epilogue(const Node *n);
 int64_t be_work_nchw_conv(const BeConfig *cf, const Node *n);
 int64_t be_work_nchw_rows(const BeConfig *cf, const Node *n);
 int64_t be_work_nchw_channels(const BeConfig *cf, const Node *n);
-int64_t be_work_nchw_features(const BeConfig *cf, const Node *n);
 int64_t be_work_nchw_positions(const BeConfig *cf, const Node *n);
 int64_t be_work_chunks(const BeConfig *cf, const Node *n); /* eltwise, any layout */
 void be_emit_nchw_conv(BeCtx *c, KArgs *k);
@@ -344,7 +343,6 @@ void be_emit_nchw_adaptive_maxpool(BeCtx *c, KArgs *k);
 void be_emit_nchw_affine(BeCtx *c, KArgs *k);
 void be_emit_eltwise(BeCtx *c, KArgs *k); /* any layout */
 void be_emit_nchw_lrn(BeCtx *c, KArgs *k);
-void be_emit_nchw_linear(BeCtx *c, KArgs *k);
 void be_emit_nchw_concat(BeCtx *c, KArgs *k);
 void be_emit_nchw_softmax(BeCtx *c, KArgs *k);
 /* mul: inputs of one shape run as be_emit_eltwise; one value per channel

@@ -96,11 +96,10 @@ static const KernelImpl impls[] = {
     {"nchw", OP_LAYERNORM, LAYOUT_NCHW, NULL, be_work_nchw_pixel_vectors, be_emit_nchw_layernorm,
      false, NULL, NULL},
     {"nchw", OP_LRN, LAYOUT_NCHW, NULL, be_work_nchw_channels, be_emit_nchw_lrn, true, NULL, NULL},
-    /* linear layers over the rows of a batch (linear.c) */
+    /* linear layers over the rows of a batch (linear.c): every linear the IR
+       has (rank 1 out, NCHW, never split) */
     {"rows", OP_LINEAR, LAYOUT_NCHW, be_linear_rows_accepts, be_work_linear_rows,
      be_emit_linear_rows, true, NULL, NULL},
-    {"nchw", OP_LINEAR, LAYOUT_NCHW, NULL, be_work_nchw_features, be_emit_nchw_linear, true, NULL,
-     NULL},
     {"nchw", OP_CONCAT, LAYOUT_NCHW, NULL, be_work_nchw_channels, be_emit_nchw_concat, false, NULL,
      NULL},
     {"nchw", OP_CHANNEL_SHUFFLE, LAYOUT_NCHW, NULL, be_work_nchw_channels,

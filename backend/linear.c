@@ -11,8 +11,9 @@
  * (cnnrt.h: two more entries of ptrs, read as integers); a per-sample
  * launch passes nb = 1.
  *
- * Work items are the N output features, as the GEMV it replaces
- * (nchw.c), so threads split the weight rows between them. The register
+ * It runs every linear layer (a linear's output is rank 1, NCHW, never
+ * split; the scalar GEMV nchw.c had for them is gone). Work items are the
+ * N output features, so threads split the weight rows between them. The register
  * tile is F features x R samples (AVX-512: 2 x 8; AVX2 and NEON 2 x 2; SSE
  * 1 x 1): each 16-float weight vector is loaded once for the R samples,
  * each input vector once for the F features. The samples go in tiles of R

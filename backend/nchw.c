@@ -10,7 +10,6 @@
  *                                    plane
  *   batchnorm, scaleshift, lrn,      one channel plane
  *   concat, channel_shuffle
- *   linear                           one output feature
  *   relu and the other activations,  a chunk of BE_CHUNK elements (any layout)
  *   add, mean, scale, mul of one
  *   shape, parameter
@@ -588,34 +587,6 @@ void be_emit_nchw_lrn(BeCtx *c, KArgs *k) {
   LLVMValueRef v = be_fdiv(c, be_ld(c, k->in[0], yi2), d);
   be_st(c, k->out, yi2, epi_value(c, k, v, yi2));
   be_for_end(c, &j);
-  be_for_end(c, &it);
-}
-
-/* ------------------------------------------------------------------- linear */
-
-int64_t be_work_nchw_features(const BeConfig *cf, const Node *n) { return n->shape.d[0]; }
-
-/* A GEMV: each work item is one output feature, a dot product of one weight
-   row with the input, so the weights stream through once. */
-void be_emit_nchw_linear(BeCtx *c, KArgs *k) {
-  const Node *n = k->n;
-  int64_t K = shape_numel(&n->in[0]->shape);
-  LLVMValueRef bias = n->nparams > P_BIAS ? k->par[P_BIAS] : NULL;
-  LLVMValueRef acc = be_var(c, c->t_f32, "acc");
-  BeLoop it;
-  be_for(c, &it, k->lo, k->hi, "j");
-  LLVMBuildStore(c->b, be_f32(c, 0), acc);
-  LLVMValueRef wrow = be_mulk(c, it.iv, K);
-  BeLoop i;
-  be_for(c, &i, be_i64(c, 0), be_i64(c, K), "k");
-  LLVMValueRef p =
-      be_fmul(c, be_wld(c, k, k->par[P_WEIGHT], be_add(c, wrow, i.iv)), be_ld(c, k->in[0], i.iv));
-  LLVMBuildStore(c->b, be_fadd_r(c, LLVMBuildLoad2(c->b, c->t_f32, acc, ""), p), acc);
-  be_for_end(c, &i);
-  LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_f32, acc, "");
-  if (bias)
-    v = be_fadd(c, v, be_ld(c, bias, it.iv));
-  be_st(c, k->out, it.iv, epi_value(c, k, v, it.iv));
   be_for_end(c, &it);
 }
 
