@@ -359,8 +359,9 @@ void be_emit_nchw_layernorm(BeCtx *c, KArgs *k);
 int64_t be_work_conv_blocked(const BeConfig *cf, const Node *n);
 void be_emit_conv_blocked(BeCtx *c, KArgs *k);
 float *be_pack_conv_blocked(const BeConfig *cf, const Node *n);
-int64_t be_work_blocks_rows(const BeConfig *cf, const Node *n); /* (C/16) * OH */
-int64_t be_work_blocks(const BeConfig *cf, const Node *n);      /* C/16 */
+int64_t be_packed_numel_conv_blocked(const BeConfig *cf, const Node *n); /* window groups: more */
+int64_t be_work_blocks_rows(const BeConfig *cf, const Node *n);          /* (C/16) * OH */
+int64_t be_work_blocks(const BeConfig *cf, const Node *n);               /* C/16 */
 void be_emit_pool_blocked(BeCtx *c, KArgs *k);
 void be_emit_adaptive_avgpool_blocked(BeCtx *c, KArgs *k);
 void be_emit_adaptive_maxpool_blocked(BeCtx *c, KArgs *k);

@@ -25,6 +25,18 @@
  * A 1x1 stride-1 unpadded conv (a GEMM) sees its H*W pixels as one long
  * row, cut into rows of up to 8 tiles so that both threads get work.
  *
+ * Groups: a tile stays in one group when each group's channels are whole
+ * blocks. Groups of any other size (RegNetX's 24; ir_conv_window_groups)
+ * take one block per tile: output block ob reads the input blocks its
+ * groups' input channels span, a window of whole blocks (a block of
+ * outputs from groups g0..g1 reads input channels g0*ICg .. (g1+1)*ICg,
+ * rounded out to blocks), with zero weights where an input channel is not
+ * in the output channel's group. The packing keeps each block's window
+ * contiguous, so the tile's loop is the ungrouped one over fewer blocks;
+ * the windows' starts, sizes and weight offsets are constant tables.
+ * For 24-channel groups a block's window is 2 or 3 blocks: 1.3-2x the
+ * multiply-adds of the group itself, on the fast kernel.
+ *
  * Work items (the runtime splits them in contiguous chunks):
  *   conv2d            (oc group of OCB blocks) x (output row), or
  *                     (row) x (oc group) where that reads less (conv_plan)
@@ -62,7 +74,15 @@ typedef struct {
   int64_t RH;        /* output rows per (virtual) row: > 1 for a small strided 1x1 conv */
   bool rowmajor;     /* work items row-major (row, group) instead of (group, row) */
   int64_t prefetch;  /* weight prefetch distance in floats, 0: none */
+  bool win;          /* window groups (ir_conv_window_groups): OCB 1 */
 } ConvPlan;
+
+/* Window groups: the input blocks output block ob reads, [*lo, *lo + *n). */
+static void conv_window(const ConvPlan *p, int64_t ob, int64_t *lo, int64_t *n) {
+  int64_t g0 = ob * 16 / p->OCg, g1 = (ob * 16 + 15) / p->OCg;
+  *lo = g0 * p->ICg / 16;
+  *n = ((g1 + 1) * p->ICg + 15) / 16 - *lo;
+}
 
 static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
   bool avx512 = cf->target.avx512;
@@ -77,6 +97,7 @@ static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
   p->dh = a->dilation[0], p->dw = a->dilation[1];
   p->G = a->groups, p->ICg = p->IC / p->G, p->OCg = p->OC / p->G;
   p->BI = n->in[0]->layout == LAYOUT_NCHW16C ? 16 : 1;
+  p->win = ir_conv_window_groups(n, 16);
   bool one = p->KH == 1 && p->KW == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] && !a->pad[3];
   p->pw = one && p->sh == 1 && p->sw == 1;
   p->RH = 1;
@@ -103,11 +124,11 @@ static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
 retry:
   for (int i = 0; i < 4; i++) {
     int ocb = ocbs[i];
-    if (!avx512 && ocb > 1)
+    if ((!avx512 || p->win) && ocb > 1)
       continue;
     if (tune_ocb && ocb != tune_ocb)
       continue;
-    if (p->NB % ocb || gb % ocb)
+    if (p->NB % ocb || (!p->win && gb % ocb))
       continue;
     p->OCB = ocb;
     Tmax = avx512 ? tmax512[i] : be_v16_regs(&cf->target) >= 8 ? 6 : 2;
@@ -204,6 +225,7 @@ typedef struct {
   LLVMValueRef og, row;    /* tile group, (virtual) row */
   LLVMValueRef kh0, kh1;   /* valid kh range of this row (non-pw) */
   LLVMValueRef xgrp;       /* input index of the group's first channel plane */
+  LLVMValueRef nicb;       /* input blocks (or channels, NCHW) the tile reads */
   LLVMValueRef gch;        /* the gate's index of the input block's first channel */
   LLVMValueRef wob[4];     /* weight index of each block's first element */
   LLVMValueRef obase[4];   /* output pointer of each block (split aware) */
@@ -307,10 +329,9 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
     for (int q = 0; q < w; q++)
       LLVMBuildStore(c->b, r->bias[j], r->acc[j][q]);
 
-  int64_t NICB = p->ICg / p->BI;
   int64_t XH = p->pw ? 1 : p->IH, XW = p->pw ? p->IH * p->IW : p->IW;
   BeLoop icb;
-  be_for(c, &icb, be_i64(c, 0), be_i64(c, NICB), "icb");
+  be_for(c, &icb, be_i64(c, 0), r->nicb, "icb");
   /* Index of input channel block icb (its first channel for NCHW). */
   LLVMValueRef xplane = be_add(c, r->xgrp, be_mulk(c, icb.iv, XH * XW * p->BI));
   if (k->gate)
@@ -415,14 +436,31 @@ void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
     r.kh0 = be_ld_i64(c, tkh0, r.row);
     r.kh1 = be_ld_i64(c, tkh1, r.row);
   }
-  /* The tile's group: all its blocks are in one conv group. */
+  /* The tile's group: all its blocks are in one conv group (or, window
+     groups, its one block's window of input blocks). */
   LLVMValueRef ob0 = be_mulk(c, r.og, p->OCB);
-  LLVMValueRef grp = be_sdiv(c, ob0, be_i64(c, p->OCg / 16));
   int64_t plane = p->IH * p->IW;
-  r.xgrp = be_mulk(c, grp, p->ICg * plane); /* same in both layouts (ICg%16==0 if blocked) */
+  if (p->win) {
+    int64_t *t = xmalloc(sizeof(int64_t) * 3 * (size_t)p->NB), woff = 0;
+    for (int64_t ob = 0; ob < p->NB; ob++) {
+      int64_t lo, nb;
+      conv_window(p, ob, &lo, &nb);
+      t[ob] = lo * 16 * plane, t[p->NB + ob] = nb, t[2 * p->NB + ob] = woff;
+      woff += nb * p->KH * p->KW * 256;
+    }
+    r.xgrp = be_ld_i64(c, be_table_i64(c, "conv16.win.x", t, (int)p->NB), ob0);
+    r.nicb = be_ld_i64(c, be_table_i64(c, "conv16.win.n", t + p->NB, (int)p->NB), ob0);
+    r.wob[0] = be_ld_i64(c, be_table_i64(c, "conv16.win.w", t + 2 * p->NB, (int)p->NB), ob0);
+    free(t);
+  } else {
+    LLVMValueRef grp = be_sdiv(c, ob0, be_i64(c, p->OCg / 16));
+    r.xgrp = be_mulk(c, grp, p->ICg * plane); /* same in both layouts (ICg%16==0 if blocked) */
+    r.nicb = be_i64(c, p->ICg / p->BI);
+  }
   for (int j = 0; j < p->OCB; j++) {
     LLVMValueRef ob = be_addk(c, ob0, j);
-    r.wob[j] = be_mulk(c, ob, p->ICg * p->KH * p->KW * 16);
+    if (!p->win)
+      r.wob[j] = be_mulk(c, ob, p->ICg * p->KH * p->KW * 16);
     r.bias[j] = bias ? be_vld(c, bias, be_mulk(c, ob, 16), 64) : LLVMConstNull(c->t_v16);
     be_split_out(c, k, ob, 16, &r.obase[j], &r.oblk[j]);
   }
@@ -441,6 +479,43 @@ void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
 
 /* ----------------------------------------------------------- weight packing */
 
+/* Window groups: the packed floats of all blocks' windows. */
+static int64_t window_numel(const ConvPlan *p) {
+  int64_t total = 0;
+  for (int64_t ob = 0; ob < p->NB; ob++) {
+    int64_t lo, nb;
+    conv_window(p, ob, &lo, &nb);
+    total += nb * p->KH * p->KW * 256;
+  }
+  return total;
+}
+
+int64_t be_packed_numel_conv_blocked(const BeConfig *cf, const Node *n) {
+  ConvPlan p;
+  conv_plan(cf, n, &p);
+  return p.win ? window_numel(&p) : param_numel(n->params[P_WEIGHT]);
+}
+
+/* [ob][window block j][kh][kw][16 ic][16 oc], zero where ic is not in
+   oc's group. */
+static float *pack_window(const ConvPlan *p, const float *src) {
+  float *dst = xcalloc((size_t)window_numel(p), sizeof(float));
+  float *d = dst;
+  for (int64_t ob = 0; ob < p->NB; ob++) {
+    int64_t lo, nb;
+    conv_window(p, ob, &lo, &nb);
+    for (int64_t j = 0; j < nb; j++)
+      for (int64_t t = 0; t < p->KH * p->KW; t++)
+        for (int64_t ici = 0; ici < 16; ici++, d += 16)
+          for (int64_t l = 0; l < 16; l++) {
+            int64_t oc = ob * 16 + l, ic = (lo + j) * 16 + ici, g = oc / p->OCg;
+            if (ic / p->ICg == g)
+              d[l] = src[(oc * p->ICg + ic - g * p->ICg) * p->KH * p->KW + t];
+          }
+  }
+  return dst;
+}
+
 float *be_pack_conv_blocked(const BeConfig *cf, const Node *n) {
   const Param *w = n->params[P_WEIGHT];
   int64_t OC = n->shape.d[0], ICg = n->in[0]->shape.d[0] / n->attr.groups;
@@ -448,6 +523,10 @@ float *be_pack_conv_blocked(const BeConfig *cf, const Node *n) {
   int64_t BI = n->in[0]->layout == LAYOUT_NCHW16C ? 16 : 1, NICB = ICg / BI;
   int64_t total = OC * ICg * KH * KW;
   CHECK(total == param_numel(w), "weight '%s' of '%s'", w->name, n->name);
+  ConvPlan p;
+  conv_plan(cf, n, &p);
+  if (p.win)
+    return pack_window(&p, w->data);
   float *dst = xmalloc((size_t)total * sizeof(float));
   const float *src = w->data;
   for (int64_t ob = 0; ob < OC / 16; ob++)

@@ -107,7 +107,7 @@ static const KernelImpl impls[] = {
     {"nchw", OP_REORDER, LAYOUT_NCHW, NULL, be_work_reorder, be_emit_reorder, false, NULL, NULL},
     /* The channel-blocked layout (blocked.c); elementwise ops do not care. */
     {"direct16", OP_CONV2D, LAYOUT_NCHW16C, NULL, be_work_conv_blocked, be_emit_conv_blocked, true,
-     NULL, be_pack_conv_blocked},
+     be_packed_numel_conv_blocked, be_pack_conv_blocked},
     {"nchw16c", OP_MAXPOOL, LAYOUT_NCHW16C, NULL, be_work_blocks_rows, be_emit_pool_blocked, true,
      NULL, NULL},
     {"nchw16c", OP_AVGPOOL, LAYOUT_NCHW16C, NULL, be_work_blocks_rows, be_emit_pool_blocked, true,

@@ -882,6 +882,16 @@ bool ir_conv_small_groups(const Node *n, int block) {
   return icg == ocg && icg < block && block % icg == 0;
 }
 
+bool ir_conv_window_groups(const Node *n, int block) {
+  const Attrs *a = &n->attr;
+  if (n->op != OP_CONV2D || a->groups <= 1 || n->shape.rank != 3 || n->in[0]->shape.rank != 3)
+    return false;
+  int64_t IC = n->in[0]->shape.d[0], OC = n->shape.d[0], G = a->groups;
+  if (IC % G || OC % G || IC % block || OC % block || ir_conv_small_groups(n, block))
+    return false;
+  return (IC / G) % block || (OC / G) % block;
+}
+
 void ir_count_users(const Graph *g, int *counts) {
   memset(counts, 0, sizeof(int) * (size_t)g->next_id);
   for (int i = 0; i < g->nodes.len; i++) {

@@ -409,6 +409,13 @@ Node **ir_split_slices(const Graph *g, const Node *n, int *count);
    for lane, and the conv runs on the blocked layout (passes/layout.c keeps
    it blocked, backend/grouped.c computes it). */
 bool ir_conv_small_groups(const Node *n, int block);
+/* The "window groups" rule: any other grouped conv whose input and output
+   channel counts are multiples of block but whose groups are not (RegNetX's
+   groups of 24). Output block b then reads the input blocks that its
+   groups' input channels span (a window of whole blocks; weights outside
+   an output channel's group are zero): backend/blocked.c computes it on
+   the blocked layout, reading a blocked input. */
+bool ir_conv_window_groups(const Node *n, int block);
 /* Users of each node: fills counts[id] (array of g->next_id ints). */
 void ir_count_users(const Graph *g, int *counts);
 /* Replace every use of `from` by `to` (inputs and graph outputs). */

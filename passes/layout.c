@@ -25,6 +25,9 @@
  *                grouped conv with Cg = 1, 2, 4 or 8 input and output
  *                channels per group (depthwise, ResNeXt) and 16-multiple
  *                channel counts: backend/grouped.c; its input is blocked.
+ *                And any other grouped conv with 16-multiple channel
+ *                counts (RegNetX's groups of 24): backend/blocked.c over a
+ *                window of input blocks per output block; input blocked.
  *   pooling, scale-shift, batchnorm, the activations (relu, clamp,
  *   sigmoid, ...), scale, add, mean, concat, channel_shuffle, layernorm,
  *   dropout      when the output is a multiple of 16 channels and the
@@ -71,7 +74,7 @@ static bool conv_blockable(const Graph *g, const Node *n) {
     return false;
   if (a->groups > 1) {
     int64_t icg = n->in[0]->shape.d[0] / a->groups, ocg = n->shape.d[0] / a->groups;
-    if ((icg % 16 || ocg % 16) && !ir_conv_small_groups(n, 16))
+    if ((icg % 16 || ocg % 16) && !ir_conv_small_groups(n, 16) && !ir_conv_window_groups(n, 16))
       return false;
   }
   int nseg = 0;
@@ -139,7 +142,8 @@ static Layout choose(const Graph *g, const Node *n) {
 
 /* Does input k of n accept any layout? */
 static bool any_layout_input(const Node *n, int k) {
-  if (n->op == OP_CONV2D && k == 0 && n->layout == LAYOUT_NCHW16C && !ir_conv_small_groups(n, 16))
+  if (n->op == OP_CONV2D && k == 0 && n->layout == LAYOUT_NCHW16C && !ir_conv_small_groups(n, 16) &&
+      !ir_conv_window_groups(n, 16))
     return true; /* the blocked conv broadcasts inputs from either layout */
   if (n->op == OP_SLICE && n->in[0]->split)
     return true; /* not a read: the producer writes the slice */

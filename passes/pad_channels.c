@@ -29,7 +29,8 @@
  * is padded to C' = C rounded up to 16 when
  *   - every node of it is made by a conv with one group (its output rows
  *     padded with zero weights and zero bias), a conv of the grouped kind
- *     above whose group size divides 16 (padded with whole zero groups) or
+ *     above (padded with whole zero groups: C' is then also a multiple of
+ *     the group size, RegNetX's 72 channels in groups of 24 become 96) or
  *     a channel-wise op (scale-shift and batchnorm padded with zeros); no
  *     graph input, concat, slice, shuffle, layernorm, split conv or
  *     parameter (they have no padded form);
@@ -127,9 +128,19 @@ typedef struct {
   bool *bad;       /* by class root */
   bool *all_pixel; /* by class root: every member 1x1 */
   int64_t *newc;   /* by node id: padded channel count, 0 = unchanged */
+  int64_t *unit;   /* by node id, then by class root: C' is a multiple of it */
   bool *is_member; /* by node id: rank 3, in a class (not yet decided) */
   int n;           /* ids below n: the arrays' size (slices come later) */
 } Pad;
+
+static int64_t lcm(int64_t a, int64_t b) {
+  int64_t x = a, y = b;
+  while (y) {
+    int64_t t = x % y;
+    x = y, y = t;
+  }
+  return a / x * b;
+}
 
 static void build_classes(Pad *p) {
   Graph *g = p->g;
@@ -149,11 +160,8 @@ static void build_classes(Pad *p) {
       else
         unite(p->parent, n->id, x->id);
     }
-    if (gw) {
-      int64_t cg = n->shape.d[0] / n->attr.groups;
-      if (16 % cg) /* padding by whole groups of a size dividing 16 */
-        p->bad[n->id] = true;
-    }
+    /* padding by whole groups: a multiple of 16 and of the group size */
+    p->unit[n->id] = gw ? lcm(16, n->shape.d[0] / n->attr.groups) : 16;
     if (n->op == OP_CONV2D && n->attr.groups > 1 && !gw) {
       p->bad[n->id] = true; /* neither padded output nor absorbed input */
       p->bad[n->in[0]->id] = true;
@@ -173,6 +181,7 @@ static void judge_classes(Pad *p) {
     int r = find(p->parent, n->id);
     p->bad[r] |= p->bad[n->id];
     p->all_pixel[r] &= pixel(n);
+    p->unit[r] = lcm(p->unit[r] ? p->unit[r] : 16, p->unit[n->id]);
     bool maker = channelwise(n) || groupwise(n) || one_group_conv(n);
     if (!maker || n->op == OP_INPUT)
       p->bad[r] = true;
@@ -199,7 +208,7 @@ static void judge_classes(Pad *p) {
     if (n->dead || !p->is_member[n->id])
       continue;
     int r = find(p->parent, n->id);
-    int64_t c = n->shape.d[0], c16 = (c + 15) / 16 * 16;
+    int64_t c = n->shape.d[0], c16 = (c + p->unit[r] - 1) / p->unit[r] * p->unit[r];
     if (p->bad[r] || c % 16 == 0 || !(2 * c16 <= 3 * c || p->all_pixel[r]))
       continue;
     p->newc[n->id] = c16;
@@ -425,6 +434,7 @@ void pass_pad_channels(Graph *g) {
   p.all_pixel = calloc((size_t)n, sizeof(bool));
   p.is_member = calloc((size_t)n, sizeof(bool));
   p.newc = calloc((size_t)n, sizeof(int64_t));
+  p.unit = calloc((size_t)n, sizeof(int64_t));
   build_classes(&p);
   judge_classes(&p);
   keep_padding_finite(&p);
@@ -476,6 +486,7 @@ void pass_pad_channels(Graph *g) {
   free(p.all_pixel);
   free(p.is_member);
   free(p.newc);
+  free(p.unit);
   if (padded)
     ir_stat(g, "pad-channels",
             "padded %d tensors to a multiple of 16 channels (+%lld values), %d slices", padded,

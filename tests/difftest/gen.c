@@ -870,6 +870,14 @@ static int op_mul(Gen *G, Scope *S, int x) {
   } else if (kind == 1) {
     y = op_parameter(G, S, chance(r, 70) ? img(s.d[0], 1, 1) : vec(s.d[0]));
   } else if (kind <= 3) {
+    if (G->o->se_blocks && chance(r, 60)) { /* MBConv's expansion, a blocked width */
+      int64_t e = 16 * between(r, 1, 3);
+      Layer *l = layer(G, S, "conv2d", &x, 1, img(e, s.d[1], s.d[2]));
+      attr_channels(S, l, "out", e);
+      attr_int(l, "kernel", 1);
+      x = l->out;
+      s = S->v[x].s;
+    }
     y = se_gate(G, S, x);
   } else if (!S->body) {
     int v = pick(G, S, 1);
@@ -884,7 +892,16 @@ static int op_mul(Gen *G, Scope *S, int x) {
   int in[2] = {x, y};
   if (chance(r, 40))
     in[0] = y, in[1] = x;
-  return layer(G, S, "mul", in, 2, s)->out;
+  int m = layer(G, S, "mul", in, 2, s)->out;
+  /* An SE block's end: a 1x1 projection reads the gated tensor (the
+     fuse-gate pass applies the gate as that conv reads x) */
+  if (!G->o->se_blocks || kind < 2 || kind > 3 || s.rank != 3 || !chance(r, 80))
+    return m;
+  int64_t oc = chance(r, 60) ? 16 * between(r, 1, 3) : channels(G);
+  Layer *l = layer(G, S, "conv2d", &m, 1, img(oc, s.d[1], s.d[2]));
+  attr_channels(S, l, "out", oc);
+  attr_int(l, "kernel", 1);
+  return l->out;
 }
 
 /* Sibling 1x1 convs reading one value (the fold-1x1 pass merges them),
@@ -1401,7 +1418,12 @@ static void write_twin(Buf *b, Gen *G, const int *outs, int nout) {
 /* ---------------------------------------------------------------- networks */
 
 void gen_options_default(GenOptions *o) {
-  *o = (GenOptions){.max_layers = 14, .max_channels = 70, .max_hw = 20, .blocks = 1, .name = "gen"};
+  *o = (GenOptions){.max_layers = 14,
+                    .max_channels = 70,
+                    .max_hw = 20,
+                    .blocks = 1,
+                    .name = "gen",
+                    .se_blocks = true};
 }
 
 void gen_options_small(GenOptions *o) {

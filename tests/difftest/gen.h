@@ -40,6 +40,7 @@
 #define CNNCC_DIFFTEST_GEN_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Where the choices come from: a seed (splitmix64), or bytes (a fuzzer's
@@ -62,6 +63,11 @@ typedef struct {
   int max_hw;       /* of a graph input */
   int blocks;       /* 0: no blocks, repeat or groups */
   const char *name; /* the network's name */
+  /* An SE gate's mul often between a conv of a blocked width and a 1x1
+     projection (MBConv, fuse-gate's pattern). Off in the fuzzer unless its
+     byte 0 asks (bit 4): the extra choices would shift every later byte of
+     the inputs found before it. */
+  bool se_blocks;
 } GenOptions;
 
 /* The defaults of the campaign (gen_main.c) and of the fuzzer (smaller). */

@@ -10,7 +10,8 @@
  * first bytes choose the compile:
  *
  *   byte 0   -O0..-O3 (low 2 bits), Winograd on all 3x3 convs it can run
- *            (bit 2), conv.tile=3 (bit 3)
+ *            (bit 2), conv.tile=3 (bit 3), the generator's SE blocks
+ *            (bit 4: GenOptions.se_blocks)
  *   then     the network (gen_network, gen_options_small)
  *
  * and the network goes through everything cnncc does except the link:
@@ -77,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   gen_rng_bytes(&r, size ? data + 1 : data, size ? size - 1 : 0);
   GenOptions go;
   gen_options_small(&go);
+  go.se_blocks = how & 16;
   GenNet net;
   gen_network(&r, &go, &net);
 

@@ -528,6 +528,19 @@ void check_graph_opts(Graph *g, int64_t batch, int nthreads, double rtol) {
 
 void check_graph(Graph *g) { check_graph_opts(g, 1, 1, 1e-5); }
 
+Node *gated_conv1x1(Graph *g, int64_t C, int64_t H, int64_t W, int64_t oc) {
+  Node *x = identity_conv(g, input3(g, "x", C, H, W));
+  Node *mi[2] = {input3(g, "gate", C, 1, 1), x};
+  Node *c = conv(g, fin(g, op(g, OP_MUL, mi, 2)), oc, 1, 1, 1, 0);
+  output(g, c);
+  pass_layout(g);
+  pass_fuse_gate(g);
+  ir_compact(g);
+  cr_assert_eq(ir_verify(g, stderr), 0);
+  cr_assert(c->in[0] == x && c->epi.gate == 1, "the conv reads x and the gate");
+  return c;
+}
+
 /* ------------------------------------------------------------ shared graphs */
 
 Node *pool(Graph *g, Op o, Node *x, int k, int s, int p, bool ceil_mode, bool cip) {

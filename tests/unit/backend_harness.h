@@ -67,6 +67,12 @@ bool host_has(const char *names);
 /* How many live convs of g the kernel table (backend/kernels.c) puts on
    the kernel named impl, compiled for the host with precision p. */
 int count_kernel(Graph *g, Precision p, const char *impl);
+/* An input x [C,H,W] read through an identity conv (so NCHW16c), times a
+   graph input "gate" [C,1,1], read by a 1x1 conv to oc channels (the
+   graph output); then the layout and fuse-gate passes, which leave the
+   conv reading x and the gate (checked). Returns the conv. */
+Node *gated_conv1x1(Graph *g, int64_t C, int64_t H, int64_t W, int64_t oc);
+
 /* The tail of the split-conv tests: s (a split conv on a, 48 channels of
    9x7) feeds two slices, [0,16) and [16,48), which a concat takes in the
    order [16,48), a 16-channel 1x1 conv of a, [0,16); the concat and that

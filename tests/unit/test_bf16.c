@@ -356,16 +356,7 @@ Test(amx, random_conv_geometries_match_the_reference) {
 Test(amx, a_gate_fused_into_a_conv_is_applied_on_both_paths) {
   for (int amx = 0; amx < 1 + host_has("amx-tile,amx-bf16"); amx++) {
     Graph *g = ir_graph_new("bf16_gate");
-    Node *x = identity_conv(g, input3(g, "x", 64, 11, 6));
-    Node *mi[2] = {input3(g, "gate", 64, 1, 1), x};
-    Node *m = fin(g, op(g, OP_MUL, mi, 2));
-    Node *c = conv(g, m, 48, 1, 1, 1, 0);
-    output(g, c);
-    pass_layout(g);
-    pass_fuse_gate(g);
-    ir_compact(g);
-    cr_assert_eq(ir_verify(g, stderr), 0);
-    cr_assert_eq(c->epi.gate, 1, "the conv reads x and the gate");
+    gated_conv1x1(g, 64, 11, 6, 48);
     round_weights(g);
     Lib l = {0};
     lib_build_for(&l, g, PRECISION_BF16, NULL, amx);

@@ -222,18 +222,9 @@ Test(kernels, a_gate_fused_into_a_quantized_conv_is_applied_exactly) {
     cr_skip_test("this host has no AVX512-VNNI");
   for (int amx = 0; amx < 1 + host_has("amx-tile,amx-int8"); amx++) {
     Graph *g = ir_graph_new("int8_gate");
-    Node *x = identity_conv(g, input3(g, "x", 48, 7, 9));
-    Node *mi[2] = {x, input3(g, "gate", 48, 1, 1)};
-    Node *m = fin(g, op(g, OP_MUL, mi, 2));
-    Node *c = conv(g, m, 32, 1, 1, 1, 0);
+    Node *c = gated_conv1x1(g, 48, 7, 9, 32);
     grid_weights(c);
     mark(c, 0.125f, 128);
-    output(g, c);
-    pass_layout(g);
-    pass_fuse_gate(g);
-    ir_compact(g);
-    cr_assert_eq(ir_verify(g, stderr), 0);
-    cr_assert_eq(c->epi.gate, 1, "the conv reads x and the gate");
     if (amx) /* the host's choice; with amx off the conv is int8.c's */
       cr_assert_eq(count_kernel(g, PRECISION_INT8, "amx"), 1, "the gated conv on amx.c");
     Lib l = {0};

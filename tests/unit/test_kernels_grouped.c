@@ -6,7 +6,8 @@
  * channels stay blocked: ResNeXt's groups of 4 and 8, depthwise convs,
  * stride 2, padding, dilation, wide kernels, bias, residual + ReLU
  * epilogue, and one fed from the NCHW image (a reorder to blocked in
- * front). Tolerance: 1e-5 of max |ref| as for the other convs (each output
+ * front); other group sizes over windows of input blocks on the direct
+ * kernel (backend/blocked.c). Tolerance: 1e-5 of max |ref| as for the other convs (each output
  * sums at most Cg*KH*KW = 72 products).
  */
 #include <criterion/criterion.h>
@@ -79,22 +80,54 @@ Test(grouped, convs_for_x86_64_v2_sse_without_fma_match_reference) {
   check_blocked(grouped_convs(), 2, 2, "x86-64-v2");
 }
 
-/* Groups the kernel does not take stay NCHW: 3 channels per group, and
-   4 input but 8 output channels per group. */
-Test(grouped, other_group_shapes_stay_nchw_and_match_reference) {
-  for (int v = 0; v < 2; v++) {
-    Graph *g = ir_graph_new("grouped_nchw");
-    Node *x = input3(g, "x", 48, 9, 11);
-    Node *c = gconv(g, x, v ? 96 : 48, 3, 3, 1, 1, v ? 12 : 16);
-    output(g, c);
-    pass_layout(g);
-    cr_assert_eq(c->layout, LAYOUT_NCHW);
-    ir_graph_free(g);
-  }
-  Graph *g = ir_graph_new("grouped_nchw");
-  Node *x = input3(g, "x", 48, 9, 11);
+/* Groups of any other size, with 16-multiple channel counts, run blocked
+   on the direct kernel over a window of input blocks per output block
+   (ir_conv_window_groups, backend/blocked.c): 3 channels per group; 4 in
+   and 8 out; RegNetX's 24 (a window of 2 or 3 blocks), stride 2, with a
+   residual and ReLU; 12 (1x1); 8 in and 16 out; 40 in and 20 out, 3x5
+   with dilation. */
+static Graph *window_groups(void) {
+  Graph *g = ir_graph_new("window_groups");
+  Node *x = identity_conv(g, input3(g, "x", 48, 9, 11));
+  output(g, gconv(g, x, 48, 3, 3, 1, 1, 16));
   output(g, gconv(g, x, 96, 3, 3, 1, 1, 12));
-  check_blocked(g, 1, 1, NULL);
+  Node *y = identity_conv(g, input3(g, "y", 96, 13, 10));
+  Node *sc = conv(g, y, 96, 1, 1, 2, 0);
+  Node *r24 = gconv(g, y, 96, 3, 3, 2, 1, 4);
+  add_residual(g, r24, sc);
+  r24->epi.act.kind = ACT_RELU;
+  output(g, r24);
+  output(g, gconv(g, y, 96, 1, 1, 1, 0, 8));
+  output(g, gconv(g, x, 96, 3, 3, 1, 1, 6));
+  Node *z = identity_conv(g, input3(g, "z", 80, 7, 12));
+  Node *d = gconv(g, z, 32, 3, 5, 1, 2, 2);
+  d->attr.dilation[1] = 2;
+  d->attr.pad[1] = d->attr.pad[3] = 4;
+  char err[128];
+  cr_assert(ir_infer_shape(g, d, err, sizeof err), "%s", err);
+  output(g, d);
+  return g;
+}
+
+Test(grouped, other_group_shapes_run_blocked_over_input_windows_and_match_reference) {
+  Graph *g = window_groups();
+  pass_layout(g);
+  int nwin = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const Node *n = GRAPH_NODE(g, i);
+    if (n->op == OP_CONV2D && n->attr.groups > 1) {
+      cr_assert(ir_conv_window_groups(n, 16), "'%s' has window groups", n->name);
+      cr_assert_eq(n->layout, LAYOUT_NCHW16C);
+      nwin++;
+    }
+  }
+  cr_assert_eq(nwin, 6);
+  cr_assert_eq(count_kernel(g, PRECISION_FP32, "direct16"), 10,
+               "the six, the shortcut, three identities");
+  ir_graph_free(g);
+  check_blocked(window_groups(), 2, 2, NULL);
+  check_blocked(window_groups(), 1, 1, "x86-64-v3");
+  check_blocked(window_groups(), 1, 1, "x86-64-v2");
 }
 
 /* A split grouped conv writing two slices into an elided concat. */
