@@ -196,9 +196,9 @@ retry:
      too: 2.06 -> 1.41 ms on that one, one thread; there a tensor of at
      most 1 MB (L2) counts once however often it is read, which keeps the
      last stage's (1024->2048 from 14x14: 8 MB of weights, a 0.8 MB
-     input) group-major. --tune conv.order: 0
-     group-major, 1 row-major, 2 (default) the cheaper for unpadded 1x1
-     convs, 3 the cheaper for every conv. */
+     input) group-major. --tune conv.order: 0 group-major, 1 row-major,
+     2 (default) the cheaper for unpadded 1x1 convs, 3 the cheaper for
+     every conv. */
   int order = cf->tune->conv_order;
   double in_g = (double)p->ICg * p->IH * p->IW * 4, in_all = (double)p->IC * p->IH * p->IW * 4;
   double w_all = (double)p->OC * p->ICg * p->KH * p->KW * 4;

@@ -180,8 +180,9 @@ static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
        up to 2 x 14 tiles (28 accumulators) halve the weight loads per fma
        and the chunks. Measured (2026-12-07, one thread, fastest of 30-50
        calls, loaded machine): ResNet-50's five F(2x2) layers 1.24-1.31 ->
-       1.05-1.08 ms, ResNet-152's 45 Winograd layers 51.3 -> 44.9 ms in
-       all; F(4x4) (56x56, 64 channels) lost 3-8% with 14. */
+       1.05-1.08 ms, ResNet-152's 45 Winograd layers (35 of them F(2x2))
+       51.4 -> 44.5 ms in all; F(4x4) (56x56, 64 channels) lost 3-8% with
+       14. */
     if (p->NB % 2 == 0)
       ocb = 2, tmax = p->m == 2 ? 14 : 7;
     else
