@@ -42,6 +42,20 @@
  * bf16 weight, int8 quantized by int8.c's be_int8_weight_row and followed
  * by the scale, zero-point correction and bias per output channel.
  *
+ * dpbf16: the same bf16 convs on a target with AVX512_BF16 and no AMX
+ * (Zen 4), or with --tune amx=0: steps 1 and 3 and the weights as above,
+ * step 2 in AVX-512 registers. One vdpbf16ps adds to 16 fp32 lanes the
+ * products of a channel pair (each product of two bf16 exact, the two
+ * adds rounded); a weight tile's row of 64 bytes, 16 output channels x a
+ * channel pair, is its one operand, a pixel's pair broadcast to the 16
+ * lanes (an i32 {1to16} broadcast) the other. A register tile is TP
+ * pixels (8 to DP_TILE = 14, whichever wastes the fewest computed slots
+ * of the band) x 2 output blocks: 28 accumulators, 2 weight rows and a
+ * broadcast of the 32 zmm; per tap and 32 channels a loop of 16 pairs.
+ * The accumulators then go to the stack buffer where the tiles would
+ * have been stored, and step 3 runs unchanged. Bands are of equal height
+ * (no rows computed past OH).
+ *
  * The tile registers hold no state between kernels: each call loads the
  * tile configuration (ldtilecfg, eight 16 x 64-byte tiles) and releases
  * it at its end. Linux hands AMX's 8 KB of tile state to a process only
@@ -55,6 +69,7 @@
 #define AMX_BUF_BYTES (256 * 1024) /* the band buffer (stack) */
 #define AMX_SLOTS 128              /* output pixels per band, about */
 #define AMX_ITEMS 8                /* work items a layer aims for */
+#define DP_TILE 14                 /* dpbf16: output pixels per register tile */
 
 typedef struct {
   int64_t C, IH, IW, OC, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw;
@@ -69,6 +84,8 @@ typedef struct {
      taps are the KH rows, the planes are per row phase only. */
   bool fold;
   int64_t PW, TW; /* column phases (sw, or 1 folded), taps per row (KW or 1) */
+  bool dp;        /* the vdpbf16ps kernel (dpbf16), else tiles */
+  int64_t TP;     /* output pixels per step 2: 32 (two tiles of 16), or 8 to DP_TILE */
 } Geo;
 
 /* Whether some tap reads phase plane (a, b). */
@@ -100,9 +117,10 @@ static int64_t buf_pixels(const Geo *g, int64_t R) {
   return used * Rq * g->Wq + 32 + g->Wq;
 }
 
-static void geo(const BeConfig *cf, const Node *n, Geo *g) {
+static void geo(const BeConfig *cf, const Node *n, bool dp, Geo *g) {
   const Attrs *a = &n->attr;
   memset(g, 0, sizeof *g);
+  g->dp = dp, g->TP = dp ? DP_TILE : 32;
   g->C = n->in[0]->shape.d[0], g->IH = n->in[0]->shape.d[1], g->IW = n->in[0]->shape.d[2];
   g->OC = n->shape.d[0], g->OH = n->shape.d[1], g->OW = n->shape.d[2];
   g->KH = a->kernel[0], g->KW = a->kernel[1], g->sh = a->stride[0], g->sw = a->stride[1];
@@ -123,6 +141,8 @@ static void geo(const BeConfig *cf, const Node *n, Geo *g) {
   R = R < 1 ? 1 : R > g->OH ? g->OH : R;
   while (R > 1 && buf_pixels(g, R) * g->Cp * g->eb > AMX_BUF_BYTES)
     R--;
+  if (dp && !cf->tune->amx_rows) /* bands of equal height: no computed rows past OH */
+    R = be_cdiv(g->OH, be_cdiv(g->OH, R));
   g->R = R;
   g->Rq = R + (g->KH - 1) * g->dh / g->sh;
   g->plane = g->Rq * g->Wq;
@@ -135,28 +155,42 @@ static void geo(const BeConfig *cf, const Node *n, Geo *g) {
   ng = ng > maxg ? maxg : ng;
   g->G = be_cdiv(be_cdiv(g->OCB, ng), 2) * 2; /* even: whole pairs */
   g->NOG = be_cdiv(g->OCB, g->G);
-  g->MP = be_cdiv(R * g->Wq, 32);
+  if (dp) /* the pixel tile, 8 to DP_TILE, that wastes the fewest slots of a band */
+    for (int64_t t = DP_TILE; t >= 8; t--)
+      if (be_cdiv(R * g->Wq, t) * t < be_cdiv(R * g->Wq, g->TP) * g->TP)
+        g->TP = t;
+  g->MP = be_cdiv(R * g->Wq, g->TP);
 }
 
-bool be_conv_amx_accepts(const BeConfig *cf, const Node *n) {
-  bool bf16 = cf->precision == PRECISION_BF16 && cf->target.amx && !n->quant;
-  bool int8 = cf->precision == PRECISION_INT8 && cf->target.amx_int8 && n->quant;
-  if (!(bf16 || int8) || !cf->tune->amx || n->op != OP_CONV2D || n->attr.groups != 1 ||
-      n->layout != LAYOUT_NCHW16C)
+/* Whether the kernel (on tiles, or with vdpbf16ps when dp) can run n. */
+static bool accepts(const BeConfig *cf, const Node *n, bool dp) {
+  if (n->op != OP_CONV2D || n->attr.groups != 1 || n->layout != LAYOUT_NCHW16C)
     return false;
   /* an NCHW input (a graph input): 16 channels or more, or few enough to
      fold the kernel columns into one tile row (else a stem of 3 channels
      would multiply 29 zero channels of 32) */
   Geo g;
-  geo(cf, n, &g);
+  geo(cf, n, dp, &g);
   if (!g.in_blocked && g.C < 16 && !g.fold)
     return false;
   return g.bufpx * g.Cp * g.eb <= AMX_BUF_BYTES;
 }
 
+bool be_conv_amx_accepts(const BeConfig *cf, const Node *n) {
+  bool bf16 = cf->precision == PRECISION_BF16 && cf->target.amx && !n->quant;
+  bool int8 = cf->precision == PRECISION_INT8 && cf->target.amx_int8 && n->quant;
+  return (bf16 || int8) && cf->tune->amx && accepts(cf, n, false);
+}
+
+/* After the AMX row of the table: where AMX is off or absent. */
+bool be_conv_dpbf16_accepts(const BeConfig *cf, const Node *n) {
+  return cf->precision == PRECISION_BF16 && cf->target.avx512bf16 && cf->tune->dpbf16 &&
+         !n->quant && accepts(cf, n, true);
+}
+
 int64_t be_work_conv_amx(const BeConfig *cf, const Node *n) {
   Geo g;
-  geo(cf, n, &g);
+  geo(cf, n, false, &g);
   return g.NB * g.NOG;
 }
 
@@ -165,7 +199,7 @@ int64_t be_work_conv_amx(const BeConfig *cf, const Node *n) {
    correction (int32) and the bias (floats). */
 int64_t be_packed_numel_amx(const BeConfig *cf, const Node *n) {
   Geo g;
-  geo(cf, n, &g);
+  geo(cf, n, false, &g);
   return g.int8 ? g.OC * g.taps * g.Cp / 4 + 3 * g.OC : g.OC * g.taps * g.Cp;
 }
 
@@ -196,7 +230,7 @@ static int64_t packed_at(const void *ctx, int64_t oc, int64_t i) {
 
 float *be_pack_amx(const BeConfig *cf, const Node *n) {
   Geo g;
-  geo(cf, n, &g);
+  geo(cf, n, false, &g);
   const Param *w = n->params[P_WEIGHT];
   int64_t K = g.C * g.KH * g.KW;
   CHECK(param_numel(w) == g.OC * K, "weight '%s' of '%s'", w->name, n->name);
@@ -362,6 +396,12 @@ static void convert_band(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLV
     }
 }
 
+/* The buffer pixel tap (kh, kw) reads for output pixel q = 0 (for q: that plus q). */
+static int64_t tap_offset(const Geo *g, int64_t kh, int64_t kw) {
+  int64_t hh = kh * g->dh, ww = g->fold ? 0 : kw * g->dw;
+  return plane_base(g, hh % g->sh, ww % g->sw) + hh / g->sh * g->Wq + ww / g->sw;
+}
+
 /* Step 2: accumulator tiles mi + 2j (mi < 2, j < nn) for the pixel tiles
    from q0 and the blocks from ob, over every tap and channel. */
 static void multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef q0,
@@ -372,9 +412,7 @@ static void multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMVal
   }
   for (int64_t kh = 0; kh < g->KH; kh++)
     for (int64_t kw = 0; kw < g->TW; kw++) {
-      int64_t hh = kh * g->dh, ww = g->fold ? 0 : kw * g->dw;
-      int64_t off = plane_base(g, hh % g->sh, ww % g->sw) + hh / g->sh * g->Wq + ww / g->sw;
-      LLVMValueRef px = be_addk(c, q0, off);
+      LLVMValueRef px = be_addk(c, q0, tap_offset(g, kh, kw));
       LLVMValueRef wt = be_mulk(c, be_addk(c, be_mulk(c, ob, g->taps), kh * g->TW + kw), g->NKC);
       BeLoop kc;
       be_for(c, &kc, be_i64(c, 0), be_i64(c, g->NKC), "kc");
@@ -395,16 +433,112 @@ static void multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMVal
     }
 }
 
+/* ------------------------------------------------ dpbf16: step 2 by vdpbf16ps */
+
+/* The tap offsets (tap_offset) as a constant table of the module. */
+static LLVMValueRef tap_table(BeCtx *c, const Geo *g) {
+  LLVMValueRef *v = xcalloc((size_t)g->taps, sizeof *v);
+  for (int64_t kh = 0; kh < g->KH; kh++)
+    for (int64_t kw = 0; kw < g->TW; kw++)
+      v[kh * g->TW + kw] = be_i64(c, tap_offset(g, kh, kw));
+  LLVMValueRef init = LLVMConstArray2(c->t_i64, v, (uint64_t)g->taps);
+  free(v);
+  LLVMValueRef t = LLVMAddGlobal(c->mod, LLVMTypeOf(init), "cnncc.dp.taps");
+  LLVMSetInitializer(t, init);
+  LLVMSetGlobalConstant(t, 1);
+  LLVMSetLinkage(t, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(t, LLVMGlobalUnnamedAddr);
+  return t;
+}
+
+/* One channel pair (pr of the 32 from kc) of every tap's sum: per block a
+   row of 16 output channels' weight pairs, per pixel its pair broadcast,
+   acc[j][i] += their dot products (vdpbf16ps, fp32 sums). */
+static void dp_pair(BeCtx *c, const Geo *g, LLVMValueRef xp, LLVMValueRef wp, LLVMValueRef pr,
+                    int nn, LLVMValueRef acc[2][DP_TILE]) {
+  LLVMTypeRef tb = LLVMVectorType(LLVMBFloatTypeInContext(c->ctx), 32);
+  LLVMValueRef w[2];
+  for (int j = 0; j < nn; j++) {
+    LLVMValueRef at = be_addk(c, be_mulk(c, pr, 64), j * g->taps * g->NKC * 1024);
+    w[j] = LLVMBuildLoad2(c->b, tb, LLVMBuildInBoundsGEP2(c->b, c->t_i8, wp, &at, 1, ""), "");
+    LLVMSetAlignment(w[j], 64);
+  }
+  LLVMTypeRef vi = LLVMVectorType(c->t_i32, 16);
+  for (int i = 0; i < g->TP; i++) {
+    LLVMValueRef at = be_addk(c, be_mulk(c, pr, 4), i * g->Cp * 2);
+    LLVMValueRef pair =
+        LLVMBuildLoad2(c->b, c->t_i32, LLVMBuildInBoundsGEP2(c->b, c->t_i8, xp, &at, 1, ""), "");
+    LLVMSetAlignment(pair, 4);
+    /* an i32 splat, the last operand: the load folds into vdpbf16ps as an
+       embedded broadcast ({1to16}) */
+    LLVMValueRef x = LLVMBuildInsertElement(c->b, LLVMGetPoison(vi), pair, be_i32(c, 0), "");
+    x = LLVMBuildShuffleVector(c->b, x, LLVMGetPoison(vi), LLVMConstNull(vi), "");
+    x = LLVMBuildBitCast(c->b, x, tb, "");
+    for (int j = 0; j < nn; j++) {
+      LLVMValueRef a[3] = {acc[j][i], w[j], x};
+      acc[j][i] = be_intrinsic(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, a, 3);
+    }
+  }
+}
+
+/* Step 2 of dpbf16: the TP (<= DP_TILE) pixels from q0 and the nn blocks
+   from ob in fp32 registers over every tap and channel pair, then stored
+   to cbuf where epilogue reads a tile's rows: pixel i of block j at
+   cbuf[j * 512 + i * 16]. */
+static void dp_multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMValueRef cbuf,
+                        LLVMValueRef q0, LLVMValueRef ob, int nn) {
+  LLVMValueRef var[2][DP_TILE], acc[2][DP_TILE];
+  for (int j = 0; j < nn; j++)
+    for (int i = 0; i < g->TP; i++) {
+      var[j][i] = be_var(c, c->t_v16, "dpacc");
+      LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), var[j][i]);
+    }
+  LLVMValueRef table = tap_table(c, g);
+  LLVMTypeRef tt = LLVMGlobalGetValueType(table);
+  BeLoop t, kc;
+  be_for(c, &t, be_i64(c, 0), be_i64(c, g->taps), "tap");
+  LLVMValueRef ix[2] = {be_i64(c, 0), t.iv};
+  LLVMValueRef off =
+      LLVMBuildLoad2(c->b, c->t_i64, LLVMBuildInBoundsGEP2(c->b, tt, table, ix, 2, ""), "");
+  LLVMValueRef px = be_add(c, q0, off);
+  LLVMValueRef wt = be_mulk(c, be_add(c, be_mulk(c, ob, g->taps), t.iv), g->NKC);
+  be_for(c, &kc, be_i64(c, 0), be_i64(c, g->NKC), "kc");
+  LLVMValueRef xp = eptr(c, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, kc.iv, 32)));
+  LLVMValueRef wb = be_mulk(c, be_add(c, wt, kc.iv), 1024); /* bytes */
+  LLVMValueRef wp = LLVMBuildInBoundsGEP2(c->b, c->t_i8, k->par[P_WEIGHT], &wb, 1, "");
+  /* a loop of 16 pairs, not 16 copies: in one block the scheduler hoisted
+     every broadcast and spilled them */
+  BeLoop pr;
+  be_for(c, &pr, be_i64(c, 0), be_i64(c, 16), "pair");
+  for (int j = 0; j < nn; j++)
+    for (int i = 0; i < g->TP; i++)
+      acc[j][i] = LLVMBuildLoad2(c->b, c->t_v16, var[j][i], "");
+  dp_pair(c, g, xp, wp, pr.iv, nn, acc);
+  for (int j = 0; j < nn; j++)
+    for (int i = 0; i < g->TP; i++)
+      LLVMBuildStore(c->b, acc[j][i], var[j][i]);
+  be_for_end(c, &pr);
+  be_for_end(c, &kc);
+  be_for_end(c, &t);
+  for (int j = 0; j < nn; j++)
+    for (int i = 0; i < g->TP; i++)
+      be_vst(c, cbuf, be_i64(c, j * 512 + i * 16), LLVMBuildLoad2(c->b, c->t_v16, var[j][i], ""),
+             64);
+}
+
+/* ---------------------------------------------------------- the epilogue */
+
 /* The index of block ob's pixel pix in a full NCHW16c tensor of the output's shape. */
 static LLVMValueRef res_idx(BeCtx *c, const Geo *g, LLVMValueRef ob, LLVMValueRef pix) {
   return be_mulk(c, be_add(c, be_mulk(c, ob, g->OH * g->OW), pix), 16);
 }
 
-/* Step 3: the nn blocks from ob of the 32 pixels from q0 of the band at
-   output row oh0, accumulated in tiles mi + 2j. */
+/* Step 3: the nn blocks from ob of the TP pixels from q0 of the band at
+   output row oh0, accumulated in tiles mi + 2j (dp: stored by dp_multiply
+   in the same places of cbuf). */
 static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMValueRef oh0,
                      LLVMValueRef q0, LLVMValueRef ob, int nn) {
-  for (int t = 0; t < 2 * nn; t++) {
+  for (int t = 0; t < 2 * nn && !g->dp; t++) {
     LLVMValueRef a[3] = {tmm(c, t), be_fptr(c, cbuf, be_i64(c, t * 256)), be_i64(c, 64)};
     tile_call(c, "llvm.x86.tilestored64", a, 3);
   }
@@ -414,7 +548,7 @@ static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMVa
     meta = LLVMBuildInBoundsGEP2(c->b, c->t_i8, k->par[P_WEIGHT], &at, 1, "");
   }
   BeLoop s;
-  be_for(c, &s, be_i64(c, 0), be_i64(c, 32), "slot");
+  be_for(c, &s, be_i64(c, 0), be_i64(c, g->TP), "slot");
   LLVMValueRef q = be_add(c, q0, s.iv);
   LLVMValueRef r = LLVMBuildUDiv(c->b, q, be_i64(c, g->Wq), "");
   LLVMValueRef ow = be_sub(c, q, be_mulk(c, r, g->Wq));
@@ -456,22 +590,27 @@ static void pixel_tiles(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
                         LLVMValueRef oh0, LLVMValueRef ob, int nn) {
   BeLoop mp;
   be_for(c, &mp, be_i64(c, 0), be_i64(c, g->MP), "mp");
-  LLVMValueRef q0 = be_mulk(c, mp.iv, 32);
-  multiply(c, k, g, buf, q0, ob, nn);
+  LLVMValueRef q0 = be_mulk(c, mp.iv, g->TP);
+  if (g->dp)
+    dp_multiply(c, k, g, buf, cbuf, q0, ob, nn);
+  else
+    multiply(c, k, g, buf, q0, ob, nn);
   epilogue(c, k, g, cbuf, oh0, q0, ob, nn);
   be_for_end(c, &mp);
 }
 
-void be_emit_conv_amx(BeCtx *c, KArgs *k) {
+static void emit(BeCtx *c, KArgs *k, bool dp) {
   Geo g;
-  geo(c->cfg, k->n, &g);
+  geo(c->cfg, k->n, dp, &g);
   LLVMValueRef buf =
       be_var(c, LLVMArrayType2(c->t_i8, (uint64_t)(g.bufpx * g.Cp * g.eb)), "amxbuf");
   LLVMSetAlignment(buf, 64);
   LLVMValueRef cbuf = be_var(c, LLVMArrayType2(c->t_f32, 1024), "amxacc");
   LLVMSetAlignment(cbuf, 64);
-  LLVMValueRef cfg = tile_config(c);
-  tile_call(c, "llvm.x86.ldtilecfg", &cfg, 1);
+  if (!dp) {
+    LLVMValueRef cfg = tile_config(c);
+    tile_call(c, "llvm.x86.ldtilecfg", &cfg, 1);
+  }
 
   BeLoop it, np;
   be_for(c, &it, k->lo, k->hi, "item");
@@ -495,5 +634,9 @@ void be_emit_conv_amx(BeCtx *c, KArgs *k) {
     be_endif(c, &odd);
   }
   be_for_end(c, &it);
-  tile_call(c, "llvm.x86.tilerelease", NULL, 0);
+  if (!dp)
+    tile_call(c, "llvm.x86.tilerelease", NULL, 0);
 }
+
+void be_emit_conv_amx(BeCtx *c, KArgs *k) { emit(c, k, false); }
+void be_emit_conv_dpbf16(BeCtx *c, KArgs *k) { emit(c, k, true); }

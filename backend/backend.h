@@ -69,6 +69,7 @@ typedef struct {
   int winograd_m_kb;   /* winograd.m_kb: stack budget of M (KB) */
   int amx;             /* amx: bf16 convs on AMX tiles where the target has them */
   int amx_rows;        /* amx.rows: output rows per band of the AMX conv (0: auto) */
+  int dpbf16;          /* dpbf16: bf16 convs by vdpbf16ps where AMX is absent or off */
 } Tuning;
 
 /* Every key at its default (winograd off). */

@@ -22,7 +22,8 @@
  *   linear.c    linear layers over the rows of a batch (the batched tail)
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
  *               pool divisors, split outputs
- *   amx.c       bf16 and int8 convs on AMX tiles (tdpbf16ps, tdpbusd)
+ *   amx.c       bf16 and int8 convs on AMX tiles (tdpbf16ps, tdpbusd), and
+ *               the same bf16 convs by AVX512_BF16 vdpbf16ps (dpbf16)
  *   int8.c      --precision=int8: the quantized conv/linear kernel (vpdpbusd)
  *               and its weight packing
  *   bf16.c      --precision=bf16: which parameters are bf16, the rounding,
@@ -60,14 +61,15 @@ typedef enum { BE_X86_64, BE_AARCH64 } BeArch;
 typedef struct {
   const char *triple, *cpu, *features;
   BeArch arch;
-  int lanes;     /* floats per vector register: 16, 8 or 4 */
-  int nvregs;    /* vector registers: 32 or 16 */
-  bool fma;      /* fused multiply-add instructions (else llvm.fma would be
-                    a libm call per lane: kernels then use llvm.fmuladd) */
-  bool avx512;   /* lanes == 16: the AVX-512 register tiles */
-  bool vnni;     /* AVX512-VNNI vpdpbusd: --precision=int8 (int8.c) */
-  bool amx;      /* AMX-TILE and AMX-BF16: --precision=bf16 convs (amx.c) */
-  bool amx_int8; /* AMX-TILE and AMX-INT8: --precision=int8 convs (amx.c) */
+  int lanes;       /* floats per vector register: 16, 8 or 4 */
+  int nvregs;      /* vector registers: 32 or 16 */
+  bool fma;        /* fused multiply-add instructions (else llvm.fma would be
+                      a libm call per lane: kernels then use llvm.fmuladd) */
+  bool avx512;     /* lanes == 16: the AVX-512 register tiles */
+  bool vnni;       /* AVX512-VNNI vpdpbusd: --precision=int8 (int8.c) */
+  bool amx;        /* AMX-TILE and AMX-BF16: --precision=bf16 convs (amx.c) */
+  bool amx_int8;   /* AMX-TILE and AMX-INT8: --precision=int8 convs (amx.c) */
+  bool avx512bf16; /* AVX512_BF16 vdpbf16ps: --precision=bf16 convs without AMX (amx.c) */
 } BeTarget;
 
 /* How many <16 x float> values the vector registers hold: 32 (AVX-512),
@@ -438,6 +440,12 @@ LLVMValueRef be_int8_quant_vec(BeCtx *c, const Node *n, LLVMValueRef x);
 bool be_conv_amx_accepts(const BeConfig *cf, const Node *n);
 int64_t be_work_conv_amx(const BeConfig *cf, const Node *n);
 void be_emit_conv_amx(BeCtx *c, KArgs *k);
+/* dpbf16 (amx.c): the same convs under --precision=bf16 on a target with
+   AVX512_BF16 (BeTarget.avx512bf16) where AMX is absent or off, step 2 by
+   vdpbf16ps into fp32 registers; Tuning.dpbf16. Work split and weight
+   packing are the AMX kernel's (be_work_conv_amx, be_pack_amx). */
+bool be_conv_dpbf16_accepts(const BeConfig *cf, const Node *n);
+void be_emit_conv_dpbf16(BeCtx *c, KArgs *k);
 int64_t be_packed_numel_amx(const BeConfig *cf, const Node *n);
 float *be_pack_amx(const BeConfig *cf, const Node *n);
 
@@ -514,7 +522,7 @@ bool be_has_feature(const char *features, const char *name);
    0) or the host's feature list. */
 void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
                         int probed_lanes, bool probed_fma, int probed_vnni, int probed_amx,
-                        int probed_amx_int8, BeTarget *t);
+                        int probed_amx_int8, int probed_bf16dp, BeTarget *t);
 /* Runs the optimization pipeline for opt_level. */
 bool be_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
 /* Emits an object or assembly file. */

@@ -33,7 +33,11 @@
  * rounded out to blocks), with zero weights where an input channel is not
  * in the output channel's group. The packing keeps each block's window
  * contiguous, so the tile's loop is the ungrouped one over fewer blocks;
- * the windows' starts, sizes and weight offsets are constant tables.
+ * the windows' starts, sizes and weight offsets are constant tables. A
+ * zero weight is not enough where the input is infinite (0 * inf = NaN,
+ * which PyTorch never computes: the difftest campaign's seed 7068), so
+ * each input channel's fmas are masked to the output lanes of its group
+ * (a select the target folds into a masked fma; the masks are a table).
  * For 24-channel groups a block's window is 2 or 3 blocks: 1.3-2x the
  * multiply-adds of the group itself, on the fast kernel.
  *
@@ -226,6 +230,8 @@ typedef struct {
   LLVMValueRef kh0, kh1;   /* valid kh range of this row (non-pw) */
   LLVMValueRef xgrp;       /* input index of the group's first channel plane */
   LLVMValueRef nicb;       /* input blocks (or channels, NCHW) the tile reads */
+  LLVMValueRef mtab, mch0; /* window groups: lane masks, the window's first */
+  LLVMValueRef mch;        /* ... and this input block's first */
   LLVMValueRef gch;        /* the gate's index of the input block's first channel */
   LLVMValueRef wob[4];     /* weight index of each block's first element */
   LLVMValueRef obase[4];   /* output pointer of each block (split aware) */
@@ -303,13 +309,21 @@ static void emit_taps(BeCtx *c, RowCtx *r, LLVMValueRef *wkh, LLVMValueRef xcol,
         prefetch(c, r->k, W,
                  be_add(c, be_addk(c, wkh[j], kw * p->BI * 16 + p->prefetch), be_mulk(c, ch, 16)));
     LLVMValueRef xk = step > 1 ? NULL : be_add(c, xcol, ici);
+    LLVMValueRef mask = NULL; /* window groups: the lanes of ch's group */
+    if (p->win) {
+      LLVMValueRef bits = be_ld_i64(c, r->mtab, be_add(c, r->mch, ch));
+      bits = LLVMBuildTrunc(c->b, bits, LLVMIntTypeInContext(c->ctx, 16), "");
+      mask = LLVMBuildBitCast(c->b, bits, LLVMVectorType(c->t_i1, 16), "lanes");
+    }
     for (int q = 0; q < w; q++) {
       if (ow0c >= 0 && !col_valid(p, ow0c + q, kw))
         continue;
       int64_t off = pix_off(p, q, kw) * pixstride;
       LLVMValueRef xb = step > 1 ? be_vlane(c, xv[q], l) : be_vbcast(c, x, be_addk(c, xk, off));
-      for (int j = 0; j < OCB; j++)
-        accv[j][q] = be_vfma(c, wv[j], xb, accv[j][q]);
+      for (int j = 0; j < OCB; j++) {
+        LLVMValueRef f = be_vfma(c, wv[j], xb, accv[j][q]);
+        accv[j][q] = mask ? LLVMBuildSelect(c->b, mask, f, accv[j][q], "") : f;
+      }
     }
   }
   for (int j = 0; j < OCB; j++)
@@ -336,6 +350,8 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
   LLVMValueRef xplane = be_add(c, r->xgrp, be_mulk(c, icb.iv, XH * XW * p->BI));
   if (k->gate)
     r->gch = be_mulk(c, icb.iv, p->BI);
+  if (p->win)
+    r->mch = be_add(c, r->mch0, be_mulk(c, icb.iv, 16));
   LLVMValueRef wicb[4];
   for (int j = 0; j < OCB; j++)
     wicb[j] = be_add(c, r->wob[j], be_mulk(c, icb.iv, p->KH * p->KW * p->BI * 16));
@@ -441,17 +457,31 @@ void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
   LLVMValueRef ob0 = be_mulk(c, r.og, p->OCB);
   int64_t plane = p->IH * p->IW;
   if (p->win) {
-    int64_t *t = xmalloc(sizeof(int64_t) * 3 * (size_t)p->NB), woff = 0;
+    int64_t *t = xmalloc(sizeof(int64_t) * 4 * (size_t)p->NB), woff = 0, nm = 0;
     for (int64_t ob = 0; ob < p->NB; ob++) {
       int64_t lo, nb;
       conv_window(p, ob, &lo, &nb);
       t[ob] = lo * 16 * plane, t[p->NB + ob] = nb, t[2 * p->NB + ob] = woff;
-      woff += nb * p->KH * p->KW * 256;
+      t[3 * p->NB + ob] = nm;
+      woff += nb * p->KH * p->KW * 256, nm += nb * 16;
+    }
+    int64_t *m = xmalloc(sizeof(int64_t) * (size_t)nm), *mi = m;
+    for (int64_t ob = 0; ob < p->NB; ob++) {
+      int64_t lo, nb;
+      conv_window(p, ob, &lo, &nb);
+      for (int64_t ic = lo * 16; ic < (lo + nb) * 16; ic++, mi++) {
+        *mi = 0;
+        for (int l = 0; l < 16; l++)
+          *mi |= (int64_t)((ob * 16 + l) / p->OCg == ic / p->ICg) << l;
+      }
     }
     r.xgrp = be_ld_i64(c, be_table_i64(c, "conv16.win.x", t, (int)p->NB), ob0);
     r.nicb = be_ld_i64(c, be_table_i64(c, "conv16.win.n", t + p->NB, (int)p->NB), ob0);
     r.wob[0] = be_ld_i64(c, be_table_i64(c, "conv16.win.w", t + 2 * p->NB, (int)p->NB), ob0);
+    r.mch0 = be_ld_i64(c, be_table_i64(c, "conv16.win.mo", t + 3 * p->NB, (int)p->NB), ob0);
+    r.mtab = be_table_i64(c, "conv16.win.m", m, (int)nm);
     free(t);
+    free(m);
   } else {
     LLVMValueRef grp = be_sdiv(c, ob0, be_i64(c, p->OCg / 16));
     r.xgrp = be_mulk(c, grp, p->ICg * plane); /* same in both layouts (ICg%16==0 if blocked) */

@@ -41,6 +41,9 @@ static const KernelImpl impls[] = {
     /* --precision=bf16 and int8 convs on AMX tiles (amx.c) */
     {"amx", OP_CONV2D, LAYOUT_NCHW16C, be_conv_amx_accepts, be_work_conv_amx, be_emit_conv_amx,
      true, be_packed_numel_amx, be_pack_amx},
+    /* --precision=bf16 convs by vdpbf16ps where AMX is absent or off (amx.c) */
+    {"dpbf16", OP_CONV2D, LAYOUT_NCHW16C, be_conv_dpbf16_accepts, be_work_conv_amx,
+     be_emit_conv_dpbf16, true, be_packed_numel_amx, be_pack_amx},
     /* --precision=int8: the layers passes/quantize.c marked (int8.c) */
     {"int8", OP_CONV2D, LAYOUT_NCHW, be_int8_accepts, be_work_int8, be_emit_int8, true,
      be_packed_numel_int8, be_pack_int8},
@@ -158,7 +161,7 @@ bool be_is_kernel_node(const Node *n) {
    of them always accepts). */
 static bool applies_gate(const KernelImpl *impl) {
   return impl->emit == be_emit_conv_blocked || impl->emit == be_emit_conv_amx ||
-         impl->emit == be_emit_int8;
+         impl->emit == be_emit_conv_dpbf16 || impl->emit == be_emit_int8;
 }
 
 static const KernelImpl *find_impl(const BeConfig *cf, const Node *n) {

@@ -150,6 +150,7 @@ typedef struct {
   int vnni;     /* AVX512-VNNI (--precision=int8); -1: not probed */
   int amx;      /* AMX-BF16 (--precision=bf16); -1: not probed */
   int amx_int8; /* AMX-INT8 (--precision=int8); -1: not probed */
+  int bf16dp;   /* AVX512_BF16 (--precision=bf16 without AMX); -1: not probed */
 } Caps;
 
 /* A module of one function, probe(p) { *p = INTRINSIC(*p, *p, *p) } on
@@ -209,6 +210,31 @@ static LLVMModuleRef vnni_module(LLVMContextRef ctx) {
                       "llvm.x86.avx512.vpdpbusd.512", false);
 }
 
+/* probe(p) { *p = vdpbf16ps(*p, *p as bf16, *p as bf16) } (AVX512_BF16). */
+static LLVMModuleRef bf16dp_module(LLVMContextRef ctx) {
+  const char *name = "llvm.x86.avx512bf16.dpbf16ps.512";
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  if (!id)
+    return NULL;
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
+  LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
+  LLVMTypeRef vf = LLVMVectorType(LLVMFloatTypeInContext(ctx), 16);
+  LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(ctx), 32);
+  LLVMValueRef fn =
+      LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), &ptr, 1, 0));
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+  LLVMValueRef x = LLVMBuildLoad2(b, vf, LLVMGetParam(fn, 0), "");
+  LLVMValueRef xb = LLVMBuildBitCast(b, x, vb, "");
+  LLVMValueRef args[3] = {x, xb, xb};
+  LLVMValueRef y = LLVMBuildCall2(b, LLVMIntrinsicGetType(ctx, id, NULL, 0),
+                                  LLVMGetIntrinsicDeclaration(m, id, NULL, 0), args, 3, "");
+  LLVMBuildStore(b, y, LLVMGetParam(fn, 0));
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+  return m;
+}
+
 /* llvm.x86.NAME(0, 1, 2), a tile multiply (amx.c). */
 static LLVMModuleRef tile_module(LLVMContextRef ctx, const char *name) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
@@ -258,10 +284,11 @@ static int probe_child(LLVMTargetRef t, const char *triple, const char *cpu, con
   text[n] = 0;
   int lanes = strstr(text, "zmm") ? 16 : strstr(text, "ymm") ? 8 : 4;
   bool x86 = strstr(triple, "x86_64") != NULL;
-  fprintf(stderr, "cnncc-probe lanes=%d fma=%d vnni=%d amx=%d amx8=%d\n", lanes,
+  fprintf(stderr, "cnncc-probe lanes=%d fma=%d vnni=%d amx=%d amx8=%d dp=%d\n", lanes,
           !strstr(text, "fmaf"), x86 ? probe_selects(tm, vnni_module, "vpdpbusd") : 0,
           x86 ? probe_selects(tm, amx_module, "tdpbf16ps") : 0,
-          x86 ? probe_selects(tm, amx_int8_module, "tdpbusd") : 0);
+          x86 ? probe_selects(tm, amx_int8_module, "tdpbusd") : 0,
+          x86 ? probe_selects(tm, bf16dp_module, "vdpbf16ps") : 0);
   return 0;
 }
 
@@ -304,11 +331,11 @@ static bool probe_target(LLVMTargetRef t, const char *triple, const char *cpu, c
   waitpid(pid, &status, 0);
   char *line = strstr(text, "cnncc-probe ");
   if (line) {
-    int lanes = 0, fma = 0, vnni = 0, amx = 0, amx8 = 0;
-    if (sscanf(line, "cnncc-probe lanes=%d fma=%d vnni=%d amx=%d amx8=%d", &lanes, &fma, &vnni,
-               &amx, &amx8) == 5)
+    int lanes = 0, fma = 0, vnni = 0, amx = 0, amx8 = 0, dp = 0;
+    if (sscanf(line, "cnncc-probe lanes=%d fma=%d vnni=%d amx=%d amx8=%d dp=%d", &lanes, &fma,
+               &vnni, &amx, &amx8, &dp) == 6)
       caps->lanes = lanes, caps->fma = fma, caps->vnni = vnni, caps->amx = amx,
-      caps->amx_int8 = amx8;
+      caps->amx_int8 = amx8, caps->bf16dp = dp;
     *line = 0;
   }
   bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strstr(text, "not a recognized");
@@ -380,14 +407,14 @@ LLVMTargetMachineRef be_target_machine(const BackendOptions *o, BeTarget *d, cha
                             : o->opt_level == 1 ? LLVMCodeGenLevelLess
                             : o->opt_level == 2 ? LLVMCodeGenLevelDefault
                                                 : LLVMCodeGenLevelAggressive;
-  Caps caps = {.vnni = -1, .amx = -1, .amx_int8 = -1};
+  Caps caps = {.vnni = -1, .amx = -1, .amx_int8 = -1, .bf16dp = -1};
   if ((o->target_cpu || o->target_features) &&
       !probe_target(t, triple, cpu, features, o, &caps, err, errlen)) {
     LLVMDisposeMessage(triple);
     return NULL;
   }
   be_target_describe(bt, cpu, features, caps.lanes, caps.fma, caps.vnni, caps.amx, caps.amx_int8,
-                     d);
+                     caps.bf16dp, d);
   LLVMTargetMachineRef tm =
       LLVMCreateTargetMachine(t, triple, cpu, features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
   LLVMDisposeMessage(triple);
@@ -410,7 +437,7 @@ bool be_has_feature(const char *features, const char *name) {
 
 void be_target_describe(const BackendTarget *bt, const char *cpu, const char *features,
                         int probed_lanes, bool probed_fma, int probed_vnni, int probed_amx,
-                        int probed_amx_int8, BeTarget *d) {
+                        int probed_amx_int8, int probed_bf16dp, BeTarget *d) {
   d->cpu = cpu;
   d->features = features;
   d->triple = bt->triple;
@@ -441,6 +468,9 @@ void be_target_describe(const BackendTarget *bt, const char *cpu, const char *fe
       d->arch == BE_X86_64 && (probed_amx_int8 >= 0 ? probed_amx_int8 == 1
                                                     : be_has_feature(features, "amx-tile") &&
                                                           be_has_feature(features, "amx-int8"));
+  d->avx512bf16 =
+      d->arch == BE_X86_64 &&
+      (probed_bf16dp >= 0 ? probed_bf16dp == 1 : be_has_feature(features, "avx512bf16"));
   d->avx512 = d->lanes == 16;
 }
 

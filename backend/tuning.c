@@ -65,7 +65,10 @@ static const TuneKey keys[] = {
     {"amx", offsetof(Tuning, amx), 1, 0, 1,
      "--precision=bf16: ungrouped convs on AMX tiles where the target has AMX-BF16 (0: off)"},
     {"amx.rows", offsetof(Tuning, amx_rows), 0, 0, 256,
-     "output rows per band of the AMX conv (0: auto)"},
+     "output rows per band of the AMX and dpbf16 convs (0: auto)"},
+    {"dpbf16", offsetof(Tuning, dpbf16), 1, 0, 1,
+     "--precision=bf16: ungrouped convs by AVX512_BF16 vdpbf16ps where the target has it and "
+     "AMX is absent or off (0: off)"},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 

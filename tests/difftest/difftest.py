@@ -68,6 +68,21 @@ CONFIGS = [
     ("O2-sse", ["-O2", "--target-cpu=x86-64-v2"]),
     ("O3-extw", ["-O3", "--external-weights"]),
 ]
+# Reduced precision, run only when named (--configs bf16 bf16-noamx int8):
+# the kernels of --precision=bf16 (AMX where the host has it; with amx=0
+# the vdpbf16ps or widening ones) and int8 (vpdpbusd, AMX). Their bound is
+# loose, a wrong index or a lost term rather than rounding (docs/precision.md
+# measures the rounding): 0.1 of max|ref| for bf16, 0.5 for int8 (whose
+# error on a random network is that of its calibration: the reference
+# inputs, FILE below). int8 compiles only a network of one input (what
+# --calibrate takes) and skips the non-finite inputs (quantization clamps
+# an infinity and has no NaN); the run matrix (threads, batch, alignment,
+# concurrent callers) is still bit for bit.
+PRECISION_CONFIGS = [
+    ("bf16", ["-O2", "--precision=bf16"], 1e-1),
+    ("bf16-noamx", ["-O2", "--precision=bf16", "--tune", "amx=0"], 1e-1),
+    ("int8", ["-O2", "--precision=int8", "--calibrate=FILE"], 0.5),
+]
 BATCH = 3
 TOL, TOL_WINOGRAD = 1e-4, 1e-3
 
@@ -216,6 +231,9 @@ def parse_stats(text):
 NO_CONCURRENT = False  # --no-concurrent: a runtime without thread-safe cnn_run
 
 
+PRECISION_TOL = {name: tol for name, _, tol in PRECISION_CONFIGS}
+
+
 def run_config(build, case_dir, meta, cname, flags, timeout=300):
     """Compiles and runs one configuration; returns (record, findings)."""
     cnncc = tool(build, "cnncc")
@@ -223,6 +241,12 @@ def run_config(build, case_dir, meta, cname, flags, timeout=300):
     so = os.path.join(case_dir, cname + ".so")
     rec = {"config": cname}
     spec = os.path.join(case_dir, "net.yaml")
+    if "--calibrate=FILE" in flags:
+        if len(meta["inputs"]) != 1:
+            rec["skipped"] = "int8 calibrates a network of one input"
+            return rec, []
+        flags = [f if f != "--calibrate=FILE" else "--calibrate=" + os.path.join(case_dir, "in0.f32")
+                 for f in flags]
     cmd = [cnncc, spec, "--weights", os.path.join(case_dir, "net.safetensors"), "-o", so,
            "--stats", "-q"] + flags
     t0 = time.time()
@@ -266,7 +290,8 @@ def run_config(build, case_dir, meta, cname, flags, timeout=300):
         elif line.startswith("FAIL "):
             findings.append({"kind": "bits", "config": cname, "detail": line[5:]})
     findings += check_info(info, meta, cname)
-    findings += check_outputs(case_dir, meta, cname, winograd)
+    tol = PRECISION_TOL.get(cname, TOL_WINOGRAD if winograd else TOL)
+    findings += check_outputs(case_dir, meta, cname, tol, winograd or cname == "int8")
     rec["winograd"] = winograd
     return rec, findings
 
@@ -287,9 +312,8 @@ def check_info(info, meta, cname):
     return out
 
 
-def check_outputs(case_dir, meta, cname, winograd):
+def check_outputs(case_dir, meta, cname, tol, skip_nonfinite):
     findings = []
-    tol = TOL_WINOGRAD if winograd else TOL
     for k, o in enumerate(meta["outputs"]):
         n = meta["batch"] * int(np.prod(o["shape"]))
         try:
@@ -309,7 +333,7 @@ def check_outputs(case_dir, meta, cname, winograd):
                                        f"{ratio:.3g} > {tol:g} at {at}: ours "
                                        f"{ours[at]:.7g}, PyTorch {ref[at]:.7g}"})
         path = os.path.join(case_dir, f"out{k}.nonfinite.f32")
-        if not winograd and os.path.exists(path):
+        if not skip_nonfinite and os.path.exists(path):
             o_nf = np.fromfile(path, np.float32)
             r_nf = np.fromfile(os.path.join(case_dir, f"ref{k}.nonfinite.f64"), np.float64)
             good, at = nonfinite_ok(o_nf, r_nf)
@@ -334,6 +358,7 @@ def run_seed(args, seed):
     with open(os.path.join(case_dir, "meta.json")) as f:
         meta = json.load(f)
     configs = [c for c in CONFIGS if not args.configs or c[0] in args.configs]
+    configs += [c[:2] for c in PRECISION_CONFIGS if args.configs and c[0] in args.configs]
     if args.rotate:  # K configurations per seed, in turn: every one over a campaign
         k = min(args.rotate, len(configs))
         configs = [configs[(seed * k + j) % len(configs)] for j in range(k)]

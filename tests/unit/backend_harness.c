@@ -635,11 +635,16 @@ bool host_has(const char *names) {
 }
 
 int count_kernel(Graph *g, Precision p, const char *impl) {
+  return count_kernel_amx(g, p, true, impl);
+}
+
+int count_kernel_amx(Graph *g, Precision p, bool amx, const char *impl) {
   Tuning t;
   tuning_defaults(&t);
+  t.amx = amx;
   BeConfig cf = {.tune = &t, .precision = p};
   char *feat = backend_host_features(), err[256];
-  be_target_describe(backend_host_target(), "", feat, 0, false, -1, -1, -1, &cf.target);
+  be_target_describe(backend_host_target(), "", feat, 0, false, -1, -1, -1, -1, &cf.target);
   BeChoice *ch = calloc((size_t)g->next_id + 1, sizeof *ch);
   cr_assert(be_choose_kernels(&cf, g, ch, err, sizeof err), "%s", err);
   int k = 0;

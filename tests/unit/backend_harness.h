@@ -67,6 +67,8 @@ bool host_has(const char *names);
 /* How many live convs of g the kernel table (backend/kernels.c) puts on
    the kernel named impl, compiled for the host with precision p. */
 int count_kernel(Graph *g, Precision p, const char *impl);
+/* The same with the AMX kernels on or off (--tune amx). */
+int count_kernel_amx(Graph *g, Precision p, bool amx, const char *impl);
 /* An input x [C,H,W] read through an identity conv (so NCHW16c), times a
    graph input "gate" [C,1,1], read by a 1x1 conv to oc channels (the
    graph output); then the layout and fuse-gate passes, which leave the

@@ -16,8 +16,11 @@
  * values of the originals: checked at the documented 2e-2 * max|ref| (they
  * use F(2x2) under bf16: F(4x4) gave 4.2% here, F(2x2) 0.25%).
  *
- * amx: the AMX conv (backend/amx.c) on many shapes, inputs and weights
- * bf16 values, at the fp32 bound; skipped on a CPU without AMX-BF16.
+ * amx, dpbf16: the AMX conv (backend/amx.c) and its vdpbf16ps variant
+ * (dpbf16, the same file: --tune amx=0, or a CPU such as znver4 with
+ * AVX512_BF16 and no AMX) on many shapes, inputs and weights bf16 values,
+ * at the fp32 bound; skipped on a CPU without AMX-BF16 / AVX512_BF16. The
+ * dpbf16 code is checked to contain vdpbf16ps and no tile instruction.
  *
  * blob: external weights of one precision are refused by a .so of the other.
  */
@@ -194,7 +197,8 @@ static void check_bf16(Graph *g, const char *cpu, bool winograd, double rtol, in
   o.precision = PRECISION_BF16;
   o.target_cpu = cpu;
   o.tune.winograd = winograd;
-  o.tune.amx = 0; /* the widening path; AMX (activations rounded too) below */
+  o.tune.amx = 0; /* the widening path; AMX and dpbf16 (activations rounded too) below */
+  o.tune.dpbf16 = 0;
   cr_assert_eq(compile(g, &o), 0);
   lib_open(&l, l.so);
   uint64_t wb = l.info()->weight_bytes;
@@ -267,17 +271,60 @@ static void amx_conv(Graph *g, const char *name, int64_t C, int64_t H, int64_t W
   output(g, c);
 }
 
+/* tmpdir_new, plan, compile g with --precision=bf16 for cpu (NULL: the
+   host's), AMX and dpbf16 on or off, as emit (a .so, or assembly at
+   l->dir/net.s), and open the .so. */
+static void build_bf16(Lib *l, Graph *g, const char *cpu, bool amx, bool dp, EmitKind emit) {
+  if (!l->dir[0])
+    tmpdir_new(l);
+  plan(g);
+  char s[160];
+  snprintf(s, sizeof s, "%s/net.s", l->dir);
+  BackendOptions o = opts_for(emit == EMIT_ASM ? s : l->so);
+  o.emit = emit;
+  o.precision = PRECISION_BF16;
+  o.target_cpu = cpu;
+  o.tune.amx = amx;
+  o.tune.dpbf16 = dp;
+  cr_assert_eq(compile(g, &o), 0, "backend_compile failed");
+  if (emit == EMIT_SO)
+    lib_open(l, l->so);
+}
+
+/* How many lines of l->dir/net.s name the instruction mnemonic. */
+static int asm_count(const Lib *l, const char *mnemonic) {
+  char path[160], line[512];
+  snprintf(path, sizeof path, "%s/net.s", l->dir);
+  FILE *f = fopen(path, "r");
+  cr_assert(f, "no %s", path);
+  int n = 0;
+  while (fgets(line, sizeof line, f))
+    n += strstr(line, mnemonic) != NULL;
+  fclose(f);
+  return n;
+}
+
 /* g compiled with --precision=bf16 on inputs and weights that are bf16
-   values; its nconv convs must all be on AMX and match the reference at
-   the fp32 bound on 2 threads, batch 2. */
-static void check_amx(Graph *g, int nconv) {
+   values, for cpu (NULL: the host) with AMX on or off; its nconv convs
+   must all be on `kernel` (counted for the host only) and match the
+   reference at the fp32 bound on 2 threads, batch 2. dpbf16's assembly
+   must have vdpbf16ps and no tile multiply. */
+static void check_dot(Graph *g, int nconv, const char *kernel, const char *cpu, bool amx) {
   pass_layout(g);
   ir_compact(g);
   cr_assert_eq(ir_verify(g, stderr), 0);
   round_weights(g);
   Lib l = {0};
-  lib_build_for(&l, g, PRECISION_BF16, NULL, true);
-  cr_assert_eq(count_kernel(g, PRECISION_BF16, "amx"), nconv, "every conv on amx.c");
+  if (strcmp(kernel, "dpbf16") == 0) {
+    build_bf16(&l, g, cpu, amx, true, EMIT_ASM);
+    int dp = asm_count(&l, "vdpbf16ps"), tiles = asm_count(&l, "tdpbf16ps");
+    cr_log_info("%s: %d vdpbf16ps, %d tdpbf16ps", cpu ? cpu : "host", dp, tiles);
+    cr_assert(dp >= 16 && tiles == 0, "vdpbf16ps %d, tdpbf16ps %d", dp, tiles);
+  }
+  build_bf16(&l, g, cpu, amx, true, EMIT_SO);
+  if (!cpu)
+    cr_assert_eq(count_kernel_amx(g, PRECISION_BF16, amx, kernel), nconv, "every conv on %s",
+                 kernel);
   float **in = make_inputs(g, 2);
   for (int i = 0; i < g->ninputs; i++)
     for (int64_t k = 0; k < shape_numel(&g->inputs[i].node->shape) * 2; k++)
@@ -285,14 +332,9 @@ static void check_amx(Graph *g, int nconv) {
   run_and_compare(&l, g, 2, 2, 1e-5, in);
 }
 
-/* The convs of amx_convs on AMX (amx.c) with --precision=bf16, on inputs
-   and weights that are bf16 values (rounded by the reference): every
-   product is then exact in fp32 and the output must match ref_ops.c at
-   the fp32 bound, on 2 threads, batch 2. */
-Test(amx, every_conv_shape_matches_the_reference) {
-  if (!host_has("amx-tile,amx-bf16"))
-    cr_skip_test("this CPU has no AMX-BF16");
-  Graph *g = ir_graph_new("bf16_amx");
+/* The fixed shapes: 11 convs through identity convs (21 in all). */
+static Graph *fixed_convs(void) {
+  Graph *g = ir_graph_new("bf16_dot");
   amx_conv(g, "a", 16, 9, 11, 16, 3, 1, 1, 1, 1, false);  /* C padded to 32, one block */
   amx_conv(g, "b", 48, 7, 7, 80, 1, 1, 0, 0, 1, true);    /* 1x1, odd block count, residual */
   amx_conv(g, "c", 64, 15, 13, 32, 3, 2, 1, 1, 1, false); /* stride 2: phase planes */
@@ -305,16 +347,15 @@ Test(amx, every_conv_shape_matches_the_reference) {
   output(g, conv_geo(g, input3(g, "s1", 3, 29, 31), 64, 7, 2, 3, 3, 1));
   output(g, conv_geo(g, input3(g, "s2", 3, 20, 18), 32, 3, 1, 1, 1, 1));
   output(g, conv_geo(g, input3(g, "s3", 1, 12, 12), 16, 5, 1, 0, 0, 1));
-  check_amx(g, 21);
+  return g;
 }
 
 /* 24 convs of random geometry (seeded): rectangular kernels 1-5, strides
    1-3 per axis, asymmetric padding, dilation 1-2, 16-112 input channels
-   through an identity conv or 1-10 on the NCHW input, 16-112 outputs. */
-Test(amx, random_conv_geometries_match_the_reference) {
-  if (!host_has("amx-tile,amx-bf16"))
-    cr_skip_test("this CPU has no AMX-BF16");
-  Graph *g = ir_graph_new("bf16_amx_random");
+   through an identity conv or 1-10 on the NCHW input, 16-112 outputs;
+   *n: the convs in all. */
+static Graph *random_convs(int *n) {
+  Graph *g = ir_graph_new("bf16_dot_random");
   uint32_t r = 2024;
 #define RND(n) ((r = r * 1664525u + 1013904223u), (int64_t)((r >> 8) % (uint32_t)(n)))
   for (int i = 0; i < 24; i++) {
@@ -342,26 +383,75 @@ Test(amx, random_conv_geometries_match_the_reference) {
     output(g, fin(g, c));
   }
 #undef RND
-  int n = 0;
+  *n = 0;
   for (int i = 0; i < g->nodes.len; i++)
-    n += GRAPH_NODE(g, i)->op == OP_CONV2D;
-  check_amx(g, n);
+    *n += GRAPH_NODE(g, i)->op == OP_CONV2D;
+  return g;
+}
+
+/* The convs of fixed_convs on AMX (amx.c) with --precision=bf16, on inputs
+   and weights that are bf16 values (rounded by the reference): every
+   product is then exact in fp32 and the output must match ref_ops.c at
+   the fp32 bound, on 2 threads, batch 2. */
+Test(amx, every_conv_shape_matches_the_reference) {
+  if (!host_has("amx-tile,amx-bf16"))
+    cr_skip_test("this CPU has no AMX-BF16");
+  check_dot(fixed_convs(), 21, "amx", NULL, true);
+}
+
+Test(amx, random_conv_geometries_match_the_reference) {
+  if (!host_has("amx-tile,amx-bf16"))
+    cr_skip_test("this CPU has no AMX-BF16");
+  int n;
+  Graph *g = random_convs(&n);
+  check_dot(g, n, "amx", NULL, true);
+}
+
+/* The same convs by vdpbf16ps (dpbf16) with AMX off: products exact, sums
+   in fp32, the fp32 bound. */
+Test(dpbf16, every_conv_shape_matches_the_reference) {
+  if (!host_has("avx512bf16"))
+    cr_skip_test("this CPU has no AVX512_BF16");
+  check_dot(fixed_convs(), 21, "dpbf16", NULL, false);
+}
+
+Test(dpbf16, random_conv_geometries_match_the_reference) {
+  if (!host_has("avx512bf16"))
+    cr_skip_test("this CPU has no AVX512_BF16");
+  int n;
+  Graph *g = random_convs(&n);
+  check_dot(g, n, "dpbf16", NULL, false);
+}
+
+/* For Zen 4 (znver4: AVX512_BF16, no AMX) with the default tuning the
+   probe finds vdpbf16ps and no tiles: dpbf16's code, which runs on this
+   host too when it has AVX512_BF16 (Zen 4's other extensions are a subset
+   of Sapphire Rapids'). */
+Test(dpbf16, znver4_gets_vdpbf16ps) {
+  if (!host_has("avx512bf16,avx512vbmi2,gfni"))
+    cr_skip_test("this CPU cannot run znver4 code with AVX512_BF16");
+  check_dot(fixed_convs(), 21, "dpbf16", "znver4", true);
 }
 
 /* A squeeze-excitation gate fused into the 1x1 conv that reads it
-   (passes/fuse_gate.c), under bf16: AMX multiplies each 16-channel vector
-   by its gate as it converts the band, the widening kernel multiplies the
-   weights. Inputs and weights are bf16 values and the gates powers of two
-   (1/8 to 2), so every product stays exact: the fp32 bound, both paths. */
-Test(amx, a_gate_fused_into_a_conv_is_applied_on_both_paths) {
-  for (int amx = 0; amx < 1 + host_has("amx-tile,amx-bf16"); amx++) {
+   (passes/fuse_gate.c), under bf16: AMX and dpbf16 multiply each
+   16-channel vector by its gate as they convert the band, the widening
+   kernel multiplies the weights. Inputs and weights are bf16 values and
+   the gates powers of two (1/8 to 2), so every product stays exact: the
+   fp32 bound, every path the host has (0 widening, 1 dpbf16, 2 AMX). */
+Test(amx, a_gate_fused_into_a_conv_is_applied_on_every_path) {
+  static const char *kernel[3] = {"direct16", "dpbf16", "amx"};
+  for (int path = 0; path < 3; path++) {
+    if ((path == 1 && !host_has("avx512bf16")) || (path == 2 && !host_has("amx-tile,amx-bf16")))
+      continue;
     Graph *g = ir_graph_new("bf16_gate");
     gated_conv1x1(g, 64, 11, 6, 48);
     round_weights(g);
     Lib l = {0};
-    lib_build_for(&l, g, PRECISION_BF16, NULL, amx);
-    if (amx) /* the host's choice; with amx off both are direct16 */
-      cr_assert_eq(count_kernel(g, PRECISION_BF16, "amx"), 2, "both convs on amx.c");
+    build_bf16(&l, g, NULL, path == 2, path == 1, EMIT_SO);
+    if (path) /* the host's choice when it has the path */
+      cr_assert_eq(count_kernel_amx(g, PRECISION_BF16, path == 2, kernel[path]), 2,
+                   "both convs on %s", kernel[path]);
     float **in = make_inputs(g, 2);
     for (int64_t k = 0; k < 2 * 64 * 11 * 6; k++)
       in[0][k] = float_of((uint32_t)ref_round(in[0][k]) << 16);
