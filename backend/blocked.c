@@ -75,6 +75,7 @@ typedef struct {
   int OCB, T;        /* register tile: blocks x pixels */
   int64_t NG;        /* tile groups of OCB blocks */
   int64_t R, RL, NR; /* row length, last row's length, rows */
+  int64_t RH;        /* output rows per (virtual) row: > 1 for a small strided 1x1 conv */
   bool rowmajor;     /* work items row-major (row, group) instead of (group, row) */
   int64_t prefetch;  /* weight prefetch distance in floats, 0: none */
   bool win;          /* window groups (ir_conv_window_groups): OCB 1 */
@@ -101,8 +102,9 @@ static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
   p->G = a->groups, p->ICg = p->IC / p->G, p->OCg = p->OC / p->G;
   p->BI = n->in[0]->layout == LAYOUT_NCHW16C ? 16 : 1;
   p->win = ir_conv_window_groups(n, 16);
-  p->pw = p->KH == 1 && p->KW == 1 && p->sh == 1 && p->sw == 1 && !a->pad[0] && !a->pad[1] &&
-          !a->pad[2] && !a->pad[3];
+  bool one = p->KH == 1 && p->KW == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] && !a->pad[3];
+  p->pw = one && p->sh == 1 && p->sw == 1;
+  p->RH = 1;
   p->NB = p->OC / 16;
   int64_t gb = p->OCg / 16; /* blocks per group: a tile stays in one group */
   /* Register budget: OCB*T accumulators + OCB weights (the broadcast is a
@@ -142,7 +144,7 @@ retry:
        1x1 convs of the last stage 175-194 -> 194-213 GFLOP/s, the 56x56
        ones ~205 -> ~220; not for the other convs (the 3-channel first
        layer loses: 150 -> 120). */
-    if (avx512 && ocb == 2 && p->pw)
+    if (avx512 && ocb == 2 && one)
       Tmax = 14;
     break;
   }
@@ -170,8 +172,14 @@ retry:
       p->RL = P - (p->NR - 1) * R;
     }
   } else {
-    p->R = p->RL = p->OW;
-    p->NR = p->OH;
+    /* A strided 1x1 conv (ResNet's downsample) has no padding either: a
+       tile may span whole output rows, each one sh input rows down (7x7
+       outputs: 2 rows, 14 pixels, instead of 7). */
+    if (one && p->OW * 2 <= Tmax)
+      p->RH = Tmax / p->OW < p->OH ? Tmax / p->OW : p->OH;
+    p->R = p->RH * p->OW;
+    p->NR = be_cdiv(p->OH, p->RH);
+    p->RL = (p->OH - (p->NR - 1) * p->RH) * p->OW;
   }
   /* Balance the tiles of a row: T = ceil(W / ceil(W / Tmax)). */
   int64_t W = p->R;
@@ -187,15 +195,25 @@ retry:
      which the next layer's items of the same rows then find in its cache.
      Measured (ResNet-50, all 1x1 stride-1 convs row-major): sum of the
      per-layer fastest times 21.4-23.2 -> 20.6 ms with 2 threads, 34.8-37.9
-     -> 32.7-33.5 ms with one. --tune conv.order: 0 group-major, 1
-     row-major, 2 (default) the cheaper for 1x1 stride-1 convs, 3 the
-     cheaper for every conv. */
+     -> 32.7-33.5 ms with one. The strided 1x1 convs (ResNet's
+     downsample, 256->512 from 56x56: a 3.2 MB input read by 16 groups)
+     too: 2.06 -> 1.41 ms on that one, one thread; there a tensor of at
+     most 1 MB (L2) counts once however often it is read, which keeps the
+     last stage's (1024->2048 from 14x14: 8 MB of weights, a 0.8 MB
+     input) group-major. --tune conv.order: 0 group-major, 1 row-major,
+     2 (default) the cheaper for unpadded 1x1 convs, 3 the cheaper for
+     every conv. */
   int order = cf->tune->conv_order;
   double in_g = (double)p->ICg * p->IH * p->IW * 4, in_all = (double)p->IC * p->IH * p->IW * 4;
   double w_all = (double)p->OC * p->ICg * p->KH * p->KW * 4;
-  bool cheaper = in_all + (double)p->NR * w_all < (double)p->NG * in_g + w_all;
+  double nr = p->NR, ng = p->NG;
+  if (one && !p->pw) { /* re-reads of what stays in L2 are cheap */
+    nr = w_all <= 1 << 20 ? 1 : nr;
+    ng = in_g <= 1 << 20 ? 1 : ng;
+  }
+  bool cheaper = in_all + nr * w_all < ng * in_g + w_all;
   p->rowmajor = p->NR > 1 && p->NG > 1 &&
-                (order == 1 || (order == 2 && p->pw && cheaper) || (order == 3 && cheaper));
+                (order == 1 || (order == 2 && one && cheaper) || (order == 3 && cheaper));
 }
 
 int64_t be_work_conv_blocked(const BeConfig *cf, const Node *n) {
@@ -231,10 +249,18 @@ static void prefetch(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef i
 
 /* Is input column (ow*sw - pl + kw*dw) inside the image? */
 static bool col_valid(const ConvPlan *p, int64_t ow, int64_t kw) {
-  if (p->pw)
-    return true; /* flattened pixels, no padding */
+  if (p->pw || p->RH > 1)
+    return true; /* flattened pixels or whole rows of a 1x1 conv, no padding */
   int64_t iw = ow * p->sw - p->pl + kw * p->dw;
   return iw >= 0 && iw < p->IW;
+}
+
+/* Pixel q of a tile, tap column kw: its input column, relative to the tile's
+   first one (row q / OW of a tile of RH whole rows, sh input rows apart). */
+static int64_t pix_off(const ConvPlan *p, int64_t q, int64_t kw) {
+  if (p->RH > 1)
+    return q / p->OW * p->sh * p->IW + q % p->OW * p->sw + kw * p->dw;
+  return q * p->sw + kw * p->dw;
 }
 
 /* The taps of column kw of the kernel for the tile's w pixels, over the
@@ -265,7 +291,7 @@ static void emit_taps(BeCtx *c, RowCtx *r, LLVMValueRef *wkh, LLVMValueRef xcol,
     LLVMValueRef xk = be_add(c, xcol, be_mulk(c, ici, step));
     for (int q = 0; q < w; q++)
       if (ow0c < 0 || col_valid(p, ow0c + q, kw))
-        xv[q] = be_vld4(c, x, be_addk(c, xk, (q * p->sw + kw * p->dw) * pixstride));
+        xv[q] = be_vld4(c, x, be_addk(c, xk, pix_off(p, q, kw) * pixstride));
   }
   for (int l = 0; l < step; l++) {
     LLVMValueRef ch = be_addk(c, be_mulk(c, ici, step), l);
@@ -292,7 +318,7 @@ static void emit_taps(BeCtx *c, RowCtx *r, LLVMValueRef *wkh, LLVMValueRef xcol,
     for (int q = 0; q < w; q++) {
       if (ow0c >= 0 && !col_valid(p, ow0c + q, kw))
         continue;
-      int64_t off = (q * p->sw + kw * p->dw) * pixstride;
+      int64_t off = pix_off(p, q, kw) * pixstride;
       LLVMValueRef xb = step > 1 ? be_vlane(c, xv[q], l) : be_vbcast(c, x, be_addk(c, xk, off));
       for (int j = 0; j < OCB; j++) {
         LLVMValueRef f = be_vfma(c, wv[j], xb, accv[j][q]);
@@ -340,7 +366,7 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
   LLVMValueRef xrow = xplane, wkh[4];
   if (!p->pw) {
     LLVMValueRef ih =
-        be_add(c, be_addk(c, be_mulk(c, r->row, p->sh), -p->pt), be_mulk(c, khv, p->dh));
+        be_add(c, be_addk(c, be_mulk(c, r->row, p->sh * p->RH), -p->pt), be_mulk(c, khv, p->dh));
     xrow = be_add(c, xplane, be_mulk(c, ih, XW * (p->BI == 16 ? 16 : 1)));
   }
   for (int j = 0; j < OCB; j++)
@@ -367,8 +393,7 @@ static void emit_tile(BeCtx *c, RowCtx *r, LLVMValueRef ow0, int64_t ow0c, int w
   be_for_end(c, &icb);
 
   /* Epilogue and store: out[(blk*OH*OW + pix)*16]. */
-  LLVMValueRef pix0 =
-      p->pw ? be_add(c, be_mulk(c, r->row, p->R), ow0) : be_add(c, be_mulk(c, r->row, p->OW), ow0);
+  LLVMValueRef pix0 = be_add(c, be_mulk(c, r->row, p->R), ow0); /* R: OW unless pw or RH > 1 */
   for (int j = 0; j < OCB; j++) {
     LLVMValueRef obase = be_mulk(c, be_add(c, be_mulk(c, r->oblk[j], p->OH * p->OW), pix0), 16);
     LLVMValueRef rbase = NULL;
@@ -394,7 +419,7 @@ static void tile_cb(BeCtx *c, void *r, LLVMValueRef ow0, int64_t ow0c, int w) {
 static void emit_row(BeCtx *c, RowCtx *r, int64_t W) {
   ConvPlan *p = r->p;
   int64_t owA = 0, owB = W - 1;
-  if (!p->pw)
+  if (!p->pw && p->RH == 1)
     be_interior_cols(p->IW, p->KW, p->sw, p->pl, p->dw, &owA, &owB);
   be_emit_row_tiles(c, W, p->T, owA, owB, tile_cb, r);
 }
@@ -423,7 +448,7 @@ void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
     r.og = be_sdiv(c, it.iv, be_i64(c, p->NR));
     r.row = be_sub(c, it.iv, be_mulk(c, r.og, p->NR));
   }
-  if (!p->pw) {
+  if (!p->pw) { /* RH > 1: a 1x1 unpadded conv, every row's range is 0..1 */
     r.kh0 = be_ld_i64(c, tkh0, r.row);
     r.kh1 = be_ld_i64(c, tkh1, r.row);
   }
@@ -469,7 +494,7 @@ void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
     r.bias[j] = bias ? be_vld(c, bias, be_mulk(c, ob, 16), 64) : LLVMConstNull(c->t_v16);
     be_split_out(c, k, ob, 16, &r.obase[j], &r.oblk[j]);
   }
-  if (p->pw && p->NR > 1 && p->RL != p->R) {
+  if ((p->pw || p->RH > 1) && p->NR > 1 && p->RL != p->R) {
     BeIf last;
     be_if(c, &last, LLVMBuildICmp(c->b, LLVMIntEQ, r.row, be_i64(c, p->NR - 1), ""));
     emit_row(c, &r, p->RL);

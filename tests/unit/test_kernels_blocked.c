@@ -128,6 +128,43 @@ Test(blocked, pointwise_grouped_and_7_wide_convs_match_reference) {
   check_blocked(blocked_gemm(), 2, 2, NULL);
 }
 
+/* Strided 1x1 convs whose tiles span whole output rows (backend/blocked.c,
+   RH > 1): ResNet's downsample shape (64 -> 64 from 13x14 to 7x7, with a
+   residual and ReLU: rows 2, 2, 2 and a last item of 1), a 3-wide output
+   (one item of 3 rows), a 6-wide one read row-major (640 channels, a
+   1.3 MB input) and a stride-3 one on the NCHW image (one channel per
+   block; rows 2, 2, 2, 1). */
+static Graph *blocked_strided_1x1(void) {
+  Graph *g = ir_graph_new("blocked_strided_1x1");
+  Node *x = input3(g, "x", 32, 13, 14);
+  Node *a = conv(g, x, 64, 3, 3, 1, 1); /* 64x13x14 */
+  Node *r = conv(g, a, 64, 3, 3, 2, 1); /* 64x7x7, created first: d reads it */
+  Node *d = conv(g, a, 64, 1, 1, 2, 0);
+  add_residual(g, d, r);
+  d->epi.act.kind = ACT_RELU;
+  Node *e = conv(g, d, 64, 3, 3, 1, 1); /* 64x7x7 */
+  Node *f = conv(g, a, 32, 1, 1, 3, 0); /* 32x5x5 */
+  Node *h = conv(g, f, 32, 1, 1, 2, 0); /* 32x3x3 */
+  Node *y = conv(g, input3(g, "y", 16, 24, 21), 640, 1, 1, 1, 0);
+  Node *w = conv(g, y, 64, 1, 1, 4, 0);                         /* 64x6x6 */
+  Node *v = conv(g, input3(g, "z", 3, 19, 16), 32, 1, 1, 3, 0); /* 32x7x6 from NCHW */
+  output(g, e);
+  output(g, h);
+  output(g, w);
+  output(g, v);
+  return g;
+}
+
+Test(blocked, strided_1x1_convs_with_multi_row_tiles_match_reference) {
+  Graph *g = blocked_strided_1x1();
+  pass_layout(g);
+  cr_assert_eq(count_layout(g, LAYOUT_NCHW16C, OP_CONV2D), 9);
+  ir_graph_free(g);
+  check_blocked(blocked_strided_1x1(), 1, 1, NULL);
+  check_blocked(blocked_strided_1x1(), 3, 2, NULL);
+  check_blocked(blocked_strided_1x1(), 2, 2, "x86-64-v3"); /* 6-pixel tiles: 2 rows of 3 */
+}
+
 /* Everything after a blocked conv stays blocked: pools, affine ops,
    elementwise ops, concat; a flatten for a linear and the outputs get a
    reorder; a 1x1-pixel tensor needs none. */
