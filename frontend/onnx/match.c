@@ -91,13 +91,28 @@ int ox_pat_readers(const OxPat *p, const char *name) {
   return e ? e->readers : 0;
 }
 
+/* The inputs a node of op must have for a pattern to read them: the
+   patterns read input[0] of every node they match and input[1] of the
+   binary ones without checking again. A node with fewer is malformed; it
+   matches nothing here, and the lowering reports it. */
+static size_t min_inputs(const char *op) {
+  static const char *const binary[] = {"Add",    "Sub",  "Mul",     "Div",    "Pow",
+                                       "MatMul", "Gemm", "Reshape", "Gather", "Equal"};
+  if (strcmp(op, "Constant") == 0)
+    return 0;
+  for (size_t i = 0; i < sizeof binary / sizeof binary[0]; i++)
+    if (strcmp(op, binary[i]) == 0)
+      return 2;
+  return 1;
+}
+
 const Onnx__NodeProto *ox_pat_node(const OxPat *p, int i, const char *op) {
   if (i < 0 || i >= p->n || p->removed[i] || !p->nodes[i])
     return NULL;
   const Onnx__NodeProto *x = p->nodes[i];
   if (strcmp(x->op_type, op) != 0 || (x->domain && *x->domain && strcmp(x->domain, "ai.onnx")))
     return NULL;
-  return x;
+  return x->n_input < min_inputs(op) ? NULL : x;
 }
 
 bool ox_pat_near(double v, double want) { return fabs(v - want) <= 1e-5 * fabs(want); }

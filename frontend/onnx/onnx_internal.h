@@ -317,7 +317,8 @@ void ox_pat_begin(OxPat *p, OxCtx *cx);
 void ox_pat_end(OxPat *p);
 /* The index of the node that writes value `name`, or -1. */
 int ox_pat_producer(const OxPat *p, const char *name);
-/* Node i if it is a live node of op `op` in the default domain, else NULL. */
+/* Node i if it is a live node of op `op` in the default domain with the
+   inputs a pattern reads (input[0], and input[1] of a binary op), else NULL. */
 const Onnx__NodeProto *ox_pat_node(const OxPat *p, int i, const char *op);
 /* How many inputs of live nodes (and graph outputs) read value `name`. */
 int ox_pat_readers(const OxPat *p, const char *name);

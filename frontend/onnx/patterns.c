@@ -85,8 +85,8 @@ static bool read_only_by(const OxPat *p, const char *name, const int *group, int
    (torch's rank check: squeeze in one branch, Identity in the other). */
 static const char *if_passes(const Onnx__NodeProto *x) {
   const Onnx__AttributeProto *a = ox_attr(x, "else_branch");
-  if (!a || !a->g || a->g->n_node != 1 || strcmp(a->g->node[0]->op_type, "Identity") != 0 ||
-      a->g->node[0]->n_input != 1)
+  if (!a || !a->g || a->g->n_node != 1 || !a->g->node[0]->op_type ||
+      strcmp(a->g->node[0]->op_type, "Identity") != 0 || a->g->node[0]->n_input != 1)
     return NULL;
   return a->g->node[0]->input[0];
 }
