@@ -17,8 +17,9 @@
  *   - the direct NCHW16c kernel (backend/blocked.c) scales the weight
  *     vectors of an input channel once per register tile (OCB multiplies
  *     beside OCB*T fmas), not every input;
- *   - the int8 and AMX kernels convert their input (to u8, to bf16) in a
- *     pass of their own and multiply each 16-channel vector there.
+ *   - the int8, AMX and vdpbf16ps kernels convert their input (to u8, to
+ *     bf16) in a pass of their own and multiply each 16-channel vector
+ *     there.
  * So: mul(x, s) whose one reader is an ungrouped 1x1 conv reading it as
  * its input (not as a residual), the conv and x in NCHW16c, s one value
  * per channel ([C,1,1] or [C]), neither the mul nor anything else a graph
