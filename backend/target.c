@@ -153,11 +153,12 @@ typedef struct {
   int bf16dp;   /* AVX512_BF16 (--precision=bf16 without AMX); -1: not probed */
 } Caps;
 
-/* A module of one function, probe(p) { *p = INTRINSIC(*p, *p, *p) } on
-   vectors of type v (an overloaded intrinsic is declared for v), or NULL
-   if LLVM does not know the intrinsic. */
+/* A module of one function, probe(p) { *p = INTRINSIC(*p, x, x) } on
+   vectors of type v, x being *p itself, or *p bitcast to `as` when that is
+   not NULL (an overloaded intrinsic is declared for v), or NULL if LLVM
+   does not know the intrinsic. */
 static LLVMModuleRef probe_module(LLVMContextRef ctx, LLVMTypeRef v, const char *intrinsic,
-                                  bool overloaded) {
+                                  bool overloaded, LLVMTypeRef as) {
   unsigned id = LLVMLookupIntrinsicID(intrinsic, strlen(intrinsic));
   if (!id)
     return NULL;
@@ -168,7 +169,8 @@ static LLVMModuleRef probe_module(LLVMContextRef ctx, LLVMTypeRef v, const char 
   LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
   LLVMValueRef x = LLVMBuildLoad2(b, v, LLVMGetParam(fn, 0), "");
-  LLVMValueRef args[3] = {x, x, x};
+  LLVMValueRef xo = as ? LLVMBuildBitCast(b, x, as, "") : x;
+  LLVMValueRef args[3] = {x, xo, xo};
   size_t ntys = overloaded ? 1 : 0;
   LLVMValueRef y = LLVMBuildCall2(b, LLVMIntrinsicGetType(ctx, id, &v, ntys),
                                   LLVMGetIntrinsicDeclaration(m, id, &v, ntys), args, 3, "");
@@ -207,32 +209,14 @@ static int probe_selects(LLVMTargetMachineRef tm, LLVMModuleRef (*make)(LLVMCont
 /* llvm.x86.avx512.vpdpbusd.512 (AVX512-VNNI, --precision=int8). */
 static LLVMModuleRef vnni_module(LLVMContextRef ctx) {
   return probe_module(ctx, LLVMVectorType(LLVMInt32TypeInContext(ctx), 16),
-                      "llvm.x86.avx512.vpdpbusd.512", false);
+                      "llvm.x86.avx512.vpdpbusd.512", false, NULL);
 }
 
 /* probe(p) { *p = vdpbf16ps(*p, *p as bf16, *p as bf16) } (AVX512_BF16). */
 static LLVMModuleRef bf16dp_module(LLVMContextRef ctx) {
-  const char *name = "llvm.x86.avx512bf16.dpbf16ps.512";
-  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-  if (!id)
-    return NULL;
-  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
-  LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
-  LLVMTypeRef vf = LLVMVectorType(LLVMFloatTypeInContext(ctx), 16);
-  LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(ctx), 32);
-  LLVMValueRef fn =
-      LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(ctx), &ptr, 1, 0));
-  LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
-  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
-  LLVMValueRef x = LLVMBuildLoad2(b, vf, LLVMGetParam(fn, 0), "");
-  LLVMValueRef xb = LLVMBuildBitCast(b, x, vb, "");
-  LLVMValueRef args[3] = {x, xb, xb};
-  LLVMValueRef y = LLVMBuildCall2(b, LLVMIntrinsicGetType(ctx, id, NULL, 0),
-                                  LLVMGetIntrinsicDeclaration(m, id, NULL, 0), args, 3, "");
-  LLVMBuildStore(b, y, LLVMGetParam(fn, 0));
-  LLVMBuildRetVoid(b);
-  LLVMDisposeBuilder(b);
-  return m;
+  return probe_module(ctx, LLVMVectorType(LLVMFloatTypeInContext(ctx), 16),
+                      "llvm.x86.avx512bf16.dpbf16ps.512", false,
+                      LLVMVectorType(LLVMBFloatTypeInContext(ctx), 32));
 }
 
 /* llvm.x86.NAME(0, 1, 2), a tile multiply (amx.c). */
@@ -273,7 +257,7 @@ static int probe_child(LLVMTargetRef t, const char *triple, const char *cpu, con
     return 3;
   LLVMContextRef ctx = LLVMContextCreate();
   LLVMModuleRef m =
-      probe_module(ctx, LLVMVectorType(LLVMFloatTypeInContext(ctx), 16), "llvm.fma", true);
+      probe_module(ctx, LLVMVectorType(LLVMFloatTypeInContext(ctx), 16), "llvm.fma", true, NULL);
   char *msg = NULL;
   LLVMMemoryBufferRef buf = NULL;
   if (!m || LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf))
