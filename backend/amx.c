@@ -437,17 +437,12 @@ static void multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVMVal
 
 /* The tap offsets (tap_offset) as a constant table of the module. */
 static LLVMValueRef tap_table(BeCtx *c, const Geo *g) {
-  LLVMValueRef *v = xcalloc((size_t)g->taps, sizeof *v);
+  int64_t *v = xmalloc(sizeof(int64_t) * (size_t)g->taps);
   for (int64_t kh = 0; kh < g->KH; kh++)
     for (int64_t kw = 0; kw < g->TW; kw++)
-      v[kh * g->TW + kw] = be_i64(c, tap_offset(g, kh, kw));
-  LLVMValueRef init = LLVMConstArray2(c->t_i64, v, (uint64_t)g->taps);
+      v[kh * g->TW + kw] = tap_offset(g, kh, kw);
+  LLVMValueRef t = be_table_i64(c, "cnncc.dp.taps", v, (int)g->taps);
   free(v);
-  LLVMValueRef t = LLVMAddGlobal(c->mod, LLVMTypeOf(init), "cnncc.dp.taps");
-  LLVMSetInitializer(t, init);
-  LLVMSetGlobalConstant(t, 1);
-  LLVMSetLinkage(t, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(t, LLVMGlobalUnnamedAddr);
   return t;
 }
 
@@ -494,13 +489,9 @@ static void dp_multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
       LLVMBuildStore(c->b, LLVMConstNull(c->t_v16), var[j][i]);
     }
   LLVMValueRef table = tap_table(c, g);
-  LLVMTypeRef tt = LLVMGlobalGetValueType(table);
   BeLoop t, kc;
   be_for(c, &t, be_i64(c, 0), be_i64(c, g->taps), "tap");
-  LLVMValueRef ix[2] = {be_i64(c, 0), t.iv};
-  LLVMValueRef off =
-      LLVMBuildLoad2(c->b, c->t_i64, LLVMBuildInBoundsGEP2(c->b, tt, table, ix, 2, ""), "");
-  LLVMValueRef px = be_add(c, q0, off);
+  LLVMValueRef px = be_add(c, q0, be_ld_i64(c, table, t.iv));
   LLVMValueRef wt = be_mulk(c, be_add(c, be_mulk(c, ob, g->taps), t.iv), g->NKC);
   be_for(c, &kc, be_i64(c, 0), be_i64(c, g->NKC), "kc");
   LLVMValueRef xp = eptr(c, g, buf, be_add(c, be_mulk(c, px, g->Cp), be_mulk(c, kc.iv, 32)));
