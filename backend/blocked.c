@@ -88,6 +88,12 @@ static void conv_window(const ConvPlan *p, int64_t ob, int64_t *lo, int64_t *n) 
   *n = ((g1 + 1) * p->ICg + 15) / 16 - *lo;
 }
 
+/* Window groups: whether input channel ic is in output channel oc's group
+   (else its weight is 0 and its fma masked off). */
+static bool same_group(const ConvPlan *p, int64_t oc, int64_t ic) {
+  return oc / p->OCg == ic / p->ICg;
+}
+
 static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
   bool avx512 = cf->target.avx512;
   const Attrs *a = &n->attr;
@@ -424,6 +430,36 @@ static void emit_row(BeCtx *c, RowCtx *r, int64_t W) {
   be_emit_row_tiles(c, W, p->T, owA, owB, tile_cb, r);
 }
 
+/* Window groups: the tile's window (first input channel's index, blocks,
+   weight offset, lane masks) from constant tables, for output block ob0. */
+static void window_tables(BeCtx *c, const ConvPlan *p, RowCtx *r, LLVMValueRef ob0) {
+  int64_t *t = xmalloc(sizeof(int64_t) * 4 * (size_t)p->NB), woff = 0, nm = 0;
+  for (int64_t ob = 0; ob < p->NB; ob++) {
+    int64_t lo, nb;
+    conv_window(p, ob, &lo, &nb);
+    t[ob] = lo * 16 * p->IH * p->IW, t[p->NB + ob] = nb, t[2 * p->NB + ob] = woff;
+    t[3 * p->NB + ob] = nm;
+    woff += nb * p->KH * p->KW * 256, nm += nb * 16;
+  }
+  int64_t *m = xmalloc(sizeof(int64_t) * (size_t)nm), *mi = m;
+  for (int64_t ob = 0; ob < p->NB; ob++) {
+    int64_t lo, nb;
+    conv_window(p, ob, &lo, &nb);
+    for (int64_t ic = lo * 16; ic < (lo + nb) * 16; ic++, mi++) {
+      *mi = 0;
+      for (int l = 0; l < 16; l++)
+        *mi |= (int64_t)same_group(p, ob * 16 + l, ic) << l;
+    }
+  }
+  r->xgrp = be_ld_i64(c, be_table_i64(c, "conv16.win.x", t, (int)p->NB), ob0);
+  r->nicb = be_ld_i64(c, be_table_i64(c, "conv16.win.n", t + p->NB, (int)p->NB), ob0);
+  r->wob[0] = be_ld_i64(c, be_table_i64(c, "conv16.win.w", t + 2 * p->NB, (int)p->NB), ob0);
+  r->mch0 = be_ld_i64(c, be_table_i64(c, "conv16.win.mo", t + 3 * p->NB, (int)p->NB), ob0);
+  r->mtab = be_table_i64(c, "conv16.win.m", m, (int)nm);
+  free(t);
+  free(m);
+}
+
 void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
   const Node *n = k->n;
   ConvPlan P;
@@ -457,31 +493,7 @@ void be_emit_conv_blocked(BeCtx *c, KArgs *k) {
   LLVMValueRef ob0 = be_mulk(c, r.og, p->OCB);
   int64_t plane = p->IH * p->IW;
   if (p->win) {
-    int64_t *t = xmalloc(sizeof(int64_t) * 4 * (size_t)p->NB), woff = 0, nm = 0;
-    for (int64_t ob = 0; ob < p->NB; ob++) {
-      int64_t lo, nb;
-      conv_window(p, ob, &lo, &nb);
-      t[ob] = lo * 16 * plane, t[p->NB + ob] = nb, t[2 * p->NB + ob] = woff;
-      t[3 * p->NB + ob] = nm;
-      woff += nb * p->KH * p->KW * 256, nm += nb * 16;
-    }
-    int64_t *m = xmalloc(sizeof(int64_t) * (size_t)nm), *mi = m;
-    for (int64_t ob = 0; ob < p->NB; ob++) {
-      int64_t lo, nb;
-      conv_window(p, ob, &lo, &nb);
-      for (int64_t ic = lo * 16; ic < (lo + nb) * 16; ic++, mi++) {
-        *mi = 0;
-        for (int l = 0; l < 16; l++)
-          *mi |= (int64_t)((ob * 16 + l) / p->OCg == ic / p->ICg) << l;
-      }
-    }
-    r.xgrp = be_ld_i64(c, be_table_i64(c, "conv16.win.x", t, (int)p->NB), ob0);
-    r.nicb = be_ld_i64(c, be_table_i64(c, "conv16.win.n", t + p->NB, (int)p->NB), ob0);
-    r.wob[0] = be_ld_i64(c, be_table_i64(c, "conv16.win.w", t + 2 * p->NB, (int)p->NB), ob0);
-    r.mch0 = be_ld_i64(c, be_table_i64(c, "conv16.win.mo", t + 3 * p->NB, (int)p->NB), ob0);
-    r.mtab = be_table_i64(c, "conv16.win.m", m, (int)nm);
-    free(t);
-    free(m);
+    window_tables(c, p, &r, ob0);
   } else {
     LLVMValueRef grp = be_sdiv(c, ob0, be_i64(c, p->OCg / 16));
     r.xgrp = be_mulk(c, grp, p->ICg * plane); /* same in both layouts (ICg%16==0 if blocked) */
@@ -538,9 +550,9 @@ static float *pack_window(const ConvPlan *p, const float *src) {
       for (int64_t t = 0; t < p->KH * p->KW; t++)
         for (int64_t ici = 0; ici < 16; ici++, d += 16)
           for (int64_t l = 0; l < 16; l++) {
-            int64_t oc = ob * 16 + l, ic = (lo + j) * 16 + ici, g = oc / p->OCg;
-            if (ic / p->ICg == g)
-              d[l] = src[(oc * p->ICg + ic - g * p->ICg) * p->KH * p->KW + t];
+            int64_t oc = ob * 16 + l, ic = (lo + j) * 16 + ici;
+            if (same_group(p, oc, ic))
+              d[l] = src[(oc * p->ICg + ic % p->ICg) * p->KH * p->KW + t];
           }
   }
   return dst;
