@@ -181,7 +181,7 @@ static void judge_classes(Pad *p) {
     int r = find(p->parent, n->id);
     p->bad[r] |= p->bad[n->id];
     p->all_pixel[r] &= pixel(n);
-    p->unit[r] = lcm(p->unit[r] ? p->unit[r] : 16, p->unit[n->id]);
+    p->unit[r] = lcm(p->unit[r], p->unit[n->id]); /* every member has one */
     bool maker = channelwise(n) || groupwise(n) || one_group_conv(n);
     if (!maker || n->op == OP_INPUT)
       p->bad[r] = true;
