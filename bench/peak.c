@@ -70,7 +70,7 @@ __attribute__((target("avx512f"))) static float fma_avx512(uint64_t iters, doubl
   X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) \
   X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
 /* clang-format on */
-#define DECL(k) __m512 acc##k = _mm512_set1_ps((float)(k) * 1e-3f);
+#define DECL(k) __m512 acc##k = _mm512_set1_ps(1e-3f * (float)(k));
 #define STEP(k) acc##k = _mm512_fmadd_ps(acc##k, a, b);
 #define SUM(k) s = _mm512_add_ps(s, acc##k);
   ACC(DECL)
@@ -94,7 +94,7 @@ __attribute__((target("avx2,fma"))) static float fma_avx2(uint64_t iters, double
   /* clang-format off */
 #define ACC(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 /* clang-format on */
-#define DECL(k) __m256 acc##k = _mm256_set1_ps((float)(k) * 1e-3f);
+#define DECL(k) __m256 acc##k = _mm256_set1_ps(1e-3f * (float)(k));
 #define STEP(k) acc##k = _mm256_fmadd_ps(acc##k, a, b);
 #define SUM(k) s = _mm256_add_ps(s, acc##k);
   ACC(DECL)

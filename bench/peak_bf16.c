@@ -45,7 +45,7 @@ static double now_s(void) {
   X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) \
   X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
 /* clang-format on */
-#define DECL(k) __m512 acc##k = _mm512_set1_ps((float)(k) * 1e-3f);
+#define DECL(k) __m512 acc##k = _mm512_set1_ps(1e-3f * (float)(k));
 #define SUM(k) s = _mm512_add_ps(s, acc##k);
 
 __attribute__((target("avx512f"))) static float fma_loop(uint64_t iters) {

@@ -11,7 +11,7 @@ PKGS=(build-essential cmake pkg-config
       libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata python3-onnx
       python3 python3-numpy python3-torch python3-torchvision
       python3-sklearn graphviz python3-distributed
-      clang-19 libclang-rt-19-dev clang-format-19 valgrind
+      clang-19 libclang-rt-19-dev clang-format-19 clang-format valgrind
       lld-19 libc6-dev-arm64-cross gcc-aarch64-linux-gnu qemu-user-static)
 missing=()
 for p in "${PKGS[@]}"; do

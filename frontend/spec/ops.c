@@ -21,6 +21,9 @@
 
 #include "spec_internal.h"
 
+/* clang-format 14 and 19 lay out the macros below differently (a space in
+   `T *:`, braces on a line of their own): both keep them as written. */
+/* clang-format off */
 /* The offset of Attrs field `f`, which must have type T: a compile error
    otherwise, so a row cannot send a value into a field of another type. */
 #define FIELD(f, T) _Generic(&((Attrs *)0)->f, T *: offsetof(Attrs, f))
@@ -43,6 +46,7 @@ typedef int64_t Pad[4];
 #define ATTR_SHAPE(key, req, f) {key, AK_SHAPE, req, FIELD(f, Shape), AR_NONE}
 /* One of a list of words; the field gets its index. */
 #define ATTR_CHOICE(key, f, words) {key, AK_CHOICE, OPTIONAL, FIELD(f, int), AR_NONE, words}
+/* clang-format on */
 
 /* gelu's `approximate`, as torch.nn.GELU spells it: index 1 is tanh. */
 static const char *const gelu_forms[] = {"none", "tanh", NULL};

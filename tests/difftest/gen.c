@@ -351,11 +351,11 @@ static int pick(Gen *G, Scope *S, int rank) {
 }
 
 /* Values of S with shape s (or, hw_only, the height and width of s) other
-   than `not`; returns how many, into out. */
-static int matching(const Scope *S, const GShape *s, bool hw_only, int not, int *out) {
+   than `except`; returns how many, into out. */
+static int matching(const Scope *S, const GShape *s, bool hw_only, int except, int *out) {
   int n = 0;
   for (int i = 0; i < S->nv; i++) {
-    if (i == not|| S->v[i].hidden)
+    if (i == except || S->v[i].hidden)
       continue;
     const GShape *t = &S->v[i].s;
     bool ok = hw_only ? (s->rank == 1 ? t->rank == 1 : same_hw(s, t)) : same_shape(s, t);
