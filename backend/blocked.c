@@ -94,24 +94,11 @@ static bool same_group(const ConvPlan *p, int64_t oc, int64_t ic) {
   return oc / p->OCg == ic / p->ICg;
 }
 
-static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
+/* The register tile: output blocks per tile (p->OCB) and the most pixels
+   (returned), from the register budget and the --tune conv.ocb / conv.tile
+   values. */
+static int conv_register_tile(const BeConfig *cf, ConvPlan *p, bool one) {
   bool avx512 = cf->target.avx512;
-  const Attrs *a = &n->attr;
-  const Shape *is = &n->in[0]->shape;
-  memset(p, 0, sizeof *p);
-  p->IC = is->d[0], p->IH = is->d[1], p->IW = is->d[2];
-  p->OC = n->shape.d[0], p->OH = n->shape.d[1], p->OW = n->shape.d[2];
-  p->KH = a->kernel[0], p->KW = a->kernel[1];
-  p->sh = a->stride[0], p->sw = a->stride[1];
-  p->pt = a->pad[0], p->pl = a->pad[1];
-  p->dh = a->dilation[0], p->dw = a->dilation[1];
-  p->G = a->groups, p->ICg = p->IC / p->G, p->OCg = p->OC / p->G;
-  p->BI = n->in[0]->layout == LAYOUT_NCHW16C ? 16 : 1;
-  p->win = ir_conv_window_groups(n, 16);
-  bool one = p->KH == 1 && p->KW == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] && !a->pad[3];
-  p->pw = one && p->sh == 1 && p->sw == 1;
-  p->RH = 1;
-  p->NB = p->OC / 16;
   int64_t gb = p->OCg / 16; /* blocks per group: a tile stays in one group */
   /* Register budget: OCB*T accumulators + OCB weights (the broadcast is a
      memory operand of the fma) within 32 zmm; with 16-register AVX2 a
@@ -160,6 +147,59 @@ retry:
   }
   if (tune_t > 0)
     Tmax = tune_t < 32 ? tune_t : 32; /* RowCtx.acc holds 32 per block */
+  return Tmax;
+}
+
+/* The order of the work items (p->rowmajor). */
+static void conv_order(const BeConfig *cf, ConvPlan *p, bool one) {
+  /* Group-major (a group's rows in a row) reads the group's input once per
+     group, its weights once; row-major (a row's groups in a row) reads the
+     input once, the weights once per row.
+     Take the cheaper: the input-heavy 1x1 convs (ResNet's 256->64 at
+     56x56: 6.5 MB against 5 MB) go row-major, the weight-heavy 3x3 convs
+     stay group-major. Row-major also gives each thread its own rows,
+     which the next layer's items of the same rows then find in its cache.
+     Measured (ResNet-50, all 1x1 stride-1 convs row-major): sum of the
+     per-layer fastest times 21.4-23.2 -> 20.6 ms with 2 threads, 34.8-37.9
+     -> 32.7-33.5 ms with one. The strided 1x1 convs (ResNet's
+     downsample, 256->512 from 56x56: a 3.2 MB input read by 16 groups)
+     too: 2.06 -> 1.41 ms on that one, one thread; there a tensor of at
+     most 1 MB (L2) counts once however often it is read, which keeps the
+     last stage's (1024->2048 from 14x14: 8 MB of weights, a 0.8 MB
+     input) group-major. --tune conv.order: 0 group-major, 1 row-major,
+     2 (default) the cheaper for unpadded 1x1 convs, 3 the cheaper for
+     every conv. */
+  int order = cf->tune->conv_order;
+  double in_g = (double)p->ICg * p->IH * p->IW * 4, in_all = (double)p->IC * p->IH * p->IW * 4;
+  double w_all = (double)p->OC * p->ICg * p->KH * p->KW * 4;
+  double nr = p->NR, ng = p->NG;
+  if (one && !p->pw) { /* re-reads of what stays in L2 are cheap */
+    nr = w_all <= 1 << 20 ? 1 : nr;
+    ng = in_g <= 1 << 20 ? 1 : ng;
+  }
+  bool cheaper = in_all + nr * w_all < ng * in_g + w_all;
+  p->rowmajor = p->NR > 1 && p->NG > 1 &&
+                (order == 1 || (order == 2 && one && cheaper) || (order == 3 && cheaper));
+}
+
+static void conv_plan(const BeConfig *cf, const Node *n, ConvPlan *p) {
+  const Attrs *a = &n->attr;
+  const Shape *is = &n->in[0]->shape;
+  memset(p, 0, sizeof *p);
+  p->IC = is->d[0], p->IH = is->d[1], p->IW = is->d[2];
+  p->OC = n->shape.d[0], p->OH = n->shape.d[1], p->OW = n->shape.d[2];
+  p->KH = a->kernel[0], p->KW = a->kernel[1];
+  p->sh = a->stride[0], p->sw = a->stride[1];
+  p->pt = a->pad[0], p->pl = a->pad[1];
+  p->dh = a->dilation[0], p->dw = a->dilation[1];
+  p->G = a->groups, p->ICg = p->IC / p->G, p->OCg = p->OC / p->G;
+  p->BI = n->in[0]->layout == LAYOUT_NCHW16C ? 16 : 1;
+  p->win = ir_conv_window_groups(n, 16);
+  bool one = p->KH == 1 && p->KW == 1 && !a->pad[0] && !a->pad[1] && !a->pad[2] && !a->pad[3];
+  p->pw = one && p->sh == 1 && p->sw == 1;
+  p->RH = 1;
+  p->NB = p->OC / 16;
+  int Tmax = conv_register_tile(cf, p, one);
   p->NG = p->NB / p->OCB;
   /* Weights stream once per tile group (a late-stage layer's 9 MB come
      from memory): prefetch 4 KB ahead of the weight loads. Measured,
@@ -192,34 +232,7 @@ retry:
   p->T = (int)be_cdiv(W, be_cdiv(W, Tmax));
   if (p->pw && p->NR > 1)
     p->T = Tmax;
-  /* Work item order. Group-major (a group's rows in a row) reads the
-     group's input once per group, its weights once; row-major (a row's
-     groups in a row) reads the input once, the weights once per row.
-     Take the cheaper: the input-heavy 1x1 convs (ResNet's 256->64 at
-     56x56: 6.5 MB against 5 MB) go row-major, the weight-heavy 3x3 convs
-     stay group-major. Row-major also gives each thread its own rows,
-     which the next layer's items of the same rows then find in its cache.
-     Measured (ResNet-50, all 1x1 stride-1 convs row-major): sum of the
-     per-layer fastest times 21.4-23.2 -> 20.6 ms with 2 threads, 34.8-37.9
-     -> 32.7-33.5 ms with one. The strided 1x1 convs (ResNet's
-     downsample, 256->512 from 56x56: a 3.2 MB input read by 16 groups)
-     too: 2.06 -> 1.41 ms on that one, one thread; there a tensor of at
-     most 1 MB (L2) counts once however often it is read, which keeps the
-     last stage's (1024->2048 from 14x14: 8 MB of weights, a 0.8 MB
-     input) group-major. --tune conv.order: 0 group-major, 1 row-major,
-     2 (default) the cheaper for unpadded 1x1 convs, 3 the cheaper for
-     every conv. */
-  int order = cf->tune->conv_order;
-  double in_g = (double)p->ICg * p->IH * p->IW * 4, in_all = (double)p->IC * p->IH * p->IW * 4;
-  double w_all = (double)p->OC * p->ICg * p->KH * p->KW * 4;
-  double nr = p->NR, ng = p->NG;
-  if (one && !p->pw) { /* re-reads of what stays in L2 are cheap */
-    nr = w_all <= 1 << 20 ? 1 : nr;
-    ng = in_g <= 1 << 20 ? 1 : ng;
-  }
-  bool cheaper = in_all + nr * w_all < ng * in_g + w_all;
-  p->rowmajor = p->NR > 1 && p->NG > 1 &&
-                (order == 1 || (order == 2 && one && cheaper) || (order == 3 && cheaper));
+  conv_order(cf, p, one);
 }
 
 int64_t be_work_conv_blocked(const BeConfig *cf, const Node *n) {
