@@ -9,13 +9,17 @@
  *   backend/nchw.c      the generic kernel of every op on NCHW
  *   backend/blocked.c   NCHW16c kernels: register-tiled direct conv, pools,
  *                       affine, concat, reorder
- *   backend/grouped.c   small-group and depthwise convs on NCHW16c
+ *   backend/grouped.c   small-group convs on NCHW16c (and the depthwise
+ *                       ones depthwise.c does not take)
+ *   backend/depthwise.c depthwise convs (groups = channels) on NCHW16c
  *   backend/winograd.c  3x3 stride-1 convs by Winograd F(4x4) / F(2x2)
  *   backend/gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   backend/linear.c    linear layers over the rows of a batch
  *   backend/tiles.c     geometry the kernels share (row tiles, borders)
  *   backend/bf16.c      --precision=bf16: bf16 weights, widened in the loads
  *   backend/int8.c      --precision=int8: quantized conv/linear (vpdpbusd)
+ *   backend/amx.c       bf16 and int8 convs on AMX tiles, and bf16 convs by
+ *                       AVX512_BF16 vdpbf16ps where AMX is absent
  *   backend/activation.c  the activations, on a float or a vector
  *   backend/loops.c     the vocabulary of LLVM IR building
  *   backend/target.c    target machine, optimization, emission, link

@@ -14,6 +14,8 @@
  *   driver/targets.c   --target: a triple's runtime, the cross linker
  *                      (ld.lld) and C library, --list-targets
  *   driver/progress.c  the one-line status display (progress.h)
+ *   driver/calibrate.c --precision=int8 --calibrate FILE: the calibration
+ *                      inputs and the activation ranges measured on them
  *
  * The driver is the only place that reads the command line and the
  * environment for the compiler (CC, CNNCC_RUNTIME, TMPDIR, CNNCC_PROGRESS,

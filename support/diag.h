@@ -6,6 +6,7 @@
  *   support/diag.h, diag.c   diagnostics (this header)
  *   support/progress.h       how a long step reports how far it is
  *   support/check.h, check.c always-on internal checks (exit 2)
+ *   support/files.h, files.c putting a finished output file in place
  * It depends on nothing but libc; ir/, frontend/, passes/, backend/ and the
  * driver include it, never the other way round.
  */

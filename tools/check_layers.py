@@ -20,6 +20,11 @@
    on their own) has no cycle.
 3. No hidden inputs: no getenv() in support/, ir/, frontend/, passes/ or
    backend/ (the driver reads the environment and passes what it found).
+4. A map that is true: each folder's map header (MAPS below) names every
+   file of the folder in its opening comment.
+5. Short functions: no function of the compiler or the runtime is over
+   MAX_LINES lines, but for the flat switches over every op or expression
+   kind (LONG_SWITCHES), which grow a case per op.
 
 Prints every violation and exits 1 if there is one.
 """
@@ -41,6 +46,24 @@ ALLOWED = {
     "runtime": set(),
 }
 NO_GETENV = ["support", "ir", "frontend", "passes", "backend"]
+
+# The header whose opening comment is the map of each folder (frontend's
+# rooms are all mapped in frontend.h).
+MAPS = {
+    "support": "support/diag.h",
+    "ir": "ir/ir.h",
+    "frontend/spec": "frontend/frontend.h",
+    "frontend/weights": "frontend/frontend.h",
+    "frontend/onnx": "frontend/frontend.h",
+    "passes": "passes/passes.h",
+    "backend": "backend/backend.h",
+    "driver": "driver/driver.h",
+    "runtime": "runtime/cnnrt.h",
+}
+
+MAX_LINES = 120
+# (file, function): a switch with one case per op or expression kind.
+LONG_SWITCHES = {("ir/graph.c", "infer"), ("frontend/spec/expr.c", "eval")}
 
 
 def folder_of(rel):
@@ -126,6 +149,56 @@ def cycles(nodes, edges):
     return out
 
 
+def opening_comment(rel):
+    text = open(os.path.join(ROOT, rel), encoding="utf-8").read()
+    m = re.match(r"\s*/\*(.*?)\*/", text, re.S)
+    return m.group(1) if m else ""
+
+
+def unmapped():
+    """Files of a folder its map header does not name."""
+    out = []
+    for folder, header in sorted(MAPS.items()):
+        words = set(re.findall(r"[\w.]+", opening_comment(header)))
+        for f in sorted(os.listdir(os.path.join(ROOT, folder))):
+            if f.endswith((".c", ".h", ".def")) and f not in words and f"{folder}/{f}" not in words:
+                out.append(f"{header}: its opening comment does not name {folder}/{f}")
+    return out
+
+
+def functions(rel):
+    """(name, first line, lines) of each function defined in a .c file
+    (the tree's one style: the body's closing brace alone in column 0)."""
+    lines = open(os.path.join(ROOT, rel), encoding="utf-8").read().split("\n")
+    out, start = [], None
+    for i, line in enumerate(lines):
+        if start is None:
+            if not line or line[0] in " \t#/*}" or not line.rstrip().endswith("{"):
+                continue
+            j = i
+            while j > 0 and "(" not in lines[j] and lines[j - 1] and lines[j - 1][0] not in " \t#/*}":
+                j -= 1
+            sig = " ".join(lines[j : i + 1])
+            m = re.search(r"(\w+)\s*\(", sig)
+            if m and "=" not in sig.split("(")[0] and not sig.startswith(("typedef", "struct", "enum", "union")):
+                start, name = j, m.group(1)
+        elif line.startswith("}"):
+            out.append((name, start + 1, i - start + 1))
+            start = None
+    return out
+
+
+def long_functions():
+    out = []
+    for rel in sources():
+        if not rel.endswith(".c"):
+            continue
+        for name, first, n in functions(rel):
+            if n > MAX_LINES and (rel, name) not in LONG_SWITCHES:
+                out.append(f"{rel}:{first}: {name} is {n} lines (at most {MAX_LINES}: split it into its steps)")
+    return out
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__.strip().splitlines()[2].strip())
@@ -188,12 +261,17 @@ def main():
                         detail.append(f"{os.path.basename(a)} -> {os.path.basename(b)} ({', '.join(syms[:3])}{', ...' if len(syms) > 3 else ''})")
             problems.append(f"{room}/: files call each other in a cycle: " + "; ".join(detail))
 
+    # 4 and 5.
+    problems += unmapped()
+    problems += long_functions()
+
     for p in problems:
         print("check_layers: " + p)
     nfiles = len(objs)
     if not problems:
         print(f"check_layers: {nfiles} object files, {len(rooms)} folders: layers point one way, "
-              "no cycles between files, no getenv below the driver")
+              "no cycles between files, no getenv below the driver, every file on its "
+              f"folder's map, no function over {MAX_LINES} lines but the op switches")
     return 1 if problems else 0
 
 
