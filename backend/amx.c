@@ -498,9 +498,18 @@ static void dp_multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
   LLVMValueRef wb = be_mulk(c, be_add(c, wt, kc.iv), 1024); /* bytes */
   LLVMValueRef wp = LLVMBuildInBoundsGEP2(c->b, c->t_i8, k->par[P_WEIGHT], &wb, 1, "");
   /* a loop of 16 pairs, not 16 copies: in one block the scheduler hoisted
-     every broadcast and spilled them */
+     every broadcast and spilled them. The last 32 channels stop at the
+     last pair holding a value (the rest are zeros times zero weights): a
+     folded 7x7 stem of 3 channels has 11 of 16 pairs, a 16-channel input
+     8. */
+  int64_t ck = g->fold ? g->KW * g->C : g->C, lastp = (ck - (g->NKC - 1) * 32 + 1) / 2;
+  LLVMValueRef npr = be_i64(c, 16);
+  if (lastp < 16) {
+    LLVMValueRef last = LLVMBuildICmp(c->b, LLVMIntEQ, kc.iv, be_i64(c, g->NKC - 1), "");
+    npr = LLVMBuildSelect(c->b, last, be_i64(c, lastp), npr, "");
+  }
   BeLoop pr;
-  be_for(c, &pr, be_i64(c, 0), be_i64(c, 16), "pair");
+  be_for(c, &pr, be_i64(c, 0), npr, "pair");
   for (int j = 0; j < nn; j++)
     for (int i = 0; i < g->TP; i++)
       acc[j][i] = LLVMBuildLoad2(c->b, c->t_v16, var[j][i], "");
