@@ -450,6 +450,9 @@ bool be_conv_dpbf16_accepts(const BeConfig *cf, const Node *n);
 void be_emit_conv_dpbf16(BeCtx *c, KArgs *k);
 int64_t be_packed_numel_amx(const BeConfig *cf, const Node *n);
 float *be_pack_amx(const BeConfig *cf, const Node *n);
+/* dpbf16's packing: be_pack_amx's, but a folded stem's values in the
+   order of its vector conversion (channel-major). */
+float *be_pack_dpbf16(const BeConfig *cf, const Node *n);
 
 /* ---------------------------------------------------------------- kernels.c */
 

@@ -54,7 +54,7 @@ static const KernelImpl impls[] = {
      true, be_packed_numel_amx, be_pack_amx},
     /* --precision=bf16 convs by vdpbf16ps where AMX is absent or off (amx.c) */
     {"dpbf16", OP_CONV2D, LAYOUT_NCHW16C, dpbf16_accepts, be_work_conv_amx, be_emit_conv_dpbf16,
-     true, be_packed_numel_amx, be_pack_amx},
+     true, be_packed_numel_amx, be_pack_dpbf16},
     /* --precision=int8: the layers passes/quantize.c marked (int8.c) */
     {"int8", OP_CONV2D, LAYOUT_NCHW, be_int8_accepts, be_work_int8, be_emit_int8, true,
      be_packed_numel_int8, be_pack_int8},
