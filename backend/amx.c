@@ -87,6 +87,11 @@ typedef struct {
   bool dp;        /* the vdpbf16ps kernel (dpbf16), else tiles */
   bool cmajor;    /* dpbf16, folded, KW <= 16, dw 1: a pixel's values are c * KW + kw */
   int64_t TP;     /* output pixels per step 2: 32 (two tiles of 16), or 8 to DP_TILE */
+  /* dpbf16: pixel tiles of whole output rows (TP one or two rows, or a
+     divisor of one), numbered without the Wq - OW columns past a row;
+     Wp: the slots per row (OW, else Wq) */
+  bool rows;
+  int64_t Wp;
 } Geo;
 
 /* Whether some tap reads phase plane (a, b). */
@@ -116,6 +121,23 @@ static int64_t buf_pixels(const Geo *g, int64_t R) {
   for (int64_t i = 0; i < g->sh * g->PW; i++)
     used += plane_used(g, i / g->PW, i % g->PW);
   return used * Rq * g->Wq + 32 + g->Wq;
+}
+
+/* dpbf16: tiles of whole rows where they compute fewer slots than the
+   flat ones (which compute the Wq - OW columns past each row): ResNet-50's
+   3x3 convs at 7x7, 63 slots for 49 pixels, take 2 rows of 7 (56); its
+   stride-2 28x28 ones 140 slots per band instead of 154. At most two rows
+   per tile: the last tile then reads one row past the band, inside the
+   buffer's slack of Wq + 32 pixels. */
+static void dp_row_tiles(Geo *g) {
+  int64_t flat = be_cdiv(g->R * g->Wq, g->TP) * g->TP, best = flat, tp = 0;
+  for (int64_t t = DP_TILE; t >= 8 && g->Wq > g->OW; t--) {
+    int64_t k = be_cdiv(g->R * g->OW, t) * t;
+    if (((t % g->OW == 0 && t / g->OW <= 2) || g->OW % t == 0) && k < best)
+      best = k, tp = t;
+  }
+  if (tp)
+    g->rows = true, g->TP = tp;
 }
 
 static void geo(const BeConfig *cf, const Node *n, bool dp, Geo *g) {
@@ -161,7 +183,10 @@ static void geo(const BeConfig *cf, const Node *n, bool dp, Geo *g) {
     for (int64_t t = DP_TILE; t >= 8; t--)
       if (be_cdiv(R * g->Wq, t) * t < be_cdiv(R * g->Wq, g->TP) * g->TP)
         g->TP = t;
-  g->MP = be_cdiv(R * g->Wq, g->TP);
+  if (dp)
+    dp_row_tiles(g);
+  g->Wp = g->rows ? g->OW : g->Wq;
+  g->MP = be_cdiv(R * g->Wp, g->TP);
 }
 
 /* Whether the kernel (on tiles, or with vdpbf16ps when dp) can run n. */
@@ -524,7 +549,8 @@ static void dp_pair(BeCtx *c, const Geo *g, LLVMValueRef xp, LLVMValueRef wp, LL
   }
   LLVMTypeRef vi = LLVMVectorType(c->t_i32, 16);
   for (int i = 0; i < g->TP; i++) {
-    LLVMValueRef at = be_addk(c, be_mulk(c, pr, 4), i * g->Cp * 2);
+    int64_t px = g->rows ? i / g->OW * g->Wq + i % g->OW : i; /* buffer pixel of slot i */
+    LLVMValueRef at = be_addk(c, be_mulk(c, pr, 4), px * g->Cp * 2);
     LLVMValueRef pair =
         LLVMBuildLoad2(c->b, c->t_i32, LLVMBuildInBoundsGEP2(c->b, c->t_i8, xp, &at, 1, ""), "");
     LLVMSetAlignment(pair, 4);
@@ -614,8 +640,8 @@ static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMVa
   BeLoop s;
   be_for(c, &s, be_i64(c, 0), be_i64(c, g->TP), "slot");
   LLVMValueRef q = be_add(c, q0, s.iv);
-  LLVMValueRef r = LLVMBuildUDiv(c->b, q, be_i64(c, g->Wq), "");
-  LLVMValueRef ow = be_sub(c, q, be_mulk(c, r, g->Wq));
+  LLVMValueRef r = LLVMBuildUDiv(c->b, q, be_i64(c, g->Wp), "");
+  LLVMValueRef ow = be_sub(c, q, be_mulk(c, r, g->Wp));
   LLVMValueRef oh = be_add(c, oh0, r);
   BeIf valid;
   be_if(c, &valid,
@@ -655,7 +681,11 @@ static void pixel_tiles(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
   BeLoop mp;
   be_for(c, &mp, be_i64(c, 0), be_i64(c, g->MP), "mp");
   LLVMValueRef q0 = be_mulk(c, mp.iv, g->TP);
-  if (g->dp)
+  if (g->rows) { /* the buffer pixel of slot q0 */
+    LLVMValueRef r = LLVMBuildUDiv(c->b, q0, be_i64(c, g->OW), "");
+    LLVMValueRef ow = be_sub(c, q0, be_mulk(c, r, g->OW));
+    dp_multiply(c, k, g, buf, cbuf, be_add(c, be_mulk(c, r, g->Wq), ow), ob, nn);
+  } else if (g->dp)
     dp_multiply(c, k, g, buf, cbuf, q0, ob, nn);
   else
     multiply(c, k, g, buf, q0, ob, nn);
