@@ -85,7 +85,13 @@ typedef struct {
   bool fold;
   int64_t PW, TW; /* column phases (sw, or 1 folded), taps per row (KW or 1) */
   bool dp;        /* the vdpbf16ps kernel (dpbf16), else tiles */
+  bool cmajor;    /* dpbf16, folded, KW <= 16, dw 1: a pixel's values are c * KW + kw */
   int64_t TP;     /* output pixels per step 2: 32 (two tiles of 16), or 8 to DP_TILE */
+  /* dpbf16: pixel tiles of whole output rows (TP one or two rows, or a
+     divisor of one), numbered without the Wq - OW columns past a row;
+     Wp: the slots per row (OW, else Wq) */
+  bool rows;
+  int64_t Wp;
 } Geo;
 
 /* Whether some tap reads phase plane (a, b). */
@@ -117,6 +123,23 @@ static int64_t buf_pixels(const Geo *g, int64_t R) {
   return used * Rq * g->Wq + 32 + g->Wq;
 }
 
+/* dpbf16: tiles of whole rows where they compute fewer slots than the
+   flat ones (which compute the Wq - OW columns past each row): ResNet-50's
+   3x3 convs at 7x7, 63 slots for 49 pixels, take 2 rows of 7 (56); its
+   stride-2 28x28 ones 140 slots per band instead of 154. At most two rows
+   per tile: the last tile then reads one row past the band, inside the
+   buffer's slack of Wq + 32 pixels. */
+static void dp_row_tiles(Geo *g) {
+  int64_t flat = be_cdiv(g->R * g->Wq, g->TP) * g->TP, best = flat, tp = 0;
+  for (int64_t t = DP_TILE; t >= 8 && g->Wq > g->OW; t--) {
+    int64_t k = be_cdiv(g->R * g->OW, t) * t;
+    if (((t % g->OW == 0 && t / g->OW <= 2) || g->OW % t == 0) && k < best)
+      best = k, tp = t;
+  }
+  if (tp)
+    g->rows = true, g->TP = tp;
+}
+
 static void geo(const BeConfig *cf, const Node *n, bool dp, Geo *g) {
   const Attrs *a = &n->attr;
   memset(g, 0, sizeof *g);
@@ -131,6 +154,7 @@ static void geo(const BeConfig *cf, const Node *n, bool dp, Geo *g) {
   int64_t kt = 64 / g->eb; /* channels in a tile row of 64 bytes */
   g->fold = !g->in_blocked && g->C < 16 && g->C * g->KW <= kt;
   g->PW = g->fold ? 1 : g->sw, g->TW = g->fold ? 1 : g->KW;
+  g->cmajor = dp && g->fold && g->KW <= 16 && g->dw == 1;
   int64_t Ck = g->fold ? g->KW * g->C : g->C; /* values of one tap */
   g->Cp = be_cdiv(Ck, kt) * kt, g->NKC = g->Cp / kt, g->OCB = g->OC / 16;
   g->taps = g->KH * g->TW;
@@ -159,7 +183,10 @@ static void geo(const BeConfig *cf, const Node *n, bool dp, Geo *g) {
     for (int64_t t = DP_TILE; t >= 8; t--)
       if (be_cdiv(R * g->Wq, t) * t < be_cdiv(R * g->Wq, g->TP) * g->TP)
         g->TP = t;
-  g->MP = be_cdiv(R * g->Wq, g->TP);
+  if (dp)
+    dp_row_tiles(g);
+  g->Wp = g->rows ? g->OW : g->Wq;
+  g->MP = be_cdiv(R * g->Wp, g->TP);
 }
 
 /* Whether the kernel (on tiles, or with vdpbf16ps when dp) can run n. */
@@ -215,6 +242,8 @@ static int64_t wpos(const Geo *g, int64_t oc, int64_t ic, int64_t t) {
    values and its tap; folded, a tap is a kernel row of (kw, ic) values. */
 static int64_t kidx(const Geo *g, int64_t i) {
   int64_t ic = i / (g->KH * g->KW), kw = i % g->KW;
+  if (g->cmajor)
+    return ic * g->KW + kw;
   return g->fold ? kw * g->C + ic : ic;
 }
 static int64_t ktap(const Geo *g, int64_t i) {
@@ -228,9 +257,9 @@ static int64_t packed_at(const void *ctx, int64_t oc, int64_t i) {
   return wpos(g, oc, kidx(g, i), ktap(g, i));
 }
 
-float *be_pack_amx(const BeConfig *cf, const Node *n) {
+static float *pack(const BeConfig *cf, const Node *n, bool dp) {
   Geo g;
-  geo(cf, n, false, &g);
+  geo(cf, n, dp, &g);
   const Param *w = n->params[P_WEIGHT];
   int64_t K = g.C * g.KH * g.KW;
   CHECK(param_numel(w) == g.OC * K, "weight '%s' of '%s'", w->name, n->name);
@@ -244,6 +273,9 @@ float *be_pack_amx(const BeConfig *cf, const Node *n) {
   be_int8_pack(n, K, dst, g.OC * g.taps * g.Cp, g.OC, packed_at, &g);
   return dst;
 }
+
+float *be_pack_amx(const BeConfig *cf, const Node *n) { return pack(cf, n, false); }
+float *be_pack_dpbf16(const BeConfig *cf, const Node *n) { return pack(cf, n, true); }
 
 /* ------------------------------------------------------------ the kernel */
 
@@ -360,6 +392,61 @@ static void convert_band_nchw(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf
   be_for_end(c, &rq);
 }
 
+/* 16 copies of the scalar x. */
+static LLVMValueRef splat16(BeCtx *c, LLVMValueRef x) {
+  LLVMTypeRef v = LLVMVectorType(LLVMTypeOf(x), 16), vi = LLVMVectorType(c->t_i32, 16);
+  LLVMValueRef e = LLVMBuildInsertElement(c->b, LLVMGetPoison(v), x, be_i32(c, 0), "");
+  return LLVMBuildShuffleVector(c->b, e, LLVMGetPoison(v), LLVMConstNull(vi), "");
+}
+
+/* Step 1 of a folded stem on dpbf16 (Geo.cmajor), for row phase a at
+   pixel pbase: buffer pixel (rq, cq) holds as values c * KW + kw the KW
+   input values of channel c that a kernel row reads, consecutive in the
+   input row: per pixel and channel one masked load of up to 16 floats
+   (zeros where the conv pads), one conversion, one masked store. The
+   scalar loop of convert_band_nchw (which the vectorizer turned into
+   gathers and scatters) took 40% of GoogLeNet's 7x7 stem (perf). */
+static void convert_band_cmajor(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
+                                LLVMValueRef oh0, int64_t a, int64_t pbase) {
+  LLVMTypeRef t_i1 = LLVMInt1TypeInContext(c->ctx);
+  LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(c->ctx), 16);
+  LLVMValueRef lane[16], kwm[16];
+  for (int i = 0; i < 16; i++) {
+    lane[i] = be_i32(c, i);
+    kwm[i] = LLVMConstInt(t_i1, i < g->KW, false);
+  }
+  LLVMValueRef lanes = LLVMConstVector(lane, 16), kwmask = LLVMConstVector(kwm, 16);
+  BeLoop rq, ch, cq;
+  be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
+  LLVMValueRef rowin, px0, ihc = band_row(c, g, oh0, rq.iv, a, pbase, &rowin, &px0);
+  LLVMValueRef rowmask = LLVMBuildAnd(c->b, kwmask, splat16(c, rowin), "");
+  be_for(c, &ch, be_i64(c, 0), be_i64(c, g->C), "ch");
+  LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, ch.iv, g->IH), ihc), g->IW);
+  be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
+  LLVMValueRef iw0 = be_addk(c, be_mulk(c, cq.iv, g->sw), -g->pl);
+  LLVMValueRef iwv =
+      LLVMBuildAdd(c->b, splat16(c, LLVMBuildTrunc(c->b, iw0, c->t_i32, "")), lanes, "");
+  LLVMValueRef inside = LLVMBuildICmp(c->b, LLVMIntULT, iwv, splat16(c, be_i32(c, (int)g->IW)), "");
+  inside = LLVMBuildAnd(c->b, inside, rowmask, "");
+  /* not inbounds: at the left edge the first lanes lie before the row
+     (masked off, never read) */
+  LLVMValueRef at = be_add(c, src0, iw0);
+  LLVMValueRef src = LLVMBuildGEP2(c->b, c->t_f32, k->in[0], &at, 1, "");
+  LLVMTypeRef lt[2] = {c->t_v16, c->t_ptr};
+  LLVMValueRef la[4] = {src, be_i32(c, 4), inside, LLVMConstNull(c->t_v16)};
+  LLVMValueRef x = be_intrinsic(c, "llvm.masked.load", lt, 2, la, 4);
+  LLVMValueRef h = LLVMBuildFPTrunc(c->b, x, vb, "");
+  LLVMValueRef dst = eptr(
+      c, g, buf, be_add(c, be_mulk(c, be_add(c, px0, cq.iv), g->Cp), be_mulk(c, ch.iv, g->KW)));
+  LLVMTypeRef st[2] = {vb, c->t_ptr};
+  LLVMValueRef sa[4] = {h, dst, be_i32(c, 2), kwmask};
+  be_intrinsic(c, "llvm.masked.store", st, 2, sa, 4);
+  be_for_end(c, &cq);
+  be_for_end(c, &ch);
+  zero_tail(c, g, buf, px0, g->C * g->KW);
+  be_for_end(c, &rq);
+}
+
 /* Step 1 for the band starting at output row oh0, from an NCHW16c input:
    16 channels of a pixel at a time. */
 static void convert_band_blocked(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf,
@@ -391,6 +478,8 @@ static void convert_band(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLV
         continue;
       if (g->in_blocked)
         convert_band_blocked(c, k, g, buf, oh0, a, b, plane_base(g, a, b));
+      else if (g->cmajor)
+        convert_band_cmajor(c, k, g, buf, oh0, a, plane_base(g, a, b));
       else
         convert_band_nchw(c, k, g, buf, oh0, a, b, plane_base(g, a, b));
     }
@@ -460,7 +549,8 @@ static void dp_pair(BeCtx *c, const Geo *g, LLVMValueRef xp, LLVMValueRef wp, LL
   }
   LLVMTypeRef vi = LLVMVectorType(c->t_i32, 16);
   for (int i = 0; i < g->TP; i++) {
-    LLVMValueRef at = be_addk(c, be_mulk(c, pr, 4), i * g->Cp * 2);
+    int64_t px = g->rows ? i / g->OW * g->Wq + i % g->OW : i; /* buffer pixel of slot i */
+    LLVMValueRef at = be_addk(c, be_mulk(c, pr, 4), px * g->Cp * 2);
     LLVMValueRef pair =
         LLVMBuildLoad2(c->b, c->t_i32, LLVMBuildInBoundsGEP2(c->b, c->t_i8, xp, &at, 1, ""), "");
     LLVMSetAlignment(pair, 4);
@@ -498,9 +588,18 @@ static void dp_multiply(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
   LLVMValueRef wb = be_mulk(c, be_add(c, wt, kc.iv), 1024); /* bytes */
   LLVMValueRef wp = LLVMBuildInBoundsGEP2(c->b, c->t_i8, k->par[P_WEIGHT], &wb, 1, "");
   /* a loop of 16 pairs, not 16 copies: in one block the scheduler hoisted
-     every broadcast and spilled them */
+     every broadcast and spilled them. The last 32 channels stop at the
+     last pair holding a value (the rest are zeros times zero weights): a
+     folded 7x7 stem of 3 channels has 11 of 16 pairs, a 16-channel input
+     8. */
+  int64_t ck = g->fold ? g->KW * g->C : g->C, lastp = (ck - (g->NKC - 1) * 32 + 1) / 2;
+  LLVMValueRef npr = be_i64(c, 16);
+  if (lastp < 16) {
+    LLVMValueRef last = LLVMBuildICmp(c->b, LLVMIntEQ, kc.iv, be_i64(c, g->NKC - 1), "");
+    npr = LLVMBuildSelect(c->b, last, be_i64(c, lastp), npr, "");
+  }
   BeLoop pr;
-  be_for(c, &pr, be_i64(c, 0), be_i64(c, 16), "pair");
+  be_for(c, &pr, be_i64(c, 0), npr, "pair");
   for (int j = 0; j < nn; j++)
     for (int i = 0; i < g->TP; i++)
       acc[j][i] = LLVMBuildLoad2(c->b, c->t_v16, var[j][i], "");
@@ -541,8 +640,8 @@ static void epilogue(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef cbuf, LLVMVa
   BeLoop s;
   be_for(c, &s, be_i64(c, 0), be_i64(c, g->TP), "slot");
   LLVMValueRef q = be_add(c, q0, s.iv);
-  LLVMValueRef r = LLVMBuildUDiv(c->b, q, be_i64(c, g->Wq), "");
-  LLVMValueRef ow = be_sub(c, q, be_mulk(c, r, g->Wq));
+  LLVMValueRef r = LLVMBuildUDiv(c->b, q, be_i64(c, g->Wp), "");
+  LLVMValueRef ow = be_sub(c, q, be_mulk(c, r, g->Wp));
   LLVMValueRef oh = be_add(c, oh0, r);
   BeIf valid;
   be_if(c, &valid,
@@ -582,7 +681,11 @@ static void pixel_tiles(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf, LLVM
   BeLoop mp;
   be_for(c, &mp, be_i64(c, 0), be_i64(c, g->MP), "mp");
   LLVMValueRef q0 = be_mulk(c, mp.iv, g->TP);
-  if (g->dp)
+  if (g->rows) { /* the buffer pixel of slot q0 */
+    LLVMValueRef r = LLVMBuildUDiv(c->b, q0, be_i64(c, g->OW), "");
+    LLVMValueRef ow = be_sub(c, q0, be_mulk(c, r, g->OW));
+    dp_multiply(c, k, g, buf, cbuf, be_add(c, be_mulk(c, r, g->Wq), ow), ob, nn);
+  } else if (g->dp)
     dp_multiply(c, k, g, buf, cbuf, q0, ob, nn);
   else
     multiply(c, k, g, buf, q0, ob, nn);

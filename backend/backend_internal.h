@@ -242,6 +242,7 @@ typedef struct {
   int nseg;
   LLVMValueRef *seg;
   const int64_t *seg_begin, *seg_count;
+  bool wbf16; /* the weight is bf16 (be_param_bf16): be_wvld and kin widen it */
 } KArgs;
 
 /* ------------------------------------------------------------------ tiles.c */
@@ -285,9 +286,9 @@ void be_adaptive_bins(BeCtx *c, int64_t L, int64_t n, LLVMValueRef *starts, LLVM
 
 /* ------------------------------------------------------------------- bf16.c */
 
-/* Whether parameter `slot` of n is stored as bfloat16 (2 bytes per value):
-   the weight of a conv or linear under --precision=bf16. */
-bool be_param_bf16(const BeConfig *cf, const Node *n, int slot);
+/* Whether bf16 convs run on dpbf16 for this configuration (--precision=bf16,
+   AVX512_BF16 and Tuning.dpbf16, AMX absent or off). */
+bool be_bf16_dp_target(const BeConfig *cf);
 /* fp32 -> bf16 bits, round to nearest, ties to even; NaN stays a quiet
    NaN; and back (exact). */
 uint16_t be_bf16_round(float f);
@@ -393,6 +394,9 @@ bool be_conv_winograd_accepts(const BeConfig *cf, const Node *n);
 int64_t be_work_conv_winograd(const BeConfig *cf, const Node *n);
 void be_emit_conv_winograd(BeCtx *c, KArgs *k);
 int64_t be_packed_numel_winograd(const BeConfig *cf, const Node *n);
+/* Whether n, under --precision=bf16, runs as F(4x4) Winograd with its
+   transformed weights kept fp32 (a dpbf16 target; docs/precision.md). */
+bool be_winograd_fp32_weights(const BeConfig *cf, const Node *n);
 float *be_pack_conv_winograd(const BeConfig *cf, const Node *n);
 
 /* gemm1x1.c: a 1x1 stride-1 unpadded ungrouped conv, NCHW in and out (not
@@ -446,6 +450,9 @@ bool be_conv_dpbf16_accepts(const BeConfig *cf, const Node *n);
 void be_emit_conv_dpbf16(BeCtx *c, KArgs *k);
 int64_t be_packed_numel_amx(const BeConfig *cf, const Node *n);
 float *be_pack_amx(const BeConfig *cf, const Node *n);
+/* dpbf16's packing: be_pack_amx's, but a folded stem's values in the
+   order of its vector conversion (channel-major). */
+float *be_pack_dpbf16(const BeConfig *cf, const Node *n);
 
 /* ---------------------------------------------------------------- kernels.c */
 
@@ -463,6 +470,10 @@ typedef struct {
 bool be_kernel_batched(const KernelImpl *impl);
 /* Whether n runs a kernel at all (live, not elided, not a view or input). */
 bool be_is_kernel_node(const Node *n);
+/* Whether parameter `slot` of n is stored as bfloat16 (2 bytes per value):
+   the weight of a conv or linear under --precision=bf16, but for the convs
+   that run F(4x4) Winograd on a dpbf16 target (be_winograd_fp32_weights). */
+bool be_param_bf16(const BeConfig *cf, const Node *n, int slot);
 /* Decides every node's kernel, choice[n->id] for each node of g (an array
    of g->next_id entries). false with a message (an internal error) when a
    node has no kernel or its kernel cannot run it as the passes left it. */

@@ -11,19 +11,19 @@
  *
  * What is bf16: the weight (P_WEIGHT) of every conv and linear node, as its
  * kernel packs it (after batch-norm folding; for Winograd layers the
- * transformed weight). Biases, batch-norm and scale parameters and the
- * activations stay fp32; accumulation is fp32. The kernels read a weight
- * through be_wvld / be_wvbcast / be_wld / be_wptr with the same float index
- * as before: under fp32 these are be_vld / be_vbcast / be_ld / be_fptr,
- * under bf16 they address 2-byte elements and widen.
+ * transformed weight), but the F(4x4) Winograd layers of a dpbf16 target
+ * (kernels.c: be_param_bf16 decides, KArgs.wbf16 tells the loads). Biases, batch-norm and scale
+ * parameters and the activations stay fp32; accumulation is fp32. The kernels read a weight through
+ * be_wvld / be_wvbcast / be_wld / be_wptr with the same float index as before: under fp32 these are
+ * be_vld / be_vbcast / be_ld / be_fptr, under bf16 they address 2-byte elements and widen.
  */
 #include <string.h>
 
 #include "backend_internal.h"
 
-bool be_param_bf16(const BeConfig *cf, const Node *n, int slot) {
-  return cf->precision == PRECISION_BF16 && slot == P_WEIGHT &&
-         (n->op == OP_CONV2D || n->op == OP_LINEAR);
+bool be_bf16_dp_target(const BeConfig *cf) {
+  return cf->precision == PRECISION_BF16 && cf->target.avx512bf16 && cf->tune->dpbf16 &&
+         !(cf->target.amx && cf->tune->amx);
 }
 
 uint16_t be_bf16_round(float f) {
@@ -49,8 +49,6 @@ void be_bf16_round_array(const float *src, uint16_t *dst, int64_t n) {
 
 /* ------------------------------------------------------ the weight loads */
 
-static bool weight_bf16(BeCtx *c, const KArgs *k) { return be_param_bf16(c->cfg, k->n, P_WEIGHT); }
-
 static LLVMValueRef hptr(BeCtx *c, LLVMValueRef base, LLVMValueRef idx) {
   LLVMTypeRef t16 = LLVMInt16TypeInContext(c->ctx);
   return LLVMBuildInBoundsGEP2(c->b, t16, base, &idx, 1, "");
@@ -72,11 +70,11 @@ static LLVMValueRef widen(BeCtx *c, LLVMValueRef h, int lanes) {
 }
 
 LLVMValueRef be_wptr(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx) {
-  return weight_bf16(c, k) ? hptr(c, base, idx) : be_fptr(c, base, idx);
+  return k->wbf16 ? hptr(c, base, idx) : be_fptr(c, base, idx);
 }
 
 LLVMValueRef be_wld(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx) {
-  if (!weight_bf16(c, k))
+  if (!k->wbf16)
     return be_ld(c, base, idx);
   LLVMValueRef h = LLVMBuildLoad2(c->b, LLVMInt16TypeInContext(c->ctx), hptr(c, base, idx), "");
   LLVMSetAlignment(h, 2);
@@ -85,7 +83,7 @@ LLVMValueRef be_wld(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef id
 
 LLVMValueRef be_wvld(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx,
                      unsigned align) {
-  if (!weight_bf16(c, k))
+  if (!k->wbf16)
     return be_vld(c, base, idx, align);
   LLVMTypeRef tv = LLVMVectorType(LLVMInt16TypeInContext(c->ctx), 16);
   LLVMValueRef h = LLVMBuildLoad2(c->b, tv, hptr(c, base, idx), "");
@@ -94,7 +92,7 @@ LLVMValueRef be_wvld(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef i
 }
 
 LLVMValueRef be_wvbcast(BeCtx *c, const KArgs *k, LLVMValueRef base, LLVMValueRef idx) {
-  if (!weight_bf16(c, k))
+  if (!k->wbf16)
     return be_vbcast(c, base, idx);
   return be_vsplat(c, be_wld(c, k, base, idx));
 }

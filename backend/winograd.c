@@ -100,8 +100,9 @@ static int wino_m(const BeConfig *cf, const Node *n) {
     return tu->winograd_m;
   /* bf16 weights (bf16.c): F(4x4)'s output transform amplifies the rounding
      of its transformed weights (4% of max|out| on one layer, measured);
-     F(2x2) keeps it near bf16's own (docs/precision.md). */
-  if (cf->precision == PRECISION_BF16)
+     F(2x2) keeps it near bf16's own (docs/precision.md). On a dpbf16
+     target F(4x4) runs with fp32 weights (be_winograd_fp32_weights). */
+  if (cf->precision == PRECISION_BF16 && !be_bf16_dp_target(cf))
     return 2;
   /* F(4x4) where 4x4 tiles cover the plane with little waste; F(2x2)
      below (14x14: 16 tiles of 4x4 would compute 256 pixels for 196). */
@@ -109,6 +110,10 @@ static int wino_m(const BeConfig *cf, const Node *n) {
 }
 
 bool be_conv_winograd_accepts(const BeConfig *cf, const Node *n) { return wino_m(cf, n) != 0; }
+
+bool be_winograd_fp32_weights(const BeConfig *cf, const Node *n) {
+  return be_bf16_dp_target(cf) && wino_m(cf, n) == 4;
+}
 
 int64_t be_packed_numel_winograd(const BeConfig *cf, const Node *n) {
   int m = wino_m(cf, n);

@@ -433,6 +433,52 @@ Test(dpbf16, znver4_gets_vdpbf16ps) {
   check_dot(fixed_convs(), 21, "dpbf16", "znver4", true);
 }
 
+/* On a dpbf16 target the 3x3 stride-1 convs Winograd accepts run there
+   (kernels.c): F(4x4) from 28x28 with its transformed weights kept fp32
+   (rounded to bf16 they cost 4% of max|out|), F(2x2) at 14x14 with bf16
+   ones. The weight bytes say which was stored; the outputs must hold the
+   documented bound (the 1x1 convs in front round their inputs). */
+Test(dpbf16, winograd_takes_its_convs_with_f4x4_weights_in_fp32) {
+  if (!host_has("avx512bf16"))
+    cr_skip_test("this CPU has no AVX512_BF16");
+  Graph *g = ir_graph_new("bf16_dp_winograd");
+  Node *a = conv(g, identity_conv(g, input3(g, "x", 64, 28, 28)), 64, 3, 3, 1, 1);
+  Node *b = conv(g, identity_conv(g, input3(g, "y", 128, 14, 14)), 128, 3, 3, 1, 1);
+  output(g, a);
+  output(g, b);
+  pass_layout(g);
+  ir_compact(g);
+  cr_assert_eq(ir_verify(g, stderr), 0);
+  /* identity 1x1 weights bf16 (dpbf16), F(4x4) 64x64x36 fp32, F(2x2)
+     128x128x16 bf16, biases fp32 */
+  uint64_t want =
+      (64 * 64 + 128 * 128) * 2 + 64 * 64 * 36 * 4 + 128 * 128 * 16 * 2 + (64 + 128) * 2 * 4;
+  Lib l = {0};
+  tmpdir_new(&l);
+  plan(g);
+  BackendOptions o = opts_for(l.so);
+  o.precision = PRECISION_BF16;
+  o.tune.amx = 0;
+  o.tune.winograd = true; /* as cnncc -O2 */
+  cr_assert_eq(compile(g, &o), 0);
+  lib_open(&l, l.so);
+  uint64_t wb = l.info()->weight_bytes;
+  cr_assert(wb >= want && wb <= want + 64 * (uint64_t)g->params.len,
+            "weight bytes %llu, expected %llu + padding", (unsigned long long)wb,
+            (unsigned long long)want);
+  char err[256];
+  cnn_model *m = l.create(NULL, err, sizeof err);
+  cr_assert(m, "%s", err);
+  float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
+  cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0, "%s", l.last_error(m));
+  compare(g, 2, in, out, 2e-2);
+  free_bufs(in, g->ninputs);
+  free_bufs(out, g->noutputs);
+  l.destroy(m);
+  lib_close(&l);
+  ir_graph_free(g);
+}
+
 /* A squeeze-excitation gate fused into the 1x1 conv that reads it
    (passes/fuse_gate.c), under bf16: AMX and dpbf16 multiply each
    16-channel vector by its gate as they convert the band, the widening
