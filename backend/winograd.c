@@ -1,8 +1,8 @@
 /*
  * winograd.c: 3x3 stride-1 convolutions on NCHW16c by Winograd's minimal
  * filtering, F(m x m, 3 x 3): m = 4 (6x6 transform points, 4x fewer
- * multiplies than direct) on planes of 28x28 and more, m = 2 (4x4 points,
- * 2.25x fewer) below. Taken only with Tuning.winograd (cnncc --winograd=on,
+ * multiplies than direct) on planes of 27x27 and more and below 14x14,
+ * m = 2 (4x4 points, 2.25x fewer) between. Taken only with Tuning.winograd (cnncc --winograd=on,
  * the default at -O2 and -O3).
  *
  * Weights are transformed at compile time, as the blob is written
@@ -34,8 +34,8 @@
  * sharing the input transform between a few groups (NGI).
  *
  * Which convs: be_conv_winograd_accepts (3x3, stride 1, dilation 1, one
- * group, blocked input and output, no split output, >= 64 input and >= 32
- * output channels, output plane >= 14x14). Measured error and speed:
+ * group, blocked input and output, no split output, >= 16 input and >= 32
+ * output channels, output plane >= 13x13). Measured error and speed:
  * docs/performance.md, "Winograd". The winograd.* keys of --tune override
  * the choices (backend/tuning.c).
  */
@@ -92,7 +92,9 @@ static int wino_m(const BeConfig *cf, const Node *n) {
   if (IC % 16 || OC % 16 || a->pad[0] > 2 || a->pad[1] > 2)
     return 0;
   /* Cost rule (docs/performance.md, "Winograd"): enough input channels for
-     the transforms to amortize, and enough pixels to fill the tiles. */
+     the transforms to amortize, and enough pixels to fill the tiles. 16
+     input channels suffice: SqueezeNet's 16- and 32-channel 3x3 convs at
+     54x54 ran 2.7-2.9x faster as F(4x4) than direct. */
   int min_ic = tu->winograd_min_ic, min_hw = tu->winograd_min_hw;
   if (IC < min_ic || OC < 32 || OH < min_hw || OW < min_hw)
     return 0;
@@ -103,9 +105,14 @@ static int wino_m(const BeConfig *cf, const Node *n) {
      F(2x2) keeps it near bf16's own (docs/precision.md). */
   if (cf->precision == PRECISION_BF16)
     return 2;
-  /* F(4x4) where 4x4 tiles cover the plane with little waste; F(2x2)
-     below (14x14: 16 tiles of 4x4 would compute 256 pixels for 196). */
-  return OH >= 28 && OW >= 28 ? 4 : 2;
+  /* F(4x4) where 4x4 tiles cover the plane with little waste (27x27
+     and more) and on the small planes below 14x14 (AlexNet's and
+     SqueezeNet's 13x13, 64-384 channels: 0.21-0.91 ms against F(2x2)'s
+     0.26-1.15, one thread, fastest of 30 calls, docs/performance.md
+     "SqueezeNet and AlexNet"); F(2x2) on 14x14 to 26x26, where it was
+     measured faster on ResNet's and VGG's 256-512-channel layers. */
+  bool f4 = (OH >= 27 && OW >= 27) || OH < 14 || OW < 14;
+  return f4 ? 4 : 2;
 }
 
 bool be_conv_winograd_accepts(const BeConfig *cf, const Node *n) { return wino_m(cf, n) != 0; }
