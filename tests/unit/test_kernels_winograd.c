@@ -134,6 +134,33 @@ Test(winograd, forced_f2x2_and_f4x4_on_16_channels_match_reference) {
              "winograd.min_ic=32,winograd.min_hw=1,winograd.m=4");
 }
 
+/* F(2x2, 5x5): AlexNet's conv2 shape scaled down (64 -> 48 channels, 3
+   blocks, on an odd 27x27 plane with pad 2, ReLU), and an unpadded 5x5
+   conv with a residual on an odd 17x19 input (13x15 output). */
+static Graph *wino_5x5(void) {
+  Graph *g = ir_graph_new("wino_5x5");
+  Node *x = blocked_input(g, "x", 64, 27, 27);
+  Node *a = conv(g, x, 48, 5, 5, 1, 2);
+  a->epi.act.kind = ACT_RELU;
+  Node *y = blocked_input(g, "y", 32, 17, 19);
+  Node *r = blocked_input(g, "r", 32, 13, 15);
+  Node *b = conv(g, y, 32, 5, 5, 1, 0);
+  add_residual(g, b, r);
+  output(g, a);
+  output(g, b);
+  return g;
+}
+
+Test(winograd, f2x2_5x5_with_padding_residual_and_odd_planes_matches_reference) {
+  check_wino(wino_5x5(), 1, 1, NULL, 11 * (64 * 48 + 32 * 32), NULL);
+}
+
+Test(winograd, f2x2_5x5_batch_of_two_on_two_threads_and_avx2_match_reference) {
+  check_wino(wino_5x5(), 2, 2, NULL, 11 * (64 * 48 + 32 * 32), NULL);
+  check_wino(wino_5x5(), 1, 2, "x86-64-v3", 11 * (64 * 48 + 32 * 32), NULL);
+  check_wino(wino_5x5(), 1, 1, "x86-64-v2", 11 * (64 * 48 + 32 * 32), NULL);
+}
+
 /* The cost rule keeps small layers on the direct kernel: 16 output
    channels, and 12x12 and 7x7 planes. */
 Test(winograd, small_layers_stay_direct) {
