@@ -136,11 +136,12 @@ static int wino_m(const BeConfig *cf, const Node *n) {
   if (cf->precision == PRECISION_BF16)
     return 2;
   /* F(4x4) where 4x4 tiles cover the plane with little waste (27x27
-     and more) and on the small planes below 14x14 (AlexNet's and
-     SqueezeNet's 13x13, 64-384 channels: 0.21-0.91 ms against F(2x2)'s
-     0.26-1.15, one thread, fastest of 30 calls, docs/performance.md
-     "SqueezeNet and AlexNet"); F(2x2) on 14x14 to 26x26, where it was
-     measured faster on ResNet's and VGG's 256-512-channel layers. */
+     and more) and on the planes below 14x14: SqueezeNet's and AlexNet's
+     13x13 and 27x27 layers ran faster as F(4x4) than as F(2x2) but for
+     AlexNet's conv4 (384 -> 256, 8% slower), one thread, fastest of 30
+     calls (docs/performance.md, "fp32 speed of SqueezeNet 1.0 and
+     AlexNet"). F(2x2) on 14x14 to 26x26, where it was measured faster
+     on ResNet's and VGG's 256-512-channel layers. */
   bool f4 = (OH >= 27 && OW >= 27) || OH < 14 || OW < 14;
   return f4 ? 4 : 2;
 }
