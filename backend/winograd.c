@@ -1,14 +1,16 @@
 /*
- * winograd.c: 3x3 stride-1 convolutions on NCHW16c by Winograd's minimal
- * filtering, F(m x m, 3 x 3): m = 4 (6x6 transform points, 4x fewer
- * multiplies than direct) on planes of 28x28 and more, m = 2 (4x4 points,
- * 2.25x fewer) below. Taken only with Tuning.winograd (cnncc --winograd=on,
- * the default at -O2 and -O3).
+ * winograd.c: 3x3 and 5x5 stride-1 convolutions on NCHW16c by Winograd's
+ * minimal filtering, F(m x m, r x r) with A = m + r - 1 transform points
+ * per dimension: 3x3 as F(4x4) (6x6 points, 4x fewer multiplies than
+ * direct) on planes of 27x27 and more and below 14x14, as F(2x2) (4x4
+ * points, 2.25x fewer) between; 5x5 as F(2x2, 5x5) (6x6 points, 2.8x
+ * fewer). Taken only with Tuning.winograd (cnncc --winograd=on, the
+ * default at -O2 and -O3).
  *
  * Weights are transformed at compile time, as the blob is written
  * (be_pack_conv_winograd, in double precision): U = G g G^T per (output,
  * input channel), stored as [oc/16][point][ic][16 oc]; the blob slot of such
- * a weight holds A*A/9 times the 3x3 weights (be_packed_numel_winograd).
+ * a weight holds A*A/(r*r) times the r x r weights (be_packed_numel_winograd).
  *
  * The output tiles (m x m pixels each) are numbered row-major and cut into
  * chunks of TC tiles (T = 7 by default, up to 14 for F(2x2) on AVX-512;
@@ -33,9 +35,9 @@
  * over all input channels in registers (a large V) matters most, then
  * sharing the input transform between a few groups (NGI).
  *
- * Which convs: be_conv_winograd_accepts (3x3, stride 1, dilation 1, one
- * group, blocked input and output, no split output, >= 64 input and >= 32
- * output channels, output plane >= 14x14). Measured error and speed:
+ * Which convs: be_conv_winograd_accepts (3x3 or 5x5, stride 1, dilation 1, one
+ * group, blocked input and output, no split output, >= 16 input and >= 32
+ * output channels, output plane >= 13x13). Measured error and speed:
  * docs/performance.md, "Winograd". The winograd.* keys of --tune override
  * the choices (backend/tuning.c).
  */
@@ -70,9 +72,31 @@ static const double AT4[4][6] = {{1, 1, 1, 1, 1, 0},
                                  {0, 1, -1, 8, -8, 1}};
 /* clang-format on */
 
-static double bt(int m, int i, int j) { return m == 2 ? BT2[i][j] : BT4[i][j]; }
-static double gm(int m, int i, int j) { return m == 2 ? G2[i][j] : G4[i][j]; }
-static double at(int m, int i, int j) { return m == 2 ? AT2[i][j] : AT4[i][j]; }
+/* F(2x2, 5x5): A = 6 as F(4x4, 3x3) and the same points, hence the same
+   B^T (it depends on the points only); G evaluates the 5 taps and A^T
+   the 2 outputs at them (with 0, 1, -1, 2, -2's scales 1/4, -1/6, -1/6,
+   1/24, 1/24 in G, as G4). */
+/* clang-format off */
+static const double G25[6][5] = {{1.0 / 4, 0, 0, 0, 0},
+                                 {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                 {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                 {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+                                 {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+                                 {0, 0, 0, 0, 1}};
+static const double AT25[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
+/* clang-format on */
+
+/* The matrices of F(m x m, r x r) with A = m + r - 1 points. */
+static double bt(int m, int A, int i, int j) {
+  (void)m;
+  return A == 4 ? BT2[i][j] : BT4[i][j];
+}
+static double gm(int m, int A, int i, int j) {
+  return A == 4 ? G2[i][j] : m == 4 ? G4[i][j] : G25[i][j];
+}
+static double at(int m, int A, int i, int j) {
+  return A == 4 ? AT2[i][j] : m == 4 ? AT4[i][j] : AT25[i][j];
+}
 
 /* ------------------------------------------------------------ the decision */
 
@@ -84,7 +108,8 @@ static int wino_m(const BeConfig *cf, const Node *n) {
   const Attrs *a = &n->attr;
   if (n->layout != LAYOUT_NCHW16C || n->in[0]->layout != LAYOUT_NCHW16C)
     return 0;
-  if (a->kernel[0] != 3 || a->kernel[1] != 3 || a->stride[0] != 1 || a->stride[1] != 1 ||
+  int r = a->kernel[0];
+  if ((r != 3 && r != 5) || a->kernel[1] != r || a->stride[0] != 1 || a->stride[1] != 1 ||
       a->dilation[0] != 1 || a->dilation[1] != 1 || a->groups != 1)
     return 0;
   const Shape *is = &n->in[0]->shape;
@@ -92,10 +117,17 @@ static int wino_m(const BeConfig *cf, const Node *n) {
   if (IC % 16 || OC % 16 || a->pad[0] > 2 || a->pad[1] > 2)
     return 0;
   /* Cost rule (docs/performance.md, "Winograd"): enough input channels for
-     the transforms to amortize, and enough pixels to fill the tiles. */
+     the transforms to amortize, and enough pixels to fill the tiles. 16
+     input channels suffice: SqueezeNet's 16- and 32-channel 3x3 convs at
+     54x54 ran 2.7-2.9x faster as F(4x4) than direct. */
   int min_ic = tu->winograd_min_ic, min_hw = tu->winograd_min_hw;
   if (IC < min_ic || OC < 32 || OH < min_hw || OW < min_hw)
     return 0;
+  /* 5x5 (AlexNet's conv2): F(2x2, 5x5), 36 points for 4 outputs against
+     100 multiplies; fp32 only (its G and A^T are F(4x4)'s in size, whose
+     bf16 rounding is the reason bf16 takes F(2x2, 3x3) below). */
+  if (r == 5)
+    return cf->precision == PRECISION_BF16 ? 0 : 2;
   if (tu->winograd_m)
     return tu->winograd_m;
   /* bf16 weights (bf16.c): F(4x4)'s output transform amplifies the rounding
@@ -104,9 +136,15 @@ static int wino_m(const BeConfig *cf, const Node *n) {
      target F(4x4) runs with fp32 weights (be_winograd_fp32_weights). */
   if (cf->precision == PRECISION_BF16 && !be_bf16_dp_target(cf))
     return 2;
-  /* F(4x4) where 4x4 tiles cover the plane with little waste; F(2x2)
-     below (14x14: 16 tiles of 4x4 would compute 256 pixels for 196). */
-  return OH >= 28 && OW >= 28 ? 4 : 2;
+  /* F(4x4) where 4x4 tiles cover the plane with little waste (27x27
+     and more) and on the planes below 14x14: SqueezeNet's and AlexNet's
+     13x13 and 27x27 layers ran faster as F(4x4) than as F(2x2) but for
+     AlexNet's conv4 (384 -> 256, 8% slower), one thread, fastest of 30
+     calls (docs/performance.md, "fp32 speed of SqueezeNet 1.0 and
+     AlexNet"). F(2x2) on 14x14 to 26x26, where it was measured faster
+     on ResNet's and VGG's 256-512-channel layers. */
+  bool f4 = (OH >= 27 && OW >= 27) || OH < 14 || OW < 14;
+  return f4 ? 4 : 2;
 }
 
 bool be_conv_winograd_accepts(const BeConfig *cf, const Node *n) { return wino_m(cf, n) != 0; }
@@ -115,35 +153,38 @@ bool be_winograd_fp32_weights(const BeConfig *cf, const Node *n) {
   return be_bf16_dp_target(cf) && wino_m(cf, n) == 4;
 }
 
+/* Transform points per dimension, m + r - 1, of a Winograd conv. */
+static int wino_a(const BeConfig *cf, const Node *n) {
+  return wino_m(cf, n) + (int)n->attr.kernel[0] - 1;
+}
+
 int64_t be_packed_numel_winograd(const BeConfig *cf, const Node *n) {
-  int m = wino_m(cf, n);
-  CHECK(m, "'%s' is no Winograd conv", n->name);
-  int64_t A = m + 2;
+  CHECK(wino_m(cf, n), "'%s' is no Winograd conv", n->name);
+  int64_t A = wino_a(cf, n);
   return n->shape.d[0] * n->in[0]->shape.d[0] * A * A;
 }
 
 float *be_pack_conv_winograd(const BeConfig *cf, const Node *n) {
   const Param *w = n->params[P_WEIGHT];
-  int m = wino_m(cf, n);
+  int m = wino_m(cf, n), A = wino_a(cf, n), r = A - m + 1, A2 = A * A;
   int64_t OC = n->shape.d[0], IC = n->in[0]->shape.d[0];
-  CHECK(m && param_numel(w) == OC * IC * 9, "weight '%s' of '%s'", w->name, n->name);
-  int A = m + 2, A2 = A * A;
+  CHECK(m && param_numel(w) == OC * IC * r * r, "weight '%s' of '%s'", w->name, n->name);
   float *dst = xmalloc((size_t)(OC * IC * A2) * sizeof(float));
   for (int64_t oc = 0; oc < OC; oc++)
     for (int64_t ic = 0; ic < IC; ic++) {
-      const float *g = w->data + (oc * IC + ic) * 9;
-      double t[6][3], u[6][6];
+      const float *g = w->data + (oc * IC + ic) * r * r;
+      double t[6][5], u[6][6];
       for (int i = 0; i < A; i++)
-        for (int j = 0; j < 3; j++) {
+        for (int j = 0; j < r; j++) {
           t[i][j] = 0;
-          for (int k = 0; k < 3; k++)
-            t[i][j] += gm(m, i, k) * g[k * 3 + j];
+          for (int k = 0; k < r; k++)
+            t[i][j] += gm(m, A, i, k) * g[k * r + j];
         }
       for (int i = 0; i < A; i++)
         for (int j = 0; j < A; j++) {
           u[i][j] = 0;
-          for (int k = 0; k < 3; k++)
-            u[i][j] += t[i][k] * gm(m, j, k);
+          for (int k = 0; k < r; k++)
+            u[i][j] += t[i][k] * gm(m, A, j, k);
         }
       int64_t ob = oc / 16, l = oc % 16;
       for (int p = 0; p < A2; p++)
@@ -169,7 +210,7 @@ static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
   const Tuning *tu = cf->tune;
   memset(p, 0, sizeof *p);
   p->m = wino_m(cf, n);
-  p->A = p->m + 2, p->A2 = p->A * p->A;
+  p->A = wino_a(cf, n), p->A2 = p->A * p->A;
   const Shape *is = &n->in[0]->shape;
   p->IC = is->d[0], p->IH = is->d[1], p->IW = is->d[2];
   p->OC = n->shape.d[0], p->OH = n->shape.d[1], p->OW = n->shape.d[2];
@@ -189,7 +230,7 @@ static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
        51.4 -> 44.5 ms in all; F(4x4) (56x56, 64 channels) lost 3-8% with
        14. */
     if (p->NB % 2 == 0)
-      ocb = 2, tmax = p->m == 2 ? 14 : 7;
+      ocb = 2, tmax = p->A == 4 ? 14 : 7;
     else
       ocb = 1, tmax = 14;
   } else if (be_v16_regs(&cf->target) < 8)
@@ -237,12 +278,12 @@ int64_t be_work_conv_winograd(const BeConfig *cf, const Node *n) {
 
 /* out[i] = sum_j mat(i, j) * in[j] for a small constant matrix (zeros
    skipped, +-1 as adds). */
-typedef double (*MatFn)(int m, int i, int j);
+typedef double (*MatFn)(int m, int A, int i, int j);
 static LLVMValueRef lincomb(BeCtx *c, MatFn f, int m, int i, LLVMValueRef *in, int nin,
                             bool transpose) {
   LLVMValueRef acc = NULL;
   for (int j = 0; j < nin; j++) {
-    double w = transpose ? f(m, j, i) : f(m, i, j);
+    double w = transpose ? f(m, nin, j, i) : f(m, nin, i, j);
     if (w == 0)
       continue;
     LLVMValueRef term = in[j];
@@ -291,8 +332,8 @@ typedef struct {
   LLVMValueRef acc[4][32];
 } WCtx;
 
-static double bt_f(int m, int i, int j) { return bt(m, i, j); }
-static double at_f(int m, int i, int j) { return at(m, i, j); }
+static double bt_f(int m, int A, int i, int j) { return bt(m, A, i, j); }
+static double at_f(int m, int A, int i, int j) { return at(m, A, i, j); }
 
 /* V[(pt*T + q)*16] = (B^T d B)[pt] for the tile at input (ih0, iw0). */
 static void input_transform(BeCtx *c, WCtx *w, LLVMValueRef xplane, LLVMValueRef ih0,
@@ -323,17 +364,17 @@ static void input_transform(BeCtx *c, WCtx *w, LLVMValueRef xplane, LLVMValueRef
     LLVMValueRef col[6], out[6];
     for (int i = 0; i < A; i++)
       col[i] = d[i][j];
-    if (m == 4)
+    if (A == 6)
       bt4(c, col, out);
     for (int i = 0; i < A; i++)
-      t[i][j] = m == 4 ? out[i] : lincomb(c, bt_f, m, i, col, A, false);
+      t[i][j] = A == 6 ? out[i] : lincomb(c, bt_f, m, i, col, A, false);
   }
   for (int i = 0; i < A; i++) {
     LLVMValueRef row[6];
-    if (m == 4)
+    if (A == 6)
       bt4(c, t[i], row);
     for (int j = 0; j < A; j++) {
-      LLVMValueRef v = m == 4 ? row[j] : lincomb(c, bt_f, m, j, t[i], A, false);
+      LLVMValueRef v = A == 6 ? row[j] : lincomb(c, bt_f, m, j, t[i], A, false);
       LLVMValueRef idx = be_mulk(c, be_addk(c, q, (int64_t)(i * A + j) * p->TC), 16);
       be_vst(c, w->V, be_add(c, voff, idx), v, 64);
     }
