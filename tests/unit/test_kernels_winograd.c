@@ -169,3 +169,46 @@ Test(winograd, activation_epilogues_match_reference_in_every_regime) {
   }
   check_wino(g, 1, 1, NULL, 2 * 27 * 64 * 32 + 7 * 64 * 32, NULL);
 }
+
+/* A 1x7 or 7x1 conv, padded to keep the plane when pad is set. */
+static Node *conv7(Graph *g, Node *x, int64_t oc, bool row, bool pad) {
+  Node *c = conv(g, x, oc, row ? 1 : 7, row ? 7 : 1, 1, 0);
+  c->attr.pad[row ? 1 : 0] = c->attr.pad[row ? 3 : 2] = pad ? 3 : 0;
+  return fin(g, c);
+}
+
+/* F(6, 7) along one axis (Inception's 1x7 and 7x1, 12 transform points
+   for 7 taps): 17x17 as in Inception-B, 64 -> 48 channels (odd block
+   count: one block per tile group) with residual + ReLU and 64 -> 64
+   (two blocks per group), then the transposed pair on an odd 13x23 plane
+   (partial tiles) and an unpadded pair (11x23 -> 11x17 and 5x23). */
+static Graph *wino_7(bool pad_all) {
+  Graph *g = ir_graph_new("wino_7");
+  Node *x = blocked_input(g, "x", 64, 17, 17);
+  Node *r = blocked_input(g, "r", 48, 17, 17);
+  Node *a = conv7(g, x, 48, true, true);
+  add_residual(g, a, r);
+  a->epi.act.kind = ACT_RELU;
+  output(g, a);
+  output(g, conv7(g, x, 64, false, true));
+  Node *y = blocked_input(g, "y", 64, 13, 23);
+  output(g, conv7(g, y, 32, false, true));
+  output(g, conv7(g, y, 32, true, pad_all));
+  output(g, conv7(g, y, 32, false, pad_all));
+  return g;
+}
+
+#define WINO7_EXTRA (5 * 64 * (48 + 64 + 32 * 3))
+
+Test(winograd, f6_7_on_1x7_and_7x1_convs_matches_reference) {
+  check_wino(wino_7(true), 1, 1, NULL, WINO7_EXTRA, "winograd.min_hw=1");
+}
+
+Test(winograd, f6_7_unpadded_on_two_threads_with_tight_buffers_matches_reference) {
+  check_wino(wino_7(false), 2, 2, NULL, WINO7_EXTRA,
+             "winograd.min_hw=1,winograd.v_kb=16,winograd.m_kb=1,winograd.chunk=3");
+}
+
+Test(winograd, f6_7_for_x86_64_v3_matches_reference) {
+  check_wino(wino_7(true), 1, 2, "x86-64-v3", WINO7_EXTRA, "winograd.min_hw=1");
+}
