@@ -50,7 +50,7 @@ static const TuneKey keys[] = {
     {"depthwise.mode", offsetof(Tuning, depthwise_mode), 0, 0, 3, "experiment"},
     {"winograd.m", offsetof(Tuning, winograd_m), 0, 0, 4,
      "Winograd output tile: 0 by plane size, 2 for F(2x2,3x3), 4 for F(4x4,3x3)"},
-    {"winograd.min_ic", offsetof(Tuning, winograd_min_ic), 64, 1, 1 << 20,
+    {"winograd.min_ic", offsetof(Tuning, winograd_min_ic), 32, 1, 1 << 20,
      "fewest input channels of a Winograd conv"},
     {"winograd.min_hw", offsetof(Tuning, winograd_min_hw), 14, 1, 1 << 20,
      "smallest output height and width of a Winograd conv"},

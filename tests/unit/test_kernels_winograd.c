@@ -2,7 +2,7 @@
  * test_kernels_winograd.c: Winograd 3x3 convs (backend/winograd.c).
  *
  * 3x3 stride-1 convs on the blocked layout with Tuning.winograd set:
- * F(4x4,3x3) from 28x28 outputs, F(2x2,3x3) below, for >= 64 input
+ * F(4x4,3x3) from 28x28 outputs, F(2x2,3x3) below, for >= 32 input
  * channels (the tuning keys winograd.min_ic / min_hw lower that here, and
  * winograd.m forces one m). The bound the docs state is
  * 1e-3 * max|ref|; these random-data layers stay within 1e-4. The
@@ -134,11 +134,11 @@ Test(winograd, forced_f2x2_and_f4x4_on_16_channels_match_reference) {
              "winograd.min_ic=32,winograd.min_hw=1,winograd.m=4");
 }
 
-/* The cost rule keeps small layers on the direct kernel: 32 input
+/* The cost rule keeps small layers on the direct kernel: 16 input
    channels, and a 7x7 plane. */
 Test(winograd, small_layers_stay_direct) {
   Graph *g = ir_graph_new("wino_none");
-  Node *x = blocked_input(g, "x", 32, 30, 30);
+  Node *x = blocked_input(g, "x", 16, 30, 30);
   output(g, conv(g, x, 64, 3, 3, 1, 1));
   Node *y = blocked_input(g, "y", 128, 7, 7);
   output(g, conv(g, y, 64, 3, 3, 1, 1));
