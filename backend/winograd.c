@@ -4,10 +4,10 @@
  * multiplies than direct) on planes of 28x28 and more, m = 2 (4x4 points,
  * 2.25x fewer) below; and 1x7 / 7x1 stride-1 convolutions (Inception's) by
  * F(6, 7) along their long axis (1x6 or 6x1 output tiles, 12 points for
- * 42 multiplies: 3.5x fewer). Each axis has its own transform (WDim), the
- * short axis of a 1-D conv the identity, so the code below is the 2-D
- * scheme with tiles of mh x mw pixels and Ah x Aw points. Taken only with
- * Tuning.winograd (cnncc --winograd=on, the default at -O2 and -O3).
+ * 42 multiplies: 3.5x fewer), 1x3 / 3x1 ones by F(4, 3) (2x fewer). Each axis has its own transform
+ * (WDim), the short axis of a 1-D conv the identity, so the code below is the 2-D scheme with tiles
+ * of mh x mw pixels and Ah x Aw points. Taken only with Tuning.winograd (cnncc --winograd=on, the
+ * default at -O2 and -O3).
  *
  * Weights are transformed at compile time, as the blob is written
  * (be_pack_conv_winograd, in double precision): U = G_h g G_w^T per
@@ -39,10 +39,10 @@
  * over all input channels in registers (a large V) matters most, then
  * sharing the input transform between a few groups (NGI).
  *
- * Which convs: be_conv_winograd_accepts (3x3, 1x7 or 7x1, stride 1,
- * dilation 1, one group, blocked input and output, no split output, >=
+ * Which convs: be_conv_winograd_accepts (3x3, 1x7, 7x1, 1x3 or 3x1, stride
+ * 1, dilation 1, one group, blocked input and output, no split output, >=
  * winograd.min_ic (32) input and >= 32 output channels, output plane >=
- * 14x14; the 1-D ones not with bf16 weights). Measured error and speed:
+ * 14x14 (1-D: 8x8); the 1-D ones not with bf16 weights). Measured error and speed:
  * docs/performance.md, "Winograd". The winograd.* keys of --tune override
  * the choices (backend/tuning.c).
  */
@@ -162,7 +162,8 @@ static bool wino_dims(const BeConfig *cf, const Node *n, WDim *dh, WDim *dw) {
   if (n->layout != LAYOUT_NCHW16C || n->in[0]->layout != LAYOUT_NCHW16C)
     return false;
   int64_t kh = a->kernel[0], kw = a->kernel[1];
-  bool sq = kh == 3 && kw == 3, row = kh == 1 && kw == 7, col = kh == 7 && kw == 1;
+  bool sq = kh == 3 && kw == 3, row = kh == 1 && (kw == 7 || kw == 3),
+       col = kw == 1 && (kh == 7 || kh == 3);
   if (!(sq || row || col) || a->stride[0] != 1 || a->stride[1] != 1 || a->dilation[0] != 1 ||
       a->dilation[1] != 1 || a->groups != 1)
     return false;
@@ -176,16 +177,25 @@ static bool wino_dims(const BeConfig *cf, const Node *n, WDim *dh, WDim *dw) {
      3.4 -> 1.3 and 7.1 -> 2.4 ms; GoogLeNet's three 32-channel 3x3 convs
      0.36 -> 0.13, 0.06 -> 0.04, 0.12 -> 0.07 ms). */
   int min_ic = tu->winograd_min_ic, min_hw = tu->winograd_min_hw;
+  /* 1-D tiles waste nothing across their short axis, and their transformed
+     weights are 2x (F(4, 3)) resp. 1.7x (F(6, 7)) the direct ones rather
+     than 4x: down to 8x8 planes (Inception-v4's 1x3 / 3x1 convs, 384-512
+     channels at 8x8: 0.31-0.71 -> 0.19-0.43 ms, one thread). */
+  if (!sq && min_hw > 8)
+    min_hw = 8;
   if (IC < min_ic || OC < 32 || OH < min_hw || OW < min_hw)
     return false;
   if (!sq) {
-    /* bf16 weights keep the direct conv: F(m, 7)'s transforms were not
-       measured against bf16 rounding. */
+    /* bf16 weights keep the direct conv: the 1-D transforms were not
+       measured against bf16 rounding. 1x3 / 3x1: F(4, 3), 7 taps: F(6, 7). */
     if (cf->precision == PRECISION_BF16)
       return false;
     WDim one, seven;
     wdim_identity(&one);
-    wdim_points(&seven, WINO7_M, 7, PTS7);
+    if (kh * kw == 7)
+      wdim_points(&seven, WINO7_M, 7, PTS7);
+    else
+      wdim_3x3(&seven, 4);
     *dh = row ? one : seven;
     *dw = row ? seven : one;
     return true;

@@ -212,3 +212,34 @@ Test(winograd, f6_7_unpadded_on_two_threads_with_tight_buffers_matches_reference
 Test(winograd, f6_7_for_x86_64_v3_matches_reference) {
   check_wino(wino_7(true), 1, 2, "x86-64-v3", WINO7_EXTRA, "winograd.min_hw=1");
 }
+
+/* F(4, 3) along one axis (Inception-v4's 1x3 / 3x1 convs at 8x8, taken
+   there by default), then an odd 11x11 plane (partial tiles) with residual
+   + ReLU, and an unpadded 3x1 (9 rows: a partial tile). */
+static Graph *wino_3(void) {
+  Graph *g = ir_graph_new("wino_3");
+  Node *x = blocked_input(g, "x", 64, 8, 8);
+  Node *a = conv(g, x, 64, 1, 3, 1, 0);
+  a->attr.pad[1] = a->attr.pad[3] = 1;
+  output(g, fin(g, a));
+  Node *b = conv(g, x, 32, 3, 1, 1, 0);
+  b->attr.pad[0] = b->attr.pad[2] = 1;
+  output(g, fin(g, b));
+  Node *y = blocked_input(g, "y", 32, 11, 11);
+  Node *c = conv(g, y, 32, 1, 3, 1, 0);
+  c->attr.pad[1] = c->attr.pad[3] = 1;
+  fin(g, c);
+  add_residual(g, c, y);
+  c->epi.act.kind = ACT_RELU;
+  output(g, c);
+  output(g, conv(g, y, 48, 3, 1, 1, 0));
+  return g;
+}
+
+Test(winograd, f4_3_on_1x3_and_3x1_convs_matches_reference) {
+  check_wino(wino_3(), 1, 1, NULL, 3 * (64 * 64 + 64 * 32 + 32 * 32 + 32 * 48), NULL);
+}
+
+Test(winograd, f4_3_on_two_threads_for_x86_64_v3_matches_reference) {
+  check_wino(wino_3(), 2, 2, "x86-64-v3", 3 * (64 * 64 + 64 * 32 + 32 * 32 + 32 * 48), NULL);
+}
