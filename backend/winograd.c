@@ -456,12 +456,17 @@ static void input_transform(BeCtx *c, WCtx *w, LLVMValueRef xplane, LLVMValueRef
     for (int i = 0; i < Ah; i++)
       t[i][j] = out[i];
   }
+  /* (each value stored as soon as it is computed, as before the 1-D
+     transforms: the same IR for the 3x3 layers) */
+  const WDim *dw = &p->dw;
   for (int i = 0; i < Ah; i++) {
     LLVMValueRef row[WA];
-    bt_dim(c, &p->dw, t[i], row);
+    if (dw->f43)
+      bt4(c, t[i], row);
     for (int j = 0; j < Aw; j++) {
+      LLVMValueRef v = dw->f43 ? row[j] : lincomb(c, dw->bt[j], t[i], Aw);
       LLVMValueRef idx = be_mulk(c, be_addk(c, q, (int64_t)(i * Aw + j) * p->TC), 16);
-      be_vst(c, w->V, be_add(c, voff, idx), row[j], 64);
+      be_vst(c, w->V, be_add(c, voff, idx), v, 64);
     }
   }
 }
@@ -643,9 +648,10 @@ static void chunk_outputs(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt, int64_t MG
       if (cy)
         be_if(c, &fy, LLVMBuildICmp(c->b, LLVMIntSLT, oh, be_i64(c, p->OH), ""));
       LLVMValueRef row[WM];
-      at_dim(c, &p->dw, t[y], row);
+      if (p->dw.f43)
+        at4(c, t[y], row);
       for (int x = 0; x < mw; x++) {
-        LLVMValueRef v = row[x];
+        LLVMValueRef v = p->dw.f43 ? row[x] : lincomb(c, p->dw.at[x], t[y], Aw);
         v = be_fadd(c, v, biasv);
         LLVMValueRef ow = be_addk(c, ow0, x);
         BeIf fx;
