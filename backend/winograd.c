@@ -338,6 +338,15 @@ static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
   for (int64_t g = 1; g <= p->NG; g++)
     if (p->NG % g == 0 && g * p->A2 * p->OCB * p->TC * 64 <= budget)
       p->NGI = g;
+  /* But at least 8 work items where the groups allow, for the threads: an
+     8x8 plane is 3 chunks of tiles, so 3 items split 2:1 over two
+     threads. */
+  while (p->NGI > 1 && p->NG / p->NGI * p->NCH < 8) {
+    int64_t g = p->NGI - 1;
+    while (p->NG % g)
+      g--;
+    p->NGI = g;
+  }
 }
 
 int64_t be_work_conv_winograd(const BeConfig *cf, const Node *n) {
