@@ -17,7 +17,7 @@
  *               affine, concat, reorder
  *   depthwise.c depthwise convs (groups = channels) on NCHW16c
  *   grouped.c   grouped convs with small groups on NCHW16c
- *   winograd.c  3x3 stride-1 convs by Winograd F(4x4,3x3) / F(2x2,3x3)
+ *   winograd.c  3x3 stride-1 convs by Winograd F(4x4,3x3) / F(2x2,3x3), 1x7 / 7x1 by F(6,7)
  *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   linear.c    linear layers over the rows of a batch (the batched tail)
  *   tiles.c     the geometry the kernels share: row tiles, border tables,
@@ -389,7 +389,7 @@ int64_t be_work_conv_grouped(const BeConfig *cf, const Node *n);
 void be_emit_conv_grouped(BeCtx *c, KArgs *k);
 float *be_pack_conv_grouped(const BeConfig *cf, const Node *n);
 
-/* winograd.c: 3x3 stride-1 convs on NCHW16c when Tuning.winograd is on. */
+/* winograd.c: 3x3, 1x7 and 7x1 stride-1 convs on NCHW16c when Tuning.winograd is on. */
 bool be_conv_winograd_accepts(const BeConfig *cf, const Node *n);
 int64_t be_work_conv_winograd(const BeConfig *cf, const Node *n);
 void be_emit_conv_winograd(BeCtx *c, KArgs *k);

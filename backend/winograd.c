@@ -1,19 +1,24 @@
 /*
- * winograd.c: 3x3 and 5x5 stride-1 convolutions on NCHW16c by Winograd's
- * minimal filtering, F(m x m, r x r) with A = m + r - 1 transform points
- * per dimension: 3x3 as F(4x4) (6x6 points, 4x fewer multiplies than
- * direct) on planes of 27x27 and more and below 14x14, as F(2x2) (4x4
- * points, 2.25x fewer) between; 5x5 as F(2x2, 5x5) (6x6 points, 2.8x
- * fewer). Taken only with Tuning.winograd (cnncc --winograd=on, the
- * default at -O2 and -O3).
+ * winograd.c: stride-1 convolutions on NCHW16c by Winograd's minimal
+ * filtering. 3x3 as F(m x m, 3 x 3): m = 4 (6x6 transform points, 4x fewer
+ * multiplies than direct) on planes of 27x27 and more and below 14x14,
+ * m = 2 (4x4 points, 2.25x fewer) between; 5x5 as F(2x2, 5x5) (6x6 points,
+ * 2.8x fewer); 1x7 / 7x1 (Inception's) by F(6, 7) along their long axis
+ * (1x6 or 6x1 output tiles, 12 points for 42 multiplies: 3.5x fewer), 1x3 /
+ * 3x1 by F(4, 3) (2x fewer). Each axis has its own transform (WDim), the
+ * short axis of a 1-D conv the identity, so the code below is the 2-D
+ * scheme with tiles of mh x mw pixels and Ah x Aw points. Taken only with
+ * Tuning.winograd (cnncc --winograd=on, the default at -O2 and -O3).
  *
  * Weights are transformed at compile time, as the blob is written
- * (be_pack_conv_winograd, in double precision): U = G g G^T per (output,
- * input channel), stored as [oc/16][point][ic][16 oc]; the blob slot of such
- * a weight holds A*A/(r*r) times the r x r weights (be_packed_numel_winograd).
+ * (be_pack_conv_winograd, in double precision): U = G_h g G_w^T per
+ * (output, input channel), stored as [oc/16][point][ic][16 oc]; the blob
+ * slot of such a weight holds Ah*Aw / (kh*kw) times the weights
+ * (be_packed_numel_winograd).
  *
- * The output tiles (m x m pixels each) are numbered row-major and cut into
- * chunks of TC tiles (T = 7 by default, up to 14 for F(2x2) on AVX-512;
+ * The output tiles (mh x mw pixels each) are numbered row-major and cut into
+ * chunks of TC tiles (T = 7 by default, 6 for F(6, 7), up to 14 for F(2x2)
+ * on AVX-512;
  * --tune winograd.chunk register tiles per chunk, 1 by default: more cuts
  * the rereading of the transformed weights of 512-channel layers by ~10%
  * but leaves less room for channels).
@@ -35,9 +40,11 @@
  * over all input channels in registers (a large V) matters most, then
  * sharing the input transform between a few groups (NGI).
  *
- * Which convs: be_conv_winograd_accepts (3x3 or 5x5, stride 1, dilation 1, one
- * group, blocked input and output, no split output, >= 16 input and >= 32
- * output channels, output plane >= 13x13). Measured error and speed:
+ * Which convs: be_conv_winograd_accepts (3x3, 5x5, 1x7, 7x1, 1x3 or 3x1,
+ * stride 1, dilation 1, one group, blocked input and output, no split
+ * output, >= winograd.min_ic (16) input and >= 32 output channels, output
+ * plane >= winograd.min_hw (13x13; 1-D: 8x8); the 5x5 and 1-D ones not
+ * with bf16 weights). Measured error and speed:
  * docs/performance.md, "Winograd". The winograd.* keys of --tune override
  * the choices (backend/tuning.c).
  */
@@ -86,56 +93,164 @@ static const double G25[6][5] = {{1.0 / 4, 0, 0, 0, 0},
 static const double AT25[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
 /* clang-format on */
 
-/* The matrices of F(m x m, r x r) with A = m + r - 1 points. */
-static double bt(int m, int A, int i, int j) {
-  (void)m;
-  return A == 4 ? BT2[i][j] : BT4[i][j];
+/* The 1-D 7-tap convs (Inception's 1x7 and 7x1) run F(m, 7) along their
+   one long axis, with the points 0, +-1, +-2, +-1/2, +-3/2 (+-2/3 for
+   m = 6) and inf. Simulated in float32 (192 channels of [0, 1) inputs,
+   N(0, 1) weights), the error is 3e-6 (m = 4) and 7e-6 (m = 6) of
+   max|out|, against 5e-7 for F(2, 7). */
+static const double PTS7[] = {0, 1, -1, 2, -2, 0.5, -0.5, 1.5, -1.5, 2.0 / 3, -2.0 / 3};
+
+/* F(6, 7) rather than F(4, 7): 17 = 3 tiles of 6 (18 pixels, 12 points
+   each) against 5 tiles of 4 (20 pixels, 10 points each), 2.6x fewer
+   multiplies than direct instead of 2.4x (before the transforms).
+   Measured (2026-12-07, Inception-v4, one thread, fastest of 20 calls per
+   layer, loaded machine): its 44 1x7 / 7x1 layers 72 ms direct, 35 ms with
+   F(4, 7), 30 ms with F(6, 7). */
+enum { WINO7_M = 6 };
+
+enum { WA = 12, WM = 6, WR = 7 }; /* largest A, m and r of one dimension */
+
+/* One dimension of the transform: F(m, r) over A = m + r - 1 points; the
+   dimension of a 1-D conv's length-1 axis has m = r = A = 1 (identity). */
+typedef struct {
+  int m, r, A;
+  double bt[WA][WA], g[WA][WR], at[WM][WA];
+  bool bt6;  /* B^T is F(4, 3)'s (F(2, 5)'s too): the factored bt4 below */
+  bool at43; /* A^T is F(4, 3)'s: the factored at4 below */
+} WDim;
+
+static void wdim_identity(WDim *d) {
+  memset(d, 0, sizeof *d);
+  d->m = d->r = d->A = 1;
+  d->bt[0][0] = d->g[0][0] = d->at[0][0] = 1;
 }
-static double gm(int m, int A, int i, int j) {
-  return A == 4 ? G2[i][j] : m == 4 ? G4[i][j] : G25[i][j];
+
+static void wdim_3x3(WDim *d, int m) {
+  memset(d, 0, sizeof *d);
+  d->m = m, d->r = 3, d->A = m + 2, d->bt6 = d->at43 = m == 4;
+  for (int i = 0; i < d->A; i++) {
+    for (int j = 0; j < d->A; j++)
+      d->bt[i][j] = m == 2 ? BT2[i][j] : BT4[i][j];
+    for (int k = 0; k < 3; k++)
+      d->g[i][k] = m == 2 ? G2[i][k] : G4[i][k];
+    for (int y = 0; y < m; y++)
+      d->at[y][i] = m == 2 ? AT2[y][i] : AT4[y][i];
+  }
 }
-static double at(int m, int A, int i, int j) {
-  return A == 4 ? AT2[i][j] : m == 4 ? AT4[i][j] : AT25[i][j];
+
+static void wdim_5x5(WDim *d) {
+  memset(d, 0, sizeof *d);
+  d->m = 2, d->r = 5, d->A = 6, d->bt6 = true;
+  for (int i = 0; i < 6; i++) {
+    for (int j = 0; j < 6; j++)
+      d->bt[i][j] = BT4[i][j];
+    for (int k = 0; k < 5; k++)
+      d->g[i][k] = G25[i][k];
+    for (int y = 0; y < 2; y++)
+      d->at[y][i] = AT25[y][i];
+  }
+}
+
+/* F(m, r) by Toom-Cook on the finite points a_0..a_{A-2} and inf:
+   G[j][k] = a_j^k / prod_{l != j} (a_j - a_l), A^T[i][j] = a_j^i, row j of
+   B^T the coefficients of prod_{l != j} (x - a_l), its last row those of
+   prod_l (x - a_l); the inf point takes g's last tap and the last output. */
+static void wdim_points(WDim *d, int m, int r, const double *a) {
+  memset(d, 0, sizeof *d);
+  d->m = m, d->r = r, d->A = m + r - 1;
+  int nf = d->A - 1; /* finite points */
+  for (int j = 0; j <= nf; j++) {
+    double poly[WA] = {1}; /* prod over l != j (all of them for j = nf) */
+    int deg = 0;
+    double nj = 1;
+    for (int l = 0; l < nf; l++) {
+      if (l == j)
+        continue;
+      for (int e = ++deg; e >= 0; e--)
+        poly[e] = (e ? poly[e - 1] : 0) - a[l] * poly[e];
+      if (j < nf)
+        nj *= a[j] - a[l];
+    }
+    for (int e = 0; e <= deg; e++)
+      d->bt[j][e] = poly[e];
+    for (int k = 0; k < r; k++)
+      d->g[j][k] = j < nf ? pow(a[j], k) / nj : k == r - 1;
+    for (int y = 0; y < m; y++)
+      d->at[y][j] = j < nf ? pow(a[j], y) : y == m - 1;
+  }
 }
 
 /* ------------------------------------------------------------ the decision */
 
-/* The tile size m when n runs as Winograd, else 0. */
-static int wino_m(const BeConfig *cf, const Node *n) {
+/* The transform of each axis (h, w) when n runs as Winograd; false if it
+   does not. */
+static bool wino_dims(const BeConfig *cf, const Node *n, WDim *dh, WDim *dw) {
   const Tuning *tu = cf->tune;
   if (!tu->winograd || n->dead || n->op != OP_CONV2D || n->split)
-    return 0;
+    return false;
   const Attrs *a = &n->attr;
   if (n->layout != LAYOUT_NCHW16C || n->in[0]->layout != LAYOUT_NCHW16C)
-    return 0;
-  int r = a->kernel[0];
-  if ((r != 3 && r != 5) || a->kernel[1] != r || a->stride[0] != 1 || a->stride[1] != 1 ||
-      a->dilation[0] != 1 || a->dilation[1] != 1 || a->groups != 1)
-    return 0;
+    return false;
+  int64_t kh = a->kernel[0], kw = a->kernel[1];
+  bool sq = kh == 3 && kw == 3, sq5 = kh == 5 && kw == 5, row = kh == 1 && (kw == 7 || kw == 3),
+       col = kw == 1 && (kh == 7 || kh == 3);
+  if (!(sq || sq5 || row || col) || a->stride[0] != 1 || a->stride[1] != 1 || a->dilation[0] != 1 ||
+      a->dilation[1] != 1 || a->groups != 1)
+    return false;
   const Shape *is = &n->in[0]->shape;
   int64_t IC = is->d[0], OC = n->shape.d[0], OH = n->shape.d[1], OW = n->shape.d[2];
-  if (IC % 16 || OC % 16 || a->pad[0] > 2 || a->pad[1] > 2)
-    return 0;
+  if (IC % 16 || OC % 16 || a->pad[0] > kh - 1 || a->pad[1] > kw - 1)
+    return false;
   /* Cost rule (docs/performance.md, "Winograd"): enough input channels for
      the transforms to amortize, and enough pixels to fill the tiles. 16
      input channels suffice: SqueezeNet's 16- and 32-channel 3x3 convs at
-     54x54 ran 2.7-2.9x faster as F(4x4) than direct. */
+     54x54 ran 2.7-2.9x faster as F(4x4) than direct, Inception-v4's
+     147x147 32-channel stem convs 3.4 -> 1.3 and 7.1 -> 2.4 ms, GoogLeNet's
+     three 32-channel 3x3 convs 0.36 -> 0.13, 0.06 -> 0.04, 0.12 -> 0.07 ms
+     (one thread). */
   int min_ic = tu->winograd_min_ic, min_hw = tu->winograd_min_hw;
+  /* 1-D tiles waste nothing across their short axis, and their transformed
+     weights are 2x (F(4, 3)) resp. 1.7x (F(6, 7)) the direct ones rather
+     than 4x: down to 8x8 planes (Inception-v4's 1x3 / 3x1 convs, 384-512
+     channels at 8x8: 0.31-0.71 -> 0.19-0.43 ms, one thread). */
+  if ((row || col) && min_hw > 8)
+    min_hw = 8;
   if (IC < min_ic || OC < 32 || OH < min_hw || OW < min_hw)
-    return 0;
+    return false;
   /* 5x5 (AlexNet's conv2): F(2x2, 5x5), 36 points for 4 outputs against
      100 multiplies; fp32 only (its G and A^T are F(4x4)'s in size, whose
      bf16 rounding is the reason bf16 takes F(2x2, 3x3) below). */
-  if (r == 5)
-    return cf->precision == PRECISION_BF16 ? 0 : 2;
+  if (sq5) {
+    if (cf->precision == PRECISION_BF16)
+      return false;
+    wdim_5x5(dh);
+    wdim_5x5(dw);
+    return true;
+  }
+  if (!sq) {
+    /* bf16 weights keep the direct conv: the 1-D transforms were not
+       measured against bf16 rounding. 1x3 / 3x1: F(4, 3), 7 taps: F(6, 7). */
+    if (cf->precision == PRECISION_BF16)
+      return false;
+    WDim one, seven;
+    wdim_identity(&one);
+    if (kh * kw == 7)
+      wdim_points(&seven, WINO7_M, 7, PTS7);
+    else
+      wdim_3x3(&seven, 4);
+    *dh = row ? one : seven;
+    *dw = row ? seven : one;
+    return true;
+  }
+  int m;
   if (tu->winograd_m)
-    return tu->winograd_m;
+    m = tu->winograd_m;
   /* bf16 weights (bf16.c): F(4x4)'s output transform amplifies the rounding
      of its transformed weights (4% of max|out| on one layer, measured);
      F(2x2) keeps it near bf16's own (docs/precision.md). On a dpbf16
      target F(4x4) runs with fp32 weights (be_winograd_fp32_weights). */
-  if (cf->precision == PRECISION_BF16 && !be_bf16_dp_target(cf))
-    return 2;
+  else if (cf->precision == PRECISION_BF16 && !be_bf16_dp_target(cf))
+    m = 2;
   /* F(4x4) where 4x4 tiles cover the plane with little waste (27x27
      and more) and on the planes below 14x14: SqueezeNet's and AlexNet's
      13x13 and 27x27 layers ran faster as F(4x4) than as F(2x2) but for
@@ -143,52 +258,57 @@ static int wino_m(const BeConfig *cf, const Node *n) {
      calls (docs/performance.md, "fp32 speed of SqueezeNet 1.0 and
      AlexNet"). F(2x2) on 14x14 to 26x26, where it was measured faster
      on ResNet's and VGG's 256-512-channel layers. */
-  bool f4 = (OH >= 27 && OW >= 27) || OH < 14 || OW < 14;
-  return f4 ? 4 : 2;
+  else
+    m = (OH >= 27 && OW >= 27) || OH < 14 || OW < 14 ? 4 : 2;
+  wdim_3x3(dh, m);
+  wdim_3x3(dw, m);
+  return true;
 }
 
-bool be_conv_winograd_accepts(const BeConfig *cf, const Node *n) { return wino_m(cf, n) != 0; }
+bool be_conv_winograd_accepts(const BeConfig *cf, const Node *n) {
+  WDim dh, dw;
+  return wino_dims(cf, n, &dh, &dw);
+}
 
 bool be_winograd_fp32_weights(const BeConfig *cf, const Node *n) {
-  return be_bf16_dp_target(cf) && wino_m(cf, n) == 4;
-}
-
-/* Transform points per dimension, m + r - 1, of a Winograd conv. */
-static int wino_a(const BeConfig *cf, const Node *n) {
-  return wino_m(cf, n) + (int)n->attr.kernel[0] - 1;
+  WDim dh, dw;
+  return be_bf16_dp_target(cf) && wino_dims(cf, n, &dh, &dw) && dh.m == 4 && dw.m == 4;
 }
 
 int64_t be_packed_numel_winograd(const BeConfig *cf, const Node *n) {
-  CHECK(wino_m(cf, n), "'%s' is no Winograd conv", n->name);
-  int64_t A = wino_a(cf, n);
-  return n->shape.d[0] * n->in[0]->shape.d[0] * A * A;
+  WDim dh, dw;
+  CHECK(wino_dims(cf, n, &dh, &dw), "'%s' is no Winograd conv", n->name);
+  return n->shape.d[0] * n->in[0]->shape.d[0] * dh.A * dw.A;
 }
 
 float *be_pack_conv_winograd(const BeConfig *cf, const Node *n) {
   const Param *w = n->params[P_WEIGHT];
-  int m = wino_m(cf, n), A = wino_a(cf, n), r = A - m + 1, A2 = A * A;
+  WDim dh, dw;
+  bool ok = wino_dims(cf, n, &dh, &dw);
   int64_t OC = n->shape.d[0], IC = n->in[0]->shape.d[0];
-  CHECK(m && param_numel(w) == OC * IC * r * r, "weight '%s' of '%s'", w->name, n->name);
+  int rh = dh.r, rw = dw.r, Ah = dh.A, Aw = dw.A, A2 = Ah * Aw;
+  CHECK(ok && param_numel(w) == OC * IC * rh * rw, "weight '%s' of '%s'", w->name, n->name);
   float *dst = xmalloc((size_t)(OC * IC * A2) * sizeof(float));
   for (int64_t oc = 0; oc < OC; oc++)
     for (int64_t ic = 0; ic < IC; ic++) {
-      const float *g = w->data + (oc * IC + ic) * r * r;
-      double t[6][5], u[6][6];
-      for (int i = 0; i < A; i++)
-        for (int j = 0; j < r; j++) {
+      /* U = G_h g G_w^T */
+      const float *g = w->data + (oc * IC + ic) * rh * rw;
+      double t[WA][WR], u[WA][WA];
+      for (int i = 0; i < Ah; i++)
+        for (int j = 0; j < rw; j++) {
           t[i][j] = 0;
-          for (int k = 0; k < r; k++)
-            t[i][j] += gm(m, A, i, k) * g[k * r + j];
+          for (int k = 0; k < rh; k++)
+            t[i][j] += dh.g[i][k] * g[k * rw + j];
         }
-      for (int i = 0; i < A; i++)
-        for (int j = 0; j < A; j++) {
+      for (int i = 0; i < Ah; i++)
+        for (int j = 0; j < Aw; j++) {
           u[i][j] = 0;
-          for (int k = 0; k < r; k++)
-            u[i][j] += t[i][k] * gm(m, A, j, k);
+          for (int k = 0; k < rw; k++)
+            u[i][j] += t[i][k] * dw.g[j][k];
         }
       int64_t ob = oc / 16, l = oc % 16;
       for (int p = 0; p < A2; p++)
-        dst[((ob * A2 + p) * IC + ic) * 16 + l] = (float)u[p / A][p % A];
+        dst[((ob * A2 + p) * IC + ic) * 16 + l] = (float)u[p / Aw][p % Aw];
     }
   return dst;
 }
@@ -196,7 +316,9 @@ float *be_pack_conv_winograd(const BeConfig *cf, const Node *n) {
 /* ------------------------------------------------------------------ plan */
 
 typedef struct {
-  int m, A, A2;
+  WDim dh, dw;    /* the transforms along h and w */
+  int mh, mw;     /* output tile: mh x mw pixels */
+  int Ah, Aw, A2; /* input tile Ah x Aw, A2 transform points */
   int64_t IC, IH, IW, OC, OH, OW, pt, pl, NB, NICB;
   int OCB, T;           /* register tile: OCB blocks x T tiles */
   int64_t TC;           /* tiles per chunk (a multiple of T but for the last) */
@@ -209,8 +331,9 @@ typedef struct {
 static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
   const Tuning *tu = cf->tune;
   memset(p, 0, sizeof *p);
-  p->m = wino_m(cf, n);
-  p->A = wino_a(cf, n), p->A2 = p->A * p->A;
+  CHECK(wino_dims(cf, n, &p->dh, &p->dw), "'%s' is no Winograd conv", n->name);
+  p->mh = p->dh.m, p->mw = p->dw.m;
+  p->Ah = p->dh.A, p->Aw = p->dw.A, p->A2 = p->Ah * p->Aw;
   const Shape *is = &n->in[0]->shape;
   p->IC = is->d[0], p->IH = is->d[1], p->IW = is->d[2];
   p->OC = n->shape.d[0], p->OH = n->shape.d[1], p->OW = n->shape.d[2];
@@ -228,9 +351,11 @@ static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
        calls, loaded machine): ResNet-50's five F(2x2) layers 1.24-1.31 ->
        1.05-1.08 ms, ResNet-152's 45 Winograd layers (35 of them F(2x2))
        51.4 -> 44.5 ms in all; F(4x4) (56x56, 64 channels) lost 3-8% with
-       14. */
+       14. F(6, 7) (1x7 / 7x1, 17x17: 51 tiles) runs 6 tiles (12
+       accumulators): Inception-v4's 44 such layers 30.6-31.0 -> 27.8-27.9
+       ms against 7 (one thread, fastest of 30 calls, three rounds). */
     if (p->NB % 2 == 0)
-      ocb = 2, tmax = p->A == 4 ? 14 : 7;
+      ocb = 2, tmax = p->Ah == 4 && p->Aw == 4 ? 14 : p->dw.r == 7 || p->dh.r == 7 ? 6 : 7;
     else
       ocb = 1, tmax = 14;
   } else if (be_v16_regs(&cf->target) < 8)
@@ -241,8 +366,8 @@ static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
     tmax = tu->winograd_tile;
   p->OCB = ocb;
   p->NG = p->NB / ocb;
-  p->NTR = be_cdiv(p->OH, p->m);
-  p->NTW = be_cdiv(p->OW, p->m);
+  p->NTR = be_cdiv(p->OH, p->mh);
+  p->NTW = be_cdiv(p->OW, p->mw);
   int64_t nt = p->NTR * p->NTW;
   p->T = (int)be_cdiv(nt, be_cdiv(nt, tmax));
   /* Register tiles per chunk: each chunk rereads the groups' transformed
@@ -266,6 +391,15 @@ static void wplan(const BeConfig *cf, const Node *n, WPlan *p) {
   for (int64_t g = 1; g <= p->NG; g++)
     if (p->NG % g == 0 && g * p->A2 * p->OCB * p->TC * 64 <= budget)
       p->NGI = g;
+  /* But at least 8 work items where the groups allow, for the threads: an
+     8x8 plane is 3 chunks of tiles, so 3 items split 2:1 over two
+     threads. */
+  while (p->NGI > 1 && p->NG / p->NGI * p->NCH < 8) {
+    int64_t g = p->NGI - 1;
+    while (p->NG % g)
+      g--;
+    p->NGI = g;
+  }
 }
 
 int64_t be_work_conv_winograd(const BeConfig *cf, const Node *n) {
@@ -276,14 +410,12 @@ int64_t be_work_conv_winograd(const BeConfig *cf, const Node *n) {
 
 /* ------------------------------------------------------------- emission */
 
-/* out[i] = sum_j mat(i, j) * in[j] for a small constant matrix (zeros
+/* out = sum_j row[j] * in[j] for a row of a small constant matrix (zeros
    skipped, +-1 as adds). */
-typedef double (*MatFn)(int m, int A, int i, int j);
-static LLVMValueRef lincomb(BeCtx *c, MatFn f, int m, int i, LLVMValueRef *in, int nin,
-                            bool transpose) {
+static LLVMValueRef lincomb(BeCtx *c, const double *row, LLVMValueRef *in, int nin) {
   LLVMValueRef acc = NULL;
   for (int j = 0; j < nin; j++) {
-    double w = transpose ? f(m, nin, j, i) : f(m, nin, i, j);
+    double w = row[j];
     if (w == 0)
       continue;
     LLVMValueRef term = in[j];
@@ -299,6 +431,11 @@ static LLVMValueRef lincomb(BeCtx *c, MatFn f, int m, int i, LLVMValueRef *in, i
   }
   return acc ? acc : LLVMConstNull(c->t_v16);
 }
+
+/* out = B^T in (A values) along one dimension. */
+static void bt_dim(BeCtx *c, const WDim *d, LLVMValueRef *in, LLVMValueRef *out);
+/* out = A^T in (m values from A) along one dimension. */
+static void at_dim(BeCtx *c, const WDim *d, LLVMValueRef *in, LLVMValueRef *out);
 
 static LLVMValueRef vk(BeCtx *c, float k) { return be_vsplat(c, be_f32(c, k)); }
 
@@ -332,17 +469,30 @@ typedef struct {
   LLVMValueRef acc[4][32];
 } WCtx;
 
-static double bt_f(int m, int A, int i, int j) { return bt(m, A, i, j); }
-static double at_f(int m, int A, int i, int j) { return at(m, A, i, j); }
+static void bt_dim(BeCtx *c, const WDim *d, LLVMValueRef *in, LLVMValueRef *out) {
+  if (d->bt6)
+    bt4(c, in, out);
+  else
+    for (int i = 0; i < d->A; i++)
+      out[i] = lincomb(c, d->bt[i], in, d->A);
+}
+
+static void at_dim(BeCtx *c, const WDim *d, LLVMValueRef *in, LLVMValueRef *out) {
+  if (d->at43)
+    at4(c, in, out);
+  else
+    for (int y = 0; y < d->m; y++)
+      out[y] = lincomb(c, d->at[y], in, d->A);
+}
 
 /* V[(pt*T + q)*16] = (B^T d B)[pt] for the tile at input (ih0, iw0). */
 static void input_transform(BeCtx *c, WCtx *w, LLVMValueRef xplane, LLVMValueRef ih0,
                             LLVMValueRef iw0, LLVMValueRef q, LLVMValueRef voff, bool checked) {
   WPlan *p = w->p;
-  int A = p->A, m = p->m;
-  LLVMValueRef d[6][6], t[6][6];
-  for (int i = 0; i < A; i++)
-    for (int j = 0; j < A; j++) {
+  int Ah = p->Ah, Aw = p->Aw;
+  LLVMValueRef d[WA][WA], t[WA][WA];
+  for (int i = 0; i < Ah; i++)
+    for (int j = 0; j < Aw; j++) {
       LLVMValueRef ih = be_addk(c, ih0, i), iw = be_addk(c, iw0, j);
       if (!checked) {
         LLVMValueRef idx = be_add(c, xplane, be_mulk(c, be_add(c, be_mulk(c, ih, p->IW), iw), 16));
@@ -359,23 +509,25 @@ static void input_transform(BeCtx *c, WCtx *w, LLVMValueRef xplane, LLVMValueRef
         d[i][j] = LLVMBuildSelect(c->b, ok, v, LLVMConstNull(c->t_v16), "");
       }
     }
-  /* t = B^T d (combine rows), V = t B (combine columns). */
-  for (int j = 0; j < A; j++) {
-    LLVMValueRef col[6], out[6];
-    for (int i = 0; i < A; i++)
+  /* t = B_h^T d (combine rows), V = t B_w (combine columns). */
+  for (int j = 0; j < Aw; j++) {
+    LLVMValueRef col[WA], out[WA];
+    for (int i = 0; i < Ah; i++)
       col[i] = d[i][j];
-    if (A == 6)
-      bt4(c, col, out);
-    for (int i = 0; i < A; i++)
-      t[i][j] = A == 6 ? out[i] : lincomb(c, bt_f, m, i, col, A, false);
+    bt_dim(c, &p->dh, col, out);
+    for (int i = 0; i < Ah; i++)
+      t[i][j] = out[i];
   }
-  for (int i = 0; i < A; i++) {
-    LLVMValueRef row[6];
-    if (A == 6)
+  /* (each value stored as soon as it is computed, as before the 1-D
+     transforms: the same IR for the 3x3 layers) */
+  const WDim *dw = &p->dw;
+  for (int i = 0; i < Ah; i++) {
+    LLVMValueRef row[WA];
+    if (dw->bt6)
       bt4(c, t[i], row);
-    for (int j = 0; j < A; j++) {
-      LLVMValueRef v = A == 6 ? row[j] : lincomb(c, bt_f, m, j, t[i], A, false);
-      LLVMValueRef idx = be_mulk(c, be_addk(c, q, (int64_t)(i * A + j) * p->TC), 16);
+    for (int j = 0; j < Aw; j++) {
+      LLVMValueRef v = dw->bt6 ? row[j] : lincomb(c, dw->bt[j], t[i], Aw);
+      LLVMValueRef idx = be_mulk(c, be_addk(c, q, (int64_t)(i * Aw + j) * p->TC), 16);
       be_vst(c, w->V, be_add(c, voff, idx), v, 64);
     }
   }
@@ -455,7 +607,7 @@ static void gemm_tile(BeCtx *c, WCtx *w, LLVMValueRef icc, LLVMValueRef pt, LLVM
    run icc, into V. */
 static void chunk_inputs(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt, LLVMValueRef icc) {
   WPlan *p = w->p;
-  int A = p->A, A2 = p->A2, m = p->m;
+  int A2 = p->A2;
   int64_t TC = p->TC;
   BeLoop cb, q;
   be_for(c, &cb, be_i64(c, 0), be_i64(c, p->CB), "vcb");
@@ -465,14 +617,14 @@ static void chunk_inputs(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt, LLVMValueRe
   be_for(c, &q, be_i64(c, 0), be_i64(c, nt), "vt");
   LLVMValueRef tr, tc;
   tile_pos(c, p, t0, q.iv, &tr, &tc);
-  LLVMValueRef ih0 = be_addk(c, be_mulk(c, tr, m), -p->pt);
-  LLVMValueRef iw0 = be_addk(c, be_mulk(c, tc, m), -p->pl);
+  LLVMValueRef ih0 = be_addk(c, be_mulk(c, tr, p->mh), -p->pt);
+  LLVMValueRef iw0 = be_addk(c, be_mulk(c, tc, p->mw), -p->pl);
   LLVMValueRef in1 =
       LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih0, be_i64(c, 0), ""),
-                   LLVMBuildICmp(c->b, LLVMIntSLE, ih0, be_i64(c, p->IH - A), ""), "");
+                   LLVMBuildICmp(c->b, LLVMIntSLE, ih0, be_i64(c, p->IH - p->Ah), ""), "");
   LLVMValueRef in2 =
       LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, iw0, be_i64(c, 0), ""),
-                   LLVMBuildICmp(c->b, LLVMIntSLE, iw0, be_i64(c, p->IW - A), ""), "");
+                   LLVMBuildICmp(c->b, LLVMIntSLE, iw0, be_i64(c, p->IW - p->Aw), ""), "");
   BeIf f;
   be_if(c, &f, LLVMBuildAnd(c->b, in1, in2, ""));
   input_transform(c, w, xplane, ih0, iw0, q.iv, voff, false);
@@ -518,7 +670,7 @@ static void chunk_gemms(BeCtx *c, WCtx *w, int nt, LLVMValueRef icc, int64_t MG)
 static void chunk_outputs(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt, int64_t MG) {
   WPlan *p = w->p;
   KArgs *k = w->k;
-  int A = p->A, m = p->m, OCB = p->OCB;
+  int Ah = p->Ah, Aw = p->Aw, mh = p->mh, mw = p->mw, OCB = p->OCB;
   int64_t TC = p->TC;
   BeLoop go;
   be_for(c, &go, be_i64(c, 0), be_i64(c, p->NGI), "ogo");
@@ -529,44 +681,43 @@ static void chunk_outputs(BeCtx *c, WCtx *w, LLVMValueRef t0, int nt, int64_t MG
         w->bias ? be_vld(c, w->bias, be_mulk(c, obj, 16), 64) : LLVMConstNull(c->t_v16);
     BeLoop q;
     be_for(c, &q, be_i64(c, 0), be_i64(c, nt), "ot");
-    LLVMValueRef Mv[6][6], t[4][6];
-    for (int i = 0; i < A; i++)
-      for (int x = 0; x < A; x++)
+    LLVMValueRef Mv[WA][WA], t[WM][WA];
+    for (int i = 0; i < Ah; i++)
+      for (int x = 0; x < Aw; x++)
         Mv[i][x] = be_vld(
             c, w->M,
             be_add(
                 c, mo,
-                be_mulk(c, be_add(c, be_i64(c, ((int64_t)(i * A + x) * OCB + j) * TC), q.iv), 16)),
+                be_mulk(c, be_add(c, be_i64(c, ((int64_t)(i * Aw + x) * OCB + j) * TC), q.iv), 16)),
             64);
-    for (int x = 0; x < A; x++) {
-      LLVMValueRef col[6], out[4];
-      for (int i = 0; i < A; i++)
+    for (int x = 0; x < Aw; x++) {
+      LLVMValueRef col[WA], out[WM];
+      for (int i = 0; i < Ah; i++)
         col[i] = Mv[i][x];
-      if (m == 4)
-        at4(c, col, out);
-      for (int y = 0; y < m; y++)
-        t[y][x] = m == 4 ? out[y] : lincomb(c, at_f, m, y, col, A, false);
+      at_dim(c, &p->dh, col, out);
+      for (int y = 0; y < mh; y++)
+        t[y][x] = out[y];
     }
     LLVMValueRef tr, tc;
     tile_pos(c, p, t0, q.iv, &tr, &tc);
-    LLVMValueRef oh0 = be_mulk(c, tr, m);
-    LLVMValueRef ow0 = be_mulk(c, tc, m);
+    LLVMValueRef oh0 = be_mulk(c, tr, mh);
+    LLVMValueRef ow0 = be_mulk(c, tc, mw);
     LLVMValueRef oplane = be_mulk(c, obj, p->OH * p->OW * 16);
-    for (int y = 0; y < m; y++) {
+    for (int y = 0; y < mh; y++) {
       LLVMValueRef oh = be_addk(c, oh0, y);
       BeIf fy;
-      bool cy = p->OH % m != 0;
+      bool cy = p->OH % mh != 0;
       if (cy)
         be_if(c, &fy, LLVMBuildICmp(c->b, LLVMIntSLT, oh, be_i64(c, p->OH), ""));
-      LLVMValueRef row[4];
-      if (m == 4)
+      LLVMValueRef row[WM];
+      if (p->dw.at43)
         at4(c, t[y], row);
-      for (int x = 0; x < m; x++) {
-        LLVMValueRef v = m == 4 ? row[x] : lincomb(c, at_f, m, x, t[y], A, false);
+      for (int x = 0; x < mw; x++) {
+        LLVMValueRef v = p->dw.at43 ? row[x] : lincomb(c, p->dw.at[x], t[y], Aw);
         v = be_fadd(c, v, biasv);
         LLVMValueRef ow = be_addk(c, ow0, x);
         BeIf fx;
-        bool cx = p->OW % m != 0 && x > 0;
+        bool cx = p->OW % mw != 0 && x > 0;
         if (cx)
           be_if(c, &fx, LLVMBuildICmp(c->b, LLVMIntSLT, ow, be_i64(c, p->OW), ""));
         LLVMValueRef idx = be_add(c, oplane, be_mulk(c, be_add(c, be_mulk(c, oh, p->OW), ow), 16));

@@ -3,7 +3,8 @@
  *
  * 3x3 stride-1 convs on the blocked layout with Tuning.winograd set:
  * F(4x4,3x3) from 27x27 outputs and below 14x14, F(2x2,3x3) between, for
- * >= 16 input channels (the tuning keys winograd.min_ic / min_hw lower that here, and
+ * >= 16 input channels; 5x5 as F(2x2,5x5); 1x7 / 7x1 by F(6,7) and 1x3 /
+ * 3x1 by F(4,3) from 8x8 planes (the tuning keys winograd.min_ic / min_hw lower that here, and
  * winograd.m forces one m). The bound the docs state is
  * 1e-3 * max|ref|; these random-data layers stay within 1e-4. The
  * transformed weights are larger than the 3x3 ones, which shows in
@@ -214,4 +215,78 @@ Test(winograd, activation_epilogues_match_reference_in_every_regime) {
     output(g, c);
   }
   check_wino(g, 1, 1, NULL, 2 * 27 * 64 * 32 + 7 * 64 * 32, NULL);
+}
+
+/* A 1x7 or 7x1 conv, padded to keep the plane when pad is set. */
+static Node *conv7(Graph *g, Node *x, int64_t oc, bool row, bool pad) {
+  Node *c = conv(g, x, oc, row ? 1 : 7, row ? 7 : 1, 1, 0);
+  c->attr.pad[row ? 1 : 0] = c->attr.pad[row ? 3 : 2] = pad ? 3 : 0;
+  return fin(g, c);
+}
+
+/* F(6, 7) along one axis (Inception's 1x7 and 7x1, 12 transform points
+   for 7 taps): 17x17 as in Inception-B, 64 -> 48 channels (odd block
+   count: one block per tile group) with residual + ReLU and 64 -> 64
+   (two blocks per group), then the transposed pair on an odd 13x23 plane
+   (partial tiles) and an unpadded pair (11x23 -> 11x17 and 5x23). */
+static Graph *wino_7(bool pad_all) {
+  Graph *g = ir_graph_new("wino_7");
+  Node *x = blocked_input(g, "x", 64, 17, 17);
+  Node *r = blocked_input(g, "r", 48, 17, 17);
+  Node *a = conv7(g, x, 48, true, true);
+  add_residual(g, a, r);
+  a->epi.act.kind = ACT_RELU;
+  output(g, a);
+  output(g, conv7(g, x, 64, false, true));
+  Node *y = blocked_input(g, "y", 64, 13, 23);
+  output(g, conv7(g, y, 32, false, true));
+  output(g, conv7(g, y, 32, true, pad_all));
+  output(g, conv7(g, y, 32, false, pad_all));
+  return g;
+}
+
+#define WINO7_EXTRA (5 * 64 * (48 + 64 + 32 * 3))
+
+Test(winograd, f6_7_on_1x7_and_7x1_convs_matches_reference) {
+  check_wino(wino_7(true), 1, 1, NULL, WINO7_EXTRA, "winograd.min_hw=1");
+}
+
+Test(winograd, f6_7_unpadded_on_two_threads_with_tight_buffers_matches_reference) {
+  check_wino(wino_7(false), 2, 2, NULL, WINO7_EXTRA,
+             "winograd.min_hw=1,winograd.v_kb=16,winograd.m_kb=1,winograd.chunk=3");
+}
+
+Test(winograd, f6_7_for_x86_64_v3_matches_reference) {
+  check_wino(wino_7(true), 1, 2, "x86-64-v3", WINO7_EXTRA, "winograd.min_hw=1");
+}
+
+/* F(4, 3) along one axis (Inception-v4's 1x3 / 3x1 convs at 8x8, taken
+   there by default), then an odd 11x11 plane (partial tiles) with residual
+   + ReLU, and an unpadded 3x1 (9 rows: a partial tile). */
+static Graph *wino_3(void) {
+  Graph *g = ir_graph_new("wino_3");
+  Node *x = blocked_input(g, "x", 64, 8, 8);
+  Node *a = conv(g, x, 64, 1, 3, 1, 0);
+  a->attr.pad[1] = a->attr.pad[3] = 1;
+  output(g, fin(g, a));
+  Node *b = conv(g, x, 32, 3, 1, 1, 0);
+  b->attr.pad[0] = b->attr.pad[2] = 1;
+  output(g, fin(g, b));
+  Node *y = blocked_input(g, "y", 32, 11, 11);
+  Node *c = conv(g, y, 32, 1, 3, 1, 0);
+  c->attr.pad[1] = c->attr.pad[3] = 1;
+  fin(g, c);
+  add_residual(g, c, y);
+  c->epi.act.kind = ACT_RELU;
+  output(g, c);
+  output(g, conv(g, y, 48, 3, 1, 1, 0));
+  return g;
+}
+
+Test(winograd, f4_3_on_1x3_and_3x1_convs_matches_reference) {
+  check_wino(wino_3(), 1, 1, NULL, 3 * (64 * 64 + 64 * 32 + 32 * 32 + 32 * 48), NULL);
+}
+
+Test(winograd, f4_3_on_two_threads_for_x86_64_v3_matches_reference) {
+  check_wino(wino_3(), 2, 2, "x86-64-v3", 3 * (64 * 64 + 64 * 32 + 32 * 32 + 32 * 48), NULL);
 }
