@@ -264,7 +264,29 @@ def build_tools(args):
     for t in tools.values():
         if not os.access(t, os.X_OK):
             raise BenchError(f"{t} is missing")
+    # The bf16 / VNNI / AMX peaks (peak_bf16.c): optional, for --precision.
+    tools["peak_bf16"] = os.path.join(bindir, "bench_peak_bf16")
     return tools
+
+
+def measure_peak_x(tools, trials):
+    """One thread's peaks of the instructions the bf16 and int8 kernels use
+    (bench_peak_bf16: vdpbf16ps, vpdpbusd, AMX tdpbf16ps / tdpbusd), or {}
+    where the tool is missing or the CPU has no AVX512_BF16."""
+    if not os.access(tools["peak_bf16"], os.X_OK):
+        log(f"bench: {tools['peak_bf16']} is missing: no bf16/int8 peak")
+        return {}
+    r = subprocess.run([tools["peak_bf16"], "--trials", str(trials)],
+                       capture_output=True, text=True)
+    try:
+        d = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        log("bench: the bf16/int8 peak measurement failed: " + r.stderr.strip())
+        return {}
+    # The instruction each variant's kernels run: AMX where the CPU has it.
+    out = {"bf16": d.get("amx_bf16_gflops") or d.get("bf16_gflops"),
+           "int8": d.get("amx_int8_gops") or d.get("vnni_gops"), "raw": d}
+    return {k: v for k, v in out.items() if v}
 
 
 def measure_peak(tools, threads, seconds, trials):
@@ -547,7 +569,7 @@ def ms_of(rec):
     return rec.get("median_ms") if rec else None
 
 
-def table(rows):
+def table(rows, xpeak=None):
     head = ["network", "thr", "batch", "cnncc ms", "ORT ms", "PyTorch ms", "cnncc/ORT", "cnncc/PyT",
             "cnncc GFLOP/s", "cnncc %pk", "ORT %pk", "PyT %pk", "cnncc err",
             "compile s", "compile MB", "RSS MB cnncc/ORT/PyT", "other CPU"]
@@ -558,7 +580,8 @@ def table(rows):
                 if any("median_ms" in (r.get("engines") or {}).get(e, {}) for r in rows)]
     for e in variants:
         v = VARIANTS[e][0]
-        head += [f"{v} ms", f"{v}/fp32", f"{v}/ORT", f"{v} err", f"{v} RSS MB"]
+        head += [f"{v} ms", f"{v}/fp32", f"{v}/ORT", f"{v} err", f"{v} RSS MB",
+                 f"{v} G{'FLOP' if v == 'bf16' else 'OP'}/s", f"{v} %pk"]
     out = []
     for row in rows:
         pk = row.get("peak_gflops")
@@ -600,9 +623,13 @@ def table(rows):
         for e in variants:
             x = eng.get(e) or {}
             xe, xr = x.get("rel_err"), x.get("max_rss_kb")
+            xg = gf(ms_of(x))
+            xpk = (xpeak or {}).get(VARIANTS[e][0])
             out[-1] += [fmt_ms(x), ratio(ms_of(x), cm), ratio(ms_of(x), om),
                         f"{xe:.1e}" if xe is not None else "-",
-                        f"{xr / 1024:.0f}" if xr and "skip" not in x else "-"]
+                        f"{xr / 1024:.0f}" if xr and "skip" not in x else "-",
+                        f"{xg:.1f}" if xg else "-",
+                        f"{100 * xg / (xpk * row['threads']):.1f}%" if xg and xpk else "-"]
     widths = [max(len(head[i]), *(len(r[i]) for r in out)) if out else len(head[i])
               for i in range(len(head))]
 
@@ -738,6 +765,10 @@ def main(argv):
         tools = build_tools(args)
         log(f"measuring the FMA peak (threads {args.threads}) ...")
         peak = measure_peak(tools, args.threads, args.peak_seconds, args.peak_trials)
+        xpeak = {}
+        if any(e in VARIANTS for e in args.engines):
+            log("measuring the bf16 and int8 peaks (one thread) ...")
+            xpeak = measure_peak_x(tools, max(3, args.peak_trials // 2))
         log(f"measuring the memory bandwidth (threads {args.threads}) ...")
         bandwidth = measure_bandwidth(tools, args.threads, args.peak_trials)
     except BenchError as ex:
@@ -778,6 +809,15 @@ def main(argv):
         + f" ({next(iter(peak.values()))['isa']}; best of {args.peak_trials} trials at the start"
         + " and at the end: " + ", ".join(f"{p.get('start_gflops', 0):.0f}/{p.get('end_gflops', 0):.0f}"
                                         for p in peak.values()) + ")")
+    if xpeak:
+        raw = xpeak["raw"]
+        amx = raw.get("amx_bf16_gflops")
+        print("bf16/int8 peaks, 1 thread (the %pk columns: times the threads): "
+              f"vdpbf16ps {raw.get('bf16_gflops') or '-'} GFLOP/s, vpdpbusd "
+              f"{raw.get('vnni_gops') or '-'} GOP/s"
+              + (f", AMX tdpbf16ps {amx} GFLOP/s, tdpbusd {raw.get('amx_int8_gops')} GOP/s "
+                 "(the kernels' instruction here)" if amx else
+                 " (no AMX: the kernels' instructions here)"))
     if bandwidth:
         print("memory bandwidth, GB/s read/write/copy, best of "
               f"{args.peak_trials} at the start: " + "; ".join(
@@ -792,7 +832,7 @@ def main(argv):
         if "threads" in row:
             row["peak_gflops"] = peak.get(row["threads"], {}).get("gflops")
     print()
-    print(table_cpus(rows, args.target_cpus) if args.target_cpus else table(rows))
+    print(table_cpus(rows, args.target_cpus) if args.target_cpus else table(rows, xpeak))
     print()
     for row in rows:
         for n in row.get("notes", []):
@@ -815,7 +855,8 @@ def main(argv):
     print(f"total time {elapsed:.0f} s")
 
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "cpu": cpu_name(), "ncpu": ncpu, "peak": peak, "bandwidth": bandwidth, "args": {
+              "cpu": cpu_name(), "ncpu": ncpu, "peak": peak, "peak_bf16_int8": xpeak,
+              "bandwidth": bandwidth, "args": {
                   k: v for k, v in vars(args).items()}, "rows": rows, "elapsed_s": elapsed}
     os.makedirs(os.path.join(args.work, "results"), exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
