@@ -209,17 +209,7 @@ static void check_bf16(Graph *g, const char *cpu, bool winograd, double rtol, in
     cr_assert(wb >= want && wb <= want + 64 * (uint64_t)g->params.len,
               "weight bytes %llu, expected %llu + padding", (unsigned long long)wb,
               (unsigned long long)want);
-  char err[256];
-  cnn_model *m = l.create(NULL, err, sizeof err);
-  cr_assert(m, "%s", err);
-  float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
-  cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0, "%s", l.last_error(m));
-  compare(g, 2, in, out, rtol);
-  free_bufs(in, g->ninputs);
-  free_bufs(out, g->noutputs);
-  l.destroy(m);
-  lib_close(&l);
-  ir_graph_free(g);
+  run_and_compare(&l, g, 2, 1, rtol, NULL);
 }
 
 Test(kernels, every_weight_kernel_reads_bf16_weights_exactly) {
@@ -466,17 +456,7 @@ Test(dpbf16, winograd_takes_its_convs_with_f4x4_weights_in_fp32) {
   cr_assert(wb >= want && wb <= want + 64 * (uint64_t)g->params.len,
             "weight bytes %llu, expected %llu + padding", (unsigned long long)wb,
             (unsigned long long)want);
-  char err[256];
-  cnn_model *m = l.create(NULL, err, sizeof err);
-  cr_assert(m, "%s", err);
-  float **in = make_inputs(g, 2), **out = make_outputs(g, 2);
-  cr_assert_eq(l.run(m, 2, (const float *const *)in, out), 0, "%s", l.last_error(m));
-  compare(g, 2, in, out, 2e-2);
-  free_bufs(in, g->ninputs);
-  free_bufs(out, g->noutputs);
-  l.destroy(m);
-  lib_close(&l);
-  ir_graph_free(g);
+  run_and_compare(&l, g, 2, 1, 2e-2, NULL);
 }
 
 /* A squeeze-excitation gate fused into the 1x1 conv that reads it
