@@ -12,7 +12,7 @@
  *   backend/grouped.c   small-group convs on NCHW16c (and the depthwise
  *                       ones depthwise.c does not take)
  *   backend/depthwise.c depthwise convs (groups = channels) on NCHW16c
- *   backend/winograd.c  3x3 / 1x7 / 7x1 stride-1 convs by Winograd
+ *   backend/winograd.c  3x3, 5x5, 1x7/7x1, 1x3/3x1 stride-1 convs by Winograd
  *   backend/gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   backend/linear.c    linear layers over the rows of a batch
  *   backend/tiles.c     geometry the kernels share (row tiles, borders)
@@ -53,8 +53,8 @@ typedef enum {
  * the key's help says so.
  */
 typedef struct {
-  bool winograd;       /* --winograd: 3x3 (1x7, 7x1) stride-1 convs that qualify use
-                          Winograd F(4x4,3x3) / F(2x2,3x3) (F(6,7)) (backend/winograd.c) */
+  bool winograd;       /* --winograd: 3x3, 5x5, 1x7/7x1, 1x3/3x1 stride-1 convs that qualify use
+                          Winograd (backend/winograd.c) */
   int conv_tile;       /* conv.tile: pixels per register tile of the direct conv */
   int conv_ocb;        /* conv.ocb: output blocks per register tile */
   int conv_prefetch;   /* conv.prefetch: weight prefetch distance (floats), 0: none */

@@ -17,7 +17,8 @@
  *               affine, concat, reorder
  *   depthwise.c depthwise convs (groups = channels) on NCHW16c
  *   grouped.c   grouped convs with small groups on NCHW16c
- *   winograd.c  3x3 stride-1 convs by Winograd F(4x4,3x3) / F(2x2,3x3), 1x7 / 7x1 by F(6,7)
+ *   winograd.c  stride-1 convs by Winograd: 3x3 F(4x4)/F(2x2), 5x5 F(2x2), 1x7/7x1 F(6,7),
+ *               1x3/3x1 F(4,3)
  *   gemm1x1.c   1x1 convs on NCHW as a register-tiled GEMM
  *   linear.c    linear layers over the rows of a batch (the batched tail)
  *   tiles.c     the geometry the kernels share: row tiles, border tables,

@@ -71,7 +71,7 @@ static const KernelImpl impls[] = {
     /* groups of 1-8 channels on NCHW16c (grouped.c) */
     {"grouped16", OP_CONV2D, LAYOUT_NCHW16C, be_conv_grouped_accepts, be_work_conv_grouped,
      be_emit_conv_grouped, true, NULL, be_pack_conv_grouped},
-    /* 3x3, 1x7 and 7x1 stride 1 by Winograd, when enabled (winograd.c) */
+    /* 3x3, 5x5, 1x7/7x1 and 1x3/3x1 stride 1 by Winograd, when enabled (winograd.c) */
     {"winograd", OP_CONV2D, LAYOUT_NCHW16C, be_conv_winograd_accepts, be_work_conv_winograd,
      be_emit_conv_winograd, true, be_packed_numel_winograd, be_pack_conv_winograd},
     /* The generic kernel of every op on NCHW (nchw.c). */
