@@ -511,7 +511,7 @@ static void input_transform(BeCtx *c, WCtx *w, LLVMValueRef xplane, LLVMValueRef
     }
   /* t = B_h^T d (combine rows), V = t B_w (combine columns). */
   for (int j = 0; j < Aw; j++) {
-    LLVMValueRef col[WA], out[WA];
+    LLVMValueRef col[WA], out[WA] = {0}; /* bt_dim writes out[0..Ah) */
     for (int i = 0; i < Ah; i++)
       col[i] = d[i][j];
     bt_dim(c, &p->dh, col, out);
