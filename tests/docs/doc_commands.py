@@ -60,6 +60,8 @@ REDUCED = {
         ["build/cnn_host out/lenet5.so --input out/lenet5-input.f32 --batch 2 --threads 2 --runs 2"],
     "bench/run.sh --nets resnet50,googlenet --threads 1,2 --wait-quiet 300":
         [(f"bench/run.sh {BENCH_SMALL} --threads 1,2 --wait-quiet 1", BENCH_ROW)],
+    "bench/run.sh --threads 1,2 --engines cnncc,ort":
+        [(f"bench/run.sh {BENCH_SMALL} --threads 1,2 --engines cnncc,ort", BENCH_ROW)],
     "bench/run.sh --nets resnet50,googlenet --threads 1,2 --runs 20":
         [(f"bench/run.sh {BENCH_SMALL} --threads 1,2", BENCH_ROW)],
     "bench/run.sh --nets resnet50,googlenet --threads 1,2 --batch 1,8":
