@@ -392,13 +392,6 @@ static void convert_band_nchw(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef buf
   be_for_end(c, &rq);
 }
 
-/* 16 copies of the scalar x. */
-static LLVMValueRef splat16(BeCtx *c, LLVMValueRef x) {
-  LLVMTypeRef v = LLVMVectorType(LLVMTypeOf(x), 16), vi = LLVMVectorType(c->t_i32, 16);
-  LLVMValueRef e = LLVMBuildInsertElement(c->b, LLVMGetPoison(v), x, be_i32(c, 0), "");
-  return LLVMBuildShuffleVector(c->b, e, LLVMGetPoison(v), LLVMConstNull(vi), "");
-}
-
 /* Step 1 of a folded stem on dpbf16 (Geo.cmajor), for row phase a at
    pixel pbase: buffer pixel (rq, cq) holds as values c * KW + kw the KW
    input values of channel c that a kernel row reads, consecutive in the
@@ -419,14 +412,15 @@ static void convert_band_cmajor(BeCtx *c, KArgs *k, const Geo *g, LLVMValueRef b
   BeLoop rq, ch, cq;
   be_for(c, &rq, be_i64(c, 0), be_i64(c, g->Rq), "rq");
   LLVMValueRef rowin, px0, ihc = band_row(c, g, oh0, rq.iv, a, pbase, &rowin, &px0);
-  LLVMValueRef rowmask = LLVMBuildAnd(c->b, kwmask, splat16(c, rowin), "");
+  LLVMValueRef rowmask = LLVMBuildAnd(c->b, kwmask, be_vsplat(c, rowin), "");
   be_for(c, &ch, be_i64(c, 0), be_i64(c, g->C), "ch");
   LLVMValueRef src0 = be_mulk(c, be_add(c, be_mulk(c, ch.iv, g->IH), ihc), g->IW);
   be_for(c, &cq, be_i64(c, 0), be_i64(c, g->Wq), "cq");
   LLVMValueRef iw0 = be_addk(c, be_mulk(c, cq.iv, g->sw), -g->pl);
   LLVMValueRef iwv =
-      LLVMBuildAdd(c->b, splat16(c, LLVMBuildTrunc(c->b, iw0, c->t_i32, "")), lanes, "");
-  LLVMValueRef inside = LLVMBuildICmp(c->b, LLVMIntULT, iwv, splat16(c, be_i32(c, (int)g->IW)), "");
+      LLVMBuildAdd(c->b, be_vsplat(c, LLVMBuildTrunc(c->b, iw0, c->t_i32, "")), lanes, "");
+  LLVMValueRef inside =
+      LLVMBuildICmp(c->b, LLVMIntULT, iwv, be_vsplat(c, be_i32(c, (int)g->IW)), "");
   inside = LLVMBuildAnd(c->b, inside, rowmask, "");
   /* not inbounds: at the left edge the first lanes lie before the row
      (masked off, never read) */

@@ -154,7 +154,7 @@ LLVMValueRef be_ld_i64(BeCtx *c, LLVMValueRef table, LLVMValueRef idx);
 /* <16 x float> helpers: a splat, loads and stores (align 64 when the
    address is known to be 64-byte aligned, else 4), a scalar load broadcast
    to all lanes, fma, relu, NaN-propagating max, horizontal ops none. */
-LLVMValueRef be_vsplat(BeCtx *c, LLVMValueRef scalar);
+LLVMValueRef be_vsplat(BeCtx *c, LLVMValueRef scalar); /* 16 lanes of the scalar's type */
 LLVMValueRef be_vld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, unsigned align);
 void be_vst(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, unsigned align);
 LLVMValueRef be_vbcast(BeCtx *c, LLVMValueRef base, LLVMValueRef idx);

@@ -173,9 +173,10 @@ LLVMValueRef be_vsplat(BeCtx *c, LLVMValueRef scalar) {
       el[i] = scalar;
     return LLVMConstVector(el, 16);
   }
-  LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(c->t_v16), scalar, be_i32(c, 0), "");
+  LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(scalar), 16); /* t_v16 for a float */
+  LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(vt), scalar, be_i32(c, 0), "");
   LLVMValueRef zero = LLVMConstNull(LLVMVectorType(c->t_i32, 16));
-  return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(c->t_v16), zero, "");
+  return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(vt), zero, "");
 }
 
 LLVMValueRef be_vld(BeCtx *c, LLVMValueRef base, LLVMValueRef idx, unsigned align) {
