@@ -53,27 +53,28 @@ typedef enum {
  * the key's help says so.
  */
 typedef struct {
-  bool winograd;       /* --winograd: 3x3, 5x5, 1x7/7x1, 1x3/3x1 stride-1 convs that qualify use
-                          Winograd (backend/winograd.c) */
-  int conv_tile;       /* conv.tile: pixels per register tile of the direct conv */
-  int conv_ocb;        /* conv.ocb: output blocks per register tile */
-  int conv_prefetch;   /* conv.prefetch: weight prefetch distance (floats), 0: none */
-  int conv_order;      /* conv.order: 0 group-major, 1 row-major, 2/3 the cheaper */
-  int grouped_tile;    /* grouped.tile: pixels per tile of the small-group conv */
-  int depthwise;       /* depthwise: depthwise.c for 1 3x3 stride 1, 2 all, 0 none */
-  int depthwise_rows;  /* depthwise.rows: output rows per register tile (0: auto) */
-  int depthwise_tile;  /* depthwise.tile: pixels per register tile row (0: auto) */
-  int depthwise_mode;  /* depthwise.mode: experiment bits */
-  int winograd_m;      /* winograd.m: 0 by plane size, else 2 or 4 for every layer */
-  int winograd_min_ic; /* winograd.min_ic */
-  int winograd_min_hw; /* winograd.min_hw */
-  int winograd_tile;   /* winograd.tile: transform tiles per register tile */
-  int winograd_chunk;  /* winograd.chunk: register tiles per chunk */
-  int winograd_v_kb;   /* winograd.v_kb: stack budget of V (KB) */
-  int winograd_m_kb;   /* winograd.m_kb: stack budget of M (KB) */
-  int amx;             /* amx: bf16 convs on AMX tiles where the target has them */
-  int amx_rows;        /* amx.rows: output rows per band of the AMX conv (0: auto) */
-  int dpbf16;          /* dpbf16: bf16 convs by vdpbf16ps where AMX is absent or off */
+  bool winograd;        /* --winograd: 3x3, 5x5, 1x7/7x1, 1x3/3x1 stride-1 convs that qualify use
+                           Winograd (backend/winograd.c) */
+  int conv_tile;        /* conv.tile: pixels per register tile of the direct conv */
+  int conv_ocb;         /* conv.ocb: output blocks per register tile */
+  int conv_prefetch;    /* conv.prefetch: weight prefetch distance (floats), 0: none */
+  int conv_order;       /* conv.order: 0 group-major, 1 row-major, 2/3 the cheaper */
+  int grouped_tile;     /* grouped.tile: pixels per tile of the small-group conv */
+  int depthwise;        /* depthwise: depthwise.c for 1 3x3 stride 1, 2 all, 0 none */
+  int depthwise_rows;   /* depthwise.rows: output rows per register tile (0: auto) */
+  int depthwise_tile;   /* depthwise.tile: pixels per register tile row (0: auto) */
+  int depthwise_mode;   /* depthwise.mode: experiment bits */
+  int winograd_m;       /* winograd.m: 0 by plane size, else 2 or 4 for every layer */
+  int winograd_min_ic;  /* winograd.min_ic */
+  int winograd_min_hw;  /* winograd.min_hw */
+  int winograd_min_hw2; /* winograd.min_hw2 */
+  int winograd_tile;    /* winograd.tile: transform tiles per register tile */
+  int winograd_chunk;   /* winograd.chunk: register tiles per chunk */
+  int winograd_v_kb;    /* winograd.v_kb: stack budget of V (KB) */
+  int winograd_m_kb;    /* winograd.m_kb: stack budget of M (KB) */
+  int amx;              /* amx: bf16 convs on AMX tiles where the target has them */
+  int amx_rows;         /* amx.rows: output rows per band of the AMX conv (0: auto) */
+  int dpbf16;           /* dpbf16: bf16 convs by vdpbf16ps where AMX is absent or off */
 } Tuning;
 
 /* Every key at its default (winograd off). */

@@ -54,6 +54,8 @@ static const TuneKey keys[] = {
      "fewest input channels of a Winograd conv"},
     {"winograd.min_hw", offsetof(Tuning, winograd_min_hw), 13, 1, 1 << 20,
      "smallest output height and width of a Winograd conv"},
+    {"winograd.min_hw2", offsetof(Tuning, winograd_min_hw2), 7, 1, 1 << 20,
+     "fp32 3x3 convs on smaller planes than winograd.min_hw: F(2x2) from this height and width"},
     {"winograd.tile", offsetof(Tuning, winograd_tile), 0, 0, 32,
      "transform tiles per register tile (0: auto)"},
     {"winograd.chunk", offsetof(Tuning, winograd_chunk), 1, 1, 64,

@@ -1,8 +1,9 @@
 /*
  * winograd.c: stride-1 convolutions on NCHW16c by Winograd's minimal
  * filtering. 3x3 as F(m x m, 3 x 3): m = 4 (6x6 transform points, 4x fewer
- * multiplies than direct) on planes of 27x27 and more and below 14x14,
- * m = 2 (4x4 points, 2.25x fewer) between; 5x5 as F(2x2, 5x5) (6x6 points,
+ * multiplies than direct) on planes of 27x27 and more and on 13x13,
+ * m = 2 (4x4 points, 2.25x fewer) on 14x14 to 26x26 and, fp32 only, on
+ * 7x7 to 12x12; 5x5 as F(2x2, 5x5) (6x6 points,
  * 2.8x fewer); 1x7 / 7x1 (Inception's) by F(6, 7) along their long axis
  * (1x6 or 6x1 output tiles, 12 points for 42 multiplies: 3.5x fewer), 1x3 /
  * 3x1 by F(4, 3) (2x fewer). Each axis has its own transform (WDim), the
@@ -43,7 +44,8 @@
  * Which convs: be_conv_winograd_accepts (3x3, 5x5, 1x7, 7x1, 1x3 or 3x1,
  * stride 1, dilation 1, one group, blocked input and output, no split
  * output, >= winograd.min_ic (16) input and >= 32 output channels, output
- * plane >= winograd.min_hw (13x13; 1-D: 8x8); the 5x5 and 1-D ones not
+ * plane >= winograd.min_hw (13x13; 1-D: 8x8; fp32 3x3: winograd.min_hw2,
+ * 7x7); the 5x5 and 1-D ones not
  * with bf16 weights). Measured error and speed:
  * docs/performance.md, "Winograd". The winograd.* keys of --tune override
  * the choices (backend/tuning.c).
@@ -215,7 +217,15 @@ static bool wino_dims(const BeConfig *cf, const Node *n, WDim *dh, WDim *dw) {
      channels at 8x8: 0.31-0.71 -> 0.19-0.43 ms, one thread). */
   if ((row || col) && min_hw > 8)
     min_hw = 8;
-  if (IC < min_ic || OC < 32 || OH < min_hw || OW < min_hw)
+  /* fp32 3x3 on planes of 7x7 to 12x12 (ResNet's last stage, GoogLeNet's
+     5a / 5b, DenseNet's last block): F(2x2), 16 tiles on 7x7 (8x8 computed,
+     1.3x the pixels, so 1.7x fewer multiplies than direct) and 2.25x the
+     direct weights rather than F(4x4)'s 4x for 4 tiles. ResNet-50's
+     layer4 3x3 (512 channels) 1.95 -> 1.26 ms on Zen 4, one thread, where
+     F(4x4) had been slower than direct (docs/performance.md). */
+  bool small2 = sq && cf->precision == PRECISION_FP32 && (OH < min_hw || OW < min_hw) &&
+                OH >= tu->winograd_min_hw2 && OW >= tu->winograd_min_hw2;
+  if (IC < min_ic || OC < 32 || ((OH < min_hw || OW < min_hw) && !small2))
     return false;
   /* 5x5 (AlexNet's conv2): F(2x2, 5x5), 36 points for 4 outputs against
      100 multiplies; fp32 only (its G and A^T are F(4x4)'s in size, whose
@@ -245,6 +255,8 @@ static bool wino_dims(const BeConfig *cf, const Node *n, WDim *dh, WDim *dw) {
   int m;
   if (tu->winograd_m)
     m = tu->winograd_m;
+  else if (small2)
+    m = 2;
   /* bf16 weights (bf16.c): F(4x4)'s output transform amplifies the rounding
      of its transformed weights (4% of max|out| on one layer, measured);
      F(2x2) keeps it near bf16's own (docs/precision.md). On a dpbf16

@@ -2,15 +2,13 @@
  * test_kernels_winograd.c: Winograd 3x3 convs (backend/winograd.c).
  *
  * 3x3 stride-1 convs on the blocked layout with Tuning.winograd set:
- * F(4x4,3x3) from 27x27 outputs and below 14x14, F(2x2,3x3) between, for
- * >= 16 input channels; 5x5 as F(2x2,5x5); 1x7 / 7x1 by F(6,7) and 1x3 /
- * 3x1 by F(4,3) from 8x8 planes (the tuning keys winograd.min_ic / min_hw lower that here, and
- * winograd.m forces one m). The bound the docs state is
- * 1e-3 * max|ref|; these random-data layers stay within 1e-4. The
- * transformed weights are larger than the 3x3 ones, which shows in
- * cnn_info.weight_bytes: that is how the tests see the path was taken.
- * The graph inputs go through a 1x1 conv first: a conv on a graph input
- * reads it as NCHW (the first-layer kernel).
+ * F(4x4,3x3) from 27x27 outputs and on 13x13, F(2x2,3x3) on 14x14 to
+ * 26x26 and (fp32) on 7x7 to 12x12, for >= 16 input channels; 5x5 as F(2x2,5x5); 1x7 / 7x1 by
+ * F(6,7) and 1x3 / 3x1 by F(4,3) from 8x8 planes (the tuning keys winograd.min_ic / min_hw lower
+ * that here, and winograd.m forces one m). The bound the docs state is 1e-3 * max|ref|; these
+ * random-data layers stay within 1e-4. The transformed weights are larger than the 3x3 ones, which
+ * shows in cnn_info.weight_bytes: that is how the tests see the path was taken. The graph inputs go
+ * through a 1x1 conv first: a conv on a graph input reads it as NCHW (the first-layer kernel).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -163,16 +161,42 @@ Test(winograd, f2x2_5x5_batch_of_two_on_two_threads_and_avx2_match_reference) {
 }
 
 /* The cost rule keeps small layers on the direct kernel: 16 output
-   channels, and 12x12 and 7x7 planes. */
+   channels, a 6x6 plane, and 7x7 once winograd.min_hw2 is raised. */
 Test(winograd, small_layers_stay_direct) {
   Graph *g = ir_graph_new("wino_none");
   Node *x = blocked_input(g, "x", 32, 30, 30);
   output(g, conv(g, x, 16, 3, 3, 1, 1));
-  Node *y = blocked_input(g, "y", 128, 7, 7);
+  Node *y = blocked_input(g, "y", 128, 6, 6);
   output(g, conv(g, y, 64, 3, 3, 1, 1));
-  Node *z = blocked_input(g, "z", 64, 12, 12);
-  output(g, conv(g, z, 64, 3, 3, 1, 1));
   check_wino(g, 1, 1, NULL, 0, NULL);
+  Graph *h = ir_graph_new("wino_none7");
+  Node *z = blocked_input(h, "z", 128, 7, 7);
+  output(h, conv(h, z, 64, 3, 3, 1, 1));
+  check_wino(h, 1, 1, NULL, 0, "winograd.min_hw2=8");
+}
+
+/* The default rule below winograd.min_hw (13): fp32 F(2x2) on 7x7 to 12x12
+   planes (ResNet's last stage, 4x4 tiles of 2 with the last row and column
+   clipped; a 12x12 plane of whole tiles), with ReLU and a residual, on two
+   threads and on AVX2. */
+static Graph *wino_small2(void) {
+  Graph *g = ir_graph_new("wino_small2");
+  Node *y = blocked_input(g, "y", 128, 7, 7);
+  Node *a = conv(g, y, 64, 3, 3, 1, 1);
+  a->epi.act.kind = ACT_RELU;
+  Node *z = blocked_input(g, "z", 64, 12, 12);
+  Node *r = blocked_input(g, "r", 64, 12, 12);
+  Node *b = conv(g, z, 64, 3, 3, 1, 1);
+  add_residual(g, b, r);
+  b->epi.act.kind = ACT_RELU;
+  output(g, a);
+  output(g, b);
+  return g;
+}
+
+Test(winograd, f2x2_on_7x7_and_12x12_planes_by_default_matches_reference) {
+  check_wino(wino_small2(), 1, 2, NULL, 7 * (128 * 64 + 64 * 64), NULL);
+  check_wino(wino_small2(), 2, 1, "x86-64-v3", 7 * (128 * 64 + 64 * 64), NULL);
 }
 
 /* The default rule on SqueezeNet's and AlexNet's shapes: 16 input
