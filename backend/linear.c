@@ -237,7 +237,7 @@ static void blk_plan(const BeConfig *cf, const Node *n, BlkPlan *p) {
 }
 
 bool be_linear_blocks_accepts(const BeConfig *cf, const Node *n) {
-  return be_linear_rows_accepts(cf, n) && !be_param_bf16(cf, n, P_WEIGHT);
+  return be_linear_rows_accepts(cf, n) && cf->precision != PRECISION_BF16;
 }
 
 int64_t be_work_linear_blocks(const BeConfig *cf, const Node *n) {
@@ -295,7 +295,8 @@ static void blk_steps(BeCtx *c, BlkTile *t, LLVMValueRef k0, int step) {
     for (int f = 0; f < t->nf; f++)
       wv[f] = be_vld(c, W, be_add(c, t->wb[f], be_mulk(c, kk, 16)), 64);
     for (int r = 0; r < t->rows; r++) {
-      LLVMValueRef xb = step == 4 ? be_vlane(c, x4[r], l) : be_vbcast(c, x, be_add(c, t->xrow[r], kk));
+      LLVMValueRef xb =
+          step == 4 ? be_vlane(c, x4[r], l) : be_vbcast(c, x, be_add(c, t->xrow[r], kk));
       for (int f = 0; f < t->nf; f++)
         a[f][r] = be_vfma(c, wv[f], xb, a[f][r]);
     }
@@ -310,7 +311,8 @@ static void blk_steps(BeCtx *c, BlkTile *t, LLVMValueRef k0, int step) {
 static void blk_store(BeCtx *c, BlkTile *t, int f, int m) {
   KArgs *k = t->k;
   LLVMValueRef j = be_mulk(c, be_addk(c, t->jb, f), 16);
-  LLVMValueRef bias = k->n->nparams > P_BIAS && k->par[P_BIAS] ? be_vld_masked(c, k->par[P_BIAS], j, m) : NULL;
+  LLVMValueRef bias =
+      k->n->nparams > P_BIAS && k->par[P_BIAS] ? be_vld_masked(c, k->par[P_BIAS], j, m) : NULL;
   for (int r = 0; r < t->rows; r++) {
     LLVMValueRef v = LLVMBuildLoad2(c->b, c->t_v16, t->acc[f][r], "");
     if (bias)
