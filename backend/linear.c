@@ -1,37 +1,56 @@
 /*
  * linear.c: a fully connected layer (OP_LINEAR on NCHW) over the rows of a
- * batch, so that each weight row is read from memory once per batch of
- * samples instead of once per sample.
+ * batch, so that each weight is read from memory once per batch of samples
+ * instead of once per sample.
  *
  *   out[b][j] = bias[j] + sum_k W[j][k] * in[b][k]     b < nb, j < N, k < K
  *
- * with W as PyTorch lays it out ([N][K], not packed). The batch comes at
- * run time: nb rows whose tensors are `stride` floats apart (the samples'
- * slots of the batched tail, codegen.c), passed after the kernel's pointers
- * (cnnrt.h: two more entries of ptrs, read as integers); a per-sample
- * launch passes nb = 1.
+ * The batch comes at run time: nb rows whose tensors are `stride` floats
+ * apart (the samples' slots of the batched tail, codegen.c), passed after
+ * the kernel's pointers (cnnrt.h: two more entries of ptrs, read as
+ * integers); a per-sample launch passes nb = 1. It runs every linear layer
+ * (a linear's output is rank 1, NCHW, never split), in one of two kernels:
  *
- * It runs every linear layer (a linear's output is rank 1, NCHW, never
- * split; the scalar GEMV nchw.c had for them is gone). Work items are the
- * N output features, so threads split the weight rows between them. The register
- * tile is F features x R samples (AVX-512: 2 x 8; AVX2 and NEON 2 x 2; SSE
- * 1 x 1): each 16-float weight vector is loaded once for the R samples,
- * each input vector once for the F features. The samples go in tiles of R
- * while they fill, then in one tile each of R/2, R/4, ..., 1 for the rest;
- * a weight row streams from memory for the first tile, from the cache for
- * the others.
+ * fp32 weights ("blocks", the kernel table's row "rows"): the weight is
+ * packed at compile time (be_pack_linear, blob.c) in column blocks of 16
+ * features, [ceil(N/16)][K][16], lane l of (b, k) = W[16 b + l][k], the
+ * features past N zero. Work items are the blocks, so threads split them.
+ * A register tile is F blocks x r samples, F r vector accumulators (one
+ * per block and sample, 16 features each); for each k in order it loads
+ * the F weight vectors once and fmas each with every sample's in[k]
+ * broadcast (AArch64: four inputs loaded at once, fma by lane). So a
+ * weight vector is read once per tile of samples and the inputs are single
+ * floats: nothing per sample but the accumulators. Samples go in tiles of
+ * R (AVX-512: 8; AVX2 and NEON: 4; SSE: 2), the nb % R rest in one tile of
+ * its size; F depends on r (AVX-512 F (r + 1) <= 18 of 32 zmm, F <= 4: 2
+ * at r = 8, 3 at 4, 4 at 1; --tune linear.tile sets F at r = R), the
+ * blocks of [lo, hi) in tiles of F, then of F/2, ..., 1 for the rest. Then
+ * per block and sample the bias, the residual and the activation on the
+ * 16 lanes, and a store (masked for the last block when N % 16 != 0).
+ *
+ * bf16 weights (--precision=bf16, "rows"): W as PyTorch lays it out, in
+ * bf16, widened as loaded (bf16.c). Work items are the N features; a
+ * register tile of F features x R samples (AVX-512: 2 x 8; AVX2 and NEON
+ * 2 x 2; SSE 1 x 1), each weight vector loaded once for the R samples,
+ * each input vector once for the F features; samples in tiles of R, then
+ * R/2, ..., 1 for the rest.
  *
  * The summation order of one output is fixed and does not depend on nb,
- * on the tile the output falls in or on the threads: one vector
- * accumulator over k (fused multiply-adds of 16 lanes, in k order), a
- * horizontal sum in a fixed tree (lanes 8-15 onto 0-7, then 4, 2, 1), then
- * the K % 16 last products one by one in k order, then the bias, the
- * residual and the activation. A sample's result is therefore the same
- * bits in a batch of 1 or of 8 (docs/abi.md).
+ * on the tile the output falls in or on the threads, so a sample's result
+ * is the same bits in a batch of 1 or of 8 (docs/abi.md):
+ *   fp32: one accumulator lane per output, fused multiply-adds in k order
+ *   from 0 (k = 0, 1, ..., K - 1: no horizontal sum), then the bias, the
+ *   residual and the activation;
+ *   bf16: one vector accumulator over k (fmas of 16 lanes, in k order), a
+ *   horizontal sum in a fixed tree (lanes 8-15 onto 0-7, then 4, 2, 1),
+ *   then the K % 16 last products one by one in k order, then the bias,
+ *   the residual and the activation.
  */
 #include <stdlib.h>
 
 #include "backend_internal.h"
+
+/* ------------------------------------------ bf16: the weight as PyTorch's */
 
 #define LIN_U 1 /* vector accumulators per output */
 
@@ -220,10 +239,14 @@ static void blk_plan(const BeConfig *cf, const Node *n, BlkPlan *p) {
   p->K = shape_numel(&n->in[0]->shape);
   p->NB = be_cdiv(p->N, 16);
   /* A tile of F blocks x r samples holds F r accumulators and F weight
-     vectors, plus a broadcast: F (r + 1) of 7/8 of the registers, F <= 8.
-     AVX-512 (32 zmm): r = 8 -> F = 3, 4 -> 5, 2 -> 8, 1 -> 8; AVX2 and
-     NEON (a <16 x float> is 2 or 4 registers: 8 of them) r <= 4, F = 1 at
-     r = 4, 3 at r = 1; SSE (4) r <= 2, F = 1. */
+     vectors, plus a broadcast: F (r + 1) registers. AVX-512 (32 zmm):
+     F (r + 1) <= 18, F <= 4, so r = 8 -> F = 2, 4 -> 3, 1 or 2 -> 4: fewer
+     weight streams than the 32 registers allow were as fast or faster
+     (Zen 4, one thread, a 2048 -> 1000 layer from L3: r = 8 0.045 ms per
+     sample at F = 2 against 0.050 at F = 3, 0.075 at F = 1; r = 1 and 2
+     within noise of F = 4 to 8). AVX2 and NEON (a <16 x float> is 2 or 4
+     registers: 8 of them): 7, r <= 4, F = 3 at r = 1, 2 at 2, 1 at 3 and
+     4; SSE (4): 3, r <= 2, F = 1. */
   int regs = be_v16_regs(&cf->target);
   int budget = regs >= 32 ? 18 : regs * 7 / 8;
   p->R = regs >= 32 ? 8 : regs >= 8 ? 4 : 2;
