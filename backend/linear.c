@@ -21,7 +21,7 @@
  * broadcast (AArch64: four inputs loaded at once, fma by lane). So a
  * weight vector is read once per tile of samples and the inputs are single
  * floats: nothing per sample but the accumulators. Samples go in tiles of
- * R (AVX-512: 8; AVX2 and NEON: 4; SSE: 2), the nb % R rest in one tile of
+ * R (AVX-512: 8; AVX2: 6; NEON: 4; SSE: 2), the nb % R rest in one tile of
  * its size; F depends on r (AVX-512 F (r + 1) <= 18 of 32 zmm, F <= 4: 2
  * at r = 8, 3 at 4, 4 at 1; --tune linear.tile sets F at r = R), the
  * blocks of [lo, hi) in tiles of F, then of F/2, ..., 1 for the rest. Then
@@ -245,18 +245,21 @@ static void blk_plan(const BeConfig *cf, const Node *n, BlkPlan *p) {
      (Zen 4, one thread, a 2048 -> 1000 layer from L3: r = 8 0.045 ms per
      sample at F = 2 against 0.050 at F = 3, 0.075 at F = 1; r = 1 and 2
      within noise of F = 4 to 8). AVX2 and NEON (a <16 x float> is 2 or 4
-     registers: 8 of them): 7, r <= 4, F = 3 at r = 1, 2 at 2, 1 at 3 and
-     4; SSE (4): 3, r <= 2, F = 1. */
+     registers: 8 of them): 7, F = 3 at r = 1, 2 at 2, 1 from 3 on; AVX2
+     r <= 6 (12 + 2 + 1 of 16 ymm; the VGG-16 classifier at batch 8 on
+     Zen 4 as x86-64-v3: 5.9 ms per sample against 6.9 at r <= 4), NEON
+     r <= 4 (it also holds 4 inputs of each sample: 16 + 4 + 4 of 32 q);
+     SSE (4): 3, r <= 2, F = 1. */
   int regs = be_v16_regs(&cf->target);
   int budget = regs >= 32 ? 18 : regs * 7 / 8;
-  p->R = regs >= 32 ? 8 : regs >= 8 ? 4 : 2;
+  p->step = be_bcast_by_lane(&cf->target) ? 4 : 1;
+  p->R = regs >= 32 ? 8 : regs >= 8 ? (p->step == 4 ? 4 : 6) : 2;
   for (int r = 1; r <= p->R; r++) {
     int f = budget / (r + 1);
     p->F[r] = f < 1 ? 1 : f > LB_F ? LB_F : f;
   }
   if (cf->tune->linear_tile > 0)
     p->F[p->R] = cf->tune->linear_tile;
-  p->step = be_bcast_by_lane(&cf->target) ? 4 : 1;
 }
 
 bool be_linear_blocks_accepts(const BeConfig *cf, const Node *n) {
@@ -295,7 +298,6 @@ float *be_pack_linear(const BeConfig *cf, const Node *n) {
    tensors start at xrow[r], the accumulator variables. */
 typedef struct {
   KArgs *k;
-  const BlkPlan *p;
   LLVMValueRef jb, xrow[LB_R], wb[LB_F], acc[LB_F][LB_R];
   int nf, rows;
 } BlkTile;
@@ -351,7 +353,7 @@ static void blk_store(BeCtx *c, BlkTile *t, int f, int m) {
    row0 + rows - 1: sums over k, then the epilogue. */
 static void blk_tile(BeCtx *c, KArgs *k, const BlkPlan *p, LLVMValueRef jb, int nf,
                      LLVMValueRef row0, int rows) {
-  BlkTile t = {.k = k, .p = p, .jb = jb, .nf = nf, .rows = rows};
+  BlkTile t = {.k = k, .jb = jb, .nf = nf, .rows = rows};
   for (int r = 0; r < rows; r++)
     t.xrow[r] = be_mul(c, be_addk(c, row0, r), k->stride);
   for (int f = 0; f < nf; f++) {

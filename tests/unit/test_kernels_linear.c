@@ -125,7 +125,7 @@ Test(linear, partial_feature_blocks_and_every_rest_of_a_group_match_reference) {
   check_batches(blocks_net(), every_rest, 10);
 }
 
-/* The register tiles of AVX2 (4 samples) and SSE (2 samples, no FMA). */
+/* The register tiles of AVX2 (6 samples) and SSE (2 samples, no FMA). */
 Test(linear, partial_feature_blocks_match_reference_on_avx2_and_sse) {
   if (!host_has("avx2,fma"))
     cr_skip_test("this host has no AVX2");
