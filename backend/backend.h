@@ -75,6 +75,7 @@ typedef struct {
   int amx;              /* amx: bf16 convs on AMX tiles where the target has them */
   int amx_rows;         /* amx.rows: output rows per band of the AMX conv (0: auto) */
   int dpbf16;           /* dpbf16: bf16 convs by vdpbf16ps where AMX is absent or off */
+  int linear_tile;      /* linear.tile: feature blocks per full register tile (0: auto) */
 } Tuning;
 
 /* Every key at its default (winograd off). */

@@ -411,6 +411,13 @@ void be_emit_conv_gemm1x1(BeCtx *c, KArgs *k);
 bool be_linear_rows_accepts(const BeConfig *cf, const Node *n);
 int64_t be_work_linear_rows(const BeConfig *cf, const Node *n);
 void be_emit_linear_rows(BeCtx *c, KArgs *k);
+/* The fp32 kernel (not bf16): the weight packed in column blocks of 16
+   features ([ceil(N/16)][K][16]); work item: a block. */
+bool be_linear_blocks_accepts(const BeConfig *cf, const Node *n);
+int64_t be_work_linear_blocks(const BeConfig *cf, const Node *n);
+int64_t be_packed_numel_linear(const BeConfig *cf, const Node *n);
+float *be_pack_linear(const BeConfig *cf, const Node *n);
+void be_emit_linear_blocks(BeCtx *c, KArgs *k);
 
 /* int8.c: conv and linear layers marked by passes/quantize.c under
    --precision=int8, u8 x s8 -> int32 with AVX512-VNNI vpdpbusd; fp32 in

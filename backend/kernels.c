@@ -108,7 +108,10 @@ static const KernelImpl impls[] = {
      false, NULL, NULL},
     {"nchw", OP_LRN, LAYOUT_NCHW, NULL, be_work_nchw_channels, be_emit_nchw_lrn, true, NULL, NULL},
     /* linear layers over the rows of a batch (linear.c): every linear the IR
-       has (rank 1 out, NCHW, never split) */
+       has (rank 1 out, NCHW, never split); fp32 weights packed in column
+       blocks, bf16 ones as PyTorch lays them out */
+    {"rows", OP_LINEAR, LAYOUT_NCHW, be_linear_blocks_accepts, be_work_linear_blocks,
+     be_emit_linear_blocks, true, be_packed_numel_linear, be_pack_linear},
     {"rows", OP_LINEAR, LAYOUT_NCHW, be_linear_rows_accepts, be_work_linear_rows,
      be_emit_linear_rows, true, NULL, NULL},
     {"nchw", OP_CONCAT, LAYOUT_NCHW, NULL, be_work_nchw_channels, be_emit_nchw_concat, false, NULL,
@@ -165,7 +168,9 @@ bool be_param_bf16(const BeConfig *cf, const Node *n, int slot) {
          (n->op == OP_LINEAR || (n->op == OP_CONV2D && !be_winograd_fp32_weights(cf, n)));
 }
 
-bool be_kernel_batched(const KernelImpl *impl) { return impl->emit == be_emit_linear_rows; }
+bool be_kernel_batched(const KernelImpl *impl) {
+  return impl->emit == be_emit_linear_rows || impl->emit == be_emit_linear_blocks;
+}
 
 bool be_is_kernel_node(const Node *n) {
   return !n->dead && !n->elided && !(ir_ops[n->op].flags & (OPF_VIEW | OPF_SOURCE));

@@ -71,6 +71,8 @@ static const TuneKey keys[] = {
     {"dpbf16", offsetof(Tuning, dpbf16), 1, 0, 1,
      "--precision=bf16: ungrouped convs by AVX512_BF16 vdpbf16ps where the target has it and "
      "AMX is absent or off (0: off)"},
+    {"linear.tile", offsetof(Tuning, linear_tile), 0, 0, 4,
+     "16-feature blocks per register tile of the fp32 linear kernel at full rows (0: auto)"},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 

@@ -40,11 +40,12 @@ static Graph *tail_net(void) {
   return g;
 }
 
-/* Runs g at each batch on 1 and 2 threads; compares with the reference
-   and each sample with its output alone. */
-static void check_batches(Graph *g, const int64_t *batches, int nb) {
+/* Runs g (compiled for cpu, NULL: the host) at each batch on 1 and 2
+   threads; compares with the reference and each sample with its output
+   alone. */
+static void check_batches_for(Graph *g, const char *cpu, const int64_t *batches, int nb) {
   Lib l = {0};
-  lib_build(&l, g);
+  lib_build_for(&l, g, PRECISION_FP32, cpu, true);
   char err[256];
   cnn_model *m = l.create(NULL, err, sizeof err);
   cr_assert(m, "cnn_create: %s", err);
@@ -80,6 +81,56 @@ static void check_batches(Graph *g, const int64_t *batches, int nb) {
   l.destroy(m);
   lib_close(&l);
   ir_graph_free(g);
+}
+
+static void check_batches(Graph *g, const int64_t *batches, int nb) {
+  check_batches_for(g, NULL, batches, nb);
+}
+
+/* Feature counts around the blocks of 16 of the packed weight and K not a
+   multiple of 4 or 16: x (K = 45) -> a: 181 features (12 blocks, the last
+   one of 5), bias, clamp epilogue -> d: 112 (7 whole blocks), bias -> b:
+   5 (one partial block), no bias, plus the residual e: 5 features on x.
+   With 1 and 2 threads the blocks split into whole register tiles and
+   every narrower rest tile (linear.c: F, F/2, ..., 1). */
+static Graph *blocks_net(void) {
+  Graph *g = ir_graph_new("blocks");
+  Node *x = input1(g, "x", 45);
+  Node *a = op1(g, OP_LINEAR, x);
+  a->attr.out_features = 181;
+  fin(g, a);
+  scale_weight(a, 4.0f); /* both bounds of the clamp reached */
+  a->epi.act = (Act){.kind = ACT_CLAMP, .a = -1, .b = 1.5f};
+  Node *d = op1(g, OP_LINEAR, a);
+  d->attr.out_features = 112;
+  fin(g, d);
+  Node *e = op1(g, OP_LINEAR, x);
+  e->attr.out_features = 5;
+  fin(g, e);
+  Node *b = op1(g, OP_LINEAR, d);
+  b->attr.out_features = 5;
+  b->attr.has_bias = false;
+  fin(g, b);
+  add_residual(g, b, e);
+  output(g, b);
+  output(g, a);
+  return g;
+}
+
+/* Every rest of a group of 8 (1-7 samples: each its own register tile),
+   whole groups and a group plus one. */
+static const int64_t every_rest[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16};
+
+Test(linear, partial_feature_blocks_and_every_rest_of_a_group_match_reference) {
+  check_batches(blocks_net(), every_rest, 10);
+}
+
+/* The register tiles of AVX2 (6 samples) and SSE (2 samples, no FMA). */
+Test(linear, partial_feature_blocks_match_reference_on_avx2_and_sse) {
+  if (!host_has("avx2,fma"))
+    cr_skip_test("this host has no AVX2");
+  check_batches_for(blocks_net(), "x86-64-v3", every_rest, 10);
+  check_batches_for(blocks_net(), "x86-64-v2", every_rest, 10);
 }
 
 Test(linear, batched_tail_matches_reference_and_batch_one_at_every_batch) {
