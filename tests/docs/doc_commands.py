@@ -62,6 +62,12 @@ REDUCED = {
         [(f"bench/run.sh {BENCH_SMALL} --threads 1,2 --wait-quiet 1", BENCH_ROW)],
     "bench/run.sh --threads 1,2 --engines cnncc,ort":
         [(f"bench/run.sh {BENCH_SMALL} --threads 1,2 --engines cnncc,ort", BENCH_ROW)],
+    "bench/run.sh --nets resnet50,googlenet,vgg16,densenet121 --threads 1 --engines cnncc,ort "
+    "--precision fp32,bf16,int8":
+        [(f"bench/run.sh {BENCH_SMALL} --threads 1 --engines cnncc,ort --precision fp32,bf16,int8",
+          BENCH_ROW)],
+    "bench/run.sh --nets alexnet,vgg16 --threads 1 --batch 1,8 --engines cnncc,ort":
+        [(f"bench/run.sh {BENCH_SMALL} --threads 1 --batch 1,8 --engines cnncc,ort", BENCH_ROW)],
     "bench/run.sh --nets resnet50,googlenet --threads 1,2 --runs 20":
         [(f"bench/run.sh {BENCH_SMALL} --threads 1,2", BENCH_ROW)],
     "bench/run.sh --nets resnet50,googlenet --threads 1,2 --batch 1,8":
