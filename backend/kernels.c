@@ -109,8 +109,8 @@ static const KernelImpl impls[] = {
     {"nchw", OP_LRN, LAYOUT_NCHW, NULL, be_work_nchw_channels, be_emit_nchw_lrn, true, NULL, NULL},
     /* linear layers over the rows of a batch (linear.c): every linear the IR
        has (rank 1 out, NCHW, never split); fp32 weights packed in column
-       blocks, bf16 ones as PyTorch lays them out */
-    {"rows", OP_LINEAR, LAYOUT_NCHW, be_linear_blocks_accepts, be_work_linear_blocks,
+       blocks ("blocks"), bf16 ones as PyTorch lays them out ("rows") */
+    {"blocks", OP_LINEAR, LAYOUT_NCHW, be_linear_blocks_accepts, be_work_linear_blocks,
      be_emit_linear_blocks, true, be_packed_numel_linear, be_pack_linear},
     {"rows", OP_LINEAR, LAYOUT_NCHW, be_linear_rows_accepts, be_work_linear_rows,
      be_emit_linear_rows, true, NULL, NULL},

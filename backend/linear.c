@@ -11,7 +11,7 @@
  * integers); a per-sample launch passes nb = 1. It runs every linear layer
  * (a linear's output is rank 1, NCHW, never split), in one of two kernels:
  *
- * fp32 weights ("blocks", the kernel table's row "rows"): the weight is
+ * fp32 weights (kernel "blocks" in --stats and the profile): the weight is
  * packed at compile time (be_pack_linear, blob.c) in column blocks of 16
  * features, [ceil(N/16)][K][16], lane l of (b, k) = W[16 b + l][k], the
  * features past N zero. Work items are the blocks, so threads split them.
@@ -28,7 +28,7 @@
  * per block and sample the bias, the residual and the activation on the
  * 16 lanes, and a store (masked for the last block when N % 16 != 0).
  *
- * bf16 weights (--precision=bf16, "rows"): W as PyTorch lays it out, in
+ * bf16 weights (--precision=bf16, kernel "rows"): W as PyTorch lays it out, in
  * bf16, widened as loaded (bf16.c). Work items are the N features; a
  * register tile of F features x R samples (AVX-512: 2 x 8; AVX2 and NEON
  * 2 x 2; SSE 1 x 1), each weight vector loaded once for the R samples,
